@@ -1,0 +1,59 @@
+"""Run a command with a reachable Redis and MQTT broker (the test runner's set-up).
+
+``python -m vpp.testenv -- CMD ...`` looks for Redis at ``VPP_TEST_REDIS_URL``
+(default 127.0.0.1:6379) and a broker at ``VPP_TEST_MQTT_HOST:PORT`` (default
+127.0.0.1:1883). Whatever does not answer is started privately on a free
+loopback port (under ``state/testenv``), exported to the command through the
+same variables, and stopped when the command ends. The command's exit code is
+returned.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from vpp.servers import MosquittoServer, RedisServer, port_open
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start missing servers, run the command after ``--``, return its exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == "--":
+        args = args[1:]
+    if not args:
+        print("usage: python -m vpp.testenv -- CMD [ARGS...]", file=sys.stderr)
+        return 2
+    env = dict(os.environ)
+    redis_url = env.get("VPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+    parts = urlsplit(redis_url)
+    mqtt_host = env.get("VPP_TEST_MQTT_HOST", "127.0.0.1")
+    mqtt_port = int(env.get("VPP_TEST_MQTT_PORT", "1883"))
+    with ExitStack() as stack:
+        base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vpp-testenv-")))
+        if not port_open(parts.hostname or "127.0.0.1", parts.port or 6379):
+            redis = stack.enter_context(RedisServer(data_dir=base / "redis"))
+            print(f"testenv: no Redis at {redis_url}; started one at {redis.url}", flush=True)
+            redis_url = redis.url
+        if not port_open(mqtt_host, mqtt_port):
+            broker = stack.enter_context(MosquittoServer(data_dir=base / "mosquitto"))
+            print(f"testenv: no MQTT broker at {mqtt_host}:{mqtt_port}; started one on "
+                  f"port {broker.port}", flush=True)  # fmt: skip
+            mqtt_host, mqtt_port = broker.host, broker.port
+        env.update(
+            VPP_TEST_REDIS_URL=redis_url,
+            VPP_TEST_MQTT_HOST=mqtt_host,
+            VPP_TEST_MQTT_PORT=str(mqtt_port),
+        )
+        return subprocess.call(args, env=env)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,326 @@
+"""Dispatch events from the grid side: payloads, states and the per-interval record.
+
+An event asks the park to deviate from its baseline over a window of equal
+intervals. Peak shaving asks for less power from the grid, valley filling
+for more; the request states magnitudes (kW ≥ 0) and the kind gives the
+direction, so the stored target is a signed deviation in the service's
+convention (positive = drawn from the grid)::
+
+    peak_shaving   target_kw = -requested
+    valley_filling target_kw = +requested
+
+Life cycle (every change is appended to the park's log stream)::
+
+    received ──► scheduled ──► active ──► completed
+        │            │            └─────► failed
+        └────────────┴────────────┴─────► cancelled
+
+The event id makes a create idempotent: the same id with the same content
+returns the stored event; the same id with other content is a conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from vpp.errors import FieldError, InvalidInput
+from vpp.model import ID_PATTERN, invalid_input
+
+__all__ = [
+    "TERMINAL_STATES",
+    "EventKind",
+    "EventPatch",
+    "EventRecord",
+    "EventRequest",
+    "EventState",
+    "IllegalTransition",
+    "parse_event_patch",
+    "parse_event_request",
+]
+
+#: Longest event accepted: one market day of 15-minute intervals.
+MAX_INTERVALS = 96
+
+
+class EventKind(StrEnum):
+    """What the grid operator asks for."""
+
+    #: reduce the power drawn from the grid (demand response "down")
+    PEAK_SHAVING = "peak_shaving"
+    #: increase the power drawn from the grid (absorb surplus renewables)
+    VALLEY_FILLING = "valley_filling"
+
+
+class EventState(StrEnum):
+    """Where an event is in its life."""
+
+    #: accepted by the API, not yet checked against the portfolio
+    RECEIVED = "received"
+    #: checked and waiting for its start
+    SCHEDULED = "scheduled"
+    #: the control loop is delivering it
+    ACTIVE = "active"
+    #: ran to its end
+    COMPLETED = "completed"
+    #: withdrawn by the grid operator before its end
+    CANCELLED = "cancelled"
+    #: could not run (no controllable assets, control loop error)
+    FAILED = "failed"
+
+
+#: States an event never leaves.
+TERMINAL_STATES = frozenset({EventState.COMPLETED, EventState.CANCELLED, EventState.FAILED})
+
+_ALLOWED: dict[EventState, frozenset[EventState]] = {
+    EventState.RECEIVED: frozenset(
+        {EventState.SCHEDULED, EventState.ACTIVE, EventState.CANCELLED, EventState.FAILED}
+    ),
+    EventState.SCHEDULED: frozenset({EventState.ACTIVE, EventState.CANCELLED, EventState.FAILED}),
+    EventState.ACTIVE: frozenset({EventState.COMPLETED, EventState.CANCELLED, EventState.FAILED}),
+}
+
+
+class IllegalTransition(InvalidInput):
+    """An event was asked to do what its current state does not allow (HTTP 409)."""
+
+    @classmethod
+    def single(cls, field: str, message: str) -> IllegalTransition:
+        """Make the error for one field."""
+        return cls([FieldError(field=field, message=message, type="illegal_transition")])
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class EventRequest(_Payload):
+    """The body of ``POST /v1/parks/{park}/events``.
+
+    Give either ``targets_kw`` (one magnitude per interval) or ``target_kw``
+    with ``duration_minutes`` (a flat target).
+    """
+
+    id: str = Field(
+        pattern=ID_PATTERN, description="Event id, unique per park; makes the create idempotent."
+    )
+    kind: EventKind = Field(
+        description="peak_shaving (reduce load) or valley_filling (raise load)."
+    )
+    start: datetime = Field(description="Start of the first interval, with a UTC offset.")
+    interval_minutes: int = Field(default=15, ge=1, le=60, description="Length of each interval.")
+    targets_kw: list[float] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_INTERVALS,
+        description="Requested deviation magnitude per interval, kW ≥ 0.",
+    )
+    target_kw: float | None = Field(default=None, ge=0, description="A flat magnitude, kW.")
+    duration_minutes: int | None = Field(default=None, gt=0, description="With target_kw.")
+    price_per_kwh: float | None = Field(default=None, ge=0, description="Compensation, CNY/kWh.")
+    bid_id: str | None = Field(default=None, pattern=ID_PATTERN, description="The awarded bid.")
+    source: Literal["rest", "openadr"] = Field(default="rest", description="Who sent it.")
+
+    @model_validator(mode="after")
+    def _shape(self) -> EventRequest:
+        if self.start.tzinfo is None:
+            raise ValueError("start: needs a UTC offset, e.g. 2026-07-01T14:00:00+08:00")
+        if 60 % self.interval_minutes:
+            raise ValueError("interval_minutes: must divide 60 (1, 5, 15, 30, 60, ...)")
+        if self.targets_kw is not None:
+            if self.target_kw is not None or self.duration_minutes is not None:
+                raise ValueError("targets_kw: give targets_kw or target_kw, not both")
+            bad = [i for i, v in enumerate(self.targets_kw) if v < 0]
+            if bad:
+                raise ValueError(f"targets_kw: must be >= 0 (index {bad[0]})")
+        elif self.target_kw is None or self.duration_minutes is None:
+            raise ValueError("targets_kw: give targets_kw, or target_kw with duration_minutes")
+        elif self.duration_minutes % self.interval_minutes:
+            raise ValueError("duration_minutes: must be a multiple of interval_minutes")
+        elif self.duration_minutes // self.interval_minutes > MAX_INTERVALS:
+            raise ValueError(f"duration_minutes: at most {MAX_INTERVALS} intervals")
+        return self
+
+    def magnitudes(self) -> list[float]:
+        """Requested magnitude per interval, kW."""
+        if self.targets_kw is not None:
+            return list(self.targets_kw)
+        assert self.target_kw is not None and self.duration_minutes is not None
+        return [self.target_kw] * (self.duration_minutes // self.interval_minutes)
+
+    def signed_targets(self) -> list[float]:
+        """Target deviation per interval in the grid convention (negative = less load)."""
+        sign = -1.0 if self.kind is EventKind.PEAK_SHAVING else 1.0
+        return [sign * v if v else 0.0 for v in self.magnitudes()]
+
+    def fingerprint(self) -> str:
+        """A digest of the content that defines the event (for idempotent creates)."""
+        body = {
+            "kind": self.kind.value,
+            "start": self.start.timestamp(),
+            "interval_s": self.interval_minutes * 60,
+            "targets": [round(v, 6) for v in self.signed_targets()],
+            "price": self.price_per_kwh,
+            "bid": self.bid_id,
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+class EventPatch(_Payload):
+    """The body of ``PATCH /v1/parks/{park}/events/{event}``: new magnitudes.
+
+    Intervals already past keep their targets; only the present and future
+    intervals change.
+    """
+
+    targets_kw: list[float] = Field(min_length=1, max_length=MAX_INTERVALS)
+
+    @model_validator(mode="after")
+    def _non_negative(self) -> EventPatch:
+        bad = [i for i, v in enumerate(self.targets_kw) if v < 0]
+        if bad:
+            raise ValueError(f"targets_kw: must be >= 0 (index {bad[0]})")
+        return self
+
+
+def _parse(model: type[_Payload], data: Any) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_input(exc) from exc
+
+
+def parse_event_request(data: Any) -> EventRequest:
+    """Validate a create body; raise `InvalidInput` naming every bad field."""
+    result: EventRequest = _parse(EventRequest, data)
+    return result
+
+
+def parse_event_patch(data: Any) -> EventPatch:
+    """Validate a modify body; raise `InvalidInput` naming every bad field."""
+    result: EventPatch = _parse(EventPatch, data)
+    return result
+
+
+class EventRecord(BaseModel):
+    """An event as stored and returned by ``GET …/events/{event}``.
+
+    ``baseline_kw``, ``measured_kw`` and ``delivered_kw`` are filled by the
+    control loop interval by interval (NaN until measured, null in JSON).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    park: str
+    id: str
+    kind: EventKind
+    state: EventState
+    source: str
+    start: datetime
+    interval_s: int
+    target_kw: list[float]
+    baseline_kw: list[float | None]
+    measured_kw: list[float | None]
+    delivered_kw: list[float | None]
+    shortfall_kw: list[float | None]
+    price_per_kwh: float | None
+    bid_id: str | None
+    fingerprint: str
+    created: datetime
+    updated: datetime
+    reason: str | None = None
+    history: list[dict[str, Any]] = Field(default_factory=list)
+
+    @classmethod
+    def new(cls, park: str, request: EventRequest, now: datetime) -> EventRecord:
+        """Make the record of a freshly received event."""
+        targets = request.signed_targets()
+        empty: list[float | None] = [None] * len(targets)
+        return cls(
+            park=park,
+            id=request.id,
+            kind=request.kind,
+            state=EventState.RECEIVED,
+            source=request.source,
+            start=request.start,
+            interval_s=request.interval_minutes * 60,
+            target_kw=targets,
+            baseline_kw=list(empty),
+            measured_kw=list(empty),
+            delivered_kw=list(empty),
+            shortfall_kw=list(empty),
+            price_per_kwh=request.price_per_kwh,
+            bid_id=request.bid_id,
+            fingerprint=request.fingerprint(),
+            created=now,
+            updated=now,
+            history=[{"state": EventState.RECEIVED.value, "at": now.isoformat()}],
+        )
+
+    @property
+    def end(self) -> datetime:
+        """End of the last interval."""
+        return self.start + timedelta(seconds=self.interval_s * len(self.target_kw))
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the event is over."""
+        return self.state in TERMINAL_STATES
+
+    def interval_at(self, when: datetime) -> int | None:
+        """Index of the interval containing ``when``, or None outside the window."""
+        offset = (when - self.start).total_seconds()
+        if offset < 0 or when >= self.end:
+            return None
+        return int(offset // self.interval_s)
+
+    def interval_starts(self) -> list[datetime]:
+        """Start time of each interval."""
+        step = timedelta(seconds=self.interval_s)
+        return [self.start + i * step for i in range(len(self.target_kw))]
+
+    def transition(self, to: EventState, now: datetime, reason: str | None = None) -> None:
+        """Move to state ``to``; raise `IllegalTransition` when the life cycle forbids it."""
+        if to == self.state:
+            return
+        if to not in _ALLOWED.get(self.state, frozenset()):
+            raise IllegalTransition.single(
+                "state", f"an event that is {self.state.value} cannot become {to.value}"
+            )
+        self.state = to
+        self.updated = now
+        if reason:
+            self.reason = reason
+        entry: dict[str, Any] = {"state": to.value, "at": now.isoformat()}
+        if reason:
+            entry["reason"] = reason
+        self.history.append(entry)
+
+    def modify(self, patch: EventPatch, now: datetime) -> None:
+        """Replace the targets from the current interval on (past intervals are kept)."""
+        if self.terminal:
+            raise IllegalTransition.single("state", f"a {self.state.value} event cannot change")
+        sign = -1.0 if self.kind is EventKind.PEAK_SHAVING else 1.0
+        current = self.interval_at(now)
+        first = 0 if now < self.start else (current if current is not None else len(self.target_kw))
+        new = [sign * v if v else 0.0 for v in patch.targets_kw]
+        if len(new) != len(self.target_kw):
+            raise IllegalTransition.single(
+                "targets_kw", f"must keep the event's {len(self.target_kw)} intervals"
+            )
+        self.target_kw = self.target_kw[:first] + new[first:]
+        self.updated = now
+        self.history.append({"state": self.state.value, "at": now.isoformat(), "modified": True})
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready data (NaN never appears: unmeasured values are null)."""
+        data = self.model_dump(mode="json")
+        for name in ("baseline_kw", "measured_kw", "delivered_kw", "shortfall_kw"):
+            data[name] = [None if v is None or math.isnan(v) else v for v in data[name]]
+        return data

@@ -1,0 +1,104 @@
+"""What every adapter shares: the bounded telemetry queue, live state, stats.
+
+Not public: each adapter composes one :class:`AssetBook` and exposes its
+pieces through the :class:`adapters.types.Adapter` shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+
+from adapters.clamp import ClampResult, clamp_setpoint
+from adapters.errors import UnknownAsset
+from adapters.types import AdapterStats, Confirmation, DeviceLimits, Setpoint, Telemetry
+
+__all__ = ["AssetBook"]
+
+
+class AssetBook:
+    """Per-adapter bookkeeping: enrolled limits, latest readings, a bounded queue.
+
+    Args:
+        limits: enrolled limits per asset id.
+        queue_size: bound on readings waiting for the consumer; when full, the
+            oldest reading is dropped (and counted), never the connection.
+        log: the adapter's logger.
+    """
+
+    def __init__(
+        self,
+        limits: Mapping[str, DeviceLimits],
+        *,
+        queue_size: int,
+        log: logging.Logger,
+    ) -> None:
+        self.limits = dict(limits)
+        self.stats = AdapterStats()
+        self.latest: dict[str, Telemetry] = {}
+        self._queue: asyncio.Queue[Telemetry] = asyncio.Queue(maxsize=queue_size)
+        self._log = log
+
+    def limits_of(self, asset_id: str) -> DeviceLimits:
+        """Return the enrolled limits of one asset or raise :class:`UnknownAsset`."""
+        try:
+            return self.limits[asset_id]
+        except KeyError:
+            raise UnknownAsset(asset_id) from None
+
+    def publish(self, reading: Telemetry) -> None:
+        """Record a reading as the asset's live state and queue it for the consumer."""
+        self.latest[reading.asset_id] = reading
+        self.stats.record_telemetry()
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.stats.dropped += 1
+        self._queue.put_nowait(reading)
+
+    def bad_payload(self, where: str, detail: object) -> None:
+        """Count and log one rejected incoming payload."""
+        self.stats.bad_payloads += 1
+        self._log.warning("dropped bad payload from %s: %s", where, detail)
+
+    async def readings(self) -> AsyncIterator[Telemetry]:
+        """Yield queued readings forever (one consumer)."""
+        while True:
+            yield await self._queue.get()
+
+    def clamp(self, setpoint: Setpoint) -> ClampResult:
+        """Clamp a setpoint against the asset's limits and live state."""
+        return clamp_setpoint(
+            setpoint.power_kw,
+            self.limits_of(setpoint.asset_id),
+            self.latest.get(setpoint.asset_id),
+            now=time.time(),
+            hold_s=setpoint.hold_s,
+        )
+
+    def confirm(
+        self,
+        setpoint: Setpoint,
+        clamped: ClampResult,
+        *,
+        sent: bool,
+        confirmed: bool,
+        rtt_s: float | None,
+        reason: str = "",
+    ) -> Confirmation:
+        """Build, count and log the confirmation of one setpoint."""
+        why = "; ".join(r for r in (clamped.reason if clamped.clamped else "", reason) if r)
+        conf = Confirmation(
+            asset_id=setpoint.asset_id,
+            requested_kw=setpoint.power_kw,
+            sent_kw=clamped.power_kw if sent else None,
+            clamped=clamped.clamped,
+            confirmed=confirmed,
+            rtt_s=rtt_s,
+            reason=why,
+        )
+        self.stats.record_confirmation(conf)
+        if not confirmed:
+            self._log.warning("setpoint %s not confirmed: %s", setpoint, why)
+        return conf

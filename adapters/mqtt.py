@@ -1,0 +1,260 @@
+"""MQTT adapter for flexible loads (aiomqtt 2.x).
+
+One connection serves every asset of a park through wildcard subscriptions;
+topics and payloads are described in :mod:`adapters.mqtt_codec`.
+
+Example:
+    >>> limits = {"hvac-1": DeviceLimits(p_min_kw=10, p_max_kw=60)}
+    >>> mqtt = MqttAdapter(host="127.0.0.1", park="p1", assets=limits)
+    >>> async with mqtt:  # doctest: +SKIP
+    ...     conf = await mqtt.apply(Setpoint(asset_id="hvac-1", power_kw=30))
+    ...     async for reading in mqtt.telemetry():
+    ...         print(reading)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+
+import aiomqtt
+
+from adapters import mqtt_codec as codec
+from adapters._base import AssetBook
+from adapters._lifecycle import BackgroundService
+from adapters.backoff import Backoff
+from adapters.errors import PayloadError
+from adapters.types import (
+    AdapterStats,
+    Confirmation,
+    DeviceLimits,
+    Setpoint,
+    Telemetry,
+    TelemetrySource,
+)
+
+__all__ = ["MqttAdapter"]
+
+log = logging.getLogger("adapters.mqtt")
+
+#: Node name under which the service publishes its own availability.
+SERVICE_NODE = "_vpp"
+
+
+class MqttAdapter(BackgroundService):
+    """Telemetry in and setpoints out for many MQTT devices over one connection.
+
+    Args:
+        host: broker host.
+        port: broker port.
+        park: park id (second topic level).
+        assets: enrolled limits per asset id; readings from other assets are ignored.
+        root: first topic level(s); tests use a unique prefix.
+        username: broker user, if the broker wants one.
+        password: broker password.
+        client_id: MQTT client id (default: generated, unique).
+        encoding: payload encoding of commands to an asset not heard from yet
+            (afterwards each asset is answered in the encoding it uses).
+        ack_timeout_s: how long ``apply`` waits for the device's ack.
+        queue_size: bound on readings waiting for the consumer and on aiomqtt's
+            incoming queue.
+        keepalive_s: MQTT keepalive.
+        backoff_base: scale on reconnect delays (1.0 in production).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int = 1883,
+        park: str,
+        assets: Mapping[str, DeviceLimits],
+        root: str = "vpp",
+        username: str | None = None,
+        password: str | None = None,
+        client_id: str | None = None,
+        encoding: codec.Encoding = codec.Encoding.JSON,
+        ack_timeout_s: float = 5.0,
+        queue_size: int = 100_000,
+        keepalive_s: int = 30,
+        backoff_base: float = 1.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.topics = codec.Topics(root, park)
+        self._username, self._password = username, password
+        self._client_id = client_id or f"vpp-{park}-{uuid.uuid4().hex[:8]}"
+        self._default_encoding = encoding
+        self._encodings: dict[str, codec.Encoding] = {}
+        self._ack_timeout = ack_timeout_s
+        self._queue_size = queue_size
+        self._keepalive = keepalive_s
+        self._backoff = Backoff(base=backoff_base)
+        self._book = AssetBook(assets, queue_size=queue_size, log=log)
+        self._client: aiomqtt.Client | None = None
+        self._pending: dict[str, asyncio.Future[codec.Ack]] = {}
+        self._connected = asyncio.Event()
+        self._task_name = f"mqtt-adapter-{park}"
+
+    @property
+    def stats(self) -> AdapterStats:
+        """Counters for the supervisor's metrics."""
+        return self._book.stats
+
+    async def wait_connected(self) -> None:
+        """Wait until the broker connection is up (bound it with ``asyncio.timeout``)."""
+        await self._connected.wait()
+
+    def telemetry(self) -> AsyncIterator[Telemetry]:
+        """Readings from every enrolled asset as they arrive (one consumer)."""
+        return self._book.readings()
+
+    def last(self, asset_id: str) -> Telemetry | None:
+        """The latest reading of one asset."""
+        return self._book.latest.get(asset_id)
+
+    async def apply(self, setpoint: Setpoint) -> Confirmation:
+        """Clamp a setpoint, publish it with QoS 1 and await the device's ack.
+
+        Raises:
+            UnknownAsset: the asset is not enrolled with this adapter.
+        """
+        clamped = self._book.clamp(setpoint)
+        ack, rtt, reason = await self._command(setpoint.asset_id, clamped.power_kw, setpoint.hold_s)
+        confirmed = ack is not None and ack.ok and ack.p_kw is not None
+        if confirmed and ack is not None and abs((ack.p_kw or 0.0) - clamped.power_kw) > 1e-3:
+            confirmed, reason = False, f"device applied {ack.p_kw} kW"
+        if ack is not None and not ack.ok:
+            reason = ack.reason or "device refused"
+        return self._book.confirm(
+            setpoint, clamped, sent=rtt is not None or ack is not None, confirmed=confirmed,
+            rtt_s=rtt, reason=reason,
+        )  # fmt: skip
+
+    async def release(self, asset_id: str) -> bool:
+        """Send ``p_kw: null``: the device returns to its own behaviour."""
+        self._book.limits_of(asset_id)
+        ack, _, _ = await self._command(asset_id, None, 0.0)
+        return ack is not None and ack.ok
+
+    async def _command(
+        self, asset_id: str, p_kw: float | None, hold_s: float
+    ) -> tuple[codec.Ack | None, float | None, str]:
+        client = self._client
+        if client is None:
+            return None, None, "broker not connected"
+        cmd = codec.Command(uuid.uuid4().hex, p_kw, hold_s, time.time())
+        enc = self._encodings.get(asset_id, self._default_encoding)
+        future: asyncio.Future[codec.Ack] = asyncio.get_running_loop().create_future()
+        self._pending[cmd.id] = future
+        start = time.perf_counter()
+        try:
+            await client.publish(self.topics.cmd(asset_id), codec.encode_command(cmd, enc), qos=1)
+            ack = await asyncio.wait_for(future, self._ack_timeout)
+            return ack, time.perf_counter() - start, ""
+        except TimeoutError:
+            return None, None, f"no ack within {self._ack_timeout} s"
+        except aiomqtt.MqttError as exc:
+            return None, None, f"publish failed: {exc}"
+        finally:
+            self._pending.pop(cmd.id, None)
+
+    async def _run(self) -> None:
+        first = True
+        will = aiomqtt.Will(
+            self.topics.status(SERVICE_NODE),
+            codec.encode_status(codec.Status(False)),
+            qos=1,
+            retain=True,
+        )
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    self.host,
+                    self.port,
+                    username=self._username,
+                    password=self._password,
+                    identifier=self._client_id,
+                    will=will,
+                    keepalive=self._keepalive,
+                    max_queued_incoming_messages=self._queue_size,
+                    logger=log,
+                ) as client:
+                    await client.subscribe(
+                        [
+                            (self.topics.wildcard("telemetry"), 0),
+                            (self.topics.wildcard("ack"), 1),
+                            (self.topics.wildcard("status"), 1),
+                        ]
+                    )
+                    await client.publish(
+                        will.topic, codec.encode_status(codec.Status(True)), qos=1, retain=True
+                    )
+                    self._client = client
+                    self._on_connected(first)
+                    first = False
+                    async for message in client.messages:
+                        self._dispatch(message.topic.value, message.payload)
+            except aiomqtt.MqttError as exc:
+                log.warning("MQTT connection to %s:%d lost: %s", self.host, self.port, exc)
+            finally:
+                self._client = None
+                self._connected.clear()
+                self.stats.connected = False
+            await self._backoff.wait()
+
+    def _on_connected(self, first: bool) -> None:
+        self._backoff.reset()
+        self.stats.connected = True
+        if not first:
+            self.stats.reconnects += 1
+        self._connected.set()
+        log.info("MQTT connected to %s:%d for park %s", self.host, self.port, self.topics.park)
+
+    def _dispatch(self, topic: str, payload: object) -> None:
+        """Route one message; a bad one is counted and dropped, never raised."""
+        try:
+            if not isinstance(payload, bytes | bytearray):
+                raise PayloadError(f"non-binary payload {type(payload).__name__}")
+            asset, leaf = self.topics.split(topic)
+            if leaf == "telemetry":
+                if asset in self._book.limits:
+                    self._remember_encoding(asset, payload)
+                    self._book.publish(codec.decode_telemetry(asset, payload))
+            elif leaf == "ack":
+                ack = codec.decode_ack(payload)
+                future = self._pending.get(ack.id)
+                if future is not None and not future.done():
+                    future.set_result(ack)
+            elif leaf == "status" and asset != SERVICE_NODE:
+                self._on_status(asset, codec.decode_status(payload))
+        except PayloadError as exc:
+            self._book.bad_payload(topic, exc.detail)
+
+    def _remember_encoding(self, asset: str, payload: bytes | bytearray) -> None:
+        if asset not in self._encodings:
+            self._encodings[asset] = (
+                codec.Encoding.JSON if payload[:1] == b"{" else codec.Encoding.MSGPACK
+            )
+
+    def _on_status(self, node: str, status: codec.Status) -> None:
+        now = time.time()
+        for asset in status.assets or (node,):
+            if asset not in self._book.limits:
+                continue
+            last = self._book.latest.get(asset)
+            if last is None and status.online:
+                continue  # nothing known yet; its first reading will say it all
+            if last is not None and last.available == status.online:
+                continue
+            self._book.publish(
+                Telemetry(
+                    asset_id=asset,
+                    ts=now,
+                    power_kw=0.0 if last is None else last.power_kw,
+                    available=status.online,
+                    source=TelemetrySource.MQTT,
+                )
+            )

@@ -1,0 +1,217 @@
+"""Simulated flexible loads (HVAC, process lines) speaking MQTT.
+
+:class:`LoadModel` is the physics, free of I/O; :class:`MqttLoadFleet` puts
+many of them on one broker connection, as a site gateway would: it publishes
+each load's telemetry, follows commands within ramp limits, acknowledges them,
+and announces its loads' availability with a retained status and a last will.
+
+Physics: a load follows its baseline ``b(t)`` unless a command holds. Energy
+not drawn while shed (``b - p``) accumulates as a deficit that comes back as
+rebound once the command ends (``p = b + deficit / rebound_tau``, inside the
+power window), so a shed load's energy returns rather than vanishing; a
+load pushed above its baseline banks the surplus and draws less afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiomqtt
+
+from adapters import mqtt_codec as codec
+from adapters._lifecycle import BackgroundService
+from adapters.backoff import Backoff
+from adapters.errors import PayloadError
+from adapters.sim._clock import SimClock
+
+__all__ = ["LoadModel", "LoadSpec", "MqttLoadFleet"]
+
+log = logging.getLogger("adapters.sim.loads")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadSpec:
+    """One simulated flexible load.
+
+    Attributes:
+        asset_id: its id (third topic level).
+        kind: ``hvac`` (baseline swings hourly) or ``process`` (flat baseline).
+        baseline_kw: mean power drawn with no demand response.
+        p_min_kw: lowest power it can run at (fully shed).
+        p_max_kw: highest power it can run at.
+        ramp_kw_per_s: how fast its power may change (simulated seconds).
+        rebound_tau_s: time constant over which a shed energy deficit returns.
+    """
+
+    asset_id: str
+    kind: str = "hvac"
+    baseline_kw: float = 50.0
+    p_min_kw: float = 10.0
+    p_max_kw: float = 80.0
+    ramp_kw_per_s: float = 2.0
+    rebound_tau_s: float = 1800.0
+
+
+class LoadModel:
+    """The physics of one load, stepped in simulated seconds.
+
+    Args:
+        spec: the load's description.
+    """
+
+    def __init__(self, spec: LoadSpec) -> None:
+        self.spec = spec
+        self.power_kw = spec.baseline_kw
+        self.energy_kwh = 0.0
+        self.deficit_kwh = 0.0
+        self.command_kw: float | None = None
+        self.command_until = 0.0
+
+    def baseline(self, t: float) -> float:
+        """Power the load would draw at simulated time ``t`` with no demand response."""
+        if self.spec.kind == "hvac":
+            return self.spec.baseline_kw * (1.0 + 0.1 * math.sin(2 * math.pi * t / 3600.0))
+        return self.spec.baseline_kw
+
+    def command(self, p_kw: float | None, *, until: float) -> float | None:
+        """Take a command (None releases); return the target it will follow."""
+        if p_kw is None:
+            self.command_kw = None
+            return None
+        self.command_kw = min(max(p_kw, self.spec.p_min_kw), self.spec.p_max_kw)
+        self.command_until = until
+        return self.command_kw
+
+    def target(self, t: float) -> float:
+        """Power the load is heading for at simulated time ``t``."""
+        if self.command_kw is not None and t < self.command_until:
+            return self.command_kw
+        self.command_kw = None
+        rebound = self.deficit_kwh * 3600.0 / self.spec.rebound_tau_s
+        return min(max(self.baseline(t) + rebound, self.spec.p_min_kw), self.spec.p_max_kw)
+
+    def step(self, t: float, dt: float) -> None:
+        """Advance ``dt`` simulated seconds ending at ``t``."""
+        if dt <= 0:
+            return
+        goal = self.target(t)
+        max_move = self.spec.ramp_kw_per_s * dt
+        self.power_kw += min(max(goal - self.power_kw, -max_move), max_move)
+        hours = dt / 3600.0
+        self.energy_kwh += self.power_kw * hours
+        self.deficit_kwh += (self.baseline(t) - self.power_kw) * hours
+
+
+class MqttLoadFleet(BackgroundService):
+    """Many simulated loads on one MQTT connection (a gateway).
+
+    Args:
+        host: broker host.
+        port: broker port.
+        park: park id.
+        loads: the loads this gateway serves.
+        root: topic root (as the adapter's).
+        node: gateway name used for its status topic and last will.
+        period_s: wall-clock seconds between telemetry rounds.
+        time_scale: simulated seconds per wall-clock second.
+        encoding: payload encoding of telemetry and acks.
+        backoff_base: scale on reconnect delays.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int = 1883,
+        park: str,
+        loads: Sequence[LoadSpec],
+        root: str = "vpp",
+        node: str | None = None,
+        period_s: float = 1.0,
+        time_scale: float = 1.0,
+        encoding: codec.Encoding = codec.Encoding.JSON,
+        backoff_base: float = 1.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.topics = codec.Topics(root, park)
+        self.node = node or f"gw-{uuid.uuid4().hex[:8]}"
+        self.models = {spec.asset_id: LoadModel(spec) for spec in loads}
+        self.period_s = period_s
+        self.clock = SimClock(time_scale=time_scale)
+        self.encoding = encoding
+        self._backoff = Backoff(base=backoff_base)
+        self._last_t = 0.0
+        self._task_name = f"sim-loads-{self.node}"
+        self.connected = asyncio.Event()
+        self.commands = 0
+
+    def advance(self) -> float:
+        """Step every load's physics up to now; return the simulated time."""
+        t = self.clock.now()
+        dt, self._last_t = t - self._last_t, t
+        for model in self.models.values():
+            model.step(t, dt)
+        return t
+
+    async def _run(self) -> None:
+        status = self.topics.status(self.node)
+        assets = tuple(self.models)
+        will = aiomqtt.Will(status, codec.encode_status(codec.Status(False, assets)), 1, True)
+        while True:
+            try:
+                async with aiomqtt.Client(
+                    self.host, self.port, identifier=self.node, will=will, logger=log
+                ) as client:
+                    await client.subscribe(self.topics.wildcard("cmd"), qos=1)
+                    online = codec.encode_status(codec.Status(True, assets))
+                    await client.publish(status, online, qos=1, retain=True)
+                    self._backoff.reset()
+                    self.connected.set()
+                    async with asyncio.TaskGroup() as tg:
+                        tg.create_task(self._publish_loop(client), name=f"{self.node}-telemetry")
+                        async for message in client.messages:
+                            await self._on_command(client, message)
+            except* aiomqtt.MqttError as group:
+                log.warning("load gateway %s lost the broker: %s", self.node, group.exceptions)
+            finally:
+                self.connected.clear()
+            await self._backoff.wait()
+
+    async def _publish_loop(self, client: aiomqtt.Client) -> None:
+        while True:
+            started = time.monotonic()
+            self.advance()
+            now = time.time()
+            for asset, model in self.models.items():
+                payload = codec.encode_telemetry(
+                    p_kw=round(model.power_kw, 3),
+                    ts=now,
+                    e_kwh=round(model.energy_kwh, 4),
+                    max_kw=model.spec.p_max_kw,
+                    min_kw=model.spec.p_min_kw,
+                    encoding=self.encoding,
+                )
+                await client.publish(self.topics.telemetry(asset), payload, qos=0)
+            await asyncio.sleep(max(0.0, self.period_s - (time.monotonic() - started)))
+
+    async def _on_command(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        try:
+            asset, _ = self.topics.split(message.topic.value)
+            model = self.models.get(asset)
+            if model is None or not isinstance(message.payload, bytes | bytearray):
+                return
+            cmd, enc = codec.decode_command(message.payload)
+        except PayloadError as exc:
+            log.warning("load gateway %s ignored a bad command: %s", self.node, exc.detail)
+            return
+        t = self.advance()
+        applied = model.command(cmd.p_kw, until=t + self.clock.sim_seconds(cmd.hold_s))
+        self.commands += 1
+        ack = codec.Ack(cmd.id, True, applied)
+        await client.publish(self.topics.ack(asset), codec.encode_ack(ack, enc), qos=1)

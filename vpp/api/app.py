@@ -1,0 +1,51 @@
+"""The app factory."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from vpp.api import assets, ops, parks
+from vpp.api.context import METRICS, ROUTE_TABLE, SETTINGS, STATE, TOKENS
+from vpp.api.middleware import auth_middleware, metrics_middleware, problem_middleware
+from vpp.api.routing import add_routes
+from vpp.auth import TokenStore
+from vpp.metrics import Metrics
+from vpp.settings import Settings
+from vpp.state import State
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    settings: Settings,
+    state: State,
+    *,
+    metrics: Metrics | None = None,
+    tokens: TokenStore | None = None,
+) -> web.Application:
+    """Build the HTTP app with the park, asset and operations routes.
+
+    The caller owns ``state`` (opens and closes it). More routes (bids,
+    events, flexibility) are added with ``vpp.api.add_routes`` before the app
+    starts; their roles are enforced and they appear in ``/openapi.json``.
+
+    Args:
+        settings: the service settings.
+        state: the Redis repository.
+        metrics: the metrics to record into; a fresh registry when omitted.
+        tokens: the token store; one over ``state`` when omitted.
+    """
+    metrics = metrics if metrics is not None else Metrics()
+    if state.on_error is None:
+        state.on_error = metrics.redis_failed
+    app = web.Application(
+        middlewares=[metrics_middleware, problem_middleware, auth_middleware],
+        client_max_size=1 << 20,
+    )
+    app[SETTINGS] = settings
+    app[STATE] = state
+    app[METRICS] = metrics
+    app[TOKENS] = tokens if tokens is not None else TokenStore(state)
+    app[ROUTE_TABLE] = {}
+    add_routes(app, [*ops.ROUTES, *parks.ROUTES, *assets.ROUTES])
+    return app

@@ -1,0 +1,63 @@
+"""Operations routes: liveness, readiness, Prometheus metrics, the OpenAPI document."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from vpp.api.context import METRICS, ROUTE_TABLE, STATE
+from vpp.api.io import json_response
+from vpp.api.openapi import build_openapi
+from vpp.api.routing import Route
+from vpp.api.schemas import Health, Readiness
+from vpp.errors import StateError
+from vpp.metrics import CONTENT_TYPE
+
+__all__ = ["ROUTES"]
+
+log = logging.getLogger("vpp.api")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process serves HTTP."""
+    return json_response(Health())
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 200 when Redis answers, 503 while it does not."""
+    up = await request.app[STATE].ping()
+    request.app[METRICS].redis_up.set(1 if up else 0)
+    return json_response(Readiness(ready=up, redis=up), status=200 if up else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition; the asset gauge is refreshed from Redis first."""
+    state, registry = request.app[STATE], request.app[METRICS]
+    try:
+        counts = {park: await state.count_assets(park) for park in await state.list_parks()}
+    except StateError:
+        # Keep the last counts; vpp_redis_errors_total already says why.
+        log.debug("asset gauge not refreshed: Redis unavailable")
+    else:
+        registry.set_assets(counts)
+    resp = web.Response(body=registry.exposition())
+    resp.headers["Content-Type"] = CONTENT_TYPE
+    return resp
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document of every registered route."""
+    return web.json_response(build_openapi(request.app[ROUTE_TABLE].values()))
+
+
+ROUTES = [
+    Route("GET", "/healthz", healthz, "healthz", "Liveness", None, response=Health,
+          tags=("ops",)),
+    Route("GET", "/readyz", readyz, "readyz", "Readiness (Redis answers)", None,
+          response=Readiness, errors=(503,), tags=("ops",)),
+    Route("GET", "/metrics", metrics, "metrics", "Prometheus metrics", None,
+          content_type="text/plain", tags=("ops",)),
+    Route("GET", "/openapi.json", openapi, "openapi", "This OpenAPI document", None,
+          tags=("ops",)),
+]  # fmt: skip

@@ -1,0 +1,63 @@
+"""Park routes: list the parks a token sees, read one, set its metadata."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from vpp.api.context import STATE, principal
+from vpp.api.io import json_response, read_json
+from vpp.api.routing import ALL_ROLES, Route
+from vpp.api.schemas import ParkList
+from vpp.auth import Role
+from vpp.errors import FieldError, InvalidInput
+from vpp.model import Park, ParkSummary, invalid_input
+
+__all__ = ["ROUTES"]
+
+
+async def list_parks(request: web.Request) -> web.Response:
+    """Every park the token may touch, with asset counts by kind."""
+    state = request.app[STATE]
+    who = principal(request)
+    items = [
+        ParkSummary(park=await state.get_park(p), assets=await state.count_assets(p))
+        for p in await state.list_parks()
+        if who.may_touch(p)
+    ]
+    return json_response(ParkList(items=items))
+
+
+async def get_park(request: web.Request) -> web.Response:
+    """One park with its asset counts by kind."""
+    state = request.app[STATE]
+    park = request.match_info["park"]
+    summary = ParkSummary(park=await state.get_park(park), assets=await state.count_assets(park))
+    return json_response(summary)
+
+
+async def put_park(request: web.Request) -> web.Response:
+    """Create or replace a park's metadata (name, timezone, description)."""
+    park_id = request.match_info["park"]
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise InvalidInput([FieldError("body", "must be a JSON object", "dict_type")])
+    if body.get("id", park_id) != park_id:
+        raise InvalidInput([FieldError("id", "must match the park in the path", "id")])
+    try:
+        park = Park.model_validate({**body, "id": park_id})
+    except ValidationError as exc:
+        raise invalid_input(exc) from exc
+    await request.app[STATE].put_park(park)
+    return json_response(park)
+
+
+ROUTES = [
+    Route("GET", "/v1/parks", list_parks, "listParks", "List the parks this token may see",
+          ALL_ROLES, response=ParkList, tags=("parks",)),
+    Route("GET", "/v1/parks/{park}", get_park, "getPark", "Read a park and its asset counts",
+          ALL_ROLES, response=ParkSummary, errors=(404,), tags=("parks",)),
+    Route("PUT", "/v1/parks/{park}", put_park, "putPark", "Create or replace park metadata",
+          frozenset({Role.PARK_OPERATOR}), request=Park, response=Park,
+          errors=(400, 415, 422), tags=("parks",)),
+]  # fmt: skip

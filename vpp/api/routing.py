@@ -1,0 +1,84 @@
+"""The route table: one ``Route`` per operation, feeding the router, auth and OpenAPI.
+
+A route declares who may call it (``roles``; None for the public ops
+endpoints) and its payload models; the auth middleware enforces the roles and
+the ``{park}`` path parameter, and ``vpp.api.openapi`` documents it. Later
+features add their routes with ``add_routes(app, [...])`` before the app starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from vpp.api.context import ROUTE_TABLE
+from vpp.auth import Role
+
+__all__ = ["ALL_ROLES", "Handler", "Route", "add_routes", "route_of"]
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: Every role (admin is implied everywhere anyway).
+ALL_ROLES = frozenset(Role)
+
+
+@dataclass(frozen=True)
+class Route:
+    """One HTTP operation.
+
+    Attributes:
+        method: HTTP method.
+        path: aiohttp path template, e.g. ``/v1/parks/{park}/assets``.
+        handler: the coroutine that serves it.
+        operation_id: unique name (OpenAPI ``operationId``).
+        summary: one line for the OpenAPI document.
+        roles: roles that may call it (admin always may); None = no auth.
+        request: the request body's model (use a ``RootModel`` for a union).
+        response: the success body's model; None for no body.
+        status: the success status.
+        errors: the error statuses it may answer (documented as problem+json).
+        tags: OpenAPI tags.
+        content_type: the success body's media type.
+        request_content_type: the request body's media type.
+        query: query parameters, name -> description.
+    """
+
+    method: str
+    path: str
+    handler: Handler
+    operation_id: str
+    summary: str
+    roles: frozenset[Role] | None
+    request: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    tags: tuple[str, ...] = ()
+    content_type: str = "application/json"
+    request_content_type: str = "application/json"
+    query: dict[str, str] = field(default_factory=dict)
+
+
+def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
+    """Register routes on the app's router and in its route table."""
+    table: dict[tuple[str, str], Route] = app[ROUTE_TABLE]
+    for route in routes:
+        app.router.add_route(route.method, route.path, route.handler)
+        table[(route.method, route.path)] = route
+
+
+def route_of(request: web.Request) -> Route | None:
+    """The ``Route`` a request matched (HEAD counts as GET), or None.
+
+    Routes added to the router directly, not through ``add_routes``, have no
+    entry and so no auth: always register through ``add_routes``.
+    """
+    resource = request.match_info.route.resource
+    if resource is None:
+        return None
+    method = "GET" if request.method == "HEAD" else request.method
+    table: dict[tuple[str, str], Route] = request.app[ROUTE_TABLE]
+    return table.get((method, resource.canonical))

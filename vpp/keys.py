@@ -1,0 +1,101 @@
+"""Every Redis key name the service uses, in one place.
+
+Park-scoped keys carry the park id in braces, the Redis Cluster hash tag, so a
+park's keys live on one shard and a transaction or script over them stays
+legal in a cluster::
+
+    {ns}:{{park}}:meta          hash   park metadata (msgpack fields)
+    {ns}:{{park}}:assets        hash   asset id -> kind (the registry index)
+    {ns}:{{park}}:asset:{id}    string msgpack enrolled asset (durable)
+    {ns}:{{park}}:live:{id}     string msgpack LiveState, with a TTL
+    {ns}:{{park}}:log           stream append-only event log
+
+Keys that are not about one park are global under the namespace::
+
+    {ns}:parks                  set    ids of the parks that were ever enrolled into
+    {ns}:tokens:{sha256}        string msgpack token record (hashed secret in the name)
+
+``ns`` defaults to ``vpp`` (setting ``redis.namespace``); tests use a unique one.
+To add a park-scoped key (bids, events, leases), add a property or method to
+``Keys``; to add a global one, to ``GlobalKeys``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["DEFAULT_NAMESPACE", "GlobalKeys", "Keys"]
+
+DEFAULT_NAMESPACE = "vpp"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The key names of one park under one namespace.
+
+    Example:
+        >>> Keys("vpp", "park1").asset("bess-01")
+        'vpp:{park1}:asset:bess-01'
+    """
+
+    namespace: str
+    park: str
+
+    @property
+    def prefix(self) -> str:
+        """The common prefix of all the park's keys, with the hash tag."""
+        return f"{self.namespace}:{{{self.park}}}"
+
+    @property
+    def pattern(self) -> str:
+        """A SCAN ``MATCH`` pattern for every key of the park."""
+        # Braces are not glob characters, but '[' and '?' could be in a namespace.
+        return f"{self.prefix}:*"
+
+    @property
+    def meta(self) -> str:
+        """Hash of park metadata."""
+        return f"{self.prefix}:meta"
+
+    @property
+    def assets(self) -> str:
+        """Hash asset id -> kind: the registry index of enrolled assets."""
+        return f"{self.prefix}:assets"
+
+    def asset(self, asset_id: str) -> str:
+        """String: the msgpack enrolled asset."""
+        return f"{self.prefix}:asset:{asset_id}"
+
+    def live(self, asset_id: str) -> str:
+        """String: the msgpack live telemetry, expiring after its TTL."""
+        return f"{self.prefix}:live:{asset_id}"
+
+    @property
+    def log(self) -> str:
+        """Stream: the park's append-only event log."""
+        return f"{self.prefix}:log"
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalKeys:
+    """Key names under a namespace that are not scoped to one park."""
+
+    namespace: str = DEFAULT_NAMESPACE
+
+    def park(self, park: str) -> Keys:
+        """The keys of ``park`` under this namespace."""
+        return Keys(self.namespace, park)
+
+    @property
+    def parks(self) -> str:
+        """Set of park ids."""
+        return f"{self.namespace}:parks"
+
+    def token(self, digest: str) -> str:
+        """String: the token record whose secret hashes to ``digest``."""
+        return f"{self.namespace}:tokens:{digest}"
+
+    @property
+    def token_pattern(self) -> str:
+        """A SCAN ``MATCH`` pattern for every token record."""
+        return f"{self.namespace}:tokens:*"

@@ -1,0 +1,90 @@
+"""Every Prometheus metric of the service, in one module.
+
+Each app gets its own ``Metrics`` with a dedicated ``CollectorRegistry``, so
+several apps (tests) can live in one process. Names are prefixed ``vpp_``.
+Sections: HTTP, registry, Redis. Adapter, control-loop and dispatch metrics
+go into their own sections of ``Metrics`` when they arrive, named
+``vpp_adapter_*``, ``vpp_dispatch_*``, ``vpp_control_*``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE", "HTTP_BUCKETS", "Metrics"]
+
+#: The Content-Type of the text exposition format.
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+#: Latency buckets (seconds) for API requests: a registry read is ~1 ms.
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    """The service's metrics, registered in their own registry.
+
+    Args:
+        registry: the registry to register into; a new one when omitted.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+
+        # -- HTTP
+        self.http_requests = Counter(
+            "vpp_http_requests",
+            "HTTP requests served, by route template, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.http_duration = Histogram(
+            "vpp_http_request_duration_seconds",
+            "HTTP request latency, by route template, method and status.",
+            ["route", "method", "status"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
+
+        # -- registry
+        self.assets_enrolled = Gauge(
+            "vpp_assets_enrolled",
+            "Enrolled assets by park and kind (refreshed from Redis at each scrape).",
+            ["park", "kind"],
+            registry=r,
+        )
+
+        # -- Redis
+        self.redis_errors = Counter(
+            "vpp_redis_errors",
+            "Redis operations that failed, by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self.redis_up = Gauge(
+            "vpp_redis_up", "1 when Redis answered the last readiness check.", registry=r
+        )
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one HTTP request and its latency."""
+        labels = (route, method, str(status))
+        self.http_requests.labels(*labels).inc()
+        self.http_duration.labels(*labels).observe(seconds)
+
+    def redis_failed(self, operation: str) -> None:
+        """Count one failed Redis operation (``State``'s ``on_error`` hook)."""
+        self.redis_errors.labels(operation).inc()
+
+    def set_assets(self, counts: Mapping[str, Mapping[str, int]]) -> None:
+        """Replace the enrolled-asset gauge with ``{park: {kind: count}}``."""
+        self.assets_enrolled.clear()
+        for park, kinds in counts.items():
+            for kind, count in kinds.items():
+                self.assets_enrolled.labels(park, kind).set(count)
+
+    def exposition(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)

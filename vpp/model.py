@@ -1,0 +1,379 @@
+"""The domain model: parks, enrolled assets and their live state.
+
+Assets are a discriminated union on ``kind`` (``battery``, ``ev_charger``,
+``flexible_load``, ``pv``). Each kind carries its enrolled limits, its
+deviation costs, its owner enterprise and grid node, and how to reach it
+(``connection``, a union on ``protocol``: mqtt, modbus or ocpp). Power is in
+kW (positive = drawn from the grid), energy in kWh, durations in minutes,
+costs in CNY per kWh.
+
+``parse_asset`` is the one validator: it returns the model of the right kind
+or raises ``InvalidInput`` naming every bad field (``soc_max``,
+``connection.port``, ``kind`` for an unknown kind, ...).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+
+from vpp.errors import FieldError, InvalidInput
+
+__all__ = [
+    "ASSET_MODELS",
+    "ID_PATTERN",
+    "IMMUTABLE_FIELDS",
+    "Asset",
+    "AssetId",
+    "AssetKind",
+    "Battery",
+    "Connection",
+    "DeviationCosts",
+    "EvCharger",
+    "FlexibleLoad",
+    "LiveState",
+    "ModbusConnection",
+    "MqttConnection",
+    "OcppConnection",
+    "Park",
+    "ParkId",
+    "ParkSummary",
+    "Pv",
+    "apply_patch",
+    "asset_from_dict",
+    "invalid_input",
+    "parse_asset",
+    "utcnow",
+]
+
+#: Asset and park ids: safe in Redis keys, MQTT topics and URL paths.
+ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+
+AssetId: TypeAlias = Annotated[str, Field(pattern=ID_PATTERN, description="[A-Za-z0-9_.-]{1,64}")]
+ParkId: TypeAlias = Annotated[str, Field(pattern=ID_PATTERN, description="[A-Za-z0-9_.-]{1,64}")]
+
+_Kw = Annotated[float, Field(ge=0)]
+_Fraction = Annotated[float, Field(ge=0, le=1)]
+_Efficiency = Annotated[float, Field(gt=0, le=1)]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+class _Model(BaseModel):
+    # Unknown fields are refused (a typo must not be silently dropped) and
+    # NaN/inf never reach the optimiser.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=False)
+
+
+class AssetKind(StrEnum):
+    """The kinds of asset the service can enroll."""
+
+    BATTERY = "battery"  #: stationary battery storage
+    EV_CHARGER = "ev_charger"  #: an EV charger (bidirectional when V2G is allowed)
+    FLEXIBLE_LOAD = "flexible_load"  #: a load that can shed (HVAC, chiller, compressor, line)
+    PV = "pv"  #: photovoltaic generation, curtailable
+
+
+class MqttConnection(_Model):
+    """A device that publishes telemetry and takes setpoints over MQTT."""
+
+    protocol: Literal["mqtt"] = "mqtt"
+    topic_prefix: str = Field(
+        min_length=1, max_length=200, pattern=r"^[^#+\s]+$", description="no wildcards"
+    )
+
+
+class ModbusConnection(_Model):
+    """A device reached over Modbus TCP (SunSpec register maps)."""
+
+    protocol: Literal["modbus"] = "modbus"
+    host: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.:-]+$")
+    port: int = Field(default=502, ge=1, le=65535)
+    unit_id: int = Field(default=1, ge=0, le=247)
+
+
+class OcppConnection(_Model):
+    """A charge point that connects to the service over OCPP 2.0.1 / 2.1."""
+
+    protocol: Literal["ocpp"] = "ocpp"
+    charge_point_id: str = Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9_.:-]+$")
+    evse_id: int = Field(default=1, ge=1)
+
+
+Connection: TypeAlias = Annotated[
+    MqttConnection | ModbusConnection | OcppConnection, Field(discriminator="protocol")
+]
+
+
+class DeviationCosts(_Model):
+    """What deviating from the baseline costs, per kWh.
+
+    Attributes:
+        up_per_kwh: cost of drawing more (or feeding in less) than the baseline.
+        down_per_kwh: cost of drawing less (or feeding in more) than the baseline.
+    """
+
+    up_per_kwh: float = Field(default=0.0, ge=0)
+    down_per_kwh: float = Field(default=0.0, ge=0)
+
+
+def _not_above(name: str, other: str) -> Any:
+    """A validator: field ``name`` may not exceed field ``other`` (declared before it)."""
+
+    def check(cls: type[BaseModel], value: float, info: ValidationInfo) -> float:
+        top = info.data.get(other)
+        if top is not None and value > top:
+            raise ValueError(f"{name} ({value}) exceeds {other} ({top})")
+        return value
+
+    return field_validator(name)(classmethod(check))
+
+
+class _AssetBase(_Model):
+    id: AssetId
+    name: str = Field(default="", max_length=200)
+    owner: str = Field(min_length=1, max_length=200, description="owner enterprise")
+    grid_node: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
+    costs: DeviationCosts = Field(default_factory=DeviationCosts)
+    connection: Connection
+    enrolled_at: datetime | None = Field(default=None, description="set by the service")
+    updated_at: datetime | None = Field(default=None, description="set by the service")
+
+
+class Battery(_AssetBase):
+    """Stationary battery storage: a SoC window, charge and discharge limits."""
+
+    kind: Literal["battery"] = "battery"
+    capacity_kwh: float = Field(gt=0)
+    max_charge_kw: _Kw
+    max_discharge_kw: _Kw
+    soc_min: _Fraction = 0.1
+    soc_max: _Fraction = 0.9
+    charge_efficiency: _Efficiency = 0.95
+    discharge_efficiency: _Efficiency = 0.95
+
+    @field_validator("soc_max")
+    @classmethod
+    def _soc_window(cls, value: float, info: ValidationInfo) -> float:
+        soc_min = info.data.get("soc_min")
+        if soc_min is not None and value <= soc_min:
+            raise ValueError(f"soc_max ({value}) must be greater than soc_min ({soc_min})")
+        return value
+
+
+class EvCharger(_AssetBase):
+    """An EV charger; it may discharge only when V2G is allowed."""
+
+    kind: Literal["ev_charger"] = "ev_charger"
+    v2g: bool = False
+    max_charge_kw: float = Field(gt=0)
+    min_charge_kw: _Kw = 0.0
+    max_discharge_kw: _Kw = 0.0
+    charge_efficiency: _Efficiency = 0.92
+    discharge_efficiency: _Efficiency = 0.92
+
+    _min_below_max = _not_above("min_charge_kw", "max_charge_kw")
+
+    @field_validator("max_discharge_kw")
+    @classmethod
+    def _discharge_needs_v2g(cls, value: float, info: ValidationInfo) -> float:
+        if value > 0 and info.data.get("v2g") is False:
+            raise ValueError("max_discharge_kw must be 0 unless v2g is true")
+        return value
+
+
+class FlexibleLoad(_AssetBase):
+    """A load that can shed part of its baseline for a while, then rebounds."""
+
+    kind: Literal["flexible_load"] = "flexible_load"
+    baseline_kw: float = Field(gt=0, description="typical draw with no demand response")
+    max_shed_kw: float = Field(gt=0)
+    max_shed_minutes: float = Field(gt=0, le=24 * 60)
+    rebound_fraction: float = Field(
+        default=0.0, ge=0, le=2, description="share of the shed energy drawn back afterwards"
+    )
+    rebound_minutes: float = Field(default=0.0, ge=0, le=24 * 60)
+    min_rest_minutes: float = Field(default=0.0, ge=0, le=24 * 60)
+
+    _shed_within_baseline = _not_above("max_shed_kw", "baseline_kw")
+
+
+class Pv(_AssetBase):
+    """Photovoltaic generation, curtailable down to zero when allowed."""
+
+    kind: Literal["pv"] = "pv"
+    rated_kw: float = Field(gt=0, description="inverter AC rating")
+    curtailable: bool = True
+
+
+Asset: TypeAlias = Annotated[Battery | EvCharger | FlexibleLoad | Pv, Field(discriminator="kind")]
+
+#: The model class of each kind.
+ASSET_MODELS: dict[str, type[Battery | EvCharger | FlexibleLoad | Pv]] = {
+    AssetKind.BATTERY.value: Battery,
+    AssetKind.EV_CHARGER.value: EvCharger,
+    AssetKind.FLEXIBLE_LOAD.value: FlexibleLoad,
+    AssetKind.PV.value: Pv,
+}
+
+# tag -> the union fields it may follow in an error path
+_UNION_TAGS: dict[str, tuple[str, ...]] = {
+    tag: ("connection",) for tag in ("mqtt", "modbus", "ocpp")
+}
+
+_ASSET_ADAPTER: TypeAdapter[Battery | EvCharger | FlexibleLoad | Pv] = TypeAdapter(Asset)
+
+
+class LiveState(_Model):
+    """Live telemetry of one asset, as the adapters last saw it.
+
+    Attributes:
+        power_kw: present power, positive = drawn from the grid.
+        soc: state of charge 0..1 (batteries, connected EVs).
+        energy_kwh: stored energy (batteries, connected EVs).
+        ev_connected: whether a vehicle is plugged in (chargers).
+        ev_departure: when the plugged-in vehicle leaves.
+        ev_energy_needed_kwh: energy still owed to the vehicle by departure.
+        available: whether the asset takes setpoints right now.
+        ts: when the reading was taken.
+    """
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+
+    power_kw: float
+    soc: _Fraction | None = None
+    energy_kwh: float | None = Field(default=None, ge=0)
+    ev_connected: bool | None = None
+    ev_departure: datetime | None = None
+    ev_energy_needed_kwh: float | None = Field(default=None, ge=0)
+    available: bool = True
+    ts: datetime = Field(default_factory=utcnow)
+
+
+class Park(_Model):
+    """A park's metadata."""
+
+    id: ParkId
+    name: str = Field(default="", max_length=200)
+    timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    description: str = Field(default="", max_length=2000)
+
+
+class ParkSummary(_Model):
+    """A park with the count of its enrolled assets by kind."""
+
+    park: Park
+    assets: dict[str, int] = Field(description="enrolled assets by kind")
+
+
+def invalid_input(exc: ValidationError, prefix: str = "") -> InvalidInput:
+    """Translate a pydantic error into ``InvalidInput`` with dotted field names."""
+    errors = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        # A tagged union puts its tag into the path ('connection.modbus.port');
+        # the caller knows the field as 'connection.port'.
+        loc = [p for i, p in enumerate(loc) if not (i and loc[i - 1] in _UNION_TAGS.get(p, ()))]
+        field = ".".join(filter(None, [prefix, *loc])) or "body"
+        message = err["msg"].removeprefix("Value error, ")
+        errors.append(FieldError(field=field, message=message, type=err["type"]))
+    return InvalidInput(errors)
+
+
+def parse_asset(data: Any) -> Battery | EvCharger | FlexibleLoad | Pv:
+    """Validate an asset payload (a JSON object) into the model of its kind.
+
+    Args:
+        data: the decoded JSON payload.
+
+    Returns:
+        The validated asset.
+
+    Raises:
+        InvalidInput: naming each invalid field; ``kind`` when the kind is
+            missing or unknown, ``body`` when ``data`` is not an object.
+    """
+    if not isinstance(data, dict):
+        raise InvalidInput([FieldError("body", "must be a JSON object", "dict_type")])
+    kind = data.get("kind")
+    model = ASSET_MODELS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        kinds = ", ".join(ASSET_MODELS)
+        raise InvalidInput([FieldError("kind", f"unknown kind {kind!r}; one of {kinds}", "kind")])
+    try:
+        # Validating against the kind's own model keeps the error paths free of
+        # the union tag: 'soc_max', not 'battery.soc_max'.
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_input(exc) from exc
+
+
+def asset_from_dict(data: dict[str, Any]) -> Battery | EvCharger | FlexibleLoad | Pv:
+    """Rebuild an asset that was stored by the service (trusted, already validated)."""
+    return _ASSET_ADAPTER.validate_python(data)
+
+
+#: Fields a PATCH may not change.
+IMMUTABLE_FIELDS = ("id", "kind", "enrolled_at", "updated_at")
+
+
+def _merge(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: ``null`` deletes, objects merge, the rest replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for name, value in patch.items():
+        if value is None:
+            result.pop(name, None)
+        else:
+            result[name] = _merge(result.get(name), value)
+    return result
+
+
+def apply_patch(
+    asset: Battery | EvCharger | FlexibleLoad | Pv, patch: Any
+) -> Battery | EvCharger | FlexibleLoad | Pv:
+    """Apply a JSON merge patch (RFC 7396) to an asset and validate the result.
+
+    Args:
+        asset: the enrolled asset.
+        patch: the decoded JSON merge patch.
+
+    Returns:
+        The changed asset (``enrolled_at`` kept; ``updated_at`` is the caller's).
+
+    Raises:
+        InvalidInput: the patch touches an immutable field or yields an invalid asset.
+    """
+    if not isinstance(patch, dict):
+        raise InvalidInput([FieldError("body", "must be a JSON object", "dict_type")])
+    current = asset.model_dump(mode="json")
+    bad = [
+        FieldError(name, f"{name} cannot be changed; retire and enroll instead", "immutable")
+        for name in IMMUTABLE_FIELDS
+        if name in patch and patch[name] != current.get(name)
+    ]
+    if bad:
+        raise InvalidInput(bad)
+    connection = patch.get("connection")
+    if isinstance(connection, dict) and connection.get("protocol") not in (
+        None,
+        current["connection"]["protocol"],
+    ):
+        # A new protocol brings a new connection; merging would keep the old one's fields.
+        current.pop("connection")
+    return parse_asset(_merge(current, patch))

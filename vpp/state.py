@@ -1,0 +1,383 @@
+"""The Redis repository: enrolled assets, parks, live state and the event log.
+
+Everything the service keeps lives here, behind ``State``. Values are msgpack
+(models dumped in JSON mode, so datetimes travel as ISO 8601 strings). Writes
+that must be atomic (enroll with its duplicate check, patch, retire) run as
+Lua scripts over keys of one park, which share a hash tag and so one cluster
+slot. The global park set is written outside those scripts for the same
+reason.
+
+Redis errors never leave this module raw: a connection or timeout failure
+becomes ``StateUnavailable``, anything else ``StateError``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgpack
+import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
+
+from vpp.errors import AlreadyExists, NotFound, StateError, StateUnavailable
+from vpp.keys import DEFAULT_NAMESPACE, GlobalKeys, Keys
+from vpp.model import (
+    Battery,
+    EvCharger,
+    FlexibleLoad,
+    LiveState,
+    Park,
+    Pv,
+    apply_patch,
+    asset_from_dict,
+    utcnow,
+)
+
+__all__ = ["AnyAsset", "LogEntry", "State", "pack", "unpack"]
+
+log = logging.getLogger("vpp.state")
+
+AnyAsset = Battery | EvCharger | FlexibleLoad | Pv
+#: (stream id, fields) of one event-log entry.
+LogEntry = tuple[str, dict[str, Any]]
+
+# KEYS: asset, index, log. ARGV: id, kind, payload, maxlen, ts.
+_ENROLL = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*',
+           'event', 'asset.enrolled', 'asset', ARGV[1], 'ts', ARGV[5], 'data', ARGV[3])
+return 1
+"""
+# KEYS: asset, log. ARGV: id, old payload, new payload, maxlen, ts.
+_REPLACE = """
+local old = redis.call('GET', KEYS[1])
+if not old then return -1 end
+if old ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[1], ARGV[3])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
+           'event', 'asset.patched', 'asset', ARGV[1], 'ts', ARGV[5], 'data', ARGV[3])
+return 1
+"""
+# KEYS: asset, index, live, log. ARGV: id, maxlen, ts.
+_RETIRE = """
+if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[2], '*',
+           'event', 'asset.retired', 'asset', ARGV[1], 'ts', ARGV[3])
+return 1
+"""
+
+_PATCH_RETRIES = 10
+
+
+def pack(value: Any) -> bytes:
+    """Encode a value (plain data) as msgpack."""
+    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unpack(raw: bytes | str) -> Any:
+    """Decode msgpack bytes."""
+    return msgpack.unpackb(raw.encode() if isinstance(raw, str) else raw, raw=False)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class State:
+    """Async repository of the service's state in Redis.
+
+    Args:
+        redis: a ``redis.asyncio`` client with ``decode_responses=False``.
+        namespace: the first segment of every key.
+        log_maxlen: approximate length the per-park event log is trimmed to.
+        on_error: called with the operation name whenever Redis fails (metrics).
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        log_maxlen: int = 100_000,
+        on_error: Callable[[str], None] | None = None,
+    ) -> None:
+        self.redis = redis
+        self.keys = GlobalKeys(namespace)
+        self.log_maxlen = log_maxlen
+        self.on_error = on_error
+        self._enroll = redis.register_script(_ENROLL)
+        self._replace = redis.register_script(_REPLACE)
+        self._retire = redis.register_script(_RETIRE)
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, namespace: str = DEFAULT_NAMESPACE, timeout: float = 2.0, **kwargs: Any
+    ) -> State:
+        """Connect lazily to the Redis at ``url`` (the first command connects).
+
+        Args:
+            url: a ``redis://`` URL.
+            namespace: the key namespace.
+            timeout: connect and command timeout in seconds.
+            **kwargs: passed on to ``State``.
+        """
+        client = aioredis.Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30
+        )
+        return cls(client, namespace=namespace, **kwargs)
+
+    async def aclose(self) -> None:
+        """Close the Redis connections."""
+        await self.redis.aclose()
+
+    def park(self, park: str) -> Keys:
+        """The key names of ``park``."""
+        return self.keys.park(park)
+
+    @asynccontextmanager
+    async def guard(self, operation: str) -> AsyncIterator[None]:
+        """Translate Redis errors raised inside into the service's own."""
+        try:
+            yield
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+            self._failed(operation, exc)
+            raise StateUnavailable(f"Redis unavailable during {operation}: {exc}") from exc
+        except redis_errors.RedisError as exc:
+            self._failed(operation, exc)
+            raise StateError(f"Redis error during {operation}: {exc}") from exc
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        log.warning("redis %s failed: %s", operation, exc)
+        if self.on_error is not None:
+            self.on_error(operation)
+
+    async def ping(self) -> bool:
+        """Whether Redis answers right now (never raises)."""
+        try:
+            async with self.guard("ping"):
+                return bool(await self.redis.ping())
+        except StateError:
+            return False
+
+    # -- parks -------------------------------------------------------------
+
+    async def list_parks(self) -> list[str]:
+        """The ids of every park that has metadata or was enrolled into, sorted."""
+        async with self.guard("list_parks"):
+            members = await self.redis.smembers(self.keys.parks)
+        return sorted(_text(m) for m in members)
+
+    async def put_park(self, park: Park) -> None:
+        """Store (or replace) a park's metadata."""
+        async with self.guard("put_park"):
+            await self.redis.sadd(self.keys.parks, park.id)
+            await self.redis.set(self.park(park.id).meta, pack(park.model_dump(mode="json")))
+
+    async def get_park(self, park_id: str) -> Park:
+        """A park's metadata; a park known only by its assets gets defaults.
+
+        Raises:
+            NotFound: the park is not known at all.
+        """
+        async with self.guard("get_park"):
+            raw = await self.redis.get(self.park(park_id).meta)
+            if raw is None:
+                known = await self.redis.sismember(self.keys.parks, park_id)
+        if raw is not None:
+            return Park.model_validate(unpack(raw))
+        if not known:
+            raise NotFound("park", park_id)
+        return Park(id=park_id)
+
+    async def count_assets(self, park: str) -> dict[str, int]:
+        """Enrolled assets of ``park`` by kind (kinds with none are left out)."""
+        async with self.guard("count_assets"):
+            kinds = await self.redis.hvals(self.park(park).assets)
+        counts: dict[str, int] = {}
+        for kind in kinds:
+            counts[_text(kind)] = counts.get(_text(kind), 0) + 1
+        return counts
+
+    # -- enrolled assets ---------------------------------------------------
+
+    async def enroll(self, park: str, asset: AnyAsset) -> AnyAsset:
+        """Enroll ``asset`` in ``park``; atomic with the duplicate check.
+
+        Returns:
+            The stored asset, with ``enrolled_at`` and ``updated_at`` set.
+
+        Raises:
+            AlreadyExists: an asset with that id is enrolled in the park.
+        """
+        now = utcnow()
+        stored = asset.model_copy(update={"enrolled_at": now, "updated_at": now})
+        payload = pack(stored.model_dump(mode="json"))
+        keys = self.park(park)
+        async with self.guard("enroll"):
+            await self.redis.sadd(self.keys.parks, park)
+            created = await self._enroll(
+                keys=[keys.asset(asset.id), keys.assets, keys.log],
+                args=[asset.id, asset.kind, payload, self.log_maxlen, now.isoformat()],
+            )
+        if not created:
+            raise AlreadyExists("asset", asset.id)
+        log.info("enrolled %s %s in park %s", asset.kind, asset.id, park)
+        return stored
+
+    async def get_asset(self, park: str, asset_id: str) -> AnyAsset:
+        """The enrolled asset ``asset_id`` of ``park``.
+
+        Raises:
+            NotFound: no such asset is enrolled.
+        """
+        async with self.guard("get_asset"):
+            raw = await self.redis.get(self.park(park).asset(asset_id))
+        if raw is None:
+            raise NotFound("asset", asset_id)
+        return asset_from_dict(unpack(raw))
+
+    async def list_assets(self, park: str, kind: str | None = None) -> list[AnyAsset]:
+        """Every enrolled asset of ``park`` (optionally of one kind), sorted by id."""
+        keys = self.park(park)
+        async with self.guard("list_assets"):
+            index = await self.redis.hgetall(keys.assets)
+            ids = sorted(_text(i) for i, k in index.items() if kind is None or _text(k) == kind)
+            raws = await self.redis.mget([keys.asset(i) for i in ids]) if ids else []
+        return [asset_from_dict(unpack(raw)) for raw in raws if raw is not None]
+
+    async def patch_asset(self, park: str, asset_id: str, patch: Mapping[str, Any]) -> AnyAsset:
+        """Apply a JSON merge patch to an enrolled asset (compare-and-set, retried).
+
+        Raises:
+            NotFound: no such asset is enrolled.
+            InvalidInput: the patch is not allowed or yields an invalid asset.
+        """
+        keys = self.park(park)
+        for _ in range(_PATCH_RETRIES):
+            async with self.guard("patch_asset"):
+                old = await self.redis.get(keys.asset(asset_id))
+            if old is None:
+                raise NotFound("asset", asset_id)
+            current = asset_from_dict(unpack(old))
+            now = utcnow()
+            changed = apply_patch(current, dict(patch)).model_copy(
+                update={"enrolled_at": current.enrolled_at, "updated_at": now}
+            )
+            new = pack(changed.model_dump(mode="json"))
+            async with self.guard("patch_asset"):
+                outcome = await self._replace(
+                    keys=[keys.asset(asset_id), keys.log],
+                    args=[asset_id, old, new, self.log_maxlen, now.isoformat()],
+                )
+            if outcome == 1:
+                return changed
+            if outcome == -1:
+                raise NotFound("asset", asset_id)
+        raise StateError(f"asset {asset_id!r} kept changing; patch abandoned")
+
+    async def retire(self, park: str, asset_id: str) -> None:
+        """Remove an asset from the registry, with its live state; log it.
+
+        Raises:
+            NotFound: no such asset is enrolled.
+        """
+        keys = self.park(park)
+        async with self.guard("retire"):
+            removed = await self._retire(
+                keys=[keys.asset(asset_id), keys.assets, keys.live(asset_id), keys.log],
+                args=[asset_id, self.log_maxlen, utcnow().isoformat()],
+            )
+        if not removed:
+            raise NotFound("asset", asset_id)
+        log.info("retired asset %s of park %s", asset_id, park)
+
+    # -- live state --------------------------------------------------------
+
+    async def write_live(self, park: str, asset_id: str, live: LiveState, ttl: float) -> None:
+        """Store one asset's live state; it expires after ``ttl`` seconds."""
+        await self.write_live_many(park, {asset_id: live}, ttl)
+
+    async def write_live_many(self, park: str, states: Mapping[str, LiveState], ttl: float) -> None:
+        """Store many assets' live state in one round trip, each with a TTL.
+
+        Args:
+            park: the park id.
+            states: asset id -> its live state.
+            ttl: seconds until a reading ages out (a silent device drops out).
+        """
+        keys = self.park(park)
+        ttl_ms = max(1, int(ttl * 1000))
+        async with self.guard("write_live"), self.redis.pipeline(transaction=False) as pipe:
+            for asset_id, live in states.items():
+                _ = pipe.set(keys.live(asset_id), pack(live.model_dump(mode="json")), px=ttl_ms)
+            await pipe.execute()
+
+    async def read_live(self, park: str, asset_id: str) -> LiveState | None:
+        """One asset's live state, or None when it has aged out or never came."""
+        return (await self.read_live_many(park, [asset_id]))[asset_id]
+
+    async def read_live_many(
+        self, park: str, asset_ids: Iterable[str]
+    ) -> dict[str, LiveState | None]:
+        """Live state of many assets in one round trip (None where absent)."""
+        keys = self.park(park)
+        ids = list(asset_ids)
+        if not ids:
+            return {}
+        async with self.guard("read_live"):
+            raws = await self.redis.mget([keys.live(i) for i in ids])
+        return {
+            i: None if raw is None else LiveState.model_validate(unpack(raw))
+            for i, raw in zip(ids, raws, strict=True)
+        }
+
+    # -- event log ---------------------------------------------------------
+
+    async def append_log(self, park: str, event: str, **fields: str | bytes | int | float) -> str:
+        """Append an event to the park's log stream.
+
+        Args:
+            park: the park id.
+            event: a dotted event name, e.g. ``event.received``.
+            **fields: flat values stored with it.
+
+        Returns:
+            The stream id of the new entry.
+        """
+        entry: dict[str, str | bytes | int | float] = {
+            "event": event,
+            "ts": utcnow().isoformat(),
+            **fields,
+        }
+        async with self.guard("append_log"):
+            entry_id = await self.redis.xadd(
+                self.park(park).log,
+                entry,  # type: ignore[arg-type]
+                maxlen=self.log_maxlen,
+                approximate=True,
+            )
+        return _text(entry_id)
+
+    async def read_log(self, park: str, count: int = 100) -> list[LogEntry]:
+        """The latest ``count`` log entries of ``park``, oldest first.
+
+        The ``data`` field, when present, is decoded from msgpack.
+        """
+        async with self.guard("read_log"):
+            rows = await self.redis.xrevrange(self.park(park).log, count=count)
+        entries: list[LogEntry] = []
+        for entry_id, raw in reversed(rows or []):
+            if entry_id is None or raw is None:
+                continue
+            fields: dict[str, Any] = {_text(k): v for k, v in raw.items()}
+            for name, value in fields.items():
+                fields[name] = unpack(value) if name == "data" else _text(value)
+            entries.append((_text(entry_id), fields))
+        return entries

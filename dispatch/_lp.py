@@ -1,0 +1,78 @@
+"""Solve an LP given as sparse arrays through OR-Tools ModelBuilder.
+
+The model is filled in one call from numpy / scipy arrays
+(``fill_model_from_sparse_data``), so building costs no per-variable Python
+work. HiGHS is the default: on this machine it solved the full-day LPs 1.5-2x
+faster than GLOP (see the package docs); PDLP does not converge on SoC-chained
+models. Every solve carries a time limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from ortools.linear_solver.python import model_builder as _mb
+from ortools.linear_solver.python.model_builder_helper import ModelSolverHelper
+
+from dispatch.portfolio import FloatArray
+
+# The ortools stubs type these numpy arguments too narrowly; use them untyped.
+_builder: Any = _mb
+
+#: Solver used unless a caller names another (``"highs"`` or ``"glop"``).
+DEFAULT_SOLVER = "highs"
+
+
+@dataclass(frozen=True, slots=True)
+class LpResult:
+    """Outcome of one LP solve.
+
+    Attributes:
+        status: Solver status name (``"OPTIMAL"``, ``"FEASIBLE"``, ...).
+        x: Variable values, or ``None`` when the solver returned no solution.
+        objective: Objective value (``nan`` without a solution).
+        seconds: Wall time spent in the solver.
+    """
+
+    status: str
+    x: FloatArray | None
+    objective: float
+    seconds: float
+
+
+def solve_lp(
+    c: FloatArray,
+    lb: FloatArray,
+    ub: FloatArray,
+    a: sp.csr_matrix,
+    row_lb: FloatArray,
+    row_ub: FloatArray,
+    *,
+    maximize: bool = False,
+    solver: str = DEFAULT_SOLVER,
+    time_limit_s: float = 30.0,
+) -> LpResult:
+    """Solve ``min/max c.x`` s.t. ``row_lb <= A x <= row_ub``, ``lb <= x <= ub``."""
+    model = _builder.Model()
+    model.helper.fill_model_from_sparse_data(
+        np.ascontiguousarray(lb, dtype=np.float64),
+        np.ascontiguousarray(ub, dtype=np.float64),
+        np.ascontiguousarray(c, dtype=np.float64),
+        np.ascontiguousarray(row_lb, dtype=np.float64),
+        np.ascontiguousarray(row_ub, dtype=np.float64),
+        sp.csr_matrix(a, dtype=np.float64),
+    )
+    model.helper.set_maximize(maximize)
+    helper = ModelSolverHelper(solver)
+    if solver == "highs":
+        helper.set_solver_specific_parameters("output_flag=false\n")
+    helper.set_time_limit_in_seconds(time_limit_s)
+    helper.solve(model.helper)
+    status = helper.status().name
+    if not helper.has_solution():
+        return LpResult(status, None, float("nan"), helper.wall_time())
+    x = np.asarray(helper.variable_values(), dtype=np.float64)
+    return LpResult(status, x, float(helper.objective_value()), helper.wall_time())

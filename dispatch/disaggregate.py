@@ -1,0 +1,193 @@
+"""Disaggregation: a portfolio deviation target -> per-asset setpoints.
+
+Two stages:
+
+1. *Plan* (optional, cheap): the cluster model of :mod:`dispatch.aggregate`
+   (a few dozen virtual batteries) is solved as an LP over the event window that
+   minimises deviation cost plus a tracking penalty. It says how much each
+   cluster should move in each interval.
+2. *Realise* (always): interval by interval, every asset gets the range of
+   setpoints that keeps it inside its limits *and* able to meet every later
+   obligation (the viability kernel). Starting from its baseline clipped into that
+   range, each cluster moves towards its planned share in proportion to its
+   members' headroom, then the whole portfolio closes the remaining gap the same
+   way. The total is clipped to what the assets can do; the rest is reported as
+   shortfall.
+
+Stage 2 alone is already safe, so the result never violates a limit and never
+fails; stage 1 only decides who moves. After the event window the assets track
+their baselines where they can (the *continuation*), which shows rebound and
+proves that later obligations stay reachable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dispatch._dynamics import power_range, step_energy, viable_band
+from dispatch._lp import DEFAULT_SOLVER
+from dispatch.aggregate import cluster_labels, cluster_model
+from dispatch.exact import _units_lp
+from dispatch.portfolio import FloatArray, IntArray, Portfolio
+
+__all__ = ["Dispatch", "disaggregate"]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Dispatch:
+    """Per-asset setpoints for an event window.
+
+    Attributes:
+        asset_ids: Assets, in row order.
+        start: Index of the first event interval on the caller's grid.
+        target_kw: ``(K,)`` requested deviation from the portfolio baseline (+ = more consumption).
+        delivered_kw: ``(K,)`` deviation the setpoints achieve.
+        shortfall_kw: ``(K,)`` ``target - delivered`` (zero when the target is met).
+        setpoints_kw: ``(N, K)`` power per asset and interval (+ = drawn from the grid).
+        energy_kwh: ``(N, K)`` energy state of each asset after each interval.
+        continuation_kw: ``(N, T - start - K)`` setpoints after the window that keep
+            every later obligation (tracking the baseline where possible).
+        planned: Whether the cluster plan was used (False: proportional rule only).
+    """
+
+    asset_ids: tuple[str, ...]
+    start: int
+    target_kw: FloatArray
+    delivered_kw: FloatArray
+    shortfall_kw: FloatArray
+    setpoints_kw: FloatArray
+    energy_kwh: FloatArray
+    continuation_kw: FloatArray
+    planned: bool
+
+    @property
+    def full_setpoints_kw(self) -> FloatArray:
+        """Setpoints from ``start`` to the end of the grid (window + continuation)."""
+        return np.concatenate([self.setpoints_kw, self.continuation_kw], axis=1)
+
+
+def _fill(
+    p: FloatArray,
+    lo: FloatArray,
+    hi: FloatArray,
+    goal: FloatArray,
+    groups: IntArray,
+    n_groups: int,
+) -> FloatArray:
+    """Move each group's total towards ``goal`` in proportion to its members' headroom."""
+    need = goal - np.bincount(groups, p, minlength=n_groups)
+    room_up = np.bincount(groups, hi - p, minlength=n_groups)
+    room_dn = np.bincount(groups, p - lo, minlength=n_groups)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mu_up = np.where(need > 0, np.clip(need / room_up, 0.0, 1.0), 0.0)
+        mu_dn = np.where(need < 0, np.clip(-need / room_dn, 0.0, 1.0), 0.0)
+    mu_up = np.nan_to_num(mu_up)
+    mu_dn = np.nan_to_num(mu_dn)
+    out = p + mu_up[groups] * (hi - p) - mu_dn[groups] * (p - lo)
+    return np.asarray(np.clip(out, lo, hi), dtype=np.float64)
+
+
+def _plan(
+    sub: Portfolio,
+    band: tuple[FloatArray, FloatArray],
+    target: FloatArray,
+    labels: IntArray,
+    penalty: float,
+    solver: str,
+    time_limit_s: float,
+) -> FloatArray | None:
+    model = cluster_model(sub, labels, band)
+    _, p, _ = _units_lp(
+        model,
+        len(target),
+        direction=None,
+        target=target,
+        hourly=False,
+        zero=None,
+        penalty=penalty,
+        cost_weight=1.0,
+        solver=solver,
+        time_limit_s=time_limit_s,
+    )
+    return p
+
+
+def disaggregate(
+    pf: Portfolio,
+    target_kw: FloatArray,
+    start: int = 0,
+    *,
+    energy_now: FloatArray | None = None,
+    fairness: bool = False,
+    clusters_per_kind: int = 6,
+    penalty: float = 10.0,
+    solver: str = DEFAULT_SOLVER,
+    time_limit_s: float = 1.0,
+) -> Dispatch:
+    """Split a portfolio deviation target into per-asset setpoints.
+
+    Args:
+        pf: Portfolio on the market-day grid (or any grid).
+        target_kw: ``(K,)`` deviation from the portfolio baseline for intervals
+            ``start .. start+K-1``: negative = reduce consumption (peak shaving),
+            positive = increase it (valley filling).
+        start: Grid index of the first event interval.
+        energy_now: Live energy state of each asset at ``start`` (kWh). Default:
+            the state the baseline leads to. The closed loop passes the measured
+            states here every cycle, with the remaining window as ``target_kw`` and
+            only the assets still online in ``pf``.
+        fairness: Use one proportional rule for the whole portfolio (every asset
+            gives the same share of its headroom, so owner enterprises share the
+            effort in proportion to their flexibility) instead of the cost plan.
+        clusters_per_kind: Cluster count per asset kind for the plan.
+        penalty: Tracking penalty per kWh in the plan (keep above every deviation cost).
+        solver: LP solver for the plan.
+        time_limit_s: Time limit of the plan LP; without a plan in time the
+            proportional rule is used.
+
+    Returns:
+        The dispatch. It never raises for an unreachable target: it delivers the
+        most it can and reports the rest in ``shortfall_kw``.
+    """
+    target = np.asarray(target_kw, dtype=np.float64)
+    sub = pf.from_interval(start, energy_now)
+    k = len(target)
+    if k > sub.n_intervals:
+        raise ValueError("the target runs past the end of the grid")
+    band = viable_band(sub)
+    n = sub.n_assets
+    plan = None
+    labels = np.zeros(n, dtype=np.int64)
+    if not fairness and n > 0:
+        labels = cluster_labels(sub, clusters_per_kind)
+        plan = _plan(sub, band, target, labels, penalty, solver, time_limit_s)
+    n_clusters = int(labels.max()) + 1 if n else 1
+    whole = np.zeros(n, dtype=np.int64)
+    base_total = sub.baseline.sum(axis=0)
+    setpoints = np.empty((n, sub.n_intervals))
+    energy = np.empty((n, sub.n_intervals))
+    e = sub.e0.copy()
+    for t in range(sub.n_intervals):
+        lo, hi = power_range(sub, t, e, band)
+        p = np.clip(sub.baseline[:, t], lo, hi)
+        goal = base_total[t] + (target[t] if t < k else 0.0)
+        if plan is not None and t < k:
+            p = _fill(p, lo, hi, plan[:, t], labels, n_clusters)
+        p = _fill(p, lo, hi, np.array([goal]), whole, 1)
+        setpoints[:, t] = p
+        e = step_energy(sub, t, e, p)
+        energy[:, t] = e
+    delivered = setpoints[:, :k].sum(axis=0) - base_total[:k]
+    return Dispatch(
+        asset_ids=sub.asset_ids,
+        start=start,
+        target_kw=target,
+        delivered_kw=delivered,
+        shortfall_kw=target - delivered,
+        setpoints_kw=setpoints[:, :k],
+        energy_kwh=energy[:, :k],
+        continuation_kw=setpoints[:, k:],
+        planned=plan is not None,
+    )

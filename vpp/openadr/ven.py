@@ -437,4 +437,3 @@ class Ven:
         self.status.reports_sent += 1
         log.info("reported %d interval(s) on event %s", len(tracked.reported), event_id)
         return tracked.report_id
-

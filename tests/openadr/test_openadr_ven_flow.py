@@ -1,0 +1,212 @@
+"""The VEN against the VTN simulator on loopback; every body is schema-checked by the VTN."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from oadr_helpers import FixedReadings, RecordingSink, event_body, ven_settings, wait_for
+
+from vpp.openadr import ImportLimitKw, RelativeKw, SetpointKw, SimpleLevel, Ven
+from vpp.openadr.vtn_sim import BlClient, VtnSim
+
+FOUR = [
+    {"type": "DISPATCH_SETPOINT", "values": [1200.0]},
+    {"type": "DISPATCH_SETPOINT_RELATIVE", "values": [300.0]},
+    {"type": "IMPORT_CAPACITY_LIMIT", "values": [1500.0]},
+    {"type": "SIMPLE", "values": [1]},
+]
+KW = [
+    {"objectType": "EVENT_PAYLOAD_DESCRIPTOR", "payloadType": p["type"], "units": "KW"}
+    for p in FOUR[:3]
+]
+
+
+async def test_programs_events_modification_and_cancellation(
+    vtn: VtnSim, bl: BlClient, sink: RecordingSink
+) -> None:
+    other = await bl.create_program("someone-else")
+    program = await bl.create_program("park-dr")
+    await bl.create_event(event_body(other["id"], FOUR))
+    created = await bl.create_event(event_body(program["id"], FOUR, intervals=2, descriptors=KW))
+
+    async with Ven(settings=ven_settings(vtn), sink=sink) as ven:
+        await wait_for(lambda: len(sink.dispatches) == 1)
+        assert set(ven.programs) == {"park-dr"}
+        assert ven.status.ven_id in vtn.vens
+        first = sink.dispatches[0]
+        assert (first.event_id, first.program_id, first.program_name) == (
+            created["id"],
+            program["id"],
+            "park-dr",
+        )
+        assert first.revision == 1 and len(first.intervals) == 2
+        expected = (SetpointKw(1200.0), RelativeKw(-300.0), ImportLimitKw(1500.0))
+        assert first.intervals[1].instructions == (*expected, SimpleLevel(1, 0.1, 200.0))
+        assert first.intervals[1].start - first.intervals[0].start == timedelta(minutes=15)
+
+        # Modification → a second dispatch of the same event.
+        modified = event_body(program["id"], [{"type": "SIMPLE", "values": [3]}], intervals=1)
+        await bl.update_event(created["id"], modified)
+        await wait_for(lambda: len(sink.dispatches) == 2)
+        second = sink.dispatches[1]
+        assert (second.event_id, second.revision) == (created["id"], 2)
+        assert second.intervals[0].instructions == (SimpleLevel(3, 0.5, 1000.0),)
+        polls = ven.status.polls
+        await wait_for(lambda: ven.status.polls >= polls + 3)
+        assert len(sink.dispatches) == 2, "an unchanged event is not dispatched again"
+
+        # Cancellation by the User Guide 7.9 convention → on_cancel.
+        await bl.update_event(
+            created["id"],
+            {
+                "programID": program["id"],
+                "intervalPeriod": {"start": "0001-01-01T00:00:00Z", "duration": "PT0S"},
+                "intervals": [],
+            },
+        )
+        await wait_for(lambda: sink.cancels == [created["id"]])
+
+        # Deletion → on_cancel.
+        doomed = await bl.create_event(event_body(program["id"], FOUR[3:]))
+        await wait_for(lambda: sink.dispatches[-1].event_id == doomed["id"])
+        await bl.delete_event(doomed["id"])
+        await wait_for(lambda: sink.cancels == [created["id"], doomed["id"]])
+
+    assert ven.status.poll_failures == 0 and ven.status.malformed_events == 0
+    assert vtn.violations == []
+    event_gets = [e for e in vtn.exchanges if e.path == "/events" and e.method == "GET"]
+    assert event_gets and all(e.client_id == "ven" and e.status == 200 for e in event_gets)
+
+
+async def test_token_is_cached_refreshed_after_expiry_and_after_401(
+    spec: object, sink: RecordingSink
+) -> None:
+    async with VtnSim(schema=spec, token_ttl_s=1) as vtn:  # type: ignore[arg-type]
+        async with BlClient(vtn.url) as bl:
+            await bl.create_program("park-dr")
+        issued = vtn.tokens_issued
+        settings = ven_settings(vtn, token_refresh_margin_s=0.0)
+        async with Ven(settings=settings, sink=sink) as ven:
+            await wait_for(lambda: ven.status.polls >= 3)
+            assert ven.tokens is not None
+            assert ven.tokens.fetches == 1, "one token serves many requests"
+            await wait_for(lambda: ven.tokens is not None and ven.tokens.fetches >= 2, 3.0)
+            assert vtn.tokens_issued > issued + 1
+
+        # 401 with a token the VEN still believes valid → one refresh, no failure.
+        settings = ven_settings(vtn, token_refresh_margin_s=0.0, poll_interval_s=0.05)
+        vtn.token_ttl_s = 3600
+        async with Ven(settings=settings, sink=sink) as ven:
+            await wait_for(lambda: ven.status.polls >= 2)
+            before = ven.tokens.fetches if ven.tokens else 0
+            vtn.revoke_tokens()
+            polls = ven.status.polls
+            await wait_for(lambda: ven.status.polls >= polls + 2)
+            assert ven.tokens is not None and ven.tokens.fetches == before + 1
+            assert ven.status.poll_failures == 0
+        assert [e.status for e in vtn.exchanges].count(401) == 1
+        assert vtn.violations == []
+
+
+async def test_reports_posted_then_updated_with_the_four_payloads(
+    vtn: VtnSim, bl: BlClient, sink: RecordingSink
+) -> None:
+    program = await bl.create_program("park-dr")
+    descriptors = [
+        {"payloadType": kind, "readingType": "DIRECT_READ"}
+        for kind in ("USAGE", "BASELINE", "DELTA_USAGE", "STORAGE_CHARGE_LEVEL")
+    ]
+    start = datetime.now(UTC)
+    body = event_body(
+        program["id"],
+        [{"type": "SIMPLE", "values": [2]}],
+        start=start,
+        duration="PT0.6S",
+        intervals=2,
+        reportDescriptors=descriptors,
+    )
+    event = await bl.create_event(body)
+    source = FixedReadings()
+    async with Ven(settings=ven_settings(vtn), sink=sink, report_source=source) as ven:
+        await wait_for(lambda: ven.status.reports_sent >= 2)
+    reports = list(vtn.reports.values())
+    assert len(reports) == 1, "one report per event, updated in place"
+    report = reports[0]
+    assert (report["eventID"], report["clientName"], report["clientID"]) == (
+        event["id"],
+        "park-ven-1",
+        "ven",
+    )
+    intervals = report["resources"][0]["intervals"]
+    assert [i["id"] for i in intervals] == [0, 1]
+    payloads = {p["type"]: p["values"] for p in intervals[1]["payloads"]}
+    assert payloads == {
+        "USAGE": [101.0],
+        "BASELINE": [150.0],
+        "DELTA_USAGE": [-49.0],
+        "STORAGE_CHARGE_LEVEL": [0.4],
+    }
+    assert {d["payloadType"]: d["units"] for d in report["payloadDescriptors"]} == {
+        "USAGE": "KWH",
+        "BASELINE": "KWH",
+        "DELTA_USAGE": "KWH",
+        "STORAGE_CHARGE_LEVEL": "PERCENT",
+    }
+    assert vtn.requests_to("POST", "/reports") and vtn.requests_to(
+        "PUT", f"/reports/{report['id']}"
+    )
+    assert vtn.violations == []
+
+
+async def test_malformed_event_is_counted_and_skipped(
+    vtn: VtnSim, bl: BlClient, sink: RecordingSink
+) -> None:
+    program = await bl.create_program("park-dr")
+    good = await bl.create_event(event_body(program["id"], FOUR[3:]))
+    bad = {**good, "id": "event-bad", "intervals": [{"id": "zero", "payloads": "none"}]}
+    vtn.put_raw_event(bad)
+    async with Ven(settings=ven_settings(vtn), sink=sink) as ven:
+        await wait_for(lambda: ven.status.polls >= 3)
+        assert [d.event_id for d in sink.dispatches] == [good["id"]]
+        assert ven.status.malformed_events >= 1
+        assert ven.client.invalid_objects >= 1
+        assert ven.status.poll_failures == 0
+        # The bad event is not "gone": fixing it on the VTN makes it dispatch.
+        vtn.put_raw_event({**good, "id": "event-bad"})
+        await wait_for(lambda: len(sink.dispatches) == 2)
+    assert sink.cancels == []
+    assert {v.path for v in vtn.violations} == {"/events"}
+    assert all(
+        v.direction == "response" and all(e.startswith("response[1]") for e in v.errors)
+        for v in vtn.violations
+    ), "only the injected item fails"
+
+
+async def test_unreachable_vtn_backs_off_and_recovers(
+    vtn: VtnSim, bl: BlClient, sink: RecordingSink
+) -> None:
+    program = await bl.create_program("park-dr")
+    async with Ven(settings=ven_settings(vtn), sink=sink) as ven:
+        await wait_for(lambda: ven.status.polls >= 1)
+        await vtn.stop()
+        await wait_for(lambda: ven.status.consecutive_failures >= 3)
+        failures = ven.status.poll_failures
+        await asyncio.sleep(0.3)
+        # Backoff: far fewer retries than the 0.1 s poll period would give.
+        assert ven.status.poll_failures - failures <= 3
+        event = await _create_while_down(vtn, program["id"])
+        await vtn.start()
+        await wait_for(lambda: [d.event_id for d in sink.dispatches] == [event], 10.0)
+        assert ven.status.consecutive_failures == 0
+    assert vtn.violations == []
+
+
+async def _create_while_down(vtn: VtnSim, program_id: str) -> str:
+    # The VTN's store is edited directly while it is not listening.
+    event_id = "event-while-down"
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    meta = {"id": event_id, "createdDateTime": now, "modificationDateTime": now}
+    body = event_body(program_id, FOUR[3:])
+    vtn.put_raw_event({**meta, "objectType": "EVENT", **body})
+    return event_id

@@ -1,0 +1,57 @@
+"""OpenADR 3.1 VEN: the park as a client of its grid operator's VTN.
+
+:class:`Ven` polls the VTN's events (woken early by MQTT notifications),
+hands each as a :class:`GridDispatch` to a :class:`DispatchSink`, and reports
+USAGE, BASELINE, DELTA_USAGE and STORAGE_CHARGE_LEVEL from a
+:class:`ReportSource`. :mod:`vpp.openadr.vtn_sim` is a VTN for tests and demos.
+"""
+
+from vpp.openadr.errors import (
+    AuthError,
+    MappingError,
+    OpenAdrError,
+    SchemaViolation,
+    VtnError,
+    VtnUnavailable,
+)
+from vpp.openadr.model import (
+    DispatchInterval,
+    DispatchSink,
+    GridDispatch,
+    ImportLimitKw,
+    Instruction,
+    IntervalReading,
+    RelativeKw,
+    ReportRequest,
+    ReportSource,
+    SetpointKw,
+    SimpleLevel,
+)
+from vpp.openadr.schema import OpenAdrSchema, locate_spec
+from vpp.openadr.settings import VenSettings
+from vpp.openadr.ven import Ven, VenStatus
+
+__all__ = [
+    "AuthError",
+    "DispatchInterval",
+    "DispatchSink",
+    "GridDispatch",
+    "ImportLimitKw",
+    "Instruction",
+    "IntervalReading",
+    "MappingError",
+    "OpenAdrError",
+    "OpenAdrSchema",
+    "RelativeKw",
+    "ReportRequest",
+    "ReportSource",
+    "SchemaViolation",
+    "SetpointKw",
+    "SimpleLevel",
+    "Ven",
+    "VenSettings",
+    "VenStatus",
+    "VtnError",
+    "VtnUnavailable",
+    "locate_spec",
+]

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import aiomqtt
 import msgpack
@@ -17,6 +18,8 @@ from adapters.mqtt_codec import Encoding, Topics
 from adapters.sim.loads import LoadSpec, MqttLoadFleet
 from adapters.types import DeviceLimits, Setpoint, Telemetry
 from vpp.servers import MosquittoServer
+
+Eventually = Callable[[Callable[[], bool]], Awaitable[None]]
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -159,7 +162,7 @@ async def test_unacknowledged_setpoint_is_reported_not_confirmed(
 
 
 async def test_recovers_after_broker_restart(
-    private_mosquitto: MosquittoServer, topic_prefix: str
+    private_mosquitto: MosquittoServer, topic_prefix: str, eventually: Eventually
 ) -> None:
     host, port = private_mosquitto.host, private_mosquitto.port
     loads = _loads(2)
@@ -187,11 +190,7 @@ async def test_recovers_after_broker_restart(
         await asyncio.wait_for(adapter.wait_connected(), 5)
         await _next_for(adapter, "hvac-1")
         private_mosquitto.stop()
-        for _ in range(100):
-            if not adapter.stats.connected:
-                break
-            await asyncio.sleep(0.05)
-        assert not adapter.stats.connected
+        await eventually(lambda: not adapter.stats.connected)
         await asyncio.to_thread(private_mosquitto.start)
         await asyncio.wait_for(adapter.wait_connected(), 15)
         await asyncio.wait_for(fleet.connected.wait(), 15)

@@ -1,0 +1,237 @@
+"""Simulated batteries served over Modbus TCP with SunSpec registers.
+
+Each battery is one Modbus unit id on a :class:`ModbusBatteryServer` (up to
+247 per server, as behind a real Modbus gateway). Its map, at ``base``
+(40000 by default)::
+
+    SunS | model 1 (common) | model 802 (battery, read-only) | model 704 (DER AC
+    controls, writable) | 0xFFFF 0
+
+Writes to 704 ``WSetEna/WSetMod/WSet/WSetRvrtTms`` command the battery: ``WSet``
+in watts, positive = injected into the grid (DER convention, the opposite of
+the adapters' ``power_kw``). With ``WSetRvrtTms > 0`` the command reverts to
+``WSetRvrt`` that many wall-clock seconds after the last write, as a real
+inverter's revert timer does. Physics (SoC integrating power with a
+round-trip efficiency, SoC protection at 0 and 100 %) runs in simulated time,
+lazily, whenever a register is read or written. 802 ``W`` is battery DC power,
+positive = charging.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pymodbus.constants import ExcCodes
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from adapters.sim._clock import SimClock
+from adapters.sunspec import build_image, load_model
+from adapters.sunspec.codec import Value
+
+__all__ = ["BatteryModel", "BatterySpec", "ModbusBatteryServer"]
+
+M1, M802, M704 = load_model(1), load_model(802), load_model(704)
+#: 802 ``State`` values used by the simulator.
+STATE_CONNECTED, STATE_SOC_PROTECTION = 3, 5
+#: 802 ``ChaSt`` values.
+CHAST_EMPTY, CHAST_DISCHARGING, CHAST_CHARGING, CHAST_FULL, CHAST_HOLDING = 2, 3, 4, 5, 6
+_SF = {"WHRtg_SF": 1, "WChaDisChaMax_SF": 1, "SoC_SF": -1, "W_SF": 1, "AHRtg_SF": 0}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatterySpec:
+    """One simulated battery.
+
+    Attributes:
+        asset_id: its id (also written to the common model's serial number).
+        unit_id: its Modbus unit id (1..247).
+        capacity_kwh: usable capacity.
+        max_charge_kw: charge power limit.
+        max_discharge_kw: discharge power limit (>= 0).
+        soc: initial SoC 0..1.
+        efficiency: round-trip efficiency (applied as its square root each way).
+        base: register address of the SunS marker (40000, 0 or 50000).
+    """
+
+    asset_id: str
+    unit_id: int = 1
+    capacity_kwh: float = 200.0
+    max_charge_kw: float = 100.0
+    max_discharge_kw: float = 100.0
+    soc: float = 0.5
+    efficiency: float = 0.92
+    base: int = 40000
+
+
+@dataclass
+class BatteryModel:
+    """The physics and control state of one simulated battery."""
+
+    spec: BatterySpec
+    clock: SimClock
+    soc: float = 0.0
+    power_kw: float = 0.0
+    setpoint_kw: float | None = None
+    revert_at: float | None = None
+    writes: int = 0
+    overrides: dict[str, int] = field(default_factory=dict)
+    _last_t: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.soc = self.spec.soc
+
+    def command(self, wset_w: float | None, revert_s: float) -> None:
+        """Apply a 704 active-power command (DER sign) with a wall-clock revert timer."""
+        self.writes += 1
+        self.setpoint_kw = None if wset_w is None else -wset_w / 1000.0
+        self.revert_at = time.monotonic() + revert_s if revert_s > 0 else None
+
+    def step(self) -> None:
+        """Advance the physics to now."""
+        t = self.clock.now()
+        dt, self._last_t = t - self._last_t, t
+        if self.revert_at is not None and time.monotonic() >= self.revert_at:
+            self.setpoint_kw, self.revert_at = None, None
+        goal = self.setpoint_kw or 0.0
+        goal = min(max(goal, -self.spec.max_discharge_kw), self.spec.max_charge_kw)
+        if (goal > 0 and self.soc >= 1.0) or (goal < 0 and self.soc <= 0.0):
+            goal = 0.0
+        self.power_kw = goal
+        if dt > 0 and goal != 0.0:
+            eta = self.spec.efficiency**0.5
+            stored = goal * eta if goal > 0 else goal / eta
+            self.soc = min(1.0, max(0.0, self.soc + stored * dt / 3600.0 / self.spec.capacity_kwh))
+
+    def values_802(self) -> dict[str, Value]:
+        """The battery model's engineering values now."""
+        full, empty = self.soc >= 1.0, self.soc <= 0.0
+        if self.power_kw > 0:
+            chast = CHAST_CHARGING
+        elif self.power_kw < 0:
+            chast = CHAST_DISCHARGING
+        else:
+            chast = CHAST_FULL if full else CHAST_EMPTY if empty else CHAST_HOLDING
+        return {
+            **_SF,
+            "WHRtg": self.spec.capacity_kwh * 1000.0,
+            "WChaRteMax": 0.0 if full else self.spec.max_charge_kw * 1000.0,
+            "WDisChaRteMax": 0.0 if empty else self.spec.max_discharge_kw * 1000.0,
+            "SoCMax": 100.0,
+            "SoCMin": 0.0,
+            "SoC": round(self.soc * 100.0, 1),
+            "ChaSt": chast,
+            "LocRemCtl": 0,
+            "Typ": 4,
+            "State": STATE_SOC_PROTECTION if (full or empty) else STATE_CONNECTED,
+            "W": self.power_kw * 1000.0,
+        }
+
+
+def _layout() -> tuple[int, int]:
+    """Offsets of model 802 and 704 from the marker."""
+    off802 = 2 + M1.size
+    return off802, off802 + M802.size
+
+
+_OFF802, _OFF704 = _layout()
+
+
+class ModbusBatteryServer:
+    """A Modbus TCP server with one SunSpec battery per unit id.
+
+    Use as ``async with``: entering listens, leaving shuts down. ``stop()`` and
+    ``start()`` let a test restart it on the same port.
+
+    Args:
+        host: address to bind.
+        port: TCP port.
+        batteries: the batteries, with distinct unit ids (at most 247).
+        time_scale: simulated seconds per wall-clock second.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int,
+        batteries: Sequence[BatterySpec],
+        time_scale: float = 1.0,
+    ) -> None:
+        if len({b.unit_id for b in batteries}) != len(batteries) or len(batteries) > 247:
+            raise ValueError("batteries need distinct unit ids, at most 247 per server")
+        self.host, self.port = host, port
+        self.clock = SimClock(time_scale=time_scale)
+        self.models = {b.asset_id: BatteryModel(b, self.clock) for b in batteries}
+        self._server: ModbusTcpServer | None = None
+
+    async def start(self) -> None:
+        """Listen for Modbus TCP clients."""
+        devices = [self._device(model) for model in self.models.values()]
+        self._server = ModbusTcpServer(devices, address=(self.host, self.port))
+        await self._server.serve_forever(background=True)
+
+    async def stop(self) -> None:
+        """Close the listener and every client connection."""
+        server, self._server = self._server, None
+        if server is not None:
+            await server.shutdown()  # type: ignore[no-untyped-call]
+
+    async def __aenter__(self) -> ModbusBatteryServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def _device(self, model: BatteryModel) -> SimDevice:
+        spec = model.spec
+        image = build_image(
+            [
+                (M1, {"Mn": "park-vpp", "Md": "sim-battery", "Vr": "1", "SN": spec.asset_id}),
+                (M802, model.values_802()),
+                (M704, {"WSet_SF": 0, "WSetEna": 0, "WSetMod": 1, "WSet": 0, "WSetRvrt": 0}),
+            ]
+        )
+        ro_end = _OFF704
+        simdata = [
+            SimData(spec.base, values=image[:ro_end], datatype=DataType.REGISTERS, readonly=True),
+            SimData(spec.base + ro_end, values=image[ro_end:], datatype=DataType.REGISTERS),
+        ]
+
+        async def action(
+            function_code: int,
+            start_address: int,
+            address: int,
+            count: int,
+            registers: list[int],
+            set_values: list[int] | list[bool] | None,
+        ) -> ExcCodes | None:
+            del function_code, count
+            model.step()
+            at = spec.base + _OFF802 - start_address
+            block = M802.encode({**model.values_802()})
+            for name, raw in model.overrides.items():
+                point = M802.points[name]
+                block[point.offset] = raw
+            registers[at : at + len(block)] = block
+            if set_values:
+                off = address - start_address
+                registers[off : off + len(set_values)] = [int(v) for v in set_values]
+                self._on_write(model, registers, spec.base + _OFF704 - start_address)
+            return None
+
+        return SimDevice(spec.unit_id, simdata=simdata, action=action)
+
+    @staticmethod
+    def _on_write(model: BatteryModel, registers: list[int], at: int) -> None:
+        values = M704.decode(registers[at : at + M704.size])
+        enabled = values.get("WSetEna") == 1 and values.get("WSetMod") == 1
+        wset = values.get("WSet")
+        revert = values.get("WSetRvrtTms")
+        model.command(
+            float(wset) if enabled and isinstance(wset, int | float) else None,
+            float(revert) if isinstance(revert, int | float) else 0.0,
+        )

@@ -1,0 +1,26 @@
+"""SunSpec register maps: model definitions and a codec shared by adapter and simulator.
+
+The model JSON files here (common model 1, battery model 802, DER AC
+controls model 704) are the SunSpec Alliance's public definitions as shipped
+by pysunspec2 1.3.7 (Apache-2.0, see ``LICENSE-pysunspec2.txt``), unchanged.
+"""
+
+from adapters.sunspec.codec import (
+    BASE_ADDRESSES,
+    END_MODEL_ID,
+    SUNS_MARKER,
+    Model,
+    Point,
+    build_image,
+    load_model,
+)
+
+__all__ = [
+    "BASE_ADDRESSES",
+    "END_MODEL_ID",
+    "SUNS_MARKER",
+    "Model",
+    "Point",
+    "build_image",
+    "load_model",
+]

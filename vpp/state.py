@@ -228,7 +228,7 @@ class State:
             )
         if not created:
             raise AlreadyExists("asset", asset.id)
-        log.info("enrolled %s %s in park %s", asset.kind, asset.id, park)
+        log.debug("enrolled %s %s in park %s", asset.kind, asset.id, park)
         return stored
 
     async def get_asset(self, park: str, asset_id: str) -> AnyAsset:

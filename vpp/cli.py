@@ -1,0 +1,268 @@
+"""The ``vpp`` command line (also ``python -m vpp``).
+
+Subcommands are small functions: ``_add_<name>(subparsers)`` declares one and
+sets ``run`` to a ``_run_<name>(args) -> int``. To add one (``simulate``),
+write both and list the adder in ``COMMANDS``. Logging is configured here and
+nowhere else.
+
+Exit codes: 0 success, 1 failure (``check``: not healthy), 2 usage or
+configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import logging.config
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from vpp import __version__
+from vpp.auth import Role, TokenStore
+from vpp.errors import InvalidInput, SettingsError, StateError
+from vpp.parkfile import enroll_park, load_park_file
+from vpp.servers import ServerError
+from vpp.service import open_state, redis_endpoint, serve
+from vpp.settings import Settings
+from vpp.state import State
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+log = logging.getLogger("vpp.cli")
+
+_Subparsers = Any  # argparse's _SubParsersAction is private
+DEFAULT_PARK_FILE = Path("config/demo-park.toml")
+
+
+def _configure_logging(level: str) -> None:
+    plain = {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"}
+    stderr = {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"plain": plain},
+            "handlers": {"stderr": stderr},
+            "loggers": {"vpp": {"level": level.upper()}, "aiohttp.access": {"level": "WARNING"}},
+            "root": {"handlers": ["stderr"], "level": "WARNING"},
+        }
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.load(args.config)
+    if getattr(args, "port", None) is not None:
+        settings.http.port = args.port
+    return settings
+
+
+def _with_state(settings: Settings, work: Callable[[State], Any]) -> Any:
+    """Run ``work(state)`` against the configured (or private) Redis."""
+
+    async def run(url: str) -> Any:
+        state = open_state(settings, url)
+        try:
+            return await work(state)
+        finally:
+            await state.aclose()
+
+    with redis_endpoint(settings) as url:
+        return asyncio.run(run(url))
+
+
+# -- serve -----------------------------------------------------------------
+
+
+def _add_serve(sub: _Subparsers) -> None:
+    p = sub.add_parser("serve", help="serve the HTTP API until SIGTERM")
+    p.add_argument("--port", type=int, help="override http.port")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.set_defaults(run=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    with redis_endpoint(settings) as url:
+        asyncio.run(serve(settings, url, duration=args.duration))
+    return 0
+
+
+# -- check -----------------------------------------------------------------
+
+
+def _add_check(sub: _Subparsers) -> None:
+    p = sub.add_parser("check", help="exit 0 when the service and Redis answer, 1 otherwise")
+    p.add_argument("--url", help="the service's base URL (default: from http.host/http.port)")
+    p.add_argument("--timeout", type=float, default=3.0)
+    p.set_defaults(run=_run_check)
+
+
+async def _check(settings: Settings, base_url: str, seconds: float) -> list[str]:
+    problems: list[str] = []
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session,
+            session.get(base_url + "/readyz") as resp,
+        ):
+            if resp.status != 200:
+                problems.append(f"{base_url}/readyz answered {resp.status}: {await resp.text()}")
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        problems.append(f"the service at {base_url} does not answer: {exc!r}")
+    if settings.redis.url:
+        state = open_state(settings, settings.redis.url)
+        try:
+            if not await state.ping():
+                problems.append(f"Redis at {settings.redis.url} does not answer")
+        finally:
+            await state.aclose()
+    return problems
+
+
+def _run_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    host = "127.0.0.1" if settings.http.host in ("0.0.0.0", "::", "") else settings.http.host
+    base_url = (args.url or f"http://{host}:{settings.http.port}").rstrip("/")
+    problems = asyncio.run(_check(settings, base_url, args.timeout))
+    for problem in problems:
+        print(f"FAIL {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"OK {base_url} and Redis answer")
+    return 0
+
+
+# -- token -----------------------------------------------------------------
+
+
+def _add_token(sub: _Subparsers) -> None:
+    p = sub.add_parser("token", help="manage API tokens")
+    tsub = p.add_subparsers(dest="token_command", required=True)
+    c = tsub.add_parser("create", help="create a token and print its secret (shown once)")
+    c.add_argument("--role", required=True, choices=[r.value for r in Role])
+    c.add_argument("--park", action="append", default=[], help="a park it may touch; * for all")
+    c.add_argument("--name", default="", help="a label for logs")
+    c.set_defaults(run=_run_token_create)
+    r = tsub.add_parser("revoke", help="revoke a token given its secret")
+    r.add_argument("secret")
+    r.set_defaults(run=_run_token_revoke)
+
+
+def _run_token_create(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    secret = _with_state(
+        settings, lambda state: TokenStore(state).create(args.role, args.park, args.name)
+    )
+    print(secret)
+    return 0
+
+
+def _run_token_revoke(args: argparse.Namespace) -> int:
+    existed = _with_state(_settings(args), lambda state: TokenStore(state).revoke(args.secret))
+    print("revoked" if existed else "no such token")
+    return 0 if existed else 1
+
+
+# -- enroll ----------------------------------------------------------------
+
+
+def _add_enroll(sub: _Subparsers) -> None:
+    p = sub.add_parser("enroll", help="enroll a park file's assets (idempotent)")
+    p.add_argument("--file", type=Path, required=True, help="a park TOML file")
+    p.set_defaults(run=_run_enroll)
+
+
+def _run_enroll(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    park_file = load_park_file(args.file)
+    result = _with_state(settings, lambda state: enroll_park(state, park_file))
+    print(
+        f"park {park_file.park.id}: {len(result.created)} enrolled, "
+        f"{len(result.existing)} already enrolled"
+    )
+    return 0
+
+
+# -- demo ------------------------------------------------------------------
+
+
+def _add_demo(sub: _Subparsers) -> None:
+    p = sub.add_parser("demo", help="serve the demo park from config/ (until Ctrl-C)")
+    p.add_argument("--park-file", type=Path, default=DEFAULT_PARK_FILE)
+    p.add_argument("--port", type=int, help="override http.port")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    park_file = load_park_file(args.park_file)
+    park = park_file.park.id
+
+    async def ready(base_url: str, state: State) -> None:
+        result = await enroll_park(state, park_file)
+        token = await TokenStore(state).create(Role.PARK_OPERATOR, [park], name="demo-operator")
+        print(
+            f"\nDemo park {park!r} ({park_file.park.name}): {len(park_file.assets)} assets "
+            f"({len(result.created)} enrolled now, {len(result.existing)} already there).\n"
+            f"  API:      {base_url}/v1/parks/{park}/assets\n"
+            f"  OpenAPI:  {base_url}/openapi.json   metrics: {base_url}/metrics\n"
+            f"  operator token (shown once): {token}\n\n"
+            f"  curl -H 'Authorization: Bearer {token}' {base_url}/v1/parks/{park}\n\n"
+            "Ctrl-C stops it.",
+            flush=True,
+        )
+
+    with redis_endpoint(settings) as url:
+        asyncio.run(serve(settings, url, duration=args.duration, on_ready=ready))
+    return 0
+
+
+#: Every subcommand's adder, in help order.
+COMMANDS: list[Callable[[_Subparsers], None]] = [
+    _add_serve,
+    _add_demo,
+    _add_check,
+    _add_token,
+    _add_enroll,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand of ``COMMANDS``."""
+    parser = argparse.ArgumentParser(prog="vpp", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"vpp {__version__}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get("VPP_CONFIG"),
+        help="settings TOML (default: $VPP_CONFIG; VPP_* variables override it)",
+    )
+    parser.add_argument("--log-level", default=None, help="DEBUG, INFO, WARNING (log.level)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``vpp`` command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        level = args.log_level or Settings.load(args.config).log.level
+        _configure_logging(level)
+        code: int = args.run(args)
+        return code
+    except (SettingsError, InvalidInput) as exc:
+        print(f"vpp: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (ServerError, StateError) as exc:
+        print(f"vpp: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,1 +1,99 @@
-"""Package."""
+"""Dispatch engine: flexibility envelopes, aggregation, bids, disaggregation, baselines.
+
+A pure library (numpy, scipy, OR-Tools). Power is positive when drawn from the
+grid; *up* means the portfolio consumes more than its baseline (valley filling),
+*down* that it consumes less (peak shaving). Every asset is a generalized
+battery on a :class:`TimeGrid` (see :mod:`dispatch.portfolio`).
+
+Entry points:
+
+* envelopes: :func:`battery_envelope`, :func:`ev_envelope`, ... then
+  :func:`build_portfolio`;
+* :func:`build_bid` -> :class:`Bid` (certified by a delivered dispatch);
+* :func:`disaggregate` -> :class:`Dispatch` (never infeasible; shortfall reported);
+* :func:`check_dispatch` (independent judge), :func:`exact_bid` and
+  :func:`exact_dispatch` (the exact LP reference);
+* baselines: :class:`RecentAverage`, :class:`HighXOfY`, :func:`same_day_adjusted`,
+  :func:`pre_event_baseline`.
+"""
+
+from dispatch.aggregate import (
+    FlexibilityEnvelope,
+    cluster_labels,
+    cluster_model,
+    flexibility_envelope,
+)
+from dispatch.baselines import (
+    BaselineMethod,
+    DayHistory,
+    HighXOfY,
+    RecentAverage,
+    pre_event_baseline,
+    same_day_adjusted,
+)
+from dispatch.bids import Bid, BidRules, DirectionBid, PriceCurve, apply_rules, build_bid
+from dispatch.checker import Violation, check_dispatch
+from dispatch.disaggregate import Dispatch, disaggregate
+from dispatch.envelopes import (
+    Battery,
+    CurtailableLoad,
+    EvSession,
+    PvCurtailment,
+    ShiftableLoad,
+    ThermalLoad,
+    battery_envelope,
+    build_portfolio,
+    curtailable_envelope,
+    ev_envelope,
+    pv_envelope,
+    shiftable_envelope,
+    thermal_envelope,
+)
+from dispatch.exact import Direction, ExactResult, exact_bid, exact_dispatch
+from dispatch.grid import TimeGrid
+from dispatch.portfolio import AssetKind, Portfolio
+from dispatch.synthetic import synthetic_park
+
+__all__ = [
+    "AssetKind",
+    "BaselineMethod",
+    "Battery",
+    "Bid",
+    "BidRules",
+    "CurtailableLoad",
+    "DayHistory",
+    "Direction",
+    "DirectionBid",
+    "Dispatch",
+    "EvSession",
+    "ExactResult",
+    "FlexibilityEnvelope",
+    "HighXOfY",
+    "Portfolio",
+    "PriceCurve",
+    "PvCurtailment",
+    "RecentAverage",
+    "ShiftableLoad",
+    "ThermalLoad",
+    "TimeGrid",
+    "Violation",
+    "apply_rules",
+    "battery_envelope",
+    "build_bid",
+    "build_portfolio",
+    "check_dispatch",
+    "cluster_labels",
+    "cluster_model",
+    "curtailable_envelope",
+    "disaggregate",
+    "ev_envelope",
+    "exact_bid",
+    "exact_dispatch",
+    "flexibility_envelope",
+    "pre_event_baseline",
+    "pv_envelope",
+    "same_day_adjusted",
+    "shiftable_envelope",
+    "synthetic_park",
+    "thermal_envelope",
+]

@@ -110,22 +110,20 @@ def power_range(
     b_lo, b_hi = band[0][:, t], band[1][:, t]
     width = b_hi - b_lo
     margin = np.minimum(MARGIN_KWH, np.maximum(width, 0.0) * 0.25)
-    q_lo = np.maximum(q_min, _q_lower((b_lo + margin - base) / dt, kc, kd))
-    q_hi = np.minimum(q_max, _q_upper((b_hi - margin - base) / dt, kc, kd))
+    need_lo = _q_lower((b_lo + margin - base) / dt, kc, kd)
+    need_hi = _q_upper((b_hi - margin - base) / dt, kc, kd)
+    q_lo = np.maximum(q_min, need_lo)
+    q_hi = np.minimum(q_max, need_hi)
     bad = q_lo > q_hi
     if np.any(bad):
-        # Numerically empty (a point band, or a state a rounding error outside):
-        # take the admissible power closest to the band's centre.
-        fin_lo, fin_hi = np.isfinite(b_lo), np.isfinite(b_hi)
-        mid = np.where(
-            fin_lo & fin_hi,
-            0.5 * (np.where(fin_lo, b_lo, 0.0) + np.where(fin_hi, b_hi, 0.0)),
-            np.where(fin_lo, b_lo, np.where(fin_hi, b_hi, base)),
+        # Numerically empty (a point band, or a state a rounding error outside it):
+        # push the state back towards the band as hard as the power bounds allow.
+        inner = np.where(np.isfinite(need_lo), need_lo, need_hi)
+        fallback = np.where(
+            need_lo > q_max, q_max, np.where(need_hi < q_min, q_min, np.clip(inner, q_min, q_max))
         )
-        centre = _q_lower((mid - base) / dt, kc, kd)
-        q_mid = np.clip(np.where(np.isfinite(centre), centre, q_min), q_min, q_max)
-        q_lo = np.where(bad, q_mid, q_lo)
-        q_hi = np.where(bad, q_mid, q_hi)
+        q_lo = np.where(bad, fallback, q_lo)
+        q_hi = np.where(bad, fallback, q_hi)
     p_ref = pf.p_ref[:, t]
     return p_ref + q_lo, p_ref + q_hi
 

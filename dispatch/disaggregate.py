@@ -160,7 +160,7 @@ def disaggregate(
     n = sub.n_assets
     plan = None
     labels = np.zeros(n, dtype=np.int64)
-    if not fairness and n > 0:
+    if not fairness and n > 0 and k > 0:
         labels = cluster_labels(sub, clusters_per_kind)
         plan = _plan(sub, band, target, labels, penalty, solver, time_limit_s)
     n_clusters = int(labels.max()) + 1 if n else 1

@@ -1,0 +1,299 @@
+"""Demand-response bids: per interval baseline, up and down capacity, price curves.
+
+A direction's bid is built in three steps:
+
+1. the cluster model (:mod:`dispatch.aggregate`) is solved for the largest
+   bid energy ``sum_t Q[t] * dt`` with ``Q >= 0`` in every interval, every
+   interval awarded at once (hour-flat for the hourly form);
+2. the market rules are applied (minimum capacity per trading unit, minimum
+   continuous response): intervals that fail them are set to zero;
+3. the profile is *certified*: :func:`~dispatch.disaggregate.disaggregate` is
+   run on it from the same state; if it falls short anywhere the profile is cut
+   to what was delivered, the rules are re-applied, and this repeats.
+
+So an offered quantity is always a profile that the disaggregator has delivered
+in full with every asset inside its limits (``Bid.down.dispatch`` holds that
+dispatch), and ``disaggregate(pf, -bid.down_kw)`` reproduces it. When the rounds
+run out before that holds, the bid says so in ``deliverable`` / ``explanation``.
+
+The price-quantity curve of an interval is read off the certifying dispatch:
+the quantity offered at price ``c`` is what the assets whose deviation cost is
+at most ``c`` deliver in it (made monotone, capped at the bid). Assets dearer
+than the price cap are left out of the bid; prices are raised to the floor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dispatch._lp import DEFAULT_SOLVER
+from dispatch.aggregate import cluster_labels, cluster_model
+from dispatch.disaggregate import Dispatch, disaggregate
+from dispatch.exact import Direction, _units_lp
+from dispatch.grid import TimeGrid
+from dispatch.portfolio import FloatArray, Portfolio
+
+__all__ = ["Bid", "BidRules", "DirectionBid", "PriceCurve", "apply_rules", "build_bid"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BidRules:
+    """Market rules and solver settings for a bid.
+
+    Attributes:
+        min_capacity_kw: Smallest non-zero quantity per interval (per trading unit).
+        min_duration_minutes: Shortest continuous run of non-zero quantity.
+        price_cap: Highest price offered, per kWh; dearer assets are left out.
+        price_floor: Lowest price offered, per kWh.
+        price_steps: Number of steps of each price-quantity curve.
+        max_rounds: Certification rounds before the bid is reported as not certified.
+        clusters_per_kind: Cluster count per asset kind in the planning model.
+        solver: LP solver of the planning model.
+        time_limit_s: Time limit of each planning LP.
+    """
+
+    min_capacity_kw: float = 1000.0
+    min_duration_minutes: float = 60.0
+    price_cap: float = 5.0
+    price_floor: float = 0.0
+    price_steps: int = 5
+    max_rounds: int = 4
+    clusters_per_kind: int = 6
+    solver: str = DEFAULT_SOLVER
+    time_limit_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PriceCurve:
+    """Monotone price-quantity steps per interval.
+
+    Attributes:
+        prices: ``(S,)`` ascending step prices, per kWh.
+        quantity_kw: ``(S, T)`` quantity offered at or below each price, non-decreasing
+            along ``S``; the last row is the bid quantity.
+    """
+
+    prices: FloatArray
+    quantity_kw: FloatArray
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DirectionBid:
+    """The bid of one direction.
+
+    Attributes:
+        direction: Up or down.
+        quantity_kw: ``(T,)`` capacity offered per interval, ``>= 0``.
+        curve: Price-quantity curve.
+        dispatch: The dispatch that delivers ``quantity_kw`` in full (the certificate).
+        asset_index: Rows of the portfolio that take part (cost within the price cap).
+        deliverable: Whether the certificate delivers the whole profile.
+        explanation: Why the bid looks the way it does.
+    """
+
+    direction: Direction
+    quantity_kw: FloatArray
+    curve: PriceCurve
+    dispatch: Dispatch
+    asset_index: FloatArray
+    deliverable: bool
+    explanation: str
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Bid:
+    """A demand-response bid for a market day (or any grid).
+
+    Attributes:
+        grid: Time grid of the quarter-hour (or native) form.
+        baseline_kw: ``(T,)`` portfolio baseline.
+        up: Valley-filling bid (extra consumption).
+        down: Peak-shaving bid (reduced consumption).
+        hourly_up: Hour-flat up bid (``None`` when an hour is not a whole number of intervals).
+        hourly_down: Hour-flat down bid.
+        hourly_baseline_kw: ``(H,)`` hourly mean baseline.
+    """
+
+    grid: TimeGrid
+    baseline_kw: FloatArray
+    up: DirectionBid
+    down: DirectionBid
+    hourly_up: DirectionBid | None
+    hourly_down: DirectionBid | None
+    hourly_baseline_kw: FloatArray | None
+
+    @property
+    def up_kw(self) -> FloatArray:
+        """Up capacity per interval."""
+        return self.up.quantity_kw
+
+    @property
+    def down_kw(self) -> FloatArray:
+        """Down capacity per interval."""
+        return self.down.quantity_kw
+
+    @property
+    def jointly_deliverable(self) -> bool:
+        """Whether every part of the bid is certified by a delivered dispatch."""
+        parts = [self.up, self.down, self.hourly_up, self.hourly_down]
+        return all(p.deliverable for p in parts if p is not None)
+
+    def hourly_points(self, direction: Direction) -> FloatArray | None:
+        """The 24 (or ``H``) hourly quantities of the hour-flat form."""
+        part = self.hourly_up if direction == Direction.UP else self.hourly_down
+        if part is None:
+            return None
+        per_hour = round(1.0 / self.grid.dt_h)
+        return part.quantity_kw[::per_hour].copy()
+
+
+def apply_rules(quantity: FloatArray, rules: BidRules, dt_h: float) -> FloatArray:
+    """Zero the intervals that break the minimum capacity or minimum duration rule.
+
+    Args:
+        quantity: ``(T,)`` candidate quantities, kW.
+        rules: Market rules.
+        dt_h: Interval length, hours.
+
+    Returns:
+        The quantities that the rules allow (a copy).
+    """
+    q = np.where(quantity >= rules.min_capacity_kw - 1e-9, np.maximum(quantity, 0.0), 0.0)
+    q = np.where(q > 1e-9, q, 0.0)
+    need = int(np.ceil(rules.min_duration_minutes / 60.0 / dt_h - 1e-9))
+    if need > 1:
+        on = np.concatenate([[0], (q > 0).astype(np.int8), [0]])
+        edges = np.flatnonzero(np.diff(on))
+        for s, e in zip(edges[::2], edges[1::2], strict=True):
+            if e - s < need:
+                q[s:e] = 0.0
+    return q
+
+
+def _hour_floor(q: FloatArray, per_hour: int) -> FloatArray:
+    t = len(q)
+    full = t // per_hour * per_hour
+    out = q.copy()
+    out[:full] = np.repeat(q[:full].reshape(-1, per_hour).min(axis=1), per_hour)
+    if full < t:
+        out[full:] = q[full:].min()
+    return out
+
+
+def _curve(
+    pf: Portfolio, disp: Dispatch, sign: float, quantity: FloatArray, rules: BidRules
+) -> PriceCurve:
+    cost = pf.cost_up if sign > 0 else pf.cost_down
+    contrib = sign * (disp.setpoints_kw - pf.baseline)
+    order = np.argsort(cost, kind="stable")
+    sorted_cost = cost[order]
+    cum = np.cumsum(contrib[order], axis=0)
+    steps = max(rules.price_steps, 1)
+    if len(sorted_cost) == 0:
+        levels = np.array([rules.price_floor])
+    else:
+        levels = np.unique(np.quantile(sorted_cost, np.linspace(0.0, 1.0, steps + 1)[1:]))
+    rows = np.searchsorted(sorted_cost, levels, side="right") - 1
+    qty = np.where(rows[:, None] >= 0, cum[np.maximum(rows, 0)], 0.0)
+    qty = np.maximum.accumulate(np.clip(qty, 0.0, quantity), axis=0)
+    qty[-1] = quantity
+    prices = np.clip(levels, rules.price_floor, rules.price_cap)
+    return PriceCurve(prices=prices, quantity_kw=qty)
+
+
+def _direction_bid(
+    pf: Portfolio, direction: Direction, rules: BidRules, hourly: bool
+) -> DirectionBid:
+    sign = 1.0 if direction == Direction.UP else -1.0
+    cost = pf.cost_up if sign > 0 else pf.cost_down
+    index = np.flatnonzero(cost <= rules.price_cap)
+    sub = pf.subset(index)
+    dt = pf.grid.dt_h
+    per_hour = round(1.0 / dt)
+    quantity = np.zeros(pf.n_intervals)
+    if sub.n_assets:
+        labels = cluster_labels(sub, rules.clusters_per_kind)
+        _, _, dev = _units_lp(
+            cluster_model(sub, labels),
+            sub.n_intervals,
+            direction=direction,
+            target=None,
+            hourly=hourly,
+            zero=None,
+            penalty=0.0,
+            cost_weight=1e-3,
+            solver=rules.solver,
+            time_limit_s=rules.time_limit_s,
+        )
+        quantity = np.maximum(sign * dev, 0.0)
+    deliverable = False
+    explanation = "no asset within the price cap"
+    disp: Dispatch | None = None
+    for _ in range(max(rules.max_rounds, 1)):
+        if hourly:
+            quantity = _hour_floor(quantity, per_hour)
+        quantity = apply_rules(quantity, rules, dt)
+        disp = disaggregate(
+            sub,
+            sign * quantity,
+            clusters_per_kind=rules.clusters_per_kind,
+            solver=rules.solver,
+            time_limit_s=rules.time_limit_s,
+        )
+        got = np.maximum(sign * disp.delivered_kw, 0.0)
+        gap = quantity - got
+        if np.all(np.abs(gap) <= 1e-6 * (1.0 + quantity)):
+            deliverable = True
+            explanation = (
+                "certified: the dispatch delivers every interval at once"
+                if quantity.any()
+                else "no capacity survives the market rules"
+            )
+            break
+        quantity = np.minimum(quantity, got)
+        explanation = (
+            f"could not certify in {rules.max_rounds} rounds; largest gap {gap.max():.3f} kW"
+        )
+    assert disp is not None  # the loop runs at least once
+    return DirectionBid(
+        direction=direction,
+        quantity_kw=quantity,
+        curve=_curve(sub, disp, sign, quantity, rules),
+        dispatch=disp,
+        asset_index=index.astype(np.float64),
+        deliverable=deliverable,
+        explanation=explanation,
+    )
+
+
+def build_bid(pf: Portfolio, rules: BidRules | None = None, *, hourly: bool = True) -> Bid:
+    """Build a jointly deliverable demand-response bid.
+
+    Args:
+        pf: Portfolio over the market day (interval 0 = first market interval).
+        rules: Market rules (defaults: 1 MW minimum, 1 h minimum run).
+        hourly: Also build the hour-flat form (as declared by Guangdong's load-type VPPs).
+
+    Returns:
+        The bid: baseline, up and down quantities with price curves and certificates.
+    """
+    rules = rules or BidRules()
+    per_hour = 1.0 / pf.grid.dt_h
+    hourly = hourly and abs(per_hour - round(per_hour)) < 1e-9 and round(per_hour) >= 1
+    base = pf.total_baseline()
+    hourly_base = None
+    if hourly:
+        k = round(per_hour)
+        full = len(base) // k * k
+        hourly_base = base[:full].reshape(-1, k).mean(axis=1)
+    return Bid(
+        grid=pf.grid,
+        baseline_kw=base,
+        up=_direction_bid(pf, Direction.UP, rules, False),
+        down=_direction_bid(pf, Direction.DOWN, rules, False),
+        hourly_up=_direction_bid(pf, Direction.UP, rules, True) if hourly else None,
+        hourly_down=_direction_bid(pf, Direction.DOWN, rules, True) if hourly else None,
+        hourly_baseline_kw=hourly_base,
+    )

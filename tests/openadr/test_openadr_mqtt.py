@@ -1,0 +1,37 @@
+"""MQTT notifications from the VTN wake the VEN's poll early (real Mosquitto)."""
+
+from __future__ import annotations
+
+import time
+
+from oadr_helpers import RecordingSink, event_body, ven_settings, wait_for
+
+from vpp.openadr import OpenAdrSchema, Ven
+from vpp.openadr.vtn_sim import BlClient, VtnSim
+
+
+async def test_notification_triggers_an_early_poll(
+    spec: OpenAdrSchema, mqtt_addr: tuple[str, int], topic_prefix: str, sink: RecordingSink
+) -> None:
+    vtn = VtnSim(schema=spec, mqtt=mqtt_addr, topic_prefix=topic_prefix)
+    async with vtn, BlClient(vtn.url) as bl:
+        program = await bl.create_program("park-dr")
+        # A poll period far beyond the test: only a notification can bring the event.
+        settings = ven_settings(vtn, poll_interval_s=120.0, use_mqtt=True)
+        async with Ven(settings=settings, sink=sink) as ven:
+            await wait_for(lambda: ven.mqtt_subscribed)
+            assert ven.status.mqtt_topics == (f"{topic_prefix}/programs/{program['id']}/events/+",)
+            await wait_for(lambda: ven.status.polls >= 2)  # the post-subscribe catch-up
+            polls = ven.status.polls
+            started = time.monotonic()
+            event = await bl.create_event(
+                event_body(program["id"], [{"type": "SIMPLE", "values": [2]}])
+            )
+            await wait_for(lambda: [d.event_id for d in sink.dispatches] == [event["id"]], 5.0)
+            assert time.monotonic() - started < 5.0
+            assert ven.status.polls > polls and ven.status.notifications >= 2
+
+            await bl.delete_event(event["id"])
+            await wait_for(lambda: sink.cancels == [event["id"]], 5.0)
+    assert vtn.violations == []
+    assert not any(v.direction == "notification" for v in vtn.violations)

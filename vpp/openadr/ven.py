@@ -40,7 +40,13 @@ import aiohttp
 
 from vpp.openadr.auth import TokenProvider
 from vpp.openadr.client import VtnClient
-from vpp.openadr.errors import MappingError, SchemaViolation, VtnError
+from vpp.openadr.errors import (
+    AuthError,
+    MappingError,
+    SchemaViolation,
+    VtnError,
+    VtnUnavailable,
+)
 from vpp.openadr.mapping import event_to_dispatch
 from vpp.openadr.model import (
     DispatchInterval,
@@ -247,20 +253,35 @@ class Ven:
     async def _register(self) -> None:
         if self.status.ven_id is not None:
             return
-        ven = await self.client.find_ven(self.settings.ven_name)
-        if ven is None:
-            ven = await self.client.create_ven(self.settings.ven_name)
-            log.info("registered as ven %s", ven["id"])
+        try:
+            ven = await self.client.find_ven(self.settings.ven_name)
+            if ven is None:
+                ven = await self.client.create_ven(self.settings.ven_name)
+                log.info("registered as ven %s", ven["id"])
+        except VtnError as exc:
+            if isinstance(exc, VtnUnavailable | AuthError):
+                raise
+            # Some VTNs enroll VENs out of band and refuse this; reports need no ven object.
+            log.warning("VEN registration refused (%s); going on without it", exc)
+            self.status.ven_id = ""
+            return
         self.status.ven_id = str(ven["id"])
 
     async def _start_mqtt(self) -> None:
         if not self.settings.use_mqtt or self._mqtt_checked or not self.programs:
             return
-        binding = binding_from_notifiers(await self.client.notifiers(), self.settings.client_id)
         topics: list[str] = []
-        if binding is not None:
-            for program in self.programs.values():
-                topics += topics_to_subscribe(await self.client.event_topics(program["id"]))
+        try:
+            binding = binding_from_notifiers(await self.client.notifiers(), self.settings.client_id)
+            if binding is not None:
+                for program in self.programs.values():
+                    topics += topics_to_subscribe(await self.client.event_topics(program["id"]))
+        except VtnError as exc:
+            if isinstance(exc, VtnUnavailable | AuthError):
+                raise
+            log.warning("no MQTT notifications (%s); polling only", exc)
+            self._mqtt_checked = True
+            return
         self._mqtt_checked = len(self.programs) == len(self.settings.program_names)
         if binding is None or not topics or tuple(topics) == self.status.mqtt_topics:
             return

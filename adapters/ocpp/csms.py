@@ -1,0 +1,306 @@
+"""The CSMS side of OCPP 2.0.1 / 2.1: chargers connect in, setpoints go out.
+
+Charge points connect to ``ws://host:port/ocpp/{charge_point_id}`` offering
+subprotocol ``ocpp2.1`` or ``ocpp2.0.1`` and authenticate with HTTP basic
+auth as user ``{charge_point_id}`` (OCPP security profile 1; put TLS in front
+for profile 2). Each charge point is one asset with one EVSE; its id is the
+asset id.
+
+In: BootNotification, Heartbeat, StatusNotification, TransactionEvent and
+MeterValues (``Power.Active.Import/Export`` W, ``SoC`` %,
+``Energy.Active.Import.Register`` Wh), NotifyEVChargingNeeds (departure
+time, energy needed, V2X charge/discharge limits): each becomes a
+:class:`~adapters.types.Telemetry` carrying the EV session's flexibility.
+
+Out: SetChargingProfile (a TxProfile for the running transaction; in 2.1 with
+V2G enrolled ``operationMode=CentralSetpoint`` and a negative ``setpoint`` to
+discharge) from ``apply``; ClearChargingProfile from ``release``. Calls leave
+only from those two methods, one at a time per connection. A message failing
+schema validation is answered with a CallError, counted and logged; the
+connection stays up. OCPP 1.6J is not served.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, replace
+from http import HTTPStatus
+
+import websockets
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from adapters._base import AssetBook
+from adapters.ocpp.profiles import (
+    OCPP_SUBPROTOCOLS,
+    V21,
+    clear_profile_request,
+    set_profile_request,
+)
+from adapters.ocpp.session import Session21, Session201, SessionState
+from adapters.types import (
+    AdapterStats,
+    Confirmation,
+    DeviceLimits,
+    Setpoint,
+    Telemetry,
+    TelemetrySource,
+)
+
+__all__ = ["PATH_PREFIX", "ChargerSettings", "OcppCsmsAdapter"]
+
+log = logging.getLogger("adapters.ocpp")
+wire_log = logging.getLogger("adapters.ocpp.wire")
+
+#: URL path under which charge points connect: ``/ocpp/{charge_point_id}``.
+PATH_PREFIX = "/ocpp/"
+_PROFILE_ID = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChargerSettings:
+    """One enrolled charge point.
+
+    Attributes:
+        password: its basic-auth password (security profile 1).
+        limits: enrolled limits; a negative ``p_min_kw`` only counts with ``v2g``.
+        v2g: whether discharge is enrolled (the charger must speak OCPP 2.1 too).
+    """
+
+    password: str
+    limits: DeviceLimits
+    v2g: bool = False
+
+
+class OcppCsmsAdapter:
+    """A CSMS websocket endpoint serving many charge points on one event loop.
+
+    Args:
+        host: address to listen on.
+        port: TCP port (0 picks a free one; read :attr:`port` after entering).
+        chargers: enrolled charge points by id.
+        queue_size: bound on readings waiting for the consumer.
+        call_timeout_s: how long a call to a charger may take.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 9000,
+        chargers: Mapping[str, ChargerSettings],
+        queue_size: int = 10_000,
+        call_timeout_s: float = 10.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.chargers = dict(chargers)
+        self.call_timeout_s = call_timeout_s
+        self._book = AssetBook(
+            {cp: self._effective_limits(s, None) for cp, s in chargers.items()},
+            queue_size=queue_size,
+            log=log,
+        )
+        self._sessions: dict[str, Session201 | Session21] = {}
+        self._seen: set[str] = set()
+        self._states: dict[str, SessionState] = {}
+        self._server: Server | None = None
+
+    @property
+    def stats(self) -> AdapterStats:
+        """Counters for the supervisor's metrics (``connected``: listening)."""
+        return self._book.stats
+
+    @property
+    def connected_chargers(self) -> list[str]:
+        """Ids of the charge points connected right now."""
+        return sorted(self._sessions)
+
+    async def __aenter__(self) -> OcppCsmsAdapter:
+        self._server = await serve(
+            self._serve,
+            self.host,
+            self.port,
+            subprotocols=[websockets.Subprotocol(p) for p in OCPP_SUBPROTOCOLS],
+            process_request=self._authenticate,
+            ping_interval=20,
+        )
+        self.port = int(next(iter(self._server.sockets)).getsockname()[1])
+        self.stats.connected = True
+        log.info("CSMS listening on ws://%s:%d%s", self.host, self.port, PATH_PREFIX)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        server, self._server = self._server, None
+        self.stats.connected = False
+        if server is not None:
+            server.close()
+            await server.wait_closed()
+
+    def telemetry(self) -> AsyncIterator[Telemetry]:
+        """Readings from every charger as its messages arrive (one consumer)."""
+        return self._book.readings()
+
+    def last(self, asset_id: str) -> Telemetry | None:
+        """The latest reading of one charger."""
+        return self._book.latest.get(asset_id)
+
+    async def apply(self, setpoint: Setpoint) -> Confirmation:
+        """Clamp and send a TxProfile for the charger's running transaction.
+
+        Raises:
+            UnknownAsset: the charger is not enrolled.
+        """
+        settings = self.chargers.get(setpoint.asset_id)
+        session = self._sessions.get(setpoint.asset_id)
+        version = session.state.version if session else None
+        if settings is not None:
+            self._book.limits[setpoint.asset_id] = self._effective_limits(settings, version)
+        clamped = self._book.clamp(setpoint)
+        if session is None or session.state.transaction_id is None:
+            why = "charger not connected" if session is None else "no EV session"
+            return self._book.confirm(
+                setpoint, clamped, sent=False, confirmed=False, rtt_s=None, reason=why
+            )
+        assert settings is not None and version is not None
+        request = set_profile_request(
+            version=version,
+            evse_id=session.state.evse_id,
+            profile_id=_PROFILE_ID,
+            transaction_id=session.state.transaction_id,
+            power_w=clamped.power_kw * 1000.0,
+            duration_s=max(1, int(setpoint.hold_s)),
+            v2g=settings.v2g,
+        )
+        start = time.perf_counter()
+        try:
+            answer = await session.call_raw("SetChargingProfile", request)
+        except (TimeoutError, websockets.ConnectionClosed) as exc:
+            return self._book.confirm(
+                setpoint, clamped, sent=True, confirmed=False, rtt_s=None, reason=repr(exc)
+            )
+        rtt = time.perf_counter() - start
+        status = None if answer is None else answer.get("status")
+        return self._book.confirm(
+            setpoint, clamped, sent=True, confirmed=status == "Accepted", rtt_s=rtt,
+            reason="" if status == "Accepted" else f"charger answered {status}",
+        )  # fmt: skip
+
+    async def release(self, asset_id: str) -> bool:
+        """Clear the TxProfile: the charger goes back to its own schedule."""
+        self._book.limits_of(asset_id)
+        session = self._sessions.get(asset_id)
+        if session is None:
+            return False
+        try:
+            answer = await session.call_raw(
+                "ClearChargingProfile", clear_profile_request(profile_id=_PROFILE_ID)
+            )
+        except (TimeoutError, websockets.ConnectionClosed):
+            return False
+        return answer is not None and answer.get("status") in ("Accepted", "Unknown")
+
+    @staticmethod
+    def _effective_limits(settings: ChargerSettings, version: str | None) -> DeviceLimits:
+        two_way = settings.v2g and version in (None, V21)
+        return replace(settings.limits, bidirectional=two_way and settings.limits.bidirectional)
+
+    def _authenticate(self, connection: ServerConnection, request: Request) -> Response | None:
+        cp_id = request.path.removeprefix(PATH_PREFIX).strip("/")
+        settings = self.chargers.get(cp_id) if request.path.startswith(PATH_PREFIX) else None
+        header = request.headers.get("Authorization", "")
+        user, password = "", ""
+        if header.startswith("Basic "):
+            with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        expected = settings.password if settings else "\0"
+        if settings is None or not (
+            hmac.compare_digest(user.encode(), cp_id.encode())
+            & hmac.compare_digest(password.encode(), expected.encode())
+        ):
+            log.warning("rejected charge point %r from %s", cp_id, connection.remote_address)
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "unauthorized\n")
+        return None
+
+    async def _serve(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        cp_id = ws.request.path.removeprefix(PATH_PREFIX).strip("/")
+        version = ws.subprotocol
+        if version not in OCPP_SUBPROTOCOLS:
+            await ws.close(1002, "an OCPP 2.0.1 or 2.1 subprotocol is required")
+            return
+        cls = Session21 if version == V21 else Session201
+        session = cls(cp_id, ws, response_timeout=self.call_timeout_s, logger=wire_log)
+        # The EV session outlives a dropped websocket: keep what the charger told us.
+        state = self._states.setdefault(cp_id, SessionState(version=version))
+        state.version = version
+        session.adapter, session.state = self, state
+        previous = self._sessions.get(cp_id)
+        if previous is not None:
+            await previous._connection.close(1000, "replaced by a new connection")
+        self._sessions[cp_id] = session
+        if cp_id in self._seen:
+            self.stats.reconnects += 1
+        self._seen.add(cp_id)
+        log.info("charge point %s connected (%s)", cp_id, version)
+        try:
+            async for raw in ws:
+                if self._well_formed(cp_id, raw):
+                    await session.route_message(raw)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            if self._sessions.get(cp_id) is session:
+                del self._sessions[cp_id]
+                self.session_changed(cp_id, available=False)
+            log.info("charge point %s disconnected", cp_id)
+
+    def _well_formed(self, cp_id: str, raw: str | bytes) -> bool:
+        try:
+            message = json.loads(raw)
+            if not isinstance(message, list) or len(message) < 3:
+                raise ValueError("not an OCPP-J array")
+        except ValueError as exc:
+            self.session_bad_message(cp_id, f"unparseable frame: {exc}")
+            return False
+        return True
+
+    def session_bad_message(self, cp_id: str, detail: str) -> None:
+        """Count a message from a charger that failed parsing or validation."""
+        self._book.bad_payload(cp_id, detail)
+
+    def session_changed(self, cp_id: str, *, available: bool = True) -> None:
+        """Publish a charger's state as a reading (called by its session)."""
+        session = self._sessions.get(cp_id)
+        st = session.state if session else None
+        if st is None:
+            last = self._book.latest.get(cp_id)
+            if last is not None:
+                self._book.publish(replace(last, ts=time.time(), available=False, power_kw=0.0))
+            return
+        connected = st.transaction_id is not None
+        needed = None
+        if connected and st.needs_kwh is not None:
+            needed = max(0.0, st.needs_kwh - ((st.energy_kwh or 0.0) - st.needs_at_kwh))
+        self._book.publish(
+            Telemetry(
+                asset_id=cp_id,
+                ts=time.time(),
+                power_kw=st.power_kw,
+                soc=st.soc if connected else None,
+                energy_kwh=st.energy_kwh,
+                available=available,
+                max_charge_kw=st.max_charge_kw if connected else None,
+                max_discharge_kw=st.max_discharge_kw if connected else None,
+                ev_connected=connected,
+                departure_ts=st.departure_ts if connected else None,
+                energy_needed_kwh=needed,
+                source=TelemetrySource.OCPP,
+            )
+        )

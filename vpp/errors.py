@@ -9,6 +9,7 @@ that meets them, so callers only ever catch ``VppError`` subclasses::
      ├── StateError             (Redis state)
      │    ├── StateUnavailable  (Redis did not answer)
      │    ├── AlreadyExists     (enroll of an id that is enrolled)
+     │    ├── Conflict          (the request clashes with the stored state: 409)
      │    └── NotFound          (no such park or asset)
      └── AuthError
           ├── Unauthenticated   (missing or unknown token: 401)
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 __all__ = [
     "AlreadyExists",
     "AuthError",
+    "Conflict",
     "FieldError",
     "Forbidden",
     "InvalidInput",
@@ -94,6 +96,14 @@ class AlreadyExists(StateError):
         self.what = what
         self.id = id
         super().__init__(f"{what} {id!r} already exists")
+
+
+class Conflict(StateError):
+    """The request clashes with what is stored (HTTP 409).
+
+    For example an event id reused with other content, or a change to an event
+    that is over.
+    """
 
 
 class NotFound(StateError):

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from vpp.errors import FieldError, InvalidInput
+from vpp.errors import Conflict
 from vpp.model import ID_PATTERN, invalid_input
 
 __all__ = [
@@ -87,13 +87,21 @@ _ALLOWED: dict[EventState, frozenset[EventState]] = {
 }
 
 
-class IllegalTransition(InvalidInput):
-    """An event was asked to do what its current state does not allow (HTTP 409)."""
+class IllegalTransition(Conflict):
+    """An event was asked to do what its current state does not allow (HTTP 409).
+
+    Attributes:
+        field: what the request tried to change (``state``, ``targets_kw``).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
 
     @classmethod
     def single(cls, field: str, message: str) -> IllegalTransition:
         """Make the error for one field."""
-        return cls([FieldError(field=field, message=message, type="illegal_transition")])
+        return cls(field, message)
 
 
 class _Payload(BaseModel):

@@ -9,6 +9,11 @@ legal in a cluster::
     {ns}:{{park}}:asset:{id}    string msgpack enrolled asset (durable)
     {ns}:{{park}}:live:{id}     string msgpack LiveState, with a TTL
     {ns}:{{park}}:log           stream append-only event log
+    {ns}:{{park}}:events        zset   event id scored by start time
+    {ns}:{{park}}:event:{id}    string msgpack EventRecord (durable)
+    {ns}:{{park}}:bids          zset   bid id scored by creation time
+    {ns}:{{park}}:bid:{id}      string msgpack stored bid (durable)
+    {ns}:{{park}}:lease:control string owner id of the park's control loop (TTL)
 
 Keys that are not about one park are global under the namespace::
 
@@ -74,6 +79,29 @@ class Keys:
     def log(self) -> str:
         """Stream: the park's append-only event log."""
         return f"{self.prefix}:log"
+
+    @property
+    def events(self) -> str:
+        """Sorted set: event ids scored by their start (epoch seconds)."""
+        return f"{self.prefix}:events"
+
+    def event(self, event_id: str) -> str:
+        """String: the msgpack event record."""
+        return f"{self.prefix}:event:{event_id}"
+
+    @property
+    def bids(self) -> str:
+        """Sorted set: bid ids scored by creation time (epoch seconds)."""
+        return f"{self.prefix}:bids"
+
+    def bid(self, bid_id: str) -> str:
+        """String: the msgpack stored bid."""
+        return f"{self.prefix}:bid:{bid_id}"
+
+    @property
+    def control_lease(self) -> str:
+        """String: the id of the worker running the park's control loop (expires)."""
+        return f"{self.prefix}:lease:control"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from vpp.errors import (
     AlreadyExists,
+    Conflict,
     Forbidden,
     InvalidInput,
     NotFound,
@@ -88,6 +89,8 @@ def to_problem(exc: VppError | Problem | web.HTTPException, request: web.Request
             )
         case AlreadyExists():
             return problem_response(409, str(exc), slug="already-exists", instance=where)
+        case Conflict():
+            return problem_response(409, str(exc), slug="conflict", instance=where)
         case NotFound():
             return problem_response(404, str(exc), slug="not-found", instance=where)
         case Unauthenticated():

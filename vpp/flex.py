@@ -1,0 +1,189 @@
+"""From enrolled assets and live state to the dispatch engine's portfolio.
+
+This is the one place where the service's domain model meets ``dispatch``:
+each enrolled asset with a fresh live reading becomes a one-asset envelope on
+a time grid, and the envelopes join into a `dispatch.Portfolio`.
+
+What counts as flexible right now:
+
+* a battery with a live state of charge (SoC window and limits as enrolled);
+* a charger with a vehicle plugged in that said when it leaves and how much it
+  needs (discharge only when the charger is enrolled for V2G);
+* a flexible load (shed up to its limit, for at most its duration, with its
+  rebound share paid back before the end of the grid);
+* a curtailable PV inverter, whose live output is the forecast.
+
+An asset whose live key has aged out (a silent device), that reports itself
+unavailable, or (a charger) that has no vehicle is left out, so its
+flexibility is never promised. The reason is returned per asset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import numpy as np
+
+import dispatch as dx
+from vpp.model import Battery, EvCharger, FlexibleLoad, LiveState, Pv
+
+__all__ = ["PortfolioView", "build_view", "grid_at"]
+
+AnyAsset = Battery | EvCharger | FlexibleLoad | Pv
+
+#: ``AssetKind`` code of the dispatch engine -> the service's kind name.
+KIND_NAMES = {
+    int(dx.AssetKind.BATTERY): "battery",
+    int(dx.AssetKind.EV): "ev_charger",
+    int(dx.AssetKind.CURTAILABLE): "flexible_load",
+    int(dx.AssetKind.SHIFTABLE): "flexible_load",
+    int(dx.AssetKind.THERMAL): "flexible_load",
+    int(dx.AssetKind.PV): "pv",
+}
+
+
+def grid_at(start: datetime, n: int, step_minutes: int = 15) -> dx.TimeGrid:
+    """A grid of ``n`` intervals beginning at ``start`` (kept as given, aware)."""
+    return dx.TimeGrid(n=n, step=timedelta(minutes=step_minutes), start=start)
+
+
+@dataclass(frozen=True)
+class PortfolioView:
+    """The flexible part of a park on a grid, with why the rest was left out.
+
+    Attributes:
+        portfolio: the dispatch engine's portfolio (None when nothing is flexible).
+        assets: the enrolled asset of each portfolio row, in row order.
+        excluded: asset id -> reason it is not in the portfolio.
+        measured_kw: the live power of every asset with a fresh reading (kW).
+    """
+
+    portfolio: dx.Portfolio | None
+    assets: tuple[AnyAsset, ...]
+    excluded: dict[str, str] = field(default_factory=dict)
+    measured_kw: dict[str, float] = field(default_factory=dict)
+
+    def kinds(self) -> list[str]:
+        """The service kind name of each portfolio row."""
+        return [a.kind for a in self.assets]
+
+
+def _battery(a: Battery, live: LiveState, grid: dx.TimeGrid, owner: int) -> dx.Portfolio | str:
+    if live.soc is None:
+        return "no live state of charge"
+    soc = min(max(live.soc, 0.0), 1.0)
+    spec = dx.Battery(
+        asset_id=a.id,
+        capacity_kwh=a.capacity_kwh,
+        max_charge_kw=a.max_charge_kw,
+        max_discharge_kw=a.max_discharge_kw,
+        soc=soc,
+        soc_min=a.soc_min,
+        soc_max=a.soc_max,
+        eta_charge=a.charge_efficiency,
+        eta_discharge=a.discharge_efficiency,
+        cost_kwh=max(a.costs.up_per_kwh, a.costs.down_per_kwh),
+        owner=owner,
+    )
+    return dx.battery_envelope(spec, grid)
+
+
+def _ev(a: EvCharger, live: LiveState, grid: dx.TimeGrid, owner: int) -> dx.Portfolio | str:
+    if not live.ev_connected:
+        return "no vehicle plugged in"
+    if live.ev_departure is None or live.ev_energy_needed_kwh is None:
+        return "vehicle has not stated its departure and energy need"
+    session = dx.EvSession(
+        asset_id=a.id,
+        arrival=grid.start,
+        departure=live.ev_departure,
+        energy_needed_kwh=live.ev_energy_needed_kwh,
+        max_charge_kw=a.max_charge_kw,
+        max_discharge_kw=a.max_discharge_kw if a.v2g else 0.0,
+        v2g=a.v2g,
+        eta_charge=a.charge_efficiency,
+        eta_discharge=a.discharge_efficiency,
+        cost_up=a.costs.up_per_kwh,
+        cost_down=a.costs.down_per_kwh,
+        owner=owner,
+    )
+    return dx.ev_envelope(session, grid)
+
+
+def _load(
+    a: FlexibleLoad, grid: dx.TimeGrid, owner: int, shed_debt_kwh: float
+) -> dx.Portfolio | str:
+    spec = dx.CurtailableLoad(
+        asset_id=a.id,
+        max_shed_kw=a.max_shed_kw,
+        max_shed_minutes=a.max_shed_minutes,
+        rebound_share=min(a.rebound_fraction, 1.0),
+        shed_debt_kwh=max(shed_debt_kwh, 0.0),
+        cost_down=a.costs.down_per_kwh,
+        cost_up=a.costs.up_per_kwh,
+        owner=owner,
+    )
+    return dx.curtailable_envelope(spec, grid, np.full(grid.n, a.baseline_kw))
+
+
+def _pv(a: Pv, live: LiveState, grid: dx.TimeGrid, owner: int) -> dx.Portfolio | str:
+    if not a.curtailable:
+        return "not curtailable"
+    generation = max(-live.power_kw, 0.0)
+    spec = dx.PvCurtailment(asset_id=a.id, cost_kwh=a.costs.up_per_kwh, owner=owner)
+    return dx.pv_envelope(spec, grid, np.full(grid.n, min(generation, a.rated_kw)))
+
+
+def build_view(
+    assets: Sequence[AnyAsset],
+    live: Mapping[str, LiveState | None],
+    grid: dx.TimeGrid,
+    *,
+    shed_debt_kwh: Mapping[str, float] | None = None,
+) -> PortfolioView:
+    """Build the portfolio of the assets that are flexible now.
+
+    Args:
+        assets: enrolled assets of one park.
+        live: asset id -> its live state (None when it aged out).
+        grid: the grid to lay the envelopes on (its start is "now").
+        shed_debt_kwh: outstanding shed energy of flexible loads, as the control
+            loop tracks it (a load's device does not report it).
+
+    Returns:
+        The portfolio view.
+    """
+    owners: dict[str, int] = {}
+    parts: list[dx.Portfolio] = []
+    rows: list[AnyAsset] = []
+    excluded: dict[str, str] = {}
+    measured: dict[str, float] = {}
+    debts = shed_debt_kwh or {}
+    for asset in assets:
+        state = live.get(asset.id)
+        if state is None:
+            excluded[asset.id] = "no fresh telemetry"
+            continue
+        measured[asset.id] = state.power_kw
+        if not state.available:
+            excluded[asset.id] = "device reports itself unavailable"
+            continue
+        owner = owners.setdefault(asset.owner, len(owners))
+        part: dx.Portfolio | str
+        if isinstance(asset, Battery):
+            part = _battery(asset, state, grid, owner)
+        elif isinstance(asset, EvCharger):
+            part = _ev(asset, state, grid, owner)
+        elif isinstance(asset, FlexibleLoad):
+            part = _load(asset, grid, owner, debts.get(asset.id, 0.0))
+        else:
+            part = _pv(asset, state, grid, owner)
+        if isinstance(part, str):
+            excluded[asset.id] = part
+            continue
+        parts.append(part)
+        rows.append(asset)
+    portfolio = dx.build_portfolio(parts) if parts else None
+    return PortfolioView(portfolio, tuple(rows), excluded, measured)

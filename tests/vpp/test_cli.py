@@ -1,0 +1,118 @@
+"""The command line, run as a real process: serve, check, token create, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from vpp.auth import hash_secret
+from vpp.servers import RedisServer, free_port, port_open
+from vpp.settings import Settings
+
+VPP = [sys.executable, "-m", "vpp"]
+
+
+def _vpp(*args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*VPP, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def env(private_redis: RedisServer, namespace: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "VPP_REDIS_URL": private_redis.url,
+        "VPP_REDIS_NAMESPACE": namespace,
+        "VPP_REDIS_TIMEOUT": "0.5",
+        "VPP_HTTP_PORT": str(free_port()),
+        "VPP_STATE_DIR": str(tmp_path / "state"),
+    }
+
+
+@pytest.fixture
+def served(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(
+        [*VPP, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + 20
+    while not port_open("127.0.0.1", int(env["VPP_HTTP_PORT"]), timeout=0.1):
+        assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+        assert time.monotonic() < deadline, "vpp serve did not listen"
+        time.sleep(0.05)
+    yield proc
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def test_check_follows_redis(
+    served: subprocess.Popen[str], env: dict[str, str], private_redis: RedisServer
+) -> None:
+    ok = _vpp("check", env=env)
+    assert ok.returncode == 0, ok.stderr
+    private_redis.stop()
+    down = _vpp("check", env=env)
+    assert down.returncode == 1
+    assert "FAIL" in down.stderr
+    private_redis.start()
+    assert _vpp("check", env=env).returncode == 0
+
+
+def test_check_fails_without_a_service(env: dict[str, str]) -> None:
+    assert _vpp("check", env=env).returncode == 1
+
+
+def test_sigterm_shuts_down_gracefully(served: subprocess.Popen[str]) -> None:
+    served.send_signal(signal.SIGTERM)
+    assert served.wait(timeout=15) == 0
+    assert served.stdout is not None
+    assert "shutting down" in served.stdout.read()
+
+
+def test_token_create_prints_a_secret_stored_hashed(
+    env: dict[str, str], private_redis: RedisServer, namespace: str
+) -> None:
+    out = _vpp("token", "create", "--role", "viewer", "--park", "p1", env=env)
+    assert out.returncode == 0, out.stderr
+    secret = out.stdout.strip()
+    assert secret.startswith("vpp_")
+    client = redis.Redis.from_url(private_redis.url)
+    try:
+        assert client.exists(f"{namespace}:tokens:{hash_secret(secret)}")
+    finally:
+        client.close()
+    bad = _vpp("token", "create", "--role", "viewer", env=env)
+    assert bad.returncode == 2
+    assert "--park" in bad.stderr
+
+
+def test_missing_redis_binary_says_how_to_install(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": str(tmp_path), "VPP_STATE_DIR": str(tmp_path / "s")}
+    env.pop("VPP_REDIS_URL", None)
+    out = _vpp("serve", "--duration", "1", env=env)
+    assert out.returncode != 0
+    assert "apt-get install" in out.stderr
+
+
+def test_settings_file_and_env(tmp_path: Path) -> None:
+    example = Path(__file__).parents[2] / "config" / "vpp.example.toml"
+    s = Settings.load(example, env={"VPP_HTTP_PORT": "9001", "VPP_REDIS_NAMESPACE": "ns2"})
+    assert (s.http.port, s.redis.namespace, s.redis.url) == (9001, "ns2", "")
+    assert s.control.interval_minutes == 15
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[redis]\nurll = 'x'\n")
+    out = _vpp("--config", str(bad), "check", env=dict(os.environ))
+    assert out.returncode == 2
+    assert "redis.urll" in out.stderr
+    out = _vpp("check", env={**os.environ, "VPP_HTTP_PORT": "eighty"})
+    assert out.returncode == 2
+    assert "http.port" in out.stderr

@@ -59,7 +59,7 @@ class BidRules:
     price_cap: float = 5.0
     price_floor: float = 0.0
     price_steps: int = 5
-    max_rounds: int = 4
+    max_rounds: int = 6
     clusters_per_kind: int = 6
     solver: str = DEFAULT_SOLVER
     time_limit_s: float = 2.0
@@ -242,8 +242,8 @@ def _direction_bid(
             solver=rules.solver,
             time_limit_s=rules.time_limit_s,
         )
-        got = np.maximum(sign * disp.delivered_kw, 0.0)
-        gap = quantity - got
+        got = sign * disp.delivered_kw
+        gap = got - quantity
         if np.all(np.abs(gap) <= 1e-6 * (1.0 + quantity)):
             deliverable = True
             explanation = (
@@ -252,9 +252,14 @@ def _direction_bid(
                 else "no capacity survives the market rules"
             )
             break
-        quantity = np.minimum(quantity, got)
+        if np.any(got < -1e-6):
+            # Forced rebound against the bid direction: ask less everywhere.
+            quantity = 0.7 * np.clip(np.minimum(quantity, got), 0.0, None)
+        else:
+            quantity = np.minimum(quantity, got)
         explanation = (
-            f"could not certify in {rules.max_rounds} rounds; largest gap {gap.max():.3f} kW"
+            f"not certified after {rules.max_rounds} rounds: the dispatch misses the "
+            f"profile by up to {np.abs(gap).max():.3f} kW (forced rebound or obligations)"
         )
     assert disp is not None  # the loop runs at least once
     return DirectionBid(

@@ -49,9 +49,9 @@ def _sim(csms: OcppCsmsAdapter, cp: str) -> SimCharger:
 async def _session_reading(csms: OcppCsmsAdapter, cp: str, after: float = 0.0) -> Telemetry:
     async with asyncio.timeout(10):
         async for reading in csms.telemetry():
-            if reading.asset_id == cp and reading.ev_connected and reading.ts > after:
-                if reading.energy_needed_kwh is not None:
-                    return reading
+            fresh = reading.ts > after and reading.energy_needed_kwh is not None
+            if reading.asset_id == cp and reading.ev_connected and fresh:
+                return reading
     raise AssertionError("unreachable")
 
 
@@ -143,3 +143,16 @@ def test_per_phase_names_follow_the_21_schema() -> None:
             version="ocpp2.0.1", evse_id=1, profile_id=1, transaction_id="t", power_w=-1,
             duration_s=60, v2g=True,
         )  # fmt: skip
+
+
+def test_demo_park_file_loads() -> None:
+    from pathlib import Path
+
+    from adapters.sim.park import load_park_toml
+
+    path = Path(__file__).parents[2] / "config" / "demo-park.toml"
+    if not path.exists():
+        pytest.skip("no demo park file")
+    spec = load_park_toml(path)
+    assert spec.batteries and spec.chargers and spec.loads
+    assert any(c.v2g for c in spec.chargers)

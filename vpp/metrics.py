@@ -14,13 +14,16 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE", "HTTP_BUCKETS", "Metrics"]
+__all__ = ["CONTENT_TYPE", "HTTP_BUCKETS", "SOLVER_BUCKETS", "Metrics"]
 
 #: The Content-Type of the text exposition format.
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 #: Latency buckets (seconds) for API requests: a registry read is ~1 ms.
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+#: Buckets (seconds) for solver calls and control cycles: 1 ms to a minute.
+SOLVER_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 
 class Metrics:
@@ -66,6 +69,76 @@ class Metrics:
         )
         self.redis_up = Gauge(
             "vpp_redis_up", "1 when Redis answered the last readiness check.", registry=r
+        )
+
+        # -- dispatch and control loop
+        self.solver_seconds = Histogram(
+            "vpp_solver_seconds",
+            "Time of a dispatch-engine call, by operation (bid, disaggregate, portfolio).",
+            ["operation"],
+            buckets=SOLVER_BUCKETS,
+            registry=r,
+        )
+        self.control_cycle_seconds = Histogram(
+            "vpp_control_cycle_seconds",
+            "Duration of one control-loop cycle (read state, solve, send setpoints).",
+            ["park"],
+            buckets=SOLVER_BUCKETS,
+            registry=r,
+        )
+        self.control_leader = Gauge(
+            "vpp_control_loop_leader",
+            "1 while this process holds the park's control-loop lease.",
+            ["park"],
+            registry=r,
+        )
+        self.event_active = Gauge(
+            "vpp_event_active",
+            "1 while the event is being delivered.",
+            ["park", "event"],
+            registry=r,
+        )
+        self.event_target_kw = Gauge(
+            "vpp_event_target_kw",
+            "Target deviation of the current interval, kW (negative = reduce load).",
+            ["park", "event"],
+            registry=r,
+        )
+        self.event_delivered_kw = Gauge(
+            "vpp_event_delivered_kw",
+            "Measured deviation from the baseline in the current interval so far, kW.",
+            ["park", "event"],
+            registry=r,
+        )
+        self.event_performance = Gauge(
+            "vpp_event_performance_ratio",
+            "Delivered over target for the event so far (1 = on target).",
+            ["park", "event"],
+            registry=r,
+        )
+        self.delivered_by_kind = Gauge(
+            "vpp_delivered_kw",
+            "Deviation from baseline of the controlled assets by kind, kW.",
+            ["park", "kind"],
+            registry=r,
+        )
+        self.flex_up = Gauge(
+            "vpp_flexibility_up_kw",
+            "Extra consumption the park could take on now, kW.",
+            ["park"],
+            registry=r,
+        )
+        self.flex_down = Gauge(
+            "vpp_flexibility_down_kw",
+            "Consumption the park could shed now, kW.",
+            ["park"],
+            registry=r,
+        )
+        self.events_total = Counter(
+            "vpp_events",
+            "Event state changes made by the control loop, by state.",
+            ["park", "state"],
+            registry=r,
         )
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:

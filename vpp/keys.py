@@ -4,7 +4,7 @@ Park-scoped keys carry the park id in braces, the Redis Cluster hash tag, so a
 park's keys live on one shard and a transaction or script over them stays
 legal in a cluster::
 
-    {ns}:{{park}}:meta          hash   park metadata (msgpack fields)
+    {ns}:{{park}}:meta          string msgpack Park metadata
     {ns}:{{park}}:assets        hash   asset id -> kind (the registry index)
     {ns}:{{park}}:asset:{id}    string msgpack enrolled asset (durable)
     {ns}:{{park}}:live:{id}     string msgpack LiveState, with a TTL
@@ -59,7 +59,7 @@ class Keys:
 
     @property
     def meta(self) -> str:
-        """Hash of park metadata."""
+        """String: the msgpack park metadata."""
         return f"{self.prefix}:meta"
 
     @property

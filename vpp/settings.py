@@ -3,7 +3,8 @@
 Every field of every section can be set in the file (``[redis] url = ...``)
 and overridden by ``VPP_<SECTION>_<FIELD>`` (``VPP_REDIS_URL``,
 ``VPP_HTTP_PORT``, ``VPP_REDIS_NAMESPACE``, ``VPP_STATE_DIR``). Unknown
-sections or fields are errors, so a typo does not pass silently. See
+sections or fields in the file are errors, so a typo does not pass silently;
+``VPP_*`` variables that name no field are left to whoever reads them. See
 ``config/vpp.example.toml`` for every field with its default.
 """
 
@@ -180,8 +181,13 @@ class Settings:
         for var, value in environ.items():
             if var.startswith(ENV_PREFIX) and var != "VPP_CONFIG" and "_" in var[4:]:
                 section_name, _, name = var[len(ENV_PREFIX) :].lower().partition("_")
-                if section_name in _section_names(settings):
-                    _assign(_section(settings, section_name), section_name, name, value)
+                if section_name not in _section_names(settings):
+                    continue
+                section = _section(settings, section_name)
+                # Other parts read VPP_* variables of their own (VPP_OPENADR_SPEC,
+                # VPP_TEST_REDIS_URL), so an unknown one is not an error here.
+                if name in get_type_hints(type(section)):
+                    _assign(section, section_name, name, value)
         return settings
 
     @property

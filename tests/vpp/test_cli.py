@@ -108,6 +108,8 @@ def test_settings_file_and_env(tmp_path: Path) -> None:
     s = Settings.load(example, env={"VPP_HTTP_PORT": "9001", "VPP_REDIS_NAMESPACE": "ns2"})
     assert (s.http.port, s.redis.namespace, s.redis.url) == (9001, "ns2", "")
     assert s.control.interval_minutes == 15
+    # VPP_* variables other parts read are not errors; typos in the file are.
+    assert Settings.load(env={"VPP_OPENADR_SPEC": "x"}).openadr.vtn_url == ""
     bad = tmp_path / "bad.toml"
     bad.write_text("[redis]\nurll = 'x'\n")
     out = _vpp("--config", str(bad), "check", env=dict(os.environ))

@@ -94,6 +94,9 @@ class MqttSettings:
     password: str = ""
     client_id: str = "vpp"
     keepalive: int = 30
+    #: first topic level(s) for assets whose enrolled topic_prefix does not name
+    #: their own ({root}/{park}/{asset}/telemetry, see adapters.mqtt_codec)
+    root: str = "vpp"
 
 
 @dataclass
@@ -103,6 +106,9 @@ class OcppSettings:
     host: str = "127.0.0.1"
     port: int = 9000
     heartbeat_interval: int = 60
+    #: key each charge point's basic-auth password is derived from
+    #: (vpp.supervisor.charger_password); keep it secret, set it in production
+    auth_secret: str = ""
 
 
 @dataclass

@@ -1,0 +1,89 @@
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from dispatch import (
+    Battery,
+    BidRules,
+    Direction,
+    TimeGrid,
+    apply_rules,
+    battery_envelope,
+    build_bid,
+    build_portfolio,
+    check_dispatch,
+    disaggregate,
+    exact_bid,
+)
+
+GRID = TimeGrid(n=8, step=timedelta(minutes=15))
+
+
+def _one_battery() -> object:
+    return build_portfolio(
+        [
+            battery_envelope(
+                Battery(
+                    asset_id="b",
+                    capacity_kwh=100.0,
+                    max_charge_kw=40.0,
+                    max_discharge_kw=40.0,
+                    soc=0.5,
+                    soc_min=0.0,
+                    soc_max=1.0,
+                    eta_charge=1.0,
+                    eta_discharge=1.0,
+                    cost_kwh=0.1,
+                ),
+                GRID,
+            )
+        ]
+    )
+
+
+def test_single_battery_bid_is_hand_computed() -> None:
+    pf = _one_battery()
+    rules = BidRules(min_capacity_kw=0.0, min_duration_minutes=0.0)
+    bid = build_bid(pf, rules)
+    # 50 kWh can leave and 50 kWh can enter; 40 kW for 2 h would be 80 kWh
+    assert bid.down_kw.sum() * GRID.dt_h == pytest.approx(50.0, rel=1e-6)
+    assert bid.up_kw.sum() * GRID.dt_h == pytest.approx(50.0, rel=1e-6)
+    assert np.all(bid.down_kw <= 40.0 + 1e-9)
+    assert bid.jointly_deliverable
+    assert bid.down.curve.prices == pytest.approx([0.1])
+    exact = exact_bid(pf, Direction.DOWN)
+    assert -exact.deviation_kw.sum() * GRID.dt_h == pytest.approx(50.0, rel=1e-6)
+    # hourly form: two hour-flat points
+    points = bid.hourly_points(Direction.DOWN)
+    assert points is not None and len(points) == 2
+    assert points.sum() * 1.0 == pytest.approx(50.0, rel=1e-6)
+
+
+def test_rules_remove_small_and_short_runs() -> None:
+    rules = BidRules(min_capacity_kw=100.0, min_duration_minutes=60.0)
+    q = np.array([150, 150, 150, 150, 50, 200, 200, 0.0])
+    assert list(apply_rules(q, rules, 0.25)) == [150, 150, 150, 150, 0, 0, 0, 0]
+
+
+def test_default_rules_zero_a_small_portfolio() -> None:
+    bid = build_bid(_one_battery())
+    assert not bid.down_kw.any() and bid.jointly_deliverable
+    assert "rules" in bid.down.explanation
+
+
+def test_shortfall_is_reported_not_raised() -> None:
+    pf = _one_battery()
+    target = np.full(4, -100.0)  # more than the 40 kW the battery can give
+    d = disaggregate(pf, target, start=2)
+    assert d.delivered_kw == pytest.approx(np.full(4, -40.0))
+    assert d.shortfall_kw == pytest.approx(np.full(4, -60.0))
+    assert check_dispatch(pf.from_interval(2), d.full_setpoints_kw) == []
+
+
+def test_redisaggregation_mid_event_with_live_state() -> None:
+    pf = _one_battery()
+    # the battery is nearly empty now: only 5 kWh can still leave
+    d = disaggregate(pf, np.full(4, -40.0), start=4, energy_now=np.array([5.0]))
+    assert d.delivered_kw.sum() * GRID.dt_h == pytest.approx(-5.0)
+    assert d.energy_kwh[0, -1] >= -1e-9

@@ -144,6 +144,27 @@ class OpenAdrSettings:
 
 
 @dataclass
+class ReportSettings:
+    """Settlement estimate and avoided-CO2 figures of event reports (see ``vpp.reports``)."""
+
+    #: compensation per kWh of effective response (CNY); an event's own price wins
+    price_per_kwh: float = 3.5
+    #: event performance below which nothing is paid and the shortfall is charged
+    performance_threshold: float = 0.8
+    #: charge per kWh of shortfall below the threshold (CNY)
+    penalty_per_kwh: float = 1.0
+    #: delivery above cap_ratio x target is not paid
+    cap_ratio: float = 1.2
+    currency: str = "CNY"
+    #: grid emission factor, tCO2/MWh, and where it comes from
+    emission_factor_t_per_mwh: float = 0.5703
+    emission_factor_source: str = (
+        "MEE 2023 notice on GHG reporting of power-generation enterprises "
+        "(national grid average emission factor, 0.5703 tCO2/MWh)"
+    )
+
+
+@dataclass
 class Settings:
     """All settings; build with ``Settings.load``."""
 
@@ -157,6 +178,7 @@ class Settings:
     modbus: ModbusSettings = field(default_factory=ModbusSettings)
     control: ControlSettings = field(default_factory=ControlSettings)
     openadr: OpenAdrSettings = field(default_factory=OpenAdrSettings)
+    reports: ReportSettings = field(default_factory=ReportSettings)
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Self:

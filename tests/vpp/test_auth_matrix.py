@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -9,9 +10,12 @@ from aiohttp.test_utils import TestClient
 
 from tests.vpp.conftest import TokenFactory
 from tests.vpp.samples import OTHER_PARK, PARK, sample
-from vpp.api import assets, parks
+from vpp.api import assets, bids, events, parks
 from vpp.auth import Role
-from vpp.model import parse_asset
+from vpp.bids import BidStore
+from vpp.event_store import EventStore
+from vpp.events import parse_event_request
+from vpp.model import LiveState, parse_asset
 from vpp.state import State
 
 OP, GRID, VIEW, ADMIN = Role.PARK_OPERATOR, Role.GRID_OPERATOR, Role.VIEWER, Role.ADMIN
@@ -27,12 +31,31 @@ POLICY: dict[str, set[Role]] = {
     "listParks": ALL,
     "getPark": ALL,
     "putPark": {OP, ADMIN},
+    "getFlexibility": ALL,
+    "createBid": {OP, GRID, ADMIN},
+    "getBid": {OP, GRID, ADMIN},
+    "createEvent": {GRID, ADMIN},
+    "listEvents": ALL,
+    "getEvent": ALL,
+    "modifyEvent": {GRID, ADMIN},
+    "cancelEvent": {GRID, ADMIN},
+    "getEventReport": ALL,
 }
-ROUTES = {r.operation_id: r for r in [*assets.ROUTES, *parks.ROUTES]}
+ROUTES = {r.operation_id: r for r in [*assets.ROUTES, *parks.ROUTES, *bids.ROUTES, *events.ROUTES]}
+_START = datetime(2030, 7, 1, 6, tzinfo=UTC).isoformat()
 BODIES: dict[str, Any] = {
     "enrollAsset": sample(id="bess-new"),
     "patchAsset": {"name": "renamed"},
     "putPark": {"name": "renamed park"},
+    "createBid": {"start": _START, "intervals": 8, "rules": {"min_capacity_kw": 0}},
+    "createEvent": {
+        "id": "ev-new",
+        "kind": "peak_shaving",
+        "start": _START,
+        "target_kw": 100,
+        "duration_minutes": 60,
+    },
+    "modifyEvent": {"targets_kw": [50, 50, 50, 50]},
 }
 
 
@@ -47,11 +70,15 @@ def test_declared_roles_match_the_policy() -> None:
 async def enrolled(state: State) -> None:
     for park in (PARK, OTHER_PARK):
         await state.enroll(park, parse_asset(sample()))
+        await state.write_live(park, "bess-01", LiveState(power_kw=0, soc=0.5), ttl=60)
+        request = parse_event_request({**BODIES["createEvent"], "id": "ev-1"})
+        await EventStore(state).create(park, request, datetime.now(UTC))
+        await BidStore(state).put({"id": "bid-1", "park": park, "starts": []})
 
 
 def _request(op: str, park: str) -> tuple[str, str, dict[str, Any]]:
     route = ROUTES[op]
-    path = route.path.format(park=park, asset="bess-01")
+    path = route.path.format(park=park, asset="bess-01", event="ev-1", bid="bid-1")
     body = {"json": BODIES[op]} if op in BODIES else {}
     return route.method, path, body
 

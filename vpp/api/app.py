@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vpp.api import assets, ops, parks
+from vpp.api import assets, bids, events, ops, parks
 from vpp.api.context import METRICS, ROUTE_TABLE, SETTINGS, STATE, TOKENS
 from vpp.api.middleware import auth_middleware, metrics_middleware, problem_middleware
 from vpp.api.routing import add_routes
 from vpp.auth import TokenStore
+from vpp.bids import BidStore
+from vpp.clock import Clock
+from vpp.event_store import EventStore
 from vpp.metrics import Metrics
 from vpp.settings import Settings
 from vpp.state import State
@@ -22,8 +25,9 @@ def create_app(
     *,
     metrics: Metrics | None = None,
     tokens: TokenStore | None = None,
+    clock: Clock | None = None,
 ) -> web.Application:
-    """Build the HTTP app with the park, asset and operations routes.
+    """Build the HTTP app: parks, assets, flexibility, bids, events and operations routes.
 
     The caller owns ``state`` (opens and closes it). More routes (bids,
     events, flexibility) are added with ``vpp.api.add_routes`` before the app
@@ -34,6 +38,7 @@ def create_app(
         state: the Redis repository.
         metrics: the metrics to record into; a fresh registry when omitted.
         tokens: the token store; one over ``state`` when omitted.
+        clock: the clock events are timed by (compressed in the demo); real time when omitted.
     """
     metrics = metrics if metrics is not None else Metrics()
     if state.on_error is None:
@@ -47,5 +52,8 @@ def create_app(
     app[METRICS] = metrics
     app[TOKENS] = tokens if tokens is not None else TokenStore(state)
     app[ROUTE_TABLE] = {}
-    add_routes(app, [*ops.ROUTES, *parks.ROUTES, *assets.ROUTES])
+    app[events.EVENTS] = EventStore(state)
+    app[events.CLOCK] = clock if clock is not None else Clock()
+    app[bids.BIDS] = BidStore(state)
+    add_routes(app, [*ops.ROUTES, *parks.ROUTES, *assets.ROUTES, *bids.ROUTES, *events.ROUTES])
     return app

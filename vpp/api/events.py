@@ -1,0 +1,176 @@
+"""Dispatch event routes: create (idempotent), read, list, modify, cancel, report.
+
+A grid operator posts an event and gets 202 at once: the event is stored as
+``received`` and the park's control loop schedules, runs and completes it.
+Posting the same id again with the same content answers the stored event
+(202, ``Idempotent-Replay: true``); with other content it is a 409.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from vpp.api.context import SETTINGS
+from vpp.api.io import read_json
+from vpp.api.routing import ALL_ROLES, Route
+from vpp.auth import Role
+from vpp.clock import Clock
+from vpp.event_store import EventStore
+from vpp.events import (
+    EventPatch,
+    EventRecord,
+    EventRequest,
+    EventState,
+    parse_event_patch,
+    parse_event_request,
+)
+from vpp.reports import EmissionFactor, EventReport, SettlementRules, build_report, report_csv
+
+__all__ = ["CLOCK", "EVENTS", "ROUTES"]
+
+#: The event store of the app.
+EVENTS = web.AppKey("vpp.events", EventStore)
+#: The clock the app and its control loops share.
+CLOCK = web.AppKey("vpp.clock", Clock)
+
+_GRID = frozenset({Role.GRID_OPERATOR})
+_COLLECTION = "/v1/parks/{park}/events"
+_ITEM = "/v1/parks/{park}/events/{event}"
+
+
+class EventPayload(BaseModel):
+    """An event with its state and per-interval target, baseline and delivery."""
+
+    event: EventRecord
+
+
+class EventList(BaseModel):
+    """The park's events, newest first."""
+
+    items: list[EventRecord] = Field(default_factory=list)
+
+
+class ReportPayload(BaseModel):
+    """An event's performance report (see ``vpp.reports``)."""
+
+    report: dict[str, object]
+
+
+def _now(request: web.Request) -> datetime:
+    clock = request.app.get(CLOCK)
+    return clock.now() if clock is not None else datetime.now(UTC)
+
+
+def _body(record: EventRecord, status: int, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"event": record.to_json()}, status=status, headers=headers)
+
+
+async def create_event(request: web.Request) -> web.Response:
+    """Receive an event: 202 (also for a repeat), 409 for a reused id, 422 for bad input."""
+    park = request.match_info["park"]
+    event = parse_event_request(await read_json(request))
+    record, created = await request.app[EVENTS].create(park, event, _now(request))
+    headers = {"Location": _ITEM.format(park=park, event=record.id)}
+    if not created:
+        headers["Idempotent-Replay"] = "true"
+    return _body(record, 202, headers)
+
+
+async def list_events(request: web.Request) -> web.Response:
+    """The park's latest events."""
+    records = await request.app[EVENTS].recent(request.match_info["park"])
+    return web.json_response({"items": [r.to_json() for r in records]})
+
+
+async def get_event(request: web.Request) -> web.Response:
+    """One event: state, history and per-interval target / baseline / delivered."""
+    m = request.match_info
+    return _body(await request.app[EVENTS].get(m["park"], m["event"]), 200)
+
+
+async def modify_event(request: web.Request) -> web.Response:
+    """New targets from the current interval on (past intervals keep theirs)."""
+    m = request.match_info
+    patch = parse_event_patch(await read_json(request))
+    now = _now(request)
+    record = await request.app[EVENTS].update(m["park"], m["event"], lambda r: r.modify(patch, now))
+    return _body(record, 202)
+
+
+async def cancel_event(request: web.Request) -> web.Response:
+    """Cancel an event; the control loop releases its devices at its next cycle."""
+    m = request.match_info
+    record = await request.app[EVENTS].transition(
+        m["park"], m["event"], EventState.CANCELLED, _now(request), "cancelled by the grid operator"
+    )
+    return _body(record, 202)
+
+
+def event_report(record: EventRecord, request: web.Request) -> EventReport:
+    """The report of an event under the app's settlement and emission settings."""
+    cfg = request.app[SETTINGS].reports
+    rules = SettlementRules(
+        price_per_kwh=cfg.price_per_kwh if record.price_per_kwh is None else record.price_per_kwh,
+        performance_threshold=cfg.performance_threshold,
+        penalty_per_kwh=cfg.penalty_per_kwh,
+        cap_ratio=cfg.cap_ratio,
+        currency=cfg.currency,
+    )
+    emission = EmissionFactor(cfg.emission_factor_t_per_mwh, cfg.emission_factor_source)
+    nan = float("nan")
+    return build_report(
+        event_id=record.id,
+        starts=record.interval_starts(),
+        interval_s=record.interval_s,
+        target_kw=record.target_kw,
+        baseline_kw=[nan if v is None else v for v in record.baseline_kw],
+        measured_kw=[nan if v is None else v for v in record.measured_kw],
+        rules=rules,
+        emission=emission,
+    )
+
+
+async def get_report(request: web.Request) -> web.StreamResponse:
+    """Delivered versus target, settlement and avoided CO2; ``?format=csv`` for the table."""
+    m = request.match_info
+    record = await request.app[EVENTS].get(m["park"], m["event"])
+    report = event_report(record, request)
+    if request.query.get("format") == "csv":
+        return web.Response(text=report_csv(report), content_type="text/csv")
+    data = report.as_dict()
+    data["state"] = record.state.value
+    return web.json_response(_finite(data))
+
+
+def _finite(value: object) -> object:
+    """JSON has no NaN: unmeasured values become null."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+ROUTES = [
+    Route("POST", _COLLECTION, create_event, "createEvent", "Receive a dispatch event", _GRID,
+          request=EventRequest, response=EventPayload, status=202,
+          errors=(400, 409, 415, 422), tags=("events",)),
+    Route("GET", _COLLECTION, list_events, "listEvents", "List the park's events", ALL_ROLES,
+          response=EventList, tags=("events",)),
+    Route("GET", _ITEM, get_event, "getEvent", "Event state and per-interval delivery",
+          ALL_ROLES, response=EventPayload, errors=(404,), tags=("events",)),
+    Route("PATCH", _ITEM, modify_event, "modifyEvent", "Change an event's targets", _GRID,
+          request=EventPatch, response=EventPayload, status=202,
+          errors=(400, 404, 409, 415, 422), tags=("events",)),
+    Route("DELETE", _ITEM, cancel_event, "cancelEvent", "Cancel an event", _GRID,
+          response=EventPayload, status=202, errors=(404, 409), tags=("events",)),
+    Route("GET", _ITEM + "/report", get_report, "getEventReport",
+          "Performance, settlement and avoided CO2 of an event (JSON, or CSV with format=csv)",
+          ALL_ROLES, response=ReportPayload, errors=(404,), tags=("events", "reports"),
+          query={"format": "json (default) or csv"}),
+]  # fmt: skip

@@ -1,0 +1,202 @@
+"""Demand-response bids of a park: request payload, building, storage and the table form.
+
+A bid is built from the park's live flexibility (enrolled limits, live state
+of charge, plugged-in vehicles) on the market day's grid by the dispatch
+engine (`dispatch.build_bid`), which certifies every offered profile with a
+delivered dispatch: every interval of a direction can be awarded at once.
+The stored bid is plain JSON-ready data, so the API can return it as JSON or
+as the 96- or 24-point table a market platform takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import secrets
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+import dispatch as dx
+from vpp.errors import FieldError, InvalidInput, NotFound
+from vpp.flex import build_view, grid_at
+from vpp.model import ID_PATTERN, invalid_input
+from vpp.state import State, pack, unpack
+
+__all__ = ["BidRequest", "BidStore", "bid_table_csv", "build_park_bid", "parse_bid_request"]
+
+
+class BidRules(BaseModel):
+    """Market rules of a bid (defaults: Guangdong's 1 MW and 1 h)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    min_capacity_kw: float = Field(default=1000.0, ge=0, description="per trading unit")
+    min_duration_minutes: float = Field(default=60.0, ge=0, description="continuous response")
+    price_cap: float = Field(default=5.0, ge=0, description="CNY/kWh")
+    price_floor: float = Field(default=0.0, ge=0, description="CNY/kWh")
+    price_steps: int = Field(default=5, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _floor_below_cap(self) -> BidRules:
+        if self.price_floor > self.price_cap:
+            raise ValueError("price_floor: must not exceed price_cap")
+        return self
+
+
+class BidRequest(BaseModel):
+    """The body of ``POST /v1/parks/{park}/bids``."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    id: str | None = Field(default=None, pattern=ID_PATTERN, description="default: generated")
+    start: datetime = Field(description="start of the market day or window, with a UTC offset")
+    intervals: int = Field(default=96, ge=1, le=96 * 2)
+    interval_minutes: int = Field(default=15, ge=1, le=60)
+    rules: BidRules = Field(default_factory=BidRules)
+
+    @model_validator(mode="after")
+    def _aware(self) -> BidRequest:
+        if self.start.tzinfo is None:
+            raise ValueError("start: needs a UTC offset, e.g. 2026-07-02T00:00:00+08:00")
+        if 60 % self.interval_minutes:
+            raise ValueError("interval_minutes: must divide 60")
+        return self
+
+
+def parse_bid_request(data: Any) -> BidRequest:
+    """Validate a bid body; raise `InvalidInput` naming every bad field."""
+    try:
+        return BidRequest.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_input(exc) from exc
+
+
+def _direction(part: dx.DirectionBid) -> dict[str, Any]:
+    return {
+        "quantity_kw": [round(float(v), 3) for v in part.quantity_kw],
+        "prices": [round(float(p), 4) for p in part.curve.prices],
+        "curve_kw": [[round(float(v), 3) for v in row] for row in part.curve.quantity_kw],
+        "deliverable": part.deliverable,
+        "explanation": part.explanation,
+    }
+
+
+def _serialise(
+    park: str, bid_id: str, req: BidRequest, bid: dx.Bid, info: dict[str, Any]
+) -> dict[str, Any]:
+    step = timedelta(minutes=req.interval_minutes)
+    out: dict[str, Any] = {
+        "id": bid_id,
+        "park": park,
+        "start": req.start.isoformat(),
+        "interval_minutes": req.interval_minutes,
+        "starts": [(req.start + i * step).isoformat() for i in range(req.intervals)],
+        "rules": req.rules.model_dump(),
+        "baseline_kw": [round(float(v), 3) for v in bid.baseline_kw],
+        "up": _direction(bid.up),
+        "down": _direction(bid.down),
+        "jointly_deliverable": bid.jointly_deliverable,
+        **info,
+    }
+    if bid.hourly_up is not None and bid.hourly_down is not None:
+        up = bid.hourly_points(dx.Direction.UP)
+        down = bid.hourly_points(dx.Direction.DOWN)
+        assert up is not None and down is not None and bid.hourly_baseline_kw is not None
+        out["hourly"] = {
+            "starts": [(req.start + timedelta(hours=h)).isoformat() for h in range(len(up))],
+            "baseline_kw": [round(float(v), 3) for v in bid.hourly_baseline_kw],
+            "up_kw": [round(float(v), 3) for v in up],
+            "down_kw": [round(float(v), 3) for v in down],
+            "deliverable": bid.hourly_up.deliverable and bid.hourly_down.deliverable,
+        }
+    return out
+
+
+async def build_park_bid(state: State, park: str, req: BidRequest) -> dict[str, Any]:
+    """Build a park's bid from its live flexibility (the solve runs in a worker thread).
+
+    Returns:
+        The JSON-ready bid, not yet stored.
+
+    Raises:
+        InvalidInput: when no asset of the park is flexible right now.
+    """
+    assets = await state.list_assets(park)
+    live = await state.read_live_many(park, [a.id for a in assets])
+    grid = grid_at(req.start, req.intervals, req.interval_minutes)
+    view = build_view(assets, live, grid)
+    if view.portfolio is None:
+        raise InvalidInput(
+            [FieldError("park", "no asset of the park is flexible right now", "no_flexibility")]
+        )
+    rules = dx.BidRules(
+        min_capacity_kw=req.rules.min_capacity_kw,
+        min_duration_minutes=req.rules.min_duration_minutes,
+        price_cap=req.rules.price_cap,
+        price_floor=req.rules.price_floor,
+        price_steps=req.rules.price_steps,
+    )
+    started = time.perf_counter()
+    bid = await asyncio.to_thread(dx.build_bid, view.portfolio, rules)
+    info = {
+        "created": datetime.now(req.start.tzinfo).isoformat(),
+        "assets_included": len(view.assets),
+        "assets_excluded": view.excluded,
+        "solve_seconds": round(time.perf_counter() - started, 3),
+        "total_up_kwh": round(float(np.sum(bid.up_kw) * grid.dt_h), 3),
+        "total_down_kwh": round(float(np.sum(bid.down_kw) * grid.dt_h), 3),
+    }
+    return _serialise(park, req.id or f"bid-{secrets.token_hex(4)}", req, bid, info)
+
+
+def bid_table_csv(bid: dict[str, Any], resolution: str = "quarter") -> str:
+    """The bid as the table a market platform takes: one row per interval (or hour).
+
+    Columns: start, baseline_kw, up_kw, down_kw.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["start", "baseline_kw", "up_kw", "down_kw"])
+    if resolution == "hourly":
+        if "hourly" not in bid:
+            raise InvalidInput(
+                [FieldError("resolution", "this bid has no hourly form", "no_hourly_form")]
+            )
+        h = bid["hourly"]
+        rows = zip(h["starts"], h["baseline_kw"], h["up_kw"], h["down_kw"], strict=True)
+    else:
+        rows = zip(
+            bid["starts"], bid["baseline_kw"], bid["up"]["quantity_kw"],
+            bid["down"]["quantity_kw"], strict=True,
+        )  # fmt: skip
+    for row in rows:
+        writer.writerow(row)
+    return out.getvalue()
+
+
+class BidStore:
+    """Bids of every park in Redis (durable, msgpack)."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    async def put(self, bid: dict[str, Any]) -> None:
+        """Store a bid (the same id replaces the older one)."""
+        keys = self.state.park(bid["park"])
+        async with self.state.guard("bid_put"):
+            await self.state.redis.set(keys.bid(bid["id"]), pack(bid))
+            await self.state.redis.zadd(keys.bids, {bid["id"]: time.time()})
+
+    async def get(self, park: str, bid_id: str) -> dict[str, Any]:
+        """A stored bid; raise `NotFound` when there is none."""
+        async with self.state.guard("bid_get"):
+            raw = await self.state.redis.get(self.state.park(park).bid(bid_id))
+        if raw is None:
+            raise NotFound("bid", bid_id)
+        data: dict[str, Any] = unpack(raw)
+        return data

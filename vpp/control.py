@@ -1,0 +1,508 @@
+"""The closed-loop control of one park: events in, setpoints out, delivery measured.
+
+Every cycle (10 s of the clock's time by default) the loop
+
+1. renews its lease (only the lease holder controls the park, so two service
+   processes never fight over the devices);
+2. moves events through their life cycle (received → scheduled → active →
+   completed, or failed), and releases the devices of an event that ended or
+   was cancelled;
+3. for the active event, reads the live state, builds the portfolio of the
+   assets that are flexible right now (`vpp.flex`), disaggregates what is
+   left of the target from the current interval to the end of the event, and
+   sends the current interval's setpoints through the `SetpointSink`;
+4. measures the park: the mean measured power per interval against the
+   baseline taken when the event became active, written into the event.
+
+Targets are kept as *absolute* park power: ``baseline[k] + target[k]``. The
+portfolio is rebuilt every cycle from live state, so its own baseline moves
+(an EV held back has more left to charge); the deviation handed to the
+disaggregator is the absolute goal minus the uncontrolled part minus the
+portfolio's current baseline, so what the park delivers is always measured
+against the baseline fixed at activation, never a moving one.
+
+Re-allocation: an asset that drops out (its telemetry aged out, it reports
+itself unavailable, a vehicle left) is not in the next cycle's portfolio, so
+the others take its share. An asset that stays away from its setpoint for two
+cycles in a row is pinned at its measured power for the current interval, so
+its shortfall is moved to the others too. Assets without fresh telemetry are
+counted at their baseline in the measurement: a silent device earns no
+delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+import numpy as np
+
+import dispatch as dx
+from adapters.types import Confirmation
+from vpp.clock import Clock
+from vpp.event_store import EventStore
+from vpp.events import EventRecord, EventState
+from vpp.flex import AnyAsset, PortfolioView, build_view, grid_at
+from vpp.lease import Lease
+from vpp.metrics import Metrics
+from vpp.model import LiveState
+from vpp.state import State
+
+__all__ = ["ControlLoop", "ControlSettings", "SetpointSink"]
+
+log = logging.getLogger("vpp.control")
+
+
+class SetpointSink(Protocol):
+    """Where the loop sends setpoints (the adapter supervisor)."""
+
+    async def send(
+        self, park: str, setpoints: Mapping[str, float], *, hold_s: float
+    ) -> dict[str, Confirmation]:
+        """Send one setpoint (kW) per asset; return what became of each."""
+        ...
+
+    async def release(self, park: str, asset_ids: Iterable[str]) -> dict[str, bool]:
+        """Hand the assets back to their own behaviour; return which acknowledged."""
+        ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlSettings:
+    """Tuning of the control loop.
+
+    Attributes:
+        period_s: seconds of clock time between cycles.
+        lease_ttl_s: real seconds the lease lasts without renewal.
+        hold_factor: a setpoint holds for this many periods, so a loop that dies
+            leaves devices to revert by themselves soon after.
+        horizon_after_h: the dispatch grid reaches this far past the event's end,
+            so rebound and EV departure needs after the event are planned for.
+        resend_kw: a setpoint is sent again only when it moved by more than this
+            (or half its hold time passed).
+        stick_kw: an asset further than this from its setpoint (and 10 % of its
+            deviation) counts as under-delivering.
+        correction: how much of the current interval's lag the loop adds to the
+            goal for the rest of the interval (0 = none), as a fraction of the target.
+        time_limit_s: time limit of the disaggregation's plan LP.
+    """
+
+    period_s: float = 10.0
+    lease_ttl_s: float = 30.0
+    hold_factor: float = 3.0
+    horizon_after_h: float = 4.0
+    resend_kw: float = 0.05
+    stick_kw: float = 1.0
+    correction: float = 0.25
+    time_limit_s: float = 1.0
+
+
+@dataclass
+class _Running:
+    """What the loop remembers about the event it is delivering."""
+
+    event_id: str
+    base_by_asset: dict[str, np.ndarray]
+    sums: dict[int, float] = field(default_factory=dict)
+    counts: dict[int, int] = field(default_factory=dict)
+    sent: dict[str, tuple[float, float]] = field(default_factory=dict)  # kW, monotonic time
+    strikes: dict[str, int] = field(default_factory=dict)
+    shed_debt: dict[str, float] = field(default_factory=dict)
+
+
+class ControlLoop:
+    """The control loop of one park.
+
+    Args:
+        park: the park id.
+        state: the Redis state.
+        events: the event store.
+        sink: where setpoints go.
+        clock: the (possibly compressed) clock.
+        settings: tuning.
+        metrics: the service metrics (optional).
+        owner: the lease owner id (random when omitted).
+    """
+
+    def __init__(
+        self,
+        *,
+        park: str,
+        state: State,
+        events: EventStore,
+        sink: SetpointSink,
+        clock: Clock,
+        settings: ControlSettings | None = None,
+        metrics: Metrics | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.park = park
+        self.state = state
+        self.events = events
+        self.sink = sink
+        self.clock = clock
+        self.settings = settings or ControlSettings()
+        self.metrics = metrics
+        self.lease = Lease(
+            state.redis,
+            state.park(park).control_lease,
+            ttl_s=self.settings.lease_ttl_s,
+            owner=owner,
+        )
+        self._running: dict[str, _Running] = {}
+        self.cycles = 0
+
+    # -- the loop ----------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run cycles until ``stop`` is set (or the task is cancelled); release on exit."""
+        stop = stop or asyncio.Event()
+        try:
+            while not stop.is_set():
+                started = time.monotonic()
+                try:
+                    if await self.lease.acquire():
+                        self._gauge_leader(1)
+                        await self.cycle()
+                    else:
+                        self._gauge_leader(0)
+                except Exception:
+                    log.exception("park %s: control cycle failed", self.park)
+                if self.metrics is not None:
+                    self.metrics.control_cycle_seconds.labels(self.park).observe(
+                        time.monotonic() - started
+                    )
+                pause = max(0.0, self.clock.real_seconds(self.settings.period_s))
+                pause -= time.monotonic() - started
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=max(pause, 0.01))
+        finally:
+            await self._release_all()
+            with contextlib.suppress(Exception):
+                await self.lease.release()
+            self._gauge_leader(0)
+
+    async def cycle(self) -> None:
+        """One control cycle (the caller holds the lease)."""
+        self.cycles += 1
+        now = self.clock.now()
+        open_events = await self.events.open_events(self.park)
+        active_ids = {e.id for e in open_events if e.state is EventState.ACTIVE}
+        for event_id in [i for i in self._running if i not in active_ids]:
+            await self._release(event_id)  # cancelled (or taken over) since the last cycle
+        for event in open_events:
+            await self._advance(event, now, open_events)
+
+    # -- life cycle --------------------------------------------------------
+
+    async def _advance(self, event: EventRecord, now: datetime, others: list[EventRecord]) -> None:
+        if event.state is EventState.RECEIVED:
+            reason = self._unschedulable(event, now, others)
+            if reason:
+                await self._move(event, EventState.FAILED, now, reason)
+                return
+            event = await self._move(event, EventState.SCHEDULED, now)
+        if event.state is EventState.SCHEDULED and now >= event.start:
+            event = await self._activate(event, now)
+        if event.state is EventState.ACTIVE:
+            if now >= event.end:
+                await self._finish(event, now)
+            else:
+                await self._deliver(event, now)
+
+    def _unschedulable(self, event: EventRecord, now: datetime, others: list[EventRecord]) -> str:
+        if now >= event.end:
+            return "the event window had passed when it was received"
+        for other in others:
+            if other.id == event.id or other.state not in (EventState.SCHEDULED, EventState.ACTIVE):
+                continue
+            if other.start < event.end and event.start < other.end:
+                return f"overlaps event {other.id}, which is {other.state.value}"
+        return ""
+
+    async def _move(
+        self, event: EventRecord, to: EventState, now: datetime, reason: str | None = None
+    ) -> EventRecord:
+        record = await self.events.transition(self.park, event.id, to, now, reason)
+        if self.metrics is not None:
+            self.metrics.events_total.labels(self.park, to.value).inc()
+        return record
+
+    async def _activate(self, event: EventRecord, now: datetime) -> EventRecord:
+        assets, live = await self._read()
+        view = build_view(assets, live, self._grid(event, 0))
+        if view.portfolio is None:
+            return await self._move(event, EventState.FAILED, now, "no flexible asset online")
+        base_by_asset = self._baselines(event, view, assets)
+        park_base = np.sum(list(base_by_asset.values()), axis=0)
+
+        def fill(record: EventRecord) -> None:
+            record.baseline_kw = [round(float(v), 3) for v in park_base]
+            record.transition(EventState.ACTIVE, now)
+
+        record = await self.events.update(self.park, event.id, fill)
+        if self.metrics is not None:
+            self.metrics.events_total.labels(self.park, "active").inc()
+        self._running[event.id] = _Running(event.id, base_by_asset)
+        log.info(
+            "park %s: event %s active with %d flexible assets (%d left out)",
+            self.park, event.id, len(view.assets), len(view.excluded),
+        )  # fmt: skip
+        return record
+
+    def _baselines(
+        self, event: EventRecord, view: PortfolioView, assets: list[AnyAsset]
+    ) -> dict[str, np.ndarray]:
+        """Per-asset baseline over the event window, fixed at activation."""
+        k = len(event.target_kw)
+        out: dict[str, np.ndarray] = {}
+        if view.portfolio is not None:
+            for row, asset in enumerate(view.assets):
+                out[asset.id] = view.portfolio.baseline[row, :k].copy()
+        for asset in assets:
+            if asset.id not in out:
+                out[asset.id] = np.full(k, view.measured_kw.get(asset.id, _nominal(asset)))
+        return out
+
+    async def _finish(self, event: EventRecord, now: datetime) -> None:
+        await self._release(event.id)
+        await self._move(event, EventState.COMPLETED, now)
+        self._gauge_event(event.id, None)
+
+    async def _release(self, event_id: str) -> None:
+        running = self._running.pop(event_id, None)
+        if running is None or not running.sent:
+            return
+        acked = await self.sink.release(self.park, list(running.sent))
+        missing = [a for a, ok in acked.items() if not ok]
+        if missing:
+            log.warning("park %s: %d assets did not acknowledge release", self.park, len(missing))
+        log.info("park %s: released %d assets of event %s", self.park, len(acked), event_id)
+        self._gauge_event(event_id, None)
+
+    async def _release_all(self) -> None:
+        for event_id in list(self._running):
+            with contextlib.suppress(Exception):
+                await self._release(event_id)
+
+    # -- delivery ----------------------------------------------------------
+
+    async def _deliver(self, event: EventRecord, now: datetime) -> None:
+        running = self._running.get(event.id)
+        assets, live = await self._read()
+        if running is None:  # taken over from another worker mid-event
+            view0 = build_view(assets, live, self._grid(event, 0))
+            running = _Running(event.id, self._baselines(event, view0, assets))
+            self._running[event.id] = running
+        k = event.interval_at(now)
+        if k is None:
+            return
+        step = timedelta(seconds=event.interval_s)
+        grid = self._grid(event, k)
+        view = build_view(assets, live, grid, shed_debt_kwh=running.shed_debt)
+
+        # measure the park: live power where fresh, the baseline where silent
+        measured = 0.0
+        by_kind: dict[str, float] = {}
+        kinds = {a.id: a.kind for a in assets}
+        for asset_id, base in running.base_by_asset.items():
+            if asset_id not in kinds:
+                continue  # retired mid-event
+            value = view.measured_kw.get(asset_id, float(base[k]))
+            measured += value
+            by_kind[kinds[asset_id]] = by_kind.get(kinds[asset_id], 0.0) + value - float(base[k])
+        running.sums[k] = running.sums.get(k, 0.0) + measured
+        running.counts[k] = running.counts.get(k, 0) + 1
+        mean = running.sums[k] / running.counts[k]
+        base_k = float(np.sum([b[k] for b in running.base_by_asset.values()]))
+        delivered_k = mean - base_k
+        self._track_debt(running, view, assets)
+
+        setpoints: dict[str, float] = {}
+        if view.portfolio is not None:
+            pf = self._pin_under_deliverers(view, running)
+            goal = self._deviation_goal(event, k, now, step, view, running, pf, delivered_k)
+            started = time.monotonic()
+            result = await asyncio.to_thread(
+                dx.disaggregate, pf, goal, 0, time_limit_s=self.settings.time_limit_s
+            )
+            if self.metrics is not None:
+                self.metrics.solver_seconds.labels("disaggregate").observe(
+                    time.monotonic() - started
+                )
+            setpoints = {a.id: float(result.setpoints_kw[i, 0]) for i, a in enumerate(view.assets)}
+        await self._send(running, setpoints)
+
+        def record(r: EventRecord) -> None:
+            r.measured_kw[k] = round(mean, 3)
+            r.delivered_kw[k] = round(delivered_k, 3)
+            r.shortfall_kw[k] = round(r.target_kw[k] - delivered_k, 3)
+
+        await self.events.update(self.park, event.id, record)
+        perf = self._performance(event, k, delivered_k)
+        self._gauge_event(event.id, (event.target_kw[k], delivered_k, perf))
+        if self.metrics is not None:
+            for kind, value in by_kind.items():
+                self.metrics.delivered_by_kind.labels(self.park, kind).set(value)
+
+    def _deviation_goal(
+        self,
+        event: EventRecord,
+        k: int,
+        now: datetime,
+        step: timedelta,
+        view: PortfolioView,
+        running: _Running,
+        pf: dx.Portfolio,
+        delivered_k: float,
+    ) -> np.ndarray:
+        """Deviation from the portfolio's own baseline that meets the event's absolute goal."""
+        rows = {a.id for a in view.assets}
+        k_end = len(event.target_kw)
+        goal_abs = np.array(
+            [
+                float(np.sum([b[t] for b in running.base_by_asset.values()])) + event.target_kw[t]
+                for t in range(k, k_end)
+            ]
+        )
+        # everything not in the portfolio stays where it is (or at its baseline if silent)
+        outside = np.zeros(k_end - k)
+        for asset_id, base in running.base_by_asset.items():
+            if asset_id in rows:
+                continue
+            if asset_id in view.measured_kw:
+                outside += view.measured_kw[asset_id]
+            else:
+                outside += base[k:k_end]
+        goal: np.ndarray = np.asarray(goal_abs - outside - pf.baseline.sum(axis=0)[: k_end - k])
+        # close the loop on the current interval: make up part of what it lags by
+        elapsed = (now - (event.start + k * step)) / step
+        if 0 < elapsed < 1 and self.settings.correction > 0 and event.target_kw[k] != 0:
+            lag = event.target_kw[k] - delivered_k
+            extra = lag * elapsed / (1 - elapsed)
+            cap = self.settings.correction * abs(event.target_kw[k])
+            goal[0] += float(np.clip(extra, -cap, cap))
+        return goal
+
+    def _pin_under_deliverers(self, view: PortfolioView, running: _Running) -> dx.Portfolio:
+        pf = view.portfolio
+        assert pf is not None
+        pins: list[tuple[int, float]] = []
+        for row, asset in enumerate(view.assets):
+            sent = running.sent.get(asset.id)
+            measured = view.measured_kw.get(asset.id)
+            if sent is None or measured is None:
+                running.strikes.pop(asset.id, None)
+                continue
+            base = float(pf.baseline[row, 0])
+            miss = abs(measured - sent[0])
+            if miss > max(self.settings.stick_kw, 0.1 * abs(sent[0] - base)):
+                running.strikes[asset.id] = running.strikes.get(asset.id, 0) + 1
+            else:
+                running.strikes.pop(asset.id, None)
+            if running.strikes.get(asset.id, 0) >= 2:
+                lo, hi = float(pf.p_min[row, 0]), float(pf.p_max[row, 0])
+                pins.append((row, min(max(measured, lo), hi)))
+        if not pins:
+            return pf
+        p_min, p_max = pf.p_min.copy(), pf.p_max.copy()
+        for row, value in pins:
+            p_min[row, 0] = p_max[row, 0] = value
+        log.info("park %s: %d under-delivering assets pinned this cycle", self.park, len(pins))
+        return replace(pf, p_min=p_min, p_max=p_max, baseline=np.clip(pf.baseline, p_min, p_max))
+
+    def _track_debt(self, running: _Running, view: PortfolioView, assets: list[AnyAsset]) -> None:
+        """Integrate flexible loads' shed energy (their devices do not report it)."""
+        dt_h = self.settings.period_s / 3600.0
+        for asset in assets:
+            if asset.kind != "flexible_load" or asset.id not in view.measured_kw:
+                continue
+            base = getattr(asset, "baseline_kw", 0.0)
+            measured = view.measured_kw[asset.id]
+            share = max(min(getattr(asset, "rebound_fraction", 0.0), 1.0), 1e-6)
+            debt = running.shed_debt.get(asset.id, 0.0)
+            if measured < base:
+                debt += (base - measured) * dt_h
+            else:
+                debt -= (measured - base) * dt_h / share
+            running.shed_debt[asset.id] = max(debt, 0.0)
+
+    async def _send(self, running: _Running, setpoints: Mapping[str, float]) -> None:
+        hold = self.settings.hold_factor * self.settings.period_s
+        real_hold = max(1.0, self.clock.real_seconds(hold))
+        now = time.monotonic()
+        due = {
+            a: p
+            for a, p in setpoints.items()
+            if a not in running.sent
+            or abs(running.sent[a][0] - p) > self.settings.resend_kw
+            or now - running.sent[a][1] > real_hold / 2
+        }
+        if not due:
+            return
+        confirmations = await self.sink.send(self.park, due, hold_s=real_hold)
+        failed = 0
+        for asset_id in due:
+            conf = confirmations.get(asset_id)
+            if conf is not None and conf.sent_kw is not None:
+                running.sent[asset_id] = (conf.sent_kw, now)
+            if conf is None or not conf.confirmed:
+                failed += 1
+        if failed:
+            log.warning("park %s: %d of %d setpoints not confirmed", self.park, failed, len(due))
+
+    # -- helpers -----------------------------------------------------------
+
+    async def _read(self) -> tuple[list[AnyAsset], dict[str, LiveState | None]]:
+        assets = await self.state.list_assets(self.park)
+        live = await self.state.read_live_many(self.park, [a.id for a in assets])
+        return list(assets), dict(live)
+
+    def _grid(self, event: EventRecord, k: int) -> dx.TimeGrid:
+        step_min = event.interval_s // 60
+        after = math.ceil(self.settings.horizon_after_h * 3600 / event.interval_s)
+        n = len(event.target_kw) - k + after
+        start = event.start + timedelta(seconds=event.interval_s * k)
+        return grid_at(start, n, step_min)
+
+    @staticmethod
+    def _performance(event: EventRecord, k: int, delivered_k: float) -> float | None:
+        asked = sum(abs(t) for t in event.target_kw[: k + 1])
+        if asked == 0:
+            return None
+        got = 0.0
+        for t in range(k + 1):
+            value = delivered_k if t == k else event.delivered_kw[t]
+            if value is not None and event.target_kw[t] != 0:
+                got += value * math.copysign(1.0, event.target_kw[t])
+        return got / asked
+
+    def _gauge_event(self, event_id: str, values: tuple[float, float, float | None] | None) -> None:
+        if self.metrics is None:
+            return
+        m = self.metrics
+        if values is None:
+            m.event_active.labels(self.park, event_id).set(0)
+            return
+        target, delivered, perf = values
+        m.event_active.labels(self.park, event_id).set(1)
+        m.event_target_kw.labels(self.park, event_id).set(target)
+        m.event_delivered_kw.labels(self.park, event_id).set(delivered)
+        if perf is not None:
+            m.event_performance.labels(self.park, event_id).set(perf)
+
+    def _gauge_leader(self, value: int) -> None:
+        if self.metrics is not None:
+            self.metrics.control_leader.labels(self.park).set(value)
+
+
+def _nominal(asset: AnyAsset) -> float:
+    """The power an asset draws when nothing is known (loads at their baseline)."""
+    return float(getattr(asset, "baseline_kw", 0.0))

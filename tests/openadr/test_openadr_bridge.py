@@ -1,0 +1,124 @@
+"""OpenADR events become service events in Redis, and their delivery goes back as reports."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis.asyncio as aioredis
+from oadr_helpers import event_body, ven_settings, wait_for
+
+from vpp.clock import Clock
+from vpp.event_store import EventStore
+from vpp.events import EventRecord, EventState
+from vpp.model import LiveState, parse_asset
+from vpp.openadr import ImportLimitKw, RelativeKw, SetpointKw, SimpleLevel, Ven
+from vpp.openadr.vtn_sim import BlClient, VtnSim
+from vpp.openadr_bridge import OpenAdrBridge, deviation_of, service_event_id
+from vpp.state import State
+
+PARK = "oadr-park"
+
+
+def test_deviation_mapping() -> None:
+    assert deviation_of([SetpointKw(700)], 1000) == -300
+    assert deviation_of([SetpointKw(1300)], 1000) == 300
+    assert deviation_of([RelativeKw(-250)], 1000) == -250
+    assert deviation_of([ImportLimitKw(1500)], 1000) == 0  # already below the cap
+    assert deviation_of([ImportLimitKw(800)], 1000) == -200
+    assert deviation_of([SimpleLevel(2, 0.25, 400)], 1000) == -400
+    # the strictest reduction wins when several come in one interval
+    assert deviation_of([ImportLimitKw(800), SimpleLevel(1, 0.1, 100)], 1000) == -200
+    assert deviation_of([], 1000) == 0
+    assert service_event_id("evt/42 x") == "oadr-evt-42-x"
+
+
+@pytest.fixture
+async def state(redis_client: aioredis.Redis, namespace: str) -> AsyncIterator[State]:
+    st = State(redis_client, namespace=namespace)
+    battery = {
+        "kind": "battery", "id": "bess-1", "owner": "A", "grid_node": "n1",
+        "connection": {"protocol": "modbus", "host": "127.0.0.1", "unit_id": 1},
+        "capacity_kwh": 1000, "max_charge_kw": 500, "max_discharge_kw": 500,
+    }  # fmt: skip
+    load = {
+        "kind": "flexible_load", "id": "load-1", "owner": "B", "grid_node": "n1",
+        "connection": {"protocol": "mqtt", "topic_prefix": "x/load-1"},
+        "baseline_kw": 1000, "max_shed_kw": 300, "max_shed_minutes": 120,
+    }  # fmt: skip
+    await st.enroll(PARK, parse_asset(battery))
+    await st.enroll(PARK, parse_asset(load))
+    await st.write_live_many(
+        PARK,
+        {"bess-1": LiveState(power_kw=0, soc=0.6), "load-1": LiveState(power_kw=1000)},
+        ttl=60,
+    )
+    yield st
+
+
+async def test_dispatch_cancel_and_report(vtn: VtnSim, bl: BlClient, state: State) -> None:
+    events = EventStore(state)
+    bridge = OpenAdrBridge(park=PARK, state=state, events=events, clock=Clock())
+    program = await bl.create_program("park-dr")
+    start = (datetime.now(UTC) + timedelta(minutes=30)).replace(second=0, microsecond=0)
+    cap = [{"type": "IMPORT_CAPACITY_LIMIT", "values": [700.0]}]
+    created = await bl.create_event(
+        event_body(program["id"], cap, start=start, duration="PT30M", intervals=2)
+    )
+    sid = service_event_id(created["id"])
+    settings = ven_settings(vtn)
+    async with Ven(settings=settings, sink=bridge, report_source=bridge) as ven:
+        await wait_for(lambda: created["id"] in ven.active())
+
+        async def stored() -> EventRecord:
+            return await events.get(PARK, sid)
+
+        rec = await stored()
+        # park at 1000 kW, cap 700 kW -> shave 300 kW for 2 x 30 min
+        assert rec.kind.value == "peak_shaving" and rec.source == "openadr"
+        assert rec.interval_s == 1800 and rec.target_kw == [-300.0, -300.0]
+
+        # a new revision with the same window modifies the targets
+        await bl.update_event(
+            created["id"],
+            event_body(program["id"], [{"type": "IMPORT_CAPACITY_LIMIT", "values": [800.0]}],
+                       start=start, duration="PT30M", intervals=2),
+        )  # fmt: skip
+        for _ in range(100):
+            rec = await stored()
+            if rec.target_kw == [-200.0, -200.0]:
+                break
+            await asyncio.sleep(0.05)
+        assert rec.target_kw == [-200.0, -200.0]
+
+        # the control loop's measurements go back as a report
+        def measured(r: EventRecord) -> None:
+            r.baseline_kw = [1000.0, 1000.0]
+            r.measured_kw = [790.0, 805.0]
+
+        await events.update(PARK, sid, measured)
+        dispatch = ven.active()[created["id"]]
+        report_id = await ven.send_report(created["id"], list(dispatch.intervals))
+        assert report_id is not None
+        report = vtn.reports[report_id]
+        payloads = {
+            p["type"]: p["values"][0]
+            for r in report["resources"]
+            for i in r["intervals"]
+            if i["id"] == 0
+            for p in i["payloads"]
+        }
+        assert payloads["USAGE"] == pytest.approx(395.0)  # 790 kW x 0.5 h
+        assert payloads["BASELINE"] == pytest.approx(500.0)
+        assert payloads["DELTA_USAGE"] == pytest.approx(-105.0)
+        assert payloads["STORAGE_CHARGE_LEVEL"] == pytest.approx(0.6)
+
+        await bl.delete_event(created["id"])
+        for _ in range(100):
+            if (await stored()).state is EventState.CANCELLED:
+                break
+            await asyncio.sleep(0.05)
+        assert (await stored()).state is EventState.CANCELLED
+    assert vtn.violations == []

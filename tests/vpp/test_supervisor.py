@@ -1,0 +1,285 @@
+"""The supervisor against simulated devices over real MQTT, Modbus TCP and OCPP on loopback.
+
+Enrolled assets live in the real Redis under this test's namespace; the
+devices are the simulators of ``adapters.sim``; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from adapters.ocpp.profiles import V21
+from adapters.sim._clock import SimClock
+from adapters.sim.battery import BatterySpec, ModbusBatteryServer
+from adapters.sim.chargers import ChargerSpec, SimCharger
+from adapters.sim.loads import LoadSpec, MqttLoadFleet
+from tests.vpp.samples import sample
+from vpp.model import parse_asset
+from vpp.servers import free_port
+from vpp.settings import Settings
+from vpp.state import State
+from vpp.supervisor import SetpointSink, Supervisor, charger_password
+
+pytestmark = pytest.mark.timeout(60)
+
+PARK = "p1"
+SECRET = "test-secret"
+
+
+async def eventually(predicate: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    """Poll an async condition until it holds or ``within`` seconds pass."""
+    async with asyncio.timeout(within):
+        while True:
+            if await predicate():
+                return
+            await asyncio.sleep(0.05)
+
+
+def _battery(asset_id: str, port: int, unit_id: int = 1) -> dict[str, Any]:
+    conn = {"protocol": "modbus", "host": "127.0.0.1", "port": port, "unit_id": unit_id}
+    return sample(
+        "battery", id=asset_id, connection=conn, capacity_kwh=200.0,
+        max_charge_kw=50.0, max_discharge_kw=50.0, soc_min=0.1, soc_max=0.9,
+    )  # fmt: skip
+
+
+def _load(asset_id: str, root: str) -> dict[str, Any]:
+    conn = {"protocol": "mqtt", "topic_prefix": f"{root}/{PARK}/{asset_id}"}
+    return sample(
+        "flexible_load", id=asset_id, connection=conn, baseline_kw=50.0, max_shed_kw=30.0,
+        max_shed_minutes=60, rebound_fraction=0.2,
+    )  # fmt: skip
+
+
+def _charger(asset_id: str, cp_id: str) -> dict[str, Any]:
+    conn = {"protocol": "ocpp", "charge_point_id": cp_id}
+    return sample(
+        "ev_charger", id=asset_id, connection=conn, v2g=True,
+        max_charge_kw=11.0, max_discharge_kw=11.0,
+    )  # fmt: skip
+
+
+def _sim_charger(port: int, cp_id: str) -> SimCharger:
+    spec = ChargerSpec(
+        cp_id=cp_id, password=charger_password(SECRET, cp_id), version=V21, max_kw=11.0, v2g=True
+    )
+    return SimCharger(
+        url=f"ws://127.0.0.1:{port}/ocpp/", spec=spec, clock=SimClock(),
+        period_s=0.2, backoff_base=0.05,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def sup_settings(settings: Settings, mqtt_addr: tuple[str, int], topic_prefix: str) -> Settings:
+    settings.mqtt.host, settings.mqtt.port = mqtt_addr
+    settings.mqtt.root = topic_prefix
+    settings.ocpp.port = free_port()
+    settings.ocpp.auth_secret = SECRET
+    settings.modbus.poll_interval = 0.1
+    settings.modbus.timeout = 1.0
+    settings.redis.live_ttl = 2.0
+    return settings
+
+
+@pytest.fixture
+def supervisor(
+    state: State, sup_settings: Settings
+) -> Callable[..., contextlib.AbstractAsyncContextManager[Supervisor]]:
+    """``async with supervisor(**kw) as sup``: a running supervisor, ready."""
+
+    @contextlib.asynccontextmanager
+    async def run(**kw: Any) -> AsyncIterator[Supervisor]:
+        kw.setdefault("backoff_base", 0.05)
+        async with Supervisor(state=state, settings=sup_settings, **kw) as sup:
+            async with asyncio.timeout(10):
+                await sup.wait_ready()
+            yield sup
+
+    return run
+
+
+async def _enroll(state: State, *payloads: dict[str, Any]) -> None:
+    for payload in payloads:
+        await state.enroll(PARK, parse_asset(payload))
+
+
+def _live(state: State, asset_id: str, *, after: float = 0.0) -> Callable[[], Awaitable[bool]]:
+    async def fresh() -> bool:
+        live = await state.read_live(PARK, asset_id)
+        return live is not None and live.ts.timestamp() > after
+
+    return fresh
+
+
+async def test_live_state_setpoints_and_metrics_for_every_protocol(
+    state: State, sup_settings: Settings, supervisor: Any, topic_prefix: str
+) -> None:
+    modbus_port = free_port()
+    await _enroll(
+        state,
+        _battery("bess-1", modbus_port),
+        _load("hvac-1", topic_prefix),
+        _charger("ev-1", "CP-1"),
+    )
+    battery = BatterySpec(asset_id="bess-1", unit_id=1, capacity_kwh=200.0, soc=0.5)
+    load = LoadSpec(asset_id="hvac-1", baseline_kw=50.0, p_min_kw=10.0, p_max_kw=80.0)
+    registry = CollectorRegistry()
+    host, port = sup_settings.mqtt.host, sup_settings.mqtt.port
+    async with (
+        ModbusBatteryServer(port=modbus_port, batteries=[battery]) as modbus,
+        MqttLoadFleet(host=host, port=port, park=PARK, loads=[load], root=topic_prefix,
+                      period_s=0.2, backoff_base=0.05),
+        supervisor(registry=registry) as sup,
+        _sim_charger(sup_settings.ocpp.port, "CP-1"),
+    ):  # fmt: skip
+        assert isinstance(sup, SetpointSink)
+        for asset_id in ("bess-1", "hvac-1", "ev-1"):
+            await eventually(_live(state, asset_id))
+        keys = state.park(PARK)
+        ttl_ms = await state.redis.pttl(keys.live("bess-1"))
+        assert 0 < ttl_ms <= 2000
+        bess = await state.read_live(PARK, "bess-1")
+        assert bess is not None and bess.soc == pytest.approx(0.5, abs=0.01)
+        assert bess.energy_kwh == pytest.approx(100.0, abs=2.0)
+        ev = await state.read_live(PARK, "ev-1")
+        assert ev is not None and ev.ev_connected and ev.ev_departure is not None
+
+        confs = await sup.send(
+            PARK,
+            {"bess-1": -20.0, "hvac-1": 30.0, "ev-1": -5.0, "ghost": 1.0},
+            hold_s=60.0,
+        )
+        for asset_id in ("bess-1", "hvac-1", "ev-1"):
+            conf = confs[asset_id]
+            assert conf.asset_id == asset_id
+            assert conf.confirmed and not conf.clamped, conf
+            assert conf.rtt_s is not None and conf.rtt_s < 2.0
+        assert modbus.models["bess-1"].setpoint_kw == pytest.approx(-20.0)
+        ghost = confs["ghost"]
+        assert not ghost.confirmed and ghost.sent_kw is None and "not enrolled" in ghost.reason
+
+        # 500 kW is beyond the enrolled 50 kW charge limit: clamped, still confirmed.
+        clamped = (await sup.send(PARK, {"bess-1": 500.0}, hold_s=60.0))["bess-1"]
+        assert clamped.clamped and clamped.confirmed and clamped.sent_kw == pytest.approx(50.0)
+        assert "p_max" in clamped.reason
+
+        released = await sup.release(PARK, ["bess-1", "ev-1", "ghost"])
+        assert released == {"bess-1": True, "ev-1": True, "ghost": False}
+        assert modbus.models["bess-1"].setpoint_kw is None
+
+        text = generate_latest(registry).decode()
+        for name in (
+            f'vpp_adapter_connected{{adapter="modbus-127.0.0.1:{modbus_port}",park="p1",'
+            'protocol="modbus"} 1.0',
+            'vpp_adapter_connected{adapter="mqtt-p1",park="p1",protocol="mqtt"} 1.0',
+            f'vpp_adapter_connected{{adapter="ocpp-127.0.0.1:{sup_settings.ocpp.port}",park="*",'
+            'protocol="ocpp"} 1.0',
+            "vpp_adapter_last_telemetry_age_seconds{",
+            "vpp_adapter_messages_total{",
+            "vpp_adapter_bad_payloads_total{",
+            "vpp_adapter_reconnects_total{",
+            'vpp_setpoint_rtt_seconds_bucket{le="0.001",protocol="modbus"}',
+            'vpp_setpoints_total{park="p1",protocol="modbus",result="clamped"} 1.0',
+            'vpp_setpoints_total{park="p1",protocol="modbus",result="confirmed"} 1.0',
+            'vpp_setpoints_total{park="p1",protocol="none",result="unconfirmed"} 1.0',
+        ):
+            assert name in text, name
+    # Leaving unregisters: another supervisor may use the registry.
+    assert "vpp_adapter_connected" not in generate_latest(registry).decode()
+
+
+async def test_follows_enrollments_and_retirements_without_restart(
+    state: State, sup_settings: Settings, supervisor: Any, topic_prefix: str
+) -> None:
+    await _enroll(state, _load("hvac-1", topic_prefix))
+    loads = [LoadSpec(asset_id=a) for a in ("hvac-1", "hvac-2")]
+    host, port = sup_settings.mqtt.host, sup_settings.mqtt.port
+    async with (
+        MqttLoadFleet(host=host, port=port, park=PARK, loads=loads, root=topic_prefix,
+                      period_s=0.2, backoff_base=0.05),
+        supervisor(reconcile_interval_s=300.0) as sup,
+        _sim_charger(sup_settings.ocpp.port, "CP-9") as late_charger,
+    ):  # fmt: skip
+        await eventually(_live(state, "hvac-1"))
+        assert await state.read_live(PARK, "hvac-2") is None  # not enrolled: not written
+        assert late_charger.connections == 0  # not enrolled: refused
+
+        await _enroll(state, _load("hvac-2", topic_prefix), _charger("ev-9", "CP-9"))
+        await eventually(_live(state, "hvac-2"))
+        await eventually(_live(state, "ev-9"))
+        assert late_charger.connections >= 1
+        assert set(sup.routes(PARK)) == {"hvac-1", "hvac-2", "ev-9"}
+
+        await state.retire(PARK, "hvac-1")
+        await eventually(lambda: _true(set(sup.routes(PARK)) == {"hvac-2", "ev-9"}))
+        # Past the 2 s TTL: nothing wrote the retired asset's key again.
+        await asyncio.sleep(sup_settings.redis.live_ttl + 0.5)
+        assert await state.read_live(PARK, "hvac-1") is None
+        assert await state.read_live(PARK, "hvac-2") is not None
+        confs = await sup.send(PARK, {"hvac-1": 40.0, "hvac-2": 40.0}, hold_s=30.0)
+        assert not confs["hvac-1"].confirmed and confs["hvac-2"].confirmed
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_modbus_device_that_goes_away_and_comes_back_recovers(
+    state: State, supervisor: Any
+) -> None:
+    modbus_port = free_port()
+    await _enroll(state, _battery("bess-1", modbus_port))
+    battery = BatterySpec(asset_id="bess-1", unit_id=1)
+    registry = CollectorRegistry()
+    async with (
+        ModbusBatteryServer(port=modbus_port, batteries=[battery]) as modbus,
+        supervisor(registry=registry) as sup,
+    ):
+        await eventually(_live(state, "bess-1"))
+        adapter = sup.adapter(f"modbus-127.0.0.1:{modbus_port}")
+        assert adapter is not None
+        await modbus.stop()
+        await eventually(lambda: _true(not adapter.stats.connected))
+        down = (await sup.send(PARK, {"bess-1": 10.0}, hold_s=30.0))["bess-1"]
+        assert not down.confirmed and down.reason
+        stopped_at = asyncio.get_running_loop().time()
+        await modbus.start()
+        wall = time.time()
+        await eventually(_live(state, "bess-1", after=wall))
+        assert adapter.stats.reconnects >= 1
+        up = (await sup.send(PARK, {"bess-1": 10.0}, hold_s=30.0))["bess-1"]
+        assert up.confirmed
+        assert asyncio.get_running_loop().time() - stopped_at < 15
+        text = generate_latest(registry).decode()
+        assert 'vpp_adapter_reconnects_total{adapter="modbus-' in text
+
+
+async def test_failed_adapter_is_restarted(
+    state: State, sup_settings: Settings, supervisor: Any
+) -> None:
+    await _enroll(state, _charger("ev-1", "CP-1"))
+    registry = CollectorRegistry()
+    # Something else holds the OCPP port: the listener cannot start.
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", sup_settings.ocpp.port))
+    squatter.listen()
+    async with supervisor(registry=registry) as sup:
+        label = f"ocpp-127.0.0.1:{sup_settings.ocpp.port}"
+        restarts = f'vpp_adapter_restarts_total{{adapter="{label}",park="*",protocol="ocpp"}}'
+
+        async def restarted() -> bool:
+            return f"{restarts} 0.0" not in generate_latest(registry).decode()
+
+        await eventually(restarted)
+        squatter.close()
+        async with _sim_charger(sup_settings.ocpp.port, "CP-1"):
+            await eventually(_live(state, "ev-1"))
+        assert sup.adapter(label) is not None

@@ -1,0 +1,34 @@
+"""Device supervision: the adapters of the enrolled assets, their live state, setpoints.
+
+:class:`Supervisor` starts one adapter per protocol group (an MQTT adapter per
+park, a Modbus adapter per host and port, one OCPP listener for every park),
+writes their telemetry to the live state in Redis, restarts a failed adapter,
+follows enrollments and retirements, and exposes per-adapter metrics. The
+control loop depends on :class:`SetpointSink` only.
+"""
+
+from vpp.supervisor._core import SUPERVISOR, SetpointSink, Supervisor, supervisor_cleanup_ctx
+from vpp.supervisor._metrics import RTT_BUCKETS, Result
+from vpp.supervisor._routing import (
+    ALL_PARKS,
+    AdapterKey,
+    Route,
+    charger_password,
+    device_limits,
+    plan_park,
+)
+
+__all__ = [
+    "ALL_PARKS",
+    "RTT_BUCKETS",
+    "SUPERVISOR",
+    "AdapterKey",
+    "Result",
+    "Route",
+    "SetpointSink",
+    "Supervisor",
+    "charger_password",
+    "device_limits",
+    "plan_park",
+    "supervisor_cleanup_ctx",
+]

@@ -1,0 +1,580 @@
+"""The supervisor: runs the adapters of the enrolled assets and keeps their live state.
+
+One task per adapter (named ``adapter-{label}``) enters the adapter, pumps
+its telemetry into a batch and restarts it after a jittered, growing delay
+when it fails; the others keep running. A flush task writes the batch to
+Redis (``State.write_live_many``: one pipeline per park, each key with the
+live TTL) every ``flush_interval_s`` or as soon as ``flush_max`` readings
+wait, keeping only the latest reading of each asset. A follow task reads the
+parks' log streams (``asset.enrolled``, ``asset.patched``, ``asset.retired``)
+with a blocking ``XREAD`` and reconciles the park that changed; a full
+reconcile every ``reconcile_interval_s`` is the safety net, and new parks are
+picked up from ``State.list_parks``.
+
+A change to a Modbus or MQTT adapter's assets or limits rebuilds that one
+adapter. The OCPP listener is shared by every park and is never rebuilt for
+an enrollment: its charger table is replaced in place (a new charger can
+connect at once; a retired one that is still connected stays connected, but
+its readings are no longer written).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+from typing import Protocol, Self, runtime_checkable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from adapters.backoff import Backoff
+from adapters.errors import UnknownAsset
+from adapters.modbus import ModbusBatteryAdapter, ModbusUnit
+from adapters.mqtt import MqttAdapter
+from adapters.ocpp.csms import ChargerSettings, OcppCsmsAdapter
+from adapters.types import AdapterStats, Confirmation, Setpoint, TelemetrySource
+from vpp.errors import StateError
+from vpp.settings import Settings
+from vpp.state import State
+from vpp.supervisor._follow import ParkLogs
+from vpp.supervisor._live import LiveBatch
+from vpp.supervisor._metrics import AdapterSample, SupervisorMetrics
+from vpp.supervisor._routing import AdapterKey, Route, charger_password, ocpp_key, plan_park
+
+__all__ = ["SUPERVISOR", "SetpointSink", "Supervisor", "supervisor_cleanup_ctx"]
+
+log = logging.getLogger("vpp.supervisor")
+
+AnyAdapter = MqttAdapter | ModbusBatteryAdapter | OcppCsmsAdapter
+
+#: Setpoints in flight at once per adapter. Modbus serialises requests on its
+#: one connection anyway; OCPP serialises per charger connection itself.
+SEND_CONCURRENCY = {TelemetrySource.MQTT: 64, TelemetrySource.MODBUS: 4, TelemetrySource.OCPP: 64}
+#: An adapter that ran this long before failing restarts without a long wait.
+HEALTHY_RUN_S = 60.0
+#: How long one blocking XREAD on the park logs waits (below the Redis socket timeout).
+LOG_BLOCK_S = 1.0
+
+
+@runtime_checkable
+class SetpointSink(Protocol):
+    """Where the control loop sends setpoints (the :class:`Supervisor`, or a test double)."""
+
+    async def send(
+        self, park: str, setpoints: Mapping[str, float], *, hold_s: float
+    ) -> dict[str, Confirmation]:
+        """Send one setpoint (kW, positive = draw) per asset; never raises per asset."""
+        ...
+
+    async def release(self, park: str, asset_ids: Iterable[str]) -> dict[str, bool]:
+        """Hand assets back to their own behaviour; True where acknowledged."""
+        ...
+
+
+class _AdapterDied(RuntimeError):
+    """An adapter's own background task ended (it never should)."""
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One adapter, its assets and the numbers that outlive its instances."""
+
+    key: AdapterKey
+    routes: tuple[Route, ...]
+    limit: asyncio.Semaphore
+    adapter: AnyAdapter | None = None
+    task: asyncio.Task[None] | None = None
+    started: float = field(default_factory=time.time)
+    restarts: int = 0
+    messages: int = 0
+    bad_payloads: int = 0
+    reconnects: int = 0
+    last_telemetry_ts: float = 0.0
+
+    def absorb(self, stats: AdapterStats) -> None:
+        """Carry a finished instance's counters over to the next one."""
+        self.messages += stats.messages
+        self.bad_payloads += stats.bad_payloads
+        self.reconnects += stats.reconnects
+        self.last_telemetry_ts = max(self.last_telemetry_ts, stats.last_telemetry_ts)
+
+    def sample(self, now: float) -> AdapterSample:
+        """The slot's metrics now."""
+        live = self.adapter.stats if self.adapter is not None else AdapterStats()
+        last = max(self.last_telemetry_ts, live.last_telemetry_ts, self.started)
+        return AdapterSample(
+            key=self.key,
+            connected=live.connected,
+            age_s=max(0.0, now - last),
+            messages=self.messages + live.messages,
+            bad_payloads=self.bad_payloads + live.bad_payloads,
+            reconnects=self.reconnects + live.reconnects + self.restarts,
+            restarts=self.restarts,
+        )
+
+
+def _refused(asset_id: str, requested_kw: float, reason: str) -> Confirmation:
+    return Confirmation(
+        asset_id=asset_id,
+        requested_kw=requested_kw,
+        sent_kw=None,
+        clamped=False,
+        confirmed=False,
+        reason=reason,
+    )
+
+
+def _background_task(adapter: AnyAdapter) -> asyncio.Task[None] | None:
+    # MQTT and Modbus adapters run one background task (adapters._lifecycle);
+    # its death is otherwise silent: the telemetry iterator just stops.
+    task = getattr(adapter, "_task", None)
+    return task if isinstance(task, asyncio.Task) else None
+
+
+async def _watch(task: asyncio.Task[None]) -> None:
+    await asyncio.wait({task})
+    exc = None if task.cancelled() else task.exception()
+    raise _AdapterDied(f"adapter task {task.get_name()} ended: {exc!r}") from exc
+
+
+class Supervisor:
+    """Runs the adapters of every enrolled asset and writes their live state.
+
+    Use as ``async with Supervisor(...) as sup:``; entering starts the work in
+    the background (``await sup.wait_ready()`` for the first reconcile),
+    leaving stops every adapter and flushes what is pending.
+
+    Args:
+        state: the Redis repository (assets, live state, park logs).
+        settings: ``mqtt``, ``modbus``, ``ocpp`` and ``redis.live_ttl`` are read.
+        parks: the parks to serve; every park (including new ones) when None.
+        registry: where the adapter and setpoint metrics are registered (the
+            app's ``Metrics.registry``); a private one when omitted.
+        flush_interval_s: longest a reading waits before it is written.
+        flush_max: readings that trigger a write at once.
+        reconcile_interval_s: period of the full reconcile.
+        park_poll_s: period of the look for new parks.
+        backoff_base: scale on restart and reconnect delays (tests shorten them).
+        send_timeout_s: bound on one setpoint, queueing included.
+    """
+
+    def __init__(
+        self,
+        *,
+        state: State,
+        settings: Settings,
+        parks: Iterable[str] | None = None,
+        registry: CollectorRegistry | None = None,
+        flush_interval_s: float = 0.1,
+        flush_max: int = 1000,
+        reconcile_interval_s: float = 30.0,
+        park_poll_s: float = 5.0,
+        backoff_base: float = 1.0,
+        send_timeout_s: float = 15.0,
+    ) -> None:
+        self._state = state
+        self._settings = settings
+        self._fixed_parks = None if parks is None else sorted(set(parks))
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self._flush_s = flush_interval_s
+        self._reconcile_s, self._park_poll_s = reconcile_interval_s, park_poll_s
+        self._backoff_base = backoff_base
+        self._send_timeout = send_timeout_s
+        self._ocpp = ocpp_key(settings.ocpp.host, settings.ocpp.port)
+        self._plans: dict[str, list[Route]] = {}
+        self._routes: dict[tuple[str, str], Route] = {}
+        self._by_device: dict[tuple[AdapterKey, str], Route] = {}
+        self._slots: dict[AdapterKey, _Slot] = {}
+        self._logs = ParkLogs(state)
+        self._noted: set[str] = set()
+        self._batch = LiveBatch(flush_max=flush_max)
+        self._ready = asyncio.Event()
+        self._reconcile_lock = asyncio.Lock()
+        self._tg: asyncio.TaskGroup | None = None
+        self._main: asyncio.Task[None] | None = None
+        self.metrics: SupervisorMetrics | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self.metrics = SupervisorMetrics(self.registry, self._samples)
+        self._main = asyncio.create_task(self._run(), name="supervisor")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task, self._main = self._main, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5.0):
+                await self.flush()
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
+
+    async def wait_ready(self) -> None:
+        """Wait until the first full reconcile has started the adapters."""
+        await self._ready.wait()
+
+    async def _run(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            tg.create_task(self._flush_loop(), name="supervisor-flush")
+            tg.create_task(self._follow_loop(), name="supervisor-follow")
+
+    # -- what runs: routes and adapters --------------------------------------
+
+    def routes(self, park: str) -> dict[str, AdapterKey]:
+        """The adapter serving each routed asset of ``park``."""
+        return {a: r.key for (p, a), r in self._routes.items() if p == park}
+
+    def adapter(self, label: str) -> AnyAdapter | None:
+        """The running adapter with metrics label ``label`` (None if not running)."""
+        for slot in self._slots.values():
+            if slot.key.label == label:
+                return slot.adapter
+        return None
+
+    async def reconcile(self) -> None:
+        """Re-read every served park's assets and start, rebuild or stop adapters."""
+        parks = self._fixed_parks
+        if parks is None:
+            parks = await self._state.list_parks()
+        gone = set(self._plans) - set(parks)
+        self._logs.forget(gone)
+        for park in gone:
+            del self._plans[park]
+        await self.reconcile_parks(parks)
+
+    async def reconcile_parks(self, parks: Iterable[str]) -> None:
+        """Re-read the assets of ``parks`` and bring their adapters in line."""
+        async with self._reconcile_lock:
+            for park in parks:
+                # The log position comes first: a change made while the assets
+                # are read is then read again from the log.
+                await self._logs.follow(park)
+                routes, notes = plan_park(
+                    park,
+                    await self._state.list_assets(park),
+                    mqtt_root=self._settings.mqtt.root,
+                    ocpp=self._ocpp,
+                )
+                self._note(notes)
+                self._plans[park] = routes
+            await self._apply()
+
+    def _note(self, notes: Iterable[str]) -> None:
+        for note in notes:
+            if note not in self._noted:
+                self._noted.add(note)
+                log.warning("%s", note)
+
+    async def _apply(self) -> None:
+        desired: dict[AdapterKey, list[Route]] = defaultdict(list)
+        chargers: dict[str, Route] = {}
+        for park in sorted(self._plans):
+            for route in self._plans[park]:
+                if route.key == self._ocpp:
+                    first = chargers.setdefault(route.device_id, route)
+                    if first is not route:
+                        taken = f"{first.park}/{first.asset_id}"
+                        self._note([f"{park}/{route.asset_id}: {route.device_id} is {taken}'s"])
+                        continue
+                desired[route.key].append(route)
+        routed = [r for rs in desired.values() for r in rs]
+        self._routes = {(r.park, r.asset_id): r for r in routed}
+        self._by_device = {(r.key, r.device_id): r for r in routed}
+        for key in [k for k in self._slots if k not in desired]:
+            await self._stop(self._slots.pop(key))
+        for key, routes in sorted(desired.items()):
+            wanted = tuple(sorted(routes, key=lambda r: r.device_id))
+            slot = self._slots.get(key)
+            if slot is None:
+                slot = _Slot(key, wanted, asyncio.Semaphore(SEND_CONCURRENCY[key.protocol]))
+                self._slots[key] = slot
+                self._start(slot)
+            elif slot.routes != wanted:
+                slot.routes = wanted
+                if isinstance(slot.adapter, OcppCsmsAdapter):
+                    slot.adapter.chargers = self._chargers(wanted)
+                else:
+                    await self._stop(slot)
+                    self._start(slot)
+                log.info("%s now serves %d assets", key.label, len(wanted))
+
+    def _start(self, slot: _Slot) -> None:
+        assert self._tg is not None, "the supervisor is not running"
+        slot.task = self._tg.create_task(self._run_slot(slot), name=f"adapter-{slot.key.label}")
+
+    @staticmethod
+    async def _stop(slot: _Slot) -> None:
+        task, slot.task = slot.task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task}, timeout=10.0)
+
+    def _chargers(self, routes: Iterable[Route]) -> dict[str, ChargerSettings]:
+        secret = self._settings.ocpp.auth_secret
+        return {
+            r.device_id: ChargerSettings(
+                password=charger_password(secret, r.device_id), limits=r.limits, v2g=r.v2g
+            )
+            for r in routes
+        }
+
+    def _build(self, key: AdapterKey, routes: tuple[Route, ...]) -> AnyAdapter:
+        s = self._settings
+        if key.protocol is TelemetrySource.MQTT:
+            root, level = key.endpoint.rsplit("/", 1)
+            return MqttAdapter(
+                host=s.mqtt.host,
+                port=s.mqtt.port,
+                park=level,
+                root=root,
+                assets={r.device_id: r.limits for r in routes},
+                username=s.mqtt.username or None,
+                password=s.mqtt.password or None,
+                client_id=f"{s.mqtt.client_id}-{key.park}-{uuid.uuid4().hex[:8]}",
+                keepalive_s=s.mqtt.keepalive,
+                backoff_base=self._backoff_base,
+            )
+        if key.protocol is TelemetrySource.MODBUS:
+            host, port = key.endpoint.rsplit(":", 1)
+            return ModbusBatteryAdapter(
+                host=host,
+                port=int(port),
+                units={r.device_id: ModbusUnit(unit_id=r.unit_id, limits=r.limits) for r in routes},
+                poll_s=s.modbus.poll_interval,
+                timeout_s=s.modbus.timeout,
+                backoff_base=self._backoff_base,
+            )
+        if not s.ocpp.auth_secret:
+            log.warning("ocpp.auth_secret is empty: charger passwords are guessable")
+        return OcppCsmsAdapter(host=s.ocpp.host, port=s.ocpp.port, chargers=self._chargers(routes))
+
+    async def _run_slot(self, slot: _Slot) -> None:
+        """Run one adapter until cancelled, restarting it whenever it fails."""
+        backoff = Backoff(base=self._backoff_base)
+        last_error = ""
+        while True:
+            adapter = self._build(slot.key, slot.routes)
+            began = time.monotonic()
+            try:
+                async with adapter:
+                    slot.adapter = adapter
+                    await self._pump(slot, adapter)
+            except Exception as exc:
+                slot.restarts += 1
+                # The traceback once per kind of failure, not once per retry.
+                again = repr(exc) == last_error
+                last_error = repr(exc)
+                log.error(
+                    "%s failed (restart %d): %r",
+                    slot.key.label, slot.restarts, exc, exc_info=None if again else exc,
+                )  # fmt: skip
+            finally:
+                slot.adapter = None
+                slot.absorb(adapter.stats)
+            if time.monotonic() - began > HEALTHY_RUN_S:
+                backoff.reset()
+            await backoff.wait()
+
+    async def _pump(self, slot: _Slot, adapter: AnyAdapter) -> None:
+        inner = _background_task(adapter)
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._consume(slot, adapter), name=f"telemetry-{slot.key.label}")
+            if inner is not None:
+                tg.create_task(_watch(inner), name=f"watch-{slot.key.label}")
+
+    async def _consume(self, slot: _Slot, adapter: AnyAdapter) -> None:
+        async for reading in adapter.telemetry():
+            route = self._by_device.get((slot.key, reading.asset_id))
+            if route is None:
+                continue  # retired, or not enrolled here
+            self._batch.add(route, reading)
+
+    # -- live state ----------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._batch.due.wait(), self._flush_s)
+            await self.flush()
+
+    async def flush(self) -> int:
+        """Write the pending readings now (the latest per asset); return how many."""
+        return await self._batch.flush(
+            self._state, self._settings.redis.live_ttl, lambda p, a: (p, a) in self._routes
+        )
+
+    # -- following enrollments -----------------------------------------------
+
+    async def _follow_loop(self) -> None:
+        backoff = Backoff(base=self._backoff_base)
+        next_full = next_parks = 0.0
+        while True:
+            try:
+                now = time.monotonic()
+                if now >= next_full:
+                    await self.reconcile()
+                    self._ready.set()
+                    next_full = next_parks = now + self._reconcile_s
+                elif self._fixed_parks is None and now >= next_parks:
+                    new = set(await self._state.list_parks()) - set(self._plans)
+                    if new:
+                        await self.reconcile_parks(sorted(new))
+                    next_parks = now + self._park_poll_s
+                changed = await self._logs.changed(LOG_BLOCK_S)
+                if changed:
+                    await self.reconcile_parks(sorted(changed))
+                backoff.reset()
+            except StateError as exc:
+                log.warning("cannot follow enrollments: %s", exc)
+                await backoff.wait()
+            except Exception:
+                log.exception("following enrollments failed")
+                await backoff.wait()
+
+    # -- setpoints -----------------------------------------------------------
+
+    def _target(self, park: str, asset_id: str) -> tuple[Route, _Slot, AnyAdapter] | str:
+        route = self._routes.get((park, asset_id))
+        if route is None:
+            return f"{asset_id} is not enrolled in {park} or no adapter serves it"
+        slot = self._slots.get(route.key)
+        if slot is None or slot.adapter is None:
+            return f"adapter {route.key.label} is not running"
+        return route, slot, slot.adapter
+
+    async def send(
+        self, park: str, setpoints: Mapping[str, float], *, hold_s: float
+    ) -> dict[str, Confirmation]:
+        """Send setpoints to the assets of a park, concurrently, and await their answers.
+
+        Args:
+            park: the park id.
+            setpoints: asset id -> power in kW (positive = draw from the grid).
+            hold_s: how long each setpoint holds before the device reverts.
+
+        Returns:
+            One confirmation per asset id given. An unknown or unreachable asset
+            gets an unconfirmed one with the reason; nothing raises per asset.
+        """
+        async with asyncio.TaskGroup() as tg:
+            tasks = {
+                asset_id: tg.create_task(
+                    self._send_one(park, asset_id, kw, hold_s), name=f"setpoint-{park}-{asset_id}"
+                )
+                for asset_id, kw in setpoints.items()
+            }
+        return {asset_id: task.result() for asset_id, task in tasks.items()}
+
+    async def _send_one(self, park: str, asset_id: str, kw: float, hold_s: float) -> Confirmation:
+        target = self._target(park, asset_id)
+        if isinstance(target, str):
+            conf = _refused(asset_id, kw, target)
+            self._observe(park, "none", conf)
+            return conf
+        route, slot, adapter = target
+        try:
+            setpoint = Setpoint(asset_id=route.device_id, power_kw=kw, hold_s=hold_s)
+            async with slot.limit, asyncio.timeout(self._send_timeout):
+                conf = replace(await adapter.apply(setpoint), asset_id=asset_id)
+        except (ValueError, UnknownAsset) as exc:  # a non-finite power or hold
+            conf = _refused(asset_id, kw, str(exc))
+        except TimeoutError:
+            conf = _refused(asset_id, kw, f"no answer within {self._send_timeout} s")
+        except Exception as exc:
+            log.exception("setpoint for %s/%s failed", park, asset_id)
+            conf = _refused(asset_id, kw, repr(exc))
+        self._observe(park, route.key.protocol.value, conf)
+        return conf
+
+    def _observe(self, park: str, protocol: str, conf: Confirmation) -> None:
+        if self.metrics is not None:
+            self.metrics.observe(park, protocol, conf)
+
+    async def release(self, park: str, asset_ids: Iterable[str]) -> dict[str, bool]:
+        """Hand assets back to their own behaviour, concurrently.
+
+        Returns:
+            asset id -> whether the device acknowledged (False for an unknown
+            or unreachable asset).
+        """
+        async with asyncio.TaskGroup() as tg:
+            tasks = {
+                asset_id: tg.create_task(
+                    self._release_one(park, asset_id), name=f"release-{park}-{asset_id}"
+                )
+                for asset_id in dict.fromkeys(asset_ids)
+            }
+        return {asset_id: task.result() for asset_id, task in tasks.items()}
+
+    async def _release_one(self, park: str, asset_id: str) -> bool:
+        target = self._target(park, asset_id)
+        if isinstance(target, str):
+            log.warning("release of %s/%s: %s", park, asset_id, target)
+            return False
+        route, slot, adapter = target
+        try:
+            async with slot.limit, asyncio.timeout(self._send_timeout):
+                return await adapter.release(route.device_id)
+        except (UnknownAsset, TimeoutError) as exc:
+            log.warning("release of %s/%s: %r", park, asset_id, exc)
+        except Exception:
+            log.exception("release of %s/%s failed", park, asset_id)
+        return False
+
+    # -- metrics -------------------------------------------------------------
+
+    def _samples(self) -> list[AdapterSample]:
+        now = time.time()
+        return [slot.sample(now) for slot in list(self._slots.values())]
+
+
+#: Where :func:`supervisor_cleanup_ctx` puts the running supervisor.
+SUPERVISOR = web.AppKey("vpp.supervisor", Supervisor)
+
+
+def supervisor_cleanup_ctx(
+    *,
+    state: State,
+    settings: Settings,
+    registry: CollectorRegistry | None = None,
+    parks: Iterable[str] | None = None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """An ``app.cleanup_ctx`` entry that runs a :class:`Supervisor` with the app.
+
+    Example:
+        >>> app.cleanup_ctx.append(supervisor_cleanup_ctx(  # doctest: +SKIP
+        ...     state=state, settings=settings, registry=metrics.registry))
+
+    Args:
+        state: the app's state.
+        settings: the app's settings.
+        registry: the app's ``Metrics.registry``.
+        parks: the parks to serve (None: all).
+    """
+
+    async def run(app: web.Application) -> AsyncIterator[None]:
+        async with Supervisor(
+            state=state, settings=settings, registry=registry, parks=parks
+        ) as supervisor:
+            app[SUPERVISOR] = supervisor
+            yield
+
+    return run

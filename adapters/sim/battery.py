@@ -38,7 +38,15 @@ M1, M802, M704 = load_model(1), load_model(802), load_model(704)
 STATE_CONNECTED, STATE_SOC_PROTECTION = 3, 5
 #: 802 ``ChaSt`` values.
 CHAST_EMPTY, CHAST_DISCHARGING, CHAST_CHARGING, CHAST_FULL, CHAST_HOLDING = 2, 3, 4, 5, 6
-_SF = {"WHRtg_SF": 1, "WChaDisChaMax_SF": 1, "SoC_SF": -1, "W_SF": 1, "AHRtg_SF": 0}
+_SF = {"SoC_SF": -1, "AHRtg_SF": 0}
+
+
+def _sf(largest: float, limit: int) -> int:
+    """The smallest non-negative power-of-ten scale factor that fits ``largest`` in ``limit``."""
+    sf = 0
+    while abs(largest) / 10.0**sf > limit:
+        sf += 1
+    return sf
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,8 +122,13 @@ class BatteryModel:
             chast = CHAST_DISCHARGING
         else:
             chast = CHAST_FULL if full else CHAST_EMPTY if empty else CHAST_HOLDING
+        w_max = 1000.0 * max(self.spec.max_charge_kw, self.spec.max_discharge_kw)
         return {
             **_SF,
+            # scale factors sized to the device, as a real battery's nameplate would be
+            "WHRtg_SF": _sf(self.spec.capacity_kwh * 1000.0, 65535),
+            "WChaDisChaMax_SF": _sf(w_max, 65535),
+            "W_SF": _sf(w_max, 32767),
             "WHRtg": self.spec.capacity_kwh * 1000.0,
             "WChaRteMax": 0.0 if full else self.spec.max_charge_kw * 1000.0,
             "WDisChaRteMax": 0.0 if empty else self.spec.max_discharge_kw * 1000.0,

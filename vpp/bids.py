@@ -1,5 +1,10 @@
 """Demand-response bids of a park: request payload, building, storage and the table form.
 
+The ``flat_up_kw`` / ``flat_down_kw`` figures answer the question a grid
+operator asks for an event: the largest *constant* deviation the park can
+hold over the whole window, certified the same way (the disaggregator
+delivered it in full, with a few hours after the window for rebound).
+
 A bid is built from the park's live flexibility (enrolled limits, live state
 of charge, plugged-in vehicles) on the market day's grid by the dispatch
 engine (`dispatch.build_bid`), which certifies every offered profile with a
@@ -27,7 +32,14 @@ from vpp.flex import build_view, grid_at
 from vpp.model import ID_PATTERN, invalid_input
 from vpp.state import State, pack, unpack
 
-__all__ = ["BidRequest", "BidStore", "bid_table_csv", "build_park_bid", "parse_bid_request"]
+__all__ = [
+    "BidRequest",
+    "BidStore",
+    "bid_table_csv",
+    "build_park_bid",
+    "flat_capacity",
+    "parse_bid_request",
+]
 
 
 class BidRules(BaseModel):
@@ -117,6 +129,40 @@ def _serialise(
     return out
 
 
+#: Hours past the window over which the flat capacity lets obligations settle
+#: (rebound of shed loads, batteries back inside their window, EV departures).
+TAIL_HOURS = 4.0
+
+
+def flat_capacity(pf: dx.Portfolio, window: int, sign: float, tol_kw: float = 1.0) -> float:
+    """The largest constant deviation the portfolio delivers in full over ``window`` intervals.
+
+    ``pf`` may run past the window (a tail where nothing is asked, so rebound
+    and end-of-grid obligations can settle there). The answer is certified:
+    the safe disaggregator delivered exactly ``sign * Q`` in every interval of
+    the window with every asset inside its limits. Found by bisection.
+    """
+    base_room = pf.p_max - pf.baseline if sign > 0 else pf.baseline - pf.p_min
+    hi = float(np.min(np.sum(base_room[:, :window], axis=0))) if window else 0.0
+    lo = 0.0
+
+    def delivers(q: float) -> bool:
+        result = dx.disaggregate(pf, np.full(window, sign * q), 0)
+        return bool(np.all(np.abs(result.shortfall_kw) <= 1e-6 * (1.0 + q)))
+
+    if hi <= 0:
+        return 0.0
+    if delivers(hi):
+        return hi
+    while hi - lo > tol_kw:
+        mid = 0.5 * (lo + hi)
+        if delivers(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 async def build_park_bid(state: State, park: str, req: BidRequest) -> dict[str, Any]:
     """Build a park's bid from its live flexibility (the solve runs in a worker thread).
 
@@ -143,7 +189,18 @@ async def build_park_bid(state: State, park: str, req: BidRequest) -> dict[str, 
     )
     started = time.perf_counter()
     bid = await asyncio.to_thread(dx.build_bid, view.portfolio, rules)
+    tail = int(TAIL_HOURS * 60 / req.interval_minutes)
+    long_grid = grid_at(req.start, req.intervals + tail, req.interval_minutes)
+    long_view = build_view(assets, live, long_grid)
+    flat: dict[str, float] = {"up": 0.0, "down": 0.0}
+    if long_view.portfolio is not None:
+        for name, sign in (("up", 1.0), ("down", -1.0)):
+            flat[name] = await asyncio.to_thread(
+                flat_capacity, long_view.portfolio, req.intervals, sign
+            )
     info = {
+        "flat_up_kw": round(flat["up"], 1),
+        "flat_down_kw": round(flat["down"], 1),
         "created": datetime.now(req.start.tzinfo).isoformat(),
         "assets_included": len(view.assets),
         "assets_excluded": view.excluded,

@@ -25,6 +25,7 @@ import aiohttp
 
 from vpp import __version__
 from vpp.auth import Role, TokenStore
+from vpp.demo import DemoOptions, run_demo
 from vpp.errors import InvalidInput, SettingsError, StateError
 from vpp.parkfile import enroll_park, load_park_file
 from vpp.servers import ServerError
@@ -192,14 +193,40 @@ def _run_enroll(args: argparse.Namespace) -> int:
 
 
 def _add_demo(sub: _Subparsers) -> None:
-    p = sub.add_parser("demo", help="serve the demo park from config/ (until Ctrl-C)")
+    p = sub.add_parser(
+        "demo",
+        help="run a simulated park end to end: bid, a 2-hour peak-shaving event, the report",
+    )
     p.add_argument("--park-file", type=Path, default=DEFAULT_PARK_FILE)
-    p.add_argument("--port", type=int, help="override http.port")
-    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--port", type=int, default=0, help="HTTP port (default: a free one)")
+    p.add_argument("--time-scale", type=float, default=120.0, help="clock speed-up")
+    p.add_argument("--event-minutes", type=int, default=120, help="event length (simulated)")
+    p.add_argument("--mqtt", help="HOST:PORT of a broker to use instead of a private one")
+    p.add_argument("--out", type=Path, help="folder for the report (default: state/demo-reports)")
+    p.add_argument(
+        "--serve-only",
+        action="store_true",
+        help="only serve the example park enrolled from config/ (no simulation)",
+    )
+    p.add_argument("--duration", type=float, help="with --serve-only: stop after N seconds")
     p.set_defaults(run=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    if not args.serve_only:
+        options = DemoOptions(
+            park_file=args.park_file,
+            time_scale=args.time_scale,
+            event_minutes=args.event_minutes,
+            port=args.port,
+            mqtt=args.mqtt,
+            out_dir=args.out,
+        )
+        return run_demo(_settings(args), options)
+    return _serve_example(args)
+
+
+def _serve_example(args: argparse.Namespace) -> int:
     settings = _settings(args)
     park_file = load_park_file(args.park_file)
     park = park_file.park.id

@@ -141,6 +141,12 @@ class OpenAdrSettings:
     client_id: str = ""
     client_secret: str = ""
     poll_interval: float = 30.0
+    #: the park the VEN speaks for (the VEN is off while empty)
+    park: str = ""
+    #: programName(s) to follow, comma-separated
+    programs: str = ""
+    #: park load that SIMPLE levels are fractions of, kW
+    park_capacity_kw: float = 1000.0
 
 
 @dataclass

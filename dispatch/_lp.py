@@ -76,3 +76,27 @@ def solve_lp(
         return LpResult(status, None, float("nan"), helper.wall_time())
     x = np.asarray(helper.variable_values(), dtype=np.float64)
     return LpResult(status, x, float(helper.objective_value()), helper.wall_time())
+
+
+def hour_flat_rows(
+    columns: np.ndarray, first_row: int, dt: float
+) -> tuple[np.ndarray, np.ndarray, FloatArray]:
+    """Rows ``x[t] - x[t+1] = 0`` for consecutive ``columns`` within one hour.
+
+    Args:
+        columns: ``(K,)`` column of each interval's variable.
+        first_row: Index of the first new row.
+        dt: Interval length, hours.
+
+    Returns:
+        ``(rows, cols, vals)`` triplets of the new rows (their bounds are zero).
+    """
+    per_hour = round(1.0 / dt)
+    k = len(columns)
+    same = np.flatnonzero((np.arange(k - 1) + 1) % per_hour != 0)
+    rows = first_row + np.arange(same.size)
+    return (
+        np.concatenate([rows, rows]),
+        np.concatenate([columns[same], columns[same + 1]]),
+        np.concatenate([np.ones(same.size), -np.ones(same.size)]),
+    )

@@ -1,20 +1,24 @@
 """Demand-response bids: per interval baseline, up and down capacity, price curves.
 
-A direction's bid is built in three steps:
+A direction's bid is the optimum of the homothetic inner model
+(:mod:`dispatch.homothetic`): the largest bid energy ``sum_t Q[t] * dt`` with
+``Q >= 0`` in every interval, every interval awarded at once (hour-flat for the
+hourly form), where each asset moves by a fixed share of its cluster's
+deviation. Intervals that fail the market rules (minimum capacity per trading
+unit, minimum continuous response) are forced to zero and the LP is solved
+again, until the profile obeys the rules.
 
-1. the cluster model (:mod:`dispatch.aggregate`) is solved for the largest
-   bid energy ``sum_t Q[t] * dt`` with ``Q >= 0`` in every interval, every
-   interval awarded at once (hour-flat for the hourly form);
-2. the market rules are applied (minimum capacity per trading unit, minimum
-   continuous response): intervals that fail them are set to zero;
-3. the profile is *certified*: :func:`~dispatch.disaggregate.disaggregate` is
-   run on it from the same state; if it falls short anywhere the profile is cut
-   to what was delivered, the rules are re-applied, and this repeats.
+Because the model is an inner approximation, the split of its optimum is a
+dispatch in which every asset stays inside its limits over the whole grid: the
+bid is jointly deliverable by construction, and ``Bid.down.dispatch`` holds that
+dispatch (the certificate; the tests and the benchmark re-check it with the
+independent checker). ``disaggregate(pf, -bid.down_kw)`` solves the same model
+and reproduces it.
 
-So an offered quantity is always a profile that the disaggregator has delivered
-in full with every asset inside its limits (``Bid.down.dispatch`` holds that
-dispatch), and ``disaggregate(pf, -bid.down_kw)`` reproduces it. When the rounds
-run out before that holds, the bid says so in ``deliverable`` / ``explanation``.
+Fallback: when the inner LP finds no solution in time, the older certified path
+runs (an outer cluster plan, cut down until the safe disaggregator delivers it in
+full); when its rounds run out, the bid says so in ``deliverable`` /
+``explanation``.
 
 The price-quantity curve of an interval is read off the certifying dispatch:
 the quantity offered at price ``c`` is what the assets whose deviation cost is
@@ -28,11 +32,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dispatch._inner_lp import solve_inner
 from dispatch._lp import DEFAULT_SOLVER
 from dispatch.aggregate import cluster_labels, cluster_model
 from dispatch.disaggregate import Dispatch, disaggregate
 from dispatch.exact import Direction, _units_lp
 from dispatch.grid import TimeGrid
+from dispatch.homothetic import DEFAULT_CLUSTERS, homothetic_labels, inner_model
 from dispatch.portfolio import FloatArray, Portfolio
 
 __all__ = ["Bid", "BidRules", "DirectionBid", "PriceCurve", "apply_rules", "build_bid"]
@@ -48,8 +54,9 @@ class BidRules:
         price_cap: Highest price offered, per kWh; dearer assets are left out.
         price_floor: Lowest price offered, per kWh.
         price_steps: Number of steps of each price-quantity curve.
-        max_rounds: Certification rounds before the bid is reported as not certified.
-        clusters_per_kind: Cluster count per asset kind in the planning model.
+        max_rounds: Rule rounds of the inner LP (and certification rounds of the fallback).
+        clusters_per_kind: Cluster count per asset kind of the fallback's planning model.
+        n_clusters: Cluster budget of the inner model.
         solver: LP solver of the planning model.
         time_limit_s: Time limit of each planning LP.
     """
@@ -61,6 +68,7 @@ class BidRules:
     price_steps: int = 5
     max_rounds: int = 6
     clusters_per_kind: int = 6
+    n_clusters: int = DEFAULT_CLUSTERS
     solver: str = DEFAULT_SOLVER
     time_limit_s: float = 2.0
 
@@ -203,6 +211,57 @@ def _curve(
     return PriceCurve(prices=prices, quantity_kw=qty)
 
 
+def _inner_bid(
+    sub: Portfolio, sign: float, rules: BidRules, hourly: bool
+) -> tuple[FloatArray, Dispatch, str] | None:
+    """Quantity, certificate and explanation from the inner model (``None``: no solution)."""
+    dt = sub.grid.dt_h
+    model = inner_model(sub, homothetic_labels(sub, rules.n_clusters))
+    zero = np.zeros(sub.n_intervals, dtype=bool)
+    for _ in range(max(rules.max_rounds, 1)):
+        sol = solve_inner(
+            model,
+            dt,
+            sign=sign,
+            hourly=hourly,
+            zero=zero,
+            cost_weight=1e-3,
+            solver=rules.solver,
+            time_limit_s=rules.time_limit_s,
+        )
+        if sol.deviation is None:
+            return None
+        dev = sol.deviation.sum(axis=0)
+        quantity = np.where(zero, 0.0, np.maximum(sign * dev, 0.0))
+        allowed = apply_rules(quantity, rules, dt)
+        cut = (allowed <= 0) & (quantity > 1e-9)
+        if not cut.any():
+            break
+        zero |= cut
+    else:
+        return None
+    setpoints = model.split(sub, sol.deviation)
+    delivered = setpoints.sum(axis=0) - sub.total_baseline()
+    disp = Dispatch(
+        asset_ids=sub.asset_ids,
+        start=0,
+        target_kw=sign * quantity,
+        delivered_kw=delivered,
+        shortfall_kw=sign * quantity - delivered,
+        setpoints_kw=setpoints,
+        energy_kwh=sub.energy_trajectory(setpoints),
+        continuation_kw=np.zeros((sub.n_assets, 0)),
+        planned=True,
+    )
+    why = (
+        "inner approximation: every asset on a fixed share of its cluster's deviation "
+        "stays inside its limits with every interval awarded at once"
+        if quantity.any()
+        else "no capacity survives the market rules"
+    )
+    return quantity, disp, why
+
+
 def _direction_bid(
     pf: Portfolio, direction: Direction, rules: BidRules, hourly: bool
 ) -> DirectionBid:
@@ -210,9 +269,31 @@ def _direction_bid(
     cost = pf.cost_up if sign > 0 else pf.cost_down
     index = np.flatnonzero(cost <= rules.price_cap)
     sub = pf.subset(index)
-    dt = pf.grid.dt_h
+    inner = _inner_bid(sub, sign, rules, hourly) if sub.n_assets else None
+    if inner is not None:
+        quantity, disp, why = inner
+        deliverable = True
+    else:
+        quantity, disp, deliverable, why = _certified_bid(sub, direction, rules, hourly)
+    return DirectionBid(
+        direction=direction,
+        quantity_kw=quantity,
+        curve=_curve(sub, disp, sign, quantity, rules),
+        dispatch=disp,
+        asset_index=index.astype(np.float64),
+        deliverable=deliverable,
+        explanation=why,
+    )
+
+
+def _certified_bid(
+    sub: Portfolio, direction: Direction, rules: BidRules, hourly: bool
+) -> tuple[FloatArray, Dispatch, bool, str]:
+    """The fallback: an outer cluster plan cut down until the safe disaggregator delivers it."""
+    sign = 1.0 if direction == Direction.UP else -1.0
+    dt = sub.grid.dt_h
     per_hour = round(1.0 / dt)
-    quantity = np.zeros(pf.n_intervals)
+    quantity = np.zeros(sub.n_intervals)
     if sub.n_assets:
         labels = cluster_labels(sub, rules.clusters_per_kind)
         _, _, dev = _units_lp(
@@ -262,15 +343,7 @@ def _direction_bid(
             f"profile by up to {np.abs(gap).max():.3f} kW (forced rebound or obligations)"
         )
     assert disp is not None  # the loop runs at least once
-    return DirectionBid(
-        direction=direction,
-        quantity_kw=quantity,
-        curve=_curve(sub, disp, sign, quantity, rules),
-        dispatch=disp,
-        asset_index=index.astype(np.float64),
-        deliverable=deliverable,
-        explanation=explanation,
-    )
+    return quantity, disp, deliverable, explanation
 
 
 def build_bid(pf: Portfolio, rules: BidRules | None = None, *, hourly: bool = True) -> Bid:

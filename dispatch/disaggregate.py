@@ -2,22 +2,25 @@
 
 Two stages:
 
-1. *Plan* (optional, cheap): the cluster model of :mod:`dispatch.aggregate`
-   (a few dozen virtual batteries) is solved as an LP over the event window that
-   minimises deviation cost plus a tracking penalty. It says how much each
-   cluster should move in each interval.
+1. *Plan* (optional, cheap): the homothetic inner model of
+   :mod:`dispatch.homothetic` (about a hundred clusters, each member on a fixed
+   share of its cluster's deviation) is solved as an LP over the rest of the grid
+   that minimises deviation cost plus a tracking penalty inside the event window.
+   Split by the shares, the plan is a per-asset trajectory that respects every
+   asset's limits to the end of the grid: a target inside the inner model (a bid
+   awarded in full, or any part of it the model holds) is reproduced exactly.
 2. *Realise* (always): interval by interval, every asset gets the range of
    setpoints that keeps it inside its limits *and* able to meet every later
-   obligation (the viability kernel). Starting from its baseline clipped into that
-   range, each cluster moves towards its planned share in proportion to its
-   members' headroom, then the whole portfolio closes the remaining gap the same
-   way. The total is clipped to what the assets can do; the rest is reported as
-   shortfall.
+   obligation (the viability kernel). Each asset takes its planned setpoint
+   clipped into that range (its baseline without a plan), then the whole
+   portfolio closes the remaining gap in proportion to the assets' headroom
+   (the *safe fill*). The total is clipped to what the assets can do; the rest
+   is reported as shortfall.
 
 Stage 2 alone is already safe, so the result never violates a limit and never
-fails; stage 1 only decides who moves. After the event window the assets track
-their baselines where they can (the *continuation*), which shows rebound and
-proves that later obligations stay reachable.
+fails; stage 1 only decides who moves. After the event window the assets follow
+the plan (without a plan: track their baselines where they can), which shows
+rebound and proves that later obligations stay reachable.
 """
 
 from __future__ import annotations
@@ -27,9 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from dispatch._dynamics import power_range, step_energy, viable_band
+from dispatch._inner_lp import solve_inner
 from dispatch._lp import DEFAULT_SOLVER
-from dispatch.aggregate import cluster_labels, cluster_model
-from dispatch.exact import _units_lp
+from dispatch.homothetic import DEFAULT_CLUSTERS, homothetic_labels, inner_model
 from dispatch.portfolio import FloatArray, IntArray, Portfolio
 
 __all__ = ["Dispatch", "disaggregate"]
@@ -91,27 +94,24 @@ def _fill(
 
 def _plan(
     sub: Portfolio,
-    band: tuple[FloatArray, FloatArray],
     target: FloatArray,
-    labels: IntArray,
+    n_clusters: int,
     penalty: float,
     solver: str,
     time_limit_s: float,
 ) -> FloatArray | None:
-    model = cluster_model(sub, labels, band)
-    _, p, _ = _units_lp(
+    """Per-asset setpoints ``(N, T)`` of the inner model's cheapest tracking plan."""
+    model = inner_model(sub, homothetic_labels(sub, n_clusters))
+    sol = solve_inner(
         model,
-        len(target),
-        direction=None,
+        sub.grid.dt_h,
         target=target,
-        hourly=False,
-        zero=None,
         penalty=penalty,
         cost_weight=1.0,
         solver=solver,
         time_limit_s=time_limit_s,
     )
-    return p
+    return None if sol.deviation is None else model.split(sub, sol.deviation)
 
 
 def disaggregate(
@@ -123,6 +123,7 @@ def disaggregate(
     fairness: bool = False,
     clusters_per_kind: int = 6,
     penalty: float = 10.0,
+    n_clusters: int = DEFAULT_CLUSTERS,
     solver: str = DEFAULT_SOLVER,
     time_limit_s: float = 1.0,
 ) -> Dispatch:
@@ -141,8 +142,10 @@ def disaggregate(
         fairness: Use one proportional rule for the whole portfolio (every asset
             gives the same share of its headroom, so owner enterprises share the
             effort in proportion to their flexibility) instead of the cost plan.
-        clusters_per_kind: Cluster count per asset kind for the plan.
+        clusters_per_kind: Kept for compatibility; the plan's clusters are set by
+            ``n_clusters``.
         penalty: Tracking penalty per kWh in the plan (keep above every deviation cost).
+        n_clusters: Cluster budget of the plan's inner model.
         solver: LP solver for the plan.
         time_limit_s: Time limit of the plan LP; without a plan in time the
             proportional rule is used.
@@ -159,11 +162,8 @@ def disaggregate(
     band = viable_band(sub)
     n = sub.n_assets
     plan = None
-    labels = np.zeros(n, dtype=np.int64)
     if not fairness and n > 0 and k > 0:
-        labels = cluster_labels(sub, clusters_per_kind)
-        plan = _plan(sub, band, target, labels, penalty, solver, time_limit_s)
-    n_clusters = int(labels.max()) + 1 if n else 1
+        plan = _plan(sub, target, n_clusters, penalty, solver, time_limit_s)
     whole = np.zeros(n, dtype=np.int64)
     base_total = sub.baseline.sum(axis=0)
     setpoints = np.empty((n, sub.n_intervals))
@@ -171,11 +171,10 @@ def disaggregate(
     e = sub.e0.copy()
     for t in range(sub.n_intervals):
         lo, hi = power_range(sub, t, e, band)
-        p = np.clip(sub.baseline[:, t], lo, hi)
-        goal = base_total[t] + (target[t] if t < k else 0.0)
-        if plan is not None and t < k:
-            p = _fill(p, lo, hi, plan[:, t], labels, n_clusters)
-        p = _fill(p, lo, hi, np.array([goal]), whole, 1)
+        p = np.clip(sub.baseline[:, t] if plan is None else plan[:, t], lo, hi)
+        if plan is None or t < k:
+            goal = base_total[t] + (target[t] if t < k else 0.0)
+            p = _fill(p, lo, hi, np.array([goal]), whole, 1)
         setpoints[:, t] = p
         e = step_energy(sub, t, e, p)
         energy[:, t] = e

@@ -20,7 +20,7 @@ from enum import StrEnum
 import numpy as np
 import scipy.sparse as sp
 
-from dispatch._lp import DEFAULT_SOLVER, LpResult, solve_lp
+from dispatch._lp import DEFAULT_SOLVER, LpResult, hour_flat_rows, solve_lp
 from dispatch.portfolio import FloatArray, Portfolio
 
 __all__ = ["Direction", "ExactResult", "exact_bid", "exact_dispatch"]
@@ -135,14 +135,12 @@ def _units_lp(
     r_hi.append(agg)
     n_rows = 3 * mk + k
     if hourly and direction is not None:
-        per_hour = round(1.0 / dt)
-        same = np.array([t for t in range(k - 1) if (t + 1) % per_hour != 0], dtype=np.int64)
-        hr = n_rows + np.arange(same.size)
-        add(hr, extra[same], 1.0)
-        add(hr, extra[same + 1], -1.0)
-        r_lo.append(np.zeros(same.size))
-        r_hi.append(np.zeros(same.size))
-        n_rows += same.size
+        h_rows, h_cols, h_vals = hour_flat_rows(extra, n_rows, dt)
+        add(h_rows, h_cols, h_vals)
+        n_new = h_rows.size // 2
+        r_lo.append(np.zeros(n_new))
+        r_hi.append(np.zeros(n_new))
+        n_rows += n_new
 
     c = np.zeros(n_vars)
     c[dp.ravel()] = cost_weight * dt * np.repeat(pf.cost_up, k)

@@ -224,8 +224,18 @@ async def test_follows_enrollments_and_retirements_without_restart(
         await asyncio.sleep(sup_settings.redis.live_ttl + 0.5)
         assert await state.read_live(PARK, "hvac-1") is None
         assert await state.read_live(PARK, "hvac-2") is not None
-        confs = await sup.send(PARK, {"hvac-1": 40.0, "hvac-2": 40.0}, hold_s=30.0)
+        confs = await sup.send(PARK, {"hvac-1": 40.0, "hvac-2": 30.0}, hold_s=30.0)
         assert not confs["hvac-1"].confirmed and confs["hvac-2"].confirmed
+        assert not confs["hvac-2"].clamped
+
+        # A patch of the enrolled limits reaches the clamp: the shed is now 10 kW.
+        await state.patch_asset(PARK, "hvac-2", {"max_shed_kw": 10.0})
+
+        async def shed_limited() -> bool:
+            conf = (await sup.send(PARK, {"hvac-2": 30.0}, hold_s=30.0))["hvac-2"]
+            return bool(conf.clamped and conf.sent_kw == pytest.approx(40.0))
+
+        await eventually(shed_limited)
 
 
 async def _true(value: bool) -> bool:

@@ -26,10 +26,10 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -53,6 +53,7 @@ __all__ = ["SUPERVISOR", "SetpointSink", "Supervisor", "supervisor_cleanup_ctx"]
 log = logging.getLogger("vpp.supervisor")
 
 AnyAdapter = MqttAdapter | ModbusBatteryAdapter | OcppCsmsAdapter
+_T = TypeVar("_T")
 
 #: Setpoints in flight at once per adapter. Modbus serialises requests on its
 #: one connection anyway; OCPP serialises per charger connection itself.
@@ -82,6 +83,13 @@ class _AdapterDied(RuntimeError):
     """An adapter's own background task ended (it never should)."""
 
 
+class _AdapterGone(RuntimeError):
+    """The adapter was stopped or rebuilt while a call on it was running."""
+
+    def __str__(self) -> str:
+        return "adapter stopped or rebuilt while sending"
+
+
 @dataclass(eq=False)
 class _Slot:
     """One adapter, its assets and the numbers that outlive its instances."""
@@ -97,6 +105,8 @@ class _Slot:
     bad_payloads: int = 0
     reconnects: int = 0
     last_telemetry_ts: float = 0.0
+    #: setpoint and release calls running on the adapter (cut short when it stops)
+    inflight: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def absorb(self, stats: AdapterStats) -> None:
         """Carry a finished instance's counters over to the next one."""
@@ -322,6 +332,9 @@ class Supervisor:
 
     @staticmethod
     async def _stop(slot: _Slot) -> None:
+        # Calls on the old adapter would wait for answers that can no longer come.
+        for call in list(slot.inflight):
+            call.cancel()
         task, slot.task = slot.task, None
         if task is not None:
             task.cancel()
@@ -492,9 +505,8 @@ class Supervisor:
         route, slot, adapter = target
         try:
             setpoint = Setpoint(asset_id=route.device_id, power_kw=kw, hold_s=hold_s)
-            async with slot.limit, asyncio.timeout(self._send_timeout):
-                conf = replace(await adapter.apply(setpoint), asset_id=asset_id)
-        except (ValueError, UnknownAsset) as exc:  # a non-finite power or hold
+            conf = replace(await self._call(slot, adapter.apply(setpoint)), asset_id=asset_id)
+        except (ValueError, UnknownAsset, _AdapterGone) as exc:  # ValueError: not finite
             conf = _refused(asset_id, kw, str(exc))
         except TimeoutError:
             conf = _refused(asset_id, kw, f"no answer within {self._send_timeout} s")
@@ -503,6 +515,33 @@ class Supervisor:
             conf = _refused(asset_id, kw, repr(exc))
         self._observe(park, route.key.protocol.value, conf)
         return conf
+
+    async def _call(self, slot: _Slot, call: Coroutine[Any, Any, _T]) -> _T:
+        """Run one call on a slot's adapter: bounded in number and time, cut short by a stop.
+
+        Raises:
+            TimeoutError: no result within ``send_timeout_s`` (queueing included).
+            _AdapterGone: the adapter was stopped or rebuilt meanwhile.
+        """
+
+        async def limited() -> _T:
+            async with slot.limit:
+                return await call
+
+        work = asyncio.create_task(limited(), name=f"call-{slot.key.label}")
+        slot.inflight.add(work)
+        try:
+            await asyncio.wait({work}, timeout=self._send_timeout)
+        finally:
+            slot.inflight.discard(work)
+            if not work.done():
+                work.cancel()
+                await asyncio.wait({work}, timeout=1.0)
+        if not work.done():
+            raise TimeoutError
+        if work.cancelled():
+            raise _AdapterGone
+        return work.result()
 
     def _observe(self, park: str, protocol: str, conf: Confirmation) -> None:
         if self.metrics is not None:
@@ -531,9 +570,8 @@ class Supervisor:
             return False
         route, slot, adapter = target
         try:
-            async with slot.limit, asyncio.timeout(self._send_timeout):
-                return await adapter.release(route.device_id)
-        except (UnknownAsset, TimeoutError) as exc:
+            return await self._call(slot, adapter.release(route.device_id))
+        except (UnknownAsset, TimeoutError, _AdapterGone) as exc:
             log.warning("release of %s/%s: %r", park, asset_id, exc)
         except Exception:
             log.exception("release of %s/%s failed", park, asset_id)

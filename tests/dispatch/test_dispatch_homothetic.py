@@ -1,0 +1,113 @@
+"""The homothetic inner approximation: hand-computed bounds and the inner guarantee."""
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dispatch import (
+    Battery,
+    TimeGrid,
+    battery_envelope,
+    build_portfolio,
+    check_dispatch,
+    flexibility_envelope,
+    synthetic_park,
+)
+from dispatch._inner_lp import solve_inner
+from dispatch.homothetic import homothetic_labels, inner_model
+
+GRID = TimeGrid(n=4, step=timedelta(hours=1))
+
+
+def _battery(aid: str, cap: float, kw: float, soc: float, eta: float = 1.0) -> object:
+    return battery_envelope(
+        Battery(
+            asset_id=aid,
+            capacity_kwh=cap,
+            max_charge_kw=kw,
+            max_discharge_kw=kw,
+            soc=soc,
+            soc_min=0.0,
+            soc_max=1.0,
+            eta_charge=eta,
+            eta_discharge=eta,
+        ),
+        GRID,
+    )
+
+
+def test_two_batteries_in_one_cluster_hand_computed() -> None:
+    # A: 100 kWh, 50 kW, at 50 kWh; B: 40 kWh, 20 kW, at 10 kWh; lossless, idle baseline.
+    pf = build_portfolio([_battery("a", 100.0, 50.0, 0.5), _battery("b", 40.0, 20.0, 0.25)])
+    model = inner_model(pf, np.array([0, 0]))
+    # shares follow the power range: 100 / 140 and 40 / 140
+    assert model.shares == pytest.approx([5 / 7, 2 / 7])
+    # power: -50 / (5/7) = -20 / (2/7) = -70 kW, and +70 kW
+    assert model.d_min == pytest.approx(np.full((1, 4), -70.0))
+    assert model.d_max == pytest.approx(np.full((1, 4), 70.0))
+    # energy: B can give 10 kWh = 2/7 of 35; A can take 50 kWh = 5/7 of 70
+    assert model.e_lo_min == pytest.approx(np.full((1, 4), -35.0))
+    assert model.e_hi_max == pytest.approx(np.full((1, 4), 70.0))
+    down = solve_inner(model, GRID.dt_h, sign=-1.0, cost_weight=0.0)
+    up = solve_inner(model, GRID.dt_h, sign=1.0, cost_weight=0.0)
+    assert down.deviation is not None and up.deviation is not None
+    # the inner bid: 35 kWh down (exact: 60), 70 kWh up (exact: 80)
+    assert -down.deviation.sum() * GRID.dt_h == pytest.approx(35.0, rel=1e-6)
+    assert up.deviation.sum() * GRID.dt_h == pytest.approx(70.0, rel=1e-6)
+    for sol in (down, up):
+        assert sol.deviation is not None
+        assert check_dispatch(pf, model.split(pf, sol.deviation)) == []
+
+
+def test_lossy_slopes_are_capped_against_simultaneous_moves() -> None:
+    pf = build_portfolio([_battery("a", 100.0, 50.0, 0.5, eta=0.8)])
+    model = inner_model(pf, np.array([0]))
+    # charge gains 0.8 kWh per kWh, discharge loses 1 / 0.8 = 1.25 kWh per kWh
+    assert model.lo_up == pytest.approx(np.full((1, 4), 0.8))
+    assert model.lo_down == pytest.approx(np.full((1, 4), 1.25))
+    assert model.hi_up == pytest.approx(np.full((1, 4), 0.8))
+    # the optimistic trajectory books discharge at 0.8 so that D+ = D- gains nothing
+    assert model.hi_down == pytest.approx(np.full((1, 4), 0.8))
+    down = solve_inner(model, GRID.dt_h, sign=-1.0, cost_weight=0.0)
+    assert down.deviation is not None
+    # 50 kWh above the floor, 1.25 kWh lost per kWh delivered: 40 kWh (exact here)
+    assert -down.deviation.sum() * GRID.dt_h == pytest.approx(40.0, rel=1e-6)
+    assert check_dispatch(pf, model.split(pf, down.deviation)) == []
+
+
+SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+parks = st.builds(
+    lambda n, seed, step: synthetic_park(
+        n, seed=seed, grid=TimeGrid(n=int(12 * 60 / step), step=timedelta(minutes=step))
+    ),
+    n=st.integers(2, 60),
+    seed=st.integers(0, 10_000),
+    step=st.sampled_from([15, 30, 60]),
+)
+
+
+@SETTINGS
+@given(pf=parks, data=st.data())
+def test_any_trajectory_of_the_inner_model_splits_feasibly(pf, data) -> None:
+    """Points of the inner model (LP optima and their convex mixes) split into feasible members."""
+    budget = data.draw(st.integers(1, 40))
+    model = inner_model(pf, homothetic_labels(pf, budget))
+    env = flexibility_envelope(pf)
+    scale = max(float(env.up_kw.max()), float(env.down_kw.max()), 1.0)
+    k = data.draw(st.integers(1, pf.n_intervals))
+    target = np.array(data.draw(st.lists(st.floats(-2.0, 2.0), min_size=k, max_size=k))) * scale
+    dt = pf.grid.dt_h
+    points = [
+        solve_inner(model, dt, sign=-1.0, time_limit_s=10.0).deviation,
+        solve_inner(model, dt, sign=1.0, time_limit_s=10.0).deviation,
+        solve_inner(model, dt, target=target, cost_weight=1.0, time_limit_s=10.0).deviation,
+    ]
+    assert all(p is not None for p in points)
+    weights = np.array(data.draw(st.lists(st.floats(0.0, 1.0), min_size=3, max_size=3))) + 1e-3
+    weights /= weights.sum()
+    mix = sum(w * p for w, p in zip(weights, points, strict=True))
+    for deviation in [*points, mix]:
+        assert check_dispatch(pf, model.split(pf, deviation)) == []

@@ -27,8 +27,9 @@ bounds become ``E_lo >= max_i (e_min_i - e_base_i) / s_i`` and ``E_hi <= min_i
 
 A simultaneous ``D+`` and ``D-`` moves a member by the net only, so the model
 also caps the slopes (``lo+ <= lo-`` and ``hi- <= hi+`` per cluster and
-interval): then both recursions stay valid bounds for any split of ``D`` into
-``D+ - D-``, and no LP optimum can profit from charging and discharging at once.
+interval where ``D`` may take both signs): then both recursions stay valid
+bounds for any split of ``D`` into ``D+ - D-``, and no LP optimum can profit
+from charging and discharging at once.
 
 Guarantee: for every cluster trajectory that satisfies these constraints, the
 proportional split respects every member's power and energy bounds over the
@@ -286,8 +287,10 @@ def inner_model(pf: Portfolio, labels: IntArray) -> InnerModel:
     # these two caps keep both trajectories valid bounds then, so no LP optimum can
     # exploit a simultaneous charge and discharge (the price: a cluster whose slopes
     # differ by direction books its cheaper side conservatively in one trajectory).
-    lo_up_c = np.minimum(lo_up_c, lo_dn_c)
-    hi_dn_c = np.minimum(hi_dn_c, hi_up_c)
+    # Only where both signs are allowed: elsewhere one of D+ / D- is fixed at zero.
+    both = (d_min < -_EPS) & (d_max > _EPS)
+    lo_up_c = np.where(both, np.minimum(lo_up_c, lo_dn_c), lo_up_c)
+    hi_dn_c = np.where(both, np.minimum(hi_dn_c, hi_up_c), hi_dn_c)
     retention = np.zeros(c)
     retention[labels] = pf.retention
     return InnerModel(

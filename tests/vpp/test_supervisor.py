@@ -149,8 +149,12 @@ async def test_live_state_setpoints_and_metrics_for_every_protocol(
         bess = await state.read_live(PARK, "bess-1")
         assert bess is not None and bess.soc == pytest.approx(0.5, abs=0.01)
         assert bess.energy_kwh == pytest.approx(100.0, abs=2.0)
-        ev = await state.read_live(PARK, "ev-1")
-        assert ev is not None and ev.ev_connected and ev.ev_departure is not None
+
+        async def ev_session() -> bool:  # the EV states its needs just after plugging in
+            ev = await state.read_live(PARK, "ev-1")
+            return ev is not None and bool(ev.ev_connected) and ev.ev_departure is not None
+
+        await eventually(ev_session)
 
         confs = await sup.send(
             PARK,

@@ -25,6 +25,7 @@ import aiomqtt
 from adapters import mqtt_codec as codec
 from adapters._base import AssetBook
 from adapters._lifecycle import BackgroundService
+from adapters._mqtt_transport import inline_queue, install_read_ahead
 from adapters.backoff import Backoff
 from adapters.errors import PayloadError
 from adapters.types import (
@@ -59,8 +60,8 @@ class MqttAdapter(BackgroundService):
         encoding: payload encoding of commands to an asset not heard from yet
             (afterwards each asset is answered in the encoding it uses).
         ack_timeout_s: how long ``apply`` waits for the device's ack.
-        queue_size: bound on readings waiting for the consumer and on aiomqtt's
-            incoming queue.
+        queue_size: bound on readings waiting for the consumer (the oldest is
+            dropped and counted beyond it).
         keepalive_s: MQTT keepalive.
         backoff_base: scale on reconnect delays (1.0 in production).
     """
@@ -89,7 +90,6 @@ class MqttAdapter(BackgroundService):
         self._default_encoding = encoding
         self._encodings: dict[str, codec.Encoding] = {}
         self._ack_timeout = ack_timeout_s
-        self._queue_size = queue_size
         self._keepalive = keepalive_s
         self._backoff = Backoff(base=backoff_base)
         self._book = AssetBook(assets, queue_size=queue_size, log=log)
@@ -179,9 +179,10 @@ class MqttAdapter(BackgroundService):
                     identifier=self._client_id,
                     will=will,
                     keepalive=self._keepalive,
-                    max_queued_incoming_messages=self._queue_size,
+                    queue_type=inline_queue(self._dispatch),
                     logger=log,
                 ) as client:
+                    install_read_ahead(client)
                     await client.subscribe(
                         [
                             (self.topics.wildcard("telemetry"), 0),
@@ -195,6 +196,8 @@ class MqttAdapter(BackgroundService):
                     self._client = client
                     self._on_connected(first)
                     first = False
+                    # Messages go to _dispatch as they are read (inline_queue); this
+                    # loop only ends, with MqttError, when the connection does.
                     async for message in client.messages:
                         self._dispatch(message.topic.value, message.payload)
             except aiomqtt.MqttError as exc:

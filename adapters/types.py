@@ -206,7 +206,10 @@ class Adapter(Protocol):
     itself), leaving stops them.
     """
 
-    stats: AdapterStats
+    @property
+    def stats(self) -> AdapterStats:
+        """Counters for metrics (read-only: the adapter updates them in place)."""
+        ...
 
     def telemetry(self) -> AsyncIterator[Telemetry]:
         """Readings from every asset of this adapter, as they arrive (one consumer)."""

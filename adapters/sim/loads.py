@@ -141,6 +141,8 @@ class MqttLoadFleet(BackgroundService):
         self.host, self.port = host, port
         self.topics = codec.Topics(root, park)
         self.node = node or f"gw-{uuid.uuid4().hex[:8]}"
+        # Node names repeat across parks and runs; broker client ids must not.
+        self._client_id = f"{self.node}-{uuid.uuid4().hex[:8]}"
         self.models = {spec.asset_id: LoadModel(spec) for spec in loads}
         self.period_s = period_s
         self.clock = SimClock(time_scale=time_scale)
@@ -166,7 +168,7 @@ class MqttLoadFleet(BackgroundService):
         while True:
             try:
                 async with aiomqtt.Client(
-                    self.host, self.port, identifier=self.node, will=will, logger=log
+                    self.host, self.port, identifier=self._client_id, will=will, logger=log
                 ) as client:
                     await client.subscribe(self.topics.wildcard("cmd"), qos=1)
                     online = codec.encode_status(codec.Status(True, assets))

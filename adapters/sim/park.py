@@ -13,7 +13,7 @@ import contextlib
 import logging
 import tomllib
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,10 @@ from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.sim.chargers import ChargerSpec, SimCharger
 from adapters.sim.loads import LoadSpec, MqttLoadFleet
 
-__all__ = ["SimBattery", "SimParkSpec", "load_park_toml", "run_park"]
+__all__ = ["SimBattery", "SimParkSpec", "generate_park", "load_park_toml", "run_park"]
+
+#: Most unit ids one Modbus TCP endpoint can address (1..247).
+MAX_UNITS_PER_ENDPOINT = 247
 
 log = logging.getLogger("adapters.sim.park")
 
@@ -100,6 +103,51 @@ def load_park_toml(path: Path | str, *, default_password: str = "changeme") -> S
     return spec
 
 
+def generate_park(
+    *,
+    park_id: str = "sim-park",
+    batteries: int = 400,
+    chargers: int = 300,
+    loads: int = 300,
+    modbus_host: str = "127.0.0.1",
+    modbus_ports: Sequence[int] = (15020,),
+    password: str = "changeme",
+) -> SimParkSpec:
+    """Build a deterministic park of any size (benchmarks, tests, demos).
+
+    Batteries are spread evenly over ``modbus_ports`` (one gateway each, unit
+    ids from 1); a third of the chargers are V2G on OCPP 2.1, a third one-way
+    2.1, a third one-way 2.0.1, each with an EV plugged in from the start; loads
+    alternate between HVAC and process lines.
+
+    Raises:
+        ValueError: more batteries than the ports can address.
+    """
+    per_port = -(-batteries // max(1, len(modbus_ports))) if batteries else 0
+    if per_port > MAX_UNITS_PER_ENDPOINT:
+        raise ValueError(f"{batteries} batteries need more than {len(modbus_ports)} Modbus ports")
+    spec = SimParkSpec(park_id=park_id)
+    for i in range(batteries):
+        size = (1.0, 2.0, 5.0)[i % 3]
+        spec.batteries.append(SimBattery(modbus_host, modbus_ports[i // per_port], BatterySpec(
+            asset_id=f"bess-{i:04d}", unit_id=i % per_port + 1, capacity_kwh=215.0 * size,
+            max_charge_kw=100.0 * size, max_discharge_kw=100.0 * size, soc=0.3 + 0.4 * (i % 5) / 4,
+        )))  # fmt: skip
+    for i in range(chargers):
+        v2g, version = (True, V21) if i % 3 == 0 else (False, V21 if i % 3 == 1 else V201)
+        spec.chargers.append(ChargerSpec(
+            cp_id=f"cp-{i:04d}", password=password, version=version, v2g=v2g,
+            max_kw=(11.0, 22.0, 60.0)[i % 3], ev_stay_s=8 * 3600.0,
+        ))  # fmt: skip
+    for i in range(loads):
+        base = 20.0 + 10.0 * (i % 19)
+        spec.loads.append(LoadSpec(
+            asset_id=f"load-{i:04d}", kind="hvac" if i % 2 == 0 else "process",
+            baseline_kw=base, p_min_kw=0.6 * base, p_max_kw=1.3 * base,
+        ))  # fmt: skip
+    return spec
+
+
 async def run_park(
     spec: SimParkSpec,
     *,
@@ -110,6 +158,7 @@ async def run_park(
     csms_url: str | None = None,
     loads_per_gateway: int = 500,
     period_s: float = 1.0,
+    started: asyncio.Event | None = None,
 ) -> None:
     """Run every simulated device of a park until cancelled.
 
@@ -123,6 +172,11 @@ async def run_park(
             chargers are not started without it.
         loads_per_gateway: loads sharing one MQTT connection.
         period_s: wall-clock telemetry period of loads and chargers.
+        started: set once every server listens and every client was started
+            (clients connect by themselves afterwards).
+
+    Raises:
+        ValueError: more than 247 batteries, or a repeated unit id, on one endpoint.
     """
     clock = SimClock(time_scale=time_scale)
     by_endpoint: dict[tuple[str, int], list[BatterySpec]] = defaultdict(list)
@@ -130,10 +184,10 @@ async def run_park(
         by_endpoint[(battery.host, battery.port)].append(battery.spec)
     async with contextlib.AsyncExitStack() as stack:
         for (host, port), specs in by_endpoint.items():
-            for i in range(0, len(specs), 247):
-                await stack.enter_async_context(ModbusBatteryServer(
-                    host=host, port=port, batteries=specs[i : i + 247], time_scale=time_scale
-                ))  # fmt: skip
+            # One listener per port: a gateway cannot serve more than 247 unit ids.
+            await stack.enter_async_context(
+                ModbusBatteryServer(host=host, port=port, batteries=specs, time_scale=time_scale)
+            )
         for i in range(0, len(spec.loads), loads_per_gateway):
             await stack.enter_async_context(MqttLoadFleet(
                 host=mqtt_host, port=mqtt_port, park=spec.park_id,
@@ -149,4 +203,6 @@ async def run_park(
             "simulated park %s: %d batteries, %d chargers, %d loads",
             spec.park_id, len(spec.batteries), len(spec.chargers), len(spec.loads),
         )  # fmt: skip
+        if started is not None:
+            started.set()
         await asyncio.Event().wait()

@@ -1,0 +1,755 @@
+"""Adapter benchmark: ``python -m adapters.bench [--messages N] [--devices N] ...``.
+
+Two measurements, printed and written as JSON (``--out``):
+
+* **ingest**: a publisher *process* (paho, QoS 0, msgpack payloads for
+  ``--devices`` assets) blasts ``--messages`` telemetry messages at a real
+  Mosquitto. First a plain aiomqtt subscriber only counts them (the broker's
+  reference rate); then :class:`~adapters.mqtt.MqttAdapter` decodes them and a
+  consumer of ``telemetry()`` writes them to a real Redis (msgpack, TTL,
+  pipelined batches, one key per asset under a unique namespace, deleted
+  afterwards). The rate is messages over the time between the first and the
+  last one the consumer saw. Publisher, broker, adapter and Redis share the
+  machine's cores: the numbers are for the whole chain on this box.
+* **rtt**: a device *process* runs a generated park (batteries on SunSpec
+  Modbus gateways, OCPP chargers, MQTT load gateways, ``adapters.sim.run_park``)
+  while this process runs the three adapters and the CSMS. One setpoint goes
+  to every device at once; per protocol it reports p50/p95 of
+  ``Confirmation.rtt_s`` and the wall time until all were confirmed.
+
+Every loop is bounded by a timeout; child processes are terminated and Redis
+keys deleted on the way out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomqtt
+import msgpack
+import redis.asyncio as aioredis
+
+from adapters import mqtt_codec as codec
+from adapters.modbus import ModbusBatteryAdapter, ModbusUnit
+from adapters.mqtt import MqttAdapter
+from adapters.ocpp import ChargerSettings, OcppCsmsAdapter
+from adapters.ocpp.csms import PATH_PREFIX
+from adapters.sim.park import SimParkSpec, generate_park, run_park
+from adapters.types import Adapter, Confirmation, DeviceLimits, Setpoint, Telemetry
+
+__all__ = ["ParkAdapters", "main", "park_adapters"]
+
+log = logging.getLogger("adapters.bench")
+
+_PARK = "bench"
+#: Seconds without a message after which an ingest run counts as finished.
+_IDLE_S = 3.0
+#: Telemetry TTL written with every live reading (seconds).
+_TTL_S = 60
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(q / 100.0 * (len(ordered) - 1))))
+    return ordered[k]
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@contextlib.contextmanager
+def _child(args: list[str]) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``python -m adapters.bench ARGS`` as a child; terminate it on the way out."""
+    proc = subprocess.Popen([sys.executable, "-m", "adapters.bench", *args])
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+# ---------------------------------------------------------------- ingest --
+
+
+def _frame(first: int, body: bytes) -> bytes:
+    """One MQTT 3.1.1 packet: fixed header byte, varint remaining length, body."""
+    n, length = len(body), bytearray()
+    while True:
+        n, digit = n >> 7, n & 0x7F
+        length.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes([first]) + bytes(length) + body
+
+
+def _utf8(text: str) -> bytes:
+    raw = text.encode()
+    return len(raw).to_bytes(2, "big") + raw
+
+
+def _publish(host: str, port: int, root: str, devices: int, messages: int, rate: float) -> None:
+    """The publisher process: ``messages`` QoS 0 readings round-robin over ``devices``.
+
+    Paced at ``rate`` messages/s (0: as fast as the socket takes them). A load
+    generator, not a client: it writes pre-built MQTT 3.1.1 PUBLISH
+    frames in large ``sendall`` calls so that it costs the shared CPUs as
+    little as possible (a paho publisher tops out near 28,000 messages/s here
+    and would be the bottleneck). A final PINGREQ/PINGRESP proves the broker
+    has read every frame before it.
+    """
+    topics = codec.Topics(root, _PARK)
+    now = time.time()
+    frames = [
+        _frame(
+            0x30,
+            _utf8(topics.telemetry(f"a{i:05d}"))
+            + codec.encode_telemetry(
+                p_kw=10.0 + i % 50,
+                ts=now,
+                e_kwh=100.0 + i,
+                max_kw=80.0,
+                min_kw=5.0,
+                encoding=codec.Encoding.MSGPACK,
+            ),
+        )
+        for i in range(devices)
+    ]
+    connect = _frame(
+        0x10, _utf8("MQTT") + bytes([4, 0x02, 0, 60]) + _utf8(f"bench-pub-{os.getpid()}")
+    )
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.sendall(connect)
+        if sock.recv(4)[:1] != b"\x20":
+            raise SystemExit("broker refused the publisher")
+        started = time.perf_counter()
+        chunk = 500
+        for at in range(0, messages, chunk):
+            n = min(chunk, messages - at)
+            sock.sendall(b"".join(frames[(at + k) % devices] for k in range(n)))
+            if rate > 0:
+                ahead = started + (at + n) / rate - time.perf_counter()
+                if ahead > 0:
+                    time.sleep(ahead)
+        sock.sendall(b"\xc0\x00")  # PINGREQ: answered after every frame before it
+        if sock.recv(2) != b"\xd0\x00":
+            raise SystemExit("no PINGRESP")
+        elapsed = time.perf_counter() - started
+        sock.sendall(b"\xe0\x00")
+    print(json.dumps({"published": messages, "publish_s": round(elapsed, 3)}), flush=True)
+
+
+@dataclass(slots=True)
+class _Counter:
+    """Arrival times of the first and last of ``n`` messages."""
+
+    n: int = 0
+    first: float = 0.0
+    last: float = 0.0
+
+    def add(self, k: int = 1) -> None:
+        now = time.perf_counter()
+        if self.n == 0:
+            self.first = now
+        self.n += k
+        self.last = now
+
+    def rate(self) -> float:
+        span = self.last - self.first
+        return self.n / span if span > 0 else 0.0
+
+
+async def _wait_until_done(counter: _Counter, expected: int, timeout_s: float) -> None:
+    """Return once ``expected`` arrived, or nothing arrived for a while, or at the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while counter.n < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        idle = time.perf_counter() - (counter.last or time.perf_counter())
+        if counter.n and idle > _IDLE_S:
+            break
+
+
+async def _run_publisher(args: argparse.Namespace, root: str) -> dict[str, Any]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "adapters.bench",
+        "--role",
+        "publisher",
+        "--mqtt-host",
+        args.mqtt_host,
+        "--mqtt-port",
+        str(args.mqtt_port),
+        "--root",
+        root,
+        "--devices",
+        str(args.devices),
+        "--messages",
+        str(args.messages),
+        "--rate",
+        str(args.rate),
+    ]
+    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), args.timeout)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    return dict(json.loads(out.decode().strip().splitlines()[-1]))
+
+
+async def _ingest_raw(args: argparse.Namespace) -> dict[str, Any]:
+    root = f"bench-{uuid.uuid4().hex[:8]}"
+    counter = _Counter()
+    async with aiomqtt.Client(args.mqtt_host, args.mqtt_port) as client:
+        await client.subscribe(codec.Topics(root, _PARK).wildcard("telemetry"), qos=0)
+
+        async def count() -> None:
+            async for message in client.messages:
+                if not message.topic.value.endswith("_flush/telemetry"):
+                    counter.add()
+
+        task = asyncio.create_task(count(), name="bench-raw-count")
+        try:
+            pub = await _run_publisher(args, root)
+            await _wait_until_done(counter, args.messages, args.timeout)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    return {"received": counter.n, "msgs_per_s": round(counter.rate()), **pub}
+
+
+async def _drain_to_redis(
+    readings: AsyncIterator[Telemetry],
+    redis: aioredis.Redis,
+    namespace: str,
+    counter: _Counter,
+    batch: int,
+) -> None:
+    """The supervisor-shaped consumer: every reading counted, the latest per asset written.
+
+    A live key holds one asset's latest reading, so a batch writes each asset
+    once (SET with EX, msgpack), in one pipeline per ``batch`` readings or 20 ms.
+    """
+    prefix = f"{namespace}:{{{_PARK}}}:live:"
+    latest: dict[str, Telemetry] = {}
+    taken = 0
+    flush_at = time.monotonic() + 0.02
+
+    async def flush() -> None:
+        async with redis.pipeline(transaction=False) as pipe:
+            for r in latest.values():
+                value = msgpack.packb((r.ts, r.power_kw, r.soc, r.energy_kwh, r.available))
+                pipe.execute_command("SET", prefix + r.asset_id, value, "EX", _TTL_S)
+            await pipe.execute()
+        counter.add(taken)
+        latest.clear()
+
+    async for reading in readings:
+        latest[reading.asset_id] = reading
+        taken += 1
+        if taken >= batch or time.monotonic() >= flush_at:
+            await flush()
+            taken = 0
+            flush_at = time.monotonic() + 0.02
+
+
+async def _ingest_adapter(args: argparse.Namespace, redis: aioredis.Redis) -> dict[str, Any]:
+    root = f"bench-{uuid.uuid4().hex[:8]}"
+    namespace = f"vppbench{uuid.uuid4().hex[:10]}"
+    limits = DeviceLimits(p_min_kw=0.0, p_max_kw=100.0)
+    assets = {f"a{i:05d}": limits for i in range(args.devices)}
+    counter = _Counter()
+    adapter = MqttAdapter(
+        host=args.mqtt_host, port=args.mqtt_port, park=_PARK, assets=assets, root=root
+    )
+    try:
+        async with adapter:
+            await asyncio.wait_for(adapter.wait_connected(), 10)
+            task = asyncio.create_task(
+                _drain_to_redis(adapter.telemetry(), redis, namespace, counter, args.batch),
+                name="bench-redis-writer",
+            )
+            try:
+                pub = await _run_publisher(args, root)
+                await _wait_until_done(counter, args.messages, args.timeout)
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        keys = [k async for k in redis.scan_iter(match=f"{namespace}:*", count=1000)]
+    finally:
+        async for key in redis.scan_iter(match=f"{namespace}:*", count=1000):
+            await redis.delete(key)
+    return {
+        "received": counter.n,
+        "msgs_per_s": round(counter.rate()),
+        "redis_keys": len(keys),
+        "dropped_by_adapter": adapter.stats.dropped,
+        "bad_payloads": adapter.stats.bad_payloads,
+        **pub,
+    }
+
+
+async def bench_ingest(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the raw and the adapter ingest ``args.repeats`` times; medians and ratio."""
+    redis = aioredis.Redis.from_url(args.redis_url)
+    runs: list[dict[str, Any]] = []
+    try:
+        await redis.ping()
+        for i in range(args.repeats):
+            raw = await _ingest_raw(args)
+            via = await _ingest_adapter(args, redis)
+            runs.append({"raw": raw, "adapter": via})
+            print(
+                f"ingest run {i + 1}: raw {raw['msgs_per_s']:,}/s "
+                f"({raw['received']:,} received), adapter+redis {via['msgs_per_s']:,}/s "
+                f"({via['received']:,} received, {via['redis_keys']} keys)",
+                flush=True,
+            )
+    finally:
+        await redis.aclose()
+    raw_med = statistics.median(r["raw"]["msgs_per_s"] for r in runs)
+    via_med = statistics.median(r["adapter"]["msgs_per_s"] for r in runs)
+    return {
+        "messages": args.messages,
+        "devices": args.devices,
+        "repeats": args.repeats,
+        "raw_msgs_per_s_median": raw_med,
+        "adapter_msgs_per_s_median": via_med,
+        "ratio": round(via_med / raw_med, 3) if raw_med else None,
+        "runs": runs,
+    }
+
+
+# ------------------------------------------------------------------- rtt --
+
+
+@dataclass(slots=True)
+class ParkAdapters:
+    """The adapters serving one simulated park, as the service would build them."""
+
+    mqtt: MqttAdapter
+    modbus: list[ModbusBatteryAdapter]
+    ocpp: OcppCsmsAdapter
+    setpoints: dict[str, list[Setpoint]] = field(default_factory=dict)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[ParkAdapters]:
+        """Enter every adapter; leave them all on the way out."""
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(self.ocpp)
+            await stack.enter_async_context(self.mqtt)
+            for adapter in self.modbus:
+                await stack.enter_async_context(adapter)
+            yield self
+
+
+def park_adapters(
+    spec: SimParkSpec,
+    *,
+    mqtt_host: str,
+    mqtt_port: int,
+    mqtt_root: str,
+    csms_port: int = 0,
+    poll_s: float = 1.0,
+) -> ParkAdapters:
+    """Build the three adapters for a simulated park, plus one setpoint per device.
+
+    Args:
+        spec: the park (e.g. from :func:`adapters.sim.park.generate_park`).
+        mqtt_host: broker of the load gateways.
+        mqtt_port: broker port.
+        mqtt_root: topic root the gateways use.
+        csms_port: port the CSMS listens on (0: any free one).
+        poll_s: Modbus poll period.
+    """
+    loads = {s.asset_id: DeviceLimits(p_min_kw=s.p_min_kw, p_max_kw=s.p_max_kw) for s in spec.loads}
+    endpoints: dict[tuple[str, int], dict[str, ModbusUnit]] = {}
+    for b in spec.batteries:
+        limits = DeviceLimits(
+            p_min_kw=-b.spec.max_discharge_kw,
+            p_max_kw=b.spec.max_charge_kw,
+            capacity_kwh=b.spec.capacity_kwh,
+            soc_min=0.05,
+            soc_max=0.95,
+        )
+        unit = ModbusUnit(unit_id=b.spec.unit_id, limits=limits)
+        endpoints.setdefault((b.host, b.port), {})[b.spec.asset_id] = unit
+    chargers = {
+        c.cp_id: ChargerSettings(
+            password=c.password,
+            v2g=c.v2g,
+            limits=DeviceLimits(
+                p_min_kw=-c.max_kw if c.v2g else 0.0, p_max_kw=c.max_kw, bidirectional=c.v2g
+            ),
+        )
+        for c in spec.chargers
+    }
+    return ParkAdapters(
+        mqtt=MqttAdapter(
+            host=mqtt_host,
+            port=mqtt_port,
+            park=spec.park_id,
+            assets=loads,
+            root=mqtt_root,
+            ack_timeout_s=30.0,
+        ),
+        modbus=[
+            ModbusBatteryAdapter(host=h, port=p, units=u, poll_s=poll_s, timeout_s=10.0)
+            for (h, p), u in endpoints.items()
+        ],
+        ocpp=OcppCsmsAdapter(port=csms_port, chargers=chargers, call_timeout_s=30.0),
+        setpoints={
+            "mqtt": [
+                Setpoint(asset_id=s.asset_id, power_kw=round(0.8 * s.baseline_kw, 1))
+                for s in spec.loads
+            ],
+            "modbus": [
+                Setpoint(asset_id=b.spec.asset_id, power_kw=-0.5 * b.spec.max_discharge_kw)
+                for b in spec.batteries
+            ],
+            "ocpp": [
+                Setpoint(asset_id=c.cp_id, power_kw=-0.5 * c.max_kw if c.v2g else 0.5 * c.max_kw)
+                for c in spec.chargers
+            ],
+        },
+    )
+
+
+async def wait_for_park(park: ParkAdapters, spec: SimParkSpec, timeout_s: float) -> None:
+    """Wait until every device of the park has sent telemetry (chargers: with an EV).
+
+    Raises:
+        TimeoutError: some device stayed silent; the message says how many per protocol.
+    """
+    deadline = time.monotonic() + timeout_s
+    missing: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        missing = {
+            "mqtt": sum(park.mqtt.last(s.asset_id) is None for s in spec.loads),
+            "modbus": sum(
+                all(
+                    a.last(b.spec.asset_id) is None
+                    for a in park.modbus
+                    if b.spec.asset_id in a.units
+                )
+                for b in spec.batteries
+            ),
+            "ocpp": sum(
+                (r := park.ocpp.last(c.cp_id)) is None or not r.ev_connected for c in spec.chargers
+            ),
+        }
+        if not any(missing.values()):
+            return
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"devices without telemetry after {timeout_s} s: {missing}")
+
+
+async def _drain(park: ParkAdapters) -> None:
+    """Consume every adapter's telemetry queue (the supervisor's job in the service)."""
+
+    async def one(readings: AsyncIterator[Telemetry]) -> None:
+        async for _ in readings:
+            pass
+
+    adapters: list[Adapter] = [park.mqtt, park.ocpp, *park.modbus]
+    async with asyncio.TaskGroup() as tg:
+        for adapter in adapters:
+            tg.create_task(one(adapter.telemetry()), name="bench-drain")
+
+
+async def setpoint_round(park: ParkAdapters, concurrency: int) -> dict[str, Any]:
+    """Send one setpoint to every device at once; per-protocol RTT and wall time."""
+    owner: dict[str, Any] = {}
+    for m in park.modbus:
+        for asset in m.units:
+            owner[asset] = m
+    gate = asyncio.Semaphore(concurrency)
+
+    async def send(protocol: str, sp: Setpoint) -> tuple[str, Confirmation]:
+        adapter: Any = park.mqtt if protocol == "mqtt" else park.ocpp
+        if protocol == "modbus":
+            adapter = owner[sp.asset_id]
+        async with gate:
+            return protocol, await adapter.apply(sp)
+
+    started = time.perf_counter()
+    results = await asyncio.gather(
+        *(send(p, sp) for p, sps in park.setpoints.items() for sp in sps)
+    )
+    wall = time.perf_counter() - started
+    out: dict[str, Any] = {"devices": len(results), "wall_s": round(wall, 3)}
+    for protocol in park.setpoints:
+        confs = [c for p, c in results if p == protocol]
+        rtts = [c.rtt_s for c in confs if c.confirmed and c.rtt_s is not None]
+        p50, p95 = _percentile(rtts, 50), _percentile(rtts, 95)
+        out[protocol] = {
+            "devices": len(confs),
+            "confirmed": sum(c.confirmed for c in confs),
+            "p50_ms": None if p50 is None else round(p50 * 1000, 1),
+            "p95_ms": None if p95 is None else round(p95 * 1000, 1),
+            "max_ms": round(max(rtts) * 1000, 1) if rtts else None,
+            "reasons": sorted({c.reason for c in confs if not c.confirmed})[:3],
+        }
+    out["all_confirmed"] = all(c.confirmed for _, c in results)
+    return out
+
+
+def _rtt_mix(devices: int) -> tuple[int, int, int]:
+    """The issue's park mix: 40 % batteries, 30 % chargers, 30 % loads."""
+    batteries = round(devices * 0.4)
+    chargers = round(devices * 0.3)
+    return batteries, chargers, devices - batteries - chargers
+
+
+def _bench_spec(args: argparse.Namespace, ports: Sequence[int]) -> SimParkSpec:
+    batteries, chargers, loads = _rtt_mix(args.devices)
+    return generate_park(
+        park_id=_PARK, batteries=batteries, chargers=chargers, loads=loads, modbus_ports=ports
+    )
+
+
+async def _devices(args: argparse.Namespace) -> None:
+    """The device process: the whole simulated park on one event loop."""
+    ports = [int(p) for p in args.modbus_ports.split(",")]
+    spec = _bench_spec(args, ports)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    task = asyncio.create_task(
+        run_park(
+            spec,
+            mqtt_host=args.mqtt_host,
+            mqtt_port=args.mqtt_port,
+            mqtt_root=args.root,
+            csms_url=args.csms_url,
+            loads_per_gateway=100,
+            period_s=args.device_period,
+        ),
+        name="bench-park",
+    )
+    stopper = asyncio.create_task(stop.wait())
+    await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    stopper.cancel()
+
+
+async def bench_rtt(args: argparse.Namespace) -> dict[str, Any]:
+    """Start the device process and the adapters; time ``args.repeats`` setpoint rounds."""
+    batteries, chargers, loads = _rtt_mix(args.devices)
+    servers = max(1, -(-batteries // args.units_per_gateway))
+    ports = _free_ports(servers + 1)
+    csms_port, modbus_ports = ports[0], ports[1:]
+    root = f"bench-{uuid.uuid4().hex[:8]}"
+    spec = _bench_spec(args, modbus_ports)
+    park = park_adapters(
+        spec,
+        mqtt_host=args.mqtt_host,
+        mqtt_port=args.mqtt_port,
+        mqtt_root=root,
+        csms_port=csms_port,
+        poll_s=args.poll,
+    )
+    child = [
+        "--role",
+        "devices",
+        "--devices",
+        str(args.devices),
+        "--root",
+        root,
+        "--mqtt-host",
+        args.mqtt_host,
+        "--mqtt-port",
+        str(args.mqtt_port),
+        "--modbus-ports",
+        ",".join(map(str, modbus_ports)),
+        "--csms-url",
+        f"ws://127.0.0.1:{csms_port}{PATH_PREFIX}",
+        "--device-period",
+        str(args.device_period),
+    ]
+    rounds: list[dict[str, Any]] = []
+    async with park.ocpp:
+        with _child(child):
+            # Gateways only start once their ports are open: give the devices a moment.
+            await asyncio.sleep(2.0)
+            async with park.mqtt, contextlib.AsyncExitStack() as stack:
+                for adapter in park.modbus:
+                    await stack.enter_async_context(adapter)
+                drain = asyncio.create_task(_drain(park), name="bench-drain-all")
+                try:
+                    ready = time.perf_counter()
+                    await wait_for_park(park, spec, args.timeout)
+                    ready_s = time.perf_counter() - ready
+                    print(
+                        f"park ready: {batteries} batteries on {servers} Modbus gateways, "
+                        f"{chargers} OCPP chargers, {loads} MQTT loads ({ready_s:.1f} s)",
+                        flush=True,
+                    )
+                    for i in range(args.repeats):
+                        result = await asyncio.wait_for(
+                            setpoint_round(park, args.concurrency), args.timeout
+                        )
+                        rounds.append(result)
+                        print(
+                            f"rtt round {i + 1}: wall {result['wall_s']} s, "
+                            + ", ".join(
+                                f"{p} p50 {result[p]['p50_ms']} ms p95 {result[p]['p95_ms']} ms "
+                                f"({result[p]['confirmed']}/{result[p]['devices']})"
+                                for p in park.setpoints
+                            ),
+                            flush=True,
+                        )
+                        await asyncio.sleep(1.0)
+                finally:
+                    drain.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await drain
+    summary: dict[str, Any] = {
+        "devices": args.devices,
+        "batteries": batteries,
+        "chargers": chargers,
+        "loads": loads,
+        "modbus_gateways": servers,
+        "concurrency": args.concurrency,
+        "rounds": rounds,
+        "wall_s_median": statistics.median(r["wall_s"] for r in rounds) if rounds else None,
+    }
+    for protocol in ("mqtt", "modbus", "ocpp"):
+        for key in ("p50_ms", "p95_ms"):
+            values = [r[protocol][key] for r in rounds if r[protocol][key] is not None]
+            summary[f"{protocol}_{key}_median"] = (
+                round(statistics.median(values), 1) if values else None
+            )
+    return summary
+
+
+# ------------------------------------------------------------------ main --
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m adapters.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--messages", type=int, default=200_000, help="ingest messages per run")
+    p.add_argument("--devices", type=int, default=1000, help="assets (ingest and rtt)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--out", default="bench-adapters.json")
+    p.add_argument("--mqtt-host", default="127.0.0.1")
+    p.add_argument("--mqtt-port", type=int, default=1883)
+    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    p.add_argument(
+        "--rate", type=float, default=0.0, help="publisher pace in msgs/s (0: as fast as it can)"
+    )
+    p.add_argument("--batch", type=int, default=2000, help="readings per Redis pipeline")
+    p.add_argument("--units-per-gateway", type=int, default=50, help="batteries per Modbus port")
+    p.add_argument("--poll", type=float, default=1.0, help="Modbus poll period (s)")
+    p.add_argument("--device-period", type=float, default=5.0, help="sim telemetry period (s)")
+    p.add_argument("--concurrency", type=int, default=1000, help="setpoints in flight")
+    p.add_argument("--timeout", type=float, default=120.0, help="bound on every phase (s)")
+    p.add_argument("--only", choices=("ingest", "rtt"), default=None)
+    p.add_argument(
+        "--role", choices=("main", "publisher", "devices"), default="main", help=argparse.SUPPRESS
+    )
+    p.add_argument("--root", default="bench", help=argparse.SUPPRESS)
+    p.add_argument("--modbus-ports", default="", help=argparse.SUPPRESS)
+    p.add_argument("--csms-url", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+async def _main(args: argparse.Namespace) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "note": "publisher / device simulators run in a separate process; broker, Redis, "
+        "simulators and adapters share this machine's cores",
+    }
+    if args.only in (None, "ingest"):
+        report["ingest"] = await bench_ingest(args)
+        i = report["ingest"]
+        print(
+            f"INGEST median: adapter+redis {i['adapter_msgs_per_s_median']:,.0f} msgs/s, "
+            f"raw broker {i['raw_msgs_per_s_median']:,.0f} msgs/s, ratio {i['ratio']}",
+            flush=True,
+        )
+    if args.only in (None, "rtt"):
+        report["rtt"] = await bench_rtt(args)
+        r = report["rtt"]
+        print(
+            "RTT median: "
+            + ", ".join(
+                f"{p} p50 {r[f'{p}_p50_ms_median']} ms p95 {r[f'{p}_p95_ms_median']} ms"
+                for p in ("mqtt", "modbus", "ocpp")
+            )
+            + f"; all confirmed in {r['wall_s_median']} s",
+            flush=True,
+        )
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark (or one of its child roles)."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    # aiomqtt warns on every publish beyond ten in flight; a setpoint burst is meant to.
+    logging.getLogger("adapters.mqtt").addFilter(
+        lambda record: "pending publish calls" not in record.getMessage()
+    )
+    if args.role == "publisher":
+        _publish(args.mqtt_host, args.mqtt_port, args.root, args.devices, args.messages, args.rate)
+        return
+    if args.role == "devices":
+        asyncio.run(_devices(args))
+        return
+    print(
+        f"adapters.bench on {os.cpu_count()} cores: publisher and device simulators run in a "
+        "separate process and share the cores with broker, Redis and adapters",
+        flush=True,
+    )
+    report = asyncio.run(_main(args))
+    with open(args.out, "w") as fh:
+        json.dump(report, fh, indent=2)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

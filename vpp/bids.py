@@ -70,6 +70,10 @@ class BidRequest(BaseModel):
     intervals: int = Field(default=96, ge=1, le=96 * 2)
     interval_minutes: int = Field(default=15, ge=1, le=60)
     rules: BidRules = Field(default_factory=BidRules)
+    flat_capacity: bool = Field(
+        default=False,
+        description="also find the largest flat up/down deviation held over the whole window",
+    )
 
     @model_validator(mode="after")
     def _aware(self) -> BidRequest:
@@ -154,7 +158,7 @@ def flat_capacity(pf: dx.Portfolio, window: int, sign: float, tol_kw: float = 1.
         return 0.0
     if delivers(hi):
         return hi
-    while hi - lo > tol_kw:
+    while hi - lo > max(tol_kw, 0.005 * hi):
         mid = 0.5 * (lo + hi)
         if delivers(mid):
             lo = mid
@@ -191,16 +195,18 @@ async def build_park_bid(state: State, park: str, req: BidRequest) -> dict[str, 
     bid = await asyncio.to_thread(dx.build_bid, view.portfolio, rules)
     tail = int(TAIL_HOURS * 60 / req.interval_minutes)
     long_grid = grid_at(req.start, req.intervals + tail, req.interval_minutes)
-    long_view = build_view(assets, live, long_grid)
+    long_view = build_view(assets, live, long_grid) if req.flat_capacity else view
     flat: dict[str, float] = {"up": 0.0, "down": 0.0}
-    if long_view.portfolio is not None:
+    if req.flat_capacity and long_view.portfolio is not None:
         for name, sign in (("up", 1.0), ("down", -1.0)):
             flat[name] = await asyncio.to_thread(
                 flat_capacity, long_view.portfolio, req.intervals, sign
             )
-    info = {
-        "flat_up_kw": round(flat["up"], 1),
-        "flat_down_kw": round(flat["down"], 1),
+    info: dict[str, Any] = {}
+    if req.flat_capacity:
+        info["flat_up_kw"] = round(flat["up"], 1)
+        info["flat_down_kw"] = round(flat["down"], 1)
+    info |= {
         "created": datetime.now(req.start.tzinfo).isoformat(),
         "assets_included": len(view.assets),
         "assets_excluded": view.excluded,

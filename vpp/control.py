@@ -91,6 +91,11 @@ class ControlSettings:
             deviation) counts as under-delivering.
         correction: how much of the current interval's lag the loop adds to the
             goal for the rest of the interval (0 = none), as a fraction of the target.
+        lead_periods: the loop starts an event this many periods before its
+            start, so devices have reached their setpoints when the first
+            interval begins (its measurement starts at the start, not before).
+        settle_s: real seconds a device gets to reach a new setpoint before a
+            reading that misses it counts against it.
         time_limit_s: time limit of the disaggregation's plan LP.
     """
 
@@ -101,6 +106,8 @@ class ControlSettings:
     resend_kw: float = 0.05
     stick_kw: float = 1.0
     correction: float = 0.25
+    lead_periods: float = 1.0
+    settle_s: float = 1.5
     time_limit_s: float = 1.0
 
 
@@ -112,7 +119,8 @@ class _Running:
     base_by_asset: dict[str, np.ndarray]
     sums: dict[int, float] = field(default_factory=dict)
     counts: dict[int, int] = field(default_factory=dict)
-    sent: dict[str, tuple[float, float]] = field(default_factory=dict)  # kW, monotonic time
+    #: asset -> (kW sent, wall time the value changed, wall time last sent)
+    sent: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     strikes: dict[str, int] = field(default_factory=dict)
     shed_debt: dict[str, float] = field(default_factory=dict)
 
@@ -209,7 +217,13 @@ class ControlLoop:
                 await self._move(event, EventState.FAILED, now, reason)
                 return
             event = await self._move(event, EventState.SCHEDULED, now)
-        if event.state is EventState.SCHEDULED and now >= event.start:
+        lead = timedelta(
+            seconds=max(
+                self.settings.lead_periods * self.settings.period_s,
+                self.clock.scale * 2 * self.settings.settle_s,  # devices need real seconds
+            )
+        )
+        if event.state is EventState.SCHEDULED and now >= event.start - lead:
             event = await self._activate(event, now)
         if event.state is EventState.ACTIVE:
             if now >= event.end:
@@ -301,7 +315,8 @@ class ControlLoop:
             view0 = build_view(assets, live, self._grid(event, 0))
             running = _Running(event.id, self._baselines(event, view0, assets))
             self._running[event.id] = running
-        k = event.interval_at(now)
+        measuring = now >= event.start
+        k = event.interval_at(max(now, event.start))
         if k is None:
             return
         step = timedelta(seconds=event.interval_s)
@@ -318,16 +333,17 @@ class ControlLoop:
             value = view.measured_kw.get(asset_id, float(base[k]))
             measured += value
             by_kind[kinds[asset_id]] = by_kind.get(kinds[asset_id], 0.0) + value - float(base[k])
-        running.sums[k] = running.sums.get(k, 0.0) + measured
-        running.counts[k] = running.counts.get(k, 0) + 1
-        mean = running.sums[k] / running.counts[k]
+        if measuring:
+            running.sums[k] = running.sums.get(k, 0.0) + measured
+            running.counts[k] = running.counts.get(k, 0) + 1
+        mean = running.sums[k] / running.counts[k] if running.counts.get(k) else measured
         base_k = float(np.sum([b[k] for b in running.base_by_asset.values()]))
         delivered_k = mean - base_k
         self._track_debt(running, view, assets)
 
         setpoints: dict[str, float] = {}
         if view.portfolio is not None:
-            pf = self._pin_under_deliverers(view, running)
+            pf = self._pin_under_deliverers(view, running, live)
             goal = self._deviation_goal(event, k, now, step, view, running, pf, delivered_k)
             started = time.monotonic()
             result = await asyncio.to_thread(
@@ -339,6 +355,8 @@ class ControlLoop:
                 )
             setpoints = {a.id: float(result.setpoints_kw[i, 0]) for i, a in enumerate(view.assets)}
         await self._send(running, setpoints)
+        if not measuring:
+            return
 
         def record(r: EventRecord) -> None:
             r.measured_kw[k] = round(mean, 3)
@@ -391,16 +409,21 @@ class ControlLoop:
             goal[0] += float(np.clip(extra, -cap, cap))
         return goal
 
-    def _pin_under_deliverers(self, view: PortfolioView, running: _Running) -> dx.Portfolio:
+    def _pin_under_deliverers(
+        self, view: PortfolioView, running: _Running, live: Mapping[str, LiveState | None]
+    ) -> dx.Portfolio:
         pf = view.portfolio
         assert pf is not None
         pins: list[tuple[int, float]] = []
         for row, asset in enumerate(view.assets):
             sent = running.sent.get(asset.id)
             measured = view.measured_kw.get(asset.id)
-            if sent is None or measured is None:
+            reading = live.get(asset.id)
+            if sent is None or measured is None or reading is None:
                 running.strikes.pop(asset.id, None)
                 continue
+            if reading.ts.timestamp() < sent[1] + self.settings.settle_s:
+                continue  # the reading predates the setpoint (or its settling): no verdict
             base = float(pf.baseline[row, 0])
             miss = abs(measured - sent[0])
             if miss > max(self.settings.stick_kw, 0.1 * abs(sent[0] - base)):
@@ -437,13 +460,13 @@ class ControlLoop:
     async def _send(self, running: _Running, setpoints: Mapping[str, float]) -> None:
         hold = self.settings.hold_factor * self.settings.period_s
         real_hold = max(1.0, self.clock.real_seconds(hold))
-        now = time.monotonic()
+        now = time.time()
         due = {
             a: p
             for a, p in setpoints.items()
             if a not in running.sent
             or abs(running.sent[a][0] - p) > self.settings.resend_kw
-            or now - running.sent[a][1] > real_hold / 2
+            or now - running.sent[a][2] > real_hold / 2
         }
         if not due:
             return
@@ -452,7 +475,9 @@ class ControlLoop:
         for asset_id in due:
             conf = confirmations.get(asset_id)
             if conf is not None and conf.sent_kw is not None:
-                running.sent[asset_id] = (conf.sent_kw, now)
+                before = running.sent.get(asset_id)
+                changed = now if before is None or before[0] != conf.sent_kw else before[1]
+                running.sent[asset_id] = (conf.sent_kw, changed, now)
             if conf is None or not conf.confirmed:
                 failed += 1
         if failed:

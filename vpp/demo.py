@@ -276,12 +276,14 @@ async def _run(settings: Settings, opts: DemoOptions, redis_url: str, out_dir: P
              f"({day['solve_seconds']} s)")  # fmt: skip
 
         step = 15
-        start = now + timedelta(minutes=10)
+        # the bid took clock time: the event starts at the next quarter hour from *now*
+        start = clock.now() + timedelta(minutes=20)
         start = start.replace(second=0, microsecond=0) + timedelta(minutes=(-start.minute) % step)
         n = opts.event_minutes // step
         window = (await grid.call("POST", "/bids", json={
             "id": f"event-window-{start:%H%M}", "start": start.isoformat(), "intervals": n,
             "rules": {"min_capacity_kw": 0, "min_duration_minutes": 0},
+            "flat_capacity": True,
         }))["bid"]  # fmt: skip
         offered = window["flat_down_kw"]
         target = round(opts.share * offered, 1)
@@ -341,6 +343,8 @@ def run_demo(settings: Settings, opts: DemoOptions) -> int:
     # the demo's cycles run on the compressed clock: one per simulated minute
     settings.control.period = 60.0
     settings.control.lease_ttl = 10.0
+    # poll batteries every real second: at 120x that is every 2 simulated minutes
+    settings.modbus.poll_interval = min(settings.modbus.poll_interval, 1.0)
     with contextlib.ExitStack() as stack:
         # the report stays beside the state so the user can read it afterwards
         out_dir = opts.out_dir or settings.state_dir / "demo-reports"

@@ -29,6 +29,7 @@ class Clock:
     scale: float = 1.0
     origin: datetime = field(default_factory=lambda: datetime.now(UTC))
     _t0: float = field(default_factory=time.monotonic, repr=False)
+    _wall0: float = field(default_factory=time.time, repr=False)
 
     def __post_init__(self) -> None:
         if self.scale <= 0:
@@ -39,6 +40,15 @@ class Clock:
     def now(self) -> datetime:
         """The current (possibly simulated) time."""
         return self.origin + timedelta(seconds=(time.monotonic() - self._t0) * self.scale)
+
+    def from_wall(self, epoch_s: float) -> datetime:
+        """This clock's reading at the wall-clock instant ``epoch_s`` (UNIX seconds).
+
+        A device that schedules on the wall clock (an EV leaving at 18:00 real
+        time) is placed on this clock's timeline; with ``scale = 1`` and the
+        default origin this is just the instant itself.
+        """
+        return self.origin + timedelta(seconds=(epoch_s - self._wall0) * self.scale)
 
     def real_seconds(self, simulated_s: float) -> float:
         """Real seconds that ``simulated_s`` simulated seconds take."""

@@ -37,15 +37,13 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Protocol
 
 import numpy as np
 
 import dispatch as dx
-from adapters.types import Confirmation
 from vpp.clock import Clock
 from vpp.event_store import EventStore
 from vpp.events import EventRecord, EventState
@@ -54,24 +52,11 @@ from vpp.lease import Lease
 from vpp.metrics import Metrics
 from vpp.model import LiveState
 from vpp.state import State
+from vpp.supervisor import SetpointSink
 
-__all__ = ["ControlLoop", "ControlSettings", "SetpointSink"]
+__all__ = ["ControlLoop", "ControlSettings"]
 
 log = logging.getLogger("vpp.control")
-
-
-class SetpointSink(Protocol):
-    """Where the loop sends setpoints (the adapter supervisor)."""
-
-    async def send(
-        self, park: str, setpoints: Mapping[str, float], *, hold_s: float
-    ) -> dict[str, Confirmation]:
-        """Send one setpoint (kW) per asset; return what became of each."""
-        ...
-
-    async def release(self, park: str, asset_ids: Iterable[str]) -> dict[str, bool]:
-        """Hand the assets back to their own behaviour; return which acknowledged."""
-        ...
 
 
 @dataclass(frozen=True, kw_only=True)

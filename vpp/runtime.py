@@ -107,7 +107,7 @@ def runtime_cleanup_ctx(
         )
         async with contextlib.AsyncExitStack() as stack:
             supervisor = await stack.enter_async_context(
-                Supervisor(state=state, settings=settings, registry=metrics.registry)
+                Supervisor(state=state, settings=settings, registry=metrics.registry, clock=clock)
             )
             app[SUPERVISOR] = supervisor
 

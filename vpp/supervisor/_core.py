@@ -40,6 +40,7 @@ from adapters.modbus import ModbusBatteryAdapter, ModbusUnit
 from adapters.mqtt import MqttAdapter
 from adapters.ocpp.csms import ChargerSettings, OcppCsmsAdapter
 from adapters.types import AdapterStats, Confirmation, Setpoint, TelemetrySource
+from vpp.clock import Clock
 from vpp.errors import StateError
 from vpp.settings import Settings
 from vpp.state import State
@@ -173,6 +174,8 @@ class Supervisor:
         park_poll_s: period of the look for new parks.
         backoff_base: scale on restart and reconnect delays (tests shorten them).
         send_timeout_s: bound on one setpoint, queueing included.
+        clock: the service clock; device schedules (EV departures) are mapped
+            onto its timeline (matters only when it runs compressed).
     """
 
     def __init__(
@@ -188,6 +191,7 @@ class Supervisor:
         park_poll_s: float = 5.0,
         backoff_base: float = 1.0,
         send_timeout_s: float = 15.0,
+        clock: Clock | None = None,
     ) -> None:
         self._state = state
         self._settings = settings
@@ -204,7 +208,9 @@ class Supervisor:
         self._slots: dict[AdapterKey, _Slot] = {}
         self._logs = ParkLogs(state)
         self._noted: set[str] = set()
-        self._batch = LiveBatch(flush_max=flush_max)
+        self._batch = LiveBatch(
+            flush_max=flush_max, schedule_time=clock.from_wall if clock else None
+        )
         self._ready = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()
         self._tg: asyncio.TaskGroup | None = None

@@ -24,12 +24,17 @@ def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def live_state(route: Route, reading: Telemetry) -> LiveState:
+def live_state(
+    route: Route, reading: Telemetry, schedule_time: Callable[[float], datetime] = _utc
+) -> LiveState:
     """Telemetry in device language -> the service's live state.
 
     ``LiveState.energy_kwh`` is stored energy, so it comes from SoC and the
     enrolled capacity; a reading's ``energy_kwh`` is a meter register and is
-    not copied.
+    not copied. ``schedule_time`` maps a device's wall-clock schedule (an EV's
+    departure) onto the service clock's timeline (the identity in real time;
+    `vpp.clock.Clock.from_wall` under a compressed demo clock). The reading's
+    own ``ts`` stays wall-clock: it dates the measurement.
 
     Raises:
         ValidationError: a value outside what the live state allows.
@@ -40,7 +45,7 @@ def live_state(route: Route, reading: Telemetry) -> LiveState:
         soc=reading.soc,
         energy_kwh=None if capacity is None or reading.soc is None else reading.soc * capacity,
         ev_connected=reading.ev_connected,
-        ev_departure=None if reading.departure_ts is None else _utc(reading.departure_ts),
+        ev_departure=None if reading.departure_ts is None else schedule_time(reading.departure_ts),
         ev_energy_needed_kwh=reading.energy_needed_kwh,
         available=reading.available,
         ts=_utc(reading.ts),
@@ -54,8 +59,11 @@ class LiveBatch:
         flush_max: readings (before coalescing) that make the batch due at once.
     """
 
-    def __init__(self, *, flush_max: int) -> None:
+    def __init__(
+        self, *, flush_max: int, schedule_time: Callable[[float], datetime] | None = None
+    ) -> None:
         self.flush_max = flush_max
+        self._schedule_time = schedule_time or _utc
         #: set when ``flush_max`` readings wait
         self.due = asyncio.Event()
         self._pending: dict[str, dict[str, tuple[Route, Telemetry]]] = {}
@@ -88,7 +96,7 @@ class LiveBatch:
                 if not routed(park, asset_id):
                     continue
                 try:
-                    states[asset_id] = live_state(route, reading)
+                    states[asset_id] = live_state(route, reading, self._schedule_time)
                 except ValidationError as exc:
                     log.warning("%s/%s: reading does not fit live state: %s", park, asset_id, exc)
             if states:

@@ -26,6 +26,8 @@ class AssetBook:
         queue_size: bound on readings waiting for the consumer; when full, the
             oldest reading is dropped (and counted), never the connection.
         log: the adapter's logger.
+        time_scale: device seconds per wall-clock second (1.0 for real
+            equipment; a compressed simulation passes its speed-up).
     """
 
     def __init__(
@@ -34,8 +36,10 @@ class AssetBook:
         *,
         queue_size: int,
         log: logging.Logger,
+        time_scale: float = 1.0,
     ) -> None:
         self.limits = dict(limits)
+        self.time_scale = time_scale
         self.stats = AdapterStats()
         self.latest: dict[str, Telemetry] = {}
         self._queue: asyncio.Queue[Telemetry] = asyncio.Queue(maxsize=queue_size)
@@ -75,6 +79,7 @@ class AssetBook:
             self.latest.get(setpoint.asset_id),
             now=time.time(),
             hold_s=setpoint.hold_s,
+            time_scale=self.time_scale,
         )
 
     def confirm(

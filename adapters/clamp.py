@@ -46,6 +46,7 @@ def power_window(
     *,
     now: float,
     hold_s: float,
+    time_scale: float = 1.0,
 ) -> tuple[float, float, str, str]:
     """Return the allowed ``(low, high)`` power and the rule binding each side.
 
@@ -53,7 +54,10 @@ def power_window(
         limits: enrolled limits of the asset.
         state: its latest reading, or None if none has arrived yet.
         now: current wall-clock time (UNIX seconds).
-        hold_s: how long the setpoint will hold.
+        hold_s: how long the setpoint will hold (wall-clock seconds).
+        time_scale: device seconds per wall-clock second: 1.0 for real
+            equipment; a simulated park on a compressed clock moves energy
+            ``time_scale`` times faster, so every duration is scaled by it.
     """
     lo, lo_why = limits.p_min_kw, "enrolled p_min"
     hi, hi_why = limits.p_max_kw, "enrolled p_max"
@@ -79,7 +83,7 @@ def power_window(
         if state.max_discharge_kw is not None:
             raise_lo(-max(0.0, state.max_discharge_kw), "live discharge limit")
         if state.soc is not None and limits.capacity_kwh is not None:
-            hours = hold_s / 3600.0
+            hours = hold_s * time_scale / 3600.0
             room_up = (limits.soc_max - state.soc) * limits.capacity_kwh
             room_down = (state.soc - limits.soc_min) * limits.capacity_kwh
             lower_hi(max(0.0, room_up / hours), "soc_max")
@@ -89,8 +93,8 @@ def power_window(
     if lo > hi:
         lo = hi = min(max(0.0, hi), lo)
     if state is not None and state.ev_connected and state.energy_needed_kwh and state.departure_ts:
-        remaining_h = max(0.0, state.departure_ts - now) / 3600.0
-        hold_h = min(hold_s / 3600.0, remaining_h) if remaining_h > 0 else 0.0
+        remaining_h = max(0.0, state.departure_ts - now) * time_scale / 3600.0
+        hold_h = min(hold_s * time_scale / 3600.0, remaining_h) if remaining_h > 0 else 0.0
         if hold_h > 0:
             floor = (state.energy_needed_kwh - hi * (remaining_h - hold_h)) / hold_h
         else:
@@ -106,6 +110,7 @@ def clamp_setpoint(
     *,
     now: float,
     hold_s: float,
+    time_scale: float = 1.0,
 ) -> ClampResult:
     """Clamp one requested power into what the asset may do now.
 
@@ -114,14 +119,17 @@ def clamp_setpoint(
         limits: enrolled limits of the asset.
         state: its latest reading, or None if none has arrived yet.
         now: current wall-clock time (UNIX seconds).
-        hold_s: how long the setpoint will hold.
+        hold_s: how long the setpoint will hold (wall-clock seconds).
+        time_scale: device seconds per wall-clock second (see `power_window`).
 
     Returns:
         The power to send and whether (and why) it was changed.
     """
     if not math.isfinite(requested_kw):
         raise ValueError(f"requested power is not finite: {requested_kw}")
-    lo, hi, lo_why, hi_why = power_window(limits, state, now=now, hold_s=hold_s)
+    lo, hi, lo_why, hi_why = power_window(
+        limits, state, now=now, hold_s=hold_s, time_scale=time_scale
+    )
     if requested_kw < lo - _EPS:
         return ClampResult(lo, True, lo_why)
     if requested_kw > hi + _EPS:

@@ -91,6 +91,8 @@ class ModbusBatteryAdapter(BackgroundService):
         refresh_s: how often active setpoints are rewritten (default ``revert_s / 3``).
         queue_size: bound on readings waiting for the consumer.
         backoff_base: scale on reconnect delays.
+        time_scale: device seconds per wall-clock second for the clamp (1.0 for real
+            equipment; a simulated park on a compressed clock passes its speed-up).
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class ModbusBatteryAdapter(BackgroundService):
         refresh_s: float | None = None,
         queue_size: int = 10_000,
         backoff_base: float = 1.0,
+        time_scale: float = 1.0,
     ) -> None:
         self.host, self.port = host, port
         self.units = dict(units)
@@ -112,7 +115,10 @@ class ModbusBatteryAdapter(BackgroundService):
         self.revert_s = revert_s
         self.refresh_s = refresh_s if refresh_s is not None else max(0.5, revert_s / 3.0)
         self._book = AssetBook(
-            {a: u.limits for a, u in units.items()}, queue_size=queue_size, log=log
+            {a: u.limits for a, u in units.items()},
+            queue_size=queue_size,
+            log=log,
+            time_scale=time_scale,
         )
         self._backoff = Backoff(base=backoff_base)
         self._client: AsyncModbusTcpClient | None = None

@@ -64,6 +64,8 @@ class MqttAdapter(BackgroundService):
             dropped and counted beyond it).
         keepalive_s: MQTT keepalive.
         backoff_base: scale on reconnect delays (1.0 in production).
+        time_scale: device seconds per wall-clock second for the clamp (1.0 for real
+            equipment; a simulated park on a compressed clock passes its speed-up).
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class MqttAdapter(BackgroundService):
         queue_size: int = 100_000,
         keepalive_s: int = 30,
         backoff_base: float = 1.0,
+        time_scale: float = 1.0,
     ) -> None:
         self.host, self.port = host, port
         self.topics = codec.Topics(root, park)
@@ -92,7 +95,7 @@ class MqttAdapter(BackgroundService):
         self._ack_timeout = ack_timeout_s
         self._keepalive = keepalive_s
         self._backoff = Backoff(base=backoff_base)
-        self._book = AssetBook(assets, queue_size=queue_size, log=log)
+        self._book = AssetBook(assets, queue_size=queue_size, log=log, time_scale=time_scale)
         self._client: aiomqtt.Client | None = None
         self._pending: dict[str, asyncio.Future[codec.Ack]] = {}
         self._connected = asyncio.Event()

@@ -88,6 +88,8 @@ class OcppCsmsAdapter:
         chargers: enrolled charge points by id.
         queue_size: bound on readings waiting for the consumer.
         call_timeout_s: how long a call to a charger may take.
+        time_scale: device seconds per wall-clock second for the clamp (1.0 for real
+            equipment; a simulated park on a compressed clock passes its speed-up).
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class OcppCsmsAdapter:
         chargers: Mapping[str, ChargerSettings],
         queue_size: int = 10_000,
         call_timeout_s: float = 10.0,
+        time_scale: float = 1.0,
     ) -> None:
         self.host, self.port = host, port
         self.chargers = dict(chargers)
@@ -106,6 +109,7 @@ class OcppCsmsAdapter:
             {cp: self._effective_limits(s, None) for cp, s in chargers.items()},
             queue_size=queue_size,
             log=log,
+            time_scale=time_scale,
         )
         self._sessions: dict[str, Session201 | Session21] = {}
         self._seen: set[str] = set()

@@ -115,3 +115,21 @@ def test_soc_floor_stops_discharge() -> None:
 def test_setpoint_rejects_nan() -> None:
     with pytest.raises(ValueError):
         Setpoint(asset_id="a", power_kw=float("nan"))
+
+
+def test_time_scale_stretches_departure_and_soc_windows() -> None:
+    """Under a 120x simulated clock, 60 wall seconds are two device hours."""
+    limits = DeviceLimits(p_min_kw=-11.0, p_max_kw=11.0, bidirectional=True)
+    ev = Telemetry(
+        asset_id="ev", ts=1000.0, power_kw=11.0, ev_connected=True,
+        departure_ts=1060.0, energy_needed_kwh=10.0,
+    )  # fmt: skip
+    real = clamp_setpoint(0.0, limits, ev, now=1000.0, hold_s=6.0)
+    assert real.power_kw == 11.0 and real.reason == "EV departure need"
+    fast = clamp_setpoint(0.0, limits, ev, now=1000.0, hold_s=6.0, time_scale=120.0)
+    assert not fast.clamped  # 10 kWh in 2 h at 11 kW leaves room to pause for 12 minutes
+    battery = DeviceLimits(p_min_kw=-100.0, p_max_kw=100.0, capacity_kwh=100.0, soc_min=0.1)
+    low = Telemetry(asset_id="b", ts=0.0, power_kw=0.0, soc=0.15)
+    # 5 kWh above soc_min: 60 s at 120x is 2 h, so at most 2.5 kW of discharge
+    got = clamp_setpoint(-100.0, battery, low, now=0.0, hold_s=60.0, time_scale=120.0)
+    assert got.power_kw == pytest.approx(-2.5)

@@ -208,6 +208,7 @@ class Supervisor:
         self._slots: dict[AdapterKey, _Slot] = {}
         self._logs = ParkLogs(state)
         self._noted: set[str] = set()
+        self._time_scale = clock.scale if clock is not None else 1.0
         self._batch = LiveBatch(
             flush_max=flush_max, schedule_time=clock.from_wall if clock else None
         )
@@ -370,6 +371,7 @@ class Supervisor:
                 client_id=f"{s.mqtt.client_id}-{key.park}-{uuid.uuid4().hex[:8]}",
                 keepalive_s=s.mqtt.keepalive,
                 backoff_base=self._backoff_base,
+                time_scale=self._time_scale,
             )
         if key.protocol is TelemetrySource.MODBUS:
             host, port = key.endpoint.rsplit(":", 1)
@@ -380,10 +382,16 @@ class Supervisor:
                 poll_s=s.modbus.poll_interval,
                 timeout_s=s.modbus.timeout,
                 backoff_base=self._backoff_base,
+                time_scale=self._time_scale,
             )
         if not s.ocpp.auth_secret:
             log.warning("ocpp.auth_secret is empty: charger passwords are guessable")
-        return OcppCsmsAdapter(host=s.ocpp.host, port=s.ocpp.port, chargers=self._chargers(routes))
+        return OcppCsmsAdapter(
+            host=s.ocpp.host,
+            port=s.ocpp.port,
+            chargers=self._chargers(routes),
+            time_scale=self._time_scale,
+        )
 
     async def _run_slot(self, slot: _Slot) -> None:
         """Run one adapter until cancelled, restarting it whenever it fails."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import logging.config
 import os
@@ -23,6 +25,7 @@ from typing import Any
 
 import aiohttp
 
+from adapters.sim.park import load_park_toml, run_park
 from vpp import __version__
 from vpp.auth import Role, TokenStore
 from vpp.demo import DemoOptions, run_demo
@@ -32,6 +35,7 @@ from vpp.servers import ServerError
 from vpp.service import open_state, redis_endpoint, serve
 from vpp.settings import Settings
 from vpp.state import State
+from vpp.supervisor import charger_password
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -250,10 +254,58 @@ def _serve_example(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- simulate --------------------------------------------------------------
+
+
+def _add_simulate(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="run a park file's devices as simulators (Modbus, OCPP, MQTT) until Ctrl-C",
+    )
+    p.add_argument("--park", type=Path, default=DEFAULT_PARK_FILE, help="a park TOML file")
+    p.add_argument("--time-scale", type=float, default=1.0, help="simulated s per real s")
+    p.add_argument("--csms-url", help="OCPP endpoint (default ws://{ocpp.host}:{ocpp.port}/ocpp/)")
+    p.set_defaults(run=_run_simulate)
+
+
+def _run_simulate(args: argparse.Namespace) -> int:
+    """Start one simulated device per asset of the park file, speaking its real protocol.
+
+    Chargers log in with the password the service expects:
+    ``charger_password(ocpp.auth_secret, charge point id)``.
+    """
+    settings = _settings(args)
+    spec = load_park_toml(args.park)
+    secret = settings.ocpp.auth_secret
+    spec.chargers = [
+        dataclasses.replace(c, password=charger_password(secret, c.cp_id)) for c in spec.chargers
+    ]
+    csms = args.csms_url or f"ws://{settings.ocpp.host}:{settings.ocpp.port}/ocpp/"
+    print(
+        f"simulating park {spec.park_id}: {len(spec.batteries)} Modbus batteries, "
+        f"{len(spec.chargers)} OCPP chargers -> {csms}, {len(spec.loads)} MQTT loads -> "
+        f"{settings.mqtt.host}:{settings.mqtt.port} (Ctrl-C stops)",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            run_park(
+                spec,
+                time_scale=args.time_scale,
+                mqtt_host=settings.mqtt.host,
+                mqtt_port=settings.mqtt.port,
+                mqtt_root=settings.mqtt.root,
+                csms_url=csms,
+            )
+        )
+    return 0
+
+
 #: Every subcommand's adder, in help order.
 COMMANDS: list[Callable[[_Subparsers], None]] = [
     _add_serve,
     _add_demo,
+    _add_simulate,
     _add_check,
     _add_token,
     _add_enroll,

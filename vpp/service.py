@@ -7,8 +7,11 @@ its URL is written to ``<state dir>/redis.url`` so that ``vpp token create``
 and ``vpp enroll`` reach the same data instead of starting a second server
 on the same files.
 
-``serve`` runs the HTTP app until SIGTERM/SIGINT (or ``duration``), then lets
-in-flight requests finish (``http.shutdown_timeout``) and closes Redis.
+``serve`` runs the HTTP app with the service's background work (device
+supervisor, one control loop per park, the OpenADR VEN when configured: see
+``vpp.runtime``) until SIGTERM/SIGINT (or ``duration``), then lets in-flight
+requests finish (``http.shutdown_timeout``), releases every device the
+control loops were driving, and closes Redis.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from aiohttp import web
 
 from vpp.api import create_app
 from vpp.metrics import Metrics
+from vpp.runtime import runtime_cleanup_ctx
 from vpp.servers import RedisServer, port_open
 from vpp.settings import Settings
 from vpp.state import State
@@ -110,6 +114,8 @@ async def serve(
     metrics = Metrics()
     state = open_state(settings, redis_url, metrics)
     app = create_app(settings, state, metrics=metrics)
+    # the device supervisor, one control loop per park and (if configured) the VEN
+    app.cleanup_ctx.append(runtime_cleanup_ctx())
     runner = web.AppRunner(
         app, handle_signals=False, shutdown_timeout=settings.http.shutdown_timeout
     )

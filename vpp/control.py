@@ -190,17 +190,19 @@ class ControlLoop:
         active_ids = {e.id for e in open_events if e.state is EventState.ACTIVE}
         for event_id in [i for i in self._running if i not in active_ids]:
             await self._release(event_id)  # cancelled (or taken over) since the last cycle
-        for event in open_events:
-            await self._advance(event, now, open_events)
+        for i, event in enumerate(open_events):
+            # later events are checked for overlap against this one's new state
+            open_events[i] = await self._advance(event, now, open_events)
 
     # -- life cycle --------------------------------------------------------
 
-    async def _advance(self, event: EventRecord, now: datetime, others: list[EventRecord]) -> None:
+    async def _advance(
+        self, event: EventRecord, now: datetime, others: list[EventRecord]
+    ) -> EventRecord:
         if event.state is EventState.RECEIVED:
             reason = self._unschedulable(event, now, others)
             if reason:
-                await self._move(event, EventState.FAILED, now, reason)
-                return
+                return await self._move(event, EventState.FAILED, now, reason)
             event = await self._move(event, EventState.SCHEDULED, now)
         lead = timedelta(
             seconds=max(
@@ -212,9 +214,9 @@ class ControlLoop:
             event = await self._activate(event, now)
         if event.state is EventState.ACTIVE:
             if now >= event.end:
-                await self._finish(event, now)
-            else:
-                await self._deliver(event, now)
+                return await self._finish(event, now)
+            await self._deliver(event, now)
+        return event
 
     def _unschedulable(self, event: EventRecord, now: datetime, others: list[EventRecord]) -> str:
         if now >= event.end:
@@ -270,10 +272,11 @@ class ControlLoop:
                 out[asset.id] = np.full(k, view.measured_kw.get(asset.id, _nominal(asset)))
         return out
 
-    async def _finish(self, event: EventRecord, now: datetime) -> None:
+    async def _finish(self, event: EventRecord, now: datetime) -> EventRecord:
         await self._release(event.id)
-        await self._move(event, EventState.COMPLETED, now)
+        record = await self._move(event, EventState.COMPLETED, now)
         self._gauge_event(event.id, None)
+        return record
 
     async def _release(self, event_id: str) -> None:
         running = self._running.pop(event_id, None)

@@ -1,0 +1,183 @@
+"""The control loop's life cycle and lease, with live state written as telemetry would be.
+
+The devices are not simulated here (the end-to-end tests do that): the
+SetpointSink seam records what the loop sends and confirms it, so the loop's
+own decisions - when to start, what to release, who holds the park - are
+checked in isolation and quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from adapters.types import Confirmation
+from vpp.clock import Clock
+from vpp.control import ControlLoop, ControlSettings
+from vpp.event_store import EventStore
+from vpp.events import EventState, parse_event_request
+from vpp.metrics import Metrics
+from vpp.model import LiveState, parse_asset
+from vpp.state import State
+
+PARK = "ctl-park"
+
+
+class RecordingSink:
+    """Confirms every setpoint as sent; remembers sends and releases."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, float]] = []
+        self.released: list[str] = []
+
+    async def send(
+        self, park: str, setpoints: Mapping[str, float], *, hold_s: float
+    ) -> dict[str, Confirmation]:
+        self.sent.append(dict(setpoints))
+        return {
+            a: Confirmation(asset_id=a, requested_kw=p, sent_kw=p, clamped=False, confirmed=True)
+            for a, p in setpoints.items()
+        }
+
+    async def release(self, park: str, asset_ids: Iterable[str]) -> dict[str, bool]:
+        ids = list(asset_ids)
+        self.released.extend(ids)
+        return dict.fromkeys(ids, True)
+
+
+def battery(i: int) -> dict[str, Any]:
+    return {
+        "kind": "battery", "id": f"b{i}", "owner": f"o{i % 2}", "grid_node": "n",
+        "connection": {"protocol": "modbus", "host": "127.0.0.1", "unit_id": i + 1},
+        "capacity_kwh": 400, "max_charge_kw": 200, "max_discharge_kw": 200,
+    }  # fmt: skip
+
+
+@pytest.fixture
+async def state(redis_client: aioredis.Redis, namespace: str) -> State:
+    st = State(redis_client, namespace=namespace)
+    for i in range(3):
+        await st.enroll(PARK, parse_asset(battery(i)))
+    await feed(st)
+    return st
+
+
+async def feed(state: State, powers: Mapping[str, float] | None = None) -> None:
+    powers = powers or {}
+    await state.write_live_many(
+        PARK,
+        {f"b{i}": LiveState(power_kw=powers.get(f"b{i}", 0.0), soc=0.6) for i in range(3)},
+        ttl=30,
+    )
+
+
+def loop(state: State, sink: RecordingSink, clock: Clock, **kw: Any) -> ControlLoop:
+    return ControlLoop(
+        park=PARK, state=state, events=EventStore(state), sink=sink, clock=clock,
+        settings=ControlSettings(period_s=60, lease_ttl_s=2, settle_s=0.1), **kw,
+    )  # fmt: skip
+
+
+async def post(state: State, clock: Clock, start: datetime, **over: Any) -> None:
+    body: dict[str, Any] = {
+        "id": "ev-1", "kind": "peak_shaving", "start": start.isoformat(),
+        "target_kw": 300, "duration_minutes": 30,
+    }  # fmt: skip
+    body.update(over)
+    await EventStore(state).create(PARK, parse_event_request(body), clock.now())
+
+
+async def test_life_cycle_delivery_and_release(state: State) -> None:
+    clock = Clock(scale=600, origin=datetime(2026, 7, 1, 9, 50, tzinfo=UTC))
+    start = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
+    await post(state, clock, start)
+    sink = RecordingSink()
+    metrics = Metrics()
+    ctl = loop(state, sink, clock, metrics=metrics)
+    store = EventStore(state)
+    assert await ctl.lease.acquire()
+    await ctl.cycle()
+    assert (await store.get(PARK, "ev-1")).state is EventState.SCHEDULED
+    assert sink.sent == []
+    # the batteries "follow" every setpoint: write the sent powers back as telemetry
+    async with asyncio.timeout(20):
+        while (await store.get(PARK, "ev-1")).state is not EventState.COMPLETED:
+            await ctl.cycle()
+            if sink.sent:
+                await feed(state, sink.sent[-1])
+            await asyncio.sleep(0.05)
+    record = await store.get(PARK, "ev-1")
+    assert [h["state"] for h in record.history] == ["received", "scheduled", "active", "completed"]
+    assert record.baseline_kw == [0.0, 0.0]
+    # every setpoint lies inside the batteries' limits and the sum meets the target
+    for sent in sink.sent:
+        assert all(-200 - 1e-6 <= p <= 200 + 1e-6 for p in sent.values())
+    assert any(sum(s.values()) == pytest.approx(-300, abs=1) for s in sink.sent)
+    for k in range(2):
+        assert record.delivered_kw[k] is not None
+    assert sorted(set(sink.released)) == ["b0", "b1", "b2"]
+    text = metrics.exposition().decode()
+    assert 'vpp_event_active{event="ev-1",park="ctl-park"} 0.0' in text
+    assert "vpp_solver_seconds_count" in text
+
+
+async def test_cancel_releases_at_the_next_cycle(state: State) -> None:
+    clock = Clock(scale=60, origin=datetime(2026, 7, 1, 10, 0, 30, tzinfo=UTC))
+    await post(state, clock, datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
+    sink = RecordingSink()
+    ctl = loop(state, sink, clock)
+    await ctl.lease.acquire()
+    await ctl.cycle()
+    store = EventStore(state)
+    assert (await store.get(PARK, "ev-1")).state is EventState.ACTIVE
+    assert sink.sent and not sink.released
+    await store.transition(PARK, "ev-1", EventState.CANCELLED, clock.now(), "test")
+    await ctl.cycle()
+    assert sorted(sink.released) == sorted(sink.sent[-1])
+    sends = len(sink.sent)
+    await ctl.cycle()
+    assert len(sink.sent) == sends  # nothing more is sent for a cancelled event
+
+
+async def test_overlap_and_no_flexibility_fail(state: State) -> None:
+    clock = Clock(scale=1, origin=datetime(2026, 7, 1, 9, 0, tzinfo=UTC))
+    start = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
+    await post(state, clock, start)
+    await post(state, clock, start + timedelta(minutes=15), id="ev-2")
+    sink = RecordingSink()
+    ctl = loop(state, sink, clock)
+    await ctl.lease.acquire()
+    await ctl.cycle()
+    store = EventStore(state)
+    assert (await store.get(PARK, "ev-1")).state is EventState.SCHEDULED
+    second = await store.get(PARK, "ev-2")
+    assert second.state is EventState.FAILED and "overlaps event ev-1" in (second.reason or "")
+    # with every device silent, an event due now cannot start
+    for i in range(3):
+        await state.redis.delete(state.park(PARK).live(f"b{i}"))
+    late = Clock(scale=1, origin=start)
+    ctl2 = loop(state, sink, late)
+    await ctl2.lease.acquire()
+    await ctl2.cycle()
+    failed = await store.get(PARK, "ev-1")
+    assert failed.state is EventState.FAILED and failed.reason == "no flexible asset online"
+
+
+async def test_only_the_lease_holder_controls_the_park(state: State) -> None:
+    clock = Clock(scale=600, origin=datetime(2026, 7, 1, 10, 0, 30, tzinfo=UTC))
+    await post(state, clock, datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
+    sinks = [RecordingSink(), RecordingSink()]
+    loops = [loop(state, s, clock, owner=f"worker-{i}") for i, s in enumerate(sinks)]
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(c.run(stop)) for c in loops]
+    await asyncio.sleep(1.0)
+    stop.set()
+    await asyncio.gather(*tasks)
+    active = [s for s in sinks if s.sent]
+    assert len(active) == 1, "exactly one worker sent setpoints"
+    assert sum(c.cycles for c in loops) == max(c.cycles for c in loops)

@@ -51,7 +51,6 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from adapters.bench import free_ports
 from adapters.ocpp.csms import PATH_PREFIX
 from adapters.sim.park import MAX_UNITS_PER_ENDPOINT, SimParkSpec, generate_park, run_park
 from adapters.types import Confirmation
@@ -64,6 +63,7 @@ from vpp.control import ControlLoop, ControlSettings
 from vpp.metrics import Metrics
 from vpp.model import Park, parse_asset
 from vpp.runtime import ControlManager
+from vpp.servers import free_ports
 from vpp.service import open_state
 from vpp.settings import Settings
 from vpp.state import AnyAsset, State

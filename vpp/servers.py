@@ -30,6 +30,7 @@ __all__ = [
     "ServerBinaryMissing",
     "ServerError",
     "free_port",
+    "free_ports",
     "port_open",
 ]
 
@@ -61,6 +62,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """Return ``n`` distinct TCP ports on ``host`` that are free right now (bound together)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for sock in socks:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

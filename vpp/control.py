@@ -58,6 +58,9 @@ __all__ = ["ControlLoop", "ControlSettings"]
 
 log = logging.getLogger("vpp.control")
 
+#: asset id -> its live state (None where it aged out)
+_Live = dict[str, LiveState | None]
+
 
 @dataclass(frozen=True, kw_only=True)
 class ControlSettings:
@@ -150,7 +153,12 @@ class ControlLoop:
             owner=owner,
         )
         self._running: dict[str, _Running] = {}
+        self._wake = asyncio.Event()
         self.cycles = 0
+
+    def wake(self) -> None:
+        """Run the next cycle now (an event arrived, changed or was cancelled)."""
+        self._wake.set()
 
     # -- the loop ----------------------------------------------------------
 
@@ -174,13 +182,22 @@ class ControlLoop:
                     )
                 pause = max(0.0, self.clock.real_seconds(self.settings.period_s))
                 pause -= time.monotonic() - started
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=max(pause, 0.01))
+                await self._pause(stop, max(pause, 0.01))
         finally:
             await self._release_all()
             with contextlib.suppress(Exception):
                 await self.lease.release()
             self._gauge_leader(0)
+
+    async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
+        """Wait until the next cycle is due, ``stop`` is set or someone calls `wake`."""
+        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            self._wake.clear()
 
     async def cycle(self) -> None:
         """One control cycle (the caller holds the lease)."""
@@ -210,12 +227,18 @@ class ControlLoop:
                 self.clock.scale * 2 * self.settings.settle_s,  # devices need real seconds
             )
         )
-        if event.state is EventState.SCHEDULED and now >= event.start - lead:
-            event = await self._activate(event, now)
+        if event.state not in (EventState.SCHEDULED, EventState.ACTIVE):
+            return event
+        if event.state is EventState.SCHEDULED and now < event.start - lead:
+            return event
+        if event.state is EventState.ACTIVE and now >= event.end:
+            return await self._finish(event, now)
+        # one read of the registry and the live state serves activation and delivery
+        assets, live = await self._read()
+        if event.state is EventState.SCHEDULED:
+            event = await self._activate(event, now, assets, live)
         if event.state is EventState.ACTIVE:
-            if now >= event.end:
-                return await self._finish(event, now)
-            await self._deliver(event, now)
+            await self._deliver(event, now, assets, live)
         return event
 
     def _unschedulable(self, event: EventRecord, now: datetime, others: list[EventRecord]) -> str:
@@ -236,8 +259,9 @@ class ControlLoop:
             self.metrics.events_total.labels(self.park, to.value).inc()
         return record
 
-    async def _activate(self, event: EventRecord, now: datetime) -> EventRecord:
-        assets, live = await self._read()
+    async def _activate(
+        self, event: EventRecord, now: datetime, assets: list[AnyAsset], live: _Live
+    ) -> EventRecord:
         view = build_view(assets, live, self._grid(event, 0))
         if view.portfolio is None:
             return await self._move(event, EventState.FAILED, now, "no flexible asset online")
@@ -296,9 +320,10 @@ class ControlLoop:
 
     # -- delivery ----------------------------------------------------------
 
-    async def _deliver(self, event: EventRecord, now: datetime) -> None:
+    async def _deliver(
+        self, event: EventRecord, now: datetime, assets: list[AnyAsset], live: _Live
+    ) -> None:
         running = self._running.get(event.id)
-        assets, live = await self._read()
         if running is None:  # taken over from another worker mid-event
             view0 = build_view(assets, live, self._grid(event, 0))
             running = _Running(event.id, self._baselines(event, view0, assets))
@@ -473,7 +498,7 @@ class ControlLoop:
 
     # -- helpers -----------------------------------------------------------
 
-    async def _read(self) -> tuple[list[AnyAsset], dict[str, LiveState | None]]:
+    async def _read(self) -> tuple[list[AnyAsset], _Live]:
         assets = await self.state.list_assets(self.park)
         live = await self.state.read_live_many(self.park, [a.id for a in assets])
         return list(assets), dict(live)

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from vpp.api.context import METRICS, SETTINGS, STATE
-from vpp.api.events import CLOCK, EVENTS
+from vpp.api.events import CLOCK, EVENTS, WAKE
 from vpp.control import ControlLoop, ControlSettings
 from vpp.openadr import Ven, VenSettings
 from vpp.openadr_bridge import OpenAdrBridge
@@ -81,6 +81,12 @@ class ControlManager:
             if self._tasks:
                 await asyncio.gather(*self._tasks.values(), return_exceptions=True)
 
+    def wake(self, park: str) -> None:
+        """Make the park's loop run a cycle now (if this process runs it)."""
+        loop = self.loops.get(park)
+        if loop is not None:
+            loop.wake()
+
     def stop(self) -> None:
         """Ask every loop to finish its cycle, release its devices and stop."""
         self._stop.set()
@@ -119,6 +125,7 @@ def runtime_cleanup_ctx(
 
             manager = ControlManager(make, state.list_parks)
             app[CONTROL] = manager
+            app[WAKE] = manager.wake
             task = asyncio.create_task(manager.run(), name="control-manager")
             oadr = settings.openadr
             if with_ven and oadr.vtn_url and oadr.park:

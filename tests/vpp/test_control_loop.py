@@ -181,3 +181,25 @@ async def test_only_the_lease_holder_controls_the_park(state: State) -> None:
     active = [s for s in sinks if s.sent]
     assert len(active) == 1, "exactly one worker sent setpoints"
     assert sum(c.cycles for c in loops) == max(c.cycles for c in loops)
+
+
+async def test_wake_acts_on_a_new_event_before_the_next_cycle(state: State) -> None:
+    clock = Clock(scale=1)
+    sink = RecordingSink()
+    ctl = ControlLoop(
+        park=PARK, state=state, events=EventStore(state), sink=sink, clock=clock,
+        settings=ControlSettings(period_s=3600, lease_ttl_s=5),
+    )  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(ctl.run(stop))
+    await asyncio.sleep(0.3)  # the first cycle ran and the loop now waits an hour
+    cycles = ctl.cycles
+    await post(state, clock, clock.now())
+    ctl.wake()
+    async with asyncio.timeout(5):
+        while not sink.sent:
+            await asyncio.sleep(0.02)
+    assert ctl.cycles == cycles + 1
+    stop.set()
+    await task
+    assert sink.released  # stopping the loop releases what it drives

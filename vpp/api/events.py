@@ -8,6 +8,7 @@ Posting the same id again with the same content answers the stored event
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -29,12 +30,22 @@ from vpp.events import (
 )
 from vpp.reports import EmissionFactor, EventReport, SettlementRules, build_report, report_csv
 
-__all__ = ["CLOCK", "EVENTS", "ROUTES"]
+__all__ = ["CLOCK", "EVENTS", "ROUTES", "WAKE"]
 
 #: The event store of the app.
 EVENTS = web.AppKey("vpp.events", EventStore)
 #: The clock the app and its control loops share.
 CLOCK = web.AppKey("vpp.clock", Clock)
+#: Set by the runtime: wakes the park's control loop in this process, so an
+#: event is acted on at once instead of at the loop's next cycle.
+WAKE: web.AppKey[Callable[[str], None]] = web.AppKey("vpp.wake")
+
+
+def _wake(request: web.Request) -> None:
+    wake = request.app.get(WAKE)
+    if wake is not None:
+        wake(request.match_info["park"])
+
 
 _GRID = frozenset({Role.GRID_OPERATOR})
 _COLLECTION = "/v1/parks/{park}/events"
@@ -76,6 +87,8 @@ async def create_event(request: web.Request) -> web.Response:
     headers = {"Location": _ITEM.format(park=park, event=record.id)}
     if not created:
         headers["Idempotent-Replay"] = "true"
+    else:
+        _wake(request)
     return _body(record, 202, headers)
 
 
@@ -97,6 +110,7 @@ async def modify_event(request: web.Request) -> web.Response:
     patch = parse_event_patch(await read_json(request))
     now = _now(request)
     record = await request.app[EVENTS].update(m["park"], m["event"], lambda r: r.modify(patch, now))
+    _wake(request)
     return _body(record, 202)
 
 
@@ -106,6 +120,7 @@ async def cancel_event(request: web.Request) -> web.Response:
     record = await request.app[EVENTS].transition(
         m["park"], m["event"], EventState.CANCELLED, _now(request), "cancelled by the grid operator"
     )
+    _wake(request)
     return _body(record, 202)
 
 

@@ -12,7 +12,8 @@ Entry points:
 * :func:`build_bid` -> :class:`Bid` (certified by a delivered dispatch);
 * :func:`disaggregate` -> :class:`Dispatch` (never infeasible; shortfall reported);
 * :func:`check_dispatch` (independent judge), :func:`exact_bid` and
-  :func:`exact_dispatch` (the exact LP reference);
+  :func:`exact_dispatch` (the relaxed exact LP reference), :func:`tight_bid` (the
+  physically tight reference: no simultaneous charge and discharge);
 * baselines: :class:`RecentAverage`, :class:`HighXOfY`, :func:`same_day_adjusted`,
   :func:`pre_event_baseline`.
 """
@@ -53,6 +54,7 @@ from dispatch.exact import Direction, ExactResult, exact_bid, exact_dispatch
 from dispatch.grid import TimeGrid
 from dispatch.portfolio import AssetKind, Portfolio
 from dispatch.synthetic import synthetic_park
+from dispatch.tight import TightResult, tight_bid
 
 __all__ = [
     "AssetKind",
@@ -75,6 +77,7 @@ __all__ = [
     "RecentAverage",
     "ShiftableLoad",
     "ThermalLoad",
+    "TightResult",
     "TimeGrid",
     "Violation",
     "apply_rules",
@@ -96,4 +99,5 @@ __all__ = [
     "shiftable_envelope",
     "synthetic_park",
     "thermal_envelope",
+    "tight_bid",
 ]

@@ -35,12 +35,14 @@ class LpResult:
         x: Variable values, or ``None`` when the solver returned no solution.
         objective: Objective value (``nan`` without a solution).
         seconds: Wall time spent in the solver.
+        bound: Best objective bound (a MILP's dual bound; the objective for an LP).
     """
 
     status: str
     x: FloatArray | None
     objective: float
     seconds: float
+    bound: float = float("nan")
 
 
 def solve_lp(
@@ -54,8 +56,14 @@ def solve_lp(
     maximize: bool = False,
     solver: str = DEFAULT_SOLVER,
     time_limit_s: float = 30.0,
+    integer: np.ndarray | None = None,
+    mip_gap: float = 1e-4,
 ) -> LpResult:
-    """Solve ``min/max c.x`` s.t. ``row_lb <= A x <= row_ub``, ``lb <= x <= ub``."""
+    """Solve ``min/max c.x`` s.t. ``row_lb <= A x <= row_ub``, ``lb <= x <= ub``.
+
+    ``integer`` lists the columns that must take integer values (a MILP, solved
+    to the relative gap ``mip_gap`` or the time limit, whichever comes first).
+    """
     model = _builder.Model()
     model.helper.fill_model_from_sparse_data(
         np.ascontiguousarray(lb, dtype=np.float64),
@@ -66,16 +74,23 @@ def solve_lp(
         sp.csr_matrix(a, dtype=np.float64),
     )
     model.helper.set_maximize(maximize)
+    for j in () if integer is None else np.asarray(integer, dtype=np.int64).tolist():
+        model.helper.set_var_integrality(j, True)
     helper = ModelSolverHelper(solver)
     if solver == "highs":
-        helper.set_solver_specific_parameters("output_flag=false\n")
+        params = "output_flag=false\n"
+        if integer is not None:
+            params += f"mip_rel_gap={mip_gap}\n"
+        helper.set_solver_specific_parameters(params)
     helper.set_time_limit_in_seconds(time_limit_s)
     helper.solve(model.helper)
     status = helper.status().name
     if not helper.has_solution():
         return LpResult(status, None, float("nan"), helper.wall_time())
     x = np.asarray(helper.variable_values(), dtype=np.float64)
-    return LpResult(status, x, float(helper.objective_value()), helper.wall_time())
+    objective = float(helper.objective_value())
+    bound = float(helper.best_objective_bound()) if integer is not None else objective
+    return LpResult(status, x, objective, helper.wall_time(), bound)
 
 
 def hour_flat_rows(

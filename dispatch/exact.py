@@ -50,7 +50,32 @@ class ExactResult:
     seconds: float
 
 
-def _units_lp(
+@dataclass(frozen=True, slots=True, eq=False)
+class UnitsModel:
+    """The exact model as sparse arrays (``min c.x``, ``row_lo <= A x <= row_hi``).
+
+    Attributes:
+        c: Objective.
+        lb: Column lower bounds.
+        ub: Column upper bounds.
+        a: Constraint matrix.
+        row_lo: Row lower bounds.
+        row_hi: Row upper bounds.
+        qp: ``(N, K)`` columns of the charge parts ``q+``.
+        qm: ``(N, K)`` columns of the discharge parts ``q-``.
+    """
+
+    c: FloatArray
+    lb: FloatArray
+    ub: FloatArray
+    a: sp.csr_matrix
+    row_lo: FloatArray
+    row_hi: FloatArray
+    qp: np.ndarray
+    qm: np.ndarray
+
+
+def _units_model(
     pf: Portfolio,
     k: int,
     *,
@@ -60,10 +85,8 @@ def _units_lp(
     zero: FloatArray | None,
     penalty: float,
     cost_weight: float,
-    solver: str,
-    time_limit_s: float,
-) -> tuple[LpResult, FloatArray | None, FloatArray]:
-    """Build and solve the LP over the first ``k`` intervals of ``pf``."""
+) -> UnitsModel:
+    """Build the LP over the first ``k`` intervals of ``pf``."""
     m = pf.n_assets
     mk = m * k
     dt = pf.grid.dt_h
@@ -152,20 +175,55 @@ def _units_lp(
     mat = sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, n_vars)
     )
+    return UnitsModel(c, lb, ub, mat, np.concatenate(r_lo), np.concatenate(r_hi), qp, qm)
+
+
+def _units_lp(
+    pf: Portfolio,
+    k: int,
+    *,
+    direction: Direction | None,
+    target: FloatArray | None,
+    hourly: bool,
+    zero: FloatArray | None,
+    penalty: float,
+    cost_weight: float,
+    solver: str,
+    time_limit_s: float,
+) -> tuple[LpResult, FloatArray | None, FloatArray]:
+    """Build and solve the LP over the first ``k`` intervals of ``pf``."""
+    mod = _units_model(
+        pf,
+        k,
+        direction=direction,
+        target=target,
+        hourly=hourly,
+        zero=zero,
+        penalty=penalty,
+        cost_weight=cost_weight,
+    )
     res = solve_lp(
-        c,
-        lb,
-        ub,
-        mat,
-        np.concatenate(r_lo),
-        np.concatenate(r_hi),
+        mod.c,
+        mod.lb,
+        mod.ub,
+        mod.a,
+        mod.row_lo,
+        mod.row_hi,
         solver=solver,
         time_limit_s=time_limit_s,
     )
-    if res.x is None:
-        return res, None, np.zeros(k)
-    p = p_ref + res.x[qp] - res.x[qm]
-    return res, p, np.asarray(p.sum(axis=0) - base.sum(axis=0), dtype=np.float64)
+    return res, *_unit_power(pf, k, res.x, mod)
+
+
+def _unit_power(
+    pf: Portfolio, k: int, x: FloatArray | None, mod: UnitsModel
+) -> tuple[FloatArray | None, FloatArray]:
+    """Setpoints and portfolio deviation of a solution vector (``None``: no solution)."""
+    if x is None:
+        return None, np.zeros(k)
+    p = pf.p_ref[:, :k] + x[mod.qp] - x[mod.qm]
+    dev = p.sum(axis=0) - pf.baseline[:, :k].sum(axis=0)
+    return np.asarray(p, dtype=np.float64), np.asarray(dev, dtype=np.float64)
 
 
 def exact_bid(

@@ -17,10 +17,13 @@ Two stages:
    (the *safe fill*). The total is clipped to what the assets can do; the rest
    is reported as shortfall.
 
-Stage 2 alone is already safe, so the result never violates a limit and never
-fails; stage 1 only decides who moves. After the event window the assets follow
-the plan (without a plan: track their baselines where they can), which shows
-rebound and proves that later obligations stay reachable.
+Stage 2 runs first on its own (baselines, then the fill): when it delivers the
+whole target, that is the result and no LP is solved, which is the common case
+of a control cycle. Only a shortfall calls for the plan. Stage 2 alone is
+already safe, so the result never violates a limit and never fails; stage 1
+only decides who moves (and makes a target inside the inner model reachable).
+After the event window the assets follow the plan (without a plan: track their
+baselines where they can), which shows rebound and proves that later obligations stay reachable.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ from dispatch.portfolio import FloatArray, IntArray, Portfolio
 
 __all__ = ["Dispatch", "disaggregate"]
 
+#: Relative shortfall (per interval, of ``1 + |target|``) below which the safe fill
+#: alone is kept and the plan is skipped.
+_SHORT_TOL = 1e-6
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Dispatch:
@@ -52,7 +59,8 @@ class Dispatch:
         energy_kwh: ``(N, K)`` energy state of each asset after each interval.
         continuation_kw: ``(N, T - start - K)`` setpoints after the window that keep
             every later obligation (tracking the baseline where possible).
-        planned: Whether the cluster plan was used (False: proportional rule only).
+        planned: Whether the cluster plan was used (False: the safe fill alone met the
+            target, or no plan was found in time).
     """
 
     asset_ids: tuple[str, ...]
@@ -160,10 +168,28 @@ def disaggregate(
     if k > sub.n_intervals:
         raise ValueError("the target runs past the end of the grid")
     band = viable_band(sub)
+    out = _realise(sub, target, start, band, None)
+    short = np.abs(out.shortfall_kw) > _SHORT_TOL * (1.0 + np.abs(target))
+    if fairness or sub.n_assets == 0 or k == 0 or not short.any():
+        return out
+    plan = _plan(sub, target, n_clusters, penalty, solver, time_limit_s)
+    if plan is None:
+        return out
+    planned = _realise(sub, target, start, band, plan)
+    miss = np.abs(planned.shortfall_kw).sum()
+    return planned if miss <= np.abs(out.shortfall_kw).sum() + _SHORT_TOL else out
+
+
+def _realise(
+    sub: Portfolio,
+    target: FloatArray,
+    start: int,
+    band: tuple[FloatArray, FloatArray],
+    plan: FloatArray | None,
+) -> Dispatch:
+    """Stage 2: the plan (or the baselines) clipped into the viable ranges, then the fill."""
+    k = len(target)
     n = sub.n_assets
-    plan = None
-    if not fairness and n > 0 and k > 0:
-        plan = _plan(sub, target, n_clusters, penalty, solver, time_limit_s)
     whole = np.zeros(n, dtype=np.int64)
     base_total = sub.baseline.sum(axis=0)
     setpoints = np.empty((n, sub.n_intervals))

@@ -11,11 +11,12 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 
+from adapters._lifecycle import BackgroundService
 from adapters.clamp import ClampResult, clamp_setpoint
 from adapters.errors import UnknownAsset
 from adapters.types import AdapterStats, Confirmation, DeviceLimits, Setpoint, Telemetry
 
-__all__ = ["AssetBook"]
+__all__ = ["AssetBook", "BookedService"]
 
 
 class AssetBook:
@@ -107,3 +108,30 @@ class AssetBook:
         if not confirmed:
             self._log.warning("setpoint %s not confirmed: %s", setpoint, why)
         return conf
+
+
+class BookedService(BackgroundService):
+    """The read side every connecting adapter shares, served from its :class:`AssetBook`.
+
+    Subclasses set ``_book`` and ``_connected`` (set while the link is up).
+    """
+
+    _book: AssetBook
+    _connected: asyncio.Event
+
+    @property
+    def stats(self) -> AdapterStats:
+        """Counters for the supervisor's metrics."""
+        return self._book.stats
+
+    async def wait_connected(self) -> None:
+        """Wait until the device link is up (bound it with ``asyncio.timeout``)."""
+        await self._connected.wait()
+
+    def telemetry(self) -> AsyncIterator[Telemetry]:
+        """Readings from every asset of this adapter as they arrive (one consumer)."""
+        return self._book.readings()
+
+    def last(self, asset_id: str) -> Telemetry | None:
+        """The latest reading of one asset."""
+        return self._book.latest.get(asset_id)

@@ -40,6 +40,9 @@ _CHUNK = 64 * 1024
 #: Bytes served in one reader-callback turn before yielding to other tasks.
 _TURN_BUDGET = 256 * 1024
 
+#: Times ``pending()`` says "more" in one turn, whatever paho consumed meanwhile.
+_TURN_ANSWERS = 4096
+
 Handler = Callable[[str, object], None]
 
 
@@ -70,6 +73,7 @@ class ReadAhead:
         self._sock = sock
         self._buf = bytearray()
         self._served = 0
+        self._answers = 0
         self._resume = resume
         self._resume_scheduled = False
 
@@ -88,9 +92,10 @@ class ReadAhead:
 
     def pending(self) -> int:
         """Buffered bytes to process now; 0 ends the reader's turn (then resumes soon)."""
-        if self._buf and self._served < _TURN_BUDGET:
+        self._answers += 1
+        if self._buf and self._served < _TURN_BUDGET and self._answers < _TURN_ANSWERS:
             return len(self._buf)
-        self._served = 0
+        self._served = self._answers = 0
         if self._buf and not self._resume_scheduled:
             self._resume_scheduled = True
             asyncio.get_running_loop().call_soon(self._run_resume)

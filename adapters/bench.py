@@ -53,7 +53,14 @@ from adapters.ocpp.csms import PATH_PREFIX
 from adapters.sim.park import SimParkSpec, generate_park, run_park
 from adapters.types import Adapter, Confirmation, DeviceLimits, Setpoint, Telemetry
 
-__all__ = ["ParkAdapters", "main", "park_adapters"]
+__all__ = [
+    "ParkAdapters",
+    "free_ports",
+    "main",
+    "park_adapters",
+    "setpoint_round",
+    "wait_for_park",
+]
 
 log = logging.getLogger("adapters.bench")
 
@@ -72,7 +79,8 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[k]
 
 
-def _free_ports(n: int) -> list[int]:
+def free_ports(n: int) -> list[int]:
+    """Return ``n`` distinct free TCP ports on loopback (all bound at once, then released)."""
     socks = [socket.socket() for _ in range(n)]
     try:
         for s in socks:
@@ -292,7 +300,12 @@ async def _ingest_adapter(args: argparse.Namespace, redis: aioredis.Redis) -> di
     assets = {f"a{i:05d}": limits for i in range(args.devices)}
     counter = _Counter()
     adapter = MqttAdapter(
-        host=args.mqtt_host, port=args.mqtt_port, park=_PARK, assets=assets, root=root
+        host=args.mqtt_host,
+        port=args.mqtt_port,
+        park=_PARK,
+        assets=assets,
+        root=root,
+        read_ahead=args.read_ahead,
     )
     try:
         async with adapter:
@@ -572,7 +585,7 @@ async def bench_rtt(args: argparse.Namespace) -> dict[str, Any]:
     """Start the device process and the adapters; time ``args.repeats`` setpoint rounds."""
     batteries, chargers, loads = _rtt_mix(args.devices)
     servers = max(1, -(-batteries // args.units_per_gateway))
-    ports = _free_ports(servers + 1)
+    ports = free_ports(servers + 1)
     csms_port, modbus_ports = ports[0], ports[1:]
     root = f"bench-{uuid.uuid4().hex[:8]}"
     spec = _bench_spec(args, modbus_ports)
@@ -676,6 +689,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     p.add_argument(
         "--rate", type=float, default=0.0, help="publisher pace in msgs/s (0: as fast as it can)"
+    )
+    p.add_argument(
+        "--read-ahead",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="MqttAdapter(read_ahead=...) in the ingest run",
     )
     p.add_argument("--batch", type=int, default=2000, help="readings per Redis pipeline")
     p.add_argument("--units-per-gateway", type=int, default=50, help="batteries per Modbus port")

@@ -26,21 +26,19 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
-from adapters._base import AssetBook
-from adapters._lifecycle import BackgroundService
+from adapters._base import AssetBook, BookedService
 from adapters.backoff import Backoff
 from adapters.errors import DeviceError, PayloadError, SunSpecError
 from adapters.sunspec import BASE_ADDRESSES, END_MODEL_ID, SUNS_MARKER, load_model
 from adapters.sunspec.codec import Value
 from adapters.types import (
-    AdapterStats,
     Confirmation,
     DeviceLimits,
     Setpoint,
@@ -78,7 +76,7 @@ class _Active:
     next_refresh: float
 
 
-class ModbusBatteryAdapter(BackgroundService):
+class ModbusBatteryAdapter(BookedService):
     """Telemetry in and setpoints out for SunSpec batteries on one Modbus TCP host.
 
     Args:
@@ -127,23 +125,6 @@ class ModbusBatteryAdapter(BackgroundService):
         self._active: dict[str, _Active] = {}
         self._connected = asyncio.Event()
         self._task_name = f"modbus-adapter-{host}:{port}"
-
-    @property
-    def stats(self) -> AdapterStats:
-        """Counters for the supervisor's metrics."""
-        return self._book.stats
-
-    async def wait_connected(self) -> None:
-        """Wait until connected and the SunSpec maps are known."""
-        await self._connected.wait()
-
-    def telemetry(self) -> AsyncIterator[Telemetry]:
-        """Readings from every battery as they are polled (one consumer)."""
-        return self._book.readings()
-
-    def last(self, asset_id: str) -> Telemetry | None:
-        """The latest reading of one battery."""
-        return self._book.latest.get(asset_id)
 
     async def apply(self, setpoint: Setpoint) -> Confirmation:
         """Clamp, write through model 704, read back; keep refreshing until the hold ends.

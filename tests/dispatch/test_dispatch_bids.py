@@ -87,3 +87,11 @@ def test_redisaggregation_mid_event_with_live_state() -> None:
     d = disaggregate(pf, np.full(4, -40.0), start=4, energy_now=np.array([5.0]))
     assert d.delivered_kw.sum() * GRID.dt_h == pytest.approx(-5.0)
     assert d.energy_kwh[0, -1] >= -1e-9
+
+
+def test_safe_fill_alone_meets_an_easy_target_without_a_plan() -> None:
+    pf = _one_battery()
+    d = disaggregate(pf, np.full(4, -10.0), start=2)
+    assert not d.planned  # no LP solved: the fill delivered every interval
+    assert d.delivered_kw == pytest.approx(np.full(4, -10.0))
+    assert check_dispatch(pf.from_interval(2), d.full_setpoints_kw) == []

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from types import TracebackType
 from typing import Self
 
 __all__ = ["BackgroundService"]
+
+log = logging.getLogger("adapters.lifecycle")
 
 
 class BackgroundService:
@@ -19,6 +22,8 @@ class BackgroundService:
 
     _task_name = "adapters-service"
     _task: asyncio.Task[None] | None = None
+    #: set when the context is left; reconnect loops end instead of retrying
+    _closing = False
 
     async def _run(self) -> None:
         raise NotImplementedError
@@ -33,8 +38,20 @@ class BackgroundService:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._closing = True
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        # A protocol library may turn our cancellation into its own connection
+        # error, which a reconnect loop would then retry: keep cancelling (the
+        # loop also checks _closing) until the task has really ended.
+        for _ in range(50):
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            done, _ = await asyncio.wait({task}, timeout=0.2)
+            if done:
+                break
+        else:
+            log.error("task %s did not stop within 10 s", task.get_name())
+            return
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            task.result()

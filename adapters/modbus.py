@@ -226,7 +226,7 @@ class ModbusBatteryAdapter(BookedService):
 
     async def _run(self) -> None:
         first = True
-        while True:
+        while not self._closing:
             client = AsyncModbusTcpClient(
                 self.host, port=self.port, timeout=self.timeout_s, retries=0, reconnect_delay=0
             )

@@ -158,7 +158,7 @@ class MqttAdapter(BookedService):
             qos=1,
             retain=True,
         )
-        while True:
+        while not self._closing:
             try:
                 async with aiomqtt.Client(
                     self.host,

@@ -173,7 +173,7 @@ class SimCharger(BackgroundService):
     async def _run(self) -> None:
         auth = base64.b64encode(f"{self.spec.cp_id}:{self.spec.password}".encode()).decode()
         cls = _Cp21 if self.spec.version == V21 else _Cp201
-        while True:
+        while not self._closing:
             try:
                 async with connect(
                     self.url,

@@ -165,7 +165,7 @@ class MqttLoadFleet(BackgroundService):
         status = self.topics.status(self.node)
         assets = tuple(self.models)
         will = aiomqtt.Will(status, codec.encode_status(codec.Status(False, assets)), 1, True)
-        while True:
+        while not self._closing:
             try:
                 async with aiomqtt.Client(
                     self.host, self.port, identifier=self._client_id, will=will, logger=log

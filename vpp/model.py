@@ -14,6 +14,7 @@ or raises ``InvalidInput`` naming every bad field (``soc_max``,
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeAlias
@@ -280,6 +281,10 @@ class ParkSummary(_Model):
     assets: dict[str, int] = Field(description="enrolled assets by kind")
 
 
+#: "field: message" as raised by a model validator about one field.
+_NAMED_MESSAGE = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*): (.+)$", re.DOTALL)
+
+
 def invalid_input(exc: ValidationError, prefix: str = "") -> InvalidInput:
     """Translate a pydantic error into ``InvalidInput`` with dotted field names."""
     errors = []
@@ -288,8 +293,13 @@ def invalid_input(exc: ValidationError, prefix: str = "") -> InvalidInput:
         # A tagged union puts its tag into the path ('connection.modbus.port');
         # the caller knows the field as 'connection.port'.
         loc = [p for i, p in enumerate(loc) if not (i and loc[i - 1] in _UNION_TAGS.get(p, ()))]
-        field = ".".join(filter(None, [prefix, *loc])) or "body"
         message = err["msg"].removeprefix("Value error, ")
+        named = _NAMED_MESSAGE.match(message) if not loc else None
+        if named:
+            # A cross-field check (a model validator) has no location of its
+            # own; it names its field as "field: message".
+            loc, message = [named.group(1)], named.group(2)
+        field = ".".join(filter(None, [prefix, *loc])) or "body"
         errors.append(FieldError(field=field, message=message, type=err["type"]))
     return InvalidInput(errors)
 

@@ -3,10 +3,8 @@
 Posted to the running service by the grid operator; the park keeps running
 with no event and no setpoint.
 
-Known bug (xfail, strict): the cross-field checks of ``EventRequest._shape``
-raise "field: message" from a model validator, whose pydantic location is
-empty, so ``vpp.model.invalid_input`` names the field ``body`` (the field
-is only inside the message text).
+Cross-field checks (``EventRequest._shape``) have no pydantic location of
+their own; ``vpp.model.invalid_input`` takes the field they name.
 """
 
 from __future__ import annotations
@@ -88,10 +86,6 @@ async def test_malformed_event_is_a_422_naming_the_field(running_park: RunningPa
     assert not any(m.setpoint_kw for s in park.sim.batteries.values() for m in s.models.values())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: model-validator errors are reported as field 'body' (vpp.model.invalid_input)",
-)
 async def test_cross_field_errors_name_the_field(running_park: RunningPark) -> None:
     park = running_park
     start = park.next_start() + timedelta(minutes=15)

@@ -45,6 +45,7 @@ import numpy as np
 
 import dispatch as dx
 from vpp.clock import Clock
+from vpp.errors import NotFound
 from vpp.event_store import EventStore
 from vpp.events import EventRecord, EventState
 from vpp.flex import AnyAsset, PortfolioView, build_view, grid_at
@@ -265,7 +266,8 @@ class ControlLoop:
         view = build_view(assets, live, self._grid(event, 0))
         if view.portfolio is None:
             return await self._move(event, EventState.FAILED, now, "no flexible asset online")
-        base_by_asset = self._baselines(event, view, assets)
+        method = await self._baseline_method()
+        base_by_asset = self._baselines(event, view, assets, method)
         park_base = np.sum(list(base_by_asset.values()), axis=0)
 
         def fill(record: EventRecord) -> None:
@@ -282,13 +284,29 @@ class ControlLoop:
         )  # fmt: skip
         return record
 
+    async def _baseline_method(self) -> str:
+        """The park's baseline method (``model`` unless the park sets another)."""
+        try:
+            return (await self.state.get_park(self.park)).baseline_method
+        except NotFound:
+            return "model"
+
     def _baselines(
-        self, event: EventRecord, view: PortfolioView, assets: list[AnyAsset]
+        self,
+        event: EventRecord,
+        view: PortfolioView,
+        assets: list[AnyAsset],
+        method: str = "model",
     ) -> dict[str, np.ndarray]:
-        """Per-asset baseline over the event window, fixed at activation."""
+        """Per-asset baseline over the event window, fixed at activation.
+
+        ``model``: each flexible asset's own forecast from its envelope, the
+        others at their measured power. ``pre_event``: every asset at its
+        measured power just before the event (real-time response), held flat.
+        """
         k = len(event.target_kw)
         out: dict[str, np.ndarray] = {}
-        if view.portfolio is not None:
+        if method == "model" and view.portfolio is not None:
             for row, asset in enumerate(view.assets):
                 out[asset.id] = view.portfolio.baseline[row, :k].copy()
         for asset in assets:
@@ -326,7 +344,8 @@ class ControlLoop:
         running = self._running.get(event.id)
         if running is None:  # taken over from another worker mid-event
             view0 = build_view(assets, live, self._grid(event, 0))
-            running = _Running(event.id, self._baselines(event, view0, assets))
+            method = await self._baseline_method()
+            running = _Running(event.id, self._baselines(event, view0, assets, method))
             self._running[event.id] = running
         measuring = now >= event.start
         k = event.interval_at(max(now, event.start))

@@ -272,6 +272,14 @@ class Park(_Model):
     name: str = Field(default="", max_length=200)
     timezone: str = Field(default="Asia/Shanghai", max_length=64)
     description: str = Field(default="", max_length=2000)
+    baseline_method: Literal["model", "pre_event"] = Field(
+        default="model",
+        description=(
+            "how an event's baseline is set at its activation: 'model' = each asset's own "
+            "forecast (idle batteries, uncontrolled EV charging, loads at their baseline); "
+            "'pre_event' = each asset's measured power just before the event, held flat"
+        ),
+    )
 
 
 class ParkSummary(_Model):

@@ -34,11 +34,13 @@ class RecordingSink:
     def __init__(self) -> None:
         self.sent: list[dict[str, float]] = []
         self.released: list[str] = []
+        self.got_send = asyncio.Event()
 
     async def send(
         self, park: str, setpoints: Mapping[str, float], *, hold_s: float
     ) -> dict[str, Confirmation]:
         self.sent.append(dict(setpoints))
+        self.got_send.set()
         return {
             a: Confirmation(asset_id=a, requested_kw=p, sent_kw=p, clamped=False, confirmed=True)
             for a, p in setpoints.items()
@@ -196,10 +198,27 @@ async def test_wake_acts_on_a_new_event_before_the_next_cycle(state: State) -> N
     cycles = ctl.cycles
     await post(state, clock, clock.now())
     ctl.wake()
-    async with asyncio.timeout(5):
-        while not sink.sent:
-            await asyncio.sleep(0.02)
+    await asyncio.wait_for(sink.got_send.wait(), 5)
     assert ctl.cycles == cycles + 1
     stop.set()
     await task
     assert sink.released  # stopping the loop releases what it drives
+
+
+async def test_pre_event_baseline_method(state: State) -> None:
+    from vpp.model import Park
+
+    await state.put_park(Park(id=PARK, baseline_method="pre_event"))
+    await feed(state, {"b0": 50.0, "b1": 50.0, "b2": -20.0})  # what they did just before
+    clock = Clock(scale=600, origin=datetime(2026, 7, 1, 10, 0, 5, tzinfo=UTC))
+    await post(state, clock, datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
+    sink = RecordingSink()
+    ctl = loop(state, sink, clock)
+    await ctl.lease.acquire()
+    await ctl.cycle()
+    record = await EventStore(state).get(PARK, "ev-1")
+    assert record.state is EventState.ACTIVE
+    assert record.baseline_kw == [80.0, 80.0]
+    # the target is 300 kW below that baseline: the batteries are asked for about -220 kW
+    # in all (a little more: the interval is already under way and the loop makes up the lag)
+    assert sum(sink.sent[-1].values()) == pytest.approx(-220.0, abs=10.0)

@@ -1,19 +1,24 @@
 """Modbus TCP / SunSpec adapter for batteries (pymodbus 3.16).
 
-One adapter holds one TCP connection to a host (a battery, or a gateway with
-many unit ids) and serves every battery behind it. On each connection it
-finds the ``SunS`` marker (40000, then 0, then 50000) per unit, walks the
-model list and remembers where models 802 (battery) and 704 (DER AC
-controls) start. Then it polls: one read of the whole 802 block per battery,
-scale factors included, becomes a :class:`~adapters.types.Telemetry`.
+One adapter serves every battery behind one host (a battery, or a gateway
+with many unit ids) over a few TCP connections (``connections``; a Modbus
+client carries one request at a time, a gateway takes several clients). On
+connecting it finds the ``SunS`` marker (40000, then 0, then 50000) per unit,
+walks the model list, remembers where models 802 (battery) and 704 (DER AC
+controls) start and reads the 704 scale factors (static for a device). Then
+it polls: one read of the whole 802 block per battery, scale factors
+included, becomes a :class:`~adapters.types.Telemetry`. Requests borrow a
+connection per request; setpoints go before waiting polls
+(:class:`~adapters._pool.LendingPool`).
 
 Setpoints go out through 704 in one write of ``WSetEna, WSetMod, WSet,
 WSetRvrt, WSetPct, WSetPctRvrt, WSetEnaRvrt, WSetRvrtTms`` (``WSet`` in watts,
 positive = injected into the grid, so ``WSet = -1000 * power_kw``), and are
-confirmed by reading ``WSet`` back. With a revert timer of ``revert_s`` the
-device drops a setpoint that is not renewed, so the adapter rewrites every
-active setpoint each ``refresh_s`` until its hold ends: if the service dies,
-the battery falls back to idle by itself.
+confirmed by reading the 704 block back (two requests on one connection).
+With a revert timer of ``revert_s`` the device drops a setpoint that is not
+renewed, so the adapter rewrites every active setpoint each ``refresh_s``
+until its hold ends: if the service dies, the battery falls back to idle by
+itself.
 
 Register values out of range (SoC outside 0..100 %, a not-implemented SoC or
 power, an unknown scale factor) make the reading a bad payload: counted,
@@ -23,10 +28,11 @@ logged, dropped; the poll goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +40,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 from adapters._base import AssetBook, BookedService
+from adapters._pool import LendingPool
 from adapters.backoff import Backoff
 from adapters.errors import DeviceError, PayloadError, SunSpecError
 from adapters.sunspec import BASE_ADDRESSES, END_MODEL_ID, SUNS_MARKER, load_model
@@ -69,6 +76,15 @@ class ModbusUnit:
     limits: DeviceLimits
 
 
+@dataclass(frozen=True, slots=True)
+class _Map:
+    """Where one unit's models start, and its 704 scale factors (read once)."""
+
+    at802: int
+    at704: int
+    sfs704: dict[str, Value]
+
+
 @dataclass(slots=True)
 class _Active:
     setpoint_kw: float
@@ -85,6 +101,8 @@ class ModbusBatteryAdapter(BookedService):
         units: the batteries behind it, by asset id.
         poll_s: seconds between polls of every battery.
         timeout_s: per-request timeout.
+        connections: TCP connections to open to the host (at least one must
+            connect; fewer are used if the host refuses more).
         revert_s: revert timer written with every setpoint (0 = none).
         refresh_s: how often active setpoints are rewritten (default ``revert_s / 3``).
         queue_size: bound on readings waiting for the consumer.
@@ -101,6 +119,7 @@ class ModbusBatteryAdapter(BookedService):
         units: Mapping[str, ModbusUnit],
         poll_s: float = 1.0,
         timeout_s: float = 2.0,
+        connections: int = 4,
         revert_s: float = 60.0,
         refresh_s: float | None = None,
         queue_size: int = 10_000,
@@ -119,9 +138,9 @@ class ModbusBatteryAdapter(BookedService):
             time_scale=time_scale,
         )
         self._backoff = Backoff(base=backoff_base)
-        self._client: AsyncModbusTcpClient | None = None
-        self._lock = asyncio.Lock()
-        self._maps: dict[str, tuple[int, int]] = {}
+        self.connections = max(1, connections)
+        self._pool: LendingPool[AsyncModbusTcpClient] | None = None
+        self._maps: dict[str, _Map] = {}
         self._active: dict[str, _Active] = {}
         self._connected = asyncio.Event()
         self._task_name = f"modbus-adapter-{host}:{port}"
@@ -159,14 +178,13 @@ class ModbusBatteryAdapter(BookedService):
             return False
         return True
 
-    async def _write_wset(self, asset_id: str, power_kw: float | None) -> float | None:
+    async def _write_wset(
+        self, asset_id: str, power_kw: float | None, *, urgent: bool = True
+    ) -> float | None:
         unit = self.units[asset_id]
-        addresses = self._maps.get(asset_id)
-        if addresses is None:
+        where = self._maps.get(asset_id)
+        if where is None:
             raise DeviceError(f"{asset_id}: not connected or no SunSpec map yet")
-        at704 = addresses[1]
-        sfs = await self._read_block(unit.unit_id, at704, M704.size)
-        scope = M704.decode(sfs)
         values: dict[str, Value] = {
             "WSetEna": 0 if power_kw is None else 1,
             "WSetMod": 1,
@@ -175,36 +193,51 @@ class ModbusBatteryAdapter(BookedService):
             "WSetEnaRvrt": 0,
             "WSetRvrtTms": int(self.revert_s),
         }
-        offset, regs = M704.encode_range("WSetEna", "WSetRvrtTms", values, scope)
-        await self._request(
-            lambda c: c.write_registers(at704 + offset, regs, device_id=unit.unit_id)
-        )
-        back = M704.decode(await self._read_block(unit.unit_id, at704, M704.size))
+        offset, regs = M704.encode_range("WSetEna", "WSetRvrtTms", values, where.sfs704)
+        uid, at704 = unit.unit_id, where.at704
+        async with self._borrow(urgent=urgent) as client:
+            await self._request(
+                client, lambda c: c.write_registers(at704 + offset, regs, device_id=uid)
+            )
+            # the whole block: decoded with the scale factors the device has now
+            back = M704.decode(await self._read_block(client, uid, at704, M704.size))
         wset = back.get("WSet")
         return -float(wset) / 1000.0 if isinstance(wset, int | float) else None
 
-    async def _request(self, op: Callable[[AsyncModbusTcpClient], Awaitable[Any]]) -> list[int]:
-        client = self._client
-        if client is None or not client.connected:
+    @contextlib.asynccontextmanager
+    async def _borrow(self, *, urgent: bool) -> AsyncIterator[AsyncModbusTcpClient]:
+        pool = self._pool
+        if pool is None:
+            raise DeviceError(f"{self.host}:{self.port} not connected")
+        async with pool.lend(urgent=urgent) as client:
+            yield client
+
+    async def _request(
+        self,
+        client: AsyncModbusTcpClient,
+        op: Callable[[AsyncModbusTcpClient], Awaitable[Any]],
+    ) -> list[int]:
+        if not client.connected:
             raise DeviceError(f"{self.host}:{self.port} not connected")
         try:
-            async with self._lock:
-                response = await asyncio.wait_for(op(client), self.timeout_s)
+            response = await asyncio.wait_for(op(client), self.timeout_s)
         except (ModbusException, TimeoutError, OSError) as exc:
             raise DeviceError(f"{self.host}:{self.port}: {exc!r}") from exc
         if response.isError():
             raise DeviceError(f"{self.host}:{self.port}: exception response {response}")
         return list(getattr(response, "registers", []))
 
-    async def _read_block(self, unit_id: int, address: int, count: int) -> list[int]:
+    async def _read_block(
+        self, client: AsyncModbusTcpClient, unit_id: int, address: int, count: int
+    ) -> list[int]:
         return await self._request(
-            lambda c: c.read_holding_registers(address, count=count, device_id=unit_id)
+            client, lambda c: c.read_holding_registers(address, count=count, device_id=unit_id)
         )
 
-    async def _discover(self, asset_id: str, unit_id: int) -> tuple[int, int]:
+    async def _discover(self, client: AsyncModbusTcpClient, asset_id: str, unit_id: int) -> _Map:
         for base in BASE_ADDRESSES:
             try:
-                marker = await self._read_block(unit_id, base, 2)
+                marker = await self._read_block(client, unit_id, base, 2)
             except DeviceError:
                 continue
             if tuple(marker) == SUNS_MARKER:
@@ -214,7 +247,7 @@ class ModbusBatteryAdapter(BookedService):
         found: dict[int, int] = {}
         address = base + 2
         for _ in range(_MAX_WALK):
-            model_id, length = await self._read_block(unit_id, address, 2)
+            model_id, length = await self._read_block(client, unit_id, address, 2)
             if model_id == END_MODEL_ID:
                 break
             found.setdefault(model_id, address)
@@ -222,44 +255,70 @@ class ModbusBatteryAdapter(BookedService):
         for needed in (802, 704):
             if needed not in found:
                 raise SunSpecError(f"{asset_id}: model {needed} missing", model_id=needed)
-        return found[802], found[704]
+        block = M704.decode(await self._read_block(client, unit_id, found[704], M704.size))
+        sfs = {name: v for name, v in block.items() if name.endswith("_SF")}
+        return _Map(found[802], found[704], sfs)
+
+    async def _connect(self) -> list[AsyncModbusTcpClient]:
+        """Open the connections; at least the first must connect."""
+        clients = [
+            AsyncModbusTcpClient(
+                self.host, port=self.port, timeout=self.timeout_s, retries=0, reconnect_delay=0
+            )
+            for _ in range(self.connections)
+        ]
+        ok = await asyncio.gather(*(c.connect() for c in clients), return_exceptions=True)
+        up = [c for c, good in zip(clients, ok, strict=True) if good is True]
+        for client in clients:
+            if client not in up:
+                client.close()
+        if not up:
+            raise DeviceError(f"cannot connect to {self.host}:{self.port}")
+        if len(up) < len(clients):
+            log.warning(
+                "Modbus %s:%d took %d of %d connections",
+                self.host, self.port, len(up), len(clients),
+            )  # fmt: skip
+        return up
 
     async def _run(self) -> None:
         first = True
         while not self._closing:
-            client = AsyncModbusTcpClient(
-                self.host, port=self.port, timeout=self.timeout_s, retries=0, reconnect_delay=0
-            )
+            clients: list[AsyncModbusTcpClient] = []
             try:
-                if not await client.connect():
-                    raise DeviceError(f"cannot connect to {self.host}:{self.port}")
-                self._client = client
+                clients = await self._connect()
                 for asset_id, unit in self.units.items():
-                    self._maps[asset_id] = await self._discover(asset_id, unit.unit_id)
+                    self._maps[asset_id] = await self._discover(clients[0], asset_id, unit.unit_id)
+                self._pool = LendingPool(clients)
                 self._backoff.reset()
                 self.stats.connected = True
                 self.stats.reconnects += 0 if first else 1
                 first = False
                 self._connected.set()
                 log.info(
-                    "Modbus connected to %s:%d (%d units)", self.host, self.port, len(self.units)
-                )
+                    "Modbus connected to %s:%d (%d units, %d connections)",
+                    self.host, self.port, len(self.units), len(clients),
+                )  # fmt: skip
                 await self._poll_forever()
             except DeviceError as exc:
                 log.warning("Modbus %s:%d: %s", self.host, self.port, exc)
             finally:
-                self._client = None
+                pool, self._pool = self._pool, None
+                if pool is not None:
+                    pool.close(DeviceError(f"{self.host}:{self.port} connection lost"))
                 self._connected.clear()
                 self.stats.connected = False
-                client.close()
+                for client in clients:
+                    client.close()
             await self._backoff.wait()
 
     async def _poll_forever(self) -> None:
         while True:
             started = time.monotonic()
             for asset_id, unit in self.units.items():
-                at802 = self._maps[asset_id][0]
-                regs = await self._read_block(unit.unit_id, at802, M802.size)
+                at802 = self._maps[asset_id].at802
+                async with self._borrow(urgent=False) as client:
+                    regs = await self._read_block(client, unit.unit_id, at802, M802.size)
                 try:
                     self._book.publish(self._reading(asset_id, regs))
                 except PayloadError as exc:
@@ -276,7 +335,7 @@ class ModbusBatteryAdapter(BookedService):
             del self._active[asset_id]
             return
         active.next_refresh = now + self.refresh_s
-        await self._write_wset(asset_id, active.setpoint_kw)
+        await self._write_wset(asset_id, active.setpoint_kw, urgent=False)
 
     @staticmethod
     def _reading(asset_id: str, regs: list[int]) -> Telemetry:

@@ -19,6 +19,7 @@ import logging
 import time
 import uuid
 from collections.abc import Mapping
+from typing import Any
 
 import aiomqtt
 
@@ -26,7 +27,7 @@ from adapters import mqtt_codec as codec
 from adapters._base import AssetBook, BookedService
 from adapters._mqtt_transport import inline_queue, install_read_ahead
 from adapters.backoff import Backoff
-from adapters.errors import PayloadError
+from adapters.errors import DeviceError, PayloadError
 from adapters.types import (
     Confirmation,
     DeviceLimits,
@@ -67,6 +68,8 @@ class MqttAdapter(BookedService):
         read_ahead: read the socket 64 KiB at a time (:mod:`adapters._mqtt_transport`);
             about 2x the ingest rate in the benchmark, off by default until a rare
             hang seen with it in the test suite is understood.
+        max_inflight: QoS 1 messages the client keeps unacknowledged by the broker
+            (paho's default of 20 queues a burst of commands behind PUBACKs).
     """
 
     def __init__(
@@ -87,6 +90,7 @@ class MqttAdapter(BookedService):
         backoff_base: float = 1.0,
         time_scale: float = 1.0,
         read_ahead: bool = False,
+        max_inflight: int = 1000,
     ) -> None:
         self.host, self.port = host, port
         self._read_ahead = read_ahead
@@ -101,6 +105,8 @@ class MqttAdapter(BookedService):
         self._book = AssetBook(assets, queue_size=queue_size, log=log, time_scale=time_scale)
         self._client: aiomqtt.Client | None = None
         self._pending: dict[str, asyncio.Future[codec.Ack]] = {}
+        self._publishes: set[asyncio.Task[None]] = set()
+        self._max_inflight = max_inflight
         self._connected = asyncio.Event()
         self._task_name = f"mqtt-adapter-{park}"
 
@@ -131,6 +137,12 @@ class MqttAdapter(BookedService):
     async def _command(
         self, asset_id: str, p_kw: float | None, hold_s: float
     ) -> tuple[codec.Ack | None, float | None, str]:
+        """Publish one command and wait for the device's ack, within ``ack_timeout_s`` in all.
+
+        The broker's PUBACK is not waited for: the device's ack is the
+        confirmation, and waiting for both would serialise commands on the
+        client's in-flight window. A publish that fails ends the wait at once.
+        """
         client = self._client
         if client is None:
             return None, None, "broker not connected"
@@ -139,16 +151,38 @@ class MqttAdapter(BookedService):
         future: asyncio.Future[codec.Ack] = asyncio.get_running_loop().create_future()
         self._pending[cmd.id] = future
         start = time.perf_counter()
+        # aiomqtt hands the message to paho at once; the task only waits for the PUBACK
+        publish = asyncio.create_task(
+            client.publish(
+                self.topics.cmd(asset_id),
+                codec.encode_command(cmd, enc),
+                qos=1,
+                timeout=self._ack_timeout,
+            ),
+            name=f"mqtt-publish-{asset_id}",
+        )
+        self._publishes.add(publish)
+        publish.add_done_callback(self._publish_done)
         try:
-            await client.publish(self.topics.cmd(asset_id), codec.encode_command(cmd, enc), qos=1)
-            ack = await asyncio.wait_for(future, self._ack_timeout)
+            async with asyncio.timeout(self._ack_timeout):
+                either: set[asyncio.Future[Any]] = {future, publish}
+                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                failed = publish.done() and not publish.cancelled() and publish.exception()
+                if failed and not future.done():
+                    return None, None, f"publish failed: {failed}"
+                ack = await future
             return ack, time.perf_counter() - start, ""
         except TimeoutError:
             return None, None, f"no ack within {self._ack_timeout} s"
-        except aiomqtt.MqttError as exc:
-            return None, None, f"publish failed: {exc}"
+        except DeviceError as exc:  # the connection went while we waited
+            return None, None, str(exc)
         finally:
             self._pending.pop(cmd.id, None)
+
+    def _publish_done(self, task: asyncio.Task[None]) -> None:
+        self._publishes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("MQTT publish failed: %r", task.exception())
 
     async def _run(self) -> None:
         first = True
@@ -170,7 +204,10 @@ class MqttAdapter(BookedService):
                     keepalive=self._keepalive,
                     queue_type=inline_queue(self._dispatch),
                     logger=log,
+                    max_inflight_messages=self._max_inflight,
                 ) as client:
+                    # a burst of commands is expected, not a sign of trouble
+                    client.pending_calls_threshold = self._max_inflight
                     if self._read_ahead:
                         install_read_ahead(client)
                     await client.subscribe(
@@ -196,7 +233,16 @@ class MqttAdapter(BookedService):
                 self._client = None
                 self._connected.clear()
                 self.stats.connected = False
+                self._abandon(DeviceError("broker connection lost"))
             await self._backoff.wait()
+
+    def _abandon(self, exc: DeviceError) -> None:
+        """Fail the commands waiting for an ack and stop waiting for their PUBACKs."""
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(exc)
+        for task in list(self._publishes):
+            task.cancel()
 
     def _on_connected(self, first: bool) -> None:
         self._backoff.reset()

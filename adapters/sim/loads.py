@@ -19,8 +19,9 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
 
@@ -31,6 +32,9 @@ from adapters.errors import PayloadError
 from adapters.sim._clock import SimClock
 
 __all__ = ["LoadModel", "LoadSpec", "MqttLoadFleet"]
+
+#: QoS 1 messages a gateway keeps unacknowledged by the broker (a burst of acks).
+_MAX_INFLIGHT = 1000
 
 log = logging.getLogger("adapters.sim.loads")
 
@@ -168,8 +172,10 @@ class MqttLoadFleet(BackgroundService):
         while not self._closing:
             try:
                 async with aiomqtt.Client(
-                    self.host, self.port, identifier=self._client_id, will=will, logger=log
-                ) as client:
+                    self.host, self.port, identifier=self._client_id, will=will, logger=log,
+                    max_inflight_messages=_MAX_INFLIGHT,
+                ) as client:  # fmt: skip
+                    client.pending_calls_threshold = _MAX_INFLIGHT
                     await client.subscribe(self.topics.wildcard("cmd"), qos=1)
                     online = codec.encode_status(codec.Status(True, assets))
                     await client.publish(status, online, qos=1, retain=True)
@@ -178,7 +184,11 @@ class MqttLoadFleet(BackgroundService):
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._publish_loop(client), name=f"{self.node}-telemetry")
                         async for message in client.messages:
-                            await self._on_command(client, message)
+                            # Each load answers on its own, as separate devices would:
+                            # no ack waits for the broker's PUBACK of the one before.
+                            ack = self._on_command(client, message)
+                            if ack is not None:
+                                tg.create_task(ack, name=f"{self.node}-ack")
             except* aiomqtt.MqttError as group:
                 log.warning("load gateway %s lost the broker: %s", self.node, group.exceptions)
             finally:
@@ -202,18 +212,21 @@ class MqttLoadFleet(BackgroundService):
                 await client.publish(self.topics.telemetry(asset), payload, qos=0)
             await asyncio.sleep(max(0.0, self.period_s - (time.monotonic() - started)))
 
-    async def _on_command(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+    def _on_command(
+        self, client: aiomqtt.Client, message: aiomqtt.Message
+    ) -> Coroutine[Any, Any, None] | None:
+        """Apply one command now; return the publish of its ack (None if ignored)."""
         try:
             asset, _ = self.topics.split(message.topic.value)
             model = self.models.get(asset)
             if model is None or not isinstance(message.payload, bytes | bytearray):
-                return
+                return None
             cmd, enc = codec.decode_command(message.payload)
         except PayloadError as exc:
             log.warning("load gateway %s ignored a bad command: %s", self.node, exc.detail)
-            return
+            return None
         t = self.advance()
         applied = model.command(cmd.p_kw, until=t + self.clock.sim_seconds(cmd.hold_s))
         self.commands += 1
         ack = codec.Ack(cmd.id, True, applied)
-        await client.publish(self.topics.ack(asset), codec.encode_ack(ack, enc), qos=1)
+        return client.publish(self.topics.ack(asset), codec.encode_ack(ack, enc), qos=1)

@@ -50,6 +50,7 @@ def solve_inner(
     zero: np.ndarray | None = None,
     penalty: float = 10.0,
     cost_weight: float = 1e-3,
+    signs: np.ndarray | None = None,
     solver: str = DEFAULT_SOLVER,
     time_limit_s: float = 2.0,
 ) -> InnerSolution:
@@ -64,6 +65,9 @@ def solve_inner(
         zero: Bid mode: ``(T,)`` mask of intervals where ``Q`` must be zero.
         penalty: Target mode: cost per kWh of tracking error.
         cost_weight: Weight of the deviation costs.
+        signs: ``(C, T)`` fixed sign of ``D`` where the cluster may move both ways
+            (``> 0``: only ``D+``, ``< 0``: only ``D-``, ``0``: free); where fixed,
+            the uncapped slopes apply (no simultaneous move is possible there).
         solver: LP solver.
         time_limit_s: Time limit of each solve.
 
@@ -88,6 +92,13 @@ def solve_inner(
     ub[eh.ravel()] = model.e_hi_max.ravel()
     if target is None and zero is not None:
         ub[extra[np.asarray(zero, dtype=bool)]] = 0.0
+    lo_up, hi_down = model.lo_up, model.hi_down
+    if signs is not None:
+        fixed = model.two_way & (signs != 0)
+        ub[dp[fixed & (signs < 0)]] = 0.0
+        ub[dm[fixed & (signs > 0)]] = 0.0
+        lo_up = np.where(fixed, model.lo_up_free, lo_up)
+        hi_down = np.where(fixed, model.hi_down_free, hi_down)
 
     rows: list[np.ndarray] = []
     cols: list[np.ndarray] = []
@@ -106,8 +117,8 @@ def solve_inner(
     r_hi.append(model.d_max.ravel())
     a = np.broadcast_to(model.retention[:, None], (c, t - 1))
     for block, var, up, down in (
-        (1, el, model.lo_up, model.lo_down),
-        (2, eh, model.hi_up, model.hi_down),
+        (1, el, lo_up, model.lo_down),
+        (2, eh, model.hi_up, hi_down),
     ):
         r = idx + block * ct
         add(r, var, 1.0)

@@ -35,7 +35,12 @@ import numpy as np
 from dispatch._dynamics import power_range, step_energy, viable_band
 from dispatch._inner_lp import solve_inner
 from dispatch._lp import DEFAULT_SOLVER
-from dispatch.homothetic import DEFAULT_CLUSTERS, homothetic_labels, inner_model
+from dispatch.homothetic import (
+    DEFAULT_CLUSTERS,
+    battery_trade_signs,
+    homothetic_labels,
+    inner_model,
+)
 from dispatch.portfolio import FloatArray, IntArray, Portfolio
 
 __all__ = ["Dispatch", "disaggregate"]
@@ -108,18 +113,44 @@ def _plan(
     solver: str,
     time_limit_s: float,
 ) -> FloatArray | None:
-    """Per-asset setpoints ``(N, T)`` of the inner model's cheapest tracking plan."""
+    """Per-asset setpoints ``(N, T)`` of the inner model's cheapest tracking plan.
+
+    The capped model is solved first (it holds every per-interval power the
+    clusters can give). When it misses the target, the sign-fixed model of the bid
+    (:func:`dispatch.homothetic.battery_trade_signs`, which depends on the clusters
+    alone) is solved too, so a bid built with it, or any part of one, is reproduced;
+    the plan that tracks better is kept. That second solve puts tracking first (a
+    trade can cost more per delivered kWh than the penalty).
+    """
     model = inner_model(sub, homothetic_labels(sub, n_clusters))
-    sol = solve_inner(
-        model,
-        sub.grid.dt_h,
-        target=target,
-        penalty=penalty,
-        cost_weight=1.0,
-        solver=solver,
-        time_limit_s=time_limit_s,
-    )
-    return None if sol.deviation is None else model.split(sub, sol.deviation)
+    k = len(target)
+
+    def solve(signs: FloatArray | None, weight: float) -> tuple[FloatArray, float] | None:
+        sol = solve_inner(
+            model,
+            sub.grid.dt_h,
+            target=target,
+            penalty=penalty,
+            cost_weight=weight,
+            signs=signs,
+            solver=solver,
+            time_limit_s=time_limit_s,
+        )
+        if sol.deviation is None:
+            return None
+        return sol.deviation, float(np.abs(sol.deviation[:, :k].sum(axis=0) - target).sum())
+
+    best = solve(None, 1.0)
+    patterns = battery_trade_signs(model)
+    if patterns is not None and (
+        best is None or best[1] > _SHORT_TOL * (1.0 + np.abs(target).sum())
+    ):
+        # A trade costs both sides' deviation costs per kWh it moves, which can exceed
+        # the penalty: here tracking comes first, cost only breaks ties.
+        again = solve(patterns, 1e-3)
+        if again is not None and (best is None or again[1] < best[1]):
+            best = again
+    return None if best is None else model.split(sub, best[0])
 
 
 def disaggregate(

@@ -29,7 +29,9 @@ A simultaneous ``D+`` and ``D-`` moves a member by the net only, so the model
 also caps the slopes (``lo+ <= lo-`` and ``hi- <= hi+`` per cluster and
 interval where ``D`` may take both signs): then both recursions stay valid
 bounds for any split of ``D`` into ``D+ - D-``, and no LP optimum can profit
-from charging and discharging at once.
+from charging and discharging at once. Where a solve fixes the sign of ``D`` in
+a cluster-interval (only ``D+`` or only ``D-``), the uncapped slopes are valid
+there and are used instead (see :func:`dispatch._inner_lp.solve_inner`).
 
 Guarantee: for every cluster trajectory that satisfies these constraints, the
 proportional split respects every member's power and energy bounds over the
@@ -48,9 +50,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dispatch.portfolio import FloatArray, IntArray, Portfolio
+from dispatch.portfolio import AssetKind, FloatArray, IntArray, Portfolio
 
-__all__ = ["DEFAULT_CLUSTERS", "InnerModel", "homothetic_labels", "inner_model"]
+__all__ = [
+    "DEFAULT_CLUSTERS",
+    "InnerModel",
+    "battery_trade_signs",
+    "homothetic_labels",
+    "inner_model",
+]
 
 _EPS = 1e-9
 #: Cluster budget of the bid and the disaggregation plan (the LP has ``4 * C * T`` columns).
@@ -75,6 +83,11 @@ class InnerModel:
         hi_down: ``(C, T)`` loss per kWh of ``D-`` in ``E_hi``.
         cost_up: ``(C,)`` deviation cost per kWh of ``D+`` (share-weighted).
         cost_down: ``(C,)`` deviation cost per kWh of ``D-``.
+        lo_up_free: ``(C, T)`` ``lo_up`` before the cap (valid where ``D`` has one sign).
+        hi_down_free: ``(C, T)`` ``hi_down`` before the cap.
+        two_way: ``(C, T)`` where ``D`` may take both signs (where the caps bite).
+        lossy: ``(C,)`` whether the cluster's slopes differ by direction.
+        kind: ``(C,)`` asset kind of the cluster.
     """
 
     labels: IntArray
@@ -90,6 +103,11 @@ class InnerModel:
     hi_down: FloatArray
     cost_up: FloatArray
     cost_down: FloatArray
+    lo_up_free: FloatArray
+    hi_down_free: FloatArray
+    two_way: np.ndarray
+    lossy: np.ndarray
+    kind: IntArray
 
     @property
     def n_clusters(self) -> int:
@@ -289,10 +307,15 @@ def inner_model(pf: Portfolio, labels: IntArray) -> InnerModel:
     # differ by direction books its cheaper side conservatively in one trajectory).
     # Only where both signs are allowed: elsewhere one of D+ / D- is fixed at zero.
     both = (d_min < -_EPS) & (d_max > _EPS)
+    lo_up_free, hi_dn_free = lo_up_c, hi_dn_c
     lo_up_c = np.where(both, np.minimum(lo_up_c, lo_dn_c), lo_up_c)
     hi_dn_c = np.where(both, np.minimum(hi_dn_c, hi_up_c), hi_dn_c)
     retention = np.zeros(c)
     retention[labels] = pf.retention
+    kind = np.zeros(c, dtype=np.int64)
+    kind[labels] = pf.kind
+    lossy = np.zeros(c, dtype=bool)
+    lossy[labels] = np.abs(pf.k_charge - pf.k_discharge) > _EPS
     return InnerModel(
         labels=labels,
         shares=np.asarray(shares, dtype=np.float64),
@@ -307,4 +330,33 @@ def inner_model(pf: Portfolio, labels: IntArray) -> InnerModel:
         hi_down=hi_dn_c,
         cost_up=np.bincount(labels, shares * pf.cost_up, minlength=c).astype(np.float64),
         cost_down=np.bincount(labels, shares * pf.cost_down, minlength=c).astype(np.float64),
+        lo_up_free=lo_up_free,
+        hi_down_free=hi_dn_free,
+        two_way=both,
+        lossy=lossy,
+        kind=kind,
     )
+
+
+def battery_trade_signs(model: InnerModel) -> FloatArray | None:
+    """Signs of ``D`` per cluster-interval for the sign-fixed (uncapped) pass.
+
+    Lossy battery clusters alternate by cluster and interval (``+1``: only ``D+``,
+    ``-1``: only ``D-``), so that one can charge while another discharges: a
+    physical trade that burns the round-trip loss, which the tight reference
+    finds too. Every other cluster stays free (``0``: capped slopes, both signs).
+
+    The pattern depends on the model alone, not on any solution, so a bid solved
+    with it and a disaggregation plan of that bid solve one and the same LP
+    (a bid awarded in full is a feasible point of the plan's model).
+
+    Returns:
+        ``(C, T)`` signs, or ``None`` when no cluster is a lossy battery that may
+        move both ways.
+    """
+    c, t = model.d_min.shape
+    parity = np.where((np.arange(c)[:, None] + np.arange(t)[None, :]) % 2 == 0, 1.0, -1.0)
+    battery = (model.lossy & (model.kind == AssetKind.BATTERY))[:, None] & model.two_way
+    if not battery.any():
+        return None
+    return np.asarray(np.where(battery, parity, 0.0), dtype=np.float64)

@@ -19,7 +19,21 @@ negative = st.floats(max_value=-1e-9, allow_nan=False, allow_infinity=False)
 non_positive = st.floats(max_value=0.0, allow_nan=False, allow_infinity=False)
 outside_unit = finite.filter(lambda x: x < 0 or x > 1)
 bad_efficiency = finite.filter(lambda x: x <= 0 or x > 1)
-not_a_number = st.one_of(st.text(max_size=5), st.lists(st.integers(), max_size=2), st.none())
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# pydantic's lax mode reads a numeric string ("1") as the number it spells:
+# that is accepted input, so only strings that are not numbers are invalid.
+not_a_number = st.one_of(
+    st.text(max_size=5).filter(lambda t: not _numeric(t)),
+    st.lists(st.integers(), max_size=2),
+    st.none(),
+)
 bad_id = st.one_of(
     st.just(""), st.text(min_size=65, max_size=80, alphabet="ab"),
     st.text(min_size=1, max_size=10).filter(lambda s: any(c in s for c in " /:{}*?#")),

@@ -28,6 +28,19 @@ class BackgroundService:
     async def _run(self) -> None:
         raise NotImplementedError
 
+    async def wait_stopped(self) -> BaseException | None:
+        """Wait until the background work ends; return the exception that ended it.
+
+        Before the context is left it should never end: a supervisor awaits
+        this to notice an adapter whose work died (its telemetry just stops).
+        Returns at once when the context was not entered or already left.
+        """
+        task = self._task
+        if task is None:
+            return None
+        await asyncio.wait({task})
+        return None if task.cancelled() else task.exception()
+
     async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._run(), name=self._task_name)
         return self

@@ -155,6 +155,34 @@ class OcppCsmsAdapter:
         """The latest reading of one charger."""
         return self._book.latest.get(asset_id)
 
+    def update_chargers(self, chargers: Mapping[str, ChargerSettings]) -> None:
+        """Replace the enrolled charge points while listening.
+
+        A new charger may connect (and take setpoints, and be released) at
+        once; a retired one that is still connected stays connected, but no
+        longer takes setpoints. Sessions and what they told us are kept.
+        """
+        self.chargers = dict(chargers)
+        limits = self._book.limits
+        for cp_id in [c for c in limits if c not in self.chargers]:
+            del limits[cp_id]
+        for cp_id, settings in self.chargers.items():
+            session = self._sessions.get(cp_id)
+            limits[cp_id] = self._effective_limits(
+                settings, session.state.version if session else None
+            )
+
+    async def wait_stopped(self) -> BaseException | None:
+        """Wait until the listener closes (only when the context is left); None.
+
+        The same shape as the connecting adapters' ``wait_stopped``: the
+        listener has no background task of its own that could die.
+        """
+        server = self._server
+        if server is not None:
+            await server.wait_closed()
+        return None
+
     async def apply(self, setpoint: Setpoint) -> Confirmation:
         """Clamp and send a TxProfile for the charger's running transaction.
 

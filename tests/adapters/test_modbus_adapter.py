@@ -142,3 +142,17 @@ async def test_device_without_sunspec_is_not_taken_for_one() -> None:
         assert not adapter.stats.connected and adapter.stats.messages == 0
         conf = await adapter.apply(Setpoint(asset_id="b1", power_kw=10))
         assert not conf.confirmed and conf.sent_kw is None
+
+
+async def test_wait_stopped_reports_why_the_background_work_died(
+    battery: ModbusBatteryServer,
+) -> None:
+    adapter = _adapter(battery)
+
+    async def broken() -> None:
+        raise RuntimeError("boom")
+
+    adapter._run = broken  # type: ignore[method-assign]
+    async with adapter:
+        exc = await asyncio.wait_for(adapter.wait_stopped(), 5)
+    assert isinstance(exc, RuntimeError) and str(exc) == "boom"

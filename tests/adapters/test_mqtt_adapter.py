@@ -223,3 +223,43 @@ async def test_gateway_last_will_marks_assets_unavailable(
             await device.publish(topics.status(node), b"", qos=1, retain=True)
         last = adapter.last("hvac-0")
         assert last is not None and not last.available
+
+
+async def test_command_ends_when_the_broker_goes_not_at_its_timeout(
+    private_mosquitto: MosquittoServer, topic_prefix: str, eventually: Eventually
+) -> None:
+    host, port = private_mosquitto.host, private_mosquitto.port
+    async with MqttAdapter(
+        host=host, port=port, park=PARK, assets={"x": LIMITS}, root=topic_prefix,
+        ack_timeout_s=30, backoff_base=0.1, keepalive_s=2,
+    ) as adapter:  # fmt: skip
+        await asyncio.wait_for(adapter.wait_connected(), 5)
+        started = time.monotonic()
+        pending = asyncio.create_task(adapter.apply(Setpoint(asset_id="x", power_kw=30)))
+        await asyncio.sleep(0.2)  # published; no device answers
+        private_mosquitto.stop()
+        conf = await asyncio.wait_for(pending, 10)
+        assert not conf.confirmed and "connection lost" in conf.reason
+        assert time.monotonic() - started < 10
+        await asyncio.to_thread(private_mosquitto.start)
+
+
+async def test_a_burst_of_commands_is_not_serialised_on_pubacks(
+    mqtt_addr: tuple[str, int], topic_prefix: str
+) -> None:
+    host, port = mqtt_addr
+    loads = _loads(200)
+    assets = {spec.asset_id: LIMITS for spec in loads}
+    async with (
+        MqttAdapter(host=host, port=port, park=PARK, assets=assets, root=topic_prefix) as adapter,
+        MqttLoadFleet(
+            host=host, port=port, park=PARK, loads=loads, root=topic_prefix, period_s=5.0
+        ) as fleet,
+    ):
+        await asyncio.wait_for(adapter.wait_connected(), 5)
+        await asyncio.wait_for(fleet.connected.wait(), 5)
+        async with asyncio.timeout(5):
+            confs = await asyncio.gather(
+                *(adapter.apply(Setpoint(asset_id=a, power_kw=30)) for a in assets)
+            )
+        assert all(c.confirmed for c in confs)

@@ -12,6 +12,7 @@ import pytest
 import websockets
 from websockets.asyncio.client import connect
 
+from adapters.errors import UnknownAsset
 from adapters.ocpp import ChargerSettings, OcppCsmsAdapter, set_profile_request
 from adapters.ocpp.csms import PATH_PREFIX
 from adapters.sim._clock import SimClock
@@ -156,3 +157,27 @@ def test_demo_park_file_loads() -> None:
     spec = load_park_toml(path)
     assert spec.batteries and spec.chargers and spec.loads
     assert any(c.v2g for c in spec.chargers)
+
+
+async def test_charger_enrolled_while_listening_takes_setpoints_and_release() -> None:
+    settings = ChargerSettings(password=SPECS["v2g-1"].password, limits=LIMITS, v2g=True)
+    async with OcppCsmsAdapter(port=0, chargers={}, call_timeout_s=5) as csms:
+        csms.update_chargers({"v2g-1": settings})
+        async with _sim(csms, "v2g-1"):
+            await _session_reading(csms, "v2g-1")
+            conf = await csms.apply(Setpoint(asset_id="v2g-1", power_kw=-5.0, hold_s=60))
+            assert conf.confirmed, conf
+            assert await csms.release("v2g-1")
+            csms.update_chargers({})
+            with pytest.raises(UnknownAsset):
+                await csms.apply(Setpoint(asset_id="v2g-1", power_kw=3.0))
+            assert "v2g-1" in csms.connected_chargers  # retired, still connected
+
+
+async def test_wait_stopped_returns_when_the_listener_closes() -> None:
+    csms = _csms()
+    async with csms:
+        waiter = asyncio.create_task(csms.wait_stopped())
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+    assert await asyncio.wait_for(waiter, 5) is None

@@ -221,6 +221,8 @@ async def test_follows_enrollments_and_retirements_without_restart(
         await eventually(_live(state, "ev-9"))
         assert late_charger.connections >= 1
         assert set(sup.routes(PARK)) == {"hvac-1", "hvac-2", "ev-9"}
+        # enrolled while the listener ran: the adapter knows it, release reaches it
+        assert await sup.release(PARK, ["ev-9"]) == {"ev-9": True}
 
         await state.retire(PARK, "hvac-1")
         await eventually(lambda: _true(set(sup.routes(PARK)) == {"hvac-2", "ev-9"}))

@@ -56,9 +56,17 @@ log = logging.getLogger("vpp.supervisor")
 AnyAdapter = MqttAdapter | ModbusBatteryAdapter | OcppCsmsAdapter
 _T = TypeVar("_T")
 
-#: Setpoints in flight at once per adapter. Modbus serialises requests on its
-#: one connection anyway; OCPP serialises per charger connection itself.
-SEND_CONCURRENCY = {TelemetrySource.MQTT: 64, TelemetrySource.MODBUS: 4, TelemetrySource.OCPP: 64}
+#: Default setpoint and release calls in flight at once per adapter. MQTT
+#: commands only wait for device acks; a Modbus adapter queues the rest on its
+#: connections (setpoints before polls); OCPP keeps one call per charger
+#: connection itself, so its bound only caps the tasks.
+SEND_CONCURRENCY: Mapping[TelemetrySource, int] = {
+    TelemetrySource.MQTT: 256,
+    TelemetrySource.MODBUS: 256,
+    TelemetrySource.OCPP: 1024,
+}
+#: Default TCP connections per Modbus host (a gateway serves several clients).
+MODBUS_CONNECTIONS = 4
 #: An adapter that ran this long before failing restarts without a long wait.
 HEALTHY_RUN_S = 60.0
 #: How long one blocking XREAD on the park logs waits (below the Redis socket timeout).
@@ -142,17 +150,10 @@ def _refused(asset_id: str, requested_kw: float, reason: str) -> Confirmation:
     )
 
 
-def _background_task(adapter: AnyAdapter) -> asyncio.Task[None] | None:
-    # MQTT and Modbus adapters run one background task (adapters._lifecycle);
-    # its death is otherwise silent: the telemetry iterator just stops.
-    task = getattr(adapter, "_task", None)
-    return task if isinstance(task, asyncio.Task) else None
-
-
-async def _watch(task: asyncio.Task[None]) -> None:
-    await asyncio.wait({task})
-    exc = None if task.cancelled() else task.exception()
-    raise _AdapterDied(f"adapter task {task.get_name()} ended: {exc!r}") from exc
+async def _watch(adapter: AnyAdapter, label: str) -> None:
+    # An adapter's background work ending is otherwise silent: its telemetry just stops.
+    exc = await adapter.wait_stopped()
+    raise _AdapterDied(f"adapter {label} stopped: {exc!r}") from exc
 
 
 class Supervisor:
@@ -174,6 +175,9 @@ class Supervisor:
         park_poll_s: period of the look for new parks.
         backoff_base: scale on restart and reconnect delays (tests shorten them).
         send_timeout_s: bound on one setpoint, queueing included.
+        send_concurrency: calls in flight at once per adapter, by protocol
+            (``SEND_CONCURRENCY`` for the protocols not given).
+        modbus_connections: TCP connections each Modbus adapter opens to its host.
         clock: the service clock; device schedules (EV departures) are mapped
             onto its timeline (matters only when it runs compressed).
     """
@@ -191,6 +195,8 @@ class Supervisor:
         park_poll_s: float = 5.0,
         backoff_base: float = 1.0,
         send_timeout_s: float = 15.0,
+        send_concurrency: Mapping[TelemetrySource, int] | None = None,
+        modbus_connections: int = MODBUS_CONNECTIONS,
         clock: Clock | None = None,
     ) -> None:
         self._state = state
@@ -201,6 +207,8 @@ class Supervisor:
         self._reconcile_s, self._park_poll_s = reconcile_interval_s, park_poll_s
         self._backoff_base = backoff_base
         self._send_timeout = send_timeout_s
+        self._concurrency = {**SEND_CONCURRENCY, **(send_concurrency or {})}
+        self._modbus_connections = modbus_connections
         self._ocpp = ocpp_key(settings.ocpp.host, settings.ocpp.port)
         self._plans: dict[str, list[Route]] = {}
         self._routes: dict[tuple[str, str], Route] = {}
@@ -321,13 +329,13 @@ class Supervisor:
             wanted = tuple(sorted(routes, key=lambda r: r.device_id))
             slot = self._slots.get(key)
             if slot is None:
-                slot = _Slot(key, wanted, asyncio.Semaphore(SEND_CONCURRENCY[key.protocol]))
+                slot = _Slot(key, wanted, asyncio.Semaphore(self._concurrency[key.protocol]))
                 self._slots[key] = slot
                 self._start(slot)
             elif slot.routes != wanted:
                 slot.routes = wanted
                 if isinstance(slot.adapter, OcppCsmsAdapter):
-                    slot.adapter.chargers = self._chargers(wanted)
+                    slot.adapter.update_chargers(self._chargers(wanted))
                 else:
                     await self._stop(slot)
                     self._start(slot)
@@ -381,6 +389,7 @@ class Supervisor:
                 units={r.device_id: ModbusUnit(unit_id=r.unit_id, limits=r.limits) for r in routes},
                 poll_s=s.modbus.poll_interval,
                 timeout_s=s.modbus.timeout,
+                connections=self._modbus_connections,
                 backoff_base=self._backoff_base,
                 time_scale=self._time_scale,
             )
@@ -421,11 +430,10 @@ class Supervisor:
             await backoff.wait()
 
     async def _pump(self, slot: _Slot, adapter: AnyAdapter) -> None:
-        inner = _background_task(adapter)
+        label = slot.key.label
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._consume(slot, adapter), name=f"telemetry-{slot.key.label}")
-            if inner is not None:
-                tg.create_task(_watch(inner), name=f"watch-{slot.key.label}")
+            tg.create_task(self._consume(slot, adapter), name=f"telemetry-{label}")
+            tg.create_task(_watch(adapter, label), name=f"watch-{label}")
 
     async def _consume(self, slot: _Slot, adapter: AnyAdapter) -> None:
         async for reading in adapter.telemetry():

@@ -79,7 +79,7 @@ class LendingPool(Generic[_T]):
         try:
             return await future
         except asyncio.CancelledError:
-            if future.done() and not future.cancelled():
+            if future.done() and not future.cancelled() and future.exception() is None:
                 self._give_back(future.result())  # handed over as we were cancelled
             raise
         finally:

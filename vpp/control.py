@@ -155,6 +155,7 @@ class ControlLoop:
         )
         self._running: dict[str, _Running] = {}
         self._wake = asyncio.Event()
+        self._last_view: tuple[_Live, object, PortfolioView] | None = None
         self.cycles = 0
 
     def wake(self) -> None:
@@ -263,7 +264,7 @@ class ControlLoop:
     async def _activate(
         self, event: EventRecord, now: datetime, assets: list[AnyAsset], live: _Live
     ) -> EventRecord:
-        view = build_view(assets, live, self._grid(event, 0))
+        view = self._view(assets, live, self._grid(event, 0))
         if view.portfolio is None:
             return await self._move(event, EventState.FAILED, now, "no flexible asset online")
         method = await self._baseline_method()
@@ -343,7 +344,7 @@ class ControlLoop:
     ) -> None:
         running = self._running.get(event.id)
         if running is None:  # taken over from another worker mid-event
-            view0 = build_view(assets, live, self._grid(event, 0))
+            view0 = self._view(assets, live, self._grid(event, 0))
             method = await self._baseline_method()
             running = _Running(event.id, self._baselines(event, view0, assets, method))
             self._running[event.id] = running
@@ -353,7 +354,7 @@ class ControlLoop:
             return
         step = timedelta(seconds=event.interval_s)
         grid = self._grid(event, k)
-        view = build_view(assets, live, grid, shed_debt_kwh=running.shed_debt)
+        view = self._view(assets, live, grid, running.shed_debt)
 
         # measure the park: live power where fresh, the baseline where silent
         measured = 0.0
@@ -516,6 +517,28 @@ class ControlLoop:
             log.warning("park %s: %d of %d setpoints not confirmed", self.park, failed, len(due))
 
     # -- helpers -----------------------------------------------------------
+
+    def _view(
+        self,
+        assets: list[AnyAsset],
+        live: _Live,
+        grid: dx.TimeGrid,
+        shed_debt: Mapping[str, float] | None = None,
+    ) -> PortfolioView:
+        """The portfolio view of this cycle's reading on ``grid``.
+
+        Building the envelopes is the costly part of a cycle (about 0.2 s per
+        1,000 assets), and the cycle that activates an event needs the same
+        view twice; the last one is kept for the cycle's reading.
+        """
+        key = (grid.start, grid.n, tuple(sorted((shed_debt or {}).items())))
+        cached = self._last_view
+        # the same reading object (held here, so its identity cannot be reused)
+        if cached is not None and cached[0] is live and cached[1] == key:
+            return cached[2]
+        view = build_view(assets, live, grid, shed_debt_kwh=shed_debt)
+        self._last_view = (live, key, view)
+        return view
 
     async def _read(self) -> tuple[list[AnyAsset], _Live]:
         assets = await self.state.list_assets(self.park)

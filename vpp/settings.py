@@ -118,6 +118,8 @@ class ModbusSettings:
     poll_interval: float = 5.0
     timeout: float = 2.0
     retries: int = 2
+    #: TCP connections opened to each Modbus gateway (setpoints go ahead of polls)
+    connections: int = 4
 
 
 @dataclass

@@ -37,9 +37,9 @@ from dispatch._inner_lp import solve_inner
 from dispatch._lp import DEFAULT_SOLVER
 from dispatch.homothetic import (
     DEFAULT_CLUSTERS,
-    battery_trade_signs,
     homothetic_labels,
     inner_model,
+    sign_pattern,
 )
 from dispatch.portfolio import FloatArray, IntArray, Portfolio
 
@@ -117,7 +117,7 @@ def _plan(
 
     The capped model is solved first (it holds every per-interval power the
     clusters can give). When it misses the target, the sign-fixed model of the bid
-    (:func:`dispatch.homothetic.battery_trade_signs`, which depends on the clusters
+    (:func:`dispatch.homothetic.sign_pattern`, which depends on the clusters
     alone) is solved too, so a bid built with it, or any part of one, is reproduced;
     the plan that tracks better is kept. That second solve puts tracking first (a
     trade can cost more per delivered kWh than the penalty).
@@ -141,7 +141,7 @@ def _plan(
         return sol.deviation, float(np.abs(sol.deviation[:, :k].sum(axis=0) - target).sum())
 
     best = solve(None, 1.0)
-    patterns = battery_trade_signs(model)
+    patterns = sign_pattern(model)
     if patterns is not None and (
         best is None or best[1] > _SHORT_TOL * (1.0 + np.abs(target).sum())
     ):

@@ -12,8 +12,13 @@ Because the model is an inner approximation, the split of its optimum is a
 dispatch in which every asset stays inside its limits over the whole grid: the
 bid is jointly deliverable by construction, and ``Bid.down.dispatch`` holds that
 dispatch (the certificate; the tests and the benchmark re-check it with the
-independent checker). ``disaggregate(pf, -bid.down_kw)`` solves the same model
-and reproduces it.
+independent checker). The model is solved with the signs of lossy battery and
+rebounding curtailable clusters fixed by a pattern that depends on the clusters
+alone (:func:`dispatch.homothetic.sign_pattern`), which allows the uncapped
+slopes (batteries trading energy, shed-and-rebound cycles); the capped model
+runs only when that finds nothing. ``disaggregate(pf, -bid.down_kw)`` solves the
+same models and reproduces the bid; ``disaggregate(..., certificate=
+bid.down.dispatch.full_setpoints_kw)`` reproduces it without a solve.
 
 Fallback: when the inner LP finds no solution in time, the older certified path
 runs (an outer cluster plan, cut down until the safe disaggregator delivers it in

@@ -114,3 +114,21 @@ def test_battery_trade_pass_is_reproduced_by_the_plan() -> None:
     d = disaggregate(pf, bid.up_kw)
     assert np.all(np.abs(d.shortfall_kw) <= 1e-5 * (1.0 + bid.up_kw))
     assert check_dispatch(pf, d.full_setpoints_kw) == []
+
+
+def test_certificate_reproduces_a_full_award_without_a_solve() -> None:
+    pf = synthetic_park(60, seed=3)
+    rules = BidRules(min_capacity_kw=0.0, min_duration_minutes=0.0)
+    bid = build_bid(pf, rules, hourly=False)
+    for part, sign in ((bid.down, -1.0), (bid.up, 1.0)):
+        cert = part.dispatch.full_setpoints_kw
+        for fraction in (1.0, 0.4):
+            target = sign * fraction * part.quantity_kw
+            # no time for any LP: only the certificate can meet the whole day
+            d = disaggregate(pf, target, time_limit_s=1e-3, certificate=cert)
+            assert np.all(np.abs(d.shortfall_kw) <= 1e-5 * (1.0 + np.abs(target)))
+            assert check_dispatch(pf, d.full_setpoints_kw) == []
+        # an event later in the day, from the certificate's own window
+        d = disaggregate(pf, sign * part.quantity_kw[60:68], 60, certificate=cert)
+        assert np.all(np.abs(d.shortfall_kw) <= 1e-5 * (1.0 + part.quantity_kw[60:68]))
+        assert check_dispatch(pf.from_interval(60), d.full_setpoints_kw) == []

@@ -132,3 +132,25 @@ def test_certificate_reproduces_a_full_award_without_a_solve() -> None:
         d = disaggregate(pf, sign * part.quantity_kw[60:68], 60, certificate=cert)
         assert np.all(np.abs(d.shortfall_kw) <= 1e-5 * (1.0 + part.quantity_kw[60:68]))
         assert check_dispatch(pf.from_interval(60), d.full_setpoints_kw) == []
+
+
+def test_power_bound_lossy_battery_keeps_the_capped_bid() -> None:
+    """The sign-fixed pattern moves a battery one way in every other interval only;
+    where power binds, the capped model's bid is kept (10 kW for 2 h both ways)."""
+    grid = TimeGrid(n=8, step=timedelta(minutes=15))
+    battery = Battery(
+        asset_id="b",
+        capacity_kwh=100.0,
+        max_charge_kw=10.0,
+        max_discharge_kw=10.0,
+        soc=0.5,
+        eta_charge=0.9,
+        eta_discharge=0.9,
+    )
+    pf = build_portfolio([battery_envelope(battery, grid)])
+    bid = build_bid(pf, BidRules(min_capacity_kw=0.0, min_duration_minutes=0.0), hourly=False)
+    assert bid.up_kw.sum() * grid.dt_h == pytest.approx(20.0, rel=1e-6)
+    assert bid.down_kw.sum() * grid.dt_h == pytest.approx(20.0, rel=1e-6)
+    for part, sign in ((bid.down, -1.0), (bid.up, 1.0)):
+        d = disaggregate(pf, sign * part.quantity_kw)
+        assert np.all(np.abs(d.shortfall_kw) <= 1e-5 * (1.0 + part.quantity_kw))

@@ -337,6 +337,9 @@ async def _run(settings: Settings, opts: DemoOptions, redis_url: str, out_dir: P
 
 def run_demo(settings: Settings, opts: DemoOptions) -> int:
     """Run the demo; returns the process exit code."""
+    # pymodbus logs every refused connect while the simulated gateways start;
+    # the Modbus adapter already says so once per gateway.
+    logging.getLogger("pymodbus").setLevel(logging.ERROR)
     settings.http.port = opts.port
     settings.ocpp.port = free_port()
     settings.ocpp.auth_secret = settings.ocpp.auth_secret or secrets.token_hex(16)

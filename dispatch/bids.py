@@ -233,14 +233,18 @@ def _inner_bid(
     far where energy binds (synthetic parks: up +34 % at N=100, +47 % at 1,000 and
     10,000; down +17 % and +28 %), but it lets a battery cluster move one way in
     every other interval only, so where power binds (a short horizon) the capped
-    one wins (a lone lossy battery: twice the bid).
+    one wins (a lone lossy battery: twice the bid). The capped model is solved
+    only then (see :func:`_power_bound`), which keeps one LP per direction on
+    energy-bound portfolios.
     """
     patterns = sign_pattern(model)
-    found = _inner_rounds(sub, model, None, sign, rules, hourly)
+    found = None
     if patterns is not None:
-        fixed = _inner_rounds(sub, model, patterns, sign, rules, hourly)
-        if fixed is not None and (found is None or fixed[0].sum() > found[0].sum()):
-            found = fixed
+        found = _inner_rounds(sub, model, patterns, sign, rules, hourly)
+    if found is None or _power_bound(model, patterns, sub.n_intervals * sub.grid.dt_h):
+        capped = _inner_rounds(sub, model, None, sign, rules, hourly)
+        if capped is not None and (found is None or capped[0].sum() > found[0].sum()):
+            found = capped
     if found is None:
         return None
     quantity, dev = found
@@ -264,6 +268,25 @@ def _inner_bid(
         else "no capacity survives the market rules"
     )
     return quantity, disp, why
+
+
+def _power_bound(model: InnerModel, patterns: FloatArray | None, horizon_h: float) -> bool:
+    """Whether a cluster the pattern restricts may be held back by its power.
+
+    The pattern lets such a cluster move one way in about half of the intervals
+    only; that costs nothing when its energy room fills (or empties) at full power
+    in less than half the horizon, which is the test (on the model's bounds).
+    """
+    if patterns is None:
+        return True
+    held = np.any(patterns != 0, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room_up = np.where(np.isfinite(model.e_hi_max), model.e_hi_max, 0.0).max(axis=1)
+        room_dn = np.where(np.isfinite(model.e_lo_min), -model.e_lo_min, 0.0).max(axis=1)
+        hours_up = room_up / np.maximum(model.d_max, 0.0).mean(axis=1)
+        hours_dn = room_dn / np.maximum(-model.d_min, 0.0).mean(axis=1)
+    hours = np.nan_to_num(np.maximum(hours_up, hours_dn), posinf=np.inf)
+    return bool(np.any(held & (hours > 0.5 * horizon_h)))
 
 
 def _inner_rounds(

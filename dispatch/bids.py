@@ -12,13 +12,8 @@ Because the model is an inner approximation, the split of its optimum is a
 dispatch in which every asset stays inside its limits over the whole grid: the
 bid is jointly deliverable by construction, and ``Bid.down.dispatch`` holds that
 dispatch (the certificate; the tests and the benchmark re-check it with the
-independent checker). The model is solved with the signs of lossy battery and
-rebounding curtailable clusters fixed by a pattern that depends on the clusters
-alone (:func:`dispatch.homothetic.sign_pattern`), which allows the uncapped
-slopes (batteries trading energy, shed-and-rebound cycles), and with the capped
-slopes; the larger bid is kept. ``disaggregate(pf, -bid.down_kw)`` solves the
-same models and reproduces the bid; ``disaggregate(..., certificate=
-bid.down.dispatch.full_setpoints_kw)`` reproduces it without a solve.
+independent checker). ``disaggregate(pf, -bid.down_kw)`` solves the same model
+and reproduces it.
 
 Fallback: when the inner LP finds no solution in time, the older certified path
 runs (an outer cluster plan, cut down until the safe disaggregator delivers it in
@@ -46,9 +41,9 @@ from dispatch.grid import TimeGrid
 from dispatch.homothetic import (
     DEFAULT_CLUSTERS,
     InnerModel,
+    battery_trade_signs,
     homothetic_labels,
     inner_model,
-    sign_pattern,
 )
 from dispatch.portfolio import FloatArray, Portfolio
 
@@ -223,28 +218,23 @@ def _curve(
 
 
 def _inner_bid(
-    sub: Portfolio, model: InnerModel, sign: float, rules: BidRules, hourly: bool
+    sub: Portfolio, sign: float, rules: BidRules, hourly: bool
 ) -> tuple[FloatArray, Dispatch, str] | None:
     """Quantity, certificate and explanation from the inner model (``None``: no solution).
 
-    Both the sign-fixed model (lossy battery clusters trading, curtailable
-    clusters cycling, see :func:`dispatch.homothetic.sign_pattern`) and the capped
-    model are solved; the larger bid is kept. The sign-fixed one usually wins by
-    far where energy binds (synthetic parks: up +34 % at N=100, +47 % at 1,000 and
-    10,000; down +17 % and +28 %), but it lets a battery cluster move one way in
-    every other interval only, so where power binds (a short horizon) the capped
-    one wins (a lone lossy battery: twice the bid). The capped model is solved
-    only then (see :func:`_power_bound`), which keeps one LP per direction on
-    energy-bound portfolios.
+    The sign-fixed model (lossy battery clusters trading, see
+    :func:`dispatch.homothetic.battery_trade_signs`) is solved first; the capped
+    model only when it finds nothing. Measured on the synthetic parks, the
+    sign-fixed optimum was never below the capped one (up: +34 % at N=100, +47 %
+    at 1,000 and 10,000; down: equal), so one solve per rule round is enough.
     """
-    patterns = sign_pattern(model)
+    model = inner_model(sub, homothetic_labels(sub, rules.n_clusters))
+    patterns = battery_trade_signs(model)
     found = None
-    if patterns is not None:
-        found = _inner_rounds(sub, model, patterns, sign, rules, hourly)
-    if found is None or _power_bound(model, patterns, sub.n_intervals * sub.grid.dt_h):
-        capped = _inner_rounds(sub, model, None, sign, rules, hourly)
-        if capped is not None and (found is None or capped[0].sum() > found[0].sum()):
-            found = capped
+    for signs in (patterns, None) if patterns is not None else (None,):
+        found = _inner_rounds(sub, model, signs, sign, rules, hourly)
+        if found is not None:
+            break
     if found is None:
         return None
     quantity, dev = found
@@ -268,25 +258,6 @@ def _inner_bid(
         else "no capacity survives the market rules"
     )
     return quantity, disp, why
-
-
-def _power_bound(model: InnerModel, patterns: FloatArray | None, horizon_h: float) -> bool:
-    """Whether a cluster the pattern restricts may be held back by its power.
-
-    The pattern lets such a cluster move one way in about half of the intervals
-    only; that costs nothing when its energy room fills (or empties) at full power
-    in less than half the horizon, which is the test (on the model's bounds).
-    """
-    if patterns is None:
-        return True
-    held = np.any(patterns != 0, axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        room_up = np.where(np.isfinite(model.e_hi_max), model.e_hi_max, 0.0).max(axis=1)
-        room_dn = np.where(np.isfinite(model.e_lo_min), -model.e_lo_min, 0.0).max(axis=1)
-        hours_up = room_up / np.maximum(model.d_max, 0.0).mean(axis=1)
-        hours_dn = room_dn / np.maximum(-model.d_min, 0.0).mean(axis=1)
-    hours = np.nan_to_num(np.maximum(hours_up, hours_dn), posinf=np.inf)
-    return bool(np.any(held & (hours > 0.5 * horizon_h)))
 
 
 def _inner_rounds(
@@ -323,23 +294,13 @@ def _inner_rounds(
 
 
 def _direction_bid(
-    pf: Portfolio,
-    direction: Direction,
-    rules: BidRules,
-    hourly: bool,
-    models: dict[bytes, InnerModel],
+    pf: Portfolio, direction: Direction, rules: BidRules, hourly: bool
 ) -> DirectionBid:
     sign = 1.0 if direction == Direction.UP else -1.0
     cost = pf.cost_up if sign > 0 else pf.cost_down
     index = np.flatnonzero(cost <= rules.price_cap)
     sub = pf.subset(index)
-    inner = None
-    if sub.n_assets:
-        # One model per set of assets: the directions usually share it (same price cap).
-        key = index.tobytes()
-        if key not in models:
-            models[key] = inner_model(sub, homothetic_labels(sub, rules.n_clusters))
-        inner = _inner_bid(sub, models[key], sign, rules, hourly)
+    inner = _inner_bid(sub, sign, rules, hourly) if sub.n_assets else None
     if inner is not None:
         quantity, disp, why = inner
         deliverable = True
@@ -436,13 +397,12 @@ def build_bid(pf: Portfolio, rules: BidRules | None = None, *, hourly: bool = Tr
         k = round(per_hour)
         full = len(base) // k * k
         hourly_base = base[:full].reshape(-1, k).mean(axis=1)
-    models: dict[bytes, InnerModel] = {}
     return Bid(
         grid=pf.grid,
         baseline_kw=base,
-        up=_direction_bid(pf, Direction.UP, rules, False, models),
-        down=_direction_bid(pf, Direction.DOWN, rules, False, models),
-        hourly_up=_direction_bid(pf, Direction.UP, rules, True, models) if hourly else None,
-        hourly_down=_direction_bid(pf, Direction.DOWN, rules, True, models) if hourly else None,
+        up=_direction_bid(pf, Direction.UP, rules, False),
+        down=_direction_bid(pf, Direction.DOWN, rules, False),
+        hourly_up=_direction_bid(pf, Direction.UP, rules, True) if hourly else None,
+        hourly_down=_direction_bid(pf, Direction.DOWN, rules, True) if hourly else None,
         hourly_baseline_kw=hourly_base,
     )

@@ -19,11 +19,7 @@ Two stages:
 
 Stage 2 runs first on its own (baselines, then the fill): when it delivers the
 whole target, that is the result and no LP is solved, which is the common case
-of a control cycle. A shortfall calls for a plan: first a bid's certificate
-when the caller passes one (scaled to the target, no LP), then the LP plan,
-whose second solve uses the bid's sign-fixed model
-(:func:`dispatch.homothetic.sign_pattern`), so a bid awarded in full is
-reproduced with or without its certificate (given the time to solve). Stage 2 alone is
+of a control cycle. Only a shortfall calls for the plan. Stage 2 alone is
 already safe, so the result never violates a limit and never fails; stage 1
 only decides who moves (and makes a target inside the inner model reachable).
 After the event window the assets follow the plan (without a plan: track their
@@ -41,9 +37,9 @@ from dispatch._inner_lp import solve_inner
 from dispatch._lp import DEFAULT_SOLVER
 from dispatch.homothetic import (
     DEFAULT_CLUSTERS,
+    battery_trade_signs,
     homothetic_labels,
     inner_model,
-    sign_pattern,
 )
 from dispatch.portfolio import FloatArray, IntArray, Portfolio
 
@@ -121,7 +117,7 @@ def _plan(
 
     The capped model is solved first (it holds every per-interval power the
     clusters can give). When it misses the target, the sign-fixed model of the bid
-    (:func:`dispatch.homothetic.sign_pattern`, which depends on the clusters
+    (:func:`dispatch.homothetic.battery_trade_signs`, which depends on the clusters
     alone) is solved too, so a bid built with it, or any part of one, is reproduced;
     the plan that tracks better is kept. That second solve puts tracking first (a
     trade can cost more per delivered kWh than the penalty).
@@ -145,7 +141,7 @@ def _plan(
         return sol.deviation, float(np.abs(sol.deviation[:, :k].sum(axis=0) - target).sum())
 
     best = solve(None, 1.0)
-    patterns = sign_pattern(model)
+    patterns = battery_trade_signs(model)
     if patterns is not None and (
         best is None or best[1] > _SHORT_TOL * (1.0 + np.abs(target).sum())
     ):
@@ -169,7 +165,6 @@ def disaggregate(
     n_clusters: int = DEFAULT_CLUSTERS,
     solver: str = DEFAULT_SOLVER,
     time_limit_s: float = 1.0,
-    certificate: FloatArray | None = None,
 ) -> Dispatch:
     """Split a portfolio deviation target into per-asset setpoints.
 
@@ -193,11 +188,6 @@ def disaggregate(
         solver: LP solver for the plan.
         time_limit_s: Time limit of the plan LP; without a plan in time the
             proportional rule is used.
-        certificate: ``(N, T)`` setpoints on ``pf``'s grid that deliver a bid, e.g.
-            ``bid.up.dispatch.full_setpoints_kw``. When the fill alone falls short,
-            the certificate scaled to the target (see :func:`_scaled`) is tried as
-            the plan before any LP: an award of the bid in full, or a uniform part
-            of it, is then reproduced without a solve.
 
     Returns:
         The dispatch. It never raises for an unreachable target: it delivers the
@@ -213,44 +203,12 @@ def disaggregate(
     short = np.abs(out.shortfall_kw) > _SHORT_TOL * (1.0 + np.abs(target))
     if fairness or sub.n_assets == 0 or k == 0 or not short.any():
         return out
-    if certificate is not None and certificate.shape == pf.baseline.shape:
-        scaled = _realise(sub, target, start, band, _scaled(sub, certificate[:, start:], target))
-        out = _better(scaled, out)
-        short = np.abs(out.shortfall_kw) > _SHORT_TOL * (1.0 + np.abs(target))
-        if not short.any():
-            return out
     plan = _plan(sub, target, n_clusters, penalty, solver, time_limit_s)
     if plan is None:
         return out
-    return _better(_realise(sub, target, start, band, plan), out)
-
-
-def _better(planned: Dispatch, out: Dispatch) -> Dispatch:
-    """The planned dispatch unless it falls shorter than ``out``."""
+    planned = _realise(sub, target, start, band, plan)
     miss = np.abs(planned.shortfall_kw).sum()
     return planned if miss <= np.abs(out.shortfall_kw).sum() + _SHORT_TOL else out
-
-
-def _scaled(sub: Portfolio, certificate: FloatArray, target: FloatArray) -> FloatArray:
-    """The certificate's deviation scaled per interval to the target (``0..1``).
-
-    In intervals where the certificate nets to zero, and after the window, the
-    smallest scale of the window holds, so a uniform part of
-    the bid keeps a uniform part of the certificate's continuation: a convex mix of
-    the certificate and the baselines, inside the inner model when both are.
-    """
-    k = len(target)
-    dev = certificate - sub.baseline
-    total = dev[:, :k].sum(axis=0)
-    moves = np.abs(total) > 1e-9 * (1.0 + np.abs(dev[:, :k]).sum(axis=0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.clip(np.where(moves, target / np.where(moves, total, 1.0), 1.0), 0.0, 1.0)
-    # Where the certificate nets to zero (assets trading, a rebound offset) there is no
-    # ratio to read: the smallest one of the window keeps those moves in proportion.
-    least = float(ratio[moves].min(initial=1.0))
-    ratio = np.where(moves, ratio, least)
-    scale = np.concatenate([ratio, np.full(dev.shape[1] - k, least)])
-    return np.asarray(sub.baseline + scale[None, :] * dev, dtype=np.float64)
 
 
 def _realise(

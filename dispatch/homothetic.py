@@ -55,19 +55,14 @@ from dispatch.portfolio import AssetKind, FloatArray, IntArray, Portfolio
 __all__ = [
     "DEFAULT_CLUSTERS",
     "InnerModel",
+    "battery_trade_signs",
     "homothetic_labels",
     "inner_model",
-    "sign_pattern",
 ]
 
 _EPS = 1e-9
 #: Cluster budget of the bid and the disaggregation plan (the LP has ``4 * C * T`` columns).
 DEFAULT_CLUSTERS = 100
-#: Intervals per shed-and-rebound cycle of a curtailable cluster in the sign-fixed
-#: pass (shed in all but one; the cycle start is staggered by cluster). Measured on
-#: the synthetic park at N=100: down bid 10.5 MWh without cycles, 11.9 (period 2),
-#: 12.3 (3 or 4), 11.8 (6); the tight optimum is 12.6.
-_CYCLE = 4
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -343,32 +338,25 @@ def inner_model(pf: Portfolio, labels: IntArray) -> InnerModel:
     )
 
 
-def sign_pattern(model: InnerModel) -> FloatArray | None:
+def battery_trade_signs(model: InnerModel) -> FloatArray | None:
     """Signs of ``D`` per cluster-interval for the sign-fixed (uncapped) pass.
 
-    ``+1``: only ``D+``, ``-1``: only ``D-``, ``0``: free (capped slopes, both
-    signs). Lossy battery clusters alternate by cluster and interval, so that one
-    can charge while another discharges: a physical trade that burns the
-    round-trip loss, which the tight reference finds too. Curtailable clusters
-    with rebound shed in three intervals of four and rebound in the fourth, where
-    the uncapped slope repays ``1 / rebound_share`` kWh of shed debt per kWh (the
-    capped model books one, so a shed-and-rebound cycle gains nothing there).
-    Every other cluster stays free.
+    Lossy battery clusters alternate by cluster and interval (``+1``: only ``D+``,
+    ``-1``: only ``D-``), so that one can charge while another discharges: a
+    physical trade that burns the round-trip loss, which the tight reference
+    finds too. Every other cluster stays free (``0``: capped slopes, both signs).
 
     The pattern depends on the model alone, not on any solution, so a bid solved
     with it and a disaggregation plan of that bid solve one and the same LP
     (a bid awarded in full is a feasible point of the plan's model).
 
     Returns:
-        ``(C, T)`` signs, or ``None`` when no cluster is a lossy battery or a
-        curtailable load with rebound that may move both ways.
+        ``(C, T)`` signs, or ``None`` when no cluster is a lossy battery that may
+        move both ways.
     """
     c, t = model.d_min.shape
     parity = np.where((np.arange(c)[:, None] + np.arange(t)[None, :]) % 2 == 0, 1.0, -1.0)
     battery = (model.lossy & (model.kind == AssetKind.BATTERY))[:, None] & model.two_way
-    curt = (model.lossy & (model.kind == AssetKind.CURTAILABLE))[:, None] & model.two_way
-    shed = np.where((np.arange(c)[:, None] + np.arange(t)[None, :]) % _CYCLE == 0, 1.0, -1.0)
-    out = np.where(battery, parity, np.where(curt, shed, 0.0))
-    if not np.any(out):
+    if not battery.any():
         return None
-    return np.asarray(out, dtype=np.float64)
+    return np.asarray(np.where(battery, parity, 0.0), dtype=np.float64)

@@ -116,41 +116,25 @@ def test_battery_trade_pass_is_reproduced_by_the_plan() -> None:
     assert check_dispatch(pf, d.full_setpoints_kw) == []
 
 
-def test_certificate_reproduces_a_full_award_without_a_solve() -> None:
-    pf = synthetic_park(60, seed=3)
-    rules = BidRules(min_capacity_kw=0.0, min_duration_minutes=0.0)
-    bid = build_bid(pf, rules, hourly=False)
-    for part, sign in ((bid.down, -1.0), (bid.up, 1.0)):
-        cert = part.dispatch.full_setpoints_kw
-        for fraction in (1.0, 0.4):
-            target = sign * fraction * part.quantity_kw
-            # no time for any LP: only the certificate can meet the whole day
-            d = disaggregate(pf, target, time_limit_s=1e-3, certificate=cert)
-            assert np.all(np.abs(d.shortfall_kw) <= 1e-5 * (1.0 + np.abs(target)))
-            assert check_dispatch(pf, d.full_setpoints_kw) == []
-        # an event later in the day, from the certificate's own window
-        d = disaggregate(pf, sign * part.quantity_kw[60:68], 60, certificate=cert)
-        assert np.all(np.abs(d.shortfall_kw) <= 1e-5 * (1.0 + part.quantity_kw[60:68]))
-        assert check_dispatch(pf.from_interval(60), d.full_setpoints_kw) == []
+def test_identical_battery_fleet_bids_down_under_market_rules() -> None:
+    """Regression: a homogeneous fleet must not alternate itself out of a down bid."""
+    from datetime import UTC, datetime, timedelta
 
+    import dispatch as dx
 
-def test_power_bound_lossy_battery_keeps_the_capped_bid() -> None:
-    """The sign-fixed pattern moves a battery one way in every other interval only;
-    where power binds, the capped model's bid is kept (10 kW for 2 h both ways)."""
-    grid = TimeGrid(n=8, step=timedelta(minutes=15))
-    battery = Battery(
-        asset_id="b",
-        capacity_kwh=100.0,
-        max_charge_kw=10.0,
-        max_discharge_kw=10.0,
-        soc=0.5,
-        eta_charge=0.9,
-        eta_discharge=0.9,
-    )
-    pf = build_portfolio([battery_envelope(battery, grid)])
-    bid = build_bid(pf, BidRules(min_capacity_kw=0.0, min_duration_minutes=0.0), hourly=False)
-    assert bid.up_kw.sum() * grid.dt_h == pytest.approx(20.0, rel=1e-6)
-    assert bid.down_kw.sum() * grid.dt_h == pytest.approx(20.0, rel=1e-6)
-    for part, sign in ((bid.down, -1.0), (bid.up, 1.0)):
-        d = disaggregate(pf, sign * part.quantity_kw)
-        assert np.all(np.abs(d.shortfall_kw) <= 1e-5 * (1.0 + part.quantity_kw))
+    grid = dx.TimeGrid(n=96, step=timedelta(minutes=15), start=datetime(2026, 11, 30, tzinfo=UTC))
+    parts = [
+        dx.battery_envelope(
+            dx.Battery(
+                asset_id=f"b{i}", capacity_kwh=1000, max_charge_kw=500, max_discharge_kw=500,
+                soc=0.5, soc_min=0.1, soc_max=0.95, cost_kwh=0.05,
+            ),
+            grid,
+        )
+        for i in range(4)
+    ]  # fmt: skip
+    bid = dx.build_bid(dx.build_portfolio(parts), dx.BidRules(min_capacity_kw=100))
+    assert bid.down.deliverable
+    # 4 x 400 kWh above soc_min (x 0.95 discharge efficiency) can be offered down
+    assert bid.down_kw.max() >= 1000
+    assert bid.down_kw.sum() * grid.dt_h >= 1000

@@ -16,7 +16,6 @@ from dispatch import (
     flexibility_envelope,
     synthetic_park,
 )
-from dispatch._dynamics import MARGIN_KWH
 
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RULES = BidRules(min_capacity_kw=0.0, min_duration_minutes=0.0, time_limit_s=5.0)
@@ -64,14 +63,7 @@ def test_bid_awarded_in_full_or_in_part_is_delivered(pf, data) -> None:
         assert part.deliverable, part.explanation
         # awarded in full, it disaggregates without shortfall
         d = disaggregate(pf, sign * part.quantity_kw)
-        # the realisation keeps every asset MARGIN_KWH inside its viable band
-        margin = pf.n_assets * MARGIN_KWH / pf.grid.dt_h
-        tol = 1e-5 * (1.0 + part.quantity_kw) + margin
-        assert np.all(np.abs(d.shortfall_kw) <= tol)
-        assert check_dispatch(pf, d.full_setpoints_kw) == []
-        # and from the certificate alone, with no time for a plan
-        cert = part.dispatch.full_setpoints_kw
-        d = disaggregate(pf, sign * part.quantity_kw, time_limit_s=1e-3, certificate=cert)
+        tol = 1e-5 * (1.0 + part.quantity_kw)
         assert np.all(np.abs(d.shortfall_kw) <= tol)
         assert check_dispatch(pf, d.full_setpoints_kw) == []
         # the price curve is monotone and ends at the quantity

@@ -48,7 +48,7 @@ from vpp.clock import Clock
 from vpp.errors import NotFound
 from vpp.event_store import EventStore
 from vpp.events import EventRecord, EventState
-from vpp.flex import AnyAsset, PortfolioView, build_view, grid_at
+from vpp.flex import AnyAsset, PortfolioView, build_view, grid_at, nominal_kw
 from vpp.lease import Lease
 from vpp.metrics import Metrics
 from vpp.model import LiveState
@@ -106,12 +106,17 @@ class _Running:
 
     event_id: str
     base_by_asset: dict[str, np.ndarray]
+    #: the park's baseline per interval (the sum of ``base_by_asset``)
+    park_base: np.ndarray = field(init=False)
     sums: dict[int, float] = field(default_factory=dict)
     counts: dict[int, int] = field(default_factory=dict)
     #: asset -> (kW sent, wall time the value changed, wall time last sent)
     sent: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     strikes: dict[str, int] = field(default_factory=dict)
     shed_debt: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.park_base = np.sum(list(self.base_by_asset.values()), axis=0)
 
 
 class ControlLoop:
@@ -268,17 +273,16 @@ class ControlLoop:
         if view.portfolio is None:
             return await self._move(event, EventState.FAILED, now, "no flexible asset online")
         method = await self._baseline_method()
-        base_by_asset = self._baselines(event, view, assets, method)
-        park_base = np.sum(list(base_by_asset.values()), axis=0)
+        running = _Running(event.id, self._baselines(event, view, assets, method))
 
         def fill(record: EventRecord) -> None:
-            record.baseline_kw = [round(float(v), 3) for v in park_base]
+            record.baseline_kw = [round(float(v), 3) for v in running.park_base]
             record.transition(EventState.ACTIVE, now)
 
         record = await self.events.update(self.park, event.id, fill)
         if self.metrics is not None:
             self.metrics.events_total.labels(self.park, "active").inc()
-        self._running[event.id] = _Running(event.id, base_by_asset)
+        self._running[event.id] = running
         log.info(
             "park %s: event %s active with %d flexible assets (%d left out)",
             self.park, event.id, len(view.assets), len(view.excluded),
@@ -312,7 +316,7 @@ class ControlLoop:
                 out[asset.id] = view.portfolio.baseline[row, :k].copy()
         for asset in assets:
             if asset.id not in out:
-                out[asset.id] = np.full(k, view.measured_kw.get(asset.id, _nominal(asset)))
+                out[asset.id] = np.full(k, view.measured_kw.get(asset.id, nominal_kw(asset)))
         return out
 
     async def _finish(self, event: EventRecord, now: datetime) -> EventRecord:
@@ -370,7 +374,7 @@ class ControlLoop:
             running.sums[k] = running.sums.get(k, 0.0) + measured
             running.counts[k] = running.counts.get(k, 0) + 1
         mean = running.sums[k] / running.counts[k] if running.counts.get(k) else measured
-        base_k = float(np.sum([b[k] for b in running.base_by_asset.values()]))
+        base_k = float(running.park_base[k])
         delivered_k = mean - base_k
         self._track_debt(running, view, assets)
 
@@ -417,12 +421,7 @@ class ControlLoop:
         """Deviation from the portfolio's own baseline that meets the event's absolute goal."""
         rows = {a.id for a in view.assets}
         k_end = len(event.target_kw)
-        goal_abs = np.array(
-            [
-                float(np.sum([b[t] for b in running.base_by_asset.values()])) + event.target_kw[t]
-                for t in range(k, k_end)
-            ]
-        )
+        goal_abs = running.park_base[k:k_end] + np.asarray(event.target_kw[k:k_end])
         # everything not in the portfolio stays where it is (or at its baseline if silent)
         outside = np.zeros(k_end - k)
         for asset_id, base in running.base_by_asset.items():
@@ -581,8 +580,3 @@ class ControlLoop:
     def _gauge_leader(self, value: int) -> None:
         if self.metrics is not None:
             self.metrics.control_leader.labels(self.park).set(value)
-
-
-def _nominal(asset: AnyAsset) -> float:
-    """The power an asset draws when nothing is known (loads at their baseline)."""
-    return float(getattr(asset, "baseline_kw", 0.0))

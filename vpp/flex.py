@@ -29,7 +29,7 @@ import numpy as np
 import dispatch as dx
 from vpp.model import Battery, EvCharger, FlexibleLoad, LiveState, Pv
 
-__all__ = ["PortfolioView", "build_view", "grid_at"]
+__all__ = ["PortfolioView", "build_view", "grid_at", "nominal_kw"]
 
 AnyAsset = Battery | EvCharger | FlexibleLoad | Pv
 
@@ -42,6 +42,11 @@ KIND_NAMES = {
     int(dx.AssetKind.THERMAL): "flexible_load",
     int(dx.AssetKind.PV): "pv",
 }
+
+
+def nominal_kw(asset: AnyAsset) -> float:
+    """What an asset draws when nothing is known of it: a load its baseline, others 0."""
+    return float(getattr(asset, "baseline_kw", 0.0))
 
 
 def grid_at(start: datetime, n: int, step_minutes: int = 15) -> dx.TimeGrid:

@@ -40,6 +40,7 @@ from vpp.clock import Clock
 from vpp.errors import Conflict, NotFound
 from vpp.event_store import EventStore
 from vpp.events import EventPatch, EventRecord, EventState, parse_event_request
+from vpp.flex import nominal_kw
 from vpp.model import Battery, LiveState
 from vpp.openadr import (
     DispatchInterval,
@@ -125,10 +126,7 @@ class OpenAdrBridge:
         total = 0.0
         for asset in assets:
             reading = live.get(asset.id)
-            if reading is not None:
-                total += reading.power_kw
-            else:
-                total += float(getattr(asset, "baseline_kw", 0.0))
+            total += reading.power_kw if reading is not None else nominal_kw(asset)
         return total
 
     # -- DispatchSink --------------------------------------------------------

@@ -62,6 +62,11 @@ class AssetBook:
             self.stats.dropped += 1
         self._queue.put_nowait(reading)
 
+    def reject_field(self, where: str, name: str, reason: str, value: object) -> None:
+        """Count and log one field dropped from a reading; the rest is kept."""
+        self.stats.record_rejected_field(name, reason)
+        self._log.warning("dropped field %s=%r from %s: %s", name, value, where, reason)
+
     def bad_payload(self, where: str, detail: object) -> None:
         """Count and log one rejected incoming payload."""
         self.stats.bad_payloads += 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -159,7 +159,9 @@ class AdapterStats:
     Attributes:
         connected: whether the transport is up right now.
         messages: telemetry readings accepted.
-        bad_payloads: incoming payloads rejected (malformed, out of range, schema).
+        bad_payloads: incoming payloads rejected whole (not decodable at all).
+        rejected_fields: fields dropped from otherwise kept readings, by
+            ``(field, reason)`` (garbage, out of range, not implemented...).
         dropped: readings dropped because the telemetry queue was full.
         reconnects: transport (re)connections after the first.
         setpoints_sent: setpoints that left for a device.
@@ -172,6 +174,7 @@ class AdapterStats:
     connected: bool = False
     messages: int = 0
     bad_payloads: int = 0
+    rejected_fields: Counter[tuple[str, str]] = field(default_factory=Counter)
     dropped: int = 0
     reconnects: int = 0
     setpoints_sent: int = 0
@@ -184,6 +187,16 @@ class AdapterStats:
         """Count one accepted reading and stamp its arrival."""
         self.messages += 1
         self.last_telemetry_ts = time.time()
+
+    def record_rejected_field(self, name: str, reason: str) -> None:
+        """Count one field dropped from a reading that was otherwise kept.
+
+        Args:
+            name: the field in device-language terms (``soc``, ``power_kw``...).
+            reason: a short, low-cardinality reason (``out_of_range``,
+                ``not_a_number``, ``not_implemented``...).
+        """
+        self.rejected_fields[(name, reason)] += 1
 
     def record_confirmation(self, conf: Confirmation) -> None:
         """Count the outcome of one setpoint."""

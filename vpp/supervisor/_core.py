@@ -25,7 +25,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import TracebackType
@@ -112,6 +112,7 @@ class _Slot:
     restarts: int = 0
     messages: int = 0
     bad_payloads: int = 0
+    rejected_fields: Counter[tuple[str, str]] = field(default_factory=Counter)
     reconnects: int = 0
     last_telemetry_ts: float = 0.0
     #: setpoint and release calls running on the adapter (cut short when it stops)
@@ -121,6 +122,7 @@ class _Slot:
         """Carry a finished instance's counters over to the next one."""
         self.messages += stats.messages
         self.bad_payloads += stats.bad_payloads
+        self.rejected_fields.update(stats.rejected_fields)
         self.reconnects += stats.reconnects
         self.last_telemetry_ts = max(self.last_telemetry_ts, stats.last_telemetry_ts)
 
@@ -134,6 +136,7 @@ class _Slot:
             age_s=max(0.0, now - last),
             messages=self.messages + live.messages,
             bad_payloads=self.bad_payloads + live.bad_payloads,
+            rejected_fields=dict(self.rejected_fields + live.rejected_fields),
             reconnects=self.reconnects + live.reconnects + self.restarts,
             restarts=self.restarts,
         )

@@ -7,7 +7,9 @@ touches Prometheus. Per adapter, labels ``park, protocol, adapter``::
     vpp_adapter_connected                    gauge    1 while the transport is up
     vpp_adapter_last_telemetry_age_seconds   gauge    since the last reading (or the start)
     vpp_adapter_messages_total               counter  readings accepted
-    vpp_adapter_bad_payloads_total           counter  payloads rejected
+    vpp_adapter_bad_payloads_total           counter  payloads rejected whole
+    vpp_telemetry_fields_rejected_total      counter  fields dropped from kept readings
+                                                      (extra labels ``field, reason``)
     vpp_adapter_reconnects_total             counter  reconnections, restarts included
     vpp_adapter_restarts_total               counter  restarts by the supervisor after a failure
 
@@ -23,7 +25,7 @@ over both.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -71,6 +73,7 @@ class AdapterSample:
     age_s: float
     messages: int
     bad_payloads: int
+    rejected_fields: Mapping[tuple[str, str], int]
     reconnects: int
     restarts: int
 
@@ -92,7 +95,7 @@ class AdapterCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         """The families with one sample per adapter."""
         families = self._families()
-        connected, age, messages, bad, reconnects, restarts = families
+        connected, age, messages, bad, reconnects, restarts, fields = families
         for s in self._samples():
             labels = [s.key.park, s.key.protocol.value, s.key.label]
             connected.add_metric(labels, 1.0 if s.connected else 0.0)
@@ -101,6 +104,8 @@ class AdapterCollector(Collector):
             bad.add_metric(labels, s.bad_payloads)
             reconnects.add_metric(labels, s.reconnects)
             restarts.add_metric(labels, s.restarts)
+            for (name, reason), count in s.rejected_fields.items():
+                fields.add_metric([*labels, name, reason], count)
         return families
 
     @staticmethod
@@ -131,6 +136,11 @@ class AdapterCollector(Collector):
                 "vpp_adapter_restarts",
                 "Times the supervisor restarted the adapter after it failed.",
                 labels=_LABELS,
+            ),
+            CounterMetricFamily(
+                "vpp_telemetry_fields_rejected",
+                "Telemetry fields dropped (the rest of the reading kept), by field and reason.",
+                labels=[*_LABELS, "field", "reason"],
             ),
         ]
 

@@ -226,11 +226,12 @@ class _SessionMixin:
             offline=offline,
             ts=ts,
         )
-        if live:
+        if live == "live":
             evse = payload.get("evse")
             if isinstance(evse, dict):
                 self._evse_of_live(evse.get("id"))
-            self._meter(samples, offline=offline)
+        if live != "ignored":
+            self._meter(samples, offline=offline, registers_only=live == "history")
         self._publish()
         return {}
 
@@ -254,9 +255,10 @@ class _SessionMixin:
         self._publish()
         return {"status": "Accepted"}
 
-    def _meter(self, samples: list[Any], *, offline: bool) -> None:
+    def _meter(self, samples: list[Any], *, offline: bool, registers_only: bool = False) -> None:
         self.state.meter(
             samples,
+            registers_only=registers_only,
             now=time.time(),
             offline=offline,
             reject=self._reject,

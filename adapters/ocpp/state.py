@@ -194,7 +194,7 @@ class SessionState:
         seq_no: int | None,
         offline: bool,
         ts: float | None,
-    ) -> bool:
+    ) -> str:
         """Apply a TransactionEvent's session effect.
 
         Args:
@@ -205,28 +205,29 @@ class SessionState:
             ts: the event's timestamp.
 
         Returns:
-            Whether the event is about the live transaction (its meter values
-            may then update the live state); False for ignored and historic
-            events of other transactions.
+            ``"live"``: the event is about the live transaction (its meter
+            values update the live state); ``"history"``: it is kept as history
+            (only its energy registers count); ``"ignored"``: a retry, a
+            duplicate or an event of an ended transaction.
         """
         if tx_id in self.ended:
-            return False  # nothing reopens an ended transaction
+            return "ignored"  # nothing reopens an ended transaction
         if seq_no is not None:
             last = self.seq.get(tx_id)
             if last is not None and seq_no <= last:
-                return False  # a retry or duplicate
+                return "ignored"  # a retry or duplicate
             _remember(self.seq, tx_id, seq_no)
         live = self.transaction_id
         if event_type == "Ended":
             _remember(self.ended, tx_id, seq_no or 0)
             if tx_id == live:
                 self._end_session()
-            return False
+            return "history"
         if live is not None and tx_id != live:
             # An undated event never takes a live session over.
             newer = ts is not None and (self.tx_last_ts is None or ts >= self.tx_last_ts)
             if offline or not newer:
-                return False  # history of another transaction
+                return "history"  # of another transaction
             # One EVSE runs one transaction: the old one ended without us hearing it.
             _remember(self.ended, live, self.seq.get(live, 0))
             self._end_session()
@@ -238,7 +239,7 @@ class SessionState:
         self.transaction_id = tx_id
         if ts is not None and (self.tx_last_ts is None or ts > self.tx_last_ts):
             self.tx_last_ts = ts
-        return True
+        return "live"
 
     def needs(self, needs: ChargingNeeds) -> None:
         """NotifyEVChargingNeeds: the session's needs (kept if they precede its Started event)."""
@@ -268,6 +269,7 @@ class SessionState:
         reject: Reject,
         max_age_s: float,
         max_skew_s: float,
+        registers_only: bool = False,
     ) -> None:
         """Take a message's decoded samples into the state.
 
@@ -278,6 +280,9 @@ class SessionState:
             reject: the sink for a dropped field (stale or future power).
             max_age_s: oldest power sample still "now".
             max_skew_s: how far ahead of receipt a device clock may be.
+            registers_only: the samples are history (another session, an
+                ended one): only the energy registers count, an older value
+                than the last being ignored by its date.
         """
         for measurand, register in (
             ("Energy.Active.Import.Register", self.imported),
@@ -286,6 +291,11 @@ class SessionState:
             reading = pick(samples, measurand)
             if reading is not None:
                 register.step(reading.value, reading.ts)
+        if registers_only:
+            return
+        capacity = pick(samples, "Display.BatteryEnergyCapacity", locations=SOC_LOCATIONS)
+        if capacity is not None and capacity.value > 0:
+            self.capacity_wh = capacity.value  # 2.1: the EV's own figure
         soc = pick(samples, "SoC", locations=SOC_LOCATIONS)
         if soc is not None and (soc.ts is None or self.soc_ts is None or soc.ts >= self.soc_ts):
             self.soc, self.soc_ts = soc.value / 100.0, soc.ts

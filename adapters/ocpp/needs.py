@@ -33,6 +33,11 @@ __all__ = ["ChargingNeeds", "decode_needs"]
 
 _MAX_W = 5e6
 _MAX_WH = 2e6  # the largest truck battery is well under 2 MWh
+# A departure before 2000 is a charger with an unset clock; more than a year
+# ahead is no stay at a charger. (A departure already past is still a
+# statement: how a late EV is treated is the plan's and the clamp's business.)
+_EARLIEST_TS = 946_684_800.0
+_LATEST_AHEAD_S = 366 * 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +86,13 @@ def _phased(params: dict[str, Any], key: str, name: str, reject: Reject) -> floa
     return total
 
 
-def decode_needs(charging_needs: object, reject: Reject) -> ChargingNeeds:
+def decode_needs(charging_needs: object, reject: Reject, *, now: float) -> ChargingNeeds:
     """Read a ``chargingNeeds`` object field by field.
 
     Args:
         charging_needs: the raw JSON object (camelCase keys, as on the wire).
         reject: the sink for each dropped field.
+        now: receive time (UNIX seconds), to judge the departure time.
 
     Returns:
         What could be read; a bad field is absent, the others are kept.
@@ -98,6 +104,9 @@ def decode_needs(charging_needs: object, reject: Reject) -> ChargingNeeds:
     dc = _obj(charging_needs, "dcChargingParameters", reject)
     v2x = _obj(charging_needs, "v2xChargingParameters", reject)
     departure = timestamp(charging_needs.get("departureTime"), "departure_ts", reject)
+    if departure is not None and not _EARLIEST_TS <= departure <= now + _LATEST_AHEAD_S:
+        reject("departure_ts", "out_of_range", charging_needs.get("departureTime"))
+        departure = None
 
     def wh(params: dict[str, Any], key: str, lo: float = 0.0) -> float | None:
         return number(params.get(key), "energy_needed_kwh", reject, lo=lo, hi=_MAX_WH)

@@ -251,7 +251,7 @@ class _SessionMixin:
 
     def _on_needs(self, payload: _Payload) -> _Payload:
         self._evse(payload.get("evseId"))
-        self.state.needs(decode_needs(payload.get("chargingNeeds"), self._reject))
+        self.state.needs(decode_needs(payload.get("chargingNeeds"), self._reject, now=time.time()))
         self._publish()
         return {"status": "Accepted"}
 

@@ -38,6 +38,9 @@ __all__ = ["Register", "SessionState"]
 
 #: Transactions remembered per charger (ended ids, last seqNo): a bound, not a rule.
 _REMEMBERED = 256
+#: SoC movement (0..1) over which a session learns its EV's capacity.
+_LEARN_SOC = 0.1
+_MIN_CAPACITY_WH, _MAX_CAPACITY_WH = 5_000.0, 2_000_000.0
 
 
 @dataclass(slots=True)
@@ -102,6 +105,7 @@ class SessionState:
     power_ts: float | None = None
     soc: float | None = None
     soc_ts: float | None = None
+    soc_anchor: tuple[float, float] | None = None
     imported: Register = field(default_factory=Register)
     exported: Register = field(default_factory=Register)
     departure_ts: float | None = None
@@ -133,6 +137,24 @@ class SessionState:
         assert self.needs_wh is not None
         return max(0.0, self.needs_wh - ((self.net_wh or 0.0) - self.needs_at_wh))
 
+    def learned_capacity_wh(self) -> float | None:
+        """The EV's capacity as this session measured it, when the EV did not state it.
+
+        Energy through the meter per SoC moved, once the SoC has moved by
+        :data:`_LEARN_SOC` (SoC is often reported in whole percent: over ten
+        points that is within 10 %). Meter energy includes charging losses, so
+        the estimate errs high and so does a need derived from it: the EV is
+        not left short.
+        """
+        if self.soc_anchor is None or self.soc is None or self.net_wh is None:
+            return None
+        soc0, wh0 = self.soc_anchor
+        moved = self.soc - soc0
+        if abs(moved) < _LEARN_SOC:
+            return None
+        capacity = (self.net_wh - wh0) / moved
+        return capacity if _MIN_CAPACITY_WH <= capacity <= _MAX_CAPACITY_WH else None
+
     def energy_needed_kwh(self) -> float | None:
         """Energy still owed to the EV by departure, or None if it never said."""
         if not self.connected:
@@ -142,8 +164,9 @@ class SessionState:
         if self.target_soc is not None and self.soc is not None:
             if self.soc >= self.target_soc:
                 return 0.0
-            if self.capacity_wh is not None:
-                return (self.target_soc - self.soc) * self.capacity_wh / 1000.0
+            capacity = self.capacity_wh or self.learned_capacity_wh()
+            if capacity is not None:
+                return (self.target_soc - self.soc) * capacity / 1000.0
         return None
 
     # -- events ----------------------------------------------------------------
@@ -173,7 +196,7 @@ class SessionState:
 
     def _end_session(self) -> None:
         self.transaction_id = self.tx_last_ts = None
-        self.power_kw, self.soc, self.soc_ts = 0.0, None, None
+        self.power_kw, self.soc, self.soc_ts, self.soc_anchor = 0.0, None, None, None
         self.departure_ts = self.needs_wh = self.target_soc = self.capacity_wh = None
         self.max_charge_kw = self.max_discharge_kw = None
         self.needs_at_wh = 0.0
@@ -299,6 +322,8 @@ class SessionState:
         soc = pick(samples, "SoC", locations=SOC_LOCATIONS)
         if soc is not None and (soc.ts is None or self.soc_ts is None or soc.ts >= self.soc_ts):
             self.soc, self.soc_ts = soc.value / 100.0, soc.ts
+            if self.soc_anchor is None and self.connected and self.net_wh is not None:
+                self.soc_anchor = (self.soc, self.net_wh)
         imported = pick(samples, "Power.Active.Import", contexts=LIVE_CONTEXTS)
         exported = pick(samples, "Power.Active.Export", contexts=LIVE_CONTEXTS)
         if (imported is None and exported is None) or offline:

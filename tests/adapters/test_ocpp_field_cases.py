@@ -290,6 +290,32 @@ async def test_case6_v2g_car_stating_only_its_target_soc_is_a_flexible_session()
         assert conf.confirmed and conf.sent_kw == -5.0, conf
 
 
+async def test_case6_target_soc_without_a_stated_capacity_is_learned_from_the_meter() -> None:
+    needs = {
+        "requestedEnergyTransfer": "AC_BPT",
+        "departureTime": iso(4 * 3600),
+        "v2xChargingParameters": {
+            "targetSoC": 80, "maxChargePower": 11000, "maxDischargePower": 11000,
+        },
+    }  # fmt: skip
+
+    def soc(pct: float) -> dict[str, Any]:
+        return {"value": pct, "measurand": "SoC", "location": "EV"}
+
+    def register(kwh: float) -> dict[str, Any]:
+        return {"value": kwh, "unitOfMeasure": {"unit": "kWh"}}
+
+    async with _csms() as csms, charge_point(csms, version=V21) as cp:
+        await cp.ok("TransactionEvent", tx_event("Started", "T1", 0, soc(30), register(100)))
+        await cp.ok("NotifyEVChargingNeeds", {"evseId": 1, "chargingNeeds": needs})
+        assert _last(csms).energy_needed_kwh is None  # no capacity known yet
+        await cp.ok("TransactionEvent", tx_event("Updated", "T1", 1, soc(35), register(103)))
+        assert _last(csms).energy_needed_kwh is None  # moved too little to tell
+        await cp.ok("TransactionEvent", tx_event("Updated", "T1", 2, soc(40), register(106)))
+        # 6 kWh moved the SoC 10 points: a 60 kWh battery, 40 points short of its target.
+        assert _last(csms).energy_needed_kwh == pytest.approx(24.0)
+
+
 @pytest.mark.parametrize(
     ("v2x", "kwh"),
     [

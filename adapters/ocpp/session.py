@@ -193,17 +193,16 @@ class _SessionMixin:
     def _on_ack(self, payload: _Payload) -> _Payload:
         return {}
 
-    def _evse(self, value: object) -> None:
-        evse = number(value, "evse_id", self._reject, lo=1, hi=1e6)
-        if evse is not None and not self.state.connected:
-            self.state.evse_id = int(evse)
+    def _evse(self, value: object) -> int | None:
+        evse = number(value, "evse_id", self._reject, lo=0, hi=1e6)
+        return None if evse is None else int(evse)
 
     def _on_status(self, payload: _Payload) -> _Payload:
-        self._evse(payload.get("evseId"))
         status = payload.get("connectorStatus")
         self.state.status(
             status if isinstance(status, str) else None,
             timestamp(payload.get("timestamp"), "timestamp", self._reject),
+            self._evse(payload.get("evseId")),
         )
         self._publish()
         return {}
@@ -218,40 +217,36 @@ class _SessionMixin:
         offline = payload.get("offline") is True
         ts = timestamp(payload.get("timestamp"), "timestamp", self._reject)
         samples = decode(payload.get("meterValue"), self._reject)
-        st = self.state
-        live = st.transaction(
+        evse = payload.get("evse")
+        live = self.state.transaction(
             tx_id=tx_id,
             event_type=event_type,
             seq_no=None if seq is None else int(seq),
             offline=offline,
             ts=ts,
+            evse_id=self._evse(evse.get("id")) if isinstance(evse, dict) else None,
         )
-        if live == "live":
-            evse = payload.get("evse")
-            if isinstance(evse, dict):
-                self._evse_of_live(evse.get("id"))
         if live != "ignored":
             self._meter(samples, offline=offline, registers_only=live == "history")
         self._publish()
         return {}
 
-    def _evse_of_live(self, value: object) -> None:
-        evse = number(value, "evse_id", self._reject, lo=1, hi=1e6)
-        if evse is not None:
-            self.state.evse_id = int(evse)
-
     def _on_meter_values(self, payload: _Payload) -> _Payload:
         samples = decode(payload.get("meterValue"), self._reject)
-        evse = payload.get("evseId")
+        evse = self._evse(payload.get("evseId"))
         # evseId 0 is the station's main meter, not this EVSE: never its power.
-        if evse != 0:
+        if evse != 0 and not self.state.elsewhere(evse):
             self._meter(samples, offline=False)
         self._publish()
         return {}
 
     def _on_needs(self, payload: _Payload) -> _Payload:
-        self._evse(payload.get("evseId"))
-        self.state.needs(decode_needs(payload.get("chargingNeeds"), self._reject, now=time.time()))
+        evse = self._evse(payload.get("evseId"))
+        needs = decode_needs(payload.get("chargingNeeds"), self._reject, now=time.time())
+        if not self.state.elsewhere(evse):  # another EVSE's EV is not this session's
+            if evse and not self.state.connected:
+                self.state.evse_id = evse
+            self.state.needs(needs)
         self._publish()
         return {"status": "Accepted"}
 

@@ -201,8 +201,16 @@ class SessionState:
         self.max_charge_kw = self.max_discharge_kw = None
         self.needs_at_wh = 0.0
 
-    def status(self, connector_status: str | None, ts: float | None) -> None:
+    def elsewhere(self, evse_id: int | None) -> bool:
+        """Whether a message names another EVSE than the live session's (not ours)."""
+        return evse_id is not None and self.connected and evse_id != self.evse_id
+
+    def status(self, connector_status: str | None, ts: float | None, evse_id: int | None) -> None:
         """A StatusNotification: ``Available`` means no EV, unless it predates the session."""
+        if self.elsewhere(evse_id):
+            return
+        if evse_id and not self.connected:
+            self.evse_id = evse_id
         if connector_status != "Available" or not self.connected:
             return
         if ts is not None and self.tx_last_ts is not None and ts < self.tx_last_ts:
@@ -217,6 +225,7 @@ class SessionState:
         seq_no: int | None,
         offline: bool,
         ts: float | None,
+        evse_id: int | None = None,
     ) -> str:
         """Apply a TransactionEvent's session effect.
 
@@ -226,6 +235,8 @@ class SessionState:
             seq_no: its ``seqNo`` (None if unreadable: no de-duplication).
             offline: the event happened while the station was offline.
             ts: the event's timestamp.
+            evse_id: ``evse.id`` if the event names it (required only in the
+                first event of a transaction).
 
         Returns:
             ``"live"``: the event is about the live transaction (its meter
@@ -249,8 +260,8 @@ class SessionState:
         if live is not None and tx_id != live:
             # An undated event never takes a live session over.
             newer = ts is not None and (self.tx_last_ts is None or ts >= self.tx_last_ts)
-            if offline or not newer:
-                return "history"  # of another transaction
+            if offline or not newer or self.elsewhere(evse_id):
+                return "history"  # of another transaction, or of another EVSE
             # One EVSE runs one transaction: the old one ended without us hearing it.
             _remember(self.ended, live, self.seq.get(live, 0))
             self._end_session()
@@ -260,6 +271,8 @@ class SessionState:
             self.tx_last_ts = self.resumable[2]
         self.resumable = None
         self.transaction_id = tx_id
+        if evse_id:
+            self.evse_id = evse_id
         if ts is not None and (self.tx_last_ts is None or ts > self.tx_last_ts):
             self.tx_last_ts = ts
         return "live"

@@ -148,13 +148,12 @@ def power(watts: float, **kw: Any) -> dict[str, Any]:
     return {"value": watts, "measurand": "Power.Active.Import", **kw}
 
 
+AC_PARAMS = {"energyAmount": 20000, "evMinCurrent": 6, "evMaxCurrent": 16, "evMaxVoltage": 400}
 AC_NEEDS = {
     "requestedEnergyTransfer": "AC_three_phase",
     "departureTime": iso(4 * 3600),
-    "acChargingParameters": {
-        "energyAmount": 20000, "evMinCurrent": 6, "evMaxCurrent": 16, "evMaxVoltage": 400,
-    },
-}  # fmt: skip
+    "acChargingParameters": AC_PARAMS,
+}
 
 
 # -- case 6: per-phase and unit-bearing meter values ------------------------------
@@ -405,6 +404,24 @@ async def test_case7_retry_of_an_unknown_older_transaction_does_not_take_over() 
         reading = _last(csms)
         assert reading.ev_connected and reading.energy_needed_kwh is None
         assert reading.power_kw == pytest.approx(2.0)
+
+
+async def test_case7_another_evse_of_the_station_never_touches_the_live_session() -> None:
+    async with _csms() as csms, charge_point(csms) as cp:
+        await cp.ok("TransactionEvent", tx_event("Started", "T2", 0, power(7000)))
+        await cp.ok("NotifyEVChargingNeeds", {"evseId": 1, "chargingNeeds": AC_NEEDS})
+        other = tx_event("Started", "T9", 0, power(1000))
+        other["evse"] = {"id": 2, "connectorId": 1}
+        await cp.ok("TransactionEvent", other)
+        await cp.ok("MeterValues", meter_values(power(2000), evse=2))
+        needs = {**AC_NEEDS, "acChargingParameters": {**AC_PARAMS, "energyAmount": 1}}
+        await cp.ok("NotifyEVChargingNeeds", {"evseId": 2, "chargingNeeds": needs})
+        await cp.ok("StatusNotification", {
+            "timestamp": iso(), "connectorStatus": "Available", "evseId": 2, "connectorId": 1,
+        })  # fmt: skip
+        reading = _last(csms)
+        assert reading.ev_connected and reading.power_kw == pytest.approx(7.0)
+        assert reading.energy_needed_kwh == pytest.approx(20.0)
 
 
 # -- case 8: an impossible value in one field -----------------------------------------

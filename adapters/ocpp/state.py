@@ -71,6 +71,14 @@ class Register:
         self.last_wh, self.last_ts = raw_wh, ts if ts is not None else self.last_ts
 
 
+def _dated(ts: float | None, now: float) -> float | None:
+    """A sample's time for ordering: never later than its receipt.
+
+    So one sample from a clock running ahead cannot make the next correct ones look old.
+    """
+    return None if ts is None else min(ts, now)
+
+
 def _remember(mapping: OrderedDict[str, int], key: str, value: int) -> None:
     mapping[key] = value
     mapping.move_to_end(key)
@@ -326,15 +334,16 @@ class SessionState:
         ):
             reading = pick(samples, measurand)
             if reading is not None:
-                register.step(reading.value, reading.ts)
+                register.step(reading.value, _dated(reading.ts, now))
         if registers_only:
             return
         capacity = pick(samples, "Display.BatteryEnergyCapacity", locations=SOC_LOCATIONS)
         if capacity is not None and capacity.value > 0:
             self.capacity_wh = capacity.value  # 2.1: the EV's own figure
         soc = pick(samples, "SoC", locations=SOC_LOCATIONS)
-        if soc is not None and (soc.ts is None or self.soc_ts is None or soc.ts >= self.soc_ts):
-            self.soc, self.soc_ts = soc.value / 100.0, soc.ts
+        soc_ts = None if soc is None else _dated(soc.ts, now)
+        if soc is not None and (soc_ts is None or self.soc_ts is None or soc_ts >= self.soc_ts):
+            self.soc, self.soc_ts = soc.value / 100.0, soc_ts
             if self.soc_anchor is None and self.connected and self.net_wh is not None:
                 self.soc_anchor = (self.soc, self.net_wh)
         imported = pick(samples, "Power.Active.Import", contexts=LIVE_CONTEXTS)
@@ -352,4 +361,4 @@ class SessionState:
             if self.power_ts is not None and ts < self.power_ts:
                 return  # older than the power we hold
         watts = (imported.value if imported else 0.0) - (exported.value if exported else 0.0)
-        self.power_kw, self.power_ts = watts / 1000.0, ts if ts is not None else now
+        self.power_kw, self.power_ts = watts / 1000.0, _dated(ts, now) or now

@@ -48,7 +48,10 @@ def iso(offset_s: float = 0.0) -> str:
 class _RawMixin:
     """Sends exact wire payloads (no schema check, no case conversion) and returns the answer."""
 
-    hang_profiles = False
+    #: while set, SetChargingProfile is not answered until it is released
+    hold: asyncio.Event | None = None
+    #: set once a held SetChargingProfile is being withheld
+    holding: asyncio.Event | None = None
 
     async def send(self, action: str, payload: Any) -> list[Any]:
         call = Call(unique_id=uuid.uuid4().hex, action=action, payload=payload)
@@ -65,8 +68,9 @@ class _RawMixin:
 
     @on("SetChargingProfile")
     async def on_set_profile(self, **_: Any) -> Any:
-        if self.hang_profiles:
-            await asyncio.Event().wait()  # a charger that never answers
+        if self.hold is not None and self.holding is not None:
+            self.holding.set()
+            await self.hold.wait()  # a charger that does not answer
         return self._call_result.SetChargingProfile(status="Accepted")  # type: ignore[attr-defined]
 
     @on("ClearChargingProfile")
@@ -496,30 +500,39 @@ async def test_case8_schema_failure_answers_the_spec_error_and_keeps_the_good_fi
 async def test_case3_hung_call_bad_frames_and_dropped_socket_stay_with_their_charger(
     eventually: Eventually,
 ) -> None:
-    async with _csms(call_timeout_s=2) as csms, charge_point(csms, "cp-b", V21) as b:
+    async with _csms(call_timeout_s=30) as csms, charge_point(csms, "cp-b", V21) as b:
         await b.ok("TransactionEvent", tx_event("Started", "TB", 0, power(3000)))
         async with charge_point(csms, "cp-a", V21) as a:
-            a.hang_profiles = True
+            a.hold, a.holding = asyncio.Event(), asyncio.Event()
             await a.ok("TransactionEvent", tx_event("Started", "TA", 0, power(5000)))
             hung = asyncio.create_task(csms.apply(Setpoint(asset_id="cp-a", power_kw=2.0)))
-            await asyncio.sleep(0)
-            # While A's call hangs, B takes setpoints and readings.
+            await asyncio.wait_for(a.holding.wait(), 10)
+            # While A withholds its answer, B takes setpoints and readings.
             conf_b = await csms.apply(Setpoint(asset_id="cp-b", power_kw=-4.0, hold_s=60))
             assert conf_b.confirmed, conf_b
-            assert not hung.done()
             # A's bad frames are A's alone.
             ws = a._connection
             for frame in ("not json", "[2]", '[2, "x", "MeterValues", []]', '[5, "x", {}]'):
                 await ws.send(frame)
             await b.ok("MeterValues", meter_values(power(3300)))
             assert _last(csms, "cp-b").power_kw == pytest.approx(3.3)
-            conf_a = await hung
-            assert not conf_a.confirmed and "Timeout" in conf_a.reason
+            assert not hung.done()  # A's answer is provably still withheld
+            a.hold.set()
+            assert (await hung).confirmed
         # A's websocket is gone: A is unavailable at once, B still live.
         await eventually(lambda: not _last(csms, "cp-a").available)
         await b.ok("MeterValues", meter_values(power(3400)))
         assert _last(csms, "cp-b").available and _last(csms, "cp-b").power_kw == pytest.approx(3.4)
         assert "cp-b" in csms.connected_chargers and "cp-a" not in csms.connected_chargers
+
+
+async def test_case3_a_call_a_charger_never_answers_ends_in_a_refusal() -> None:
+    async with _csms(call_timeout_s=1) as csms, charge_point(csms, "cp-a", V21) as a:
+        a.hold, a.holding = asyncio.Event(), asyncio.Event()
+        await a.ok("TransactionEvent", tx_event("Started", "TA", 0, power(5000)))
+        conf = await csms.apply(Setpoint(asset_id="cp-a", power_kw=2.0))
+        assert a.holding.is_set() and not conf.confirmed and "Timeout" in conf.reason, conf
+        assert _last(csms).available
 
 
 async def test_case3_an_unserved_21_call_is_answered_not_left_hanging() -> None:

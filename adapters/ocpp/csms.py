@@ -340,9 +340,11 @@ class OcppCsmsAdapter:
         session = self._sessions.get(cp_id)
         st = session.state if session else None
         if st is None:
-            last = self._book.latest.get(cp_id)
-            if last is not None:
-                self._book.publish(replace(last, ts=time.time(), available=False, power_kw=0.0))
+            # Gone: unavailable at once, even if it never said anything before it went.
+            last = self._book.latest.get(cp_id) or Telemetry(
+                asset_id=cp_id, ts=0.0, power_kw=0.0, source=TelemetrySource.OCPP
+            )
+            self._book.publish(replace(last, ts=time.time(), available=False, power_kw=0.0))
             return
         connected = st.connected
         net_wh = st.net_wh

@@ -110,6 +110,25 @@ def _csms(**kw: Any) -> OcppCsmsAdapter:
     return OcppCsmsAdapter(port=0, chargers=CHARGERS, **kw)
 
 
+def _park_excludes(reading: Telemetry) -> dict[str, str]:
+    """What the park's flexibility view leaves out, given this charger reading."""
+    import dispatch as dx
+    from vpp.flex import build_view
+    from vpp.model import EvCharger
+    from vpp.supervisor._live import live_state
+    from vpp.supervisor._routing import Route, ocpp_key
+
+    asset = EvCharger.model_validate({
+        "id": reading.asset_id, "owner": "o", "grid_node": "n1", "v2g": True,
+        "connection": {"protocol": "ocpp", "charge_point_id": reading.asset_id},
+        "max_charge_kw": 11.0, "max_discharge_kw": 11.0,
+    })  # fmt: skip
+    route = Route("p1", asset.id, asset.kind, ocpp_key("127.0.0.1", 0), asset.id, LIMITS, v2g=True)
+    start = datetime.fromtimestamp(60 * (time.time() // 60), UTC)
+    view = build_view([asset], {asset.id: live_state(route, reading)}, dx.TimeGrid(16, start=start))
+    return view.excluded
+
+
 def _last(csms: OcppCsmsAdapter, cp_id: str = "cp-a") -> Telemetry:
     reading = csms.last(cp_id)
     assert reading is not None
@@ -285,6 +304,7 @@ async def test_case6_v2g_car_stating_only_its_target_soc_is_a_flexible_session()
         assert reading.ev_connected and reading.departure_ts is not None
         assert reading.energy_needed_kwh == pytest.approx(30.0)  # (0.8 - 0.3) x 60 kWh
         assert reading.max_discharge_kw == pytest.approx(11.0)
+        assert _park_excludes(reading) == {}  # in the park, its discharge usable
         # The need follows the SoC as the car charges.
         await cp.ok("TransactionEvent", tx_event("Updated", "T1", 1, {**soc, "value": 70}))
         assert _last(csms).energy_needed_kwh == pytest.approx(6.0)
@@ -317,6 +337,7 @@ async def test_case6_target_soc_without_a_stated_capacity_is_learned_from_the_me
         await cp.ok("TransactionEvent", tx_event("Updated", "T1", 2, soc(40), register(106)))
         # 6 kWh moved the SoC 10 points: a 60 kWh battery, 40 points short of its target.
         assert _last(csms).energy_needed_kwh == pytest.approx(24.0)
+        assert _park_excludes(_last(csms)) == {}
 
 
 @pytest.mark.parametrize(
@@ -524,6 +545,16 @@ async def test_case3_hung_call_bad_frames_and_dropped_socket_stay_with_their_cha
         await b.ok("MeterValues", meter_values(power(3400)))
         assert _last(csms, "cp-b").available and _last(csms, "cp-b").power_kw == pytest.approx(3.4)
         assert "cp-b" in csms.connected_chargers and "cp-a" not in csms.connected_chargers
+
+
+async def test_case3_a_charger_that_goes_silent_at_once_is_published_unavailable(
+    eventually: Eventually,
+) -> None:
+    async with _csms() as csms:
+        async with charge_point(csms, "cp-a", V21):
+            await eventually(lambda: "cp-a" in csms.connected_chargers)
+        await eventually(lambda: csms.last("cp-a") is not None)
+        assert not _last(csms).available
 
 
 async def test_case3_a_call_a_charger_never_answers_ends_in_a_refusal() -> None:

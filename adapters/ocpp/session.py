@@ -212,9 +212,16 @@ class _SessionMixin:
         tx_id = info.get("transactionId") if isinstance(info, dict) else None
         event_type = payload.get("eventType")
         if not isinstance(tx_id, str) or event_type not in ("Started", "Updated", "Ended"):
-            return {}  # nothing to attribute it to
+            # Nothing to attribute it to.
+            bad = ("event_type", event_type) if isinstance(tx_id, str) else ("tx_id", tx_id)
+            self._reject(bad[0], "invalid", bad[1])
+            return {}
         seq = number(payload.get("seqNo"), "seq_no", self._reject, lo=0, hi=2**53)
-        offline = payload.get("offline") is True
+        offline = payload.get("offline", False)
+        if not isinstance(offline, bool):
+            # Unreadable: read it as history, so it can never pose as live power.
+            self._reject("offline", "not_a_boolean", offline)
+            offline = True
         ts = timestamp(payload.get("timestamp"), "timestamp", self._reject)
         samples = decode(payload.get("meterValue"), self._reject)
         evse = payload.get("evse")

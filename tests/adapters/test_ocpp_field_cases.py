@@ -504,6 +504,13 @@ async def test_case8_schema_failure_answers_the_spec_error_and_keeps_the_good_fi
         assert answer[0] == 4 and answer[2] == "TypeConstraintViolation", answer
         assert _last(csms).soc == pytest.approx(0.48)
         assert csms.stats.rejected_fields[("power_kw", "not_a_number")] == 1
+        # An unreadable offline flag: the event is history, never live power.
+        answer = await cp.send("TransactionEvent", {
+            **tx_event("Updated", "T1", 2, power(11000)), "offline": "yes",
+        })  # fmt: skip
+        assert answer[0] == 4 and answer[2] == "TypeConstraintViolation", answer
+        assert _last(csms).power_kw != pytest.approx(11.0)
+        assert csms.stats.rejected_fields[("offline", "not_a_boolean")] == 1
         # A missing required field: OccurrenceConstraintViolation; unknown ones: FormatViolation.
         answer = await cp.send("MeterValues", {"evseId": 1})
         assert answer[0] == 4 and answer[2] == "OccurrenceConstraintViolation", answer
@@ -512,7 +519,7 @@ async def test_case8_schema_failure_answers_the_spec_error_and_keeps_the_good_fi
         # The charger's later messages are taken as before.
         await cp.ok("MeterValues", meter_values(power(6500)))
         assert _last(csms).power_kw == pytest.approx(6.5) and _last(csms).available
-        assert csms.stats.bad_payloads == 4
+        assert csms.stats.bad_payloads == 5
 
 
 # -- case 3: one charger's failure never silences another -----------------------------

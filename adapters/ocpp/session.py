@@ -20,6 +20,7 @@ without an answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -164,7 +165,9 @@ class _SessionMixin:
         if error is not None:
             self.adapter.session_bad_message(self.id, f"{msg.action}: {error.details}")
             if msg.action in _SALVAGED and isinstance(msg.payload, dict):
-                self._run(handler, msg)
+                # The charger is told its message was invalid whatever the salvage did.
+                with contextlib.suppress(InternalError):
+                    self._run(handler, msg)
             raise error
         response = self._run(handler, msg)
         await self._send(msg.create_call_result(response).to_json())

@@ -12,6 +12,9 @@
   to the target / minimum / maximum SoC; negative when the SoC is above it),
   ``targetSoC`` %, ``min/maxCharge/DischargePower`` W (the sum of the phases,
   or phase L1 when ``_L2`` / ``_L3`` are given too);
+* 2.1 ``evEnergyOffer.evPowerSchedule``: from ``timeAnchor``, entries of
+  ``duration`` s and ``power`` W the EV offers (negative = discharge); the
+  entry covering now gives the discharge power when V2X limits do not;
 * ``departureTime``.
 
 Which number is the session's energy need, first present wins:
@@ -86,6 +89,28 @@ def _phased(params: dict[str, Any], key: str, name: str, reject: Reject) -> floa
     return total
 
 
+def _offered_discharge(offer: dict[str, Any], reject: Reject, *, now: float) -> float | None:
+    """The discharge power (W, >= 0) the EV's power schedule offers now, if any."""
+    schedule = _obj(offer, "evPowerSchedule", reject)
+    anchor = timestamp(schedule.get("timeAnchor"), "ev_power_schedule", reject)
+    entries = schedule.get("evPowerScheduleEntries")
+    if anchor is None or not isinstance(entries, list):
+        return None
+    start = anchor
+    for entry in entries:
+        if not isinstance(entry, dict):
+            reject("ev_power_schedule", "not_an_object", entry)
+            return None
+        duration = number(entry.get("duration"), "ev_power_schedule", reject, lo=0, hi=1e8)
+        watts = number(entry.get("power"), "max_discharge_kw", reject, lo=-_MAX_W, hi=_MAX_W)
+        if duration is None or watts is None:
+            return None
+        if start <= now < start + duration:
+            return max(0.0, -watts)
+        start += duration
+    return None
+
+
 def decode_needs(charging_needs: object, reject: Reject, *, now: float) -> ChargingNeeds:
     """Read a ``chargingNeeds`` object field by field.
 
@@ -129,6 +154,10 @@ def decode_needs(charging_needs: object, reject: Reject, *, now: float) -> Charg
     if max_charge is None:
         max_charge = number(dc.get("evMaxPower"), "max_charge_kw", reject, lo=0.0, hi=_MAX_W)
     max_discharge = _phased(v2x, "maxDischargePower", "max_discharge_kw", reject)
+    if max_discharge is None:
+        max_discharge = _offered_discharge(
+            _obj(charging_needs, "evEnergyOffer", reject), reject, now=now
+        )
     return ChargingNeeds(
         departure_ts=departure,
         energy_wh=None if energy is None else max(0.0, energy),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -148,3 +149,22 @@ def test_transaction_rules() -> None:
     assert st.transaction(tx_id="T1", event_type="Started", seq_no=0, offline=False, ts=300) == (
         "ignored"
     )
+
+
+def test_needs_discharge_from_the_evs_power_schedule_offer() -> None:
+    sink = Sink()
+    now = time.time()
+    anchor = datetime.fromtimestamp(now - 600, UTC).isoformat()
+    offer = {
+        "evPowerSchedule": {
+            "timeAnchor": anchor,
+            "evPowerScheduleEntries": [
+                {"duration": 300, "power": 11000},
+                {"duration": 3600, "power": -7000},
+            ],
+        }
+    }
+    needs = decode_needs({"evEnergyOffer": offer, "v2xChargingParameters": {}}, sink, now=now)
+    assert needs.max_discharge_w == 7000 and not sink.seen
+    stated = {"evEnergyOffer": offer, "v2xChargingParameters": {"maxDischargePower": 3000}}
+    assert decode_needs(stated, sink, now=now).max_discharge_w == 3000

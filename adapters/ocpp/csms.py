@@ -7,17 +7,23 @@ for profile 2). Each charge point is one asset with one EVSE; its id is the
 asset id.
 
 In: BootNotification, Heartbeat, StatusNotification, TransactionEvent and
-MeterValues (``Power.Active.Import/Export`` W, ``SoC`` %,
-``Energy.Active.Import.Register`` Wh), NotifyEVChargingNeeds (departure
-time, energy needed, V2X charge/discharge limits): each becomes a
+MeterValues (every sampled value through one decoder, :mod:`.meter`: units,
+multipliers, phases, location, context, timestamps), NotifyEVChargingNeeds
+(every AC / DC / V2X form, :mod:`.needs`): each becomes a
 :class:`~adapters.types.Telemetry` carrying the EV session's flexibility.
+Transactions follow :mod:`.state` (late, repeated and offline events never
+touch the live session). Every field is checked alone: a bad one is dropped
+and counted in ``stats.rejected_fields``, the rest is kept.
 
 Out: SetChargingProfile (a TxProfile for the running transaction; in 2.1 with
 V2G enrolled ``operationMode=CentralSetpoint`` and a negative ``setpoint`` to
 discharge) from ``apply``; ClearChargingProfile from ``release``. Calls leave
-only from those two methods, one at a time per connection. A message failing
-schema validation is answered with a CallError, counted and logged; the
-connection stays up. OCPP 1.6J is not served.
+only from those two methods, one at a time per connection, each bounded by
+``call_timeout_s``. A message failing schema validation is answered with the
+spec's CallError, counted and logged; the connection stays up. One charger's
+faults (bad frames, a hung call, a dropped websocket) never reach another:
+each connection is served on its own, and a charger that disconnects is
+published unavailable at once. OCPP 1.6J is not served.
 """
 
 from __future__ import annotations
@@ -44,7 +50,8 @@ from adapters.ocpp.profiles import (
     clear_profile_request,
     set_profile_request,
 )
-from adapters.ocpp.session import Session21, Session201, SessionState
+from adapters.ocpp.session import Session21, Session201
+from adapters.ocpp.state import SessionState
 from adapters.types import (
     AdapterStats,
     Confirmation,
@@ -90,6 +97,9 @@ class OcppCsmsAdapter:
         call_timeout_s: how long a call to a charger may take.
         time_scale: device seconds per wall-clock second for the clamp (1.0 for real
             equipment; a simulated park on a compressed clock passes its speed-up).
+        sample_max_age_s: the oldest a power sample may be (by its own timestamp,
+            against receipt) and still be the charger's power now.
+        clock_skew_s: how far ahead of receipt a charger's clock may run.
     """
 
     def __init__(
@@ -101,10 +111,14 @@ class OcppCsmsAdapter:
         queue_size: int = 10_000,
         call_timeout_s: float = 10.0,
         time_scale: float = 1.0,
+        sample_max_age_s: float = 300.0,
+        clock_skew_s: float = 300.0,
     ) -> None:
         self.host, self.port = host, port
         self.chargers = dict(chargers)
         self.call_timeout_s = call_timeout_s
+        self.sample_max_age_s = sample_max_age_s
+        self.clock_skew_s = clock_skew_s
         self._book = AssetBook(
             {cp: self._effective_limits(s, None) for cp, s in chargers.items()},
             queue_size=queue_size,
@@ -284,7 +298,7 @@ class OcppCsmsAdapter:
         try:
             async for raw in ws:
                 if self._well_formed(cp_id, raw):
-                    await session.route_message(raw)
+                    await self._route(session, cp_id, raw)
         except websockets.ConnectionClosed:
             pass
         finally:
@@ -292,6 +306,16 @@ class OcppCsmsAdapter:
                 del self._sessions[cp_id]
                 self.session_changed(cp_id, available=False)
             log.info("charge point %s disconnected", cp_id)
+
+    async def _route(self, session: Session201 | Session21, cp_id: str, raw: str | bytes) -> None:
+        """Handle one frame; a fault in it is this charger's alone and never ends the loop."""
+        try:
+            await session.route_message(raw)
+        except websockets.ConnectionClosed:
+            raise
+        except Exception as exc:  # one bad frame must not end the connection
+            log.exception("charge point %s: frame not handled", cp_id)
+            self.session_bad_message(cp_id, f"frame not handled: {exc!r}")
 
     def _well_formed(self, cp_id: str, raw: str | bytes) -> bool:
         try:
@@ -307,32 +331,36 @@ class OcppCsmsAdapter:
         """Count a message from a charger that failed parsing or validation."""
         self._book.bad_payload(cp_id, detail)
 
+    def session_field_rejected(self, cp_id: str, name: str, reason: str, value: object) -> None:
+        """Count one field dropped from a charger's message (the rest is kept)."""
+        self._book.reject_field(cp_id, name, reason, value)
+
     def session_changed(self, cp_id: str, *, available: bool = True) -> None:
         """Publish a charger's state as a reading (called by its session)."""
         session = self._sessions.get(cp_id)
         st = session.state if session else None
         if st is None:
-            last = self._book.latest.get(cp_id)
-            if last is not None:
-                self._book.publish(replace(last, ts=time.time(), available=False, power_kw=0.0))
+            # Gone: unavailable at once, even if it never said anything before it went.
+            last = self._book.latest.get(cp_id) or Telemetry(
+                asset_id=cp_id, ts=0.0, power_kw=0.0, source=TelemetrySource.OCPP
+            )
+            self._book.publish(replace(last, ts=time.time(), available=False, power_kw=0.0))
             return
-        connected = st.transaction_id is not None
-        needed = None
-        if connected and st.needs_kwh is not None:
-            needed = max(0.0, st.needs_kwh - ((st.energy_kwh or 0.0) - st.needs_at_kwh))
+        connected = st.connected
+        net_wh = st.net_wh
         self._book.publish(
             Telemetry(
                 asset_id=cp_id,
                 ts=time.time(),
                 power_kw=st.power_kw,
                 soc=st.soc if connected else None,
-                energy_kwh=st.energy_kwh,
+                energy_kwh=None if net_wh is None else net_wh / 1000.0,
                 available=available,
                 max_charge_kw=st.max_charge_kw if connected else None,
                 max_discharge_kw=st.max_discharge_kw if connected else None,
                 ev_connected=connected,
                 departure_ts=st.departure_ts if connected else None,
-                energy_needed_kwh=needed,
+                energy_needed_kwh=st.energy_needed_kwh(),
                 source=TelemetrySource.OCPP,
             )
         )

@@ -1,71 +1,124 @@
-"""Per-connection OCPP sessions: the handlers for 2.0.1 and 2.1 charge points.
+"""Per-connection OCPP sessions: the CALLs a 2.0.1 or 2.1 charge point sends us.
 
 Handlers only record state and return responses; they never make calls
-(a call from inside an ``@on`` handler deadlocks the library's receive loop).
+(a call from inside a handler would deadlock the receive loop).
+
+Each incoming CALL is checked against the OCPP JSON schema of its version.
+A CALL that fails is answered with the spec's CALLERROR (OCPP-J 2.0.1 §4.3:
+``FormatViolation`` for a payload that is not an object or has unknown
+fields, ``TypeConstraintViolation``, ``OccurrenceConstraintViolation`` for a
+missing field, ``PropertyConstraintViolation`` for a value outside its
+range or enum) and counted; the connection stays up. A CALL that carries
+readings (MeterValues, TransactionEvent, NotifyEVChargingNeeds) is still
+read field by field: the bad field is dropped and counted, the rest is used,
+so one impossible SoC never costs the power beside it or the charger's later
+messages. A CALL with no handler is answered ``NotImplemented`` (or
+``NotSupported`` for an action the version does not define), never left
+without an answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
-from ocpp.exceptions import OCPPError
-from ocpp.messages import Call, MessageType, validate_payload
+from jsonschema.exceptions import best_match
+from ocpp.exceptions import (
+    FormatViolationError,
+    InternalError,
+    NotImplementedError,
+    NotSupportedError,
+    OccurrenceConstraintViolationError,
+    OCPPError,
+    PropertyConstraintViolationError,
+    TypeConstraintViolationError,
+)
+from ocpp.messages import Call, MessageType, get_validator, validate_payload
 from ocpp.routing import on as _ocpp_on
 from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v201 import ChargePoint as ChargePoint201
 
+from adapters.ocpp.fields import number, timestamp
+from adapters.ocpp.meter import decode
+from adapters.ocpp.needs import decode_needs
+from adapters.ocpp.state import SessionState
+
 if TYPE_CHECKING:
     from adapters.ocpp.csms import OcppCsmsAdapter
 
-__all__ = ["Session21", "Session201", "SessionState"]
+__all__ = ["Session21", "Session201", "SessionState", "on", "schema_error"]
 
 log = logging.getLogger("adapters.ocpp")
 
 _Handler = TypeVar("_Handler", bound=Callable[..., Any])
+_Payload = dict[str, Any]
+
+#: CALLs whose readings are used field by field even when the schema rejects them.
+_SALVAGED = frozenset({"MeterValues", "TransactionEvent", "NotifyEVChargingNeeds"})
 
 
 def on(action: str) -> Callable[[_Handler], _Handler]:
-    """The library's ``@on`` routing decorator, typed."""
+    """The library's ``@on`` routing decorator, typed (the simulator's charge points use it)."""
     return cast(Callable[[_Handler], _Handler], _ocpp_on(action))
 
 
-@dataclass(slots=True)
-class SessionState:
-    """What the CSMS knows about one connected charger (one EVSE)."""
+def schema_error(action: str, payload: object, version: str) -> OCPPError | None:
+    """Check a CALL payload against its OCPP JSON schema.
 
-    version: str
-    evse_id: int = 1
-    transaction_id: str | None = None
-    power_kw: float = 0.0
-    soc: float | None = None
-    energy_kwh: float | None = None
-    departure_ts: float | None = None
-    needs_kwh: float | None = None
-    needs_at_kwh: float = 0.0
-    max_charge_kw: float | None = None
-    max_discharge_kw: float | None = None
+    Args:
+        action: e.g. ``MeterValues``.
+        payload: the decoded JSON payload.
+        version: ``2.0.1`` or ``2.1`` (the ``ocpp`` package's spelling).
 
-
-def _iso_ts(value: object) -> float | None:
-    if not isinstance(value, str):
-        return None
+    Returns:
+        None when valid, else the OCPP-J error to answer with.
+    """
+    if not isinstance(payload, dict):
+        return FormatViolationError(details={"cause": "the payload is not a JSON object"})
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+        validator = get_validator(MessageType.Call, action, version)
+    except OSError:
+        return NotSupportedError(details={"cause": f"{action} is not an OCPP {version} action"})
+    error = best_match(validator.iter_errors(payload))
+    if error is None:
         return None
+    kinds: dict[str, type[OCPPError]] = {
+        "type": TypeConstraintViolationError,
+        "required": OccurrenceConstraintViolationError,
+        "additionalProperties": FormatViolationError,
+    }
+    where = "/".join(str(p) for p in error.absolute_path) or "payload"
+    cause = f"{where}: {error.message}"[:500]
+    return kinds.get(str(error.validator), PropertyConstraintViolationError)(
+        details={"cause": cause}
+    )
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 class _SessionMixin:
     """Handlers shared by the 2.0.1 and 2.1 charge point classes."""
 
+    #: action -> handler method name; each takes the wire payload, returns the response payload.
+    _HANDLERS: ClassVar[dict[str, str]] = {
+        "BootNotification": "_on_boot",
+        "Heartbeat": "_on_heartbeat",
+        "StatusNotification": "_on_status",
+        "TransactionEvent": "_on_transaction",
+        "MeterValues": "_on_meter_values",
+        "NotifyEVChargingNeeds": "_on_needs",
+        "NotifyEvent": "_on_ack",
+        "SecurityEventNotification": "_on_ack",
+    }
+
     id: str
-    _call_result: Any
     _ocpp_version: str
     _call_lock: asyncio.Lock
     _response_timeout: float
@@ -73,14 +126,23 @@ class _SessionMixin:
     state: SessionState
 
     # Provided by ocpp.ChargePoint (annotations only: defining them would shadow it).
-    _send: Callable[[str], Awaitable[None]]
-    _get_specific_response: Callable[[str, float], Awaitable[Any]]
+    _send: Callable[[str], Any]
+    _get_specific_response: Callable[[str, float], Any]
 
-    async def call_raw(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | None:
-        """Send a CALL whose payload is already in wire form; None on a CallError."""
+    async def call_raw(self, action: str, payload: _Payload) -> _Payload | None:
+        """Send a CALL whose payload is already in wire form; None on a CallError.
+
+        The whole call (waiting for this connection's previous call, sending,
+        the answer) is bounded by the response timeout, so a charger that
+        stops reading cannot hold its caller.
+
+        Raises:
+            TimeoutError: no answer in time.
+            websockets.ConnectionClosed: the connection is gone.
+        """
         message = Call(unique_id=f"{time.monotonic_ns():x}", action=action, payload=payload)
         await validate_payload(message, self._ocpp_version)
-        async with self._call_lock:
+        async with asyncio.timeout(self._response_timeout), self._call_lock:
             await self._send(message.to_json())
             response = await self._get_specific_response(message.unique_id, self._response_timeout)
         if response.message_type_id == MessageType.CallError:
@@ -88,92 +150,126 @@ class _SessionMixin:
             return None
         response.action = action
         await validate_payload(response, self._ocpp_version)
-        return cast(dict[str, Any], response.payload)
+        return cast(_Payload, response.payload)
 
-    async def _handle_call(self, msg: Any) -> Any:
+    async def _handle_call(self, msg: Any) -> None:
+        """Answer one CALL (replaces the library's routing: see the module docstring)."""
+        name = self._HANDLERS.get(msg.action)
+        if name is None:
+            unknown = schema_error(msg.action, {}, self._ocpp_version)
+            if isinstance(unknown, NotSupportedError):
+                raise unknown
+            raise NotImplementedError(details={"cause": f"{msg.action} is not served"})
+        handler: Callable[[_Payload], _Payload] = getattr(self, name)
+        error = schema_error(msg.action, msg.payload, self._ocpp_version)
+        if error is not None:
+            self.adapter.session_bad_message(self.id, f"{msg.action}: {error.details}")
+            if msg.action in _SALVAGED and isinstance(msg.payload, dict):
+                # The charger is told its message was invalid whatever the salvage did.
+                with contextlib.suppress(InternalError):
+                    self._run(handler, msg)
+            raise error
+        response = self._run(handler, msg)
+        await self._send(msg.create_call_result(response).to_json())
+
+    def _run(self, handler: Callable[[_Payload], _Payload], msg: Any) -> _Payload:
         try:
-            return await super()._handle_call(msg)  # type: ignore[misc]
-        except OCPPError as exc:
-            self.adapter.session_bad_message(self.id, f"{msg.action}: {exc}")
-            raise
+            return handler(msg.payload)
+        except Exception as exc:
+            log.exception("%s: handling %s failed", self.id, msg.action)
+            raise InternalError(details={"cause": type(exc).__name__}) from exc
 
-    def _now_iso(self) -> str:
-        return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    def _reject(self, name: str, reason: str, value: object) -> None:
+        self.adapter.session_field_rejected(self.id, name, reason, value)
 
-    @on("BootNotification")
-    def on_boot(self, **_: Any) -> Any:
+    def _publish(self) -> None:
         self.adapter.session_changed(self.id)
-        return self._call_result.BootNotification(
-            current_time=self._now_iso(), interval=300, status="Accepted"
+
+    def _on_boot(self, payload: _Payload) -> _Payload:
+        self.state.boot()
+        self._publish()
+        return {"currentTime": _now_iso(), "interval": 300, "status": "Accepted"}
+
+    def _on_heartbeat(self, payload: _Payload) -> _Payload:
+        return {"currentTime": _now_iso()}
+
+    def _on_ack(self, payload: _Payload) -> _Payload:
+        return {}
+
+    def _evse(self, value: object) -> int | None:
+        evse = number(value, "evse_id", self._reject, lo=0, hi=1e6)
+        return None if evse is None else int(evse)
+
+    def _on_status(self, payload: _Payload) -> _Payload:
+        status = payload.get("connectorStatus")
+        self.state.status(
+            status if isinstance(status, str) else None,
+            timestamp(payload.get("timestamp"), "timestamp", self._reject),
+            self._evse(payload.get("evseId")),
         )
+        self._publish()
+        return {}
 
-    @on("Heartbeat")
-    def on_heartbeat(self, **_: Any) -> Any:
-        return self._call_result.Heartbeat(current_time=self._now_iso())
+    def _on_transaction(self, payload: _Payload) -> _Payload:
+        info = payload.get("transactionInfo")
+        tx_id = info.get("transactionId") if isinstance(info, dict) else None
+        event_type = payload.get("eventType")
+        if not isinstance(tx_id, str) or event_type not in ("Started", "Updated", "Ended"):
+            # Nothing to attribute it to.
+            bad = ("event_type", event_type) if isinstance(tx_id, str) else ("tx_id", tx_id)
+            self._reject(bad[0], "invalid", bad[1])
+            return {}
+        seq = number(payload.get("seqNo"), "seq_no", self._reject, lo=0, hi=2**53)
+        offline = payload.get("offline", False)
+        if not isinstance(offline, bool):
+            # Unreadable: read it as history, so it can never pose as live power.
+            self._reject("offline", "not_a_boolean", offline)
+            offline = True
+        ts = timestamp(payload.get("timestamp"), "timestamp", self._reject)
+        samples = decode(payload.get("meterValue"), self._reject)
+        evse = payload.get("evse")
+        live = self.state.transaction(
+            tx_id=tx_id,
+            event_type=event_type,
+            seq_no=None if seq is None else int(seq),
+            offline=offline,
+            ts=ts,
+            evse_id=self._evse(evse.get("id")) if isinstance(evse, dict) else None,
+        )
+        if live != "ignored":
+            self._meter(samples, offline=offline, registers_only=live == "history")
+        self._publish()
+        return {}
 
-    @on("StatusNotification")
-    def on_status(self, evse_id: int, connector_status: str, **_: Any) -> Any:
-        self.state.evse_id = evse_id
-        if connector_status == "Available":
-            self.state.transaction_id = None
-            self.state.power_kw = 0.0
-        self.adapter.session_changed(self.id)
-        return self._call_result.StatusNotification()
+    def _on_meter_values(self, payload: _Payload) -> _Payload:
+        samples = decode(payload.get("meterValue"), self._reject)
+        evse = self._evse(payload.get("evseId"))
+        # evseId 0 is the station's main meter, not this EVSE: never its power.
+        if evse != 0 and not self.state.elsewhere(evse):
+            self._meter(samples, offline=False)
+        self._publish()
+        return {}
 
-    @on("TransactionEvent")
-    def on_transaction(self, event_type: str, transaction_info: dict[str, Any], **kw: Any) -> Any:
-        st = self.state
-        if isinstance(kw.get("evse"), dict):
-            st.evse_id = int(kw["evse"].get("id", st.evse_id))
-        if event_type == "Ended":
-            st.transaction_id, st.power_kw = None, 0.0
-            st.departure_ts = st.needs_kwh = st.max_charge_kw = st.max_discharge_kw = None
-        else:
-            st.transaction_id = transaction_info["transaction_id"]
-        self._meter(kw.get("meter_value") or [])
-        self.adapter.session_changed(self.id)
-        return self._call_result.TransactionEvent()
+    def _on_needs(self, payload: _Payload) -> _Payload:
+        evse = self._evse(payload.get("evseId"))
+        needs = decode_needs(payload.get("chargingNeeds"), self._reject, now=time.time())
+        if not self.state.elsewhere(evse):  # another EVSE's EV is not this session's
+            if evse and not self.state.connected:
+                self.state.evse_id = evse
+            self.state.needs(needs)
+        self._publish()
+        return {"status": "Accepted"}
 
-    @on("MeterValues")
-    def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any) -> Any:
-        self.state.evse_id = evse_id or self.state.evse_id
-        self._meter(meter_value)
-        self.adapter.session_changed(self.id)
-        return self._call_result.MeterValues()
-
-    @on("NotifyEVChargingNeeds")
-    def on_needs(self, charging_needs: dict[str, Any], evse_id: int, **_: Any) -> Any:
-        st = self.state
-        st.evse_id = evse_id
-        st.departure_ts = _iso_ts(charging_needs.get("departure_time"))
-        ac = charging_needs.get("ac_charging_parameters") or {}
-        v2x = charging_needs.get("v2x_charging_parameters") or {}
-        wh = v2x.get("ev_target_energy_request", ac.get("energy_amount"))
-        st.needs_kwh = None if wh is None else float(wh) / 1000.0
-        st.needs_at_kwh = st.energy_kwh or 0.0
-        if v2x.get("max_charge_power") is not None:
-            st.max_charge_kw = float(v2x["max_charge_power"]) / 1000.0
-        if v2x.get("max_discharge_power") is not None:
-            st.max_discharge_kw = abs(float(v2x["max_discharge_power"])) / 1000.0
-        self.adapter.session_changed(self.id)
-        return self._call_result.NotifyEVChargingNeeds(status="Accepted")
-
-    def _meter(self, meter_values: list[dict[str, Any]]) -> None:
-        imported = exported = None
-        for mv in meter_values:
-            for sv in mv.get("sampled_value", []):
-                measurand = sv.get("measurand", "Energy.Active.Import.Register")
-                value = float(sv["value"])
-                if measurand == "Power.Active.Import":
-                    imported = value
-                elif measurand == "Power.Active.Export":
-                    exported = value
-                elif measurand == "SoC":
-                    self.state.soc = value / 100.0
-                elif measurand == "Energy.Active.Import.Register":
-                    self.state.energy_kwh = value / 1000.0
-        if imported is not None or exported is not None:
-            self.state.power_kw = ((imported or 0.0) - (exported or 0.0)) / 1000.0
+    def _meter(self, samples: list[Any], *, offline: bool, registers_only: bool = False) -> None:
+        self.state.meter(
+            samples,
+            registers_only=registers_only,
+            now=time.time(),
+            offline=offline,
+            reject=self._reject,
+            max_age_s=self.adapter.sample_max_age_s,
+            max_skew_s=self.adapter.clock_skew_s,
+        )
 
 
 class Session201(_SessionMixin, ChargePoint201):  # type: ignore[misc]

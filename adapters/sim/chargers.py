@@ -134,6 +134,8 @@ class SimCharger(BackgroundService):
         self.profile_kw: float | None = None
         self.power_kw = 0.0
         self.energy_kwh = 0.0
+        self.imported_kwh = 0.0
+        self.exported_kwh = 0.0
         self.connections = 0
         self._seq = itertools.count()
         self._tx: str | None = None
@@ -169,6 +171,9 @@ class SimCharger(BackgroundService):
         self.power_kw = goal
         ev.soc = min(1.0, max(0.0, ev.soc + goal * dt / 3600.0 / self.spec.ev_capacity_kwh))
         self.energy_kwh += goal * dt / 3600.0
+        # Real meters count each direction up in its own register.
+        self.imported_kwh += max(goal, 0.0) * dt / 3600.0
+        self.exported_kwh += max(-goal, 0.0) * dt / 3600.0
 
     async def _run(self) -> None:
         auth = base64.b64encode(f"{self.spec.cp_id}:{self.spec.password}".encode()).decode()
@@ -259,8 +264,10 @@ class SimCharger(BackgroundService):
         sampled = [
             {"value": max(0.0, self.power_kw) * 1000.0, "measurand": "Power.Active.Import"},
             {"value": max(0.0, -self.power_kw) * 1000.0, "measurand": "Power.Active.Export"},
-            {"value": round(self.energy_kwh * 1000.0, 1),
+            {"value": round(self.imported_kwh * 1000.0, 1),
              "measurand": "Energy.Active.Import.Register"},
+            {"value": round(self.exported_kwh * 1000.0, 1),
+             "measurand": "Energy.Active.Export.Register"},
         ]  # fmt: skip
         if self.ev is not None:
             sampled.append({"value": round(self.ev.soc * 100.0, 2), "measurand": "SoC"})

@@ -22,7 +22,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 from adapters.mqtt import SERVICE_NODE
 from adapters.mqtt_codec import Topics
 from adapters.sim.battery import BatterySpec, ModbusBatteryServer
-from adapters.sim.loads import LoadSpec, MqttLoadFleet
 from adapters.types import Telemetry
 from tests.vpp.test_supervisor import PARK, _battery, _enroll, _load, eventually
 from vpp.model import LiveState
@@ -128,18 +127,30 @@ async def test_lost_broker_makes_its_assets_unavailable_at_once(
     host, port = private_mosquitto.host, private_mosquitto.port
     fresh_settings.mqtt.host, fresh_settings.mqtt.port = host, port
     await _enroll(state, _load("hvac-1", topic_prefix))
-    load = LoadSpec(asset_id="hvac-1", baseline_kw=50.0)
-    async with (
-        MqttLoadFleet(host=host, port=port, park=PARK, loads=[load], root=topic_prefix,
-                      period_s=0.2, backoff_base=0.05),
-        running(state, fresh_settings),
-    ):  # fmt: skip
-        await eventually(live_is(state, "hvac-1", lambda live: live.available))
-        private_mosquitto.stop()
-        # still within its 30 s TTL, but unavailable: the supervisor marked it
-        await eventually(live_is(state, "hvac-1", lambda live: not live.available))
-        await asyncio.to_thread(private_mosquitto.start)
-        await eventually(live_is(state, "hvac-1", lambda live: live.available), within=20)
+    topic = Topics(topic_prefix, PARK).telemetry("hvac-1")
+
+    async def device() -> None:
+        # a device without a last will: the broker going away tells nobody
+        while True:
+            with contextlib.suppress(aiomqtt.MqttError):
+                async with aiomqtt.Client(host, port) as client:
+                    while True:
+                        reading = json.dumps({"ts": time.time(), "p_kw": 30.0})
+                        await client.publish(topic, reading, qos=0)
+                        await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
+
+    publisher = asyncio.create_task(device())
+    try:
+        async with running(state, fresh_settings):
+            await eventually(live_is(state, "hvac-1", lambda live: live.available))
+            private_mosquitto.stop()
+            # still within its 30 s TTL, but unavailable: the supervisor marked it
+            await eventually(live_is(state, "hvac-1", lambda live: not live.available))
+            await asyncio.to_thread(private_mosquitto.start)
+            await eventually(live_is(state, "hvac-1", lambda live: live.available), within=20)
+    finally:
+        publisher.cancel()
 
 
 async def test_lost_modbus_connection_makes_its_assets_unavailable_at_once(

@@ -396,6 +396,8 @@ class MqttAdapter(BookedService):
         for asset in status.assets or (node,):
             if asset not in self._book.limits:
                 continue
+            if not status.online:
+                self._abandon_asset(asset)
             last = self._book.latest.get(asset)
             if last is None and status.online:
                 continue  # nothing known yet; its first reading will say it all
@@ -410,3 +412,10 @@ class MqttAdapter(BookedService):
                     source=TelemetrySource.MQTT,
                 )
             )
+
+    def _abandon_asset(self, asset: str) -> None:
+        """Fail the commands waiting for an ack from a device that went offline."""
+        gone = DeviceError(f"{asset} went offline")
+        for target, future in self._pending.values():
+            if target == asset and not future.done():
+                future.set_exception(gone)

@@ -24,8 +24,10 @@ a device's first readings when its clock is off by more than ``tolerance_s``.
 
 A reading is not kept (``stale``, with a :class:`Stale` reason) when:
 
-* its device time is not after the last kept reading's (``replayed``: a
-  duplicate, or an old reading after a newer one);
+* its device time is before the last kept reading's (``replayed``: an old
+  reading after a newer one). The same device time again is judged by its
+  age like any reading: devices with whole-second clocks send several
+  readings a second, and a duplicate delivered at once repeats what is live;
 * its age is beyond ``max_age_s`` (``old``);
 * it is a retained MQTT message whose age cannot be told: no device time, or
   a device clock not in step (``retained``). The broker sets the retain flag
@@ -56,7 +58,7 @@ class Stale(StrEnum):
 
     #: older than the live window when it arrived
     OLD = "old"
-    #: not newer than the device's last kept reading (a duplicate or out of order)
+    #: older than the device's last kept reading (out of order)
     REPLAYED = "replayed"
     #: a retained MQTT message of unknown or too great an age
     RETAINED = "retained"
@@ -144,7 +146,7 @@ class DeviceClocks:
         if retained:
             return self._retained(clock, device_ts, skew, received)
         tol = self.tolerance_s
-        in_order = clock.last_device_ts is None or device_ts > clock.last_device_ts
+        in_order = clock.last_device_ts is None or device_ts >= clock.last_device_ts
         if in_order and clock.offset is not None:
             if skew > clock.offset + tol:  # earlier than a reading can come: a clock step
                 return self._learn(clock, device_ts, skew, received)
@@ -176,7 +178,7 @@ class DeviceClocks:
 
     def _retained(self, clock: _Clock, device_ts: float, skew: float, received: float) -> Judgement:
         # never learn from a message of unknown delivery time: only its age counts
-        if clock.last_device_ts is not None and device_ts <= clock.last_device_ts:
+        if clock.last_device_ts is not None and device_ts < clock.last_device_ts:
             return Judgement(None, Stale.REPLAYED)
         if clock.offset is not None:
             age = max(0.0, clock.offset - skew)

@@ -387,14 +387,17 @@ def test_device_clocks_tell_late_replayed_and_retained_readings_from_clock_offse
     t = 1.79e9
     # in step: taken on arrival
     assert clocks.judge("a", t - 0.2, t) == Judgement(t)
-    # a duplicate, and an older reading after a newer one
-    assert clocks.judge("a", t - 0.2, t + 1).stale is Stale.REPLAYED
+    # an older reading after a newer one; the same time again (a whole-second
+    # clock, or a duplicate) is judged by its age
     assert clocks.judge("a", t - 5, t + 1).stale is Stale.REPLAYED
+    assert clocks.judge("a", t - 0.2, t + 0.5) == Judgement(t, None, pytest.approx(0.5))
+    assert clocks.judge("a", t - 0.2, t + 100).stale is Stale.OLD
     # delivered 30 s late: kept with its age (it ages out sooner); 300 s late: not kept
     late = clocks.judge("a", t + 10, t + 40)
-    assert late.stale is None and late.age_s == pytest.approx(29.8)
-    assert late.ts == pytest.approx(t + 40 - 29.8)
-    assert clocks.judge("a", t + 11, t + 311) == Judgement(None, Stale.OLD, pytest.approx(299.8))
+    # (the on-time reading 0.5 s late above nudged the offset by a tenth of that)
+    assert late.stale is None and late.age_s == pytest.approx(29.75)
+    assert late.ts == pytest.approx(t + 40 - 29.75)
+    assert clocks.judge("a", t + 11, t + 311) == Judgement(None, Stale.OLD, pytest.approx(299.75))
     # a retained message: no device time, or a clock not known -> its age is unknown
     assert clocks.judge("b", None, t, retained=True).stale is Stale.RETAINED
     assert clocks.judge("b", t - 3600, t, retained=True).stale is Stale.RETAINED

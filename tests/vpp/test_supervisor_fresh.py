@@ -226,3 +226,20 @@ async def test_live_state_expires_by_the_age_of_its_reading(state: State) -> Non
     assert 58_000 < await state.redis.pttl(keys.live("young")) <= 59_000
     assert 0 < await state.redis.pttl(keys.live("late")) <= 10_000
     assert await state.read_live(PARK, "old") is None
+
+
+async def test_an_adapter_that_never_connects_marks_its_assets_unavailable(
+    state: State,
+    fresh_settings: Settings,
+    topic_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # what a previous run left in Redis, while the broker is now unreachable
+    monkeypatch.setattr("vpp.supervisor._core.CONNECT_GRACE_S", 0.5)
+    fresh_settings.mqtt.port = free_port()
+    await _enroll(state, _load("hvac-1", topic_prefix))
+    await state.write_live(PARK, "hvac-1", LiveState(power_kw=42.0), ttl=30)
+    async with running(state, fresh_settings):
+        await eventually(live_is(state, "hvac-1", lambda live: not live.available))
+        live = await state.read_live(PARK, "hvac-1")
+        assert live is not None and live.power_kw == 42.0  # the last known power, kept

@@ -580,3 +580,26 @@ async def test_clean_stop_leaves_the_service_status_offline(
     finally:
         async with aiomqtt.Client(host, port) as cleaner:
             await cleaner.publish(status_topic, b"", qos=1, retain=True)
+
+
+async def test_a_gateway_that_stops_cleanly_says_its_loads_are_offline(
+    mqtt_addr: tuple[str, int], topic_prefix: str, eventually: Eventually
+) -> None:
+    host, port = mqtt_addr
+    loads = _loads(2)
+    assets = {spec.asset_id: LIMITS for spec in loads}
+    fleet = MqttLoadFleet(
+        host=host, port=port, park=PARK, loads=loads, root=topic_prefix, period_s=0.1
+    )
+    try:
+        async with MqttAdapter(
+            host=host, port=port, park=PARK, assets=assets, root=topic_prefix
+        ) as adapter:
+            await asyncio.wait_for(adapter.wait_connected(), 5)
+            async with fleet:
+                for asset in assets:
+                    await _next_for(adapter, asset)
+            await eventually(lambda: not any(_available(adapter, a) for a in assets))
+    finally:
+        async with aiomqtt.Client(host, port) as cleaner:
+            await cleaner.publish(fleet.topics.status(fleet.node), b"", qos=1, retain=True)

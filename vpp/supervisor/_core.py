@@ -67,11 +67,14 @@ AnyAdapter = MqttAdapter | ModbusBatteryAdapter | OcppCsmsAdapter
 _T = TypeVar("_T")
 
 #: Default setpoint and release calls in flight at once per adapter. MQTT
-#: commands only wait for device acks; a Modbus adapter queues the rest on its
-#: connections (setpoints before polls); OCPP keeps one call per charger
-#: connection itself, so its bound only caps the tasks.
+#: commands only wait for device acks, each on its own: the bound is wide so
+#: that devices that never ack (a gateway gone silent before its last will
+#: fires) cannot hold every slot for their ack timeout while the others'
+#: setpoints queue; a Modbus adapter queues the rest on its connections
+#: (setpoints before polls); OCPP keeps one call per charger connection
+#: itself, so its bound only caps the tasks.
 SEND_CONCURRENCY: Mapping[TelemetrySource, int] = {
-    TelemetrySource.MQTT: 256,
+    TelemetrySource.MQTT: 4096,
     TelemetrySource.MODBUS: 256,
     TelemetrySource.OCPP: 1024,
 }

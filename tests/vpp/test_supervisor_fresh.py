@@ -19,6 +19,7 @@ import aiomqtt
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
+from adapters.freshness import Stale
 from adapters.mqtt import SERVICE_NODE
 from adapters.mqtt_codec import Topics
 from adapters.sim.battery import BatterySpec, ModbusBatteryServer
@@ -29,7 +30,7 @@ from vpp.servers import MosquittoServer, free_port
 from vpp.settings import Settings
 from vpp.state import State
 from vpp.supervisor import Supervisor
-from vpp.supervisor._live import IN_FUTURE, OLD, date_reading
+from vpp.supervisor._live import IN_FUTURE, date_reading
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -207,7 +208,7 @@ def _reading(ts: float) -> Telemetry:
 def test_a_reading_is_judged_by_its_age_on_arrival() -> None:
     now = 1.79e9
     assert date_reading(_reading(now - 5), now, 60) == (_reading(now - 5), "")
-    assert date_reading(_reading(now - 60), now, 60) == (None, OLD)
+    assert date_reading(_reading(now - 60), now, 60) == (None, Stale.OLD)
     # a clock an hour ahead: the reading cannot be younger than its arrival
     assert date_reading(_reading(now + 3600), now, 60) == (_reading(now), IN_FUTURE)
 

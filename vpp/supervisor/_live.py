@@ -16,13 +16,14 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from adapters.freshness import Stale
 from adapters.types import Telemetry
 from vpp.errors import StateError
 from vpp.model import LiveState
 from vpp.state import State
 from vpp.supervisor._routing import Route
 
-__all__ = ["FUTURE_TOLERANCE_S", "LiveBatch", "date_reading", "live_state"]
+__all__ = ["FUTURE_TOLERANCE_S", "IN_FUTURE", "LiveBatch", "date_reading", "live_state"]
 
 log = logging.getLogger("vpp.supervisor")
 
@@ -31,8 +32,6 @@ log = logging.getLogger("vpp.supervisor")
 FUTURE_TOLERANCE_S = 2.0
 #: The ``reason`` of a ``ts`` dated in the future (vpp_telemetry_fields_rejected_total).
 IN_FUTURE = "in_future"
-#: The ``reason`` of a reading already older than the live TTL (vpp_telemetry_stale_total).
-OLD = "old"
 
 
 def date_reading(reading: Telemetry, now: float, ttl: float) -> tuple[Telemetry | None, str]:
@@ -47,12 +46,12 @@ def date_reading(reading: Telemetry, now: float, ttl: float) -> tuple[Telemetry 
         ``(reading, "")`` when it is live as it is; ``(re-dated reading,
         IN_FUTURE)`` when its ``ts`` lies more than ``FUTURE_TOLERANCE_S``
         ahead (a device clock ahead: the reading cannot be younger than its
-        arrival); ``(None, OLD)`` when it is already ``ttl`` old.
+        arrival); ``(None, Stale.OLD)`` when it is already ``ttl`` old.
     """
     if reading.ts > now + FUTURE_TOLERANCE_S:
         return replace(reading, ts=now), IN_FUTURE
     if now - reading.ts >= ttl:
-        return None, OLD
+        return None, Stale.OLD
     return reading, ""
 
 

@@ -43,19 +43,19 @@ _TURN_BUDGET = 256 * 1024
 #: Times ``pending()`` says "more" in one turn, whatever paho consumed meanwhile.
 _TURN_ANSWERS = 4096
 
-Handler = Callable[[str, object], None]
+Handler = Callable[[aiomqtt.Message], None]
 
 
 def inline_queue(handler: Handler) -> type[asyncio.Queue[aiomqtt.Message]]:
     """Return a queue class for aiomqtt's ``queue_type`` that calls ``handler`` instead.
 
     Args:
-        handler: called as ``handler(topic, payload)`` for every incoming message.
+        handler: called with every incoming message (topic, payload, retain flag...).
     """
 
     class InlineQueue(asyncio.Queue[aiomqtt.Message]):
         def put_nowait(self, item: aiomqtt.Message) -> None:
-            handler(item.topic.value, item.payload)
+            handler(item)
 
     return InlineQueue
 

@@ -3,6 +3,17 @@
 One connection serves every asset of a park through wildcard subscriptions;
 topics and payloads are described in :mod:`adapters.mqtt_codec`.
 
+What one device sends costs only that device: a payload is read field by
+field (a bad field is dropped and counted, the rest of the reading kept), a
+reading's timestamp is judged against its receive time
+(:mod:`adapters.freshness`: late, replayed and retained readings and device
+clocks that are off), an ack counts only on the topic of the device the
+command went to, and every command waits for its own ack alone.
+
+The service announces itself on the retained ``{root}/{park}/_vpp/status``:
+``{"online": true}`` on every connection, ``{"online": false}`` on a clean
+stop, and the same as the last will for an unclean one.
+
 Example:
     >>> limits = {"hvac-1": DeviceLimits(p_min_kw=10, p_max_kw=60)}
     >>> mqtt = MqttAdapter(host="127.0.0.1", park="p1", assets=limits)
@@ -18,7 +29,9 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from types import TracebackType
 from typing import Any
 
 import aiomqtt
@@ -28,6 +41,7 @@ from adapters._base import AssetBook, BookedService
 from adapters._mqtt_transport import inline_queue, install_read_ahead
 from adapters.backoff import Backoff
 from adapters.errors import DeviceError, PayloadError
+from adapters.freshness import DeviceClocks
 from adapters.types import (
     Confirmation,
     DeviceLimits,
@@ -42,6 +56,10 @@ log = logging.getLogger("adapters.mqtt")
 
 #: Node name under which the service publishes its own availability.
 SERVICE_NODE = "_vpp"
+#: Longest wait for the broker to take the offline status on a clean stop.
+OFFLINE_TIMEOUT_S = 2.0
+#: How often the largest device clock offset is refreshed in the stats.
+SKEW_REFRESH_S = 1.0
 
 
 class MqttAdapter(BookedService):
@@ -70,6 +88,17 @@ class MqttAdapter(BookedService):
             hang seen with it in the test suite is understood.
         max_inflight: QoS 1 messages the client keeps unacknowledged by the broker
             (paho's default of 20 queues a burst of commands behind PUBACKs).
+        max_age_s: the oldest a reading may be on arrival and still be kept
+            (seconds; the supervisor passes the live TTL).
+        clock_tolerance_s: how far a device clock may be off, and a reading
+            late, and still count as on time (:class:`adapters.freshness.DeviceClocks`).
+        clock_relearn_s: how long a device's readings must agree on a new
+            clock offset before it is learned.
+
+    Attributes:
+        announce_offline: publish ``{"online": false}`` on the service status
+            topic when the adapter stops (a supervisor that replaces this
+            adapter by a new one at once clears it, so devices see no flicker).
     """
 
     def __init__(
@@ -91,6 +120,9 @@ class MqttAdapter(BookedService):
         time_scale: float = 1.0,
         read_ahead: bool = False,
         max_inflight: int = 1000,
+        max_age_s: float = 60.0,
+        clock_tolerance_s: float = 2.0,
+        clock_relearn_s: float = 5.0,
     ) -> None:
         self.host, self.port = host, port
         self._read_ahead = read_ahead
@@ -104,7 +136,13 @@ class MqttAdapter(BookedService):
         self._backoff = Backoff(base=backoff_base)
         self._book = AssetBook(assets, queue_size=queue_size, log=log, time_scale=time_scale)
         self._client: aiomqtt.Client | None = None
-        self._pending: dict[str, asyncio.Future[codec.Ack]] = {}
+        #: command id -> (the asset it went to, the future its ack resolves)
+        self._pending: dict[str, tuple[str, asyncio.Future[codec.Ack]]] = {}
+        self._clocks = DeviceClocks(
+            tolerance_s=clock_tolerance_s, max_age_s=max_age_s, relearn_s=clock_relearn_s
+        )
+        self._skew_due = 0.0
+        self.announce_offline = True
         self._publishes: set[asyncio.Task[None]] = set()
         self._max_inflight = max_inflight
         self._connected = asyncio.Event()
@@ -149,7 +187,7 @@ class MqttAdapter(BookedService):
         cmd = codec.Command(uuid.uuid4().hex, p_kw, hold_s, time.time())
         enc = self._encodings.get(asset_id, self._default_encoding)
         future: asyncio.Future[codec.Ack] = asyncio.get_running_loop().create_future()
-        self._pending[cmd.id] = future
+        self._pending[cmd.id] = (asset_id, future)
         start = time.perf_counter()
         # aiomqtt hands the message to paho at once; the task only waits for the PUBACK
         publish = asyncio.create_task(
@@ -202,7 +240,7 @@ class MqttAdapter(BookedService):
                     identifier=self._client_id,
                     will=will,
                     keepalive=self._keepalive,
-                    queue_type=inline_queue(self._dispatch),
+                    queue_type=inline_queue(self._on_message),
                     logger=log,
                     max_inflight_messages=self._max_inflight,
                 ) as client:
@@ -217,6 +255,8 @@ class MqttAdapter(BookedService):
                             (self.topics.wildcard("status"), 1),
                         ]
                     )
+                    if self._stopping():
+                        break  # stopped while connecting: announce nothing
                     await client.publish(
                         will.topic, codec.encode_status(codec.Status(True)), qos=1, retain=True
                     )
@@ -226,7 +266,7 @@ class MqttAdapter(BookedService):
                     # Messages go to _dispatch as they are read (inline_queue); this
                     # loop only ends, with MqttError, when the connection does.
                     async for message in client.messages:
-                        self._dispatch(message.topic.value, message.payload)
+                        self._on_message(message)
             except aiomqtt.MqttError as exc:
                 log.warning("MQTT connection to %s:%d lost: %s", self.host, self.port, exc)
             finally:
@@ -238,7 +278,7 @@ class MqttAdapter(BookedService):
 
     def _abandon(self, exc: DeviceError) -> None:
         """Fail the commands waiting for an ack and stop waiting for their PUBACKs."""
-        for future in self._pending.values():
+        for _, future in self._pending.values():
             if not future.done():
                 future.set_exception(exc)
         for task in list(self._publishes):
@@ -252,25 +292,98 @@ class MqttAdapter(BookedService):
         self._connected.set()
         log.info("MQTT connected to %s:%d for park %s", self.host, self.port, self.topics.park)
 
-    def _dispatch(self, topic: str, payload: object) -> None:
-        """Route one message; a bad one is counted and dropped, never raised."""
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Announce the service offline (a clean stop fires no last will), then stop."""
+        # Set first: a reconnect meanwhile must not announce "online" again.
+        self._closing = True
+        client = self._client
+        if client is not None and self.announce_offline:
+            try:
+                await client.publish(
+                    self.topics.status(SERVICE_NODE),
+                    codec.encode_status(codec.Status(False)),
+                    qos=1,
+                    retain=True,
+                    timeout=OFFLINE_TIMEOUT_S,
+                )
+            except (aiomqtt.MqttError, TimeoutError) as err:
+                log.warning("could not announce the service offline: %s", err)
+        await super().__aexit__(exc_type, exc, tb)
+
+    def _on_message(self, message: aiomqtt.Message) -> None:
+        """Route one message; whatever is wrong with it is counted, never raised.
+
+        Runs inside paho's read callback: an exception here would end the
+        connection for every device, so none may leave.
+        """
+        topic = message.topic.value
         try:
-            if not isinstance(payload, bytes | bytearray):
-                raise PayloadError(f"non-binary payload {type(payload).__name__}")
-            asset, leaf = self.topics.split(topic)
-            if leaf == "telemetry":
-                if asset in self._book.limits:
-                    self._remember_encoding(asset, payload)
-                    self._book.publish(codec.decode_telemetry(asset, payload))
-            elif leaf == "ack":
-                ack = codec.decode_ack(payload)
-                future = self._pending.get(ack.id)
-                if future is not None and not future.done():
-                    future.set_result(ack)
-            elif leaf == "status" and asset != SERVICE_NODE:
-                self._on_status(asset, codec.decode_status(payload))
+            self._dispatch(topic, message.payload, retained=bool(message.retain))
         except PayloadError as exc:
             self._book.bad_payload(topic, exc.detail)
+        except Exception as exc:  # a bug must cost this message, not the connection
+            log.exception("message on %s not handled", topic)
+            self._book.bad_payload(topic, repr(exc))
+
+    def _dispatch(self, topic: str, payload: object, *, retained: bool = False) -> None:
+        """Route one message to its handler.
+
+        Raises:
+            PayloadError: not decodable at all, or on no topic of this park.
+        """
+        if not isinstance(payload, bytes | bytearray):
+            raise PayloadError(f"non-binary payload {type(payload).__name__}")
+        asset, leaf = self.topics.split(topic)
+        if leaf == "telemetry":
+            if asset in self._book.limits:
+                self._on_telemetry(topic, asset, payload, retained)
+        elif leaf == "ack":
+            ack, issues = codec.decode_ack(payload)
+            self._reject(topic, issues)
+            pending = self._pending.get(ack.id)
+            if pending is None:
+                return  # answered already, timed out, or never ours
+            if pending[0] != asset:
+                # another device answering this one's command: it cannot vouch for it
+                self._reject(topic, [codec.FieldIssue("id", codec.Reason.INCONSISTENT, ack.id)])
+            elif not pending[1].done():
+                pending[1].set_result(ack)
+        elif leaf == "status" and asset != SERVICE_NODE:
+            status, issues = codec.decode_status(payload)
+            self._reject(topic, issues)
+            self._on_status(asset, status)
+
+    def _on_telemetry(
+        self, topic: str, asset: str, payload: bytes | bytearray, retained: bool
+    ) -> None:
+        received = time.time()
+        decoded = codec.decode_telemetry(asset, payload, received=received)
+        self._reject(topic, decoded.issues)
+        if decoded.reading is None:
+            return  # no usable power: the dropped fields are counted, nothing to keep
+        self._remember_encoding(asset, payload)
+        verdict = self._clocks.judge(asset, decoded.device_ts, received, retained=retained)
+        if received >= self._skew_due:
+            self._skew_due = received + SKEW_REFRESH_S
+            self.stats.clock_skew_s = self._clocks.largest_offset()
+        if verdict.ts is None:
+            self.stats.record_stale(verdict.stale or "old")
+            log.debug("stale reading from %s (%s, %.1f s old)", asset, verdict.stale, verdict.age_s)
+            return
+        self._book.publish(replace(decoded.reading, ts=verdict.ts))
+
+    def _stopping(self) -> bool:
+        # a method, not the attribute: the loop condition must not narrow it
+        return self._closing
+
+    def _reject(self, topic: str, issues: Iterable[codec.FieldIssue]) -> None:
+        for issue in issues:
+            self._book.reject_field(topic, issue.name, issue.reason.value, issue.value)
 
     def _remember_encoding(self, asset: str, payload: bytes | bytearray) -> None:
         if asset not in self._encodings:
@@ -283,6 +396,8 @@ class MqttAdapter(BookedService):
         for asset in status.assets or (node,):
             if asset not in self._book.limits:
                 continue
+            if not status.online:
+                self._abandon_asset(asset)
             last = self._book.latest.get(asset)
             if last is None and status.online:
                 continue  # nothing known yet; its first reading will say it all
@@ -297,3 +412,10 @@ class MqttAdapter(BookedService):
                     source=TelemetrySource.MQTT,
                 )
             )
+
+    def _abandon_asset(self, asset: str) -> None:
+        """Fail the commands waiting for an ack from a device that went offline."""
+        gone = DeviceError(f"{asset} went offline")
+        for target, future in self._pending.values():
+            if target == asset and not future.done():
+                future.set_exception(gone)

@@ -10,8 +10,9 @@ Topics, per park and asset, under a configurable root (default ``vpp``)::
 Payloads are JSON objects or msgpack maps with the same keys (a payload whose
 first byte is ``{`` is JSON, anything else is tried as msgpack)::
 
-    telemetry  {"ts": 1.7e9, "p_kw": 41.5, "soc": 0.5?, "e_kwh": 1234.5?,
-                "max_kw": 60?, "min_kw": 10?}
+    telemetry  {"ts": 1.7e9?, "p_kw": 41.5, "soc": 0.5?, "e_kwh": 1234.5?,
+                "max_kw": 60?, "min_kw": 10?, "ev_connected": true?,
+                "departure_ts": 1.7e9?, "energy_needed_kwh": 12.0?}
     cmd        {"id": "9f..", "p_kw": 30.0 | null, "hold_s": 900, "ts": 1.7e9}
                (``p_kw: null`` hands control back to the device)
     ack        {"id": "9f..", "ok": true, "p_kw": 30.0, "reason": ""?}
@@ -20,7 +21,21 @@ first byte is ``{`` is JSON, anything else is tried as msgpack)::
 A ``status`` node is one device (``assets`` omitted: the node is the asset) or a
 gateway speaking for many assets over one connection, whose last will lists
 them. ``ts`` is UNIX seconds; ``soc`` is 0..1; powers are kW, positive = drawn
-from the grid.
+from the grid; ``max_kw`` (what the device can draw now) is >= 0 and
+``min_kw`` <= ``max_kw``; ``departure_ts`` is UNIX seconds and
+``energy_needed_kwh`` >= 0 (EV sessions). Keys not listed are ignored.
+
+Validation is per field (one bad field costs that field, not the reading):
+a telemetry field that is missing where required, of the wrong type (a
+string or a boolean where a number belongs), not finite (NaN, inf) or out of
+range (SoC 55, i.e. percent instead of a fraction; a negative ``max_kw``) is
+dropped and reported as a :class:`FieldIssue`; the rest of the reading is
+kept. A reading without a usable ``p_kw`` has nothing to carry the other
+fields and is not kept (its ``p_kw`` is reported). Only a payload that cannot
+be decoded at all (not JSON, not msgpack, not a map) raises
+:class:`~adapters.errors.PayloadError`. Acks and status messages are read
+the same way: a malformed ``ok`` turns into a refusal of that one command, a
+bad entry of a gateway's ``assets`` list costs that entry.
 """
 
 from __future__ import annotations
@@ -38,9 +53,14 @@ from adapters.errors import PayloadError
 from adapters.types import Telemetry, TelemetrySource
 
 __all__ = [
+    "MAX_ABS_KW",
+    "MAX_TS",
     "Ack",
     "Command",
+    "DecodedTelemetry",
     "Encoding",
+    "FieldIssue",
+    "Reason",
     "Status",
     "Topics",
     "decode",
@@ -160,67 +180,189 @@ def decode(payload: bytes | bytearray) -> tuple[dict[str, Any], Encoding]:
             obj, enc = json.loads(data), Encoding.JSON
         else:
             obj, enc = msgpack.unpackb(data, raw=False, strict_map_key=True), Encoding.MSGPACK
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+    except (
+        ValueError,  # JSON syntax, UTF-8, msgpack map keys, over-long integer strings
+        RecursionError,  # JSON nested deeper than the parser's stack
+        msgpack.ExtraData,
+        msgpack.FormatError,
+        msgpack.StackError,
+    ) as exc:
         raise PayloadError(f"undecodable payload: {exc}") from exc
     if not isinstance(obj, dict):
         raise PayloadError(f"payload is a {type(obj).__name__}, not a map")
     return obj, enc
 
 
-def _number(obj: dict[str, Any], key: str, *, lo: float, hi: float, required: bool) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise PayloadError(f"missing {key!r}")
+class Reason(StrEnum):
+    """Why one field was dropped (the ``reason`` label of the rejected-field counter)."""
+
+    #: a required field is absent
+    MISSING = "missing"
+    #: not a number (a string, a boolean, a list...) where a number belongs
+    NOT_A_NUMBER = "not_a_number"
+    #: NaN or an infinity
+    NOT_FINITE = "not_finite"
+    #: a number outside the field's range (SoC 55, a negative limit...)
+    OUT_OF_RANGE = "out_of_range"
+    #: the wrong type for a non-numeric field (a boolean, a string, a list)
+    WRONG_TYPE = "wrong_type"
+    #: contradicts another field of the same message (``min_kw`` above ``max_kw``)
+    INCONSISTENT = "inconsistent"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldIssue:
+    """One field dropped from an incoming message.
+
+    Attributes:
+        name: the payload key (``soc``, ``p_kw``...).
+        reason: why it was dropped.
+        value: what the device sent (for the log).
+    """
+
+    name: str
+    reason: Reason
+    value: object
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedTelemetry:
+    """One telemetry payload read field by field.
+
+    Attributes:
+        reading: the reading, or None when ``p_kw`` was unusable. Its ``ts`` is
+            the device's ``ts`` when valid, else the receive time.
+        device_ts: the device's own timestamp (UNIX seconds) when valid.
+        issues: the fields dropped.
+    """
+
+    reading: Telemetry | None
+    device_ts: float | None
+    issues: tuple[FieldIssue, ...]
+
+
+class _Fields:
+    """Reads the fields of one decoded map, collecting what is dropped."""
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.obj = obj
+        self.issues: list[FieldIssue] = []
+
+    def drop(self, key: str, reason: Reason) -> None:
+        self.issues.append(FieldIssue(key, reason, self.obj.get(key)))
+
+    def number(self, key: str, *, lo: float, hi: float, required: bool = False) -> float | None:
+        """The field as a finite float within ``[lo, hi]``, else None (and an issue)."""
+        value = self.obj.get(key)
+        if value is None:
+            if required:
+                self.drop(key, Reason.MISSING)
+            return None
+        # bool is an int in Python; a device sending true for a power is not sending 1 kW
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.drop(key, Reason.NOT_A_NUMBER)
+            return None
+        try:
+            number = float(value)
+        except OverflowError:  # an integer too large for a float
+            self.drop(key, Reason.OUT_OF_RANGE)
+            return None
+        if not math.isfinite(number):
+            self.drop(key, Reason.NOT_FINITE)
+            return None
+        if not lo <= number <= hi:
+            self.drop(key, Reason.OUT_OF_RANGE)
+            return None
+        return number
+
+    def flag(self, key: str) -> bool | None:
+        """The field as a strict boolean, else None (and an issue when present)."""
+        value = self.obj.get(key)
+        if value is None or isinstance(value, bool):
+            return value
+        self.drop(key, Reason.WRONG_TYPE)
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PayloadError(f"{key!r} is not a number: {value!r}")
-    number = float(value)
-    if not (math.isfinite(number) and lo <= number <= hi):
-        raise PayloadError(f"{key!r} out of range: {value!r}")
-    return number
+
+
+#: Latest UNIX time accepted in a payload (year 5138); beyond it a ``ts`` is garbage.
+MAX_TS = 1.0e11
 
 
 def encode_telemetry(
     *,
     p_kw: float,
-    ts: float,
+    ts: float | None = None,
     soc: float | None = None,
     e_kwh: float | None = None,
     max_kw: float | None = None,
     min_kw: float | None = None,
+    ev_connected: bool | None = None,
+    departure_ts: float | None = None,
+    energy_needed_kwh: float | None = None,
     encoding: Encoding = Encoding.JSON,
 ) -> bytes:
-    """Encode one reading as a device publishes it."""
-    obj: dict[str, Any] = {"ts": ts, "p_kw": p_kw}
-    for key, value in (("soc", soc), ("e_kwh", e_kwh), ("max_kw", max_kw), ("min_kw", min_kw)):
+    """Encode one reading as a device publishes it (None values are left out)."""
+    obj: dict[str, Any] = {"p_kw": p_kw}
+    for key, value in (
+        ("ts", ts),
+        ("soc", soc),
+        ("e_kwh", e_kwh),
+        ("max_kw", max_kw),
+        ("min_kw", min_kw),
+        ("ev_connected", ev_connected),
+        ("departure_ts", departure_ts),
+        ("energy_needed_kwh", energy_needed_kwh),
+    ):
         if value is not None:
             obj[key] = value
     return encode(obj, encoding)
 
 
-def decode_telemetry(asset_id: str, payload: bytes | bytearray) -> Telemetry:
-    """Decode one device reading into a :class:`Telemetry`.
+def decode_telemetry(
+    asset_id: str, payload: bytes | bytearray, *, received: float | None = None
+) -> DecodedTelemetry:
+    """Decode one device reading field by field (see the module docstring).
+
+    Args:
+        asset_id: the asset the topic names.
+        payload: the raw payload.
+        received: receive time (UNIX seconds; default now), the reading's ``ts``
+            when the device gave none or an invalid one.
 
     Raises:
-        PayloadError: malformed, missing ``p_kw``, or a value out of range.
+        PayloadError: the payload cannot be decoded at all.
     """
     obj, _ = decode(payload)
-    p_kw = _number(obj, "p_kw", lo=-MAX_ABS_KW, hi=MAX_ABS_KW, required=True)
-    assert p_kw is not None
-    ts = _number(obj, "ts", lo=0.0, hi=1.0e11, required=False)
-    max_kw = _number(obj, "max_kw", lo=-MAX_ABS_KW, hi=MAX_ABS_KW, required=False)
-    min_kw = _number(obj, "min_kw", lo=-MAX_ABS_KW, hi=MAX_ABS_KW, required=False)
-    return Telemetry(
+    f = _Fields(obj)
+    p_kw = f.number("p_kw", lo=-MAX_ABS_KW, hi=MAX_ABS_KW, required=True)
+    device_ts = f.number("ts", lo=0.0, hi=MAX_TS)
+    soc = f.number("soc", lo=0.0, hi=1.0)
+    e_kwh = f.number("e_kwh", lo=-1.0e12, hi=1.0e12)
+    max_kw = f.number("max_kw", lo=0.0, hi=MAX_ABS_KW)
+    min_kw = f.number("min_kw", lo=-MAX_ABS_KW, hi=MAX_ABS_KW)
+    if min_kw is not None and max_kw is not None and min_kw > max_kw:
+        f.drop("min_kw", Reason.INCONSISTENT)
+        min_kw = None
+    ev_connected = f.flag("ev_connected")
+    departure_ts = f.number("departure_ts", lo=0.0, hi=MAX_TS)
+    needed = f.number("energy_needed_kwh", lo=0.0, hi=MAX_ABS_KW)
+    issues = tuple(f.issues)
+    if p_kw is None:
+        return DecodedTelemetry(None, device_ts, issues)
+    reading = Telemetry(
         asset_id=asset_id,
-        ts=time.time() if ts is None else ts,
+        ts=device_ts if device_ts is not None else (received or time.time()),
         power_kw=p_kw,
-        soc=_number(obj, "soc", lo=0.0, hi=1.0, required=False),
-        energy_kwh=_number(obj, "e_kwh", lo=-1.0e12, hi=1.0e12, required=False),
+        soc=soc,
+        energy_kwh=e_kwh,
         max_charge_kw=max_kw,
         max_discharge_kw=None if min_kw is None else max(0.0, -min_kw),
+        ev_connected=ev_connected,
+        departure_ts=departure_ts,
+        energy_needed_kwh=needed,
         source=TelemetrySource.MQTT,
     )
+    return DecodedTelemetry(reading, device_ts, issues)
 
 
 def encode_command(cmd: Command, encoding: Encoding = Encoding.JSON) -> bytes:
@@ -229,18 +371,21 @@ def encode_command(cmd: Command, encoding: Encoding = Encoding.JSON) -> bytes:
 
 
 def decode_command(payload: bytes | bytearray) -> tuple[Command, Encoding]:
-    """Decode a setpoint command (device side).
+    """Decode a setpoint command (device side: a device acts on all of it or none).
 
     Raises:
-        PayloadError: malformed or out of range.
+        PayloadError: malformed, or any field of the wrong type or out of range.
     """
     obj, enc = decode(payload)
     cmd_id = obj.get("id")
     if not isinstance(cmd_id, str) or not cmd_id:
         raise PayloadError("command without an id")
-    p_kw = _number(obj, "p_kw", lo=-MAX_ABS_KW, hi=MAX_ABS_KW, required=False)
-    hold_s = _number(obj, "hold_s", lo=0.0, hi=1.0e7, required=False)
-    ts = _number(obj, "ts", lo=0.0, hi=1.0e11, required=False)
+    f = _Fields(obj)
+    p_kw = f.number("p_kw", lo=-MAX_ABS_KW, hi=MAX_ABS_KW)
+    hold_s = f.number("hold_s", lo=0.0, hi=1.0e7)
+    ts = f.number("ts", lo=0.0, hi=MAX_TS)
+    if f.issues:
+        raise PayloadError("; ".join(f"{i.name} {i.reason}: {i.value!r}" for i in f.issues))
     return Command(cmd_id, p_kw, 900.0 if hold_s is None else hold_s, ts or time.time()), enc
 
 
@@ -252,19 +397,34 @@ def encode_ack(ack: Ack, encoding: Encoding = Encoding.JSON) -> bytes:
     return encode(obj, encoding)
 
 
-def decode_ack(payload: bytes | bytearray) -> Ack:
-    """Decode a device's acknowledgement.
+def decode_ack(payload: bytes | bytearray) -> tuple[Ack, tuple[FieldIssue, ...]]:
+    """Decode a device's acknowledgement, field by field.
+
+    An ack whose ``ok`` is not a boolean answers its command as a refusal
+    (the device said something, but not yes) rather than leaving it to time
+    out; a bad ``p_kw`` is dropped (the command is then not confirmed, as
+    the applied power is unknown).
+
+    Returns:
+        The ack and the fields dropped from it.
 
     Raises:
-        PayloadError: malformed.
+        PayloadError: undecodable, or no string ``id`` (nothing to answer).
     """
     obj, _ = decode(payload)
-    cmd_id, ok = obj.get("id"), obj.get("ok")
-    if not isinstance(cmd_id, str) or not isinstance(ok, bool):
-        raise PayloadError("ack needs a string 'id' and a boolean 'ok'")
+    cmd_id = obj.get("id")
+    if not isinstance(cmd_id, str) or not cmd_id:
+        raise PayloadError("ack without a string 'id'")
+    f = _Fields(obj)
+    ok = f.flag("ok")
+    if ok is None and "ok" not in f.obj:
+        f.drop("ok", Reason.MISSING)
+    p_kw = f.number("p_kw", lo=-MAX_ABS_KW, hi=MAX_ABS_KW)
     reason = obj.get("reason", "")
-    p_kw = _number(obj, "p_kw", lo=-MAX_ABS_KW, hi=MAX_ABS_KW, required=False)
-    return Ack(cmd_id, ok, p_kw, reason if isinstance(reason, str) else str(reason))
+    reason = reason if isinstance(reason, str) else str(reason)
+    if ok is None:
+        reason = f"malformed ack ('ok' is {obj.get('ok')!r})"
+    return Ack(cmd_id, bool(ok), p_kw, reason), tuple(f.issues)
 
 
 def encode_status(status: Status) -> bytes:
@@ -275,19 +435,34 @@ def encode_status(status: Status) -> bytes:
     return encode(obj, Encoding.JSON)
 
 
-def decode_status(payload: bytes | bytearray) -> Status:
+def decode_status(payload: bytes | bytearray) -> tuple[Status, tuple[FieldIssue, ...]]:
     """Decode an availability message (a map, or the bare words online/offline).
 
+    A gateway's ``assets`` list is read entry by entry: an entry that is not
+    a non-empty string is dropped, the others keep their meaning.
+
+    Returns:
+        The status and the fields dropped from it.
+
     Raises:
-        PayloadError: anything else.
+        PayloadError: undecodable, or no boolean ``online`` (nothing to apply).
     """
     word = bytes(payload).strip().lower()
     if word in (b"online", b"offline"):
-        return Status(word == b"online")
+        return Status(word == b"online"), ()
     obj, _ = decode(payload)
-    online, assets = obj.get("online"), obj.get("assets", [])
-    if not isinstance(online, bool) or not isinstance(assets, list):
-        raise PayloadError("status needs a boolean 'online' and an optional list 'assets'")
-    if not all(isinstance(a, str) for a in assets):
-        raise PayloadError("status 'assets' must be strings")
-    return Status(online, tuple(assets))
+    online = obj.get("online")
+    if not isinstance(online, bool):
+        raise PayloadError(f"status needs a boolean 'online', got {online!r}")
+    f = _Fields(obj)
+    raw = obj.get("assets", [])
+    if not isinstance(raw, list):
+        f.drop("assets", Reason.WRONG_TYPE)
+        raw = []
+    assets: list[str] = []
+    for entry in raw:
+        if isinstance(entry, str) and entry:
+            assets.append(entry)
+        else:
+            f.issues.append(FieldIssue("assets", Reason.WRONG_TYPE, entry))
+    return Status(online, tuple(assets)), tuple(f.issues)

@@ -163,6 +163,11 @@ class AdapterStats:
         rejected_fields: fields dropped from otherwise kept readings, by
             ``(field, reason)`` (garbage, out of range, not implemented...).
         dropped: readings dropped because the telemetry queue was full.
+        stale: readings not taken as live, by reason (``old``, ``replayed``,
+            ``retained``, ``unsynced``: :class:`adapters.freshness.Stale`).
+        clock_skew_s: the device clock offset of largest magnitude among the
+            adapter's devices (device minus receive time, seconds; 0 = in step
+            or unknown).
         reconnects: transport (re)connections after the first.
         setpoints_sent: setpoints that left for a device.
         setpoints_confirmed: setpoints the device acknowledged.
@@ -176,6 +181,8 @@ class AdapterStats:
     bad_payloads: int = 0
     rejected_fields: Counter[tuple[str, str]] = field(default_factory=Counter)
     dropped: int = 0
+    stale: Counter[str] = field(default_factory=Counter)
+    clock_skew_s: float = 0.0
     reconnects: int = 0
     setpoints_sent: int = 0
     setpoints_confirmed: int = 0
@@ -197,6 +204,10 @@ class AdapterStats:
                 ``not_a_number``, ``not_implemented``...).
         """
         self.rejected_fields[(name, reason)] += 1
+
+    def record_stale(self, reason: str) -> None:
+        """Count one reading not taken as live (too old, replayed, retained...)."""
+        self.stale[reason] += 1
 
     def record_confirmation(self, conf: Confirmation) -> None:
         """Count the outcome of one setpoint."""

@@ -56,7 +56,7 @@ class RedisSettings:
     namespace: str = DEFAULT_NAMESPACE
     #: connect and command timeout, seconds
     timeout: float = 2.0
-    #: seconds a live reading stays before the device counts as silent
+    #: age (by its own timestamp) at which a live reading no longer counts, seconds
     live_ttl: float = 60.0
     #: approximate length each park's event log is trimmed to
     log_maxlen: int = 100_000

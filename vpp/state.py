@@ -14,6 +14,7 @@ becomes ``StateUnavailable``, anything else ``StateError``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -300,24 +301,48 @@ class State:
 
     # -- live state --------------------------------------------------------
 
-    async def write_live(self, park: str, asset_id: str, live: LiveState, ttl: float) -> None:
-        """Store one asset's live state; it expires after ``ttl`` seconds."""
-        await self.write_live_many(park, {asset_id: live}, ttl)
+    async def write_live(self, park: str, asset_id: str, live: LiveState, ttl: float) -> bool:
+        """Store one asset's live state until it is ``ttl`` seconds old; True if written."""
+        return await self.write_live_many(park, {asset_id: live}, ttl) == 1
 
-    async def write_live_many(self, park: str, states: Mapping[str, LiveState], ttl: float) -> None:
-        """Store many assets' live state in one round trip, each with a TTL.
+    async def write_live_many(
+        self,
+        park: str,
+        states: Mapping[str, LiveState],
+        ttl: float,
+        *,
+        now: float | None = None,
+    ) -> int:
+        """Store many assets' live state in one round trip, each live by its age.
+
+        A reading counts as live while it is younger than ``ttl`` by its own
+        ``ts`` (when it was taken), not for ``ttl`` after it was written: a
+        reading written late expires sooner, one already older than ``ttl``
+        is not written (it would present old power as current), and a reading
+        dated ahead of ``now`` lives ``ttl`` at most.
 
         Args:
             park: the park id.
             states: asset id -> its live state.
-            ttl: seconds until a reading ages out (a silent device drops out).
+            ttl: seconds a reading counts as live (a silent device drops out).
+            now: the present (UNIX seconds; default the wall clock).
+
+        Returns:
+            How many were written.
         """
         keys = self.park(park)
-        ttl_ms = max(1, int(ttl * 1000))
+        now = time.time() if now is None else now
+        written = 0
         async with self.guard("write_live"), self.redis.pipeline(transaction=False) as pipe:
             for asset_id, live in states.items():
-                _ = pipe.set(keys.live(asset_id), pack(live.model_dump(mode="json")), px=ttl_ms)
-            await pipe.execute()
+                left_ms = int((ttl - max(0.0, now - live.ts.timestamp())) * 1000)
+                if left_ms <= 0:
+                    continue
+                _ = pipe.set(keys.live(asset_id), pack(live.model_dump(mode="json")), px=left_ms)
+                written += 1
+            if written:
+                await pipe.execute()
+        return written
 
     async def read_live(self, park: str, asset_id: str) -> LiveState | None:
         """One asset's live state, or None when it has aged out or never came."""

@@ -3,7 +3,8 @@
 :class:`LoadModel` is the physics, free of I/O; :class:`MqttLoadFleet` puts
 many of them on one broker connection, as a site gateway would: it publishes
 each load's telemetry, follows commands within ramp limits, acknowledges them,
-and announces its loads' availability with a retained status and a last will.
+and announces its loads' availability with a retained status: online on
+connecting, offline on a clean stop, and offline as its last will.
 
 Physics: a load follows its baseline ``b(t)`` unless a command holds. Energy
 not drawn while shed (``b - p``) accumulates as a deficit that comes back as
@@ -21,6 +22,7 @@ import time
 import uuid
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any
 
 import aiomqtt
@@ -156,6 +158,26 @@ class MqttLoadFleet(BackgroundService):
         self._task_name = f"sim-loads-{self.node}"
         self.connected = asyncio.Event()
         self.commands = 0
+        self._client: aiomqtt.Client | None = None
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Announce the loads offline (a clean disconnect fires no last will), then stop."""
+        self._closing = True
+        client = self._client
+        if client is not None:
+            offline = codec.encode_status(codec.Status(False, tuple(self.models)))
+            try:
+                await client.publish(
+                    self.topics.status(self.node), offline, qos=1, retain=True, timeout=2.0
+                )
+            except (aiomqtt.MqttError, TimeoutError) as err:
+                log.warning("load gateway %s could not announce offline: %s", self.node, err)
+        await super().__aexit__(exc_type, exc, tb)
 
     def advance(self) -> float:
         """Step every load's physics up to now; return the simulated time."""
@@ -180,6 +202,7 @@ class MqttLoadFleet(BackgroundService):
                     online = codec.encode_status(codec.Status(True, assets))
                     await client.publish(status, online, qos=1, retain=True)
                     self._backoff.reset()
+                    self._client = client
                     self.connected.set()
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._publish_loop(client), name=f"{self.node}-telemetry")
@@ -192,6 +215,7 @@ class MqttLoadFleet(BackgroundService):
             except* aiomqtt.MqttError as group:
                 log.warning("load gateway %s lost the broker: %s", self.node, group.exceptions)
             finally:
+                self._client = None
                 self.connected.clear()
             await self._backoff.wait()
 

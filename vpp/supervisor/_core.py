@@ -11,6 +11,16 @@ with a blocking ``XREAD`` and reconciles the park that changed; a full
 reconcile every ``reconcile_interval_s`` is the safety net, and new parks are
 picked up from ``State.list_parks``.
 
+Freshness: each reading is judged by its age on arrival
+(:func:`~vpp.supervisor._live.date_reading`: dated ahead of our clock ->
+re-dated to its arrival, already ``live_ttl`` old -> not written) and is then
+live until it is ``live_ttl`` old by its own ``ts``. When an adapter's
+transport goes down (broker or Modbus connection lost, listener closed, the
+adapter failed and waits for its restart), its assets are marked unavailable
+in the live state at once rather than left to age out; an adapter that has
+not connected ``CONNECT_GRACE_S`` after its start is treated the same way.
+Readings consumed while the transport is down are written unavailable.
+
 A change to a Modbus or MQTT adapter's assets or limits rebuilds that one
 adapter. The OCPP listener is shared by every park and is never rebuilt for
 an enrollment: its charger table is replaced in place (a new charger can
@@ -45,7 +55,7 @@ from vpp.errors import StateError
 from vpp.settings import Settings
 from vpp.state import State
 from vpp.supervisor._follow import ParkLogs
-from vpp.supervisor._live import LiveBatch
+from vpp.supervisor._live import LiveBatch, date_reading
 from vpp.supervisor._metrics import AdapterSample, SupervisorMetrics
 from vpp.supervisor._routing import AdapterKey, Route, charger_password, ocpp_key, plan_park
 
@@ -57,11 +67,14 @@ AnyAdapter = MqttAdapter | ModbusBatteryAdapter | OcppCsmsAdapter
 _T = TypeVar("_T")
 
 #: Default setpoint and release calls in flight at once per adapter. MQTT
-#: commands only wait for device acks; a Modbus adapter queues the rest on its
-#: connections (setpoints before polls); OCPP keeps one call per charger
-#: connection itself, so its bound only caps the tasks.
+#: commands only wait for device acks, each on its own: the bound is wide so
+#: that devices that never ack (a gateway gone silent before its last will
+#: fires) cannot hold every slot for their ack timeout while the others'
+#: setpoints queue; a Modbus adapter queues the rest on its connections
+#: (setpoints before polls); OCPP keeps one call per charger connection
+#: itself, so its bound only caps the tasks.
 SEND_CONCURRENCY: Mapping[TelemetrySource, int] = {
-    TelemetrySource.MQTT: 256,
+    TelemetrySource.MQTT: 4096,
     TelemetrySource.MODBUS: 256,
     TelemetrySource.OCPP: 1024,
 }
@@ -71,6 +84,9 @@ MODBUS_CONNECTIONS = 4
 HEALTHY_RUN_S = 60.0
 #: How long one blocking XREAD on the park logs waits (below the Redis socket timeout).
 LOG_BLOCK_S = 1.0
+#: How long a new adapter instance may take to connect before its assets are marked
+#: unavailable (a rebuild for an enrollment change connects well within it).
+CONNECT_GRACE_S = 5.0
 
 
 @runtime_checkable
@@ -113,16 +129,24 @@ class _Slot:
     messages: int = 0
     bad_payloads: int = 0
     rejected_fields: Counter[tuple[str, str]] = field(default_factory=Counter)
+    stale: Counter[str] = field(default_factory=Counter)
     reconnects: int = 0
     last_telemetry_ts: float = 0.0
     #: setpoint and release calls running on the adapter (cut short when it stops)
     inflight: set[asyncio.Task[Any]] = field(default_factory=set)
+    #: the transport was seen up since the assets were last marked down
+    was_up: bool = False
+    #: the assets were marked unavailable and the transport has not come back since
+    marked_down: bool = False
+    #: monotonic time before which a not-yet-connected instance is left alone
+    grace_until: float = 0.0
 
     def absorb(self, stats: AdapterStats) -> None:
         """Carry a finished instance's counters over to the next one."""
         self.messages += stats.messages
         self.bad_payloads += stats.bad_payloads
         self.rejected_fields.update(stats.rejected_fields)
+        self.stale.update(stats.stale)
         self.reconnects += stats.reconnects
         self.last_telemetry_ts = max(self.last_telemetry_ts, stats.last_telemetry_ts)
 
@@ -137,6 +161,8 @@ class _Slot:
             messages=self.messages + live.messages,
             bad_payloads=self.bad_payloads + live.bad_payloads,
             rejected_fields=dict(self.rejected_fields + live.rejected_fields),
+            stale=dict(self.stale + live.stale),
+            clock_skew_s=live.clock_skew_s,
             reconnects=self.reconnects + live.reconnects + self.restarts,
             restarts=self.restarts,
         )
@@ -327,7 +353,7 @@ class Supervisor:
         self._routes = {(r.park, r.asset_id): r for r in routed}
         self._by_device = {(r.key, r.device_id): r for r in routed}
         for key in [k for k in self._slots if k not in desired]:
-            await self._stop(self._slots.pop(key))
+            await self._stop(self._slots.pop(key), final=True)
         for key, routes in sorted(desired.items()):
             wanted = tuple(sorted(routes, key=lambda r: r.device_id))
             slot = self._slots.get(key)
@@ -340,16 +366,25 @@ class Supervisor:
                 if isinstance(slot.adapter, OcppCsmsAdapter):
                     slot.adapter.update_chargers(self._chargers(wanted))
                 else:
-                    await self._stop(slot)
+                    await self._stop(slot, final=False)
                     self._start(slot)
                 log.info("%s now serves %d assets", key.label, len(wanted))
 
     def _start(self, slot: _Slot) -> None:
         assert self._tg is not None, "the supervisor is not running"
+        slot.grace_until = time.monotonic() + CONNECT_GRACE_S
         slot.task = self._tg.create_task(self._run_slot(slot), name=f"adapter-{slot.key.label}")
 
     @staticmethod
-    async def _stop(slot: _Slot) -> None:
+    async def _stop(slot: _Slot, *, final: bool) -> None:
+        """Stop a slot's adapter; ``final`` False when a new one replaces it at once."""
+        if not final:
+            # The new instance takes over: no "service offline" flicker for the
+            # devices, and no "unavailable" for its assets unless it cannot connect.
+            if isinstance(slot.adapter, MqttAdapter):
+                slot.adapter.announce_offline = False
+            slot.was_up = False
+            slot.grace_until = time.monotonic() + CONNECT_GRACE_S
         # Calls on the old adapter would wait for answers that can no longer come.
         for call in list(slot.inflight):
             call.cancel()
@@ -383,6 +418,7 @@ class Supervisor:
                 keepalive_s=s.mqtt.keepalive,
                 backoff_base=self._backoff_base,
                 time_scale=self._time_scale,
+                max_age_s=s.redis.live_ttl,
             )
         if key.protocol is TelemetrySource.MODBUS:
             host, port = key.endpoint.rsplit(":", 1)
@@ -418,6 +454,7 @@ class Supervisor:
                     await self._pump(slot, adapter)
             except Exception as exc:
                 slot.restarts += 1
+                self._mark_down(slot)  # its assets are unreachable until the restart connects
                 # The traceback once per kind of failure, not once per retry.
                 again = repr(exc) == last_error
                 last_error = repr(exc)
@@ -439,11 +476,38 @@ class Supervisor:
             tg.create_task(_watch(adapter, label), name=f"watch-{label}")
 
     async def _consume(self, slot: _Slot, adapter: AnyAdapter) -> None:
+        ttl = self._settings.redis.live_ttl
         async for reading in adapter.telemetry():
             route = self._by_device.get((slot.key, reading.asset_id))
             if route is None:
                 continue  # retired, or not enrolled here
-            self._batch.add(route, reading)
+            dated, why = date_reading(reading, time.time(), ttl)
+            if dated is None:
+                slot.stale[why] += 1
+                continue
+            if why:
+                slot.rejected_fields[("ts", why)] += 1
+            if dated.available and not adapter.stats.connected:
+                # read before the transport went down: the device is not reachable now
+                dated = replace(dated, available=False)
+            self._batch.add(route, dated)
+
+    # -- transport state -----------------------------------------------------
+
+    def _check_links(self) -> None:
+        """Mark the assets of every adapter whose transport is down unavailable, once."""
+        now = time.monotonic()
+        for slot in list(self._slots.values()):
+            adapter = slot.adapter
+            if adapter is not None and adapter.stats.connected:
+                slot.was_up, slot.marked_down = True, False
+            elif not slot.marked_down and (slot.was_up or now >= slot.grace_until):
+                log.warning("%s is down: its assets are unavailable", slot.key.label)
+                self._mark_down(slot)
+
+    def _mark_down(self, slot: _Slot) -> None:
+        slot.was_up, slot.marked_down = False, True
+        self._batch.mark_down(slot.routes)
 
     # -- live state ----------------------------------------------------------
 
@@ -451,6 +515,7 @@ class Supervisor:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._batch.due.wait(), self._flush_s)
+            self._check_links()
             await self.flush()
 
     async def flush(self) -> int:

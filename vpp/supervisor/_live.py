@@ -1,23 +1,58 @@
-"""Readings in, live state out: the coalescing batch written to Redis in one pipeline."""
+"""Readings in, live state out: the coalescing batch written to Redis in one pipeline.
+
+A reading is live by its age (``State.write_live_many`` keeps it until it is
+``live_ttl`` old by its own ``ts``); :func:`date_reading` judges that age on
+arrival. An adapter whose transport went down has its assets marked
+unavailable at once (:meth:`LiveBatch.mark_down`), not left to age out.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from adapters.freshness import Stale
 from adapters.types import Telemetry
 from vpp.errors import StateError
 from vpp.model import LiveState
 from vpp.state import State
 from vpp.supervisor._routing import Route
 
-__all__ = ["LiveBatch", "live_state"]
+__all__ = ["FUTURE_TOLERANCE_S", "IN_FUTURE", "LiveBatch", "date_reading", "live_state"]
 
 log = logging.getLogger("vpp.supervisor")
+
+#: How far ahead of the service's clock a reading may be dated (seconds) before
+#: its ``ts`` is taken for a wrong device clock and replaced by its arrival.
+FUTURE_TOLERANCE_S = 2.0
+#: The ``reason`` of a ``ts`` dated in the future (vpp_telemetry_fields_rejected_total).
+IN_FUTURE = "in_future"
+
+
+def date_reading(reading: Telemetry, now: float, ttl: float) -> tuple[Telemetry | None, str]:
+    """Judge a reading's age against its arrival, for every protocol alike.
+
+    Args:
+        reading: as the adapter produced it (``ts``: when it was taken).
+        now: when it reached the supervisor (UNIX seconds).
+        ttl: the live TTL (seconds).
+
+    Returns:
+        ``(reading, "")`` when it is live as it is; ``(re-dated reading,
+        IN_FUTURE)`` when its ``ts`` lies more than ``FUTURE_TOLERANCE_S``
+        ahead (a device clock ahead: the reading cannot be younger than its
+        arrival); ``(None, Stale.OLD)`` when it is already ``ttl`` old.
+    """
+    if reading.ts > now + FUTURE_TOLERANCE_S:
+        return replace(reading, ts=now), IN_FUTURE
+    if now - reading.ts >= ttl:
+        return None, Stale.OLD
+    return reading, ""
 
 
 def _utc(ts: float) -> datetime:
@@ -64,17 +99,37 @@ class LiveBatch:
     ) -> None:
         self.flush_max = flush_max
         self._schedule_time = schedule_time or _utc
-        #: set when ``flush_max`` readings wait
+        #: set when ``flush_max`` readings wait, or assets are to be marked down
         self.due = asyncio.Event()
         self._pending: dict[str, dict[str, tuple[Route, Telemetry]]] = {}
+        #: assets to mark unavailable with no reading pending: park -> asset -> route
+        self._down: dict[str, dict[str, Route]] = {}
         self._count = 0
 
     def add(self, route: Route, reading: Telemetry) -> None:
         """Keep a reading, replacing an older one of the same asset."""
+        # a newer reading carries its own availability
+        self._down.get(route.park, {}).pop(route.asset_id, None)
         self._pending.setdefault(route.park, {})[route.asset_id] = (route, reading)
         self._count += 1
         if self._count >= self.flush_max:
             self.due.set()
+
+    def mark_down(self, routes: Iterable[Route]) -> None:
+        """Mark assets unavailable at the next flush (their adapter lost its transport).
+
+        A pending reading is marked at once; an asset with none has its live
+        state in Redis re-written unavailable (same power and ``ts``, so it
+        still ages out when it would have).
+        """
+        for route in routes:
+            pending = self._pending.get(route.park, {}).get(route.asset_id)
+            if pending is not None:
+                marked = replace(pending[1], available=False)
+                self._pending[route.park][route.asset_id] = (route, marked)
+            else:
+                self._down.setdefault(route.park, {})[route.asset_id] = route
+        self.due.set()
 
     async def flush(self, state: State, ttl: float, routed: Callable[[str, str], bool]) -> int:
         """Write what is pending, one pipeline per park; never raises StateError.
@@ -89,25 +144,34 @@ class LiveBatch:
         """
         self.due.clear()
         batch, self._pending, self._count = self._pending, {}, 0
+        down, self._down = self._down, {}
         writes = []
-        for park, readings in batch.items():
+        for park in sorted(set(batch) | set(down)):
             states: dict[str, LiveState] = {}
-            for asset_id, (route, reading) in readings.items():
+            for asset_id, (route, reading) in batch.get(park, {}).items():
                 if not routed(park, asset_id):
                     continue
                 try:
                     states[asset_id] = live_state(route, reading, self._schedule_time)
                 except ValidationError as exc:
                     log.warning("%s/%s: reading does not fit live state: %s", park, asset_id, exc)
-            if states:
-                writes.append(_write(state, park, states, ttl))
+            gone = [a for a in down.get(park, {}) if a not in states and routed(park, a)]
+            writes.append(_write(state, park, states, gone, ttl))
         return sum(await asyncio.gather(*writes))
 
 
-async def _write(state: State, park: str, states: Mapping[str, LiveState], ttl: float) -> int:
+async def _write(
+    state: State, park: str, states: dict[str, LiveState], gone: list[str], ttl: float
+) -> int:
     try:
-        await state.write_live_many(park, states, ttl)
+        if gone:
+            current = await state.read_live_many(park, gone)
+            for asset_id, live in current.items():
+                if live is not None and live.available:
+                    states[asset_id] = live.model_copy(update={"available": False})
+        if not states:
+            return 0
+        return await state.write_live_many(park, states, ttl)
     except StateError as exc:
         log.warning("live state of %d assets of %s not written: %s", len(states), park, exc)
         return 0
-    return len(states)

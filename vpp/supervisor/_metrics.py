@@ -10,6 +10,11 @@ touches Prometheus. Per adapter, labels ``park, protocol, adapter``::
     vpp_adapter_bad_payloads_total           counter  payloads rejected whole
     vpp_telemetry_fields_rejected_total      counter  fields dropped from kept readings
                                                       (extra labels ``field, reason``)
+    vpp_telemetry_stale_total                counter  readings not taken as live (extra
+                                                      label ``reason``: old, replayed,
+                                                      retained, unsynced)
+    vpp_telemetry_clock_skew_seconds         gauge    device clock offset of largest
+                                                      magnitude (device minus receive time)
     vpp_adapter_reconnects_total             counter  reconnections, restarts included
     vpp_adapter_restarts_total               counter  restarts by the supervisor after a failure
 
@@ -74,6 +79,8 @@ class AdapterSample:
     messages: int
     bad_payloads: int
     rejected_fields: Mapping[tuple[str, str], int]
+    stale: Mapping[str, int]
+    clock_skew_s: float
     reconnects: int
     restarts: int
 
@@ -95,7 +102,7 @@ class AdapterCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         """The families with one sample per adapter."""
         families = self._families()
-        connected, age, messages, bad, reconnects, restarts, fields = families
+        connected, age, messages, bad, reconnects, restarts, fields, stale, skew = families
         for s in self._samples():
             labels = [s.key.park, s.key.protocol.value, s.key.label]
             connected.add_metric(labels, 1.0 if s.connected else 0.0)
@@ -106,6 +113,9 @@ class AdapterCollector(Collector):
             restarts.add_metric(labels, s.restarts)
             for (name, reason), count in s.rejected_fields.items():
                 fields.add_metric([*labels, name, reason], count)
+            for reason, count in s.stale.items():
+                stale.add_metric([*labels, reason], count)
+            skew.add_metric(labels, s.clock_skew_s)
         return families
 
     @staticmethod
@@ -141,6 +151,18 @@ class AdapterCollector(Collector):
                 "vpp_telemetry_fields_rejected",
                 "Telemetry fields dropped (the rest of the reading kept), by field and reason.",
                 labels=[*_LABELS, "field", "reason"],
+            ),
+            CounterMetricFamily(
+                "vpp_telemetry_stale",
+                "Readings not taken as live, judged against receive time, by reason "
+                "(old, replayed, retained, unsynced).",
+                labels=[*_LABELS, "reason"],
+            ),
+            GaugeMetricFamily(
+                "vpp_telemetry_clock_skew_seconds",
+                "Device clock offset of largest magnitude among the adapter's devices "
+                "(device minus receive time; 0 = in step or unknown).",
+                labels=_LABELS,
             ),
         ]
 

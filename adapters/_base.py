@@ -16,7 +16,12 @@ from adapters.clamp import ClampResult, clamp_setpoint
 from adapters.errors import UnknownAsset
 from adapters.types import AdapterStats, Confirmation, DeviceLimits, Setpoint, Telemetry
 
-__all__ = ["AssetBook", "BookedService"]
+__all__ = ["REJECT_LOG_EVERY_S", "AssetBook", "BookedService"]
+
+#: Seconds between two warnings about the same dropped field of the same source.
+REJECT_LOG_EVERY_S = 300.0
+#: Bound on the remembered (source, field, reason) keys.
+_WARNED_MAX = 10_000
 
 
 class AssetBook:
@@ -45,6 +50,8 @@ class AssetBook:
         self.latest: dict[str, Telemetry] = {}
         self._queue: asyncio.Queue[Telemetry] = asyncio.Queue(maxsize=queue_size)
         self._log = log
+        #: when each (source, field, reason) was last logged at warning level
+        self._warned: dict[tuple[str, str, str], float] = {}
 
     def limits_of(self, asset_id: str) -> DeviceLimits:
         """Return the enrolled limits of one asset or raise :class:`UnknownAsset`."""
@@ -63,9 +70,23 @@ class AssetBook:
         self._queue.put_nowait(reading)
 
     def reject_field(self, where: str, name: str, reason: str, value: object) -> None:
-        """Count and log one field dropped from a reading; the rest is kept."""
+        """Count and log one field dropped from a reading; the rest is kept.
+
+        Every drop is counted; the warning is logged once per source, field and
+        reason every ``REJECT_LOG_EVERY_S`` (a device that always sends a
+        percent SoC must not flood the log), the repeats in between at debug.
+        """
         self.stats.record_rejected_field(name, reason)
-        self._log.warning("dropped field %s=%r from %s: %s", name, value, where, reason)
+        key = (where, name, reason)
+        now = time.monotonic()
+        last = self._warned.get(key)
+        if last is None or now - last >= REJECT_LOG_EVERY_S:
+            if len(self._warned) >= _WARNED_MAX:
+                self._warned.clear()
+            self._warned[key] = now
+            self._log.warning("dropped field %s=%r from %s: %s", name, value, where, reason)
+        else:
+            self._log.debug("dropped field %s=%r from %s: %s", name, value, where, reason)
 
     def bad_payload(self, where: str, detail: object) -> None:
         """Count and log one rejected incoming payload."""

@@ -9,18 +9,24 @@ from adapters.sunspec.codec import (
     BASE_ADDRESSES,
     END_MODEL_ID,
     SUNS_MARKER,
+    Block,
+    EncodeError,
     Model,
     Point,
     build_image,
     load_model,
 )
+from adapters.sunspec.conventions import PowerSign
 
 __all__ = [
     "BASE_ADDRESSES",
     "END_MODEL_ID",
     "SUNS_MARKER",
+    "Block",
+    "EncodeError",
     "Model",
     "Point",
+    "PowerSign",
     "build_image",
     "load_model",
 ]

@@ -84,6 +84,8 @@ _DISCHARGING, _CHARGING = 3, 4
 #: protocol v1.1b3, section 7).
 _GATEWAY_CODES = frozenset({0x0A, 0x0B})
 _MAX_WALK = 64
+#: One past the last holding register address.
+_LAST_ADDRESS = 0x10000
 #: Extra seconds on pymodbus' own response timeout, so ours always fires first:
 #: pymodbus closes a connection after a few of its own timeouts in a row, which
 #: would take every unit on it down for one dead unit's silence.
@@ -343,6 +345,8 @@ class ModbusBatteryAdapter(BookedService):
             # the whole block: decoded with the scale factors the device has now
             back = M704.read(await self._read_block(client, uid, at704, M704.size))
         wset = back.number("WSet")
+        if power_kw is not None and back.integer("WSetEna") == 0:
+            wset = None  # the device kept the setpoint disabled: not taken, whatever WSet says
         step_kw = back.steps.get("WSet", step_w or 1.0) / 1000.0
         return (None if wset is None else from_device_w(wset, sign)), step_kw
 
@@ -425,6 +429,8 @@ class ModbusBatteryAdapter(BookedService):
         found: dict[int, int] = {}
         address = base + 2
         for _ in range(_MAX_WALK):
+            if address + 2 > _LAST_ADDRESS:
+                break  # a garbled length walked off the register space
             model_id, length = await self._read(uid, address, 2)
             if model_id == END_MODEL_ID:
                 break

@@ -46,13 +46,14 @@ def _adapter(
     *,
     revert_s: float = 60.0,
     refresh_s: float | None = None,
+    timeout_s: float = 2.0,
 ) -> ModbusBatteryAdapter:
     return ModbusBatteryAdapter(
         host=srv.host,
         port=srv.port,
         units=units,
         poll_s=0.05,
-        timeout_s=0.5,
+        timeout_s=timeout_s,
         backoff_base=BACKOFF_BASE,
         revert_s=revert_s,
         refresh_s=refresh_s,
@@ -116,7 +117,7 @@ async def test_wset_sf_not_implemented_refuses_that_unit_alone(
     units = {s.asset_id: ModbusUnit(unit_id=s.unit_id, limits=LIMITS) for s in specs}
     async with (
         ModbusBatteryServer(port=free_port(), batteries=specs, time_scale=60) as srv,
-        _adapter(srv, units, revert_s=1, refresh_s=0.2) as adapter,
+        _adapter(srv, units, revert_s=3, refresh_s=0.2) as adapter,
     ):
         seen = collect(adapter)
         await eventually(lambda: seen.of("b1", available=True) > 0 and seen.of("b2") > 0)
@@ -164,7 +165,7 @@ async def test_dead_unit_at_start_does_not_silence_its_neighbour(
     units = {s.asset_id: ModbusUnit(unit_id=s.unit_id, limits=LIMITS) for s in specs}
     async with ModbusBatteryServer(port=free_port(), batteries=specs, time_scale=60) as srv:
         srv.models["b2"].fault = fault
-        async with _adapter(srv, units, revert_s=1, refresh_s=0.2) as adapter:
+        async with _adapter(srv, units, revert_s=3, refresh_s=0.2, timeout_s=0.5) as adapter:
             seen = collect(adapter)
             # unit 2 is published unavailable at once, so the service stops counting it
             await eventually(lambda: seen.of("b2", available=False) == 1)
@@ -192,7 +193,7 @@ async def test_unit_dying_during_an_event_costs_only_that_unit(
     units = {s.asset_id: ModbusUnit(unit_id=s.unit_id, limits=LIMITS) for s in specs}
     async with (
         ModbusBatteryServer(port=free_port(), batteries=specs, time_scale=60) as srv,
-        _adapter(srv, units, revert_s=1, refresh_s=0.2) as adapter,
+        _adapter(srv, units, revert_s=3, refresh_s=0.2, timeout_s=0.5) as adapter,
     ):
         seen = collect(adapter)
         await eventually(lambda: seen.of("b1") > 0 and seen.of("b2") > 0)

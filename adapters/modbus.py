@@ -31,9 +31,11 @@ Signs: 802 ``W`` and 704 ``WSet`` are read and written in the device's
 enrolled conventions (:class:`~adapters.sunspec.PowerSign`; by default ``W``
 positive = charging, ``WSet`` positive = injected). Where the device reports
 its charge state (802 ``ChaSt``), each reading checks the power's sign
-against it: a disagreement is counted (``charge_state`` /
-``disagrees_with_power_sign`` among the rejected fields) and logged once per
-change.
+against it, and, while a setpoint is active, the setpoint's direction too (a
+``ChaSt`` against the setpoint for a few readings in a row means the enrolled
+``WSet`` sign is wrong): a disagreement is counted (``charge_state`` /
+``disagrees_with_power_sign`` or ``disagrees_with_setpoint_sign`` among the
+rejected fields) and logged once per change.
 
 Registers are decoded point by point (:mod:`adapters.sunspec.codec`): a
 point that is not implemented or out of range drops that field (counted per
@@ -121,6 +123,8 @@ class UnitHealth:
         retry_delays_s: the backoff delays chosen after its recent failures, oldest first.
         last_error: why its last failed attempt failed.
         sign_disagreements: readings whose power sign contradicted ``ChaSt``.
+        setpoint_sign_disagreements: readings in which ``ChaSt`` went against the
+            active setpoint for ``_AGAINST_READINGS`` readings in a row or more.
     """
 
     answering: bool | None
@@ -128,6 +132,7 @@ class UnitHealth:
     retry_delays_s: tuple[float, ...]
     last_error: str
     sign_disagreements: int
+    setpoint_sign_disagreements: int
 
 
 class _UnitFault(DeviceError):
@@ -181,6 +186,10 @@ class _Unit:
     delays: deque[float] = field(default_factory=lambda: deque(maxlen=_DELAYS_KEPT))
     sign_disagrees: bool = False
     sign_disagreements: int = 0
+    #: readings in a row in which ChaSt went against the active setpoint
+    against: int = 0
+    setpoint_disagrees: bool = False
+    setpoint_disagreements: int = 0
     #: (field, reason) pairs dropped from its last reading, to log once per change
     dropped: set[tuple[str, str]] = field(default_factory=set)
 
@@ -252,6 +261,7 @@ class ModbusBatteryAdapter(BookedService):
             retry_delays_s=tuple(unit.delays),
             last_error=unit.last_error,
             sign_disagreements=unit.sign_disagreements,
+            setpoint_sign_disagreements=unit.setpoint_disagreements,
         )
 
     async def apply(self, setpoint: Setpoint) -> Confirmation:
@@ -641,6 +651,7 @@ class ModbusBatteryAdapter(BookedService):
         if power_kw is None:
             return None
         self._check_sign(unit, power_kw, chast, block.steps.get("W", 1.0) / 1000.0, where)
+        self._check_setpoint_sign(unit, chast, where)
         return Telemetry(
             asset_id=unit.asset_id,
             ts=time.time(),
@@ -676,6 +687,41 @@ class ModbusBatteryAdapter(BookedService):
         else:
             log.info("Modbus %s (%s): power sign agrees with ChaSt again", where, unit.asset_id)
 
+    def _check_setpoint_sign(self, unit: _Unit, chast: int | None, where: str) -> None:
+        """Check the enrolled setpoint sign: ``ChaSt`` should go the way the setpoint asks."""
+        active = self._active.get(unit.asset_id)
+        step_w = unit.map.wset_step_w if unit.map is not None else None
+        if active is None:
+            unit.against = 0
+            return
+        if chast not in (_CHARGING, _DISCHARGING):
+            return
+        if abs(active.setpoint_kw) * 1000.0 <= 2 * (step_w or 1.0):
+            return  # an idle setpoint asks for no direction
+        against = (chast == _CHARGING) != (active.setpoint_kw > 0)
+        unit.against = unit.against + 1 if against else 0
+        disagrees = unit.against >= _AGAINST_READINGS
+        if disagrees:
+            unit.setpoint_disagreements += 1
+            self.stats.record_rejected_field("charge_state", "disagrees_with_setpoint_sign")
+        if disagrees == unit.setpoint_disagrees:
+            return
+        unit.setpoint_disagrees = disagrees
+        if disagrees:
+            log.warning(
+                "Modbus %s (%s): ChaSt %s goes against the setpoint %.3f kW written as %s;"
+                " check the enrolled setpoint_sign",
+                where, unit.asset_id,
+                "CHARGING" if chast == _CHARGING else "DISCHARGING",
+                active.setpoint_kw, unit.spec.setpoint_sign.value,
+            )  # fmt: skip
+        else:
+            log.info("Modbus %s (%s): ChaSt follows the setpoint again", where, unit.asset_id)
+
+
+#: Readings in a row against the setpoint before a wrong setpoint sign is suspected
+#: (a battery ramping over from the previous setpoint goes against it briefly).
+_AGAINST_READINGS = 3
 
 #: 802 points a reading uses -> the reading's field names (for rejected-field counts).
 _FIELDS = {

@@ -336,3 +336,27 @@ async def test_power_sign_disagreeing_with_chast_is_counted_and_warned_once(
         last = adapter.last("b1")
         assert last is not None and last.power_kw == pytest.approx(40)
         assert srv.models["b1"].power_kw == pytest.approx(-40)
+
+
+async def test_setpoint_sign_against_chast_is_counted_and_warned_once(
+    eventually: Eventually,
+    collect: Callable[[ModbusBatteryAdapter], Readings],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The device takes WSet charge-positive; it was enrolled with the DER default.
+    spec = _spec("b1", 1, setpoint_sign=PowerSign.CHARGE_POSITIVE)
+    async with (
+        ModbusBatteryServer(port=free_port(), batteries=[spec], time_scale=60) as srv,
+        _adapter(srv, {"b1": ModbusUnit(unit_id=1, limits=LIMITS)}) as adapter,
+    ):
+        seen = collect(adapter)
+        await eventually(lambda: seen.of("b1") > 0)
+        caplog.set_level(logging.WARNING, logger="adapters.modbus")
+        # the read-back echoes what was written, so the write itself looks confirmed...
+        assert (await adapter.apply(Setpoint(asset_id="b1", power_kw=-40, hold_s=30))).confirmed
+        assert srv.models["b1"].power_kw == pytest.approx(40)  # ...but the battery charges
+        await eventually(lambda: adapter.health("b1").setpoint_sign_disagreements >= 3)
+        assert adapter.stats.rejected_fields[("charge_state", "disagrees_with_setpoint_sign")] >= 3
+        warned = [r for r in caplog.records if "check the enrolled setpoint_sign" in r.getMessage()]
+        assert len(warned) == 1
+        assert adapter.health("b1").sign_disagreements == 0  # W itself is read right

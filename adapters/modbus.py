@@ -162,8 +162,10 @@ class _Map:
     at802: int
     at704: int
     sfs704: dict[str, Value]
-    #: the device's WSet resolution in W (None: WSet_SF not implemented)
+    #: the device's WSet resolution in W (None: WSet_SF absent)
     wset_step_w: float | None
+    #: why WSet_SF is absent (``not_implemented``, ``out_of_range``), if it is
+    wset_sf_absent: str = ""
 
 
 @dataclass(slots=True)
@@ -328,7 +330,8 @@ class ModbusBatteryAdapter(BookedService):
             raise DeviceError(f"{unit.asset_id}: not connected or no SunSpec map yet")
         step_w = where.wset_step_w
         if step_w is None and power_kw is not None:
-            raise _Refused("setpoint not supported: WSet_SF not implemented")
+            why = where.wset_sf_absent.replace("_", " ")
+            raise _Refused(f"setpoint not supported: WSet_SF {why}")
         sign = unit.spec.setpoint_sign
         scaled: dict[str, Value] = {
             "WSet": None if step_w is None else 0.0,
@@ -451,7 +454,9 @@ class ModbusBatteryAdapter(BookedService):
                 raise SunSpecError(f"{asset_id}: model {needed} missing", model_id=needed)
         block = M704.read(await self._read(uid, found[704], M704.size))
         sfs = {name: block.values[name] for name, p in M704.points.items() if p.type == "sunssf"}
-        return _Map(found[802], found[704], sfs, _step(sfs, "WSet_SF"))
+        return _Map(
+            found[802], found[704], sfs, _step(sfs, "WSet_SF"), block.absent.get("WSet_SF", "")
+        )
 
     async def _connect(self) -> list[AsyncModbusTcpClient]:
         """Open the connections; at least one must connect."""

@@ -2,27 +2,45 @@
 
 One adapter serves every battery behind one host (a battery, or a gateway
 with many unit ids) over a few TCP connections (``connections``; a Modbus
-client carries one request at a time, a gateway takes several clients). On
-connecting it finds the ``SunS`` marker (40000, then 0, then 50000) per unit,
-walks the model list, remembers where models 802 (battery) and 704 (DER AC
-controls) start and reads the 704 scale factors (static for a device). Then
-it polls: one read of the whole 802 block per battery, scale factors
-included, becomes a :class:`~adapters.types.Telemetry`. Requests borrow a
-connection per request; setpoints go before waiting polls
+client carries one request at a time, a gateway takes several clients).
+Requests borrow a connection per request; setpoints go before waiting polls
 (:class:`~adapters._pool.LendingPool`).
 
-Setpoints go out through 704 in one write of ``WSetEna, WSetMod, WSet,
-WSetRvrt, WSetPct, WSetPctRvrt, WSetEnaRvrt, WSetRvrtTms`` (``WSet`` in watts,
-positive = injected into the grid, so ``WSet = -1000 * power_kw``), and are
-confirmed by reading the 704 block back (two requests on one connection).
-With a revert timer of ``revert_s`` the device drops a setpoint that is not
-renewed, so the adapter rewrites every active setpoint each ``refresh_s``
-until its hold ends: if the service dies, the battery falls back to idle by
-itself.
+Each unit is served by its own loop, so one unit's failure never silences
+another on the shared connection: it finds the ``SunS`` marker (40000, then
+0, then 50000), walks the model list, remembers where models 802 (battery)
+and 704 (DER AC controls) start and reads the 704 scale factors (static for a
+device); then it polls the whole 802 block every ``poll_s`` into a
+:class:`~adapters.types.Telemetry`. A unit that does not answer (a timeout,
+a Modbus exception such as 0x0B "gateway target failed to respond", a block
+that is not its model) costs that unit alone: it is published unavailable at
+once and retried with a growing backoff (:mod:`adapters.backoff`), its map
+re-discovered when it answers again. Only a lost TCP host (refused, closed
+and not re-openable) takes every unit down and reconnects them together.
 
-Register values out of range (SoC outside 0..100 %, a not-implemented SoC or
-power, an unknown scale factor) make the reading a bad payload: counted,
-logged, dropped; the poll goes on.
+Setpoints go out through 704 in one write of ``WSetEna, WSetMod, WSet,
+WSetRvrt, WSetPct, WSetPctRvrt, WSetEnaRvrt, WSetRvrtTms`` and are confirmed
+by reading the 704 block back, equal within the device's resolution
+(``10**WSet_SF`` W). A device whose ``WSet_SF`` is not implemented takes no
+setpoint ("setpoint not supported"). With a revert timer of ``revert_s`` the
+device drops a setpoint that is not renewed, so the adapter rewrites every
+active setpoint each ``refresh_s`` until its hold ends: if the service dies,
+the battery falls back to idle by itself.
+
+Signs: 802 ``W`` and 704 ``WSet`` are read and written in the device's
+enrolled conventions (:class:`~adapters.sunspec.PowerSign`; by default ``W``
+positive = charging, ``WSet`` positive = injected). Where the device reports
+its charge state (802 ``ChaSt``), each reading checks the power's sign
+against it, and, while a setpoint is active, the setpoint's direction too (a
+``ChaSt`` against the setpoint for a few readings in a row means the enrolled
+``WSet`` sign is wrong): a disagreement is counted (``charge_state`` /
+``disagrees_with_power_sign`` or ``disagrees_with_setpoint_sign`` among the
+rejected fields) and logged once per change.
+
+Registers are decoded point by point (:mod:`adapters.sunspec.codec`): a
+point that is not implemented or out of range drops that field (counted per
+field and reason), the rest of the reading is kept; a reading without a
+usable power is not published.
 """
 
 from __future__ import annotations
@@ -30,21 +48,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
+from pymodbus.exceptions import ConnectionException, ModbusException
 
 from adapters._base import AssetBook, BookedService
 from adapters._pool import LendingPool
-from adapters.backoff import Backoff
+from adapters.backoff import Backoff, backoff_delay
 from adapters.errors import DeviceError, PayloadError, SunSpecError
-from adapters.sunspec import BASE_ADDRESSES, END_MODEL_ID, SUNS_MARKER, load_model
-from adapters.sunspec.codec import Value
+from adapters.sunspec import BASE_ADDRESSES, END_MODEL_ID, SUNS_MARKER, PowerSign, load_model
+from adapters.sunspec.codec import Block, EncodeError, Value
+from adapters.sunspec.conventions import from_device_w, to_device_w
 from adapters.types import (
     Confirmation,
     DeviceLimits,
@@ -53,14 +72,28 @@ from adapters.types import (
     TelemetrySource,
 )
 
-__all__ = ["ModbusBatteryAdapter", "ModbusUnit"]
+__all__ = ["ModbusBatteryAdapter", "ModbusUnit", "PowerSign", "UnitHealth"]
 
 log = logging.getLogger("adapters.modbus")
 
 M802, M704 = load_model(802), load_model(704)
 #: 802 ``State`` values in which the battery takes setpoints.
 _AVAILABLE_STATES = {3, 4, 5}
+#: 802 ``ChaSt`` values that state a direction of power.
+_DISCHARGING, _CHARGING = 3, 4
+#: Modbus exception codes by which a gateway says its target unit is not there
+#: (0x0A path unavailable, 0x0B target failed to respond; Modbus application
+#: protocol v1.1b3, section 7).
+_GATEWAY_CODES = frozenset({0x0A, 0x0B})
 _MAX_WALK = 64
+#: One past the last holding register address.
+_LAST_ADDRESS = 0x10000
+#: Extra seconds on pymodbus' own response timeout, so ours always fires first:
+#: pymodbus closes a connection after a few of its own timeouts in a row, which
+#: would take every unit on it down for one dead unit's silence.
+_CLIENT_GRACE_S = 1.0
+#: Retry delays remembered per unit (for health reports and tests).
+_DELAYS_KEPT = 32
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,10 +103,56 @@ class ModbusUnit:
     Attributes:
         unit_id: Modbus unit (device) id.
         limits: enrolled limits.
+        power_sign: the device's sign convention for 802 ``W`` (enrolled).
+        setpoint_sign: the device's sign convention for 704 ``WSet`` (enrolled).
     """
 
     unit_id: int
     limits: DeviceLimits
+    power_sign: PowerSign = PowerSign.CHARGE_POSITIVE
+    setpoint_sign: PowerSign = PowerSign.DISCHARGE_POSITIVE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnitHealth:
+    """What the adapter decided about one unit.
+
+    Attributes:
+        answering: whether its last request was answered (None: not asked yet).
+        failures: failed attempts in a row (0 once it answers).
+        retry_delays_s: the backoff delays chosen after its recent failures, oldest first.
+        last_error: why its last failed attempt failed.
+        sign_disagreements: readings whose power sign contradicted ``ChaSt``.
+        setpoint_sign_disagreements: readings in which ``ChaSt`` went against the
+            active setpoint for ``_AGAINST_READINGS`` readings in a row or more.
+    """
+
+    answering: bool | None
+    failures: int
+    retry_delays_s: tuple[float, ...]
+    last_error: str
+    sign_disagreements: int
+    setpoint_sign_disagreements: int
+
+
+class _UnitFault(DeviceError):
+    """One unit failed a request; the host is fine.
+
+    Attributes:
+        dead: the unit did not answer at all (a timeout, or its gateway said so).
+    """
+
+    def __init__(self, detail: str, *, dead: bool) -> None:
+        self.dead = dead
+        super().__init__(detail)
+
+
+class _HostLost(DeviceError):
+    """The TCP host is gone: every unit behind it is."""
+
+
+class _Refused(DeviceError):
+    """A setpoint the device cannot take (not supported, or not representable)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +162,10 @@ class _Map:
     at802: int
     at704: int
     sfs704: dict[str, Value]
+    #: the device's WSet resolution in W (None: WSet_SF absent)
+    wset_step_w: float | None
+    #: why WSet_SF is absent (``not_implemented``, ``out_of_range``), if it is
+    wset_sf_absent: str = ""
 
 
 @dataclass(slots=True)
@@ -92,6 +175,27 @@ class _Active:
     next_refresh: float
 
 
+@dataclass(slots=True)
+class _Unit:
+    """One unit's serving state (touched only by its loop and by ``apply``)."""
+
+    asset_id: str
+    spec: ModbusUnit
+    backoff: Backoff
+    map: _Map | None = None
+    answering: bool | None = None
+    last_error: str = ""
+    delays: deque[float] = field(default_factory=lambda: deque(maxlen=_DELAYS_KEPT))
+    sign_disagrees: bool = False
+    sign_disagreements: int = 0
+    #: readings in a row in which ChaSt went against the active setpoint
+    against: int = 0
+    setpoint_disagrees: bool = False
+    setpoint_disagreements: int = 0
+    #: (field, reason) pairs dropped from its last reading, to log once per change
+    dropped: set[tuple[str, str]] = field(default_factory=set)
+
+
 class ModbusBatteryAdapter(BookedService):
     """Telemetry in and setpoints out for SunSpec batteries on one Modbus TCP host.
 
@@ -99,14 +203,14 @@ class ModbusBatteryAdapter(BookedService):
         host: device or gateway host.
         port: Modbus TCP port.
         units: the batteries behind it, by asset id.
-        poll_s: seconds between polls of every battery.
+        poll_s: seconds between polls of each battery.
         timeout_s: per-request timeout.
         connections: TCP connections to open to the host (at least one must
             connect; fewer are used if the host refuses more).
         revert_s: revert timer written with every setpoint (0 = none).
         refresh_s: how often active setpoints are rewritten (default ``revert_s / 3``).
         queue_size: bound on readings waiting for the consumer.
-        backoff_base: scale on reconnect delays.
+        backoff_base: scale on reconnect and unit retry delays.
         time_scale: device seconds per wall-clock second for the clamp (1.0 for real
             equipment; a simulated park on a compressed clock passes its speed-up).
     """
@@ -138,34 +242,63 @@ class ModbusBatteryAdapter(BookedService):
             time_scale=time_scale,
         )
         self._backoff = Backoff(base=backoff_base)
+        self._units = {a: _Unit(a, u, Backoff(base=backoff_base)) for a, u in self.units.items()}
         self.connections = max(1, connections)
         self._pool: LendingPool[AsyncModbusTcpClient] | None = None
-        self._maps: dict[str, _Map] = {}
         self._active: dict[str, _Active] = {}
         self._connected = asyncio.Event()
         self._task_name = f"modbus-adapter-{host}:{port}"
 
+    def health(self, asset_id: str) -> UnitHealth:
+        """What the adapter decided about one unit (answering, retries, sign checks).
+
+        Raises:
+            UnknownAsset: the asset is not behind this adapter.
+        """
+        self._book.limits_of(asset_id)
+        unit = self._units[asset_id]
+        return UnitHealth(
+            answering=unit.answering,
+            failures=unit.backoff.attempt,
+            retry_delays_s=tuple(unit.delays),
+            last_error=unit.last_error,
+            sign_disagreements=unit.sign_disagreements,
+            setpoint_sign_disagreements=unit.setpoint_disagreements,
+        )
+
     async def apply(self, setpoint: Setpoint) -> Confirmation:
         """Clamp, write through model 704, read back; keep refreshing until the hold ends.
+
+        Never raises for the device's sake: a unit that is down, a setpoint the
+        device cannot take (``WSet_SF`` not implemented: "setpoint not
+        supported") or a read-back that differs by more than the device's
+        resolution give an unconfirmed :class:`Confirmation` with its reason.
 
         Raises:
             UnknownAsset: the asset is not behind this adapter.
         """
         clamped = self._book.clamp(setpoint)
+        unit = self._units[setpoint.asset_id]
         now = time.monotonic()
         self._active[setpoint.asset_id] = _Active(
             clamped.power_kw, now + setpoint.hold_s, now + self.refresh_s
         )
         start = time.perf_counter()
         try:
-            echoed = await self._write_wset(setpoint.asset_id, clamped.power_kw)
-        except DeviceError as exc:
+            echoed, step_kw = await self._write_wset(unit, clamped.power_kw)
+        except _Refused as exc:
+            self._active.pop(setpoint.asset_id, None)
+            return self._book.confirm(
+                setpoint, clamped, sent=False, confirmed=False, rtt_s=None, reason=str(exc)
+            )
+        except (DeviceError, PayloadError) as exc:
             return self._book.confirm(
                 setpoint, clamped, sent=False, confirmed=False, rtt_s=None, reason=str(exc)
             )
         rtt = time.perf_counter() - start
-        ok = echoed is not None and abs(echoed - clamped.power_kw) < 1e-3
-        why = "" if ok else f"device reads back {echoed} kW"
+        # The device keeps WSet in steps of 10**WSet_SF W: equal within one step.
+        ok = echoed is not None and abs(echoed - clamped.power_kw) <= step_kw * (1 + 1e-6)
+        why = "" if ok else f"device reads back {echoed} kW (resolution {step_kw} kW)"
         return self._book.confirm(setpoint, clamped, sent=True, confirmed=ok, rtt_s=rtt, reason=why)
 
     async def release(self, asset_id: str) -> bool:
@@ -173,36 +306,62 @@ class ModbusBatteryAdapter(BookedService):
         self._book.limits_of(asset_id)
         self._active.pop(asset_id, None)
         try:
-            await self._write_wset(asset_id, None)
-        except DeviceError:
+            await self._write_wset(self._units[asset_id], None)
+        except (DeviceError, PayloadError):
             return False
         return True
 
     async def _write_wset(
-        self, asset_id: str, power_kw: float | None, *, urgent: bool = True
-    ) -> float | None:
-        unit = self.units[asset_id]
-        where = self._maps.get(asset_id)
+        self, unit: _Unit, power_kw: float | None, *, urgent: bool = True
+    ) -> tuple[float | None, float]:
+        """Write (or, with None, disable) the 704 setpoint and read it back.
+
+        Returns:
+            The setpoint the device reads back in kW (None if absent) and its
+            resolution in kW.
+
+        Raises:
+            _Refused: the device cannot take this setpoint.
+            DeviceError: not connected, or the unit failed the request.
+            PayloadError: the read-back is not a 704 block.
+        """
+        where = unit.map
         if where is None:
-            raise DeviceError(f"{asset_id}: not connected or no SunSpec map yet")
+            raise DeviceError(f"{unit.asset_id}: not connected or no SunSpec map yet")
+        step_w = where.wset_step_w
+        if step_w is None and power_kw is not None:
+            why = where.wset_sf_absent.replace("_", " ")
+            raise _Refused(f"setpoint not supported: WSet_SF {why}")
+        sign = unit.spec.setpoint_sign
+        scaled: dict[str, Value] = {
+            "WSet": None if step_w is None else 0.0,
+            "WSetRvrt": None if step_w is None else 0.0,
+        }
+        if power_kw is not None:
+            scaled["WSet"] = to_device_w(power_kw, sign)
         values: dict[str, Value] = {
+            **scaled,
             "WSetEna": 0 if power_kw is None else 1,
             "WSetMod": 1,
-            "WSet": 0.0 if power_kw is None else -power_kw * 1000.0,
-            "WSetRvrt": 0.0,
             "WSetEnaRvrt": 0,
             "WSetRvrtTms": int(self.revert_s),
         }
-        offset, regs = M704.encode_range("WSetEna", "WSetRvrtTms", values, where.sfs704)
-        uid, at704 = unit.unit_id, where.at704
+        try:
+            offset, regs = M704.encode_range("WSetEna", "WSetRvrtTms", values, where.sfs704)
+        except EncodeError as exc:
+            raise _Refused(f"setpoint not supported: {exc}") from exc
+        uid, at704 = unit.spec.unit_id, where.at704
         async with self._borrow(urgent=urgent) as client:
             await self._request(
                 client, lambda c: c.write_registers(at704 + offset, regs, device_id=uid)
             )
             # the whole block: decoded with the scale factors the device has now
-            back = M704.decode(await self._read_block(client, uid, at704, M704.size))
-        wset = back.get("WSet")
-        return -float(wset) / 1000.0 if isinstance(wset, int | float) else None
+            back = M704.read(await self._read_block(client, uid, at704, M704.size))
+        wset = back.number("WSet")
+        if power_kw is not None and back.integer("WSetEna") == 0:
+            wset = None  # the device kept the setpoint disabled: not taken, whatever WSet says
+        step_kw = back.steps.get("WSet", step_w or 1.0) / 1000.0
+        return (None if wset is None else from_device_w(wset, sign)), step_kw
 
     @contextlib.asynccontextmanager
     async def _borrow(self, *, urgent: bool) -> AsyncIterator[AsyncModbusTcpClient]:
@@ -217,28 +376,64 @@ class ModbusBatteryAdapter(BookedService):
         client: AsyncModbusTcpClient,
         op: Callable[[AsyncModbusTcpClient], Awaitable[Any]],
     ) -> list[int]:
-        if not client.connected:
-            raise DeviceError(f"{self.host}:{self.port} not connected")
+        """One request; tells a unit's failure (:class:`_UnitFault`) from the host's.
+
+        Raises:
+            _UnitFault: no answer in time, an exception response, a garbled frame.
+            _HostLost: the connection is closed and cannot be reopened.
+        """
+        if not client.connected and not await self._reopen(client):
+            raise _HostLost(f"{self.host}:{self.port} not connected")
         try:
             response = await asyncio.wait_for(op(client), self.timeout_s)
-        except (ModbusException, TimeoutError, OSError) as exc:
-            raise DeviceError(f"{self.host}:{self.port}: {exc!r}") from exc
+        except TimeoutError as exc:  # before OSError: TimeoutError is one
+            raise _UnitFault(f"no answer within {self.timeout_s} s", dead=True) from exc
+        except (ConnectionException, OSError) as exc:
+            raise _HostLost(f"{self.host}:{self.port}: {exc!r}") from exc
+        except ModbusException as exc:
+            raise _UnitFault(f"{exc!r}", dead=False) from exc
         if response.isError():
-            raise DeviceError(f"{self.host}:{self.port}: exception response {response}")
-        return list(getattr(response, "registers", []))
+            code = getattr(response, "exception_code", None)
+            raise _UnitFault(f"exception response {response}", dead=code in _GATEWAY_CODES)
+        registers = getattr(response, "registers", None)
+        return [int(r) for r in registers] if isinstance(registers, list) else []
+
+    async def _reopen(self, client: AsyncModbusTcpClient) -> bool:
+        """Reconnect one pooled connection in place (a gateway may close an idle one)."""
+        try:
+            return bool(await asyncio.wait_for(client.connect(), self.timeout_s))
+        except (TimeoutError, ModbusException, OSError):
+            return False
 
     async def _read_block(
         self, client: AsyncModbusTcpClient, unit_id: int, address: int, count: int
     ) -> list[int]:
-        return await self._request(
+        regs = await self._request(
             client, lambda c: c.read_holding_registers(address, count=count, device_id=unit_id)
         )
+        if len(regs) < count:
+            raise _UnitFault(f"{count} registers asked, {len(regs)} read", dead=False)
+        return regs
 
-    async def _discover(self, client: AsyncModbusTcpClient, asset_id: str, unit_id: int) -> _Map:
+    async def _read(self, unit_id: int, address: int, count: int) -> list[int]:
+        async with self._borrow(urgent=False) as client:
+            return await self._read_block(client, unit_id, address, count)
+
+    async def _discover(self, unit: _Unit) -> _Map:
+        """Find one unit's SunSpec map.
+
+        Raises:
+            _UnitFault: the unit does not answer.
+            SunSpecError: no marker, or model 802 or 704 missing.
+            PayloadError: the 704 block is not one.
+        """
+        asset_id, uid = unit.asset_id, unit.spec.unit_id
         for base in BASE_ADDRESSES:
             try:
-                marker = await self._read_block(client, unit_id, base, 2)
-            except DeviceError:
+                marker = await self._read(uid, base, 2)
+            except _UnitFault as exc:
+                if exc.dead:
+                    raise  # not there at all: no use asking at other bases
                 continue
             if tuple(marker) == SUNS_MARKER:
                 break
@@ -247,7 +442,9 @@ class ModbusBatteryAdapter(BookedService):
         found: dict[int, int] = {}
         address = base + 2
         for _ in range(_MAX_WALK):
-            model_id, length = await self._read_block(client, unit_id, address, 2)
+            if address + 2 > _LAST_ADDRESS:
+                break  # a garbled length walked off the register space
+            model_id, length = await self._read(uid, address, 2)
             if model_id == END_MODEL_ID:
                 break
             found.setdefault(model_id, address)
@@ -255,15 +452,21 @@ class ModbusBatteryAdapter(BookedService):
         for needed in (802, 704):
             if needed not in found:
                 raise SunSpecError(f"{asset_id}: model {needed} missing", model_id=needed)
-        block = M704.decode(await self._read_block(client, unit_id, found[704], M704.size))
-        sfs = {name: v for name, v in block.items() if name.endswith("_SF")}
-        return _Map(found[802], found[704], sfs)
+        block = M704.read(await self._read(uid, found[704], M704.size))
+        sfs = {name: block.values[name] for name, p in M704.points.items() if p.type == "sunssf"}
+        return _Map(
+            found[802], found[704], sfs, _step(sfs, "WSet_SF"), block.absent.get("WSet_SF", "")
+        )
 
     async def _connect(self) -> list[AsyncModbusTcpClient]:
-        """Open the connections; at least the first must connect."""
+        """Open the connections; at least one must connect."""
         clients = [
             AsyncModbusTcpClient(
-                self.host, port=self.port, timeout=self.timeout_s, retries=0, reconnect_delay=0
+                self.host,
+                port=self.port,
+                timeout=self.timeout_s + _CLIENT_GRACE_S,
+                retries=0,
+                reconnect_delay=0,
             )
             for _ in range(self.connections)
         ]
@@ -287,8 +490,6 @@ class ModbusBatteryAdapter(BookedService):
             clients: list[AsyncModbusTcpClient] = []
             try:
                 clients = await self._connect()
-                for asset_id, unit in self.units.items():
-                    self._maps[asset_id] = await self._discover(clients[0], asset_id, unit.unit_id)
                 self._pool = LendingPool(clients)
                 self._backoff.reset()
                 self.stats.connected = True
@@ -299,7 +500,7 @@ class ModbusBatteryAdapter(BookedService):
                     "Modbus connected to %s:%d (%d units, %d connections)",
                     self.host, self.port, len(self.units), len(clients),
                 )  # fmt: skip
-                await self._poll_forever()
+                await self._serve_units()
             except DeviceError as exc:
                 log.warning("Modbus %s:%d: %s", self.host, self.port, exc)
             finally:
@@ -310,49 +511,237 @@ class ModbusBatteryAdapter(BookedService):
                 self.stats.connected = False
                 for client in clients:
                     client.close()
+                for unit in self._units.values():
+                    unit.map = None
+                    self._unit_down(unit, f"{self.host}:{self.port} not connected")
             await self._backoff.wait()
 
-    async def _poll_forever(self) -> None:
+    async def _serve_units(self) -> None:
+        """Serve every unit in its own loop until the host is lost.
+
+        Raises:
+            DeviceError: the host was lost (why).
+        """
+        lost: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        tasks = [
+            asyncio.create_task(
+                self._serve_unit(unit, lost), name=f"{self._task_name}/{unit.spec.unit_id}"
+            )
+            for unit in self._units.values()
+        ]
+        try:
+            why = await lost
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        raise DeviceError(why)
+
+    async def _serve_unit(self, unit: _Unit, lost: asyncio.Future[str]) -> None:
+        """Poll one unit and refresh its setpoint; its failures stay its own."""
+        where = f"{self.host}:{self.port}/{unit.spec.unit_id}"
         while True:
             started = time.monotonic()
-            for asset_id, unit in self.units.items():
-                at802 = self._maps[asset_id].at802
-                async with self._borrow(urgent=False) as client:
-                    regs = await self._read_block(client, unit.unit_id, at802, M802.size)
-                try:
-                    self._book.publish(self._reading(asset_id, regs))
-                except PayloadError as exc:
-                    self._book.bad_payload(f"{self.host}:{self.port}/{unit.unit_id}", exc.detail)
-                await self._refresh(asset_id)
+            try:
+                if unit.map is None:
+                    unit.map = await self._discover(unit)
+                regs = await self._read(unit.spec.unit_id, unit.map.at802, M802.size)
+                reading = self._reading(unit, M802.read(regs), where)
+            except _HostLost as exc:
+                if not lost.done():
+                    lost.set_result(str(exc))
+                return
+            except (DeviceError, PayloadError) as exc:
+                await asyncio.sleep(self._unit_failed(unit, exc, where))
+                continue
+            except Exception as exc:  # a bug must cost this unit, not its neighbours
+                log.exception("Modbus %s: unexpected error", where)
+                await asyncio.sleep(self._unit_failed(unit, exc, where))
+                continue
+            self._unit_up(unit, where)
+            if reading is not None:
+                self._book.publish(reading)
+            try:
+                await self._refresh(unit)
+            except _HostLost as exc:
+                if not lost.done():
+                    lost.set_result(str(exc))
+                return
+            except (DeviceError, PayloadError) as exc:
+                log.warning("Modbus %s: setpoint refresh failed: %s", where, exc)
             await asyncio.sleep(max(0.0, self.poll_s - (time.monotonic() - started)))
 
-    async def _refresh(self, asset_id: str) -> None:
-        active = self._active.get(asset_id)
+    def _unit_failed(self, unit: _Unit, exc: Exception, where: str) -> float:
+        """Mark one unit down and choose the delay before its next attempt (seconds)."""
+        unit.map = None  # re-discover when it answers: it may come back with another map
+        unit.last_error = str(exc) or repr(exc)
+        if isinstance(exc, PayloadError):
+            self._book.bad_payload(where, exc.detail)
+        elif unit.answering is not False:
+            log.warning("Modbus %s (%s) failed: %s", where, unit.asset_id, unit.last_error)
+        delay = backoff_delay(unit.backoff.attempt, base=unit.backoff.base)
+        unit.backoff.attempt += 1
+        unit.delays.append(delay)
+        self._unit_down(unit, unit.last_error)
+        return delay
+
+    def _unit_down(self, unit: _Unit, why: str) -> None:
+        """Publish one unit unavailable, once per outage, so the service stops counting it."""
+        if unit.answering is False:
+            return
+        unit.answering = False
+        last = self._book.latest.get(unit.asset_id)
+        log.info("Modbus unit %s marked unavailable: %s", unit.asset_id, why)
+        self._book.publish(
+            Telemetry(
+                asset_id=unit.asset_id,
+                ts=time.time(),
+                power_kw=0.0 if last is None else last.power_kw,
+                soc=None if last is None else last.soc,
+                available=False,
+                source=TelemetrySource.MODBUS,
+            )
+        )
+
+    def _unit_up(self, unit: _Unit, where: str) -> None:
+        if unit.answering is False:
+            log.info("Modbus %s (%s) answers again", where, unit.asset_id)
+        unit.answering = True
+        unit.backoff.reset()
+
+    async def _refresh(self, unit: _Unit) -> None:
+        active = self._active.get(unit.asset_id)
         now = time.monotonic()
         if active is None or now < active.next_refresh:
             return
         if now >= active.until:
-            del self._active[asset_id]
+            del self._active[unit.asset_id]
             return
         active.next_refresh = now + self.refresh_s
-        await self._write_wset(asset_id, active.setpoint_kw, urgent=False)
+        try:
+            await self._write_wset(unit, active.setpoint_kw, urgent=False)
+        except _Refused as exc:
+            self._active.pop(unit.asset_id, None)
+            log.warning("Modbus %s: setpoint dropped: %s", unit.asset_id, exc)
 
-    @staticmethod
-    def _reading(asset_id: str, regs: list[int]) -> Telemetry:
-        values = M802.decode(regs)
-        soc, watts = values.get("SoC"), values.get("W")
-        if not isinstance(soc, float) or not 0.0 <= soc <= 100.0:
-            raise PayloadError(f"{asset_id}: SoC out of range: {soc!r}")
-        if not isinstance(watts, float) or not math.isfinite(watts):
-            raise PayloadError(f"{asset_id}: battery power not readable: {watts!r}")
-        cha, dis = values.get("WChaRteMax"), values.get("WDisChaRteMax")
+    def _drop(
+        self, unit: _Unit, seen: set[tuple[str, str]], key: tuple[str, str], value: object
+    ) -> None:
+        """Drop one field (name, reason): counted every time, logged once per change."""
+        if key in unit.dropped:
+            self.stats.record_rejected_field(*key)
+        else:
+            name, reason = key
+            self._book.reject_field(
+                f"{self.host}:{self.port}/{unit.spec.unit_id}", name, reason, value
+            )
+        seen.add(key)
+
+    def _reading(self, unit: _Unit, block: Block, where: str) -> Telemetry | None:
+        """One 802 block -> a reading, field by field; None without a usable power."""
+        seen: set[tuple[str, str]] = set()
+        for point, name in _FIELDS.items():
+            why = block.absent.get(point)
+            if why is not None and not (point in _OPTIONAL and why == "not_implemented"):
+                self._drop(unit, seen, (name, why), block.values.get(point))
+        soc = block.number("SoC")
+        if soc is not None and not 0.0 <= soc <= 100.0:
+            self._drop(unit, seen, ("soc", "out_of_range"), soc)
+            soc = None
+        cha, dis = block.number("WChaRteMax"), block.number("WDisChaRteMax")
+        state, chast = block.integer("State"), block.integer("ChaSt")
+        watts = block.number("W")
+        power_kw = None if watts is None else from_device_w(watts, unit.spec.power_sign)
+        unit.dropped = seen
+        if power_kw is None:
+            return None
+        self._check_sign(unit, power_kw, chast, block.steps.get("W", 1.0) / 1000.0, where)
+        self._check_setpoint_sign(unit, chast, where)
         return Telemetry(
-            asset_id=asset_id,
+            asset_id=unit.asset_id,
             ts=time.time(),
-            power_kw=watts / 1000.0,
-            soc=soc / 100.0,
-            available=values.get("State") in _AVAILABLE_STATES,
-            max_charge_kw=cha / 1000.0 if isinstance(cha, float) and cha >= 0 else None,
-            max_discharge_kw=dis / 1000.0 if isinstance(dis, float) and dis >= 0 else None,
+            power_kw=power_kw,
+            soc=None if soc is None else soc / 100.0,
+            available=state in _AVAILABLE_STATES,
+            max_charge_kw=None if cha is None else cha / 1000.0,
+            max_discharge_kw=None if dis is None else dis / 1000.0,
             source=TelemetrySource.MODBUS,
         )
+
+    def _check_sign(
+        self, unit: _Unit, power_kw: float, chast: int | None, step_kw: float, where: str
+    ) -> None:
+        """Check the enrolled power sign against ``ChaSt``, where the device states one."""
+        # Below a few resolution steps the sign of a reading says nothing.
+        if chast not in (_CHARGING, _DISCHARGING) or abs(power_kw) <= 2 * step_kw:
+            return
+        disagrees = (chast == _CHARGING) != (power_kw > 0)
+        if disagrees:
+            unit.sign_disagreements += 1
+            self.stats.record_rejected_field("charge_state", "disagrees_with_power_sign")
+        if disagrees == unit.sign_disagrees:
+            return
+        unit.sign_disagrees = disagrees
+        if disagrees:
+            log.warning(
+                "Modbus %s (%s): power %.3f kW read as %s disagrees with ChaSt %s;"
+                " check the enrolled power_sign",
+                where, unit.asset_id, power_kw, unit.spec.power_sign.value,
+                "CHARGING" if chast == _CHARGING else "DISCHARGING",
+            )  # fmt: skip
+        else:
+            log.info("Modbus %s (%s): power sign agrees with ChaSt again", where, unit.asset_id)
+
+    def _check_setpoint_sign(self, unit: _Unit, chast: int | None, where: str) -> None:
+        """Check the enrolled setpoint sign: ``ChaSt`` should go the way the setpoint asks."""
+        active = self._active.get(unit.asset_id)
+        step_w = unit.map.wset_step_w if unit.map is not None else None
+        if active is None:
+            unit.against = 0
+            return
+        if chast not in (_CHARGING, _DISCHARGING):
+            return
+        if abs(active.setpoint_kw) * 1000.0 <= 2 * (step_w or 1.0):
+            return  # an idle setpoint asks for no direction
+        against = (chast == _CHARGING) != (active.setpoint_kw > 0)
+        unit.against = unit.against + 1 if against else 0
+        disagrees = unit.against >= _AGAINST_READINGS
+        if disagrees:
+            unit.setpoint_disagreements += 1
+            self.stats.record_rejected_field("charge_state", "disagrees_with_setpoint_sign")
+        if disagrees == unit.setpoint_disagrees:
+            return
+        unit.setpoint_disagrees = disagrees
+        if disagrees:
+            log.warning(
+                "Modbus %s (%s): ChaSt %s goes against the setpoint %.3f kW written as %s;"
+                " check the enrolled setpoint_sign",
+                where, unit.asset_id,
+                "CHARGING" if chast == _CHARGING else "DISCHARGING",
+                active.setpoint_kw, unit.spec.setpoint_sign.value,
+            )  # fmt: skip
+        else:
+            log.info("Modbus %s (%s): ChaSt follows the setpoint again", where, unit.asset_id)
+
+
+#: Readings in a row against the setpoint before a wrong setpoint sign is suspected
+#: (a battery ramping over from the previous setpoint goes against it briefly).
+_AGAINST_READINGS = 3
+
+#: 802 points a reading uses -> the reading's field names (for rejected-field counts).
+_FIELDS = {
+    "SoC": "soc",
+    "W": "power_kw",
+    "WChaRteMax": "max_charge_kw",
+    "WDisChaRteMax": "max_discharge_kw",
+    "State": "available",
+    "ChaSt": "charge_state",
+}
+#: Points a device may leave unimplemented without a word (only a check uses them).
+_OPTIONAL = frozenset({"ChaSt"})
+
+
+def _step(sfs: Mapping[str, Value], name: str) -> float | None:
+    """The resolution ``10**sf`` of a present scale factor, None when it is absent."""
+    sf = sfs.get(name)
+    return 10.0**sf if isinstance(sf, int) else None

@@ -105,6 +105,16 @@ class ModbusConnection(_Model):
     host: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.:-]+$")
     port: int = Field(default=502, ge=1, le=65535)
     unit_id: int = Field(default=1, ge=0, le=247)
+    # SunSpec 802 W states no sign and vendors differ: the sign is enrolled, never guessed.
+    power_sign: Literal["charge_positive", "discharge_positive"] = Field(
+        default="charge_positive",
+        description="sign of the battery power the device reports (SunSpec 802 W)",
+    )
+    setpoint_sign: Literal["charge_positive", "discharge_positive"] = Field(
+        default="discharge_positive",
+        description="sign of the power setpoint the device takes (SunSpec 704 WSet;"
+        " discharge_positive = positive is fed into the grid, the DER convention)",
+    )
 
 
 class OcppConnection(_Model):

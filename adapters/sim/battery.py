@@ -8,13 +8,20 @@ Each battery is one Modbus unit id on a :class:`ModbusBatteryServer` (up to
     controls, writable) | 0xFFFF 0
 
 Writes to 704 ``WSetEna/WSetMod/WSet/WSetRvrtTms`` command the battery: ``WSet``
-in watts, positive = injected into the grid (DER convention, the opposite of
-the adapters' ``power_kw``). With ``WSetRvrtTms > 0`` the command reverts to
-``WSetRvrt`` that many wall-clock seconds after the last write, as a real
-inverter's revert timer does. Physics (SoC integrating power with a
-round-trip efficiency, SoC protection at 0 and 100 %) runs in simulated time,
-lazily, whenever a register is read or written. 802 ``W`` is battery DC power,
-positive = charging.
+in watts, by default positive = injected into the grid (DER convention, the
+opposite of the adapters' ``power_kw``), scaled by ``WSet_SF`` (0 by default).
+With ``WSetRvrtTms > 0`` the command reverts to ``WSetRvrt`` that many
+wall-clock seconds after the last write, as a real inverter's revert timer
+does. Physics (SoC integrating power with a round-trip efficiency, SoC
+protection at 0 and 100 %) runs in simulated time, lazily, whenever a register
+is read or written. 802 ``W`` is battery DC power, by default positive =
+charging.
+
+A battery can play what field devices do (:class:`BatterySpec`): the other
+sign convention for ``W`` or ``WSet``, a coarse or not implemented
+``WSet_SF``; and at run time (``BatteryModel.fault``) a unit that is dead
+behind its gateway: no answer at all, or Modbus exception 0x0B ("gateway
+target device failed to respond").
 """
 
 from __future__ import annotations
@@ -22,16 +29,19 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from adapters.sim._clock import SimClock
-from adapters.sunspec import build_image, load_model
+from adapters.sunspec import PowerSign, build_image, load_model
 from adapters.sunspec.codec import Value
+from adapters.sunspec.conventions import from_device_w, to_device_w
 
-__all__ = ["BatteryModel", "BatterySpec", "ModbusBatteryServer"]
+__all__ = ["BatteryModel", "BatterySpec", "Fault", "ModbusBatteryServer"]
 
 M1, M802, M704 = load_model(1), load_model(802), load_model(704)
 #: 802 ``State`` values used by the simulator.
@@ -39,6 +49,15 @@ STATE_CONNECTED, STATE_SOC_PROTECTION = 3, 5
 #: 802 ``ChaSt`` values.
 CHAST_EMPTY, CHAST_DISCHARGING, CHAST_CHARGING, CHAST_FULL, CHAST_HOLDING = 2, 3, 4, 5, 6
 _SF = {"SoC_SF": -1, "AHRtg_SF": 0}
+
+
+class Fault(StrEnum):
+    """How a unit behind the simulated gateway fails."""
+
+    #: the unit never answers: the client's request times out
+    SILENT = "silent"
+    #: the gateway answers for it with exception 0x0B (target device failed to respond)
+    GATEWAY_NO_RESPONSE = "gateway_no_response"
 
 
 def _sf(largest: float, limit: int) -> int:
@@ -62,6 +81,9 @@ class BatterySpec:
         soc: initial SoC 0..1.
         efficiency: round-trip efficiency (applied as its square root each way).
         base: register address of the SunS marker (40000, 0 or 50000).
+        power_sign: the sign convention of its 802 ``W``.
+        setpoint_sign: the sign convention of its 704 ``WSet``.
+        wset_sf: its 704 ``WSet_SF`` (None: not implemented, 0x8000).
     """
 
     asset_id: str
@@ -72,11 +94,18 @@ class BatterySpec:
     soc: float = 0.5
     efficiency: float = 0.92
     base: int = 40000
+    power_sign: PowerSign = PowerSign.CHARGE_POSITIVE
+    setpoint_sign: PowerSign = PowerSign.DISCHARGE_POSITIVE
+    wset_sf: int | None = 0
 
 
 @dataclass
 class BatteryModel:
-    """The physics and control state of one simulated battery."""
+    """The physics and control state of one simulated battery.
+
+    Tests may set ``overrides`` (raw 802 registers by point name) and ``fault``
+    (a dead unit) at any time.
+    """
 
     spec: BatterySpec
     clock: SimClock
@@ -86,15 +115,17 @@ class BatteryModel:
     revert_at: float | None = None
     writes: int = 0
     overrides: dict[str, int] = field(default_factory=dict)
+    fault: Fault | None = None
     _last_t: float = 0.0
 
     def __post_init__(self) -> None:
         self.soc = self.spec.soc
 
     def command(self, wset_w: float | None, revert_s: float) -> None:
-        """Apply a 704 active-power command (DER sign) with a wall-clock revert timer."""
+        """Apply a 704 active-power command (``spec.setpoint_sign``) with a revert timer."""
         self.writes += 1
-        self.setpoint_kw = None if wset_w is None else -wset_w / 1000.0
+        sign = self.spec.setpoint_sign
+        self.setpoint_kw = None if wset_w is None else from_device_w(wset_w, sign)
         self.revert_at = time.monotonic() + revert_s if revert_s > 0 else None
 
     def step(self) -> None:
@@ -139,7 +170,7 @@ class BatteryModel:
             "LocRemCtl": 0,
             "Typ": 4,
             "State": STATE_SOC_PROTECTION if (full or empty) else STATE_CONNECTED,
-            "W": self.power_kw * 1000.0,
+            "W": to_device_w(self.power_kw, self.spec.power_sign),
         }
 
 
@@ -183,7 +214,11 @@ class ModbusBatteryServer:
     async def start(self) -> None:
         """Listen for Modbus TCP clients."""
         devices = [self._device(model) for model in self.models.values()]
-        self._server = ModbusTcpServer(devices, address=(self.host, self.port))
+        # ignore_missing_devices: a SILENT unit raises NoSuchIdException, which
+        # the server then answers with nothing at all, as a dead unit would
+        self._server = ModbusTcpServer(
+            devices, address=(self.host, self.port), ignore_missing_devices=True
+        )
         await self._server.serve_forever(background=True)
 
     async def stop(self) -> None:
@@ -205,7 +240,7 @@ class ModbusBatteryServer:
             [
                 (M1, {"Mn": "park-vpp", "Md": "sim-battery", "Vr": "1", "SN": spec.asset_id}),
                 (M802, model.values_802()),
-                (M704, {"WSet_SF": 0, "WSetEna": 0, "WSetMod": 1, "WSet": 0, "WSetRvrt": 0}),
+                (M704, self._values_704(spec)),
             ]
         )
         ro_end = _OFF704
@@ -223,6 +258,10 @@ class ModbusBatteryServer:
             set_values: list[int] | list[bool] | None,
         ) -> ExcCodes | None:
             del function_code, count
+            if model.fault is Fault.SILENT:
+                raise NoSuchIdException(f"unit {spec.unit_id} is silent")
+            if model.fault is Fault.GATEWAY_NO_RESPONSE:
+                return ExcCodes.GATEWAY_NO_RESPONSE
             model.step()
             at = spec.base + _OFF802 - start_address
             block = M802.encode({**model.values_802()})
@@ -237,6 +276,17 @@ class ModbusBatteryServer:
             return None
 
         return SimDevice(spec.unit_id, simdata=simdata, action=action)
+
+    @staticmethod
+    def _values_704(spec: BatterySpec) -> dict[str, Value]:
+        implemented = spec.wset_sf is not None
+        return {
+            "WSet_SF": spec.wset_sf,
+            "WSetEna": 0,
+            "WSetMod": 1,
+            "WSet": 0 if implemented else None,
+            "WSetRvrt": 0 if implemented else None,
+        }
 
     @staticmethod
     def _on_write(model: BatteryModel, registers: list[int], at: int) -> None:

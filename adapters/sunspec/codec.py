@@ -4,8 +4,15 @@ A SunSpec device map starts with the ``SunS`` marker (two registers) at a base
 address (40000, else 0 or 50000), followed by models, each ``ID, L, <L
 registers>``, and ends with ``0xFFFF, 0``. A model's points sit at fixed
 offsets from its ID register; scaled points name a ``sunssf`` point in the
-same model whose value ``sf`` gives ``value = raw * 10**sf``. A raw value
-equal to its type's "not implemented" sentinel decodes to None.
+same model whose value ``sf`` gives ``value = raw * 10**sf``.
+
+Every point is read by one decoder, :func:`decode_point`, which knows the
+"not implemented" value of each SunSpec type (SunSpec Information Model
+Specification, point types; the same table as pysunspec2's ``mb.py``): a raw
+value equal to it, a scale factor that is not implemented or outside the
+specified -10..10, or a type this codec does not know all make the point
+*absent* (``None``, with a reason), never an exception. Only a block that is
+not the model at all (short, or another model id) raises :class:`PayloadError`.
 
 Only what the adapters use is supported: fixed-size top-level points (nested
 groups are counted into the length but not decoded).
@@ -15,8 +22,9 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -27,10 +35,14 @@ __all__ = [
     "BASE_ADDRESSES",
     "END_MODEL_ID",
     "SUNS_MARKER",
+    "UNIMPLEMENTED",
+    "Block",
+    "EncodeError",
     "Model",
     "Point",
     "Value",
     "build_image",
+    "decode_point",
     "load_model",
 ]
 
@@ -40,22 +52,78 @@ SUNS_MARKER = (0x5375, 0x6E53)
 BASE_ADDRESSES = (40000, 0, 50000)
 #: The model id that ends a map.
 END_MODEL_ID = 0xFFFF
+#: The range the SunSpec specification allows a ``sunssf`` to take.
+SF_RANGE = range(-10, 11)
 
 Value = int | float | str | None
 
-_SIGNED = {"int16": 16, "int32": 32, "sunssf": 16, "int64": 64}
-_UNIMPLEMENTED = {
-    "uint16": 0xFFFF,
-    "enum16": 0xFFFF,
-    "bitfield16": 0xFFFF,
+#: Why a point is absent (low-cardinality: these label metrics).
+NOT_IMPLEMENTED = "not_implemented"
+OUT_OF_RANGE = "out_of_range"
+UNKNOWN_TYPE = "unknown_type"
+
+#: The raw "not implemented" value of each numeric SunSpec type, as an unsigned
+#: integer of the type's width. Accumulators use 0; floats use the quiet NaN
+#: (any NaN is taken as absent when decoding).
+UNIMPLEMENTED: Mapping[str, int] = {
     "int16": 0x8000,
     "sunssf": 0x8000,
-    "uint32": 0xFFFFFFFF,
-    "enum32": 0xFFFFFFFF,
-    "bitfield32": 0xFFFFFFFF,
-    "int32": 0x80000000,
+    "uint16": 0xFFFF,
+    "count": 0xFFFF,
+    "enum16": 0xFFFF,
+    "bitfield16": 0xFFFF,
+    "acc16": 0,
+    "int32": 0x8000_0000,
+    "uint32": 0xFFFF_FFFF,
+    "enum32": 0xFFFF_FFFF,
+    "bitfield32": 0xFFFF_FFFF,
     "acc32": 0,
+    "ipaddr": 0,
+    "int64": 0x8000_0000_0000_0000,
+    "uint64": 0xFFFF_FFFF_FFFF_FFFF,
+    "bitfield64": 0xFFFF_FFFF_FFFF_FFFF,
+    "acc64": 0,
+    "float32": 0x7FC0_0000,
+    "float64": 0x7FF8_0000_0000_0000,
 }
+_SIGNED = frozenset({"int16", "int32", "int64", "sunssf"})
+_FLOATS = {"float32": ">f", "float64": ">d"}
+#: Types decoded to text: all-zero registers mean "not implemented".
+_TEXT = frozenset({"string", "ipv6addr", "eui48"})
+
+
+class EncodeError(ValueError):
+    """A value a point cannot carry (no scale factor, out of its type's range, its sentinel)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One decoded model block.
+
+    Attributes:
+        values: engineering values by point name (scale factors applied);
+            ``None`` for an absent point.
+        absent: why each absent point is absent (``not_implemented``,
+            ``out_of_range``, ``scale_factor_not_implemented``...).
+        steps: for each present scaled point, the device's resolution in the
+            point's unit (``10**sf``).
+    """
+
+    values: Mapping[str, Value]
+    absent: Mapping[str, str] = field(default_factory=dict)
+    steps: Mapping[str, float] = field(default_factory=dict)
+
+    def number(self, name: str) -> float | None:
+        """A present, finite numeric point as a float; None otherwise."""
+        value = self.values.get(name)
+        if isinstance(value, int | float) and math.isfinite(value):
+            return float(value)
+        return None
+
+    def integer(self, name: str) -> int | None:
+        """A present integer point (enum, bitfield, scale factor...); None otherwise."""
+        value = self.values.get(name)
+        return value if isinstance(value, int) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,35 +168,59 @@ class Model:
         """Registers the whole block spans, ID and L included."""
         return self.length + 2
 
+    def read(self, regs: Sequence[int]) -> Block:
+        """Decode a whole model block (starting at its ID register), point by point.
+
+        Every point goes through :func:`decode_point`; a scaled point whose
+        scale factor is absent is absent too (``scale_factor_<why>``).
+
+        Raises:
+            PayloadError: the block is short or does not carry this model's id
+                (it is not this model at all; no point of it can be trusted).
+        """
+        if len(regs) < self.size or regs[0] != self.id:
+            raise PayloadError(f"model {self.id}: bad block (id {regs[:1]}, {len(regs)} regs)")
+        raw: dict[str, tuple[Value, str | None]] = {
+            name: decode_point(p, regs[p.offset : p.offset + p.size])
+            for name, p in self.points.items()
+        }
+        values: dict[str, Value] = {}
+        absent: dict[str, str] = {}
+        steps: dict[str, float] = {}
+        for name, point in self.points.items():
+            value, why = raw[name]
+            if why is None and point.sf is not None:
+                sf, sf_why = raw.get(point.sf, (None, NOT_IMPLEMENTED))
+                if sf_why is not None or not isinstance(sf, int):
+                    value, why = None, f"scale_factor_{sf_why or UNKNOWN_TYPE}"
+                elif isinstance(value, int | float):
+                    steps[name] = 10.0**sf
+                    value = value * 10.0**sf
+            values[name] = value
+            if why is not None:
+                absent[name] = why
+        return Block(values, absent, steps)
+
     def decode(self, regs: Sequence[int]) -> dict[str, Value]:
-        """Decode a whole model block (starting at its ID register), scale factors applied.
+        """The values of :meth:`read` alone (absent points are ``None``).
 
         Raises:
             PayloadError: the block is short or does not carry this model's id.
         """
-        if len(regs) < self.size or regs[0] != self.id:
-            raise PayloadError(f"model {self.id}: bad block (id {regs[:1]}, {len(regs)} regs)")
-        raw = {name: _raw(p, regs) for name, p in self.points.items()}
-        out: dict[str, Value] = {}
-        for name, point in self.points.items():
-            value = raw[name]
-            if point.sf is not None and isinstance(value, int):
-                sf = raw.get(point.sf)
-                out[name] = None if not isinstance(sf, int) else _scaled(value, sf)
-            else:
-                out[name] = value
-        return out
+        return dict(self.read(regs).values)
 
     def encode(self, values: Mapping[str, Value]) -> list[int]:
         """Encode a whole model block; points not given read as not implemented.
 
         ``values`` holds engineering values; scaled points use the scale factors
         given in the same mapping (which must be present for them).
+
+        Raises:
+            EncodeError: a value its point cannot carry.
         """
         regs = [0] * self.size
         for point in self.points.values():
-            if point.type not in ("string", "pad"):
-                _put(point, regs, _UNIMPLEMENTED.get(point.type, 0))
+            _put(point, regs, _sentinel(point))
         regs[0], regs[1] = self.id, self.length
         for name, value in values.items():
             point = self.points[name]
@@ -142,6 +234,10 @@ class Model:
 
         Returns:
             The offset of ``first`` within the model and the registers to write.
+
+        Raises:
+            EncodeError: a value its point cannot carry (e.g. a scaled value
+                whose scale factor is not implemented).
         """
         start, end = self.points[first].offset, self.points[last].offset + self.points[last].size
         regs = [0] * (end - start)
@@ -149,7 +245,7 @@ class Model:
             if start <= point.offset < end:
                 value = values.get(point.name)
                 raw = (
-                    _UNIMPLEMENTED.get(point.type, 0)
+                    _sentinel(point)
                     if value is None
                     else self.raw_value(point, value, {**sfs, **values})
                 )
@@ -157,47 +253,89 @@ class Model:
         return start, regs
 
     def raw_value(self, point: Point, value: Value, scope: Mapping[str, Value]) -> int | str:
-        """Turn an engineering value into the point's raw register value."""
+        """Turn an engineering value into the point's raw register value.
+
+        Raises:
+            EncodeError: no usable scale factor in ``scope``, a type this codec
+                cannot write, or a value outside the type's range or equal to
+                its "not implemented" value (it would read back as absent).
+        """
         if value is None:
-            return _UNIMPLEMENTED.get(point.type, 0)
+            return _sentinel(point)
         if isinstance(value, str):
             return value
+        if point.type in _FLOATS or point.type in _TEXT or point.type not in UNIMPLEMENTED:
+            raise EncodeError(f"{point.name}: cannot write type {point.type}")
         if point.sf is not None:
             sf = scope.get(point.sf)
-            if not isinstance(sf, int):
-                raise ValueError(f"{point.name} needs scale factor {point.sf}")
+            if not isinstance(sf, int) or sf not in SF_RANGE:
+                raise EncodeError(f"{point.name} needs scale factor {point.sf}, has {sf!r}")
             value = value / 10.0**sf
-        return round(value)
+        if not math.isfinite(value):
+            raise EncodeError(f"{point.name}: {value} is not finite")
+        raw = round(value)
+        bits = 16 * point.size
+        signed = point.type in _SIGNED
+        low, high = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
+        if not low <= raw < high:
+            raise EncodeError(f"{point.name}: {raw} does not fit {point.type}")
+        if raw % (1 << bits) == UNIMPLEMENTED[point.type]:
+            raise EncodeError(f"{point.name}: {raw} is the 'not implemented' value of {point.type}")
+        return raw
 
 
-def _raw(point: Point, regs: Sequence[int]) -> int | str | None:
-    words = regs[point.offset : point.offset + point.size]
-    if point.type == "string":
-        data = b"".join(w.to_bytes(2, "big") for w in words)
-        return data.split(b"\0", 1)[0].decode("latin-1")
+def decode_point(point: Point, words: Sequence[int]) -> tuple[Value, str | None]:
+    """Decode one point's registers, unscaled: the one place a raw value is read.
+
+    Args:
+        point: the point's definition.
+        words: its registers (``point.size`` of them, big-endian words).
+
+    Returns:
+        ``(value, None)`` for a present point, ``(None, reason)`` for an absent
+        one: its type's "not implemented" value, a ``sunssf`` outside -10..10,
+        a NaN float, all-zero text, too few registers or an unknown type.
+    """
+    if len(words) < point.size:
+        return None, OUT_OF_RANGE
     if point.type == "pad":
-        return None
-    value = 0
-    for word in words:
-        value = (value << 16) | (word & 0xFFFF)
-    if value == _UNIMPLEMENTED.get(point.type, -1):
-        return None
-    bits = _SIGNED.get(point.type)
-    if bits is not None and value >= 1 << (bits - 1):
-        value -= 1 << bits
-    return value
+        return None, NOT_IMPLEMENTED
+    data = b"".join((w & 0xFFFF).to_bytes(2, "big") for w in words[: point.size])
+    if point.type in _TEXT:
+        if not any(data):
+            return None, NOT_IMPLEMENTED
+        if point.type == "string":
+            return data.split(b"\0", 1)[0].decode("utf-8", errors="replace"), None
+        return data.hex().upper(), None
+    if point.type in _FLOATS:
+        if len(data) != struct.calcsize(_FLOATS[point.type]):
+            return None, UNKNOWN_TYPE
+        number = float(struct.unpack(_FLOATS[point.type], data)[0])
+        return (number, None) if math.isfinite(number) else (None, NOT_IMPLEMENTED)
+    sentinel = UNIMPLEMENTED.get(point.type)
+    if sentinel is None:
+        return None, UNKNOWN_TYPE
+    value = int.from_bytes(data, "big")
+    if value == sentinel:
+        return None, NOT_IMPLEMENTED
+    if point.type in _SIGNED and value >= 1 << (8 * len(data) - 1):
+        value -= 1 << (8 * len(data))
+    if point.type == "sunssf" and value not in SF_RANGE:
+        return None, OUT_OF_RANGE
+    return value, None
 
 
-def _scaled(raw: int, sf: int) -> float:
-    if not -10 <= sf <= 10:
-        return math.nan
-    return raw * 10.0**sf
+def _sentinel(point: Point) -> int | str:
+    """What an unimplemented point holds: its type's sentinel, zeros for text and pads."""
+    if point.type in _TEXT:
+        return ""
+    return UNIMPLEMENTED.get(point.type, 0)
 
 
 def _put(point: Point, regs: list[int], raw: int | str, *, base: int = 0) -> None:
     at = point.offset - base
     if isinstance(raw, str):
-        data = raw.encode("latin-1")[: point.size * 2].ljust(point.size * 2, b"\0")
+        data = raw.encode("utf-8")[: point.size * 2].ljust(point.size * 2, b"\0")
         regs[at : at + point.size] = [
             int.from_bytes(data[i : i + 2], "big") for i in range(0, len(data), 2)
         ]
@@ -206,7 +344,7 @@ def _put(point: Point, regs: list[int], raw: int | str, *, base: int = 0) -> Non
     if raw < 0:
         raw += 1 << bits
     if not 0 <= raw < 1 << bits:
-        raise ValueError(f"{point.name}: {raw} does not fit {point.type}")
+        raise EncodeError(f"{point.name}: {raw} does not fit {point.type}")
     for i in range(point.size):
         regs[at + i] = (raw >> (16 * (point.size - 1 - i))) & 0xFFFF
 

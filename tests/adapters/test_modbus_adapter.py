@@ -91,19 +91,21 @@ async def test_setpoint_refreshed_before_revert_timer(battery: ModbusBatteryServ
         assert model.setpoint_kw is None
 
 
-async def test_out_of_range_registers_are_counted_and_dropped(
+async def test_out_of_range_registers_drop_the_field_not_the_reading(
     battery: ModbusBatteryServer, eventually: Eventually
 ) -> None:
     async with _adapter(battery) as adapter:
         await _reading(adapter, "b1")
         battery.models["b1"].overrides["SoC"] = 2500  # 250 %
-        await eventually(lambda: adapter.stats.bad_payloads >= 3)
+        await eventually(lambda: adapter.stats.rejected_fields[("soc", "out_of_range")] >= 3)
+        kept = await _reading(adapter, "b1", after=time.time())
+        assert kept.soc is None and kept.power_kw == 0.0 and kept.available
         battery.models["b1"].overrides["SoC"] = 0xFFFF  # not implemented
-        before = adapter.stats.bad_payloads
-        await eventually(lambda: adapter.stats.bad_payloads >= before + 2)
+        await eventually(lambda: adapter.stats.rejected_fields[("soc", "not_implemented")] >= 2)
         battery.models["b1"].overrides.clear()
         reading = await _reading(adapter, "b1", after=time.time())
         assert reading.soc == pytest.approx(0.5, abs=0.01)
+        assert adapter.stats.bad_payloads == 0
         assert adapter.stats.connected and adapter.stats.reconnects == 0
 
 
@@ -132,14 +134,16 @@ async def test_finds_sunspec_marker_at_other_bases(base: int) -> None:
         assert (await _reading(adapter, "b1")).soc == pytest.approx(0.5)
 
 
-async def test_device_without_sunspec_is_not_taken_for_one() -> None:
+async def test_device_without_sunspec_is_not_taken_for_one(eventually: Eventually) -> None:
     spec = BatterySpec(asset_id="b1", unit_id=9)  # the adapter asks unit 7: no such map
     async with (
         ModbusBatteryServer(port=free_port(), batteries=[spec]) as srv,
         _adapter(srv) as adapter,
     ):
-        await asyncio.sleep(0.5)
-        assert not adapter.stats.connected and adapter.stats.messages == 0
+        await eventually(lambda: adapter.health("b1").failures >= 2)
+        assert adapter.health("b1").answering is False
+        last = adapter.last("b1")
+        assert last is not None and not last.available  # published unavailable, nothing else
         conf = await adapter.apply(Setpoint(asset_id="b1", power_kw=10))
         assert not conf.confirmed and conf.sent_kw is None
 

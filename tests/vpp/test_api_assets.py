@@ -44,6 +44,8 @@ async def test_enroll_read_patch_retire(client: TestClient, operator: dict[str, 
         "host": "10.0.3.21",
         "port": 1502,
         "unit_id": 1,
+        "power_sign": "charge_positive",
+        "setpoint_sign": "discharge_positive",
     }
     assert patched["enrolled_at"] == created["enrolled_at"]
 

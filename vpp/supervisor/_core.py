@@ -425,7 +425,15 @@ class Supervisor:
             return ModbusBatteryAdapter(
                 host=host,
                 port=int(port),
-                units={r.device_id: ModbusUnit(unit_id=r.unit_id, limits=r.limits) for r in routes},
+                units={
+                    r.device_id: ModbusUnit(
+                        unit_id=r.unit_id,
+                        limits=r.limits,
+                        power_sign=r.power_sign,
+                        setpoint_sign=r.setpoint_sign,
+                    )
+                    for r in routes
+                },
                 poll_s=s.modbus.poll_interval,
                 timeout_s=s.modbus.timeout,
                 connections=self._modbus_connections,

@@ -25,6 +25,7 @@ import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from adapters.sunspec import PowerSign
 from adapters.types import DeviceLimits, TelemetrySource
 from vpp.model import Battery, EvCharger, FlexibleLoad, ModbusConnection, MqttConnection, Pv
 
@@ -90,6 +91,8 @@ class Route:
         limits: its enrolled limits in device language.
         unit_id: Modbus unit id (Modbus only).
         v2g: whether discharge is enrolled (OCPP only).
+        power_sign: the enrolled sign of its reported power (Modbus only).
+        setpoint_sign: the enrolled sign of its power setpoint (Modbus only).
     """
 
     park: str
@@ -100,6 +103,8 @@ class Route:
     limits: DeviceLimits
     unit_id: int = 0
     v2g: bool = False
+    power_sign: PowerSign = PowerSign.CHARGE_POSITIVE
+    setpoint_sign: PowerSign = PowerSign.DISCHARGE_POSITIVE
 
 
 def device_limits(asset: AnyAsset) -> DeviceLimits:
@@ -213,7 +218,19 @@ def plan_park(
                 continue
             units.add((endpoint, conn.unit_id))
             key = AdapterKey(TelemetrySource.MODBUS, park, endpoint, f"modbus-{endpoint}")
-            routes.append(Route(park, asset.id, asset.kind, key, asset.id, limits, conn.unit_id))
+            routes.append(
+                Route(
+                    park,
+                    asset.id,
+                    asset.kind,
+                    key,
+                    asset.id,
+                    limits,
+                    conn.unit_id,
+                    power_sign=PowerSign(conn.power_sign),
+                    setpoint_sign=PowerSign(conn.setpoint_sign),
+                )
+            )
         elif isinstance(asset, EvCharger):
             routes.append(
                 Route(park, asset.id, asset.kind, ocpp, conn.charge_point_id, limits, v2g=asset.v2g)

@@ -462,8 +462,13 @@ def park_adapters(
     )
 
 
+def _live(reading: Telemetry | None) -> bool:
+    # An adapter publishes a device it cannot reach yet as unavailable.
+    return reading is not None and reading.available
+
+
 async def wait_for_park(park: ParkAdapters, spec: SimParkSpec, timeout_s: float) -> None:
-    """Wait until every device of the park has sent telemetry (chargers: with an EV).
+    """Wait until every device of the park has sent live telemetry (chargers: with an EV).
 
     Raises:
         TimeoutError: some device stayed silent; the message says how many per protocol.
@@ -472,17 +477,17 @@ async def wait_for_park(park: ParkAdapters, spec: SimParkSpec, timeout_s: float)
     missing: dict[str, int] = {}
     while time.monotonic() < deadline:
         missing = {
-            "mqtt": sum(park.mqtt.last(s.asset_id) is None for s in spec.loads),
+            "mqtt": sum(not _live(park.mqtt.last(s.asset_id)) for s in spec.loads),
             "modbus": sum(
-                all(
-                    a.last(b.spec.asset_id) is None
+                not any(
+                    _live(a.last(b.spec.asset_id))
                     for a in park.modbus
                     if b.spec.asset_id in a.units
                 )
                 for b in spec.batteries
             ),
             "ocpp": sum(
-                (r := park.ocpp.last(c.cp_id)) is None or not r.ev_connected for c in spec.chargers
+                not _live(r := park.ocpp.last(c.cp_id)) or not r.ev_connected for c in spec.chargers
             ),
         }
         if not any(missing.values()):

@@ -8,7 +8,12 @@ What counts as flexible right now:
 
 * a battery with a live state of charge (SoC window and limits as enrolled);
 * a charger with a vehicle plugged in that said when it leaves and how much it
-  needs (discharge only when the charger is enrolled for V2G);
+  needs (discharge only when the charger is enrolled for V2G). Its baseline is
+  what the vehicle draws uncontrolled: its measured draw before the event when
+  the control loop passes it (``uncontrolled_kw``), never the charger's
+  nameplate. A vehicle still plugged in past its stated departure (or leaving
+  inside the current interval) stays in the portfolio with a best-effort need,
+  flexible again (``dispatch.departure_lapsed``; the clamp applies the same rule);
 * a flexible load (shed up to its limit, for at most its duration, with its
   rebound share paid back before the end of the grid);
 * a curtailable PV inverter, whose live output is the forecast.
@@ -45,7 +50,13 @@ KIND_NAMES = {
 
 
 def nominal_kw(asset: AnyAsset) -> float:
-    """What an asset draws when nothing is known of it: a load its baseline, others 0."""
+    """What an asset draws when nothing is known of it: a load its baseline, others 0.
+
+    An estimate of present power for a silent asset (the VEN's park power, a
+    baseline slot). It is never evidence of delivery: the control loop counts
+    an asset that had no reading when its event started at its baseline for
+    the whole event, so a nominal value never turns into credited kW.
+    """
     return float(getattr(asset, "baseline_kw", 0.0))
 
 
@@ -95,7 +106,9 @@ def _battery(a: Battery, live: LiveState, grid: dx.TimeGrid, owner: int) -> dx.P
     return dx.battery_envelope(spec, grid)
 
 
-def _ev(a: EvCharger, live: LiveState, grid: dx.TimeGrid, owner: int) -> dx.Portfolio | str:
+def _ev(
+    a: EvCharger, live: LiveState, grid: dx.TimeGrid, owner: int, uncontrolled_kw: float | None
+) -> dx.Portfolio | str:
     if not live.ev_connected:
         return "no vehicle plugged in"
     if live.ev_departure is None or live.ev_energy_needed_kwh is None:
@@ -106,6 +119,7 @@ def _ev(a: EvCharger, live: LiveState, grid: dx.TimeGrid, owner: int) -> dx.Port
         departure=live.ev_departure,
         energy_needed_kwh=live.ev_energy_needed_kwh,
         max_charge_kw=a.max_charge_kw,
+        uncontrolled_kw=uncontrolled_kw,
         max_discharge_kw=a.max_discharge_kw if a.v2g else 0.0,
         v2g=a.v2g,
         eta_charge=a.charge_efficiency,
@@ -147,6 +161,7 @@ def build_view(
     grid: dx.TimeGrid,
     *,
     shed_debt_kwh: Mapping[str, float] | None = None,
+    uncontrolled_kw: Mapping[str, float] | None = None,
 ) -> PortfolioView:
     """Build the portfolio of the assets that are flexible now.
 
@@ -156,6 +171,11 @@ def build_view(
         grid: the grid to lay the envelopes on (its start is "now").
         shed_debt_kwh: outstanding shed energy of flexible loads, as the control
             loop tracks it (a load's device does not report it).
+        uncontrolled_kw: charger id -> what its vehicle drew before the event
+            (kW), as the control loop measured it at activation; the vehicle's
+            baseline charges at that rate. Without it, the live power of a
+            charger nobody controls yet is that rate (a reading already under
+            control is not: pass the anchor).
 
     Returns:
         The portfolio view.
@@ -166,6 +186,7 @@ def build_view(
     excluded: dict[str, str] = {}
     measured: dict[str, float] = {}
     debts = shed_debt_kwh or {}
+    anchors = uncontrolled_kw or {}
     for asset in assets:
         state = live.get(asset.id)
         if state is None:
@@ -180,7 +201,7 @@ def build_view(
         if isinstance(asset, Battery):
             part = _battery(asset, state, grid, owner)
         elif isinstance(asset, EvCharger):
-            part = _ev(asset, state, grid, owner)
+            part = _ev(asset, state, grid, owner, anchors.get(asset.id, state.power_kw))
         elif isinstance(asset, FlexibleLoad):
             part = _load(asset, grid, owner, debts.get(asset.id, 0.0))
         else:

@@ -32,8 +32,9 @@ longer flips between the plan and its real draw.
 Honest delivery: no kW is credited without a change in measured power. Each
 asset's baseline is anchored on what was measured when the event became
 active: an EV's baseline charges at the rate its vehicle drew then (never the
-charger's nameplate), a flexible load's is its measured draw (not its enrolled
-baseline) under every method. An asset without a reading at activation has no
+charger's nameplate), every other asset's is its measured draw (not a
+battery's assumed idle nor a load's enrolled baseline) under every method, and
+a load's shed debt is counted against that draw. An asset without a reading at activation has no
 anchor: it is counted at its baseline (as a silent device is) until its first
 reading, which then anchors its baseline for the rest of the event (the
 event's ``baseline_kw`` is updated), so it earns no delivery for appearing.
@@ -123,7 +124,7 @@ class _Running:
     sent: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     strikes: dict[str, int] = field(default_factory=dict)
     shed_debt: dict[str, float] = field(default_factory=dict)
-    #: charger id -> what its vehicle drew when the event became active (kW)
+    #: charger or load id -> what it drew when the event became active (kW)
     uncontrolled: dict[str, float] = field(default_factory=dict)
     #: assets with no reading yet in this event: counted at their baseline
     unanchored: set[str] = field(default_factory=set)
@@ -134,12 +135,16 @@ class _Running:
         self.park_base = np.sum(list(self.base_by_asset.values()), axis=0)
 
 
-def _ev_draws(assets: list[AnyAsset], live: _Live) -> dict[str, float]:
-    """Charger id -> its vehicle's measured draw (kW), where the charger has a reading."""
+#: kinds whose envelope is laid around what they drew when the event started
+_ANCHORED_KINDS = ("ev_charger", "flexible_load")
+
+
+def _draws(assets: list[AnyAsset], live: _Live) -> dict[str, float]:
+    """Charger or load id -> its measured draw (kW), where it has a reading."""
     out: dict[str, float] = {}
     for asset in assets:
         reading = live.get(asset.id)
-        if asset.kind == "ev_charger" and reading is not None:
+        if asset.kind in _ANCHORED_KINDS and reading is not None:
             out[asset.id] = reading.power_kw
     return out
 
@@ -294,7 +299,7 @@ class ControlLoop:
     async def _activate(
         self, event: EventRecord, now: datetime, assets: list[AnyAsset], live: _Live
     ) -> EventRecord:
-        view = self._view(assets, live, self._grid(event, 0), None, _ev_draws(assets, live))
+        view = self._view(assets, live, self._grid(event, 0), None, _draws(assets, live))
         if view.portfolio is None:
             return await self._move(event, EventState.FAILED, now, "no flexible asset online")
         running = self._start(event, view, assets, await self._baseline_method())
@@ -325,9 +330,9 @@ class ControlLoop:
     ) -> _Running:
         """What the loop remembers of an event from the reading at its activation."""
         running = _Running(event.id, self._baselines(event, view, assets, method))
-        chargers = [a for a in assets if a.kind == "ev_charger"]
+        anchored = [a for a in assets if a.kind in _ANCHORED_KINDS]
         running.uncontrolled = {
-            a.id: view.measured_kw[a.id] for a in chargers if a.id in view.measured_kw
+            a.id: view.measured_kw[a.id] for a in anchored if a.id in view.measured_kw
         }
         running.unanchored = {a.id for a in assets if a.id not in view.measured_kw}
         return running
@@ -341,22 +346,20 @@ class ControlLoop:
     ) -> dict[str, np.ndarray]:
         """Per-asset baseline over the event window, fixed at activation.
 
-        ``model``: each flexible asset's own forecast from its envelope, the
-        others at their measured power. The forecast starts from what was
-        measured: an EV's envelope charges at its vehicle's measured draw (see
-        `vpp.flex.build_view`), and a flexible load, whose envelope only knows
-        its enrolled baseline, is taken at its measured draw. ``pre_event``:
-        every asset at its measured power just before the event (real-time
-        response), held flat. Either way no asset is credited for a draw it
-        never had.
+        ``model``: a plugged-in EV follows its envelope's forecast, which
+        charges its remaining need at the rate its vehicle drew (see
+        `vpp.flex.build_view`), so it falls to zero when the need is met;
+        every other asset is held at its measured power (a battery's "idle"
+        or a load's enrolled baseline is a guess, and crediting against a
+        guess credits kW no device moved). ``pre_event``: every asset at its
+        measured power just before the event (real-time response), held flat.
         """
         k = len(event.target_kw)
         out: dict[str, np.ndarray] = {}
         if method == "model" and view.portfolio is not None:
             for row, asset in enumerate(view.assets):
-                if asset.kind == "flexible_load" and asset.id in view.measured_kw:
-                    continue  # its measured draw, below
-                out[asset.id] = view.portfolio.baseline[row, :k].copy()
+                if asset.kind == "ev_charger":
+                    out[asset.id] = view.portfolio.baseline[row, :k].copy()
         for asset in assets:
             if asset.id not in out:
                 out[asset.id] = np.full(k, view.measured_kw.get(asset.id, nominal_kw(asset)))
@@ -392,7 +395,7 @@ class ControlLoop:
         running = self._running.get(event.id)
         if running is None:  # taken over from another worker mid-event
             # (the draws now are under control already: the best anchor left)
-            view0 = self._view(assets, live, self._grid(event, 0), None, _ev_draws(assets, live))
+            view0 = self._view(assets, live, self._grid(event, 0), None, _draws(assets, live))
             running = self._start(event, view0, assets, await self._baseline_method())
             self._running[event.id] = running
         measuring = now >= event.start
@@ -420,7 +423,7 @@ class ControlLoop:
         mean = running.sums[k] / running.counts[k] if running.counts.get(k) else measured
         base_k = float(running.park_base[k])
         delivered_k = mean - base_k
-        self._track_debt(running, view, assets)
+        self._track_debt(running, view, assets, k)
 
         setpoints: dict[str, float] = {}
         if view.portfolio is not None:
@@ -467,8 +470,11 @@ class ControlLoop:
             base = running.base_by_asset.get(asset_id)
             if base is None:
                 continue
+            # this interval's earlier cycles counted it at the old guess: move them too
+            shift = view.measured_kw[asset_id] - float(base[k])
+            running.sums[k] = running.sums.get(k, 0.0) + shift * running.counts.get(k, 0)
             base[k:] = view.measured_kw[asset_id]
-            if asset_id in {a.id for a in view.assets if a.kind == "ev_charger"}:
+            if asset_id in {a.id for a in view.assets if a.kind in _ANCHORED_KINDS}:
                 running.uncontrolled[asset_id] = view.measured_kw[asset_id]
             log.info("park %s: baseline of %s anchored at its first reading", self.park, asset_id)
         if late:
@@ -559,13 +565,21 @@ class ControlLoop:
         if self.metrics is not None:
             self.metrics.not_following.labels(self.park, asset.kind).inc()
 
-    def _track_debt(self, running: _Running, view: PortfolioView, assets: list[AnyAsset]) -> None:
-        """Integrate flexible loads' shed energy (their devices do not report it)."""
+    def _track_debt(
+        self, running: _Running, view: PortfolioView, assets: list[AnyAsset], k: int
+    ) -> None:
+        """Integrate flexible loads' shed energy (their devices do not report it).
+
+        Shed is measured against the load's baseline of this event (its draw
+        when the event started), not its enrolled baseline: a load that draws
+        less than enrolled has shed nothing and owes no rebound.
+        """
         dt_h = self.settings.period_s / 3600.0
         for asset in assets:
             if asset.kind != "flexible_load" or asset.id not in view.measured_kw:
                 continue
-            base = getattr(asset, "baseline_kw", 0.0)
+            anchor = running.base_by_asset.get(asset.id)
+            base = float(anchor[k]) if anchor is not None else getattr(asset, "baseline_kw", 0.0)
             measured = view.measured_kw[asset.id]
             share = max(min(getattr(asset, "rebound_fraction", 0.0), 1.0), 1e-6)
             debt = running.shed_debt.get(asset.id, 0.0)

@@ -15,7 +15,8 @@ What counts as flexible right now:
   inside the current interval) stays in the portfolio with a best-effort need,
   flexible again (``dispatch.departure_lapsed``; the clamp applies the same rule);
 * a flexible load (shed up to its limit, for at most its duration, with its
-  rebound share paid back before the end of the grid);
+  rebound share paid back before the end of the grid), inside the enrolled
+  window the clamp enforces, around what it drew when the event started;
 * a curtailable PV inverter, whose live output is the forecast.
 
 An asset whose live key has aged out (a silent device), that reports itself
@@ -132,19 +133,28 @@ def _ev(
 
 
 def _load(
-    a: FlexibleLoad, grid: dx.TimeGrid, owner: int, shed_debt_kwh: float
+    a: FlexibleLoad, grid: dx.TimeGrid, owner: int, shed_debt_kwh: float, drew_kw: float | None
 ) -> dx.Portfolio | str:
+    # The enrolled power window, as the clamp enforces it (`device_limits`): the
+    # envelope never plans outside it, whatever the load drew.
+    lo = max(a.baseline_kw - a.max_shed_kw, 0.0)
+    hi = a.baseline_kw + a.rebound_fraction * a.max_shed_kw
+    base = a.baseline_kw if drew_kw is None else min(max(drew_kw, lo), hi)
+    shed = max(base - lo, 0.0)
+    # the same shed energy budget, whatever depth is left from this baseline
+    minutes = a.max_shed_minutes * a.max_shed_kw / shed if shed > 0 else a.max_shed_minutes
     spec = dx.CurtailableLoad(
         asset_id=a.id,
-        max_shed_kw=a.max_shed_kw,
-        max_shed_minutes=a.max_shed_minutes,
+        max_shed_kw=shed,
+        max_shed_minutes=minutes,
         rebound_share=min(a.rebound_fraction, 1.0),
+        max_rebound_kw=max(hi - base, 0.0),
         shed_debt_kwh=max(shed_debt_kwh, 0.0),
         cost_down=a.costs.down_per_kwh,
         cost_up=a.costs.up_per_kwh,
         owner=owner,
     )
-    return dx.curtailable_envelope(spec, grid, np.full(grid.n, a.baseline_kw))
+    return dx.curtailable_envelope(spec, grid, np.full(grid.n, base))
 
 
 def _pv(a: Pv, live: LiveState, grid: dx.TimeGrid, owner: int) -> dx.Portfolio | str:
@@ -171,11 +181,11 @@ def build_view(
         grid: the grid to lay the envelopes on (its start is "now").
         shed_debt_kwh: outstanding shed energy of flexible loads, as the control
             loop tracks it (a load's device does not report it).
-        uncontrolled_kw: charger id -> what its vehicle drew before the event
-            (kW), as the control loop measured it at activation; the vehicle's
-            baseline charges at that rate. Without it, the live power of a
-            charger nobody controls yet is that rate (a reading already under
-            control is not: pass the anchor).
+        uncontrolled_kw: charger or load id -> what it drew before the event
+            (kW), as the control loop measured it at activation. A vehicle's
+            baseline charges at that rate (without it: the charger's live power,
+            right while nobody controls it); a load's envelope is laid around
+            it inside its enrolled window (without it: its enrolled baseline).
 
     Returns:
         The portfolio view.
@@ -203,7 +213,7 @@ def build_view(
         elif isinstance(asset, EvCharger):
             part = _ev(asset, state, grid, owner, anchors.get(asset.id, state.power_kw))
         elif isinstance(asset, FlexibleLoad):
-            part = _load(asset, grid, owner, debts.get(asset.id, 0.0))
+            part = _load(asset, grid, owner, debts.get(asset.id, 0.0), anchors.get(asset.id))
         else:
             part = _pv(asset, state, grid, owner)
         if isinstance(part, str):

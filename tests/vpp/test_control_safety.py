@@ -25,7 +25,7 @@ from vpp.control import ControlLoop, ControlSettings
 from vpp.event_store import EventStore
 from vpp.events import EventState, parse_event_request
 from vpp.metrics import Metrics
-from vpp.model import LiveState, parse_asset
+from vpp.model import LiveState, Park, parse_asset
 from vpp.state import State
 from vpp.supervisor._routing import device_limits
 
@@ -195,8 +195,9 @@ async def test_case5_ev_past_its_departure_is_sent_what_was_planned(
     assert 0.0 <= sink.sent[-1]["cp1"] <= 2.0  # 11 kW - 10 kW, plus the lag correction
 
 
+@pytest.mark.parametrize("method", ["model", "pre_event"])
 async def test_case10_charger_that_does_not_follow_is_held_and_credits_nothing(
-    state: State,
+    state: State, method: str
 ) -> None:
     """An 11 kW charger whose vehicle draws 7.4 kW whatever limit it gets; 10 kW event.
 
@@ -205,6 +206,7 @@ async def test_case10_charger_that_does_not_follow_is_held_and_credits_nothing(
     the rest of the event (its limit used to flip between about 1 and 7.4 kW).
     """
     await enroll(state, charger("cp1"))
+    await state.put_park(Park(id=PARK, baseline_method=method))
     clock = Clock(scale=1, origin=START + timedelta(seconds=30))
     departure = clock.now() + timedelta(hours=3)
 
@@ -239,3 +241,71 @@ async def test_case10_charger_that_does_not_follow_is_held_and_credits_nothing(
     assert record.delivered_kw[0] == pytest.approx(0.0, abs=0.01)
     text = metrics.exposition().decode()
     assert 'vpp_control_not_following_total{kind="ev_charger",park="safe-park"} 1.0' in text
+
+
+def load(asset_id: str) -> dict[str, Any]:
+    return {
+        "kind": "flexible_load", "id": asset_id, "owner": "o", "grid_node": "n",
+        "connection": {"protocol": "mqtt", "topic_prefix": f"safe-park/loads/{asset_id}"},
+        "baseline_kw": 100, "max_shed_kw": 50, "max_shed_minutes": 120,
+        "rebound_fraction": 0.5,
+    }  # fmt: skip
+
+
+STUCK = [
+    # a load enrolled at 100 kW that draws 60 kW (its enrolled baseline credited 40 kW)
+    (load("l1"), LiveState(power_kw=60.0)),
+    # a battery whose own EMS discharges 50 kW (its "idle" model credited 50 kW)
+    (battery("b1", 1), LiveState(power_kw=-50.0, soc=0.5)),
+]
+
+
+@pytest.mark.parametrize("method", ["model", "pre_event"])
+@pytest.mark.parametrize(("asset", "reading"), STUCK, ids=["load", "battery"])
+async def test_no_delivery_without_a_change_in_measured_power(
+    state: State, method: str, asset: dict[str, Any], reading: LiveState
+) -> None:
+    """A device that keeps doing what it did before the event earns nothing."""
+    await enroll(state, asset)
+    await state.put_park(Park(id=PARK, baseline_method=method))
+    clock = Clock(scale=1, origin=START + timedelta(seconds=30))
+    await post(state, clock, target_kw=30)
+    sink = ClampingSink(state, clock)
+    ctl = control(state, sink, clock)
+    assert await ctl.lease.acquire()
+    for _ in range(4):
+        await state.write_live_many(PARK, {asset["id"]: reading.model_copy()}, ttl=60)
+        await ctl.cycle()
+        await asyncio.sleep(SETTINGS.settle_s * 2)
+    record = await EventStore(state).get(PARK, "ev-1")
+    assert record.baseline_kw[0] == pytest.approx(reading.power_kw, abs=0.01)
+    assert record.delivered_kw[0] == pytest.approx(0.0, abs=0.01)
+    assert_sent_as_planned(sink)
+
+
+async def test_an_asset_silent_at_activation_earns_nothing_for_appearing(state: State) -> None:
+    """Silent at activation (baseline a guess: 100 kW), it then reports 60 kW."""
+    await enroll(state, load("l1"), battery("b1", 1))
+    clock = Clock(scale=1, origin=START + timedelta(seconds=30))
+    await state.write_live_many(PARK, {"b1": LiveState(power_kw=0.0, soc=0.5)}, ttl=60)
+    await post(state, clock, target_kw=30)
+    sink = ClampingSink(state, clock)
+    ctl = control(state, sink, clock)
+    assert await ctl.lease.acquire()
+    await ctl.cycle()
+    assert (await EventStore(state).get(PARK, "ev-1")).baseline_kw[0] == pytest.approx(100.0)
+    fed = [0.0]  # what the battery reported at each measured cycle
+    for _ in range(3):
+        await asyncio.sleep(SETTINGS.settle_s * 2)
+        # the battery holds what it was sent; the load now reports, and ignores its limit
+        fed.append(sink.sent[-1]["b1"])
+        await state.write_live_many(
+            PARK,
+            {"b1": LiveState(power_kw=fed[-1], soc=0.5), "l1": LiveState(power_kw=60.0)},
+            ttl=60,
+        )
+        await ctl.cycle()
+    record = await EventStore(state).get(PARK, "ev-1")
+    assert record.baseline_kw[0] == pytest.approx(60.0)  # anchored at its first reading
+    # only the battery's moves count, never the load's 40 kW "drop" from a guess
+    assert record.delivered_kw[0] == pytest.approx(sum(fed) / len(fed), abs=0.01)

@@ -26,6 +26,7 @@ from dispatch import (
     departure_lapsed,
     disaggregate,
     ev_envelope,
+    flexibility_envelope,
     shiftable_envelope,
     thermal_envelope,
 )
@@ -91,6 +92,17 @@ def test_case4_bids_offer_nothing_against_the_window() -> None:
     assert float(low.down.quantity_kw.max()) == pytest.approx(0.0, abs=1e-6)
     high = build_bid(build_portfolio([battery_envelope(_case4(0.95), day)]), rules)
     assert float(high.up.quantity_kw.max()) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_case4_live_flexibility_offers_nothing_against_the_window() -> None:
+    """The live envelope (GET .../flexibility, vpp_flexibility_down_kw) agrees with the bid."""
+    low = flexibility_envelope(build_portfolio([battery_envelope(_case4(0.05), GRID)]))
+    assert low.down_kw == pytest.approx(np.zeros(GRID.n)) and low.up_kw[0] == pytest.approx(500.0)
+    high = flexibility_envelope(build_portfolio([battery_envelope(_case4(0.95), GRID)]))
+    assert high.up_kw == pytest.approx(np.zeros(GRID.n)) and high.down_kw[0] == pytest.approx(500)
+    # 11 % SoC: 10 kWh above soc_min can give 38 kW for 15 minutes, not 500 kW
+    near = flexibility_envelope(build_portfolio([battery_envelope(_case4(0.11), GRID)]))
+    assert near.down_kw[0] == pytest.approx(10.0 * 0.95 / 0.25, rel=1e-4)
 
 
 def test_thermal_load_outside_its_band_is_not_forced_to_full_power() -> None:

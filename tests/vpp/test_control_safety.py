@@ -309,3 +309,20 @@ async def test_an_asset_silent_at_activation_earns_nothing_for_appearing(state: 
     assert record.baseline_kw[0] == pytest.approx(60.0)  # anchored at its first reading
     # only the battery's moves count, never the load's 40 kW "drop" from a guess
     assert record.delivered_kw[0] == pytest.approx(sum(fed) / len(fed), abs=0.01)
+
+
+async def test_case4_live_flexibility_offers_no_down_capacity(
+    state: State, client: Any, auth: Any
+) -> None:
+    """GET /flexibility with the case-4 battery: nothing down from it, 500 kW up."""
+    await enroll(state, battery("low", 1))
+    await state.write_live_many(PARK, {"low": LiveState(power_kw=0.0, soc=0.05)}, ttl=60)
+    viewer = await auth("viewer", PARK)
+    resp = await client.get(
+        f"/v1/parks/{PARK}/flexibility", params={"intervals": "8"}, headers=viewer
+    )
+    assert resp.status == 200, await resp.text()
+    env = await resp.json()
+    assert env["assets_included"] == 1
+    assert env["down_kw"] == [0.0] * 8
+    assert env["up_kw"][0] == pytest.approx(500.0)

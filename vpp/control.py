@@ -608,7 +608,12 @@ class ControlLoop:
             conf = confirmations.get(asset_id)
             if conf is not None and conf.sent_kw is not None:
                 before = running.sent.get(asset_id)
-                changed = now if before is None or before[0] != conf.sent_kw else before[1]
+                # the settling clock restarts only on a move the device must follow: a
+                # setpoint that drifts by a little every cycle never gets a verdict otherwise
+                if before is None or abs(before[0] - conf.sent_kw) > self.settings.stick_kw:
+                    changed = now
+                else:
+                    changed = before[1]
                 running.sent[asset_id] = (conf.sent_kw, changed, now)
             if conf is None or not conf.confirmed:
                 failed += 1

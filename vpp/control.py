@@ -330,11 +330,18 @@ class ControlLoop:
     ) -> _Running:
         """What the loop remembers of an event from the reading at its activation."""
         running = _Running(event.id, self._baselines(event, view, assets, method))
-        anchored = [a for a in assets if a.kind in _ANCHORED_KINDS]
-        running.uncontrolled = {
-            a.id: view.measured_kw[a.id] for a in anchored if a.id in view.measured_kw
+        # no reading, or (a charger) no vehicle to anchor on yet
+        rows = {a.id for a in view.assets}
+        running.unanchored = {
+            a.id
+            for a in assets
+            if a.id not in view.measured_kw or (a.kind == "ev_charger" and a.id not in rows)
         }
-        running.unanchored = {a.id for a in assets if a.id not in view.measured_kw}
+        running.uncontrolled = {
+            a.id: view.measured_kw[a.id]
+            for a in assets
+            if a.kind in _ANCHORED_KINDS and a.id not in running.unanchored
+        }
         return running
 
     def _baselines(
@@ -406,11 +413,11 @@ class ControlLoop:
         grid = self._grid(event, k)
         view = self._view(assets, live, grid, running.shed_debt, running.uncontrolled)
 
-        reanchored = self._anchor_late(running, view, k)
+        kinds = {a.id: a.kind for a in assets}
+        reanchored = self._anchor_late(running, view, k, kinds)
         # measure the park: live power where fresh, the baseline where silent
         measured = 0.0
         by_kind: dict[str, float] = {}
-        kinds = {a.id: a.kind for a in assets}
         for asset_id, base in running.base_by_asset.items():
             if asset_id not in kinds:
                 continue  # retired mid-event
@@ -456,15 +463,25 @@ class ControlLoop:
             for kind, value in by_kind.items():
                 self.metrics.delivered_by_kind.labels(self.park, kind).set(value)
 
-    def _anchor_late(self, running: _Running, view: PortfolioView, k: int) -> bool:
+    def _anchor_late(
+        self, running: _Running, view: PortfolioView, k: int, kinds: Mapping[str, str]
+    ) -> bool:
         """Anchor the baseline of assets whose first reading of the event arrived now.
 
         Such an asset was silent at activation, so its baseline was a guess
         (`vpp.flex.nominal_kw`); its first reading is its uncontrolled draw (no
-        setpoint has reached it yet), held from interval ``k`` on. Returns
-        whether any baseline moved.
+        setpoint has reached it yet), held from interval ``k`` on. A charger
+        is anchored when a vehicle that stated its needs is plugged in (it
+        joins the portfolio): a vehicle that arrives mid-event would have
+        charged anyway, so its draw is neither credited nor held against the
+        park. Returns whether any baseline moved.
         """
-        late = [a for a in running.unanchored if a in view.measured_kw]
+        rows = {a.id for a in view.assets}
+        late = [
+            a
+            for a in running.unanchored
+            if a in view.measured_kw and (kinds.get(a) != "ev_charger" or a in rows)
+        ]
         for asset_id in late:
             running.unanchored.discard(asset_id)
             base = running.base_by_asset.get(asset_id)
@@ -474,7 +491,7 @@ class ControlLoop:
             shift = view.measured_kw[asset_id] - float(base[k])
             running.sums[k] = running.sums.get(k, 0.0) + shift * running.counts.get(k, 0)
             base[k:] = view.measured_kw[asset_id]
-            if asset_id in {a.id for a in view.assets if a.kind in _ANCHORED_KINDS}:
+            if kinds.get(asset_id) in _ANCHORED_KINDS:
                 running.uncontrolled[asset_id] = view.measured_kw[asset_id]
             log.info("park %s: baseline of %s anchored at its first reading", self.park, asset_id)
         if late:

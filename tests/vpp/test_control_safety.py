@@ -326,3 +326,42 @@ async def test_case4_live_flexibility_offers_no_down_capacity(
     assert env["assets_included"] == 1
     assert env["down_kw"] == [0.0] * 8
     assert env["up_kw"][0] == pytest.approx(500.0)
+
+
+async def test_a_vehicle_arriving_mid_event_is_neither_credited_nor_held_against(
+    state: State,
+) -> None:
+    """The charger had no vehicle at activation; one plugs in and draws 11 kW."""
+    await enroll(state, charger("cp1"), battery("b1", 1))
+    clock = Clock(scale=1, origin=START + timedelta(seconds=30))
+    await state.write_live_many(
+        PARK,
+        {
+            "cp1": LiveState(power_kw=0.0, ev_connected=False),
+            "b1": LiveState(power_kw=0.0, soc=0.5),
+        },
+        ttl=60,
+    )
+    await post(state, clock, target_kw=30)
+    sink = ClampingSink(state, clock)
+    ctl = control(state, sink, clock)
+    assert await ctl.lease.acquire()
+    await ctl.cycle()
+    assert (await EventStore(state).get(PARK, "ev-1")).baseline_kw[0] == pytest.approx(0.0)
+    departure = clock.now() + timedelta(hours=3)
+    arrived = LiveState(
+        power_kw=11.0, ev_connected=True, ev_departure=departure, ev_energy_needed_kwh=10.0
+    )
+    fed = [0.0]  # what the battery reported at each measured cycle
+    for _ in range(3):
+        await asyncio.sleep(SETTINGS.settle_s * 2)
+        fed.append(sink.sent[-1]["b1"])
+        await state.write_live_many(
+            PARK, {"cp1": arrived, "b1": LiveState(power_kw=fed[-1], soc=0.5)}, ttl=60
+        )
+        await ctl.cycle()
+    record = await EventStore(state).get(PARK, "ev-1")
+    assert record.baseline_kw[0] == pytest.approx(11.0)  # it would have charged anyway
+    # the vehicle kept drawing 11 kW (it has not moved yet): only the battery counts
+    assert record.delivered_kw[0] == pytest.approx(sum(fed) / len(fed), abs=0.01)
+    assert_sent_as_planned(sink)

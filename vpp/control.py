@@ -34,10 +34,11 @@ asset's baseline is anchored on what was measured when the event became
 active: an EV's baseline charges at the rate its vehicle drew then (never the
 charger's nameplate), every other asset's is its measured draw (not a
 battery's assumed idle nor a load's enrolled baseline) under every method, and
-a load's shed debt is counted against that draw. An asset without a reading at activation has no
-anchor: it is counted at its baseline (as a silent device is) until its first
-reading, which then anchors its baseline for the rest of the event (the
-event's ``baseline_kw`` is updated), so it earns no delivery for appearing.
+a load's shed debt is counted against that draw. An asset with no reading at
+activation (or a charger with no vehicle) has no anchor: its first reading
+(its vehicle's arrival) anchors its baseline for the rest of the event, and
+the event's ``baseline_kw`` is updated, so it earns no delivery for appearing
+and a vehicle that would have charged anyway is not held against the park.
 """
 
 from __future__ import annotations
@@ -140,11 +141,13 @@ _ANCHORED_KINDS = ("ev_charger", "flexible_load")
 
 
 def _draws(assets: list[AnyAsset], live: _Live) -> dict[str, float]:
-    """Charger or load id -> its measured draw (kW), where it has a reading."""
+    """Load or charger (with a vehicle) id -> its measured draw (kW), where it has a reading."""
     out: dict[str, float] = {}
     for asset in assets:
         reading = live.get(asset.id)
-        if asset.kind in _ANCHORED_KINDS and reading is not None:
+        if reading is None or asset.kind not in _ANCHORED_KINDS:
+            continue
+        if asset.kind == "flexible_load" or reading.ev_connected:
             out[asset.id] = reading.power_kw
     return out
 

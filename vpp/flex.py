@@ -55,8 +55,9 @@ def nominal_kw(asset: AnyAsset) -> float:
 
     An estimate of present power for a silent asset (the VEN's park power, a
     baseline slot). It is never evidence of delivery: the control loop counts
-    an asset that had no reading when its event started at its baseline for
-    the whole event, so a nominal value never turns into credited kW.
+    an asset that had no reading when its event started at this baseline while
+    it stays silent and re-anchors its baseline at its first reading, so a
+    nominal value never turns into credited kW.
     """
     return float(getattr(asset, "baseline_kw", 0.0))
 

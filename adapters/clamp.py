@@ -7,10 +7,22 @@ Order of the rules (later rules never widen the window earlier ones set):
 3. live device limits from the latest reading (``max_charge_kw``,
    ``max_discharge_kw``), and an EV that is not plugged in takes nothing;
 4. the energy window: over the hold time the SoC must stay inside
-   ``[soc_min, soc_max]`` of ``capacity_kwh``;
+   ``[soc_min, soc_max]`` of ``capacity_kwh``. A SoC already outside the window
+   only stops the move further out (below ``soc_min``: no discharge; above
+   ``soc_max``: no charge); the clamp never forces the device back, which would
+   push it against the event it serves;
 5. an EV's departure need, as a soft floor: the power now must be high enough
    that charging at the top of the window after the hold still delivers
-   ``energy_needed_kwh`` by ``departure_ts``. It never breaks rules 1-4.
+   ``energy_needed_kwh`` by ``departure_ts``. It never breaks rules 1-4. The
+   need is firm only while the departure is more than one dispatch interval
+   (`FIRM_DEPARTURE_LEAD_S`) ahead; a nearer or past departure has lapsed and
+   the need is best effort (no floor), so an EV that stays plugged in past it
+   is flexible again.
+
+Rules 4 and 5 are the device-side statement of the plan's rules in
+``dispatch.envelopes`` (live state outside its window is held, never forced
+back; a lapsed departure makes the need best effort): a setpoint the plan
+chose for a live state is never changed by them.
 """
 
 from __future__ import annotations
@@ -20,9 +32,15 @@ from dataclasses import dataclass
 
 from adapters.types import DeviceLimits, Telemetry
 
-__all__ = ["ClampResult", "clamp_setpoint", "power_window"]
+__all__ = ["FIRM_DEPARTURE_LEAD_S", "ClampResult", "clamp_setpoint", "power_window"]
 
 _EPS = 1e-9
+
+#: Device seconds a departure must lie ahead for its need to be firm: one dispatch
+#: interval (15 min). The plan (``dispatch.envelopes.departure_lapsed``) treats a
+#: departure inside the interval it decides now as lapsed; this lead is never
+#: shorter than what is left of that interval, so the clamp is never firmer.
+FIRM_DEPARTURE_LEAD_S = 900.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +111,12 @@ def power_window(
     if lo > hi:
         lo = hi = min(max(0.0, hi), lo)
     if state is not None and state.ev_connected and state.energy_needed_kwh and state.departure_ts:
-        remaining_h = max(0.0, state.departure_ts - now) * time_scale / 3600.0
-        hold_h = min(hold_s * time_scale / 3600.0, remaining_h) if remaining_h > 0 else 0.0
-        if hold_h > 0:
+        remaining_s = (state.departure_ts - now) * time_scale
+        if remaining_s > FIRM_DEPARTURE_LEAD_S:  # else lapsed: best effort, no floor
+            remaining_h = remaining_s / 3600.0
+            hold_h = min(hold_s * time_scale / 3600.0, remaining_h)
             floor = (state.energy_needed_kwh - hi * (remaining_h - hold_h)) / hold_h
-        else:
-            floor = hi
-        raise_lo(min(hi, floor), "EV departure need")
+            raise_lo(min(hi, floor), "EV departure need")
     return lo, hi, lo_why, hi_why
 
 

@@ -64,7 +64,9 @@ def repair(pf: Portfolio) -> Portfolio:
 
     The bounds move by the least amount that makes the state ``e0`` viable: an
     EV that cannot reach its requested energy by departure gets the most it can
-    reach, a battery below its window must charge back as fast as it can.
+    reach. (A live state outside a per-interval window never gets here: the
+    envelope builders widen that window to it, so no asset is forced back at
+    full power; see :mod:`dispatch.envelopes`.)
     """
     dt = pf.grid.dt_h
     kc, kd, a = pf.k_charge, pf.k_discharge, pf.retention

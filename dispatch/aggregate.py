@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dispatch._dynamics import viable_band
+from dispatch._dynamics import power_range, step_energy, viable_band
 from dispatch.grid import TimeGrid
 from dispatch.portfolio import AssetKind, FloatArray, IntArray, Portfolio
 
@@ -132,8 +132,11 @@ def cluster_model(
 class FlexibilityEnvelope:
     """Live aggregate flexibility per interval (for display and monitoring).
 
-    The power figures are per-interval headroom from the current state; they are
-    not jointly deliverable over many intervals (use a bid for that).
+    The power figures are per-interval headroom from the current state: in each
+    interval on its own, what the energy state the baseline leads to allows (a
+    battery below its SoC window offers no reduction, one above it no extra
+    consumption). They are not jointly deliverable over many intervals (use a
+    bid for that).
 
     Attributes:
         grid: Time grid.
@@ -154,14 +157,26 @@ class FlexibilityEnvelope:
 
 def flexibility_envelope(pf: Portfolio) -> FlexibilityEnvelope:
     """Aggregate per-interval power headroom and energy band of a portfolio."""
-    lo, hi = viable_band(pf)
+    band = viable_band(pf)
+    lo, hi = band
     finite_lo = np.where(np.isfinite(lo), lo, 0.0)
     finite_hi = np.where(np.isfinite(hi), hi, 0.0)
+    # Each interval on its own, from the state the baseline leads to: an asset
+    # whose live state is outside its window offers nothing that needs it to
+    # move further out, and nothing that needs a move in the other direction first.
+    up = np.zeros((pf.n_assets, pf.n_intervals))
+    down = np.zeros((pf.n_assets, pf.n_intervals))
+    e = pf.e0.copy()
+    for t in range(pf.n_intervals):
+        p_lo, p_hi = power_range(pf, t, e, band)
+        down[:, t] = pf.baseline[:, t] - p_lo
+        up[:, t] = p_hi - pf.baseline[:, t]
+        e = step_energy(pf, t, e, np.clip(pf.baseline[:, t], p_lo, p_hi))
     return FlexibilityEnvelope(
         grid=pf.grid,
         baseline_kw=pf.total_baseline(),
-        up_kw=np.asarray((pf.p_max - pf.baseline).sum(axis=0), dtype=np.float64),
-        down_kw=np.asarray((pf.baseline - pf.p_min).sum(axis=0), dtype=np.float64),
+        up_kw=np.asarray(np.maximum(up, 0.0).sum(axis=0), dtype=np.float64),
+        down_kw=np.asarray(np.maximum(down, 0.0).sum(axis=0), dtype=np.float64),
         energy_min_kwh=np.asarray(finite_lo.sum(axis=0), dtype=np.float64),
         energy_max_kwh=np.asarray(finite_hi.sum(axis=0), dtype=np.float64),
     )

@@ -4,6 +4,20 @@ Each builder returns a one-asset :class:`~dispatch.portfolio.Portfolio`; join th
 with :func:`build_portfolio`. Builders clip a given baseline into the asset's
 power bounds; :func:`build_portfolio` relaxes energy obligations that the live
 state can no longer meet (an EV gets the most energy it can still reach).
+
+Live state outside its window (the one rule, shared with ``adapters.clamp``):
+an asset whose live state is already outside its per-interval energy window (a
+battery below ``soc_min`` or above ``soc_max``, a thermal load outside its
+comfort band, a load whose shed debt exceeds its budget) gets the window
+widened to its live state. It may move back towards the window whenever an
+event asks for that direction, and it is never pushed further out, but no
+interval *requires* it to move back: a rule that forced the recovery would
+push the asset against the very event it serves (a battery at 5 % SoC charging
+at full power through a peak-shaving event). Only obligations the owner stated
+for a time (an EV's need by departure, a shiftable load's deadline, an
+explicit end SoC, repaying shed debt by the end of the grid) stay, relaxed to
+what is reachable. An EV whose stated departure has lapsed is covered by
+:func:`ev_envelope`.
 """
 
 from __future__ import annotations
@@ -29,6 +43,7 @@ __all__ = [
     "battery_envelope",
     "build_portfolio",
     "curtailable_envelope",
+    "departure_lapsed",
     "ev_envelope",
     "pv_envelope",
     "shiftable_envelope",
@@ -81,6 +96,9 @@ class EvSession:
         departure: Planned departure; intervals after it are not used.
         energy_needed_kwh: Energy the EV battery must have gained by departure.
         max_charge_kw: Charger / vehicle charge limit.
+        uncontrolled_kw: What the EV draws when left alone (its measured draw
+            before control, or its own stated limit), kW; the default baseline
+            charges at it (capped at ``max_charge_kw``). None: ``max_charge_kw``.
         max_discharge_kw: Discharge limit when ``v2g``.
         v2g: Whether the session may discharge to the grid.
         energy_added_kwh: Live state: energy gained so far in this session.
@@ -98,6 +116,7 @@ class EvSession:
     departure: datetime
     energy_needed_kwh: float
     max_charge_kw: float
+    uncontrolled_kw: float | None = None
     max_discharge_kw: float = 0.0
     v2g: bool = False
     energy_added_kwh: float = 0.0
@@ -221,6 +240,24 @@ class PvCurtailment:
     owner: int = 0
 
 
+def departure_lapsed(departure: datetime, grid: TimeGrid) -> bool:
+    """Whether an EV's stated departure has lapsed for planning on ``grid``.
+
+    A departure that is not after the end of the grid's first interval (the
+    interval whose setpoint is decided now) is in the past or inside that
+    interval: no whole interval is left to meet the need by it. The vehicle is
+    still plugged in, so its need becomes best effort (``adapters.clamp`` drops
+    its departure floor on the same terms: a departure less than one dispatch
+    interval ahead).
+    """
+    return departure <= grid.start + grid.step
+
+
+def _hold_window(e_min: FloatArray, e_max: FloatArray, e0: float) -> tuple[FloatArray, FloatArray]:
+    """Widen a per-interval energy window to the live state (see the module docstring)."""
+    return np.minimum(e_min, e0), np.maximum(e_max, e0)
+
+
 def _row(x: FloatArray | float, grid: TimeGrid) -> FloatArray:
     return np.broadcast_to(np.asarray(x, dtype=np.float64), (grid.n,)).copy()[None, :]
 
@@ -271,6 +308,9 @@ def battery_envelope(
 ) -> Portfolio:
     """Envelope of a battery: power box, SoC window, end-of-grid window, efficiencies.
 
+    A live SoC outside ``[soc_min, soc_max]`` widens the window (and the default
+    end window) to it: the battery is held, never forced back (module docstring).
+
     Args:
         asset: Enrolled parameters and live SoC.
         grid: Time grid.
@@ -280,10 +320,12 @@ def battery_envelope(
         A one-asset portfolio.
     """
     cap = asset.capacity_kwh
-    e_min = np.full(grid.n, asset.soc_min * cap)
-    e_max = np.full(grid.n, asset.soc_max * cap)
-    end_lo = asset.soc_min if asset.end_soc_min is None else asset.end_soc_min
-    end_hi = asset.soc_max if asset.end_soc_max is None else asset.end_soc_max
+    lo = min(asset.soc_min, asset.soc)
+    hi = max(asset.soc_max, asset.soc)
+    e_min = np.full(grid.n, lo * cap)
+    e_max = np.full(grid.n, hi * cap)
+    end_lo = lo if asset.end_soc_min is None else asset.end_soc_min
+    end_hi = hi if asset.end_soc_max is None else asset.end_soc_max
     e_min[-1], e_max[-1] = end_lo * cap, end_hi * cap
     zeros = np.zeros(grid.n)
     return _one(
@@ -317,6 +359,14 @@ def ev_envelope(
 ) -> Portfolio:
     """Envelope of an EV session; the default baseline charges as soon as possible.
 
+    The baseline is what the EV draws uncontrolled: its remaining need at
+    ``uncontrolled_kw`` from the first interval, never more than the charger's
+    limit. A session whose departure has lapsed (:func:`departure_lapsed`: the
+    EV stayed past it, or leaves inside the first interval) is planned as
+    staying to the end of the grid with a best-effort need: the baseline still
+    charges the remaining need, but no energy is required at any time, so it is
+    flexible again (as ``adapters.clamp`` treats it).
+
     Args:
         session: Session parameters and live energy gained so far.
         grid: Time grid.
@@ -325,19 +375,24 @@ def ev_envelope(
     Returns:
         A one-asset portfolio (zero power outside the session).
     """
+    lapsed = departure_lapsed(session.departure, grid)
     first = grid.first_index_at_or_after(session.arrival)
-    stop = grid.last_index_ending_by(session.departure)
+    stop = grid.n if lapsed else grid.last_index_ending_by(session.departure)
     present = np.zeros(grid.n, dtype=bool)
     present[first:stop] = True
     p_max = np.where(present, session.max_charge_kw, 0.0)
     p_min = np.where(present & session.v2g, -session.max_discharge_kw, 0.0)
     remaining = session.energy_needed_kwh - session.energy_added_kwh
     if baseline is None:
-        baseline = _asap(p_max, remaining, session.eta_charge, grid.dt_h)
-    e_min = np.full(grid.n, session.energy_added_kwh - session.v2g_floor_kwh)
-    if 0 < stop <= grid.n:
+        rate = session.max_charge_kw
+        if session.uncontrolled_kw is not None:
+            rate = min(rate, max(session.uncontrolled_kw, 0.0))
+        baseline = _asap(np.where(present, rate, 0.0), remaining, session.eta_charge, grid.dt_h)
+    # the EV's own bounds never require it to move now (no negative floor or headroom)
+    e_min = np.full(grid.n, session.energy_added_kwh - max(session.v2g_floor_kwh, 0.0))
+    if 0 < stop <= grid.n and not lapsed:
         e_min[stop - 1 :] = session.energy_needed_kwh
-    e_max = np.full(grid.n, session.energy_added_kwh + session.headroom_kwh)
+    e_max = np.full(grid.n, session.energy_added_kwh + max(session.headroom_kwh, 0.0))
     return _one(
         grid,
         asset_id=session.asset_id,
@@ -360,6 +415,9 @@ def ev_envelope(
 def curtailable_envelope(load: CurtailableLoad, grid: TimeGrid, baseline: FloatArray) -> Portfolio:
     """Envelope of a curtailable load with rebound.
 
+    Shed debt beyond the budget widens the budget to it (no forced rebound
+    inside the grid); all debt is still repaid by the end of the grid.
+
     Args:
         load: Parameters and live outstanding shed debt.
         grid: Time grid.
@@ -372,7 +430,8 @@ def curtailable_envelope(load: CurtailableLoad, grid: TimeGrid, baseline: FloatA
     share = min(max(load.rebound_share, 0.0), 1.0)
     rebound = load.max_shed_kw if load.max_rebound_kw is None else load.max_rebound_kw
     budget = load.max_shed_kw * load.max_shed_minutes / 60.0
-    e_min = np.full(grid.n, -budget)
+    # debt beyond the budget is held, not repaid at once (module docstring)
+    e_min = np.full(grid.n, min(-budget, -load.shed_debt_kwh))
     if share > 0:
         e_min[-1] = 0.0
     return _one(
@@ -436,6 +495,10 @@ def shiftable_envelope(
 def thermal_envelope(load: ThermalLoad, grid: TimeGrid, baseline: FloatArray) -> Portfolio:
     """Envelope of a thermal load over its comfort band.
 
+    A live temperature outside the band widens the band to it: the load may
+    drift back (its retention pulls it towards the setpoint) but is never
+    forced to full power to get there.
+
     Args:
         load: Parameters and live temperature.
         grid: Time grid.
@@ -449,6 +512,10 @@ def thermal_envelope(load: ThermalLoad, grid: TimeGrid, baseline: FloatArray) ->
     lo_k = sign * (load.comfort_min_c - load.setpoint_c)
     hi_k = sign * (load.comfort_max_c - load.setpoint_c)
     b = np.clip(np.asarray(baseline, dtype=np.float64), 0.0, load.rated_kw)
+    e0 = c * sign * (load.temperature_c - load.setpoint_c)
+    e_min, e_max = _hold_window(
+        np.full(grid.n, c * min(lo_k, hi_k)), np.full(grid.n, c * max(lo_k, hi_k)), e0
+    )
     return _one(
         grid,
         asset_id=load.asset_id,
@@ -458,9 +525,9 @@ def thermal_envelope(load: ThermalLoad, grid: TimeGrid, baseline: FloatArray) ->
         p_max=np.full(grid.n, load.rated_kw),
         baseline=b,
         p_ref=b,
-        e_min=np.full(grid.n, c * min(lo_k, hi_k)),
-        e_max=np.full(grid.n, c * max(lo_k, hi_k)),
-        e0=c * sign * (load.temperature_c - load.setpoint_c),
+        e_min=e_min,
+        e_max=e_max,
+        e0=e0,
         retention=math.exp(-grid.dt_h / load.time_constant_h),
         cost_up=load.cost_kwh,
         cost_down=load.cost_kwh,

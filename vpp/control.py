@@ -24,10 +24,21 @@ against the baseline fixed at activation, never a moving one.
 Re-allocation: an asset that drops out (its telemetry aged out, it reports
 itself unavailable, a vehicle left) is not in the next cycle's portfolio, so
 the others take its share. An asset that stays away from its setpoint for two
-cycles in a row is pinned at its measured power for the current interval, so
-its shortfall is moved to the others too. Assets without fresh telemetry are
-counted at their baseline in the measurement: a silent device earns no
-delivery.
+cycles in a row does not follow: it is recognised once (a log line and
+``vpp_control_not_following_total``) and held at its measured power for the
+rest of the event, so its shortfall moves to the others and its setpoint no
+longer flips between the plan and its real draw.
+
+Honest delivery: no kW is credited without a change in measured power. Each
+asset's baseline is anchored on what was measured when the event became
+active: an EV's baseline charges at the rate its vehicle drew then (never the
+charger's nameplate), every other asset's is its measured draw (not a
+battery's assumed idle nor a load's enrolled baseline) under every method, and
+a load's shed debt is counted against that draw. An asset with no reading at
+activation (or a charger with no vehicle) has no anchor: its first reading
+(its vehicle's arrival) anchors its baseline for the rest of the event, and
+the event's ``baseline_kw`` is updated, so it earns no delivery for appearing
+and a vehicle that would have charged anyway is not held against the park.
 """
 
 from __future__ import annotations
@@ -114,9 +125,31 @@ class _Running:
     sent: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     strikes: dict[str, int] = field(default_factory=dict)
     shed_debt: dict[str, float] = field(default_factory=dict)
+    #: charger or load id -> what it drew when the event became active (kW)
+    uncontrolled: dict[str, float] = field(default_factory=dict)
+    #: assets with no reading yet in this event: counted at their baseline
+    unanchored: set[str] = field(default_factory=set)
+    #: assets recognised as not following their setpoints in this event
+    not_following: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.park_base = np.sum(list(self.base_by_asset.values()), axis=0)
+
+
+#: kinds whose envelope is laid around what they drew when the event started
+_ANCHORED_KINDS = ("ev_charger", "flexible_load")
+
+
+def _draws(assets: list[AnyAsset], live: _Live) -> dict[str, float]:
+    """Load or charger (with a vehicle) id -> its measured draw (kW), where it has a reading."""
+    out: dict[str, float] = {}
+    for asset in assets:
+        reading = live.get(asset.id)
+        if reading is None or asset.kind not in _ANCHORED_KINDS:
+            continue
+        if asset.kind == "flexible_load" or reading.ev_connected:
+            out[asset.id] = reading.power_kw
+    return out
 
 
 class ControlLoop:
@@ -269,11 +302,10 @@ class ControlLoop:
     async def _activate(
         self, event: EventRecord, now: datetime, assets: list[AnyAsset], live: _Live
     ) -> EventRecord:
-        view = self._view(assets, live, self._grid(event, 0))
+        view = self._view(assets, live, self._grid(event, 0), None, _draws(assets, live))
         if view.portfolio is None:
             return await self._move(event, EventState.FAILED, now, "no flexible asset online")
-        method = await self._baseline_method()
-        running = _Running(event.id, self._baselines(event, view, assets, method))
+        running = self._start(event, view, assets, await self._baseline_method())
 
         def fill(record: EventRecord) -> None:
             record.baseline_kw = [round(float(v), 3) for v in running.park_base]
@@ -296,6 +328,25 @@ class ControlLoop:
         except NotFound:
             return "model"
 
+    def _start(
+        self, event: EventRecord, view: PortfolioView, assets: list[AnyAsset], method: str
+    ) -> _Running:
+        """What the loop remembers of an event from the reading at its activation."""
+        running = _Running(event.id, self._baselines(event, view, assets, method))
+        # no reading, or (a charger) no vehicle to anchor on yet
+        rows = {a.id for a in view.assets}
+        running.unanchored = {
+            a.id
+            for a in assets
+            if a.id not in view.measured_kw or (a.kind == "ev_charger" and a.id not in rows)
+        }
+        running.uncontrolled = {
+            a.id: view.measured_kw[a.id]
+            for a in assets
+            if a.kind in _ANCHORED_KINDS and a.id not in running.unanchored
+        }
+        return running
+
     def _baselines(
         self,
         event: EventRecord,
@@ -305,15 +356,20 @@ class ControlLoop:
     ) -> dict[str, np.ndarray]:
         """Per-asset baseline over the event window, fixed at activation.
 
-        ``model``: each flexible asset's own forecast from its envelope, the
-        others at their measured power. ``pre_event``: every asset at its
+        ``model``: a plugged-in EV follows its envelope's forecast, which
+        charges its remaining need at the rate its vehicle drew (see
+        `vpp.flex.build_view`), so it falls to zero when the need is met;
+        every other asset is held at its measured power (a battery's "idle"
+        or a load's enrolled baseline is a guess, and crediting against a
+        guess credits kW no device moved). ``pre_event``: every asset at its
         measured power just before the event (real-time response), held flat.
         """
         k = len(event.target_kw)
         out: dict[str, np.ndarray] = {}
         if method == "model" and view.portfolio is not None:
             for row, asset in enumerate(view.assets):
-                out[asset.id] = view.portfolio.baseline[row, :k].copy()
+                if asset.kind == "ev_charger":
+                    out[asset.id] = view.portfolio.baseline[row, :k].copy()
         for asset in assets:
             if asset.id not in out:
                 out[asset.id] = np.full(k, view.measured_kw.get(asset.id, nominal_kw(asset)))
@@ -348,9 +404,9 @@ class ControlLoop:
     ) -> None:
         running = self._running.get(event.id)
         if running is None:  # taken over from another worker mid-event
-            view0 = self._view(assets, live, self._grid(event, 0))
-            method = await self._baseline_method()
-            running = _Running(event.id, self._baselines(event, view0, assets, method))
+            # (the draws now are under control already: the best anchor left)
+            view0 = self._view(assets, live, self._grid(event, 0), None, _draws(assets, live))
+            running = self._start(event, view0, assets, await self._baseline_method())
             self._running[event.id] = running
         measuring = now >= event.start
         k = event.interval_at(max(now, event.start))
@@ -358,12 +414,13 @@ class ControlLoop:
             return
         step = timedelta(seconds=event.interval_s)
         grid = self._grid(event, k)
-        view = self._view(assets, live, grid, running.shed_debt)
+        view = self._view(assets, live, grid, running.shed_debt, running.uncontrolled)
 
+        kinds = {a.id: a.kind for a in assets}
+        reanchored = self._anchor_late(running, view, k, kinds)
         # measure the park: live power where fresh, the baseline where silent
         measured = 0.0
         by_kind: dict[str, float] = {}
-        kinds = {a.id: a.kind for a in assets}
         for asset_id, base in running.base_by_asset.items():
             if asset_id not in kinds:
                 continue  # retired mid-event
@@ -376,7 +433,7 @@ class ControlLoop:
         mean = running.sums[k] / running.counts[k] if running.counts.get(k) else measured
         base_k = float(running.park_base[k])
         delivered_k = mean - base_k
-        self._track_debt(running, view, assets)
+        self._track_debt(running, view, assets, k)
 
         setpoints: dict[str, float] = {}
         if view.portfolio is not None:
@@ -396,6 +453,8 @@ class ControlLoop:
             return
 
         def record(r: EventRecord) -> None:
+            if reanchored:
+                r.baseline_kw = [round(float(v), 3) for v in running.park_base]
             r.measured_kw[k] = round(mean, 3)
             r.delivered_kw[k] = round(delivered_k, 3)
             r.shortfall_kw[k] = round(r.target_kw[k] - delivered_k, 3)
@@ -406,6 +465,41 @@ class ControlLoop:
         if self.metrics is not None:
             for kind, value in by_kind.items():
                 self.metrics.delivered_by_kind.labels(self.park, kind).set(value)
+
+    def _anchor_late(
+        self, running: _Running, view: PortfolioView, k: int, kinds: Mapping[str, str]
+    ) -> bool:
+        """Anchor the baseline of assets whose first reading of the event arrived now.
+
+        Such an asset was silent at activation, so its baseline was a guess
+        (`vpp.flex.nominal_kw`); its first reading is its uncontrolled draw (no
+        setpoint has reached it yet), held from interval ``k`` on. A charger
+        is anchored when a vehicle that stated its needs is plugged in (it
+        joins the portfolio): a vehicle that arrives mid-event would have
+        charged anyway, so its draw is neither credited nor held against the
+        park. Returns whether any baseline moved.
+        """
+        rows = {a.id for a in view.assets}
+        late = [
+            a
+            for a in running.unanchored
+            if a in view.measured_kw and (kinds.get(a) != "ev_charger" or a in rows)
+        ]
+        for asset_id in late:
+            running.unanchored.discard(asset_id)
+            base = running.base_by_asset.get(asset_id)
+            if base is None:
+                continue
+            # this interval's earlier cycles counted it at the old guess: move them too
+            shift = view.measured_kw[asset_id] - float(base[k])
+            running.sums[k] = running.sums.get(k, 0.0) + shift * running.counts.get(k, 0)
+            base[k:] = view.measured_kw[asset_id]
+            if kinds.get(asset_id) in _ANCHORED_KINDS:
+                running.uncontrolled[asset_id] = view.measured_kw[asset_id]
+            log.info("park %s: baseline of %s anchored at its first reading", self.park, asset_id)
+        if late:
+            running.park_base = np.sum(list(running.base_by_asset.values()), axis=0)
+        return bool(late)
 
     def _deviation_goal(
         self,
@@ -451,6 +545,11 @@ class ControlLoop:
             sent = running.sent.get(asset.id)
             measured = view.measured_kw.get(asset.id)
             reading = live.get(asset.id)
+            lo, hi = float(pf.p_min[row, 0]), float(pf.p_max[row, 0])
+            if asset.id in running.not_following and measured is not None:
+                # recognised once: held at what it does for the rest of the event
+                pins.append((row, min(max(measured, lo), hi)))
+                continue
             if sent is None or measured is None or reading is None:
                 running.strikes.pop(asset.id, None)
                 continue
@@ -463,23 +562,44 @@ class ControlLoop:
             else:
                 running.strikes.pop(asset.id, None)
             if running.strikes.get(asset.id, 0) >= 2:
-                lo, hi = float(pf.p_min[row, 0]), float(pf.p_max[row, 0])
+                self._not_following(running, asset, sent[0], measured)
                 pins.append((row, min(max(measured, lo), hi)))
         if not pins:
             return pf
         p_min, p_max = pf.p_min.copy(), pf.p_max.copy()
         for row, value in pins:
             p_min[row, 0] = p_max[row, 0] = value
-        log.info("park %s: %d under-delivering assets pinned this cycle", self.park, len(pins))
         return replace(pf, p_min=p_min, p_max=p_max, baseline=np.clip(pf.baseline, p_min, p_max))
 
-    def _track_debt(self, running: _Running, view: PortfolioView, assets: list[AnyAsset]) -> None:
-        """Integrate flexible loads' shed energy (their devices do not report it)."""
+    def _not_following(
+        self, running: _Running, asset: AnyAsset, sent_kw: float, measured_kw: float
+    ) -> None:
+        """Recognise, once per event, an asset that does not follow its setpoints."""
+        running.not_following.add(asset.id)
+        running.strikes.pop(asset.id, None)
+        log.warning(
+            "park %s: %s %s does not follow its setpoint (sent %.2f kW, measured %.2f kW); "
+            "held at its measured power for the rest of event %s",
+            self.park, asset.kind, asset.id, sent_kw, measured_kw, running.event_id,
+        )  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.not_following.labels(self.park, asset.kind).inc()
+
+    def _track_debt(
+        self, running: _Running, view: PortfolioView, assets: list[AnyAsset], k: int
+    ) -> None:
+        """Integrate flexible loads' shed energy (their devices do not report it).
+
+        Shed is measured against the load's baseline of this event (its draw
+        when the event started), not its enrolled baseline: a load that draws
+        less than enrolled has shed nothing and owes no rebound.
+        """
         dt_h = self.settings.period_s / 3600.0
         for asset in assets:
             if asset.kind != "flexible_load" or asset.id not in view.measured_kw:
                 continue
-            base = getattr(asset, "baseline_kw", 0.0)
+            anchor = running.base_by_asset.get(asset.id)
+            base = float(anchor[k]) if anchor is not None else getattr(asset, "baseline_kw", 0.0)
             measured = view.measured_kw[asset.id]
             share = max(min(getattr(asset, "rebound_fraction", 0.0), 1.0), 1e-6)
             debt = running.shed_debt.get(asset.id, 0.0)
@@ -508,7 +628,12 @@ class ControlLoop:
             conf = confirmations.get(asset_id)
             if conf is not None and conf.sent_kw is not None:
                 before = running.sent.get(asset_id)
-                changed = now if before is None or before[0] != conf.sent_kw else before[1]
+                # the settling clock restarts only on a move the device must follow: a
+                # setpoint that drifts by a little every cycle never gets a verdict otherwise
+                if before is None or abs(before[0] - conf.sent_kw) > self.settings.stick_kw:
+                    changed = now
+                else:
+                    changed = before[1]
                 running.sent[asset_id] = (conf.sent_kw, changed, now)
             if conf is None or not conf.confirmed:
                 failed += 1
@@ -523,6 +648,7 @@ class ControlLoop:
         live: _Live,
         grid: dx.TimeGrid,
         shed_debt: Mapping[str, float] | None = None,
+        uncontrolled: Mapping[str, float] | None = None,
     ) -> PortfolioView:
         """The portfolio view of this cycle's reading on ``grid``.
 
@@ -530,12 +656,17 @@ class ControlLoop:
         1,000 assets), and the cycle that activates an event needs the same
         view twice; the last one is kept for the cycle's reading.
         """
-        key = (grid.start, grid.n, tuple(sorted((shed_debt or {}).items())))
+        key = (
+            grid.start,
+            grid.n,
+            tuple(sorted((shed_debt or {}).items())),
+            tuple(sorted((uncontrolled or {}).items())),
+        )
         cached = self._last_view
         # the same reading object (held here, so its identity cannot be reused)
         if cached is not None and cached[0] is live and cached[1] == key:
             return cached[2]
-        view = build_view(assets, live, grid, shed_debt_kwh=shed_debt)
+        view = build_view(assets, live, grid, shed_debt_kwh=shed_debt, uncontrolled_kw=uncontrolled)
         self._last_view = (live, key, view)
         return view
 

@@ -8,9 +8,15 @@ What counts as flexible right now:
 
 * a battery with a live state of charge (SoC window and limits as enrolled);
 * a charger with a vehicle plugged in that said when it leaves and how much it
-  needs (discharge only when the charger is enrolled for V2G);
+  needs (discharge only when the charger is enrolled for V2G). Its baseline is
+  what the vehicle draws uncontrolled: its measured draw before the event when
+  the control loop passes it (``uncontrolled_kw``), never the charger's
+  nameplate. A vehicle still plugged in past its stated departure (or leaving
+  inside the current interval) stays in the portfolio with a best-effort need,
+  flexible again (``dispatch.departure_lapsed``; the clamp applies the same rule);
 * a flexible load (shed up to its limit, for at most its duration, with its
-  rebound share paid back before the end of the grid);
+  rebound share paid back before the end of the grid), inside the enrolled
+  window the clamp enforces, around what it drew when the event started;
 * a curtailable PV inverter, whose live output is the forecast.
 
 An asset whose live key has aged out (a silent device), that reports itself
@@ -45,7 +51,14 @@ KIND_NAMES = {
 
 
 def nominal_kw(asset: AnyAsset) -> float:
-    """What an asset draws when nothing is known of it: a load its baseline, others 0."""
+    """What an asset draws when nothing is known of it: a load its baseline, others 0.
+
+    An estimate of present power for a silent asset (the VEN's park power, a
+    baseline slot). It is never evidence of delivery: the control loop counts
+    an asset that had no reading when its event started at this baseline while
+    it stays silent and re-anchors its baseline at its first reading, so a
+    nominal value never turns into credited kW.
+    """
     return float(getattr(asset, "baseline_kw", 0.0))
 
 
@@ -95,7 +108,9 @@ def _battery(a: Battery, live: LiveState, grid: dx.TimeGrid, owner: int) -> dx.P
     return dx.battery_envelope(spec, grid)
 
 
-def _ev(a: EvCharger, live: LiveState, grid: dx.TimeGrid, owner: int) -> dx.Portfolio | str:
+def _ev(
+    a: EvCharger, live: LiveState, grid: dx.TimeGrid, owner: int, uncontrolled_kw: float | None
+) -> dx.Portfolio | str:
     if not live.ev_connected:
         return "no vehicle plugged in"
     if live.ev_departure is None or live.ev_energy_needed_kwh is None:
@@ -106,6 +121,7 @@ def _ev(a: EvCharger, live: LiveState, grid: dx.TimeGrid, owner: int) -> dx.Port
         departure=live.ev_departure,
         energy_needed_kwh=live.ev_energy_needed_kwh,
         max_charge_kw=a.max_charge_kw,
+        uncontrolled_kw=uncontrolled_kw,
         max_discharge_kw=a.max_discharge_kw if a.v2g else 0.0,
         v2g=a.v2g,
         eta_charge=a.charge_efficiency,
@@ -118,19 +134,28 @@ def _ev(a: EvCharger, live: LiveState, grid: dx.TimeGrid, owner: int) -> dx.Port
 
 
 def _load(
-    a: FlexibleLoad, grid: dx.TimeGrid, owner: int, shed_debt_kwh: float
+    a: FlexibleLoad, grid: dx.TimeGrid, owner: int, shed_debt_kwh: float, drew_kw: float | None
 ) -> dx.Portfolio | str:
+    # The enrolled power window, as the clamp enforces it (`device_limits`): the
+    # envelope never plans outside it, whatever the load drew.
+    lo = max(a.baseline_kw - a.max_shed_kw, 0.0)
+    hi = a.baseline_kw + a.rebound_fraction * a.max_shed_kw
+    base = a.baseline_kw if drew_kw is None else min(max(drew_kw, lo), hi)
+    shed = max(base - lo, 0.0)
+    # the same shed energy budget, whatever depth is left from this baseline
+    minutes = a.max_shed_minutes * a.max_shed_kw / shed if shed > 0 else a.max_shed_minutes
     spec = dx.CurtailableLoad(
         asset_id=a.id,
-        max_shed_kw=a.max_shed_kw,
-        max_shed_minutes=a.max_shed_minutes,
+        max_shed_kw=shed,
+        max_shed_minutes=minutes,
         rebound_share=min(a.rebound_fraction, 1.0),
+        max_rebound_kw=max(hi - base, 0.0),
         shed_debt_kwh=max(shed_debt_kwh, 0.0),
         cost_down=a.costs.down_per_kwh,
         cost_up=a.costs.up_per_kwh,
         owner=owner,
     )
-    return dx.curtailable_envelope(spec, grid, np.full(grid.n, a.baseline_kw))
+    return dx.curtailable_envelope(spec, grid, np.full(grid.n, base))
 
 
 def _pv(a: Pv, live: LiveState, grid: dx.TimeGrid, owner: int) -> dx.Portfolio | str:
@@ -147,6 +172,7 @@ def build_view(
     grid: dx.TimeGrid,
     *,
     shed_debt_kwh: Mapping[str, float] | None = None,
+    uncontrolled_kw: Mapping[str, float] | None = None,
 ) -> PortfolioView:
     """Build the portfolio of the assets that are flexible now.
 
@@ -156,6 +182,11 @@ def build_view(
         grid: the grid to lay the envelopes on (its start is "now").
         shed_debt_kwh: outstanding shed energy of flexible loads, as the control
             loop tracks it (a load's device does not report it).
+        uncontrolled_kw: charger or load id -> what it drew before the event
+            (kW), as the control loop measured it at activation. A vehicle's
+            baseline charges at that rate (without it: the charger's live power,
+            right while nobody controls it); a load's envelope is laid around
+            it inside its enrolled window (without it: its enrolled baseline).
 
     Returns:
         The portfolio view.
@@ -166,6 +197,7 @@ def build_view(
     excluded: dict[str, str] = {}
     measured: dict[str, float] = {}
     debts = shed_debt_kwh or {}
+    anchors = uncontrolled_kw or {}
     for asset in assets:
         state = live.get(asset.id)
         if state is None:
@@ -180,9 +212,9 @@ def build_view(
         if isinstance(asset, Battery):
             part = _battery(asset, state, grid, owner)
         elif isinstance(asset, EvCharger):
-            part = _ev(asset, state, grid, owner)
+            part = _ev(asset, state, grid, owner, anchors.get(asset.id, state.power_kw))
         elif isinstance(asset, FlexibleLoad):
-            part = _load(asset, grid, owner, debts.get(asset.id, 0.0))
+            part = _load(asset, grid, owner, debts.get(asset.id, 0.0), anchors.get(asset.id))
         else:
             part = _pv(asset, state, grid, owner)
         if isinstance(part, str):

@@ -134,6 +134,12 @@ class Metrics:
             ["park"],
             registry=r,
         )
+        self.not_following = Counter(
+            "vpp_control_not_following",
+            "Assets recognised as not following their setpoints (once per event), by kind.",
+            ["park", "kind"],
+            registry=r,
+        )
         self.events_total = Counter(
             "vpp_events",
             "Event state changes made by the control loop, by state.",

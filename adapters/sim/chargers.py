@@ -56,6 +56,8 @@ class ChargerSpec:
         ev_target_soc: the SoC it wants by departure.
         ev_stay_s: simulated seconds between arrival and departure.
         ev_gap_s: simulated seconds before the first arrival and between EVs.
+        ignore_profile_kw: a charger that does not follow: it accepts every
+            profile but its EV keeps drawing this (kW). None: it follows.
     """
 
     cp_id: str
@@ -68,6 +70,7 @@ class ChargerSpec:
     ev_target_soc: float = 0.8
     ev_stay_s: float = 4 * 3600.0
     ev_gap_s: float = 0.0
+    ignore_profile_kw: float | None = None
 
 
 class _Ev:
@@ -165,6 +168,8 @@ class SimCharger(BackgroundService):
             return
         lo = -self.spec.max_kw if self.v2g else 0.0
         goal = self.spec.max_kw if self.profile_kw is None else self.profile_kw
+        if self.spec.ignore_profile_kw is not None:
+            goal = self.spec.ignore_profile_kw
         goal = min(max(goal, lo), self.spec.max_kw)
         if (goal > 0 and ev.soc >= 1.0) or (goal < 0 and ev.soc <= 0.05):
             goal = 0.0

@@ -122,14 +122,78 @@ def test_time_scale_stretches_departure_and_soc_windows() -> None:
     limits = DeviceLimits(p_min_kw=-11.0, p_max_kw=11.0, bidirectional=True)
     ev = Telemetry(
         asset_id="ev", ts=1000.0, power_kw=11.0, ev_connected=True,
-        departure_ts=1060.0, energy_needed_kwh=10.0,
+        departure_ts=2000.0, energy_needed_kwh=10.0,
     )  # fmt: skip
+    # 1000 s ahead (firm): 10 kWh cannot be reached at 11 kW, so the most it can get
     real = clamp_setpoint(0.0, limits, ev, now=1000.0, hold_s=6.0)
     assert real.power_kw == 11.0 and real.reason == "EV departure need"
     fast = clamp_setpoint(0.0, limits, ev, now=1000.0, hold_s=6.0, time_scale=120.0)
-    assert not fast.clamped  # 10 kWh in 2 h at 11 kW leaves room to pause for 12 minutes
+    assert not fast.clamped  # 10 kWh in 33 h at 11 kW leaves room to pause
+    # 60 wall seconds ahead is 60 s of a real device (lapsed, best effort) but two
+    # hours of a simulated one at 120x (firm: a hold over all of it needs 10 kWh / 2 h)
+    soon = Telemetry(
+        asset_id="ev", ts=1000.0, power_kw=11.0, ev_connected=True,
+        departure_ts=1060.0, energy_needed_kwh=10.0,
+    )  # fmt: skip
+    assert not clamp_setpoint(0.0, limits, soon, now=1000.0, hold_s=6.0).clamped
+    got = clamp_setpoint(0.0, limits, soon, now=1000.0, hold_s=60.0, time_scale=120.0)
+    assert got.power_kw == pytest.approx(5.0) and got.reason == "EV departure need"
     battery = DeviceLimits(p_min_kw=-100.0, p_max_kw=100.0, capacity_kwh=100.0, soc_min=0.1)
     low = Telemetry(asset_id="b", ts=0.0, power_kw=0.0, soc=0.15)
     # 5 kWh above soc_min: 60 s at 120x is 2 h, so at most 2.5 kW of discharge
     got = clamp_setpoint(-100.0, battery, low, now=0.0, hold_s=60.0, time_scale=120.0)
     assert got.power_kw == pytest.approx(-2.5)
+
+
+# -- issue 8: the clamp states the plan's rules (dispatch.envelopes) -----------------
+
+BIG = DeviceLimits(p_min_kw=-500, p_max_kw=500, capacity_kwh=1000, soc_min=0.10, soc_max=0.90)
+
+
+def test_battery_below_soc_min_is_held_not_forced_to_charge() -> None:
+    """Case 4: 1000 kWh, +-500 kW, soc_min 0.10, SoC 5 % during peak shaving."""
+    low = Telemetry(asset_id="b", ts=NOW, power_kw=0.0, soc=0.05)
+    held = clamp_setpoint(0.0, BIG, low, now=NOW, hold_s=30)
+    assert held.power_kw == 0.0 and not held.clamped
+    no_discharge = clamp_setpoint(-300.0, BIG, low, now=NOW, hold_s=30)
+    assert no_discharge.power_kw == 0.0 and no_discharge.reason == "soc_min"
+    # moving back towards the window is allowed (valley filling), never required
+    assert not clamp_setpoint(200.0, BIG, low, now=NOW, hold_s=30).clamped
+
+
+def test_battery_above_soc_max_is_held_not_forced_to_discharge() -> None:
+    """Case 4's mirror: SoC 95 % above soc_max 0.90 during valley filling."""
+    high = Telemetry(asset_id="b", ts=NOW, power_kw=0.0, soc=0.95)
+    held = clamp_setpoint(0.0, BIG, high, now=NOW, hold_s=30)
+    assert held.power_kw == 0.0 and not held.clamped
+    no_charge = clamp_setpoint(300.0, BIG, high, now=NOW, hold_s=30)
+    assert no_charge.power_kw == 0.0 and no_charge.reason == "soc_max"
+    assert not clamp_setpoint(-200.0, BIG, high, now=NOW, hold_s=30).clamped
+
+
+ONE_WAY_11 = DeviceLimits(p_min_kw=0.0, p_max_kw=11.0, bidirectional=False)
+
+
+@pytest.mark.parametrize("departure_in_s", [-600.0, 300.0])
+def test_ev_past_or_imminent_departure_keeps_the_planned_setpoint(departure_in_s: float) -> None:
+    """Case 5: departure now - 10 min (and now + 5 min), 10 kWh still needed.
+
+    The plan gives 0 kW during peak shaving (the need has lapsed, best effort); the
+    clamp used to send 11 kW (its floor with no time left was the top of the window).
+    """
+    ev = Telemetry(
+        asset_id="ev", ts=NOW, power_kw=11.0, ev_connected=True,
+        departure_ts=NOW + departure_in_s, energy_needed_kwh=10.0,
+    )  # fmt: skip
+    res = clamp_setpoint(0.0, ONE_WAY_11, ev, now=NOW, hold_s=30)
+    assert res.power_kw == 0.0 and not res.clamped
+
+
+def test_ev_need_is_firm_beyond_one_interval() -> None:
+    """16 minutes ahead the need is firm again: 10 kWh cannot be reached, so 11 kW."""
+    ev = Telemetry(
+        asset_id="ev", ts=NOW, power_kw=11.0, ev_connected=True,
+        departure_ts=NOW + 960.0, energy_needed_kwh=10.0,
+    )  # fmt: skip
+    res = clamp_setpoint(0.0, ONE_WAY_11, ev, now=NOW, hold_s=30)
+    assert res.power_kw == 11.0 and res.reason == "EV departure need"

@@ -462,9 +462,11 @@ def park_adapters(
     )
 
 
-def _live(reading: Telemetry | None) -> bool:
+def _live(reading: Telemetry | None, *, ev: bool = False) -> bool:
     # An adapter publishes a device it cannot reach yet as unavailable.
-    return reading is not None and reading.available
+    if reading is None or not reading.available:
+        return False
+    return bool(reading.ev_connected) if ev else True
 
 
 async def wait_for_park(park: ParkAdapters, spec: SimParkSpec, timeout_s: float) -> None:
@@ -486,9 +488,7 @@ async def wait_for_park(park: ParkAdapters, spec: SimParkSpec, timeout_s: float)
                 )
                 for b in spec.batteries
             ),
-            "ocpp": sum(
-                not _live(r := park.ocpp.last(c.cp_id)) or not r.ev_connected for c in spec.chargers
-            ),
+            "ocpp": sum(not _live(park.ocpp.last(c.cp_id), ev=True) for c in spec.chargers),
         }
         if not any(missing.values()):
             return

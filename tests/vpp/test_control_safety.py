@@ -274,7 +274,9 @@ async def test_no_delivery_without_a_change_in_measured_power(
     ctl = control(state, sink, clock)
     assert await ctl.lease.acquire()
     for _ in range(4):
-        await state.write_live_many(PARK, {asset["id"]: reading.model_copy()}, ttl=60)
+        # taken now: a reading dated at collection time may be older than the live TTL
+        fresh = reading.model_copy(update={"ts": datetime.now(UTC)})
+        await state.write_live_many(PARK, {asset["id"]: fresh}, ttl=60)
         await ctl.cycle()
         await asyncio.sleep(SETTINGS.settle_s * 2)
     record = await EventStore(state).get(PARK, "ev-1")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from vpp.api.context import STATE, principal
 from vpp.api.io import json_response, read_json
@@ -11,9 +11,17 @@ from vpp.api.routing import ALL_ROLES, Route
 from vpp.api.schemas import ParkList
 from vpp.auth import Role
 from vpp.errors import FieldError, InvalidInput
-from vpp.model import Park, ParkSummary, invalid_input
+from vpp.model import Park, ParkId, ParkSummary, invalid_input, parse_json_data
 
 __all__ = ["ROUTES"]
+
+
+class ParkBody(Park):
+    """The body of ``PUT /v1/parks/{park}``: a park's metadata; ``id`` may be left out."""
+
+    id: ParkId | None = Field(  # type: ignore[assignment]
+        default=None, description="the park in the path, if given"
+    )
 
 
 async def list_parks(request: web.Request) -> web.Response:
@@ -42,10 +50,10 @@ async def put_park(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, dict):
         raise InvalidInput([FieldError("body", "must be a JSON object", "dict_type")])
-    if body.get("id", park_id) != park_id:
+    if body.get("id") not in (None, park_id):
         raise InvalidInput([FieldError("id", "must match the park in the path", "id")])
     try:
-        park = Park.model_validate({**body, "id": park_id})
+        park = parse_json_data(Park, {**body, "id": park_id})
     except ValidationError as exc:
         raise invalid_input(exc) from exc
     await request.app[STATE].put_park(park)
@@ -58,6 +66,6 @@ ROUTES = [
     Route("GET", "/v1/parks/{park}", get_park, "getPark", "Read a park and its asset counts",
           ALL_ROLES, response=ParkSummary, errors=(404,), tags=("parks",)),
     Route("PUT", "/v1/parks/{park}", put_park, "putPark", "Create or replace park metadata",
-          frozenset({Role.PARK_OPERATOR}), request=Park, response=Park,
-          errors=(400, 415, 422), tags=("parks",)),
+          frozenset({Role.PARK_OPERATOR}), request=ParkBody, response=Park,
+          errors=(400, 415, 422), tags=("parks",), creates_park=True),
 ]  # fmt: skip

@@ -140,13 +140,20 @@ def _serialise(
         "jointly_deliverable": bid.jointly_deliverable,
         **info,
     }
-    if bid.hourly_up is not None and bid.hourly_down is not None:
-        up = bid.hourly_points(dx.Direction.UP)
-        down = bid.hourly_points(dx.Direction.DOWN)
-        assert up is not None and down is not None and bid.hourly_baseline_kw is not None
+    up = bid.hourly_points(dx.Direction.UP) if bid.hourly_up is not None else None
+    down = bid.hourly_points(dx.Direction.DOWN) if bid.hourly_down is not None else None
+    base = bid.hourly_baseline_kw
+    whole, hours = divmod(req.intervals * req.interval_minutes, 60)
+    # The hourly table is for windows of whole hours only: a partial last hour
+    # has no hour-flat quantity, and its rows would not line up.
+    if (
+        up is not None and down is not None and base is not None
+        and bid.hourly_up is not None and bid.hourly_down is not None
+        and hours == 0 and len(up) == len(down) == len(base) == whole
+    ):  # fmt: skip
         out["hourly"] = {
             "starts": [(req.start + timedelta(hours=h)).isoformat() for h in range(len(up))],
-            "baseline_kw": [round(float(v), 3) for v in bid.hourly_baseline_kw],
+            "baseline_kw": [round(float(v), 3) for v in base],
             "up_kw": [round(float(v), 3) for v in up],
             "down_kw": [round(float(v), 3) for v in down],
             "deliverable": bid.hourly_up.deliverable and bid.hourly_down.deliverable,

@@ -153,7 +153,11 @@ class MqttConnection(_Model):
 
     protocol: Literal["mqtt"] = "mqtt"
     topic_prefix: str = Field(
-        min_length=1, max_length=200, pattern=r"^[^#+\s]+$", description="no wildcards"
+        min_length=1,
+        max_length=200,
+        # Spelled out, not \s: regex engines disagree on what \s matches (U+0085...).
+        pattern=r"^[^#+\x00-\x20\x7f-\x9f]+$",
+        description="no wildcards (#, +), spaces or control characters",
     )
 
 

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
-from pydantic import Field, ValidationError
+from pydantic import ValidationError, create_model
 
 from vpp.api.context import STATE, principal
 from vpp.api.io import json_response, read_json
 from vpp.api.routing import ALL_ROLES, Route
 from vpp.api.schemas import ParkList
 from vpp.auth import Role
-from vpp.errors import FieldError, InvalidInput
-from vpp.model import Park, ParkId, ParkSummary, invalid_input, parse_json_data
+from vpp.model import Park, ParkSummary, invalid_input, parse_json_data
 
 __all__ = ["ROUTES"]
 
 
-class ParkBody(Park):
-    """The body of ``PUT /v1/parks/{park}``: a park's metadata; ``id`` may be left out."""
-
-    id: ParkId | None = Field(  # type: ignore[assignment]
-        default=None, description="the park in the path, if given"
-    )
+#: The body of ``PUT /v1/parks/{park}``: a park's metadata without ``id`` (the
+#: path names the park, so a body cannot disagree with it).
+_METADATA: dict[str, Any] = {
+    name: (f.annotation, f) for name, f in Park.model_fields.items() if name != "id"
+}
+ParkBody = create_model(
+    "ParkBody",
+    __base__=Park.__base__,
+    __doc__="A park's metadata (the path names the park).",
+    **_METADATA,
+)
 
 
 async def list_parks(request: web.Request) -> web.Response:
@@ -48,14 +54,11 @@ async def put_park(request: web.Request) -> web.Response:
     """Create or replace a park's metadata (name, timezone, description)."""
     park_id = request.match_info["park"]
     body = await read_json(request)
-    if not isinstance(body, dict):
-        raise InvalidInput([FieldError("body", "must be a JSON object", "dict_type")])
-    if body.get("id") not in (None, park_id):
-        raise InvalidInput([FieldError("id", "must match the park in the path", "id")])
     try:
-        park = parse_json_data(Park, {**body, "id": park_id})
+        meta = parse_json_data(ParkBody, body)
     except ValidationError as exc:
         raise invalid_input(exc) from exc
+    park = Park(id=park_id, **meta.model_dump())
     await request.app[STATE].put_park(park)
     return json_response(park)
 

@@ -309,7 +309,8 @@ async def test_query_parameters_agree_with_the_document(
     name: str,
     values: list[str],
 ) -> None:
-    assert (await client.post(f"/v1/parks/{PARK}/events", json=_event(), headers=grid)).status == 202
+    resp = await client.post(f"/v1/parks/{PARK}/events", json=_event(), headers=grid)
+    assert resp.status == 202
     (param,) = [p for p in doc["paths"][template]["get"]["parameters"] if p["name"] == name]
     validator = _validator(doc, param["schema"])
     admin = await auth("admin")
@@ -335,9 +336,7 @@ def _walk(node: Any) -> Any:
 
 async def test_document_has_no_keywords_json_schema_does_not_know(doc: dict[str, Any]) -> None:
     # pydantic leaves 'gt'/'ge' in a schema it cannot translate: a bound nobody enforces.
-    stray = [
-        node for node in _walk(doc["components"]) if {"gt", "ge", "lt", "le"} & set(node)
-    ]
+    stray = [node for node in _walk(doc["components"]) if {"gt", "ge", "lt", "le"} & set(node)]
     assert stray == []
 
 

@@ -105,9 +105,7 @@ async def _seed_park(state: State) -> None:
         await state.write_live(FUZZ_PARK, asset.id, live, ttl=600)
 
 
-async def test_schemathesis_finds_nothing(
-    settings: Settings, state: State, tmp_path: Path
-) -> None:
+async def test_schemathesis_finds_nothing(settings: Settings, state: State, tmp_path: Path) -> None:
     app = create_app(settings, state)
     store = TokenStore(state)
     tokens = {role: await store.create(role, [ALL_PARKS], name=f"fuzz-{role}") for role in Role}

@@ -194,7 +194,10 @@ class EventRequest(_Payload):
     kind: EventKind = Field(
         description="peak_shaving (reduce load) or valley_filling (raise load)."
     )
-    start: datetime = Field(description="Start of the first interval, with a UTC offset.")
+    start: datetime = Field(
+        description="Start of the first interval, with a UTC offset. The window must not have "
+        f"ended on the service clock and may start at most {MAX_LEAD.days} days ahead (422)."
+    )
     interval_minutes: Integer = Field(
         default=15, ge=1, le=60, description="Length of each interval; divides 60."
     )

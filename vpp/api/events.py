@@ -3,7 +3,10 @@
 A grid operator posts an event and gets 202 at once: the event is stored as
 ``received`` and the park's control loop schedules, runs and completes it.
 Posting the same id again with the same content answers the stored event
-(202, ``Idempotent-Replay: true``); with other content it is a 409.
+(202, ``Idempotent-Replay: true``); with other content it is a 409. An event
+whose window has already ended on the service clock is a 422 naming
+``start``; one larger than the park can hold is accepted (an award stands)
+and its record says what the park expects to deliver (``expected``).
 """
 
 from __future__ import annotations

@@ -220,8 +220,14 @@ class _AssetBase(_Model):
     grid_node: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     costs: DeviationCosts = Field(default_factory=DeviationCosts)
     connection: Connection
-    enrolled_at: datetime | None = Field(default=None, description="set by the service")
-    updated_at: datetime | None = Field(default=None, description="set by the service")
+    # readOnly: a client does not send them (the service sets both on enroll;
+    # a patch may repeat them unchanged only).
+    enrolled_at: datetime | None = Field(
+        default=None, description="set by the service", json_schema_extra={"readOnly": True}
+    )
+    updated_at: datetime | None = Field(
+        default=None, description="set by the service", json_schema_extra={"readOnly": True}
+    )
 
 
 class Battery(_AssetBase):

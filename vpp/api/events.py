@@ -123,11 +123,12 @@ async def create_event(request: web.Request) -> web.Response:
     if not created:
         headers["Idempotent-Replay"] = "true"
     else:
-        # An award stands, so an event larger than the park is accepted; the
-        # record says what the park expects to deliver against it.
+        # The loop acts on the event at once; the estimate (a worker-thread
+        # solve) follows. An award stands, so an event larger than the park is
+        # accepted, and the record says what the park expects to deliver.
+        _wake(request)
         expected = await expected_delivery(request.app[STATE], park, event, now)
         record = await store.update(park, record.id, lambda r: setattr(r, "expected", expected))
-        _wake(request)
     return _body(record, 202, headers)
 
 

@@ -212,6 +212,27 @@ async def test_event_window_is_judged_on_the_service_clock(
         assert all(v is not None for v in expected["expected_kw"][2:])
 
 
+async def test_a_retry_after_the_window_is_still_a_replay(
+    client: TestClient, park: None, grid: dict[str, str], settings: Settings, state: State
+) -> None:
+    body = _event(start=(NOW + timedelta(minutes=15)).isoformat(), duration_minutes=15)
+    url = f"/v1/parks/{PARK}/events"
+    assert (await client.post(url, json=body, headers=grid)).status == 202
+    # The same service an hour later: the window is over.
+    later = create_app(
+        settings, state, metrics=Metrics(), clock=Clock(origin=NOW + timedelta(hours=1))
+    )
+    async with TestClient(TestServer(later, host="127.0.0.1")) as retry:
+        resp = await retry.post(url, json=body, headers=grid)
+        assert resp.status == 202
+        assert resp.headers["Idempotent-Replay"] == "true"
+        resp = await retry.post(url, json={**body, "target_kw": 1}, headers=grid)
+        assert resp.status == 409
+        resp = await retry.post(url, json={**body, "id": "ev-new"}, headers=grid)
+        assert resp.status == 422
+        assert await _problem_fields(resp) == ["start"]
+
+
 async def test_a_bid_for_a_window_that_has_passed_is_refused(
     client: TestClient, park: None, grid: dict[str, str]
 ) -> None:

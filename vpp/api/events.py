@@ -25,6 +25,7 @@ from vpp.api.routing import ALL_ROLES, Query, Route
 from vpp.auth import Role
 from vpp.bids import expected_delivery
 from vpp.clock import Clock
+from vpp.errors import InvalidInput, NotFound
 from vpp.event_store import EventStore
 from vpp.events import (
     EventPatch,
@@ -116,8 +117,16 @@ async def create_event(request: web.Request) -> web.Response:
     park = request.match_info["park"]
     event = parse_event_request(await read_json(request))
     now = _now(request)
-    event.check_window(now)
     store = request.app[EVENTS]
+    try:
+        event.check_window(now)
+    except InvalidInput as refused:
+        # A retry of an event already received is answered as before (a
+        # replay, or 409 for other content), even once its window is over.
+        try:
+            await store.get(park, event.id)
+        except NotFound:
+            raise refused from None
     record, created = await store.create(park, event, now)
     headers = {"Location": _ITEM.format(park=park, event=record.id)}
     if not created:

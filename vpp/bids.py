@@ -27,9 +27,16 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 import dispatch as dx
-from vpp.errors import FieldError, InvalidInput, NotFound
+from vpp.errors import Conflict, NotFound
+from vpp.events import (
+    INTERVAL_CHOICES,
+    MAX_LEAD,
+    EventRequest,
+    ExpectedDelivery,
+    check_window,
+)
 from vpp.flex import build_view, grid_at
-from vpp.model import ID_PATTERN, invalid_input
+from vpp.model import ID_PATTERN, Integer, invalid_input, parse_json_data
 from vpp.state import State, pack, unpack
 
 __all__ = [
@@ -37,6 +44,7 @@ __all__ = [
     "BidStore",
     "bid_table_csv",
     "build_park_bid",
+    "expected_delivery",
     "flat_capacity",
     "parse_bid_request",
 ]
@@ -50,8 +58,8 @@ class BidRules(BaseModel):
     min_capacity_kw: float = Field(default=1000.0, ge=0, description="per trading unit")
     min_duration_minutes: float = Field(default=60.0, ge=0, description="continuous response")
     price_cap: float = Field(default=5.0, ge=0, description="CNY/kWh")
-    price_floor: float = Field(default=0.0, ge=0, description="CNY/kWh")
-    price_steps: int = Field(default=5, ge=1, le=20)
+    price_floor: float = Field(default=0.0, ge=0, description="CNY/kWh, at most price_cap")
+    price_steps: Integer = Field(default=5, ge=1, le=20)
 
     @model_validator(mode="after")
     def _floor_below_cap(self) -> BidRules:
@@ -66,9 +74,14 @@ class BidRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: str | None = Field(default=None, pattern=ID_PATTERN, description="default: generated")
-    start: datetime = Field(description="start of the market day or window, with a UTC offset")
-    intervals: int = Field(default=96, ge=1, le=96 * 2)
-    interval_minutes: int = Field(default=15, ge=1, le=60)
+    start: datetime = Field(
+        description="start of the market day or window, with a UTC offset; the window must "
+        f"not have ended and may start at most {MAX_LEAD.days} days ahead"
+    )
+    intervals: Integer = Field(default=96, ge=1, le=96 * 2)
+    interval_minutes: Integer = Field(
+        default=15, ge=1, le=60, json_schema_extra={"enum": list(INTERVAL_CHOICES)}
+    )
     rules: BidRules = Field(default_factory=BidRules)
     flat_capacity: bool = Field(
         default=False,
@@ -83,11 +96,19 @@ class BidRequest(BaseModel):
             raise ValueError("interval_minutes: must divide 60")
         return self
 
+    def check_window(self, now: datetime) -> None:
+        """Refuse a window that has ended (end <= ``now``) or starts over `MAX_LEAD` ahead.
+
+        Raises:
+            InvalidInput: naming ``start``.
+        """
+        check_window(self.start, timedelta(minutes=self.interval_minutes), self.intervals, now)
+
 
 def parse_bid_request(data: Any) -> BidRequest:
     """Validate a bid body; raise `InvalidInput` naming every bad field."""
     try:
-        return BidRequest.model_validate(data)
+        return parse_json_data(BidRequest, data)
     except ValidationError as exc:
         raise invalid_input(exc) from exc
 
@@ -119,13 +140,20 @@ def _serialise(
         "jointly_deliverable": bid.jointly_deliverable,
         **info,
     }
-    if bid.hourly_up is not None and bid.hourly_down is not None:
-        up = bid.hourly_points(dx.Direction.UP)
-        down = bid.hourly_points(dx.Direction.DOWN)
-        assert up is not None and down is not None and bid.hourly_baseline_kw is not None
+    up = bid.hourly_points(dx.Direction.UP) if bid.hourly_up is not None else None
+    down = bid.hourly_points(dx.Direction.DOWN) if bid.hourly_down is not None else None
+    base = bid.hourly_baseline_kw
+    whole, hours = divmod(req.intervals * req.interval_minutes, 60)
+    # The hourly table is for windows of whole hours only: a partial last hour
+    # has no hour-flat quantity, and its rows would not line up.
+    if (
+        up is not None and down is not None and base is not None
+        and bid.hourly_up is not None and bid.hourly_down is not None
+        and hours == 0 and len(up) == len(down) == len(base) == whole
+    ):  # fmt: skip
         out["hourly"] = {
             "starts": [(req.start + timedelta(hours=h)).isoformat() for h in range(len(up))],
-            "baseline_kw": [round(float(v), 3) for v in bid.hourly_baseline_kw],
+            "baseline_kw": [round(float(v), 3) for v in base],
             "up_kw": [round(float(v), 3) for v in up],
             "down_kw": [round(float(v), 3) for v in down],
             "deliverable": bid.hourly_up.deliverable and bid.hourly_down.deliverable,
@@ -174,16 +202,15 @@ async def build_park_bid(state: State, park: str, req: BidRequest) -> dict[str, 
         The JSON-ready bid, not yet stored.
 
     Raises:
-        InvalidInput: when no asset of the park is flexible right now.
+        Conflict: when no asset of the park is flexible right now (the request
+            is sound; the park's present state cannot answer it).
     """
     assets = await state.list_assets(park)
     live = await state.read_live_many(park, [a.id for a in assets])
     grid = grid_at(req.start, req.intervals, req.interval_minutes)
     view = build_view(assets, live, grid)
     if view.portfolio is None:
-        raise InvalidInput(
-            [FieldError("park", "no asset of the park is flexible right now", "no_flexibility")]
-        )
+        raise Conflict("park: no asset of the park is flexible right now")
     rules = dx.BidRules(
         min_capacity_kw=req.rules.min_capacity_kw,
         min_duration_minutes=req.rules.min_duration_minutes,
@@ -217,6 +244,69 @@ async def build_park_bid(state: State, park: str, req: BidRequest) -> dict[str, 
     return _serialise(park, req.id or f"bid-{secrets.token_hex(4)}", req, bid, info)
 
 
+async def expected_delivery(
+    state: State, park: str, request: EventRequest, now: datetime
+) -> ExpectedDelivery:
+    """Estimate what the park can deliver against an event, from its live flexibility.
+
+    A quick estimate, not a bid: the park's live view on the event's grid
+    (from its start, or from the current interval when it has started) and
+    the largest flat deviation it holds in full over the rest of the window
+    (`flat_capacity`, with `TAIL_HOURS` after it for rebound). Each
+    interval expects ``min(asked, flat)``.
+
+    Args:
+        state: the Redis repository (enrolled assets and live state).
+        park: the park.
+        request: the validated event, whose window has not ended at ``now``.
+        now: the service clock.
+
+    Returns:
+        The estimate (kW per interval, energy and share of the energy asked).
+    """
+    step = timedelta(minutes=request.interval_minutes)
+    magnitudes = request.magnitudes()
+    first = 0 if now < request.start else min(len(magnitudes), (now - request.start) // step)
+    asked = magnitudes[first:]
+    sign = 1.0 if request.kind.value == "valley_filling" else -1.0
+    assets = await state.list_assets(park)
+    live = await state.read_live_many(park, [a.id for a in assets])
+    tail = int(TAIL_HOURS * 60 / request.interval_minutes)
+    grid = grid_at(request.start + first * step, len(asked) + tail, request.interval_minutes)
+    view = build_view(assets, live, grid)
+    flat = 0.0
+    if view.portfolio is not None and asked:
+        flat = await asyncio.to_thread(flat_capacity, view.portfolio, len(asked), sign)
+    flat = round(flat, 1)
+    expected = [round(min(m, flat), 1) for m in asked]
+    hours = step.total_seconds() / 3600.0
+    requested_kwh = sum(asked) * hours
+    expected_kwh = sum(expected) * hours
+    share = min(expected_kwh / requested_kwh, 1.0) if requested_kwh > 0 else None
+    direction = "down (less load)" if sign < 0 else "up (more load)"
+    if share is None:
+        note = "nothing is asked"
+    elif share >= 0.999:
+        note = f"the park can hold {flat:g} kW {direction}: it expects to deliver in full"
+    else:
+        note = (
+            f"the park can hold about {flat:g} kW {direction} over the window against up to "
+            f"{max(asked):g} kW asked: it expects to deliver {share:.0%} of the energy"
+        )
+    if view.portfolio is None:
+        note += "; no asset of the park is flexible right now"
+    return ExpectedDelivery(
+        as_of=now,
+        flat_kw=flat,
+        expected_kw=[None] * first + list(expected),
+        requested_kwh=round(requested_kwh, 3),
+        expected_kwh=round(expected_kwh, 3),
+        share=None if share is None else round(share, 4),
+        assets_included=len(view.assets),
+        note=note,
+    )
+
+
 def bid_table_csv(bid: dict[str, Any], resolution: str = "quarter") -> str:
     """The bid as the table a market platform takes: one row per interval (or hour).
 
@@ -227,9 +317,8 @@ def bid_table_csv(bid: dict[str, Any], resolution: str = "quarter") -> str:
     writer.writerow(["start", "baseline_kw", "up_kw", "down_kw"])
     if resolution == "hourly":
         if "hourly" not in bid:
-            raise InvalidInput(
-                [FieldError("resolution", "this bid has no hourly form", "no_hourly_form")]
-            )
+            # The request is sound; this stored bid just has no hourly form.
+            raise Conflict("resolution: this bid has no hourly form")
         h = bid["hourly"]
         rows = zip(h["starts"], h["baseline_kw"], h["up_kw"], h["down_kw"], strict=True)
     else:

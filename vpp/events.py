@@ -26,27 +26,49 @@ import json
 import math
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
-from vpp.errors import Conflict
-from vpp.model import ID_PATTERN, invalid_input
+from vpp.errors import Conflict, FieldError, InvalidInput
+from vpp.model import ID_PATTERN, Integer, integral, invalid_input, parse_json_data
 
 __all__ = [
+    "INTERVAL_CHOICES",
+    "MAX_LEAD",
     "TERMINAL_STATES",
     "EventKind",
     "EventPatch",
     "EventRecord",
     "EventRequest",
     "EventState",
+    "ExpectedDelivery",
     "IllegalTransition",
+    "check_window",
     "parse_event_patch",
     "parse_event_request",
 ]
 
 #: Longest event accepted: one market day of 15-minute intervals.
 MAX_INTERVALS = 96
+#: Interval lengths an event may use: those that divide the hour, so intervals
+#: line up with the market's quarter-hours and hours.
+INTERVAL_CHOICES = tuple(m for m in range(1, 61) if 60 % m == 0)
+#: Largest magnitude an event may ask for, kW (10 GW: above any award a park
+#: could hold; it keeps energy and money sums finite).
+MAX_TARGET_KW = 1e7
+#: Largest compensation an event may state, CNY/kWh.
+MAX_PRICE_PER_KWH = 1e4
+#: How far ahead an event may start (an award is for the next days, not years;
+#: it also keeps every interval's time representable).
+MAX_LEAD = timedelta(days=366)
 
 
 class EventKind(StrEnum):
@@ -108,12 +130,63 @@ class _Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+def check_window(start: datetime, step: timedelta, intervals: int, now: datetime) -> None:
+    """Refuse a window that has ended (its end <= ``now``) or starts over `MAX_LEAD` ahead.
+
+    Args:
+        start: start of the first interval (aware).
+        step: interval length.
+        intervals: how many intervals.
+        now: the service clock.
+
+    Raises:
+        InvalidInput: naming ``start``.
+    """
+    if start - now > MAX_LEAD:
+        message = f"starts more than {MAX_LEAD.days} days after now ({now.isoformat()})"
+        raise InvalidInput([FieldError("start", message, "window_too_far")])
+    end = start + step * intervals
+    if end <= now:
+        message = f"the window ended at {end.isoformat()}, not after now ({now.isoformat()})"
+        raise InvalidInput([FieldError("start", message, "window_passed")])
+
+
+def _event_request_schema(schema: dict[str, Any]) -> None:
+    """State the cross-field rules of ``EventRequest._shape`` in its JSON Schema."""
+    props = schema["properties"]
+    props["interval_minutes"]["enum"] = list(INTERVAL_CHOICES)
+    props["targets_kw"]["anyOf"][0]["items"].update(minimum=0, maximum=MAX_TARGET_KW)
+    null = {"type": "null"}
+    # Exactly one form: targets_kw, or target_kw with duration_minutes.
+    forms = [
+        {"required": ["targets_kw"], "properties": {
+            "targets_kw": {"type": "array"}, "target_kw": null, "duration_minutes": null}},
+        {"required": ["target_kw", "duration_minutes"], "properties": {
+            "targets_kw": null, "target_kw": {"type": "number"},
+            "duration_minutes": {"type": "integer"}}},
+    ]  # fmt: skip
+    # duration_minutes: whole intervals, at most MAX_INTERVALS of them.
+    default = schema["properties"]["interval_minutes"]["default"]
+    whole = [
+        {"properties": {"interval_minutes": {"const": m},
+                        "duration_minutes": {"anyOf": [null, {"multipleOf": m,
+                                                               "maximum": m * MAX_INTERVALS}]}},
+         **({} if m == default else {"required": ["interval_minutes"]})}
+        for m in INTERVAL_CHOICES
+    ]  # fmt: skip
+    schema["allOf"] = [{"oneOf": forms}, {"anyOf": whole}]
+
+
 class EventRequest(_Payload):
     """The body of ``POST /v1/parks/{park}/events``.
 
     Give either ``targets_kw`` (one magnitude per interval) or ``target_kw``
-    with ``duration_minutes`` (a flat target).
+    with ``duration_minutes`` (a flat target). The window is checked against
+    the service clock when the event is received (`check_window`): it must not
+    have ended already and may start at most `MAX_LEAD` ahead.
     """
+
+    model_config = ConfigDict(json_schema_extra=_event_request_schema)
 
     id: str = Field(
         pattern=ID_PATTERN, description="Event id, unique per park; makes the create idempotent."
@@ -121,17 +194,29 @@ class EventRequest(_Payload):
     kind: EventKind = Field(
         description="peak_shaving (reduce load) or valley_filling (raise load)."
     )
-    start: datetime = Field(description="Start of the first interval, with a UTC offset.")
-    interval_minutes: int = Field(default=15, ge=1, le=60, description="Length of each interval.")
+    start: datetime = Field(
+        description="Start of the first interval, with a UTC offset. The window must not have "
+        f"ended on the service clock and may start at most {MAX_LEAD.days} days ahead (422)."
+    )
+    interval_minutes: Integer = Field(
+        default=15, ge=1, le=60, description="Length of each interval; divides 60."
+    )
     targets_kw: list[float] | None = Field(
         default=None,
         min_length=1,
         max_length=MAX_INTERVALS,
-        description="Requested deviation magnitude per interval, kW ≥ 0.",
+        description=f"Requested deviation magnitude per interval, 0 ≤ kW ≤ {MAX_TARGET_KW:g}.",
     )
-    target_kw: float | None = Field(default=None, ge=0, description="A flat magnitude, kW.")
-    duration_minutes: int | None = Field(default=None, gt=0, description="With target_kw.")
-    price_per_kwh: float | None = Field(default=None, ge=0, description="Compensation, CNY/kWh.")
+    target_kw: float | None = Field(
+        default=None, ge=0, le=MAX_TARGET_KW, description="A flat magnitude, kW."
+    )
+    duration_minutes: Annotated[int, Field(gt=0), BeforeValidator(integral)] | None = Field(
+        default=None,
+        description=f"With target_kw: whole intervals, at most {MAX_INTERVALS} of them.",
+    )
+    price_per_kwh: float | None = Field(
+        default=None, ge=0, le=MAX_PRICE_PER_KWH, description="Compensation, CNY/kWh."
+    )
     bid_id: str | None = Field(default=None, pattern=ID_PATTERN, description="The awarded bid.")
     source: Literal["rest", "openadr"] = Field(default="rest", description="Who sent it.")
 
@@ -147,6 +232,9 @@ class EventRequest(_Payload):
             bad = [i for i, v in enumerate(self.targets_kw) if v < 0]
             if bad:
                 raise ValueError(f"targets_kw: must be >= 0 (index {bad[0]})")
+            big = [i for i, v in enumerate(self.targets_kw) if v > MAX_TARGET_KW]
+            if big:
+                raise ValueError(f"targets_kw: must be <= {MAX_TARGET_KW:g} (index {big[0]})")
         elif self.target_kw is None or self.duration_minutes is None:
             raise ValueError("targets_kw: give targets_kw, or target_kw with duration_minutes")
         elif self.duration_minutes % self.interval_minutes:
@@ -154,6 +242,19 @@ class EventRequest(_Payload):
         elif self.duration_minutes // self.interval_minutes > MAX_INTERVALS:
             raise ValueError(f"duration_minutes: at most {MAX_INTERVALS} intervals")
         return self
+
+    def check_window(self, now: datetime) -> None:
+        """Refuse a window that has already passed or starts too far ahead.
+
+        "Passed" means its end is at or before ``now`` on the service clock; a
+        window that started but has not ended is accepted and served from the
+        current interval on.
+
+        Raises:
+            InvalidInput: naming ``start``.
+        """
+        step = timedelta(minutes=self.interval_minutes)
+        check_window(self.start, step, len(self.magnitudes()), now)
 
     def magnitudes(self) -> list[float]:
         """Requested magnitude per interval, kW."""
@@ -199,7 +300,7 @@ class EventPatch(_Payload):
 
 def _parse(model: type[_Payload], data: Any) -> Any:
     try:
-        return model.model_validate(data)
+        return parse_json_data(model, data)
     except ValidationError as exc:
         raise invalid_input(exc) from exc
 
@@ -214,6 +315,30 @@ def parse_event_patch(data: Any) -> EventPatch:
     """Validate a modify body; raise `InvalidInput` naming every bad field."""
     result: EventPatch = _parse(EventPatch, data)
     return result
+
+
+class ExpectedDelivery(BaseModel):
+    """What the park expects to deliver against an event, estimated when it is received.
+
+    An award stands whatever the park can do, so an event larger than the
+    park is accepted; this says how much of it the park expects to deliver,
+    from its live flexibility at receipt (`vpp.bids.expected_delivery`).
+    """
+
+    as_of: datetime = Field(description="When the estimate was made (service clock).")
+    flat_kw: float = Field(
+        ge=0, description="Largest constant deviation the park can hold over the window, kW."
+    )
+    expected_kw: list[float | None] = Field(
+        description="Expected magnitude per interval, kW (null: over before the event arrived)."
+    )
+    requested_kwh: float = Field(ge=0, description="Energy asked for over the estimated intervals.")
+    expected_kwh: float = Field(ge=0, description="Energy the park expects to deliver of it.")
+    share: float | None = Field(
+        ge=0, le=1, description="expected_kwh / requested_kwh (null when nothing is asked)."
+    )
+    assets_included: int = Field(ge=0, description="Assets flexible at receipt.")
+    note: str = Field(description="The estimate in words.")
 
 
 class EventRecord(BaseModel):
@@ -244,6 +369,9 @@ class EventRecord(BaseModel):
     updated: datetime
     reason: str | None = None
     history: list[dict[str, Any]] = Field(default_factory=list)
+    expected: ExpectedDelivery | None = Field(
+        default=None, description="What the park expects to deliver (estimated at receipt)."
+    )
 
     @classmethod
     def new(cls, park: str, request: EventRequest, now: datetime) -> EventRecord:

@@ -10,6 +10,11 @@ costs in CNY per kWh.
 ``parse_asset`` is the one validator: it returns the model of the right kind
 or raises ``InvalidInput`` naming every bad field (``soc_max``,
 ``connection.port``, ``kind`` for an unknown kind, ...).
+
+Input is read with JSON's own types, as the OpenAPI document states them
+(``parse_json_data``): a number field takes a JSON number (``5.0`` is an
+integer, as in JSON Schema), never a boolean or a numeric string; a boolean
+field takes ``true`` or ``false`` only; a date-time is an RFC 3339 string.
 """
 
 from __future__ import annotations
@@ -17,10 +22,11 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, TypeAlias, TypeVar
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -28,6 +34,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic_core import to_json
 
 from vpp.errors import FieldError, InvalidInput
 
@@ -43,6 +50,7 @@ __all__ = [
     "DeviationCosts",
     "EvCharger",
     "FlexibleLoad",
+    "Integer",
     "LiveState",
     "ModbusConnection",
     "MqttConnection",
@@ -53,8 +61,11 @@ __all__ = [
     "Pv",
     "apply_patch",
     "asset_from_dict",
+    "integral",
     "invalid_input",
     "parse_asset",
+    "parse_json_data",
+    "requires",
     "utcnow",
 ]
 
@@ -63,6 +74,19 @@ ID_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 
 AssetId: TypeAlias = Annotated[str, Field(pattern=ID_PATTERN, description="[A-Za-z0-9_.-]{1,64}")]
 ParkId: TypeAlias = Annotated[str, Field(pattern=ID_PATTERN, description="[A-Za-z0-9_.-]{1,64}")]
+
+
+def integral(value: Any) -> Any:
+    """JSON Schema's ``integer`` is any number with a zero fractional part: 5.0 is one."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: An integer field: a JSON number with no fractional part (never a boolean or a string).
+#: Inside a union put the constraints first, ``Annotated[int, Field(gt=0),
+#: BeforeValidator(integral)]``, or pydantic leaves them out of the JSON Schema.
+Integer: TypeAlias = Annotated[int, BeforeValidator(integral)]
 
 _Kw = Annotated[float, Field(ge=0)]
 _Fraction = Annotated[float, Field(ge=0, le=1)]
@@ -74,10 +98,43 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def requires(*names: str) -> Any:
+    """A ``json_schema_extra`` that marks ``names`` required in a model's schema.
+
+    A union tag (``kind``, ``protocol``) has a default so Python code can omit
+    it, but a payload must carry it: the discriminated union refuses one
+    without it, and the schema has to say so.
+    """
+
+    def extra(schema: dict[str, Any]) -> None:
+        required = list(schema.get("required", []))
+        schema["required"] = required + [n for n in names if n not in required]
+
+    return extra
+
+
 class _Model(BaseModel):
     # Unknown fields are refused (a typo must not be silently dropped) and
     # NaN/inf never reach the optimiser.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=False)
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def parse_json_data(model: type[_M], data: Any) -> _M:
+    """Validate decoded JSON against ``model`` with JSON's own types (no coercion).
+
+    pydantic's lax mode would read ``true`` as 1 and ``"1"`` as a number, which
+    the OpenAPI schema (``"type": "number"``) does not allow; its strict JSON
+    mode keeps the JSON types apart and still reads RFC 3339 strings as
+    date-times and strings as enum members. Integer fields take integral
+    numbers (``Integer``).
+
+    Raises:
+        ValidationError: as ``model.model_validate`` would.
+    """
+    return model.model_validate_json(to_json(data, inf_nan_mode="constants"), strict=True)
 
 
 class AssetKind(StrEnum):
@@ -92,19 +149,27 @@ class AssetKind(StrEnum):
 class MqttConnection(_Model):
     """A device that publishes telemetry and takes setpoints over MQTT."""
 
+    model_config = ConfigDict(json_schema_extra=requires("protocol"))
+
     protocol: Literal["mqtt"] = "mqtt"
     topic_prefix: str = Field(
-        min_length=1, max_length=200, pattern=r"^[^#+\s]+$", description="no wildcards"
+        min_length=1,
+        max_length=200,
+        # Spelled out, not \s: regex engines disagree on what \s matches (U+0085...).
+        pattern=r"^[^#+\x00-\x20\x7f-\x9f]+$",
+        description="no wildcards (#, +), spaces or control characters",
     )
 
 
 class ModbusConnection(_Model):
     """A device reached over Modbus TCP (SunSpec register maps)."""
 
+    model_config = ConfigDict(json_schema_extra=requires("protocol"))
+
     protocol: Literal["modbus"] = "modbus"
     host: str = Field(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9_.:-]+$")
-    port: int = Field(default=502, ge=1, le=65535)
-    unit_id: int = Field(default=1, ge=0, le=247)
+    port: Integer = Field(default=502, ge=1, le=65535)
+    unit_id: Integer = Field(default=1, ge=0, le=247)
     # SunSpec 802 W states no sign and vendors differ: the sign is enrolled, never guessed.
     power_sign: Literal["charge_positive", "discharge_positive"] = Field(
         default="charge_positive",
@@ -120,9 +185,11 @@ class ModbusConnection(_Model):
 class OcppConnection(_Model):
     """A charge point that connects to the service over OCPP 2.0.1 / 2.1."""
 
+    model_config = ConfigDict(json_schema_extra=requires("protocol"))
+
     protocol: Literal["ocpp"] = "ocpp"
     charge_point_id: str = Field(min_length=1, max_length=48, pattern=r"^[A-Za-z0-9_.:-]+$")
-    evse_id: int = Field(default=1, ge=1)
+    evse_id: Integer = Field(default=1, ge=1, le=2**31 - 1, description="OCPP evseId (int32)")
 
 
 Connection: TypeAlias = Annotated[
@@ -155,14 +222,22 @@ def _not_above(name: str, other: str) -> Any:
 
 
 class _AssetBase(_Model):
+    model_config = ConfigDict(json_schema_extra=requires("kind"))
+
     id: AssetId
     name: str = Field(default="", max_length=200)
     owner: str = Field(min_length=1, max_length=200, description="owner enterprise")
     grid_node: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     costs: DeviationCosts = Field(default_factory=DeviationCosts)
     connection: Connection
-    enrolled_at: datetime | None = Field(default=None, description="set by the service")
-    updated_at: datetime | None = Field(default=None, description="set by the service")
+    # readOnly: a client does not send them (the service sets both on enroll;
+    # a patch may repeat them unchanged only).
+    enrolled_at: datetime | None = Field(
+        default=None, description="set by the service", json_schema_extra={"readOnly": True}
+    )
+    updated_at: datetime | None = Field(
+        default=None, description="set by the service", json_schema_extra={"readOnly": True}
+    )
 
 
 class Battery(_AssetBase):
@@ -173,7 +248,7 @@ class Battery(_AssetBase):
     max_charge_kw: _Kw
     max_discharge_kw: _Kw
     soc_min: _Fraction = 0.1
-    soc_max: _Fraction = 0.9
+    soc_max: _Fraction = Field(default=0.9, description="greater than soc_min")
     charge_efficiency: _Efficiency = 0.95
     discharge_efficiency: _Efficiency = 0.95
 
@@ -186,14 +261,23 @@ class Battery(_AssetBase):
         return value
 
 
+def _ev_schema(schema: dict[str, Any]) -> None:
+    requires("kind")(schema)
+    # Discharge is only for V2G chargers: what _discharge_needs_v2g checks.
+    schema["if"] = {"properties": {"v2g": {"const": True}}, "required": ["v2g"]}
+    schema["else"] = {"properties": {"max_discharge_kw": {"maximum": 0}}}
+
+
 class EvCharger(_AssetBase):
     """An EV charger; it may discharge only when V2G is allowed."""
+
+    model_config = ConfigDict(json_schema_extra=_ev_schema)
 
     kind: Literal["ev_charger"] = "ev_charger"
     v2g: bool = False
     max_charge_kw: float = Field(gt=0)
-    min_charge_kw: _Kw = 0.0
-    max_discharge_kw: _Kw = 0.0
+    min_charge_kw: _Kw = Field(default=0.0, description="at most max_charge_kw")
+    max_discharge_kw: _Kw = Field(default=0.0, description="0 unless v2g is true")
     charge_efficiency: _Efficiency = 0.92
     discharge_efficiency: _Efficiency = 0.92
 
@@ -212,7 +296,7 @@ class FlexibleLoad(_AssetBase):
 
     kind: Literal["flexible_load"] = "flexible_load"
     baseline_kw: float = Field(gt=0, description="typical draw with no demand response")
-    max_shed_kw: float = Field(gt=0)
+    max_shed_kw: float = Field(gt=0, description="at most baseline_kw")
     max_shed_minutes: float = Field(gt=0, le=24 * 60)
     rebound_fraction: float = Field(
         default=0.0, ge=0, le=2, description="share of the shed energy drawn back afterwards"
@@ -345,7 +429,7 @@ def parse_asset(data: Any) -> Battery | EvCharger | FlexibleLoad | Pv:
     try:
         # Validating against the kind's own model keeps the error paths free of
         # the union tag: 'soc_max', not 'battery.soc_max'.
-        return model.model_validate(data)
+        return parse_json_data(model, data)
     except ValidationError as exc:
         raise invalid_input(exc) from exc
 

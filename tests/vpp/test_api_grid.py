@@ -107,7 +107,7 @@ def event_body(**over: Any) -> dict[str, Any]:
 
 
 async def test_event_create_is_idempotent_and_lifecycle(
-    client: TestClient, grid: dict[str, str], auth: TokenFactory
+    client: TestClient, park: None, grid: dict[str, str], auth: TokenFactory
 ) -> None:
     url = f"/v1/parks/{PARK}/events"
     resp = await client.post(url, json=event_body(), headers=grid)
@@ -158,7 +158,7 @@ async def test_event_create_is_idempotent_and_lifecycle(
     ],
 )
 async def test_malformed_event_is_422_naming_the_field(
-    client: TestClient, grid: dict[str, str], over: dict[str, Any], field: str
+    client: TestClient, park: None, grid: dict[str, str], over: dict[str, Any], field: str
 ) -> None:
     resp = await client.post(f"/v1/parks/{PARK}/events", json=event_body(**over), headers=grid)
     assert resp.status == 422

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -42,16 +42,18 @@ POLICY: dict[str, set[Role]] = {
     "getEventReport": ALL,
 }
 ROUTES = {r.operation_id: r for r in [*assets.ROUTES, *parks.ROUTES, *bids.ROUTES, *events.ROUTES]}
-_START = datetime(2030, 7, 1, 6, tzinfo=UTC).isoformat()
+# Tomorrow 06:00: an event or bid window must lie ahead (and within a year).
+_START = (datetime.now(UTC) + timedelta(days=1)).replace(hour=6, minute=0, second=0, microsecond=0)
+_START_ISO = _START.isoformat()
 BODIES: dict[str, Any] = {
     "enrollAsset": sample(id="bess-new"),
     "patchAsset": {"name": "renamed"},
     "putPark": {"name": "renamed park"},
-    "createBid": {"start": _START, "intervals": 8, "rules": {"min_capacity_kw": 0}},
+    "createBid": {"start": _START_ISO, "intervals": 8, "rules": {"min_capacity_kw": 0}},
     "createEvent": {
         "id": "ev-new",
         "kind": "peak_shaving",
-        "start": _START,
+        "start": _START_ISO,
         "target_kw": 100,
         "duration_minutes": 60,
     },

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.vpp.samples import SAMPLES, sample
 from vpp.errors import InvalidInput
-from vpp.model import ASSET_MODELS, asset_from_dict, parse_asset
+from vpp.model import ASSET_MODELS, ModbusConnection, asset_from_dict, parse_asset
 from vpp.state import pack, unpack
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
@@ -19,18 +19,13 @@ negative = st.floats(max_value=-1e-9, allow_nan=False, allow_infinity=False)
 non_positive = st.floats(max_value=0.0, allow_nan=False, allow_infinity=False)
 outside_unit = finite.filter(lambda x: x < 0 or x > 1)
 bad_efficiency = finite.filter(lambda x: x <= 0 or x > 1)
-def _numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-# pydantic's lax mode reads a numeric string ("1") as the number it spells:
-# that is accepted input, so only strings that are not numbers are invalid.
+# A number field takes a JSON number only, as the OpenAPI schema says ("type":
+# "number"): a numeric string ("1") and a boolean are refused like any other
+# non-number (issue 8: the document is the truth).
 not_a_number = st.one_of(
-    st.text(max_size=5).filter(lambda t: not _numeric(t)),
+    st.text(max_size=5),
+    st.sampled_from(["1", "0.5", "1e3", "-0", "NaN"]),
+    st.booleans(),
     st.lists(st.integers(), max_size=2),
     st.none(),
 )
@@ -141,6 +136,51 @@ def test_valid_batteries_pass_and_survive_msgpack(
     asset = parse_asset(payload)
     assert math.isclose(asset.capacity_kwh, capacity)
     assert asset_from_dict(unpack(pack(asset.model_dump(mode="json")))) == asset
+
+
+def _numeric_fields(kind: str) -> list[str]:
+    """Dotted names of the number and integer fields of a kind's sample payload."""
+    payload = sample(kind)
+
+    def numeric(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool)
+
+    names = [k for k, v in payload.items() if numeric(v)]
+    for parent in ("costs", "connection"):
+        names += [f"{parent}.{k}" for k, v in payload.get(parent, {}).items() if numeric(v)]
+    return names
+
+
+NUMERIC = [(kind, field) for kind in SAMPLES for field in _numeric_fields(kind)]
+
+
+@pytest.mark.parametrize(("kind", "field"), NUMERIC)
+@pytest.mark.parametrize("value", [True, False, "1", "500", "0.5"])
+def test_a_boolean_or_numeric_string_is_not_a_number(kind: str, field: str, value: Any) -> None:
+    payload = sample(kind)
+    _set(payload, field, value)
+    with pytest.raises(InvalidInput) as caught:
+        parse_asset(payload)
+    assert caught.value.fields == [field]
+
+
+@pytest.mark.parametrize(("kind", "field"), [("ev_charger", "v2g"), ("pv", "curtailable")])
+@pytest.mark.parametrize("value", [0, 1, "true", "false", "yes", None])
+def test_a_boolean_field_takes_true_or_false_only(kind: str, field: str, value: Any) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        parse_asset(sample(kind, **{field: value}))
+    assert caught.value.fields == [field]
+
+
+def test_an_integral_number_is_an_integer() -> None:
+    # JSON Schema's "integer" is any number with a zero fractional part.
+    connection = {"protocol": "modbus", "host": "10.0.3.21", "port": 502.0, "unit_id": 3.0}
+    asset = parse_asset(sample(connection=connection))
+    assert asset.connection == ModbusConnection(host="10.0.3.21", port=502, unit_id=3)
+    connection["unit_id"] = 3.5
+    with pytest.raises(InvalidInput) as caught:
+        parse_asset(sample(connection=connection))
+    assert caught.value.fields == ["connection.unit_id"]
 
 
 def test_nan_and_infinity_are_refused() -> None:

@@ -7,6 +7,7 @@ from aiohttp import web
 from vpp.api import assets, bids, events, ops, parks
 from vpp.api.context import METRICS, ROUTE_TABLE, SETTINGS, STATE, TOKENS
 from vpp.api.middleware import auth_middleware, metrics_middleware, problem_middleware
+from vpp.api.params import params_middleware
 from vpp.api.routing import add_routes
 from vpp.auth import TokenStore
 from vpp.bids import BidStore
@@ -44,7 +45,7 @@ def create_app(
     if state.on_error is None:
         state.on_error = metrics.redis_failed
     app = web.Application(
-        middlewares=[metrics_middleware, problem_middleware, auth_middleware],
+        middlewares=[metrics_middleware, problem_middleware, auth_middleware, params_middleware],
         client_max_size=1 << 20,
     )
     app[SETTINGS] = settings

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from aiohttp import web
 
 from vpp.api.context import STATE
 from vpp.api.io import json_response, read_json
-from vpp.api.routing import Route
+from vpp.api.params import query
+from vpp.api.routing import Query, Route
 from vpp.api.schemas import AssetList, AssetPatch, AssetPayload
 from vpp.auth import Role
 from vpp.errors import FieldError, InvalidInput
-from vpp.model import ASSET_MODELS, parse_asset
+from vpp.model import parse_asset
 
 __all__ = ["ROUTES"]
 
@@ -31,9 +34,7 @@ async def enroll(request: web.Request) -> web.Response:
 
 async def list_assets(request: web.Request) -> web.Response:
     """The park's enrolled assets, optionally of one ``kind``."""
-    kind = request.query.get("kind")
-    if kind is not None and kind not in ASSET_MODELS:
-        raise InvalidInput([FieldError("kind", f"unknown kind {kind!r}", "kind")])
+    kind = query(request)["kind"]
     items = await request.app[STATE].list_assets(request.match_info["park"], kind)
     return json_response(AssetList(items=items))
 
@@ -64,10 +65,11 @@ async def retire(request: web.Request) -> web.Response:
 ROUTES = [
     Route("POST", _COLLECTION, enroll, "enrollAsset", "Enroll an asset", _WRITE,
           request=AssetPayload, response=AssetPayload, status=201, errors=(400, 409, 415, 422),
-          tags=("assets",)),
+          tags=("assets",), creates_park=True, headers={"Location": "the asset's URL"}),
     Route("GET", _COLLECTION, list_assets, "listAssets", "List enrolled assets", _READ,
           response=AssetList, errors=(422,), tags=("assets",),
-          query={"kind": "only assets of this kind"}),
+          query={"kind": Query("only assets of this kind",
+                               Literal["battery", "ev_charger", "flexible_load", "pv"])}),
     Route("GET", _ITEM, get_asset, "getAsset", "Read an enrolled asset", _READ,
           response=AssetPayload, errors=(404,), tags=("assets",)),
     Route("PATCH", _ITEM, patch_asset, "patchAsset", "Change an asset (JSON merge patch)",

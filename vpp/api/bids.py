@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from aiohttp import web
@@ -21,10 +21,10 @@ import dispatch as dx
 from vpp.api.context import METRICS, SETTINGS, STATE
 from vpp.api.events import CLOCK
 from vpp.api.io import read_json
-from vpp.api.routing import ALL_ROLES, Route
+from vpp.api.params import query
+from vpp.api.routing import ALL_ROLES, Query, Route
 from vpp.auth import Role
 from vpp.bids import BidRequest, BidStore, bid_table_csv, build_park_bid, parse_bid_request
-from vpp.errors import FieldError, InvalidInput
 from vpp.flex import build_view, grid_at
 
 __all__ = ["BIDS", "ROUTES"]
@@ -56,10 +56,16 @@ class FlexibilityPayload(BaseModel):
     energy_max_kwh: list[float]
 
 
+def _now(request: web.Request) -> datetime:
+    clock = request.app.get(CLOCK)
+    return clock.now() if clock is not None else datetime.now(UTC)
+
+
 async def create_bid(request: web.Request) -> web.Response:
     """Build and store a bid: 201, or 422 naming the field (or ``park`` with no flexibility)."""
     park = request.match_info["park"]
     req = parse_bid_request(await read_json(request))
+    req.check_window(_now(request))
     started = time.perf_counter()
     bid = await build_park_bid(request.app[STATE], park, req)
     request.app[METRICS].solver_seconds.labels("bid").observe(time.perf_counter() - started)
@@ -72,12 +78,7 @@ async def get_bid(request: web.Request) -> web.StreamResponse:
     """A stored bid as JSON, or ``?format=csv[&resolution=hourly]`` as a table."""
     m = request.match_info
     bid = await request.app[BIDS].get(m["park"], m["bid"])
-    fmt = request.query.get("format", "json")
-    resolution = request.query.get("resolution", "quarter")
-    if fmt not in ("json", "csv"):
-        raise InvalidInput([FieldError("format", "must be json or csv", "enum")])
-    if resolution not in ("quarter", "hourly"):
-        raise InvalidInput([FieldError("resolution", "must be quarter or hourly", "enum")])
+    fmt, resolution = query(request)["format"], query(request)["resolution"]
     if fmt == "csv":
         return web.Response(text=bid_table_csv(bid, resolution), content_type="text/csv")
     return web.json_response({"bid": bid})
@@ -86,17 +87,9 @@ async def get_bid(request: web.Request) -> web.StreamResponse:
 async def get_flexibility(request: web.Request) -> web.Response:
     """Live aggregate flexibility from the current interval on (``?intervals=`` default 96)."""
     park = request.match_info["park"]
-    try:
-        n = int(request.query.get("intervals", "96"))
-        if not 1 <= n <= 192:
-            raise ValueError
-    except ValueError:
-        raise InvalidInput(
-            [FieldError("intervals", "must be an integer in 1..192", "int")]
-        ) from None
+    n: int = query(request)["intervals"]
     minutes = request.app[SETTINGS].control.interval_minutes
-    clock = request.app.get(CLOCK)
-    now = clock.now() if clock is not None else datetime.now(UTC)
+    now = _now(request)
     start = now - timedelta(
         minutes=now.minute % minutes, seconds=now.second, microseconds=now.microsecond
     )
@@ -131,14 +124,18 @@ async def get_flexibility(request: web.Request) -> web.Response:
 ROUTES = [
     Route("POST", "/v1/parks/{park}/bids", create_bid, "createBid",
           "Build a certified demand-response bid from the live flexibility", _BIDDERS,
-          request=BidRequest, response=BidPayload, status=201, errors=(400, 415, 422),
-          tags=("bids",)),
+          request=BidRequest, response=BidPayload, status=201, errors=(400, 409, 415, 422),
+          tags=("bids",), headers={"Location": "the bid's URL"}),
     Route("GET", "/v1/parks/{park}/bids/{bid}", get_bid, "getBid",
           "A stored bid (JSON, or CSV table with format=csv)", _BIDDERS, response=BidPayload,
-          errors=(404, 422), tags=("bids",),
-          query={"format": "json (default) or csv", "resolution": "quarter (default) or hourly"}),
+          errors=(404, 409, 422), tags=("bids",), text_types=("text/csv",),
+          query={"format": Query("json (default) or csv", Literal["json", "csv"], "json"),
+                 "resolution": Query("quarter (default) or hourly (CSV only; 409 when the "
+                                     "bid has no hourly form)",
+                                     Literal["quarter", "hourly"], "quarter")}),
     Route("GET", "/v1/parks/{park}/flexibility", get_flexibility, "getFlexibility",
           "Live aggregate flexibility envelope per interval", ALL_ROLES,
           response=FlexibilityPayload, errors=(422,), tags=("flexibility",),
-          query={"intervals": "how many intervals from now (default 96)"}),
+          query={"intervals": Query("how many intervals from now (default 96)",
+                                    Annotated[int, Field(ge=1, le=192)], 96)}),
 ]  # fmt: skip

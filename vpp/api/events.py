@@ -3,22 +3,29 @@
 A grid operator posts an event and gets 202 at once: the event is stored as
 ``received`` and the park's control loop schedules, runs and completes it.
 Posting the same id again with the same content answers the stored event
-(202, ``Idempotent-Replay: true``); with other content it is a 409.
+(202, ``Idempotent-Replay: true``); with other content it is a 409. An event
+whose window has already ended on the service clock is a 422 naming
+``start``; one larger than the park can hold is accepted (an award stands)
+and its record says what the park expects to deliver (``expected``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from vpp.api.context import SETTINGS
-from vpp.api.io import read_json
-from vpp.api.routing import ALL_ROLES, Route
+from vpp.api.context import SETTINGS, STATE
+from vpp.api.io import json_response, read_json
+from vpp.api.params import query
+from vpp.api.routing import ALL_ROLES, Query, Route
 from vpp.auth import Role
+from vpp.bids import expected_delivery
 from vpp.clock import Clock
+from vpp.errors import InvalidInput, NotFound
 from vpp.event_store import EventStore
 from vpp.events import (
     EventPatch,
@@ -64,10 +71,36 @@ class EventList(BaseModel):
     items: list[EventRecord] = Field(default_factory=list)
 
 
-class ReportPayload(BaseModel):
-    """An event's performance report (see ``vpp.reports``)."""
+class IntervalRow(BaseModel):
+    """One interval of a report (kW, kWh; null where not measured yet)."""
 
-    report: dict[str, object]
+    start: datetime
+    target_kw: float = Field(description="signed deviation asked (negative = less load)")
+    baseline_kw: float | None
+    measured_kw: float | None
+    delivered_kw: float | None = Field(description="in the asked direction")
+    performance: float | None = Field(description="delivered / requested")
+    payable_kwh: float | None
+
+
+class ReportPayload(BaseModel):
+    """An event's performance report (see ``vpp.reports``); null where not measured yet."""
+
+    event_id: str
+    state: EventState
+    interval_s: float
+    intervals: list[IntervalRow]
+    requested_kwh: float | None
+    delivered_kwh: float | None
+    performance: float | None
+    threshold_met: bool
+    payment: float | None
+    penalty: float | None
+    settlement: float | None
+    currency: str
+    avoided_co2_kg: float | None
+    emission_factor_t_per_mwh: float
+    emission_factor_source: str
 
 
 def _now(request: web.Request) -> datetime:
@@ -83,12 +116,28 @@ async def create_event(request: web.Request) -> web.Response:
     """Receive an event: 202 (also for a repeat), 409 for a reused id, 422 for bad input."""
     park = request.match_info["park"]
     event = parse_event_request(await read_json(request))
-    record, created = await request.app[EVENTS].create(park, event, _now(request))
+    now = _now(request)
+    store = request.app[EVENTS]
+    try:
+        event.check_window(now)
+    except InvalidInput as refused:
+        # A retry of an event already received is answered as before (a
+        # replay, or 409 for other content), even once its window is over.
+        try:
+            await store.get(park, event.id)
+        except NotFound:
+            raise refused from None
+    record, created = await store.create(park, event, now)
     headers = {"Location": _ITEM.format(park=park, event=record.id)}
     if not created:
         headers["Idempotent-Replay"] = "true"
     else:
+        # The loop acts on the event at once; the estimate (a worker-thread
+        # solve) follows. An award stands, so an event larger than the park is
+        # accepted, and the record says what the park expects to deliver.
         _wake(request)
+        expected = await expected_delivery(request.app[STATE], park, event, now)
+        record = await store.update(park, record.id, lambda r: setattr(r, "expected", expected))
     return _body(record, 202, headers)
 
 
@@ -153,11 +202,11 @@ async def get_report(request: web.Request) -> web.StreamResponse:
     m = request.match_info
     record = await request.app[EVENTS].get(m["park"], m["event"])
     report = event_report(record, request)
-    if request.query.get("format") == "csv":
+    if query(request)["format"] == "csv":
         return web.Response(text=report_csv(report), content_type="text/csv")
     data = report.as_dict()
     data["state"] = record.state.value
-    return web.json_response(_finite(data))
+    return json_response(ReportPayload.model_validate(_finite(data)), exclude_none=False)
 
 
 def _finite(value: object) -> object:
@@ -174,7 +223,9 @@ def _finite(value: object) -> object:
 ROUTES = [
     Route("POST", _COLLECTION, create_event, "createEvent", "Receive a dispatch event", _GRID,
           request=EventRequest, response=EventPayload, status=202,
-          errors=(400, 409, 415, 422), tags=("events",)),
+          errors=(400, 409, 415, 422), tags=("events",),
+          headers={"Location": "the event's URL",
+                   "Idempotent-Replay": "true when the event was stored before"}),
     Route("GET", _COLLECTION, list_events, "listEvents", "List the park's events", ALL_ROLES,
           response=EventList, tags=("events",)),
     Route("GET", _ITEM, get_event, "getEvent", "Event state and per-interval delivery",
@@ -182,10 +233,12 @@ ROUTES = [
     Route("PATCH", _ITEM, modify_event, "modifyEvent", "Change an event's targets", _GRID,
           request=EventPatch, response=EventPayload, status=202,
           errors=(400, 404, 409, 415, 422), tags=("events",)),
-    Route("DELETE", _ITEM, cancel_event, "cancelEvent", "Cancel an event", _GRID,
+    Route("DELETE", _ITEM, cancel_event, "cancelEvent",
+          "Cancel an event (it stays readable, state cancelled, with its report)", _GRID,
           response=EventPayload, status=202, errors=(404, 409), tags=("events",)),
     Route("GET", _ITEM + "/report", get_report, "getEventReport",
           "Performance, settlement and avoided CO2 of an event (JSON, or CSV with format=csv)",
           ALL_ROLES, response=ReportPayload, errors=(404,), tags=("events", "reports"),
-          query={"format": "json (default) or csv"}),
+          text_types=("text/csv",),
+          query={"format": Query("json (default) or csv", Literal["json", "csv"], "json")}),
 ]  # fmt: skip

@@ -37,12 +37,20 @@ def _refuse_constant(name: str) -> Any:
 
 
 def json_response(
-    body: BaseModel, *, status: int = 200, headers: dict[str, str] | None = None
+    body: BaseModel,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    exclude_none: bool = True,
 ) -> web.Response:
-    """A JSON response from a pydantic model (nulls of unset optionals dropped)."""
+    """A JSON response from a pydantic model.
+
+    Nulls of unset optionals are dropped unless ``exclude_none`` is False (for
+    a model whose nullable fields are required, such as a report).
+    """
     return web.Response(
         status=status,
-        body=body.model_dump_json(exclude_none=True),
+        body=body.model_dump_json(exclude_none=exclude_none),
         content_type="application/json",
         headers=headers,
     )

@@ -1,7 +1,11 @@
 """The OpenAPI 3.1 document, generated from the route table and payload models.
 
 OpenAPI 3.1 schemas are JSON Schema 2020-12, which is what pydantic emits,
-so the models' schemas go into ``components.schemas`` as they are.
+so the models' schemas go into ``components.schemas`` as they are. Path and
+query parameters are documented from the same declarations the params
+middleware enforces (``vpp.api.params``), and each operation lists every
+error status it can answer, derived from what it declares: 401/403/503 with
+auth, 422 with parameters or a body, 400/415 with a body, 404 on a park.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pydantic import BaseModel, TypeAdapter
 from vpp import __version__
 from vpp.api.routing import Route
 from vpp.api.schemas import ProblemDetails
+from vpp.model import ID_PATTERN
 
 __all__ = ["build_openapi"]
 
@@ -24,6 +29,27 @@ _PARAM = re.compile(r"{(\w+)(?::[^}]*)?}")
 
 def _schema_name(tp: type[BaseModel]) -> str:
     return tp.__name__
+
+
+def _errors(route: Route) -> set[int]:
+    """Every error status the route can answer, from its declaration."""
+    errors = set(route.errors)
+    if route.roles is not None:
+        errors |= {401, 403, 503}  # the token is looked up in Redis
+    if route.query or _PARAM.search(route.path):
+        errors.add(422)
+    if route.request is not None:
+        errors |= {400, 415, 422}
+    if "{park}" in route.path and not route.creates_park:
+        errors.add(404)
+    return errors
+
+
+def _query_schema(tp: Any, default: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = TypeAdapter(tp).json_schema()
+    if default is not None:
+        schema["default"] = default
+    return schema
 
 
 def build_openapi(routes: Iterable[Route], *, title: str = "Park VPP API") -> dict[str, Any]:
@@ -63,13 +89,13 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Park VPP API") -> di
         }
         params = [
             {"name": name, "in": "path", "required": True,
-             "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$"}}
+             "schema": {"type": "string", "pattern": ID_PATTERN}}
             for name in _PARAM.findall(route.path)
         ]  # fmt: skip
         params += [
-            {"name": name, "in": "query", "required": False, "description": text,
-             "schema": {"type": "string"}}
-            for name, text in route.query.items()
+            {"name": name, "in": "query", "required": False, "description": q.description,
+             "schema": _query_schema(q.type, q.default)}
+            for name, q in route.query_params().items()
         ]  # fmt: skip
         if params:
             op["parameters"] = params
@@ -85,9 +111,17 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Park VPP API") -> di
         ok: dict[str, Any] = {"description": "success"}
         if route.response is not None:
             ok["content"] = {route.content_type: {"schema": refs[_schema_name(route.response)]}}
+        elif route.content_type.startswith("text/"):
+            ok["content"] = {route.content_type: {"schema": {"type": "string"}}}
+        for media in route.text_types:
+            ok.setdefault("content", {})[media] = {"schema": {"type": "string"}}
+        if route.headers:
+            ok["headers"] = {
+                name: {"description": text, "schema": {"type": "string"}}
+                for name, text in route.headers.items()
+            }
         op["responses"][str(route.status)] = ok
-        errors = set(route.errors) | ({401, 403} if route.roles is not None else set())
-        for status in sorted(errors):
+        for status in sorted(_errors(route)):
             op["responses"][str(status)] = {
                 "description": "problem",
                 "content": {"application/problem+json": {"schema": refs["ProblemDetails"]}},

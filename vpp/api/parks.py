@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import ValidationError, create_model
 
 from vpp.api.context import STATE, principal
 from vpp.api.io import json_response, read_json
 from vpp.api.routing import ALL_ROLES, Route
 from vpp.api.schemas import ParkList
 from vpp.auth import Role
-from vpp.errors import FieldError, InvalidInput
-from vpp.model import Park, ParkSummary, invalid_input
+from vpp.model import Park, ParkSummary, invalid_input, parse_json_data
 
 __all__ = ["ROUTES"]
+
+
+#: The body of ``PUT /v1/parks/{park}``: a park's metadata without ``id`` (the
+#: path names the park, so a body cannot disagree with it).
+_METADATA: dict[str, Any] = {
+    name: (f.annotation, f) for name, f in Park.model_fields.items() if name != "id"
+}
+ParkBody = create_model(
+    "ParkBody",
+    __base__=Park.__base__,
+    __doc__="A park's metadata (the path names the park).",
+    **_METADATA,
+)
 
 
 async def list_parks(request: web.Request) -> web.Response:
@@ -40,14 +54,11 @@ async def put_park(request: web.Request) -> web.Response:
     """Create or replace a park's metadata (name, timezone, description)."""
     park_id = request.match_info["park"]
     body = await read_json(request)
-    if not isinstance(body, dict):
-        raise InvalidInput([FieldError("body", "must be a JSON object", "dict_type")])
-    if body.get("id", park_id) != park_id:
-        raise InvalidInput([FieldError("id", "must match the park in the path", "id")])
     try:
-        park = Park.model_validate({**body, "id": park_id})
+        meta = parse_json_data(ParkBody, body)
     except ValidationError as exc:
         raise invalid_input(exc) from exc
+    park = Park(id=park_id, **meta.model_dump())
     await request.app[STATE].put_park(park)
     return json_response(park)
 
@@ -58,6 +69,6 @@ ROUTES = [
     Route("GET", "/v1/parks/{park}", get_park, "getPark", "Read a park and its asset counts",
           ALL_ROLES, response=ParkSummary, errors=(404,), tags=("parks",)),
     Route("PUT", "/v1/parks/{park}", put_park, "putPark", "Create or replace park metadata",
-          frozenset({Role.PARK_OPERATOR}), request=Park, response=Park,
-          errors=(400, 415, 422), tags=("parks",)),
+          frozenset({Role.PARK_OPERATOR}), request=ParkBody, response=Park,
+          errors=(400, 415, 422), tags=("parks",), creates_park=True),
 ]  # fmt: skip

@@ -1,15 +1,19 @@
 """The route table: one ``Route`` per operation, feeding the router, auth and OpenAPI.
 
 A route declares who may call it (``roles``; None for the public ops
-endpoints) and its payload models; the auth middleware enforces the roles and
-the ``{park}`` path parameter, and ``vpp.api.openapi`` documents it. Later
-features add their routes with ``add_routes(app, [...])`` before the app starts.
+endpoints), its payload models and the type of each query parameter; the
+auth middleware enforces the roles and the ``{park}`` path parameter, the
+params middleware (``vpp.api.params``) checks path and query parameters
+against what the route declares, and ``vpp.api.openapi`` documents exactly
+that. Later features add their routes with ``add_routes(app, [...])`` before
+the app starts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -17,12 +21,29 @@ from pydantic import BaseModel
 from vpp.api.context import ROUTE_TABLE
 from vpp.auth import Role
 
-__all__ = ["ALL_ROLES", "Handler", "Route", "add_routes", "route_of"]
+__all__ = ["ALL_ROLES", "Handler", "Query", "Route", "add_routes", "route_of"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 #: Every role (admin is implied everywhere anyway).
 ALL_ROLES = frozenset(Role)
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query parameter.
+
+    Attributes:
+        description: one line for the OpenAPI document.
+        type: the type of its value, as pydantic reads it from the query string
+            (``Literal["json", "csv"]``, ``Annotated[int, Field(ge=1)]``); its
+            JSON Schema is the parameter's schema.
+        default: the value when it is absent.
+    """
+
+    description: str
+    type: Any = str
+    default: Any = None
 
 
 @dataclass(frozen=True)
@@ -43,7 +64,12 @@ class Route:
         tags: OpenAPI tags.
         content_type: the success body's media type.
         request_content_type: the request body's media type.
-        query: query parameters, name -> description.
+        query: query parameters, name -> ``Query`` (or a description for a plain string).
+        creates_park: the route may name a park that is not known yet (it makes
+            it); every other route answers 404 for an unknown ``{park}``.
+        headers: response headers of the success status, name -> description.
+        text_types: other media types the success body may take (a text form
+            chosen by a query parameter, e.g. ``text/csv``).
     """
 
     method: str
@@ -59,7 +85,14 @@ class Route:
     tags: tuple[str, ...] = ()
     content_type: str = "application/json"
     request_content_type: str = "application/json"
-    query: dict[str, str] = field(default_factory=dict)
+    query: Mapping[str, Query | str] = field(default_factory=dict)
+    creates_park: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)
+    text_types: tuple[str, ...] = ()
+
+    def query_params(self) -> dict[str, Query]:
+        """The declared query parameters, each as a ``Query``."""
+        return {n: q if isinstance(q, Query) else Query(q) for n, q in self.query.items()}
 
 
 def add_routes(app: web.Application, routes: Iterable[Route]) -> None:

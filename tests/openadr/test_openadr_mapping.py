@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 from oadr_helpers import event_body
 
+import vpp.openadr
+
 from vpp.openadr import (
     GridDispatch,
     ImportLimitKw,
@@ -55,13 +57,21 @@ def mapped(spec: OpenAdrSchema, body: dict[str, object], **kw: object) -> GridDi
 
 
 def test_locate_spec_prefers_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VPP_OPENADR_SPEC", raising=False)
     found = locate_spec()
+    # The spec ships inside the package, with its license, so every clone and wheel has it.
     assert found is not None and found.name == "openadr3.yaml"
+    assert found.parent == Path(vpp.openadr.__file__).parent / "spec"
+    assert {"LICENSE", "NOTICE"} <= {p.name for p in found.parent.iterdir()}
+    assert (found.parent / "enumerations" / "event-interval-payloads.schema.yaml").is_file()
     copy = tmp_path / "openadr3.yaml"
     copy.write_bytes(found.read_bytes())
     monkeypatch.setenv("VPP_OPENADR_SPEC", str(copy))
     assert locate_spec() == copy
     assert locate_spec(found) == found
+    # An override naming a missing file falls back to the packaged copy, never to None.
+    monkeypatch.setenv("VPP_OPENADR_SPEC", str(tmp_path / "missing.yaml"))
+    assert locate_spec() == found
 
 
 def test_errata_let_valid_ven_and_notification_pass(spec: OpenAdrSchema) -> None:

@@ -30,7 +30,7 @@ class VenSettings:
             when the event's reportDescriptors ask for USAGE, BASELINE, DELTA_USAGE
             or STORAGE_CHARGE_LEVEL.
         spec_path: openadr3.yaml to validate against (else ``VPP_OPENADR_SPEC``,
-            else ``../shared/specs/openadr-3.1.1/openadr3.yaml`` beside the repo).
+            else the OpenADR 3.1.1 copy shipped in ``vpp/openadr/spec/``).
         scope: OAuth2 scope to ask for, if the VTN wants one.
     """
 

@@ -19,12 +19,16 @@ class RecordingSink:
     def __init__(self) -> None:
         self.dispatches: list[GridDispatch] = []
         self.cancels: list[str] = []
+        self.renewals: list[GridDispatch] = []
 
     async def on_dispatch(self, dispatch: GridDispatch) -> None:
         self.dispatches.append(dispatch)
 
     async def on_cancel(self, event_id: str) -> None:
         self.cancels.append(event_id)
+
+    async def on_renew(self, dispatch: GridDispatch) -> None:
+        self.renewals.append(dispatch)
 
 
 class FixedReadings:

@@ -176,6 +176,9 @@ class Ven:
         self._listener: NotificationListener | None = None
         self._listener_task: asyncio.Task[None] | None = None
         self._mqtt_checked = False
+        # Set on exit: a loop stops even if a library swallowed the cancellation
+        # (redis-py and asyncio.wait_for in 3.11 can, when it races a completion).
+        self._stopping = False
 
     # -- life cycle ---------------------------------------------------------
 
@@ -210,6 +213,8 @@ class Ven:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._stopping = True
+        self._wake.set()
         tasks = [*self._tasks, *([self._listener_task] if self._listener_task else [])]
         for task in tasks:
             task.cancel()
@@ -271,7 +276,7 @@ class Ven:
         """
         health = self.status.tasks.setdefault(name, TaskHealth())
         failures = 0
-        while True:
+        while not self._stopping:
             health.running = True
             started = time.monotonic()
             try:
@@ -293,7 +298,7 @@ class Ven:
 
     async def _run(self) -> None:
         attempt = 0
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self.poll_once()

@@ -1,0 +1,331 @@
+"""Issue 8 cases 1 and 9: what a real VTN sends, replayed through the VEN into the service.
+
+The VEN runs against the VTN simulator on loopback (every body schema-checked)
+and hands its dispatches to the real bridge, whose service events live in
+the real Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis.asyncio as aioredis
+from oadr_helpers import RecordingSink, event_body, ven_settings, wait_for
+
+from vpp.clock import Clock
+from vpp.event_store import EventStore
+from vpp.events import EventRecord, EventState
+from vpp.model import LiveState, parse_asset
+from vpp.openadr import DispatchRejected, GridDispatch, Ven
+from vpp.openadr.vtn_sim import BlClient, VtnSim
+from vpp.openadr_bridge import OpenAdrBridge, service_event_id
+from vpp.state import State
+
+PARK = "oadr-field"
+#: The exact interval period of case 1: a start in the past and "no end".
+CASE1_PERIOD = {"start": "2026-07-01T10:00:00Z", "duration": "P9999Y"}
+
+
+class ShiftedClock(Clock):
+    """The service clock, moved forward by hand (the VEN keeps real time)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "shift", [timedelta(0)])
+
+    def now(self) -> datetime:
+        return super().now() + self.shift[0]  # type: ignore[attr-defined, no-any-return]
+
+    def advance(self, by: timedelta) -> None:
+        self.shift[0] += by  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def state(redis_client: aioredis.Redis, namespace: str) -> AsyncIterator[State]:
+    st = State(redis_client, namespace=namespace)
+    load = {
+        "kind": "flexible_load", "id": "load-1", "owner": "B", "grid_node": "n1",
+        "connection": {"protocol": "mqtt", "topic_prefix": "x/load-1"},
+        "baseline_kw": 1000, "max_shed_kw": 300, "max_shed_minutes": 120,
+    }  # fmt: skip
+    await st.enroll(PARK, parse_asset(load))
+    await st.write_live_many(PARK, {"load-1": LiveState(power_kw=1000)}, ttl=300)
+    yield st
+
+
+async def until(check: Callable[[], Awaitable[bool]], within_s: float = 20.0) -> None:
+    """Poll an async condition (the service's state in Redis) until it holds."""
+    deadline = datetime.now(UTC) + timedelta(seconds=within_s)
+    while not await check():
+        if datetime.now(UTC) > deadline:
+            raise AssertionError("condition not met in time")
+        await wait_for(lambda: True)  # yield to the VEN
+
+
+def _hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+async def _record(events: EventStore, event_id: str) -> EventRecord | None:
+    try:
+        return await events.get(PARK, event_id)
+    except Exception:
+        return None
+
+
+async def test_open_ended_import_limit_is_applied_and_rolled_forward(
+    vtn: VtnSim, bl: BlClient, state: State
+) -> None:
+    # Case 1: IMPORT_CAPACITY_LIMIT 800 kW from 2026-07-01T10:00Z for "P9999Y".
+    events = EventStore(state)
+    clock = ShiftedClock()
+    bridge = OpenAdrBridge(park=PARK, state=state, events=events, clock=clock)
+    program = await bl.create_program("park-dr")
+    cap = [{"type": "IMPORT_CAPACITY_LIMIT", "values": [800]}]
+    body = {"programID": program["id"], "intervalPeriod": CASE1_PERIOD,
+            "intervals": [{"id": 0, "payloads": cap}]}  # fmt: skip
+    created = await bl.create_event(body)
+    later = await bl.create_event(event_body(program["id"], [{"type": "SIMPLE", "values": [1]}]))
+    sid = service_event_id(created["id"])
+    async with Ven(settings=ven_settings(vtn), sink=bridge, report_source=bridge) as ven:
+        await until(lambda: _exists(events, sid))
+        rec = await events.get(PARK, sid)
+        # 1000 kW park under an 800 kW cap: shave 200 kW in every hourly slot of the
+        # 24 h horizon, from the slot under way (the event's start is long past)
+        now = clock.now()
+        assert rec.kind.value == "peak_shaving" and rec.source == "openadr"
+        assert rec.interval_s == 3600 and rec.start == _hour(now)
+        assert rec.target_kw == [-200.0] * 24
+        # the poller goes on: the next event is picked up and polling continues
+        await wait_for(lambda: later["id"] in ven.active())
+        polls = ven.status.polls
+        await wait_for(lambda: ven.status.polls >= polls + 3)
+        assert ven.status.malformed_events == 0 and ven.status.rejected == {}
+        assert all(t.running for t in ven.status.tasks.values())
+
+        # time passes: the same service event is rolled forward over the horizon
+        clock.advance(timedelta(hours=5))
+        await until(lambda: _length(events, sid, 29))
+        rec = await events.get(PARK, sid)
+        assert rec.id == sid and rec.start == _hour(now) and rec.target_kw == [-200.0] * 29
+
+        # the VTN modifies it: a 900 kW cap from now on, same service event
+        await bl.update_event(created["id"], {**body, "intervals": [
+            {"id": 0, "payloads": [{"type": "IMPORT_CAPACITY_LIMIT", "values": [900]}]}]})  # fmt: skip
+        await until(lambda: _target(events, sid, -100.0))
+        rec = await events.get(PARK, sid)
+        current = rec.interval_at(clock.now())
+        assert current == 5 and rec.target_kw[:5] == [-200.0] * 5
+        assert rec.target_kw[5:] == [-100.0] * (len(rec.target_kw) - 5)
+
+        # and deletes it: cancelled
+        await bl.delete_event(created["id"])
+        await until(lambda: _state(events, sid, EventState.CANCELLED))
+    assert vtn.violations == []
+
+
+async def _exists(events: EventStore, sid: str) -> bool:
+    return await _record(events, sid) is not None
+
+
+async def _length(events: EventStore, sid: str, n: int) -> bool:
+    rec = await _record(events, sid)
+    return rec is not None and len(rec.target_kw) >= n
+
+
+async def _target(events: EventStore, sid: str, value: float) -> bool:
+    rec = await _record(events, sid)
+    return rec is not None and rec.target_kw[-1] == value
+
+
+async def _state(events: EventStore, sid: str, want: EventState) -> bool:
+    rec = await _record(events, sid)
+    return rec is not None and rec.state is want
+
+
+async def test_open_ended_price_event_never_stops_the_poller(
+    vtn: VtnSim, bl: BlClient, sink: RecordingSink
+) -> None:
+    # Case 1, PRICE variant: not a dispatch instruction, and it has no end.
+    program = await bl.create_program("park-dr")
+    price = await bl.create_event({
+        "programID": program["id"], "intervalPeriod": CASE1_PERIOD,
+        "intervals": [{"id": 0, "payloads": [{"type": "PRICE", "values": [0.25]}]}],
+    })  # fmt: skip
+    later = await bl.create_event(event_body(program["id"], [{"type": "SIMPLE", "values": [1]}]))
+    async with Ven(settings=ven_settings(vtn), sink=sink) as ven:
+        await wait_for(lambda: [d.event_id for d in sink.dispatches] == [later["id"]])
+        polls = ven.status.polls
+        await wait_for(lambda: ven.status.polls >= polls + 3)
+        tracked = ven.active()[price["id"]]
+        assert tracked.end is None and not tracked.has_instructions
+        assert ven.status.malformed_events == 0 and ven.status.poll_failures == 0
+        assert ven.status.tasks["poll"].running and ven.status.tasks["poll"].restarts == 0
+    assert vtn.violations == []
+
+
+class RefusingSink(RecordingSink):
+    """Refuses one event for good; raises a transient error for another, once."""
+
+    def __init__(self, refuse: str) -> None:
+        super().__init__()
+        self.refuse = refuse
+        self.offers: dict[str, int] = {}
+
+    async def on_dispatch(self, dispatch: GridDispatch) -> None:
+        self.offers[dispatch.event_id] = self.offers.get(dispatch.event_id, 0) + 1
+        if dispatch.event_id == self.refuse:
+            raise DispatchRejected("overlaps another event")
+        await super().on_dispatch(dispatch)
+
+
+async def test_an_event_that_cannot_be_mapped_or_taken_is_rejected_alone(
+    vtn: VtnSim, bl: BlClient
+) -> None:
+    program = await bl.create_program("park-dr")
+    simple = [{"type": "SIMPLE", "values": [1]}]
+    start = datetime.now(UTC) + timedelta(minutes=5)
+    # looping intervals (event.duration beyond them) are not supported: mapping refuses
+    looping = await bl.create_event(
+        event_body(program["id"], simple, start=start, intervals=2, duration="PT15M")
+        | {"duration": "P9999Y"}
+    )
+    refused = await bl.create_event(event_body(program["id"], simple, start=start))
+    good = await bl.create_event(event_body(program["id"], simple, start=start))
+    sink = RefusingSink(refused["id"])
+    async with Ven(settings=ven_settings(vtn), sink=sink) as ven:
+        await wait_for(lambda: [d.event_id for d in sink.dispatches] == [good["id"]])
+        polls = ven.status.polls
+        await wait_for(lambda: ven.status.polls >= polls + 5)
+        assert ven.status.rejected == {"mapping": 1, "refused": 1}
+        assert ven.status.malformed_events == 2
+        # rejected once per version, never offered again at every poll
+        assert sink.offers[refused["id"]] == 1 and looping["id"] not in sink.offers
+        # a new version of the refused event is offered again
+        await bl.update_event(refused["id"], event_body(program["id"], simple, start=start,
+                                                        eventName="v2"))  # fmt: skip
+        await wait_for(lambda: sink.offers[refused["id"]] == 2)
+        assert ven.status.poll_failures == 0
+    assert vtn.violations == []
+
+
+async def test_a_ven_task_that_dies_is_restarted(
+    vtn: VtnSim, bl: BlClient, sink: RecordingSink
+) -> None:
+    await bl.create_program("park-dr")
+    async with Ven(settings=ven_settings(vtn), sink=sink) as ven:
+        await wait_for(lambda: ven.status.polls >= 1)
+        assert ven.health()["ok"] and ven.health()["tasks"]["poll"]["restarts"] == 0
+        real = ven.poll_once
+        crashed: list[bool] = []
+
+        async def crash_once() -> None:
+            if not crashed:
+                crashed.append(True)
+                raise RuntimeError("a bug in a poll cycle")
+            await real()
+
+        ven.poll_once = crash_once  # type: ignore[method-assign]
+        await wait_for(lambda: ven.status.tasks["poll"].restarts == 1)
+        polls = ven.status.polls
+        await wait_for(lambda: ven.status.polls >= polls + 2)
+        health = ven.health()
+        assert health["tasks"]["poll"] == {
+            "running": True, "restarts": 1, "last_error": "RuntimeError('a bug in a poll cycle')"
+        }  # fmt: skip
+        assert health["ok"]
+
+
+async def test_a_running_event_extended_on_the_vtn_is_extended_in_place(
+    vtn: VtnSim, bl: BlClient, state: State
+) -> None:
+    # Case 9: 4 x 15 min from 18:00 becomes 6 intervals at 18:32 (same id, new
+    # modificationDateTime). Here 18:00 is the start of the slot under way.
+    events = EventStore(state)
+    clock = Clock()
+    bridge = OpenAdrBridge(park=PARK, state=state, events=events, clock=clock)
+    program = await bl.create_program("park-dr")
+    t18 = clock.now().replace(second=0, microsecond=0)
+    t18 -= timedelta(minutes=t18.minute % 15)
+    cap = [{"type": "IMPORT_CAPACITY_LIMIT", "values": [700]}]
+    four = event_body(program["id"], cap, start=t18, intervals=4)
+    created = await bl.create_event(four)
+    sid = service_event_id(created["id"])
+    async with Ven(settings=ven_settings(vtn), sink=bridge, report_source=bridge) as ven:
+        await until(lambda: _exists(events, sid))
+        rec = await events.get(PARK, sid)
+        assert rec.start == t18 and rec.interval_s == 900 and rec.target_kw == [-300.0] * 4
+
+        # the control loop made it active and measured the first interval
+        def measured(r: EventRecord) -> None:
+            r.transition(EventState.SCHEDULED, clock.now())
+            r.transition(EventState.ACTIVE, clock.now())
+            r.baseline_kw = [1000.0] * 4
+            r.measured_kw = [705.0, None, None, None]
+
+        await events.update(PARK, sid, measured)
+        six = event_body(program["id"], cap, start=t18, intervals=6)
+        await bl.update_event(created["id"], six)
+        await until(lambda: _length(events, sid, 6))
+        rec = await events.get(PARK, sid)
+        assert rec.id == sid and rec.state is EventState.ACTIVE
+        assert rec.target_kw == [-300.0] * 6
+        assert rec.baseline_kw == [1000.0] * 4 + [None, None]
+        assert rec.measured_kw[0] == 705.0
+        assert [h for h in rec.history if h.get("intervals") == 6]
+        assert len([r for r in await events.recent(PARK) if r.id.startswith("oadr-")]) == 1
+        assert len(ven.active()[created["id"]].intervals) == 6
+
+        # the VTN shortens it back to 3: the intervals under way are never cut
+        three = event_body(program["id"], cap, start=t18, intervals=3)
+        await bl.update_event(created["id"], three)
+        await until(lambda: _shorter(events, sid, 6))
+        rec = await events.get(PARK, sid)
+        started = rec.started(clock.now())
+        assert len(rec.target_kw) == max(3, started) and rec.measured_kw[0] == 705.0
+    assert vtn.violations == []
+
+
+async def _shorter(events: EventStore, sid: str, n: int) -> bool:
+    rec = await _record(events, sid)
+    return rec is not None and len(rec.target_kw) < n
+
+
+async def test_after_a_restart_the_ven_recognises_the_events_it_mapped(
+    vtn: VtnSim, bl: BlClient, state: State
+) -> None:
+    events = EventStore(state)
+    clock = Clock()
+    program = await bl.create_program("park-dr")
+    start = (clock.now() + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    cap = [{"type": "IMPORT_CAPACITY_LIMIT", "values": [700]}]
+    created = await bl.create_event(event_body(program["id"], cap, start=start, intervals=4))
+    sid = service_event_id(created["id"])
+    first = OpenAdrBridge(park=PARK, state=state, events=events, clock=clock)
+    async with Ven(settings=ven_settings(vtn), sink=first):
+        await until(lambda: _exists(events, sid))
+    before = await events.get(PARK, sid)
+
+    # a new process: a new VEN and bridge, nothing in memory
+    second = OpenAdrBridge(park=PARK, state=state, events=events, clock=clock)
+    async with Ven(settings=ven_settings(vtn), sink=second) as ven:
+        await wait_for(lambda: created["id"] in ven.active())
+        polls = ven.status.polls
+        await wait_for(lambda: ven.status.polls >= polls + 3)
+        tracking = await second.tracking(created["id"])
+        assert tracking is not None and tracking.service_id == sid
+        # a modification after the restart changes the same service event
+        await bl.update_event(created["id"], event_body(
+            program["id"], [{"type": "IMPORT_CAPACITY_LIMIT", "values": [800]}],
+            start=start, intervals=4))  # fmt: skip
+        await until(lambda: _target(events, sid, -200.0))
+    after = await events.get(PARK, sid)
+    assert after.updated > before.updated and after.state is before.state
+    ours = [r for r in await events.recent(PARK) if r.id.startswith("oadr-")]
+    assert [r.id for r in ours] == [sid], "no second service event for the same OpenADR event"
+    key = state.park(PARK).openadr_events
+    assert key.startswith(f"{state.park(PARK).prefix}:")  # under the park's hash tag
+    assert await state.redis.hexists(key, created["id"])
+    assert vtn.violations == []

@@ -112,8 +112,8 @@ async def test_open_ended_import_limit_is_applied_and_rolled_forward(
         assert rec.id == sid and rec.start == _hour(now) and rec.target_kw == [-200.0] * 29
 
         # the VTN modifies it: a 900 kW cap from now on, same service event
-        await bl.update_event(created["id"], {**body, "intervals": [
-            {"id": 0, "payloads": [{"type": "IMPORT_CAPACITY_LIMIT", "values": [900]}]}]})  # fmt: skip
+        cap900 = [{"type": "IMPORT_CAPACITY_LIMIT", "values": [900]}]
+        await bl.update_event(created["id"], {**body, "intervals": [{"id": 0, "payloads": cap900}]})
         await until(lambda: _target(events, sid, -100.0))
         rec = await events.get(PARK, sid)
         current = rec.interval_at(clock.now())

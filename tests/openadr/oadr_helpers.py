@@ -69,7 +69,8 @@ def ven_settings(vtn: VtnSim, **overrides: Any) -> VenSettings:
     return VenSettings(**values)
 
 
-async def wait_for(predicate: Callable[[], bool], within_s: float = 5.0) -> None:
+async def wait_for(predicate: Callable[[], bool], within_s: float = 20.0) -> None:
+    """Poll ``predicate`` until it holds; the bound is generous (a loaded CI machine)."""
     deadline = time.monotonic() + within_s
     while not predicate():
         if time.monotonic() > deadline:

@@ -39,8 +39,9 @@ other slots get a zero target; the log says so.
 A new version of an OpenADR event changes the same service event in place
 (`vpp.event_store.EventStore.resize`: targets from the current slot on, more
 or fewer slots; nothing measured is lost and no device is released) when
-its slot grid and direction are unchanged; otherwise the old service event
-is cancelled and a new one (``oadr-<id>-r<n>``) is made. A version the
+its slot grid and direction are unchanged and, if it has not started yet,
+its start too; otherwise the old service event is cancelled and a new one
+(``oadr-<id>-r<n>``) is made. A version the
 service cannot take (it would overlap another event, or fails validation) is
 refused with `vpp.openadr.DispatchRejected`, so the VEN rejects it alone.
 
@@ -312,8 +313,9 @@ class OpenAdrBridge:
                 record = await self.events.get(self.park, tracking.service_id)
         if record is not None and not record.terminal:
             aligned = (record.start - origin) % width == _ZERO and record.interval_s == step * 60
-            moved_earlier = origin < record.start and record.start > now
-            if aligned and not moved_earlier:
+            # before it starts, a service event follows a moved start by being made anew
+            moved = record.start > now and record.start != first
+            if aligned and not moved:
                 targets = _targets(intervals, record.start, end, width, baseline)
                 if _kind(targets[record.started(now) :] or targets) == record.kind.value:
                     await self._resize(record, targets, now)

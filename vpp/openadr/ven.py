@@ -169,8 +169,10 @@ class Ven:
         self.status = VenStatus()
         self.programs: dict[str, Json] = {}
         self._tracked: dict[str, _Tracked] = {}
-        self._rejected: dict[str, tuple[str, str]] = {}
-        self._schema_invalid: set[str] = set()
+        #: event id -> (program id, version) of the version rejected last
+        self._rejected: dict[str, tuple[str, tuple[str, str]]] = {}
+        #: program id -> ids of its events that failed the schema at the last poll
+        self._schema_invalid: dict[str, set[str]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: NotificationListener | None = None
@@ -406,27 +408,28 @@ class Ven:
     async def _poll_program(self, name: str, program: Json, now: datetime) -> None:
         program_id = str(program["id"])
         page = await self.client.events(program_id)
-        fresh = page.invalid_ids - self._schema_invalid
-        self._schema_invalid = (self._schema_invalid | page.invalid_ids) & page.invalid_ids
-        for _ in range(max(len(fresh), page.invalid - len(page.invalid_ids))):
+        # each schema-invalid event counts once while it stays invalid (id-less ones per poll)
+        fresh = page.invalid_ids - self._schema_invalid.get(program_id, set())
+        self._schema_invalid[program_id] = set(page.invalid_ids)
+        for _ in range(len(fresh) + page.invalid - len(page.invalid_ids)):
             self.status.reject("schema")
         seen = set(page.invalid_ids)
         for event in page.items:
             event_id = str(event.get("id"))
             seen.add(event_id)
-            self._schema_invalid.discard(event_id)
             try:
                 await self._consider(name, program, program_id, event, now)
             except Exception as exc:
                 # One event must never stop the poll of the others (nor the VEN).
-                self._reject(event_id, _version(event), "mapping", exc)
+                self._reject(program_id, event_id, _version(event), "mapping", exc)
         for event_id, tracked in list(self._tracked.items()):
             if tracked.program_id == program_id and event_id not in seen:
                 del self._tracked[event_id]
                 log.info("event %s is gone from the VTN", event_id)
                 if tracked.dispatched:
                     await self._cancel(event_id)
-        for event_id in [e for e in self._rejected if e not in seen]:
+        gone = [e for e, (p, _) in self._rejected.items() if p == program_id and e not in seen]
+        for event_id in gone:
             del self._rejected[event_id]
 
     async def _consider(
@@ -435,7 +438,10 @@ class Ven:
         event_id = str(event["id"])
         version = _version(event)
         tracked = self._tracked.get(event_id)
-        if (tracked and tracked.version == version) or self._rejected.get(event_id) == version:
+        if (tracked and tracked.version == version) or self._rejected.get(event_id) == (
+            program_id,
+            version,
+        ):
             return
         dispatch = event_to_dispatch(
             event,
@@ -447,8 +453,10 @@ class Ven:
         )
         await self._apply(program_id, version, tracked, dispatch, now)
 
-    def _reject(self, event_id: str, version: tuple[str, str], reason: str, exc: Exception) -> None:
-        self._rejected[event_id] = version
+    def _reject(
+        self, program_id: str, event_id: str, version: tuple[str, str], reason: str, exc: Exception
+    ) -> None:
+        self._rejected[event_id] = (program_id, version)
         self.status.reject(reason)
         log.warning(
             "event %s (version %s) rejected (%s): %s: %s",
@@ -474,7 +482,7 @@ class Ven:
             try:
                 await self._sink.on_dispatch(dispatch)
             except DispatchRejected as exc:
-                self._reject(dispatch.event_id, version, "refused", exc)
+                self._reject(program_id, dispatch.event_id, version, "refused", exc)
                 return
             except Exception:
                 self.status.dispatch_failures += 1

@@ -29,11 +29,16 @@ CASE1_PERIOD = {"start": "2026-07-01T10:00:00Z", "duration": "P9999Y"}
 
 
 class ShiftedClock(Clock):
-    """The service clock, moved forward by hand (the VEN keeps real time)."""
+    """The service clock, moved by hand (the VEN keeps real time).
 
-    def __init__(self) -> None:
+    It starts at ``at`` and runs on in real time from there, so a test can
+    stand clear of slot boundaries whatever the wall clock says.
+    """
+
+    def __init__(self, at: datetime | None = None) -> None:
         super().__init__()
-        object.__setattr__(self, "shift", [timedelta(0)])
+        shift = timedelta(0) if at is None else at - super().now()
+        object.__setattr__(self, "shift", [shift])
 
     def now(self) -> datetime:
         return super().now() + self.shift[0]  # type: ignore[attr-defined, no-any-return]
@@ -80,7 +85,8 @@ async def test_open_ended_import_limit_is_applied_and_rolled_forward(
 ) -> None:
     # Case 1: IMPORT_CAPACITY_LIMIT 800 kW from 2026-07-01T10:00Z for "P9999Y".
     events = EventStore(state)
-    clock = ShiftedClock()
+    # ten past the hour: the test never straddles an hourly slot boundary
+    clock = ShiftedClock(_hour(datetime.now(UTC)) + timedelta(minutes=10))
     bridge = OpenAdrBridge(park=PARK, state=state, events=events, clock=clock)
     program = await bl.create_program("park-dr")
     cap = [{"type": "IMPORT_CAPACITY_LIMIT", "values": [800]}]
@@ -244,11 +250,12 @@ async def test_a_running_event_extended_on_the_vtn_is_extended_in_place(
     # Case 9: 4 x 15 min from 18:00 becomes 6 intervals at 18:32 (same id, new
     # modificationDateTime). Here 18:00 is the start of the slot under way.
     events = EventStore(state)
-    clock = Clock()
+    real = datetime.now(UTC).replace(second=0, microsecond=0)
+    t18 = real - timedelta(minutes=real.minute % 15)
+    # two minutes into the first interval, whatever the wall clock says
+    clock = ShiftedClock(t18 + timedelta(minutes=2))
     bridge = OpenAdrBridge(park=PARK, state=state, events=events, clock=clock)
     program = await bl.create_program("park-dr")
-    t18 = clock.now().replace(second=0, microsecond=0)
-    t18 -= timedelta(minutes=t18.minute % 15)
     cap = [{"type": "IMPORT_CAPACITY_LIMIT", "values": [700]}]
     four = event_body(program["id"], cap, start=t18, intervals=4)
     created = await bl.create_event(four)
@@ -283,8 +290,8 @@ async def test_a_running_event_extended_on_the_vtn_is_extended_in_place(
         await bl.update_event(created["id"], three)
         await until(lambda: _shorter(events, sid, 6))
         rec = await events.get(PARK, sid)
-        started = rec.started(clock.now())
-        assert len(rec.target_kw) == max(3, started) and rec.measured_kw[0] == 705.0
+        assert rec.started(clock.now()) == 1  # two minutes into interval 0
+        assert len(rec.target_kw) == 3 and rec.measured_kw[0] == 705.0
     assert vtn.violations == []
 
 
@@ -299,7 +306,7 @@ async def test_after_a_restart_the_ven_recognises_the_events_it_mapped(
     events = EventStore(state)
     clock = Clock()
     program = await bl.create_program("park-dr")
-    start = (clock.now() + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    start = _hour(clock.now() + timedelta(hours=2))
     cap = [{"type": "IMPORT_CAPACITY_LIMIT", "values": [700]}]
     created = await bl.create_event(event_body(program["id"], cap, start=start, intervals=4))
     sid = service_event_id(created["id"])

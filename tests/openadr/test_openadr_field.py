@@ -18,7 +18,8 @@ from vpp.clock import Clock
 from vpp.event_store import EventStore
 from vpp.events import EventRecord, EventState
 from vpp.model import LiveState, parse_asset
-from vpp.openadr import DispatchRejected, GridDispatch, Ven
+from vpp.openadr import DispatchRejected, GridDispatch, Ven, VenSettings
+from vpp.openadr.mapping import event_to_dispatch
 from vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.openadr_bridge import OpenAdrBridge, service_event_id
 from vpp.state import State
@@ -336,3 +337,61 @@ async def test_after_a_restart_the_ven_recognises_the_events_it_mapped(
     assert key.startswith(f"{state.park(PARK).prefix}:")  # under the park's hash tag
     assert await state.redis.hexists(key, created["id"])
     assert vtn.violations == []
+
+
+async def test_intervals_placed_at_their_own_times_and_long_events_over_the_horizon(
+    state: State,
+) -> None:
+    # Out of order, with gaps, and the last interval two days out: beyond the
+    # service's 24 h horizon (96 slots). Before, intervals were laid end to end
+    # from the first one and a window of more than 96 slots was retried forever.
+    events = EventStore(state)
+    t0 = _hour(datetime.now(UTC)) + timedelta(hours=1)
+    clock = ShiftedClock(t0 - timedelta(minutes=30))
+    bridge = OpenAdrBridge(park=PARK, state=state, events=events, clock=clock)
+
+    def cap(kw: int) -> list[dict[str, object]]:
+        return [{"type": "IMPORT_CAPACITY_LIMIT", "values": [kw]}]
+
+    def at(delta: timedelta) -> str:
+        return (t0 + delta).isoformat().replace("+00:00", "Z")
+
+    event = {
+        "id": "long-1", "programID": "p1", "objectType": "EVENT",
+        "createdDateTime": at(-timedelta(hours=1)), "modificationDateTime": at(-timedelta(hours=1)),
+        "intervalPeriod": {"start": at(timedelta(0)), "duration": "PT15M"},
+        "intervals": [
+            {"id": 0, "payloads": cap(800)},  # at the event's start
+            # then any order, each at its own start
+            {"id": 2, "intervalPeriod": {"start": at(timedelta(days=2)), "duration": "PT30M"},
+             "payloads": cap(600)},
+            {"id": 1, "intervalPeriod": {"start": at(timedelta(minutes=45))}, "payloads": cap(700)},
+        ],
+    }  # fmt: skip
+    settings = ven_settings_for_mapping()
+    dispatch = event_to_dispatch(event, program_name="park-dr", settings=settings, now=clock.now())
+    await bridge.on_dispatch(dispatch)
+    sid = service_event_id("long-1")
+    rec = await events.get(PARK, sid)
+    # 15-min slots from t0, each interval at its own time, zero in the gaps, 24 h ahead
+    assert rec.start == t0 and rec.interval_s == 900
+    assert rec.target_kw[:5] == [-200.0, 0.0, 0.0, -300.0, 0.0]
+    assert len(rec.target_kw) == 96
+    assert all(t == 0.0 for t in rec.target_kw[5:])
+
+    # two days on, the same service event has been rolled forward to the last interval
+    for _ in range(8):
+        clock.advance(timedelta(hours=6))
+        await bridge.on_renew(dispatch)
+    rec = await events.get(PARK, sid)
+    assert rec.id == sid and rec.end == t0 + timedelta(days=2, minutes=30)
+    assert rec.target_kw[-2:] == [-400.0, -400.0]
+    assert rec.target_kw[:5] == [-200.0, 0.0, 0.0, -300.0, 0.0]
+    assert [r.id for r in await events.recent(PARK)] == [sid]
+
+
+def ven_settings_for_mapping() -> VenSettings:
+    return VenSettings(
+        vtn_url="http://127.0.0.1:1", client_id="ven", client_secret="s", ven_name="v",
+        program_names=("park-dr",), park_capacity_kw=2000.0,
+    )  # fmt: skip

@@ -24,7 +24,9 @@ class VenSettings:
         poll_interval_s: Seconds between polls of ``GET /events``.
         request_timeout_s: Total timeout of one HTTP request.
         token_refresh_margin_s: Fetch a new token this long before the old one expires.
-        backoff_scale_s: Multiplies the reconnect delay ``uniform(0, 1.5**min(10, n))``.
+        backoff_scale_s: Seconds; after the n-th failure in a row the VEN waits a delay
+            drawn from ``[cap/2, cap]``, ``cap = backoff_scale_s × 1.5**min(10, n)``
+            (:mod:`vpp.openadr.backoff`).
         use_mqtt: Subscribe to the VTN's MQTT notifier when it offers one.
         report_on_interval_end: POST/PUT a report after each event interval ends
             when the event's reportDescriptors ask for USAGE, BASELINE, DELTA_USAGE

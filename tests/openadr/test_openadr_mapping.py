@@ -259,6 +259,11 @@ def test_event_duration_truncates_and_looping_is_refused(spec: OpenAdrSchema) ->
     for longer in ("PT45M", "P9999Y"):
         with pytest.raises(MappingError, match="looping"):
             mapped(spec, {**body, "duration": longer})
+    # a looping tariff (PRICE only) dispatches nothing: it is tracked, not refused
+    tariff = event_body("p1", [{"type": "PRICE", "values": [0.2]}], start=NOW, intervals=24,
+                        duration="PT1H")  # fmt: skip
+    looped = mapped(spec, {**tariff, "duration": "P9999Y"})
+    assert len(looped.intervals) == 24 and not looped.has_instructions
 
 
 def test_report_body_validates(spec: OpenAdrSchema) -> None:

@@ -21,7 +21,9 @@ previous one" for the others, as does a missing start; durations are any
 ISO 8601 duration the schema allows, and ``P9999Y`` (or anything ending past
 year 9999) means "no end" (``DispatchInterval.duration`` None);
 ``event.duration`` shorter than the intervals truncates them, a longer one
-(looping intervals, User Guide 7.5) is refused with a :class:`MappingError`;
+(looping intervals, User Guide 7.5) is refused with a :class:`MappingError`
+when the event carries dispatch instructions (a looping tariff of PRICE
+intervals is tracked, as it dispatches nothing);
 ``randomizeStart`` is ignored (the park acts as one resource).
 """
 
@@ -256,7 +258,10 @@ def event_to_dispatch(
         intervals.append(DispatchInterval(int(interval["id"]), start, duration, instructions))
 
     if event.get("duration") and intervals and not cancelled:
-        intervals = _limit(intervals, parse_duration(event["duration"], _first(intervals)))
+        span = parse_duration(event["duration"], _first(intervals))
+        if any(i.instructions for i in intervals):
+            intervals = _limit(intervals, span)
+        # else (PRICE, GHG ... only): nothing is dispatched, so a loop changes nothing here
 
     first = _first(intervals) if intervals else default_start
     return GridDispatch(

@@ -58,7 +58,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from vpp.clock import Clock
@@ -295,15 +295,22 @@ class OpenAdrBridge:
             await self.on_cancel(dispatch.event_id)
             return
         origin = min(i.start for i in intervals)
+        if tracking is not None and tracking.modification == dispatch.modification:
+            # The same version mapped again (after a restart): a "now" start
+            # (0001-01-01) meant the time of the first mapping, not this one.
+            shift = tracking.origin - origin
+            intervals = [replace(i, start=i.start + shift) for i in intervals]
+            origin = tracking.origin
         step = _step_minutes(intervals, origin)
         width = timedelta(minutes=step)
         first = origin + max(0, (now - origin) // width) * width  # the slot under way, or origin
         horizon = width * min(MAX_INTERVALS, max(1, round(self.horizon / width)))
         end = first + horizon
-        if dispatch.end is not None:
+        ends = [i.end for i in intervals]
+        if all(e is not None for e in ends):
             # whole slots: an event ending mid-slot keeps the slot it ends in
-            slots = max(1, math.ceil((dispatch.end - origin) / width))
-            end = min(end, origin + slots * width)
+            last = max(e for e in ends if e is not None)
+            end = min(end, origin + max(1, math.ceil((last - origin) / width)) * width)
         if renew and tracking is not None and end <= tracking.end:
             return
         baseline = tracking.baseline_kw if tracking is not None else await self.park_power_kw()
@@ -311,6 +318,8 @@ class OpenAdrBridge:
         if tracking is not None:
             with contextlib.suppress(NotFound):
                 record = await self.events.get(self.park, tracking.service_id)
+        if renew and (record is None or record.terminal):
+            return  # over (completed, failed, cancelled): only a new version makes a new one
         if record is not None and not record.terminal:
             aligned = (record.start - origin) % width == _ZERO and record.interval_s == step * 60
             # before it starts, a service event follows a moved start by being made anew
@@ -326,6 +335,9 @@ class OpenAdrBridge:
                     await self._save(dispatch.event_id, tracking)
                     return
             await self._cancel_service_event(record.id, "replaced by a new OpenADR version")
+        if end <= max(now, first):
+            log.info("OpenADR event %s is over; no service event", dispatch.event_id)
+            return
         targets = _targets(intervals, first, end, width, baseline)
         generation = tracking.generation + 1 if tracking is not None else 1
         service_id, generation = await self._create(dispatch, first, step, targets, generation)

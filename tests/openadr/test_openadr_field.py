@@ -395,3 +395,35 @@ def ven_settings_for_mapping() -> VenSettings:
         vtn_url="http://127.0.0.1:1", client_id="ven", client_secret="s", ven_name="v",
         program_names=("park-dr",), park_capacity_kw=2000.0,
     )  # fmt: skip
+
+
+async def test_a_do_it_now_event_is_recognised_after_a_restart(
+    vtn: VtnSim, bl: BlClient, state: State
+) -> None:
+    # "do it now" (User Guide 7.3): start 0001-01-01, no end. Each mapping reads
+    # "now" anew; after a restart the same version must still be the same event.
+    events = EventStore(state)
+    clock = ShiftedClock(_hour(datetime.now(UTC)) + timedelta(minutes=10))
+    program = await bl.create_program("park-dr")
+    created = await bl.create_event({
+        "programID": program["id"],
+        "intervalPeriod": {"start": "0001-01-01T00:00:00Z", "duration": "P9999Y"},
+        "intervals": [{"id": 0, "payloads": [{"type": "IMPORT_CAPACITY_LIMIT", "values": [850]}]}],
+    })  # fmt: skip
+    sid = service_event_id(created["id"])
+    for _ in range(2):  # the first life, then a restart with nothing in memory
+        bridge = OpenAdrBridge(park=PARK, state=state, events=events, clock=clock)
+        async with Ven(settings=ven_settings(vtn), sink=bridge) as ven:
+            await until(lambda: _exists(events, sid))
+            await _polls_more(ven, 3)
+            assert ven.status.rejected == {}
+        clock.advance(timedelta(minutes=20))
+    rec = await events.get(PARK, sid)
+    assert rec.state is EventState.RECEIVED and rec.target_kw[0] == -150.0
+    ours = [r.id for r in await events.recent(PARK)]
+    assert ours == [sid], "the same version after a restart is the same service event"
+
+
+async def _polls_more(ven: Ven, n: int) -> None:
+    polls = ven.status.polls
+    await wait_for(lambda: ven.status.polls >= polls + n)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from oadr_helpers import wait_for
+from oadr_helpers import event_body, wait_for
 
 from vpp.api import create_app
 from vpp.api.context import COMPONENTS
@@ -31,7 +31,10 @@ async def service(
     mqtt_addr: tuple[str, int],
     topic_prefix: str,
 ) -> AsyncIterator[TestClient]:
-    await bl.create_program("park-dr")
+    program = await bl.create_program("park-dr")
+    # an event this VEN cannot map (looping intervals): rejected alone, counted by reason
+    simple = [{"type": "SIMPLE", "values": [1]}]
+    await bl.create_event(event_body(program["id"], simple, intervals=2) | {"duration": "P9999Y"})
     settings = Settings()
     settings.redis.url, settings.redis.namespace = redis_url, namespace
     settings.mqtt.host, settings.mqtt.port = mqtt_addr
@@ -76,3 +79,5 @@ async def test_readyz_and_metrics_show_a_restarted_ven_task(service: TestClient)
     assert f'vpp_openadr_task_restarts_total{{park="{PARK}",task="poll"}} 1.0' in text
     assert f'vpp_openadr_task_up{{park="{PARK}",task="poll"}} 1.0' in text
     assert f'vpp_openadr_polls_total{{park="{PARK}"}}' in text
+    assert f'vpp_openadr_events_rejected_total{{park="{PARK}",reason="mapping"}} 1.0' in text
+    assert openadr["rejected_events"] == {"mapping": 1}

@@ -135,6 +135,19 @@ class _Running:
     def __post_init__(self) -> None:
         self.park_base = np.sum(list(self.base_by_asset.values()), axis=0)
 
+    def cover(self, n: int) -> None:
+        """Grow the baselines to ``n`` intervals when the event was extended in place.
+
+        What was fixed at activation is kept; each asset's baseline is held at
+        its last interval's value for the new intervals (nothing else in this
+        state is per interval, so shed debts, setpoints and sums carry on).
+        """
+        if len(self.park_base) >= n:
+            return
+        for asset_id, base in self.base_by_asset.items():
+            self.base_by_asset[asset_id] = np.pad(base, (0, n - len(base)), mode="edge")
+        self.park_base = np.sum(list(self.base_by_asset.values()), axis=0)
+
 
 #: kinds whose envelope is laid around what they drew when the event started
 _ANCHORED_KINDS = ("ev_charger", "flexible_load")
@@ -308,7 +321,9 @@ class ControlLoop:
         running = self._start(event, view, assets, await self._baseline_method())
 
         def fill(record: EventRecord) -> None:
-            record.baseline_kw = [round(float(v), 3) for v in running.park_base]
+            running.cover(len(record.target_kw))  # extended since this cycle read it
+            base = running.park_base[: len(record.target_kw)]
+            record.baseline_kw = [round(float(v), 3) for v in base]
             record.transition(EventState.ACTIVE, now)
 
         record = await self.events.update(self.park, event.id, fill)
@@ -408,6 +423,7 @@ class ControlLoop:
             view0 = self._view(assets, live, self._grid(event, 0), None, _draws(assets, live))
             running = self._start(event, view0, assets, await self._baseline_method())
             self._running[event.id] = running
+        running.cover(len(event.target_kw))  # an event extended in place keeps its state
         measuring = now >= event.start
         k = event.interval_at(max(now, event.start))
         if k is None:
@@ -453,8 +469,11 @@ class ControlLoop:
             return
 
         def record(r: EventRecord) -> None:
-            if reanchored:
-                r.baseline_kw = [round(float(v), 3) for v in running.park_base]
+            running.cover(len(r.target_kw))
+            for t in range(len(r.target_kw)):
+                # a late anchor moves the whole baseline; an extension adds intervals
+                if reanchored or r.baseline_kw[t] is None:
+                    r.baseline_kw[t] = round(float(running.park_base[t]), 3)
             r.measured_kw[k] = round(mean, 3)
             r.delivered_kw[k] = round(delivered_k, 3)
             r.shortfall_kw[k] = round(r.target_kw[k] - delivered_k, 3)

@@ -11,13 +11,13 @@ appended to the park's log stream.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from redis import exceptions as redis_errors
 
 from vpp.errors import Conflict, NotFound
-from vpp.events import EventRecord, EventRequest, EventState
+from vpp.events import EventRecord, EventRequest, EventState, IllegalTransition
 from vpp.state import State, pack, unpack
 
 __all__ = ["EventStore"]
@@ -122,6 +122,34 @@ class EventStore:
                 await self._log(record, record.state.value)
             return record
         raise Conflict(f"event {event_id!r} kept changing; try again")
+
+    async def resize(
+        self, park: str, event_id: str, magnitudes: Sequence[float], now: datetime
+    ) -> EventRecord:
+        """Extend, shorten or retarget an event in place (see `EventRecord.resize`).
+
+        An extension must not run into another scheduled or active event of
+        the park (the control loop runs one event at a time).
+
+        Raises:
+            NotFound: no such event.
+            IllegalTransition: the event is over, or the extension overlaps another event.
+        """
+        current = await self.get(park, event_id)
+        probe = current.model_copy(deep=True)
+        probe.resize(magnitudes, now)
+        if probe.end > current.end:
+            for other in await self.open_events(park):
+                busy = other.state in (EventState.SCHEDULED, EventState.ACTIVE)
+                if other.id == event_id or not busy:
+                    continue
+                if other.start < probe.end and current.start < other.end:
+                    raise IllegalTransition.single(
+                        "targets_kw",
+                        f"the event would run into event {other.id}, which is "
+                        f"{other.state.value} from {other.start.isoformat()}",
+                    )
+        return await self.update(park, event_id, lambda r: r.resize(magnitudes, now))
 
     async def transition(
         self, park: str, event_id: str, to: EventState, now: datetime, reason: str | None = None

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -284,8 +285,13 @@ class EventRequest(_Payload):
 class EventPatch(_Payload):
     """The body of ``PATCH /v1/parks/{park}/events/{event}``: new magnitudes.
 
-    Intervals already past keep their targets; only the present and future
-    intervals change.
+    ``targets_kw`` lists every interval from the event's start, like the
+    create body; its length is the event's new length, so a PATCH can extend
+    or shorten the event (same start and interval length). Intervals already
+    past keep their targets; the present and future intervals take the new
+    ones. The current interval always runs to its end: a list too short to
+    reach it ends the event after it, with its target unchanged (an interval
+    is measured and settled whole; DELETE stops an event at once).
     """
 
     targets_kw: list[float] = Field(min_length=1, max_length=MAX_INTERVALS)
@@ -439,20 +445,52 @@ class EventRecord(BaseModel):
         self.history.append(entry)
 
     def modify(self, patch: EventPatch, now: datetime) -> None:
-        """Replace the targets from the current interval on (past intervals are kept)."""
+        """Apply a PATCH: new targets and length (see `EventPatch` and `resize`)."""
+        self.resize(patch.targets_kw, now)
+
+    def started(self, now: datetime) -> int:
+        """How many intervals have started by ``now`` (past ones and the current one)."""
+        if now < self.start:
+            return 0
+        current = self.interval_at(now)
+        return len(self.target_kw) if current is None else current + 1
+
+    def resize(self, magnitudes: Sequence[float], now: datetime) -> None:
+        """Give the event ``len(magnitudes)`` intervals and these magnitudes (kW ≥ 0).
+
+        The event is extended or shortened in place: start, interval length,
+        id and everything measured so far are kept, so the control loop goes
+        on delivering it without releasing a device. Intervals that ended keep
+        their targets. The current interval takes its new magnitude if the
+        list reaches it, else it keeps its target and the event ends with it:
+        an interval is never cut short. New intervals start unmeasured.
+
+        Raises:
+            IllegalTransition: The event is over (completed, cancelled, failed).
+        """
         if self.terminal:
             raise IllegalTransition.single("state", f"a {self.state.value} event cannot change")
         sign = -1.0 if self.kind is EventKind.PEAK_SHAVING else 1.0
+        new = [sign * v if v else 0.0 for v in magnitudes]
+        started = self.started(now)
         current = self.interval_at(now)
-        first = 0 if now < self.start else (current if current is not None else len(self.target_kw))
-        new = [sign * v if v else 0.0 for v in patch.targets_kw]
-        if len(new) != len(self.target_kw):
-            raise IllegalTransition.single(
-                "targets_kw", f"must keep the event's {len(self.target_kw)} intervals"
-            )
-        self.target_kw = self.target_kw[:first] + new[first:]
+        past = started - 1 if current is not None else started  # intervals that ended
+        kept = self.target_kw[:past]
+        if current is not None and len(new) <= current:
+            targets = [*kept, self.target_kw[current]]  # the current interval runs to its end
+        else:
+            targets = kept + new[past:]
+        before = len(self.target_kw)
+        n = len(targets)
+        for name in ("baseline_kw", "measured_kw", "delivered_kw", "shortfall_kw"):
+            values: list[float | None] = getattr(self, name)
+            setattr(self, name, (values + [None] * n)[:n])
+        self.target_kw = targets
         self.updated = now
-        self.history.append({"state": self.state.value, "at": now.isoformat(), "modified": True})
+        entry: dict[str, Any] = {"state": self.state.value, "at": now.isoformat(), "modified": True}
+        if n != before:
+            entry["intervals"] = n
+        self.history.append(entry)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready data (NaN never appears: unmeasured values are null)."""

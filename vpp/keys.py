@@ -14,6 +14,7 @@ legal in a cluster::
     {ns}:{{park}}:bids          zset   bid id scored by creation time
     {ns}:{{park}}:bid:{id}      string msgpack stored bid (durable)
     {ns}:{{park}}:lease:control string owner id of the park's control loop (TTL)
+    {ns}:{{park}}:openadr:events hash  OpenADR event id -> msgpack VEN tracking state
 
 Keys that are not about one park are global under the namespace::
 
@@ -102,6 +103,15 @@ class Keys:
     def control_lease(self) -> str:
         """String: the id of the worker running the park's control loop (expires)."""
         return f"{self.prefix}:lease:control"
+
+    @property
+    def openadr_events(self) -> str:
+        """Hash OpenADR event id -> msgpack tracking state of the park's VEN.
+
+        The state (service event id, version, window, baseline) outlives a
+        service restart, so the VEN recognises the events it already mapped.
+        """
+        return f"{self.prefix}:openadr:events"
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,10 +22,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from vpp.api.context import METRICS, SETTINGS, STATE
+from vpp.api.context import COMPONENTS, METRICS, SETTINGS, STATE
 from vpp.api.events import CLOCK, EVENTS, WAKE
 from vpp.control import ControlLoop, ControlSettings
 from vpp.openadr import Ven, VenSettings
+from vpp.openadr.metrics import VenCollector
 from vpp.openadr_bridge import OpenAdrBridge
 from vpp.supervisor import SUPERVISOR, Supervisor
 
@@ -139,9 +140,14 @@ def runtime_cleanup_ctx(
                     park_capacity_kw=oadr.park_capacity_kw,
                     poll_interval_s=oadr.poll_interval,
                 )
-                await stack.enter_async_context(
+                ven = await stack.enter_async_context(
                     Ven(settings=ven_settings, sink=bridge, report_source=bridge)
                 )
+                # its supervised tasks show in /readyz and in the metrics
+                app.setdefault(COMPONENTS, {})["openadr"] = ven.health
+                collector = VenCollector(ven, oadr.park)
+                metrics.registry.register(collector)
+                stack.callback(metrics.registry.unregister, collector)
                 log.info("OpenADR VEN of park %s polling %s", oadr.park, oadr.vtn_url)
             try:
                 yield

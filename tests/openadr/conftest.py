@@ -15,7 +15,7 @@ from vpp.openadr.vtn_sim import BlClient, VtnSim
 def spec() -> OpenAdrSchema:
     schema = OpenAdrSchema.locate()
     if schema is None:
-        pytest.fail("openadr3.yaml not found: set VPP_OPENADR_SPEC or put shared/ beside the repo")
+        pytest.fail("openadr3.yaml not found: the package data vpp/openadr/spec/ is missing")
     return schema
 
 

@@ -19,12 +19,16 @@ class RecordingSink:
     def __init__(self) -> None:
         self.dispatches: list[GridDispatch] = []
         self.cancels: list[str] = []
+        self.renewals: list[GridDispatch] = []
 
     async def on_dispatch(self, dispatch: GridDispatch) -> None:
         self.dispatches.append(dispatch)
 
     async def on_cancel(self, event_id: str) -> None:
         self.cancels.append(event_id)
+
+    async def on_renew(self, dispatch: GridDispatch) -> None:
+        self.renewals.append(dispatch)
 
 
 class FixedReadings:
@@ -65,7 +69,8 @@ def ven_settings(vtn: VtnSim, **overrides: Any) -> VenSettings:
     return VenSettings(**values)
 
 
-async def wait_for(predicate: Callable[[], bool], within_s: float = 5.0) -> None:
+async def wait_for(predicate: Callable[[], bool], within_s: float = 20.0) -> None:
+    """Poll ``predicate`` until it holds; the bound is generous (a loaded CI machine)."""
     deadline = time.monotonic() + within_s
     while not predicate():
         if time.monotonic() > deadline:

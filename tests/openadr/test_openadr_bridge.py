@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -86,12 +87,8 @@ async def test_dispatch_cancel_and_report(vtn: VtnSim, bl: BlClient, state: Stat
             event_body(program["id"], [{"type": "IMPORT_CAPACITY_LIMIT", "values": [800.0]}],
                        start=start, duration="PT30M", intervals=2),
         )  # fmt: skip
-        for _ in range(100):
-            rec = await stored()
-            if rec.target_kw == [-200.0, -200.0]:
-                break
-            await asyncio.sleep(0.05)
-        assert rec.target_kw == [-200.0, -200.0]
+        await eventually(lambda: _targets_are(stored, [-200.0, -200.0]))
+        rec = await stored()
 
         # the control loop's measurements go back as a report
         def measured(r: EventRecord) -> None:
@@ -116,9 +113,21 @@ async def test_dispatch_cancel_and_report(vtn: VtnSim, bl: BlClient, state: Stat
         assert payloads["STORAGE_CHARGE_LEVEL"] == pytest.approx(0.6)
 
         await bl.delete_event(created["id"])
-        for _ in range(100):
-            if (await stored()).state is EventState.CANCELLED:
-                break
-            await asyncio.sleep(0.05)
-        assert (await stored()).state is EventState.CANCELLED
+        await eventually(lambda: _state_is(stored, EventState.CANCELLED))
     assert vtn.violations == []
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 20.0) -> None:
+    """Poll an async condition until it holds (a generous bound for a loaded machine)."""
+    deadline = time.monotonic() + within_s
+    while not await check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def _targets_are(stored: Callable[[], Awaitable[EventRecord]], want: list[float]) -> bool:
+    return (await stored()).target_kw == want
+
+
+async def _state_is(stored: Callable[[], Awaitable[EventRecord]], want: EventState) -> bool:
+    return (await stored()).state is want

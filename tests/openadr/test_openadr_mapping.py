@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from oadr_helpers import event_body
 
+import vpp.openadr
 from vpp.openadr import (
     GridDispatch,
     ImportLimitKw,
@@ -55,13 +56,21 @@ def mapped(spec: OpenAdrSchema, body: dict[str, object], **kw: object) -> GridDi
 
 
 def test_locate_spec_prefers_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VPP_OPENADR_SPEC", raising=False)
     found = locate_spec()
+    # The spec ships inside the package, with its license, so every clone and wheel has it.
     assert found is not None and found.name == "openadr3.yaml"
+    assert found.parent == Path(vpp.openadr.__file__).parent / "spec"
+    assert {"LICENSE", "NOTICE"} <= {p.name for p in found.parent.iterdir()}
+    assert (found.parent / "enumerations" / "event-interval-payloads.schema.yaml").is_file()
     copy = tmp_path / "openadr3.yaml"
     copy.write_bytes(found.read_bytes())
     monkeypatch.setenv("VPP_OPENADR_SPEC", str(copy))
     assert locate_spec() == copy
     assert locate_spec(found) == found
+    # An override naming a missing file falls back to the packaged copy, never to None.
+    monkeypatch.setenv("VPP_OPENADR_SPEC", str(tmp_path / "missing.yaml"))
+    assert locate_spec() == found
 
 
 def test_errata_let_valid_ven_and_notification_pass(spec: OpenAdrSchema) -> None:
@@ -167,8 +176,94 @@ def test_cancel_convention_and_bad_units(spec: OpenAdrSchema) -> None:
     )
     with pytest.raises(MappingError):
         mapped(spec, kwh)
-    assert parse_duration("P9999Y") == timedelta(days=9999 * 365)
-    assert parse_duration("PT1.5S") == timedelta(seconds=1.5)
+
+
+JAN31 = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("P9999Y", None),  # the spec's "infinity" (User Guide 7.3)
+        ("P9000Y", None),  # ends past year 9999: no end either
+        ("PT15M", timedelta(minutes=15)),
+        ("PT1.5S", timedelta(seconds=1.5)),
+        ("PT0.6S", timedelta(seconds=0.6)),
+        ("P2W", timedelta(days=14)),
+        ("P1DT2H30M", timedelta(days=1, hours=2, minutes=30)),
+        ("P1M", timedelta(days=28)),  # a calendar month from 31 January 2026
+        ("P1Y", timedelta(days=365)),
+        ("P1Y1M", timedelta(days=365 + 28)),
+        ("PT0S", timedelta(0)),
+        ("P0D", timedelta(0)),
+    ],
+)
+def test_every_schema_duration_is_read(text: str, expected: timedelta | None) -> None:
+    assert parse_duration(text, JAN31) == expected
+
+
+@pytest.mark.parametrize("text", ["-PT5M", "15 minutes", "P"])
+def test_bad_or_negative_durations_are_mapping_errors(text: str) -> None:
+    with pytest.raises(MappingError):
+        parse_duration(text, JAN31)
+
+
+def test_open_ended_event_maps_without_an_end(spec: OpenAdrSchema) -> None:
+    body = {
+        "programID": "p1",
+        "intervalPeriod": {"start": "2026-07-01T10:00:00Z", "duration": "P9999Y"},
+        "intervals": [{"id": 0, "payloads": [{"type": "IMPORT_CAPACITY_LIMIT", "values": [800]}]}],
+    }
+    dispatch = mapped(spec, body)
+    (only,) = dispatch.intervals
+    assert only.start == datetime(2026, 7, 1, 10, tzinfo=UTC)
+    assert only.duration is None and only.end is None
+    assert dispatch.end is None and dispatch.open_ended
+    assert only.instructions == (ImportLimitKw(800.0),)
+    # an interval that would follow one that never ends cannot be placed
+    body["intervals"].append({"id": 1, "payloads": [{"type": "SIMPLE", "values": [1]}]})
+    with pytest.raises(MappingError, match="never ends"):
+        mapped(spec, body)
+
+
+def test_intervals_are_placed_by_their_own_period(spec: OpenAdrSchema) -> None:
+    def at(minutes: int) -> str:
+        return (NOW + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+
+    simple = [{"type": "SIMPLE", "values": [1]}]
+    body = {
+        "programID": "p1",
+        "intervalPeriod": {"start": at(0), "duration": "PT15M"},
+        "intervals": [
+            # out of order, with a gap between 15 and 60 and a different length
+            {"id": 2, "intervalPeriod": {"start": at(60), "duration": "PT30M"}, "payloads": simple},
+            {"id": 0, "payloads": simple},
+            {"id": 1, "intervalPeriod": {"start": at(90)}, "payloads": simple},
+        ],
+    }
+    dispatch = mapped(spec, body)
+    timing = {i.interval_id: (i.start, i.duration) for i in dispatch.intervals}
+    assert timing == {
+        2: (NOW + timedelta(minutes=60), timedelta(minutes=30)),
+        # without a start of its own, an interval follows the previous one in the list
+        0: (NOW + timedelta(minutes=90), timedelta(minutes=15)),
+        1: (NOW + timedelta(minutes=90), timedelta(minutes=15)),
+    }
+    assert dispatch.start == NOW + timedelta(minutes=60)
+    assert dispatch.end == NOW + timedelta(minutes=105)
+
+
+def test_event_duration_truncates_and_looping_is_refused(spec: OpenAdrSchema) -> None:
+    body = event_body("p1", [{"type": "SIMPLE", "values": [1]}], start=NOW, intervals=2)
+    assert mapped(spec, {**body, "duration": "PT20M"}).end == NOW + timedelta(minutes=20)
+    for longer in ("PT45M", "P9999Y"):
+        with pytest.raises(MappingError, match="looping"):
+            mapped(spec, {**body, "duration": longer})
+    # a looping tariff (PRICE only) dispatches nothing: it is tracked, not refused
+    tariff = event_body("p1", [{"type": "PRICE", "values": [0.2]}], start=NOW, intervals=24,
+                        duration="PT1H")  # fmt: skip
+    looped = mapped(spec, {**tariff, "duration": "P9999Y"})
+    assert len(looped.intervals) == 24 and not looped.has_instructions
 
 
 def test_report_body_validates(spec: OpenAdrSchema) -> None:

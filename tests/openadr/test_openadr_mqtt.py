@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from oadr_helpers import RecordingSink, event_body, ven_settings, wait_for
 
 from vpp.openadr import OpenAdrSchema, Ven
@@ -22,16 +20,16 @@ async def test_notification_triggers_an_early_poll(
             await wait_for(lambda: ven.mqtt_subscribed)
             assert ven.status.mqtt_topics == (f"{topic_prefix}/programs/{program['id']}/events/+",)
             await wait_for(lambda: ven.status.polls >= 2)  # the post-subscribe catch-up
-            polls = ven.status.polls
-            started = time.monotonic()
+            polls, notified = ven.status.polls, ven.status.notifications
             event = await bl.create_event(
                 event_body(program["id"], [{"type": "SIMPLE", "values": [2]}])
             )
-            await wait_for(lambda: [d.event_id for d in sink.dispatches] == [event["id"]], 5.0)
-            assert time.monotonic() - started < 5.0
-            assert ven.status.polls > polls and ven.status.notifications >= 2
+            # well inside the 120 s poll period: only the notification can explain it
+            # (no timed assertion; the wait is generous for a loaded machine)
+            await wait_for(lambda: [d.event_id for d in sink.dispatches] == [event["id"]], 30.0)
+            assert ven.status.polls > polls and ven.status.notifications > notified
 
             await bl.delete_event(event["id"])
-            await wait_for(lambda: sink.cancels == [event["id"]], 5.0)
+            await wait_for(lambda: sink.cancels == [event["id"]], 30.0)
     assert vtn.violations == []
     assert not any(v.direction == "notification" for v in vtn.violations)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
+import itertools
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from oadr_helpers import FixedReadings, RecordingSink, event_body, ven_settings, wait_for
 
 from vpp.openadr import ImportLimitKw, OpenAdrSchema, RelativeKw, SetpointKw, SimpleLevel, Ven
+from vpp.openadr.backoff import backoff_bounds, backoff_delay
+from vpp.openadr.mapping import format_datetime
 from vpp.openadr.vtn_sim import BlClient, VtnSim
 
 FOUR = [
@@ -83,31 +86,33 @@ async def test_programs_events_modification_and_cancellation(
 async def test_token_is_cached_refreshed_after_expiry_and_after_401(
     spec: object, sink: RecordingSink
 ) -> None:
-    async with VtnSim(schema=spec, token_ttl_s=1) as vtn:  # type: ignore[arg-type]
+    # No step depends on how fast the machine is: a long-lived token first (so
+    # "one token for many requests" cannot be broken by a slow poll), then a
+    # revocation (exactly one 401), then 1 s tokens that must be replaced.
+    async with VtnSim(schema=spec, token_ttl_s=3600) as vtn:  # type: ignore[arg-type]
         async with BlClient(vtn.url) as bl:
             await bl.create_program("park-dr")
-        issued = vtn.tokens_issued
-        settings = ven_settings(vtn, token_refresh_margin_s=0.0)
+        settings = ven_settings(vtn, token_refresh_margin_s=0.0, poll_interval_s=0.05)
         async with Ven(settings=settings, sink=sink) as ven:
             await wait_for(lambda: ven.status.polls >= 3)
             assert ven.tokens is not None
             assert ven.tokens.fetches == 1, "one token serves many requests"
-            await wait_for(lambda: ven.tokens is not None and ven.tokens.fetches >= 2, 3.0)
-            assert vtn.tokens_issued > issued + 1
 
-        # 401 with a token the VEN still believes valid → one refresh, no failure.
-        settings = ven_settings(vtn, token_refresh_margin_s=0.0, poll_interval_s=0.05)
-        vtn.token_ttl_s = 3600
-        async with Ven(settings=settings, sink=sink) as ven:
-            await wait_for(lambda: ven.status.polls >= 2)
-            before = ven.tokens.fetches if ven.tokens else 0
+            # 401 with a token the VEN still believes valid -> one refresh, no failure.
             seen = len(vtn.exchanges)
             vtn.revoke_tokens()
+            await wait_for(lambda: ven.tokens is not None and ven.tokens.fetches == 2)
             polls = ven.status.polls
             await wait_for(lambda: ven.status.polls >= polls + 2)
-            assert ven.tokens is not None and ven.tokens.fetches == before + 1
-            assert ven.status.poll_failures == 0
-        assert [e.status for e in vtn.exchanges[seen:]].count(401) == 1
+            assert ven.tokens.fetches == 2 and ven.status.poll_failures == 0
+            assert [e.status for e in vtn.exchanges[seen:]].count(401) == 1
+
+            # tokens that expire after 1 s are replaced as they expire
+            vtn.token_ttl_s = 1
+            issued = vtn.tokens_issued
+            vtn.revoke_tokens()
+            await wait_for(lambda: vtn.tokens_issued >= issued + 3, 30.0)
+            assert ven.tokens.fetches >= 5  # the VEN itself fetched each replacement
         assert vtn.violations == []
 
 
@@ -119,18 +124,31 @@ async def test_reports_posted_then_updated_with_the_four_payloads(
         {"payloadType": kind, "readingType": "DIRECT_READ"}
         for kind in ("USAGE", "BASELINE", "DELTA_USAGE", "STORAGE_CHARGE_LEVEL")
     ]
-    start = datetime.now(UTC)
-    body = event_body(
-        program["id"],
-        [{"type": "SIMPLE", "values": [2]}],
-        start=start,
-        duration="PT0.6S",
-        intervals=2,
-        reportDescriptors=descriptors,
-    )
-    event = await bl.create_event(body)
+    # Interval 0 ended a minute ago, interval 1 ends in an hour: the first report
+    # (POST) has interval 0 whatever the machine's speed; then the VTN moves
+    # interval 1 into the past and the report is updated (PUT) with both.
+    now = datetime.now(UTC)
+    simple = [{"type": "SIMPLE", "values": [2]}]
+
+    def body(second_start: datetime) -> dict[str, object]:
+        return {
+            "programID": program["id"],
+            "intervalPeriod": {"start": format_datetime(now - timedelta(minutes=2)),
+                               "duration": "PT1M"},
+            "intervals": [
+                {"id": 0, "payloads": simple},
+                {"id": 1, "intervalPeriod": {"start": format_datetime(second_start)},
+                 "payloads": simple},
+            ],
+            "reportDescriptors": descriptors,
+        }  # fmt: skip
+
+    event = await bl.create_event(body(now + timedelta(hours=1)))
     source = FixedReadings()
     async with Ven(settings=ven_settings(vtn), sink=sink, report_source=source) as ven:
+        await wait_for(lambda: ven.status.reports_sent >= 1)
+        assert source.calls[0] == (event["id"], [0])
+        await bl.update_event(event["id"], body(now - timedelta(minutes=1)))
         await wait_for(lambda: ven.status.reports_sent >= 2)
     reports = list(vtn.reports.values())
     assert len(reports) == 1, "one report per event, updated in place"
@@ -188,20 +206,37 @@ async def test_malformed_event_is_counted_and_skipped(
 async def test_unreachable_vtn_backs_off_and_recovers(
     vtn: VtnSim, bl: BlClient, sink: RecordingSink
 ) -> None:
+    # Asserts on the delays the VEN decided, not on wall-clock retry counts: with
+    # full jitter (the old uniform(0, cap)) several ~0 s retries in a row were possible.
     program = await bl.create_program("park-dr")
-    async with Ven(settings=ven_settings(vtn), sink=sink) as ven:
+    scale = 0.05
+    async with Ven(settings=ven_settings(vtn, backoff_scale_s=scale), sink=sink) as ven:
         await wait_for(lambda: ven.status.polls >= 1)
         await vtn.stop()
-        await wait_for(lambda: ven.status.consecutive_failures >= 3)
-        failures = ven.status.poll_failures
-        await asyncio.sleep(0.3)
-        # Backoff: far fewer retries than the 0.1 s poll period would give.
-        assert ven.status.poll_failures - failures <= 3
+        await wait_for(lambda: ven.status.consecutive_failures >= 5, 30.0)
+        delays = list(ven.status.backoff_delays)[:5]
+        assert len(delays) == 5
+        for failures, delay in enumerate(delays, start=1):
+            low, high = backoff_bounds(failures, scale)
+            assert low <= delay <= high, (failures, delay)
+        # provable growth: the 5th retry waits longer than the 1st could have
+        assert backoff_bounds(5, scale)[0] > backoff_bounds(1, scale)[1]
+        assert delays[4] > delays[0]
         event = await _create_while_down(vtn, program["id"])
         await vtn.start()
-        await wait_for(lambda: [d.event_id for d in sink.dispatches] == [event], 10.0)
+        await wait_for(lambda: [d.event_id for d in sink.dispatches] == [event], 30.0)
         assert ven.status.consecutive_failures == 0
     assert vtn.violations == []
+
+
+def test_backoff_bounds_grow_until_the_cap() -> None:
+    lows = [backoff_bounds(n, 1.0)[0] for n in range(1, 13)]
+    assert all(b > a for a, b in itertools.pairwise(lows[:10]))
+    assert lows[10] == lows[9] == 0.5 * 1.5**10  # capped after 10 failures
+    rng = random.Random(8)
+    for n in range(1, 13):
+        low, high = backoff_bounds(n, 2.0)
+        assert all(low <= backoff_delay(n, 2.0, rng) <= high for _ in range(200))
 
 
 async def _create_while_down(vtn: VtnSim, program_id: str) -> str:

@@ -124,6 +124,13 @@ async def test_event_create_is_idempotent_and_lifecycle(
     resp = await client.patch(f"{url}/ev-1", json={"targets_kw": [300] * 8}, headers=grid)
     assert resp.status == 202
     assert (await resp.json())["event"]["target_kw"] == [-300.0] * 8
+    # more targets extend the event in place, fewer shorten it (issue 8 case 9; 409 before)
+    resp = await client.patch(f"{url}/ev-1", json={"targets_kw": [300] * 10}, headers=grid)
+    assert resp.status == 202, await resp.text()
+    extended = (await resp.json())["event"]
+    assert extended["target_kw"] == [-300.0] * 10 and len(extended["measured_kw"]) == 10
+    resp = await client.patch(f"{url}/ev-1", json={"targets_kw": [300] * 8}, headers=grid)
+    assert resp.status == 202 and len((await resp.json())["event"]["target_kw"]) == 8
 
     viewer = await auth("viewer", PARK)
     resp = await client.get(f"{url}/ev-1", headers=viewer)
@@ -171,3 +178,19 @@ async def test_park_operator_cannot_send_events(client: TestClient, auth: TokenF
     op = await auth("park_operator", PARK)
     resp = await client.post(f"/v1/parks/{PARK}/events", json=event_body(), headers=op)
     assert resp.status == 403
+
+
+async def test_patch_with_six_targets_extends_a_four_interval_event(
+    client: TestClient, grid: dict[str, str]
+) -> None:
+    # Issue 8 case 9, REST form: answered 409 ("must keep the event's 4 intervals") before.
+    url = f"/v1/parks/{PARK}/events"
+    body = event_body(id="ev-4", target_kw=None, duration_minutes=None, targets_kw=[200] * 4)
+    assert (await client.post(url, json=body, headers=grid)).status == 202
+    resp = await client.patch(f"{url}/ev-4", json={"targets_kw": [200] * 6}, headers=grid)
+    assert resp.status == 202, await resp.text()
+    event = (await resp.json())["event"]
+    assert event["id"] == "ev-4" and event["target_kw"] == [-200.0] * 6
+    assert len(event["baseline_kw"]) == len(event["measured_kw"]) == 6
+    resp = await client.get(f"{url}/ev-4/report", headers=grid)
+    assert len((await resp.json())["intervals"]) == 6

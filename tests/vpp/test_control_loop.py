@@ -222,3 +222,60 @@ async def test_pre_event_baseline_method(state: State) -> None:
     # the target is 300 kW below that baseline: the batteries are asked for about -220 kW
     # in all (a little more: the interval is already under way and the loop makes up the lag)
     assert sum(sink.sent[-1].values()) == pytest.approx(-220.0, abs=10.0)
+
+
+class _SetClock(Clock):
+    """A clock the test moves by hand (``now`` is ``at[0]``)."""
+
+    def __init__(self, at: datetime) -> None:
+        super().__init__(origin=at)
+        object.__setattr__(self, "at", [at])
+
+    def now(self) -> datetime:
+        return self.at[0]  # type: ignore[attr-defined, no-any-return]
+
+    def set(self, when: datetime) -> None:
+        self.at[0] = when  # type: ignore[attr-defined]
+
+
+async def test_an_event_extended_while_running_keeps_its_state(state: State) -> None:
+    # Issue 8 case 9: 4 x 15 min from 18:00 becomes 6 intervals at 18:32.
+    from vpp.model import Park
+
+    await state.put_park(Park(id=PARK, baseline_method="pre_event"))
+    await feed(state, {"b0": 50.0, "b1": 50.0, "b2": -20.0})
+    t18 = datetime(2026, 7, 1, 18, 0, tzinfo=UTC)
+    clock = _SetClock(t18 + timedelta(seconds=5))
+    await post(state, clock, t18, target_kw=None, duration_minutes=None, targets_kw=[300] * 4)
+    sink = RecordingSink()
+    ctl = loop(state, sink, clock)
+    store = EventStore(state)
+    assert await ctl.lease.acquire()
+
+    async def cycle_at(when: datetime) -> None:
+        clock.set(when)
+        await ctl.cycle()
+        await feed(state, sink.sent[-1])  # the batteries follow
+
+    for minute in (0, 5, 16, 20, 31):
+        await cycle_at(t18 + timedelta(minutes=minute, seconds=5))
+    before = await store.get(PARK, "ev-1")
+    assert before.state is EventState.ACTIVE and before.baseline_kw == [80.0] * 4
+    measured = before.measured_kw[:2]
+    assert None not in measured
+
+    await store.resize(PARK, "ev-1", [300] * 4 + [200, 200], t18 + timedelta(minutes=32))
+    for minute in (33, 50, 61, 75, 85):
+        await cycle_at(t18 + timedelta(minutes=minute))
+        assert (await store.get(PARK, "ev-1")).state is EventState.ACTIVE
+    assert sink.released == [], "no device is released by an extension"
+    record = await store.get(PARK, "ev-1")
+    assert record.baseline_kw == [80.0] * 6  # the activation baseline, held for the new ones
+    assert record.measured_kw[:2] == measured
+    assert all(v is not None for v in record.measured_kw)  # every interval measured
+    assert record.target_kw == [-300.0] * 4 + [-200.0] * 2
+    # in interval 5 the loop asks for 200 kW below the 80 kW baseline
+    assert sum(sink.sent[-1].values()) == pytest.approx(-120.0, abs=15.0)
+    await cycle_at(t18 + timedelta(minutes=91))
+    assert (await store.get(PARK, "ev-1")).state is EventState.COMPLETED
+    assert sorted(set(sink.released)) == ["b0", "b1", "b2"]

@@ -72,3 +72,33 @@ async def test_concurrent_updates_do_not_lose_writes(store: EventStore) -> None:
     assert rec.measured_kw == [1.0, 2.0, 3.0, 4.0]
     assert [r.id for r in await store.open_events("p1")] == ["ev-1"]
     assert [r.id for r in await store.recent("p1")] == ["ev-1"]
+
+
+async def test_resize_extends_in_place_and_refuses_to_run_into_another_event(
+    store: EventStore,
+) -> None:
+    # ev-1: 4 x 15 min from T0, active; ev-2 scheduled from T0 + 2 h.
+    await store.create("p1", request(), T0)
+    await store.transition("p1", "ev-1", EventState.ACTIVE, T0)
+    later = T0 + timedelta(hours=2)
+    await store.create("p1", request(id="ev-2", start=later.isoformat()), T0)
+    await store.transition("p1", "ev-2", EventState.SCHEDULED, T0)
+
+    def measured(r: EventRecord) -> None:
+        r.baseline_kw = [1000.0] * 4
+        r.measured_kw = [500.0, 510.0, None, None]
+
+    await store.update("p1", "ev-1", measured)
+    rec = await store.resize("p1", "ev-1", [500] * 6, T0 + timedelta(minutes=32))
+    assert rec.id == "ev-1" and rec.state is EventState.ACTIVE
+    assert rec.target_kw == [-500.0] * 6
+    assert rec.baseline_kw == [1000.0] * 4 + [None, None]
+    assert rec.measured_kw[:2] == [500.0, 510.0]
+    assert (await store.get("p1", "ev-1")).target_kw == [-500.0] * 6
+    # 12 intervals would reach 09:00, into ev-2 (from 08:00): refused, nothing changed
+    with pytest.raises(IllegalTransition, match="ev-2"):
+        await store.resize("p1", "ev-1", [500] * 12, T0 + timedelta(minutes=33))
+    assert len((await store.get("p1", "ev-1")).target_kw) == 6
+    # shortening is always possible
+    rec = await store.resize("p1", "ev-1", [500] * 3, T0 + timedelta(minutes=34))
+    assert len(rec.target_kw) == 3

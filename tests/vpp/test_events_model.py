@@ -91,9 +91,50 @@ def test_modify_keeps_past_intervals() -> None:
     rec.transition(EventState.ACTIVE, T0)
     rec.modify(EventPatch(targets_kw=[100] * 8), T0 + timedelta(minutes=31))
     assert rec.target_kw == [-500.0, -500.0] + [-100.0] * 6
-    with pytest.raises(IllegalTransition):
-        rec.modify(EventPatch(targets_kw=[100] * 3), T0 + timedelta(minutes=31))
     rec.transition(EventState.CANCELLED, T0 + timedelta(minutes=40), reason="grid request")
     with pytest.raises(IllegalTransition):
         rec.modify(EventPatch(targets_kw=[100] * 8), T0 + timedelta(minutes=41))
     assert rec.to_json()["delivered_kw"] == [None] * 8
+
+
+def _active(n: int = 4, minutes: int = 15) -> EventRecord:
+    rec = EventRecord.new(
+        "p1", parse_event_request(body(target_kw=None, duration_minutes=None, targets_kw=[500] * n,
+                                       interval_minutes=minutes)), T0
+    )  # fmt: skip
+    rec.transition(EventState.ACTIVE, T0)
+    return rec
+
+
+def test_modify_extends_in_place_keeping_what_was_measured() -> None:
+    # Issue 8 case 9: 4 x 15 min from T0, six targets at T0 + 32 min.
+    rec = _active()
+    rec.baseline_kw = [1000.0] * 4
+    rec.measured_kw = [510.0, 495.0, 600.0, None]
+    rec.delivered_kw = [-490.0, -505.0, -400.0, None]
+    rec.modify(EventPatch(targets_kw=[500] * 4 + [300, 300]), T0 + timedelta(minutes=32))
+    assert rec.target_kw == [-500.0] * 4 + [-300.0] * 2
+    assert rec.end == T0 + timedelta(minutes=90)
+    assert rec.baseline_kw == [1000.0] * 4 + [None, None]
+    assert rec.measured_kw == [510.0, 495.0, 600.0, None, None, None]
+    assert rec.delivered_kw == [-490.0, -505.0, -400.0, None, None, None]
+    assert len(rec.shortfall_kw) == 6
+    assert rec.state is EventState.ACTIVE
+    assert rec.history[-1]["modified"] and rec.history[-1]["intervals"] == 6
+
+
+def test_modify_shortens_but_never_cuts_a_started_interval() -> None:
+    rec = _active(8)
+    rec.measured_kw = [500.0, 500.0, 480.0] + [None] * 5
+    # at 31 min interval 2 runs; three targets: the event ends after it, with the new target
+    rec.modify(EventPatch(targets_kw=[100] * 3), T0 + timedelta(minutes=31))
+    assert rec.target_kw == [-500.0, -500.0, -100.0]
+    assert rec.measured_kw == [500.0, 500.0, 480.0]
+    assert rec.end == T0 + timedelta(minutes=45)
+    # a list that stops before the current interval: the current one runs to its end as it was
+    rec.modify(EventPatch(targets_kw=[100]), T0 + timedelta(minutes=40))
+    assert rec.target_kw == [-500.0, -500.0, -100.0]
+    # before the start the whole event takes the new list
+    early = EventRecord.new("p1", parse_event_request(body()), T0 - timedelta(hours=1))
+    early.modify(EventPatch(targets_kw=[50, 60]), T0 - timedelta(minutes=5))
+    assert early.target_kw == [-50.0, -60.0] and early.end == T0 + timedelta(minutes=30)

@@ -154,11 +154,14 @@ async def get_event(request: web.Request) -> web.Response:
 
 
 async def modify_event(request: web.Request) -> web.Response:
-    """New targets from the current interval on (past intervals keep theirs)."""
+    """New targets and length: extend or shorten in place (see `vpp.events.EventPatch`).
+
+    409 when the event is over or an extension would run into another event.
+    """
     m = request.match_info
     patch = parse_event_patch(await read_json(request))
     now = _now(request)
-    record = await request.app[EVENTS].update(m["park"], m["event"], lambda r: r.modify(patch, now))
+    record = await request.app[EVENTS].resize(m["park"], m["event"], patch.targets_kw, now)
     _wake(request)
     return _body(record, 202)
 

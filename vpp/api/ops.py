@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from vpp.api.context import METRICS, ROUTE_TABLE, STATE
+from vpp.api.context import COMPONENTS, METRICS, ROUTE_TABLE, STATE
 from vpp.api.io import json_response
 from vpp.api.openapi import build_openapi
 from vpp.api.routing import Route
@@ -28,7 +28,9 @@ async def readyz(request: web.Request) -> web.Response:
     """Readiness: 200 when Redis answers, 503 while it does not."""
     up = await request.app[STATE].ping()
     request.app[METRICS].redis_up.set(1 if up else 0)
-    return json_response(Readiness(ready=up, redis=up), status=200 if up else 503)
+    components = {name: check() for name, check in request.app.get(COMPONENTS, {}).items()}
+    body = Readiness(ready=up, redis=up, components=components)
+    return json_response(body, status=200 if up else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -114,7 +114,12 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
-    """Readiness: whether Redis answers."""
+    """Readiness: whether Redis answers, and the health of background components.
+
+    ``ready`` follows Redis only; a component (the OpenADR VEN) reports under
+    ``components`` with its own ``ok``, its tasks and their restarts.
+    """
 
     ready: bool
     redis: bool
+    components: dict[str, dict[str, Any]] = Field(default_factory=dict)

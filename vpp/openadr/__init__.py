@@ -8,6 +8,7 @@ USAGE, BASELINE, DELTA_USAGE and STORAGE_CHARGE_LEVEL from a
 
 from vpp.openadr.errors import (
     AuthError,
+    DispatchRejected,
     MappingError,
     OpenAdrError,
     SchemaViolation,
@@ -29,11 +30,12 @@ from vpp.openadr.model import (
 )
 from vpp.openadr.schema import OpenAdrSchema, locate_spec
 from vpp.openadr.settings import VenSettings
-from vpp.openadr.ven import Ven, VenStatus
+from vpp.openadr.ven import TaskHealth, Ven, VenStatus
 
 __all__ = [
     "AuthError",
     "DispatchInterval",
+    "DispatchRejected",
     "DispatchSink",
     "GridDispatch",
     "ImportLimitKw",
@@ -48,6 +50,7 @@ __all__ = [
     "SchemaViolation",
     "SetpointKw",
     "SimpleLevel",
+    "TaskHealth",
     "Ven",
     "VenSettings",
     "VenStatus",

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 #: Environment variable naming the ``openadr3.yaml`` to validate against.
 SPEC_ENV = "VPP_OPENADR_SPEC"
-#: Where the spec sits relative to the repository root (``shared/`` beside the clone).
-SPEC_RELATIVE = ("..", "shared", "specs", "openadr-3.1.1", "openadr3.yaml")
+#: Package holding the OpenADR 3.1.1 spec shipped with the service (Apache-2.0,
+#: with its LICENSE and NOTICE): ``openadr3.yaml`` and the two enumeration schemas.
+SPEC_PACKAGE = "vpp.openadr.spec"
+#: File name of the OpenAPI document inside :data:`SPEC_PACKAGE`.
+SPEC_FILE = "openadr3.yaml"
 
 # Event interval payload types this VEN turns into dispatch instructions.
 SIMPLE = "SIMPLE"

@@ -5,6 +5,7 @@
     OpenAdrError
     ├── SchemaViolation      a body does not match openadr3.yaml
     ├── MappingError         a valid event this VEN cannot turn into a dispatch
+    ├── DispatchRejected     the service refuses an event version for good
     └── VtnError             the VTN answered with an error status
         ├── VtnUnavailable   connection refused, timeout, or a 5xx: retry later
         └── AuthError        no token could be obtained, or 401 after one refresh
@@ -35,6 +36,15 @@ class SchemaViolation(OpenAdrError):
 
 class MappingError(OpenAdrError):
     """An event is schema-valid but cannot be mapped (unknown units, bad timing)."""
+
+
+class DispatchRejected(OpenAdrError):
+    """The sink refuses this version of an event for good (raised by ``on_dispatch``).
+
+    The VEN then rejects that version alone (logged once, counted with the
+    reason ``refused``) instead of offering it again at every poll; a new
+    version on the VTN is offered again.
+    """
 
 
 class VtnError(OpenAdrError):

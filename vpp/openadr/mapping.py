@@ -15,18 +15,25 @@ SIMPLE n                       ``SimpleLevel(n, f[n], f[n] × park_capacity_kw)`
 =============================  =======================================================
 
 Timing follows User Guide 7.3/7.4: an interval's own intervalPeriod wins over
-the event's; a start of 0001-01-01 means "now"; an interval without a start
-follows the previous one; ``event.duration`` shorter than the intervals
-truncates them (looping by a longer duration is not supported);
+the event's, so intervals may leave gaps, overlap or come in any order; a
+start of 0001-01-01 means "now" for the first interval and "right after the
+previous one" for the others, as does a missing start; durations are any
+ISO 8601 duration the schema allows, and ``P9999Y`` (or anything ending past
+year 9999) means "no end" (``DispatchInterval.duration`` None);
+``event.duration`` shorter than the intervals truncates them, a longer one
+(looping intervals, User Guide 7.5) is refused with a :class:`MappingError`
+when the event carries dispatch instructions (a looping tariff of PRICE
+intervals is tracked, as it dispatches nothing);
 ``randomizeStart`` is ignored (the park acts as one resource).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import isodate
 
 from vpp.openadr import constants as c
 from vpp.openadr.errors import MappingError
@@ -44,41 +51,54 @@ from vpp.openadr.settings import VenSettings
 
 Json = dict[str, Any]
 
-_DURATION = re.compile(
-    r"^(-?)P(?=\d|T\d)(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)([DW]))?"
-    r"(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$"
-)
 #: Power units this VEN understands, as factors to kW.
 _POWER_UNITS = {"KW": 1.0, "W": 0.001, "MW": 1000.0}
+#: Any date-time stands in for the anchor of a zero / non-zero check.
+_ANCHOR = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def parse_duration(text: str) -> timedelta:
-    """Parse an ISO 8601 duration as the spec's pattern allows.
+def parse_duration(text: str, start: datetime = _ANCHOR) -> timedelta | None:
+    """Parse an ISO 8601 duration as the OpenADR 3 schema allows, from ``start``.
 
-    Years count 365 days and months 30 (the User Guide advises against both);
-    ``P9999Y`` ("infinity") thus becomes 9999 × 365 days.
+    Every form the schema's pattern admits is handled by ``isodate``: years,
+    months, weeks, days, hours, minutes and fractional seconds. Years and
+    months are calendar units counted from ``start`` (the User Guide 7.3 advises
+    against them because of exactly this). ``P9999Y`` is the spec's "infinity"
+    (User Guide 7.3), and so is any duration that ends after the last date-time
+    Python can represent: both give None, "no end".
+
+    Args:
+        text: The duration, e.g. ``PT15M``, ``P1Y2M``, ``P2W``, ``PT0.5S``, ``P9999Y``.
+        start: Where the duration starts (matters for years and months only).
+
+    Returns:
+        The length, or None for no end.
 
     Raises:
-        MappingError: The text is not such a duration.
+        MappingError: The text is not an ISO 8601 duration, or it is negative.
     """
-    match = _DURATION.match(text)
-    if match is None:
-        raise MappingError(f"not an ISO 8601 duration: {text!r}")
-    sign, years, months, days, unit, hours, minutes, seconds = match.groups()
-    day_count = int(years or 0) * 365 + int(months or 0) * 30
-    if days:
-        day_count += int(days) * (7 if unit == "W" else 1)
-    result = timedelta(
-        days=day_count,
-        hours=int(hours or 0),
-        minutes=int(minutes or 0),
-        seconds=float(seconds or 0),
-    )
-    return -result if sign else result
+    if text == c.DURATION_FOREVER:
+        return None
+    try:
+        value = isodate.parse_duration(text)
+    except (isodate.ISO8601Error, ValueError, TypeError) as exc:
+        raise MappingError(f"not an ISO 8601 duration: {text!r}") from exc
+    try:
+        length: timedelta = (start + value) - start
+    except (OverflowError, ValueError):
+        return None  # past year 9999: as good as "infinity"
+    if length < timedelta(0):
+        raise MappingError(f"negative duration {text!r}: an interval cannot end before it starts")
+    return length
 
 
-def format_duration(value: timedelta) -> str:
-    """Format a non-negative timedelta as ``PT<seconds>S`` (fractions kept to ms)."""
+def format_duration(value: timedelta | None) -> str:
+    """Format a non-negative timedelta as ``PT<seconds>S`` (fractions kept to ms).
+
+    None (no end) is the spec's infinity, ``P9999Y``.
+    """
+    if value is None:
+        return c.DURATION_FOREVER
     seconds = round(value.total_seconds(), 3)
     if seconds < 0:
         raise ValueError("negative duration")
@@ -208,11 +228,11 @@ def event_to_dispatch(
     default_start: datetime | None = None
     if period.get("start"):
         default_start = now if _is_now(period["start"]) else parse_datetime(period["start"])
-    default_duration = parse_duration(period["duration"]) if period.get("duration") else None
+    default_text: str | None = period.get("duration")
     cancelled = is_cancelled(event)
 
     intervals: list[DispatchInterval] = []
-    cursor: datetime | None = None
+    cursor: datetime | None = None  # end of the previous interval; None = it has no end
     for index, interval in enumerate(event.get("intervals") or []):
         where = f"event {event.get('id')} interval {interval.get('id')}"
         own = interval.get("intervalPeriod") or {}
@@ -221,13 +241,15 @@ def event_to_dispatch(
             start = parse_datetime(own_start)
         elif index == 0:
             start = default_start or now
+        elif cursor is None:
+            raise MappingError(f"{where}: follows an interval that never ends")
         else:
-            assert cursor is not None
             start = cursor
-        duration = parse_duration(own["duration"]) if own.get("duration") else default_duration
-        if duration is None:
+        text = own.get("duration") or default_text
+        if text is None:
             raise MappingError(f"{where}: no duration in the interval or the event")
-        cursor = start + duration
+        duration = parse_duration(text, start)
+        cursor = None if duration is None else start + duration
         found = (
             _instruction(payload, units, settings, where)
             for payload in interval.get("payloads") or []
@@ -236,13 +258,12 @@ def event_to_dispatch(
         intervals.append(DispatchInterval(int(interval["id"]), start, duration, instructions))
 
     if event.get("duration") and intervals and not cancelled:
-        limit = intervals[0].start + parse_duration(event["duration"])
-        intervals = [
-            DispatchInterval(i.interval_id, i.start, min(i.end, limit) - i.start, i.instructions)
-            for i in intervals
-            if i.start < limit
-        ]
+        span = parse_duration(event["duration"], _first(intervals))
+        if any(i.instructions for i in intervals):
+            intervals = _limit(intervals, span)
+        # else (PRICE, GHG ... only): nothing is dispatched, so a loop changes nothing here
 
+    first = _first(intervals) if intervals else default_start
     return GridDispatch(
         event_id=str(event["id"]),
         program_id=str(event["programID"]),
@@ -251,10 +272,37 @@ def event_to_dispatch(
         modification=str(event.get("modificationDateTime", "")),
         revision=revision,
         created=parse_datetime(event["createdDateTime"]),
-        start=intervals[0].start if intervals else default_start,
-        interval_duration=default_duration,
+        start=first,
+        interval_duration=parse_duration(default_text, first or now) if default_text else None,
         intervals=tuple(intervals),
         priority=event.get("priority"),
         report_requests=_report_requests(event),
         cancelled=cancelled,
     )
+
+
+def _first(intervals: Sequence[DispatchInterval]) -> datetime:
+    return min(i.start for i in intervals)
+
+
+def _limit(intervals: list[DispatchInterval], span: timedelta | None) -> list[DispatchInterval]:
+    """Apply ``event.duration`` (User Guide 7.3): truncate, or refuse looping."""
+    begin = _first(intervals)
+    ends = [i.end for i in intervals]
+    last = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
+    limit = None if span is None else begin + span
+    if limit is None and last is None:
+        return intervals  # both "forever": nothing to cut, nothing to repeat
+    if last is not None and (limit is None or limit > last):
+        raise MappingError(
+            "event.duration is longer than its intervals (looping intervals, "
+            "User Guide 7.5); this VEN does not repeat intervals"
+        )
+    assert limit is not None
+    out: list[DispatchInterval] = []
+    for i in intervals:
+        if i.start >= limit:
+            continue
+        end = limit if i.end is None else min(i.end, limit)
+        out.append(DispatchInterval(i.interval_id, i.start, end - i.start, i.instructions))
+    return out

@@ -64,19 +64,20 @@ class DispatchInterval:
     Attributes:
         interval_id: The event's interval id (reports echo it).
         start: Absolute start (UTC).
-        duration: Length; ``DURATION_FOREVER`` maps to about 9999 years.
+        duration: Length, resolved from the interval's own start (calendar years
+            and months); None means no end (``P9999Y``, the spec's infinity).
         instructions: The dispatch payloads of the interval; empty if it has none.
     """
 
     interval_id: int
     start: datetime
-    duration: timedelta
+    duration: timedelta | None
     instructions: tuple[Instruction, ...]
 
     @property
-    def end(self) -> datetime:
-        """Start plus duration."""
-        return self.start + self.duration
+    def end(self) -> datetime | None:
+        """Start plus duration; None when the interval has no end."""
+        return None if self.duration is None else self.start + self.duration
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +102,11 @@ class GridDispatch:
             modification number, so this and ``revision`` identify a version.
         revision: 1 for the first version this VEN saw, +1 per modification.
         created: The VTN's createdDateTime.
-        start: Start of the first interval (UTC).
-        interval_duration: The event's default interval length, if it sets one.
-        intervals: Intervals in order, each with its instructions.
+        start: Start of the earliest interval (UTC).
+        interval_duration: The event's default interval length, if it sets one
+            (None also when it is "no end").
+        intervals: Intervals in the event's order, each placed by its own timing
+            (they may leave gaps, overlap, or come in any order).
         priority: Event priority (lower is more important), if any.
         report_requests: Report types among USAGE, BASELINE, DELTA_USAGE,
             STORAGE_CHARGE_LEVEL that the event's reportDescriptors ask for.
@@ -129,8 +132,16 @@ class GridDispatch:
 
     @property
     def end(self) -> datetime | None:
-        """End of the last interval, if there is one."""
-        return max((i.end for i in self.intervals), default=None)
+        """End of the latest interval; None when there is none or one has no end."""
+        ends = [i.end for i in self.intervals]
+        if not ends or any(e is None for e in ends):
+            return None
+        return max(e for e in ends if e is not None)
+
+    @property
+    def open_ended(self) -> bool:
+        """Whether an interval of the event never ends (``P9999Y``)."""
+        return any(i.duration is None for i in self.intervals)
 
     @property
     def has_instructions(self) -> bool:
@@ -149,6 +160,15 @@ class DispatchSink(Protocol):
 
     async def on_cancel(self, event_id: str) -> None:
         """The event was deleted on the VTN or cancelled; stop acting on it."""
+
+    async def on_renew(self, dispatch: GridDispatch) -> None:
+        """The same version again, offered at every poll while the event runs.
+
+        A sink whose own events have a horizon (the service plans a bounded
+        window) rolls it forward here for open-ended or very long events;
+        others do nothing. Must be idempotent. Raising is logged and counted,
+        and the next poll offers it again.
+        """
 
 
 @dataclass(frozen=True, slots=True)

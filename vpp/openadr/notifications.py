@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import ssl
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 
 from vpp.openadr.auth import TokenProvider
+from vpp.openadr.backoff import backoff_delay
 from vpp.openadr.errors import VtnError
 from vpp.openadr.schema import OpenAdrSchema
 
@@ -116,6 +117,8 @@ class NotificationListener:
         self.subscribed = asyncio.Event()
         self.received = 0
         self.invalid = 0
+        #: the last reconnect delays decided, seconds (what the backoff chose)
+        self.delays: deque[float] = deque(maxlen=32)
 
     async def _password(self) -> str | None:
         if not self._binding.bearer_password or self._tokens is None:
@@ -167,7 +170,8 @@ class NotificationListener:
             except (aiomqtt.MqttError, VtnError) as exc:
                 self.subscribed.clear()
                 attempt += 1
-                delay = self._backoff * random.uniform(0, 1.5 ** min(10, attempt))
+                delay = backoff_delay(attempt, self._backoff)
+                self.delays.append(delay)
                 log.warning("MQTT notifier: %s; reconnecting in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
             finally:

@@ -18,6 +18,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import jsonschema
 import yaml
 from openapi_schema_validator import OAS30Validator, oas30_format_checker
 
-from vpp.openadr.constants import SPEC_ENV, SPEC_RELATIVE
+from vpp.openadr.constants import SPEC_ENV, SPEC_FILE, SPEC_PACKAGE
 from vpp.openadr.errors import SchemaViolation
 
 log = logging.getLogger("vpp.openadr.schema")
@@ -47,15 +48,16 @@ ERRATA = (
 def locate_spec(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """Find openadr3.yaml.
 
-    Order: ``explicit``, the ``VPP_OPENADR_SPEC`` environment variable, then
-    ``../shared/specs/openadr-3.1.1/openadr3.yaml`` relative to the repository
-    root (this file's grandparent's parent) and to the working directory.
+    Order: ``explicit``, the ``VPP_OPENADR_SPEC`` environment variable, then the
+    copy of OpenADR 3.1.1 shipped as package data in ``vpp/openadr/spec/`` (so
+    any clone or wheel finds it). An override that names a missing file is
+    skipped with a warning rather than silently disabling validation.
 
     Args:
         explicit: A path given in settings; wins when set.
 
     Returns:
-        The path of an existing file, or None.
+        The path of an existing file, or None (only if the package data is missing).
     """
     candidates: list[Path] = []
     if explicit:
@@ -63,13 +65,14 @@ def locate_spec(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     env = os.environ.get(SPEC_ENV)
     if env:
         candidates.append(Path(env))
-    repo_root = Path(__file__).resolve().parents[2]
-    candidates.append(repo_root.joinpath(*SPEC_RELATIVE))
-    candidates.append(Path.cwd().joinpath(*SPEC_RELATIVE))
     for path in candidates:
         if path.is_file():
             return path
-    return None
+        log.warning("OpenADR spec %s not found; using the packaged 3.1.1 copy", path)
+    packaged = resources.files(SPEC_PACKAGE).joinpath(SPEC_FILE)
+    # A wheel or an editable install gives a real directory (never a zip here).
+    path = Path(str(packaged))
+    return path if path.is_file() else None
 
 
 def _drop_discriminators(node: Any) -> None:

@@ -24,13 +24,15 @@ class VenSettings:
         poll_interval_s: Seconds between polls of ``GET /events``.
         request_timeout_s: Total timeout of one HTTP request.
         token_refresh_margin_s: Fetch a new token this long before the old one expires.
-        backoff_scale_s: Multiplies the reconnect delay ``uniform(0, 1.5**min(10, n))``.
+        backoff_scale_s: Seconds; after the n-th failure in a row the VEN waits a delay
+            drawn from ``[cap/2, cap]``, ``cap = backoff_scale_s × 1.5**min(10, n)``
+            (:mod:`vpp.openadr.backoff`).
         use_mqtt: Subscribe to the VTN's MQTT notifier when it offers one.
         report_on_interval_end: POST/PUT a report after each event interval ends
             when the event's reportDescriptors ask for USAGE, BASELINE, DELTA_USAGE
             or STORAGE_CHARGE_LEVEL.
         spec_path: openadr3.yaml to validate against (else ``VPP_OPENADR_SPEC``,
-            else ``../shared/specs/openadr-3.1.1/openadr3.yaml`` beside the repo).
+            else the OpenADR 3.1.1 copy shipped in ``vpp/openadr/spec/``).
         scope: OAuth2 scope to ask for, if the VTN wants one.
     """
 

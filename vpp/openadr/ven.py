@@ -15,11 +15,24 @@ modification number):
 - new, or a new version → ``sink.on_dispatch`` (``revision`` + 1);
 - deleted on the VTN, cancelled (User Guide 7.9), or changed to carry no
   dispatch payloads → ``sink.on_cancel`` if it had been dispatched;
-- schema-invalid or unmappable → logged once per version, counted in
-  :attr:`VenStatus.malformed_events`, skipped; the rest of the poll goes on.
+- schema-invalid or unmappable (for any reason: bad timing, units, a bug
+  in the mapping) → logged once per version with its reason, counted in
+  :attr:`VenStatus.malformed_events` and :attr:`VenStatus.rejected` by
+  reason, skipped; the rest of the poll goes on;
+- refused for good by the sink (:class:`DispatchRejected`) → rejected alone
+  the same way; any other sink error is retried at the next poll (counted);
+- still running (no end, or an end ahead) → ``sink.on_renew`` at every poll,
+  so the service can roll an open-ended event forward over its horizon.
 
-A failed cycle waits ``backoff_scale_s × uniform(0, 1.5**min(10, n))`` after
-the n-th failure in a row; an MQTT notification wakes the loop at once.
+A failed cycle waits a delay drawn from ``[cap/2, cap]`` with ``cap =
+backoff_scale_s × 1.5**min(10, n)`` after the n-th failure in a row
+(:mod:`vpp.openadr.backoff`; the decided delays are kept in
+:attr:`VenStatus.backoff_delays`); an MQTT notification wakes the loop at once.
+
+Every background task (the poll loop, the MQTT listener) is supervised: one
+that dies of an unexpected error is logged, counted in
+:attr:`VenStatus.tasks` (``restarts``, ``last_error``) and restarted after a
+backoff delay; :meth:`Ven.health` summarises it for ``/readyz``.
 """
 
 from __future__ import annotations
@@ -29,8 +42,9 @@ import contextlib
 import hashlib
 import json
 import logging
-import random
-from collections.abc import Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
@@ -39,10 +53,11 @@ from typing import Any, Self
 import aiohttp
 
 from vpp.openadr.auth import TokenProvider
+from vpp.openadr.backoff import backoff_delay
 from vpp.openadr.client import VtnClient
 from vpp.openadr.errors import (
     AuthError,
-    MappingError,
+    DispatchRejected,
     SchemaViolation,
     VtnError,
     VtnUnavailable,
@@ -69,6 +84,15 @@ Json = dict[str, Any]
 
 
 @dataclass(slots=True)
+class TaskHealth:
+    """One supervised background task of the VEN."""
+
+    running: bool = False  #: the task is running (not dead, not waiting to restart)
+    restarts: int = 0  #: times it died of an unexpected error and was restarted
+    last_error: str | None = None  #: repr of the error that killed it last
+
+
+@dataclass(slots=True)
 class VenStatus:
     """Counters and state of a running VEN, for health checks and metrics."""
 
@@ -76,13 +100,26 @@ class VenStatus:
     poll_failures: int = 0  #: failed cycles (VTN unreachable, 5xx, auth, bad body)
     consecutive_failures: int = 0  #: failures since the last success
     last_poll: datetime | None = None  #: end of the last successful cycle
-    malformed_events: int = 0  #: event versions skipped (schema or mapping)
+    malformed_events: int = 0  #: event versions skipped (schema, mapping or refusal)
+    #: rejected event versions by reason: ``schema``, ``mapping``, ``refused``
+    rejected: dict[str, int] = field(default_factory=dict)
     dispatches: int = 0  #: ``on_dispatch`` calls
+    dispatch_failures: int = 0  #: ``on_dispatch`` / ``on_renew`` calls that raised (retried)
+    report_failures: int = 0  #: reports that could not be built or were refused
     cancels: int = 0  #: ``on_cancel`` calls
     notifications: int = 0  #: MQTT messages (and reconnects) that woke the poll
     reports_sent: int = 0  #: POST/PUT /reports that succeeded
     ven_id: str | None = None  #: id of this VEN's ven object on the VTN
     mqtt_topics: tuple[str, ...] = ()  #: topics subscribed, if any
+    #: the last retry delays the poll loop decided, seconds (newest last)
+    backoff_delays: deque[float] = field(default_factory=lambda: deque(maxlen=32))
+    #: supervised tasks by name (``poll``, ``mqtt``)
+    tasks: dict[str, TaskHealth] = field(default_factory=dict)
+
+    def reject(self, reason: str) -> None:
+        """Count one rejected event version."""
+        self.malformed_events += 1
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
 
 @dataclass(slots=True)
@@ -132,12 +169,18 @@ class Ven:
         self.status = VenStatus()
         self.programs: dict[str, Json] = {}
         self._tracked: dict[str, _Tracked] = {}
-        self._rejected: dict[str, tuple[str, str]] = {}
+        #: event id -> (program id, version) of the version rejected last
+        self._rejected: dict[str, tuple[str, tuple[str, str]]] = {}
+        #: program id -> ids of its events that failed the schema at the last poll
+        self._schema_invalid: dict[str, set[str]] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._listener: NotificationListener | None = None
         self._listener_task: asyncio.Task[None] | None = None
         self._mqtt_checked = False
+        # Set on exit: a loop stops even if a library swallowed the cancellation
+        # (redis-py and asyncio.wait_for in 3.11 can, when it races a completion).
+        self._stopping = False
 
     # -- life cycle ---------------------------------------------------------
 
@@ -161,7 +204,9 @@ class Ven:
             schema=self._schema,
             timeout_s=self.settings.request_timeout_s,
         )
-        self._tasks.append(asyncio.create_task(self._run(), name="openadr-ven-poll"))
+        self._tasks.append(
+            asyncio.create_task(self._supervise("poll", self._run), name="openadr-ven-poll")
+        )
         return self
 
     async def __aexit__(
@@ -170,6 +215,8 @@ class Ven:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._stopping = True
+        self._wake.set()
         tasks = [*self._tasks, *([self._listener_task] if self._listener_task else [])]
         for task in tasks:
             task.cancel()
@@ -200,11 +247,60 @@ class Ven:
         """Wake the poll loop (used by MQTT notifications)."""
         self._wake.set()
 
+    def health(self) -> Json:
+        """A summary for ``/readyz``: tasks, VTN reachability, rejections.
+
+        Returns:
+            ``{"ok": bool, "tasks": {name: {"running", "restarts", "last_error"}},
+            "consecutive_failures": int, "last_poll": RFC 3339 | None,
+            "rejected_events": {reason: count}}``; ``ok`` is true when every task
+            runs and the last poll succeeded.
+        """
+        tasks = {
+            name: {"running": t.running, "restarts": t.restarts, "last_error": t.last_error}
+            for name, t in self.status.tasks.items()
+        }
+        ok = all(t.running for t in self.status.tasks.values())
+        last = self.status.last_poll
+        return {
+            "ok": ok and self.status.consecutive_failures == 0 and last is not None,
+            "tasks": tasks,
+            "consecutive_failures": self.status.consecutive_failures,
+            "last_poll": last.isoformat() if last is not None else None,
+            "rejected_events": dict(self.status.rejected),
+        }
+
+    async def _supervise(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``run()`` and restart it (after a backoff delay) whenever it dies.
+
+        Cancellation stops it; an error that is not handled inside the task is
+        logged with its traceback and counted in ``status.tasks[name]``.
+        """
+        health = self.status.tasks.setdefault(name, TaskHealth())
+        failures = 0
+        while not self._stopping:
+            health.running = True
+            started = time.monotonic()
+            try:
+                await run()
+                return
+            except Exception as exc:
+                health.running = False
+                health.restarts += 1
+                health.last_error = repr(exc)[:300]
+                # A task that ran a while before dying starts its backoff afresh.
+                failures = 1 if time.monotonic() - started > 60.0 else failures + 1
+                delay = backoff_delay(failures, self.settings.backoff_scale_s)
+                log.exception("VEN task %s died; restarting in %.2f s", name, delay)
+                await asyncio.sleep(delay)
+            finally:
+                health.running = False
+
     # -- the loop -------------------------------------------------------------
 
     async def _run(self) -> None:
         attempt = 0
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 await self.poll_once()
@@ -215,8 +311,9 @@ class Ven:
                 attempt += 1
                 self.status.poll_failures += 1
                 self.status.consecutive_failures = attempt
-                delay = self.settings.backoff_scale_s * random.uniform(0, 1.5 ** min(10, attempt))
-                log.warning("poll failed (%s); retrying in %.1f s", exc, delay)
+                delay = backoff_delay(attempt, self.settings.backoff_scale_s)
+                self.status.backoff_delays.append(delay)
+                log.warning("poll failed (%s); retrying in %.2f s", exc, delay)
             delay = min(delay, self._next_report_in())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(delay, 0.0))
@@ -234,6 +331,7 @@ class Ven:
         now = datetime.now(UTC)
         for name, program in self.programs.items():
             await self._poll_program(name, program, now)
+        await self._renew(now)
         await self._send_due_reports()
         self.status.polls += 1
         self.status.last_poll = datetime.now(UTC)
@@ -287,7 +385,7 @@ class Ven:
             return
         if self._listener_task is not None:
             self._listener_task.cancel()
-        self._listener = NotificationListener(
+        listener = NotificationListener(
             binding=binding,
             topics=topics,
             on_notification=self._on_notification,
@@ -295,8 +393,11 @@ class Ven:
             schema=self._schema,
             backoff_scale_s=self.settings.backoff_scale_s,
         )
+        self._listener = listener
         self.status.mqtt_topics = tuple(topics)
-        self._listener_task = asyncio.create_task(self._listener.run(), name="openadr-ven-mqtt")
+        self._listener_task = asyncio.create_task(
+            self._supervise("mqtt", listener.run), name="openadr-ven-mqtt"
+        )
 
     def _on_notification(self, notification: Json | None) -> None:
         self.status.notifications += 1
@@ -307,36 +408,60 @@ class Ven:
     async def _poll_program(self, name: str, program: Json, now: datetime) -> None:
         program_id = str(program["id"])
         page = await self.client.events(program_id)
-        self.status.malformed_events += page.invalid
+        # each schema-invalid event counts once while it stays invalid (id-less ones per poll)
+        fresh = page.invalid_ids - self._schema_invalid.get(program_id, set())
+        self._schema_invalid[program_id] = set(page.invalid_ids)
+        for _ in range(len(fresh) + page.invalid - len(page.invalid_ids)):
+            self.status.reject("schema")
         seen = set(page.invalid_ids)
         for event in page.items:
-            event_id = str(event["id"])
+            event_id = str(event.get("id"))
             seen.add(event_id)
-            version = _version(event)
-            tracked = self._tracked.get(event_id)
-            if (tracked and tracked.version == version) or self._rejected.get(event_id) == version:
-                continue
             try:
-                dispatch = event_to_dispatch(
-                    event,
-                    program_name=name,
-                    program_descriptors=program.get("payloadDescriptors") or [],
-                    settings=self.settings,
-                    revision=tracked.dispatch.revision + 1 if tracked else 1,
-                    now=now,
-                )
-            except (MappingError, KeyError, ValueError) as exc:
-                self._rejected[event_id] = version
-                self.status.malformed_events += 1
-                log.warning("event %s cannot be mapped, skipped: %s", event_id, exc)
-                continue
-            await self._apply(program_id, version, tracked, dispatch, now)
+                await self._consider(name, program, program_id, event, now)
+            except Exception as exc:
+                # One event must never stop the poll of the others (nor the VEN).
+                self._reject(program_id, event_id, _version(event), "mapping", exc)
         for event_id, tracked in list(self._tracked.items()):
             if tracked.program_id == program_id and event_id not in seen:
                 del self._tracked[event_id]
                 log.info("event %s is gone from the VTN", event_id)
                 if tracked.dispatched:
                     await self._cancel(event_id)
+        gone = [e for e, (p, _) in self._rejected.items() if p == program_id and e not in seen]
+        for event_id in gone:
+            del self._rejected[event_id]
+
+    async def _consider(
+        self, name: str, program: Json, program_id: str, event: Json, now: datetime
+    ) -> None:
+        event_id = str(event["id"])
+        version = _version(event)
+        tracked = self._tracked.get(event_id)
+        if (tracked and tracked.version == version) or self._rejected.get(event_id) == (
+            program_id,
+            version,
+        ):
+            return
+        dispatch = event_to_dispatch(
+            event,
+            program_name=name,
+            program_descriptors=program.get("payloadDescriptors") or [],
+            settings=self.settings,
+            revision=tracked.dispatch.revision + 1 if tracked else 1,
+            now=now,
+        )
+        await self._apply(program_id, version, tracked, dispatch, now)
+
+    def _reject(
+        self, program_id: str, event_id: str, version: tuple[str, str], reason: str, exc: Exception
+    ) -> None:
+        self._rejected[event_id] = (program_id, version)
+        self.status.reject(reason)
+        log.warning(
+            "event %s (version %s) rejected (%s): %s: %s",
+            event_id, version[0] or "?", reason, type(exc).__name__, exc,
+        )  # fmt: skip
 
     async def _apply(
         self,
@@ -356,7 +481,11 @@ class Ven:
         if act:
             try:
                 await self._sink.on_dispatch(dispatch)
+            except DispatchRejected as exc:
+                self._reject(program_id, dispatch.event_id, version, "refused", exc)
+                return
             except Exception:
+                self.status.dispatch_failures += 1
                 log.exception(
                     "on_dispatch failed for event %s; retrying next poll", dispatch.event_id
                 )
@@ -366,8 +495,24 @@ class Ven:
             await self._cancel(dispatch.event_id)
         new = _Tracked(program_id, version, dispatch, act)
         if tracked is not None:
-            new.report_id, new.reported = tracked.report_id, tracked.reported
+            # Reported intervals stay in the report while their timing is unchanged.
+            same = {i.interval_id for i in dispatch.intervals} & {
+                i.interval_id for i in tracked.dispatch.intervals if i in dispatch.intervals
+            }
+            new.report_id = tracked.report_id
+            new.reported = {k: v for k, v in tracked.reported.items() if k in same}
         self._tracked[dispatch.event_id] = new
+
+    async def _renew(self, now: datetime) -> None:
+        for tracked in list(self._tracked.values()):
+            dispatch, end = tracked.dispatch, tracked.dispatch.end
+            if not tracked.dispatched or dispatch.cancelled or (end is not None and end <= now):
+                continue
+            try:
+                await self._sink.on_renew(dispatch)
+            except Exception:
+                self.status.dispatch_failures += 1
+                log.exception("on_renew failed for event %s", dispatch.event_id)
 
     async def _cancel(self, event_id: str) -> None:
         try:
@@ -383,7 +528,7 @@ class Ven:
         return [
             i
             for i in tracked.dispatch.intervals
-            if i.end <= now and i.interval_id not in tracked.reported
+            if (end := i.end) is not None and end <= now and i.interval_id not in tracked.reported
         ]
 
     def _reporting(self) -> list[_Tracked]:
@@ -396,12 +541,18 @@ class Ven:
         ]
 
     def _next_report_in(self) -> float:
+        """Seconds until the next interval ends that is still to be reported.
+
+        Only intervals ending in the future count: one whose report could not
+        be made (no reading yet, a refusal) is retried at the poll cadence,
+        never in a tight loop.
+        """
         now = datetime.now(UTC)
         ends = [
-            (i.end - now).total_seconds()
+            (end - now).total_seconds()
             for t in self._reporting()
             for i in t.dispatch.intervals
-            if i.interval_id not in t.reported
+            if i.interval_id not in t.reported and (end := i.end) is not None and end > now
         ]
         return max(0.05, min(ends, default=float("inf")))
 
@@ -409,8 +560,16 @@ class Ven:
         now = datetime.now(UTC)
         for tracked in self._reporting():
             due = self._due(tracked, now)
-            if due:
+            if not due:
+                continue
+            try:
                 await self.send_report(tracked.dispatch.event_id, due)
+            except (VtnUnavailable, AuthError):
+                raise  # the VTN is down: the poll backs off
+            except Exception:
+                # One event's report never stops the others, nor the poll.
+                self.status.report_failures += 1
+                log.exception("report on event %s failed", tracked.dispatch.event_id)
 
     async def send_report(
         self, event_id: str, intervals: Sequence[DispatchInterval] | None = None

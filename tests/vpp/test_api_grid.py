@@ -181,7 +181,7 @@ async def test_park_operator_cannot_send_events(client: TestClient, auth: TokenF
 
 
 async def test_patch_with_six_targets_extends_a_four_interval_event(
-    client: TestClient, grid: dict[str, str]
+    client: TestClient, grid: dict[str, str], park: None
 ) -> None:
     # Issue 8 case 9, REST form: answered 409 ("must keep the event's 4 intervals") before.
     url = f"/v1/parks/{PARK}/events"

@@ -79,7 +79,7 @@ async def test_readyz_follows_redis_and_errors_are_counted(
     redis.stop()
     resp = await client.get("/readyz")
     assert resp.status == 503
-    assert await resp.json() == {"ready": False, "redis": False}
+    assert await resp.json() == {"ready": False, "redis": False, "components": {}}
     assert (await client.get("/healthz")).status == 200
     resp = await client.get(f"/v1/parks/{PARK}/assets", headers={"Authorization": "Bearer x"})
     assert resp.status == 503

@@ -26,6 +26,17 @@ log = logging.getLogger("vpp.event_store")
 
 _RETRIES = 20
 
+# KEYS: event, index. ARGV: id, payload, score (start, UNIX s).
+# Record and index in one step: a create cut short (a cancelled task, a lost
+# connection) must never leave an event that the park's index does not list.
+_CREATE = """
+if redis.call('SET', KEYS[1], ARGV[2], 'NX') then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
+  return 1
+end
+return 0
+"""
+
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -40,6 +51,7 @@ class EventStore:
 
     def __init__(self, state: State) -> None:
         self.state = state
+        self._create = state.redis.register_script(_CREATE)
 
     async def create(
         self, park: str, request: EventRequest, now: datetime
@@ -55,11 +67,10 @@ class EventStore:
         record = EventRecord.new(park, request, now)
         keys = self.state.park(park)
         async with self.state.guard("event_create"):
-            created = await self.state.redis.set(
-                keys.event(record.id), pack(record.to_json()), nx=True
+            created = await self._create(
+                keys=[keys.event(record.id), keys.events],
+                args=[record.id, pack(record.to_json()), record.start.timestamp()],
             )
-            if created:
-                await self.state.redis.zadd(keys.events, {record.id: record.start.timestamp()})
         if not created:
             stored = await self.get(park, record.id)
             if stored.fingerprint != record.fingerprint:

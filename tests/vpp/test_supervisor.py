@@ -299,3 +299,18 @@ async def test_failed_adapter_is_restarted(
         async with _sim_charger(sup_settings.ocpp.port, "CP-1"):
             await eventually(_live(state, "ev-1"))
         assert sup.adapter(label) is not None
+
+
+async def test_a_park_created_after_the_first_reconcile_is_served_at_the_next_park_poll(
+    state: State, supervisor: Any, topic_prefix: str
+) -> None:
+    # The look for new parks was put off to the next full reconcile (30 s by
+    # default), so a park enrolled just after start-up went unserved that long.
+    async with supervisor(reconcile_interval_s=300.0, park_poll_s=0.2) as sup:
+        assert sup.routes(PARK) == {}
+        await _enroll(state, _load("hvac-1", topic_prefix))
+        await eventually(lambda: _true("hvac-1" in sup.routes(PARK)), within=20.0)
+
+
+async def _true(value: bool) -> bool:
+    return value

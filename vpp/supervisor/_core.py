@@ -543,7 +543,8 @@ class Supervisor:
                 if now >= next_full:
                     await self.reconcile()
                     self._ready.set()
-                    next_full = next_parks = now + self._reconcile_s
+                    # a park created right after this must not wait for the next full pass
+                    next_full, next_parks = now + self._reconcile_s, now + self._park_poll_s
                 elif self._fixed_parks is None and now >= next_parks:
                     new = set(await self._state.list_parks()) - set(self._plans)
                     if new:

@@ -137,7 +137,9 @@ async def create_event(request: web.Request) -> web.Response:
         # accepted, and the record says what the park expects to deliver.
         _wake(request)
         expected = await expected_delivery(request.app[STATE], park, event, now)
-        record = await store.update(park, record.id, lambda r: setattr(r, "expected", expected))
+        await store.update(park, record.id, lambda r: setattr(r, "expected", expected))
+        # The answer is the event as received (GET shows where the loop has taken it since).
+        record.expected = expected
     return _body(record, 202, headers)
 
 

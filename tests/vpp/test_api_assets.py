@@ -164,3 +164,27 @@ async def test_park_metadata(client: TestClient, operator: dict[str, str]) -> No
     assert [i["park"]["name"] for i in items] == ["Nansha demo"]
     resp = await client.put(f"/v1/parks/{PARK}", json={"id": "other"}, headers=operator)
     assert resp.status == 422
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000 + "]" * 100_000,  # json.loads: RecursionError (was a 500)
+        '{"a":' * 1000 + "1" + "}" * 1000,
+        '{"kind": "pv", "x": ' + "[" * 40 + "]" * 40 + "}",  # parses, deeper than any schema
+    ],
+    ids=["arrays-100000", "objects-1000", "arrays-40"],
+)
+async def test_deeply_nested_json_is_a_400_not_a_500(
+    client: TestClient, operator: dict[str, str], body: str
+) -> None:
+    for method, url in [
+        ("POST", f"/v1/parks/{PARK}/assets"),
+        ("PUT", f"/v1/parks/{PARK}"),
+    ]:
+        resp = await client.request(
+            method, url, data=body, headers={**operator, "Content-Type": "application/json"}
+        )
+        assert resp.status == 400, (method, await resp.text())
+        assert resp.content_type == "application/problem+json"
+        assert "nested deeper than" in (await resp.json())["detail"]

@@ -23,8 +23,10 @@ import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeAlias, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -359,12 +361,29 @@ class LiveState(_Model):
     ts: datetime = Field(default_factory=utcnow)
 
 
+def _known_zone(value: str) -> str:
+    # The tz database (zoneinfo, with the tzdata package where the system has none).
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}: give an IANA name") from None
+    return value
+
+
+#: A name of the IANA tz database (``Asia/Shanghai``); anything else is refused.
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
+
+
 class Park(_Model):
     """A park's metadata."""
 
     id: ParkId
     name: str = Field(default="", max_length=200)
-    timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    timezone: TimeZoneName = Field(
+        default="Asia/Shanghai",
+        max_length=64,
+        description="an IANA time-zone name (the tz database), e.g. Asia/Shanghai",
+    )
     description: str = Field(default="", max_length=2000)
     baseline_method: Literal["model", "pre_event"] = Field(
         default="model",

@@ -15,13 +15,15 @@ The rules, stated independently of the service's code:
 * battery: soc_min < soc_max; EV charger: min_charge_kw <= max_charge_kw;
   flexible load: max_shed_kw <= baseline_kw;
 * bid rules: price_floor <= price_cap;
-* ``PUT /v1/parks/{park}``: a body ``id`` is the park in the path.
+* ``PUT /v1/parks/{park}``: a body ``id`` is the park in the path, and
+  ``timezone`` is a name of the IANA tz database.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import available_timezones
 
 import schemathesis
 from schemathesis import Case
@@ -78,6 +80,12 @@ def map_case(context: HookContext, case: Case) -> Case:
         _bid(case.body)
     elif operation == "enrollAsset":
         _asset(case.body)
-    elif operation == "putPark" and case.body.get("id") is not None:
-        case.body["id"] = case.path_parameters["park"]
+    elif operation == "putPark":
+        if case.body.get("id") is not None:
+            case.body["id"] = case.path_parameters["park"]
+        if "timezone" in case.body and case.body["timezone"] not in _ZONES:
+            case.body["timezone"] = "Asia/Shanghai"
     return case
+
+
+_ZONES = available_timezones()

@@ -166,6 +166,18 @@ async def test_park_metadata(client: TestClient, operator: dict[str, str]) -> No
     assert resp.status == 422
 
 
+async def test_a_park_timezone_is_a_tz_database_name(
+    client: TestClient, operator: dict[str, str]
+) -> None:
+    url = f"/v1/parks/{PARK}"
+    resp = await client.put(url, json={"timezone": "Mars/Olympus"}, headers=operator)
+    assert resp.status == 422
+    assert [e["field"] for e in (await resp.json())["errors"]] == ["timezone"]
+    resp = await client.put(url, json={"timezone": "Asia/Hong_Kong"}, headers=operator)
+    assert resp.status == 200
+    assert (await resp.json())["timezone"] == "Asia/Hong_Kong"
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -444,6 +444,8 @@ def parse_asset(data: Any) -> Battery | EvCharger | FlexibleLoad | Pv:
     model = ASSET_MODELS.get(kind) if isinstance(kind, str) else None
     if model is None:
         kinds = ", ".join(ASSET_MODELS)
+        if kind is None:
+            raise InvalidInput([FieldError("kind", f"Field required; one of {kinds}", "missing")])
         raise InvalidInput([FieldError("kind", f"unknown kind {kind!r}; one of {kinds}", "kind")])
     try:
         # Validating against the kind's own model keeps the error paths free of

@@ -188,3 +188,12 @@ def test_nan_and_infinity_are_refused() -> None:
         with pytest.raises(InvalidInput) as caught:
             parse_asset(sample(capacity_kwh=value))
         assert caught.value.fields == ["capacity_kwh"]
+
+
+def test_a_missing_kind_is_named_as_missing() -> None:
+    body = {k: v for k, v in sample("battery").items() if k != "kind"}
+    with pytest.raises(InvalidInput) as caught:
+        parse_asset(body)
+    [error] = caught.value.errors
+    assert (error.field, error.type) == ("kind", "missing")
+    assert error.message.startswith("Field required")

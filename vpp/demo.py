@@ -156,6 +156,11 @@ def _fmt(v: float | None) -> str:
     return "      -" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:8.1f}"
 
 
+def _whole(v: float | None) -> str:
+    # a report's totals are null until an interval is measured
+    return "-" if v is None else f"{v:.0f}"
+
+
 async def _watch(grid: _Grid, event_id: str, clock: Clock, until: datetime) -> dict[str, Any]:
     """Show the event live until it is over; return the final record."""
     shown_state = ""
@@ -317,10 +322,11 @@ async def _run(settings: Settings, opts: DemoOptions, redis_url: str, out_dir: P
         _say(_report_table(report))
         perf = report["performance"]
         _say(
-            f"result:  {record['state']}; delivered {report['delivered_kwh']:.0f} of "
-            f"{report['requested_kwh']:.0f} kWh ({'-' if perf is None else f'{perf:.1%}'}); "
-            f"settlement estimate {report['settlement']:.0f} {report['currency']}; avoided "
-            f"{report['avoided_co2_kg']:.0f} kg CO2 (factor: {report['emission_factor_source']})"
+            f"result:  {record['state']}; delivered {_whole(report['delivered_kwh'])} of "
+            f"{_whole(report['requested_kwh'])} kWh ({'-' if perf is None else f'{perf:.1%}'}); "
+            f"settlement estimate {_whole(report['settlement'])} {report['currency']} "
+            f"({report['settlement_note']}); avoided {_whole(report['avoided_co2_kg'])} kg CO2 "
+            f"(factor: {report['emission_factor_source']})"
         )
         _say(f"report:  {out_dir / (event_id + '.json')} and .csv")
         return 0 if record["state"] == "completed" else 1

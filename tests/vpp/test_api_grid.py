@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from adapters.types import Confirmation
 from tests.vpp.conftest import TokenFactory
 from tests.vpp.samples import PARK, sample
+from vpp.clock import Clock
+from vpp.control import ControlLoop, ControlSettings
+from vpp.event_store import EventStore
+from vpp.events import EventRecord, EventState
 from vpp.model import LiveState
 from vpp.state import State
 
@@ -194,3 +200,107 @@ async def test_patch_with_six_targets_extends_a_four_interval_event(
     assert len(event["baseline_kw"]) == len(event["measured_kw"]) == 6
     resp = await client.get(f"{url}/ev-4/report", headers=grid)
     assert len((await resp.json())["intervals"]) == 6
+
+
+class NoSendSink:
+    """The control loop's device seam: nothing may be sent for these events."""
+
+    async def send(
+        self, park: str, setpoints: Mapping[str, float], *, hold_s: float
+    ) -> dict[str, Confirmation]:
+        raise AssertionError(f"setpoints sent before any event started: {dict(setpoints)}")
+
+    async def release(self, park: str, asset_ids: Iterable[str]) -> dict[str, bool]:
+        return dict.fromkeys(asset_ids, True)
+
+
+async def control_cycle(state: State) -> None:
+    """One cycle of the park's real control loop (schedules or fails received events)."""
+    ctl = ControlLoop(
+        park=PARK, state=state, events=EventStore(state), sink=NoSendSink(), clock=Clock(),
+        settings=ControlSettings(period_s=60, lease_ttl_s=5),
+    )  # fmt: skip
+    assert await ctl.lease.acquire()
+    try:
+        await ctl.cycle()
+    finally:
+        await ctl.lease.release()
+
+
+REPORT_TOTALS = ("requested_kwh", "delivered_kwh", "performance", "threshold_met", "payment")
+NOT_MEASURED = ("measured_kw", "delivered_kw", "performance", "payable_kwh")
+
+
+async def test_reports_of_a_scheduled_and_a_failed_event_count_nothing(
+    client: TestClient, state: State, park: None, grid: dict[str, str]
+) -> None:
+    # Issue 8: a scheduled event 30 min ahead reported penalty 2400, settlement
+    # -2400, threshold_met false, delivered 0.0 per interval and a nan baseline
+    # in CSV; one the control loop failed for overlapping it, penalty 4000000.0.
+    url = f"/v1/parks/{PARK}/events"
+    start = (datetime.now(UTC) + timedelta(minutes=30)).replace(microsecond=0)
+    ahead = event_body(id="ev-ahead", start=start.isoformat(), target_kw=1500)
+    assert (await client.post(url, json=ahead, headers=grid)).status == 202
+    await control_cycle(state)
+    huge = event_body(id="ev-huge", start=start.isoformat(), target_kw=2_500_000)
+    assert (await client.post(url, json=huge, headers=grid)).status == 202
+    await control_cycle(state)
+
+    resp = await client.get(f"{url}/ev-ahead/report", headers=grid)
+    assert resp.status == 200, await resp.text()
+    report = await resp.json()
+    assert report["state"] == "scheduled" and len(report["intervals"]) == 8
+    for name in ("penalty", "settlement", *REPORT_TOTALS, "avoided_co2_kg"):
+        assert report[name] is None, name
+    assert report["settlement_status"] == "pending" and report["intervals_measured"] == 0
+    for row in report["intervals"]:
+        assert row["target_kw"] == -1500.0 and row["baseline_kw"] is None
+        assert all(row[name] is None for name in NOT_MEASURED), row
+    resp = await client.get(f"{url}/ev-ahead/report", params={"format": "csv"}, headers=grid)
+    text = await resp.text()
+    assert "nan" not in text.lower()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 8
+    assert all(r["baseline_kw"] == "" and r["delivered_kw"] == "" for r in rows)
+
+    resp = await client.get(f"{url}/ev-huge/report", headers=grid)
+    report = await resp.json()
+    assert report["state"] == "failed", report
+    assert report["penalty"] is None and report["settlement"] is None
+    assert report["payment"] is None and report["threshold_met"] is None
+    assert report["settlement_status"] == "none"
+    assert "overlaps event ev-ahead" in report["settlement_note"]
+    assert "no penalty" in report["settlement_note"]
+
+
+async def test_report_of_an_event_cancelled_midway_settles_its_measured_intervals(
+    client: TestClient, state: State, park: None, grid: dict[str, str]
+) -> None:
+    url = f"/v1/parks/{PARK}/events"
+    body = event_body(id="ev-cut", target_kw=400, duration_minutes=60)
+    assert (await client.post(url, json=body, headers=grid)).status == 202
+
+    def measure_two(r: EventRecord) -> None:
+        # what the control loop writes: the baseline of every interval, then
+        # each interval's measured mean as it ends
+        r.transition(EventState.ACTIVE, datetime.now(UTC))
+        r.baseline_kw = [1600.0] * 4
+        r.measured_kw[:2] = [1250.0, 1300.0]
+
+    await EventStore(state).update(PARK, "ev-cut", measure_two)
+    assert (await client.delete(f"{url}/ev-cut", headers=grid)).status == 202
+
+    report = await (await client.get(f"{url}/ev-cut/report", headers=grid)).json()
+    assert report["state"] == "cancelled"
+    assert report["requested_kwh"] == pytest.approx(200.0)  # 400 kW x 2 x 15 min
+    assert report["delivered_kwh"] == pytest.approx(162.5)  # (350 + 300) kW x 15 min
+    assert report["performance"] == pytest.approx(0.8125) and report["threshold_met"] is True
+    assert report["payment"] == pytest.approx(568.75) and report["penalty"] == 0
+    assert report["settlement"] == pytest.approx(568.75)
+    assert report["avoided_co2_kg"] == pytest.approx(162.5 * 0.5703, abs=0.01)
+    assert [r["delivered_kw"] for r in report["intervals"]] == [350.0, 300.0, None, None]
+    assert report["settlement_status"] == "final" and report["intervals_measured"] == 2
+    resp = await client.get(f"{url}/ev-cut/report", params={"format": "csv"}, headers=grid)
+    rows = list(csv.DictReader(io.StringIO(await resp.text())))
+    assert [r["delivered_kw"] for r in rows] == ["350.0", "300.0", "", ""]
+    assert [r["baseline_kw"] for r in rows] == ["1600.0"] * 4

@@ -35,7 +35,14 @@ from vpp.events import (
     parse_event_patch,
     parse_event_request,
 )
-from vpp.reports import EmissionFactor, EventReport, SettlementRules, build_report, report_csv
+from vpp.reports import (
+    EmissionFactor,
+    EventReport,
+    SettlementRules,
+    SettlementStatus,
+    build_report,
+    report_csv,
+)
 
 __all__ = ["CLOCK", "EVENTS", "ROUTES", "WAKE"]
 
@@ -72,7 +79,7 @@ class EventList(BaseModel):
 
 
 class IntervalRow(BaseModel):
-    """One interval of a report (kW, kWh; null where not measured yet)."""
+    """One interval of a report (kW, kWh; null where not measured yet, never 0)."""
 
     start: datetime
     target_kw: float = Field(description="signed deviation asked (negative = less load)")
@@ -84,19 +91,28 @@ class IntervalRow(BaseModel):
 
 
 class ReportPayload(BaseModel):
-    """An event's performance report (see ``vpp.reports``); null where not measured yet."""
+    """An event's performance report (see ``vpp.reports``).
+
+    Totals are over the measured intervals only and null while none is
+    measured; ``settlement_status`` says whether the settlement is pending,
+    provisional, final or none (the event ended before any interval was
+    measured: no settlement and no penalty), and ``settlement_note`` says why.
+    """
 
     event_id: str
     state: EventState
     interval_s: float
     intervals: list[IntervalRow]
-    requested_kwh: float | None
+    intervals_measured: int = Field(ge=0, description="intervals the totals are taken over")
+    requested_kwh: float | None = Field(description="asked over the measured intervals")
     delivered_kwh: float | None
     performance: float | None
-    threshold_met: bool
+    threshold_met: bool | None
     payment: float | None
     penalty: float | None
     settlement: float | None
+    settlement_status: SettlementStatus
+    settlement_note: str
     currency: str
     avoided_co2_kg: float | None
     emission_factor_t_per_mwh: float
@@ -189,16 +205,18 @@ def event_report(record: EventRecord, request: web.Request) -> EventReport:
         currency=cfg.currency,
     )
     emission = EmissionFactor(cfg.emission_factor_t_per_mwh, cfg.emission_factor_source)
-    nan = float("nan")
+    state = record.state.value
     return build_report(
         event_id=record.id,
         starts=record.interval_starts(),
         interval_s=record.interval_s,
         target_kw=record.target_kw,
-        baseline_kw=[nan if v is None else v for v in record.baseline_kw],
-        measured_kw=[nan if v is None else v for v in record.measured_kw],
+        baseline_kw=record.baseline_kw,
+        measured_kw=record.measured_kw,
         rules=rules,
         emission=emission,
+        final=record.terminal,
+        why=f"{state}: {record.reason}" if record.reason else state,
     )
 
 
@@ -211,18 +229,7 @@ async def get_report(request: web.Request) -> web.StreamResponse:
         return web.Response(text=report_csv(report), content_type="text/csv")
     data = report.as_dict()
     data["state"] = record.state.value
-    return json_response(ReportPayload.model_validate(_finite(data)), exclude_none=False)
-
-
-def _finite(value: object) -> object:
-    """JSON has no NaN: unmeasured values become null."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
+    return json_response(ReportPayload.model_validate(data), exclude_none=False)
 
 
 ROUTES = [

@@ -44,8 +44,11 @@ from vpp.model import ID_PATTERN, Integer, integral, invalid_input, parse_json_d
 __all__ = [
     "INTERVAL_CHOICES",
     "MAX_LEAD",
+    "MAX_SPAN",
+    "MAX_TARGET_KW",
     "TERMINAL_STATES",
     "EventKind",
+    "EventOverlap",
     "EventPatch",
     "EventRecord",
     "EventRequest",
@@ -53,6 +56,7 @@ __all__ = [
     "ExpectedDelivery",
     "IllegalTransition",
     "check_window",
+    "first_overlap",
     "parse_event_patch",
     "parse_event_request",
 ]
@@ -62,6 +66,9 @@ MAX_INTERVALS = 96
 #: Interval lengths an event may use: those that divide the hour, so intervals
 #: line up with the market's quarter-hours and hours.
 INTERVAL_CHOICES = tuple(m for m in range(1, 61) if 60 % m == 0)
+#: Longest window an event can have: `MAX_INTERVALS` of the longest interval.
+#: An event that overlaps a window starts less than this before its end.
+MAX_SPAN = timedelta(minutes=max(INTERVAL_CHOICES) * MAX_INTERVALS)
 #: Largest magnitude an event may ask for, kW (10 GW: above any award a park
 #: could hold; it keeps energy and money sums finite).
 MAX_TARGET_KW = 1e7
@@ -125,6 +132,48 @@ class IllegalTransition(Conflict):
     def single(cls, field: str, message: str) -> IllegalTransition:
         """Make the error for one field."""
         return cls(field, message)
+
+
+class EventOverlap(IllegalTransition):
+    """An event's window would overlap another open event of the park (HTTP 409).
+
+    The control loop runs one event of a park at a time, so a create or an
+    extension that runs into an event that is received, scheduled or active
+    is refused at once.
+
+    Attributes:
+        other: the event it would overlap.
+    """
+
+    def __init__(self, field: str, other: EventRecord) -> None:
+        self.other = other
+        super().__init__(
+            field,
+            f"the window overlaps event {other.id}, which is {other.state.value} from "
+            f"{other.start.isoformat()} to {other.end.isoformat()}",
+        )
+
+
+def first_overlap(
+    event_id: str, start: datetime, end: datetime, others: Sequence[EventRecord]
+) -> EventRecord | None:
+    """The first open event of ``others`` whose window overlaps ``[start, end)``.
+
+    Args:
+        event_id: the event being placed (its own record is skipped).
+        start: its window's start.
+        end: its window's end.
+        others: the park's events.
+
+    Returns:
+        An event other than ``event_id`` that is not over (received,
+        scheduled or active) and shares some time with the window, or None.
+    """
+    for other in others:
+        open_ = other.id != event_id and not other.terminal
+        if open_ and other.start < end and start < other.end:
+            return other
+    return None
 
 
 class _Payload(BaseModel):
@@ -294,14 +343,13 @@ class EventPatch(_Payload):
     is measured and settled whole; DELETE stops an event at once).
     """
 
-    targets_kw: list[float] = Field(min_length=1, max_length=MAX_INTERVALS)
-
-    @model_validator(mode="after")
-    def _non_negative(self) -> EventPatch:
-        bad = [i for i, v in enumerate(self.targets_kw) if v < 0]
-        if bad:
-            raise ValueError(f"targets_kw: must be >= 0 (index {bad[0]})")
-        return self
+    # The same bounds as the create's (`EventRequest`), stated per item in the schema.
+    targets_kw: list[Annotated[float, Field(ge=0, le=MAX_TARGET_KW)]] = Field(
+        min_length=1,
+        max_length=MAX_INTERVALS,
+        description=f"Requested deviation magnitude per interval from the event's start, "
+        f"0 ≤ kW ≤ {MAX_TARGET_KW:g}.",
+    )
 
 
 def _parse(model: type[_Payload], data: Any) -> Any:
@@ -403,6 +451,22 @@ class EventRecord(BaseModel):
             created=now,
             updated=now,
             history=[{"state": EventState.RECEIVED.value, "at": now.isoformat()}],
+        )
+
+    def as_request(self) -> EventRequest:
+        """The create body of the event as it stands now (its current targets as magnitudes).
+
+        Used to estimate delivery (`vpp.bids.expected_delivery`) again after a change.
+        """
+        return EventRequest(
+            id=self.id,
+            kind=self.kind,
+            start=self.start,
+            interval_minutes=self.interval_s // 60,
+            targets_kw=[abs(v) for v in self.target_kw],
+            price_per_kwh=self.price_per_kwh,
+            bid_id=self.bid_id,
+            source="openadr" if self.source == "openadr" else "rest",
         )
 
     @property

@@ -531,9 +531,19 @@ class EventRecord(BaseModel):
 
         Raises:
             IllegalTransition: The event is over (completed, cancelled, failed).
+            InvalidInput: naming ``targets_kw``: no magnitudes, more than
+                `MAX_INTERVALS`, or one outside 0 ≤ kW ≤ `MAX_TARGET_KW` (the
+                create's bounds, for callers that do not go through `EventPatch`).
         """
         if self.terminal:
             raise IllegalTransition.single("state", f"a {self.state.value} event cannot change")
+        bad = [i for i, v in enumerate(magnitudes) if not 0 <= v <= MAX_TARGET_KW]
+        if bad or not 0 < len(magnitudes) <= MAX_INTERVALS:
+            where = (
+                f"index {bad[0]} is {magnitudes[bad[0]]!r}" if bad else f"{len(magnitudes)} given"
+            )
+            message = f"1 to {MAX_INTERVALS} magnitudes, each 0 ≤ kW ≤ {MAX_TARGET_KW:g} ({where})"
+            raise InvalidInput([FieldError("targets_kw", message)])
         sign = -1.0 if self.kind is EventKind.PEAK_SHAVING else 1.0
         new = [sign * v if v else 0.0 for v in magnitudes]
         started = self.started(now)

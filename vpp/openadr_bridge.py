@@ -356,7 +356,7 @@ class OpenAdrBridge:
             return  # the same version again (a restart, or a renewal with nothing new)
         try:
             updated = await self.events.resize(self.park, record.id, magnitudes, now)
-        except IllegalTransition as exc:
+        except (IllegalTransition, InvalidInput) as exc:
             raise DispatchRejected(f"service event {record.id}: {exc}") from exc
         log.info(
             "OpenADR event of %s: service event %s now %d slots of %d min",

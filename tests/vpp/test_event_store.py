@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from vpp.errors import Conflict, NotFound
+from vpp.errors import Conflict, InvalidInput, NotFound
 from vpp.event_store import EventStore
 from vpp.events import (
     EventOverlap,
@@ -170,3 +170,14 @@ async def test_a_create_and_an_extension_racing_each_other_cannot_both_win(
         ev1 = await store.get(park, "ev-1")
         others = [r for r in await store.open_events(park) if r.id != "ev-1"]
         assert len(ev1.target_kw) == 4 or others == []
+
+
+async def test_resize_holds_the_create_bounds_for_every_caller(store: EventStore) -> None:
+    # the OpenADR bridge resizes through the store, not through EventPatch
+    await store.create("p1", request(), T0)
+    for magnitudes in ([1e308, 1e308], [float("nan")], [-1.0], [], [500.0] * 97):
+        with pytest.raises(InvalidInput) as refused:
+            await store.resize("p1", "ev-1", magnitudes, T0)
+        assert refused.value.fields == ["targets_kw"]
+    assert (await store.get("p1", "ev-1")).target_kw == [-500.0] * 4
+    assert (await store.resize("p1", "ev-1", [1e7], T0)).target_kw == [-1e7]

@@ -29,7 +29,6 @@ from redis.asyncio.client import Pipeline
 
 from vpp.errors import Conflict, NotFound
 from vpp.events import (
-    MAX_SPAN,
     EventOverlap,
     EventRecord,
     EventRequest,
@@ -106,19 +105,25 @@ class EventStore:
     async def _neighbours(
         self, pipe: Pipeline, keys: Keys, record: EventRecord
     ) -> list[EventRecord]:
-        """Watch and read the events that could overlap ``record``'s window.
+        """Watch and read the open events that could overlap ``record``'s window.
 
         ``pipe`` is watching (immediate mode) and already watches the index,
-        so an event created meanwhile fails the transaction. An event lasts at
-        most `MAX_SPAN` and keeps its start, so only events starting within
-        `MAX_SPAN` before the window's start, up to its end, can reach into it.
+        so an event created meanwhile fails the transaction. Every event that
+        starts before the window ends is a candidate (no lookback bound: the
+        OpenADR bridge rolls an open-ended event forward, so an event can
+        start any time before); the open ones are watched, then read again,
+        so a change to one of them (an extension) fails the transaction too.
+        An event that is over never changes again, so it needs no watch.
         """
-        low, high = (record.start - MAX_SPAN).timestamp(), record.end.timestamp()
-        ids = await pipe.zrangebyscore(keys.events, low, high)
+        ids = await pipe.zrangebyscore(keys.events, "-inf", record.end.timestamp())
         names = [keys.event(_text(i)) for i in ids if _text(i) != record.id]
         if not names:
             return []
-        await pipe.watch(*names)  # a change to one of them (an extension) fails the transaction
+        first = [EventRecord.model_validate(unpack(r)) for r in await pipe.mget(names) if r]
+        names = [keys.event(r.id) for r in first if not r.terminal]
+        if not names:
+            return []
+        await pipe.watch(*names)
         raws = await pipe.mget(names)
         return [EventRecord.model_validate(unpack(r)) for r in raws if r is not None]
 

@@ -44,7 +44,6 @@ from vpp.model import ID_PATTERN, Integer, integral, invalid_input, parse_json_d
 __all__ = [
     "INTERVAL_CHOICES",
     "MAX_LEAD",
-    "MAX_SPAN",
     "MAX_TARGET_KW",
     "TERMINAL_STATES",
     "EventKind",
@@ -66,9 +65,6 @@ MAX_INTERVALS = 96
 #: Interval lengths an event may use: those that divide the hour, so intervals
 #: line up with the market's quarter-hours and hours.
 INTERVAL_CHOICES = tuple(m for m in range(1, 61) if 60 % m == 0)
-#: Longest window an event can have: `MAX_INTERVALS` of the longest interval.
-#: An event that overlaps a window starts less than this before its end.
-MAX_SPAN = timedelta(minutes=max(INTERVAL_CHOICES) * MAX_INTERVALS)
 #: Largest magnitude an event may ask for, kW (10 GW: above any award a park
 #: could hold; it keeps energy and money sums finite).
 MAX_TARGET_KW = 1e7
@@ -531,18 +527,17 @@ class EventRecord(BaseModel):
 
         Raises:
             IllegalTransition: The event is over (completed, cancelled, failed).
-            InvalidInput: naming ``targets_kw``: no magnitudes, more than
-                `MAX_INTERVALS`, or one outside 0 ≤ kW ≤ `MAX_TARGET_KW` (the
-                create's bounds, for callers that do not go through `EventPatch`).
+            InvalidInput: naming ``targets_kw``: no magnitudes, or one outside
+                0 ≤ kW ≤ `MAX_TARGET_KW` (the create's bounds, for callers that do
+                not go through `EventPatch`). The length is not capped here: the
+                OpenADR bridge rolls an open-ended event forward past `MAX_INTERVALS`.
         """
         if self.terminal:
             raise IllegalTransition.single("state", f"a {self.state.value} event cannot change")
         bad = [i for i, v in enumerate(magnitudes) if not 0 <= v <= MAX_TARGET_KW]
-        if bad or not 0 < len(magnitudes) <= MAX_INTERVALS:
-            where = (
-                f"index {bad[0]} is {magnitudes[bad[0]]!r}" if bad else f"{len(magnitudes)} given"
-            )
-            message = f"1 to {MAX_INTERVALS} magnitudes, each 0 ≤ kW ≤ {MAX_TARGET_KW:g} ({where})"
+        if bad or not magnitudes:
+            where = f"index {bad[0]} is {magnitudes[bad[0]]!r}" if bad else "none given"
+            message = f"at least one magnitude, each 0 ≤ kW ≤ {MAX_TARGET_KW:g} ({where})"
             raise InvalidInput([FieldError("targets_kw", message)])
         sign = -1.0 if self.kind is EventKind.PEAK_SHAVING else 1.0
         new = [sign * v if v else 0.0 for v in magnitudes]

@@ -6,6 +6,16 @@ event (the API modifies or cancels it, the loop moves its state and fills in
 what was delivered), so every change is a read-modify-write under ``WATCH``
 that retries when the other side wrote in between. Every state change is
 appended to the park's log stream.
+
+The control loop runs one event of a park at a time, so a create, or an
+extension, whose window overlaps another open event (received, scheduled or
+active) is refused with `vpp.events.EventOverlap`. The check and the write
+are one transaction: it watches the park's index and every event that could
+reach into the window, so two overlapping creates (or a create and an
+extension) racing each other cannot both pass; the loser retries and is
+refused. A create writes the record and its index entry in one ``MULTI``: a
+create cut short (a cancelled task, a lost connection) never leaves an event
+that the index does not list.
 """
 
 from __future__ import annotations
@@ -15,9 +25,17 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from redis import exceptions as redis_errors
+from redis.asyncio.client import Pipeline
 
 from vpp.errors import Conflict, NotFound
-from vpp.events import EventRecord, EventRequest, EventState, IllegalTransition
+from vpp.events import (
+    EventOverlap,
+    EventRecord,
+    EventRequest,
+    EventState,
+    first_overlap,
+)
+from vpp.keys import Keys
 from vpp.state import State, pack, unpack
 
 __all__ = ["EventStore"]
@@ -25,17 +43,6 @@ __all__ = ["EventStore"]
 log = logging.getLogger("vpp.event_store")
 
 _RETRIES = 20
-
-# KEYS: event, index. ARGV: id, payload, score (start, UNIX s).
-# Record and index in one step: a create cut short (a cancelled task, a lost
-# connection) must never leave an event that the park's index does not list.
-_CREATE = """
-if redis.call('SET', KEYS[1], ARGV[2], 'NX') then
-  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
-  return 1
-end
-return 0
-"""
 
 
 def _text(value: object) -> str:
@@ -51,7 +58,6 @@ class EventStore:
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self._create = state.redis.register_script(_CREATE)
 
     async def create(
         self, park: str, request: EventRequest, now: datetime
@@ -62,22 +68,64 @@ class EventStore:
             The record and whether it was created now (False for a repeat).
 
         Raises:
-            Conflict: the id is taken by an event with other content.
+            Conflict: the id is taken by an event with other content, or the
+                park's events kept changing for `_RETRIES` attempts.
+            EventOverlap: (a `Conflict`) the window overlaps another open event
+                of the park; nothing is stored.
         """
         record = EventRecord.new(park, request, now)
         keys = self.state.park(park)
-        async with self.state.guard("event_create"):
-            created = await self._create(
-                keys=[keys.event(record.id), keys.events],
-                args=[record.id, pack(record.to_json()), record.start.timestamp()],
-            )
-        if not created:
-            stored = await self.get(park, record.id)
-            if stored.fingerprint != record.fingerprint:
-                raise Conflict(f"event {record.id!r} exists with other content")
-            return stored, False
-        await self._log(record, "received")
-        return record, True
+        key = keys.event(record.id)
+        for _ in range(_RETRIES):
+            async with self.state.guard("event_create"), self.state.redis.pipeline() as pipe:
+                try:
+                    await pipe.watch(key, keys.events)
+                    raw = await pipe.get(key)
+                    if raw is None:
+                        others = await self._neighbours(pipe, keys, record)
+                        other = first_overlap(record.id, record.start, record.end, others)
+                        if other is not None:
+                            raise EventOverlap("start", other)
+                        pipe.multi()  # type: ignore[no-untyped-call]
+                        _ = pipe.set(key, pack(record.to_json()))
+                        _ = pipe.zadd(keys.events, {record.id: record.start.timestamp()})
+                        await pipe.execute()
+                except redis_errors.WatchError:
+                    continue
+            if raw is not None:
+                # A repeat: answered as stored, even if it now overlaps something.
+                stored = EventRecord.model_validate(unpack(raw))
+                if stored.fingerprint != record.fingerprint:
+                    raise Conflict(f"event {record.id!r} exists with other content")
+                return stored, False
+            await self._log(record, "received")
+            return record, True
+        raise Conflict(f"the events of park {park!r} kept changing; try again")
+
+    async def _neighbours(
+        self, pipe: Pipeline, keys: Keys, record: EventRecord
+    ) -> list[EventRecord]:
+        """Watch and read the open events that could overlap ``record``'s window.
+
+        ``pipe`` is watching (immediate mode) and already watches the index,
+        so an event created meanwhile fails the transaction. Every event that
+        starts before the window ends is a candidate (no lookback bound: the
+        OpenADR bridge rolls an open-ended event forward, so an event can
+        start any time before); the open ones are watched, then read again,
+        so a change to one of them (an extension) fails the transaction too.
+        An event that is over never changes again, so it needs no watch.
+        """
+        ids = await pipe.zrangebyscore(keys.events, "-inf", record.end.timestamp())
+        names = [keys.event(_text(i)) for i in ids if _text(i) != record.id]
+        if not names:
+            return []
+        first = [EventRecord.model_validate(unpack(r)) for r in await pipe.mget(names) if r]
+        names = [keys.event(r.id) for r in first if not r.terminal]
+        if not names:
+            return []
+        await pipe.watch(*names)
+        raws = await pipe.mget(names)
+        return [EventRecord.model_validate(unpack(r)) for r in raws if r is not None]
 
     async def get(self, park: str, event_id: str) -> EventRecord:
         """The stored event; raise `NotFound` when there is none."""
@@ -139,28 +187,44 @@ class EventStore:
     ) -> EventRecord:
         """Extend, shorten or retarget an event in place (see `EventRecord.resize`).
 
-        An extension must not run into another scheduled or active event of
-        the park (the control loop runs one event at a time).
+        An extension must not run into another open event of the park
+        (received, scheduled or active: the control loop runs one event at a
+        time); the check and the write are one transaction. The estimate of
+        what the park expects to deliver (``expected``) described the old
+        targets, so it is cleared; the API recomputes it.
 
         Raises:
             NotFound: no such event.
-            IllegalTransition: the event is over, or the extension overlaps another event.
+            IllegalTransition: the event is over.
+            EventOverlap: (an `IllegalTransition`) the extension overlaps another event.
+            Conflict: the park's events kept changing for `_RETRIES` attempts.
         """
-        current = await self.get(park, event_id)
-        probe = current.model_copy(deep=True)
-        probe.resize(magnitudes, now)
-        if probe.end > current.end:
-            for other in await self.open_events(park):
-                busy = other.state in (EventState.SCHEDULED, EventState.ACTIVE)
-                if other.id == event_id or not busy:
+        keys = self.state.park(park)
+        key = keys.event(event_id)
+        for _ in range(_RETRIES):
+            async with self.state.guard("event_update"), self.state.redis.pipeline() as pipe:
+                try:
+                    await pipe.watch(key, keys.events)
+                    raw = await pipe.get(key)
+                    if raw is None:
+                        raise NotFound("event", event_id)
+                    record = EventRecord.model_validate(unpack(raw))
+                    old_end = record.end
+                    record.resize(magnitudes, now)
+                    record.expected = None
+                    if record.end > old_end:
+                        # only the added time can run into another event
+                        others = await self._neighbours(pipe, keys, record)
+                        other = first_overlap(event_id, old_end, record.end, others)
+                        if other is not None:
+                            raise EventOverlap("targets_kw", other)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    _ = pipe.set(key, pack(record.to_json()))
+                    await pipe.execute()
+                except redis_errors.WatchError:
                     continue
-                if other.start < probe.end and current.start < other.end:
-                    raise IllegalTransition.single(
-                        "targets_kw",
-                        f"the event would run into event {other.id}, which is "
-                        f"{other.state.value} from {other.start.isoformat()}",
-                    )
-        return await self.update(park, event_id, lambda r: r.resize(magnitudes, now))
+            return record
+        raise Conflict(f"event {event_id!r} kept changing; try again")
 
     async def transition(
         self, park: str, event_id: str, to: EventState, now: datetime, reason: str | None = None

@@ -44,8 +44,10 @@ from vpp.model import ID_PATTERN, Integer, integral, invalid_input, parse_json_d
 __all__ = [
     "INTERVAL_CHOICES",
     "MAX_LEAD",
+    "MAX_TARGET_KW",
     "TERMINAL_STATES",
     "EventKind",
+    "EventOverlap",
     "EventPatch",
     "EventRecord",
     "EventRequest",
@@ -53,6 +55,7 @@ __all__ = [
     "ExpectedDelivery",
     "IllegalTransition",
     "check_window",
+    "first_overlap",
     "parse_event_patch",
     "parse_event_request",
 ]
@@ -125,6 +128,48 @@ class IllegalTransition(Conflict):
     def single(cls, field: str, message: str) -> IllegalTransition:
         """Make the error for one field."""
         return cls(field, message)
+
+
+class EventOverlap(IllegalTransition):
+    """An event's window would overlap another open event of the park (HTTP 409).
+
+    The control loop runs one event of a park at a time, so a create or an
+    extension that runs into an event that is received, scheduled or active
+    is refused at once.
+
+    Attributes:
+        other: the event it would overlap.
+    """
+
+    def __init__(self, field: str, other: EventRecord) -> None:
+        self.other = other
+        super().__init__(
+            field,
+            f"the window overlaps event {other.id}, which is {other.state.value} from "
+            f"{other.start.isoformat()} to {other.end.isoformat()}",
+        )
+
+
+def first_overlap(
+    event_id: str, start: datetime, end: datetime, others: Sequence[EventRecord]
+) -> EventRecord | None:
+    """The first open event of ``others`` whose window overlaps ``[start, end)``.
+
+    Args:
+        event_id: the event being placed (its own record is skipped).
+        start: its window's start.
+        end: its window's end.
+        others: the park's events.
+
+    Returns:
+        An event other than ``event_id`` that is not over (received,
+        scheduled or active) and shares some time with the window, or None.
+    """
+    for other in others:
+        open_ = other.id != event_id and not other.terminal
+        if open_ and other.start < end and start < other.end:
+            return other
+    return None
 
 
 class _Payload(BaseModel):
@@ -294,14 +339,13 @@ class EventPatch(_Payload):
     is measured and settled whole; DELETE stops an event at once).
     """
 
-    targets_kw: list[float] = Field(min_length=1, max_length=MAX_INTERVALS)
-
-    @model_validator(mode="after")
-    def _non_negative(self) -> EventPatch:
-        bad = [i for i, v in enumerate(self.targets_kw) if v < 0]
-        if bad:
-            raise ValueError(f"targets_kw: must be >= 0 (index {bad[0]})")
-        return self
+    # The same bounds as the create's (`EventRequest`), stated per item in the schema.
+    targets_kw: list[Annotated[float, Field(ge=0, le=MAX_TARGET_KW)]] = Field(
+        min_length=1,
+        max_length=MAX_INTERVALS,
+        description=f"Requested deviation magnitude per interval from the event's start, "
+        f"0 ≤ kW ≤ {MAX_TARGET_KW:g}.",
+    )
 
 
 def _parse(model: type[_Payload], data: Any) -> Any:
@@ -405,6 +449,22 @@ class EventRecord(BaseModel):
             history=[{"state": EventState.RECEIVED.value, "at": now.isoformat()}],
         )
 
+    def as_request(self) -> EventRequest:
+        """The create body of the event as it stands now (its current targets as magnitudes).
+
+        Used to estimate delivery (`vpp.bids.expected_delivery`) again after a change.
+        """
+        return EventRequest(
+            id=self.id,
+            kind=self.kind,
+            start=self.start,
+            interval_minutes=self.interval_s // 60,
+            targets_kw=[abs(v) for v in self.target_kw],
+            price_per_kwh=self.price_per_kwh,
+            bid_id=self.bid_id,
+            source="openadr" if self.source == "openadr" else "rest",
+        )
+
     @property
     def end(self) -> datetime:
         """End of the last interval."""
@@ -467,9 +527,18 @@ class EventRecord(BaseModel):
 
         Raises:
             IllegalTransition: The event is over (completed, cancelled, failed).
+            InvalidInput: naming ``targets_kw``: no magnitudes, or one outside
+                0 ≤ kW ≤ `MAX_TARGET_KW` (the create's bounds, for callers that do
+                not go through `EventPatch`). The length is not capped here: the
+                OpenADR bridge rolls an open-ended event forward past `MAX_INTERVALS`.
         """
         if self.terminal:
             raise IllegalTransition.single("state", f"a {self.state.value} event cannot change")
+        bad = [i for i, v in enumerate(magnitudes) if not 0 <= v <= MAX_TARGET_KW]
+        if bad or not magnitudes:
+            where = f"index {bad[0]} is {magnitudes[bad[0]]!r}" if bad else "none given"
+            message = f"at least one magnitude, each 0 ≤ kW ≤ {MAX_TARGET_KW:g} ({where})"
+            raise InvalidInput([FieldError("targets_kw", message)])
         sign = -1.0 if self.kind is EventKind.PEAK_SHAVING else 1.0
         new = [sign * v if v else 0.0 for v in magnitudes]
         started = self.started(now)

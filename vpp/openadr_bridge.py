@@ -66,6 +66,7 @@ from vpp.errors import Conflict, InvalidInput, NotFound
 from vpp.event_store import EventStore
 from vpp.events import (
     MAX_INTERVALS,
+    EventOverlap,
     EventRecord,
     EventState,
     IllegalTransition,
@@ -355,7 +356,7 @@ class OpenAdrBridge:
             return  # the same version again (a restart, or a renewal with nothing new)
         try:
             updated = await self.events.resize(self.park, record.id, magnitudes, now)
-        except IllegalTransition as exc:
+        except (IllegalTransition, InvalidInput) as exc:
             raise DispatchRejected(f"service event {record.id}: {exc}") from exc
         log.info(
             "OpenADR event of %s: service event %s now %d slots of %d min",
@@ -390,6 +391,8 @@ class OpenAdrBridge:
                 record, created = await self.events.create(self.park, request, self.clock.now())
             except InvalidInput as exc:
                 raise DispatchRejected(f"not a valid service event: {exc}") from exc
+            except EventOverlap as exc:
+                raise DispatchRejected(f"service event {event_id}: {exc}") from exc
             except Conflict:
                 continue  # the id is taken (an earlier life of this event): next generation
             if created or not record.terminal:

@@ -131,3 +131,30 @@ async def _targets_are(stored: Callable[[], Awaitable[EventRecord]], want: list[
 
 async def _state_is(stored: Callable[[], Awaitable[EventRecord]], want: EventState) -> bool:
     return (await stored()).state is want
+
+
+async def test_an_event_overlapping_another_is_refused_alone(
+    vtn: VtnSim, bl: BlClient, state: State, caplog: pytest.LogCaptureFixture
+) -> None:
+    events = EventStore(state)
+    bridge = OpenAdrBridge(park=PARK, state=state, events=events, clock=Clock())
+    program = await bl.create_program("park-dr")
+    start = (datetime.now(UTC) + timedelta(minutes=30)).replace(second=0, microsecond=0)
+    cap = [{"type": "IMPORT_CAPACITY_LIMIT", "values": [700.0]}]
+    first = await bl.create_event(event_body(program["id"], cap, start=start, duration="PT30M"))
+    async with Ven(settings=ven_settings(vtn), sink=bridge, report_source=bridge) as ven:
+        await wait_for(lambda: first["id"] in ven.active())
+        # a second event over the same window: the store refuses it at once
+        second = await bl.create_event(
+            event_body(program["id"], cap, start=start + timedelta(minutes=15), duration="PT30M")
+        )
+        await wait_for(lambda: ven.status.rejected.get("refused", 0) == 1)
+        polls = ven.status.polls
+        await wait_for(lambda: ven.status.polls >= polls + 3)  # the VEN goes on polling
+        assert ven.status.rejected == {"refused": 1} and ven.status.poll_failures == 0
+        assert ven.health()["ok"]
+        assert [r.id for r in await events.open_events(PARK)] == [service_event_id(first["id"])]
+        assert await bridge.tracking(second["id"]) is None
+    assert any("overlaps event " + service_event_id(first["id"]) in r.getMessage()
+               for r in caplog.records)  # fmt: skip
+    assert vtn.violations == []

@@ -8,6 +8,7 @@ server itself publishes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +21,8 @@ from tests.vpp.conftest import TokenFactory
 from tests.vpp.samples import PARK, sample
 from vpp.api import create_app
 from vpp.clock import Clock
+from vpp.event_store import EventStore
+from vpp.events import EventState
 from vpp.metrics import Metrics
 from vpp.model import LiveState
 from vpp.settings import Settings
@@ -373,3 +376,111 @@ async def test_every_operation_documents_what_it_can_answer(doc: dict[str, Any])
                 assert {"400", "415", "422"} <= codes, (method, path)
             if "security" in op:
                 assert {"401", "403", "503"} <= codes, (method, path)
+
+
+# -- what the service can refuse at once, it refuses at once (events) ------------------
+
+
+@pytest.mark.parametrize("other_state", ["received", "scheduled", "active"])
+async def test_an_event_overlapping_an_open_one_is_refused_at_once(
+    client: TestClient, park: None, grid: dict[str, str], state: State, other_state: str
+) -> None:
+    url = f"/v1/parks/{PARK}/events"
+    first = _event(id="gd-dr-1")  # 11:05 to 12:05
+    assert (await client.post(url, json=first, headers=grid)).status == 202
+    store = EventStore(state)
+    for to in {"received": [], "scheduled": ["scheduled"], "active": ["active"]}[other_state]:
+        await store.transition(PARK, "gd-dr-1", EventState(to), NOW)
+    body = _event(id="gd-dr-2", start=(NOW + timedelta(minutes=90)).isoformat())  # 11:35
+    for _ in range(2):  # a retry is refused the same way: nothing was stored
+        resp = await client.post(url, json=body, headers=grid)
+        assert resp.status == 409, await resp.text()
+        assert resp.content_type == PROBLEM
+        detail = (await resp.json())["detail"]
+        assert "gd-dr-1" in detail and other_state in detail
+        assert "2026-07-01T11:05:00+00:00" in detail and "2026-07-01T12:05:00+00:00" in detail
+    assert (await client.get(f"{url}/gd-dr-2", headers=grid)).status == 404
+    listed = (await (await client.get(url, headers=grid)).json())["items"]
+    assert [e["id"] for e in listed] == ["gd-dr-1"]
+    # the same event again is still a replay, not an overlap
+    resp = await client.post(url, json=first, headers=grid)
+    assert resp.status == 202 and resp.headers["Idempotent-Replay"] == "true"
+    # back to back is no overlap
+    after = _event(id="gd-dr-3", start=(NOW + timedelta(minutes=120)).isoformat())
+    assert (await client.post(url, json=after, headers=grid)).status == 202
+
+
+async def test_an_event_overlapping_one_that_is_over_is_accepted(
+    client: TestClient, park: None, grid: dict[str, str], state: State
+) -> None:
+    url = f"/v1/parks/{PARK}/events"
+    assert (await client.post(url, json=_event(id="gd-dr-1"), headers=grid)).status == 202
+    assert (await client.delete(f"{url}/gd-dr-1", headers=grid)).status == 202
+    assert (await client.post(url, json=_event(id="gd-dr-2"), headers=grid)).status == 202
+
+
+async def test_overlapping_creates_racing_each_other_store_one_event(
+    client: TestClient, park: None, grid: dict[str, str], state: State
+) -> None:
+    url = f"/v1/parks/{PARK}/events"
+    for round_ in range(3):
+        start = NOW + timedelta(hours=2 + 2 * round_)
+        bodies = [
+            _event(id=f"race-{round_}-{i}", start=(start + timedelta(minutes=15 * i)).isoformat())
+            for i in range(4)
+        ]
+        answers = await asyncio.gather(*(client.post(url, json=b, headers=grid) for b in bodies))
+        assert sorted(r.status for r in answers) == [202, 409, 409, 409]
+        open_ = await EventStore(state).open_events(PARK)
+        assert len([e for e in open_ if e.id.startswith(f"race-{round_}-")]) == 1
+
+
+async def test_the_overlap_409_is_documented(doc: dict[str, Any]) -> None:
+    for path, method in [
+        ("/v1/parks/{park}/events", "post"),
+        ("/v1/parks/{park}/events/{event}", "patch"),
+    ]:
+        conflict = doc["paths"][path][method]["responses"]["409"]
+        assert "overlap" in conflict["description"], (method, path)
+        assert PROBLEM in conflict["content"]
+
+
+async def test_patch_targets_have_the_bounds_of_the_create(
+    client: TestClient, park: None, grid: dict[str, str], doc: dict[str, Any]
+) -> None:
+    url = f"/v1/parks/{PARK}/events"
+    resp = await client.post(url, json=_event(target_kw=1e308), headers=grid)
+    assert resp.status == 422
+    assert (await client.post(url, json=_event(), headers=grid)).status == 202
+    for targets in ([1e308, 1e308], [-1.0], [1e7 + 1]):
+        resp = await client.patch(f"{url}/ev-1", json={"targets_kw": targets}, headers=grid)
+        assert resp.status == 422, (targets, await resp.text())
+        assert {f.split(".")[0] for f in await _problem_fields(resp)} == {"targets_kw"}
+        validator = _validator(doc, doc["components"]["schemas"]["EventPatch"])
+        assert not validator.is_valid({"targets_kw": targets})
+    stored = await (await client.get(f"{url}/ev-1", headers=grid)).json()
+    assert stored["event"]["target_kw"] == [-500.0] * 4
+    resp = await client.patch(f"{url}/ev-1", json={"targets_kw": [1e7]}, headers=grid)
+    assert resp.status == 202
+
+
+async def test_a_resize_recomputes_what_the_park_expects(
+    client: TestClient, park: None, grid: dict[str, str], doc: dict[str, Any]
+) -> None:
+    url = f"/v1/parks/{PARK}/events"
+    resp = await client.post(url, json=_event(), headers=grid)
+    assert (await resp.json())["event"]["expected"]["expected_kw"] == [500.0] * 4
+    for targets in ([500, 500], [500, 400, 300, 300, 200, 100]):
+        resp = await client.patch(f"{url}/ev-1", json={"targets_kw": targets}, headers=grid)
+        assert resp.status == 202, await resp.text()
+        answer = await resp.json()
+        expected = answer["event"]["expected"]
+        assert expected["expected_kw"] == [float(t) for t in targets]
+        assert expected["requested_kwh"] == pytest.approx(sum(targets) * 0.25)
+        assert expected["expected_kwh"] == pytest.approx(sum(targets) * 0.25)
+        assert expected["share"] == 1.0
+        stored = await (await client.get(f"{url}/ev-1", headers=grid)).json()
+        assert stored["event"]["expected"] == expected
+        op = doc["paths"]["/v1/parks/{park}/events/{event}"]["patch"]
+        schema = op["responses"]["202"]["content"]["application/json"]["schema"]
+        assert _validator(doc, schema).is_valid(answer)

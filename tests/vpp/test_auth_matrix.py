@@ -73,7 +73,9 @@ async def enrolled(state: State) -> None:
     for park in (PARK, OTHER_PARK):
         await state.enroll(park, parse_asset(sample()))
         await state.write_live(park, "bess-01", LiveState(power_kw=0, soc=0.5), ttl=60)
-        request = parse_event_request({**BODIES["createEvent"], "id": "ev-1"})
+        # two hours before the one createEvent posts: events of a park must not overlap
+        earlier = (_START - timedelta(hours=2)).isoformat()
+        request = parse_event_request({**BODIES["createEvent"], "id": "ev-1", "start": earlier})
         await EventStore(state).create(park, request, datetime.now(UTC))
         await BidStore(state).put({"id": "bid-1", "park": park, "starts": []})
 

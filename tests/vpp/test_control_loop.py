@@ -20,10 +20,10 @@ from adapters.types import Confirmation
 from vpp.clock import Clock
 from vpp.control import ControlLoop, ControlSettings
 from vpp.event_store import EventStore
-from vpp.events import EventState, parse_event_request
+from vpp.events import EventRecord, EventState, parse_event_request
 from vpp.metrics import Metrics
 from vpp.model import LiveState, parse_asset
-from vpp.state import State
+from vpp.state import State, pack
 
 PARK = "ctl-park"
 
@@ -150,7 +150,15 @@ async def test_overlap_and_no_flexibility_fail(state: State) -> None:
     clock = Clock(scale=1, origin=datetime(2026, 7, 1, 9, 0, tzinfo=UTC))
     start = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
     await post(state, clock, start)
-    await post(state, clock, start + timedelta(minutes=15), id="ev-2")
+    # The store refuses an overlapping create; the loop's own check is the
+    # safety net for one stored anyway (before that rule): write it directly.
+    later = (start + timedelta(minutes=15)).isoformat()
+    body = {"id": "ev-2", "kind": "peak_shaving", "start": later,
+            "target_kw": 300, "duration_minutes": 30}  # fmt: skip
+    overlapping = EventRecord.new(PARK, parse_event_request(body), clock.now())
+    keys = state.park(PARK)
+    await state.redis.set(keys.event("ev-2"), pack(overlapping.to_json()))
+    await state.redis.zadd(keys.events, {"ev-2": overlapping.start.timestamp()})
     sink = RecordingSink()
     ctl = loop(state, sink, clock)
     await ctl.lease.acquire()

@@ -1,13 +1,20 @@
 import asyncio
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
-from vpp.errors import Conflict, NotFound
+from vpp.errors import Conflict, InvalidInput, NotFound
 from vpp.event_store import EventStore
-from vpp.events import EventRecord, EventState, IllegalTransition, parse_event_request
+from vpp.events import (
+    EventOverlap,
+    EventRecord,
+    EventState,
+    IllegalTransition,
+    parse_event_request,
+)
 from vpp.state import State
 
 T0 = datetime(2026, 7, 1, 6, 0, tzinfo=UTC)
@@ -102,3 +109,98 @@ async def test_resize_extends_in_place_and_refuses_to_run_into_another_event(
     # shortening is always possible
     rec = await store.resize("p1", "ev-1", [500] * 3, T0 + timedelta(minutes=34))
     assert len(rec.target_kw) == 3
+
+
+async def test_create_refuses_a_window_overlapping_an_open_event_and_stores_nothing(
+    store: EventStore,
+) -> None:
+    await store.create("p1", request(), T0)  # 06:00 to 07:00, received
+    with pytest.raises(EventOverlap, match="ev-1") as refused:
+        await store.create(
+            "p1", request(id="ev-2", start=(T0 + timedelta(minutes=45)).isoformat()), T0
+        )
+    assert refused.value.other.id == "ev-1" and refused.value.field == "start"
+    with pytest.raises(NotFound):
+        await store.get("p1", "ev-2")
+    assert [r.id for r in await store.recent("p1")] == ["ev-1"]
+    # an event that ends where ev-1 starts, or starts where it ends, is no overlap
+    before = request(id="ev-0", start=(T0 - timedelta(hours=1)).isoformat())
+    after = request(id="ev-3", start=(T0 + timedelta(hours=1)).isoformat())
+    assert (await store.create("p1", before, T0))[1]
+    assert (await store.create("p1", after, T0))[1]
+    # over (cancelled) events do not count; the repeat of a stored event is a replay
+    await store.transition("p1", "ev-1", EventState.CANCELLED, T0)
+    inside = request(id="ev-2", start=(T0 + timedelta(minutes=15)).isoformat(), duration_minutes=30)
+    assert (await store.create("p1", inside, T0))[1]
+    assert not (await store.create("p1", request(), T0))[1]
+
+
+async def test_create_finds_a_long_event_that_started_days_before(store: EventStore) -> None:
+    # 96 x 60 min from three days before: it runs until a day after T0
+    long = request(id="ev-long", start=(T0 - timedelta(days=3)).isoformat(), interval_minutes=60,
+                   duration_minutes=None, target_kw=None, targets_kw=[100] * 96)  # fmt: skip
+    await store.create("p1", long, T0)
+    with pytest.raises(EventOverlap, match="ev-long"):
+        await store.create("p1", request(start=(T0 + timedelta(hours=23)).isoformat()), T0)
+    assert (await store.create("p1", request(start=(T0 + timedelta(hours=24)).isoformat()), T0))[1]
+
+
+async def test_create_finds_an_event_rolled_forward_past_the_longest_create(
+    store: EventStore,
+) -> None:
+    # The OpenADR bridge rolls an open-ended event forward in place: from five
+    # days before, 130 hourly slots reach ten hours after T0.
+    long = request(id="oadr-x", start=(T0 - timedelta(days=5)).isoformat(), interval_minutes=60,
+                   duration_minutes=None, target_kw=None, targets_kw=[100] * 96)  # fmt: skip
+    await store.create("p1", long, T0 - timedelta(days=5))
+    assert len((await store.resize("p1", "oadr-x", [100] * 130, T0)).target_kw) == 130
+    with pytest.raises(EventOverlap, match="oadr-x"):
+        await store.create("p1", request(start=(T0 + timedelta(hours=9)).isoformat()), T0)
+    assert (await store.create("p1", request(start=(T0 + timedelta(hours=10)).isoformat()), T0))[1]
+
+
+async def test_resize_refuses_to_run_into_a_received_event(store: EventStore) -> None:
+    await store.create("p1", request(), T0)
+    await store.create("p1", request(id="ev-2", start=(T0 + timedelta(hours=2)).isoformat()), T0)
+    with pytest.raises(EventOverlap, match="ev-2"):
+        await store.resize("p1", "ev-1", [500] * 12, T0)
+    assert len((await store.get("p1", "ev-1")).target_kw) == 4
+
+
+async def _after(turns: int, work: Awaitable[Any]) -> Any:
+    """Run ``work`` after ``turns`` passes of the event loop (to sweep interleavings)."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    return await work
+
+
+async def test_a_create_and_an_extension_racing_each_other_cannot_both_win(
+    store: EventStore,
+) -> None:
+    # Each side gets a head start of 0 to 11 loop passes, so the other side's
+    # read, check and write fall at every point of this side's transaction.
+    for turns in range(12):
+        for create_first in (True, False):
+            park = f"race-{turns}-{create_first}"
+            await store.create(park, request(), T0)  # 06:00 to 07:00
+            # ev-2 from 07:30; ev-1 extended to 08:00 at the same moment
+            late = request(id="ev-2", start=(T0 + timedelta(minutes=90)).isoformat())
+            create = _after(0 if create_first else turns, store.create(park, late, T0))
+            extend = _after(turns if create_first else 0, store.resize(park, "ev-1", [500] * 8, T0))
+            outcomes = await asyncio.gather(create, extend, return_exceptions=True)
+            refused = [o for o in outcomes if isinstance(o, EventOverlap)]
+            assert len(refused) == 1, (turns, create_first, outcomes)
+            ev1 = await store.get(park, "ev-1")
+            others = [r for r in await store.open_events(park) if r.id != "ev-1"]
+            assert len(ev1.target_kw) == 4 or others == []
+
+
+async def test_resize_holds_the_create_bounds_for_every_caller(store: EventStore) -> None:
+    # the OpenADR bridge resizes through the store, not through EventPatch
+    await store.create("p1", request(), T0)
+    for magnitudes in ([1e308, 1e308], [float("nan")], [-1.0], []):
+        with pytest.raises(InvalidInput) as refused:
+            await store.resize("p1", "ev-1", magnitudes, T0)
+        assert refused.value.fields == ["targets_kw"]
+    assert (await store.get("p1", "ev-1")).target_kw == [-500.0] * 4
+    assert (await store.resize("p1", "ev-1", [1e7], T0)).target_kw == [-1e7]

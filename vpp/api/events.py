@@ -3,7 +3,8 @@
 A grid operator posts an event and gets 202 at once: the event is stored as
 ``received`` and the park's control loop schedules, runs and completes it.
 Posting the same id again with the same content answers the stored event
-(202, ``Idempotent-Replay: true``); with other content it is a 409. An event
+(202, ``Idempotent-Replay: true``); with other content it is a 409, and so
+is an event whose window overlaps another open event of the park. An event
 whose window has already ended on the service clock is a 422 naming
 ``start``; one larger than the park can hold is accepted (an award stands)
 and its record says what the park expects to deliver (``expected``).
@@ -129,7 +130,12 @@ def _body(record: EventRecord, status: int, headers: dict[str, str] | None = Non
 
 
 async def create_event(request: web.Request) -> web.Response:
-    """Receive an event: 202 (also for a repeat), 409 for a reused id, 422 for bad input."""
+    """Receive an event: 202 (also for a repeat), 409 for a reused id, 422 for bad input.
+
+    An event whose window overlaps another open event of the park (received,
+    scheduled or active) is 409 at once, naming that event and its window;
+    nothing is stored (`vpp.event_store.EventStore.create`).
+    """
     park = request.match_info["park"]
     event = parse_event_request(await read_json(request))
     now = _now(request)
@@ -174,13 +180,25 @@ async def get_event(request: web.Request) -> web.Response:
 async def modify_event(request: web.Request) -> web.Response:
     """New targets and length: extend or shorten in place (see `vpp.events.EventPatch`).
 
-    409 when the event is over or an extension would run into another event.
+    409 when the event is over or an extension would run into another open
+    event. The answer carries ``expected`` recomputed for the new targets.
     """
-    m = request.match_info
+    park = request.match_info["park"]
     patch = parse_event_patch(await read_json(request))
     now = _now(request)
-    record = await request.app[EVENTS].resize(m["park"], m["event"], patch.targets_kw, now)
+    store = request.app[EVENTS]
+    record = await store.resize(park, request.match_info["event"], patch.targets_kw, now)
     _wake(request)
+    # As on create: what the park expects to deliver against the new targets.
+    expected = await expected_delivery(request.app[STATE], park, record.as_request(), now)
+    targets = record.target_kw
+
+    def estimate(r: EventRecord) -> None:
+        if r.target_kw == targets:  # not for targets a later PATCH has set since
+            r.expected = expected
+
+    await store.update(park, record.id, estimate)
+    record.expected = expected
     return _body(record, 202)
 
 
@@ -237,14 +255,19 @@ ROUTES = [
           request=EventRequest, response=EventPayload, status=202,
           errors=(400, 409, 415, 422), tags=("events",),
           headers={"Location": "the event's URL",
-                   "Idempotent-Replay": "true when the event was stored before"}),
+                   "Idempotent-Replay": "true when the event was stored before"},
+          problems={409: "the id is taken by an event with other content, or the window "
+                         "overlaps an open event of the park (received, scheduled or active; "
+                         "the detail names it and its window); nothing is stored"}),
     Route("GET", _COLLECTION, list_events, "listEvents", "List the park's events", ALL_ROLES,
           response=EventList, tags=("events",)),
     Route("GET", _ITEM, get_event, "getEvent", "Event state and per-interval delivery",
           ALL_ROLES, response=EventPayload, errors=(404,), tags=("events",)),
     Route("PATCH", _ITEM, modify_event, "modifyEvent", "Change an event's targets", _GRID,
           request=EventPatch, response=EventPayload, status=202,
-          errors=(400, 404, 409, 415, 422), tags=("events",)),
+          errors=(400, 404, 409, 415, 422), tags=("events",),
+          problems={409: "the event is over, or an extension would overlap another open event "
+                         "of the park (the detail names it and its window)"}),
     Route("DELETE", _ITEM, cancel_event, "cancelEvent",
           "Cancel an event (it stays readable, state cancelled, with its report)", _GRID,
           response=EventPayload, status=202, errors=(404, 409), tags=("events",)),

@@ -123,7 +123,7 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Park VPP API") -> di
         op["responses"][str(route.status)] = ok
         for status in sorted(_errors(route)):
             op["responses"][str(status)] = {
-                "description": "problem",
+                "description": route.problems.get(status, "problem"),
                 "content": {"application/problem+json": {"schema": refs["ProblemDetails"]}},
             }
         paths.setdefault(path, {})[route.method.lower()] = op

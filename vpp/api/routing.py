@@ -70,6 +70,8 @@ class Route:
         headers: response headers of the success status, name -> description.
         text_types: other media types the success body may take (a text form
             chosen by a query parameter, e.g. ``text/csv``).
+        problems: what an error status means on this route, status -> description
+            (the OpenAPI response's description; "problem" where not given).
     """
 
     method: str
@@ -89,6 +91,7 @@ class Route:
     creates_park: bool = False
     headers: Mapping[str, str] = field(default_factory=dict)
     text_types: tuple[str, ...] = ()
+    problems: Mapping[int, str] = field(default_factory=dict)
 
     def query_params(self) -> dict[str, Query]:
         """The declared query parameters, each as a ``Query``."""

@@ -31,7 +31,7 @@ from typing import Any
 
 import aiomqtt
 
-__all__ = ["ReadAhead", "inline_queue", "install_read_ahead"]
+__all__ = ["ReadAhead", "announce_retained", "inline_queue", "install_read_ahead"]
 
 log = logging.getLogger("adapters.mqtt")
 
@@ -132,3 +132,21 @@ def install_read_ahead(client: aiomqtt.Client) -> bool:
     wrapper = ReadAhead(sock, resume)
     paho._sock = wrapper
     return True
+
+
+async def announce_retained(
+    client: aiomqtt.Client, topic: str, payload: bytes, *, timeout_s: float
+) -> str | None:
+    """Publish a retained status (QoS 1) before a clean disconnect.
+
+    A clean disconnect fires no last will, so whoever stops on purpose says
+    "offline" itself. A broker that is already gone must not hold the stop up.
+
+    Returns:
+        None when the broker took it, else why it could not be sent.
+    """
+    try:
+        await client.publish(topic, payload, qos=1, retain=True, timeout=timeout_s)
+    except (aiomqtt.MqttError, TimeoutError) as err:
+        return str(err) or repr(err)
+    return None

@@ -38,7 +38,7 @@ import aiomqtt
 
 from adapters import mqtt_codec as codec
 from adapters._base import AssetBook, BookedService
-from adapters._mqtt_transport import inline_queue, install_read_ahead
+from adapters._mqtt_transport import announce_retained, inline_queue, install_read_ahead
 from adapters.backoff import Backoff
 from adapters.errors import DeviceError, PayloadError
 from adapters.freshness import DeviceClocks
@@ -303,15 +303,10 @@ class MqttAdapter(BookedService):
         self._closing = True
         client = self._client
         if client is not None and self.announce_offline:
-            try:
-                await client.publish(
-                    self.topics.status(SERVICE_NODE),
-                    codec.encode_status(codec.Status(False)),
-                    qos=1,
-                    retain=True,
-                    timeout=OFFLINE_TIMEOUT_S,
-                )
-            except (aiomqtt.MqttError, TimeoutError) as err:
+            offline = codec.encode_status(codec.Status(False))
+            topic = self.topics.status(SERVICE_NODE)
+            err = await announce_retained(client, topic, offline, timeout_s=OFFLINE_TIMEOUT_S)
+            if err is not None:
                 log.warning("could not announce the service offline: %s", err)
         await super().__aexit__(exc_type, exc, tb)
 

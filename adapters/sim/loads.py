@@ -29,6 +29,7 @@ import aiomqtt
 
 from adapters import mqtt_codec as codec
 from adapters._lifecycle import BackgroundService
+from adapters._mqtt_transport import announce_retained
 from adapters.backoff import Backoff
 from adapters.errors import PayloadError
 from adapters.sim._clock import SimClock
@@ -171,11 +172,9 @@ class MqttLoadFleet(BackgroundService):
         client = self._client
         if client is not None:
             offline = codec.encode_status(codec.Status(False, tuple(self.models)))
-            try:
-                await client.publish(
-                    self.topics.status(self.node), offline, qos=1, retain=True, timeout=2.0
-                )
-            except (aiomqtt.MqttError, TimeoutError) as err:
+            topic = self.topics.status(self.node)
+            err = await announce_retained(client, topic, offline, timeout_s=2.0)
+            if err is not None:
                 log.warning("load gateway %s could not announce offline: %s", self.node, err)
         await super().__aexit__(exc_type, exc, tb)
 

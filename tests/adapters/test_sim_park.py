@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from adapters.bench import free_ports, park_adapters, setpoint_round, wait_for_park
 from adapters.ocpp.csms import PATH_PREFIX
-from adapters.sim.park import generate_park, load_park_toml, run_park
+from adapters.sim.park import generate_park, park_spec, run_park
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -68,7 +69,7 @@ def test_generate_park_refuses_more_units_than_a_gateway_holds() -> None:
 def test_demo_park_file_loads() -> None:
     # The file's loads carry topic_prefix ".../loads/{asset}"; the MQTT scheme stays
     # {root}/{park}/{asset}, so the loader keys loads by asset id and ignores it.
-    spec = load_park_toml(DEMO_PARK)
+    spec = park_spec(tomllib.loads(DEMO_PARK.read_text()))
     assert spec.park_id == "gd-nansha-zc"
     assert (len(spec.batteries), len(spec.chargers), len(spec.loads)) == (20, 15, 15)
     assert spec.loads[0].asset_id == "chiller-01"

@@ -2,7 +2,7 @@
 
 100 devices and the adapters share this test's event loop. At 1,000 devices
 (400 batteries on 8 Modbus gateways, 300 OCPP chargers, 300 MQTT loads) the
-run is proven by ``python -m adapters.bench --only rtt``, which runs the park
+run is proven by ``python -m tests.benchmarks.adapters --only rtt``, which runs the park
 in a device process of its own; 1,000 devices plus adapters in one loop did
 not finish within the test's timeout (see the report).
 """
@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.bench import free_ports, park_adapters, setpoint_round, wait_for_park
 from adapters.ocpp.csms import PATH_PREFIX
 from adapters.sim.park import generate_park, park_spec, run_park
+from tests.benchmarks.sim_park import park_adapters, setpoint_round, wait_for_park
+from tests.benchmarks.support import free_ports
 
 pytestmark = pytest.mark.timeout(90)
 

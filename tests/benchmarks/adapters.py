@@ -33,7 +33,7 @@ import socket
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,16 +171,32 @@ async def _wait_until_done(counter: _Counter, expected: int, timeout_s: float) -
             break
 
 
-async def _run_publisher(args: argparse.Namespace, root: str) -> dict[str, Any]:
-    out = await run_child(
-        _MODULE,
-        [
-            "--role", "publisher", "--mqtt-host", args.mqtt_host,
-            "--mqtt-port", str(args.mqtt_port), "--root", root, "--devices", str(args.devices),
-            "--messages", str(args.messages), "--rate", str(args.rate),
-        ],
-        args.timeout,
-    )  # fmt: skip
+async def _publish_to(
+    consumer: Coroutine[Any, Any, None],
+    counter: _Counter,
+    args: argparse.Namespace,
+    root: str,
+    *,
+    name: str,
+) -> dict[str, Any]:
+    """Run ``consumer`` while the publisher process sends; the publisher's report."""
+    task = asyncio.create_task(consumer, name=name)
+    try:
+        out = await run_child(
+            _MODULE,
+            [
+                "--role", "publisher", "--mqtt-host", args.mqtt_host,
+                "--mqtt-port", str(args.mqtt_port), "--root", root,
+                "--devices", str(args.devices), "--messages", str(args.messages),
+                "--rate", str(args.rate),
+            ],
+            args.timeout,
+        )  # fmt: skip
+        await _wait_until_done(counter, args.messages, args.timeout)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
@@ -195,14 +211,7 @@ async def _ingest_raw(args: argparse.Namespace) -> dict[str, Any]:
                 if not message.topic.value.endswith("_flush/telemetry"):
                     counter.add()
 
-        task = asyncio.create_task(count(), name="bench-raw-count")
-        try:
-            pub = await _run_publisher(args, root)
-            await _wait_until_done(counter, args.messages, args.timeout)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        pub = await _publish_to(count(), counter, args, root, name="bench-raw-count")
     return {"received": counter.n, "msgs_per_s": round(counter.rate()), **pub}
 
 
@@ -258,17 +267,8 @@ async def _ingest_adapter(args: argparse.Namespace, redis: aioredis.Redis) -> di
     try:
         async with adapter:
             await asyncio.wait_for(adapter.wait_connected(), 10)
-            task = asyncio.create_task(
-                _drain_to_redis(adapter.telemetry(), redis, namespace, counter, args.batch),
-                name="bench-redis-writer",
-            )
-            try:
-                pub = await _run_publisher(args, root)
-                await _wait_until_done(counter, args.messages, args.timeout)
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            writer = _drain_to_redis(adapter.telemetry(), redis, namespace, counter, args.batch)
+            pub = await _publish_to(writer, counter, args, root, name="bench-redis-writer")
         keys = [k async for k in redis.scan_iter(match=f"{namespace}:*", count=1000)]
     finally:
         async for key in redis.scan_iter(match=f"{namespace}:*", count=1000):

@@ -87,6 +87,10 @@ async def issue_tokens(
 class ParkClient:
     """The REST API of one park, with a bearer token per role.
 
+    The typed methods raise `ApiError` on an answer outside 2xx and
+    ``LookupError`` when the client holds no token of a role that may make the
+    request.
+
     Args:
         base_url: the service, ``http://host:port``.
         park: the park every path is under (``/v1/parks/{park}``).

@@ -277,7 +277,7 @@ class ControlLoop:
         lead = timedelta(
             seconds=max(
                 self.settings.lead_periods * self.settings.period_s,
-                self.clock.scale * 2 * self.settings.settle_s,  # devices need real seconds
+                self.clock.time_scale * 2 * self.settings.settle_s,  # devices need real seconds
             )
         )
         if event.state not in (EventState.SCHEDULED, EventState.ACTIVE):

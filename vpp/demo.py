@@ -206,7 +206,7 @@ def _report_table(report: dict[str, Any]) -> str:
 
 
 async def _run(settings: Settings, opts: DemoOptions, redis_url: str, out_dir: Path) -> int:
-    clock = Clock(scale=opts.time_scale)
+    clock = Clock(time_scale=opts.time_scale)
     metrics = Metrics()
     state = open_state(settings, redis_url, metrics)
     app = create_app(settings, state, metrics=metrics, clock=clock)

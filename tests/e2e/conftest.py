@@ -81,7 +81,7 @@ async def running_park(
 
     ports = {r.id: free_port() for r in PARK_TABLE if r.kind == "battery"}
     spec, payloads = build_park(PARK_TABLE, ports, topic_prefix)
-    clock = Clock(scale=SCALE, origin=clock_origin())
+    clock = Clock(time_scale=SCALE, origin=clock_origin())
     metrics = Metrics()
     state = State.from_url(redis_url, namespace=namespace)
     control_log: list[logging.LogRecord] = []

@@ -245,7 +245,7 @@ class Supervisor:
         self._slots: dict[AdapterKey, _Slot] = {}
         self._logs = ParkLogs(state)
         self._noted: set[str] = set()
-        self._time_scale = clock.scale if clock is not None else 1.0
+        self._time_scale = clock.time_scale if clock is not None else 1.0
         self._batch = LiveBatch(
             flush_max=flush_max, schedule_time=clock.from_wall if clock else None
         )

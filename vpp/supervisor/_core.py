@@ -78,8 +78,6 @@ SEND_CONCURRENCY: Mapping[TelemetrySource, int] = {
     TelemetrySource.MODBUS: 256,
     TelemetrySource.OCPP: 1024,
 }
-#: Default TCP connections per Modbus host (a gateway serves several clients).
-MODBUS_CONNECTIONS = 4
 #: An adapter that ran this long before failing restarts without a long wait.
 HEALTHY_RUN_S = 60.0
 #: How long one blocking XREAD on the park logs waits (below the Redis socket timeout).
@@ -206,7 +204,6 @@ class Supervisor:
         send_timeout_s: bound on one setpoint, queueing included.
         send_concurrency: calls in flight at once per adapter, by protocol
             (``SEND_CONCURRENCY`` for the protocols not given).
-        modbus_connections: TCP connections each Modbus adapter opens to its host.
         clock: the service clock; device schedules (EV departures) are mapped
             onto its timeline (matters only when it runs compressed).
     """
@@ -225,7 +222,6 @@ class Supervisor:
         backoff_base: float = 1.0,
         send_timeout_s: float = 15.0,
         send_concurrency: Mapping[TelemetrySource, int] | None = None,
-        modbus_connections: int = MODBUS_CONNECTIONS,
         clock: Clock | None = None,
     ) -> None:
         self._state = state
@@ -237,7 +233,6 @@ class Supervisor:
         self._backoff_base = backoff_base
         self._send_timeout = send_timeout_s
         self._concurrency = {**SEND_CONCURRENCY, **(send_concurrency or {})}
-        self._modbus_connections = modbus_connections
         self._ocpp = ocpp_key(settings.ocpp.host, settings.ocpp.port)
         self._plans: dict[str, list[Route]] = {}
         self._routes: dict[tuple[str, str], Route] = {}
@@ -434,9 +429,9 @@ class Supervisor:
                     )
                     for r in routes
                 },
-                poll_s=s.modbus.poll_interval,
-                timeout_s=s.modbus.timeout,
-                connections=self._modbus_connections,
+                poll_s=s.modbus.poll_interval_s,
+                timeout_s=s.modbus.timeout_s,
+                connections=s.modbus.connections,
                 backoff_base=self._backoff_base,
                 time_scale=self._time_scale,
             )

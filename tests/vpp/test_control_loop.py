@@ -18,11 +18,12 @@ import redis.asyncio as aioredis
 
 from adapters.types import Confirmation
 from vpp.clock import Clock
-from vpp.control import ControlLoop, ControlSettings
+from vpp.control import ControlLoop
 from vpp.event_store import EventStore
 from vpp.events import EventRecord, EventState, parse_event_request
 from vpp.metrics import Metrics
 from vpp.model import LiveState, parse_asset
+from vpp.settings import ControlSettings
 from vpp.state import State, pack
 
 PARK = "ctl-park"

@@ -192,7 +192,7 @@ class Supervisor:
 
     Args:
         state: the Redis repository (assets, live state, park logs).
-        settings: ``mqtt``, ``modbus``, ``ocpp`` and ``redis.live_ttl`` are read.
+        settings: ``mqtt``, ``modbus``, ``ocpp`` and ``redis.live_ttl_s`` are read.
         parks: the parks to serve; every park (including new ones) when None.
         registry: where the adapter and setpoint metrics are registered (the
             app's ``Metrics.registry``); a private one when omitted.
@@ -410,10 +410,10 @@ class Supervisor:
                 username=s.mqtt.username or None,
                 password=s.mqtt.password or None,
                 client_id=f"{s.mqtt.client_id}-{key.park}-{uuid.uuid4().hex[:8]}",
-                keepalive_s=s.mqtt.keepalive,
+                keepalive_s=s.mqtt.keepalive_s,
                 backoff_base=self._backoff_base,
                 time_scale=self._time_scale,
-                max_age_s=s.redis.live_ttl,
+                max_age_s=s.redis.live_ttl_s,
             )
         if key.protocol is TelemetrySource.MODBUS:
             host, port = key.endpoint.rsplit(":", 1)
@@ -479,7 +479,7 @@ class Supervisor:
             tg.create_task(_watch(adapter, label), name=f"watch-{label}")
 
     async def _consume(self, slot: _Slot, adapter: AnyAdapter) -> None:
-        ttl = self._settings.redis.live_ttl
+        ttl = self._settings.redis.live_ttl_s
         async for reading in adapter.telemetry():
             route = self._by_device.get((slot.key, reading.asset_id))
             if route is None:
@@ -524,7 +524,7 @@ class Supervisor:
     async def flush(self) -> int:
         """Write the pending readings now (the latest per asset); return how many."""
         return await self._batch.flush(
-            self._state, self._settings.redis.live_ttl, lambda p, a: (p, a) in self._routes
+            self._state, self._settings.redis.live_ttl_s, lambda p, a: (p, a) in self._routes
         )
 
     # -- following enrollments -----------------------------------------------

@@ -13,8 +13,8 @@ picked up from ``State.list_parks``.
 
 Freshness: each reading is judged by its age on arrival
 (:func:`~vpp.supervisor._live.date_reading`: dated ahead of our clock ->
-re-dated to its arrival, already ``live_ttl`` old -> not written) and is then
-live until it is ``live_ttl`` old by its own ``ts``. When an adapter's
+re-dated to its arrival, already ``live_ttl_s`` old -> not written) and is then
+live until it is ``live_ttl_s`` old by its own ``ts``. When an adapter's
 transport goes down (broker or Modbus connection lost, listener closed, the
 adapter failed and waits for its restart), its assets are marked unavailable
 in the live state at once rather than left to age out; an adapter that has

@@ -33,7 +33,7 @@ from vpp.errors import InvalidInput, SettingsError, StateError
 from vpp.parkfile import enroll_park, load_park_file
 from vpp.servers import ServerError
 from vpp.service import open_state, redis_endpoint, serve
-from vpp.settings import Settings
+from vpp.settings import Settings, redact_url
 from vpp.state import State
 from vpp.supervisor import charger_password
 
@@ -123,7 +123,7 @@ async def _check(settings: Settings, base_url: str, seconds: float) -> list[str]
         state = open_state(settings, settings.redis.url)
         try:
             if not await state.ping():
-                problems.append(f"Redis at {settings.redis.url} does not answer")
+                problems.append(f"Redis at {redact_url(settings.redis.url)} does not answer")
         finally:
             await state.aclose()
     return problems

@@ -1,6 +1,6 @@
 """The closed-loop control of one park: events in, setpoints out, delivery measured.
 
-Every cycle (10 s of the clock's time by default) the loop
+Every cycle (``[control] period_s`` of the clock's time, 5 s by default) the loop
 
 1. renews its lease (only the lease holder controls the park, so two service
    processes never fight over the devices);
@@ -63,52 +63,16 @@ from vpp.flex import AnyAsset, PortfolioView, build_view, grid_at, nominal_kw
 from vpp.lease import Lease
 from vpp.metrics import Metrics
 from vpp.model import LiveState
+from vpp.settings import ControlSettings
 from vpp.state import State
 from vpp.supervisor import SetpointSink
 
-__all__ = ["ControlLoop", "ControlSettings"]
+__all__ = ["ControlLoop"]
 
 log = logging.getLogger("vpp.control")
 
 #: asset id -> its live state (None where it aged out)
 _Live = dict[str, LiveState | None]
-
-
-@dataclass(frozen=True, kw_only=True)
-class ControlSettings:
-    """Tuning of the control loop.
-
-    Attributes:
-        period_s: seconds of clock time between cycles.
-        lease_ttl_s: real seconds the lease lasts without renewal.
-        hold_factor: a setpoint holds for this many periods, so a loop that dies
-            leaves devices to revert by themselves soon after.
-        horizon_after_h: the dispatch grid reaches this far past the event's end,
-            so rebound and EV departure needs after the event are planned for.
-        resend_kw: a setpoint is sent again only when it moved by more than this
-            (or half its hold time passed).
-        stick_kw: an asset further than this from its setpoint (and 10 % of its
-            deviation) counts as under-delivering.
-        correction: how much of the current interval's lag the loop adds to the
-            goal for the rest of the interval (0 = none), as a fraction of the target.
-        lead_periods: the loop starts an event this many periods before its
-            start, so devices have reached their setpoints when the first
-            interval begins (its measurement starts at the start, not before).
-        settle_s: real seconds a device gets to reach a new setpoint before a
-            reading that misses it counts against it.
-        time_limit_s: time limit of the disaggregation's plan LP.
-    """
-
-    period_s: float = 10.0
-    lease_ttl_s: float = 30.0
-    hold_factor: float = 3.0
-    horizon_after_h: float = 4.0
-    resend_kw: float = 0.05
-    stick_kw: float = 1.0
-    correction: float = 0.25
-    lead_periods: float = 1.0
-    settle_s: float = 1.5
-    time_limit_s: float = 1.0
 
 
 @dataclass
@@ -277,7 +241,7 @@ class ControlLoop:
         lead = timedelta(
             seconds=max(
                 self.settings.lead_periods * self.settings.period_s,
-                self.clock.scale * 2 * self.settings.settle_s,  # devices need real seconds
+                self.clock.time_scale * 2 * self.settings.settle_s,  # devices need real seconds
             )
         )
         if event.state not in (EventState.SCHEDULED, EventState.ACTIVE):

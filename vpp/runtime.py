@@ -24,8 +24,8 @@ from aiohttp import web
 
 from vpp.api.context import COMPONENTS, METRICS, SETTINGS, STATE
 from vpp.api.events import CLOCK, EVENTS, WAKE
-from vpp.control import ControlLoop, ControlSettings
-from vpp.openadr import Ven, VenSettings
+from vpp.control import ControlLoop
+from vpp.openadr import Ven
 from vpp.openadr.metrics import VenCollector
 from vpp.openadr_bridge import OpenAdrBridge
 from vpp.supervisor import SUPERVISOR, Supervisor
@@ -109,9 +109,6 @@ def runtime_cleanup_ctx(
     async def run(app: web.Application) -> AsyncIterator[None]:
         settings, state, metrics, clock = app[SETTINGS], app[STATE], app[METRICS], app[CLOCK]
         events = app[EVENTS]
-        control = ControlSettings(
-            period_s=settings.control.period, lease_ttl_s=settings.control.lease_ttl
-        )
         async with contextlib.AsyncExitStack() as stack:
             supervisor = await stack.enter_async_context(
                 Supervisor(state=state, settings=settings, registry=metrics.registry, clock=clock)
@@ -121,7 +118,7 @@ def runtime_cleanup_ctx(
             def make(park: str) -> ControlLoop:
                 return ControlLoop(
                     park=park, state=state, events=events, sink=supervisor, clock=clock,
-                    settings=control, metrics=metrics,
+                    settings=settings.control, metrics=metrics,
                 )  # fmt: skip
 
             manager = ControlManager(make, state.list_parks)
@@ -129,19 +126,10 @@ def runtime_cleanup_ctx(
             app[WAKE] = manager.wake
             task = asyncio.create_task(manager.run(), name="control-manager")
             oadr = settings.openadr
-            if with_ven and oadr.vtn_url and oadr.park:
+            if with_ven and oadr.enabled:
                 bridge = OpenAdrBridge(park=oadr.park, state=state, events=events, clock=clock)
-                ven_settings = VenSettings(
-                    vtn_url=oadr.vtn_url,
-                    client_id=oadr.client_id,
-                    client_secret=oadr.client_secret,
-                    ven_name=oadr.ven_name,
-                    program_names=tuple(p.strip() for p in oadr.programs.split(",") if p.strip()),
-                    park_capacity_kw=oadr.park_capacity_kw,
-                    poll_interval_s=oadr.poll_interval,
-                )
                 ven = await stack.enter_async_context(
-                    Ven(settings=ven_settings, sink=bridge, report_source=bridge)
+                    Ven(settings=oadr.ven_settings(), sink=bridge, report_source=bridge)
                 )
                 # its supervised tasks show in /readyz and in the metrics
                 app.setdefault(COMPONENTS, {})["openadr"] = ven.health

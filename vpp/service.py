@@ -10,7 +10,7 @@ on the same files.
 ``serve`` runs the HTTP app with the service's background work (device
 supervisor, one control loop per park, the OpenADR VEN when configured: see
 ``vpp.runtime``) until SIGTERM/SIGINT (or ``duration``), then lets in-flight
-requests finish (``http.shutdown_timeout``), releases every device the
+requests finish (``http.shutdown_timeout_s``), releases every device the
 control loops were driving, and closes Redis.
 """
 
@@ -30,7 +30,7 @@ from vpp.api import create_app
 from vpp.metrics import Metrics
 from vpp.runtime import runtime_cleanup_ctx
 from vpp.servers import RedisServer, port_open
-from vpp.settings import Settings
+from vpp.settings import Settings, redact_url
 from vpp.state import State
 
 __all__ = ["open_state", "redis_endpoint", "serve"]
@@ -70,7 +70,7 @@ def redis_endpoint(settings: Settings) -> Iterator[str]:
         return
     shared = _running_private(settings)
     if shared is not None:
-        log.info("using the private Redis already running at %s", shared)
+        log.info("using the private Redis already running at %s", redact_url(shared))
         yield shared
         return
     server = RedisServer(data_dir=settings.state_dir / "redis")
@@ -90,7 +90,7 @@ def open_state(settings: Settings, url: str, metrics: Metrics | None = None) -> 
     return State.from_url(
         url,
         namespace=settings.redis.namespace,
-        timeout=settings.redis.timeout,
+        timeout=settings.redis.timeout_s,
         log_maxlen=settings.redis.log_maxlen,
         on_error=metrics.redis_failed if metrics is not None else None,
     )
@@ -117,7 +117,7 @@ async def serve(
     # the device supervisor, one control loop per park and (if configured) the VEN
     app.cleanup_ctx.append(runtime_cleanup_ctx())
     runner = web.AppRunner(
-        app, handle_signals=False, shutdown_timeout=settings.http.shutdown_timeout
+        app, handle_signals=False, shutdown_timeout=settings.http.shutdown_timeout_s
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -130,9 +130,9 @@ async def serve(
         await site.start()
         host, port = runner.addresses[0][:2]
         base_url = f"http://{host}:{port}"
-        log.info("serving the API on %s (redis %s)", base_url, redis_url)
+        log.info("serving the API on %s (redis %s)", base_url, redact_url(redis_url))
         if not await state.ping():
-            log.warning("Redis at %s does not answer yet; /readyz says so", redis_url)
+            log.warning("Redis at %s does not answer yet; /readyz says so", redact_url(redis_url))
         if on_ready is not None:
             await on_ready(base_url, state)
         with contextlib.suppress(TimeoutError):

@@ -18,11 +18,12 @@ import redis.asyncio as aioredis
 
 from adapters.types import Confirmation
 from vpp.clock import Clock
-from vpp.control import ControlLoop, ControlSettings
+from vpp.control import ControlLoop
 from vpp.event_store import EventStore
 from vpp.events import EventRecord, EventState, parse_event_request
 from vpp.metrics import Metrics
 from vpp.model import LiveState, parse_asset
+from vpp.settings import ControlSettings
 from vpp.state import State, pack
 
 PARK = "ctl-park"
@@ -95,7 +96,7 @@ async def post(state: State, clock: Clock, start: datetime, **over: Any) -> None
 
 
 async def test_life_cycle_delivery_and_release(state: State) -> None:
-    clock = Clock(scale=600, origin=datetime(2026, 7, 1, 9, 50, tzinfo=UTC))
+    clock = Clock(time_scale=600, origin=datetime(2026, 7, 1, 9, 50, tzinfo=UTC))
     start = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
     await post(state, clock, start)
     sink = RecordingSink()
@@ -129,7 +130,7 @@ async def test_life_cycle_delivery_and_release(state: State) -> None:
 
 
 async def test_cancel_releases_at_the_next_cycle(state: State) -> None:
-    clock = Clock(scale=60, origin=datetime(2026, 7, 1, 10, 0, 30, tzinfo=UTC))
+    clock = Clock(time_scale=60, origin=datetime(2026, 7, 1, 10, 0, 30, tzinfo=UTC))
     await post(state, clock, datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
     sink = RecordingSink()
     ctl = loop(state, sink, clock)
@@ -147,7 +148,7 @@ async def test_cancel_releases_at_the_next_cycle(state: State) -> None:
 
 
 async def test_overlap_and_no_flexibility_fail(state: State) -> None:
-    clock = Clock(scale=1, origin=datetime(2026, 7, 1, 9, 0, tzinfo=UTC))
+    clock = Clock(time_scale=1, origin=datetime(2026, 7, 1, 9, 0, tzinfo=UTC))
     start = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
     await post(state, clock, start)
     # The store refuses an overlapping create; the loop's own check is the
@@ -170,7 +171,7 @@ async def test_overlap_and_no_flexibility_fail(state: State) -> None:
     # with every device silent, an event due now cannot start
     for i in range(3):
         await state.redis.delete(state.park(PARK).live(f"b{i}"))
-    late = Clock(scale=1, origin=start)
+    late = Clock(time_scale=1, origin=start)
     ctl2 = loop(state, sink, late)
     await ctl2.lease.acquire()
     await ctl2.cycle()
@@ -179,7 +180,7 @@ async def test_overlap_and_no_flexibility_fail(state: State) -> None:
 
 
 async def test_only_the_lease_holder_controls_the_park(state: State) -> None:
-    clock = Clock(scale=600, origin=datetime(2026, 7, 1, 10, 0, 30, tzinfo=UTC))
+    clock = Clock(time_scale=600, origin=datetime(2026, 7, 1, 10, 0, 30, tzinfo=UTC))
     await post(state, clock, datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
     sinks = [RecordingSink(), RecordingSink()]
     loops = [loop(state, s, clock, owner=f"worker-{i}") for i, s in enumerate(sinks)]
@@ -194,7 +195,7 @@ async def test_only_the_lease_holder_controls_the_park(state: State) -> None:
 
 
 async def test_wake_acts_on_a_new_event_before_the_next_cycle(state: State) -> None:
-    clock = Clock(scale=1)
+    clock = Clock(time_scale=1)
     sink = RecordingSink()
     ctl = ControlLoop(
         park=PARK, state=state, events=EventStore(state), sink=sink, clock=clock,
@@ -218,7 +219,7 @@ async def test_pre_event_baseline_method(state: State) -> None:
 
     await state.put_park(Park(id=PARK, baseline_method="pre_event"))
     await feed(state, {"b0": 50.0, "b1": 50.0, "b2": -20.0})  # what they did just before
-    clock = Clock(scale=600, origin=datetime(2026, 7, 1, 10, 0, 5, tzinfo=UTC))
+    clock = Clock(time_scale=600, origin=datetime(2026, 7, 1, 10, 0, 5, tzinfo=UTC))
     await post(state, clock, datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
     sink = RecordingSink()
     ctl = loop(state, sink, clock)

@@ -29,7 +29,7 @@ from vpp.openadr.model import (
     SimpleLevel,
 )
 from vpp.openadr.schema import OpenAdrSchema, locate_spec
-from vpp.openadr.settings import VenSettings
+from vpp.openadr.settings import OpenAdrSettings, VenSettings
 from vpp.openadr.ven import TaskHealth, Ven, VenStatus
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "MappingError",
     "OpenAdrError",
     "OpenAdrSchema",
+    "OpenAdrSettings",
     "RelativeKw",
     "ReportRequest",
     "ReportSource",

@@ -13,8 +13,8 @@ picked up from ``State.list_parks``.
 
 Freshness: each reading is judged by its age on arrival
 (:func:`~vpp.supervisor._live.date_reading`: dated ahead of our clock ->
-re-dated to its arrival, already ``live_ttl`` old -> not written) and is then
-live until it is ``live_ttl`` old by its own ``ts``. When an adapter's
+re-dated to its arrival, already ``live_ttl_s`` old -> not written) and is then
+live until it is ``live_ttl_s`` old by its own ``ts``. When an adapter's
 transport goes down (broker or Modbus connection lost, listener closed, the
 adapter failed and waits for its restart), its assets are marked unavailable
 in the live state at once rather than left to age out; an adapter that has
@@ -78,8 +78,6 @@ SEND_CONCURRENCY: Mapping[TelemetrySource, int] = {
     TelemetrySource.MODBUS: 256,
     TelemetrySource.OCPP: 1024,
 }
-#: Default TCP connections per Modbus host (a gateway serves several clients).
-MODBUS_CONNECTIONS = 4
 #: An adapter that ran this long before failing restarts without a long wait.
 HEALTHY_RUN_S = 60.0
 #: How long one blocking XREAD on the park logs waits (below the Redis socket timeout).
@@ -194,7 +192,7 @@ class Supervisor:
 
     Args:
         state: the Redis repository (assets, live state, park logs).
-        settings: ``mqtt``, ``modbus``, ``ocpp`` and ``redis.live_ttl`` are read.
+        settings: ``mqtt``, ``modbus``, ``ocpp`` and ``redis.live_ttl_s`` are read.
         parks: the parks to serve; every park (including new ones) when None.
         registry: where the adapter and setpoint metrics are registered (the
             app's ``Metrics.registry``); a private one when omitted.
@@ -206,7 +204,6 @@ class Supervisor:
         send_timeout_s: bound on one setpoint, queueing included.
         send_concurrency: calls in flight at once per adapter, by protocol
             (``SEND_CONCURRENCY`` for the protocols not given).
-        modbus_connections: TCP connections each Modbus adapter opens to its host.
         clock: the service clock; device schedules (EV departures) are mapped
             onto its timeline (matters only when it runs compressed).
     """
@@ -225,7 +222,6 @@ class Supervisor:
         backoff_base: float = 1.0,
         send_timeout_s: float = 15.0,
         send_concurrency: Mapping[TelemetrySource, int] | None = None,
-        modbus_connections: int = MODBUS_CONNECTIONS,
         clock: Clock | None = None,
     ) -> None:
         self._state = state
@@ -237,7 +233,6 @@ class Supervisor:
         self._backoff_base = backoff_base
         self._send_timeout = send_timeout_s
         self._concurrency = {**SEND_CONCURRENCY, **(send_concurrency or {})}
-        self._modbus_connections = modbus_connections
         self._ocpp = ocpp_key(settings.ocpp.host, settings.ocpp.port)
         self._plans: dict[str, list[Route]] = {}
         self._routes: dict[tuple[str, str], Route] = {}
@@ -245,7 +240,7 @@ class Supervisor:
         self._slots: dict[AdapterKey, _Slot] = {}
         self._logs = ParkLogs(state)
         self._noted: set[str] = set()
-        self._time_scale = clock.scale if clock is not None else 1.0
+        self._time_scale = clock.time_scale if clock is not None else 1.0
         self._batch = LiveBatch(
             flush_max=flush_max, schedule_time=clock.from_wall if clock else None
         )
@@ -415,10 +410,10 @@ class Supervisor:
                 username=s.mqtt.username or None,
                 password=s.mqtt.password or None,
                 client_id=f"{s.mqtt.client_id}-{key.park}-{uuid.uuid4().hex[:8]}",
-                keepalive_s=s.mqtt.keepalive,
+                keepalive_s=s.mqtt.keepalive_s,
                 backoff_base=self._backoff_base,
                 time_scale=self._time_scale,
-                max_age_s=s.redis.live_ttl,
+                max_age_s=s.redis.live_ttl_s,
             )
         if key.protocol is TelemetrySource.MODBUS:
             host, port = key.endpoint.rsplit(":", 1)
@@ -434,9 +429,9 @@ class Supervisor:
                     )
                     for r in routes
                 },
-                poll_s=s.modbus.poll_interval,
-                timeout_s=s.modbus.timeout,
-                connections=self._modbus_connections,
+                poll_s=s.modbus.poll_interval_s,
+                timeout_s=s.modbus.timeout_s,
+                connections=s.modbus.connections,
                 backoff_base=self._backoff_base,
                 time_scale=self._time_scale,
             )
@@ -484,7 +479,7 @@ class Supervisor:
             tg.create_task(_watch(adapter, label), name=f"watch-{label}")
 
     async def _consume(self, slot: _Slot, adapter: AnyAdapter) -> None:
-        ttl = self._settings.redis.live_ttl
+        ttl = self._settings.redis.live_ttl_s
         async for reading in adapter.telemetry():
             route = self._by_device.get((slot.key, reading.asset_id))
             if route is None:
@@ -529,7 +524,7 @@ class Supervisor:
     async def flush(self) -> int:
         """Write the pending readings now (the latest per asset); return how many."""
         return await self._batch.flush(
-            self._state, self._settings.redis.live_ttl, lambda p, a: (p, a) in self._routes
+            self._state, self._settings.redis.live_ttl_s, lambda p, a: (p, a) in self._routes
         )
 
     # -- following enrollments -----------------------------------------------

@@ -1,12 +1,13 @@
 """The ``vpp`` command line (also ``python -m vpp``).
 
 Subcommands are small functions: ``_add_<name>(subparsers)`` declares one and
-sets ``run`` to a ``_run_<name>(args) -> int``. To add one (``simulate``),
-write both and list the adder in ``COMMANDS``. Logging is configured here and
-nowhere else.
+sets ``run`` to a ``_run_<name>(args) -> int``. To add one, write both (as
+``_add_simulate`` and ``_run_simulate`` do) and list the adder in
+``COMMANDS``. Logging is configured here and nowhere else in ``vpp`` (the
+demo only quiets pymodbus's connect noise).
 
-Exit codes: 0 success, 1 failure (``check``: not healthy), 2 usage or
-configuration error.
+Exit codes: 0 success, 1 failure (``check``: not healthy; ``token revoke``:
+no such token), 2 usage or configuration error, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations

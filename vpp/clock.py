@@ -1,10 +1,13 @@
-"""Wall-clock or compressed time for the control loop, the simulators and the demo.
+"""Wall-clock or compressed time for the control loop, the event schedule and the demo.
 
 A real deployment runs at ``time_scale = 1``. The demo runs a 2-hour event in about
 a minute by scaling time: ``now()`` advances ``time_scale`` seconds per real second
-from an ``origin``, and ``sleep(s)`` waits ``s / time_scale`` real seconds. Every
-part that reasons about time (the control loop, the event schedule, the
-simulated physics) takes the same `Clock` so they stay consistent.
+from an ``origin``, and ``sleep(s)`` waits ``s / time_scale`` real seconds. The
+service's parts that reason about time (the control loop, the event schedule,
+the API's event checks) take the same `Clock`; the device simulators
+(``adapters.sim``, which do not import ``vpp``) run their physics on a clock
+of their own at the same speed-up (also ``time_scale``), so they stay
+consistent.
 """
 
 from __future__ import annotations

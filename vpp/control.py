@@ -1,6 +1,7 @@
 """The closed-loop control of one park: events in, setpoints out, delivery measured.
 
-Every cycle (``[control] period_s`` of the clock's time, 5 s by default) the loop
+Every cycle (``[control] period_s`` of the clock's time; 5 s in the service's
+settings, :class:`vpp.settings.ControlSettings`) the loop
 
 1. renews its lease (only the lease holder controls the park, so two service
    processes never fight over the devices);

@@ -7,7 +7,7 @@ the API:
 * one `vpp.control.ControlLoop` per park, following new parks as they appear
   (each loop takes its park's lease in Redis, so with several service
   processes exactly one of them controls a park at a time);
-* the OpenADR VEN of a park when ``[openadr] vtn_url`` is set.
+* the OpenADR VEN of a park when ``[openadr] vtn_url`` and ``park`` are set.
 
 On shutdown the loops release every device they were controlling before the
 supervisor stops the adapters.

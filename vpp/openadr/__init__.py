@@ -3,7 +3,9 @@
 :class:`Ven` polls the VTN's events (woken early by MQTT notifications),
 hands each as a :class:`GridDispatch` to a :class:`DispatchSink`, and reports
 USAGE, BASELINE, DELTA_USAGE and STORAGE_CHARGE_LEVEL from a
-:class:`ReportSource`. :mod:`vpp.openadr.vtn_sim` is a VTN for tests and demos.
+:class:`ReportSource`. The service's side of both is ``vpp.openadr_bridge``.
+The VTN simulator the VEN is tested against is test code and lives under
+``tests/``, not in this package.
 """
 
 from vpp.openadr.errors import (

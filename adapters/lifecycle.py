@@ -151,7 +151,7 @@ class BackgroundService:
         task, self._task = self._task, None
         try:
             if task is not None:
-                await self._stop(task)
+                await self._stop_work(task)
         finally:
             await self._close()
 
@@ -168,14 +168,14 @@ class BackgroundService:
         finally:
             self._group = None
 
-    async def _stop(self, task: asyncio.Task[None]) -> None:
+    async def _stop_work(self, task: asyncio.Task[None]) -> None:
         try:
             if self._stop_grace_s != 0:
                 await asyncio.wait({task}, timeout=self._stop_grace_s)
-            await self._cancel(task)
+            await self._cancel_work(task)
         except asyncio.CancelledError:
             # The caller is being cancelled: the work still stops before that goes on.
-            await self._cancel(task)
+            await self._cancel_work(task)
             raise
         if not task.done():
             log.error("%s did not stop within %s s", task.get_name(), self._stop_limit_s)
@@ -184,7 +184,7 @@ class BackgroundService:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             task.result()
 
-    async def _cancel(self, task: asyncio.Task[None]) -> None:
+    async def _cancel_work(self, task: asyncio.Task[None]) -> None:
         """Cancel ``task`` until it has ended, for at most ``_stop_limit_s``."""
         limit = self._stop_limit_s
         deadline = None if limit is None else asyncio.get_running_loop().time() + limit

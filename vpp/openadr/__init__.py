@@ -3,7 +3,8 @@
 :class:`Ven` polls the VTN's events (woken early by MQTT notifications),
 hands each as a :class:`GridDispatch` to a :class:`DispatchSink`, and reports
 USAGE, BASELINE, DELTA_USAGE and STORAGE_CHARGE_LEVEL from a
-:class:`ReportSource`. :mod:`vpp.openadr.vtn_sim` is a VTN for tests and demos.
+:class:`ReportSource`. (The VTN the tests run against is
+``tests/openadr/vtn_sim.py``, not part of the product.)
 """
 
 from vpp.openadr.errors import (

@@ -1,8 +1,9 @@
 """One lifecycle for everything that runs in the background: an async context manager.
 
-The device adapters and simulators here, and in ``vpp`` the supervisor, the
-control loops and their manager and the OpenADR VEN, are all a
-:class:`BackgroundService` and are all used the same way::
+The device adapters and simulators here are each a :class:`BackgroundService`,
+and so is every background component of the service built on this package
+(its supervisor, control loops and their manager, OpenADR VEN). All are used
+the same way::
 
     async with Service(...) as service:  # _open(), then the work starts as named tasks
         ...                              # the work runs while the block runs
@@ -19,16 +20,18 @@ A subclass implements some of three hooks and names its task:
 * ``_close()``: disconnect, once every task has ended (also when the caller
   is cancelled while leaving).
 
-Leaving sets ``_closing`` (every retry loop checks it) and wakes
-:meth:`~BackgroundService._wait_closing`. The work then has ``_stop_grace_s``
-to end by itself (0: it is cancelled at once; None: no bound, for a loop that
-finishes its cycle and hands its devices back), and is then cancelled. The
-cancellation cannot be swallowed: it is delivered again every
-``RECANCEL_S`` until the work has ended (a protocol library may turn a
-cancellation into its own connection error, which a retry loop would
-retry), for at most ``_stop_limit_s`` (None: no bound); and a cancellation of
-the caller while it leaves still stops the work and runs ``_close()`` before
-it propagates.
+Leaving sets ``_closing`` and wakes :meth:`~BackgroundService._wait_closing`.
+The work then has ``_stop_grace_s`` to end by itself (0: it is cancelled at
+once; None: no bound, for a loop that finishes its cycle and hands its
+devices back), and is then cancelled. The cancellation cannot be swallowed:
+
+* a protocol library may turn a cancellation into its own connection error,
+  which a retry loop would retry: the task running ``_run`` is cancelled
+  again every ``RECANCEL_S`` until the work has ended, for at most
+  ``_stop_limit_s`` (None: no bound), and every retry loop, in ``_run`` or
+  in a spawned task (which the task group cancels once), checks ``_closing``;
+* a cancellation of the caller while it leaves still stops the work and
+  runs ``_close()``, then propagates.
 
 Errors: the tasks run in one ``asyncio.TaskGroup``, so an error in any of
 them ends the work; :meth:`~BackgroundService.wait_stopped` returns it (a

@@ -96,9 +96,9 @@ class ControlManager(BackgroundService):
                 await self._wait_closing(None, loop.wait_stopped())
                 if not self._closing:
                     error = await loop.wait_stopped()
-                    log.error("park %s: control loop stopped (%r); restarting", park, error)
+                    log.error("park %s: control loop stopped (%r); it starts anew", park, error)
         except Exception:  # one park's loop never ends the others
-            log.exception("park %s: control loop failed; restarting", park)
+            log.exception("park %s: control loop failed; it starts anew", park)
 
     def wake(self, park: str) -> None:
         """Make the park's loop run a cycle now (if this process runs it)."""

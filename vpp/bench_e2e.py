@@ -284,13 +284,8 @@ def _runtime_ctx(park: str, protocol_of: Mapping[str, str], out: _Runtime) -> An
             async def parks() -> list[str]:
                 return [park]
 
-            manager = ControlManager(make, parks)
-            task = asyncio.create_task(manager.run(), name="bench-control-manager")
-            try:
+            async with ControlManager(make, parks):
                 yield
-            finally:
-                manager.stop()
-                await task
 
     return run
 

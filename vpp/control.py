@@ -56,6 +56,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 import dispatch as dx
+from adapters.lifecycle import BackgroundService
 from vpp.clock import Clock
 from vpp.errors import NotFound
 from vpp.event_store import EventStore
@@ -130,8 +131,13 @@ def _draws(assets: list[AnyAsset], live: _Live) -> dict[str, float]:
     return out
 
 
-class ControlLoop:
+class ControlLoop(BackgroundService):
     """The control loop of one park.
+
+    Use as ``async with ControlLoop(...) as loop:``; entering starts the cycles
+    (the task ``control-{park}``), leaving lets the running cycle finish, then
+    releases every device the loop drives and gives its lease up. `cycle`
+    runs one cycle by hand (the caller holds the lease).
 
     Args:
         park: the park id.
@@ -143,6 +149,10 @@ class ControlLoop:
         metrics: the service metrics (optional).
         owner: the lease owner id (random when omitted).
     """
+
+    # Leaving waits for the cycle to end and the devices to be released (each
+    # release is bounded by the sink's own timeouts), never cuts them short.
+    _stop_grace_s = None
 
     def __init__(
         self,
@@ -173,6 +183,7 @@ class ControlLoop:
         self._wake = asyncio.Event()
         self._last_view: tuple[_Live, object, PortfolioView] | None = None
         self.cycles = 0
+        self._task_name = f"control-{park}"
 
     def wake(self) -> None:
         """Run the next cycle now (an event arrived, changed or was cancelled)."""
@@ -180,11 +191,10 @@ class ControlLoop:
 
     # -- the loop ----------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Run cycles until ``stop`` is set (or the task is cancelled); release on exit."""
-        stop = stop or asyncio.Event()
+    async def _run(self) -> None:
+        """Run cycles until the context is left (or cancelled); release at the end."""
         try:
-            while not stop.is_set():
+            while not self._closing:
                 started = time.monotonic()
                 try:
                     if await self.lease.acquire():
@@ -200,21 +210,18 @@ class ControlLoop:
                     )
                 pause = max(0.0, self.clock.real_seconds(self.settings.period_s))
                 pause -= time.monotonic() - started
-                await self._pause(stop, max(pause, 0.01))
+                await self._pause(max(pause, 0.01))
         finally:
             await self._release_all()
             with contextlib.suppress(Exception):
                 await self.lease.release()
             self._gauge_leader(0)
 
-    async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
-        """Wait until the next cycle is due, ``stop`` is set or someone calls `wake`."""
-        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
+    async def _pause(self, seconds: float) -> None:
+        """Wait until the next cycle is due, the context is left or someone calls `wake`."""
         try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            await self._wait_closing(seconds, self._wake.wait())
         finally:
-            for waiter in waiters:
-                waiter.cancel()
             self._wake.clear()
 
     async def cycle(self) -> None:

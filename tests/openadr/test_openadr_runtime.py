@@ -9,11 +9,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from oadr_helpers import event_body, wait_for
 
+from tests.openadr.vtn_sim import BlClient, VtnSim
 from vpp.api import create_app
 from vpp.api.context import COMPONENTS
 from vpp.metrics import Metrics
 from vpp.openadr import Ven
-from vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.runtime import runtime_cleanup_ctx
 from vpp.settings import Settings
 from vpp.state import State

@@ -38,14 +38,14 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from adapters.backoff import Backoff
 from adapters.errors import UnknownAsset
+from adapters.lifecycle import BackgroundService
 from adapters.modbus import ModbusBatteryAdapter, ModbusUnit
 from adapters.mqtt import MqttAdapter
 from adapters.ocpp.csms import ChargerSettings, OcppCsmsAdapter
@@ -183,12 +183,14 @@ async def _watch(adapter: AnyAdapter, label: str) -> None:
     raise _AdapterDied(f"adapter {label} stopped: {exc!r}") from exc
 
 
-class Supervisor:
+class Supervisor(BackgroundService):
     """Runs the adapters of every enrolled asset and writes their live state.
 
     Use as ``async with Supervisor(...) as sup:``; entering starts the work in
     the background (``await sup.wait_ready()`` for the first reconcile),
-    leaving stops every adapter and flushes what is pending.
+    leaving stops every adapter and flushes what is pending. The work is the
+    named tasks ``supervisor-flush``, ``supervisor-follow`` and one
+    ``adapter-{label}`` per adapter, in the supervisor's task group.
 
     Args:
         state: the Redis repository (assets, live state, park logs).
@@ -207,6 +209,13 @@ class Supervisor:
         clock: the service clock; device schedules (EV departures) are mapped
             onto its timeline (matters only when it runs compressed).
     """
+
+    _task_name = "supervisor"
+    # Leaving cancels the adapters' tasks once and lets each adapter leave its
+    # own context (announce offline, close its connections) for as long as it
+    # takes; the supervisor's loops check _closing, so none outlives a
+    # cancellation a library swallowed.
+    _stop_limit_s = None
 
     def __init__(
         self,
@@ -246,28 +255,18 @@ class Supervisor:
         )
         self._ready = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()
-        self._tg: asyncio.TaskGroup | None = None
-        self._main: asyncio.Task[None] | None = None
         self.metrics: SupervisorMetrics | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
+    async def _open(self) -> None:
         self.metrics = SupervisorMetrics(self.registry, self._samples)
-        self._main = asyncio.create_task(self._run(), name="supervisor")
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        task, self._main = self._main, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def _run(self) -> None:
+        _ = self._spawn(self._flush_loop(), name="supervisor-flush")
+        _ = self._spawn(self._follow_loop(), name="supervisor-follow")
+
+    async def _close(self) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):
                 await self.flush()
@@ -278,12 +277,6 @@ class Supervisor:
     async def wait_ready(self) -> None:
         """Wait until the first full reconcile has started the adapters."""
         await self._ready.wait()
-
-    async def _run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            self._tg = tg
-            tg.create_task(self._flush_loop(), name="supervisor-flush")
-            tg.create_task(self._follow_loop(), name="supervisor-follow")
 
     # -- what runs: routes and adapters --------------------------------------
 
@@ -366,9 +359,8 @@ class Supervisor:
                 log.info("%s now serves %d assets", key.label, len(wanted))
 
     def _start(self, slot: _Slot) -> None:
-        assert self._tg is not None, "the supervisor is not running"
         slot.grace_until = time.monotonic() + CONNECT_GRACE_S
-        slot.task = self._tg.create_task(self._run_slot(slot), name=f"adapter-{slot.key.label}")
+        slot.task = self._spawn(self._run_slot(slot), name=f"adapter-{slot.key.label}")
 
     @staticmethod
     async def _stop(slot: _Slot, *, final: bool) -> None:
@@ -468,6 +460,8 @@ class Supervisor:
             finally:
                 slot.adapter = None
                 slot.absorb(adapter.stats)
+            if self._closing:
+                return  # a cancellation swallowed on the way out: no restart
             if time.monotonic() - began > HEALTHY_RUN_S:
                 backoff.reset()
             await backoff.wait()
@@ -515,7 +509,7 @@ class Supervisor:
     # -- live state ----------------------------------------------------------
 
     async def _flush_loop(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._batch.due.wait(), self._flush_s)
             self._check_links()
@@ -532,7 +526,7 @@ class Supervisor:
     async def _follow_loop(self) -> None:
         backoff = Backoff(base=self._backoff_base)
         next_full = next_parks = 0.0
-        while True:
+        while not self._closing:
             try:
                 now = time.monotonic()
                 if now >= next_full:

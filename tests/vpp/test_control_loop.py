@@ -304,7 +304,7 @@ async def _until(predicate: Callable[[], bool]) -> None:
 async def test_the_manager_follows_new_parks_wakes_them_and_releases_on_leaving(
     state: State,
 ) -> None:
-    clock = Clock(scale=1)
+    clock = Clock(time_scale=1)
     sink = RecordingSink()
     parks: list[str] = []
 
@@ -340,7 +340,7 @@ async def test_the_manager_restarts_a_loop_whose_work_ended(
         raise RuntimeError("boom")
 
     def make(park: str) -> ControlLoop:
-        ctl = loop(state, RecordingSink(), Clock(scale=1))
+        ctl = loop(state, RecordingSink(), Clock(time_scale=1))
         if not made:
             ctl._run = broken  # type: ignore[method-assign]
         made.append(ctl)

@@ -11,9 +11,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 
-from adapters._lifecycle import BackgroundService
 from adapters.clamp import ClampResult, clamp_setpoint
 from adapters.errors import UnknownAsset
+from adapters.lifecycle import BackgroundService
 from adapters.types import AdapterStats, Confirmation, DeviceLimits, Setpoint, Telemetry
 
 __all__ = ["REJECT_LOG_EVERY_S", "AssetBook", "BookedService"]

@@ -3,7 +3,7 @@
 aiomqtt 2.5 over paho 2.2 costs, per incoming message: three ``recv`` system
 calls (paho reads the fixed header byte by byte), one event-loop wake-up (the
 reader callback handles a single packet), and a task plus ``asyncio.wait`` in
-``client.messages``. Measured with ``python -m tests.benchmarks.adapters``, that caps a
+``client.messages``. Measured with the adapter benchmark (README, "Benchmarks"), that caps a
 plain subscriber near 5,000 messages/s on a 2-core box. Both costs sit at seams:
 
 * :func:`inline_queue` builds the ``queue_type`` aiomqtt's public constructor

@@ -2,9 +2,9 @@
 
 The model is filled in one call from numpy / scipy arrays
 (``fill_model_from_sparse_data``), so building costs no per-variable Python
-work. HiGHS is the default: on this machine it solved the full-day LPs 1.5-2x
-faster than GLOP (see the package docs); PDLP does not converge on SoC-chained
-models. Every solve carries a time limit.
+work. HiGHS is the default: when it was chosen it solved the full-day LPs 1.5-2x
+faster than GLOP on a 2-core development machine; PDLP does not converge on
+SoC-chained models. Every solve carries a time limit.
 """
 
 from __future__ import annotations

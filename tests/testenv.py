@@ -19,6 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from vpp.servers import MosquittoServer, RedisServer, port_open
+from vpp.settings import redact_url
 
 __all__ = ["main"]
 
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
         base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vpp-testenv-")))
         if not port_open(parts.hostname or "127.0.0.1", parts.port or 6379):
             redis = stack.enter_context(RedisServer(data_dir=base / "redis"))
-            print(f"testenv: no Redis at {redis_url}; started one at {redis.url}", flush=True)
+            where = redact_url(redis_url)
+            print(f"testenv: no Redis at {where}; started one at {redis.url}", flush=True)
             redis_url = redis.url
         if not port_open(mqtt_host, mqtt_port):
             broker = stack.enter_context(MosquittoServer(data_dir=base / "mosquitto"))

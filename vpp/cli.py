@@ -1,12 +1,13 @@
 """The ``vpp`` command line (also ``python -m vpp``).
 
 Subcommands are small functions: ``_add_<name>(subparsers)`` declares one and
-sets ``run`` to a ``_run_<name>(args) -> int``. To add one (``simulate``),
-write both and list the adder in ``COMMANDS``. Logging is configured here and
-nowhere else.
+sets ``run`` to a ``_run_<name>(args) -> int``. To add one, write both (as
+``_add_simulate`` and ``_run_simulate`` do) and list the adder in
+``COMMANDS``. Logging is configured here and nowhere else in ``vpp`` (the
+demo only quiets pymodbus's connect noise).
 
-Exit codes: 0 success, 1 failure (``check``: not healthy), 2 usage or
-configuration error.
+Exit codes: 0 success, 1 failure (``check``: not healthy; ``token revoke``:
+no such token), 2 usage or configuration error, 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from vpp.errors import InvalidInput, SettingsError, StateError
 from vpp.parkfile import enroll_park, load_park_file, simulator_spec
 from vpp.servers import ServerError
 from vpp.service import open_state, redis_endpoint, serve
-from vpp.settings import Settings
+from vpp.settings import Settings, redact_url
 from vpp.state import State
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -121,7 +122,7 @@ async def _check(settings: Settings, base_url: str, seconds: float) -> list[str]
         state = open_state(settings, settings.redis.url)
         try:
             if not await state.ping():
-                problems.append(f"Redis at {settings.redis.url} does not answer")
+                problems.append(f"Redis at {redact_url(settings.redis.url)} does not answer")
         finally:
             await state.aclose()
     return problems

@@ -1,6 +1,7 @@
 """The closed-loop control of one park: events in, setpoints out, delivery measured.
 
-Every cycle (10 s of the clock's time by default) the loop
+Every cycle (``[control] period_s`` of the clock's time; 5 s in the service's
+settings, :class:`vpp.settings.ControlSettings`) the loop
 
 1. renews its lease (only the lease holder controls the park, so two service
    processes never fight over the devices);
@@ -55,6 +56,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 import dispatch as dx
+from adapters.lifecycle import BackgroundService
 from vpp.clock import Clock
 from vpp.errors import NotFound
 from vpp.event_store import EventStore
@@ -63,52 +65,16 @@ from vpp.flex import AnyAsset, PortfolioView, build_view, grid_at, nominal_kw
 from vpp.lease import Lease
 from vpp.metrics import Metrics
 from vpp.model import LiveState
+from vpp.settings import ControlSettings
 from vpp.state import State
 from vpp.supervisor import SetpointSink
 
-__all__ = ["ControlLoop", "ControlSettings"]
+__all__ = ["ControlLoop"]
 
 log = logging.getLogger("vpp.control")
 
 #: asset id -> its live state (None where it aged out)
 _Live = dict[str, LiveState | None]
-
-
-@dataclass(frozen=True, kw_only=True)
-class ControlSettings:
-    """Tuning of the control loop.
-
-    Attributes:
-        period_s: seconds of clock time between cycles.
-        lease_ttl_s: real seconds the lease lasts without renewal.
-        hold_factor: a setpoint holds for this many periods, so a loop that dies
-            leaves devices to revert by themselves soon after.
-        horizon_after_h: the dispatch grid reaches this far past the event's end,
-            so rebound and EV departure needs after the event are planned for.
-        resend_kw: a setpoint is sent again only when it moved by more than this
-            (or half its hold time passed).
-        stick_kw: an asset further than this from its setpoint (and 10 % of its
-            deviation) counts as under-delivering.
-        correction: how much of the current interval's lag the loop adds to the
-            goal for the rest of the interval (0 = none), as a fraction of the target.
-        lead_periods: the loop starts an event this many periods before its
-            start, so devices have reached their setpoints when the first
-            interval begins (its measurement starts at the start, not before).
-        settle_s: real seconds a device gets to reach a new setpoint before a
-            reading that misses it counts against it.
-        time_limit_s: time limit of the disaggregation's plan LP.
-    """
-
-    period_s: float = 10.0
-    lease_ttl_s: float = 30.0
-    hold_factor: float = 3.0
-    horizon_after_h: float = 4.0
-    resend_kw: float = 0.05
-    stick_kw: float = 1.0
-    correction: float = 0.25
-    lead_periods: float = 1.0
-    settle_s: float = 1.5
-    time_limit_s: float = 1.0
 
 
 @dataclass
@@ -165,8 +131,13 @@ def _draws(assets: list[AnyAsset], live: _Live) -> dict[str, float]:
     return out
 
 
-class ControlLoop:
+class ControlLoop(BackgroundService):
     """The control loop of one park.
+
+    Use as ``async with ControlLoop(...) as loop:``; entering starts the cycles
+    (the task ``control-{park}``), leaving lets the running cycle finish, then
+    releases every device the loop drives and gives its lease up. `cycle`
+    runs one cycle by hand (the caller holds the lease).
 
     Args:
         park: the park id.
@@ -178,6 +149,10 @@ class ControlLoop:
         metrics: the service metrics (optional).
         owner: the lease owner id (random when omitted).
     """
+
+    # Leaving waits for the cycle to end and the devices to be released (each
+    # release is bounded by the sink's own timeouts), never cuts them short.
+    _stop_grace_s = None
 
     def __init__(
         self,
@@ -208,6 +183,7 @@ class ControlLoop:
         self._wake = asyncio.Event()
         self._last_view: tuple[_Live, object, PortfolioView] | None = None
         self.cycles = 0
+        self._task_name = f"control-{park}"
 
     def wake(self) -> None:
         """Run the next cycle now (an event arrived, changed or was cancelled)."""
@@ -215,11 +191,10 @@ class ControlLoop:
 
     # -- the loop ----------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Run cycles until ``stop`` is set (or the task is cancelled); release on exit."""
-        stop = stop or asyncio.Event()
+    async def _run(self) -> None:
+        """Run cycles until the context is left (or cancelled); release at the end."""
         try:
-            while not stop.is_set():
+            while not self._closing:
                 started = time.monotonic()
                 try:
                     if await self.lease.acquire():
@@ -235,21 +210,18 @@ class ControlLoop:
                     )
                 pause = max(0.0, self.clock.real_seconds(self.settings.period_s))
                 pause -= time.monotonic() - started
-                await self._pause(stop, max(pause, 0.01))
+                await self._pause(max(pause, 0.01))
         finally:
             await self._release_all()
             with contextlib.suppress(Exception):
                 await self.lease.release()
             self._gauge_leader(0)
 
-    async def _pause(self, stop: asyncio.Event, seconds: float) -> None:
-        """Wait until the next cycle is due, ``stop`` is set or someone calls `wake`."""
-        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())}
+    async def _pause(self, seconds: float) -> None:
+        """Wait until the next cycle is due, the context is left or someone calls `wake`."""
         try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+            await self._wait_closing(seconds, self._wake.wait())
         finally:
-            for waiter in waiters:
-                waiter.cancel()
             self._wake.clear()
 
     async def cycle(self) -> None:
@@ -277,7 +249,7 @@ class ControlLoop:
         lead = timedelta(
             seconds=max(
                 self.settings.lead_periods * self.settings.period_s,
-                self.clock.scale * 2 * self.settings.settle_s,  # devices need real seconds
+                self.clock.time_scale * 2 * self.settings.settle_s,  # devices need real seconds
             )
         )
         if event.state not in (EventState.SCHEDULED, EventState.ACTIVE):

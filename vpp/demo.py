@@ -48,7 +48,7 @@ from vpp.parkfile import ParkFile, enroll_park, load_park_file, simulator_spec
 from vpp.runtime import runtime_cleanup_ctx
 from vpp.servers import MosquittoServer, free_port, port_open
 from vpp.service import open_state, redis_endpoint, running_service
-from vpp.settings import Settings
+from vpp.settings import Settings, redact_url
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -218,7 +218,7 @@ async def _simulated_park(
 
 
 async def _run(settings: Settings, opts: DemoOptions, redis_url: str, out_dir: Path) -> int:
-    clock = Clock(scale=opts.time_scale)
+    clock = Clock(time_scale=opts.time_scale)
     metrics = Metrics()
     state = open_state(settings, redis_url, metrics)
     try:
@@ -328,10 +328,10 @@ def run_demo(settings: Settings, opts: DemoOptions) -> int:
     settings.ocpp.port = free_port()
     settings.ocpp.auth_secret = settings.ocpp.auth_secret or secrets.token_hex(16)
     # the demo's cycles run on the compressed clock: one per simulated minute
-    settings.control.period = 60.0
-    settings.control.lease_ttl = 10.0
+    settings.control.period_s = 60.0
+    settings.control.lease_ttl_s = 10.0
     # poll batteries every real second: at 120x that is every 2 simulated minutes
-    settings.modbus.poll_interval = min(settings.modbus.poll_interval, 1.0)
+    settings.modbus.poll_interval_s = min(settings.modbus.poll_interval_s, 1.0)
     with contextlib.ExitStack() as stack:
         # the report stays beside the state so the user can read it afterwards
         out_dir = opts.out_dir or settings.state_dir / "demo-reports"
@@ -349,5 +349,5 @@ def run_demo(settings: Settings, opts: DemoOptions) -> int:
             # a fresh private Redis for every demo run: no state from earlier runs
             settings.state.dir = stack.enter_context(tempfile.TemporaryDirectory())
         redis_url = stack.enter_context(redis_endpoint(settings))
-        _say(f"redis:   {redis_url}")
+        _say(f"redis:   {redact_url(redis_url)}")
         return asyncio.run(_run(settings, opts, redis_url, out_dir))

@@ -10,10 +10,17 @@ that meets them, so callers only ever catch ``VppError`` subclasses::
      │    ├── StateUnavailable  (Redis did not answer)
      │    ├── AlreadyExists     (enroll of an id that is enrolled)
      │    ├── Conflict          (the request clashes with the stored state: 409)
+     │    │    └── IllegalTransition  (an event change its state forbids)
+     │    │         └── EventOverlap  (an event window overlapping another open one)
      │    └── NotFound          (no such park or asset)
      └── AuthError
           ├── Unauthenticated   (missing or unknown token: 401)
           └── Forbidden         (wrong role or park: 403)
+
+``IllegalTransition`` and ``EventOverlap`` are defined with the events they
+guard. Two parts keep trees of their own: the OpenADR VEN
+(:mod:`vpp.openadr.errors`, rooted at ``OpenAdrError``) and the private
+servers (:mod:`vpp.servers`, rooted at ``ServerError``).
 """
 
 from __future__ import annotations

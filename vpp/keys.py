@@ -22,8 +22,8 @@ Keys that are not about one park are global under the namespace::
     {ns}:tokens:{sha256}        string msgpack token record (hashed secret in the name)
 
 ``ns`` defaults to ``vpp`` (setting ``redis.namespace``); tests use a unique one.
-To add a park-scoped key (bids, events, leases), add a property or method to
-``Keys``; to add a global one, to ``GlobalKeys``.
+To add a park-scoped key, add a property or method to ``Keys`` (as the bids,
+events and lease keys were added); to add a global one, to ``GlobalKeys``.
 """
 
 from __future__ import annotations

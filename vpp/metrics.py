@@ -1,10 +1,15 @@
-"""Every Prometheus metric of the service, in one module.
+"""The service's own Prometheus metrics and the registry every other one joins.
 
 Each app gets its own ``Metrics`` with a dedicated ``CollectorRegistry``, so
 several apps (tests) can live in one process. Names are prefixed ``vpp_``.
-Sections: HTTP, registry, Redis. Adapter, control-loop and dispatch metrics
-go into their own sections of ``Metrics`` when they arrive, named
-``vpp_adapter_*``, ``vpp_dispatch_*``, ``vpp_control_*``.
+Sections here: HTTP (``vpp_http_*``), registry (``vpp_assets_enrolled``),
+Redis (``vpp_redis_*``), dispatch and control loop (``vpp_solver_seconds``,
+``vpp_control_*``, ``vpp_event_*``, ``vpp_events``, ``vpp_delivered_kw``,
+``vpp_flexibility_*``). Two collectors register on the same registry from
+where their data lives: the adapters' and setpoints' series
+(``vpp_adapter_*``, ``vpp_telemetry_*``, ``vpp_setpoint*``) in
+:mod:`vpp.supervisor._metrics`, the VEN's (``vpp_openadr_*``) in
+:mod:`vpp.openadr.metrics`.
 """
 
 from __future__ import annotations

@@ -7,9 +7,11 @@ the API:
 * one `vpp.control.ControlLoop` per park, following new parks as they appear
   (each loop takes its park's lease in Redis, so with several service
   processes exactly one of them controls a park at a time);
-* the OpenADR VEN of a park when ``[openadr] vtn_url`` is set.
+* the OpenADR VEN of a park when ``[openadr] vtn_url`` and ``park`` are set.
 
-On shutdown the loops release every device they were controlling before the
+Each is a :class:`~adapters.lifecycle.BackgroundService` entered on one exit
+stack, so they stop in the reverse order: the VEN first, then the control
+loops, which release every device they were controlling before the
 supervisor stops the adapters.
 
 `vpp serve`, `vpp demo`, the end-to-end benchmark and the end-to-end tests all
@@ -28,10 +30,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from aiohttp import web
 
+from adapters.lifecycle import BackgroundService
 from vpp.api.context import COMPONENTS, METRICS, SETTINGS, STATE
 from vpp.api.events import CLOCK, EVENTS, WAKE
-from vpp.control import ControlLoop, ControlSettings
-from vpp.openadr import Ven, VenSettings
+from vpp.control import ControlLoop
+from vpp.openadr import Ven
 from vpp.openadr.metrics import VenCollector
 from vpp.openadr_bridge import OpenAdrBridge
 from vpp.supervisor import SUPERVISOR, SetpointSink, Supervisor
@@ -41,14 +44,25 @@ __all__ = ["CONTROL", "ControlManager", "RuntimeCtx", "SinkWrapper", "runtime_cl
 log = logging.getLogger("vpp.runtime")
 
 
-class ControlManager:
+class ControlManager(BackgroundService):
     """Runs a control loop for every park and starts loops for new parks.
+
+    Use as ``async with ControlManager(...) as manager:``; entering starts
+    following the park list (the task ``control-manager``), each park's loop
+    running in its own task ``control-manager/{park}`` of the manager's task
+    group. Leaving lets every loop finish its cycle and release its devices
+    (all parks at once) before it returns. A loop whose work ended by itself
+    is logged and started anew at the next look at the park list.
 
     Args:
         loop_factory: makes the loop of one park.
         list_parks: returns the parks to control.
         poll_s: how often to look for new parks.
     """
+
+    _task_name = "control-manager"
+    # Leaving waits for the loops to release their devices, never cuts them short.
+    _stop_grace_s = None
 
     def __init__(
         self,
@@ -62,41 +76,41 @@ class ControlManager:
         self.poll_s = poll_s
         self.loops: dict[str, ControlLoop] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._stop = asyncio.Event()
 
-    async def run(self) -> None:
-        """Follow the park list until stopped; stop every loop (releasing devices) at the end."""
+    async def _run(self) -> None:
+        while not self._closing:
+            try:
+                parks = await self._list_parks()
+            except Exception as exc:  # Redis down: keep the loops we have
+                log.warning("cannot list parks: %s", exc)
+                parks = list(self.loops)
+            for park in parks:
+                task = self._tasks.get(park)
+                if task is None or task.done():
+                    loop = self._factory(park)
+                    self.loops[park] = loop
+                    self._tasks[park] = self._spawn(
+                        self._control(park, loop), name=f"control-manager/{park}"
+                    )
+                    log.info("control loop started for park %s", park)
+            await self._wait_closing(self.poll_s)
+
+    async def _control(self, park: str, loop: ControlLoop) -> None:
+        """Run one park's loop until the manager is left (or the loop's work ends)."""
         try:
-            while not self._stop.is_set():
-                try:
-                    parks = await self._list_parks()
-                except Exception as exc:  # Redis down: keep the loops we have
-                    log.warning("cannot list parks: %s", exc)
-                    parks = list(self.loops)
-                for park in parks:
-                    if park not in self._tasks or self._tasks[park].done():
-                        loop = self._factory(park)
-                        self.loops[park] = loop
-                        self._tasks[park] = asyncio.create_task(
-                            loop.run(self._stop), name=f"control-{park}"
-                        )
-                        log.info("control loop started for park %s", park)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.poll_s)
-        finally:
-            self._stop.set()
-            if self._tasks:
-                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+            async with loop:
+                await self._wait_closing(None, loop.wait_stopped())
+                if not self._closing:
+                    error = await loop.wait_stopped()
+                    log.error("park %s: control loop stopped (%r); it starts anew", park, error)
+        except Exception:  # one park's loop never ends the others
+            log.exception("park %s: control loop failed; it starts anew", park)
 
     def wake(self, park: str) -> None:
         """Make the park's loop run a cycle now (if this process runs it)."""
         loop = self.loops.get(park)
         if loop is not None:
             loop.wake()
-
-    def stop(self) -> None:
-        """Ask every loop to finish its cycle, release its devices and stop."""
-        self._stop.set()
 
 
 #: The running control manager of an app.
@@ -132,9 +146,6 @@ def runtime_cleanup_ctx(
     async def run(app: web.Application) -> AsyncIterator[None]:
         settings, state, metrics, clock = app[SETTINGS], app[STATE], app[METRICS], app[CLOCK]
         events = app[EVENTS]
-        control = ControlSettings(
-            period_s=settings.control.period, lease_ttl_s=settings.control.lease_ttl
-        )
         async with contextlib.AsyncExitStack() as stack:
             supervisor = Supervisor(
                 state=state, settings=settings, registry=metrics.registry, clock=clock, parks=parks
@@ -146,30 +157,22 @@ def runtime_cleanup_ctx(
             def make(park: str) -> ControlLoop:
                 return loop_class(
                     park=park, state=state, events=events, sink=loop_sink, clock=clock,
-                    settings=control, metrics=metrics,
+                    settings=settings.control, metrics=metrics,
                 )  # fmt: skip
 
             async def fixed_parks() -> list[str]:
                 return list(parks or ())
 
-            manager = ControlManager(make, state.list_parks if parks is None else fixed_parks)
+            manager = await stack.enter_async_context(
+                ControlManager(make, state.list_parks if parks is None else fixed_parks)
+            )
             app[CONTROL] = manager
             app[WAKE] = manager.wake
-            task = asyncio.create_task(manager.run(), name="control-manager")
             oadr = settings.openadr
-            if with_ven and oadr.vtn_url and oadr.park:
+            if with_ven and oadr.enabled:
                 bridge = OpenAdrBridge(park=oadr.park, state=state, events=events, clock=clock)
-                ven_settings = VenSettings(
-                    vtn_url=oadr.vtn_url,
-                    client_id=oadr.client_id,
-                    client_secret=oadr.client_secret,
-                    ven_name=oadr.ven_name,
-                    program_names=tuple(p.strip() for p in oadr.programs.split(",") if p.strip()),
-                    park_capacity_kw=oadr.park_capacity_kw,
-                    poll_interval_s=oadr.poll_interval,
-                )
                 ven = await stack.enter_async_context(
-                    Ven(settings=ven_settings, sink=bridge, report_source=bridge)
+                    Ven(settings=oadr.ven_settings(), sink=bridge, report_source=bridge)
                 )
                 # its supervised tasks show in /readyz and in the metrics
                 app.setdefault(COMPONENTS, {})["openadr"] = ven.health
@@ -177,10 +180,6 @@ def runtime_cleanup_ctx(
                 metrics.registry.register(collector)
                 stack.callback(metrics.registry.unregister, collector)
                 log.info("OpenADR VEN of park %s polling %s", oadr.park, oadr.vtn_url)
-            try:
-                yield
-            finally:
-                manager.stop()
-                await task
+            yield
 
     return run

@@ -12,7 +12,7 @@ its background work (device supervisor, one control loop per park, the
 OpenADR VEN when configured: see ``vpp.runtime``) listening on a TCP port.
 ``serve`` (``vpp serve``), ``vpp demo``, the end-to-end benchmark and the
 end-to-end tests all start it, passing the runtime's hooks where they differ.
-On the way out it lets in-flight requests finish (``http.shutdown_timeout``)
+On the way out it lets in-flight requests finish (``http.shutdown_timeout_s``)
 and the control loops release every device they were driving.
 
 ``serve`` runs it until SIGTERM/SIGINT (or ``duration``), then closes Redis.
@@ -36,7 +36,7 @@ from vpp.clock import Clock
 from vpp.metrics import Metrics
 from vpp.runtime import RuntimeCtx, runtime_cleanup_ctx
 from vpp.servers import RedisServer, port_open
-from vpp.settings import Settings
+from vpp.settings import Settings, redact_url
 from vpp.state import State
 
 __all__ = ["RunningService", "open_state", "redis_endpoint", "running_service", "serve"]
@@ -76,7 +76,7 @@ def redis_endpoint(settings: Settings) -> Iterator[str]:
         return
     shared = _running_private(settings)
     if shared is not None:
-        log.info("using the private Redis already running at %s", shared)
+        log.info("using the private Redis already running at %s", redact_url(shared))
         yield shared
         return
     server = RedisServer(data_dir=settings.state_dir / "redis")
@@ -96,7 +96,7 @@ def open_state(settings: Settings, url: str, metrics: Metrics | None = None) -> 
     return State.from_url(
         url,
         namespace=settings.redis.namespace,
-        timeout=settings.redis.timeout,
+        timeout=settings.redis.timeout_s,
         log_maxlen=settings.redis.log_maxlen,
         on_error=metrics.redis_failed if metrics is not None else None,
     )
@@ -143,7 +143,7 @@ async def running_service(
     # the device supervisor, one control loop per park and (if configured) the VEN
     app.cleanup_ctx.append(runtime if runtime is not None else runtime_cleanup_ctx())
     runner = web.AppRunner(
-        app, handle_signals=False, shutdown_timeout=settings.http.shutdown_timeout
+        app, handle_signals=False, shutdown_timeout=settings.http.shutdown_timeout_s
     )
     try:
         await runner.setup()
@@ -184,9 +184,11 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     try:
         async with running_service(settings, state, metrics=metrics) as service:
-            log.info("serving the API on %s (redis %s)", service.base_url, redis_url)
+            log.info("serving the API on %s (redis %s)", service.base_url, redact_url(redis_url))
             if not await state.ping():
-                log.warning("Redis at %s does not answer yet; /readyz says so", redis_url)
+                log.warning(
+                    "Redis at %s does not answer yet; /readyz says so", redact_url(redis_url)
+                )
             if on_ready is not None:
                 await on_ready(service.base_url, state)
             with contextlib.suppress(TimeoutError):

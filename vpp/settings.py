@@ -6,22 +6,38 @@ and overridden by ``VPP_<SECTION>_<FIELD>`` (``VPP_REDIS_URL``,
 sections or fields in the file are errors, so a typo does not pass silently;
 ``VPP_*`` variables that name no field are left to whoever reads them. See
 ``config/vpp.example.toml`` for every field with its default.
+
+Each section is the settings object of its component, with the one default
+of each value: ``[control]`` is the `ControlSettings` the control loops run
+with, ``[openadr]`` builds the VEN's settings
+(`vpp.openadr.OpenAdrSettings.ven_settings`). Durations and rates carry
+their unit in their name (``period_s``, ``price_per_kwh``); the names they had
+before (`RENAMED`) are still read, with a `FutureWarning` (Python's category
+for deprecations meant for users, shown by default), and a file or
+environment that sets a field under both names is an error. Secrets
+(passwords, the Redis URL's password) stay out of ``repr``; log a Redis URL
+through `redact_url`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self, get_type_hints
+from urllib.parse import urlsplit
 
 from vpp.errors import SettingsError
 from vpp.keys import DEFAULT_NAMESPACE
+from vpp.openadr.settings import OpenAdrSettings
 
 __all__ = [
+    "RENAMED",
     "AuthSettings",
     "ControlSettings",
     "HttpSettings",
@@ -29,13 +45,29 @@ __all__ = [
     "ModbusSettings",
     "MqttSettings",
     "OcppSettings",
-    "OpenAdrSettings",
     "RedisSettings",
+    "ReportSettings",
     "Settings",
     "StateSettings",
+    "redact_url",
 ]
 
 ENV_PREFIX = "VPP_"
+
+#: Keys renamed to name their unit: (section, old key) -> new key. The old keys
+#: and their ``VPP_*`` variables are still read, with a `FutureWarning`.
+RENAMED: Mapping[tuple[str, str], str] = {
+    ("http", "shutdown_timeout"): "shutdown_timeout_s",
+    ("redis", "timeout"): "timeout_s",
+    ("redis", "live_ttl"): "live_ttl_s",
+    ("mqtt", "keepalive"): "keepalive_s",
+    ("ocpp", "heartbeat_interval"): "heartbeat_interval_s",
+    ("modbus", "poll_interval"): "poll_interval_s",
+    ("modbus", "timeout"): "timeout_s",
+    ("control", "period"): "period_s",
+    ("control", "lease_ttl"): "lease_ttl_s",
+    ("openadr", "poll_interval"): "poll_interval_s",
+}
 
 
 @dataclass
@@ -45,21 +77,29 @@ class HttpSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     #: seconds in-flight requests get to finish on SIGTERM
-    shutdown_timeout: float = 10.0
+    shutdown_timeout_s: float = 10.0
 
 
-@dataclass
+@dataclass(repr=False)
 class RedisSettings:
-    """Where the state lives. An empty ``url`` starts a private redis-server."""
+    """Where the state lives. An empty ``url`` starts a private redis-server.
+
+    ``repr`` shows the URL with its password masked (`redact_url`).
+    """
 
     url: str = ""
     namespace: str = DEFAULT_NAMESPACE
     #: connect and command timeout, seconds
-    timeout: float = 2.0
+    timeout_s: float = 2.0
     #: age (by its own timestamp) at which a live reading no longer counts, seconds
-    live_ttl: float = 60.0
+    live_ttl_s: float = 60.0
     #: approximate length each park's event log is trimmed to
     log_maxlen: int = 100_000
+
+    def __repr__(self) -> str:
+        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        shown["url"] = redact_url(self.url)
+        return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
 
 @dataclass
@@ -86,14 +126,14 @@ class LogSettings:
 
 @dataclass
 class MqttSettings:
-    """The MQTT broker the device adapters use (aiomqtt 2.x)."""
+    """The MQTT broker the device adapters use (aiomqtt 2.x); ``password`` is not in ``repr``."""
 
     host: str = "127.0.0.1"
     port: int = 1883
     username: str = ""
-    password: str = ""
+    password: str = field(default="", repr=False)
     client_id: str = "vpp"
-    keepalive: int = 30
+    keepalive_s: int = 30
     #: first topic level(s) for assets whose enrolled topic_prefix does not name
     #: their own ({root}/{park}/{asset}/telemetry, see adapters.mqtt_codec)
     root: str = "vpp"
@@ -105,50 +145,64 @@ class OcppSettings:
 
     host: str = "127.0.0.1"
     port: int = 9000
-    heartbeat_interval: int = 60
+    heartbeat_interval_s: int = 60
     #: key each charge point's basic-auth password is derived from
-    #: (vpp.supervisor.charger_password); keep it secret, set it in production
-    auth_secret: str = ""
+    #: (vpp.supervisor.charger_password); keep it secret, set it in production.
+    #: Not in ``repr``.
+    auth_secret: str = field(default="", repr=False)
 
 
 @dataclass
 class ModbusSettings:
     """Polling of Modbus TCP (SunSpec) devices."""
 
-    poll_interval: float = 5.0
-    timeout: float = 2.0
+    poll_interval_s: float = 5.0
+    timeout_s: float = 2.0
     retries: int = 2
     #: TCP connections opened to each Modbus gateway (setpoints go ahead of polls)
     connections: int = 4
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ControlSettings:
-    """The closed-loop control of dispatch events."""
+    """The closed-loop control of dispatch events: the ``[control]`` section.
 
-    #: seconds between control-loop ticks
-    period: float = 5.0
-    #: minutes per interval of the flexibility grid (96 a day at 15)
+    `vpp.control.ControlLoop` runs with these (its lease, its period, its tuning).
+
+    Attributes:
+        period_s: seconds of clock time between cycles.
+        interval_minutes: minutes per interval of the flexibility grid (96 a day at 15).
+        lease_ttl_s: real seconds a park's control lease lasts without renewal,
+            before another worker may take it.
+        hold_factor: a setpoint holds for this many periods, so a loop that dies
+            leaves devices to revert by themselves soon after.
+        horizon_after_h: the dispatch grid reaches this far past the event's end,
+            so rebound and EV departure needs after the event are planned for.
+        resend_kw: a setpoint is sent again only when it moved by more than this
+            (or half its hold time passed).
+        stick_kw: an asset further than this from its setpoint (and 10 % of its
+            deviation) counts as under-delivering.
+        correction: how much of the current interval's lag the loop adds to the
+            goal for the rest of the interval (0 = none), as a fraction of the target.
+        lead_periods: the loop starts an event this many periods before its
+            start, so devices have reached their setpoints when the first
+            interval begins (its measurement starts at the start, not before).
+        settle_s: real seconds a device gets to reach a new setpoint before a
+            reading that misses it counts against it.
+        time_limit_s: time limit of the disaggregation's plan LP.
+    """
+
+    period_s: float = 5.0
     interval_minutes: int = 15
-    #: seconds a park's control lease lasts before another worker may take it
-    lease_ttl: float = 15.0
-
-
-@dataclass
-class OpenAdrSettings:
-    """The OpenADR 3.1 VEN side (disabled while ``vtn_url`` is empty)."""
-
-    vtn_url: str = ""
-    ven_name: str = "vpp-ven"
-    client_id: str = ""
-    client_secret: str = ""
-    poll_interval: float = 30.0
-    #: the park the VEN speaks for (the VEN is off while empty)
-    park: str = ""
-    #: programName(s) to follow, comma-separated
-    programs: str = ""
-    #: park load that SIMPLE levels are fractions of, kW
-    park_capacity_kw: float = 1000.0
+    lease_ttl_s: float = 15.0
+    hold_factor: float = 3.0
+    horizon_after_h: float = 4.0
+    resend_kw: float = 0.05
+    stick_kw: float = 1.0
+    correction: float = 0.25
+    lead_periods: float = 1.0
+    settle_s: float = 1.5
+    time_limit_s: float = 1.0
 
 
 @dataclass
@@ -197,7 +251,8 @@ class Settings:
             env: the environment; ``os.environ`` when omitted.
 
         Raises:
-            SettingsError: unreadable file, unknown key, or a value of the wrong type.
+            SettingsError: unreadable file, unknown key, a value of the wrong type,
+                or one field set under its old and its new name (`RENAMED`).
         """
         data: dict[str, Any] = {}
         if path is not None:
@@ -211,19 +266,26 @@ class Settings:
             section = _section(settings, section_name)
             if not isinstance(values, dict):
                 raise SettingsError(f"[{section_name}] must be a table")
-            for name, value in values.items():
+            in_file = _current_names(section_name, values, from_env=False)
+            for name, value in in_file.items():
                 _assign(section, section_name, name, value)
         environ = os.environ if env is None else env
+        by_section: dict[str, dict[str, str]] = {}
         for var, value in environ.items():
             if var.startswith(ENV_PREFIX) and var != "VPP_CONFIG" and "_" in var[4:]:
                 section_name, _, name = var[len(ENV_PREFIX) :].lower().partition("_")
                 if section_name not in _section_names(settings):
                     continue
-                section = _section(settings, section_name)
                 # Other parts read VPP_* variables of their own (VPP_OPENADR_SPEC,
                 # VPP_TEST_REDIS_URL), so an unknown one is not an error here.
-                if name in get_type_hints(type(section)):
-                    _assign(section, section_name, name, value)
+                section = _section(settings, section_name)
+                if name in get_type_hints(type(section)) or (section_name, name) in RENAMED:
+                    by_section.setdefault(section_name, {})[name] = value
+        for section_name, values in by_section.items():
+            section = _section(settings, section_name)
+            in_env = _current_names(section_name, values, from_env=True)
+            for name, value in in_env.items():
+                _assign(section, section_name, name, value)
         return settings
 
     @property
@@ -240,6 +302,50 @@ def _section(settings: Settings, name: str) -> Any:
     if name not in _section_names(settings):
         raise SettingsError(f"unknown settings section [{name}]")
     return getattr(settings, name)
+
+
+def _current_names(
+    section_name: str, values: Mapping[str, Any], *, from_env: bool
+) -> dict[str, Any]:
+    """``values`` of one section with every old key (`RENAMED`) under its new name.
+
+    Each old key found is announced with a `FutureWarning` that names it the way
+    its source spells it (``[control] period`` or ``VPP_CONTROL_PERIOD``).
+
+    Raises:
+        SettingsError: a field is given under both its old and its new name.
+    """
+
+    def say(key: str) -> str:
+        if from_env:
+            return f"{ENV_PREFIX}{section_name}_{key}".upper()
+        return f"[{section_name}] {key}"
+
+    current = dict(values)
+    for old in values:
+        new = RENAMED.get((section_name, old))
+        if new is None:
+            continue
+        if new in values:
+            raise SettingsError(
+                f"{say(old)} and {say(new)} are the same setting: keep {say(new)} only"
+            )
+        warnings.warn(f"{say(old)} is deprecated: name it {say(new)}", FutureWarning, stacklevel=2)
+        current[new] = current.pop(old)
+    return current
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***`` (for logs and ``repr``).
+
+    Both places a Redis URL may carry one are masked: the user info
+    (``redis://user:pw@host``) and a ``password=`` query field.
+    """
+    parts = urlsplit(url)
+    if parts.password is not None:
+        userinfo, _, host = parts.netloc.rpartition("@")
+        url = url.replace(parts.netloc, f"{userinfo.partition(':')[0]}:***@{host}", 1)
+    return re.sub(r"([?&])password=[^&#]*", r"\1password=***", url)
 
 
 def _assign(section: Any, section_name: str, name: str, value: Any) -> None:

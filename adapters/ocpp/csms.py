@@ -44,6 +44,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from adapters._base import AssetBook
+from adapters.lifecycle import BackgroundService
 from adapters.ocpp.profiles import (
     OCPP_SUBPROTOCOLS,
     V21,
@@ -86,8 +87,13 @@ class ChargerSettings:
     v2g: bool = False
 
 
-class OcppCsmsAdapter:
+class OcppCsmsAdapter(BackgroundService):
     """A CSMS websocket endpoint serving many charge points on one event loop.
+
+    Use as ``async with OcppCsmsAdapter(...) as csms:``; entering listens (the
+    port is known then), leaving closes the listener and every connection.
+    Each connection is served by the websocket library; the adapter's own task
+    (``ocpp-csms-{host}:{port}``) only watches the listener.
 
     Args:
         host: address to listen on.
@@ -140,7 +146,7 @@ class OcppCsmsAdapter:
         """Ids of the charge points connected right now."""
         return sorted(self._sessions)
 
-    async def __aenter__(self) -> OcppCsmsAdapter:
+    async def _open(self) -> None:
         self._server = await serve(
             self._serve,
             self.host,
@@ -150,11 +156,16 @@ class OcppCsmsAdapter:
             ping_interval=20,
         )
         self.port = int(next(iter(self._server.sockets)).getsockname()[1])
+        self._task_name = f"ocpp-csms-{self.host}:{self.port}"
         self.stats.connected = True
         log.info("CSMS listening on ws://%s:%d%s", self.host, self.port, PATH_PREFIX)
-        return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
+    async def _run(self) -> None:
+        # Ends only if the listener closes by itself (wait_stopped then returns).
+        assert self._server is not None
+        await self._server.wait_closed()
+
+    async def _close(self) -> None:
         server, self._server = self._server, None
         self.stats.connected = False
         if server is not None:
@@ -185,17 +196,6 @@ class OcppCsmsAdapter:
             limits[cp_id] = self._effective_limits(
                 settings, session.state.version if session else None
             )
-
-    async def wait_stopped(self) -> BaseException | None:
-        """Wait until the listener closes (only when the context is left); None.
-
-        The same shape as the connecting adapters' ``wait_stopped``: the
-        listener has no background task of its own that could die.
-        """
-        server = self._server
-        if server is not None:
-            await server.wait_closed()
-        return None
 
     async def apply(self, setpoint: Setpoint) -> Confirmation:
         """Clamp and send a TxProfile for the charger's running transaction.
@@ -282,11 +282,13 @@ class OcppCsmsAdapter:
             await ws.close(1002, "an OCPP 2.0.1 or 2.1 subprotocol is required")
             return
         cls = Session21 if version == V21 else Session201
-        session = cls(cp_id, ws, response_timeout=self.call_timeout_s, logger=wire_log)
         # The EV session outlives a dropped websocket: keep what the charger told us.
         state = self._states.setdefault(cp_id, SessionState(version=version))
         state.version = version
-        session.adapter, session.state = self, state
+        session = cls(
+            cp_id, ws, owner=self, state=state, sample_max_age_s=self.sample_max_age_s,
+            clock_skew_s=self.clock_skew_s, response_timeout=self.call_timeout_s, logger=wire_log,
+        )  # fmt: skip
         previous = self._sessions.get(cp_id)
         if previous is not None:
             await previous._connection.close(1000, "replaced by a new connection")

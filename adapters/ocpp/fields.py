@@ -1,12 +1,16 @@
 """Per-field checks for what a charger sends: one bad field is dropped, never the message.
 
-Every number, time and enum the CSMS reads from a charger passes through
-these helpers. A field that fails is reported to a :data:`Reject` sink (the
-adapter counts it as ``(field, reason)`` and logs it) and read as absent; the
-rest of the message is still used.
+Every number and time the CSMS reads from a charger passes through these
+helpers (enumerations are checked by the CALL's OCPP schema, see
+:mod:`adapters.ocpp.session`). A field that fails is reported to a
+:data:`Reject` sink (the adapter counts it as ``(field, reason)`` and logs it)
+and read as absent; the rest of the message is still used.
 
-Reasons are short and low-cardinality: ``not_a_number``, ``out_of_range``,
-``not_a_time``, ``unit``, ``not_an_enum``.
+Reasons are short and low-cardinality: these helpers give ``not_a_number``,
+``out_of_range`` and ``not_a_time``; the decoders that use them add
+``unit``, ``missing``, ``not_an_object``, ``not_a_list`` (meter values,
+charging needs), ``invalid``, ``not_a_boolean`` (transaction events) and
+``stale``, ``future`` (a power sample's time).
 """
 
 from __future__ import annotations

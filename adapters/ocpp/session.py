@@ -1,7 +1,10 @@
 """Per-connection OCPP sessions: the CALLs a 2.0.1 or 2.1 charge point sends us.
 
 Handlers only record state and return responses; they never make calls
-(a call from inside a handler would deadlock the receive loop).
+(a call from inside a handler would deadlock the receive loop). A session
+reports to its owner (the CSMS adapter that accepted the connection) through
+the small :class:`SessionOwner` protocol given at construction; it knows
+nothing else of it.
 
 Each incoming CALL is checked against the OCPP JSON schema of its version.
 A CALL that fails is answered with the spec's CALLERROR (OCPP-J 2.0.1 §4.3:
@@ -25,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar, Protocol, TypeVar, cast
 
 from jsonschema.exceptions import best_match
 from ocpp.exceptions import (
@@ -48,10 +51,7 @@ from adapters.ocpp.meter import decode
 from adapters.ocpp.needs import decode_needs
 from adapters.ocpp.state import SessionState
 
-if TYPE_CHECKING:
-    from adapters.ocpp.csms import OcppCsmsAdapter
-
-__all__ = ["Session21", "Session201", "SessionState", "on", "schema_error"]
+__all__ = ["Session21", "Session201", "SessionOwner", "SessionState", "on", "schema_error"]
 
 log = logging.getLogger("adapters.ocpp")
 
@@ -99,6 +99,22 @@ def schema_error(action: str, payload: object, version: str) -> OCPPError | None
     )
 
 
+class SessionOwner(Protocol):
+    """What a session reports to: the adapter that accepted its connection."""
+
+    def session_bad_message(self, cp_id: str, detail: str) -> None:
+        """Count a message from the charger that failed parsing or validation."""
+        ...
+
+    def session_field_rejected(self, cp_id: str, name: str, reason: str, value: object) -> None:
+        """Count one field dropped from the charger's message (the rest is kept)."""
+        ...
+
+    def session_changed(self, cp_id: str) -> None:
+        """Publish the charger's state (the session's ``state``) as a reading."""
+        ...
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
@@ -122,8 +138,36 @@ class _SessionMixin:
     _ocpp_version: str
     _call_lock: asyncio.Lock
     _response_timeout: float
-    adapter: OcppCsmsAdapter
-    state: SessionState
+
+    def __init__(
+        self,
+        cp_id: str,
+        connection: Any,
+        *,
+        owner: SessionOwner,
+        state: SessionState,
+        sample_max_age_s: float,
+        clock_skew_s: float,
+        **charge_point: Any,
+    ) -> None:
+        """Serve one charger's connection.
+
+        Args:
+            cp_id: the charge point id (the asset id).
+            connection: its websocket.
+            owner: what the session reports to.
+            state: the charger's EV session, kept across its connections.
+            sample_max_age_s: the oldest a power sample may be and still be the power now.
+            clock_skew_s: how far ahead of receipt the charger's clock may run.
+            **charge_point: passed on to ``ocpp``'s ``ChargePoint`` (``response_timeout``,
+                ``logger``).
+        """
+        # The next class in the MRO is ocpp's ChargePoint (mypy sees object).
+        super().__init__(cp_id, connection, **charge_point)  # type: ignore[call-arg]
+        self.owner = owner
+        self.state = state
+        self.sample_max_age_s = sample_max_age_s
+        self.clock_skew_s = clock_skew_s
 
     # Provided by ocpp.ChargePoint (annotations only: defining them would shadow it).
     _send: Callable[[str], Any]
@@ -163,7 +207,7 @@ class _SessionMixin:
         handler: Callable[[_Payload], _Payload] = getattr(self, name)
         error = schema_error(msg.action, msg.payload, self._ocpp_version)
         if error is not None:
-            self.adapter.session_bad_message(self.id, f"{msg.action}: {error.details}")
+            self.owner.session_bad_message(self.id, f"{msg.action}: {error.details}")
             if msg.action in _SALVAGED and isinstance(msg.payload, dict):
                 # The charger is told its message was invalid whatever the salvage did.
                 with contextlib.suppress(InternalError):
@@ -180,10 +224,10 @@ class _SessionMixin:
             raise InternalError(details={"cause": type(exc).__name__}) from exc
 
     def _reject(self, name: str, reason: str, value: object) -> None:
-        self.adapter.session_field_rejected(self.id, name, reason, value)
+        self.owner.session_field_rejected(self.id, name, reason, value)
 
     def _publish(self) -> None:
-        self.adapter.session_changed(self.id)
+        self.owner.session_changed(self.id)
 
     def _on_boot(self, payload: _Payload) -> _Payload:
         self.state.boot()
@@ -267,8 +311,8 @@ class _SessionMixin:
             now=time.time(),
             offline=offline,
             reject=self._reject,
-            max_age_s=self.adapter.sample_max_age_s,
-            max_skew_s=self.adapter.clock_skew_s,
+            max_age_s=self.sample_max_age_s,
+            max_skew_s=self.clock_skew_s,
         )
 
 

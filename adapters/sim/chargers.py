@@ -29,8 +29,8 @@ from ocpp.v201 import ChargePoint as ChargePoint201
 from ocpp.v201 import call as call201
 from websockets.asyncio.client import connect
 
-from adapters._lifecycle import BackgroundService
 from adapters.backoff import Backoff
+from adapters.lifecycle import BackgroundService
 from adapters.ocpp.profiles import V21
 from adapters.ocpp.session import on
 from adapters.sim._clock import SimClock

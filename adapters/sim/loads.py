@@ -28,10 +28,10 @@ from typing import Any
 import aiomqtt
 
 from adapters import mqtt_codec as codec
-from adapters._lifecycle import BackgroundService
 from adapters._mqtt_transport import announce_retained
 from adapters.backoff import Backoff
 from adapters.errors import PayloadError
+from adapters.lifecycle import BackgroundService
 from adapters.sim._clock import SimClock
 
 __all__ = ["LoadModel", "LoadSpec", "MqttLoadFleet"]

@@ -91,8 +91,8 @@ class BenchOptions:
         units_per_gateway: batteries per simulated Modbus gateway (≤ 247).
         runs: events posted (one measurement each).
         share: each event's target as a share of the park's live down flexibility.
-        period_s: control-loop period (``control.period``; the service default when None).
-        modbus_poll_s: Modbus poll period (``modbus.poll_interval``; default when None).
+        period_s: control-loop period (``control.period_s``; the service default when None).
+        modbus_poll_s: Modbus poll period (``modbus.poll_interval_s``; default when None).
         device_period_s: telemetry period of the simulated loads and chargers.
         settle_s: pause after the release of one event before the next.
         run_timeout_s: bound on one run.
@@ -480,9 +480,9 @@ async def run_bench(opts: BenchOptions) -> dict[str, Any]:
     settings.ocpp.host, settings.ocpp.port = "127.0.0.1", ocpp_port
     settings.ocpp.auth_secret = secrets.token_hex(16)
     if opts.period_s is not None:
-        settings.control.period = opts.period_s
+        settings.control.period_s = opts.period_s
     if opts.modbus_poll_s is not None:
-        settings.modbus.poll_interval = opts.modbus_poll_s
+        settings.modbus.poll_interval_s = opts.modbus_poll_s
     spec = _spec(opts, park, modbus_ports)
     assets = park_assets(spec, root)
     seams = _Seams(protocol_of={a.id: _protocol(a) for a in assets})
@@ -499,8 +499,8 @@ async def run_bench(opts: BenchOptions) -> dict[str, Any]:
         "machine": machine(),
         "park": {"batteries": opts.batteries, "chargers": opts.chargers, "loads": opts.loads,
                  "modbus_gateways": gateways},
-        "settings": {"control_period_s": settings.control.period,
-                     "modbus_poll_s": settings.modbus.poll_interval,
+        "settings": {"control_period_s": settings.control.period_s,
+                     "modbus_poll_s": settings.modbus.poll_interval_s,
                      "device_period_s": opts.device_period_s, "share": opts.share},
         "how": f"device simulators in a separate process (python -m {_MODULE} --role "
                "devices); API, supervisor, control loop in this one; Redis and Mosquitto "
@@ -590,8 +590,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=d.out)
     p.add_argument("--units-per-gateway", type=int, default=d.units_per_gateway)
     p.add_argument("--share", type=float, default=d.share)
-    p.add_argument("--period", type=float, default=None, help="control.period (s)")
-    p.add_argument("--modbus-poll", type=float, default=None, help="modbus.poll_interval (s)")
+    p.add_argument("--period", type=float, default=None, help="control.period_s (s)")
+    p.add_argument("--modbus-poll", type=float, default=None, help="modbus.poll_interval_s (s)")
     p.add_argument("--device-period", type=float, default=d.device_period_s)
     p.add_argument("--settle", type=float, default=d.settle_s)
     p.add_argument("--run-timeout", type=float, default=d.run_timeout_s)

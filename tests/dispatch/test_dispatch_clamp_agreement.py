@@ -25,7 +25,7 @@ from dispatch import ev_envelope as ev_env
 START = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
 GRID = TimeGrid(n=4 + 16, step=timedelta(minutes=15), start=START)
 EVENT = 4
-HOLD_S = 30.0  # ControlSettings: hold_factor 3 x period_s 10
+HOLD_S = 30.0  # ControlSettings: hold_factor 3 x period_s 10 (twice the 5 s default)
 
 
 def _now(offset_s: float) -> float:

@@ -62,20 +62,20 @@ async def running_park(
     # redis_client (tests/conftest.py) deletes this namespace's keys afterwards
     settings = Settings()
     settings.redis.url, settings.redis.namespace = redis_url, namespace
-    settings.redis.live_ttl = LIVE_TTL_S
+    settings.redis.live_ttl_s = LIVE_TTL_S
     settings.mqtt.host, settings.mqtt.port = mqtt_addr
     settings.mqtt.root = topic_prefix
     settings.ocpp.port = free_port()
     settings.ocpp.auth_secret = SECRET
-    settings.modbus.poll_interval = 0.25
-    settings.modbus.timeout = 1.0
-    settings.control.period = PERIOD_S
+    settings.modbus.poll_interval_s = 0.25
+    settings.modbus.timeout_s = 1.0
+    settings.control.period_s = PERIOD_S
     settings.control.interval_minutes = INTERVAL_MIN
-    settings.control.lease_ttl = 5.0
+    settings.control.lease_ttl_s = 5.0
 
     ports = {r.id: free_port() for r in PARK_TABLE if r.kind == "battery"}
     spec, payloads = build_park(PARK_TABLE, ports, topic_prefix)
-    clock = Clock(scale=SCALE, origin=clock_origin())
+    clock = Clock(time_scale=SCALE, origin=clock_origin())
     metrics = Metrics()
     state = State.from_url(redis_url, namespace=namespace)
     control_log: list[logging.LogRecord] = []

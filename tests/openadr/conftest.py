@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from oadr_helpers import RecordingSink
 
+from tests.openadr.vtn_sim import BlClient, VtnSim
 from vpp.openadr import OpenAdrSchema
-from vpp.openadr.vtn_sim import BlClient, VtnSim
 
 
 @pytest.fixture(scope="session")

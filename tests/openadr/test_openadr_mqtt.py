@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from oadr_helpers import RecordingSink, event_body, ven_settings, wait_for
 
+from tests.openadr.vtn_sim import BlClient, VtnSim
 from vpp.openadr import OpenAdrSchema, Ven
-from vpp.openadr.vtn_sim import BlClient, VtnSim
 
 
 async def test_notification_triggers_an_early_poll(

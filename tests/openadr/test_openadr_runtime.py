@@ -9,11 +9,11 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from oadr_helpers import event_body, wait_for
 
+from tests.openadr.vtn_sim import BlClient, VtnSim
 from vpp.api import create_app
 from vpp.api.context import COMPONENTS
 from vpp.metrics import Metrics
 from vpp.openadr import Ven
-from vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.runtime import runtime_cleanup_ctx
 from vpp.settings import Settings
 from vpp.state import State
@@ -41,7 +41,7 @@ async def service(
     settings.mqtt.root = topic_prefix
     oadr = settings.openadr
     oadr.vtn_url, oadr.client_id, oadr.client_secret = vtn.url, "ven", "ven-secret"
-    oadr.park, oadr.programs, oadr.poll_interval = PARK, "park-dr", 0.1
+    oadr.park, oadr.programs, oadr.poll_interval_s = PARK, "park-dr", 0.1
     state = State.from_url(redis_url, namespace=namespace)
     app = create_app(settings, state, metrics=Metrics())
     app.cleanup_ctx.append(runtime_cleanup_ctx(with_ven=True))

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from oadr_helpers import FixedReadings, RecordingSink, event_body, ven_settings, wait_for
 
+from tests.openadr.vtn_sim import BlClient, VtnSim
 from vpp.openadr import ImportLimitKw, OpenAdrSchema, RelativeKw, SetpointKw, SimpleLevel, Ven
 from vpp.openadr.backoff import backoff_bounds, backoff_delay
 from vpp.openadr.mapping import format_datetime
-from vpp.openadr.vtn_sim import BlClient, VtnSim
 
 FOUR = [
     {"type": "DISPATCH_SETPOINT", "values": [1200.0]},
@@ -214,18 +214,17 @@ async def test_unreachable_vtn_backs_off_and_recovers(
     scale = 0.05
     async with Ven(settings=ven_settings(vtn, backoff_scale_s=scale), sink=sink) as ven:
         await wait_for(lambda: ven.status.polls >= 1)
-        await vtn.stop()
-        await wait_for(lambda: ven.status.consecutive_failures >= 5, 30.0)
-        delays = list(ven.status.backoff_delays)[:5]
-        assert len(delays) == 5
-        for failures, delay in enumerate(delays, start=1):
-            low, high = backoff_bounds(failures, scale)
-            assert low <= delay <= high, (failures, delay)
-        # provable growth: the 5th retry waits longer than the 1st could have
-        assert backoff_bounds(5, scale)[0] > backoff_bounds(1, scale)[1]
-        assert delays[4] > delays[0]
-        event = await _create_while_down(vtn, program["id"])
-        await vtn.start()
+        async with vtn.offline():
+            await wait_for(lambda: ven.status.consecutive_failures >= 5, 30.0)
+            delays = list(ven.status.backoff_delays)[:5]
+            assert len(delays) == 5
+            for failures, delay in enumerate(delays, start=1):
+                low, high = backoff_bounds(failures, scale)
+                assert low <= delay <= high, (failures, delay)
+            # provable growth: the 5th retry waits longer than the 1st could have
+            assert backoff_bounds(5, scale)[0] > backoff_bounds(1, scale)[1]
+            assert delays[4] > delays[0]
+            event = await _create_while_down(vtn, program["id"])
         await wait_for(lambda: [d.event_id for d in sink.dispatches] == [event], 30.0)
         assert ven.status.consecutive_failures == 0
     assert vtn.violations == []

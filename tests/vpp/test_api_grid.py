@@ -15,10 +15,11 @@ from adapters.types import Confirmation
 from tests.vpp.conftest import TokenFactory
 from tests.vpp.samples import PARK, sample
 from vpp.clock import Clock
-from vpp.control import ControlLoop, ControlSettings
+from vpp.control import ControlLoop
 from vpp.event_store import EventStore
 from vpp.events import EventRecord, EventState, parse_event_request
 from vpp.model import LiveState
+from vpp.settings import ControlSettings
 from vpp.state import State, pack
 
 T0 = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)

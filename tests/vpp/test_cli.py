@@ -30,7 +30,7 @@ def env(private_redis: RedisServer, namespace: str, tmp_path: Path) -> dict[str,
         **os.environ,
         "VPP_REDIS_URL": private_redis.url,
         "VPP_REDIS_NAMESPACE": namespace,
-        "VPP_REDIS_TIMEOUT": "0.5",
+        "VPP_REDIS_TIMEOUT_S": "0.5",
         "VPP_HTTP_PORT": str(free_port()),
         "VPP_STATE_DIR": str(tmp_path / "state"),
     }

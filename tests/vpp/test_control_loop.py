@@ -9,7 +9,7 @@ checked in isolation and quickly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,11 +18,13 @@ import redis.asyncio as aioredis
 
 from adapters.types import Confirmation
 from vpp.clock import Clock
-from vpp.control import ControlLoop, ControlSettings
+from vpp.control import ControlLoop
 from vpp.event_store import EventStore
 from vpp.events import EventRecord, EventState, parse_event_request
 from vpp.metrics import Metrics
 from vpp.model import LiveState, parse_asset
+from vpp.runtime import ControlManager
+from vpp.settings import ControlSettings
 from vpp.state import State, pack
 
 PARK = "ctl-park"
@@ -95,7 +97,7 @@ async def post(state: State, clock: Clock, start: datetime, **over: Any) -> None
 
 
 async def test_life_cycle_delivery_and_release(state: State) -> None:
-    clock = Clock(scale=600, origin=datetime(2026, 7, 1, 9, 50, tzinfo=UTC))
+    clock = Clock(time_scale=600, origin=datetime(2026, 7, 1, 9, 50, tzinfo=UTC))
     start = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
     await post(state, clock, start)
     sink = RecordingSink()
@@ -129,7 +131,7 @@ async def test_life_cycle_delivery_and_release(state: State) -> None:
 
 
 async def test_cancel_releases_at_the_next_cycle(state: State) -> None:
-    clock = Clock(scale=60, origin=datetime(2026, 7, 1, 10, 0, 30, tzinfo=UTC))
+    clock = Clock(time_scale=60, origin=datetime(2026, 7, 1, 10, 0, 30, tzinfo=UTC))
     await post(state, clock, datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
     sink = RecordingSink()
     ctl = loop(state, sink, clock)
@@ -147,7 +149,7 @@ async def test_cancel_releases_at_the_next_cycle(state: State) -> None:
 
 
 async def test_overlap_and_no_flexibility_fail(state: State) -> None:
-    clock = Clock(scale=1, origin=datetime(2026, 7, 1, 9, 0, tzinfo=UTC))
+    clock = Clock(time_scale=1, origin=datetime(2026, 7, 1, 9, 0, tzinfo=UTC))
     start = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
     await post(state, clock, start)
     # The store refuses an overlapping create; the loop's own check is the
@@ -170,7 +172,7 @@ async def test_overlap_and_no_flexibility_fail(state: State) -> None:
     # with every device silent, an event due now cannot start
     for i in range(3):
         await state.redis.delete(state.park(PARK).live(f"b{i}"))
-    late = Clock(scale=1, origin=start)
+    late = Clock(time_scale=1, origin=start)
     ctl2 = loop(state, sink, late)
     await ctl2.lease.acquire()
     await ctl2.cycle()
@@ -179,12 +181,17 @@ async def test_overlap_and_no_flexibility_fail(state: State) -> None:
 
 
 async def test_only_the_lease_holder_controls_the_park(state: State) -> None:
-    clock = Clock(scale=600, origin=datetime(2026, 7, 1, 10, 0, 30, tzinfo=UTC))
+    clock = Clock(time_scale=600, origin=datetime(2026, 7, 1, 10, 0, 30, tzinfo=UTC))
     await post(state, clock, datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
     sinks = [RecordingSink(), RecordingSink()]
     loops = [loop(state, s, clock, owner=f"worker-{i}") for i, s in enumerate(sinks)]
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(c.run(stop)) for c in loops]
+
+    async def run(ctl: ControlLoop) -> None:
+        async with ctl:  # both leave at once, as two service processes stopping
+            await stop.wait()
+
+    tasks = [asyncio.create_task(run(c)) for c in loops]
     await asyncio.sleep(1.0)
     stop.set()
     await asyncio.gather(*tasks)
@@ -194,23 +201,20 @@ async def test_only_the_lease_holder_controls_the_park(state: State) -> None:
 
 
 async def test_wake_acts_on_a_new_event_before_the_next_cycle(state: State) -> None:
-    clock = Clock(scale=1)
+    clock = Clock(time_scale=1)
     sink = RecordingSink()
     ctl = ControlLoop(
         park=PARK, state=state, events=EventStore(state), sink=sink, clock=clock,
         settings=ControlSettings(period_s=3600, lease_ttl_s=5),
     )  # fmt: skip
-    stop = asyncio.Event()
-    task = asyncio.create_task(ctl.run(stop))
-    await asyncio.sleep(0.3)  # the first cycle ran and the loop now waits an hour
-    cycles = ctl.cycles
-    await post(state, clock, clock.now())
-    ctl.wake()
-    await asyncio.wait_for(sink.got_send.wait(), 5)
-    assert ctl.cycles == cycles + 1
-    stop.set()
-    await task
-    assert sink.released  # stopping the loop releases what it drives
+    async with ctl:
+        await asyncio.sleep(0.3)  # the first cycle ran and the loop now waits an hour
+        cycles = ctl.cycles
+        await post(state, clock, clock.now())
+        ctl.wake()
+        await asyncio.wait_for(sink.got_send.wait(), 5)
+        assert ctl.cycles == cycles + 1
+    assert sink.released  # leaving the loop's context releases what it drives
 
 
 async def test_pre_event_baseline_method(state: State) -> None:
@@ -218,7 +222,7 @@ async def test_pre_event_baseline_method(state: State) -> None:
 
     await state.put_park(Park(id=PARK, baseline_method="pre_event"))
     await feed(state, {"b0": 50.0, "b1": 50.0, "b2": -20.0})  # what they did just before
-    clock = Clock(scale=600, origin=datetime(2026, 7, 1, 10, 0, 5, tzinfo=UTC))
+    clock = Clock(time_scale=600, origin=datetime(2026, 7, 1, 10, 0, 5, tzinfo=UTC))
     await post(state, clock, datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
     sink = RecordingSink()
     ctl = loop(state, sink, clock)
@@ -287,3 +291,64 @@ async def test_an_event_extended_while_running_keeps_its_state(state: State) -> 
     await cycle_at(t18 + timedelta(minutes=91))
     assert (await store.get(PARK, "ev-1")).state is EventState.COMPLETED
     assert sorted(set(sink.released)) == ["b0", "b1", "b2"]
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    for _ in range(250):
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not met within 5 s")
+
+
+async def test_the_manager_follows_new_parks_wakes_them_and_releases_on_leaving(
+    state: State,
+) -> None:
+    clock = Clock(time_scale=1)
+    sink = RecordingSink()
+    parks: list[str] = []
+
+    async def list_parks() -> list[str]:
+        return list(parks)
+
+    def make(park: str) -> ControlLoop:
+        return ControlLoop(
+            park=park, state=state, events=EventStore(state), sink=sink, clock=clock,
+            settings=ControlSettings(period_s=3600, lease_ttl_s=5),
+        )  # fmt: skip
+
+    async with ControlManager(make, list_parks, poll_s=0.05) as manager:
+        await asyncio.sleep(0.1)
+        assert manager.loops == {}
+        parks.append(PARK)  # a park created while the service runs
+        await _until(lambda: PARK in manager.loops and manager.loops[PARK].cycles >= 1)
+        ctl = manager.loops[PARK]
+        cycles = ctl.cycles
+        await post(state, clock, clock.now())
+        manager.wake(PARK)
+        await asyncio.wait_for(sink.got_send.wait(), 5)
+        assert ctl.cycles == cycles + 1
+    assert sink.released  # leaving the manager releases what its loops drive
+
+
+async def test_the_manager_restarts_a_loop_whose_work_ended(
+    state: State, caplog: pytest.LogCaptureFixture
+) -> None:
+    made: list[ControlLoop] = []
+
+    async def broken() -> None:
+        raise RuntimeError("boom")
+
+    def make(park: str) -> ControlLoop:
+        ctl = loop(state, RecordingSink(), Clock(time_scale=1))
+        if not made:
+            ctl._run = broken  # type: ignore[method-assign]
+        made.append(ctl)
+        return ctl
+
+    async def list_parks() -> list[str]:
+        return [PARK]
+
+    async with ControlManager(make, list_parks, poll_s=0.05):
+        await _until(lambda: len(made) == 2 and made[1].cycles >= 1)
+    assert any("RuntimeError('boom')" in r.getMessage() for r in caplog.records)

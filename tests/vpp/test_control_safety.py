@@ -21,11 +21,12 @@ import redis.asyncio as aioredis
 from adapters.clamp import clamp_setpoint
 from adapters.types import Confirmation, Telemetry
 from vpp.clock import Clock
-from vpp.control import ControlLoop, ControlSettings
+from vpp.control import ControlLoop
 from vpp.event_store import EventStore
 from vpp.events import EventState, parse_event_request
 from vpp.metrics import Metrics
 from vpp.model import LiveState, Park, parse_asset
+from vpp.settings import ControlSettings
 from vpp.state import State
 from vpp.supervisor._routing import device_limits
 
@@ -153,7 +154,7 @@ async def test_case4_battery_outside_its_window_is_held_at_zero(
         {"low": LiveState(power_kw=0.0, soc=soc), "ok": LiveState(power_kw=0.0, soc=0.5)},
         ttl=60,
     )
-    clock = Clock(scale=1, origin=START + timedelta(seconds=30))
+    clock = Clock(time_scale=1, origin=START + timedelta(seconds=30))
     await post(state, clock, kind=kind)
     sink = ClampingSink(state, clock)
     ctl = control(state, sink, clock)
@@ -177,7 +178,7 @@ async def test_case5_ev_past_its_departure_is_sent_what_was_planned(
     what the clamp sends (it used to send 11 kW against a planned 0 kW).
     """
     await enroll(state, charger("cp1"))
-    clock = Clock(scale=1, origin=START + timedelta(seconds=30))
+    clock = Clock(time_scale=1, origin=START + timedelta(seconds=30))
     departure = clock.now() + timedelta(minutes=departure_min)
     reading = LiveState(
         power_kw=11.0, ev_connected=True, ev_departure=departure, ev_energy_needed_kwh=10.0
@@ -207,7 +208,7 @@ async def test_case10_charger_that_does_not_follow_is_held_and_credits_nothing(
     """
     await enroll(state, charger("cp1"))
     await state.put_park(Park(id=PARK, baseline_method=method))
-    clock = Clock(scale=1, origin=START + timedelta(seconds=30))
+    clock = Clock(time_scale=1, origin=START + timedelta(seconds=30))
     departure = clock.now() + timedelta(hours=3)
 
     async def report() -> None:  # the vehicle's draw, whatever it was sent
@@ -268,7 +269,7 @@ async def test_no_delivery_without_a_change_in_measured_power(
     """A device that keeps doing what it did before the event earns nothing."""
     await enroll(state, asset)
     await state.put_park(Park(id=PARK, baseline_method=method))
-    clock = Clock(scale=1, origin=START + timedelta(seconds=30))
+    clock = Clock(time_scale=1, origin=START + timedelta(seconds=30))
     await post(state, clock, target_kw=30)
     sink = ClampingSink(state, clock)
     ctl = control(state, sink, clock)
@@ -288,7 +289,7 @@ async def test_no_delivery_without_a_change_in_measured_power(
 async def test_an_asset_silent_at_activation_earns_nothing_for_appearing(state: State) -> None:
     """Silent at activation (baseline a guess: 100 kW), it then reports 60 kW."""
     await enroll(state, load("l1"), battery("b1", 1))
-    clock = Clock(scale=1, origin=START + timedelta(seconds=30))
+    clock = Clock(time_scale=1, origin=START + timedelta(seconds=30))
     await state.write_live_many(PARK, {"b1": LiveState(power_kw=0.0, soc=0.5)}, ttl=60)
     await post(state, clock, target_kw=30)
     sink = ClampingSink(state, clock)
@@ -335,7 +336,7 @@ async def test_a_vehicle_arriving_mid_event_is_neither_credited_nor_held_against
 ) -> None:
     """The charger had no vehicle at activation; one plugs in and draws 11 kW."""
     await enroll(state, charger("cp1"), battery("b1", 1))
-    clock = Clock(scale=1, origin=START + timedelta(seconds=30))
+    clock = Clock(time_scale=1, origin=START + timedelta(seconds=30))
     await state.write_live_many(
         PARK,
         {

@@ -83,9 +83,9 @@ def sup_settings(settings: Settings, mqtt_addr: tuple[str, int], topic_prefix: s
     settings.mqtt.root = topic_prefix
     settings.ocpp.port = free_port()
     settings.ocpp.auth_secret = SECRET
-    settings.modbus.poll_interval = 0.1
-    settings.modbus.timeout = 1.0
-    settings.redis.live_ttl = 2.0
+    settings.modbus.poll_interval_s = 0.1
+    settings.modbus.timeout_s = 1.0
+    settings.redis.live_ttl_s = 2.0
     return settings
 
 
@@ -227,7 +227,7 @@ async def test_follows_enrollments_and_retirements_without_restart(
         await state.retire(PARK, "hvac-1")
         await eventually(lambda: _true(set(sup.routes(PARK)) == {"hvac-2", "ev-9"}))
         # Past the 2 s TTL: nothing wrote the retired asset's key again.
-        await asyncio.sleep(sup_settings.redis.live_ttl + 0.5)
+        await asyncio.sleep(sup_settings.redis.live_ttl_s + 0.5)
         assert await state.read_live(PARK, "hvac-1") is None
         assert await state.read_live(PARK, "hvac-2") is not None
         confs = await sup.send(PARK, {"hvac-1": 40.0, "hvac-2": 30.0}, hold_s=30.0)

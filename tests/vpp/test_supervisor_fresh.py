@@ -42,11 +42,11 @@ def fresh_settings(settings: Settings, mqtt_addr: tuple[str, int], topic_prefix:
     settings.mqtt.host, settings.mqtt.port = mqtt_addr
     settings.mqtt.root = topic_prefix
     settings.ocpp.port = free_port()
-    settings.modbus.poll_interval = 0.1
-    settings.modbus.timeout = 1.0
+    settings.modbus.poll_interval_s = 0.1
+    settings.modbus.timeout_s = 1.0
     # long enough that a key still present and unavailable proves the supervisor
     # marked it, not that it aged out
-    settings.redis.live_ttl = 30.0
+    settings.redis.live_ttl_s = 30.0
     return settings
 
 

@@ -1,4 +1,4 @@
-"""The app factory."""
+"""The app factory: one aiohttp app with its middlewares, stores and every API route."""
 
 from __future__ import annotations
 
@@ -30,9 +30,10 @@ def create_app(
 ) -> web.Application:
     """Build the HTTP app: parks, assets, flexibility, bids, events and operations routes.
 
-    The caller owns ``state`` (opens and closes it). More routes (bids,
-    events, flexibility) are added with ``vpp.api.add_routes`` before the app
-    starts; their roles are enforced and they appear in ``/openapi.json``.
+    The caller owns ``state`` (opens and closes it). Every route of the API
+    modules is registered here through ``vpp.api.add_routes``, so its roles
+    are enforced and it appears in ``/openapi.json``; a caller may add more
+    the same way before the app starts.
 
     Args:
         settings: the service settings.

@@ -5,8 +5,8 @@ endpoints), its payload models and the type of each query parameter; the
 auth middleware enforces the roles and the ``{park}`` path parameter, the
 params middleware (``vpp.api.params``) checks path and query parameters
 against what the route declares, and ``vpp.api.openapi`` documents exactly
-that. Later features add their routes with ``add_routes(app, [...])`` before
-the app starts.
+that. Each API module lists its routes as ``ROUTES`` and
+:func:`vpp.api.app.create_app` registers them with ``add_routes(app, [...])``.
 """
 
 from __future__ import annotations

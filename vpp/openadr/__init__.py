@@ -3,7 +3,9 @@
 :class:`Ven` polls the VTN's events (woken early by MQTT notifications),
 hands each as a :class:`GridDispatch` to a :class:`DispatchSink`, and reports
 USAGE, BASELINE, DELTA_USAGE and STORAGE_CHARGE_LEVEL from a
-:class:`ReportSource`. :mod:`vpp.openadr.vtn_sim` is a VTN for tests and demos.
+:class:`ReportSource`. The service's side of both is ``vpp.openadr_bridge``.
+The VTN the tests run against (``tests/openadr/vtn_sim.py``) is test code, not
+part of the product.
 """
 
 from vpp.openadr.errors import (
@@ -29,7 +31,7 @@ from vpp.openadr.model import (
     SimpleLevel,
 )
 from vpp.openadr.schema import OpenAdrSchema, locate_spec
-from vpp.openadr.settings import VenSettings
+from vpp.openadr.settings import OpenAdrSettings, VenSettings
 from vpp.openadr.ven import TaskHealth, Ven, VenStatus
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "MappingError",
     "OpenAdrError",
     "OpenAdrSchema",
+    "OpenAdrSettings",
     "RelativeKw",
     "ReportRequest",
     "ReportSource",

@@ -3,7 +3,7 @@
 The VEN turns OpenADR events into :class:`GridDispatch` values and hands them
 to a :class:`DispatchSink`; for reports it asks a :class:`ReportSource` for
 per-interval readings. Sign convention throughout: positive kW is power drawn
-from the grid (as in the flexibility model of DESIGN.md).
+from the grid (as everywhere in the service and in ``dispatch``).
 """
 
 from __future__ import annotations

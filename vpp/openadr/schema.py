@@ -1,6 +1,6 @@
 """Loading openadr3.yaml and validating OpenADR bodies against it.
 
-The VEN and the VTN simulator validate every body they send or receive with
+The VEN (and the tests' VTN simulator) validates every body it sends or receives with
 :class:`OpenAdrSchema`: component schemas by name (``event``, ``reportRequest``),
 whole operations by method and path template (``GET /events`` → 200 → array of
 ``event``), and the ``values`` of known payload types against the enumeration

@@ -1,8 +1,18 @@
-"""Settings of the OpenADR 3.1 VEN."""
+"""Settings of the OpenADR 3.1 VEN: the typed `VenSettings` and the ``[openadr]`` file section.
+
+`OpenAdrSettings` is what the service's settings file fills (``vpp.settings``);
+its `OpenAdrSettings.ven_settings` builds the VEN's `VenSettings`, so every
+value has one default, stated here.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+__all__ = ["OpenAdrSettings", "VenSettings"]
+
+#: Seconds between polls of the VTN's ``GET /events``, unless set otherwise.
+_POLL_INTERVAL_S = 30.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -44,7 +54,7 @@ class VenSettings:
     park_capacity_kw: float
     simple_shed_fractions: tuple[float, float, float, float] = (0.0, 0.1, 0.25, 0.5)
     relative_is_reduction: bool = True
-    poll_interval_s: float = 30.0
+    poll_interval_s: float = _POLL_INTERVAL_S
     request_timeout_s: float = 10.0
     token_refresh_margin_s: float = 30.0
     backoff_scale_s: float = 1.0
@@ -65,3 +75,49 @@ class VenSettings:
             raise ValueError("simple_shed_fractions must be four fractions in [0, 1]")
         if self.poll_interval_s <= 0 or self.request_timeout_s <= 0:
             raise ValueError("poll_interval_s and request_timeout_s must be positive")
+
+
+@dataclass
+class OpenAdrSettings:
+    """The ``[openadr]`` section: the park's VEN, off while ``vtn_url`` or ``park`` is empty.
+
+    Attributes:
+        vtn_url: Base URL of the VTN API; empty turns the VEN off.
+        ven_name: This VEN's venName.
+        client_id: OAuth2 client id provisioned at enrollment.
+        client_secret: OAuth2 client secret (kept out of ``repr``).
+        poll_interval_s: Seconds between polls of ``GET /events``.
+        park: The park the VEN speaks for; empty turns the VEN off.
+        programs: programName(s) to follow, comma-separated.
+        park_capacity_kw: Park load that SIMPLE levels are fractions of, in kW.
+    """
+
+    vtn_url: str = ""
+    ven_name: str = "vpp-ven"
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    poll_interval_s: float = _POLL_INTERVAL_S
+    park: str = ""
+    programs: str = ""
+    park_capacity_kw: float = 1000.0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the service runs a VEN (a VTN and a park are both named)."""
+        return bool(self.vtn_url and self.park)
+
+    def ven_settings(self) -> VenSettings:
+        """The VEN's settings; what this section does not name keeps `VenSettings`' default.
+
+        Raises:
+            ValueError: the values cannot work (no program named, capacity not positive, …).
+        """
+        return VenSettings(
+            vtn_url=self.vtn_url,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            ven_name=self.ven_name,
+            program_names=tuple(p.strip() for p in self.programs.split(",") if p.strip()),
+            park_capacity_kw=self.park_capacity_kw,
+            poll_interval_s=self.poll_interval_s,
+        )

@@ -1,6 +1,7 @@
 """The park's OpenADR 3.1 VEN: poll the VTN, dispatch its events, send reports.
 
-Life cycle (an async context manager, like ``aiomqtt.Client``)::
+Life cycle (a :class:`~adapters.lifecycle.BackgroundService`, like every
+background component)::
 
     async with Ven(settings=..., sink=service, report_source=service) as ven:
         ...  # runs in the background until the block exits
@@ -29,7 +30,8 @@ backoff_scale_s × 1.5**min(10, n)`` after the n-th failure in a row
 (:mod:`vpp.openadr.backoff`; the decided delays are kept in
 :attr:`VenStatus.backoff_delays`); an MQTT notification wakes the loop at once.
 
-Every background task (the poll loop, the MQTT listener) is supervised: one
+Every background task (the poll loop ``openadr-ven-poll``, the MQTT listener
+``openadr-ven-mqtt``, both in the VEN's task group) is supervised: one
 that dies of an unexpected error is logged, counted in
 :attr:`VenStatus.tasks` (``restarts``, ``last_error``) and restarted after a
 backoff delay; :meth:`Ven.health` summarises it for ``/readyz``.
@@ -47,11 +49,11 @@ from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import aiohttp
 
+from adapters.lifecycle import BackgroundService
 from vpp.openadr.auth import TokenProvider
 from vpp.openadr.backoff import backoff_delay
 from vpp.openadr.client import VtnClient
@@ -137,8 +139,10 @@ def _version(event: Json) -> tuple[str, str]:
     return str(event.get("modificationDateTime", "")), digest
 
 
-class Ven:
+class Ven(BackgroundService):
     """OpenADR 3.1 VEN of one park; see the module docstring."""
+
+    _task_name = "openadr-ven"
 
     def __init__(
         self,
@@ -174,17 +178,16 @@ class Ven:
         #: program id -> ids of its events that failed the schema at the last poll
         self._schema_invalid: dict[str, set[str]] = {}
         self._wake = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
         self._listener: NotificationListener | None = None
         self._listener_task: asyncio.Task[None] | None = None
         self._mqtt_checked = False
-        # Set on exit: a loop stops even if a library swallowed the cancellation
-        # (redis-py and asyncio.wait_for in 3.11 can, when it races a completion).
-        self._stopping = False
 
     # -- life cycle ---------------------------------------------------------
+    # Every loop also checks _closing (set on exit): it stops even if a library
+    # swallowed the cancellation (redis-py and asyncio.wait_for in 3.11 can, when it
+    # races a completion).
 
-    async def __aenter__(self) -> Self:
+    async def _open(self) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession()
         self.tokens = TokenProvider(
@@ -204,24 +207,11 @@ class Ven:
             schema=self._schema,
             timeout_s=self.settings.request_timeout_s,
         )
-        self._tasks.append(
-            asyncio.create_task(self._supervise("poll", self._run), name="openadr-ven-poll")
-        )
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._stopping = True
-        self._wake.set()
-        tasks = [*self._tasks, *([self._listener_task] if self._listener_task else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._tasks.clear()
+    async def _run(self) -> None:
+        _ = self._spawn(self._supervise("poll", self._poll_loop), name="openadr-ven-poll")
+
+    async def _close(self) -> None:
         self._listener_task = None
         if self._own_session and self._session is not None:
             await self._session.close()
@@ -278,7 +268,7 @@ class Ven:
         """
         health = self.status.tasks.setdefault(name, TaskHealth())
         failures = 0
-        while not self._stopping:
+        while not self._closing:
             health.running = True
             started = time.monotonic()
             try:
@@ -298,9 +288,9 @@ class Ven:
 
     # -- the loop -------------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def _poll_loop(self) -> None:
         attempt = 0
-        while not self._stopping:
+        while not self._closing:
             self._wake.clear()
             try:
                 await self.poll_once()
@@ -395,7 +385,7 @@ class Ven:
         )
         self._listener = listener
         self.status.mqtt_topics = tuple(topics)
-        self._listener_task = asyncio.create_task(
+        self._listener_task = self._spawn(
             self._supervise("mqtt", listener.run), name="openadr-ven-mqtt"
         )
 

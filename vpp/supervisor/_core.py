@@ -13,8 +13,8 @@ picked up from ``State.list_parks``.
 
 Freshness: each reading is judged by its age on arrival
 (:func:`~vpp.supervisor._live.date_reading`: dated ahead of our clock ->
-re-dated to its arrival, already ``live_ttl`` old -> not written) and is then
-live until it is ``live_ttl`` old by its own ``ts``. When an adapter's
+re-dated to its arrival, already ``live_ttl_s`` old -> not written) and is then
+live until it is ``live_ttl_s`` old by its own ``ts``. When an adapter's
 transport goes down (broker or Modbus connection lost, listener closed, the
 adapter failed and waits for its restart), its assets are marked unavailable
 in the live state at once rather than left to age out; an adapter that has
@@ -38,14 +38,14 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from adapters.backoff import Backoff
 from adapters.errors import UnknownAsset
+from adapters.lifecycle import BackgroundService
 from adapters.modbus import ModbusBatteryAdapter, ModbusUnit
 from adapters.mqtt import MqttAdapter
 from adapters.ocpp.csms import ChargerSettings, OcppCsmsAdapter
@@ -78,8 +78,6 @@ SEND_CONCURRENCY: Mapping[TelemetrySource, int] = {
     TelemetrySource.MODBUS: 256,
     TelemetrySource.OCPP: 1024,
 }
-#: Default TCP connections per Modbus host (a gateway serves several clients).
-MODBUS_CONNECTIONS = 4
 #: An adapter that ran this long before failing restarts without a long wait.
 HEALTHY_RUN_S = 60.0
 #: How long one blocking XREAD on the park logs waits (below the Redis socket timeout).
@@ -185,16 +183,18 @@ async def _watch(adapter: AnyAdapter, label: str) -> None:
     raise _AdapterDied(f"adapter {label} stopped: {exc!r}") from exc
 
 
-class Supervisor:
+class Supervisor(BackgroundService):
     """Runs the adapters of every enrolled asset and writes their live state.
 
     Use as ``async with Supervisor(...) as sup:``; entering starts the work in
     the background (``await sup.wait_ready()`` for the first reconcile),
-    leaving stops every adapter and flushes what is pending.
+    leaving stops every adapter and flushes what is pending. The work is the
+    named tasks ``supervisor-flush``, ``supervisor-follow`` and one
+    ``adapter-{label}`` per adapter, in the supervisor's task group.
 
     Args:
         state: the Redis repository (assets, live state, park logs).
-        settings: ``mqtt``, ``modbus``, ``ocpp`` and ``redis.live_ttl`` are read.
+        settings: ``mqtt``, ``modbus``, ``ocpp`` and ``redis.live_ttl_s`` are read.
         parks: the parks to serve; every park (including new ones) when None.
         registry: where the adapter and setpoint metrics are registered (the
             app's ``Metrics.registry``); a private one when omitted.
@@ -206,10 +206,16 @@ class Supervisor:
         send_timeout_s: bound on one setpoint, queueing included.
         send_concurrency: calls in flight at once per adapter, by protocol
             (``SEND_CONCURRENCY`` for the protocols not given).
-        modbus_connections: TCP connections each Modbus adapter opens to its host.
         clock: the service clock; device schedules (EV departures) are mapped
             onto its timeline (matters only when it runs compressed).
     """
+
+    _task_name = "supervisor"
+    # Leaving cancels the adapters' tasks once and lets each adapter leave its
+    # own context (announce offline, close its connections) for as long as it
+    # takes; the supervisor's loops check _closing, so none outlives a
+    # cancellation a library swallowed.
+    _stop_limit_s = None
 
     def __init__(
         self,
@@ -225,7 +231,6 @@ class Supervisor:
         backoff_base: float = 1.0,
         send_timeout_s: float = 15.0,
         send_concurrency: Mapping[TelemetrySource, int] | None = None,
-        modbus_connections: int = MODBUS_CONNECTIONS,
         clock: Clock | None = None,
     ) -> None:
         self._state = state
@@ -237,7 +242,6 @@ class Supervisor:
         self._backoff_base = backoff_base
         self._send_timeout = send_timeout_s
         self._concurrency = {**SEND_CONCURRENCY, **(send_concurrency or {})}
-        self._modbus_connections = modbus_connections
         self._ocpp = ocpp_key(settings.ocpp.host, settings.ocpp.port)
         self._plans: dict[str, list[Route]] = {}
         self._routes: dict[tuple[str, str], Route] = {}
@@ -245,34 +249,24 @@ class Supervisor:
         self._slots: dict[AdapterKey, _Slot] = {}
         self._logs = ParkLogs(state)
         self._noted: set[str] = set()
-        self._time_scale = clock.scale if clock is not None else 1.0
+        self._time_scale = clock.time_scale if clock is not None else 1.0
         self._batch = LiveBatch(
             flush_max=flush_max, schedule_time=clock.from_wall if clock else None
         )
         self._ready = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()
-        self._tg: asyncio.TaskGroup | None = None
-        self._main: asyncio.Task[None] | None = None
         self.metrics: SupervisorMetrics | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
-    async def __aenter__(self) -> Self:
+    async def _open(self) -> None:
         self.metrics = SupervisorMetrics(self.registry, self._samples)
-        self._main = asyncio.create_task(self._run(), name="supervisor")
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        task, self._main = self._main, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    async def _run(self) -> None:
+        _ = self._spawn(self._flush_loop(), name="supervisor-flush")
+        _ = self._spawn(self._follow_loop(), name="supervisor-follow")
+
+    async def _close(self) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(5.0):
                 await self.flush()
@@ -283,12 +277,6 @@ class Supervisor:
     async def wait_ready(self) -> None:
         """Wait until the first full reconcile has started the adapters."""
         await self._ready.wait()
-
-    async def _run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            self._tg = tg
-            tg.create_task(self._flush_loop(), name="supervisor-flush")
-            tg.create_task(self._follow_loop(), name="supervisor-follow")
 
     # -- what runs: routes and adapters --------------------------------------
 
@@ -371,9 +359,8 @@ class Supervisor:
                 log.info("%s now serves %d assets", key.label, len(wanted))
 
     def _start(self, slot: _Slot) -> None:
-        assert self._tg is not None, "the supervisor is not running"
         slot.grace_until = time.monotonic() + CONNECT_GRACE_S
-        slot.task = self._tg.create_task(self._run_slot(slot), name=f"adapter-{slot.key.label}")
+        slot.task = self._spawn(self._run_slot(slot), name=f"adapter-{slot.key.label}")
 
     @staticmethod
     async def _stop(slot: _Slot, *, final: bool) -> None:
@@ -415,10 +402,10 @@ class Supervisor:
                 username=s.mqtt.username or None,
                 password=s.mqtt.password or None,
                 client_id=f"{s.mqtt.client_id}-{key.park}-{uuid.uuid4().hex[:8]}",
-                keepalive_s=s.mqtt.keepalive,
+                keepalive_s=s.mqtt.keepalive_s,
                 backoff_base=self._backoff_base,
                 time_scale=self._time_scale,
-                max_age_s=s.redis.live_ttl,
+                max_age_s=s.redis.live_ttl_s,
             )
         if key.protocol is TelemetrySource.MODBUS:
             host, port = key.endpoint.rsplit(":", 1)
@@ -434,9 +421,9 @@ class Supervisor:
                     )
                     for r in routes
                 },
-                poll_s=s.modbus.poll_interval,
-                timeout_s=s.modbus.timeout,
-                connections=self._modbus_connections,
+                poll_s=s.modbus.poll_interval_s,
+                timeout_s=s.modbus.timeout_s,
+                connections=s.modbus.connections,
                 backoff_base=self._backoff_base,
                 time_scale=self._time_scale,
             )
@@ -473,6 +460,8 @@ class Supervisor:
             finally:
                 slot.adapter = None
                 slot.absorb(adapter.stats)
+            if self._closing:
+                return  # a cancellation swallowed on the way out: no restart
             if time.monotonic() - began > HEALTHY_RUN_S:
                 backoff.reset()
             await backoff.wait()
@@ -484,7 +473,7 @@ class Supervisor:
             tg.create_task(_watch(adapter, label), name=f"watch-{label}")
 
     async def _consume(self, slot: _Slot, adapter: AnyAdapter) -> None:
-        ttl = self._settings.redis.live_ttl
+        ttl = self._settings.redis.live_ttl_s
         async for reading in adapter.telemetry():
             route = self._by_device.get((slot.key, reading.asset_id))
             if route is None:
@@ -520,7 +509,7 @@ class Supervisor:
     # -- live state ----------------------------------------------------------
 
     async def _flush_loop(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._batch.due.wait(), self._flush_s)
             self._check_links()
@@ -529,7 +518,7 @@ class Supervisor:
     async def flush(self) -> int:
         """Write the pending readings now (the latest per asset); return how many."""
         return await self._batch.flush(
-            self._state, self._settings.redis.live_ttl, lambda p, a: (p, a) in self._routes
+            self._state, self._settings.redis.live_ttl_s, lambda p, a: (p, a) in self._routes
         )
 
     # -- following enrollments -----------------------------------------------
@@ -537,7 +526,7 @@ class Supervisor:
     async def _follow_loop(self) -> None:
         backoff = Backoff(base=self._backoff_base)
         next_full = next_parks = 0.0
-        while True:
+        while not self._closing:
             try:
                 now = time.monotonic()
                 if now >= next_full:

@@ -1,7 +1,7 @@
 """Readings in, live state out: the coalescing batch written to Redis in one pipeline.
 
 A reading is live by its age (``State.write_live_many`` keeps it until it is
-``live_ttl`` old by its own ``ts``); :func:`date_reading` judges that age on
+``live_ttl_s`` old by its own ``ts``); :func:`date_reading` judges that age on
 arrival. An adapter whose transport went down has its assets marked
 unavailable at once (:meth:`LiveBatch.mark_down`), not left to age out.
 """

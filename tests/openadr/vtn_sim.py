@@ -1,4 +1,4 @@
-"""A small OpenADR 3.1 VTN on loopback, for tests and demos — not a product.
+"""A small OpenADR 3.1 VTN on loopback, for the tests — not a product.
 
 :class:`VtnSim` serves the subset of openadr3.yaml a VEN needs — ``/auth/server``,
 ``/auth/token`` (client credentials), ``/programs``, ``/events``, ``/reports``,
@@ -8,7 +8,12 @@ and delete. Every request it receives (query and body) and every response and
 notification it sends is validated against openadr3.yaml; each failure is kept
 in :attr:`VtnSim.violations` (an invalid request is answered 400), so a test
 asserts ``sim.violations == []``. :meth:`VtnSim.put_raw_event` stores an event
-without any check, to play a misbehaving VTN.
+without any check, to play a misbehaving VTN; ``async with sim.offline():``
+plays a VTN that is down for the block.
+
+Like everything else that runs in the background it is a
+:class:`~adapters.lifecycle.BackgroundService`: ``async with VtnSim(...) as sim:``
+listens (and connects to the broker), leaving stops both.
 
 :class:`BlClient` plays the grid operator's business logic: it creates
 programs and events over HTTP with a BL token.
@@ -16,12 +21,13 @@ programs and events over HTTP with a BL token.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -31,10 +37,11 @@ import aiohttp
 import aiomqtt
 from aiohttp import web
 
+from adapters.lifecycle import BackgroundService
 from vpp.openadr.mapping import format_datetime
 from vpp.openadr.schema import OpenAdrSchema
 
-log = logging.getLogger("vpp.openadr.vtn_sim")
+log = logging.getLogger("tests.openadr.vtn_sim")
 
 Json = dict[str, Any]
 Role = Literal["ven", "bl"]
@@ -88,7 +95,7 @@ def _problem(status: int, title: str, detail: str = "") -> web.Response:
     return web.json_response(body, status=status)
 
 
-class VtnSim:
+class VtnSim(BackgroundService):
     """The VTN simulator; an async context manager serving on ``127.0.0.1``.
 
     Attributes:
@@ -97,6 +104,8 @@ class VtnSim:
         tokens_issued: Access tokens handed out.
         programs: Stored programs by id (also ``events``, ``reports``, ``vens``).
     """
+
+    _task_name = "vtn-sim"
 
     def __init__(
         self,
@@ -119,7 +128,7 @@ class VtnSim:
             mqtt: Broker host and port to publish notifications to, if any.
             topic_prefix: First topic levels of every notification topic.
             host: Address to listen on.
-            port: Port; 0 picks a free one (kept across :meth:`stop`/:meth:`start`).
+            port: Port; 0 picks a free one (kept across :meth:`offline`).
         """
         self.schema = schema
         self.clients = dict(clients or {"ven": ("ven-secret", "ven"), "bl": ("bl-secret", "bl")})
@@ -139,6 +148,7 @@ class VtnSim:
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self._mqtt_client: aiomqtt.Client | None = None
+        self._broker = contextlib.AsyncExitStack()
 
     # -- life cycle -------------------------------------------------------
 
@@ -170,12 +180,18 @@ class VtnSim:
         r.add_get("/notifiers/mqtt/topics/programs/{programID}/events", self._event_topics)
         return app
 
-    async def start(self) -> None:
-        """Listen (again, on the same port after a :meth:`stop`)."""
-        if self.mqtt is not None and self._mqtt_client is None:
+    async def _open(self) -> None:
+        if self.mqtt is not None:
             client = aiomqtt.Client(self.mqtt[0], self.mqtt[1])
-            await client.__aenter__()
-            self._mqtt_client = client
+            self._mqtt_client = await self._broker.enter_async_context(client)
+        await self._listen()
+
+    async def _close(self) -> None:
+        await self._stop_listening()
+        self._mqtt_client = None
+        await self._broker.aclose()
+
+    async def _listen(self) -> None:
         runner = web.AppRunner(self._app(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port, reuse_address=True)
@@ -183,26 +199,23 @@ class VtnSim:
         self.port = int(runner.addresses[0][1])
         self._runner = runner
 
-    async def stop(self, *, keep_mqtt: bool = True) -> None:
-        """Stop listening; state is kept so :meth:`start` resumes it."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if not keep_mqtt and self._mqtt_client is not None:
-            await self._mqtt_client.__aexit__(None, None, None)
-            self._mqtt_client = None
+    async def _stop_listening(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
 
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
+    @contextlib.asynccontextmanager
+    async def offline(self) -> AsyncIterator[None]:
+        """Stop answering inside the block, as a VTN that went down.
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop(keep_mqtt=False)
+        Everything stored is kept (edit it meanwhile with :meth:`put_raw_event`)
+        and the simulator listens again on the same port after the block.
+        """
+        await self._stop_listening()
+        try:
+            yield
+        finally:
+            await self._listen()
 
     # -- test controls ----------------------------------------------------
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import logging.config
 import os
@@ -26,17 +25,16 @@ from typing import Any
 
 import aiohttp
 
-from adapters.sim.park import load_park_toml, run_park
+from adapters.sim.park import run_park
 from vpp import __version__
 from vpp.auth import Role, TokenStore
 from vpp.demo import DemoOptions, run_demo
 from vpp.errors import InvalidInput, SettingsError, StateError
-from vpp.parkfile import enroll_park, load_park_file
+from vpp.parkfile import enroll_park, load_park_file, simulator_spec
 from vpp.servers import ServerError
 from vpp.service import open_state, redis_endpoint, serve
 from vpp.settings import Settings, redact_url
 from vpp.state import State
-from vpp.supervisor import charger_password
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -276,11 +274,7 @@ def _run_simulate(args: argparse.Namespace) -> int:
     ``charger_password(ocpp.auth_secret, charge point id)``.
     """
     settings = _settings(args)
-    spec = load_park_toml(args.park)
-    secret = settings.ocpp.auth_secret
-    spec.chargers = [
-        dataclasses.replace(c, password=charger_password(secret, c.cp_id)) for c in spec.chargers
-    ]
+    spec = simulator_spec(load_park_file(args.park), ocpp_secret=settings.ocpp.auth_secret)
     csms = args.csms_url or f"ws://{settings.ocpp.host}:{settings.ocpp.port}/ocpp/"
     print(
         f"simulating park {spec.park_id}: {len(spec.batteries)} Modbus batteries, "

@@ -30,26 +30,25 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.sim.park import SimBattery, load_park_toml, run_park
-from vpp.api import create_app
-from vpp.auth import Role, TokenStore
+from adapters.sim.park import SimParkSpec, run_park
+from vpp.auth import Role
+from vpp.client import ParkClient, issue_tokens
 from vpp.clock import Clock
 from vpp.metrics import Metrics
-from vpp.parkfile import enroll_park, load_park_file
+from vpp.model import Battery, ModbusConnection
+from vpp.parkfile import ParkFile, enroll_park, load_park_file, simulator_spec
 from vpp.runtime import runtime_cleanup_ctx
 from vpp.servers import MosquittoServer, free_port, port_open
-from vpp.service import open_state, redis_endpoint
+from vpp.service import open_state, redis_endpoint, running_service
 from vpp.settings import Settings, redact_url
-from vpp.supervisor import charger_password
 
 __all__ = ["DemoOptions", "run_demo"]
 
@@ -83,69 +82,43 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _free_modbus_ports(spec: Any) -> dict[tuple[str, int], int]:
-    """Move simulated Modbus endpoints whose port is taken to free ports."""
+def _free_modbus_ports(park_file: ParkFile) -> ParkFile:
+    """The park file with each simulated battery's Modbus port moved to a free one if taken."""
     moved: dict[tuple[str, int], int] = {}
-    for i, battery in enumerate(spec.batteries):
-        key = (battery.host, battery.port)
+
+    def move(conn: ModbusConnection) -> ModbusConnection:
+        key = (conn.host, conn.port)
         if key not in moved:
-            moved[key] = free_port() if port_open(battery.host, battery.port) else battery.port
-        spec.batteries[i] = SimBattery(battery.host, moved[key], battery.spec)
-    return moved
+            moved[key] = free_port() if port_open(*key) else conn.port
+        return conn.model_copy(update={"port": moved[key]})
+
+    assets = [
+        asset.model_copy(update={"connection": move(asset.connection)})
+        if isinstance(asset, Battery) and isinstance(asset.connection, ModbusConnection)
+        else asset
+        for asset in park_file.assets
+    ]
+    return dataclasses.replace(park_file, assets=assets)
 
 
-def _remap_connections(park_file: Any, moved: dict[tuple[str, int], int]) -> Any:
-    """The park file with the enrolled Modbus ports the simulators really listen on."""
-    assets = []
-    for asset in park_file.assets:
-        conn = asset.connection
-        if getattr(conn, "protocol", "") == "modbus":
-            new_port = moved.get((conn.host, conn.port), conn.port)
-            asset = asset.model_copy(
-                update={"connection": conn.model_copy(update={"port": new_port})}
-            )
-        assets.append(asset)
-    return dataclasses.replace(park_file, assets=tuple(assets))
+async def _delivered_by_kind(client: ParkClient) -> dict[str, float]:
+    """``vpp_delivered_kw`` of the park by asset kind, from ``/metrics``."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(await client.metrics_text()):
+        if family.name == "vpp_delivered_kw":
+            for sample in family.samples:
+                if sample.labels.get("park") == client.park:
+                    out[sample.labels["kind"]] = sample.value
+    return out
 
 
-class _Grid:
-    """The grid operator's side of the demo: an HTTP client with its tokens."""
-
-    def __init__(self, base: str, park: str, grid_token: str, viewer_token: str) -> None:
-        self.base, self.park = base, park
-        self.grid = {"Authorization": f"Bearer {grid_token}"}
-        self.viewer = {"Authorization": f"Bearer {viewer_token}"}
-        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
-
-    async def close(self) -> None:
-        await self.http.close()
-
-    async def call(self, method: str, path: str, *, grid: bool = True, **kw: Any) -> Any:
-        url = f"{self.base}/v1/parks/{self.park}{path}"
-        headers = self.grid if grid else self.viewer
-        async with self.http.request(method, url, headers=headers, **kw) as resp:
-            body = await resp.json(content_type=None)
-            if resp.status >= 400:
-                raise RuntimeError(f"{method} {path}: {resp.status} {body}")
-            return body
-
-    async def by_kind(self) -> dict[str, float]:
-        async with self.http.get(f"{self.base}/metrics") as resp:
-            text = await resp.text()
-        out: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            if family.name == "vpp_delivered_kw":
-                for sample in family.samples:
-                    if sample.labels.get("park") == self.park:
-                        out[sample.labels["kind"]] = sample.value
-        return out
-
-
-async def _wait_for_flexibility(grid: _Grid, expected: int, timeout_s: float) -> dict[str, Any]:
+async def _wait_for_flexibility(
+    client: ParkClient, expected: int, timeout_s: float
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     env: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        env = await grid.call("GET", "/flexibility?intervals=8", grid=False)
+        env = await client.flexibility(intervals=8)
         if env["assets_included"] >= expected:
             break
         await asyncio.sleep(0.5)
@@ -161,14 +134,16 @@ def _whole(v: float | None) -> str:
     return "-" if v is None else f"{v:.0f}"
 
 
-async def _watch(grid: _Grid, event_id: str, clock: Clock, until: datetime) -> dict[str, Any]:
+async def _watch(
+    client: ParkClient, event_id: str, clock: Clock, until: datetime
+) -> dict[str, Any]:
     """Show the event live until it is over; return the final record."""
     shown_state = ""
     last_line = 0.0
     record: dict[str, Any] = {}
     tty = sys.stdout.isatty()
     while True:
-        record = (await grid.call("GET", f"/events/{event_id}", grid=False))["event"]
+        record = await client.event(event_id)
         state = record["state"]
         if state != shown_state:
             _say(f"  event {event_id}: {state}")
@@ -179,7 +154,7 @@ async def _watch(grid: _Grid, event_id: str, clock: Clock, until: datetime) -> d
             start = datetime.fromisoformat(record["start"])
             k = min(int((clock.now() - start).total_seconds() // record["interval_s"]),
                     len(record["target_kw"]) - 1)  # fmt: skip
-            kinds = await grid.by_kind()
+            kinds = await _delivered_by_kind(client)
             kind_text = "  ".join(f"{name} {value:+7.1f}" for name, value in sorted(kinds.items()))
             line = (
                 f"  [{clock.now():%H:%M}] interval {k + 1}/{len(record['target_kw'])}  "
@@ -205,140 +180,143 @@ def _report_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+@contextlib.asynccontextmanager
+async def _simulated_park(
+    spec: SimParkSpec, settings: Settings, time_scale: float
+) -> AsyncIterator[None]:
+    """Run the park's simulators (on loopback, at ``time_scale``) once every one has started.
+
+    Raises:
+        RuntimeError: they did not start within 30 s.
+    """
+    started = asyncio.Event()
+    task = asyncio.create_task(
+        run_park(
+            spec,
+            time_scale=time_scale,
+            mqtt_host=settings.mqtt.host,
+            mqtt_port=settings.mqtt.port,
+            mqtt_root=settings.mqtt.root,
+            csms_url=f"ws://127.0.0.1:{settings.ocpp.port}/ocpp/",
+            started=started,
+        ),
+        name="simulated-park",
+    )
+    try:
+        waiter = asyncio.create_task(started.wait())
+        await asyncio.wait({waiter, task}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if task.done():
+            task.result()  # raises what stopped the simulators
+        if not started.is_set():
+            raise RuntimeError("the simulated park did not start in 30 s")
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
 async def _run(settings: Settings, opts: DemoOptions, redis_url: str, out_dir: Path) -> int:
     clock = Clock(time_scale=opts.time_scale)
     metrics = Metrics()
     state = open_state(settings, redis_url, metrics)
-    app = create_app(settings, state, metrics=metrics, clock=clock)
-    app.cleanup_ctx.append(runtime_cleanup_ctx(with_ven=False))
-    runner = web.AppRunner(app, handle_signals=False)
-    sim_task: asyncio.Task[None] | None = None
-    grid: _Grid | None = None
     try:
-        park_file = load_park_file(opts.park_file)
-        spec = load_park_toml(opts.park_file)
-        park_file = _remap_connections(park_file, _free_modbus_ports(spec))
-        secret = settings.ocpp.auth_secret
-        spec.chargers = [
-            dataclasses.replace(c, password=charger_password(secret, c.cp_id))
-            for c in spec.chargers
-        ]
+        park_file = _free_modbus_ports(load_park_file(opts.park_file))
+        spec = simulator_spec(park_file, ocpp_secret=settings.ocpp.auth_secret)
         park = park_file.park.id
         await enroll_park(state, park_file)
-        await runner.setup()
-        site = web.TCPSite(runner, settings.http.host, settings.http.port)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        base = f"http://{host}:{port}"
-        tokens = TokenStore(state)
-        grid = _Grid(
-            base, park,
-            await tokens.create(Role.GRID_OPERATOR, [park], name="demo-grid-operator"),
-            await tokens.create(Role.VIEWER, [park], name="demo-viewer"),
-        )  # fmt: skip
-        _say(f"service: {base}  (metrics {base}/metrics, OpenAPI {base}/openapi.json)")
-        sim_now = f"{clock.now():%Y-%m-%d %H:%M}"
-        _say(f"clock:   {opts.time_scale:g}x real time; simulated now {sim_now} UTC")
-        sim_started = asyncio.Event()
-        sim_task = asyncio.create_task(
-            run_park(
-                spec,
-                time_scale=opts.time_scale,
-                mqtt_host=settings.mqtt.host,
-                mqtt_port=settings.mqtt.port,
-                mqtt_root=settings.mqtt.root,
-                csms_url=f"ws://127.0.0.1:{settings.ocpp.port}/ocpp/",
-                started=sim_started,
-            ),
-            name="simulated-park",
-        )
-        waiter = asyncio.create_task(sim_started.wait())
-        await asyncio.wait({waiter, sim_task}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        if sim_task.done():
-            sim_task.result()  # raises what stopped the simulators
-        if not sim_started.is_set():
-            raise RuntimeError("the simulated park did not start in 30 s")
-        simulated = len(spec.batteries) + len(spec.chargers) + len(spec.loads)
-        _say(f"park:    {park}: {len(park_file.assets)} assets enrolled, {simulated} simulated "
-             f"({len(spec.batteries)} Modbus batteries, {len(spec.chargers)} OCPP chargers, "
-             f"{len(spec.loads)} MQTT loads)")  # fmt: skip
-        env = await _wait_for_flexibility(grid, int(simulated * 0.8), 30.0)
-        down_now, up_now = env["down_kw"][0], env["up_kw"][0]
-        _say(f"live:    {env['assets_included']} assets flexible now; down {down_now:.0f} kW, "
-             f"up {up_now:.0f} kW in the current interval")  # fmt: skip
-
-        now = clock.now()
-        tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-        day = (await grid.call("POST", "/bids", json={
-            "id": f"day-ahead-{tomorrow:%Y%m%d}", "start": tomorrow.isoformat(),
-            "rules": {"min_capacity_kw": 100, "min_duration_minutes": 60},
-        }))["bid"]  # fmt: skip
-        peak = max(day["down"]["quantity_kw"])
-        _say(f"bid:     day-ahead {day['id']}: peak down {peak:.0f} kW, "
-             f"{day['total_down_kwh']:.0f} kWh down / {day['total_up_kwh']:.0f} kWh up "
-             f"over the day, jointly deliverable={day['jointly_deliverable']} "
-             f"({day['solve_seconds']} s)")  # fmt: skip
-
-        step = 15
-        # the bid took clock time: the event starts at the next quarter hour from *now*
-        start = clock.now() + timedelta(minutes=20)
-        start = start.replace(second=0, microsecond=0) + timedelta(minutes=(-start.minute) % step)
-        n = opts.event_minutes // step
-        window = (await grid.call("POST", "/bids", json={
-            "id": f"event-window-{start:%H%M}", "start": start.isoformat(), "intervals": n,
-            "rules": {"min_capacity_kw": 0, "min_duration_minutes": 0},
-            "flat_capacity": True,
-        }))["bid"]  # fmt: skip
-        offered = window["flat_down_kw"]
-        target = round(opts.share * offered, 1)
-        if target <= 0:
-            _say("the park has no down flexibility for the event window; nothing to dispatch")
-            return 1
-        event_id = f"peak-{start:%Y%m%d-%H%M}"
-        _say(f"grid:    sending {event_id}: shave {target:.0f} kW from {start:%H:%M} for "
-             f"{opts.event_minutes} min ({opts.share:.0%} of the {offered:.0f} kW "
-             "it can hold flat over the window)")  # fmt: skip
-        sent = time.monotonic()
-        created = await grid.call("POST", "/events", json={
-            "id": event_id, "kind": "peak_shaving", "start": start.isoformat(),
-            "target_kw": target, "duration_minutes": opts.event_minutes,
-            "bid_id": window["id"],
-        })  # fmt: skip
-        _say(
-            f"         acknowledged in {1000 * (time.monotonic() - sent):.0f} ms: "
-            f"{created['event']['state']}"
-        )
-        end = start + timedelta(minutes=opts.event_minutes)
-        record = await _watch(grid, event_id, clock, end)
-        print(flush=True)
-        report = await grid.call("GET", f"/events/{event_id}/report", grid=False)
-        async with grid.http.get(
-            f"{base}/v1/parks/{park}/events/{event_id}/report?format=csv", headers=grid.viewer
-        ) as resp:
-            csv_text = await resp.text()
-        (out_dir / f"{event_id}.json").write_text(json.dumps(report, indent=2))
-        (out_dir / f"{event_id}.csv").write_text(csv_text)
-        _say(_report_table(report))
-        perf = report["performance"]
-        _say(
-            f"result:  {record['state']}; delivered {_whole(report['delivered_kwh'])} of "
-            f"{_whole(report['requested_kwh'])} kWh ({'-' if perf is None else f'{perf:.1%}'}); "
-            f"settlement estimate {_whole(report['settlement'])} {report['currency']} "
-            f"({report['settlement_note']}); avoided {_whole(report['avoided_co2_kg'])} kg CO2 "
-            f"(factor: {report['emission_factor_source']})"
-        )
-        _say(f"report:  {out_dir / (event_id + '.json')} and .csv")
-        return 0 if record["state"] == "completed" else 1
+        runtime = runtime_cleanup_ctx(with_ven=False)
+        async with running_service(
+            settings, state, metrics=metrics, clock=clock, runtime=runtime
+        ) as service:
+            base = service.base_url
+            roles = [Role.GRID_OPERATOR, Role.VIEWER]
+            tokens = await issue_tokens(state, park, roles, name="demo")
+            _say(f"service: {base}  (metrics {base}/metrics, OpenAPI {base}/openapi.json)")
+            sim_now = f"{clock.now():%Y-%m-%d %H:%M}"
+            _say(f"clock:   {opts.time_scale:g}x real time; simulated now {sim_now} UTC")
+            async with (
+                ParkClient(base, park, tokens, timeout_s=60.0) as client,
+                _simulated_park(spec, settings, opts.time_scale),
+            ):
+                simulated = len(spec.batteries) + len(spec.chargers) + len(spec.loads)
+                _say(f"park:    {park}: {len(park_file.assets)} assets enrolled, {simulated} "
+                     f"simulated ({len(spec.batteries)} Modbus batteries, {len(spec.chargers)} "
+                     f"OCPP chargers, {len(spec.loads)} MQTT loads)")  # fmt: skip
+                return await _grid_operator(client, clock, opts, simulated, out_dir)
     finally:
-        if grid is not None:
-            await grid.close()
-        if sim_task is not None:
-            sim_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await sim_task
-        await runner.cleanup()
         await state.aclose()
+
+
+async def _grid_operator(
+    client: ParkClient, clock: Clock, opts: DemoOptions, simulated: int, out_dir: Path
+) -> int:
+    """Bid, send the event, watch it, write the report; the exit code."""
+    env = await _wait_for_flexibility(client, int(simulated * 0.8), 30.0)
+    down_now, up_now = env["down_kw"][0], env["up_kw"][0]
+    _say(f"live:    {env['assets_included']} assets flexible now; down {down_now:.0f} kW, "
+         f"up {up_now:.0f} kW in the current interval")  # fmt: skip
+
+    now = clock.now()
+    tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    day = await client.create_bid({
+        "id": f"day-ahead-{tomorrow:%Y%m%d}", "start": tomorrow.isoformat(),
+        "rules": {"min_capacity_kw": 100, "min_duration_minutes": 60},
+    })  # fmt: skip
+    peak = max(day["down"]["quantity_kw"])
+    _say(f"bid:     day-ahead {day['id']}: peak down {peak:.0f} kW, "
+         f"{day['total_down_kwh']:.0f} kWh down / {day['total_up_kwh']:.0f} kWh up "
+         f"over the day, jointly deliverable={day['jointly_deliverable']} "
+         f"({day['solve_seconds']} s)")  # fmt: skip
+
+    step = 15
+    # the bid took clock time: the event starts at the next quarter hour from *now*
+    start = clock.now() + timedelta(minutes=20)
+    start = start.replace(second=0, microsecond=0) + timedelta(minutes=(-start.minute) % step)
+    n = opts.event_minutes // step
+    window = await client.create_bid({
+        "id": f"event-window-{start:%H%M}", "start": start.isoformat(), "intervals": n,
+        "rules": {"min_capacity_kw": 0, "min_duration_minutes": 0},
+        "flat_capacity": True,
+    })  # fmt: skip
+    offered = window["flat_down_kw"]
+    target = round(opts.share * offered, 1)
+    if target <= 0:
+        _say("the park has no down flexibility for the event window; nothing to dispatch")
+        return 1
+    event_id = f"peak-{start:%Y%m%d-%H%M}"
+    _say(f"grid:    sending {event_id}: shave {target:.0f} kW from {start:%H:%M} for "
+         f"{opts.event_minutes} min ({opts.share:.0%} of the {offered:.0f} kW "
+         "it can hold flat over the window)")  # fmt: skip
+    sent = time.monotonic()
+    created = await client.post_event({
+        "id": event_id, "kind": "peak_shaving", "start": start.isoformat(),
+        "target_kw": target, "duration_minutes": opts.event_minutes,
+        "bid_id": window["id"],
+    })  # fmt: skip
+    _say(
+        f"         acknowledged in {1000 * (time.monotonic() - sent):.0f} ms: "
+        f"{created['event']['state']}"
+    )
+    end = start + timedelta(minutes=opts.event_minutes)
+    record = await _watch(client, event_id, clock, end)
+    print(flush=True)
+    report = await client.report(event_id)
+    csv_text = await client.report_csv(event_id)
+    (out_dir / f"{event_id}.json").write_text(json.dumps(report, indent=2))
+    (out_dir / f"{event_id}.csv").write_text(csv_text)
+    _say(_report_table(report))
+    perf = report["performance"]
+    _say(
+        f"result:  {record['state']}; delivered {_whole(report['delivered_kwh'])} of "
+        f"{_whole(report['requested_kwh'])} kWh ({'-' if perf is None else f'{perf:.1%}'}); "
+        f"settlement estimate {_whole(report['settlement'])} {report['currency']} "
+        f"({report['settlement_note']}); avoided {_whole(report['avoided_co2_kg'])} kg CO2 "
+        f"(factor: {report['emission_factor_source']})"
+    )
+    _say(f"report:  {out_dir / (event_id + '.json')} and .csv")
+    return 0 if record["state"] == "completed" else 1
 
 
 def run_demo(settings: Settings, opts: DemoOptions) -> int:

@@ -11,12 +11,15 @@
     id = "bess-01"
     ...
 
-The device simulators read the same file to start one simulated device per
-asset, so the file is the single description of a (demo) park.
+This module is the one reader of park files and the one place their defaults
+are applied (the asset models'). The device simulators run what
+`simulator_spec` derives from the same validated file, one simulated device
+per asset, so the file is the single description of a (demo) park.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tomllib
 from dataclasses import dataclass
@@ -25,11 +28,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from adapters.sim.park import SimParkSpec, park_spec
 from vpp.errors import AlreadyExists, FieldError, InvalidInput, SettingsError
 from vpp.model import Park, invalid_input, parse_asset
 from vpp.state import AnyAsset, State
+from vpp.supervisor import charger_password
 
-__all__ = ["EnrollResult", "ParkFile", "enroll_park", "load_park_file"]
+__all__ = [
+    "EnrollResult",
+    "ParkFile",
+    "enroll_park",
+    "load_park_file",
+    "parse_park_file",
+    "simulator_spec",
+    "with_charger_passwords",
+]
 
 log = logging.getLogger("vpp.parkfile")
 
@@ -120,3 +133,36 @@ async def enroll_park(state: State, park_file: ParkFile) -> EnrollResult:
         len(existing),
     )
     return EnrollResult(created=created, existing=existing)
+
+
+def with_charger_passwords(spec: SimParkSpec, secret: str) -> SimParkSpec:
+    """The simulated park with each charger logging in as the service expects.
+
+    Each charger's password becomes ``charger_password(secret, charge point id)``
+    (`vpp.supervisor.charger_password`), what the service's OCPP listener checks.
+
+    Args:
+        spec: the simulated park (from `simulator_spec` or ``generate_park``).
+        secret: the service's ``ocpp.auth_secret``.
+    """
+    chargers = [
+        dataclasses.replace(c, password=charger_password(secret, c.cp_id)) for c in spec.chargers
+    ]
+    return dataclasses.replace(spec, chargers=chargers)
+
+
+def simulator_spec(park_file: ParkFile, *, ocpp_secret: str) -> SimParkSpec:
+    """The simulated devices of a park file, with the passwords the service expects.
+
+    One simulated device per battery (on its Modbus endpoint), charger and
+    flexible load; other kinds are enrolled but not simulated.
+
+    Args:
+        park_file: the validated park file (`load_park_file`).
+        ocpp_secret: the service's ``ocpp.auth_secret``.
+    """
+    data = {
+        "park": park_file.park.model_dump(mode="json"),
+        "assets": [asset.model_dump(mode="json") for asset in park_file.assets],
+    }
+    return with_charger_passwords(park_spec(data), ocpp_secret)

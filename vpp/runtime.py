@@ -13,6 +13,12 @@ Each is a :class:`~adapters.lifecycle.BackgroundService` entered on one exit
 stack, so they stop in the reverse order: the VEN first, then the control
 loops, which release every device they were controlling before the
 supervisor stops the adapters.
+
+`vpp serve`, `vpp demo`, the end-to-end benchmark and the end-to-end tests all
+run this one runtime; where they differ they pass hooks: the parks to run
+(instead of following every park in Redis), a wrapper around the supervisor
+as the loops' sink (the benchmark's recorder) and the control-loop class (the
+benchmark's loop that notes when each cycle starts).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from aiohttp import web
 
@@ -31,9 +37,9 @@ from vpp.control import ControlLoop
 from vpp.openadr import Ven
 from vpp.openadr.metrics import VenCollector
 from vpp.openadr_bridge import OpenAdrBridge
-from vpp.supervisor import SUPERVISOR, Supervisor
+from vpp.supervisor import SUPERVISOR, SetpointSink, Supervisor
 
-__all__ = ["CONTROL", "ControlManager", "runtime_cleanup_ctx"]
+__all__ = ["CONTROL", "ControlManager", "RuntimeCtx", "SinkWrapper", "runtime_cleanup_ctx"]
 
 log = logging.getLogger("vpp.runtime")
 
@@ -110,32 +116,56 @@ class ControlManager(BackgroundService):
 #: The running control manager of an app.
 CONTROL = web.AppKey("vpp.control", ControlManager)
 
+#: An ``app.cleanup_ctx`` entry.
+RuntimeCtx = Callable[[web.Application], AsyncIterator[None]]
+#: Makes the sink the control loops send through from the running supervisor.
+SinkWrapper = Callable[[Supervisor], SetpointSink]
+
 
 def runtime_cleanup_ctx(
-    *, with_ven: bool = True
-) -> Callable[[web.Application], AsyncIterator[None]]:
+    *,
+    with_ven: bool = True,
+    parks: Sequence[str] | None = None,
+    sink: SinkWrapper | None = None,
+    loop_class: type[ControlLoop] = ControlLoop,
+) -> RuntimeCtx:
     """An ``app.cleanup_ctx`` entry running the supervisor, the control loops and the VEN.
 
     The app must have been made by `vpp.api.create_app` (its state, settings,
-    metrics and clock are used).
+    metrics and clock are used). The defaults are what ``vpp serve`` runs.
+
+    Args:
+        with_ven: run the OpenADR VEN when ``[openadr]`` configures one.
+        parks: serve and control only these parks (None: every park in Redis,
+            new ones as they appear).
+        sink: wraps the supervisor into the loops' `SetpointSink` (None: the
+            supervisor itself).
+        loop_class: the control loop of a park, `ControlLoop` or a subclass.
     """
 
     async def run(app: web.Application) -> AsyncIterator[None]:
         settings, state, metrics, clock = app[SETTINGS], app[STATE], app[METRICS], app[CLOCK]
         events = app[EVENTS]
         async with contextlib.AsyncExitStack() as stack:
-            supervisor = await stack.enter_async_context(
-                Supervisor(state=state, settings=settings, registry=metrics.registry, clock=clock)
+            supervisor = Supervisor(
+                state=state, settings=settings, registry=metrics.registry, clock=clock, parks=parks
             )
+            await stack.enter_async_context(supervisor)
             app[SUPERVISOR] = supervisor
+            loop_sink = supervisor if sink is None else sink(supervisor)
 
             def make(park: str) -> ControlLoop:
-                return ControlLoop(
-                    park=park, state=state, events=events, sink=supervisor, clock=clock,
+                return loop_class(
+                    park=park, state=state, events=events, sink=loop_sink, clock=clock,
                     settings=settings.control, metrics=metrics,
                 )  # fmt: skip
 
-            manager = await stack.enter_async_context(ControlManager(make, state.list_parks))
+            async def fixed_parks() -> list[str]:
+                return list(parks or ())
+
+            manager = await stack.enter_async_context(
+                ControlManager(make, state.list_parks if parks is None else fixed_parks)
+            )
             app[CONTROL] = manager
             app[WAKE] = manager.wake
             oadr = settings.openadr

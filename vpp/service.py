@@ -7,11 +7,15 @@ its URL is written to ``<state dir>/redis.url`` so that ``vpp token create``
 and ``vpp enroll`` reach the same data instead of starting a second server
 on the same files.
 
-``serve`` runs the HTTP app with the service's background work (device
-supervisor, one control loop per park, the OpenADR VEN when configured: see
-``vpp.runtime``) until SIGTERM/SIGINT (or ``duration``), then lets in-flight
-requests finish (``http.shutdown_timeout_s``), releases every device the
-control loops were driving, and closes Redis.
+``running_service`` is the one way the service starts: the HTTP app with
+its background work (device supervisor, one control loop per park, the
+OpenADR VEN when configured: see ``vpp.runtime``) listening on a TCP port.
+``serve`` (``vpp serve``), ``vpp demo``, the end-to-end benchmark and the
+end-to-end tests all start it, passing the runtime's hooks where they differ.
+On the way out it lets in-flight requests finish (``http.shutdown_timeout_s``)
+and the control loops release every device they were driving.
+
+``serve`` runs it until SIGTERM/SIGINT (or ``duration``), then closes Redis.
 """
 
 from __future__ import annotations
@@ -20,20 +24,22 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from vpp.api import create_app
+from vpp.clock import Clock
 from vpp.metrics import Metrics
-from vpp.runtime import runtime_cleanup_ctx
+from vpp.runtime import RuntimeCtx, runtime_cleanup_ctx
 from vpp.servers import RedisServer, port_open
 from vpp.settings import Settings, redact_url
 from vpp.state import State
 
-__all__ = ["open_state", "redis_endpoint", "serve"]
+__all__ = ["RunningService", "open_state", "redis_endpoint", "running_service", "serve"]
 
 log = logging.getLogger("vpp.service")
 
@@ -96,6 +102,64 @@ def open_state(settings: Settings, url: str, metrics: Metrics | None = None) -> 
     )
 
 
+@dataclass(frozen=True)
+class RunningService:
+    """The service once it listens.
+
+    Attributes:
+        app: the aiohttp app (its keys reach the supervisor, the control manager...).
+        base_url: ``http://host:port`` it answers on.
+    """
+
+    app: web.Application
+    base_url: str
+
+
+@contextlib.asynccontextmanager
+async def running_service(
+    settings: Settings,
+    state: State,
+    *,
+    metrics: Metrics,
+    clock: Clock | None = None,
+    runtime: RuntimeCtx | None = None,
+    host: str | None = None,
+    port: int | None = None,
+) -> AsyncIterator[RunningService]:
+    """Serve the API with the service's background work; stop both on the way out.
+
+    The caller owns ``state`` (opens and closes it).
+
+    Args:
+        settings: the service settings.
+        state: the Redis repository.
+        metrics: the metrics the API and the runtime record into.
+        clock: the clock of events and control loops (compressed in the demo); real time if None.
+        runtime: the background work (default ``runtime_cleanup_ctx()``, as ``vpp serve``).
+        host: interface to listen on (default ``http.host``).
+        port: port to listen on, 0 for a free one (default ``http.port``).
+    """
+    app = create_app(settings, state, metrics=metrics, clock=clock)
+    # the device supervisor, one control loop per park and (if configured) the VEN
+    app.cleanup_ctx.append(runtime if runtime is not None else runtime_cleanup_ctx())
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=settings.http.shutdown_timeout_s
+    )
+    try:
+        await runner.setup()
+        site = web.TCPSite(
+            runner,
+            settings.http.host if host is None else host,
+            settings.http.port if port is None else port,
+        )
+        await site.start()
+        bound_host, bound_port = runner.addresses[0][:2]
+        yield RunningService(app=app, base_url=f"http://{bound_host}:{bound_port}")
+    finally:
+        # the control loops release their devices before the supervisor stops
+        await runner.cleanup()
+
+
 async def serve(
     settings: Settings,
     redis_url: str,
@@ -113,33 +177,24 @@ async def serve(
     """
     metrics = Metrics()
     state = open_state(settings, redis_url, metrics)
-    app = create_app(settings, state, metrics=metrics)
-    # the device supervisor, one control loop per park and (if configured) the VEN
-    app.cleanup_ctx.append(runtime_cleanup_ctx())
-    runner = web.AppRunner(
-        app, handle_signals=False, shutdown_timeout=settings.http.shutdown_timeout_s
-    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
     for sig in signals:
         loop.add_signal_handler(sig, stop.set)
     try:
-        await runner.setup()
-        site = web.TCPSite(runner, settings.http.host, settings.http.port)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        base_url = f"http://{host}:{port}"
-        log.info("serving the API on %s (redis %s)", base_url, redact_url(redis_url))
-        if not await state.ping():
-            log.warning("Redis at %s does not answer yet; /readyz says so", redact_url(redis_url))
-        if on_ready is not None:
-            await on_ready(base_url, state)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), duration)
-        log.info("shutting down")
+        async with running_service(settings, state, metrics=metrics) as service:
+            log.info("serving the API on %s (redis %s)", service.base_url, redact_url(redis_url))
+            if not await state.ping():
+                log.warning(
+                    "Redis at %s does not answer yet; /readyz says so", redact_url(redis_url)
+                )
+            if on_ready is not None:
+                await on_ready(service.base_url, state)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), duration)
+            log.info("shutting down")
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
-        await runner.cleanup()
         await state.aclose()

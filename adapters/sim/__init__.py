@@ -5,17 +5,28 @@ EV chargers connect to a CSMS over OCPP 2.0.1 / 2.1 (:class:`SimCharger`), and
 flexible loads talk MQTT through a site gateway (:class:`MqttLoadFleet`); each
 is an async context manager whose physics run in simulated time
 (``time_scale`` simulated seconds per wall-clock second). :func:`run_park`
-runs a whole :class:`SimParkSpec` until cancelled, read from a park file
-(:func:`load_park_toml`) or generated at any size (:func:`generate_park`);
-``python -m adapters.sim PARK.toml`` does the same from the command line.
+runs a whole :class:`SimParkSpec` until cancelled, made from a park file that
+``vpp.parkfile`` read and validated (:func:`park_spec`) or generated at any
+size (:func:`generate_park`); ``python -m adapters.sim PARK.toml`` does the
+same from the command line.
 """
 
 from adapters.sim.battery import BatteryModel, BatterySpec, Fault, ModbusBatteryServer
 from adapters.sim.chargers import ChargerSpec, SimCharger
 from adapters.sim.loads import LoadModel, LoadSpec, MqttLoadFleet
-from adapters.sim.park import SimBattery, SimParkSpec, generate_park, load_park_toml, run_park
+from adapters.sim.park import (
+    DEFAULT_PASSWORD,
+    MAX_UNITS_PER_ENDPOINT,
+    SimBattery,
+    SimParkSpec,
+    generate_park,
+    park_spec,
+    run_park,
+)
 
 __all__ = [
+    "DEFAULT_PASSWORD",
+    "MAX_UNITS_PER_ENDPOINT",
     "BatteryModel",
     "BatterySpec",
     "ChargerSpec",
@@ -28,6 +39,6 @@ __all__ = [
     "SimCharger",
     "SimParkSpec",
     "generate_park",
-    "load_park_toml",
+    "park_spec",
     "run_park",
 ]

@@ -1,9 +1,11 @@
 """A whole simulated park: batteries on Modbus, chargers on OCPP, loads on MQTT.
 
-:func:`load_park_toml` reads a park file (``config/demo-park.toml``)
-tolerantly: it takes the fields it knows, defaults the rest, and skips kinds
-it does not simulate (``pv`` for now). :func:`run_park` starts every device
-and runs until cancelled.
+:func:`park_spec` turns a park file that was already read and validated (by
+``vpp.parkfile``, the one reader of park files and the one place their
+defaults are applied) into a :class:`SimParkSpec`: it takes the fields it
+simulates by name, applies no default of its own, and skips kinds it does not
+simulate (``pv`` for now). :func:`generate_park` builds a park of any size;
+:func:`run_park` starts every device and runs until cancelled.
 """
 
 from __future__ import annotations
@@ -11,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import tomllib
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from adapters.ocpp.profiles import V21, V201
@@ -24,10 +24,23 @@ from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.sim.chargers import ChargerSpec, SimCharger
 from adapters.sim.loads import LoadSpec, MqttLoadFleet
 
-__all__ = ["SimBattery", "SimParkSpec", "generate_park", "load_park_toml", "run_park"]
+__all__ = [
+    "DEFAULT_PASSWORD",
+    "MAX_UNITS_PER_ENDPOINT",
+    "SimBattery",
+    "SimParkSpec",
+    "generate_park",
+    "park_spec",
+    "run_park",
+]
 
 #: Most unit ids one Modbus TCP endpoint can address (1..247).
 MAX_UNITS_PER_ENDPOINT = 247
+#: The chargers' basic-auth password when none is given (a CSMS that checks
+#: passwords, as the service's does, needs each charger's own).
+DEFAULT_PASSWORD = "changeme"
+#: A flexible load can run this far above its baseline (its simulated top).
+_LOAD_HEADROOM = 1.3
 
 log = logging.getLogger("adapters.sim.park")
 
@@ -58,45 +71,51 @@ class SimParkSpec:
     loads: list[LoadSpec] = field(default_factory=list)
 
 
-def _f(d: Mapping[str, Any], key: str, default: float) -> float:
-    value = d.get(key, default)
-    return float(value) if isinstance(value, int | float) else default
+def park_spec(data: Mapping[str, Any], *, password: str = DEFAULT_PASSWORD) -> SimParkSpec:
+    """The simulated devices of a park file (``{"park": {...}, "assets": [...]}``).
 
+    Every field it reads must be there (``vpp.parkfile`` fills in the
+    defaults when it validates the file); what only a simulator has (a
+    battery's initial SoC, the EVs that visit a charger) is the simulator's own.
+    A battery runs on the Modbus endpoint of its connection, a charger logs in
+    as its charge point id, a load publishes under its asset id.
 
-def load_park_toml(path: Path | str, *, default_password: str = "changeme") -> SimParkSpec:
-    """Read a park file into a :class:`SimParkSpec` (unknown fields are ignored)."""
-    data = tomllib.loads(Path(path).read_text())
-    spec = SimParkSpec(park_id=str(data.get("park", {}).get("id", "park")))
-    for asset in data.get("assets", []):
-        kind, asset_id = asset.get("kind"), str(asset.get("id", ""))
-        conn = asset.get("connection", {}) or {}
+    Args:
+        data: the park file, read and validated.
+        password: every charger's basic-auth password (replace them one by one
+            for a CSMS that gives each charger its own).
+
+    Raises:
+        KeyError: a field the simulators need is missing.
+    """
+    spec = SimParkSpec(park_id=str(data["park"]["id"]))
+    for asset in data["assets"]:
+        kind, asset_id, conn = asset["kind"], str(asset["id"]), asset["connection"]
         if kind == "battery":
             spec.batteries.append(SimBattery(
-                str(conn.get("host", "127.0.0.1")), int(conn.get("port", 502)),
+                str(conn["host"]), int(conn["port"]),
                 BatterySpec(
-                    asset_id=asset_id, unit_id=int(conn.get("unit_id", 1)),
-                    capacity_kwh=_f(asset, "capacity_kwh", 200.0),
-                    max_charge_kw=_f(asset, "max_charge_kw", 100.0),
-                    max_discharge_kw=_f(asset, "max_discharge_kw", 100.0),
-                    soc=_f(asset, "soc", 0.5),
+                    asset_id=asset_id, unit_id=int(conn["unit_id"]),
+                    capacity_kwh=float(asset["capacity_kwh"]),
+                    max_charge_kw=float(asset["max_charge_kw"]),
+                    max_discharge_kw=float(asset["max_discharge_kw"]),
                 ),
             ))  # fmt: skip
         elif kind == "ev_charger":
-            v2g = bool(asset.get("v2g", False))
+            v2g = bool(asset["v2g"])
             spec.chargers.append(ChargerSpec(
-                cp_id=str(conn.get("charge_point_id", asset_id)),
-                password=str(conn.get("password", default_password)),
-                version=V21 if v2g or conn.get("ocpp_version") == "2.1" else V201,
-                max_kw=_f(asset, "max_charge_kw", 11.0), v2g=v2g,
+                cp_id=str(conn["charge_point_id"]), password=password,
+                version=V21 if v2g else V201, max_kw=float(asset["max_charge_kw"]), v2g=v2g,
             ))  # fmt: skip
         elif kind == "flexible_load":
-            base = _f(asset, "baseline_kw", 50.0)
-            shed = _f(asset, "max_shed_kw", base * 0.3)
+            base = float(asset["baseline_kw"])
+            # no rebound time stated (0): the simulator's own time constant
+            rebound = {"rebound_tau_s": 60.0 * m} if (m := float(asset["rebound_minutes"])) else {}
             spec.loads.append(LoadSpec(
                 asset_id=asset_id, kind="hvac" if "chiller" in asset_id or "hvac" in asset_id
-                else "process", baseline_kw=base, p_min_kw=max(0.0, base - shed),
-                p_max_kw=_f(asset, "max_kw", base * 1.3),
-                rebound_tau_s=_f(asset, "rebound_minutes", 30.0) * 60.0,
+                else "process", baseline_kw=base,
+                p_min_kw=max(0.0, base - float(asset["max_shed_kw"])),
+                p_max_kw=base * _LOAD_HEADROOM, **rebound,
             ))  # fmt: skip
         else:
             log.info("not simulating %s asset %s", kind, asset_id)
@@ -111,7 +130,7 @@ def generate_park(
     loads: int = 300,
     modbus_host: str = "127.0.0.1",
     modbus_ports: Sequence[int] = (15020,),
-    password: str = "changeme",
+    password: str = DEFAULT_PASSWORD,
 ) -> SimParkSpec:
     """Build a deterministic park of any size (benchmarks, tests, demos).
 

@@ -147,14 +147,15 @@ def test_per_phase_names_follow_the_21_schema() -> None:
 
 
 def test_demo_park_file_loads() -> None:
+    import tomllib
     from pathlib import Path
 
-    from adapters.sim.park import load_park_toml
+    from adapters.sim.park import park_spec
 
     path = Path(__file__).parents[2] / "config" / "demo-park.toml"
     if not path.exists():
         pytest.skip("no demo park file")
-    spec = load_park_toml(path)
+    spec = park_spec(tomllib.loads(path.read_text()))
     assert spec.batteries and spec.chargers and spec.loads
     assert any(c.v2g for c in spec.chargers)
 

@@ -2,7 +2,7 @@
 
 100 devices and the adapters share this test's event loop. At 1,000 devices
 (400 batteries on 8 Modbus gateways, 300 OCPP chargers, 300 MQTT loads) the
-run is proven by ``python -m adapters.bench --only rtt``, which runs the park
+run is proven by ``python -m tests.benchmarks.adapters --only rtt``, which runs the park
 in a device process of its own; 1,000 devices plus adapters in one loop did
 not finish within the test's timeout (see the report).
 """
@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tomllib
 from pathlib import Path
 
 import pytest
 
-from adapters.bench import free_ports, park_adapters, setpoint_round, wait_for_park
 from adapters.ocpp.csms import PATH_PREFIX
-from adapters.sim.park import generate_park, load_park_toml, run_park
+from adapters.sim.park import generate_park, park_spec, run_park
+from tests.benchmarks.sim_park import park_adapters, setpoint_round, wait_for_park
+from tests.benchmarks.support import free_ports
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -68,7 +70,7 @@ def test_generate_park_refuses_more_units_than_a_gateway_holds() -> None:
 def test_demo_park_file_loads() -> None:
     # The file's loads carry topic_prefix ".../loads/{asset}"; the MQTT scheme stays
     # {root}/{park}/{asset}, so the loader keys loads by asset id and ignores it.
-    spec = load_park_toml(DEMO_PARK)
+    spec = park_spec(tomllib.loads(DEMO_PARK.read_text()))
     assert spec.park_id == "gd-nansha-zc"
     assert (len(spec.batteries), len(spec.chargers), len(spec.loads)) == (20, 15, 15)
     assert spec.loads[0].asset_id == "chiller-01"

@@ -1,10 +1,11 @@
 """The `running_park` fixture: the service, its control loop and the simulated park.
 
-It starts, inside the test's event loop, the app (``create_app`` plus
-``runtime_cleanup_ctx``: supervisor and control loops) on a loopback HTTP
-server and the simulated devices speaking the real protocols, enrolls the park
-through the REST API and waits until every asset is live. See
-``park_harness`` for the park and the time scale.
+It starts, inside the test's event loop, the service as ``vpp serve`` does
+(``running_service`` with ``runtime_cleanup_ctx``: API, supervisor and
+control loops) on loopback and the simulated devices speaking the real
+protocols, enrolls the park through the REST API (``vpp.client``) and waits
+until every asset is live. See ``park_harness`` for the park and the time
+scale.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from adapters.sim._clock import SimClock
 from adapters.sim.chargers import SimCharger
@@ -30,7 +29,6 @@ from tests.e2e.park_harness import (
     SCALE,
     SECRET,
     TELEMETRY_S,
-    Grid,
     ListHandler,
     RunningPark,
     build_park,
@@ -38,20 +36,16 @@ from tests.e2e.park_harness import (
     eventually,
     simulators,
 )
-from vpp.api import create_app
-from vpp.auth import Role, TokenStore
+from vpp.auth import Role
+from vpp.client import ParkClient, issue_tokens
 from vpp.clock import Clock
 from vpp.metrics import Metrics
 from vpp.runtime import runtime_cleanup_ctx
 from vpp.servers import free_port
+from vpp.service import running_service
 from vpp.settings import Settings
 from vpp.state import State
 from vpp.supervisor import SUPERVISOR
-
-
-async def _true(value: bool) -> bool:
-    return value
-
 
 log = logging.getLogger("tests.e2e")
 
@@ -90,35 +84,31 @@ async def running_park(
     control_logger.addHandler(handler)
     level = control_logger.level
     control_logger.setLevel(logging.INFO)
-    tokens = TokenStore(state)
-    secrets = {
-        role: await tokens.create(role, [PARK], name=f"e2e-{role}")
-        for role in (Role.PARK_OPERATOR, Role.GRID_OPERATOR, Role.VIEWER)
-    }
+    roles = (Role.PARK_OPERATOR, Role.GRID_OPERATOR, Role.VIEWER)
+    tokens = await issue_tokens(state, PARK, roles, name="e2e")
     try:
         async with contextlib.AsyncExitStack() as stack:
             sim = await stack.enter_async_context(simulators(spec, topic_prefix, mqtt_addr))
-            app = create_app(settings, state, metrics=metrics, clock=clock)
-            app.cleanup_ctx.append(runtime_cleanup_ctx(with_ven=False))
-            server = TestServer(app, host="127.0.0.1")
-            await server.start_server()
-            # leaving closes the app first: the control loop releases while devices listen
-            stack.push_async_callback(server.close)
-            http = await stack.enter_async_context(
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-            )
-            grid = Grid(str(server.make_url("")).rstrip("/"), http, secrets)
+            # leaving stops the service first: the control loop releases while devices listen
+            service = await stack.enter_async_context(running_service(
+                settings, state, metrics=metrics, clock=clock,
+                runtime=runtime_cleanup_ctx(with_ven=False), host="127.0.0.1", port=0,
+            ))  # fmt: skip
+            app = service.app
+            grid = await stack.enter_async_context(ParkClient(service.base_url, PARK, tokens))
             supervisor = app[SUPERVISOR]
             # loads first: a change of the MQTT adapter's assets rebuilds it, and
             # rebuilding one that is still starting can hold the supervisor for
             # 10 s (see the report); the other kinds do not rebuild it
             ordered = sorted(payloads, key=lambda p: p["kind"] != "flexible_load")
             for payload in ordered:
-                await grid.ok("POST", "/assets", role=Role.PARK_OPERATOR, json=payload)
+                await grid.enroll_asset(payload)
                 if payload["kind"] == "flexible_load":
-                    await eventually(
-                        lambda i=payload["id"]: _true(i in supervisor.routes(PARK)), within=15.0
-                    )
+
+                    async def routed(asset_id: str = payload["id"]) -> bool:
+                        return asset_id in supervisor.routes(PARK)
+
+                    await eventually(routed, within=15.0)
 
             async def all_routed() -> bool:
                 return len(supervisor.routes(PARK)) == len(payloads)
@@ -134,7 +124,7 @@ async def running_park(
             park = RunningPark(app, grid, clock, sim, settings, state, control_log)
 
             async def all_flexible() -> bool:
-                env = await grid.ok("GET", "/flexibility?intervals=4", role=Role.VIEWER)
+                env = await grid.flexibility(intervals=4)
                 return int(env["assets_included"]) == len(payloads)
 
             started = time.monotonic()

@@ -1,8 +1,8 @@
 """The end-to-end harness: a test park from one table, its simulators, an HTTP client.
 
-`running_park` starts, inside the test's event loop, the app (``create_app``
-plus ``runtime_cleanup_ctx``: supervisor and control loops) on a loopback
-HTTP server, the simulated devices speaking the real protocols (Modbus TCP /
+`running_park` starts, inside the test's event loop, the service as ``vpp
+serve`` does (``vpp.service.running_service``: API, supervisor and control
+loops) on loopback, the simulated devices speaking the real protocols (Modbus TCP /
 SunSpec batteries, MQTT process loads, OCPP chargers), enrolls the park
 through the REST API and waits until every asset is live. Nothing is mocked:
 Redis is the shared test Redis under this test's namespace, the broker is the
@@ -28,19 +28,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 
 from adapters.ocpp.profiles import V21, V201
 from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.sim.chargers import ChargerSpec, SimCharger
 from adapters.sim.loads import LoadSpec, MqttLoadFleet
-from adapters.sim.park import SimBattery, SimParkSpec
-from vpp.auth import Role
+from adapters.sim.park import DEFAULT_PASSWORD, SimBattery, SimParkSpec
+from vpp.client import ParkClient
 from vpp.clock import Clock
+from vpp.parkfile import with_charger_passwords
 from vpp.settings import Settings
 from vpp.state import State
-from vpp.supervisor import SUPERVISOR, Supervisor, charger_password
+from vpp.supervisor import SUPERVISOR, Supervisor
 
 PARK = "e2e-park"
 SECRET = "e2e-ocpp-secret"
@@ -120,7 +120,7 @@ def build_park(
             })  # fmt: skip
         elif row.kind == "ev_charger":
             spec.chargers.append(ChargerSpec(
-                cp_id=row.id, password=charger_password(SECRET, row.id),
+                cp_id=row.id, password=DEFAULT_PASSWORD,
                 version=V21 if row.v2g else V201, max_kw=row.size_kw, v2g=row.v2g,
                 ev_stay_s=8 * 3600.0,
             ))  # fmt: skip
@@ -133,7 +133,7 @@ def build_park(
             })  # fmt: skip
         else:
             raise ValueError(f"no simulator for {row.kind}")
-    return spec, payloads
+    return with_charger_passwords(spec, SECRET), payloads
 
 
 @dataclass
@@ -157,34 +157,12 @@ class SimPark:
         return model.power_kw
 
 
-class Grid:
-    """HTTP client of the running service, one header set per role."""
-
-    def __init__(self, base: str, http: aiohttp.ClientSession, tokens: dict[str, str]) -> None:
-        self.base, self.http = base, http
-        self.headers = {role: {"Authorization": f"Bearer {t}"} for role, t in tokens.items()}
-
-    async def request(
-        self, method: str, path: str, *, role: str = Role.GRID_OPERATOR, **kw: Any
-    ) -> tuple[int, dict[str, str], Any]:
-        """Status, headers and decoded body of ``method /v1/parks/{PARK}{path}``."""
-        url = f"{self.base}/v1/parks/{PARK}{path}"
-        async with self.http.request(method, url, headers=self.headers[role], **kw) as resp:
-            return resp.status, dict(resp.headers), await resp.json(content_type=None)
-
-    async def ok(self, method: str, path: str, *, role: str = Role.GRID_OPERATOR, **kw: Any) -> Any:
-        """The body of a request that must succeed."""
-        status, _, body = await self.request(method, path, role=role, **kw)
-        assert status < 300, (method, path, status, body)
-        return body
-
-
 @dataclass
 class RunningPark:
     """Everything a test needs to drive the park end to end."""
 
     app: web.Application
-    grid: Grid
+    grid: ParkClient
     clock: Clock
     sim: SimPark
     settings: Settings
@@ -203,12 +181,11 @@ class RunningPark:
 
     async def flat_bid(self, start: datetime, intervals: int) -> dict[str, Any]:
         """A bid with the flat capacity the park holds over the window."""
-        body = await self.grid.ok("POST", "/bids", json={
+        return await self.grid.create_bid({
             "id": f"win-{uuid.uuid4().hex[:8]}", "start": start.isoformat(),
             "intervals": intervals, "flat_capacity": True,
             "rules": {"min_capacity_kw": 0, "min_duration_minutes": 0},
         })  # fmt: skip
-        return dict(body["bid"])
 
     async def peak_event(
         self, intervals: int, share: float = 0.7, lead_minutes: float = 4.0
@@ -226,7 +203,7 @@ class RunningPark:
 
     async def event(self, event_id: str) -> dict[str, Any]:
         """The stored event record."""
-        return dict((await self.grid.ok("GET", f"/events/{event_id}", role=Role.VIEWER))["event"])
+        return await self.grid.event(event_id)
 
     async def wait_state(self, event_id: str, *states: str, within: float) -> dict[str, Any]:
         """Poll the event until it is in one of ``states`` (real seconds bound)."""

@@ -50,7 +50,7 @@ async def delivered_now(park: RunningPark, baseline_kw: float) -> float:
 async def test_killed_battery_is_covered_by_the_others(running_park: RunningPark) -> None:
     park = running_park
     body = await park.peak_event(intervals=3)
-    await park.grid.ok("POST", "/events", json=body)
+    await park.grid.call("POST", "/events", json=body)
     start = datetime.fromisoformat(body["start"])
     target = -float(body["target_kw"])
     step = timedelta(minutes=15)

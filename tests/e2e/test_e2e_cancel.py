@@ -22,7 +22,7 @@ async def test_cancel_releases_every_device(running_park: RunningPark) -> None:
     park = running_park
     sim = park.sim
     body = await park.peak_event(intervals=3)
-    await park.grid.ok("POST", "/events", json=body)
+    await park.grid.call("POST", "/events", json=body)
     start = datetime.fromisoformat(body["start"])
     await park.sleep_until(start + timedelta(minutes=3))
     assert (await park.event(body["id"]))["state"] == "active"

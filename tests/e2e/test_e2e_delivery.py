@@ -36,7 +36,7 @@ async def test_event_within_the_bid_is_delivered_in_every_interval(
 ) -> None:
     park = running_park
     body = await park.peak_event(intervals=3)
-    created = await park.grid.ok("POST", "/events", json=body)
+    created = await park.grid.call("POST", "/events", json=body)
     assert created["event"]["state"] == "received"
     start = datetime.fromisoformat(body["start"])
     real_s = (start - park.clock.now()).total_seconds() / SCALE + 3 * 15 * 60 / SCALE
@@ -47,5 +47,5 @@ async def test_event_within_the_bid_is_delivered_in_every_interval(
     assert record["state"] == "completed", record
     assert [s["state"] for s in record["history"]] == RAN_TO_COMPLETION
     assert_delivered(record, range(3))
-    report = await park.grid.ok("GET", f"/events/{body['id']}/report", role="viewer")
+    report = await park.grid.call("GET", f"/events/{body['id']}/report", role="viewer")
     assert report["performance"] == pytest.approx(1.0, abs=TOLERANCE)

@@ -47,7 +47,7 @@ async def test_event_posted_twice_is_one_event_and_one_delivery(
         body["id"], "completed", "failed", "cancelled", within=2 * 15 * 60 / SCALE + 15
     )
     print("\n" + interval_table(record))
-    listed = (await park.grid.ok("GET", "/events", role="viewer"))["items"]
+    listed = (await park.grid.call("GET", "/events", role="viewer"))["items"]
     assert [e["id"] for e in listed] == [body["id"]]
     assert [s["state"] for s in record["history"]] == RAN_TO_COMPLETION
     assert_delivered(record, range(2))

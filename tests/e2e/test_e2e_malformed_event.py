@@ -82,7 +82,7 @@ async def test_malformed_event_is_a_422_naming_the_field(running_park: RunningPa
     start = park.next_start() + timedelta(minutes=15)
     failures = await _failures(park, field_cases(start.isoformat()))
     assert not failures, "\n".join(map(str, failures))
-    assert (await park.grid.ok("GET", "/events", role="viewer"))["items"] == []
+    assert (await park.grid.call("GET", "/events", role="viewer"))["items"] == []
     assert not any(m.setpoint_kw for s in park.sim.batteries.values() for m in s.models.values())
 
 
@@ -91,4 +91,4 @@ async def test_cross_field_errors_name_the_field(running_park: RunningPark) -> N
     start = park.next_start() + timedelta(minutes=15)
     failures = await _failures(park, cross_field_cases(start.isoformat()))
     assert not failures, "\n".join(map(str, failures))
-    assert (await park.grid.ok("GET", "/events", role="viewer"))["items"] == []
+    assert (await park.grid.call("GET", "/events", role="viewer"))["items"] == []

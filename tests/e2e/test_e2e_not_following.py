@@ -37,7 +37,7 @@ async def test_charger_that_ignores_its_profile_is_held_at_its_draw(
 
     await eventually(drawing, within=10.0)
     body = await park.peak_event(intervals=3)
-    await park.grid.ok("POST", "/events", json=body)
+    await park.grid.call("POST", "/events", json=body)
     start = datetime.fromisoformat(body["start"])
     await park.sleep_until(start + timedelta(minutes=INTERVAL_MIN // 2))
     assert (await park.event(body["id"]))["state"] == "active"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as aioredis
 
-from vpp.bench_e2e import BenchOptions, run_bench
+from tests.benchmarks.e2e import BenchOptions, run_bench
 
 pytestmark = pytest.mark.slow
 

@@ -1,4 +1,4 @@
-"""Benchmark: ``python -m dispatch.bench [--sizes 100,1000,10000] [--repeats 3] [--out FILE]``.
+"""Benchmark: ``python -m tests.benchmarks.dispatch [--sizes N,N,...] [--repeats 3] [--out FILE]``.
 
 For each park size it builds a seeded synthetic park and reports the medians of:
 
@@ -47,6 +47,7 @@ from dispatch.exact import Direction, ExactResult, exact_bid
 from dispatch.portfolio import Portfolio
 from dispatch.synthetic import synthetic_park
 from dispatch.tight import tight_bid
+from tests.benchmarks.support import add_verbose, configure_logging
 
 EVENT_START = 68  # 17:00 on a 15-minute grid
 EVENT_LEN = 8  # 2 hours
@@ -192,7 +193,7 @@ def _table(results: list[dict[str, Any]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and write the JSON report."""
     parser = argparse.ArgumentParser(
-        prog="python -m dispatch.bench", description=__doc__.split("\n")[0]
+        prog="python -m tests.benchmarks.dispatch", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated park sizes")
     parser.add_argument("--repeats", type=int, default=3, help="runs per size (medians reported)")
@@ -202,7 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tight-limit", type=float, default=60.0, help="MILP time limit of the tight reference"
     )
     parser.add_argument("--out", default="bench-dispatch.json", help="JSON output file")
+    add_verbose(parser)
     args = parser.parse_args(argv)
+    configure_logging(args.verbose)
     results = []
     for n in (int(s) for s in args.sizes.split(",") if s):
         res = _case(n, max(args.repeats, 1), args.exact_max, args.seed, args.tight_limit)

@@ -1,6 +1,6 @@
 """Run a command with a reachable Redis and MQTT broker (the test runner's set-up).
 
-``python -m vpp.testenv -- CMD ...`` looks for Redis at ``VPP_TEST_REDIS_URL``
+``python -m tests.testenv -- CMD ...`` looks for Redis at ``VPP_TEST_REDIS_URL``
 (default 127.0.0.1:6379) and a broker at ``VPP_TEST_MQTT_HOST:PORT`` (default
 127.0.0.1:1883). Whatever does not answer is started privately on a free
 loopback port (under ``state/testenv``), exported to the command through the
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] == "--":
         args = args[1:]
     if not args:
-        print("usage: python -m vpp.testenv -- CMD [ARGS...]", file=sys.stderr)
+        print("usage: python -m tests.testenv -- CMD [ARGS...]", file=sys.stderr)
         return 2
     env = dict(os.environ)
     redis_url = env.get("VPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -1,4 +1,4 @@
-"""Adapter benchmark: ``python -m adapters.bench [--messages N] [--devices N] ...``.
+"""Adapter benchmark: ``python -m tests.benchmarks.adapters [--messages N] [--devices N] ...``.
 
 Two measurements, printed and written as JSON (``--out``):
 
@@ -29,16 +29,12 @@ import contextlib
 import json
 import logging
 import os
-import platform
-import signal
 import socket
 import statistics
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Coroutine, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiomqtt
@@ -46,65 +42,33 @@ import msgpack
 import redis.asyncio as aioredis
 
 from adapters import mqtt_codec as codec
-from adapters.modbus import ModbusBatteryAdapter, ModbusUnit
 from adapters.mqtt import MqttAdapter
-from adapters.ocpp import ChargerSettings, OcppCsmsAdapter
 from adapters.ocpp.csms import PATH_PREFIX
 from adapters.sim.park import SimParkSpec, generate_park, run_park
-from adapters.types import Adapter, Confirmation, DeviceLimits, Setpoint, Telemetry
+from adapters.types import DeviceLimits, Telemetry
+from tests.benchmarks.sim_park import drain, park_adapters, setpoint_round, wait_for_park
+from tests.benchmarks.support import (
+    add_verbose,
+    child_process,
+    configure_logging,
+    free_ports,
+    machine,
+    run_child,
+    run_until_sigterm,
+    wait_listening,
+)
 
-__all__ = [
-    "ParkAdapters",
-    "free_ports",
-    "main",
-    "park_adapters",
-    "setpoint_round",
-    "wait_for_park",
-]
+__all__ = ["bench_ingest", "bench_rtt", "main"]
 
-log = logging.getLogger("adapters.bench")
+log = logging.getLogger("tests.benchmarks.adapters")
 
+#: This benchmark as a module: its child processes run it again in another role.
+_MODULE = "tests.benchmarks.adapters"
 _PARK = "bench"
 #: Seconds without a message after which an ingest run counts as finished.
 _IDLE_S = 3.0
 #: Telemetry TTL written with every live reading (seconds).
 _TTL_S = 60
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(q / 100.0 * (len(ordered) - 1))))
-    return ordered[k]
-
-
-def free_ports(n: int) -> list[int]:
-    """Return ``n`` distinct free TCP ports on loopback (all bound at once, then released)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-@contextlib.contextmanager
-def _child(args: list[str]) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``python -m adapters.bench ARGS`` as a child; terminate it on the way out."""
-    proc = subprocess.Popen([sys.executable, "-m", "adapters.bench", *args])
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
 
 
 # ---------------------------------------------------------------- ingest --
@@ -207,34 +171,33 @@ async def _wait_until_done(counter: _Counter, expected: int, timeout_s: float) -
             break
 
 
-async def _run_publisher(args: argparse.Namespace, root: str) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "adapters.bench",
-        "--role",
-        "publisher",
-        "--mqtt-host",
-        args.mqtt_host,
-        "--mqtt-port",
-        str(args.mqtt_port),
-        "--root",
-        root,
-        "--devices",
-        str(args.devices),
-        "--messages",
-        str(args.messages),
-        "--rate",
-        str(args.rate),
-    ]
-    proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.PIPE)
+async def _publish_to(
+    consumer: Coroutine[Any, Any, None],
+    counter: _Counter,
+    args: argparse.Namespace,
+    root: str,
+    *,
+    name: str,
+) -> dict[str, Any]:
+    """Run ``consumer`` while the publisher process sends; the publisher's report."""
+    task = asyncio.create_task(consumer, name=name)
     try:
-        out, _ = await asyncio.wait_for(proc.communicate(), args.timeout)
+        out = await run_child(
+            _MODULE,
+            [
+                "--role", "publisher", "--mqtt-host", args.mqtt_host,
+                "--mqtt-port", str(args.mqtt_port), "--root", root,
+                "--devices", str(args.devices), "--messages", str(args.messages),
+                "--rate", str(args.rate),
+            ],
+            args.timeout,
+        )  # fmt: skip
+        await _wait_until_done(counter, args.messages, args.timeout)
     finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    return dict(json.loads(out.decode().strip().splitlines()[-1]))
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return dict(json.loads(out.strip().splitlines()[-1]))
 
 
 async def _ingest_raw(args: argparse.Namespace) -> dict[str, Any]:
@@ -248,14 +211,7 @@ async def _ingest_raw(args: argparse.Namespace) -> dict[str, Any]:
                 if not message.topic.value.endswith("_flush/telemetry"):
                     counter.add()
 
-        task = asyncio.create_task(count(), name="bench-raw-count")
-        try:
-            pub = await _run_publisher(args, root)
-            await _wait_until_done(counter, args.messages, args.timeout)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        pub = await _publish_to(count(), counter, args, root, name="bench-raw-count")
     return {"received": counter.n, "msgs_per_s": round(counter.rate()), **pub}
 
 
@@ -311,17 +267,8 @@ async def _ingest_adapter(args: argparse.Namespace, redis: aioredis.Redis) -> di
     try:
         async with adapter:
             await asyncio.wait_for(adapter.wait_connected(), 10)
-            task = asyncio.create_task(
-                _drain_to_redis(adapter.telemetry(), redis, namespace, counter, args.batch),
-                name="bench-redis-writer",
-            )
-            try:
-                pub = await _run_publisher(args, root)
-                await _wait_until_done(counter, args.messages, args.timeout)
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            writer = _drain_to_redis(adapter.telemetry(), redis, namespace, counter, args.batch)
+            pub = await _publish_to(writer, counter, args, root, name="bench-redis-writer")
         keys = [k async for k in redis.scan_iter(match=f"{namespace}:*", count=1000)]
     finally:
         async for key in redis.scan_iter(match=f"{namespace}:*", count=1000):
@@ -370,182 +317,6 @@ async def bench_ingest(args: argparse.Namespace) -> dict[str, Any]:
 # ------------------------------------------------------------------- rtt --
 
 
-@dataclass(slots=True)
-class ParkAdapters:
-    """The adapters serving one simulated park, as the service would build them."""
-
-    mqtt: MqttAdapter
-    modbus: list[ModbusBatteryAdapter]
-    ocpp: OcppCsmsAdapter
-    setpoints: dict[str, list[Setpoint]] = field(default_factory=dict)
-
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[ParkAdapters]:
-        """Enter every adapter; leave them all on the way out."""
-        async with contextlib.AsyncExitStack() as stack:
-            await stack.enter_async_context(self.ocpp)
-            await stack.enter_async_context(self.mqtt)
-            for adapter in self.modbus:
-                await stack.enter_async_context(adapter)
-            yield self
-
-
-def park_adapters(
-    spec: SimParkSpec,
-    *,
-    mqtt_host: str,
-    mqtt_port: int,
-    mqtt_root: str,
-    csms_port: int = 0,
-    poll_s: float = 1.0,
-) -> ParkAdapters:
-    """Build the three adapters for a simulated park, plus one setpoint per device.
-
-    Args:
-        spec: the park (e.g. from :func:`adapters.sim.park.generate_park`).
-        mqtt_host: broker of the load gateways.
-        mqtt_port: broker port.
-        mqtt_root: topic root the gateways use.
-        csms_port: port the CSMS listens on (0: any free one).
-        poll_s: Modbus poll period.
-    """
-    loads = {s.asset_id: DeviceLimits(p_min_kw=s.p_min_kw, p_max_kw=s.p_max_kw) for s in spec.loads}
-    endpoints: dict[tuple[str, int], dict[str, ModbusUnit]] = {}
-    for b in spec.batteries:
-        limits = DeviceLimits(
-            p_min_kw=-b.spec.max_discharge_kw,
-            p_max_kw=b.spec.max_charge_kw,
-            capacity_kwh=b.spec.capacity_kwh,
-            soc_min=0.05,
-            soc_max=0.95,
-        )
-        unit = ModbusUnit(unit_id=b.spec.unit_id, limits=limits)
-        endpoints.setdefault((b.host, b.port), {})[b.spec.asset_id] = unit
-    chargers = {
-        c.cp_id: ChargerSettings(
-            password=c.password,
-            v2g=c.v2g,
-            limits=DeviceLimits(
-                p_min_kw=-c.max_kw if c.v2g else 0.0, p_max_kw=c.max_kw, bidirectional=c.v2g
-            ),
-        )
-        for c in spec.chargers
-    }
-    return ParkAdapters(
-        mqtt=MqttAdapter(
-            host=mqtt_host,
-            port=mqtt_port,
-            park=spec.park_id,
-            assets=loads,
-            root=mqtt_root,
-            ack_timeout_s=30.0,
-        ),
-        modbus=[
-            ModbusBatteryAdapter(host=h, port=p, units=u, poll_s=poll_s, timeout_s=10.0)
-            for (h, p), u in endpoints.items()
-        ],
-        ocpp=OcppCsmsAdapter(port=csms_port, chargers=chargers, call_timeout_s=30.0),
-        setpoints={
-            "mqtt": [
-                Setpoint(asset_id=s.asset_id, power_kw=round(0.8 * s.baseline_kw, 1))
-                for s in spec.loads
-            ],
-            "modbus": [
-                Setpoint(asset_id=b.spec.asset_id, power_kw=-0.5 * b.spec.max_discharge_kw)
-                for b in spec.batteries
-            ],
-            "ocpp": [
-                Setpoint(asset_id=c.cp_id, power_kw=-0.5 * c.max_kw if c.v2g else 0.5 * c.max_kw)
-                for c in spec.chargers
-            ],
-        },
-    )
-
-
-def _live(reading: Telemetry | None, *, ev: bool = False) -> bool:
-    # An adapter publishes a device it cannot reach yet as unavailable.
-    if reading is None or not reading.available:
-        return False
-    return bool(reading.ev_connected) if ev else True
-
-
-async def wait_for_park(park: ParkAdapters, spec: SimParkSpec, timeout_s: float) -> None:
-    """Wait until every device of the park has sent live telemetry (chargers: with an EV).
-
-    Raises:
-        TimeoutError: some device stayed silent; the message says how many per protocol.
-    """
-    deadline = time.monotonic() + timeout_s
-    missing: dict[str, int] = {}
-    while time.monotonic() < deadline:
-        missing = {
-            "mqtt": sum(not _live(park.mqtt.last(s.asset_id)) for s in spec.loads),
-            "modbus": sum(
-                not any(
-                    _live(a.last(b.spec.asset_id))
-                    for a in park.modbus
-                    if b.spec.asset_id in a.units
-                )
-                for b in spec.batteries
-            ),
-            "ocpp": sum(not _live(park.ocpp.last(c.cp_id), ev=True) for c in spec.chargers),
-        }
-        if not any(missing.values()):
-            return
-        await asyncio.sleep(0.2)
-    raise TimeoutError(f"devices without telemetry after {timeout_s} s: {missing}")
-
-
-async def _drain(park: ParkAdapters) -> None:
-    """Consume every adapter's telemetry queue (the supervisor's job in the service)."""
-
-    async def one(readings: AsyncIterator[Telemetry]) -> None:
-        async for _ in readings:
-            pass
-
-    adapters: list[Adapter] = [park.mqtt, park.ocpp, *park.modbus]
-    async with asyncio.TaskGroup() as tg:
-        for adapter in adapters:
-            tg.create_task(one(adapter.telemetry()), name="bench-drain")
-
-
-async def setpoint_round(park: ParkAdapters, concurrency: int) -> dict[str, Any]:
-    """Send one setpoint to every device at once; per-protocol RTT and wall time."""
-    owner: dict[str, Any] = {}
-    for m in park.modbus:
-        for asset in m.units:
-            owner[asset] = m
-    gate = asyncio.Semaphore(concurrency)
-
-    async def send(protocol: str, sp: Setpoint) -> tuple[str, Confirmation]:
-        adapter: Any = park.mqtt if protocol == "mqtt" else park.ocpp
-        if protocol == "modbus":
-            adapter = owner[sp.asset_id]
-        async with gate:
-            return protocol, await adapter.apply(sp)
-
-    started = time.perf_counter()
-    results = await asyncio.gather(
-        *(send(p, sp) for p, sps in park.setpoints.items() for sp in sps)
-    )
-    wall = time.perf_counter() - started
-    out: dict[str, Any] = {"devices": len(results), "wall_s": round(wall, 3)}
-    for protocol in park.setpoints:
-        confs = [c for p, c in results if p == protocol]
-        rtts = [c.rtt_s for c in confs if c.confirmed and c.rtt_s is not None]
-        p50, p95 = _percentile(rtts, 50), _percentile(rtts, 95)
-        out[protocol] = {
-            "devices": len(confs),
-            "confirmed": sum(c.confirmed for c in confs),
-            "p50_ms": None if p50 is None else round(p50 * 1000, 1),
-            "p95_ms": None if p95 is None else round(p95 * 1000, 1),
-            "max_ms": round(max(rtts) * 1000, 1) if rtts else None,
-            "reasons": sorted({c.reason for c in confs if not c.confirmed})[:3],
-        }
-    out["all_confirmed"] = all(c.confirmed for _, c in results)
-    return out
-
-
 def _rtt_mix(devices: int) -> tuple[int, int, int]:
     """The issue's park mix: 40 % batteries, 30 % chargers, 30 % loads."""
     batteries = round(devices * 0.4)
@@ -561,13 +332,10 @@ def _bench_spec(args: argparse.Namespace, ports: Sequence[int]) -> SimParkSpec:
 
 
 async def _devices(args: argparse.Namespace) -> None:
-    """The device process: the whole simulated park on one event loop."""
+    """The device process: the whole simulated park on one event loop until SIGTERM."""
     ports = [int(p) for p in args.modbus_ports.split(",")]
     spec = _bench_spec(args, ports)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    task = asyncio.create_task(
+    await run_until_sigterm(
         run_park(
             spec,
             mqtt_host=args.mqtt_host,
@@ -579,12 +347,6 @@ async def _devices(args: argparse.Namespace) -> None:
         ),
         name="bench-park",
     )
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    stopper.cancel()
 
 
 async def bench_rtt(args: argparse.Namespace) -> dict[str, Any]:
@@ -620,16 +382,17 @@ async def bench_rtt(args: argparse.Namespace) -> dict[str, Any]:
         f"ws://127.0.0.1:{csms_port}{PATH_PREFIX}",
         "--device-period",
         str(args.device_period),
+        *(["--verbose"] if args.verbose else []),
     ]
     rounds: list[dict[str, Any]] = []
     async with park.ocpp:
-        with _child(child):
-            # Gateways only start once their ports are open: give the devices a moment.
-            await asyncio.sleep(2.0)
+        with child_process(_MODULE, child) as proc:
+            # the Modbus adapters connect once the gateways listen
+            await wait_listening(modbus_ports, child=proc, timeout_s=args.timeout)
             async with park.mqtt, contextlib.AsyncExitStack() as stack:
                 for adapter in park.modbus:
                     await stack.enter_async_context(adapter)
-                drain = asyncio.create_task(_drain(park), name="bench-drain-all")
+                draining = asyncio.create_task(drain(park), name="bench-drain-all")
                 try:
                     ready = time.perf_counter()
                     await wait_for_park(park, spec, args.timeout)
@@ -655,9 +418,9 @@ async def bench_rtt(args: argparse.Namespace) -> dict[str, Any]:
                         )
                         await asyncio.sleep(1.0)
                 finally:
-                    drain.cancel()
+                    draining.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await drain
+                        await draining
     summary: dict[str, Any] = {
         "devices": args.devices,
         "batteries": batteries,
@@ -682,7 +445,7 @@ async def bench_rtt(args: argparse.Namespace) -> dict[str, Any]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m adapters.bench",
+        prog=f"python -m {_MODULE}",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -709,6 +472,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=1000, help="setpoints in flight")
     p.add_argument("--timeout", type=float, default=120.0, help="bound on every phase (s)")
     p.add_argument("--only", choices=("ingest", "rtt"), default=None)
+    add_verbose(p)
     p.add_argument(
         "--role", choices=("main", "publisher", "devices"), default="main", help=argparse.SUPPRESS
     )
@@ -720,11 +484,7 @@ def _parser() -> argparse.ArgumentParser:
 
 async def _main(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "note": "publisher / device simulators run in a separate process; broker, Redis, "
         "simulators and adapters share this machine's cores",
     }
@@ -754,11 +514,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark (or one of its child roles)."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    # aiomqtt warns on every publish beyond ten in flight; a setpoint burst is meant to.
-    logging.getLogger("adapters.mqtt").addFilter(
-        lambda record: "pending publish calls" not in record.getMessage()
-    )
+    configure_logging(args.verbose)
     if args.role == "publisher":
         _publish(args.mqtt_host, args.mqtt_port, args.root, args.devices, args.messages, args.rate)
         return
@@ -766,7 +522,7 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_devices(args))
         return
     print(
-        f"adapters.bench on {os.cpu_count()} cores: publisher and device simulators run in a "
+        f"{_MODULE} on {os.cpu_count()} cores: publisher and device simulators run in a "
         "separate process and share the cores with broker, Redis and adapters",
         flush=True,
     )

@@ -1,4 +1,4 @@
-"""End-to-end benchmark: ``python -m vpp.bench_e2e [--batteries N] [--chargers N] ...``.
+"""End-to-end benchmark: ``python -m tests.benchmarks.e2e [--batteries N] [--runs N] ...``.
 
 Event received → every setpoint confirmed, for a park of simulated assets on
 the three protocols (default 400 Modbus/SunSpec batteries on a few gateways,
@@ -10,12 +10,12 @@ How it runs:
   (``adapters.sim.park.run_park``): it shares the machine's cores with this
   process, Redis and Mosquitto, as real devices would not;
 * this process enrolls the park through `vpp.state.State` under a unique
-  Redis namespace and MQTT root, and runs the service as ``vpp serve`` does:
-  a ``create_app`` app on loopback with the supervisor and the park's control
-  loop beside it. The only instrumentation is at two seams: the control
-  loop's `SetpointSink` is a recorder around the supervisor (it splits each
-  send by protocol, so each protocol's completion is timed), and a thin
-  subclass of the loop stamps the start of each cycle;
+  Redis namespace and MQTT root, and starts the service as ``vpp serve`` does
+  (`vpp.service.running_service`: the API on loopback, the supervisor and the
+  park's control loop beside it). The only instrumentation is at two of the
+  runtime's hooks: the control loop's `SetpointSink` is a recorder around the
+  supervisor (it splits each send by protocol, so each protocol's completion
+  is timed), and a thin subclass of the loop stamps the start of each cycle;
 * once (nearly) every asset has live telemetry in Redis, each run POSTs a
   peak-shaving event starting *now* as a grid operator would, and measures
   t0 (POST sent), the 202, the first setpoint sent, and the moment the last
@@ -32,47 +32,49 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import os
-import platform
 import secrets
-import signal
 import statistics
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-import aiohttp
-from aiohttp import web
 
 from adapters.ocpp.csms import PATH_PREFIX
 from adapters.sim.park import MAX_UNITS_PER_ENDPOINT, SimParkSpec, generate_park, run_park
 from adapters.types import Confirmation
-from vpp.api import create_app
-from vpp.api.context import METRICS, SETTINGS, STATE
-from vpp.api.events import CLOCK, EVENTS
-from vpp.auth import Role, TokenStore
+from tests.benchmarks.support import (
+    add_verbose,
+    child_process,
+    configure_logging,
+    free_ports,
+    machine,
+    percentile,
+    run_until_sigterm,
+    wait_listening,
+)
+from vpp.auth import Role
+from vpp.client import ApiError, ParkClient, issue_tokens
 from vpp.clock import Clock
 from vpp.control import ControlLoop
 from vpp.metrics import Metrics
 from vpp.model import Park, parse_asset
-from vpp.runtime import ControlManager
-from vpp.servers import free_ports
-from vpp.service import open_state
+from vpp.parkfile import with_charger_passwords
+from vpp.runtime import CONTROL, runtime_cleanup_ctx
+from vpp.service import open_state, running_service
 from vpp.settings import Settings
 from vpp.state import AnyAsset, State
-from vpp.supervisor import SUPERVISOR, Supervisor, charger_password
+from vpp.supervisor import Supervisor
 
 __all__ = ["BenchOptions", "main", "park_assets", "run_bench"]
 
-log = logging.getLogger("vpp.bench_e2e")
+log = logging.getLogger("tests.benchmarks.e2e")
 
+#: This benchmark as a module: the device process runs it again in another role.
+_MODULE = "tests.benchmarks.e2e"
 #: Environment variable that hands the OCPP secret to the device process.
 _SECRET_ENV = "VPP_BENCH_E2E_OCPP_SECRET"
 _GOAL_P95_S = 1.0
@@ -100,6 +102,7 @@ class BenchOptions:
         mqtt_host: the MQTT broker.
         mqtt_port: its port.
         out: where the JSON goes (None: nowhere).
+        verbose: the device process logs at DEBUG, the protocol libraries included.
     """
 
     batteries: int = 400
@@ -119,6 +122,7 @@ class BenchOptions:
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
     out: str | None = "bench-e2e.json"
+    verbose: bool = False
 
 
 # ------------------------------------------------------------- the park --
@@ -251,55 +255,19 @@ class _TimedLoop(ControlLoop):
 
 
 @dataclass
-class _Runtime:
-    """What the bench's copy of ``runtime_cleanup_ctx`` started."""
+class _Seams:
+    """The runtime's hooks this benchmark fills: a recorder as the loops' sink, a timed loop."""
 
-    supervisor: Supervisor | None = None
+    protocol_of: Mapping[str, str]
     recorder: _Recorder | None = None
-    loop: _TimedLoop | None = None
 
-
-def _runtime_ctx(park: str, protocol_of: Mapping[str, str], out: _Runtime) -> Any:
-    """``vpp.runtime.runtime_cleanup_ctx`` with the recorder as the loops' sink (no VEN)."""
-
-    async def run(app: web.Application) -> AsyncIterator[None]:
-        settings, state, metrics, clock = app[SETTINGS], app[STATE], app[METRICS], app[CLOCK]
-        events = app[EVENTS]
-        async with Supervisor(
-            state=state, settings=settings, registry=metrics.registry, clock=clock,
-            parks=[park], backoff_base=0.25,
-        ) as supervisor:  # fmt: skip
-            app[SUPERVISOR] = supervisor
-            recorder = _Recorder(supervisor, protocol_of)
-            out.supervisor, out.recorder = supervisor, recorder
-
-            def make(p: str) -> ControlLoop:
-                loop = _TimedLoop(
-                    park=p, state=state, events=events, sink=recorder, clock=clock,
-                    settings=settings.control, metrics=metrics,
-                )  # fmt: skip
-                out.loop = loop
-                return loop
-
-            async def parks() -> list[str]:
-                return [park]
-
-            async with ControlManager(make, parks):
-                yield
-
-    return run
+    def sink(self, supervisor: Supervisor) -> _Recorder:
+        """The hook: wrap the running supervisor in a recorder (and keep it)."""
+        self.recorder = _Recorder(supervisor, self.protocol_of)
+        return self.recorder
 
 
 # ----------------------------------------------------------- statistics --
-
-
-def _pct(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (None for no values)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(q / 100.0 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 def _ms(v: float | None) -> float | None:
@@ -313,66 +281,22 @@ def _hist(metrics: Metrics, name: str, labels: Mapping[str, str]) -> tuple[float
     return s, n
 
 
-# ---------------------------------------------------------- the grid side --
-
-
-class _Grid:
-    """The grid operator: an HTTP client with a grid-operator token."""
-
-    def __init__(self, base: str, park: str, token: str) -> None:
-        self.url = f"{base}/v1/parks/{park}"
-        self.headers = {"Authorization": f"Bearer {token}"}
-        self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-
-    async def call(self, method: str, path: str, **kw: Any) -> tuple[int, Any]:
-        async with self.http.request(method, self.url + path, headers=self.headers, **kw) as resp:
-            return resp.status, await resp.json(content_type=None)
-
-
 # ------------------------------------------------------------ the child --
-
-
-@contextlib.contextmanager
-def _device_process(args: list[str], secret: str) -> Iterator[subprocess.Popen[bytes]]:
-    """Run the simulated park as ``python -m vpp.bench_e2e --role devices``; stop it after."""
-    env = {**os.environ, _SECRET_ENV: secret}
-    proc = subprocess.Popen([sys.executable, "-m", "vpp.bench_e2e", *args], env=env)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
 
 
 async def _devices(ns: argparse.Namespace) -> None:
     """The device process: the whole simulated park on one event loop until SIGTERM."""
     opts = BenchOptions(batteries=ns.batteries, chargers=ns.chargers, loads=ns.loads)
     ports = [int(p) for p in ns.modbus_ports.split(",") if p]
-    spec = _spec(opts, ns.park, ports)
     secret = os.environ.get(_SECRET_ENV, "")
-    spec.chargers = [
-        dataclasses.replace(c, password=charger_password(secret, c.cp_id)) for c in spec.chargers
-    ]
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    task = asyncio.create_task(
+    spec = with_charger_passwords(_spec(opts, ns.park, ports), secret)
+    await run_until_sigterm(
         run_park(
             spec, mqtt_host=ns.mqtt_host, mqtt_port=ns.mqtt_port, mqtt_root=ns.root,
             csms_url=ns.csms_url, loads_per_gateway=100, period_s=ns.device_period,
         ),
         name="bench-e2e-park",
     )  # fmt: skip
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait((task, stopper), return_when=asyncio.FIRST_COMPLETED)
-    task.cancel()
-    stopper.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 # -------------------------------------------------------------- the runs --
@@ -392,16 +316,14 @@ async def _wait_live(state: State, park: str, ids: list[str], need: int, limit_s
 
 async def _one_run(
     i: int,
-    grid: _Grid,
-    rt: _Runtime,
+    client: ParkClient,
+    rec: _Recorder,
+    loop: _TimedLoop,
     metrics: Metrics,
     clock: Clock,
-    park: str,
     target_kw: float,
     opts: BenchOptions,
 ) -> dict[str, Any]:
-    rec, loop = rt.recorder, rt.loop
-    assert rec is not None and loop is not None
     event_id = f"e2e-{i}-{uuid.uuid4().hex[:6]}"
     start = clock.now().replace(microsecond=0)
     body = {
@@ -411,10 +333,8 @@ async def _one_run(
     solve_before = _hist(metrics, "vpp_solver_seconds", {"operation": "disaggregate"})
     n_sends, n_cycles = len(rec.sends), len(loop.cycle_starts)
     t0 = time.perf_counter()
-    status, created = await grid.call("POST", "/events", json=body)
+    await client.post_event(body)
     t_ack = time.perf_counter()
-    if status != 202:
-        raise RuntimeError(f"POST /events: {status} {created}")
     deadline = t0 + opts.run_timeout_s
     while len(rec.sends) <= n_sends or rec.sends[n_sends].done == 0.0:
         if time.perf_counter() > deadline:
@@ -459,8 +379,8 @@ async def _one_run(
                 "commanded": total[p],
                 "confirmed": confirmed.get(p, 0),
                 "all_done_ms": _ms(call.by_protocol_done.get(p, call.done) - call.started),
-                "rtt_p50_ms": _ms(_pct(rtt.get(p, []), 50)),
-                "rtt_p95_ms": _ms(_pct(rtt.get(p, []), 95)),
+                "rtt_p50_ms": _ms(percentile(rtt.get(p, []), 50)),
+                "rtt_p95_ms": _ms(percentile(rtt.get(p, []), 95)),
                 "rtt_max_ms": _ms(max(rtt[p]) if rtt.get(p) else None),
             }
             for p in sorted(total)
@@ -468,9 +388,10 @@ async def _one_run(
     }
     # cancel; the loop releases the devices at its next cycle; then let them settle
     n_rel = len(rec.releases)
-    status, _ = await grid.call("DELETE", f"/events/{event_id}")
-    if status != 202:
-        log.warning("cancel of %s: %s", event_id, status)
+    try:
+        await client.cancel_event(event_id)
+    except ApiError as exc:
+        log.warning("cancel of %s: %s", event_id, exc.status)
     deadline = time.perf_counter() + opts.run_timeout_s
     while len(rec.releases) <= n_rel and time.perf_counter() < deadline:
         rec.changed.clear()
@@ -490,7 +411,7 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         values = col(key)
         out[key] = {
             "p50": round(statistics.median(values), 1) if values else None,
-            "p95": _pct(values, 95),
+            "p95": percentile(values, 95),
             "max": max(values) if values else None,
         }
     protocols = sorted({p for r in runs for p in r["protocols"]})
@@ -564,27 +485,24 @@ async def run_bench(opts: BenchOptions) -> dict[str, Any]:
         settings.modbus.poll_interval_s = opts.modbus_poll_s
     spec = _spec(opts, park, modbus_ports)
     assets = park_assets(spec, root)
-    protocol_of = {a.id: _protocol(a) for a in assets}
-    ids = [a.id for a in assets]
+    seams = _Seams(protocol_of={a.id: _protocol(a) for a in assets})
+    # the service as `vpp serve` runs it, for this one park, with the two seams instrumented
+    runtime = runtime_cleanup_ctx(
+        with_ven=False, parks=[park], sink=seams.sink, loop_class=_TimedLoop
+    )
     clock = Clock()
     metrics = Metrics()
     state = open_state(settings, opts.redis_url, metrics)
-    rt = _Runtime()
-    app = create_app(settings, state, metrics=metrics, clock=clock)
-    app.cleanup_ctx.append(_runtime_ctx(park, protocol_of, rt))
-    runner = web.AppRunner(app, handle_signals=False)
-    grid: _Grid | None = None
     runs: list[dict[str, Any]] = []
     report: dict[str, Any] = {
         "namespace": namespace,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform()},
+        "machine": machine(),
         "park": {"batteries": opts.batteries, "chargers": opts.chargers, "loads": opts.loads,
                  "modbus_gateways": gateways},
         "settings": {"control_period_s": settings.control.period_s,
                      "modbus_poll_s": settings.modbus.poll_interval_s,
                      "device_period_s": opts.device_period_s, "share": opts.share},
-        "how": "device simulators in a separate process (python -m vpp.bench_e2e --role "
+        "how": f"device simulators in a separate process (python -m {_MODULE} --role "
                "devices); API, supervisor, control loop in this one; Redis and Mosquitto "
                "shared; all on one machine",
     }  # fmt: skip
@@ -594,9 +512,8 @@ async def run_bench(opts: BenchOptions) -> dict[str, Any]:
         "--loads", str(opts.loads), "--modbus-ports", ",".join(map(str, modbus_ports)),
         "--mqtt-host", opts.mqtt_host, "--mqtt-port", str(opts.mqtt_port),
         "--csms-url", f"ws://127.0.0.1:{ocpp_port}{PATH_PREFIX}",
-        "--device-period", str(opts.device_period_s),
+        "--device-period", str(opts.device_period_s), *(["--verbose"] if opts.verbose else []),
     ]  # fmt: skip
-    stack = contextlib.ExitStack()
     try:
         await state.put_park(Park(id=park, name="end-to-end benchmark", timezone="UTC"))
         enrolled = time.perf_counter()
@@ -604,43 +521,46 @@ async def run_bench(opts: BenchOptions) -> dict[str, Any]:
             await state.enroll(park, asset)
         report["enroll_s"] = round(time.perf_counter() - enrolled, 2)
         # the gateways listen before the adapters connect; the chargers retry until the CSMS is up
-        proc = stack.enter_context(_device_process(child, settings.ocpp.auth_secret))
-        await asyncio.sleep(1.5)
-        await runner.setup()  # starts the supervisor and the control loop
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        token = await TokenStore(state).create(Role.GRID_OPERATOR, [park], name="bench-e2e")
-        grid = _Grid(f"http://{host}:{port}", park, token)
-        began = time.perf_counter()
-        need = int(len(ids) * opts.ready_share)
-        have = await _wait_live(state, park, ids, need, opts.ready_timeout_s)
-        if proc.poll() is not None:
-            raise RuntimeError(f"the device process exited with {proc.returncode}")
-        report["ready_s"] = round(time.perf_counter() - began, 1)
-        report["live_at_start"] = have
-        print(f"park {park}: {opts.batteries} Modbus batteries on {gateways} gateways, "
-              f"{opts.chargers} OCPP chargers, {opts.loads} MQTT loads; {have}/{len(ids)} "
-              f"live after {report['ready_s']} s", flush=True)  # fmt: skip
-        for i in range(opts.runs):
-            status, env = await grid.call("GET", "/flexibility?intervals=1")
-            down = float(env["down_kw"][0]) if status == 200 else 0.0
-            if down <= 0:
-                raise RuntimeError(f"no down flexibility ({status} {env})")
-            result = await asyncio.wait_for(
-                _one_run(i, grid, rt, metrics, clock, park, opts.share * down, opts),
-                opts.run_timeout_s * 2 + opts.settle_s,
-            )
-            result["target_kw"] = round(opts.share * down, 1)
-            runs.append(result)
-            print(f"run {i + 1}: ack {result['ack_ms']} ms, first setpoint "
-                  f"{result['first_send_ms']} ms, all confirmed {result['all_confirmed_ms']}"
-                  f" ms ({result['confirmed']}/{result['commanded']})", flush=True)  # fmt: skip
+        secret_env = {_SECRET_ENV: settings.ocpp.auth_secret}
+        with child_process(_MODULE, child, env=secret_env) as proc:
+            await wait_listening(modbus_ports, child=proc, timeout_s=opts.ready_timeout_s)
+            # leaving it, the loop releases its devices while they still listen
+            async with running_service(
+                settings, state, metrics=metrics, clock=clock, runtime=runtime
+            ) as service:
+                tokens = await issue_tokens(state, park, [Role.GRID_OPERATOR], name="bench-e2e")
+                async with ParkClient(service.base_url, park, tokens) as client:
+                    began = time.perf_counter()
+                    ids = [a.id for a in assets]
+                    need = int(len(ids) * opts.ready_share)
+                    have = await _wait_live(state, park, ids, need, opts.ready_timeout_s)
+                    if proc.poll() is not None:
+                        raise RuntimeError(f"the device process exited with {proc.returncode}")
+                    report["ready_s"] = round(time.perf_counter() - began, 1)
+                    report["live_at_start"] = have
+                    print(f"park {park}: {opts.batteries} Modbus batteries on {gateways} "
+                          f"gateways, {opts.chargers} OCPP chargers, {opts.loads} MQTT loads; "
+                          f"{have}/{len(ids)} live after {report['ready_s']} s",
+                          flush=True)  # fmt: skip
+                    loop = service.app[CONTROL].loops[park]
+                    assert isinstance(loop, _TimedLoop) and seams.recorder is not None
+                    for i in range(opts.runs):
+                        env = await client.flexibility(intervals=1)
+                        down = float(env["down_kw"][0])
+                        if down <= 0:
+                            raise RuntimeError(f"no down flexibility ({env})")
+                        result = await asyncio.wait_for(
+                            _one_run(i, client, seams.recorder, loop, metrics, clock,
+                                     opts.share * down, opts),
+                            opts.run_timeout_s * 2 + opts.settle_s,
+                        )  # fmt: skip
+                        result["target_kw"] = round(opts.share * down, 1)
+                        runs.append(result)
+                        print(f"run {i + 1}: ack {result['ack_ms']} ms, first setpoint "
+                              f"{result['first_send_ms']} ms, all confirmed "
+                              f"{result['all_confirmed_ms']} ms ({result['confirmed']}/"
+                              f"{result['commanded']})", flush=True)  # fmt: skip
     finally:
-        if grid is not None:
-            await grid.http.close()
-        await runner.cleanup()  # the loop releases its devices while they still listen
-        stack.close()
         with contextlib.suppress(Exception):
             keys = [k async for k in state.redis.scan_iter(match=f"{namespace}:*", count=1000)]
             for at in range(0, len(keys), 500):
@@ -659,7 +579,7 @@ async def run_bench(opts: BenchOptions) -> dict[str, Any]:
 def _parser() -> argparse.ArgumentParser:
     d = BenchOptions()
     p = argparse.ArgumentParser(
-        prog="python -m vpp.bench_e2e",
+        prog=f"python -m {_MODULE}",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -679,6 +599,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-url", default=d.redis_url)
     p.add_argument("--mqtt-host", default=d.mqtt_host)
     p.add_argument("--mqtt-port", type=int, default=d.mqtt_port)
+    add_verbose(p)
     p.add_argument("--role", choices=("main", "devices"), default="main", help=argparse.SUPPRESS)
     p.add_argument("--park", default="", help=argparse.SUPPRESS)
     p.add_argument("--root", default="", help=argparse.SUPPRESS)
@@ -690,10 +611,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark (or the device process)."""
     ns = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("adapters.mqtt").addFilter(
-        lambda record: "pending publish calls" not in record.getMessage()
-    )
+    configure_logging(ns.verbose)
     if ns.role == "devices":
         asyncio.run(_devices(ns))
         return
@@ -703,6 +621,7 @@ def main(argv: list[str] | None = None) -> None:
         modbus_poll_s=ns.modbus_poll, device_period_s=ns.device_period, settle_s=ns.settle,
         run_timeout_s=ns.run_timeout, ready_timeout_s=ns.ready_timeout,
         redis_url=ns.redis_url, mqtt_host=ns.mqtt_host, mqtt_port=ns.mqtt_port,
+        verbose=ns.verbose,
     )  # fmt: skip
     report = asyncio.run(run_bench(opts))
     if opts.out:

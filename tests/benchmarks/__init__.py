@@ -1,0 +1,14 @@
+"""Benchmarks (measured, not timed tests); run from the repository root with the venv's python.
+
+* ``python -m tests.benchmarks.dispatch``: bids and disaggregation against the exact LP;
+* ``python -m tests.benchmarks.adapters``: MQTT ingest into Redis, setpoint round trips;
+* ``python -m tests.benchmarks.e2e``: event received → every setpoint confirmed.
+
+Each prints a table and writes JSON (``--out``); ``--help`` lists the options,
+``--verbose`` shows the protocol libraries' logging. What they share is in
+`tests.benchmarks.support` (percentiles, child processes, free ports,
+logging); `tests.benchmarks.sim_park` is the simulated park beside its
+adapters, also used by the tests. The product never imports this package.
+"""
+
+__all__: list[str] = []

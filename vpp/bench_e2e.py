@@ -61,12 +61,12 @@ from vpp.auth import Role, TokenStore
 from vpp.clock import Clock
 from vpp.control import ControlLoop, ControlSettings
 from vpp.metrics import Metrics
-from vpp.model import Park, parse_asset
+from vpp.model import Asset, Park, parse_asset
 from vpp.runtime import ControlManager
 from vpp.servers import free_ports
 from vpp.service import open_state
 from vpp.settings import Settings
-from vpp.state import AnyAsset, State
+from vpp.state import State
 from vpp.supervisor import SUPERVISOR, Supervisor, charger_password
 
 __all__ = ["BenchOptions", "main", "park_assets", "run_bench"]
@@ -124,11 +124,11 @@ class BenchOptions:
 # ------------------------------------------------------------- the park --
 
 
-def _protocol(asset: AnyAsset) -> str:
+def _protocol(asset: Asset) -> str:
     return str(getattr(asset.connection, "protocol", "none"))
 
 
-def park_assets(spec: SimParkSpec, mqtt_root: str) -> list[AnyAsset]:
+def park_assets(spec: SimParkSpec, mqtt_root: str) -> list[Asset]:
     """The enrolled assets of a generated park (what a park operator would POST).
 
     Args:

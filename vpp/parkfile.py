@@ -26,8 +26,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from vpp.errors import AlreadyExists, FieldError, InvalidInput, SettingsError
-from vpp.model import Park, invalid_input, parse_asset
-from vpp.state import AnyAsset, State
+from vpp.model import Asset, Park, invalid_input, parse_asset
+from vpp.state import State
 
 __all__ = ["EnrollResult", "ParkFile", "enroll_park", "load_park_file"]
 
@@ -44,7 +44,7 @@ class ParkFile:
     """
 
     park: Park
-    assets: list[AnyAsset]
+    assets: list[Asset]
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def parse_park_file(data: dict[str, Any]) -> ParkFile:
         park = Park.model_validate(data.get("park", {}))
     except ValidationError as exc:
         raise invalid_input(exc, prefix="park") from exc
-    assets: list[AnyAsset] = []
+    assets: list[Asset] = []
     errors: list[FieldError] = []
     for i, raw in enumerate(data.get("assets", [])):
         try:

@@ -37,16 +37,6 @@ from vpp.model import Asset, Battery, EvCharger, FlexibleLoad, LiveState, Pv
 
 __all__ = ["PortfolioView", "build_view", "grid_at", "nominal_kw"]
 
-#: ``AssetKind`` code of the dispatch engine -> the service's kind name.
-KIND_NAMES = {
-    int(dx.AssetKind.BATTERY): "battery",
-    int(dx.AssetKind.EV): "ev_charger",
-    int(dx.AssetKind.CURTAILABLE): "flexible_load",
-    int(dx.AssetKind.SHIFTABLE): "flexible_load",
-    int(dx.AssetKind.THERMAL): "flexible_load",
-    int(dx.AssetKind.PV): "pv",
-}
-
 
 def nominal_kw(asset: Asset) -> float:
     """What an asset draws when nothing is known of it: a load its baseline, others 0.

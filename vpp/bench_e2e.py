@@ -125,7 +125,7 @@ class BenchOptions:
 
 
 def _protocol(asset: Asset) -> str:
-    return str(getattr(asset.connection, "protocol", "none"))
+    return asset.connection.protocol
 
 
 def park_assets(spec: SimParkSpec, mqtt_root: str) -> list[Asset]:

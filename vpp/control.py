@@ -62,7 +62,7 @@ from vpp.events import EventRecord, EventState
 from vpp.flex import PortfolioView, build_view, grid_at, nominal_kw
 from vpp.lease import Lease
 from vpp.metrics import Metrics
-from vpp.model import Asset, LiveState
+from vpp.model import Asset, FlexibleLoad, LiveState
 from vpp.state import State
 from vpp.supervisor import SetpointSink
 
@@ -615,12 +615,12 @@ class ControlLoop:
         """
         dt_h = self.settings.period_s / 3600.0
         for asset in assets:
-            if asset.kind != "flexible_load" or asset.id not in view.measured_kw:
+            if not isinstance(asset, FlexibleLoad) or asset.id not in view.measured_kw:
                 continue
             anchor = running.base_by_asset.get(asset.id)
-            base = float(anchor[k]) if anchor is not None else getattr(asset, "baseline_kw", 0.0)
+            base = float(anchor[k]) if anchor is not None else asset.baseline_kw
             measured = view.measured_kw[asset.id]
-            share = max(min(getattr(asset, "rebound_fraction", 0.0), 1.0), 1e-6)
+            share = max(min(asset.rebound_fraction, 1.0), 1e-6)
             debt = running.shed_debt.get(asset.id, 0.0)
             if measured < base:
                 debt += (base - measured) * dt_h

@@ -44,6 +44,7 @@ from vpp.api import create_app
 from vpp.auth import Role, TokenStore
 from vpp.clock import Clock
 from vpp.metrics import Metrics
+from vpp.model import ModbusConnection
 from vpp.parkfile import enroll_park, load_park_file
 from vpp.runtime import runtime_cleanup_ctx
 from vpp.servers import MosquittoServer, free_port, port_open
@@ -99,7 +100,7 @@ def _remap_connections(park_file: Any, moved: dict[tuple[str, int], int]) -> Any
     assets = []
     for asset in park_file.assets:
         conn = asset.connection
-        if getattr(conn, "protocol", "") == "modbus":
+        if isinstance(conn, ModbusConnection):
             new_port = moved.get((conn.host, conn.port), conn.port)
             asset = asset.model_copy(
                 update={"connection": conn.model_copy(update={"port": new_port})}

@@ -47,7 +47,11 @@ def nominal_kw(asset: Asset) -> float:
     it stays silent and re-anchors its baseline at its first reading, so a
     nominal value never turns into credited kW.
     """
-    return float(getattr(asset, "baseline_kw", 0.0))
+    match asset:
+        case FlexibleLoad():
+            return asset.baseline_kw
+        case Battery() | EvCharger() | Pv():
+            return 0.0
 
 
 def grid_at(start: datetime, n: int, step_minutes: int = 15) -> dx.TimeGrid:

@@ -53,12 +53,11 @@ from dispatch.envelopes import (
 )
 from dispatch.exact import Direction, ExactResult, exact_bid, exact_dispatch
 from dispatch.grid import TimeGrid
-from dispatch.portfolio import AssetKind, Portfolio
+from dispatch.portfolio import FlexKind, Portfolio
 from dispatch.synthetic import synthetic_park
 from dispatch.tight import TightResult, tight_bid
 
 __all__ = [
-    "AssetKind",
     "BaselineMethod",
     "Battery",
     "Bid",
@@ -70,6 +69,7 @@ __all__ = [
     "Dispatch",
     "EvSession",
     "ExactResult",
+    "FlexKind",
     "FlexibilityEnvelope",
     "HighXOfY",
     "Portfolio",

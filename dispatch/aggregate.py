@@ -28,7 +28,7 @@ import numpy as np
 
 from dispatch._dynamics import power_range, step_energy, viable_band
 from dispatch.grid import TimeGrid
-from dispatch.portfolio import AssetKind, FloatArray, IntArray, Portfolio
+from dispatch.portfolio import FlexKind, FloatArray, IntArray, Portfolio
 
 __all__ = ["FlexibilityEnvelope", "cluster_labels", "cluster_model", "flexibility_envelope"]
 
@@ -41,7 +41,7 @@ def cluster_labels(pf: Portfolio, per_kind: int = 6) -> IntArray:
 
     Args:
         pf: The portfolio.
-        per_kind: Largest number of clusters per asset kind.
+        per_kind: Largest number of clusters per `FlexKind`.
 
     Returns:
         ``(N,)`` cluster label per asset, labels ``0..C-1``.
@@ -49,14 +49,14 @@ def cluster_labels(pf: Portfolio, per_kind: int = 6) -> IntArray:
     labels = np.zeros(pf.n_assets, dtype=np.int64)
     next_label = 0
     power = np.maximum(np.abs(pf.p_max).max(axis=1), np.abs(pf.p_min).max(axis=1))
-    for kind in AssetKind:
+    for kind in FlexKind:
         members = np.flatnonzero(pf.kind == int(kind))
         if members.size == 0:
             continue
-        if kind == AssetKind.BATTERY:
+        if kind == FlexKind.BATTERY:
             width = (pf.e_max[members, 0] - pf.e_min[members, 0]) / np.maximum(power[members], 1e-9)
             feature = np.asarray(width, dtype=np.float64)
-        elif kind == AssetKind.EV:
+        elif kind == FlexKind.EV:
             present = pf.p_max[members] > 0
             last = pf.n_intervals - np.argmax(present[:, ::-1], axis=1)
             feature = last + np.argmax(present, axis=1) / (pf.n_intervals + 1.0)

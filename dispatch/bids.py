@@ -61,7 +61,7 @@ class BidRules:
         price_floor: Lowest price offered, per kWh.
         price_steps: Number of steps of each price-quantity curve.
         max_rounds: Rule rounds of the inner LP (and certification rounds of the fallback).
-        clusters_per_kind: Cluster count per asset kind of the fallback's planning model.
+        clusters_per_kind: Cluster count per `FlexKind` of the fallback's planning model.
         n_clusters: Cluster budget of the inner model.
         solver: LP solver of the planning model.
         time_limit_s: Time limit of each planning LP.

@@ -31,7 +31,7 @@ import numpy as np
 
 from dispatch._dynamics import repair
 from dispatch.grid import TimeGrid
-from dispatch.portfolio import AssetKind, FloatArray, Portfolio
+from dispatch.portfolio import FlexKind, FloatArray, Portfolio
 
 __all__ = [
     "Battery",
@@ -266,7 +266,7 @@ def _one(
     grid: TimeGrid,
     *,
     asset_id: str,
-    kind: AssetKind,
+    kind: FlexKind,
     owner: int,
     p_min: FloatArray,
     p_max: FloatArray,
@@ -331,7 +331,7 @@ def battery_envelope(
     return _one(
         grid,
         asset_id=asset.asset_id,
-        kind=AssetKind.BATTERY,
+        kind=FlexKind.BATTERY,
         owner=asset.owner,
         p_min=np.full(grid.n, -asset.max_discharge_kw),
         p_max=np.full(grid.n, asset.max_charge_kw),
@@ -396,7 +396,7 @@ def ev_envelope(
     return _one(
         grid,
         asset_id=session.asset_id,
-        kind=AssetKind.EV,
+        kind=FlexKind.EV,
         owner=session.owner,
         p_min=p_min,
         p_max=p_max,
@@ -437,7 +437,7 @@ def curtailable_envelope(load: CurtailableLoad, grid: TimeGrid, baseline: FloatA
     return _one(
         grid,
         asset_id=load.asset_id,
-        kind=AssetKind.CURTAILABLE,
+        kind=FlexKind.CURTAILABLE,
         owner=load.owner,
         p_min=np.maximum(b - load.max_shed_kw, 0.0),
         p_max=b + rebound if share > 0 else b,
@@ -478,7 +478,7 @@ def shiftable_envelope(
     return _one(
         grid,
         asset_id=load.asset_id,
-        kind=AssetKind.SHIFTABLE,
+        kind=FlexKind.SHIFTABLE,
         owner=load.owner,
         p_min=np.zeros(grid.n),
         p_max=p_max,
@@ -519,7 +519,7 @@ def thermal_envelope(load: ThermalLoad, grid: TimeGrid, baseline: FloatArray) ->
     return _one(
         grid,
         asset_id=load.asset_id,
-        kind=AssetKind.THERMAL,
+        kind=FlexKind.THERMAL,
         owner=load.owner,
         p_min=np.zeros(grid.n),
         p_max=np.full(grid.n, load.rated_kw),
@@ -549,7 +549,7 @@ def pv_envelope(pv: PvCurtailment, grid: TimeGrid, forecast_kw: FloatArray) -> P
     return _one(
         grid,
         asset_id=pv.asset_id,
-        kind=AssetKind.PV,
+        kind=FlexKind.PV,
         owner=pv.owner,
         p_min=-gen,
         p_max=np.zeros(grid.n),

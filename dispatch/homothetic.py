@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dispatch.portfolio import AssetKind, FloatArray, IntArray, Portfolio
+from dispatch.portfolio import FlexKind, FloatArray, IntArray, Portfolio
 
 __all__ = [
     "DEFAULT_CLUSTERS",
@@ -87,7 +87,7 @@ class InnerModel:
         hi_down_free: ``(C, T)`` ``hi_down`` before the cap.
         two_way: ``(C, T)`` where ``D`` may take both signs (where the caps bite).
         lossy: ``(C,)`` whether the cluster's slopes differ by direction.
-        kind: ``(C,)`` asset kind of the cluster.
+        kind: ``(C,)`` `FlexKind` code of the cluster.
     """
 
     labels: IntArray
@@ -356,7 +356,7 @@ def battery_trade_signs(model: InnerModel) -> FloatArray | None:
     """
     c, t = model.d_min.shape
     parity = np.where((np.arange(c)[:, None] + np.arange(t)[None, :]) % 2 == 0, 1.0, -1.0)
-    battery = (model.lossy & (model.kind == AssetKind.BATTERY))[:, None] & model.two_way
+    battery = (model.lossy & (model.kind == FlexKind.BATTERY))[:, None] & model.two_way
     if not battery.any():
         return None
     return np.asarray(np.where(battery, parity, 0.0), dtype=np.float64)

@@ -30,14 +30,19 @@ from numpy.typing import NDArray
 
 from dispatch.grid import TimeGrid
 
-__all__ = ["AssetKind", "FloatArray", "IntArray", "Portfolio"]
+__all__ = ["FlexKind", "FloatArray", "IntArray", "Portfolio"]
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 
-class AssetKind(IntEnum):
-    """Kind code of an asset (stored in :attr:`Portfolio.kind`)."""
+class FlexKind(IntEnum):
+    """The flexibility model of an asset row (stored in :attr:`Portfolio.kind`).
+
+    The engine's own classification, by how the row's envelope is built, not
+    by device: a service maps its enrolled kinds onto it (a flexible load may
+    be a curtailable, shiftable or thermal row).
+    """
 
     BATTERY = 0  #: stationary battery storage
     EV = 1  #: one EV charging session (V2G optional)
@@ -58,7 +63,7 @@ class Portfolio:
     Attributes:
         grid: The time grid (``grid.n == T``).
         asset_ids: Asset identifiers, length ``N``.
-        kind: ``(N,)`` :class:`AssetKind` codes.
+        kind: ``(N,)`` :class:`FlexKind` codes.
         owner: ``(N,)`` owner enterprise codes (any integers).
         p_min: ``(N, T)`` lower power bound, kW.
         p_max: ``(N, T)`` upper power bound, kW.

@@ -37,7 +37,7 @@ from dispatch.exact import (
     _units_model,
     exact_bid,
 )
-from dispatch.portfolio import AssetKind, FloatArray, Portfolio
+from dispatch.portfolio import FlexKind, FloatArray, Portfolio
 
 __all__ = ["TightResult", "tight_bid"]
 
@@ -124,7 +124,7 @@ def _patterns(pf: Portfolio, net: FloatArray) -> list[tuple[str, FloatArray]]:
     """
     i = np.arange(pf.n_assets)[:, None]
     t = np.arange(pf.n_intervals)[None, :]
-    battery = (pf.kind == AssetKind.BATTERY)[:, None]
+    battery = (pf.kind == FlexKind.BATTERY)[:, None]
     parity = np.where((i + t) % 2 == 0, 1.0, -1.0)
     return [("relaxed signs", net), ("battery shuffle", np.where(battery, parity, net))]
 

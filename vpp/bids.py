@@ -9,8 +9,9 @@ A bid is built from the park's live flexibility (enrolled limits, live state
 of charge, plugged-in vehicles) on the market day's grid by the dispatch
 engine (`dispatch.build_bid`), which certifies every offered profile with a
 delivered dispatch: every interval of a direction can be awarded at once.
-The stored bid is plain JSON-ready data, so the API can return it as JSON or
-as the 96- or 24-point table a market platform takes.
+The bid is a typed record (`BidRecord`); its JSON form (`BidRecord.to_json`)
+is both what Redis holds and what the API returns, and the record also gives
+the 96- or 24-point table a market platform takes.
 """
 
 from __future__ import annotations
@@ -20,11 +21,19 @@ import csv
 import io
 import secrets
 import time
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, TypeAlias
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    model_validator,
+)
 
 import dispatch as dx
 from vpp.errors import Conflict, NotFound
@@ -40,8 +49,11 @@ from vpp.model import ID_PATTERN, Integer, invalid_input, parse_json_data
 from vpp.state import State, pack, unpack
 
 __all__ = [
+    "BidOffer",
+    "BidRecord",
     "BidRequest",
     "BidStore",
+    "HourlyBid",
     "bid_table_csv",
     "build_park_bid",
     "expected_delivery",
@@ -113,52 +125,149 @@ def parse_bid_request(data: Any) -> BidRequest:
         raise invalid_input(exc) from exc
 
 
-def _direction(part: dx.DirectionBid) -> dict[str, Any]:
-    return {
-        "quantity_kw": [round(float(v), 3) for v in part.quantity_kw],
-        "prices": [round(float(p), 4) for p in part.curve.prices],
-        "curve_kw": [[round(float(v), 3) for v in row] for row in part.curve.quantity_kw],
-        "deliverable": part.deliverable,
-        "explanation": part.explanation,
-    }
+#: A time in a stored bid: written as Python's ``isoformat()`` (``+00:00``,
+#: never ``Z``), as the bids stored before the record was typed were.
+_Time: TypeAlias = Annotated[datetime, PlainSerializer(datetime.isoformat, return_type=str)]
 
 
-def _serialise(
-    park: str, bid_id: str, req: BidRequest, bid: dx.Bid, info: dict[str, Any]
-) -> dict[str, Any]:
-    step = timedelta(minutes=req.interval_minutes)
-    out: dict[str, Any] = {
-        "id": bid_id,
-        "park": park,
-        "start": req.start.isoformat(),
-        "interval_minutes": req.interval_minutes,
-        "starts": [(req.start + i * step).isoformat() for i in range(req.intervals)],
-        "rules": req.rules.model_dump(),
-        "baseline_kw": [round(float(v), 3) for v in bid.baseline_kw],
-        "up": _direction(bid.up),
-        "down": _direction(bid.down),
-        "jointly_deliverable": bid.jointly_deliverable,
-        **info,
-    }
-    up = bid.hourly_points(dx.Direction.UP) if bid.hourly_up is not None else None
-    down = bid.hourly_points(dx.Direction.DOWN) if bid.hourly_down is not None else None
-    base = bid.hourly_baseline_kw
-    whole, hours = divmod(req.intervals * req.interval_minutes, 60)
-    # The hourly table is for windows of whole hours only: a partial last hour
-    # has no hour-flat quantity, and its rows would not line up.
-    if (
-        up is not None and down is not None and base is not None
-        and bid.hourly_up is not None and bid.hourly_down is not None
-        and hours == 0 and len(up) == len(down) == len(base) == whole
-    ):  # fmt: skip
-        out["hourly"] = {
-            "starts": [(req.start + timedelta(hours=h)).isoformat() for h in range(len(up))],
-            "baseline_kw": [round(float(v), 3) for v in base],
-            "up_kw": [round(float(v), 3) for v in up],
-            "down_kw": [round(float(v), 3) for v in down],
-            "deliverable": bid.hourly_up.deliverable and bid.hourly_down.deliverable,
-        }
-    return out
+class _Stored(BaseModel):
+    # What an older version stored and a newer one dropped is ignored, as for events.
+    model_config = ConfigDict(extra="ignore")
+
+
+class BidOffer(_Stored):
+    """What a bid offers in one direction (up: more load, down: less load).
+
+    Attributes:
+        quantity_kw: the capacity offered per interval, kW (≥ 0).
+        prices: the price of each step of the curve, CNY/kWh, ascending.
+        curve_kw: per price step, the capacity offered per interval at or below
+            that price, kW (``len(prices)`` rows of one value per interval; the
+            last row is ``quantity_kw``).
+        deliverable: whether the certifying dispatch delivered the whole profile.
+        explanation: why the offer looks the way it does, in words.
+    """
+
+    quantity_kw: list[float]
+    prices: list[float]
+    curve_kw: list[list[float]]
+    deliverable: bool
+    explanation: str
+
+    @classmethod
+    def of(cls, part: dx.DirectionBid) -> BidOffer:
+        """The stored offer of one direction of the engine's bid (kW to 3 decimals)."""
+        return cls(
+            quantity_kw=_rounded(part.quantity_kw, 3),
+            prices=_rounded(part.curve.prices, 4),
+            curve_kw=[_rounded(row, 3) for row in part.curve.quantity_kw],
+            deliverable=part.deliverable,
+            explanation=part.explanation,
+        )
+
+
+class HourlyBid(_Stored):
+    """The 24-point form of a bid: one hour-flat row per whole hour of the window.
+
+    Attributes:
+        starts: start of each hour.
+        baseline_kw: the park's baseline per hour, kW.
+        up_kw: capacity offered up per hour, kW.
+        down_kw: capacity offered down per hour, kW.
+        deliverable: whether both hourly profiles were delivered in full.
+    """
+
+    starts: list[_Time]
+    baseline_kw: list[float]
+    up_kw: list[float]
+    down_kw: list[float]
+    deliverable: bool
+
+    @classmethod
+    def of(cls, req: BidRequest, bid: dx.Bid) -> HourlyBid | None:
+        """The hourly form, or None when the engine gave none or the window is not whole hours."""
+        up = bid.hourly_points(dx.Direction.UP) if bid.hourly_up is not None else None
+        down = bid.hourly_points(dx.Direction.DOWN) if bid.hourly_down is not None else None
+        base = bid.hourly_baseline_kw
+        whole, minutes = divmod(req.intervals * req.interval_minutes, 60)
+        # The hourly table is for windows of whole hours only: a partial last
+        # hour has no hour-flat quantity, and its rows would not line up.
+        if (
+            up is None or down is None or base is None
+            or bid.hourly_up is None or bid.hourly_down is None
+            or minutes != 0 or not len(up) == len(down) == len(base) == whole
+        ):  # fmt: skip
+            return None
+        return cls(
+            starts=[req.start + timedelta(hours=h) for h in range(len(up))],
+            baseline_kw=_rounded(base, 3),
+            up_kw=_rounded(up, 3),
+            down_kw=_rounded(down, 3),
+            deliverable=bid.hourly_up.deliverable and bid.hourly_down.deliverable,
+        )
+
+
+class BidRecord(_Stored):
+    """A bid as stored and returned by ``GET …/bids/{bid}`` (as ``bid``).
+
+    Power in kW, energy in kWh, each value rounded as the API shows it.
+
+    Attributes:
+        id: the bid's id (the request's, or ``bid-`` and 8 hex digits).
+        park: the park it was built for.
+        start: start of the window, with the request's UTC offset.
+        interval_minutes: length of an interval.
+        starts: start of each interval.
+        rules: the market rules it was built under.
+        baseline_kw: the park's baseline per interval.
+        up: what it offers up (more load).
+        down: what it offers down (less load).
+        jointly_deliverable: whether both directions were delivered together.
+        flat_up_kw: the largest flat up deviation held over the whole window
+            (`flat_capacity`; absent unless the request asked for it).
+        flat_down_kw: the same, down.
+        created: when it was built (service clock, in the request's offset).
+        assets_included: assets that were flexible when it was built.
+        assets_excluded: asset id -> why it was left out.
+        solve_seconds: how long the dispatch engine took, s.
+        total_up_kwh: energy offered up over the window.
+        total_down_kwh: energy offered down over the window.
+        hourly: the 24-point form (absent unless the window is whole hours).
+    """
+
+    id: str
+    park: str
+    start: _Time
+    interval_minutes: int
+    starts: list[_Time]
+    rules: BidRules
+    baseline_kw: list[float]
+    up: BidOffer
+    down: BidOffer
+    jointly_deliverable: bool
+    flat_up_kw: float | None = None
+    flat_down_kw: float | None = None
+    created: _Time
+    assets_included: int
+    assets_excluded: dict[str, str]
+    solve_seconds: float
+    total_up_kwh: float
+    total_down_kwh: float
+    hourly: HourlyBid | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form, which is also the API's ``bid``.
+
+        JSON-ready data in field order; an optional part that is not there
+        (``flat_*_kw``, ``hourly``) is left out rather than null, as the bids
+        stored before the record was typed were. ``BidRecord.model_validate``
+        reads it back.
+        """
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def _rounded(values: Iterable[float], digits: int) -> list[float]:
+    return [round(float(v), digits) for v in values]
 
 
 #: Hours past the window over which the flat capacity lets obligations settle
@@ -195,11 +304,11 @@ def flat_capacity(pf: dx.Portfolio, window: int, sign: float, tol_kw: float = 1.
     return lo
 
 
-async def build_park_bid(state: State, park: str, req: BidRequest) -> dict[str, Any]:
+async def build_park_bid(state: State, park: str, req: BidRequest) -> BidRecord:
     """Build a park's bid from its live flexibility (the solve runs in a worker thread).
 
     Returns:
-        The JSON-ready bid, not yet stored.
+        The bid, not yet stored.
 
     Raises:
         Conflict: when no asset of the park is flexible right now (the request
@@ -229,19 +338,28 @@ async def build_park_bid(state: State, park: str, req: BidRequest) -> dict[str, 
             flat[name] = await asyncio.to_thread(
                 flat_capacity, long_view.portfolio, req.intervals, sign
             )
-    info: dict[str, Any] = {}
-    if req.flat_capacity:
-        info["flat_up_kw"] = round(flat["up"], 1)
-        info["flat_down_kw"] = round(flat["down"], 1)
-    info |= {
-        "created": datetime.now(req.start.tzinfo).isoformat(),
-        "assets_included": len(view.assets),
-        "assets_excluded": view.excluded,
-        "solve_seconds": round(time.perf_counter() - started, 3),
-        "total_up_kwh": round(float(np.sum(bid.up_kw) * grid.dt_h), 3),
-        "total_down_kwh": round(float(np.sum(bid.down_kw) * grid.dt_h), 3),
-    }
-    return _serialise(park, req.id or f"bid-{secrets.token_hex(4)}", req, bid, info)
+    step = timedelta(minutes=req.interval_minutes)
+    return BidRecord(
+        id=req.id or f"bid-{secrets.token_hex(4)}",
+        park=park,
+        start=req.start,
+        interval_minutes=req.interval_minutes,
+        starts=[req.start + i * step for i in range(req.intervals)],
+        rules=req.rules,
+        baseline_kw=_rounded(bid.baseline_kw, 3),
+        up=BidOffer.of(bid.up),
+        down=BidOffer.of(bid.down),
+        jointly_deliverable=bid.jointly_deliverable,
+        flat_up_kw=round(flat["up"], 1) if req.flat_capacity else None,
+        flat_down_kw=round(flat["down"], 1) if req.flat_capacity else None,
+        created=datetime.now(req.start.tzinfo),
+        assets_included=len(view.assets),
+        assets_excluded=view.excluded,
+        solve_seconds=round(time.perf_counter() - started, 3),
+        total_up_kwh=round(float(np.sum(bid.up_kw) * grid.dt_h), 3),
+        total_down_kwh=round(float(np.sum(bid.down_kw) * grid.dt_h), 3),
+        hourly=HourlyBid.of(req, bid),
+    )
 
 
 async def expected_delivery(
@@ -307,27 +425,29 @@ async def expected_delivery(
     )
 
 
-def bid_table_csv(bid: dict[str, Any], resolution: str = "quarter") -> str:
+def bid_table_csv(bid: BidRecord, resolution: str = "quarter") -> str:
     """The bid as the table a market platform takes: one row per interval (or hour).
 
-    Columns: start, baseline_kw, up_kw, down_kw.
+    Columns: start (ISO 8601, the bid's offset), baseline_kw, up_kw, down_kw.
+
+    Raises:
+        Conflict: ``resolution`` is ``hourly`` and the bid has no hourly form.
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["start", "baseline_kw", "up_kw", "down_kw"])
     if resolution == "hourly":
-        if "hourly" not in bid:
+        if bid.hourly is None:
             # The request is sound; this stored bid just has no hourly form.
             raise Conflict("resolution: this bid has no hourly form")
-        h = bid["hourly"]
-        rows = zip(h["starts"], h["baseline_kw"], h["up_kw"], h["down_kw"], strict=True)
+        h = bid.hourly
+        rows = zip(h.starts, h.baseline_kw, h.up_kw, h.down_kw, strict=True)
     else:
         rows = zip(
-            bid["starts"], bid["baseline_kw"], bid["up"]["quantity_kw"],
-            bid["down"]["quantity_kw"], strict=True,
-        )  # fmt: skip
-    for row in rows:
-        writer.writerow(row)
+            bid.starts, bid.baseline_kw, bid.up.quantity_kw, bid.down.quantity_kw, strict=True
+        )
+    for start, *values in rows:
+        writer.writerow([start.isoformat(), *values])
     return out.getvalue()
 
 
@@ -337,18 +457,17 @@ class BidStore:
     def __init__(self, state: State) -> None:
         self.state = state
 
-    async def put(self, bid: dict[str, Any]) -> None:
+    async def put(self, bid: BidRecord) -> None:
         """Store a bid (the same id replaces the older one)."""
-        keys = self.state.park(bid["park"])
+        keys = self.state.park(bid.park)
         async with self.state.guard("bid_put"):
-            await self.state.redis.set(keys.bid(bid["id"]), pack(bid))
-            await self.state.redis.zadd(keys.bids, {bid["id"]: time.time()})
+            await self.state.redis.set(keys.bid(bid.id), pack(bid.to_json()))
+            await self.state.redis.zadd(keys.bids, {bid.id: time.time()})
 
-    async def get(self, park: str, bid_id: str) -> dict[str, Any]:
+    async def get(self, park: str, bid_id: str) -> BidRecord:
         """A stored bid; raise `NotFound` when there is none."""
         async with self.state.guard("bid_get"):
             raw = await self.state.redis.get(self.state.park(park).bid(bid_id))
         if raw is None:
             raise NotFound("bid", bid_id)
-        data: dict[str, Any] = unpack(raw)
-        return data
+        return BidRecord.model_validate(unpack(raw))

@@ -61,10 +61,10 @@ from vpp.clock import Clock
 from vpp.errors import NotFound
 from vpp.event_store import EventStore
 from vpp.events import EventRecord, EventState
-from vpp.flex import AnyAsset, PortfolioView, build_view, grid_at, nominal_kw
+from vpp.flex import PortfolioView, build_view, grid_at, nominal_kw
 from vpp.lease import Lease
 from vpp.metrics import Metrics
-from vpp.model import LiveState
+from vpp.model import Asset, FlexibleLoad, LiveState
 from vpp.settings import ControlSettings
 from vpp.state import State
 from vpp.supervisor import SetpointSink
@@ -119,7 +119,7 @@ class _Running:
 _ANCHORED_KINDS = ("ev_charger", "flexible_load")
 
 
-def _draws(assets: list[AnyAsset], live: _Live) -> dict[str, float]:
+def _draws(assets: list[Asset], live: _Live) -> dict[str, float]:
     """Load or charger (with a vehicle) id -> its measured draw (kW), where it has a reading."""
     out: dict[str, float] = {}
     for asset in assets:
@@ -285,7 +285,7 @@ class ControlLoop(BackgroundService):
         return record
 
     async def _activate(
-        self, event: EventRecord, now: datetime, assets: list[AnyAsset], live: _Live
+        self, event: EventRecord, now: datetime, assets: list[Asset], live: _Live
     ) -> EventRecord:
         view = self._view(assets, live, self._grid(event, 0), None, _draws(assets, live))
         if view.portfolio is None:
@@ -316,7 +316,7 @@ class ControlLoop(BackgroundService):
             return "model"
 
     def _start(
-        self, event: EventRecord, view: PortfolioView, assets: list[AnyAsset], method: str
+        self, event: EventRecord, view: PortfolioView, assets: list[Asset], method: str
     ) -> _Running:
         """What the loop remembers of an event from the reading at its activation."""
         running = _Running(event.id, self._baselines(event, view, assets, method))
@@ -338,7 +338,7 @@ class ControlLoop(BackgroundService):
         self,
         event: EventRecord,
         view: PortfolioView,
-        assets: list[AnyAsset],
+        assets: list[Asset],
         method: str = "model",
     ) -> dict[str, np.ndarray]:
         """Per-asset baseline over the event window, fixed at activation.
@@ -387,7 +387,7 @@ class ControlLoop(BackgroundService):
     # -- delivery ----------------------------------------------------------
 
     async def _deliver(
-        self, event: EventRecord, now: datetime, assets: list[AnyAsset], live: _Live
+        self, event: EventRecord, now: datetime, assets: list[Asset], live: _Live
     ) -> None:
         running = self._running.get(event.id)
         if running is None:  # taken over from another worker mid-event
@@ -563,7 +563,7 @@ class ControlLoop(BackgroundService):
         return replace(pf, p_min=p_min, p_max=p_max, baseline=np.clip(pf.baseline, p_min, p_max))
 
     def _not_following(
-        self, running: _Running, asset: AnyAsset, sent_kw: float, measured_kw: float
+        self, running: _Running, asset: Asset, sent_kw: float, measured_kw: float
     ) -> None:
         """Recognise, once per event, an asset that does not follow its setpoints."""
         running.not_following.add(asset.id)
@@ -577,7 +577,7 @@ class ControlLoop(BackgroundService):
             self.metrics.not_following.labels(self.park, asset.kind).inc()
 
     def _track_debt(
-        self, running: _Running, view: PortfolioView, assets: list[AnyAsset], k: int
+        self, running: _Running, view: PortfolioView, assets: list[Asset], k: int
     ) -> None:
         """Integrate flexible loads' shed energy (their devices do not report it).
 
@@ -587,12 +587,12 @@ class ControlLoop(BackgroundService):
         """
         dt_h = self.settings.period_s / 3600.0
         for asset in assets:
-            if asset.kind != "flexible_load" or asset.id not in view.measured_kw:
+            if not isinstance(asset, FlexibleLoad) or asset.id not in view.measured_kw:
                 continue
             anchor = running.base_by_asset.get(asset.id)
-            base = float(anchor[k]) if anchor is not None else getattr(asset, "baseline_kw", 0.0)
+            base = float(anchor[k]) if anchor is not None else asset.baseline_kw
             measured = view.measured_kw[asset.id]
-            share = max(min(getattr(asset, "rebound_fraction", 0.0), 1.0), 1e-6)
+            share = max(min(asset.rebound_fraction, 1.0), 1e-6)
             debt = running.shed_debt.get(asset.id, 0.0)
             if measured < base:
                 debt += (base - measured) * dt_h
@@ -635,7 +635,7 @@ class ControlLoop(BackgroundService):
 
     def _view(
         self,
-        assets: list[AnyAsset],
+        assets: list[Asset],
         live: _Live,
         grid: dx.TimeGrid,
         shed_debt: Mapping[str, float] | None = None,
@@ -661,7 +661,7 @@ class ControlLoop(BackgroundService):
         self._last_view = (live, key, view)
         return view
 
-    async def _read(self) -> tuple[list[AnyAsset], _Live]:
+    async def _read(self) -> tuple[list[Asset], _Live]:
         assets = await self.state.list_assets(self.park)
         live = await self.state.read_live_many(self.park, [a.id for a in assets])
         return list(assets), dict(live)

@@ -33,24 +33,12 @@ from datetime import datetime, timedelta
 import numpy as np
 
 import dispatch as dx
-from vpp.model import Battery, EvCharger, FlexibleLoad, LiveState, Pv
+from vpp.model import Asset, Battery, EvCharger, FlexibleLoad, LiveState, Pv
 
 __all__ = ["PortfolioView", "build_view", "grid_at", "nominal_kw"]
 
-AnyAsset = Battery | EvCharger | FlexibleLoad | Pv
 
-#: ``AssetKind`` code of the dispatch engine -> the service's kind name.
-KIND_NAMES = {
-    int(dx.AssetKind.BATTERY): "battery",
-    int(dx.AssetKind.EV): "ev_charger",
-    int(dx.AssetKind.CURTAILABLE): "flexible_load",
-    int(dx.AssetKind.SHIFTABLE): "flexible_load",
-    int(dx.AssetKind.THERMAL): "flexible_load",
-    int(dx.AssetKind.PV): "pv",
-}
-
-
-def nominal_kw(asset: AnyAsset) -> float:
+def nominal_kw(asset: Asset) -> float:
     """What an asset draws when nothing is known of it: a load its baseline, others 0.
 
     An estimate of present power for a silent asset (the VEN's park power, a
@@ -59,7 +47,11 @@ def nominal_kw(asset: AnyAsset) -> float:
     it stays silent and re-anchors its baseline at its first reading, so a
     nominal value never turns into credited kW.
     """
-    return float(getattr(asset, "baseline_kw", 0.0))
+    match asset:
+        case FlexibleLoad():
+            return asset.baseline_kw
+        case Battery() | EvCharger() | Pv():
+            return 0.0
 
 
 def grid_at(start: datetime, n: int, step_minutes: int = 15) -> dx.TimeGrid:
@@ -79,7 +71,7 @@ class PortfolioView:
     """
 
     portfolio: dx.Portfolio | None
-    assets: tuple[AnyAsset, ...]
+    assets: tuple[Asset, ...]
     excluded: dict[str, str] = field(default_factory=dict)
     measured_kw: dict[str, float] = field(default_factory=dict)
 
@@ -167,7 +159,7 @@ def _pv(a: Pv, live: LiveState, grid: dx.TimeGrid, owner: int) -> dx.Portfolio |
 
 
 def build_view(
-    assets: Sequence[AnyAsset],
+    assets: Sequence[Asset],
     live: Mapping[str, LiveState | None],
     grid: dx.TimeGrid,
     *,
@@ -193,7 +185,7 @@ def build_view(
     """
     owners: dict[str, int] = {}
     parts: list[dx.Portfolio] = []
-    rows: list[AnyAsset] = []
+    rows: list[Asset] = []
     excluded: dict[str, str] = {}
     measured: dict[str, float] = {}
     debts = shed_debt_kwh or {}

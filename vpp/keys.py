@@ -12,7 +12,7 @@ legal in a cluster::
     {ns}:{{park}}:events        zset   event id scored by start time
     {ns}:{{park}}:event:{id}    string msgpack EventRecord (durable)
     {ns}:{{park}}:bids          zset   bid id scored by creation time
-    {ns}:{{park}}:bid:{id}      string msgpack stored bid (durable)
+    {ns}:{{park}}:bid:{id}      string msgpack BidRecord (durable)
     {ns}:{{park}}:lease:control string owner id of the park's control loop (TTL)
     {ns}:{{park}}:openadr:events hash  OpenADR event id -> msgpack VEN tracking state
 

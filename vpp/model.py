@@ -317,10 +317,13 @@ class Pv(_AssetBase):
     curtailable: bool = True
 
 
+#: An enrolled asset of any kind: the one asset union of the service, tagged by
+#: ``kind``. The tag makes pydantic pick the model directly; to a type checker
+#: it is the plain union, narrowed with ``match`` / ``isinstance`` on the kind's model.
 Asset: TypeAlias = Annotated[Battery | EvCharger | FlexibleLoad | Pv, Field(discriminator="kind")]
 
 #: The model class of each kind.
-ASSET_MODELS: dict[str, type[Battery | EvCharger | FlexibleLoad | Pv]] = {
+ASSET_MODELS: dict[str, type[Asset]] = {
     AssetKind.BATTERY.value: Battery,
     AssetKind.EV_CHARGER.value: EvCharger,
     AssetKind.FLEXIBLE_LOAD.value: FlexibleLoad,
@@ -332,7 +335,7 @@ _UNION_TAGS: dict[str, tuple[str, ...]] = {
     tag: ("connection",) for tag in ("mqtt", "modbus", "ocpp")
 }
 
-_ASSET_ADAPTER: TypeAdapter[Battery | EvCharger | FlexibleLoad | Pv] = TypeAdapter(Asset)
+_ASSET_ADAPTER: TypeAdapter[Asset] = TypeAdapter(Asset)
 
 
 class LiveState(_Model):
@@ -425,7 +428,7 @@ def invalid_input(exc: ValidationError, prefix: str = "") -> InvalidInput:
     return InvalidInput(errors)
 
 
-def parse_asset(data: Any) -> Battery | EvCharger | FlexibleLoad | Pv:
+def parse_asset(data: Any) -> Asset:
     """Validate an asset payload (a JSON object) into the model of its kind.
 
     Args:
@@ -455,7 +458,7 @@ def parse_asset(data: Any) -> Battery | EvCharger | FlexibleLoad | Pv:
         raise invalid_input(exc) from exc
 
 
-def asset_from_dict(data: dict[str, Any]) -> Battery | EvCharger | FlexibleLoad | Pv:
+def asset_from_dict(data: dict[str, Any]) -> Asset:
     """Rebuild an asset that was stored by the service (trusted, already validated)."""
     return _ASSET_ADAPTER.validate_python(data)
 
@@ -477,9 +480,7 @@ def _merge(target: Any, patch: Any) -> Any:
     return result
 
 
-def apply_patch(
-    asset: Battery | EvCharger | FlexibleLoad | Pv, patch: Any
-) -> Battery | EvCharger | FlexibleLoad | Pv:
+def apply_patch(asset: Asset, patch: Any) -> Asset:
     """Apply a JSON merge patch (RFC 7396) to an asset and validate the result.
 
     Args:

@@ -30,8 +30,8 @@ from pydantic import ValidationError
 
 from adapters.sim.park import SimParkSpec, park_spec
 from vpp.errors import AlreadyExists, FieldError, InvalidInput, SettingsError
-from vpp.model import Park, invalid_input, parse_asset
-from vpp.state import AnyAsset, State
+from vpp.model import Asset, Park, invalid_input, parse_asset
+from vpp.state import State
 from vpp.supervisor import charger_password
 
 __all__ = [
@@ -57,7 +57,7 @@ class ParkFile:
     """
 
     park: Park
-    assets: list[AnyAsset]
+    assets: list[Asset]
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def parse_park_file(data: dict[str, Any]) -> ParkFile:
         park = Park.model_validate(data.get("park", {}))
     except ValidationError as exc:
         raise invalid_input(exc, prefix="park") from exc
-    assets: list[AnyAsset] = []
+    assets: list[Asset] = []
     errors: list[FieldError] = []
     for i, raw in enumerate(data.get("assets", [])):
         try:

@@ -26,22 +26,18 @@ from redis import exceptions as redis_errors
 from vpp.errors import AlreadyExists, NotFound, StateError, StateUnavailable
 from vpp.keys import DEFAULT_NAMESPACE, GlobalKeys, Keys
 from vpp.model import (
-    Battery,
-    EvCharger,
-    FlexibleLoad,
+    Asset,
     LiveState,
     Park,
-    Pv,
     apply_patch,
     asset_from_dict,
     utcnow,
 )
 
-__all__ = ["AnyAsset", "LogEntry", "State", "pack", "unpack"]
+__all__ = ["LogEntry", "State", "pack", "unpack"]
 
 log = logging.getLogger("vpp.state")
 
-AnyAsset = Battery | EvCharger | FlexibleLoad | Pv
 #: (stream id, fields) of one event-log entry.
 LogEntry = tuple[str, dict[str, Any]]
 
@@ -208,7 +204,7 @@ class State:
 
     # -- enrolled assets ---------------------------------------------------
 
-    async def enroll(self, park: str, asset: AnyAsset) -> AnyAsset:
+    async def enroll(self, park: str, asset: Asset) -> Asset:
         """Enroll ``asset`` in ``park``; atomic with the duplicate check.
 
         Returns:
@@ -232,7 +228,7 @@ class State:
         log.debug("enrolled %s %s in park %s", asset.kind, asset.id, park)
         return stored
 
-    async def get_asset(self, park: str, asset_id: str) -> AnyAsset:
+    async def get_asset(self, park: str, asset_id: str) -> Asset:
         """The enrolled asset ``asset_id`` of ``park``.
 
         Raises:
@@ -244,7 +240,7 @@ class State:
             raise NotFound("asset", asset_id)
         return asset_from_dict(unpack(raw))
 
-    async def list_assets(self, park: str, kind: str | None = None) -> list[AnyAsset]:
+    async def list_assets(self, park: str, kind: str | None = None) -> list[Asset]:
         """Every enrolled asset of ``park`` (optionally of one kind), sorted by id."""
         keys = self.park(park)
         async with self.guard("list_assets"):
@@ -253,7 +249,7 @@ class State:
             raws = await self.redis.mget([keys.asset(i) for i in ids]) if ids else []
         return [asset_from_dict(unpack(raw)) for raw in raws if raw is not None]
 
-    async def patch_asset(self, park: str, asset_id: str, patch: Mapping[str, Any]) -> AnyAsset:
+    async def patch_asset(self, park: str, asset_id: str, patch: Mapping[str, Any]) -> Asset:
         """Apply a JSON merge patch to an enrolled asset (compare-and-set, retried).
 
         Raises:

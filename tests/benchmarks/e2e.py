@@ -61,12 +61,12 @@ from vpp.client import ApiError, ParkClient, issue_tokens
 from vpp.clock import Clock
 from vpp.control import ControlLoop
 from vpp.metrics import Metrics
-from vpp.model import Park, parse_asset
+from vpp.model import Asset, Park, parse_asset
 from vpp.parkfile import with_charger_passwords
 from vpp.runtime import CONTROL, runtime_cleanup_ctx
 from vpp.service import open_state, running_service
 from vpp.settings import Settings
-from vpp.state import AnyAsset, State
+from vpp.state import State
 from vpp.supervisor import Supervisor
 
 __all__ = ["BenchOptions", "main", "park_assets", "run_bench"]
@@ -128,11 +128,11 @@ class BenchOptions:
 # ------------------------------------------------------------- the park --
 
 
-def _protocol(asset: AnyAsset) -> str:
-    return str(getattr(asset.connection, "protocol", "none"))
+def _protocol(asset: Asset) -> str:
+    return asset.connection.protocol
 
 
-def park_assets(spec: SimParkSpec, mqtt_root: str) -> list[AnyAsset]:
+def park_assets(spec: SimParkSpec, mqtt_root: str) -> list[Asset]:
     """The enrolled assets of a generated park (what a park operator would POST).
 
     Args:

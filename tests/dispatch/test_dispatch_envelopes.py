@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from dispatch import (
-    AssetKind,
     Battery,
     CurtailableLoad,
     EvSession,
+    FlexKind,
     PvCurtailment,
     ShiftableLoad,
     ThermalLoad,
@@ -43,7 +43,7 @@ def test_battery_envelope_hand_computed() -> None:
             )
         ]
     )
-    assert pf.kind[0] == AssetKind.BATTERY
+    assert pf.kind[0] == FlexKind.BATTERY
     assert np.all(pf.p_min == -50.0) and np.all(pf.p_max == 40.0)
     assert pf.e0[0] == 50.0
     assert pf.e_min[0, 0] == pytest.approx(10.0) and pf.e_max[0, 0] == pytest.approx(90.0)

@@ -7,8 +7,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dispatch import (
-    AssetKind,
     BidRules,
+    FlexKind,
     TimeGrid,
     build_bid,
     check_dispatch,
@@ -47,7 +47,7 @@ def test_any_target_gives_a_feasible_dispatch(pf, data) -> None:
     energy = sub.energy_trajectory(d.full_setpoints_kw)
     assert np.all(energy >= sub.e_min - 1e-6) and np.all(energy <= sub.e_max + 1e-6)
     # EV departure energy is met (the envelope already relaxed unreachable requests)
-    ev = sub.kind == AssetKind.EV
+    ev = sub.kind == FlexKind.EV
     assert np.all(energy[ev, -1] >= sub.e_min[ev, -1] - 1e-6)
     assert np.allclose(d.delivered_kw + d.shortfall_kw, target)
 

@@ -25,6 +25,7 @@ from tests.e2e.park_harness import (
     interval_table,
 )
 from tests.e2e.test_e2e_delivery import TOLERANCE, assert_delivered
+from vpp.flex import nominal_kw
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -43,7 +44,7 @@ async def delivered_now(park: RunningPark, baseline_kw: float) -> float:
         if reading is not None:
             total += reading.power_kw
         else:
-            total += float(getattr(asset, "baseline_kw", 0.0))
+            total += nominal_kw(asset)
     return total - baseline_kw
 
 

@@ -9,10 +9,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.vpp.conftest import TokenFactory
-from tests.vpp.samples import OTHER_PARK, PARK, sample
+from tests.vpp.samples import OTHER_PARK, PARK, sample, stored_bid
 from vpp.api import assets, bids, events, parks
 from vpp.auth import Role
-from vpp.bids import BidStore
+from vpp.bids import BidRecord, BidStore
 from vpp.event_store import EventStore
 from vpp.events import parse_event_request
 from vpp.model import LiveState, parse_asset
@@ -77,7 +77,7 @@ async def enrolled(state: State) -> None:
         earlier = (_START - timedelta(hours=2)).isoformat()
         request = parse_event_request({**BODIES["createEvent"], "id": "ev-1", "start": earlier})
         await EventStore(state).create(park, request, datetime.now(UTC))
-        await BidStore(state).put({"id": "bid-1", "park": park, "starts": []})
+        await BidStore(state).put(BidRecord.model_validate(stored_bid(id="bid-1", park=park)))
 
 
 def _request(op: str, park: str) -> tuple[str, str, dict[str, Any]]:

@@ -38,6 +38,7 @@ _BIDDERS = frozenset({Role.PARK_OPERATOR, Role.GRID_OPERATOR})
 class BidPayload(BaseModel):
     """A stored bid: per-interval baseline, up and down capacity, price curves."""
 
+    # `BidRecord.to_json`; declared a plain object, as /openapi.json has always shown it.
     bid: dict[str, Any]
 
 
@@ -70,8 +71,8 @@ async def create_bid(request: web.Request) -> web.Response:
     bid = await build_park_bid(request.app[STATE], park, req)
     request.app[METRICS].solver_seconds.labels("bid").observe(time.perf_counter() - started)
     await request.app[BIDS].put(bid)
-    location = f"/v1/parks/{park}/bids/{bid['id']}"
-    return web.json_response({"bid": bid}, status=201, headers={"Location": location})
+    location = f"/v1/parks/{park}/bids/{bid.id}"
+    return web.json_response({"bid": bid.to_json()}, status=201, headers={"Location": location})
 
 
 async def get_bid(request: web.Request) -> web.StreamResponse:
@@ -81,7 +82,7 @@ async def get_bid(request: web.Request) -> web.StreamResponse:
     fmt, resolution = query(request)["format"], query(request)["resolution"]
     if fmt == "csv":
         return web.Response(text=bid_table_csv(bid, resolution), content_type="text/csv")
-    return web.json_response({"bid": bid})
+    return web.json_response({"bid": bid.to_json()})
 
 
 async def get_flexibility(request: web.Request) -> web.Response:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 from adapters.sunspec import PowerSign
 from adapters.types import DeviceLimits, TelemetrySource
-from vpp.model import Battery, EvCharger, FlexibleLoad, ModbusConnection, MqttConnection, Pv
+from vpp.model import Asset, Battery, EvCharger, FlexibleLoad, ModbusConnection, MqttConnection
 
 __all__ = [
     "ALL_PARKS",
@@ -41,8 +41,6 @@ __all__ = [
 
 #: The park label of the OCPP adapter, which serves every park.
 ALL_PARKS = "*"
-
-AnyAsset = Battery | EvCharger | FlexibleLoad | Pv
 
 
 def charger_password(secret: str, charge_point_id: str) -> str:
@@ -107,7 +105,7 @@ class Route:
     setpoint_sign: PowerSign = PowerSign.DISCHARGE_POSITIVE
 
 
-def device_limits(asset: AnyAsset) -> DeviceLimits:
+def device_limits(asset: Asset) -> DeviceLimits:
     """The enrolled limits of an asset as the adapters' clamp reads them.
 
     * battery: ``-max_discharge .. +max_charge`` with its capacity and SoC window;
@@ -171,7 +169,7 @@ def ocpp_key(host: str, port: int) -> AdapterKey:
 
 def plan_park(
     park: str,
-    assets: Iterable[AnyAsset],
+    assets: Iterable[Asset],
     *,
     mqtt_root: str,
     ocpp: AdapterKey,

@@ -207,7 +207,7 @@ class ControlSettings:
 
 @dataclass
 class ReportSettings:
-    """Settlement estimate and avoided-CO2 figures of event reports (see ``vpp.reports``)."""
+    """Settlement estimate and avoided-CO2 figures of event reports (see ``vpp.events.report``)."""
 
     #: compensation per kWh of effective response (CNY); an event's own price wins
     price_per_kwh: float = 3.5

@@ -7,11 +7,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from vpp.errors import Conflict, InvalidInput, NotFound
-from vpp.event_store import EventStore
 from vpp.events import (
     EventOverlap,
     EventRecord,
     EventState,
+    EventStore,
     IllegalTransition,
     parse_event_request,
 )

@@ -44,7 +44,7 @@ async def build_park_bid(state: State, park: str, req: BidRequest) -> BidRecord:
     view = build_view(assets, live, grid)
     if view.portfolio is None:
         raise Conflict("park: no asset of the park is flexible right now")
-    rules = dx.BidRules(
+    settings = dx.BidSettings(
         min_capacity_kw=req.rules.min_capacity_kw,
         min_duration_minutes=req.rules.min_duration_minutes,
         price_cap=req.rules.price_cap,
@@ -52,7 +52,7 @@ async def build_park_bid(state: State, park: str, req: BidRequest) -> BidRecord:
         price_steps=req.rules.price_steps,
     )
     started = time.perf_counter()
-    bid = await asyncio.to_thread(dx.build_bid, view.portfolio, rules)
+    bid = await asyncio.to_thread(dx.build_bid, view.portfolio, settings)
     tail = int(TAIL_HOURS * 60 / req.interval_minutes)
     long_grid = grid_at(req.start, req.intervals + tail, req.interval_minutes)
     long_view = build_view(assets, live, long_grid) if req.flat_capacity else view

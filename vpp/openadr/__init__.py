@@ -13,11 +13,11 @@ part of the product.
 """
 
 from vpp.openadr.errors import (
-    AuthError,
     DispatchRejected,
     MappingError,
     OpenAdrError,
     SchemaViolation,
+    VtnAuthError,
     VtnError,
     VtnUnavailable,
 )
@@ -39,7 +39,6 @@ from vpp.openadr.settings import OpenAdrSettings, VenSettings
 from vpp.openadr.ven import TaskHealth, Ven, VenStatus
 
 __all__ = [
-    "AuthError",
     "DispatchInterval",
     "DispatchRejected",
     "DispatchSink",
@@ -61,6 +60,7 @@ __all__ = [
     "Ven",
     "VenSettings",
     "VenStatus",
+    "VtnAuthError",
     "VtnError",
     "VtnUnavailable",
     "locate_spec",

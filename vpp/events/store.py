@@ -236,5 +236,5 @@ class EventStore:
         fields: dict[str, str | int | float] = {"event_id": record.id, "state": what}
         if record.reason:
             fields["reason"] = record.reason
-        await self.state.append_log(record.park, f"event.{what}", **fields)
+        await self.state.append_park_log(record.park, f"event.{what}", **fields)
         log.info("park %s event %s: %s", record.park, record.id, what)

@@ -6,7 +6,7 @@ when it fails; the others keep running. A flush task writes the batch to
 Redis (``State.write_live_many``: one pipeline per park, each key with the
 live TTL) every ``flush_interval_s`` or as soon as ``flush_max`` readings
 wait, keeping only the latest reading of each asset. A follow task reads the
-parks' log streams (``asset.enrolled``, ``asset.patched``, ``asset.retired``)
+park logs (``asset.enrolled``, ``asset.patched``, ``asset.retired``)
 with a blocking ``XREAD`` and reconciles the park that changed; a full
 reconcile every ``reconcile_interval_s`` is the safety net, and new parks are
 picked up from ``State.list_parks``.

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from dispatch import (
-    BidRules,
+    BidSettings,
     FlexKind,
     TimeGrid,
     build_bid,
@@ -18,7 +18,7 @@ from dispatch import (
 )
 
 SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-RULES = BidRules(min_capacity_kw=0.0, min_duration_minutes=0.0, time_limit_s=5.0)
+RULES = BidSettings(min_capacity_kw=0.0, min_duration_minutes=0.0, time_limit_s=5.0)
 
 parks = st.builds(
     lambda n, seed, step: synthetic_park(

@@ -13,11 +13,10 @@ from oadr_helpers import event_body, ven_settings, wait_for
 
 from tests.openadr.vtn_sim import BlClient, VtnSim
 from vpp.clock import Clock
-from vpp.event_store import EventStore
-from vpp.events import EventRecord, EventState
+from vpp.events import EventRecord, EventState, EventStore
 from vpp.model import LiveState, parse_asset
 from vpp.openadr import ImportLimitKw, RelativeKw, SetpointKw, SimpleLevel, Ven
-from vpp.openadr_bridge import OpenAdrBridge, deviation_of, service_event_id
+from vpp.openadr.bridge import OpenAdrBridge, deviation_of, service_event_id
 from vpp.state import State
 
 PARK = "oadr-park"

@@ -16,8 +16,7 @@ from tests.vpp.conftest import TokenFactory
 from tests.vpp.samples import PARK, sample
 from vpp.clock import Clock
 from vpp.control import ControlLoop
-from vpp.event_store import EventStore
-from vpp.events import EventRecord, EventState, parse_event_request
+from vpp.events import EventRecord, EventState, EventStore, parse_event_request
 from vpp.model import LiveState
 from vpp.settings import ControlSettings
 from vpp.state import State, pack

@@ -21,7 +21,7 @@ from tests.vpp.conftest import TokenFactory
 from tests.vpp.samples import PARK, sample
 from vpp.api import create_app
 from vpp.clock import Clock
-from vpp.events import EventState, EventStore
+from vpp.events import EventReport, EventState, EventStore
 from vpp.metrics import Metrics
 from vpp.model import LiveState
 from vpp.settings import Settings
@@ -165,6 +165,7 @@ async def test_report_matches_its_documented_schema(
     schema = op["responses"]["200"]["content"]["application/json"]["schema"]
     errors = [e.message for e in _validator(doc, schema).iter_errors(report)]
     assert errors == []
+    assert list(report) == list(EventReport.model_fields)  # the report built, key for key
     assert report["intervals"][0]["measured_kw"] is None  # not measured yet: null, and documented
     resp = await client.get(f"{url}/ev-1/report?format=csv", headers=grid)
     assert resp.content_type == "text/csv"

@@ -18,14 +18,15 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.vpp.conftest import TokenFactory
-from tests.vpp.samples import PARK, sample
+from tests.vpp.samples import PARK, STORED_BID, sample
 from vpp.api import create_app
+from vpp.bids import BidRecord
 from vpp.clock import Clock
-from vpp.events import EventState, EventStore
+from vpp.events import EventReport, EventState, EventStore
 from vpp.metrics import Metrics
 from vpp.model import LiveState
 from vpp.settings import Settings
-from vpp.state import State
+from vpp.state import State, pack
 
 #: The service clock of these tests: fixed, so "passed" is judged against it, not the wall.
 NOW = datetime(2026, 7, 1, 10, 5, tzinfo=UTC)
@@ -165,10 +166,46 @@ async def test_report_matches_its_documented_schema(
     schema = op["responses"]["200"]["content"]["application/json"]["schema"]
     errors = [e.message for e in _validator(doc, schema).iter_errors(report)]
     assert errors == []
+    assert list(report) == list(EventReport.model_fields)  # the report built, key for key
     assert report["intervals"][0]["measured_kw"] is None  # not measured yet: null, and documented
     resp = await client.get(f"{url}/ev-1/report?format=csv", headers=grid)
     assert resp.content_type == "text/csv"
     assert "text/csv" in op["responses"]["200"]["content"]
+
+
+async def test_a_bid_matches_its_documented_schema(
+    client: TestClient, park: None, grid: dict[str, str], doc: dict[str, Any], state: State
+) -> None:
+    # The document says what a bid holds (`BidRecord`): a fresh bid and one stored by the
+    # earlier version both validate, and a bid missing a part or with a wrong type does not.
+    url = f"/v1/parks/{PARK}/bids"
+    keys = state.park(PARK)
+    await state.redis.set(keys.bid("day-ahead-1"), pack(STORED_BID))
+    await state.redis.zadd(keys.bids, {"day-ahead-1": 1.0})
+    start = (NOW + timedelta(hours=1)).isoformat()
+    body = {"id": "bid-1", "start": start, "intervals": 8, "flat_capacity": True}
+    resp = await client.post(url, json=body, headers=grid)
+    assert resp.status == 201, await resp.text()
+    created = await resp.json()
+    post = doc["paths"]["/v1/parks/{park}/bids"]["post"]["responses"]["201"]
+    get = doc["paths"]["/v1/parks/{park}/bids/{bid}"]["get"]["responses"]["200"]
+    schema = get["content"]["application/json"]["schema"]
+    assert post["content"]["application/json"]["schema"] == schema
+    record = doc["components"]["schemas"]["BidRecord"]
+    assert list(record["properties"]) == list(BidRecord.model_fields)
+    validator = _validator(doc, schema)
+    bids = [created]
+    for bid_id in ("bid-1", "day-ahead-1"):
+        resp = await client.get(f"{url}/{bid_id}", headers=grid)
+        assert resp.status == 200
+        bids.append(await resp.json())
+    assert bids[2] == {"bid": STORED_BID}
+    for served in bids:
+        assert [e.message for e in validator.iter_errors(served)] == []
+    bid = bids[0]["bid"]
+    assert not validator.is_valid({"bid": {k: v for k, v in bid.items() if k != "up"}})
+    assert not validator.is_valid({"bid": {**bid, "starts": [1.5]}})
+    assert not validator.is_valid({"bid": {**bid, "up": {**bid["up"], "deliverable": "yes"}}})
 
 
 async def test_event_in_the_year_2000_is_refused(

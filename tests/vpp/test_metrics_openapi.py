@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.vpp.conftest import TokenFactory
 from tests.vpp.samples import PARK, SAMPLES, sample
 from vpp.api import create_app
+from vpp.events import EventReport, IntervalReport
 from vpp.metrics import Metrics
 from vpp.servers import RedisServer
 from vpp.settings import Settings
@@ -121,3 +122,20 @@ async def test_openapi_document(client: TestClient, auth: TokenFactory) -> None:
     jsonschema.validate(body, root, cls=jsonschema.Draft202012Validator)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**body, "soc_min": 2}, root, cls=jsonschema.Draft202012Validator)
+
+
+async def test_report_schema_lists_exactly_the_report_fields(client: TestClient) -> None:
+    # The report served is the report built (`vpp.events.report`): one model, one schema.
+    doc = await (await client.get("/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+    op = doc["paths"]["/v1/parks/{park}/events/{event}/report"]["get"]
+    ref = op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    report = schemas[ref.rsplit("/", 1)[1]]
+    interval = schemas[report["properties"]["intervals"]["items"]["$ref"].rsplit("/", 1)[1]]
+    for schema, model in ((report, EventReport), (interval, IntervalReport)):
+        assert list(schema["properties"]) == list(model.model_fields)
+        assert schema["required"] == list(model.model_fields)  # nulls are shown, never left out
+    assert interval["properties"]["start"] == {"format": "date-time", "title": "Start",
+                                               "type": "string"}  # fmt: skip
+    assert report["properties"]["state"] == {"$ref": "#/components/schemas/EventState"}
+    assert report["properties"]["intervals_measured"]["minimum"] == 0

@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from vpp.events import EventState
 from vpp.events.report import EmissionFactor, SettlementRules, build_report, report_csv
 
 EF = EmissionFactor(0.5703, "MEE/NBS 2024 announcement: 2022 national grid average")
@@ -26,7 +27,7 @@ def test_peak_shaving_on_target_is_paid() -> None:
         measured_kw=[600] * 4,
         rules=SettlementRules(price_per_kwh=3.5, capacity_price_per_kw=0.0),
         emission=EF,
-        final=True,
+        state=EventState.COMPLETED,
     )
     assert rep.requested_kwh == pytest.approx(400.0)  # 400 kW x 1 h
     assert rep.delivered_kwh == pytest.approx(400.0)
@@ -48,7 +49,7 @@ def test_over_delivery_is_capped_and_valley_filling_sign() -> None:
         measured_kw=[600, 300],  # delivered 500 (capped at 240) and 200
         rules=SettlementRules(price_per_kwh=1.0, cap_ratio=1.2),
         emission=EF,
-        final=True,
+        state=EventState.COMPLETED,
     )
     assert rep.intervals[0].delivered_kw == pytest.approx(500)
     assert rep.intervals[0].payable_kwh == pytest.approx(120)  # 240 kW x 0.5 h
@@ -68,7 +69,7 @@ def test_under_performance_is_penalised() -> None:
         measured_kw=[450, 450, 480, 500],  # 50, 50, 20, 0 kW delivered
         rules=SettlementRules(price_per_kwh=2.0, performance_threshold=0.8, penalty_per_kwh=1.5),
         emission=EF,
-        final=True,
+        state=EventState.COMPLETED,
     )
     assert rep.delivered_kwh == pytest.approx(30.0)
     assert rep.performance == pytest.approx(0.3)
@@ -91,7 +92,7 @@ def test_unmeasured_intervals_are_left_out_not_counted_as_zero() -> None:
         measured_kw=[420, 410, math.nan, None],
         rules=SettlementRules(price_per_kwh=2.0, performance_threshold=0.8, penalty_per_kwh=1.5),
         emission=EF,
-        final=False,
+        state=EventState.ACTIVE,
     )
     assert rep.intervals_measured == 2
     assert rep.requested_kwh == pytest.approx(50.0)  # 100 kW x 2 x 0.25 h
@@ -118,7 +119,7 @@ def test_scheduled_event_report_is_pending_with_nothing_counted() -> None:
         measured_kw=[None] * 8,
         rules=SettlementRules(),
         emission=EF,
-        final=False,
+        state=EventState.SCHEDULED,
     )
     assert rep.settlement_status == "pending" and rep.intervals_measured == 0
     assert rep.requested_kwh is rep.delivered_kwh is rep.performance is None
@@ -151,7 +152,7 @@ def test_event_failed_before_running_has_no_settlement_and_no_penalty() -> None:
         measured_kw=[None] * 8,
         rules=SettlementRules(),
         emission=EF,
-        final=True,
+        state=EventState.FAILED,
         why=why,
     )
     assert rep.settlement_status == "none"
@@ -171,7 +172,7 @@ def test_event_cancelled_midway_settles_on_its_measured_intervals() -> None:
         measured_kw=[1250, 1300, None, None],  # 350 and 300 kW delivered
         rules=SettlementRules(price_per_kwh=3.5),
         emission=EF,
-        final=True,
+        state=EventState.CANCELLED,
         why="cancelled: cancelled by the grid operator",
     )
     assert rep.intervals_measured == 2 and rep.settlement_status == "final"
@@ -195,7 +196,7 @@ def test_a_measurement_without_baseline_credits_nothing() -> None:
         measured_kw=[300, 300],
         rules=SettlementRules(),
         emission=EF,
-        final=False,
+        state=EventState.ACTIVE,
     )
     assert rep.intervals_measured == 0 and rep.settlement_status == "pending"
     assert all(r.delivered_kw is None and r.measured_kw is None for r in rep.intervals)
@@ -212,7 +213,7 @@ def test_measured_intervals_that_ask_nothing_settle_to_zero() -> None:
         measured_kw=[90, 100],
         rules=SettlementRules(),
         emission=EF,
-        final=True,
+        state=EventState.COMPLETED,
     )
     assert rep.performance is None and rep.threshold_met is None
     assert rep.payment == rep.penalty == rep.settlement == 0
@@ -229,7 +230,7 @@ def test_csv_has_one_row_per_interval() -> None:
         measured_kw=[40, 41, 42],
         rules=SettlementRules(),
         emission=EF,
-        final=True,
+        state=EventState.COMPLETED,
     )
     rows = list(csv.DictReader(io.StringIO(report_csv(rep))))
     assert [float(r["delivered_kw"]) for r in rows] == [10, 9, 8]
@@ -247,7 +248,7 @@ def test_bad_inputs_are_refused() -> None:
             measured_kw=[1, 1],
             rules=SettlementRules(),
             emission=EF,
-            final=True,
+            state=EventState.COMPLETED,
         )
     with pytest.raises(ValueError, match="source"):
         EmissionFactor(0.5, " ")

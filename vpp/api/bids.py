@@ -9,7 +9,7 @@ table a market platform takes. The live envelope is ``vpp.api.flexibility``.
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -19,7 +19,14 @@ from vpp.api.io import read_json
 from vpp.api.params import query
 from vpp.api.routing import Query, Route
 from vpp.auth import Role
-from vpp.bids import BidRequest, BidStore, bid_table_csv, build_park_bid, parse_bid_request
+from vpp.bids import (
+    BidRecord,
+    BidRequest,
+    BidStore,
+    bid_table_csv,
+    build_park_bid,
+    parse_bid_request,
+)
 
 __all__ = ["BIDS", "ROUTES"]
 
@@ -32,8 +39,9 @@ _BIDDERS = frozenset({Role.PARK_OPERATOR, Role.GRID_OPERATOR})
 class BidPayload(BaseModel):
     """A stored bid: per-interval baseline, up and down capacity, price curves."""
 
-    # `BidRecord.to_json`; declared a plain object, as /openapi.json has always shown it.
-    bid: dict[str, Any]
+    # Documents the body only: the handlers write `BidRecord.to_json`, the
+    # stored form, whose optional parts are absent rather than null.
+    bid: BidRecord
 
 
 async def create_bid(request: web.Request) -> web.Response:

@@ -13,7 +13,6 @@ and its record says what the park expects to deliver (``expected``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Literal
 
 from aiohttp import web
@@ -34,7 +33,6 @@ from vpp.events import (
     EventState,
     EventStore,
     SettlementRules,
-    SettlementStatus,
     build_report,
     expected_delivery,
     parse_event_patch,
@@ -72,47 +70,6 @@ class EventList(BaseModel):
     """The park's events, newest first."""
 
     items: list[EventRecord] = Field(default_factory=list)
-
-
-class IntervalRow(BaseModel):
-    """One interval of a report (kW, kWh; null where not measured yet, never 0)."""
-
-    start: datetime
-    target_kw: float = Field(description="signed deviation asked (negative = less load)")
-    baseline_kw: float | None
-    measured_kw: float | None
-    delivered_kw: float | None = Field(description="in the asked direction")
-    performance: float | None = Field(description="delivered / requested")
-    payable_kwh: float | None
-
-
-class ReportPayload(BaseModel):
-    """An event's performance report (see ``vpp.events.report``).
-
-    Totals are over the measured intervals only and null while none is
-    measured; ``settlement_status`` says whether the settlement is pending,
-    provisional, final or none (the event ended before any interval was
-    measured: no settlement and no penalty), and ``settlement_note`` says why.
-    """
-
-    event_id: str
-    state: EventState
-    interval_s: float
-    intervals: list[IntervalRow]
-    intervals_measured: int = Field(ge=0, description="intervals the totals are taken over")
-    requested_kwh: float | None = Field(description="asked over the measured intervals")
-    delivered_kwh: float | None
-    performance: float | None
-    threshold_met: bool | None
-    payment: float | None
-    penalty: float | None
-    settlement: float | None
-    settlement_status: SettlementStatus
-    settlement_note: str
-    currency: str
-    avoided_co2_kg: float | None
-    emission_factor_t_per_mwh: float
-    emission_factor_source: str
 
 
 def _body(record: EventRecord, status: int, headers: dict[str, str] | None = None) -> web.Response:
@@ -227,7 +184,7 @@ def event_report(record: EventRecord, request: web.Request) -> EventReport:
         measured_kw=record.measured_kw,
         rules=rules,
         emission=emission,
-        final=record.terminal,
+        state=record.state,
         why=f"{state}: {record.reason}" if record.reason else state,
     )
 
@@ -239,9 +196,7 @@ async def get_report(request: web.Request) -> web.StreamResponse:
     report = event_report(record, request)
     if query(request)["format"] == "csv":
         return web.Response(text=report_csv(report), content_type="text/csv")
-    data = report.as_dict()
-    data["state"] = record.state.value
-    return json_response(ReportPayload.model_validate(data), exclude_none=False)
+    return json_response(report, exclude_none=False)
 
 
 ROUTES = [
@@ -267,7 +222,7 @@ ROUTES = [
           response=EventPayload, status=202, errors=(404, 409), tags=("events",)),
     Route("GET", _ITEM + "/report", get_report, "getEventReport",
           "Performance, settlement and avoided CO2 of an event (JSON, or CSV with format=csv)",
-          ALL_ROLES, response=ReportPayload, errors=(404,), tags=("events", "reports"),
+          ALL_ROLES, response=EventReport, errors=(404,), tags=("events", "reports"),
           text_types=("text/csv",),
           query={"format": Query("json (default) or csv", Literal["json", "csv"], "json")}),
 ]  # fmt: skip

@@ -44,11 +44,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from vpp.events.model import TERMINAL_STATES, EventState
 
 __all__ = [
     "EmissionFactor",
@@ -118,45 +121,49 @@ class EmissionFactor:
             raise ValueError("an emission factor needs its source")
 
 
-@dataclass(frozen=True)
-class IntervalReport:
-    """One interval of an event report (powers in kW, energy in kWh).
+class IntervalReport(BaseModel):
+    """One interval of a report (kW, kWh; null where not measured yet, never 0).
 
     An interval is *measured* once it has both its baseline and its measured
     mean power: only then is a delivery known. Until then ``measured_kw``,
-    ``delivered_kw``, ``performance`` and ``payable_kwh`` are None (null in
-    JSON, empty in CSV), never 0: an unmeasured interval neither delivered
-    nor failed to deliver. ``baseline_kw`` is None until the control loop has
-    set it, and ``performance`` is also None for an interval that asks for
-    nothing (target 0 kW).
+    ``delivered_kw``, ``performance`` and ``payable_kwh`` are null (empty in
+    CSV), never 0: an unmeasured interval neither delivered nor failed to
+    deliver. ``baseline_kw`` is null until the control loop has set it, and
+    ``performance`` is also null for an interval that asks for nothing
+    (target 0 kW).
     """
 
-    start: str
-    target_kw: float
+    model_config = ConfigDict(frozen=True)
+
+    start: datetime
+    target_kw: float = Field(description="signed deviation asked (negative = less load)")
     baseline_kw: float | None
     measured_kw: float | None
-    delivered_kw: float | None
-    performance: float | None
+    delivered_kw: float | None = Field(description="in the asked direction")
+    performance: float | None = Field(description="delivered / requested")
     payable_kwh: float | None
 
 
-@dataclass(frozen=True)
-class EventReport:
-    """A whole event's report.
+class EventReport(BaseModel):
+    """An event's performance report, as ``GET …/events/{event}/report`` returns it.
 
-    Every total (``requested_kwh``, ``delivered_kwh``, ``performance``, the
-    settlement and ``avoided_co2_kg``) is taken over the measured intervals
-    only; they are None while no interval is measured. See `SettlementStatus`
-    for ``settlement_status``; ``settlement_note`` says the same in words.
-    ``threshold_met`` is None while there is no performance (nothing measured,
-    or the measured intervals ask for nothing).
+    Totals (``requested_kwh``, ``delivered_kwh``, ``performance``, the
+    settlement and ``avoided_co2_kg``) are over the measured intervals only
+    and null while none is measured; ``threshold_met`` is null while there is
+    no performance (nothing measured, or the measured intervals ask for
+    nothing). ``settlement_status`` says whether the settlement is pending,
+    provisional, final or none (the event ended before any interval was
+    measured: no settlement and no penalty), and ``settlement_note`` says why.
     """
 
+    model_config = ConfigDict(frozen=True)
+
     event_id: str
+    state: EventState
     interval_s: float
     intervals: list[IntervalReport]
-    intervals_measured: int
-    requested_kwh: float | None
+    intervals_measured: int = Field(ge=0, description="intervals the totals are taken over")
+    requested_kwh: float | None = Field(description="asked over the measured intervals")
     delivered_kwh: float | None
     performance: float | None
     threshold_met: bool | None
@@ -170,10 +177,6 @@ class EventReport:
     emission_factor_t_per_mwh: float
     emission_factor_source: str
 
-    def as_dict(self) -> dict[str, object]:
-        """Return the report as plain JSON-ready data (no NaN: unknown values are None)."""
-        return asdict(self)
-
 
 def build_report(
     *,
@@ -185,7 +188,7 @@ def build_report(
     measured_kw: Sequence[float | None],
     rules: SettlementRules,
     emission: EmissionFactor,
-    final: bool,
+    state: EventState,
     why: str | None = None,
     awarded_kw: float = 0.0,
 ) -> EventReport:
@@ -207,7 +210,8 @@ def build_report(
             = not measured).
         rules: settlement parameters.
         emission: the grid emission factor.
-        final: whether the event is over (no further interval will be measured).
+        state: the event's state; a terminal one (`TERMINAL_STATES`) means the
+            event is over and no further interval will be measured.
         why: how the event ended, in words (e.g. ``"failed: no flexible asset
             online"``), for the settlement note of a final report.
         awarded_kw: the awarded capacity, for the capacity payment.
@@ -242,10 +246,10 @@ def build_report(
     )
 
     count = int(known.sum())
-    status = _status(count, final)
+    status = _status(count, final=state in TERMINAL_STATES)
     rows = [
         IntervalReport(
-            start=starts[i].isoformat(),
+            start=starts[i],
             target_kw=round(float(target[i]), 3),
             baseline_kw=_rounded_or_none(baseline[i], 3),
             measured_kw=_rounded_or_none(measured[i], 3) if known[i] else None,
@@ -261,6 +265,7 @@ def build_report(
     avoided_kg = net_reduction_kwh / 1000.0 * emission.t_co2_per_mwh * 1000.0
     return EventReport(
         event_id=event_id,
+        state=state,
         interval_s=interval_s,
         intervals=rows,
         intervals_measured=count,
@@ -341,7 +346,7 @@ def _rounded_or_none(value: float, digits: int) -> float | None:
     return None if np.isnan(value) else round(float(value), digits) + 0.0
 
 
-def _status(measured: int, final: bool) -> SettlementStatus:
+def _status(measured: int, *, final: bool) -> SettlementStatus:
     if measured == 0:
         return "none" if final else "pending"
     return "final" if final else "provisional"
@@ -361,12 +366,13 @@ def _note(status: SettlementStatus, measured: int, total: int, why: str | None) 
 def report_csv(report: EventReport) -> str:
     """Return the per-interval table of a report as CSV text (with a header row).
 
-    A value not known (an interval not measured yet) is an empty cell.
+    A value not known (an interval not measured yet) is an empty cell; a start
+    time is written by ``datetime.isoformat`` (``+00:00``, where the JSON form
+    has ``Z``), as the table always showed it.
     """
     out = io.StringIO()
-    fields = [f for f in IntervalReport.__dataclass_fields__]
-    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=list(IntervalReport.model_fields), lineterminator="\n")
     writer.writeheader()
     for row in report.intervals:
-        writer.writerow(asdict(row))
+        writer.writerow({**row.model_dump(), "start": row.start.isoformat()})
     return out.getvalue()

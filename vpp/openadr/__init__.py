@@ -4,7 +4,7 @@
 hands each as a :class:`GridDispatch` to a :class:`DispatchSink`, and reports
 USAGE, BASELINE, DELTA_USAGE and STORAGE_CHARGE_LEVEL from a
 :class:`ReportSource`. The service's side of both is ``vpp.openadr_bridge``.
-The VTN the tests run against (``tests/openadr/vtn_sim.py``) is test code, not
+The VTN the tests run against (``tests/vpp/openadr/vtn_sim.py``) is test code, not
 part of the product.
 """
 

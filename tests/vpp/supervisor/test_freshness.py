@@ -24,7 +24,7 @@ from adapters.mqtt import SERVICE_NODE
 from adapters.mqtt_codec import Topics
 from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.types import Telemetry
-from tests.vpp.test_supervisor import PARK, _battery, _enroll, _load, eventually
+from tests.vpp.supervisor.test_core import PARK, _battery, _enroll, _load, eventually
 from vpp.model import LiveState
 from vpp.servers import MosquittoServer, free_port
 from vpp.settings import Settings

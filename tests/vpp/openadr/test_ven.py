@@ -7,9 +7,15 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from oadr_helpers import FixedReadings, RecordingSink, event_body, ven_settings, wait_for
 
-from tests.openadr.vtn_sim import BlClient, VtnSim
+from tests.vpp.openadr.helpers import (
+    FixedReadings,
+    RecordingSink,
+    event_body,
+    ven_settings,
+    wait_for,
+)
+from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.openadr import ImportLimitKw, OpenAdrSchema, RelativeKw, SetpointKw, SimpleLevel, Ven
 from vpp.openadr.backoff import backoff_bounds, backoff_delay
 from vpp.openadr.mapping import format_datetime

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from oadr_helpers import RecordingSink, event_body, ven_settings, wait_for
-
-from tests.openadr.vtn_sim import BlClient, VtnSim
+from tests.vpp.openadr.helpers import RecordingSink, event_body, ven_settings, wait_for
+from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.openadr import OpenAdrSchema, Ven
 
 

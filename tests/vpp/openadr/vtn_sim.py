@@ -41,7 +41,7 @@ from adapters.lifecycle import BackgroundService
 from vpp.openadr.mapping import format_datetime
 from vpp.openadr.schema import OpenAdrSchema
 
-log = logging.getLogger("tests.openadr.vtn_sim")
+log = logging.getLogger("tests.vpp.openadr.vtn_sim")
 
 Json = dict[str, Any]
 Role = Literal["ven", "bl"]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tests.openadr.vtn_sim import VtnSim
+from tests.vpp.openadr.vtn_sim import VtnSim
 from vpp.openadr import DispatchInterval, GridDispatch, IntervalReading, VenSettings
 from vpp.openadr.mapping import format_datetime
 

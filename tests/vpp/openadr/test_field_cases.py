@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
-from oadr_helpers import RecordingSink, event_body, ven_settings, wait_for
 
-from tests.openadr.vtn_sim import BlClient, VtnSim
+from tests.vpp.openadr.helpers import RecordingSink, event_body, ven_settings, wait_for
+from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.clock import Clock
 from vpp.event_store import EventStore
 from vpp.events import EventRecord, EventState

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from oadr_helpers import event_body
 
 import vpp.openadr
+from tests.vpp.openadr.helpers import event_body
 from vpp.openadr import (
     GridDispatch,
     ImportLimitKw,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from oadr_helpers import RecordingSink
 
-from tests.openadr.vtn_sim import BlClient, VtnSim
+from tests.vpp.openadr.helpers import RecordingSink
+from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.openadr import OpenAdrSchema
 
 

@@ -1,4 +1,4 @@
-"""Schemathesis hooks for tests/vpp/test_schemathesis.py (loaded by the CLI via ``hooks``).
+"""Schemathesis hooks for tests/vpp/api/test_schemathesis.py (loaded by the CLI via ``hooks``).
 
 JSON Schema states types, ranges, patterns and shapes, which the OpenAPI
 document carries in full; it cannot state a rule that relates two fields or

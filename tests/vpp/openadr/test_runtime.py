@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from oadr_helpers import event_body, wait_for
 
-from tests.openadr.vtn_sim import BlClient, VtnSim
+from tests.vpp.openadr.helpers import event_body, wait_for
+from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.api import create_app
 from vpp.api.context import COMPONENTS
 from vpp.metrics import Metrics

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tomllib
-from pathlib import Path
 
 import pytest
 
@@ -20,10 +19,9 @@ from adapters.ocpp.csms import PATH_PREFIX
 from adapters.sim.park import generate_park, park_spec, run_park
 from tests.benchmarks.sim_park import park_adapters, setpoint_round, wait_for_park
 from tests.benchmarks.support import free_ports
+from tests.support import DEMO_PARK
 
 pytestmark = pytest.mark.timeout(90)
-
-DEMO_PARK = Path(__file__).parents[2] / "config" / "demo-park.toml"
 
 
 async def test_generated_park_reports_through_all_three_adapters(

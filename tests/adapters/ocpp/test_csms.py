@@ -18,6 +18,7 @@ from adapters.ocpp.csms import PATH_PREFIX
 from adapters.sim._clock import SimClock
 from adapters.sim.chargers import ChargerSpec, SimCharger
 from adapters.types import DeviceLimits, Setpoint, Telemetry
+from tests.support import DEMO_PARK
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -148,11 +149,10 @@ def test_per_phase_names_follow_the_21_schema() -> None:
 
 def test_demo_park_file_loads() -> None:
     import tomllib
-    from pathlib import Path
 
     from adapters.sim.park import park_spec
 
-    path = Path(__file__).parents[2] / "config" / "demo-park.toml"
+    path = DEMO_PARK
     if not path.exists():
         pytest.skip("no demo park file")
     spec = park_spec(tomllib.loads(path.read_text()))

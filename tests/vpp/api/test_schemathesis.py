@@ -14,7 +14,7 @@ see: ``patchAsset`` (RFC 5789: a merge patch whose result would be an
 invalid asset of the stored kind is 422) and ``modifyEvent`` (its body is
 being reworked with the event-extension change; see ``STATE_DEPENDENT``).
 The cross-field rules of the other bodies are applied to positive cases by
-``tests/vpp/schemathesis_hooks.py``. ``use_after_free`` is off for reads of
+``tests/vpp/api/schemathesis_hooks.py``. ``use_after_free`` is off for reads of
 an event: ``DELETE`` cancels an event, which stays readable with its report
 (``CHECKS_OFF``).
 """
@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestServer
 
+from tests.support import REPO
 from tests.vpp.samples import sample
 from vpp.api import create_app
 from vpp.api.context import ROUTE_TABLE
@@ -41,7 +42,6 @@ from vpp.state import State
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
-REPO = Path(__file__).resolve().parents[2]
 FUZZ_PARK = "fuzz-park"
 # Fixed for the suite; override to search harder by hand.
 SEED = int(os.environ.get("VPP_SCHEMATHESIS_SEED", "20261130"))
@@ -74,7 +74,7 @@ def _config(routes: list[Route], tokens: dict[Role, str]) -> str:
     lines = [
         f"seed = {SEED}",
         "workers = 1",
-        'hooks = "tests.vpp.schemathesis_hooks"',
+        'hooks = "tests.vpp.api.schemathesis_hooks"',
         "[generation]",
         f"max-examples = {MAX_EXAMPLES}",
         "[checks]",

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
 from adapters.modbus import ModbusBatteryAdapter, ModbusUnit
 from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.types import DeviceLimits, Setpoint, Telemetry
+from tests.support import eventually
 from vpp.servers import free_port
-
-Eventually = Callable[[Callable[[], bool]], Awaitable[None]]
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -48,9 +47,7 @@ def _adapter(srv: ModbusBatteryServer, **kw: float) -> ModbusBatteryAdapter:
     )
 
 
-async def test_telemetry_setpoint_and_soc(
-    battery: ModbusBatteryServer, eventually: Eventually
-) -> None:
+async def test_telemetry_setpoint_and_soc(battery: ModbusBatteryServer) -> None:
     async with _adapter(battery) as adapter:
         first = await _reading(adapter, "b1")
         assert first.soc == pytest.approx(0.5, abs=0.01)
@@ -94,7 +91,7 @@ async def test_setpoint_refreshed_before_revert_timer(battery: ModbusBatteryServ
 
 
 async def test_out_of_range_registers_drop_the_field_not_the_reading(
-    battery: ModbusBatteryServer, eventually: Eventually
+    battery: ModbusBatteryServer,
 ) -> None:
     async with _adapter(battery) as adapter:
         await _reading(adapter, "b1")
@@ -111,9 +108,7 @@ async def test_out_of_range_registers_drop_the_field_not_the_reading(
         assert adapter.stats.connected and adapter.stats.reconnects == 0
 
 
-async def test_recovers_after_server_restart(
-    battery: ModbusBatteryServer, eventually: Eventually
-) -> None:
+async def test_recovers_after_server_restart(battery: ModbusBatteryServer) -> None:
     async with _adapter(battery) as adapter:
         await _reading(adapter, "b1")
         await battery.stop()
@@ -136,7 +131,7 @@ async def test_finds_sunspec_marker_at_other_bases(base: int) -> None:
         assert (await _reading(adapter, "b1")).soc == pytest.approx(0.5)
 
 
-async def test_device_without_sunspec_is_not_taken_for_one(eventually: Eventually) -> None:
+async def test_device_without_sunspec_is_not_taken_for_one() -> None:
     spec = BatterySpec(asset_id="b1", unit_id=9)  # the adapter asks unit 7: no such map
     async with (
         ModbusBatteryServer(port=free_port(), batteries=[spec]) as srv,

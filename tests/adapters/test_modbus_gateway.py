@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from unittest import mock
 
 import pytest
@@ -20,9 +20,8 @@ from adapters.modbus import ModbusBatteryAdapter, ModbusUnit
 from adapters.sim.battery import BatterySpec, Fault, ModbusBatteryServer
 from adapters.sunspec import PowerSign
 from adapters.types import DeviceLimits, Setpoint, Telemetry
+from tests.support import eventually
 from vpp.servers import free_port
-
-Eventually = Callable[[Callable[[], bool]], Awaitable[None]]
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -118,7 +117,7 @@ def _assert_backoff_grows(delays: tuple[float, ...]) -> None:
 
 
 async def test_wset_sf_not_implemented_refuses_that_unit_alone(
-    eventually: Eventually, collect: Callable[[ModbusBatteryAdapter], Readings]
+    collect: Callable[[ModbusBatteryAdapter], Readings],
 ) -> None:
     specs = [_spec("b1", 1, wset_sf=None), _spec("b2", 2)]
     units = {s.asset_id: ModbusUnit(unit_id=s.unit_id, limits=LIMITS) for s in specs}
@@ -146,7 +145,7 @@ async def test_wset_sf_not_implemented_refuses_that_unit_alone(
 
 
 async def test_coarse_wset_sf_is_confirmed_in_the_device_resolution(
-    collect: Callable[[ModbusBatteryAdapter], Readings], eventually: Eventually
+    collect: Callable[[ModbusBatteryAdapter], Readings],
 ) -> None:
     spec = _spec("b1", 1, wset_sf=1)  # WSet in steps of 10 W
     async with (
@@ -166,7 +165,7 @@ async def test_coarse_wset_sf_is_confirmed_in_the_device_resolution(
 
 @pytest.mark.parametrize("fault", [Fault.SILENT, Fault.GATEWAY_NO_RESPONSE])
 async def test_dead_unit_at_start_does_not_silence_its_neighbour(
-    fault: Fault, eventually: Eventually, collect: Callable[[ModbusBatteryAdapter], Readings]
+    fault: Fault, collect: Callable[[ModbusBatteryAdapter], Readings]
 ) -> None:
     specs = [_spec("b1", 1), _spec("b2", 2)]
     units = {s.asset_id: ModbusUnit(unit_id=s.unit_id, limits=LIMITS) for s in specs}
@@ -194,7 +193,7 @@ async def test_dead_unit_at_start_does_not_silence_its_neighbour(
 
 @pytest.mark.parametrize("fault", [Fault.SILENT, Fault.GATEWAY_NO_RESPONSE])
 async def test_unit_dying_during_an_event_costs_only_that_unit(
-    fault: Fault, eventually: Eventually, collect: Callable[[ModbusBatteryAdapter], Readings]
+    fault: Fault, collect: Callable[[ModbusBatteryAdapter], Readings]
 ) -> None:
     specs = [_spec("b1", 1), _spec("b2", 2)]
     units = {s.asset_id: ModbusUnit(unit_id=s.unit_id, limits=LIMITS) for s in specs}
@@ -227,7 +226,7 @@ async def test_unit_dying_during_an_event_costs_only_that_unit(
 
 
 async def test_garbage_block_costs_that_units_reading_only(
-    eventually: Eventually, collect: Callable[[ModbusBatteryAdapter], Readings]
+    collect: Callable[[ModbusBatteryAdapter], Readings],
 ) -> None:
     specs = [_spec("b1", 1), _spec("b2", 2)]
     units = {s.asset_id: ModbusUnit(unit_id=s.unit_id, limits=LIMITS) for s in specs}
@@ -250,7 +249,7 @@ async def test_garbage_block_costs_that_units_reading_only(
 
 
 async def test_not_implemented_points_drop_fields_and_keep_the_reading(
-    eventually: Eventually, collect: Callable[[ModbusBatteryAdapter], Readings]
+    collect: Callable[[ModbusBatteryAdapter], Readings],
 ) -> None:
     spec = _spec("b1", 1)
     async with (
@@ -284,7 +283,7 @@ async def test_not_implemented_points_drop_fields_and_keep_the_reading(
 
 
 async def test_enrolled_signs_are_read_and_written(
-    eventually: Eventually, collect: Callable[[ModbusBatteryAdapter], Readings]
+    collect: Callable[[ModbusBatteryAdapter], Readings],
 ) -> None:
     spec = _spec(
         "b1",
@@ -314,7 +313,6 @@ async def test_enrolled_signs_are_read_and_written(
 
 
 async def test_power_sign_disagreeing_with_chast_is_counted_and_warned_once(
-    eventually: Eventually,
     collect: Callable[[ModbusBatteryAdapter], Readings],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -339,7 +337,6 @@ async def test_power_sign_disagreeing_with_chast_is_counted_and_warned_once(
 
 
 async def test_setpoint_sign_against_chast_is_counted_and_warned_once(
-    eventually: Eventually,
     collect: Callable[[ModbusBatteryAdapter], Readings],
     caplog: pytest.LogCaptureFixture,
 ) -> None:

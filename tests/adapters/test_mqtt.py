@@ -6,7 +6,6 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiomqtt
@@ -31,9 +30,8 @@ from adapters.mqtt_codec import (
 )
 from adapters.sim.loads import LoadSpec, MqttLoadFleet
 from adapters.types import DeviceLimits, Setpoint, Telemetry
+from tests.support import eventually
 from vpp.servers import MosquittoServer
-
-Eventually = Callable[[Callable[[], bool]], Awaitable[None]]
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -178,7 +176,7 @@ async def test_unacknowledged_setpoint_is_reported_not_confirmed(
 
 
 async def test_recovers_after_broker_restart(
-    private_mosquitto: MosquittoServer, topic_prefix: str, eventually: Eventually
+    private_mosquitto: MosquittoServer, topic_prefix: str
 ) -> None:
     host, port = private_mosquitto.host, private_mosquitto.port
     loads = _loads(2)
@@ -242,7 +240,7 @@ async def test_gateway_last_will_marks_assets_unavailable(
 
 
 async def test_command_ends_when_the_broker_goes_not_at_its_timeout(
-    private_mosquitto: MosquittoServer, topic_prefix: str, eventually: Eventually
+    private_mosquitto: MosquittoServer, topic_prefix: str
 ) -> None:
     host, port = private_mosquitto.host, private_mosquitto.port
     async with MqttAdapter(
@@ -481,7 +479,7 @@ async def test_retained_and_replayed_readings_are_not_live(
 
 
 async def test_one_gateway_device_never_silences_another(
-    mqtt_addr: tuple[str, int], topic_prefix: str, eventually: Eventually
+    mqtt_addr: tuple[str, int], topic_prefix: str
 ) -> None:
     host, port = mqtt_addr
     topics = Topics(topic_prefix, PARK)
@@ -582,7 +580,7 @@ async def test_clean_stop_leaves_the_service_status_offline(
 
 
 async def test_a_gateway_that_stops_cleanly_says_its_loads_are_offline(
-    mqtt_addr: tuple[str, int], topic_prefix: str, eventually: Eventually
+    mqtt_addr: tuple[str, int], topic_prefix: str
 ) -> None:
     host, port = mqtt_addr
     loads = _loads(2)

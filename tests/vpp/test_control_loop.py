@@ -9,7 +9,7 @@ checked in isolation and quickly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from adapters.types import Confirmation
+from tests.support import eventually
 from vpp.clock import Clock
 from vpp.control import ControlLoop
 from vpp.event_store import EventStore
@@ -293,14 +294,6 @@ async def test_an_event_extended_while_running_keeps_its_state(state: State) -> 
     assert sorted(set(sink.released)) == ["b0", "b1", "b2"]
 
 
-async def _until(predicate: Callable[[], bool]) -> None:
-    for _ in range(250):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met within 5 s")
-
-
 async def test_the_manager_follows_new_parks_wakes_them_and_releases_on_leaving(
     state: State,
 ) -> None:
@@ -321,7 +314,7 @@ async def test_the_manager_follows_new_parks_wakes_them_and_releases_on_leaving(
         await asyncio.sleep(0.1)
         assert manager.loops == {}
         parks.append(PARK)  # a park created while the service runs
-        await _until(lambda: PARK in manager.loops and manager.loops[PARK].cycles >= 1)
+        await eventually(lambda: PARK in manager.loops and manager.loops[PARK].cycles >= 1)
         ctl = manager.loops[PARK]
         cycles = ctl.cycles
         await post(state, clock, clock.now())
@@ -350,5 +343,5 @@ async def test_the_manager_restarts_a_loop_whose_work_ended(
         return [PARK]
 
     async with ControlManager(make, list_parks, poll_s=0.05):
-        await _until(lambda: len(made) == 2 and made[1].cycles >= 1)
+        await eventually(lambda: len(made) == 2 and made[1].cycles >= 1)
     assert any("RuntimeError('boom')" in r.getMessage() for r in caplog.records)

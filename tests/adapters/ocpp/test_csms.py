@@ -6,7 +6,6 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Awaitable, Callable
 
 import pytest
 import websockets
@@ -18,11 +17,10 @@ from adapters.ocpp.csms import PATH_PREFIX
 from adapters.sim._clock import SimClock
 from adapters.sim.chargers import ChargerSpec, SimCharger
 from adapters.types import DeviceLimits, Setpoint, Telemetry
-from tests.support import DEMO_PARK
+from tests.support import DEMO_PARK, eventually
 
 pytestmark = pytest.mark.timeout(60)
 
-Eventually = Callable[[Callable[[], bool]], Awaitable[None]]
 LIMITS = DeviceLimits(p_min_kw=-11, p_max_kw=11)
 SPECS = {
     "v2g-1": ChargerSpec(cp_id="v2g-1", password="pw-v2g", version="ocpp2.1", v2g=True),
@@ -57,7 +55,7 @@ async def _session_reading(csms: OcppCsmsAdapter, cp: str, after: float = 0.0) -
     raise AssertionError("unreachable")
 
 
-async def test_session_flexibility_and_v2g_discharge(eventually: Eventually) -> None:
+async def test_session_flexibility_and_v2g_discharge() -> None:
     async with _csms() as csms, _sim(csms, "v2g-1") as sim:
         reading = await _session_reading(csms, "v2g-1")
         assert reading.energy_needed_kwh == pytest.approx(30.0, abs=0.5)
@@ -75,7 +73,7 @@ async def test_session_flexibility_and_v2g_discharge(eventually: Eventually) -> 
         assert sim.profile_kw is None
 
 
-async def test_one_way_charger_never_discharges(eventually: Eventually) -> None:
+async def test_one_way_charger_never_discharges() -> None:
     async with _csms() as csms, _sim(csms, "oneway-1") as sim:
         await _session_reading(csms, "oneway-1")
         conf = await csms.apply(Setpoint(asset_id="oneway-1", power_kw=-7.0))
@@ -87,7 +85,7 @@ async def test_one_way_charger_never_discharges(eventually: Eventually) -> None:
         assert ok.confirmed and ok.sent_kw == 5.0
 
 
-async def test_charger_reconnects_and_telemetry_resumes(eventually: Eventually) -> None:
+async def test_charger_reconnects_and_telemetry_resumes() -> None:
     async with _csms() as csms, _sim(csms, "v2g-1") as sim:
         await _session_reading(csms, "v2g-1")
         await sim.drop_connection()

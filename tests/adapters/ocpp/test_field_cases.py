@@ -28,7 +28,7 @@ from adapters.ocpp import ChargerSettings, OcppCsmsAdapter
 from adapters.ocpp.csms import PATH_PREFIX
 from adapters.ocpp.session import on
 from adapters.types import DeviceLimits, Setpoint, Telemetry
-from tests.adapters.conftest import Eventually
+from tests.support import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -525,9 +525,7 @@ async def test_case8_schema_failure_answers_the_spec_error_and_keeps_the_good_fi
 # -- case 3: one charger's failure never silences another -----------------------------
 
 
-async def test_case3_hung_call_bad_frames_and_dropped_socket_stay_with_their_charger(
-    eventually: Eventually,
-) -> None:
+async def test_case3_hung_call_bad_frames_and_dropped_socket_stay_with_their_charger() -> None:
     async with _csms(call_timeout_s=30) as csms, charge_point(csms, "cp-b", V21) as b:
         await b.ok("TransactionEvent", tx_event("Started", "TB", 0, power(3000)))
         async with charge_point(csms, "cp-a", V21) as a:
@@ -554,9 +552,7 @@ async def test_case3_hung_call_bad_frames_and_dropped_socket_stay_with_their_cha
         assert "cp-b" in csms.connected_chargers and "cp-a" not in csms.connected_chargers
 
 
-async def test_case3_a_charger_that_goes_silent_at_once_is_published_unavailable(
-    eventually: Eventually,
-) -> None:
+async def test_case3_a_charger_that_goes_silent_at_once_is_published_unavailable() -> None:
     async with _csms() as csms:
         async with charge_point(csms, "cp-a", V21):
             await eventually(lambda: "cp-a" in csms.connected_chargers)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -67,15 +65,6 @@ def ven_settings(vtn: VtnSim, **overrides: Any) -> VenSettings:
     }
     values.update(overrides)
     return VenSettings(**values)
-
-
-async def wait_for(predicate: Callable[[], bool], within_s: float = 20.0) -> None:
-    """Poll ``predicate`` until it holds; the bound is generous (a loaded CI machine)."""
-    deadline = time.monotonic() + within_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
 
 
 def event_body(

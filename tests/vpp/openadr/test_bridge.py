@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
 
-from tests.vpp.openadr.helpers import event_body, ven_settings, wait_for
+from tests.support import eventually
+from tests.vpp.openadr.helpers import event_body, ven_settings
 from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.clock import Clock
 from vpp.event_store import EventStore
@@ -71,7 +70,7 @@ async def test_dispatch_cancel_and_report(vtn: VtnSim, bl: BlClient, state: Stat
     sid = service_event_id(created["id"])
     settings = ven_settings(vtn)
     async with Ven(settings=settings, sink=bridge, report_source=bridge) as ven:
-        await wait_for(lambda: created["id"] in ven.active())
+        await eventually(lambda: created["id"] in ven.active())
 
         async def stored() -> EventRecord:
             return await events.get(PARK, sid)
@@ -117,14 +116,6 @@ async def test_dispatch_cancel_and_report(vtn: VtnSim, bl: BlClient, state: Stat
     assert vtn.violations == []
 
 
-async def eventually(check: Callable[[], Awaitable[bool]], within_s: float = 20.0) -> None:
-    """Poll an async condition until it holds (a generous bound for a loaded machine)."""
-    deadline = time.monotonic() + within_s
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
 async def _targets_are(stored: Callable[[], Awaitable[EventRecord]], want: list[float]) -> bool:
     return (await stored()).target_kw == want
 
@@ -143,14 +134,14 @@ async def test_an_event_overlapping_another_is_refused_alone(
     cap = [{"type": "IMPORT_CAPACITY_LIMIT", "values": [700.0]}]
     first = await bl.create_event(event_body(program["id"], cap, start=start, duration="PT30M"))
     async with Ven(settings=ven_settings(vtn), sink=bridge, report_source=bridge) as ven:
-        await wait_for(lambda: first["id"] in ven.active())
+        await eventually(lambda: first["id"] in ven.active())
         # a second event over the same window: the store refuses it at once
         second = await bl.create_event(
             event_body(program["id"], cap, start=start + timedelta(minutes=15), duration="PT30M")
         )
-        await wait_for(lambda: ven.status.rejected.get("refused", 0) == 1)
+        await eventually(lambda: ven.status.rejected.get("refused", 0) == 1)
         polls = ven.status.polls
-        await wait_for(lambda: ven.status.polls >= polls + 3)  # the VEN goes on polling
+        await eventually(lambda: ven.status.polls >= polls + 3)  # the VEN goes on polling
         assert ven.status.rejected == {"refused": 1} and ven.status.poll_failures == 0
         assert ven.health()["ok"]
         assert [r.id for r in await events.open_events(PARK)] == [service_event_id(first["id"])]

@@ -7,13 +7,14 @@ the real Redis.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
 
-from tests.vpp.openadr.helpers import RecordingSink, event_body, ven_settings, wait_for
+from tests.support import eventually
+from tests.vpp.openadr.helpers import RecordingSink, event_body, ven_settings
 from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.clock import Clock
 from vpp.event_store import EventStore
@@ -61,15 +62,6 @@ async def state(redis_client: aioredis.Redis, namespace: str) -> AsyncIterator[S
     yield st
 
 
-async def until(check: Callable[[], Awaitable[bool]], within_s: float = 20.0) -> None:
-    """Poll an async condition (the service's state in Redis) until it holds."""
-    deadline = datetime.now(UTC) + timedelta(seconds=within_s)
-    while not await check():
-        if datetime.now(UTC) > deadline:
-            raise AssertionError("condition not met in time")
-        await wait_for(lambda: True)  # yield to the VEN
-
-
 def _hour(t: datetime) -> datetime:
     return t.replace(minute=0, second=0, microsecond=0)
 
@@ -97,7 +89,7 @@ async def test_open_ended_import_limit_is_applied_and_rolled_forward(
     later = await bl.create_event(event_body(program["id"], [{"type": "SIMPLE", "values": [1]}]))
     sid = service_event_id(created["id"])
     async with Ven(settings=ven_settings(vtn), sink=bridge, report_source=bridge) as ven:
-        await until(lambda: _exists(events, sid))
+        await eventually(lambda: _exists(events, sid))
         rec = await events.get(PARK, sid)
         # 1000 kW park under an 800 kW cap: shave 200 kW in every hourly slot of the
         # 24 h horizon, from the slot under way (the event's start is long past)
@@ -107,22 +99,22 @@ async def test_open_ended_import_limit_is_applied_and_rolled_forward(
         assert rec.target_kw == [-200.0] * 24
         # the poller goes on: the next event, which overlaps this one's horizon, is
         # refused alone (the park runs one event at a time) and polling continues
-        await wait_for(lambda: ven.status.rejected == {"refused": 1})
+        await eventually(lambda: ven.status.rejected == {"refused": 1})
         polls = ven.status.polls
-        await wait_for(lambda: ven.status.polls >= polls + 3)
+        await eventually(lambda: ven.status.polls >= polls + 3)
         assert later["id"] not in ven.active() and ven.status.malformed_events == 1
         assert all(t.running for t in ven.status.tasks.values())
 
         # time passes: the same service event is rolled forward over the horizon
         clock.advance(timedelta(hours=5))
-        await until(lambda: _length(events, sid, 29))
+        await eventually(lambda: _length(events, sid, 29))
         rec = await events.get(PARK, sid)
         assert rec.id == sid and rec.start == _hour(now) and rec.target_kw == [-200.0] * 29
 
         # the VTN modifies it: a 900 kW cap from now on, same service event
         cap900 = [{"type": "IMPORT_CAPACITY_LIMIT", "values": [900]}]
         await bl.update_event(created["id"], {**body, "intervals": [{"id": 0, "payloads": cap900}]})
-        await until(lambda: _target(events, sid, -100.0))
+        await eventually(lambda: _target(events, sid, -100.0))
         rec = await events.get(PARK, sid)
         current = rec.interval_at(clock.now())
         assert current == 5 and rec.target_kw[:5] == [-200.0] * 5
@@ -130,7 +122,7 @@ async def test_open_ended_import_limit_is_applied_and_rolled_forward(
 
         # and deletes it: cancelled
         await bl.delete_event(created["id"])
-        await until(lambda: _state(events, sid, EventState.CANCELLED))
+        await eventually(lambda: _state(events, sid, EventState.CANCELLED))
     assert vtn.violations == []
 
 
@@ -164,9 +156,9 @@ async def test_open_ended_price_event_never_stops_the_poller(
     })  # fmt: skip
     later = await bl.create_event(event_body(program["id"], [{"type": "SIMPLE", "values": [1]}]))
     async with Ven(settings=ven_settings(vtn), sink=sink) as ven:
-        await wait_for(lambda: [d.event_id for d in sink.dispatches] == [later["id"]])
+        await eventually(lambda: [d.event_id for d in sink.dispatches] == [later["id"]])
         polls = ven.status.polls
-        await wait_for(lambda: ven.status.polls >= polls + 3)
+        await eventually(lambda: ven.status.polls >= polls + 3)
         tracked = ven.active()[price["id"]]
         assert tracked.end is None and not tracked.has_instructions
         assert ven.status.malformed_events == 0 and ven.status.poll_failures == 0
@@ -204,9 +196,9 @@ async def test_an_event_that_cannot_be_mapped_or_taken_is_rejected_alone(
     good = await bl.create_event(event_body(program["id"], simple, start=start))
     sink = RefusingSink(refused["id"])
     async with Ven(settings=ven_settings(vtn), sink=sink) as ven:
-        await wait_for(lambda: [d.event_id for d in sink.dispatches] == [good["id"]])
+        await eventually(lambda: [d.event_id for d in sink.dispatches] == [good["id"]])
         polls = ven.status.polls
-        await wait_for(lambda: ven.status.polls >= polls + 5)
+        await eventually(lambda: ven.status.polls >= polls + 5)
         assert ven.status.rejected == {"mapping": 1, "refused": 1}
         assert ven.status.malformed_events == 2
         # rejected once per version, never offered again at every poll
@@ -214,7 +206,7 @@ async def test_an_event_that_cannot_be_mapped_or_taken_is_rejected_alone(
         # a new version of the refused event is offered again
         await bl.update_event(refused["id"], event_body(program["id"], simple, start=start,
                                                         eventName="v2"))  # fmt: skip
-        await wait_for(lambda: sink.offers[refused["id"]] == 2)
+        await eventually(lambda: sink.offers[refused["id"]] == 2)
         assert ven.status.poll_failures == 0
     assert vtn.violations == []
 
@@ -224,7 +216,7 @@ async def test_a_ven_task_that_dies_is_restarted(
 ) -> None:
     await bl.create_program("park-dr")
     async with Ven(settings=ven_settings(vtn), sink=sink) as ven:
-        await wait_for(lambda: ven.status.polls >= 1)
+        await eventually(lambda: ven.status.polls >= 1)
         assert ven.health()["ok"] and ven.health()["tasks"]["poll"]["restarts"] == 0
         real = ven.poll_once
         crashed: list[bool] = []
@@ -236,9 +228,9 @@ async def test_a_ven_task_that_dies_is_restarted(
             await real()
 
         ven.poll_once = crash_once  # type: ignore[method-assign]
-        await wait_for(lambda: ven.status.tasks["poll"].restarts == 1)
+        await eventually(lambda: ven.status.tasks["poll"].restarts == 1)
         polls = ven.status.polls
-        await wait_for(lambda: ven.status.polls >= polls + 2)
+        await eventually(lambda: ven.status.polls >= polls + 2)
         health = ven.health()
         assert health["tasks"]["poll"] == {
             "running": True, "restarts": 1, "last_error": "RuntimeError('a bug in a poll cycle')"
@@ -263,7 +255,7 @@ async def test_a_running_event_extended_on_the_vtn_is_extended_in_place(
     created = await bl.create_event(four)
     sid = service_event_id(created["id"])
     async with Ven(settings=ven_settings(vtn), sink=bridge, report_source=bridge) as ven:
-        await until(lambda: _exists(events, sid))
+        await eventually(lambda: _exists(events, sid))
         rec = await events.get(PARK, sid)
         assert rec.start == t18 and rec.interval_s == 900 and rec.target_kw == [-300.0] * 4
 
@@ -277,7 +269,7 @@ async def test_a_running_event_extended_on_the_vtn_is_extended_in_place(
         await events.update(PARK, sid, measured)
         six = event_body(program["id"], cap, start=t18, intervals=6)
         await bl.update_event(created["id"], six)
-        await until(lambda: _length(events, sid, 6))
+        await eventually(lambda: _length(events, sid, 6))
         rec = await events.get(PARK, sid)
         assert rec.id == sid and rec.state is EventState.ACTIVE
         assert rec.target_kw == [-300.0] * 6
@@ -290,7 +282,7 @@ async def test_a_running_event_extended_on_the_vtn_is_extended_in_place(
         # the VTN shortens it back to 3: the intervals under way are never cut
         three = event_body(program["id"], cap, start=t18, intervals=3)
         await bl.update_event(created["id"], three)
-        await until(lambda: _shorter(events, sid, 6))
+        await eventually(lambda: _shorter(events, sid, 6))
         rec = await events.get(PARK, sid)
         assert rec.started(clock.now()) == 1  # two minutes into interval 0
         assert len(rec.target_kw) == 3 and rec.measured_kw[0] == 705.0
@@ -314,22 +306,22 @@ async def test_after_a_restart_the_ven_recognises_the_events_it_mapped(
     sid = service_event_id(created["id"])
     first = OpenAdrBridge(park=PARK, state=state, events=events, clock=clock)
     async with Ven(settings=ven_settings(vtn), sink=first):
-        await until(lambda: _exists(events, sid))
+        await eventually(lambda: _exists(events, sid))
     before = await events.get(PARK, sid)
 
     # a new process: a new VEN and bridge, nothing in memory
     second = OpenAdrBridge(park=PARK, state=state, events=events, clock=clock)
     async with Ven(settings=ven_settings(vtn), sink=second) as ven:
-        await wait_for(lambda: created["id"] in ven.active())
+        await eventually(lambda: created["id"] in ven.active())
         polls = ven.status.polls
-        await wait_for(lambda: ven.status.polls >= polls + 3)
+        await eventually(lambda: ven.status.polls >= polls + 3)
         tracking = await second.tracking(created["id"])
         assert tracking is not None and tracking.service_id == sid
         # a modification after the restart changes the same service event
         await bl.update_event(created["id"], event_body(
             program["id"], [{"type": "IMPORT_CAPACITY_LIMIT", "values": [800]}],
             start=start, intervals=4))  # fmt: skip
-        await until(lambda: _target(events, sid, -200.0))
+        await eventually(lambda: _target(events, sid, -200.0))
     after = await events.get(PARK, sid)
     assert after.updated > before.updated and after.state is before.state
     ours = [r for r in await events.recent(PARK) if r.id.startswith("oadr-")]
@@ -415,7 +407,7 @@ async def test_a_do_it_now_event_is_recognised_after_a_restart(
     for _ in range(2):  # the first life, then a restart with nothing in memory
         bridge = OpenAdrBridge(park=PARK, state=state, events=events, clock=clock)
         async with Ven(settings=ven_settings(vtn), sink=bridge) as ven:
-            await until(lambda: _exists(events, sid))
+            await eventually(lambda: _exists(events, sid))
             await _polls_more(ven, 3)
             assert ven.status.rejected == {}
         clock.advance(timedelta(minutes=20))
@@ -427,4 +419,4 @@ async def test_a_do_it_now_event_is_recognised_after_a_restart(
 
 async def _polls_more(ven: Ven, n: int) -> None:
     polls = ven.status.polls
-    await wait_for(lambda: ven.status.polls >= polls + n)
+    await eventually(lambda: ven.status.polls >= polls + n)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.vpp.openadr.helpers import RecordingSink, event_body, ven_settings, wait_for
+from tests.support import eventually
+from tests.vpp.openadr.helpers import RecordingSink, event_body, ven_settings
 from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.openadr import OpenAdrSchema, Ven
 
@@ -16,19 +17,21 @@ async def test_notification_triggers_an_early_poll(
         # A poll period far beyond the test: only a notification can bring the event.
         settings = ven_settings(vtn, poll_interval_s=120.0, use_mqtt=True)
         async with Ven(settings=settings, sink=sink) as ven:
-            await wait_for(lambda: ven.mqtt_subscribed)
+            await eventually(lambda: ven.mqtt_subscribed)
             assert ven.status.mqtt_topics == (f"{topic_prefix}/programs/{program['id']}/events/+",)
-            await wait_for(lambda: ven.status.polls >= 2)  # the post-subscribe catch-up
+            await eventually(lambda: ven.status.polls >= 2)  # the post-subscribe catch-up
             polls, notified = ven.status.polls, ven.status.notifications
             event = await bl.create_event(
                 event_body(program["id"], [{"type": "SIMPLE", "values": [2]}])
             )
             # well inside the 120 s poll period: only the notification can explain it
             # (no timed assertion; the wait is generous for a loaded machine)
-            await wait_for(lambda: [d.event_id for d in sink.dispatches] == [event["id"]], 30.0)
+            await eventually(
+                lambda: [d.event_id for d in sink.dispatches] == [event["id"]], within_s=30.0
+            )
             assert ven.status.polls > polls and ven.status.notifications > notified
 
             await bl.delete_event(event["id"])
-            await wait_for(lambda: sink.cancels == [event["id"]], 30.0)
+            await eventually(lambda: sink.cancels == [event["id"]], within_s=30.0)
     assert vtn.violations == []
     assert not any(v.direction == "notification" for v in vtn.violations)

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.vpp.openadr.helpers import event_body, wait_for
+from tests.support import eventually
+from tests.vpp.openadr.helpers import event_body
 from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.api import create_app
 from vpp.api.context import COMPONENTS
@@ -54,7 +55,7 @@ async def test_readyz_and_metrics_show_a_restarted_ven_task(service: TestClient)
     check = service.app[COMPONENTS]["openadr"]
     ven = check.__self__  # type: ignore[attr-defined]
     assert isinstance(ven, Ven)
-    await wait_for(lambda: ven.status.polls >= 1)
+    await eventually(lambda: ven.status.polls >= 1)
     ready = await (await service.get("/readyz")).json()
     assert ready["ready"] and ready["components"]["openadr"]["ok"]
     assert ready["components"]["openadr"]["tasks"]["poll"]["restarts"] == 0
@@ -69,9 +70,9 @@ async def test_readyz_and_metrics_show_a_restarted_ven_task(service: TestClient)
         await real()
 
     ven.poll_once = crash_once  # type: ignore[method-assign]
-    await wait_for(lambda: ven.status.tasks["poll"].restarts == 1)
+    await eventually(lambda: ven.status.tasks["poll"].restarts == 1)
     polls = ven.status.polls
-    await wait_for(lambda: ven.status.polls >= polls + 2)
+    await eventually(lambda: ven.status.polls >= polls + 2)
     openadr = (await (await service.get("/readyz")).json())["components"]["openadr"]
     assert openadr["tasks"]["poll"]["restarts"] == 1 and openadr["tasks"]["poll"]["running"]
     assert "a bug in a poll cycle" in openadr["tasks"]["poll"]["last_error"]

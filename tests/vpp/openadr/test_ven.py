@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests.support import eventually
 from tests.vpp.openadr.helpers import (
     FixedReadings,
     RecordingSink,
     event_body,
     ven_settings,
-    wait_for,
 )
 from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.openadr import ImportLimitKw, OpenAdrSchema, RelativeKw, SetpointKw, SimpleLevel, Ven
@@ -41,7 +41,7 @@ async def test_programs_events_modification_and_cancellation(
     created = await bl.create_event(event_body(program["id"], FOUR, intervals=2, descriptors=KW))
 
     async with Ven(settings=ven_settings(vtn), sink=sink) as ven:
-        await wait_for(lambda: len(sink.dispatches) == 1)
+        await eventually(lambda: len(sink.dispatches) == 1)
         assert set(ven.programs) == {"park-dr"}
         assert ven.status.ven_id in vtn.vens
         first = sink.dispatches[0]
@@ -58,12 +58,12 @@ async def test_programs_events_modification_and_cancellation(
         # Modification → a second dispatch of the same event.
         modified = event_body(program["id"], [{"type": "SIMPLE", "values": [3]}], intervals=1)
         await bl.update_event(created["id"], modified)
-        await wait_for(lambda: len(sink.dispatches) == 2)
+        await eventually(lambda: len(sink.dispatches) == 2)
         second = sink.dispatches[1]
         assert (second.event_id, second.revision) == (created["id"], 2)
         assert second.intervals[0].instructions == (SimpleLevel(3, 0.5, 1000.0),)
         polls = ven.status.polls
-        await wait_for(lambda: ven.status.polls >= polls + 3)
+        await eventually(lambda: ven.status.polls >= polls + 3)
         assert len(sink.dispatches) == 2, "an unchanged event is not dispatched again"
 
         # Cancellation by the User Guide 7.9 convention → on_cancel.
@@ -75,13 +75,13 @@ async def test_programs_events_modification_and_cancellation(
                 "intervals": [],
             },
         )
-        await wait_for(lambda: sink.cancels == [created["id"]])
+        await eventually(lambda: sink.cancels == [created["id"]])
 
         # Deletion → on_cancel.
         doomed = await bl.create_event(event_body(program["id"], FOUR[3:]))
-        await wait_for(lambda: sink.dispatches[-1].event_id == doomed["id"])
+        await eventually(lambda: sink.dispatches[-1].event_id == doomed["id"])
         await bl.delete_event(doomed["id"])
-        await wait_for(lambda: sink.cancels == [created["id"], doomed["id"]])
+        await eventually(lambda: sink.cancels == [created["id"], doomed["id"]])
 
     assert ven.status.poll_failures == 0 and ven.status.malformed_events == 0
     assert vtn.violations == []
@@ -100,16 +100,16 @@ async def test_token_is_cached_refreshed_after_expiry_and_after_401(
             await bl.create_program("park-dr")
         settings = ven_settings(vtn, token_refresh_margin_s=0.0, poll_interval_s=0.05)
         async with Ven(settings=settings, sink=sink) as ven:
-            await wait_for(lambda: ven.status.polls >= 3)
+            await eventually(lambda: ven.status.polls >= 3)
             assert ven.tokens is not None
             assert ven.tokens.fetches == 1, "one token serves many requests"
 
             # 401 with a token the VEN still believes valid -> one refresh, no failure.
             seen = len(vtn.exchanges)
             vtn.revoke_tokens()
-            await wait_for(lambda: ven.tokens is not None and ven.tokens.fetches == 2)
+            await eventually(lambda: ven.tokens is not None and ven.tokens.fetches == 2)
             polls = ven.status.polls
-            await wait_for(lambda: ven.status.polls >= polls + 2)
+            await eventually(lambda: ven.status.polls >= polls + 2)
             assert ven.tokens.fetches == 2 and ven.status.poll_failures == 0
             assert [e.status for e in vtn.exchanges[seen:]].count(401) == 1
 
@@ -119,7 +119,9 @@ async def test_token_is_cached_refreshed_after_expiry_and_after_401(
             vtn.revoke_tokens()
             # the VEN itself fetches each replacement (waited for on the VEN's side:
             # the VTN counts a token before the VEN has read the answer)
-            await wait_for(lambda: ven.tokens is not None and ven.tokens.fetches >= 5, 30.0)
+            await eventually(
+                lambda: ven.tokens is not None and ven.tokens.fetches >= 5, within_s=30.0
+            )
             assert vtn.tokens_issued >= issued + 3
         assert vtn.violations == []
 
@@ -154,10 +156,10 @@ async def test_reports_posted_then_updated_with_the_four_payloads(
     event = await bl.create_event(body(now + timedelta(hours=1)))
     source = FixedReadings()
     async with Ven(settings=ven_settings(vtn), sink=sink, report_source=source) as ven:
-        await wait_for(lambda: ven.status.reports_sent >= 1)
+        await eventually(lambda: ven.status.reports_sent >= 1)
         assert source.calls[0] == (event["id"], [0])
         await bl.update_event(event["id"], body(now - timedelta(minutes=1)))
-        await wait_for(lambda: ven.status.reports_sent >= 2)
+        await eventually(lambda: ven.status.reports_sent >= 2)
     reports = list(vtn.reports.values())
     assert len(reports) == 1, "one report per event, updated in place"
     report = reports[0]
@@ -195,14 +197,14 @@ async def test_malformed_event_is_counted_and_skipped(
     bad = {**good, "id": "event-bad", "intervals": [{"id": "zero", "payloads": "none"}]}
     vtn.put_raw_event(bad)
     async with Ven(settings=ven_settings(vtn), sink=sink) as ven:
-        await wait_for(lambda: ven.status.polls >= 3)
+        await eventually(lambda: ven.status.polls >= 3)
         assert [d.event_id for d in sink.dispatches] == [good["id"]]
         assert ven.status.malformed_events >= 1
         assert ven.client.invalid_objects >= 1
         assert ven.status.poll_failures == 0
         # The bad event is not "gone": fixing it on the VTN makes it dispatch.
         vtn.put_raw_event({**good, "id": "event-bad"})
-        await wait_for(lambda: len(sink.dispatches) == 2)
+        await eventually(lambda: len(sink.dispatches) == 2)
     assert sink.cancels == []
     assert {v.path for v in vtn.violations} == {"/events"}
     assert all(
@@ -219,9 +221,9 @@ async def test_unreachable_vtn_backs_off_and_recovers(
     program = await bl.create_program("park-dr")
     scale = 0.05
     async with Ven(settings=ven_settings(vtn, backoff_scale_s=scale), sink=sink) as ven:
-        await wait_for(lambda: ven.status.polls >= 1)
+        await eventually(lambda: ven.status.polls >= 1)
         async with vtn.offline():
-            await wait_for(lambda: ven.status.consecutive_failures >= 5, 30.0)
+            await eventually(lambda: ven.status.consecutive_failures >= 5, within_s=30.0)
             delays = list(ven.status.backoff_delays)[:5]
             assert len(delays) == 5
             for failures, delay in enumerate(delays, start=1):
@@ -231,7 +233,7 @@ async def test_unreachable_vtn_backs_off_and_recovers(
             assert backoff_bounds(5, scale)[0] > backoff_bounds(1, scale)[1]
             assert delays[4] > delays[0]
             event = await _create_while_down(vtn, program["id"])
-        await wait_for(lambda: [d.event_id for d in sink.dispatches] == [event], 30.0)
+        await eventually(lambda: [d.event_id for d in sink.dispatches] == [event], within_s=30.0)
         assert ven.status.consecutive_failures == 0
     assert vtn.violations == []
 
@@ -266,6 +268,6 @@ async def test_ven_works_without_the_spec(
     program = await bl.create_program("park-dr")
     event = await bl.create_event(event_body(program["id"], FOUR, descriptors=KW))
     async with Ven(settings=ven_settings(vtn), sink=sink):
-        await wait_for(lambda: [d.event_id for d in sink.dispatches] == [event["id"]])
+        await eventually(lambda: [d.event_id for d in sink.dispatches] == [event["id"]])
     assert len(sink.dispatches[0].intervals[0].instructions) == 4
     assert vtn.violations == []

@@ -21,6 +21,7 @@ from adapters.sim._clock import SimClock
 from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.sim.chargers import ChargerSpec, SimCharger
 from adapters.sim.loads import LoadSpec, MqttLoadFleet
+from tests.support import eventually
 from tests.vpp.samples import sample
 from vpp.model import parse_asset
 from vpp.servers import free_port
@@ -32,15 +33,6 @@ pytestmark = pytest.mark.timeout(60)
 
 PARK = "p1"
 SECRET = "test-secret"
-
-
-async def eventually(predicate: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
-    """Poll an async condition until it holds or ``within`` seconds pass."""
-    async with asyncio.timeout(within):
-        while True:
-            if await predicate():
-                return
-            await asyncio.sleep(0.05)
 
 
 def _battery(asset_id: str, port: int, unit_id: int = 1) -> dict[str, Any]:
@@ -225,7 +217,7 @@ async def test_follows_enrollments_and_retirements_without_restart(
         assert await sup.release(PARK, ["ev-9"]) == {"ev-9": True}
 
         await state.retire(PARK, "hvac-1")
-        await eventually(lambda: _true(set(sup.routes(PARK)) == {"hvac-2", "ev-9"}))
+        await eventually(lambda: set(sup.routes(PARK)) == {"hvac-2", "ev-9"})
         # Past the 2 s TTL: nothing wrote the retired asset's key again.
         await asyncio.sleep(sup_settings.redis.live_ttl_s + 0.5)
         assert await state.read_live(PARK, "hvac-1") is None
@@ -244,10 +236,6 @@ async def test_follows_enrollments_and_retirements_without_restart(
         await eventually(shed_limited)
 
 
-async def _true(value: bool) -> bool:
-    return value
-
-
 async def test_modbus_device_that_goes_away_and_comes_back_recovers(
     state: State, supervisor: Any
 ) -> None:
@@ -263,7 +251,7 @@ async def test_modbus_device_that_goes_away_and_comes_back_recovers(
         adapter = sup.adapter(f"modbus-127.0.0.1:{modbus_port}")
         assert adapter is not None
         await modbus.stop()
-        await eventually(lambda: _true(not adapter.stats.connected))
+        await eventually(lambda: not adapter.stats.connected)
         down = (await sup.send(PARK, {"bess-1": 10.0}, hold_s=30.0))["bess-1"]
         assert not down.confirmed and down.reason
         stopped_at = asyncio.get_running_loop().time()
@@ -309,8 +297,4 @@ async def test_a_park_created_after_the_first_reconcile_is_served_at_the_next_pa
     async with supervisor(reconcile_interval_s=300.0, park_poll_s=0.2) as sup:
         assert sup.routes(PARK) == {}
         await _enroll(state, _load("hvac-1", topic_prefix))
-        await eventually(lambda: _true("hvac-1" in sup.routes(PARK)), within=20.0)
-
-
-async def _true(value: bool) -> bool:
-    return value
+        await eventually(lambda: "hvac-1" in sup.routes(PARK), within_s=20.0)

@@ -24,7 +24,8 @@ from adapters.mqtt import SERVICE_NODE
 from adapters.mqtt_codec import Topics
 from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.types import Telemetry
-from tests.vpp.supervisor.test_core import PARK, _battery, _enroll, _load, eventually
+from tests.support import eventually
+from tests.vpp.supervisor.test_core import PARK, _battery, _enroll, _load
 from vpp.model import LiveState
 from vpp.servers import MosquittoServer, free_port
 from vpp.settings import Settings
@@ -106,17 +107,13 @@ async def test_retained_reading_of_unknown_age_is_stale_in_metrics(
         try:
             async with running(state, fresh_settings, registry=registry):
                 stale = f'vpp_telemetry_stale_total{{{LABELS},reason="retained"}} 1.0'
-                await eventually(lambda: _true(stale in generate_latest(registry).decode()))
+                await eventually(lambda: stale in generate_latest(registry).decode())
                 assert await state.read_live(PARK, "hvac-1") is None
                 assert f"vpp_telemetry_clock_skew_seconds{{{LABELS}}}" in (
                     generate_latest(registry).decode()
                 )
         finally:
             await dev.publish(topic, b"", qos=1, retain=True)
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 async def test_lost_broker_makes_its_assets_unavailable_at_once(
@@ -149,7 +146,7 @@ async def test_lost_broker_makes_its_assets_unavailable_at_once(
             # still within its 30 s TTL, but unavailable: the supervisor marked it
             await eventually(live_is(state, "hvac-1", lambda live: not live.available))
             await asyncio.to_thread(private_mosquitto.start)
-            await eventually(live_is(state, "hvac-1", lambda live: live.available), within=20)
+            await eventually(live_is(state, "hvac-1", lambda live: live.available), within_s=20)
     finally:
         publisher.cancel()
 
@@ -168,7 +165,7 @@ async def test_lost_modbus_connection_makes_its_assets_unavailable_at_once(
         await modbus.stop()
         await eventually(live_is(state, "bess-1", lambda live: not live.available))
         await modbus.start()
-        await eventually(live_is(state, "bess-1", lambda live: live.available), within=20)
+        await eventually(live_is(state, "bess-1", lambda live: live.available), within_s=20)
 
 
 async def test_clean_stop_announces_the_service_offline_and_a_rebuild_does_not(
@@ -188,13 +185,13 @@ async def test_clean_stop_announces_the_service_offline_and_a_rebuild_does_not(
         watching = asyncio.create_task(watch())
         try:
             async with running(state, fresh_settings) as sup:
-                await eventually(lambda: _true(seen == [True]))
+                await eventually(lambda: seen == [True])
                 first = sup.adapter("mqtt-p1")
                 # a new load rebuilds the park's MQTT adapter: online again, never offline
                 await _enroll(state, _load("hvac-2", topic_prefix))
-                await eventually(lambda: _true(len(seen) == 2))
+                await eventually(lambda: len(seen) == 2)
                 assert sup.adapter("mqtt-p1") is not first
-            await eventually(lambda: _true(len(seen) == 3))
+            await eventually(lambda: len(seen) == 3)
             assert seen == [True, True, False]
         finally:
             watching.cancel()

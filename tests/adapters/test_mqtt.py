@@ -8,7 +8,6 @@ import time
 import uuid
 from typing import Any
 
-import aiomqtt
 import msgpack
 import pytest
 import redis.asyncio as aioredis
@@ -20,7 +19,6 @@ from adapters.mqtt_codec import (
     Encoding,
     Reason,
     Status,
-    Topics,
     decode_ack,
     decode_command,
     decode_status,
@@ -28,19 +26,22 @@ from adapters.mqtt_codec import (
     encode,
     encode_ack,
 )
-from adapters.sim.loads import LoadSpec, MqttLoadFleet
+from adapters.sim.loads import LoadSpec
 from adapters.types import DeviceLimits, Setpoint, Telemetry
-from tests.support import eventually
+from tests.support import MqttRig, eventually
 from vpp.servers import MosquittoServer
 
 pytestmark = pytest.mark.timeout(60)
 
-PARK = "p1"
 LIMITS = DeviceLimits(p_min_kw=10, p_max_kw=80)
 
 
 def _loads(n: int = 3) -> list[LoadSpec]:
     return [LoadSpec(asset_id=f"hvac-{i}", baseline_kw=50.0, ramp_kw_per_s=50.0) for i in range(n)]
+
+
+def _assets(loads: list[LoadSpec]) -> dict[str, DeviceLimits]:
+    return {spec.asset_id: LIMITS for spec in loads}
 
 
 async def _next_for(
@@ -54,24 +55,14 @@ async def _next_for(
 
 
 async def test_telemetry_arrives_and_reaches_redis(
-    mqtt_addr: tuple[str, int], topic_prefix: str, redis_client: aioredis.Redis, namespace: str
+    mqtt: MqttRig, redis_client: aioredis.Redis, namespace: str
 ) -> None:
-    host, port = mqtt_addr
     loads = _loads()
-    assets = {spec.asset_id: LIMITS for spec in loads}
+    assets = _assets(loads)
     async with (
-        MqttAdapter(host=host, port=port, park=PARK, assets=assets, root=topic_prefix) as adapter,
-        MqttLoadFleet(
-            host=host,
-            port=port,
-            park=PARK,
-            loads=loads,
-            root=topic_prefix,
-            period_s=0.1,
-            encoding=Encoding.MSGPACK,
-        ),
+        mqtt.adapter(assets) as adapter,
+        mqtt.fleet(loads, period_s=0.1, encoding=Encoding.MSGPACK),
     ):
-        await asyncio.wait_for(adapter.wait_connected(), 5)
         seen: dict[str, Telemetry] = {}
         async with asyncio.timeout(10):
             async for reading in adapter.telemetry():
@@ -79,38 +70,25 @@ async def test_telemetry_arrives_and_reaches_redis(
                 if len(seen) == len(assets):
                     break
         # The supervisor's write: msgpack values with a TTL, pipelined.
+        park = mqtt.park
         async with redis_client.pipeline(transaction=False) as pipe:
             for reading in seen.values():
-                key = f"{namespace}:{{{PARK}}}:telemetry:{reading.asset_id}"
+                key = f"{namespace}:{{{park}}}:telemetry:{reading.asset_id}"
                 pipe.set(key, msgpack.packb({"p": reading.power_kw, "ts": reading.ts}), ex=30)
             await pipe.execute()
-        raw = await redis_client.get(f"{namespace}:{{{PARK}}}:telemetry:hvac-0")
+        raw = await redis_client.get(f"{namespace}:{{{park}}}:telemetry:hvac-0")
         assert raw is not None
         assert msgpack.unpackb(raw)["p"] == pytest.approx(seen["hvac-0"].power_kw)
         assert 40 < seen["hvac-0"].power_kw < 60
         assert adapter.stats.messages >= 3 and adapter.stats.connected
 
 
-async def test_setpoint_confirmed_and_followed_and_clamped(
-    mqtt_addr: tuple[str, int], topic_prefix: str
-) -> None:
-    host, port = mqtt_addr
+async def test_setpoint_confirmed_and_followed_and_clamped(mqtt: MqttRig) -> None:
     loads = [LoadSpec(asset_id="hvac-0", kind="process", baseline_kw=50.0, ramp_kw_per_s=5.0)]
     async with (
-        MqttAdapter(
-            host=host, port=port, park=PARK, assets={"hvac-0": LIMITS}, root=topic_prefix
-        ) as adapter,
-        MqttLoadFleet(
-            host=host,
-            port=port,
-            park=PARK,
-            loads=loads,
-            root=topic_prefix,
-            period_s=0.05,
-            time_scale=600,
-        ) as fleet,
+        mqtt.adapter({"hvac-0": LIMITS}) as adapter,
+        mqtt.fleet(loads, period_s=0.05, time_scale=600) as fleet,
     ):
-        await asyncio.wait_for(adapter.wait_connected(), 5)
         await fleet.connected.wait()
         await _next_for(adapter, "hvac-0")
         conf = await adapter.apply(Setpoint(asset_id="hvac-0", power_kw=20.0, hold_s=60))
@@ -135,15 +113,9 @@ def _available(adapter: MqttAdapter, asset: str) -> bool:
     return last is not None and last.available
 
 
-async def test_undecodable_payloads_are_counted_and_dropped(
-    mqtt_addr: tuple[str, int], topic_prefix: str
-) -> None:
-    host, port = mqtt_addr
-    topics = Topics(topic_prefix, PARK)
-    async with MqttAdapter(
-        host=host, port=port, park=PARK, assets={"hvac-0": LIMITS}, root=topic_prefix
-    ) as adapter:
-        await asyncio.wait_for(adapter.wait_connected(), 5)
+async def test_undecodable_payloads_are_counted_and_dropped(mqtt: MqttRig) -> None:
+    topics = mqtt.topics
+    async with mqtt.adapter({"hvac-0": LIMITS}) as adapter:
         garbage = [
             b"",
             b"{not json",
@@ -151,7 +123,7 @@ async def test_undecodable_payloads_are_counted_and_dropped(
             json.dumps([1, 2]).encode(),
             b'{"p_kw": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # deeper than the parser
         ]
-        async with aiomqtt.Client(host, port) as device:
+        async with mqtt.client() as device:
             for payload in garbage:
                 await device.publish(topics.telemetry("hvac-0"), payload, qos=1)
             await device.publish(topics.ack("hvac-0"), b"nonsense", qos=1)
@@ -163,14 +135,8 @@ async def test_undecodable_payloads_are_counted_and_dropped(
         assert adapter.stats.connected
 
 
-async def test_unacknowledged_setpoint_is_reported_not_confirmed(
-    mqtt_addr: tuple[str, int], topic_prefix: str
-) -> None:
-    host, port = mqtt_addr
-    async with MqttAdapter(
-        host=host, port=port, park=PARK, assets={"x": LIMITS}, root=topic_prefix, ack_timeout_s=0.3
-    ) as adapter:
-        await asyncio.wait_for(adapter.wait_connected(), 5)
+async def test_unacknowledged_setpoint_is_reported_not_confirmed(mqtt: MqttRig) -> None:
+    async with mqtt.adapter({"x": LIMITS}, ack_timeout_s=0.3) as adapter:
         conf = await adapter.apply(Setpoint(asset_id="x", power_kw=30))
         assert not conf.confirmed and "no ack" in conf.reason
 
@@ -178,30 +144,12 @@ async def test_unacknowledged_setpoint_is_reported_not_confirmed(
 async def test_recovers_after_broker_restart(
     private_mosquitto: MosquittoServer, topic_prefix: str
 ) -> None:
-    host, port = private_mosquitto.host, private_mosquitto.port
+    mqtt = MqttRig.on(private_mosquitto, topic_prefix)
     loads = _loads(2)
-    assets = {spec.asset_id: LIMITS for spec in loads}
     async with (
-        MqttAdapter(
-            host=host,
-            port=port,
-            park=PARK,
-            assets=assets,
-            root=topic_prefix,
-            backoff_base=0.1,
-            keepalive_s=2,
-        ) as adapter,
-        MqttLoadFleet(
-            host=host,
-            port=port,
-            park=PARK,
-            loads=loads,
-            root=topic_prefix,
-            period_s=0.1,
-            backoff_base=0.1,
-        ) as fleet,
+        mqtt.adapter(_assets(loads), backoff_base=0.1, keepalive_s=2) as adapter,
+        mqtt.fleet(loads, period_s=0.1, backoff_base=0.1) as fleet,
     ):
-        await asyncio.wait_for(adapter.wait_connected(), 5)
         await _next_for(adapter, "hvac-1")
         private_mosquitto.stop()
         await eventually(lambda: not adapter.stats.connected)
@@ -214,17 +162,11 @@ async def test_recovers_after_broker_restart(
         assert conf.confirmed
 
 
-async def test_gateway_last_will_marks_assets_unavailable(
-    mqtt_addr: tuple[str, int], topic_prefix: str
-) -> None:
-    host, port = mqtt_addr
+async def test_gateway_last_will_marks_assets_unavailable(mqtt: MqttRig) -> None:
     node = f"gw-{uuid.uuid4().hex[:6]}"
-    topics = Topics(topic_prefix, PARK)
-    async with MqttAdapter(
-        host=host, port=port, park=PARK, assets={"hvac-0": LIMITS}, root=topic_prefix
-    ) as adapter:
-        await asyncio.wait_for(adapter.wait_connected(), 5)
-        async with aiomqtt.Client(host, port) as device:
+    topics = mqtt.topics
+    async with mqtt.adapter({"hvac-0": LIMITS}) as adapter:
+        async with mqtt.client() as device:
             await device.publish(topics.telemetry("hvac-0"), b'{"p_kw": 30}', qos=1)
             await _next_for(adapter, "hvac-0")
             await device.publish(
@@ -242,12 +184,10 @@ async def test_gateway_last_will_marks_assets_unavailable(
 async def test_command_ends_when_the_broker_goes_not_at_its_timeout(
     private_mosquitto: MosquittoServer, topic_prefix: str
 ) -> None:
-    host, port = private_mosquitto.host, private_mosquitto.port
-    async with MqttAdapter(
-        host=host, port=port, park=PARK, assets={"x": LIMITS}, root=topic_prefix,
-        ack_timeout_s=30, backoff_base=0.1, keepalive_s=2,
-    ) as adapter:  # fmt: skip
-        await asyncio.wait_for(adapter.wait_connected(), 5)
+    mqtt = MqttRig.on(private_mosquitto, topic_prefix)
+    async with mqtt.adapter(
+        {"x": LIMITS}, ack_timeout_s=30, backoff_base=0.1, keepalive_s=2
+    ) as adapter:
         pending = asyncio.create_task(adapter.apply(Setpoint(asset_id="x", power_kw=30)))
         await asyncio.sleep(0.2)  # published; no device answers
         private_mosquitto.stop()
@@ -257,19 +197,10 @@ async def test_command_ends_when_the_broker_goes_not_at_its_timeout(
         await asyncio.to_thread(private_mosquitto.start)
 
 
-async def test_a_burst_of_commands_is_not_serialised_on_pubacks(
-    mqtt_addr: tuple[str, int], topic_prefix: str
-) -> None:
-    host, port = mqtt_addr
+async def test_a_burst_of_commands_is_not_serialised_on_pubacks(mqtt: MqttRig) -> None:
     loads = _loads(200)
-    assets = {spec.asset_id: LIMITS for spec in loads}
-    async with (
-        MqttAdapter(host=host, port=port, park=PARK, assets=assets, root=topic_prefix) as adapter,
-        MqttLoadFleet(
-            host=host, port=port, park=PARK, loads=loads, root=topic_prefix, period_s=5.0
-        ) as fleet,
-    ):
-        await asyncio.wait_for(adapter.wait_connected(), 5)
+    assets = _assets(loads)
+    async with mqtt.adapter(assets) as adapter, mqtt.fleet(loads, period_s=5.0) as fleet:
         await asyncio.wait_for(fleet.connected.wait(), 5)
         async with asyncio.timeout(5):
             confs = await asyncio.gather(
@@ -424,15 +355,11 @@ def test_a_device_clock_off_by_minutes_is_learned_and_a_replayed_burst_is_not() 
 
 
 async def test_case8_percent_soc_over_mqtt_keeps_the_reading_and_the_device_live(
-    mqtt_addr: tuple[str, int], topic_prefix: str
+    mqtt: MqttRig,
 ) -> None:
-    host, port = mqtt_addr
-    topics = Topics(topic_prefix, PARK)
-    async with MqttAdapter(
-        host=host, port=port, park=PARK, assets={"hvac-0": LIMITS}, root=topic_prefix
-    ) as adapter:
-        await asyncio.wait_for(adapter.wait_connected(), 5)
-        async with aiomqtt.Client(host, port) as device:
+    topics = mqtt.topics
+    async with mqtt.adapter({"hvac-0": LIMITS}) as adapter:
+        async with mqtt.client() as device:
             for encoding in (Encoding.JSON, Encoding.MSGPACK):
                 payload = encode({"ts": time.time(), "p_kw": 41.5, "soc": 55}, encoding)
                 await device.publish(topics.telemetry("hvac-0"), payload, qos=1)
@@ -442,56 +369,41 @@ async def test_case8_percent_soc_over_mqtt_keeps_the_reading_and_the_device_live
         assert adapter.stats.bad_payloads == 0 and adapter.stats.messages == 2
 
 
-async def test_retained_and_replayed_readings_are_not_live(
-    mqtt_addr: tuple[str, int], topic_prefix: str
-) -> None:
-    host, port = mqtt_addr
-    topics = Topics(topic_prefix, PARK)
+async def test_retained_and_replayed_readings_are_not_live(mqtt: MqttRig) -> None:
+    topics = mqtt.topics
     assets = {"old": LIMITS, "nots": LIMITS, "fresh": LIMITS}
+    mqtt.retained(*(topics.telemetry(asset) for asset in assets))
     now = time.time()
-    async with aiomqtt.Client(host, port) as device:
+    async with mqtt.client() as device:
         # retained long ago, and retained without a time: delivered on subscribing
         old = encode({"ts": now - 3600, "p_kw": 70.0}, Encoding.JSON)
         await device.publish(topics.telemetry("old"), old, qos=1, retain=True)
         await device.publish(topics.telemetry("nots"), b'{"p_kw": 70}', qos=1, retain=True)
         await device.publish(topics.telemetry("fresh"), b'{"p_kw": 70}', qos=1, retain=True)
-        try:
-            async with MqttAdapter(
-                host=host, port=port, park=PARK, assets=assets, root=topic_prefix
-            ) as adapter:
-                await asyncio.wait_for(adapter.wait_connected(), 5)
-                ts = time.time()
-                fresh = encode({"ts": ts, "p_kw": 20.0}, Encoding.JSON)
-                await device.publish(topics.telemetry("fresh"), fresh, qos=1)
-                reading = await _next_for(adapter, "fresh")
-                assert reading.power_kw == 20.0 and reading.ts == pytest.approx(ts, abs=2)
-                # an older reading replayed after it is not taken
-                replay = encode({"ts": ts - 1, "p_kw": 70.0}, Encoding.JSON)
-                await device.publish(topics.telemetry("fresh"), replay, qos=1)
-                newer = encode({"ts": ts + 1, "p_kw": 21.0}, Encoding.JSON)
-                await device.publish(topics.telemetry("fresh"), newer, qos=1)
-                assert (await _next_for(adapter, "fresh")).power_kw == 21.0
-                assert adapter.last("old") is None and adapter.last("nots") is None
-                assert adapter.stats.stale == {"retained": 3, "replayed": 1}
-        finally:
-            for asset in assets:
-                await device.publish(topics.telemetry(asset), b"", qos=1, retain=True)
+        async with mqtt.adapter(assets) as adapter:
+            ts = time.time()
+            fresh = encode({"ts": ts, "p_kw": 20.0}, Encoding.JSON)
+            await device.publish(topics.telemetry("fresh"), fresh, qos=1)
+            reading = await _next_for(adapter, "fresh")
+            assert reading.power_kw == 20.0 and reading.ts == pytest.approx(ts, abs=2)
+            # an older reading replayed after it is not taken
+            replay = encode({"ts": ts - 1, "p_kw": 70.0}, Encoding.JSON)
+            await device.publish(topics.telemetry("fresh"), replay, qos=1)
+            newer = encode({"ts": ts + 1, "p_kw": 21.0}, Encoding.JSON)
+            await device.publish(topics.telemetry("fresh"), newer, qos=1)
+            assert (await _next_for(adapter, "fresh")).power_kw == 21.0
+            assert adapter.last("old") is None and adapter.last("nots") is None
+            assert adapter.stats.stale == {"retained": 3, "replayed": 1}
 
 
-async def test_one_gateway_device_never_silences_another(
-    mqtt_addr: tuple[str, int], topic_prefix: str
-) -> None:
-    host, port = mqtt_addr
-    topics = Topics(topic_prefix, PARK)
+async def test_one_gateway_device_never_silences_another(mqtt: MqttRig) -> None:
+    topics = mqtt.topics
     node = f"gw-{uuid.uuid4().hex[:6]}"
     assets = {"good": LIMITS, "mute": LIMITS, "liar": LIMITS}
     async with (
-        MqttAdapter(
-            host=host, port=port, park=PARK, assets=assets, root=topic_prefix, ack_timeout_s=50.0
-        ) as adapter,
-        aiomqtt.Client(host, port) as gateway,
+        mqtt.adapter(assets, ack_timeout_s=50.0) as adapter,
+        mqtt.client() as gateway,
     ):
-        await asyncio.wait_for(adapter.wait_connected(), 5)
         await gateway.subscribe(topics.wildcard("cmd"), qos=1)
 
         async def serve() -> None:
@@ -529,19 +441,12 @@ async def test_one_gateway_device_never_silences_another(
             server.cancel()
 
 
-async def test_malformed_ack_refuses_its_command_at_once(
-    mqtt_addr: tuple[str, int], topic_prefix: str
-) -> None:
-    host, port = mqtt_addr
-    topics = Topics(topic_prefix, PARK)
+async def test_malformed_ack_refuses_its_command_at_once(mqtt: MqttRig) -> None:
+    topics = mqtt.topics
     async with (
-        MqttAdapter(
-            host=host, port=port, park=PARK, assets={"x": LIMITS}, root=topic_prefix,
-            ack_timeout_s=30.0,
-        ) as adapter,
-        aiomqtt.Client(host, port) as device,
-    ):  # fmt: skip
-        await asyncio.wait_for(adapter.wait_connected(), 5)
+        mqtt.adapter({"x": LIMITS}, ack_timeout_s=30.0) as adapter,
+        mqtt.client() as device,
+    ):
         await device.subscribe(topics.cmd("x"), qos=1)
         pending = asyncio.create_task(adapter.apply(Setpoint(asset_id="x", power_kw=30)))
         async for message in device.messages:
@@ -552,14 +457,12 @@ async def test_malformed_ack_refuses_its_command_at_once(
         assert not conf.confirmed and "malformed ack" in conf.reason
 
 
-async def test_clean_stop_leaves_the_service_status_offline(
-    mqtt_addr: tuple[str, int], topic_prefix: str
-) -> None:
-    host, port = mqtt_addr
-    status_topic = Topics(topic_prefix, PARK).status(SERVICE_NODE)
+async def test_clean_stop_leaves_the_service_status_offline(mqtt: MqttRig) -> None:
+    status_topic = mqtt.topics.status(SERVICE_NODE)
+    mqtt.retained(status_topic)
 
     async def retained_status() -> dict[str, Any]:
-        async with aiomqtt.Client(host, port) as reader:
+        async with mqtt.client() as reader:
             await reader.subscribe(status_topic, qos=1)
             async with asyncio.timeout(5):
                 async for message in reader.messages:
@@ -567,36 +470,18 @@ async def test_clean_stop_leaves_the_service_status_offline(
                     return dict(json.loads(bytes(message.payload)))  # type: ignore[arg-type]
         raise AssertionError("unreachable")
 
-    try:
-        async with MqttAdapter(
-            host=host, port=port, park=PARK, assets={"x": LIMITS}, root=topic_prefix
-        ) as adapter:
-            await asyncio.wait_for(adapter.wait_connected(), 5)
-            assert await retained_status() == {"online": True}
-        assert await retained_status() == {"online": False}
-    finally:
-        async with aiomqtt.Client(host, port) as cleaner:
-            await cleaner.publish(status_topic, b"", qos=1, retain=True)
+    async with mqtt.adapter({"x": LIMITS}):
+        assert await retained_status() == {"online": True}
+    assert await retained_status() == {"online": False}
 
 
-async def test_a_gateway_that_stops_cleanly_says_its_loads_are_offline(
-    mqtt_addr: tuple[str, int], topic_prefix: str
-) -> None:
-    host, port = mqtt_addr
+async def test_a_gateway_that_stops_cleanly_says_its_loads_are_offline(mqtt: MqttRig) -> None:
     loads = _loads(2)
-    assets = {spec.asset_id: LIMITS for spec in loads}
-    fleet = MqttLoadFleet(
-        host=host, port=port, park=PARK, loads=loads, root=topic_prefix, period_s=0.1
-    )
-    try:
-        async with MqttAdapter(
-            host=host, port=port, park=PARK, assets=assets, root=topic_prefix
-        ) as adapter:
-            await asyncio.wait_for(adapter.wait_connected(), 5)
-            async with fleet:
-                for asset in assets:
-                    await _next_for(adapter, asset)
-            await eventually(lambda: not any(_available(adapter, a) for a in assets))
-    finally:
-        async with aiomqtt.Client(host, port) as cleaner:
-            await cleaner.publish(fleet.topics.status(fleet.node), b"", qos=1, retain=True)
+    assets = _assets(loads)
+    fleet = mqtt.fleet(loads, period_s=0.1)
+    mqtt.retained(fleet.topics.status(fleet.node))
+    async with mqtt.adapter(assets) as adapter:
+        async with fleet:
+            for asset in assets:
+                await _next_for(adapter, asset)
+        await eventually(lambda: not any(_available(adapter, a) for a in assets))

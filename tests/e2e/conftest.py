@@ -57,15 +57,12 @@ async def running_park(
     namespace: str,
     mqtt_addr: tuple[str, int],
     topic_prefix: str,
+    service_settings: Settings,
 ) -> AsyncIterator[RunningPark]:
     """The service and the simulated park, enrolled through the API, every asset live."""
     # redis_client (tests/conftest.py) deletes this namespace's keys afterwards
-    settings = Settings()
-    settings.redis.url, settings.redis.namespace = redis_url, namespace
+    settings = service_settings
     settings.redis.live_ttl_s = LIVE_TTL_S
-    settings.mqtt.host, settings.mqtt.port = mqtt_addr
-    settings.mqtt.root = topic_prefix
-    settings.ocpp.port = free_port()
     settings.ocpp.auth_secret = SECRET
     settings.modbus.poll_interval_s = 0.25
     settings.modbus.timeout_s = 1.0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -26,29 +25,21 @@ PARK = "oadr-rt"
 async def service(
     vtn: VtnSim,
     bl: BlClient,
-    redis_client: Any,
-    redis_url: str,
-    namespace: str,
-    mqtt_addr: tuple[str, int],
-    topic_prefix: str,
+    state: State,
+    service_settings: Settings,
 ) -> AsyncIterator[TestClient]:
     program = await bl.create_program("park-dr")
     # an event this VEN cannot map (looping intervals): rejected alone, counted by reason
     simple = [{"type": "SIMPLE", "values": [1]}]
     await bl.create_event(event_body(program["id"], simple, intervals=2) | {"duration": "P9999Y"})
-    settings = Settings()
-    settings.redis.url, settings.redis.namespace = redis_url, namespace
-    settings.mqtt.host, settings.mqtt.port = mqtt_addr
-    settings.mqtt.root = topic_prefix
+    settings = service_settings
     oadr = settings.openadr
     oadr.vtn_url, oadr.client_id, oadr.client_secret = vtn.url, "ven", "ven-secret"
     oadr.park, oadr.programs, oadr.poll_interval_s = PARK, "park-dr", 0.1
-    state = State.from_url(redis_url, namespace=namespace)
     app = create_app(settings, state, metrics=Metrics())
     app.cleanup_ctx.append(runtime_cleanup_ctx(with_ven=True))
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield client
-    await state.aclose()
 
 
 async def test_readyz_and_metrics_show_a_restarted_ven_task(service: TestClient) -> None:

@@ -7,11 +7,8 @@ devices are the simulators of ``adapters.sim``; nothing is mocked.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -20,43 +17,17 @@ from adapters.ocpp.profiles import V21
 from adapters.sim._clock import SimClock
 from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.sim.chargers import ChargerSpec, SimCharger
-from adapters.sim.loads import LoadSpec, MqttLoadFleet
-from tests.support import eventually
-from tests.vpp.samples import sample
-from vpp.model import parse_asset
+from adapters.sim.loads import LoadSpec
+from tests.support import MqttRig, eventually
+from tests.vpp.supervisor import assets
+from tests.vpp.supervisor.assets import PARK, SECRET
+from tests.vpp.supervisor.conftest import SupervisorFactory
 from vpp.servers import free_port
 from vpp.settings import Settings
 from vpp.state import State
-from vpp.supervisor import SetpointSink, Supervisor, charger_password
+from vpp.supervisor import SetpointSink, charger_password
 
 pytestmark = pytest.mark.timeout(60)
-
-PARK = "p1"
-SECRET = "test-secret"
-
-
-def _battery(asset_id: str, port: int, unit_id: int = 1) -> dict[str, Any]:
-    conn = {"protocol": "modbus", "host": "127.0.0.1", "port": port, "unit_id": unit_id}
-    return sample(
-        "battery", id=asset_id, connection=conn, capacity_kwh=200.0,
-        max_charge_kw=50.0, max_discharge_kw=50.0, soc_min=0.1, soc_max=0.9,
-    )  # fmt: skip
-
-
-def _load(asset_id: str, root: str) -> dict[str, Any]:
-    conn = {"protocol": "mqtt", "topic_prefix": f"{root}/{PARK}/{asset_id}"}
-    return sample(
-        "flexible_load", id=asset_id, connection=conn, baseline_kw=50.0, max_shed_kw=30.0,
-        max_shed_minutes=60, rebound_fraction=0.2,
-    )  # fmt: skip
-
-
-def _charger(asset_id: str, cp_id: str) -> dict[str, Any]:
-    conn = {"protocol": "ocpp", "charge_point_id": cp_id}
-    return sample(
-        "ev_charger", id=asset_id, connection=conn, v2g=True,
-        max_charge_kw=11.0, max_discharge_kw=11.0,
-    )  # fmt: skip
 
 
 def _sim_charger(port: int, cp_id: str) -> SimCharger:
@@ -69,72 +40,28 @@ def _sim_charger(port: int, cp_id: str) -> SimCharger:
     )  # fmt: skip
 
 
-@pytest.fixture
-def sup_settings(settings: Settings, mqtt_addr: tuple[str, int], topic_prefix: str) -> Settings:
-    settings.mqtt.host, settings.mqtt.port = mqtt_addr
-    settings.mqtt.root = topic_prefix
-    settings.ocpp.port = free_port()
-    settings.ocpp.auth_secret = SECRET
-    settings.modbus.poll_interval_s = 0.1
-    settings.modbus.timeout_s = 1.0
-    settings.redis.live_ttl_s = 2.0
-    return settings
-
-
-@pytest.fixture
-def supervisor(
-    state: State, sup_settings: Settings
-) -> Callable[..., contextlib.AbstractAsyncContextManager[Supervisor]]:
-    """``async with supervisor(**kw) as sup``: a running supervisor, ready."""
-
-    @contextlib.asynccontextmanager
-    async def run(**kw: Any) -> AsyncIterator[Supervisor]:
-        kw.setdefault("backoff_base", 0.05)
-        async with Supervisor(state=state, settings=sup_settings, **kw) as sup:
-            async with asyncio.timeout(10):
-                await sup.wait_ready()
-            yield sup
-
-    return run
-
-
-async def _enroll(state: State, *payloads: dict[str, Any]) -> None:
-    for payload in payloads:
-        await state.enroll(PARK, parse_asset(payload))
-
-
-def _live(state: State, asset_id: str, *, after: float = 0.0) -> Callable[[], Awaitable[bool]]:
-    async def fresh() -> bool:
-        live = await state.read_live(PARK, asset_id)
-        return live is not None and live.ts.timestamp() > after
-
-    return fresh
-
-
 async def test_live_state_setpoints_and_metrics_for_every_protocol(
-    state: State, sup_settings: Settings, supervisor: Any, topic_prefix: str
+    state: State, sup_settings: Settings, supervisor: SupervisorFactory, mqtt: MqttRig
 ) -> None:
     modbus_port = free_port()
-    await _enroll(
+    await assets.enroll(
         state,
-        _battery("bess-1", modbus_port),
-        _load("hvac-1", topic_prefix),
-        _charger("ev-1", "CP-1"),
+        assets.battery("bess-1", modbus_port),
+        assets.load("hvac-1", mqtt.root),
+        assets.charger("ev-1", "CP-1"),
     )
     battery = BatterySpec(asset_id="bess-1", unit_id=1, capacity_kwh=200.0, soc=0.5)
     load = LoadSpec(asset_id="hvac-1", baseline_kw=50.0, p_min_kw=10.0, p_max_kw=80.0)
     registry = CollectorRegistry()
-    host, port = sup_settings.mqtt.host, sup_settings.mqtt.port
     async with (
         ModbusBatteryServer(port=modbus_port, batteries=[battery]) as modbus,
-        MqttLoadFleet(host=host, port=port, park=PARK, loads=[load], root=topic_prefix,
-                      period_s=0.2, backoff_base=0.05),
+        mqtt.fleet([load], period_s=0.2, backoff_base=0.05),
         supervisor(registry=registry) as sup,
         _sim_charger(sup_settings.ocpp.port, "CP-1"),
     ):  # fmt: skip
         assert isinstance(sup, SetpointSink)
         for asset_id in ("bess-1", "hvac-1", "ev-1"):
-            await eventually(_live(state, asset_id))
+            await eventually(assets.live_since(state, asset_id))
         keys = state.park(PARK)
         ttl_ms = await state.redis.pttl(keys.live("bess-1"))
         assert 0 < ttl_ms <= 2000
@@ -193,24 +120,22 @@ async def test_live_state_setpoints_and_metrics_for_every_protocol(
 
 
 async def test_follows_enrollments_and_retirements_without_restart(
-    state: State, sup_settings: Settings, supervisor: Any, topic_prefix: str
+    state: State, sup_settings: Settings, supervisor: SupervisorFactory, mqtt: MqttRig
 ) -> None:
-    await _enroll(state, _load("hvac-1", topic_prefix))
+    await assets.enroll(state, assets.load("hvac-1", mqtt.root))
     loads = [LoadSpec(asset_id=a) for a in ("hvac-1", "hvac-2")]
-    host, port = sup_settings.mqtt.host, sup_settings.mqtt.port
     async with (
-        MqttLoadFleet(host=host, port=port, park=PARK, loads=loads, root=topic_prefix,
-                      period_s=0.2, backoff_base=0.05),
+        mqtt.fleet(loads, period_s=0.2, backoff_base=0.05),
         supervisor(reconcile_interval_s=300.0) as sup,
         _sim_charger(sup_settings.ocpp.port, "CP-9") as late_charger,
     ):  # fmt: skip
-        await eventually(_live(state, "hvac-1"))
+        await eventually(assets.live_since(state, "hvac-1"))
         assert await state.read_live(PARK, "hvac-2") is None  # not enrolled: not written
         assert late_charger.connections == 0  # not enrolled: refused
 
-        await _enroll(state, _load("hvac-2", topic_prefix), _charger("ev-9", "CP-9"))
-        await eventually(_live(state, "hvac-2"))
-        await eventually(_live(state, "ev-9"))
+        await assets.enroll(state, assets.load("hvac-2", mqtt.root), assets.charger("ev-9", "CP-9"))
+        await eventually(assets.live_since(state, "hvac-2"))
+        await eventually(assets.live_since(state, "ev-9"))
         assert late_charger.connections >= 1
         assert set(sup.routes(PARK)) == {"hvac-1", "hvac-2", "ev-9"}
         # enrolled while the listener ran: the adapter knows it, release reaches it
@@ -237,17 +162,17 @@ async def test_follows_enrollments_and_retirements_without_restart(
 
 
 async def test_modbus_device_that_goes_away_and_comes_back_recovers(
-    state: State, supervisor: Any
+    state: State, supervisor: SupervisorFactory
 ) -> None:
     modbus_port = free_port()
-    await _enroll(state, _battery("bess-1", modbus_port))
+    await assets.enroll(state, assets.battery("bess-1", modbus_port))
     battery = BatterySpec(asset_id="bess-1", unit_id=1)
     registry = CollectorRegistry()
     async with (
         ModbusBatteryServer(port=modbus_port, batteries=[battery]) as modbus,
         supervisor(registry=registry) as sup,
     ):
-        await eventually(_live(state, "bess-1"))
+        await eventually(assets.live_since(state, "bess-1"))
         adapter = sup.adapter(f"modbus-127.0.0.1:{modbus_port}")
         assert adapter is not None
         await modbus.stop()
@@ -257,7 +182,7 @@ async def test_modbus_device_that_goes_away_and_comes_back_recovers(
         stopped_at = asyncio.get_running_loop().time()
         await modbus.start()
         wall = time.time()
-        await eventually(_live(state, "bess-1", after=wall))
+        await eventually(assets.live_since(state, "bess-1", after=wall))
         assert adapter.stats.reconnects >= 1
         up = (await sup.send(PARK, {"bess-1": 10.0}, hold_s=30.0))["bess-1"]
         assert up.confirmed
@@ -267,9 +192,9 @@ async def test_modbus_device_that_goes_away_and_comes_back_recovers(
 
 
 async def test_failed_adapter_is_restarted(
-    state: State, sup_settings: Settings, supervisor: Any
+    state: State, sup_settings: Settings, supervisor: SupervisorFactory
 ) -> None:
-    await _enroll(state, _charger("ev-1", "CP-1"))
+    await assets.enroll(state, assets.charger("ev-1", "CP-1"))
     registry = CollectorRegistry()
     # Something else holds the OCPP port: the listener cannot start.
     squatter = socket.socket()
@@ -285,16 +210,16 @@ async def test_failed_adapter_is_restarted(
         await eventually(restarted)
         squatter.close()
         async with _sim_charger(sup_settings.ocpp.port, "CP-1"):
-            await eventually(_live(state, "ev-1"))
+            await eventually(assets.live_since(state, "ev-1"))
         assert sup.adapter(label) is not None
 
 
 async def test_a_park_created_after_the_first_reconcile_is_served_at_the_next_park_poll(
-    state: State, supervisor: Any, topic_prefix: str
+    state: State, supervisor: SupervisorFactory, topic_prefix: str
 ) -> None:
     # The look for new parks was put off to the next full reconcile (30 s by
     # default), so a park enrolled just after start-up went unserved that long.
     async with supervisor(reconcile_interval_s=300.0, park_poll_s=0.2) as sup:
         assert sup.routes(PARK) == {}
-        await _enroll(state, _load("hvac-1", topic_prefix))
+        await assets.enroll(state, assets.load("hvac-1", topic_prefix))
         await eventually(lambda: "hvac-1" in sup.routes(PARK), within_s=20.0)

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,42 +21,30 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from adapters.freshness import Stale
 from adapters.mqtt import SERVICE_NODE
-from adapters.mqtt_codec import Topics
 from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.types import Telemetry
-from tests.support import eventually
-from tests.vpp.supervisor.test_core import PARK, _battery, _enroll, _load
+from tests.support import MqttRig, eventually
+from tests.vpp.supervisor import assets
+from tests.vpp.supervisor.assets import PARK
+from tests.vpp.supervisor.conftest import SupervisorFactory
 from vpp.model import LiveState
 from vpp.servers import MosquittoServer, free_port
 from vpp.settings import Settings
 from vpp.state import State
-from vpp.supervisor import Supervisor
 from vpp.supervisor._live import IN_FUTURE, date_reading
 
 pytestmark = pytest.mark.timeout(60)
 
-LABELS = 'adapter="mqtt-p1",park="p1",protocol="mqtt"'
-
 
 @pytest.fixture
-def fresh_settings(settings: Settings, mqtt_addr: tuple[str, int], topic_prefix: str) -> Settings:
-    settings.mqtt.host, settings.mqtt.port = mqtt_addr
-    settings.mqtt.root = topic_prefix
-    settings.ocpp.port = free_port()
-    settings.modbus.poll_interval_s = 0.1
-    settings.modbus.timeout_s = 1.0
+def sup_settings(sup_settings: Settings) -> Settings:
     # long enough that a key still present and unavailable proves the supervisor
     # marked it, not that it aged out
-    settings.redis.live_ttl_s = 30.0
-    return settings
+    sup_settings.redis.live_ttl_s = 30.0
+    return sup_settings
 
 
-@contextlib.asynccontextmanager
-async def running(state: State, settings: Settings, **kw: Any) -> AsyncIterator[Supervisor]:
-    async with Supervisor(state=state, settings=settings, backoff_base=0.05, **kw) as sup:
-        async with asyncio.timeout(10):
-            await sup.wait_ready()
-        yield sup
+LABELS = 'adapter="mqtt-p1",park="p1",protocol="mqtt"'
 
 
 def live_is(state: State, asset_id: str, check: Callable[[LiveState], bool]) -> Any:
@@ -68,12 +56,14 @@ def live_is(state: State, asset_id: str, check: Callable[[LiveState], bool]) -> 
 
 
 async def test_case8_percent_soc_is_counted_in_metrics_and_the_device_stays_live(
-    state: State, fresh_settings: Settings, topic_prefix: str, mqtt_addr: tuple[str, int]
+    state: State,
+    supervisor: SupervisorFactory,
+    mqtt: MqttRig,
 ) -> None:
-    await _enroll(state, _load("hvac-1", topic_prefix))
+    await assets.enroll(state, assets.load("hvac-1", mqtt.root))
     registry = CollectorRegistry()
-    topics = Topics(topic_prefix, PARK)
-    async with running(state, fresh_settings, registry=registry), aiomqtt.Client(*mqtt_addr) as dev:
+    topics = mqtt.topics
+    async with supervisor(registry=registry), mqtt.client() as dev:
         payload = json.dumps({"ts": time.time(), "p_kw": 41.5, "soc": 55}).encode()
 
         async def kept() -> bool:
@@ -97,41 +87,42 @@ async def test_case8_percent_soc_is_counted_in_metrics_and_the_device_stays_live
 
 
 async def test_retained_reading_of_unknown_age_is_stale_in_metrics(
-    state: State, fresh_settings: Settings, topic_prefix: str, mqtt_addr: tuple[str, int]
+    state: State,
+    supervisor: SupervisorFactory,
+    mqtt: MqttRig,
 ) -> None:
-    await _enroll(state, _load("hvac-1", topic_prefix))
+    await assets.enroll(state, assets.load("hvac-1", mqtt.root))
     registry = CollectorRegistry()
-    topic = Topics(topic_prefix, PARK).telemetry("hvac-1")
-    async with aiomqtt.Client(*mqtt_addr) as dev:
+    topic = mqtt.topics.telemetry("hvac-1")
+    mqtt.retained(topic)
+    async with mqtt.client() as dev:
         await dev.publish(topic, b'{"p_kw": 70}', qos=1, retain=True)
-        try:
-            async with running(state, fresh_settings, registry=registry):
-                stale = f'vpp_telemetry_stale_total{{{LABELS},reason="retained"}} 1.0'
-                await eventually(lambda: stale in generate_latest(registry).decode())
-                assert await state.read_live(PARK, "hvac-1") is None
-                assert f"vpp_telemetry_clock_skew_seconds{{{LABELS}}}" in (
-                    generate_latest(registry).decode()
-                )
-        finally:
-            await dev.publish(topic, b"", qos=1, retain=True)
+    async with supervisor(registry=registry):
+        stale = f'vpp_telemetry_stale_total{{{LABELS},reason="retained"}} 1.0'
+        await eventually(lambda: stale in generate_latest(registry).decode())
+        assert await state.read_live(PARK, "hvac-1") is None
+        assert f"vpp_telemetry_clock_skew_seconds{{{LABELS}}}" in (
+            generate_latest(registry).decode()
+        )
 
 
 async def test_lost_broker_makes_its_assets_unavailable_at_once(
     state: State,
-    fresh_settings: Settings,
+    sup_settings: Settings,
+    supervisor: SupervisorFactory,
     topic_prefix: str,
     private_mosquitto: MosquittoServer,
 ) -> None:
-    host, port = private_mosquitto.host, private_mosquitto.port
-    fresh_settings.mqtt.host, fresh_settings.mqtt.port = host, port
-    await _enroll(state, _load("hvac-1", topic_prefix))
-    topic = Topics(topic_prefix, PARK).telemetry("hvac-1")
+    mqtt = MqttRig.on(private_mosquitto, topic_prefix)
+    sup_settings.mqtt.host, sup_settings.mqtt.port = mqtt.host, mqtt.port
+    await assets.enroll(state, assets.load("hvac-1", mqtt.root))
+    topic = mqtt.topics.telemetry("hvac-1")
 
     async def device() -> None:
         # a device without a last will: the broker going away tells nobody
         while True:
             with contextlib.suppress(aiomqtt.MqttError):
-                async with aiomqtt.Client(host, port) as client:
+                async with mqtt.client() as client:
                     while True:
                         reading = json.dumps({"ts": time.time(), "p_kw": 30.0})
                         await client.publish(topic, reading, qos=0)
@@ -140,7 +131,7 @@ async def test_lost_broker_makes_its_assets_unavailable_at_once(
 
     publisher = asyncio.create_task(device())
     try:
-        async with running(state, fresh_settings):
+        async with supervisor():
             await eventually(live_is(state, "hvac-1", lambda live: live.available))
             private_mosquitto.stop()
             # still within its 30 s TTL, but unavailable: the supervisor marked it
@@ -152,14 +143,14 @@ async def test_lost_broker_makes_its_assets_unavailable_at_once(
 
 
 async def test_lost_modbus_connection_makes_its_assets_unavailable_at_once(
-    state: State, fresh_settings: Settings
+    state: State, supervisor: SupervisorFactory
 ) -> None:
     modbus_port = free_port()
-    await _enroll(state, _battery("bess-1", modbus_port))
+    await assets.enroll(state, assets.battery("bess-1", modbus_port))
     battery = BatterySpec(asset_id="bess-1", unit_id=1)
     async with (
         ModbusBatteryServer(port=modbus_port, batteries=[battery]) as modbus,
-        running(state, fresh_settings),
+        supervisor(),
     ):
         await eventually(live_is(state, "bess-1", lambda live: live.available))
         await modbus.stop()
@@ -169,12 +160,15 @@ async def test_lost_modbus_connection_makes_its_assets_unavailable_at_once(
 
 
 async def test_clean_stop_announces_the_service_offline_and_a_rebuild_does_not(
-    state: State, fresh_settings: Settings, topic_prefix: str, mqtt_addr: tuple[str, int]
+    state: State,
+    supervisor: SupervisorFactory,
+    mqtt: MqttRig,
 ) -> None:
-    await _enroll(state, _load("hvac-1", topic_prefix))
-    status = Topics(topic_prefix, PARK).status(SERVICE_NODE)
+    await assets.enroll(state, assets.load("hvac-1", mqtt.root))
+    status = mqtt.topics.status(SERVICE_NODE)
+    mqtt.retained(status)
     seen: list[bool] = []
-    async with aiomqtt.Client(*mqtt_addr) as watcher:
+    async with mqtt.client() as watcher:
         await watcher.subscribe(status, qos=1)
 
         async def watch() -> None:
@@ -184,18 +178,17 @@ async def test_clean_stop_announces_the_service_offline_and_a_rebuild_does_not(
 
         watching = asyncio.create_task(watch())
         try:
-            async with running(state, fresh_settings) as sup:
+            async with supervisor() as sup:
                 await eventually(lambda: seen == [True])
                 first = sup.adapter("mqtt-p1")
                 # a new load rebuilds the park's MQTT adapter: online again, never offline
-                await _enroll(state, _load("hvac-2", topic_prefix))
+                await assets.enroll(state, assets.load("hvac-2", mqtt.root))
                 await eventually(lambda: len(seen) == 2)
                 assert sup.adapter("mqtt-p1") is not first
             await eventually(lambda: len(seen) == 3)
             assert seen == [True, True, False]
         finally:
             watching.cancel()
-            await watcher.publish(status, b"", qos=1, retain=True)
 
 
 def _reading(ts: float) -> Telemetry:
@@ -228,16 +221,17 @@ async def test_live_state_expires_by_the_age_of_its_reading(state: State) -> Non
 
 async def test_an_adapter_that_never_connects_marks_its_assets_unavailable(
     state: State,
-    fresh_settings: Settings,
+    sup_settings: Settings,
+    supervisor: SupervisorFactory,
     topic_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # what a previous run left in Redis, while the broker is now unreachable
     monkeypatch.setattr("vpp.supervisor._core.CONNECT_GRACE_S", 0.5)
-    fresh_settings.mqtt.port = free_port()
-    await _enroll(state, _load("hvac-1", topic_prefix))
+    sup_settings.mqtt.port = free_port()
+    await assets.enroll(state, assets.load("hvac-1", topic_prefix))
     await state.write_live(PARK, "hvac-1", LiveState(power_kw=42.0), ttl=30)
-    async with running(state, fresh_settings):
+    async with supervisor():
         await eventually(live_is(state, "hvac-1", lambda live: not live.available))
         live = await state.read_live(PARK, "hvac-1")
         assert live is not None and live.power_kw == 42.0  # the last known power, kept

@@ -4,12 +4,11 @@ import numpy as np
 import pytest
 
 from dispatch import (
-    Battery,
     BidRules,
     Direction,
+    Portfolio,
     TimeGrid,
     apply_rules,
-    battery_envelope,
     build_bid,
     build_portfolio,
     check_dispatch,
@@ -19,30 +18,14 @@ from dispatch import (
 )
 from dispatch._inner_lp import solve_inner
 from dispatch.homothetic import homothetic_labels, inner_model
+from tests.support.portfolios import full_range_battery
 
 GRID = TimeGrid(n=8, step=timedelta(minutes=15))
 
 
-def _one_battery() -> object:
-    return build_portfolio(
-        [
-            battery_envelope(
-                Battery(
-                    asset_id="b",
-                    capacity_kwh=100.0,
-                    max_charge_kw=40.0,
-                    max_discharge_kw=40.0,
-                    soc=0.5,
-                    soc_min=0.0,
-                    soc_max=1.0,
-                    eta_charge=1.0,
-                    eta_discharge=1.0,
-                    cost_kwh=0.1,
-                ),
-                GRID,
-            )
-        ]
-    )
+def _one_battery() -> Portfolio:
+    """100 kWh at half charge, 40 kW both ways, lossless, 0.1 per kWh."""
+    return build_portfolio([full_range_battery(GRID, max_kw=40.0, cost_kwh=0.1)])
 
 
 def test_single_battery_bid_is_hand_computed() -> None:

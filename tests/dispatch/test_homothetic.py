@@ -4,44 +4,27 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from dispatch import (
-    Battery,
     TimeGrid,
-    battery_envelope,
     build_portfolio,
     check_dispatch,
     flexibility_envelope,
-    synthetic_park,
 )
 from dispatch._inner_lp import solve_inner
 from dispatch.homothetic import homothetic_labels, inner_model
+from tests.support.portfolios import PROPERTY_SETTINGS, full_range_battery, synthetic_parks
 
 GRID = TimeGrid(n=4, step=timedelta(hours=1))
 
 
-def _battery(aid: str, cap: float, kw: float, soc: float, eta: float = 1.0) -> object:
-    return battery_envelope(
-        Battery(
-            asset_id=aid,
-            capacity_kwh=cap,
-            max_charge_kw=kw,
-            max_discharge_kw=kw,
-            soc=soc,
-            soc_min=0.0,
-            soc_max=1.0,
-            eta_charge=eta,
-            eta_discharge=eta,
-        ),
-        GRID,
-    )
-
-
 def test_two_batteries_in_one_cluster_hand_computed() -> None:
     # A: 100 kWh, 50 kW, at 50 kWh; B: 40 kWh, 20 kW, at 10 kWh; lossless, idle baseline.
-    pf = build_portfolio([_battery("a", 100.0, 50.0, 0.5), _battery("b", 40.0, 20.0, 0.25)])
+    a = full_range_battery(GRID, "a", capacity_kwh=100.0, max_kw=50.0, soc=0.5)
+    b = full_range_battery(GRID, "b", capacity_kwh=40.0, max_kw=20.0, soc=0.25)
+    pf = build_portfolio([a, b])
     model = inner_model(pf, np.array([0, 0]))
     # shares follow the power range: 100 / 140 and 40 / 140
     assert model.shares == pytest.approx([5 / 7, 2 / 7])
@@ -63,7 +46,8 @@ def test_two_batteries_in_one_cluster_hand_computed() -> None:
 
 
 def test_lossy_slopes_are_capped_against_simultaneous_moves() -> None:
-    pf = build_portfolio([_battery("a", 100.0, 50.0, 0.5, eta=0.8)])
+    lossy = full_range_battery(GRID, "a", capacity_kwh=100.0, max_kw=50.0, soc=0.5, eta=0.8)
+    pf = build_portfolio([lossy])
     model = inner_model(pf, np.array([0]))
     # charge gains 0.8 kWh per kWh, discharge loses 1 / 0.8 = 1.25 kWh per kWh
     assert model.lo_up == pytest.approx(np.full((1, 4), 0.8))
@@ -78,19 +62,8 @@ def test_lossy_slopes_are_capped_against_simultaneous_moves() -> None:
     assert check_dispatch(pf, model.split(pf, down.deviation)) == []
 
 
-SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-parks = st.builds(
-    lambda n, seed, step: synthetic_park(
-        n, seed=seed, grid=TimeGrid(n=int(12 * 60 / step), step=timedelta(minutes=step))
-    ),
-    n=st.integers(2, 60),
-    seed=st.integers(0, 10_000),
-    step=st.sampled_from([15, 30, 60]),
-)
-
-
-@SETTINGS
-@given(pf=parks, data=st.data())
+@PROPERTY_SETTINGS
+@given(pf=synthetic_parks(2, 60), data=st.data())
 def test_any_trajectory_of_the_inner_model_splits_feasibly(pf, data) -> None:
     """Points of the inner model (LP optima and their convex mixes) split into feasible members."""
     budget = data.draw(st.integers(1, 40))

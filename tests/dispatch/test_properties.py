@@ -1,37 +1,24 @@
 """Property-based checks over random synthetic portfolios and targets."""
 
-from datetime import timedelta
-
 import numpy as np
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from dispatch import (
     BidRules,
     FlexKind,
-    TimeGrid,
     build_bid,
     check_dispatch,
     disaggregate,
     flexibility_envelope,
-    synthetic_park,
 )
+from tests.support.portfolios import PROPERTY_SETTINGS, synthetic_parks
 
-SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 RULES = BidRules(min_capacity_kw=0.0, min_duration_minutes=0.0, time_limit_s=5.0)
 
-parks = st.builds(
-    lambda n, seed, step: synthetic_park(
-        n, seed=seed, grid=TimeGrid(n=int(12 * 60 / step), step=timedelta(minutes=step))
-    ),
-    n=st.integers(3, 40),
-    seed=st.integers(0, 10_000),
-    step=st.sampled_from([15, 30, 60]),
-)
 
-
-@SETTINGS
-@given(pf=parks, data=st.data())
+@PROPERTY_SETTINGS
+@given(pf=synthetic_parks(3, 40), data=st.data())
 def test_any_target_gives_a_feasible_dispatch(pf, data) -> None:
     t = pf.n_intervals
     start = data.draw(st.integers(0, t - 1))
@@ -52,8 +39,8 @@ def test_any_target_gives_a_feasible_dispatch(pf, data) -> None:
     assert np.allclose(d.delivered_kw + d.shortfall_kw, target)
 
 
-@SETTINGS
-@given(pf=parks, data=st.data())
+@PROPERTY_SETTINGS
+@given(pf=synthetic_parks(3, 40), data=st.data())
 def test_bid_awarded_in_full_or_in_part_is_delivered(pf, data) -> None:
     bid = build_bid(pf, RULES, hourly=False)
     for part, sign in ((bid.down, -1.0), (bid.up, 1.0)):
@@ -73,8 +60,8 @@ def test_bid_awarded_in_full_or_in_part_is_delivered(pf, data) -> None:
         assert np.all(np.diff(part.curve.prices) > 0)
 
 
-@SETTINGS
-@given(pf=parks, fraction=st.floats(0.0, 1.0))
+@PROPERTY_SETTINGS
+@given(pf=synthetic_parks(3, 40), fraction=st.floats(0.0, 1.0))
 def test_scaled_award_is_delivered_exactly(pf, fraction) -> None:
     """A uniformly scaled award of the down bid is tracked in every interval."""
     bid = build_bid(pf, RULES, hourly=False)

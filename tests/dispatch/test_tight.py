@@ -6,43 +6,21 @@ import numpy as np
 import pytest
 
 from dispatch import (
-    Battery,
     Direction,
     TimeGrid,
-    battery_envelope,
     build_portfolio,
     check_dispatch,
     exact_bid,
     synthetic_park,
 )
 from dispatch.tight import tight_bid
+from tests.support.portfolios import full_range_battery
 
 GRID = TimeGrid(n=4, step=timedelta(hours=1))
 
 
-def _lossy() -> object:
-    return build_portfolio(
-        [
-            battery_envelope(
-                Battery(
-                    asset_id="a",
-                    capacity_kwh=100.0,
-                    max_charge_kw=50.0,
-                    max_discharge_kw=50.0,
-                    soc=0.5,
-                    soc_min=0.0,
-                    soc_max=1.0,
-                    eta_charge=0.8,
-                    eta_discharge=0.8,
-                ),
-                GRID,
-            )
-        ]
-    )
-
-
 def test_lossy_battery_up_bid_hand_computed() -> None:
-    pf = _lossy()
+    pf = build_portfolio([full_range_battery(GRID, "a", eta=0.8)])  # 100 kWh at 50 %, 50 kW
     # Relaxed: charge 50 kW all along and discharge Y kWh at once, burning 0.45 kWh of
     # storage per kWh of Y: 0.8 * 200 - 1.25 * Y = 50 -> Y = 88, bid 200 - 88 = 112 kWh.
     relaxed = exact_bid(pf, Direction.UP)

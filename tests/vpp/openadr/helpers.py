@@ -1,4 +1,4 @@
-"""Helpers shared by the OpenADR tests (imported as a plain module)."""
+"""Helpers shared by the OpenADR tests: recording sinks, VEN settings, events, a park to serve."""
 
 from __future__ import annotations
 
@@ -6,9 +6,28 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tests.support import eventually
 from tests.vpp.openadr.vtn_sim import VtnSim
-from vpp.openadr import DispatchInterval, GridDispatch, IntervalReading, VenSettings
+from vpp.model import LiveState, parse_asset
+from vpp.openadr import DispatchInterval, GridDispatch, IntervalReading, Ven, VenSettings
 from vpp.openadr.mapping import format_datetime
+from vpp.state import State
+
+#: The message of the RuntimeError :func:`crash_one_poll` raises in the VEN's poll task.
+POLL_BUG = "a bug in a poll cycle"
+
+#: A 1000 kW flexible load with 300 kW of shed for two hours, on MQTT.
+LOAD_1: dict[str, Any] = {
+    "kind": "flexible_load", "id": "load-1", "owner": "B", "grid_node": "n1",
+    "connection": {"protocol": "mqtt", "topic_prefix": "x/load-1"},
+    "baseline_kw": 1000, "max_shed_kw": 300, "max_shed_minutes": 120,
+}  # fmt: skip
+#: A 1000 kWh, 500 kW battery, on Modbus.
+BESS_1: dict[str, Any] = {
+    "kind": "battery", "id": "bess-1", "owner": "A", "grid_node": "n1",
+    "connection": {"protocol": "modbus", "host": "127.0.0.1", "unit_id": 1},
+    "capacity_kwh": 1000, "max_charge_kw": 500, "max_discharge_kw": 500,
+}  # fmt: skip
 
 
 class RecordingSink:
@@ -88,3 +107,32 @@ def event_body(
     if descriptors is not None:
         body["payloadDescriptors"] = descriptors
     return body
+
+
+async def enroll_live(
+    state: State, park: str, assets: Sequence[tuple[dict[str, Any], LiveState]], ttl_s: float
+) -> None:
+    """Enroll each asset payload in ``park`` and write its live state (kept ``ttl_s`` seconds)."""
+    for payload, _ in assets:
+        await state.enroll(park, parse_asset(payload))
+    await state.write_live_many(park, {payload["id"]: live for payload, live in assets}, ttl=ttl_s)
+
+
+async def crash_one_poll(ven: Ven) -> None:
+    """Make the VEN's next poll cycle raise ``RuntimeError(POLL_BUG)`` once (a bug, not the VTN).
+
+    Returns once the poll task has been restarted and has polled twice more.
+    """
+    real = ven.poll_once
+    crashed: list[bool] = []
+
+    async def crash_once() -> None:
+        if not crashed:
+            crashed.append(True)
+            raise RuntimeError(POLL_BUG)
+        await real()
+
+    ven.poll_once = crash_once  # type: ignore[method-assign]
+    await eventually(lambda: ven.status.tasks["poll"].restarts == 1)
+    polls = ven.status.polls
+    await eventually(lambda: ven.status.polls >= polls + 2)

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import redis.asyncio as aioredis
 
 from tests.support import eventually
-from tests.vpp.openadr.helpers import event_body, ven_settings
+from tests.vpp.openadr.helpers import BESS_1, LOAD_1, enroll_live, event_body, ven_settings
 from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.clock import Clock
 from vpp.event_store import EventStore
 from vpp.events import EventRecord, EventState
-from vpp.model import LiveState, parse_asset
+from vpp.model import LiveState
 from vpp.openadr import ImportLimitKw, RelativeKw, SetpointKw, SimpleLevel, Ven
 from vpp.openadr_bridge import OpenAdrBridge, deviation_of, service_event_id
 from vpp.state import State
@@ -36,26 +35,11 @@ def test_deviation_mapping() -> None:
 
 
 @pytest.fixture
-async def state(redis_client: aioredis.Redis, namespace: str) -> AsyncIterator[State]:
-    st = State(redis_client, namespace=namespace)
-    battery = {
-        "kind": "battery", "id": "bess-1", "owner": "A", "grid_node": "n1",
-        "connection": {"protocol": "modbus", "host": "127.0.0.1", "unit_id": 1},
-        "capacity_kwh": 1000, "max_charge_kw": 500, "max_discharge_kw": 500,
-    }  # fmt: skip
-    load = {
-        "kind": "flexible_load", "id": "load-1", "owner": "B", "grid_node": "n1",
-        "connection": {"protocol": "mqtt", "topic_prefix": "x/load-1"},
-        "baseline_kw": 1000, "max_shed_kw": 300, "max_shed_minutes": 120,
-    }  # fmt: skip
-    await st.enroll(PARK, parse_asset(battery))
-    await st.enroll(PARK, parse_asset(load))
-    await st.write_live_many(
-        PARK,
-        {"bess-1": LiveState(power_kw=0, soc=0.6), "load-1": LiveState(power_kw=1000)},
-        ttl=60,
-    )
-    yield st
+async def state(state: State) -> State:
+    """A battery at 60 % and a 1000 kW load, live."""
+    live = [(BESS_1, LiveState(power_kw=0, soc=0.6)), (LOAD_1, LiveState(power_kw=1000))]
+    await enroll_live(state, PARK, live, ttl_s=60)
+    return state
 
 
 async def test_dispatch_cancel_and_report(vtn: VtnSim, bl: BlClient, state: State) -> None:

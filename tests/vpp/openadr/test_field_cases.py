@@ -7,19 +7,24 @@ the real Redis.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import redis.asyncio as aioredis
 
 from tests.support import eventually
-from tests.vpp.openadr.helpers import RecordingSink, event_body, ven_settings
+from tests.vpp.openadr.helpers import (
+    LOAD_1,
+    RecordingSink,
+    crash_one_poll,
+    enroll_live,
+    event_body,
+    ven_settings,
+)
 from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.clock import Clock
 from vpp.event_store import EventStore
 from vpp.events import EventRecord, EventState
-from vpp.model import LiveState, parse_asset
+from vpp.model import LiveState
 from vpp.openadr import DispatchRejected, GridDispatch, Ven, VenSettings
 from vpp.openadr.mapping import event_to_dispatch
 from vpp.openadr_bridge import OpenAdrBridge, service_event_id
@@ -50,16 +55,10 @@ class ShiftedClock(Clock):
 
 
 @pytest.fixture
-async def state(redis_client: aioredis.Redis, namespace: str) -> AsyncIterator[State]:
-    st = State(redis_client, namespace=namespace)
-    load = {
-        "kind": "flexible_load", "id": "load-1", "owner": "B", "grid_node": "n1",
-        "connection": {"protocol": "mqtt", "topic_prefix": "x/load-1"},
-        "baseline_kw": 1000, "max_shed_kw": 300, "max_shed_minutes": 120,
-    }  # fmt: skip
-    await st.enroll(PARK, parse_asset(load))
-    await st.write_live_many(PARK, {"load-1": LiveState(power_kw=1000)}, ttl=300)
-    yield st
+async def state(state: State) -> State:
+    """The park's 1000 kW load, live."""
+    await enroll_live(state, PARK, [(LOAD_1, LiveState(power_kw=1000))], ttl_s=300)
+    return state
 
 
 def _hour(t: datetime) -> datetime:
@@ -218,19 +217,7 @@ async def test_a_ven_task_that_dies_is_restarted(
     async with Ven(settings=ven_settings(vtn), sink=sink) as ven:
         await eventually(lambda: ven.status.polls >= 1)
         assert ven.health()["ok"] and ven.health()["tasks"]["poll"]["restarts"] == 0
-        real = ven.poll_once
-        crashed: list[bool] = []
-
-        async def crash_once() -> None:
-            if not crashed:
-                crashed.append(True)
-                raise RuntimeError("a bug in a poll cycle")
-            await real()
-
-        ven.poll_once = crash_once  # type: ignore[method-assign]
-        await eventually(lambda: ven.status.tasks["poll"].restarts == 1)
-        polls = ven.status.polls
-        await eventually(lambda: ven.status.polls >= polls + 2)
+        await crash_one_poll(ven)
         health = ven.health()
         assert health["tasks"]["poll"] == {
             "running": True, "restarts": 1, "last_error": "RuntimeError('a bug in a poll cycle')"

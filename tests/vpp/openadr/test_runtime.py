@@ -8,7 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.support import eventually
-from tests.vpp.openadr.helpers import event_body
+from tests.vpp.openadr.helpers import crash_one_poll, event_body
 from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.api import create_app
 from vpp.api.context import COMPONENTS
@@ -51,19 +51,7 @@ async def test_readyz_and_metrics_show_a_restarted_ven_task(service: TestClient)
     assert ready["ready"] and ready["components"]["openadr"]["ok"]
     assert ready["components"]["openadr"]["tasks"]["poll"]["restarts"] == 0
 
-    real = ven.poll_once
-    crashed: list[bool] = []
-
-    async def crash_once() -> None:
-        if not crashed:
-            crashed.append(True)
-            raise RuntimeError("a bug in a poll cycle")
-        await real()
-
-    ven.poll_once = crash_once  # type: ignore[method-assign]
-    await eventually(lambda: ven.status.tasks["poll"].restarts == 1)
-    polls = ven.status.polls
-    await eventually(lambda: ven.status.polls >= polls + 2)
+    await crash_one_poll(ven)
     openadr = (await (await service.get("/readyz")).json())["components"]["openadr"]
     assert openadr["tasks"]["poll"]["restarts"] == 1 and openadr["tasks"]["poll"]["running"]
     assert "a bug in a poll cycle" in openadr["tasks"]["poll"]["last_error"]

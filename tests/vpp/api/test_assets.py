@@ -7,15 +7,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.vpp.conftest import TokenFactory
 from tests.vpp.samples import PARK, SAMPLES, sample
 
 PROBLEM = "application/problem+json"
-
-
-@pytest.fixture
-async def operator(auth: TokenFactory) -> dict[str, str]:
-    return await auth("park_operator", PARK)
 
 
 async def test_enroll_read_patch_retire(client: TestClient, operator: dict[str, str]) -> None:

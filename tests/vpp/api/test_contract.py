@@ -24,7 +24,6 @@ from vpp.clock import Clock
 from vpp.event_store import EventStore
 from vpp.events import EventState
 from vpp.metrics import Metrics
-from vpp.model import LiveState
 from vpp.settings import Settings
 from vpp.state import State
 
@@ -38,31 +37,6 @@ async def client(settings: Settings, state: State) -> AsyncIterator[TestClient]:
     app = create_app(settings, state, metrics=Metrics(), clock=Clock(origin=NOW))
     async with TestClient(TestServer(app, host="127.0.0.1")) as c:
         yield c
-
-
-@pytest.fixture
-async def operator(auth: TokenFactory) -> dict[str, str]:
-    return await auth("park_operator", PARK)
-
-
-@pytest.fixture
-async def grid(auth: TokenFactory) -> dict[str, str]:
-    return await auth("grid_operator", PARK)
-
-
-@pytest.fixture
-async def park(client: TestClient, state: State, operator: dict[str, str]) -> None:
-    """Four 1 MWh / 500 kW batteries at SoC 0.5 and two 800 kW loads (300 kW shed): ~5 MW."""
-    url = f"/v1/parks/{PARK}/assets"
-    live: dict[str, LiveState] = {}
-    for i in range(4):
-        assert (await client.post(url, json=sample(id=f"bess-{i}"), headers=operator)).status == 201
-        live[f"bess-{i}"] = LiveState(power_kw=0.0, soc=0.5)
-    for i in range(2):
-        body = sample("flexible_load", id=f"load-{i}")
-        assert (await client.post(url, json=body, headers=operator)).status == 201
-        live[f"load-{i}"] = LiveState(power_kw=800.0)
-    await state.write_live_many(PARK, live, ttl=600)
 
 
 @pytest.fixture

@@ -13,38 +13,15 @@ from aiohttp.test_utils import TestClient
 
 from adapters.types import Confirmation
 from tests.vpp.conftest import TokenFactory
-from tests.vpp.samples import PARK, sample
+from tests.vpp.samples import PARK
 from vpp.clock import Clock
 from vpp.control import ControlLoop
 from vpp.event_store import EventStore
 from vpp.events import EventRecord, EventState, parse_event_request
-from vpp.model import LiveState
 from vpp.settings import ControlSettings
 from vpp.state import State, pack
 
 T0 = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-@pytest.fixture
-async def park(state: State, client: TestClient, auth: TokenFactory) -> None:
-    """Four 1 MWh batteries and two loads, all with fresh telemetry."""
-    op = await auth("park_operator", PARK)
-    url = f"/v1/parks/{PARK}/assets"
-    live: dict[str, LiveState] = {}
-    for i in range(4):
-        body = sample("battery", id=f"bess-{i}")
-        assert (await client.post(url, json=body, headers=op)).status == 201
-        live[f"bess-{i}"] = LiveState(power_kw=0.0, soc=0.5)
-    for i in range(2):
-        body = sample("flexible_load", id=f"load-{i}")
-        assert (await client.post(url, json=body, headers=op)).status == 201
-        live[f"load-{i}"] = LiveState(power_kw=800.0)
-    await state.write_live_many(PARK, live, ttl=60)
-
-
-@pytest.fixture
-async def grid(auth: TokenFactory) -> dict[str, str]:
-    return await auth("grid_operator", PARK)
 
 
 async def test_bid_is_built_stored_and_tabled(

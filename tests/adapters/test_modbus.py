@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ async def battery() -> AsyncIterator[ModbusBatteryServer]:
         yield srv
 
 
-def _adapter(srv: ModbusBatteryServer, **kw: float) -> ModbusBatteryAdapter:
+def _adapter(srv: ModbusBatteryServer, **kw: Any) -> ModbusBatteryAdapter:
     return ModbusBatteryAdapter(
         host=srv.host,
         port=srv.port,
@@ -146,14 +147,14 @@ async def test_device_without_sunspec_is_not_taken_for_one() -> None:
 
 
 async def test_wait_stopped_reports_why_the_background_work_died(
-    battery: ModbusBatteryServer,
+    battery: ModbusBatteryServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     adapter = _adapter(battery)
 
     async def broken() -> None:
         raise RuntimeError("boom")
 
-    adapter._run = broken  # type: ignore[method-assign]
+    monkeypatch.setattr(adapter, "_run", broken)
     async with adapter:
         exc = await asyncio.wait_for(adapter.wait_stopped(), 5)
     assert isinstance(exc, RuntimeError) and str(exc) == "boom"

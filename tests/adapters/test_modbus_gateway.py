@@ -31,14 +31,14 @@ LIMITS = DeviceLimits(p_min_kw=-200, p_max_kw=200, capacity_kwh=400, soc_min=0.0
 BACKOFF_BASE = 0.05
 
 
-def _spec(asset: str, unit_id: int, **kw: object) -> BatterySpec:
+def _spec(asset: str, unit_id: int, **kw: Any) -> BatterySpec:
     return BatterySpec(
         asset_id=asset,
         unit_id=unit_id,
         capacity_kwh=400,
         max_charge_kw=200,
         max_discharge_kw=200,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 import uuid
+from dataclasses import astuple
 from typing import Any
 
 import msgpack
@@ -74,7 +75,7 @@ async def test_telemetry_arrives_and_reaches_redis(
         async with redis_client.pipeline(transaction=False) as pipe:
             for reading in seen.values():
                 key = f"{namespace}:{{{park}}}:telemetry:{reading.asset_id}"
-                pipe.set(key, msgpack.packb({"p": reading.power_kw, "ts": reading.ts}), ex=30)
+                _ = pipe.set(key, msgpack.packb({"p": reading.power_kw, "ts": reading.ts}), ex=30)
             await pipe.execute()
         raw = await redis_client.get(f"{namespace}:{{{park}}}:telemetry:hvac-0")
         assert raw is not None
@@ -318,14 +319,14 @@ def test_device_clocks_tell_late_replayed_and_retained_readings_from_clock_offse
     # an older reading after a newer one; the same time again (a whole-second
     # clock, or a duplicate) is judged by its age
     assert clocks.judge("a", t - 5, t + 1).stale is Stale.REPLAYED
-    assert clocks.judge("a", t - 0.2, t + 0.5) == Judgement(t, None, pytest.approx(0.5))
+    assert astuple(clocks.judge("a", t - 0.2, t + 0.5)) == (t, None, pytest.approx(0.5))
     assert clocks.judge("a", t - 0.2, t + 100).stale is Stale.OLD
     # delivered 30 s late: kept with its age (it ages out sooner); 300 s late: not kept
     late = clocks.judge("a", t + 10, t + 40)
     # (the on-time reading 0.5 s late above nudged the offset by a tenth of that)
     assert late.stale is None and late.age_s == pytest.approx(29.75)
     assert late.ts == pytest.approx(t + 40 - 29.75)
-    assert clocks.judge("a", t + 11, t + 311) == Judgement(None, Stale.OLD, pytest.approx(299.75))
+    assert astuple(clocks.judge("a", t + 11, t + 311)) == (None, Stale.OLD, pytest.approx(299.75))
     # a retained message: no device time, or a clock not known -> its age is unknown
     assert clocks.judge("b", None, t, retained=True).stale is Stale.RETAINED
     assert clocks.judge("b", t - 3600, t, retained=True).stale is Stale.RETAINED
@@ -410,7 +411,7 @@ async def test_one_gateway_device_never_silences_another(mqtt: MqttRig) -> None:
             # "good" acks; "mute" never does; "liar" acks good's commands as its own
             async for message in gateway.messages:
                 asset, _ = topics.split(message.topic.value)
-                cmd, _ = decode_command(bytes(message.payload))  # type: ignore[arg-type]
+                cmd, _ = decode_command(bytes(message.payload))
                 ack = encode_ack(Ack(cmd.id, True, cmd.p_kw))
                 if asset == "good":
                     await gateway.publish(topics.ack("liar"), ack, qos=1)
@@ -450,7 +451,7 @@ async def test_malformed_ack_refuses_its_command_at_once(mqtt: MqttRig) -> None:
         await device.subscribe(topics.cmd("x"), qos=1)
         pending = asyncio.create_task(adapter.apply(Setpoint(asset_id="x", power_kw=30)))
         async for message in device.messages:
-            cmd, _ = decode_command(bytes(message.payload))  # type: ignore[arg-type]
+            cmd, _ = decode_command(bytes(message.payload))
             await device.publish(topics.ack("x"), json.dumps({"id": cmd.id, "ok": "sure"}), qos=1)
             break
         conf = await asyncio.wait_for(pending, 10)  # long before the 30 s ack timeout
@@ -467,7 +468,7 @@ async def test_clean_stop_leaves_the_service_status_offline(mqtt: MqttRig) -> No
             async with asyncio.timeout(5):
                 async for message in reader.messages:
                     assert message.retain
-                    return dict(json.loads(bytes(message.payload)))  # type: ignore[arg-type]
+                    return dict(json.loads(bytes(message.payload)))
         raise AssertionError("unreachable")
 
     async with mqtt.adapter({"x": LIMITS}):

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dispatch import (
+    Portfolio,
     TimeGrid,
     build_portfolio,
     check_dispatch,
@@ -64,7 +65,9 @@ def test_lossy_slopes_are_capped_against_simultaneous_moves() -> None:
 
 @PROPERTY_SETTINGS
 @given(pf=synthetic_parks(2, 60), data=st.data())
-def test_any_trajectory_of_the_inner_model_splits_feasibly(pf, data) -> None:
+def test_any_trajectory_of_the_inner_model_splits_feasibly(
+    pf: Portfolio, data: st.DataObject
+) -> None:
     """Points of the inner model (LP optima and their convex mixes) split into feasible members."""
     budget = data.draw(st.integers(1, 40))
     model = inner_model(pf, homothetic_labels(pf, budget))

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from dispatch import (
     BidRules,
     FlexKind,
+    Portfolio,
     build_bid,
     check_dispatch,
     disaggregate,
@@ -19,7 +20,7 @@ RULES = BidRules(min_capacity_kw=0.0, min_duration_minutes=0.0, time_limit_s=5.0
 
 @PROPERTY_SETTINGS
 @given(pf=synthetic_parks(3, 40), data=st.data())
-def test_any_target_gives_a_feasible_dispatch(pf, data) -> None:
+def test_any_target_gives_a_feasible_dispatch(pf: Portfolio, data: st.DataObject) -> None:
     t = pf.n_intervals
     start = data.draw(st.integers(0, t - 1))
     k = data.draw(st.integers(1, t - start))
@@ -41,7 +42,7 @@ def test_any_target_gives_a_feasible_dispatch(pf, data) -> None:
 
 @PROPERTY_SETTINGS
 @given(pf=synthetic_parks(3, 40), data=st.data())
-def test_bid_awarded_in_full_or_in_part_is_delivered(pf, data) -> None:
+def test_bid_awarded_in_full_or_in_part_is_delivered(pf: Portfolio, data: st.DataObject) -> None:
     bid = build_bid(pf, RULES, hourly=False)
     for part, sign in ((bid.down, -1.0), (bid.up, 1.0)):
         assert np.all(part.quantity_kw >= 0)
@@ -62,7 +63,7 @@ def test_bid_awarded_in_full_or_in_part_is_delivered(pf, data) -> None:
 
 @PROPERTY_SETTINGS
 @given(pf=synthetic_parks(3, 40), fraction=st.floats(0.0, 1.0))
-def test_scaled_award_is_delivered_exactly(pf, fraction) -> None:
+def test_scaled_award_is_delivered_exactly(pf: Portfolio, fraction: float) -> None:
     """A uniformly scaled award of the down bid is tracked in every interval."""
     bid = build_bid(pf, RULES, hourly=False)
     assume(bid.down.deliverable)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from aiohttp.test_utils import TestClient
 
-from tests.vpp.conftest import TokenFactory
+from tests.vpp.conftest import ApiClient, TokenFactory
 from tests.vpp.samples import PARK, STORED_BID, stored_bid
 from vpp.bids import BidRecord, BidStore, bid_table_csv
 from vpp.errors import Conflict
@@ -59,7 +58,7 @@ def test_table_forms() -> None:
 
 
 async def test_a_bid_stored_by_the_earlier_version_is_served_unchanged(
-    client: TestClient, auth: TokenFactory, state: State
+    client: ApiClient, auth: TokenFactory, state: State
 ) -> None:
     await state.put_park(Park(id=PARK))
     keys = state.park(PARK)

@@ -240,15 +240,17 @@ async def test_pre_event_baseline_method(state: State) -> None:
 class _SetClock(Clock):
     """A clock the test moves by hand (``now`` is ``at[0]``)."""
 
+    at: list[datetime]  # set once in __init__ (the dataclass is frozen), then moved in place
+
     def __init__(self, at: datetime) -> None:
         super().__init__(origin=at)
         object.__setattr__(self, "at", [at])
 
     def now(self) -> datetime:
-        return self.at[0]  # type: ignore[attr-defined, no-any-return]
+        return self.at[0]
 
     def set(self, when: datetime) -> None:
-        self.at[0] = when  # type: ignore[attr-defined]
+        self.at[0] = when
 
 
 async def test_an_event_extended_while_running_keeps_its_state(state: State) -> None:
@@ -325,7 +327,7 @@ async def test_the_manager_follows_new_parks_wakes_them_and_releases_on_leaving(
 
 
 async def test_the_manager_restarts_a_loop_whose_work_ended(
-    state: State, caplog: pytest.LogCaptureFixture
+    state: State, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made: list[ControlLoop] = []
 
@@ -335,7 +337,7 @@ async def test_the_manager_restarts_a_loop_whose_work_ended(
     def make(park: str) -> ControlLoop:
         ctl = loop(state, RecordingSink(), Clock(time_scale=1))
         if not made:
-            ctl._run = broken  # type: ignore[method-assign]
+            monkeypatch.setattr(ctl, "_run", broken)
         made.append(ctl)
         return ctl
 

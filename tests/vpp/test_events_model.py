@@ -112,7 +112,7 @@ def test_modify_extends_in_place_keeping_what_was_measured() -> None:
     rec.baseline_kw = [1000.0] * 4
     rec.measured_kw = [510.0, 495.0, 600.0, None]
     rec.delivered_kw = [-490.0, -505.0, -400.0, None]
-    rec.modify(EventPatch(targets_kw=[500] * 4 + [300, 300]), T0 + timedelta(minutes=32))
+    rec.modify(EventPatch(targets_kw=[500.0] * 4 + [300.0, 300.0]), T0 + timedelta(minutes=32))
     assert rec.target_kw == [-500.0] * 4 + [-300.0] * 2
     assert rec.end == T0 + timedelta(minutes=90)
     assert rec.baseline_kw == [1000.0] * 4 + [None, None]

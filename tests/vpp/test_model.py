@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from tests.vpp.samples import SAMPLES, sample
 from vpp.errors import InvalidInput
-from vpp.model import ASSET_MODELS, ModbusConnection, asset_from_dict, parse_asset
+from vpp.model import ASSET_MODELS, Battery, ModbusConnection, asset_from_dict, parse_asset
 from vpp.state import pack, unpack
 
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
@@ -134,6 +134,7 @@ def test_valid_batteries_pass_and_survive_msgpack(
         charge_efficiency=efficiency,
     )
     asset = parse_asset(payload)
+    assert isinstance(asset, Battery)
     assert math.isclose(asset.capacity_kwh, capacity)
     assert asset_from_dict(unpack(pack(asset.model_dump(mode="json")))) == asset
 

@@ -55,7 +55,7 @@ def test_over_delivery_is_capped_and_valley_filling_sign() -> None:
     assert rep.intervals[1].payable_kwh == pytest.approx(100)
     assert rep.payment == pytest.approx(220)
     # valley filling takes more energy from the grid: negative avoided CO2
-    assert rep.avoided_co2_kg < 0
+    assert rep.avoided_co2_kg is not None and rep.avoided_co2_kg < 0
 
 
 def test_under_performance_is_penalised() -> None:
@@ -75,7 +75,7 @@ def test_under_performance_is_penalised() -> None:
     assert rep.threshold_met is False
     assert rep.payment == 0
     assert rep.penalty == pytest.approx((0.8 * 100 - 30) * 1.5)
-    assert rep.settlement == pytest.approx(-rep.penalty)
+    assert rep.penalty is not None and rep.settlement == pytest.approx(-rep.penalty)
     assert rep.settlement_status == "final" and rep.intervals_measured == 4
 
 

@@ -10,7 +10,7 @@ import pytest
 from tests.vpp.samples import PARK, sample
 from vpp.errors import AlreadyExists, NotFound, StateUnavailable
 from vpp.keys import GlobalKeys, Keys
-from vpp.model import LiveState, parse_asset
+from vpp.model import Battery, LiveState, parse_asset
 from vpp.servers import free_port
 from vpp.state import State, unpack
 
@@ -30,6 +30,7 @@ async def test_enrolled_asset_is_msgpack_under_the_park_hash_tag(
 ) -> None:
     await state.enroll(PARK, parse_asset(sample()))
     raw = await state.redis.get(f"{namespace}:{{{PARK}}}:asset:bess-01")
+    assert raw is not None
     assert unpack(raw)["capacity_kwh"] == 1000.0
     assert await state.redis.hgetall(f"{namespace}:{{{PARK}}}:assets") == {b"bess-01": b"battery"}
     keys = [k.decode() async for k in state.redis.scan_iter(match=f"{namespace}:*")]
@@ -55,6 +56,7 @@ async def test_concurrent_patches_all_land(state: State) -> None:
         state.patch_asset(PARK, "bess-01", {"costs": {"up_per_kwh": 0.5}}),
     )
     asset = await state.get_asset(PARK, "bess-01")
+    assert isinstance(asset, Battery)
     assert (asset.name, asset.max_charge_kw, asset.costs.up_per_kwh) == ("renamed", 123.0, 0.5)
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from aiohttp.test_utils import TestClient
 
-from tests.vpp.conftest import TokenFactory
+from tests.vpp.conftest import ApiClient, TokenFactory
 from tests.vpp.samples import PARK, sample
 from vpp.model import LiveState
 from vpp.state import State
@@ -24,7 +23,7 @@ async def grid(auth: TokenFactory) -> dict[str, str]:
 
 
 @pytest.fixture
-async def park(client: TestClient, state: State, operator: dict[str, str]) -> None:
+async def park(client: ApiClient, state: State, operator: dict[str, str]) -> None:
     """Four 1 MWh / 500 kW batteries at SoC 0.5 and two 800 kW loads (300 kW shed): ~5 MW.
 
     Enrolled through the API, each with fresh telemetry (kept 10 minutes).

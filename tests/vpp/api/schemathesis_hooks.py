@@ -31,7 +31,7 @@ from schemathesis.generation import GenerationMode
 from schemathesis.hooks import HookContext
 
 
-def _positive(case: Case) -> bool:
+def _positive(case: Case[Any]) -> bool:
     meta = case.meta
     return meta is not None and meta.generation.mode is GenerationMode.POSITIVE
 
@@ -69,7 +69,7 @@ def _bid(body: dict[str, Any]) -> None:
 
 
 @schemathesis.hook
-def map_case(context: HookContext, case: Case) -> Case:
+def map_case(context: HookContext, case: Case[Any]) -> Case[Any]:
     """Bring a positive case's body inside the documented cross-field rules."""
     if not _positive(case) or not isinstance(case.body, dict):
         return case

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
+from tests.vpp.conftest import ApiClient
 from tests.vpp.samples import PARK, SAMPLES, sample
 
 PROBLEM = "application/problem+json"
 
 
-async def test_enroll_read_patch_retire(client: TestClient, operator: dict[str, str]) -> None:
+async def test_enroll_read_patch_retire(client: ApiClient, operator: dict[str, str]) -> None:
     url = f"/v1/parks/{PARK}/assets"
     resp = await client.post(url, json=sample(), headers=operator)
     assert resp.status == 201, await resp.text()
@@ -56,7 +56,7 @@ async def test_enroll_read_patch_retire(client: TestClient, operator: dict[str, 
 
 
 async def test_every_kind_enrolls_and_lists_by_kind(
-    client: TestClient, operator: dict[str, str]
+    client: ApiClient, operator: dict[str, str]
 ) -> None:
     url = f"/v1/parks/{PARK}/assets"
     for kind in SAMPLES:
@@ -71,7 +71,7 @@ async def test_every_kind_enrolls_and_lists_by_kind(
     assert resp.status == 422
 
 
-async def test_duplicate_id_is_409(client: TestClient, operator: dict[str, str]) -> None:
+async def test_duplicate_id_is_409(client: ApiClient, operator: dict[str, str]) -> None:
     url = f"/v1/parks/{PARK}/assets"
     assert (await client.post(url, json=sample(), headers=operator)).status == 201
     resp = await client.post(url, json=sample("pv", id="bess-01"), headers=operator)
@@ -100,7 +100,7 @@ async def test_duplicate_id_is_409(client: TestClient, operator: dict[str, str])
     ],
 )
 async def test_invalid_field_is_422_naming_it(
-    client: TestClient, operator: dict[str, str], payload: dict[str, Any], field: str
+    client: ApiClient, operator: dict[str, str], payload: dict[str, Any], field: str
 ) -> None:
     resp = await client.post(f"/v1/parks/{PARK}/assets", json=payload, headers=operator)
     assert resp.status == 422
@@ -110,7 +110,7 @@ async def test_invalid_field_is_422_naming_it(
     assert field in problem["detail"]
 
 
-async def test_patch_rules(client: TestClient, operator: dict[str, str]) -> None:
+async def test_patch_rules(client: ApiClient, operator: dict[str, str]) -> None:
     url = f"/v1/parks/{PARK}/assets"
     await client.post(url, json=sample(), headers=operator)
     resp = await client.patch(f"{url}/bess-01", json={"kind": "pv"}, headers=operator)
@@ -130,7 +130,7 @@ async def test_patch_rules(client: TestClient, operator: dict[str, str]) -> None
     assert resp.status == 404
 
 
-async def test_bad_bodies(client: TestClient, operator: dict[str, str]) -> None:
+async def test_bad_bodies(client: ApiClient, operator: dict[str, str]) -> None:
     url = f"/v1/parks/{PARK}/assets"
     resp = await client.post(
         url, data="{not json", headers={**operator, "Content-Type": "application/json"}
@@ -146,7 +146,7 @@ async def test_bad_bodies(client: TestClient, operator: dict[str, str]) -> None:
     assert resp.content_type == PROBLEM
 
 
-async def test_park_metadata(client: TestClient, operator: dict[str, str]) -> None:
+async def test_park_metadata(client: ApiClient, operator: dict[str, str]) -> None:
     resp = await client.put(
         f"/v1/parks/{PARK}",
         json={"name": "Nansha demo", "timezone": "Asia/Shanghai"},
@@ -161,7 +161,7 @@ async def test_park_metadata(client: TestClient, operator: dict[str, str]) -> No
 
 
 async def test_a_park_timezone_is_a_tz_database_name(
-    client: TestClient, operator: dict[str, str]
+    client: ApiClient, operator: dict[str, str]
 ) -> None:
     url = f"/v1/parks/{PARK}"
     resp = await client.put(url, json={"timezone": "Mars/Olympus"}, headers=operator)
@@ -182,7 +182,7 @@ async def test_a_park_timezone_is_a_tz_database_name(
     ids=["arrays-100000", "objects-1000", "arrays-40"],
 )
 async def test_deeply_nested_json_is_a_400_not_a_500(
-    client: TestClient, operator: dict[str, str], body: str
+    client: ApiClient, operator: dict[str, str], body: str
 ) -> None:
     for method, url in [
         ("POST", f"/v1/parks/{PARK}/assets"),

@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
-from tests.vpp.conftest import TokenFactory
+from tests.vpp.conftest import ApiClient, TokenFactory
 from tests.vpp.samples import OTHER_PARK, PARK, sample, stored_bid
 from vpp.api import assets, bids, events, parks
 from vpp.auth import Role
@@ -91,7 +90,7 @@ def _request(op: str, park: str) -> tuple[str, str, dict[str, Any]]:
 @pytest.mark.parametrize("op", list(POLICY))
 @pytest.mark.parametrize("which", ["own", "other"])
 async def test_role_route_park(
-    client: TestClient, auth: TokenFactory, enrolled: None, role: Role, op: str, which: str
+    client: ApiClient, auth: TokenFactory, enrolled: None, role: Role, op: str, which: str
 ) -> None:
     # A park operator / viewer / grid operator token is for PARK; admin has no park list.
     headers = await auth(role.value, *([] if role is ADMIN else [PARK]))
@@ -108,7 +107,7 @@ async def test_role_route_park(
 
 
 async def test_list_parks_shows_only_own_parks(
-    client: TestClient, auth: TokenFactory, enrolled: None
+    client: ApiClient, auth: TokenFactory, enrolled: None
 ) -> None:
     resp = await client.get("/v1/parks", headers=await auth("viewer", PARK))
     assert [i["park"]["id"] for i in (await resp.json())["items"]] == [PARK]
@@ -123,7 +122,7 @@ async def test_list_parks_shows_only_own_parks(
     "header", [None, "Bearer vpp_not-a-real-token", "Basic dXNlcjpwYXNz", "Bearer", "vpp_x"]
 )
 async def test_missing_or_unknown_token_is_401(
-    client: TestClient, enrolled: None, op: str, header: str | None
+    client: ApiClient, enrolled: None, op: str, header: str | None
 ) -> None:
     method, path, body = _request(op, PARK)
     headers = {} if header is None else {"Authorization": header}
@@ -133,12 +132,12 @@ async def test_missing_or_unknown_token_is_401(
     assert resp.content_type == "application/problem+json"
 
 
-async def test_ops_routes_need_no_token(client: TestClient) -> None:
+async def test_ops_routes_need_no_token(client: ApiClient) -> None:
     for path in ("/healthz", "/readyz", "/metrics", "/openapi.json"):
         assert (await client.get(path)).status == 200, path
 
 
-async def test_head_does_not_bypass_auth(client: TestClient, enrolled: None) -> None:
+async def test_head_does_not_bypass_auth(client: ApiClient, enrolled: None) -> None:
     resp = await client.head(f"/v1/parks/{PARK}/assets")
     assert resp.status in (401, 405)
 
@@ -149,4 +148,5 @@ async def test_tokens_are_stored_hashed(state: State, auth: TokenFactory) -> Non
     keys = [k async for k in state.redis.scan_iter(match=state.keys.token_pattern)]
     assert len(keys) == 1
     assert secret.encode() not in keys[0]
-    assert secret.encode() not in await state.redis.get(keys[0])
+    stored = await state.redis.get(keys[0])
+    assert stored is not None and secret.encode() not in stored

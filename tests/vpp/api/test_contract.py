@@ -17,7 +17,7 @@ import jsonschema
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.vpp.conftest import TokenFactory
+from tests.vpp.conftest import ApiClient, TokenFactory
 from tests.vpp.samples import PARK, sample
 from vpp.api import create_app
 from vpp.clock import Clock
@@ -33,14 +33,14 @@ PROBLEM = "application/problem+json"
 
 
 @pytest.fixture
-async def client(settings: Settings, state: State) -> AsyncIterator[TestClient]:
+async def client(settings: Settings, state: State) -> AsyncIterator[ApiClient]:
     app = create_app(settings, state, metrics=Metrics(), clock=Clock(origin=NOW))
     async with TestClient(TestServer(app, host="127.0.0.1")) as c:
         yield c
 
 
 @pytest.fixture
-async def doc(client: TestClient) -> dict[str, Any]:
+async def doc(client: ApiClient) -> dict[str, Any]:
     result: dict[str, Any] = await (await client.get("/openapi.json")).json()
     return result
 
@@ -71,7 +71,7 @@ async def _problem_fields(resp: Any) -> list[str]:
 
 
 async def test_empty_kind_query_is_documented_as_invalid_and_refused(
-    client: TestClient, park: None, operator: dict[str, str], doc: dict[str, Any]
+    client: ApiClient, park: None, operator: dict[str, str], doc: dict[str, Any]
 ) -> None:
     op = doc["paths"]["/v1/parks/{park}/assets"]["get"]
     (kind,) = [p for p in op["parameters"] if p["name"] == "kind"]
@@ -86,7 +86,7 @@ async def test_empty_kind_query_is_documented_as_invalid_and_refused(
 
 
 async def test_boolean_unit_id_is_refused(
-    client: TestClient, park: None, operator: dict[str, str]
+    client: ApiClient, park: None, operator: dict[str, str]
 ) -> None:
     connection = {"protocol": "modbus", "host": "10.0.3.99", "unit_id": False}
     body = sample(id="bess-bool", connection=connection)
@@ -96,7 +96,7 @@ async def test_boolean_unit_id_is_refused(
 
 
 async def test_boolean_target_is_refused_on_create_and_modify(
-    client: TestClient, park: None, grid: dict[str, str]
+    client: ApiClient, park: None, grid: dict[str, str]
 ) -> None:
     url = f"/v1/parks/{PARK}/events"
     body = _event(target_kw=None, duration_minutes=None, targets_kw=[False])
@@ -121,7 +121,7 @@ async def test_boolean_target_is_refused_on_create_and_modify(
     ],
 )
 async def test_path_parameter_outside_its_pattern_is_refused(
-    client: TestClient, park: None, auth: TokenFactory, path: str, name: str
+    client: ApiClient, park: None, auth: TokenFactory, path: str, name: str
 ) -> None:
     resp = await client.get(path, headers=await auth("admin"))
     assert resp.status == 422, await resp.text()
@@ -129,7 +129,7 @@ async def test_path_parameter_outside_its_pattern_is_refused(
 
 
 async def test_report_matches_its_documented_schema(
-    client: TestClient, park: None, grid: dict[str, str], doc: dict[str, Any]
+    client: ApiClient, park: None, grid: dict[str, str], doc: dict[str, Any]
 ) -> None:
     url = f"/v1/parks/{PARK}/events"
     assert (await client.post(url, json=_event(), headers=grid)).status == 202
@@ -147,7 +147,7 @@ async def test_report_matches_its_documented_schema(
 
 
 async def test_event_in_the_year_2000_is_refused(
-    client: TestClient, park: None, grid: dict[str, str]
+    client: ApiClient, park: None, grid: dict[str, str]
 ) -> None:
     body = _event(start="2000-01-01T00:00:00Z")
     resp = await client.post(f"/v1/parks/{PARK}/events", json=body, headers=grid)
@@ -170,7 +170,7 @@ async def test_event_in_the_year_2000_is_refused(
     ],
 )
 async def test_event_window_is_judged_on_the_service_clock(
-    client: TestClient,
+    client: ApiClient,
     park: None,
     grid: dict[str, str],
     start: datetime,
@@ -190,7 +190,7 @@ async def test_event_window_is_judged_on_the_service_clock(
 
 
 async def test_a_retry_after_the_window_is_still_a_replay(
-    client: TestClient, park: None, grid: dict[str, str], settings: Settings, state: State
+    client: ApiClient, park: None, grid: dict[str, str], settings: Settings, state: State
 ) -> None:
     body = _event(start=(NOW + timedelta(minutes=15)).isoformat(), duration_minutes=15)
     url = f"/v1/parks/{PARK}/events"
@@ -211,7 +211,7 @@ async def test_a_retry_after_the_window_is_still_a_replay(
 
 
 async def test_a_bid_for_a_window_that_has_passed_is_refused(
-    client: TestClient, park: None, grid: dict[str, str]
+    client: ApiClient, park: None, grid: dict[str, str]
 ) -> None:
     body = {"start": "2000-01-01T00:00:00Z", "intervals": 8}
     resp = await client.post(f"/v1/parks/{PARK}/bids", json=body, headers=grid)
@@ -220,7 +220,7 @@ async def test_a_bid_for_a_window_that_has_passed_is_refused(
 
 
 async def test_an_event_far_beyond_the_park_is_accepted_with_what_it_expects(
-    client: TestClient, park: None, grid: dict[str, str], doc: dict[str, Any]
+    client: ApiClient, park: None, grid: dict[str, str], doc: dict[str, Any]
 ) -> None:
     body = _event(id="huge", target_kw=900_000, duration_minutes=60)  # 900 MW on ~5 MW
     resp = await client.post(f"/v1/parks/{PARK}/events", json=body, headers=grid)
@@ -242,7 +242,7 @@ async def test_an_event_far_beyond_the_park_is_accepted_with_what_it_expects(
 
 
 async def test_an_event_the_park_can_hold_expects_it_in_full(
-    client: TestClient, park: None, grid: dict[str, str]
+    client: ApiClient, park: None, grid: dict[str, str]
 ) -> None:
     resp = await client.post(f"/v1/parks/{PARK}/events", json=_event(), headers=grid)
     expected = (await resp.json())["event"]["expected"]
@@ -255,7 +255,7 @@ async def test_an_event_the_park_can_hold_expects_it_in_full(
 
 
 async def test_unknown_park_is_404_except_where_a_park_is_made(
-    client: TestClient, auth: TokenFactory
+    client: ApiClient, auth: TokenFactory
 ) -> None:
     admin = await auth("admin")
     for method, path, body in [
@@ -298,7 +298,7 @@ QUERIES = [
 
 @pytest.mark.parametrize(("template", "name", "values"), QUERIES)
 async def test_query_parameters_agree_with_the_document(
-    client: TestClient,
+    client: ApiClient,
     park: None,
     grid: dict[str, str],
     auth: TokenFactory,
@@ -357,7 +357,7 @@ async def test_every_operation_documents_what_it_can_answer(doc: dict[str, Any])
 
 @pytest.mark.parametrize("other_state", ["received", "scheduled", "active"])
 async def test_an_event_overlapping_an_open_one_is_refused_at_once(
-    client: TestClient, park: None, grid: dict[str, str], state: State, other_state: str
+    client: ApiClient, park: None, grid: dict[str, str], state: State, other_state: str
 ) -> None:
     url = f"/v1/parks/{PARK}/events"
     first = _event(id="gd-dr-1")  # 11:05 to 12:05
@@ -385,7 +385,7 @@ async def test_an_event_overlapping_an_open_one_is_refused_at_once(
 
 
 async def test_an_event_overlapping_one_that_is_over_is_accepted(
-    client: TestClient, park: None, grid: dict[str, str], state: State
+    client: ApiClient, park: None, grid: dict[str, str], state: State
 ) -> None:
     url = f"/v1/parks/{PARK}/events"
     assert (await client.post(url, json=_event(id="gd-dr-1"), headers=grid)).status == 202
@@ -394,7 +394,7 @@ async def test_an_event_overlapping_one_that_is_over_is_accepted(
 
 
 async def test_overlapping_creates_racing_each_other_store_one_event(
-    client: TestClient, park: None, grid: dict[str, str], state: State
+    client: ApiClient, park: None, grid: dict[str, str], state: State
 ) -> None:
     url = f"/v1/parks/{PARK}/events"
     for round_ in range(3):
@@ -420,7 +420,7 @@ async def test_the_overlap_409_is_documented(doc: dict[str, Any]) -> None:
 
 
 async def test_patch_targets_have_the_bounds_of_the_create(
-    client: TestClient, park: None, grid: dict[str, str], doc: dict[str, Any]
+    client: ApiClient, park: None, grid: dict[str, str], doc: dict[str, Any]
 ) -> None:
     url = f"/v1/parks/{PARK}/events"
     resp = await client.post(url, json=_event(target_kw=1e308), headers=grid)
@@ -439,7 +439,7 @@ async def test_patch_targets_have_the_bounds_of_the_create(
 
 
 async def test_a_resize_recomputes_what_the_park_expects(
-    client: TestClient, park: None, grid: dict[str, str], doc: dict[str, Any]
+    client: ApiClient, park: None, grid: dict[str, str], doc: dict[str, Any]
 ) -> None:
     url = f"/v1/parks/{PARK}/events"
     resp = await client.post(url, json=_event(), headers=grid)

@@ -9,10 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
 from adapters.types import Confirmation
-from tests.vpp.conftest import TokenFactory
+from tests.vpp.conftest import ApiClient, TokenFactory
 from tests.vpp.samples import PARK
 from vpp.clock import Clock
 from vpp.control import ControlLoop
@@ -25,7 +24,7 @@ T0 = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0,
 
 
 async def test_bid_is_built_stored_and_tabled(
-    client: TestClient, park: None, grid: dict[str, str]
+    client: ApiClient, park: None, grid: dict[str, str]
 ) -> None:
     body = {"id": "day-1", "start": T0.isoformat(), "rules": {"min_capacity_kw": 100}}
     resp = await client.post(f"/v1/parks/{PARK}/bids", json=body, headers=grid)
@@ -53,7 +52,7 @@ async def test_bid_is_built_stored_and_tabled(
 
 
 async def test_bid_bad_input_names_the_field(
-    client: TestClient, park: None, grid: dict[str, str]
+    client: ApiClient, park: None, grid: dict[str, str]
 ) -> None:
     for body, field in [
         ({"start": "2026-07-01T00:00:00"}, "start"),
@@ -66,7 +65,7 @@ async def test_bid_bad_input_names_the_field(
         assert any(e["field"] == field for e in problem["errors"]), problem
 
 
-async def test_flexibility_envelope(client: TestClient, park: None, auth: TokenFactory) -> None:
+async def test_flexibility_envelope(client: ApiClient, park: None, auth: TokenFactory) -> None:
     viewer = await auth("viewer", PARK)
     resp = await client.get(
         f"/v1/parks/{PARK}/flexibility", params={"intervals": "8"}, headers=viewer
@@ -91,7 +90,7 @@ def event_body(**over: Any) -> dict[str, Any]:
 
 
 async def test_event_create_is_idempotent_and_lifecycle(
-    client: TestClient, park: None, grid: dict[str, str], auth: TokenFactory
+    client: ApiClient, park: None, grid: dict[str, str], auth: TokenFactory
 ) -> None:
     url = f"/v1/parks/{PARK}/events"
     resp = await client.post(url, json=event_body(), headers=grid)
@@ -149,7 +148,7 @@ async def test_event_create_is_idempotent_and_lifecycle(
     ],
 )
 async def test_malformed_event_is_422_naming_the_field(
-    client: TestClient, park: None, grid: dict[str, str], over: dict[str, Any], field: str
+    client: ApiClient, park: None, grid: dict[str, str], over: dict[str, Any], field: str
 ) -> None:
     resp = await client.post(f"/v1/parks/{PARK}/events", json=event_body(**over), headers=grid)
     assert resp.status == 422
@@ -158,14 +157,14 @@ async def test_malformed_event_is_422_naming_the_field(
     assert any(e["field"] == field for e in problem["errors"]), problem
 
 
-async def test_park_operator_cannot_send_events(client: TestClient, auth: TokenFactory) -> None:
+async def test_park_operator_cannot_send_events(client: ApiClient, auth: TokenFactory) -> None:
     op = await auth("park_operator", PARK)
     resp = await client.post(f"/v1/parks/{PARK}/events", json=event_body(), headers=op)
     assert resp.status == 403
 
 
 async def test_patch_with_six_targets_extends_a_four_interval_event(
-    client: TestClient, grid: dict[str, str], park: None
+    client: ApiClient, grid: dict[str, str], park: None
 ) -> None:
     # Issue 8 case 9, REST form: answered 409 ("must keep the event's 4 intervals") before.
     url = f"/v1/parks/{PARK}/events"
@@ -210,7 +209,7 @@ NOT_MEASURED = ("measured_kw", "delivered_kw", "performance", "payable_kwh")
 
 
 async def test_reports_of_a_scheduled_and_a_failed_event_count_nothing(
-    client: TestClient, state: State, park: None, grid: dict[str, str]
+    client: ApiClient, state: State, park: None, grid: dict[str, str]
 ) -> None:
     # Issue 8: a scheduled event 30 min ahead reported penalty 2400, settlement
     # -2400, threshold_met false, delivered 0.0 per interval and a nan baseline
@@ -258,7 +257,7 @@ async def test_reports_of_a_scheduled_and_a_failed_event_count_nothing(
 
 
 async def test_report_of_an_event_cancelled_midway_settles_its_measured_intervals(
-    client: TestClient, state: State, park: None, grid: dict[str, str]
+    client: ApiClient, state: State, park: None, grid: dict[str, str]
 ) -> None:
     url = f"/v1/parks/{PARK}/events"
     body = event_body(id="ev-cut", target_kw=400, duration_minutes=60)

@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.vpp.conftest import TokenFactory
+from tests.vpp.conftest import ApiClient, TokenFactory
 from tests.vpp.samples import PARK, SAMPLES, sample
 from vpp.api import create_app
 from vpp.metrics import Metrics
@@ -26,7 +26,7 @@ def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
     }
 
 
-async def test_metrics_show_requests_and_assets(client: TestClient, auth: TokenFactory) -> None:
+async def test_metrics_show_requests_and_assets(client: ApiClient, auth: TokenFactory) -> None:
     headers = await auth("park_operator", PARK)
     for kind in SAMPLES:
         await client.post(f"/v1/parks/{PARK}/assets", json=sample(kind), headers=headers)
@@ -64,7 +64,7 @@ async def test_two_apps_keep_separate_registries(settings: Settings, state: Stat
 @pytest.fixture
 async def stoppable(
     private_redis: RedisServer, settings: Settings
-) -> AsyncIterator[tuple[TestClient, RedisServer]]:
+) -> AsyncIterator[tuple[ApiClient, RedisServer]]:
     state = State.from_url(private_redis.url, namespace=settings.redis.namespace, timeout=0.5)
     async with TestClient(TestServer(create_app(settings, state), host="127.0.0.1")) as c:
         yield c, private_redis
@@ -72,7 +72,7 @@ async def stoppable(
 
 
 async def test_readyz_follows_redis_and_errors_are_counted(
-    stoppable: tuple[TestClient, RedisServer],
+    stoppable: tuple[ApiClient, RedisServer],
 ) -> None:
     client, redis = stoppable
     assert (await client.get("/readyz")).status == 200
@@ -92,7 +92,7 @@ async def test_readyz_follows_redis_and_errors_are_counted(
     assert (await client.get("/readyz")).status == 200
 
 
-async def test_openapi_document(client: TestClient, auth: TokenFactory) -> None:
+async def test_openapi_document(client: ApiClient, auth: TokenFactory) -> None:
     resp = await client.get("/openapi.json")
     doc = await resp.json()
     assert doc["openapi"] == "3.1.0"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 from tests.support import eventually
 from tests.vpp.openadr.vtn_sim import VtnSim
@@ -132,7 +133,7 @@ async def crash_one_poll(ven: Ven) -> None:
             raise RuntimeError(POLL_BUG)
         await real()
 
-    ven.poll_once = crash_once  # type: ignore[method-assign]
-    await eventually(lambda: ven.status.tasks["poll"].restarts == 1)
-    polls = ven.status.polls
-    await eventually(lambda: ven.status.polls >= polls + 2)
+    with mock.patch.object(ven, "poll_once", crash_once):
+        await eventually(lambda: ven.status.tasks["poll"].restarts == 1)
+        polls = ven.status.polls
+        await eventually(lambda: ven.status.polls >= polls + 2)

@@ -42,16 +42,18 @@ class ShiftedClock(Clock):
     stand clear of slot boundaries whatever the wall clock says.
     """
 
+    shift: list[timedelta]  # set once in __init__ (the dataclass is frozen), then moved in place
+
     def __init__(self, at: datetime | None = None) -> None:
         super().__init__()
         shift = timedelta(0) if at is None else at - super().now()
         object.__setattr__(self, "shift", [shift])
 
     def now(self) -> datetime:
-        return super().now() + self.shift[0]  # type: ignore[attr-defined, no-any-return]
+        return super().now() + self.shift[0]
 
     def advance(self, by: timedelta) -> None:
-        self.shift[0] += by  # type: ignore[attr-defined]
+        self.shift[0] += by
 
 
 @pytest.fixture

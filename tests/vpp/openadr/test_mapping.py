@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,7 @@ from vpp.openadr import (
     RelativeKw,
     SetpointKw,
     SimpleLevel,
+    VenSettings,
     locate_spec,
 )
 from vpp.openadr.errors import MappingError
@@ -32,10 +35,8 @@ META = {
 }
 
 
-def settings(**overrides: object):  # type: ignore[no-untyped-def]
-    from vpp.openadr import VenSettings
-
-    values: dict[str, object] = {
+def settings(**overrides: Any) -> VenSettings:
+    values: dict[str, Any] = {
         "vtn_url": "http://127.0.0.1:1",
         "client_id": "ven",
         "client_secret": "s",
@@ -44,15 +45,15 @@ def settings(**overrides: object):  # type: ignore[no-untyped-def]
         "park_capacity_kw": 2000.0,
     }
     values.update(overrides)
-    return VenSettings(**values)  # type: ignore[arg-type]
+    return VenSettings(**values)
 
 
-def mapped(spec: OpenAdrSchema, body: dict[str, object], **kw: object) -> GridDispatch:
+def mapped(spec: OpenAdrSchema, body: Mapping[str, Any], **kw: Any) -> GridDispatch:
     event = {**META, **body}
     assert spec.errors("event", event) == []
     return event_to_dispatch(
         event, program_name="park-dr", settings=kw.pop("s", settings()), now=NOW, **kw
-    )  # type: ignore[arg-type]
+    )
 
 
 def test_locate_spec_prefers_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -209,7 +210,7 @@ def test_bad_or_negative_durations_are_mapping_errors(text: str) -> None:
 
 
 def test_open_ended_event_maps_without_an_end(spec: OpenAdrSchema) -> None:
-    body = {
+    body: dict[str, Any] = {
         "programID": "p1",
         "intervalPeriod": {"start": "2026-07-01T10:00:00Z", "duration": "P9999Y"},
         "intervals": [{"id": 0, "payloads": [{"type": "IMPORT_CAPACITY_LIMIT", "values": [800]}]}],

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from types import MethodType
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from tests.support import eventually
+from tests.vpp.conftest import ApiClient
 from tests.vpp.openadr.helpers import crash_one_poll, event_body
 from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.api import create_app
@@ -27,7 +29,7 @@ async def service(
     bl: BlClient,
     state: State,
     service_settings: Settings,
-) -> AsyncIterator[TestClient]:
+) -> AsyncIterator[ApiClient]:
     program = await bl.create_program("park-dr")
     # an event this VEN cannot map (looping intervals): rejected alone, counted by reason
     simple = [{"type": "SIMPLE", "values": [1]}]
@@ -42,9 +44,10 @@ async def service(
         yield client
 
 
-async def test_readyz_and_metrics_show_a_restarted_ven_task(service: TestClient) -> None:
+async def test_readyz_and_metrics_show_a_restarted_ven_task(service: ApiClient) -> None:
     check = service.app[COMPONENTS]["openadr"]
-    ven = check.__self__  # type: ignore[attr-defined]
+    assert isinstance(check, MethodType)  # the VEN's bound health method
+    ven = check.__self__
     assert isinstance(ven, Ven)
     await eventually(lambda: ven.status.polls >= 1)
     ready = await (await service.get("/readyz")).json()

@@ -90,12 +90,12 @@ async def test_programs_events_modification_and_cancellation(
 
 
 async def test_token_is_cached_refreshed_after_expiry_and_after_401(
-    spec: object, sink: RecordingSink
+    spec: OpenAdrSchema, sink: RecordingSink
 ) -> None:
     # No step depends on how fast the machine is: a long-lived token first (so
     # "one token for many requests" cannot be broken by a slow poll), then a
     # revocation (exactly one 401), then 1 s tokens that must be replaced.
-    async with VtnSim(schema=spec, token_ttl_s=3600) as vtn:  # type: ignore[arg-type]
+    async with VtnSim(schema=spec, token_ttl_s=3600) as vtn:
         async with BlClient(vtn.url) as bl:
             await bl.create_program("park-dr")
         settings = ven_settings(vtn, token_refresh_margin_s=0.0, poll_interval_s=0.05)

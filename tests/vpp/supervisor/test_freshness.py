@@ -174,7 +174,7 @@ async def test_clean_stop_announces_the_service_offline_and_a_rebuild_does_not(
         async def watch() -> None:
             async for message in watcher.messages:
                 if message.payload:
-                    seen.append(json.loads(bytes(message.payload))["online"])  # type: ignore[arg-type]
+                    seen.append(json.loads(bytes(message.payload))["online"])
 
         watching = asyncio.create_task(watch())
         try:

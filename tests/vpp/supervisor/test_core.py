@@ -164,16 +164,13 @@ async def test_follows_enrollments_and_retirements_without_restart(
 async def test_modbus_device_that_goes_away_and_comes_back_recovers(
     state: State, supervisor: SupervisorFactory
 ) -> None:
-    modbus_port = free_port()
-    await assets.enroll(state, assets.battery("bess-1", modbus_port))
-    battery = BatterySpec(asset_id="bess-1", unit_id=1)
     registry = CollectorRegistry()
     async with (
-        ModbusBatteryServer(port=modbus_port, batteries=[battery]) as modbus,
+        assets.modbus_battery(state, "bess-1") as modbus,
         supervisor(registry=registry) as sup,
     ):
         await eventually(assets.live_since(state, "bess-1"))
-        adapter = sup.adapter(f"modbus-127.0.0.1:{modbus_port}")
+        adapter = sup.adapter(f"modbus-127.0.0.1:{modbus.port}")
         assert adapter is not None
         await modbus.stop()
         await eventually(lambda: not adapter.stats.connected)

@@ -21,7 +21,6 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from adapters.freshness import Stale
 from adapters.mqtt import SERVICE_NODE
-from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.types import Telemetry
 from tests.support import MqttRig, eventually
 from tests.vpp.supervisor import assets
@@ -56,9 +55,7 @@ def live_is(state: State, asset_id: str, check: Callable[[LiveState], bool]) -> 
 
 
 async def test_case8_percent_soc_is_counted_in_metrics_and_the_device_stays_live(
-    state: State,
-    supervisor: SupervisorFactory,
-    mqtt: MqttRig,
+    state: State, supervisor: SupervisorFactory, mqtt: MqttRig
 ) -> None:
     await assets.enroll(state, assets.load("hvac-1", mqtt.root))
     registry = CollectorRegistry()
@@ -87,9 +84,7 @@ async def test_case8_percent_soc_is_counted_in_metrics_and_the_device_stays_live
 
 
 async def test_retained_reading_of_unknown_age_is_stale_in_metrics(
-    state: State,
-    supervisor: SupervisorFactory,
-    mqtt: MqttRig,
+    state: State, supervisor: SupervisorFactory, mqtt: MqttRig
 ) -> None:
     await assets.enroll(state, assets.load("hvac-1", mqtt.root))
     registry = CollectorRegistry()
@@ -145,13 +140,7 @@ async def test_lost_broker_makes_its_assets_unavailable_at_once(
 async def test_lost_modbus_connection_makes_its_assets_unavailable_at_once(
     state: State, supervisor: SupervisorFactory
 ) -> None:
-    modbus_port = free_port()
-    await assets.enroll(state, assets.battery("bess-1", modbus_port))
-    battery = BatterySpec(asset_id="bess-1", unit_id=1)
-    async with (
-        ModbusBatteryServer(port=modbus_port, batteries=[battery]) as modbus,
-        supervisor(),
-    ):
+    async with assets.modbus_battery(state, "bess-1") as modbus, supervisor():
         await eventually(live_is(state, "bess-1", lambda live: live.available))
         await modbus.stop()
         await eventually(live_is(state, "bess-1", lambda live: not live.available))
@@ -160,9 +149,7 @@ async def test_lost_modbus_connection_makes_its_assets_unavailable_at_once(
 
 
 async def test_clean_stop_announces_the_service_offline_and_a_rebuild_does_not(
-    state: State,
-    supervisor: SupervisorFactory,
-    mqtt: MqttRig,
+    state: State, supervisor: SupervisorFactory, mqtt: MqttRig
 ) -> None:
     await assets.enroll(state, assets.load("hvac-1", mqtt.root))
     status = mqtt.topics.status(SERVICE_NODE)

@@ -43,10 +43,11 @@ _TURN_BUDGET = 256 * 1024
 #: Times ``pending()`` says "more" in one turn, whatever paho consumed meanwhile.
 _TURN_ANSWERS = 4096
 
-Handler = Callable[[aiomqtt.Message], None]
+#: What an inline queue calls with each received message.
+MessageHandler = Callable[[aiomqtt.Message], None]
 
 
-def inline_queue(handler: Handler) -> type[asyncio.Queue[aiomqtt.Message]]:
+def inline_queue(handler: MessageHandler) -> type[asyncio.Queue[aiomqtt.Message]]:
     """Return a queue class for aiomqtt's ``queue_type`` that calls ``handler`` instead.
 
     Args:

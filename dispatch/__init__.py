@@ -32,7 +32,7 @@ from dispatch.baselines import (
     pre_event_baseline,
     same_day_adjusted,
 )
-from dispatch.bids import Bid, BidRules, DirectionBid, PriceCurve, apply_rules, build_bid
+from dispatch.bids import Bid, BidSettings, DirectionBid, PriceCurve, apply_rules, build_bid
 from dispatch.checker import Violation, check_dispatch
 from dispatch.disaggregate import Dispatch, disaggregate
 from dispatch.envelopes import (
@@ -61,7 +61,7 @@ __all__ = [
     "BaselineMethod",
     "Battery",
     "Bid",
-    "BidRules",
+    "BidSettings",
     "CurtailableLoad",
     "DayHistory",
     "Direction",

@@ -47,12 +47,12 @@ from dispatch.homothetic import (
 )
 from dispatch.portfolio import FloatArray, Portfolio
 
-__all__ = ["Bid", "BidRules", "DirectionBid", "PriceCurve", "apply_rules", "build_bid"]
+__all__ = ["Bid", "BidSettings", "DirectionBid", "PriceCurve", "apply_rules", "build_bid"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class BidRules:
-    """Market rules and solver settings for a bid.
+class BidSettings:
+    """Settings of one bid build: the market's rules (the first five) and the solver's.
 
     Attributes:
         min_capacity_kw: Smallest non-zero quantity per interval (per trading unit).
@@ -163,20 +163,20 @@ class Bid:
         return part.quantity_kw[::per_hour].copy()
 
 
-def apply_rules(quantity: FloatArray, rules: BidRules, dt_h: float) -> FloatArray:
+def apply_rules(quantity: FloatArray, settings: BidSettings, dt_h: float) -> FloatArray:
     """Zero the intervals that break the minimum capacity or minimum duration rule.
 
     Args:
         quantity: ``(T,)`` candidate quantities, kW.
-        rules: Market rules.
+        settings: The market rules (minimum capacity and duration) are read from them.
         dt_h: Interval length, hours.
 
     Returns:
         The quantities that the rules allow (a copy).
     """
-    q = np.where(quantity >= rules.min_capacity_kw - 1e-9, np.maximum(quantity, 0.0), 0.0)
+    q = np.where(quantity >= settings.min_capacity_kw - 1e-9, np.maximum(quantity, 0.0), 0.0)
     q = np.where(q > 1e-9, q, 0.0)
-    need = int(np.ceil(rules.min_duration_minutes / 60.0 / dt_h - 1e-9))
+    need = int(np.ceil(settings.min_duration_minutes / 60.0 / dt_h - 1e-9))
     if need > 1:
         on = np.concatenate([[0], (q > 0).astype(np.int8), [0]])
         edges = np.flatnonzero(np.diff(on))
@@ -197,28 +197,28 @@ def _hour_floor(q: FloatArray, per_hour: int) -> FloatArray:
 
 
 def _curve(
-    pf: Portfolio, disp: Dispatch, sign: float, quantity: FloatArray, rules: BidRules
+    pf: Portfolio, disp: Dispatch, sign: float, quantity: FloatArray, settings: BidSettings
 ) -> PriceCurve:
     cost = pf.cost_up if sign > 0 else pf.cost_down
     contrib = sign * (disp.setpoints_kw - pf.baseline)
     order = np.argsort(cost, kind="stable")
     sorted_cost = cost[order]
     cum = np.cumsum(contrib[order], axis=0)
-    steps = max(rules.price_steps, 1)
+    steps = max(settings.price_steps, 1)
     if len(sorted_cost) == 0:
-        levels = np.array([rules.price_floor])
+        levels = np.array([settings.price_floor])
     else:
         levels = np.unique(np.quantile(sorted_cost, np.linspace(0.0, 1.0, steps + 1)[1:]))
     rows = np.searchsorted(sorted_cost, levels, side="right") - 1
     qty = np.where(rows[:, None] >= 0, cum[np.maximum(rows, 0)], 0.0)
     qty = np.maximum.accumulate(np.clip(qty, 0.0, quantity), axis=0)
     qty[-1] = quantity
-    prices = np.clip(levels, rules.price_floor, rules.price_cap)
+    prices = np.clip(levels, settings.price_floor, settings.price_cap)
     return PriceCurve(prices=prices, quantity_kw=qty)
 
 
 def _inner_bid(
-    sub: Portfolio, sign: float, rules: BidRules, hourly: bool
+    sub: Portfolio, sign: float, settings: BidSettings, hourly: bool
 ) -> tuple[FloatArray, Dispatch, str] | None:
     """Quantity, certificate and explanation from the inner model (``None``: no solution).
 
@@ -228,11 +228,11 @@ def _inner_bid(
     sign-fixed optimum was never below the capped one (up: +34 % at N=100, +47 %
     at 1,000 and 10,000; down: equal), so one solve per rule round is enough.
     """
-    model = inner_model(sub, homothetic_labels(sub, rules.n_clusters))
+    model = inner_model(sub, homothetic_labels(sub, settings.n_clusters))
     patterns = battery_trade_signs(model)
     found = None
     for signs in (patterns, None) if patterns is not None else (None,):
-        found = _inner_rounds(sub, model, signs, sign, rules, hourly)
+        found = _inner_rounds(sub, model, signs, sign, settings, hourly)
         if found is not None:
             break
     if found is None:
@@ -265,13 +265,13 @@ def _inner_rounds(
     model: InnerModel,
     signs: FloatArray | None,
     sign: float,
-    rules: BidRules,
+    settings: BidSettings,
     hourly: bool,
 ) -> tuple[FloatArray, FloatArray] | None:
     """Quantity and cluster deviations after the market-rule rounds (``None``: no solution)."""
     dt = sub.grid.dt_h
     zero = np.zeros(sub.n_intervals, dtype=bool)
-    for _ in range(max(rules.max_rounds, 1)):
+    for _ in range(max(settings.max_rounds, 1)):
         sol = solve_inner(
             model,
             dt,
@@ -280,13 +280,13 @@ def _inner_rounds(
             zero=zero,
             cost_weight=1e-3,
             signs=signs,
-            solver=rules.solver,
-            time_limit_s=rules.time_limit_s,
+            solver=settings.solver,
+            time_limit_s=settings.time_limit_s,
         )
         if sol.deviation is None:
             return None
         quantity = np.where(zero, 0.0, np.maximum(sign * sol.deviation.sum(axis=0), 0.0))
-        cut = (apply_rules(quantity, rules, dt) <= 0) & (quantity > 1e-9)
+        cut = (apply_rules(quantity, settings, dt) <= 0) & (quantity > 1e-9)
         if not cut.any():
             return quantity, sol.deviation
         zero |= cut
@@ -294,22 +294,22 @@ def _inner_rounds(
 
 
 def _direction_bid(
-    pf: Portfolio, direction: Direction, rules: BidRules, hourly: bool
+    pf: Portfolio, direction: Direction, settings: BidSettings, hourly: bool
 ) -> DirectionBid:
     sign = 1.0 if direction == Direction.UP else -1.0
     cost = pf.cost_up if sign > 0 else pf.cost_down
-    index = np.flatnonzero(cost <= rules.price_cap)
+    index = np.flatnonzero(cost <= settings.price_cap)
     sub = pf.subset(index)
-    inner = _inner_bid(sub, sign, rules, hourly) if sub.n_assets else None
+    inner = _inner_bid(sub, sign, settings, hourly) if sub.n_assets else None
     if inner is not None:
         quantity, disp, why = inner
         deliverable = True
     else:
-        quantity, disp, deliverable, why = _certified_bid(sub, direction, rules, hourly)
+        quantity, disp, deliverable, why = _certified_bid(sub, direction, settings, hourly)
     return DirectionBid(
         direction=direction,
         quantity_kw=quantity,
-        curve=_curve(sub, disp, sign, quantity, rules),
+        curve=_curve(sub, disp, sign, quantity, settings),
         dispatch=disp,
         asset_index=index.astype(np.float64),
         deliverable=deliverable,
@@ -318,7 +318,7 @@ def _direction_bid(
 
 
 def _certified_bid(
-    sub: Portfolio, direction: Direction, rules: BidRules, hourly: bool
+    sub: Portfolio, direction: Direction, settings: BidSettings, hourly: bool
 ) -> tuple[FloatArray, Dispatch, bool, str]:
     """The fallback: an outer cluster plan cut down until the safe disaggregator delivers it."""
     sign = 1.0 if direction == Direction.UP else -1.0
@@ -326,7 +326,7 @@ def _certified_bid(
     per_hour = round(1.0 / dt)
     quantity = np.zeros(sub.n_intervals)
     if sub.n_assets:
-        labels = cluster_labels(sub, rules.clusters_per_kind)
+        labels = cluster_labels(sub, settings.clusters_per_kind)
         _, _, dev = _units_lp(
             cluster_model(sub, labels),
             sub.n_intervals,
@@ -336,23 +336,23 @@ def _certified_bid(
             zero=None,
             penalty=0.0,
             cost_weight=1e-3,
-            solver=rules.solver,
-            time_limit_s=rules.time_limit_s,
+            solver=settings.solver,
+            time_limit_s=settings.time_limit_s,
         )
         quantity = np.maximum(sign * dev, 0.0)
     deliverable = False
     explanation = "no asset within the price cap"
     disp: Dispatch | None = None
-    for _ in range(max(rules.max_rounds, 1)):
+    for _ in range(max(settings.max_rounds, 1)):
         if hourly:
             quantity = _hour_floor(quantity, per_hour)
-        quantity = apply_rules(quantity, rules, dt)
+        quantity = apply_rules(quantity, settings, dt)
         disp = disaggregate(
             sub,
             sign * quantity,
-            clusters_per_kind=rules.clusters_per_kind,
-            solver=rules.solver,
-            time_limit_s=rules.time_limit_s,
+            clusters_per_kind=settings.clusters_per_kind,
+            solver=settings.solver,
+            time_limit_s=settings.time_limit_s,
         )
         got = sign * disp.delivered_kw
         gap = got - quantity
@@ -370,25 +370,25 @@ def _certified_bid(
         else:
             quantity = np.minimum(quantity, got)
         explanation = (
-            f"not certified after {rules.max_rounds} rounds: the dispatch misses the "
+            f"not certified after {settings.max_rounds} rounds: the dispatch misses the "
             f"profile by up to {np.abs(gap).max():.3f} kW (forced rebound or obligations)"
         )
     assert disp is not None  # the loop runs at least once
     return quantity, disp, deliverable, explanation
 
 
-def build_bid(pf: Portfolio, rules: BidRules | None = None, *, hourly: bool = True) -> Bid:
+def build_bid(pf: Portfolio, settings: BidSettings | None = None, *, hourly: bool = True) -> Bid:
     """Build a jointly deliverable demand-response bid.
 
     Args:
         pf: Portfolio over the market day (interval 0 = first market interval).
-        rules: Market rules (defaults: 1 MW minimum, 1 h minimum run).
+        settings: Market rules and solver settings (defaults: 1 MW minimum, 1 h minimum run).
         hourly: Also build the hour-flat form (as declared by Guangdong's load-type VPPs).
 
     Returns:
         The bid: baseline, up and down quantities with price curves and certificates.
     """
-    rules = rules or BidRules()
+    settings = settings or BidSettings()
     per_hour = 1.0 / pf.grid.dt_h
     hourly = hourly and abs(per_hour - round(per_hour)) < 1e-9 and round(per_hour) >= 1
     base = pf.total_baseline()
@@ -400,9 +400,9 @@ def build_bid(pf: Portfolio, rules: BidRules | None = None, *, hourly: bool = Tr
     return Bid(
         grid=pf.grid,
         baseline_kw=base,
-        up=_direction_bid(pf, Direction.UP, rules, False),
-        down=_direction_bid(pf, Direction.DOWN, rules, False),
-        hourly_up=_direction_bid(pf, Direction.UP, rules, True) if hourly else None,
-        hourly_down=_direction_bid(pf, Direction.DOWN, rules, True) if hourly else None,
+        up=_direction_bid(pf, Direction.UP, settings, False),
+        down=_direction_bid(pf, Direction.DOWN, settings, False),
+        hourly_up=_direction_bid(pf, Direction.UP, settings, True) if hourly else None,
+        hourly_down=_direction_bid(pf, Direction.DOWN, settings, True) if hourly else None,
         hourly_baseline_kw=hourly_base,
     )

@@ -12,12 +12,13 @@ setpoints). Where to start reading:
   (Redis);
 * ``vpp.api`` (the HTTP API), ``vpp.openadr`` (the VEN),
   ``vpp.supervisor`` (the device adapters), ``vpp.control`` and ``vpp.flex``
-  (the control loop and its portfolio), events, bids and reports.
+  (the control loop and its portfolio), ``vpp.events`` (events, their store,
+  expected delivery and report) and ``vpp.bids``.
 
 No re-exports on purpose: the service is a set of modules imported by path
 (``from vpp.state import State``), so importing ``vpp`` stays cheap and
-cannot tie its modules into a cycle. ``vpp.api``, ``vpp.openadr`` and
-``vpp.supervisor`` have faces of their own.
+cannot tie its modules into a cycle. ``vpp.api``, ``vpp.bids``,
+``vpp.events``, ``vpp.openadr`` and ``vpp.supervisor`` have faces of their own.
 """
 
 __all__ = ["__version__"]

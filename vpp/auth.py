@@ -26,7 +26,7 @@ from vpp.model import ID_PATTERN, utcnow
 from vpp.state import State, pack, unpack
 
 __all__ = [
-    "ALL_PARKS",
+    "ALL_PARKS_SCOPE",
     "TOKEN_PREFIX",
     "Principal",
     "Role",
@@ -36,8 +36,8 @@ __all__ = [
 
 log = logging.getLogger("vpp.auth")
 
-#: The park entry of a token that may touch every park.
-ALL_PARKS = "*"
+#: The park scope of a token that may touch every park (its ``parks`` entry).
+ALL_PARKS_SCOPE = "*"
 #: Every secret starts with this, so leaked ones are easy to grep for.
 TOKEN_PREFIX = "vpp_"
 
@@ -69,7 +69,7 @@ class Principal:
 
     def may_touch(self, park: str) -> bool:
         """Whether this principal may act on ``park``."""
-        return self.role is Role.ADMIN or ALL_PARKS in self.parks or park in self.parks
+        return self.role is Role.ADMIN or ALL_PARKS_SCOPE in self.parks or park in self.parks
 
     def require(self, roles: frozenset[Role], park: str | None) -> None:
         """Check the role and park of a request.
@@ -115,7 +115,7 @@ class TokenStore:
         except ValueError as exc:
             roles = ", ".join(r.value for r in Role)
             raise SettingsError(f"unknown role {role!r}; one of {roles}") from exc
-        bad = [p for p in parks if p != ALL_PARKS and not re.match(ID_PATTERN, p)]
+        bad = [p for p in parks if p != ALL_PARKS_SCOPE and not re.match(ID_PATTERN, p)]
         if bad:
             raise SettingsError(f"invalid park id(s): {', '.join(bad)}")
         if not parks and role is not Role.ADMIN:

@@ -59,8 +59,7 @@ import dispatch as dx
 from adapters.lifecycle import BackgroundService
 from vpp.clock import Clock
 from vpp.errors import NotFound
-from vpp.event_store import EventStore
-from vpp.events import EventRecord, EventState
+from vpp.events import EventRecord, EventState, EventStore
 from vpp.flex import PortfolioView, build_view, grid_at, nominal_kw
 from vpp.lease import Lease
 from vpp.metrics import Metrics

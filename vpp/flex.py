@@ -1,8 +1,11 @@
-"""From enrolled assets and live state to the dispatch engine's portfolio.
+"""From enrolled assets and live state to the dispatch engine's portfolio, and what it holds.
 
 This is the one place where the service's domain model meets ``dispatch``:
 each enrolled asset with a fresh live reading becomes a one-asset envelope on
-a time grid, and the envelopes join into a `dispatch.Portfolio`.
+a time grid, and the envelopes join into a `dispatch.Portfolio`. Its flat
+capacity (`flat_capacity`: the largest constant deviation it holds over a
+window) is what a bid states with ``flat_capacity`` and what an event's
+expected delivery is estimated with.
 
 What counts as flexible right now:
 
@@ -35,7 +38,7 @@ import numpy as np
 import dispatch as dx
 from vpp.model import Asset, Battery, EvCharger, FlexibleLoad, LiveState, Pv
 
-__all__ = ["PortfolioView", "build_view", "grid_at", "nominal_kw"]
+__all__ = ["TAIL_HOURS", "PortfolioView", "build_view", "flat_capacity", "grid_at", "nominal_kw"]
 
 
 def nominal_kw(asset: Asset) -> float:
@@ -216,3 +219,37 @@ def build_view(
         rows.append(asset)
     portfolio = dx.build_portfolio(parts) if parts else None
     return PortfolioView(portfolio, tuple(rows), excluded, measured)
+
+
+#: Hours past the window over which the flat capacity lets obligations settle
+#: (rebound of shed loads, batteries back inside their window, EV departures).
+TAIL_HOURS = 4.0
+
+
+def flat_capacity(pf: dx.Portfolio, window: int, sign: float, tol_kw: float = 1.0) -> float:
+    """The largest constant deviation the portfolio delivers in full over ``window`` intervals.
+
+    ``pf`` may run past the window (a tail where nothing is asked, so rebound
+    and end-of-grid obligations can settle there). The answer is certified:
+    the safe disaggregator delivered exactly ``sign * Q`` in every interval of
+    the window with every asset inside its limits. Found by bisection.
+    """
+    base_room = pf.p_max - pf.baseline if sign > 0 else pf.baseline - pf.p_min
+    hi = float(np.min(np.sum(base_room[:, :window], axis=0))) if window else 0.0
+    lo = 0.0
+
+    def delivers(q: float) -> bool:
+        result = dx.disaggregate(pf, np.full(window, sign * q), 0)
+        return bool(np.all(np.abs(result.shortfall_kw) <= 1e-6 * (1.0 + q)))
+
+    if hi <= 0:
+        return 0.0
+    if delivers(hi):
+        return hi
+    while hi - lo > max(tol_kw, 0.005 * hi):
+        mid = 0.5 * (lo + hi)
+        if delivers(mid):
+            lo = mid
+        else:
+            hi = mid
+    return lo

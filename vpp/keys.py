@@ -8,7 +8,7 @@ legal in a cluster::
     {ns}:{{park}}:assets        hash   asset id -> kind (the registry index)
     {ns}:{{park}}:asset:{id}    string msgpack enrolled asset (durable)
     {ns}:{{park}}:live:{id}     string msgpack LiveState, with a TTL
-    {ns}:{{park}}:log           stream append-only event log
+    {ns}:{{park}}:log           stream the park log: enrolled, patched, retired, event states
     {ns}:{{park}}:events        zset   event id scored by start time
     {ns}:{{park}}:event:{id}    string msgpack EventRecord (durable)
     {ns}:{{park}}:bids          zset   bid id scored by creation time
@@ -77,8 +77,8 @@ class Keys:
         return f"{self.prefix}:live:{asset_id}"
 
     @property
-    def log(self) -> str:
-        """Stream: the park's append-only event log."""
+    def park_log(self) -> str:
+        """Stream: the park log (enrollments, patches, retirements, event states)."""
         return f"{self.prefix}:log"
 
     @property

@@ -19,10 +19,10 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE", "HTTP_BUCKETS", "SOLVER_BUCKETS", "Metrics"]
+__all__ = ["EXPOSITION_CONTENT_TYPE", "HTTP_BUCKETS", "SOLVER_BUCKETS", "Metrics"]
 
-#: The Content-Type of the text exposition format.
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: The Content-Type of the Prometheus text exposition format (``/metrics``).
+EXPOSITION_CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 #: Latency buckets (seconds) for API requests: a registry read is ~1 ms.
 HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -31,12 +31,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from aiohttp import web
 
 from adapters.lifecycle import BackgroundService
-from vpp.api.context import COMPONENTS, METRICS, SETTINGS, STATE
-from vpp.api.events import CLOCK, EVENTS, WAKE
+from vpp.api.context import CLOCK, COMPONENTS, METRICS, SETTINGS, STATE
+from vpp.api.events import EVENTS, WAKE
 from vpp.control import ControlLoop
 from vpp.openadr import Ven
+from vpp.openadr.bridge import OpenAdrBridge
 from vpp.openadr.metrics import VenCollector
-from vpp.openadr_bridge import OpenAdrBridge
 from vpp.supervisor import SUPERVISOR, SetpointSink, Supervisor
 
 __all__ = ["CONTROL", "ControlManager", "RuntimeCtx", "SinkWrapper", "runtime_cleanup_ctx"]

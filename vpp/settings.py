@@ -93,7 +93,7 @@ class RedisSettings:
     timeout_s: float = 2.0
     #: age (by its own timestamp) at which a live reading no longer counts, seconds
     live_ttl_s: float = 60.0
-    #: approximate length each park's event log is trimmed to
+    #: approximate length each park log (a Redis stream) is trimmed to
     log_maxlen: int = 100_000
 
     def __repr__(self) -> str:
@@ -207,7 +207,7 @@ class ControlSettings:
 
 @dataclass
 class ReportSettings:
-    """Settlement estimate and avoided-CO2 figures of event reports (see ``vpp.reports``)."""
+    """Settlement estimate and avoided-CO2 figures of event reports (see ``vpp.events.report``)."""
 
     #: compensation per kWh of effective response (CNY); an event's own price wins
     price_per_kwh: float = 3.5

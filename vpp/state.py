@@ -1,4 +1,4 @@
-"""The Redis repository: enrolled assets, parks, live state and the event log.
+"""The Redis repository: enrolled assets, parks, live state and the park log.
 
 Everything the service keeps lives here, behind ``State``. Values are msgpack
 (models dumped in JSON mode, so datetimes travel as ISO 8601 strings). Writes
@@ -34,14 +34,14 @@ from vpp.model import (
     utcnow,
 )
 
-__all__ = ["LogEntry", "State", "pack", "unpack"]
+__all__ = ["ParkLogEntry", "State", "pack", "unpack"]
 
 log = logging.getLogger("vpp.state")
 
-#: (stream id, fields) of one event-log entry.
-LogEntry = tuple[str, dict[str, Any]]
+#: (stream id, fields) of one entry of the park log.
+ParkLogEntry = tuple[str, dict[str, Any]]
 
-# KEYS: asset, index, log. ARGV: id, kind, payload, maxlen, ts.
+# KEYS: asset, index, park log. ARGV: id, kind, payload, maxlen, ts.
 _ENROLL = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[1], ARGV[3])
@@ -50,7 +50,7 @@ redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[4], '*',
            'event', 'asset.enrolled', 'asset', ARGV[1], 'ts', ARGV[5], 'data', ARGV[3])
 return 1
 """
-# KEYS: asset, log. ARGV: id, old payload, new payload, maxlen, ts.
+# KEYS: asset, park log. ARGV: id, old payload, new payload, maxlen, ts.
 _REPLACE = """
 local old = redis.call('GET', KEYS[1])
 if not old then return -1 end
@@ -60,7 +60,7 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
            'event', 'asset.patched', 'asset', ARGV[1], 'ts', ARGV[5], 'data', ARGV[3])
 return 1
 """
-# KEYS: asset, index, live, log. ARGV: id, maxlen, ts.
+# KEYS: asset, index, live, park log. ARGV: id, maxlen, ts.
 _RETIRE = """
 if redis.call('DEL', KEYS[1]) == 0 then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
@@ -93,7 +93,7 @@ class State:
     Args:
         redis: a ``redis.asyncio`` client with ``decode_responses=False``.
         namespace: the first segment of every key.
-        log_maxlen: approximate length the per-park event log is trimmed to.
+        log_maxlen: approximate length each park log is trimmed to.
         on_error: called with the operation name whenever Redis fails (metrics).
     """
 
@@ -220,7 +220,7 @@ class State:
         async with self.guard("enroll"):
             await self.redis.sadd(self.keys.parks, park)
             created = await self._enroll(
-                keys=[keys.asset(asset.id), keys.assets, keys.log],
+                keys=[keys.asset(asset.id), keys.assets, keys.park_log],
                 args=[asset.id, asset.kind, payload, self.log_maxlen, now.isoformat()],
             )
         if not created:
@@ -270,7 +270,7 @@ class State:
             new = pack(changed.model_dump(mode="json"))
             async with self.guard("patch_asset"):
                 outcome = await self._replace(
-                    keys=[keys.asset(asset_id), keys.log],
+                    keys=[keys.asset(asset_id), keys.park_log],
                     args=[asset_id, old, new, self.log_maxlen, now.isoformat()],
                 )
             if outcome == 1:
@@ -288,7 +288,7 @@ class State:
         keys = self.park(park)
         async with self.guard("retire"):
             removed = await self._retire(
-                keys=[keys.asset(asset_id), keys.assets, keys.live(asset_id), keys.log],
+                keys=[keys.asset(asset_id), keys.assets, keys.live(asset_id), keys.park_log],
                 args=[asset_id, self.log_maxlen, utcnow().isoformat()],
             )
         if not removed:
@@ -359,41 +359,45 @@ class State:
             for i, raw in zip(ids, raws, strict=True)
         }
 
-    # -- event log ---------------------------------------------------------
+    # -- the park log --------------------------------------------------------
 
-    async def append_log(self, park: str, event: str, **fields: str | bytes | int | float) -> str:
-        """Append an event to the park's log stream.
+    async def append_park_log(
+        self, park: str, kind: str, **fields: str | bytes | int | float
+    ) -> str:
+        """Append an entry to the park log (a Redis stream, ``{ns}:{park}:log``).
 
         Args:
             park: the park id.
-            event: a dotted event name, e.g. ``event.received``.
+            kind: what happened, dotted (stored as the entry's ``event`` field),
+                e.g. ``event.received``; enrollments, patches and retirements
+                append ``asset.enrolled``, ``asset.patched``, ``asset.retired``.
             **fields: flat values stored with it.
 
         Returns:
             The stream id of the new entry.
         """
         entry: dict[str, str | bytes | int | float] = {
-            "event": event,
+            "event": kind,
             "ts": utcnow().isoformat(),
             **fields,
         }
         async with self.guard("append_log"):
             entry_id = await self.redis.xadd(
-                self.park(park).log,
+                self.park(park).park_log,
                 entry,  # type: ignore[arg-type]
                 maxlen=self.log_maxlen,
                 approximate=True,
             )
         return _text(entry_id)
 
-    async def read_log(self, park: str, count: int = 100) -> list[LogEntry]:
-        """The latest ``count`` log entries of ``park``, oldest first.
+    async def read_park_log(self, park: str, count: int = 100) -> list[ParkLogEntry]:
+        """The latest ``count`` entries of the park log of ``park``, oldest first.
 
         The ``data`` field, when present, is decoded from msgpack.
         """
         async with self.guard("read_log"):
-            rows = await self.redis.xrevrange(self.park(park).log, count=count)
-        entries: list[LogEntry] = []
+            rows = await self.redis.xrevrange(self.park(park).park_log, count=count)
+        entries: list[ParkLogEntry] = []
         for entry_id, raw in reversed(rows or []):
             if entry_id is None or raw is None:
                 continue

@@ -149,10 +149,11 @@ class _Counter:
     first: float = 0.0
     last: float = 0.0
 
-    def add(self, k: int = 1) -> None:
+    def add(self, k: int = 1, since: float | None = None) -> None:
+        """Count ``k`` messages now; ``since`` is when the first of them arrived (batches)."""
         now = time.perf_counter()
         if self.n == 0:
-            self.first = now
+            self.first = now if since is None else since
         self.n += k
         self.last = now
 
@@ -225,29 +226,46 @@ async def _drain_to_redis(
     """The supervisor-shaped consumer: every reading counted, the latest per asset written.
 
     A live key holds one asset's latest reading, so a batch writes each asset
-    once (SET with EX, msgpack), in one pipeline per ``batch`` readings or 20 ms.
+    once (SET with EX, msgpack), in one pipeline per ``batch`` readings or every
+    20 ms, whichever comes first: a ticker flushes what waits even when no
+    reading follows (the last partial batch of a run is counted, not lost).
     """
     prefix = f"{namespace}:{{{_PARK}}}:live:"
     latest: dict[str, Telemetry] = {}
     taken = 0
-    flush_at = time.monotonic() + 0.02
+    first_at = 0.0
 
     async def flush() -> None:
+        nonlocal latest, taken
+        readings_now, n, since = latest, taken, first_at
+        latest, taken = {}, 0
+        if not readings_now:
+            return
         async with redis.pipeline(transaction=False) as pipe:
-            for r in latest.values():
+            for r in readings_now.values():
                 value = msgpack.packb((r.ts, r.power_kw, r.soc, r.energy_kwh, r.available))
                 pipe.execute_command("SET", prefix + r.asset_id, value, "EX", _TTL_S)
             await pipe.execute()
-        counter.add(taken)
-        latest.clear()
+        counter.add(n, since=since)
 
-    async for reading in readings:
-        latest[reading.asset_id] = reading
-        taken += 1
-        if taken >= batch or time.monotonic() >= flush_at:
+    async def ticker() -> None:
+        while True:
+            await asyncio.sleep(0.02)
             await flush()
-            taken = 0
-            flush_at = time.monotonic() + 0.02
+
+    tick = asyncio.create_task(ticker(), name="bench-redis-flush")
+    try:
+        async for reading in readings:
+            if taken == 0:
+                first_at = time.perf_counter()
+            latest[reading.asset_id] = reading
+            taken += 1
+            if taken >= batch:
+                await flush()
+    finally:
+        tick.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tick
 
 
 async def _ingest_adapter(args: argparse.Namespace, redis: aioredis.Redis) -> dict[str, Any]:

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from dispatch.bids import BidRules, build_bid
+from dispatch.bids import BidSettings, build_bid
 from dispatch.checker import check_dispatch
 from dispatch.disaggregate import disaggregate
 from dispatch.exact import Direction, ExactResult, exact_bid
@@ -55,7 +55,7 @@ EVENT_LEN = 8  # 2 hours
 
 def _case(n: int, repeats: int, exact_max: int, seed: int, tight_limit: float) -> dict[str, Any]:
     pf = synthetic_park(n, seed=seed)
-    rules = BidRules(min_capacity_kw=0.0, min_duration_minutes=0.0)
+    rules = BidSettings(min_capacity_kw=0.0, min_duration_minutes=0.0)
     rows: list[dict[str, float]] = []
     for _ in range(repeats):
         t0 = time.perf_counter()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dispatch import (
-    BidRules,
+    BidSettings,
     Direction,
     Portfolio,
     TimeGrid,
@@ -30,7 +30,7 @@ def _one_battery() -> Portfolio:
 
 def test_single_battery_bid_is_hand_computed() -> None:
     pf = _one_battery()
-    rules = BidRules(min_capacity_kw=0.0, min_duration_minutes=0.0)
+    rules = BidSettings(min_capacity_kw=0.0, min_duration_minutes=0.0)
     bid = build_bid(pf, rules)
     # 50 kWh can leave and 50 kWh can enter; 40 kW for 2 h would be 80 kWh
     assert bid.down_kw.sum() * GRID.dt_h == pytest.approx(50.0, rel=1e-6)
@@ -47,7 +47,7 @@ def test_single_battery_bid_is_hand_computed() -> None:
 
 
 def test_rules_remove_small_and_short_runs() -> None:
-    rules = BidRules(min_capacity_kw=100.0, min_duration_minutes=60.0)
+    rules = BidSettings(min_capacity_kw=100.0, min_duration_minutes=60.0)
     q = np.array([150, 150, 150, 150, 50, 200, 200, 0.0])
     assert list(apply_rules(q, rules, 0.25)) == [150, 150, 150, 150, 0, 0, 0, 0]
 
@@ -90,7 +90,7 @@ def test_battery_trade_pass_is_reproduced_by_the_plan() -> None:
     model = inner_model(pf, homothetic_labels(pf))
     capped = solve_inner(model, pf.grid.dt_h, sign=1.0, cost_weight=1e-3)
     assert capped.deviation is not None
-    rules = BidRules(min_capacity_kw=0.0, min_duration_minutes=0.0)
+    rules = BidSettings(min_capacity_kw=0.0, min_duration_minutes=0.0)
     bid = build_bid(pf, rules, hourly=False)
     assert bid.up_kw.sum() > 1.05 * capped.deviation.sum()  # the trade adds bid
     assert check_dispatch(pf, bid.up.dispatch.full_setpoints_kw) == []
@@ -116,7 +116,7 @@ def test_identical_battery_fleet_bids_down_under_market_rules() -> None:
         )
         for i in range(4)
     ]  # fmt: skip
-    bid = dx.build_bid(dx.build_portfolio(parts), dx.BidRules(min_capacity_kw=100))
+    bid = dx.build_bid(dx.build_portfolio(parts), dx.BidSettings(min_capacity_kw=100))
     assert bid.down.deliverable
     # 4 x 400 kWh above soc_min (x 0.95 discharge efficiency) can be offered down
     assert bid.down_kw.max() >= 1000

@@ -5,7 +5,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from dispatch import (
-    BidRules,
+    BidSettings,
     FlexKind,
     Portfolio,
     build_bid,
@@ -15,7 +15,7 @@ from dispatch import (
 )
 from tests.support.portfolios import PROPERTY_SETTINGS, synthetic_parks
 
-RULES = BidRules(min_capacity_kw=0.0, min_duration_minutes=0.0, time_limit_s=5.0)
+RULES = BidSettings(min_capacity_kw=0.0, min_duration_minutes=0.0, time_limit_s=5.0)
 
 
 @PROPERTY_SETTINGS

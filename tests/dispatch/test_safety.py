@@ -12,7 +12,7 @@ import pytest
 
 from dispatch import (
     Battery,
-    BidRules,
+    BidSettings,
     CurtailableLoad,
     EvSession,
     ShiftableLoad,
@@ -87,7 +87,7 @@ def test_case4_mirror_above_soc_max_is_held_through_valley_filling() -> None:
 def test_case4_bids_offer_nothing_against_the_window() -> None:
     """A bid made now: no down capacity below soc_min, no up capacity above soc_max."""
     day = TimeGrid(n=96, step=timedelta(minutes=15), start=START)
-    rules = BidRules(min_capacity_kw=0.0, min_duration_minutes=15.0)
+    rules = BidSettings(min_capacity_kw=0.0, min_duration_minutes=15.0)
     low = build_bid(build_portfolio([battery_envelope(_case4(0.05), day)]), rules)
     assert float(low.down.quantity_kw.max()) == pytest.approx(0.0, abs=1e-6)
     high = build_bid(build_portfolio([battery_envelope(_case4(0.95), day)]), rules)

@@ -20,8 +20,7 @@ from adapters.types import Confirmation
 from tests.support import eventually
 from vpp.clock import Clock
 from vpp.control import ControlLoop
-from vpp.event_store import EventStore
-from vpp.events import EventRecord, EventState, parse_event_request
+from vpp.events import EventRecord, EventState, EventStore, parse_event_request
 from vpp.metrics import Metrics
 from vpp.model import LiveState, parse_asset
 from vpp.runtime import ControlManager

@@ -22,8 +22,7 @@ from adapters.clamp import clamp_setpoint
 from adapters.types import Confirmation, Telemetry
 from vpp.clock import Clock
 from vpp.control import ControlLoop
-from vpp.event_store import EventStore
-from vpp.events import EventState, parse_event_request
+from vpp.events import EventState, EventStore, parse_event_request
 from vpp.metrics import Metrics
 from vpp.model import LiveState, Park, parse_asset
 from vpp.settings import ControlSettings

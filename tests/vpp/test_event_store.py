@@ -7,11 +7,11 @@ import pytest
 import redis.asyncio as aioredis
 
 from vpp.errors import Conflict, InvalidInput, NotFound
-from vpp.event_store import EventStore
 from vpp.events import (
     EventOverlap,
     EventRecord,
     EventState,
+    EventStore,
     IllegalTransition,
     parse_event_request,
 )
@@ -56,7 +56,7 @@ async def test_transitions_are_logged(store: EventStore) -> None:
     await store.transition("p1", "ev-1", EventState.ACTIVE, T0)
     with pytest.raises(IllegalTransition):
         await store.transition("p1", "ev-1", EventState.SCHEDULED, T0)
-    log = await store.state.read_log("p1")
+    log = await store.state.read_park_log("p1")
     states = [f["state"] for _, f in log if f["event"].startswith("event.")]
     assert states == ["received", "scheduled", "active"]
     rec = await store.get("p1", "ev-1")

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vpp.reports import EmissionFactor, SettlementRules, build_report, report_csv
+from vpp.events.report import EmissionFactor, SettlementRules, build_report, report_csv
 
 EF = EmissionFactor(0.5703, "MEE/NBS 2024 announcement: 2022 national grid average")
 T0 = datetime(2026, 7, 1, 14, 0, tzinfo=UTC)

@@ -20,7 +20,7 @@ def test_key_layout() -> None:
     assert keys.assets == "vpp:{park1}:assets"
     assert keys.asset("b1") == "vpp:{park1}:asset:b1"
     assert keys.live("b1") == "vpp:{park1}:live:b1"
-    assert keys.log == "vpp:{park1}:log"
+    assert keys.park_log == "vpp:{park1}:log"
     assert GlobalKeys().token("abc") == "vpp:tokens:abc"
     assert GlobalKeys("ns").park("p") == Keys("ns", "p")
 
@@ -93,8 +93,8 @@ async def test_event_log_records_each_change_in_order(state: State) -> None:
     await state.enroll(PARK, parse_asset(sample()))
     await state.patch_asset(PARK, "bess-01", {"name": "x"})
     await state.retire(PARK, "bess-01")
-    await state.append_log(PARK, "note", text="hello")
-    entries = await state.read_log(PARK)
+    await state.append_park_log(PARK, "note", text="hello")
+    entries = await state.read_park_log(PARK)
     assert [e["event"] for _, e in entries] == [
         "asset.enrolled",
         "asset.patched",

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vpp.api import assets, bids, events, ops, parks
-from vpp.api.context import METRICS, ROUTE_TABLE, SETTINGS, STATE, TOKENS
+from vpp.api import assets, bids, events, flexibility, ops, parks
+from vpp.api.context import CLOCK, METRICS, ROUTE_TABLE, SETTINGS, STATE, TOKENS
 from vpp.api.middleware import auth_middleware, metrics_middleware, problem_middleware
 from vpp.api.params import params_middleware
 from vpp.api.routing import add_routes
 from vpp.auth import TokenStore
 from vpp.bids import BidStore
 from vpp.clock import Clock
-from vpp.event_store import EventStore
+from vpp.events import EventStore
 from vpp.metrics import Metrics
 from vpp.settings import Settings
 from vpp.state import State
@@ -55,7 +55,8 @@ def create_app(
     app[TOKENS] = tokens if tokens is not None else TokenStore(state)
     app[ROUTE_TABLE] = {}
     app[events.EVENTS] = EventStore(state)
-    app[events.CLOCK] = clock if clock is not None else Clock()
+    app[CLOCK] = clock if clock is not None else Clock()
     app[bids.BIDS] = BidStore(state)
-    add_routes(app, [*ops.ROUTES, *parks.ROUTES, *assets.ROUTES, *bids.ROUTES, *events.ROUTES])
+    modules = (ops, parks, assets, bids, flexibility, events)  # the order of /openapi.json
+    add_routes(app, [route for module in modules for route in module.ROUTES])
     return app

@@ -13,44 +13,39 @@ and its record says what the park expects to deliver (``expected``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from vpp.api.context import SETTINGS, STATE
+from vpp.api.context import SETTINGS, STATE, service_now
 from vpp.api.io import json_response, read_json
 from vpp.api.params import query
 from vpp.api.routing import ALL_ROLES, Query, Route
 from vpp.auth import Role
-from vpp.bids import expected_delivery
-from vpp.clock import Clock
 from vpp.errors import InvalidInput, NotFound
-from vpp.event_store import EventStore
 from vpp.events import (
+    EmissionFactor,
     EventPatch,
     EventRecord,
+    EventReport,
     EventRequest,
     EventState,
-    parse_event_patch,
-    parse_event_request,
-)
-from vpp.reports import (
-    EmissionFactor,
-    EventReport,
+    EventStore,
     SettlementRules,
     SettlementStatus,
     build_report,
+    expected_delivery,
+    parse_event_patch,
+    parse_event_request,
     report_csv,
 )
 
-__all__ = ["CLOCK", "EVENTS", "ROUTES", "WAKE"]
+__all__ = ["EVENTS", "ROUTES", "WAKE"]
 
 #: The event store of the app.
 EVENTS = web.AppKey("vpp.events", EventStore)
-#: The clock the app and its control loops share.
-CLOCK = web.AppKey("vpp.clock", Clock)
 #: Set by the runtime: wakes the park's control loop in this process, so an
 #: event is acted on at once instead of at the loop's next cycle.
 WAKE: web.AppKey[Callable[[str], None]] = web.AppKey("vpp.wake")
@@ -92,7 +87,7 @@ class IntervalRow(BaseModel):
 
 
 class ReportPayload(BaseModel):
-    """An event's performance report (see ``vpp.reports``).
+    """An event's performance report (see ``vpp.events.report``).
 
     Totals are over the measured intervals only and null while none is
     measured; ``settlement_status`` says whether the settlement is pending,
@@ -120,11 +115,6 @@ class ReportPayload(BaseModel):
     emission_factor_source: str
 
 
-def _now(request: web.Request) -> datetime:
-    clock = request.app.get(CLOCK)
-    return clock.now() if clock is not None else datetime.now(UTC)
-
-
 def _body(record: EventRecord, status: int, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response({"event": record.to_json()}, status=status, headers=headers)
 
@@ -134,11 +124,11 @@ async def create_event(request: web.Request) -> web.Response:
 
     An event whose window overlaps another open event of the park (received,
     scheduled or active) is 409 at once, naming that event and its window;
-    nothing is stored (`vpp.event_store.EventStore.create`).
+    nothing is stored (`vpp.events.EventStore.create`).
     """
     park = request.match_info["park"]
     event = parse_event_request(await read_json(request))
-    now = _now(request)
+    now = service_now(request)
     store = request.app[EVENTS]
     try:
         event.check_window(now)
@@ -185,7 +175,7 @@ async def modify_event(request: web.Request) -> web.Response:
     """
     park = request.match_info["park"]
     patch = parse_event_patch(await read_json(request))
-    now = _now(request)
+    now = service_now(request)
     store = request.app[EVENTS]
     record = await store.resize(park, request.match_info["event"], patch.targets_kw, now)
     _wake(request)
@@ -206,7 +196,11 @@ async def cancel_event(request: web.Request) -> web.Response:
     """Cancel an event; the control loop releases its devices at its next cycle."""
     m = request.match_info
     record = await request.app[EVENTS].transition(
-        m["park"], m["event"], EventState.CANCELLED, _now(request), "cancelled by the grid operator"
+        m["park"],
+        m["event"],
+        EventState.CANCELLED,
+        service_now(request),
+        "cancelled by the grid operator",
     )
     _wake(request)
     return _body(record, 202)

@@ -12,7 +12,7 @@ from vpp.api.openapi import build_openapi
 from vpp.api.routing import Route
 from vpp.api.schemas import Health, Readiness
 from vpp.errors import StateError
-from vpp.metrics import CONTENT_TYPE
+from vpp.metrics import EXPOSITION_CONTENT_TYPE
 
 __all__ = ["ROUTES"]
 
@@ -44,7 +44,7 @@ async def metrics(request: web.Request) -> web.Response:
     else:
         registry.set_assets(counts)
     resp = web.Response(body=registry.exposition())
-    resp.headers["Content-Type"] = CONTENT_TYPE
+    resp.headers["Content-Type"] = EXPOSITION_CONTENT_TYPE
     return resp
 
 

@@ -24,9 +24,10 @@ from vpp.errors import (
     VppError,
 )
 
-__all__ = ["CONTENT_TYPE", "Problem", "problem_response", "to_problem"]
+__all__ = ["PROBLEM_CONTENT_TYPE", "Problem", "problem_response", "to_problem"]
 
-CONTENT_TYPE = "application/problem+json"
+#: The Content-Type of an RFC 9457 problem details body.
+PROBLEM_CONTENT_TYPE = "application/problem+json"
 _TYPE_BASE = "urn:vpp:problem:"
 
 
@@ -70,7 +71,7 @@ def problem_response(
         body["instance"] = instance
     body.update(extensions)
     return web.Response(
-        status=status, text=json.dumps(body), content_type=CONTENT_TYPE, headers=headers
+        status=status, text=json.dumps(body), content_type=PROBLEM_CONTENT_TYPE, headers=headers
     )
 
 

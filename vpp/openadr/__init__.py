@@ -3,17 +3,21 @@
 :class:`Ven` polls the VTN's events (woken early by MQTT notifications),
 hands each as a :class:`GridDispatch` to a :class:`DispatchSink`, and reports
 USAGE, BASELINE, DELTA_USAGE and STORAGE_CHARGE_LEVEL from a
-:class:`ReportSource`. The service's side of both is ``vpp.openadr_bridge``.
+:class:`ReportSource`. Those modules speak only the VEN's own types. The
+service's side of both seams is ``vpp.openadr.bridge`` (``OpenAdrBridge``:
+dispatches become park events, events become readings), the one module here
+that knows the service's events and live state; it is imported from there,
+not re-exported, so the VEN loads without the service.
 The VTN the tests run against (``tests/vpp/openadr/vtn_sim.py``) is test code, not
 part of the product.
 """
 
 from vpp.openadr.errors import (
-    AuthError,
     DispatchRejected,
     MappingError,
     OpenAdrError,
     SchemaViolation,
+    VtnAuthError,
     VtnError,
     VtnUnavailable,
 )
@@ -35,7 +39,6 @@ from vpp.openadr.settings import OpenAdrSettings, VenSettings
 from vpp.openadr.ven import TaskHealth, Ven, VenStatus
 
 __all__ = [
-    "AuthError",
     "DispatchInterval",
     "DispatchRejected",
     "DispatchSink",
@@ -57,6 +60,7 @@ __all__ = [
     "Ven",
     "VenSettings",
     "VenStatus",
+    "VtnAuthError",
     "VtnError",
     "VtnUnavailable",
     "locate_spec",

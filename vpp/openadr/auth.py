@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 import aiohttp
 
 from vpp.openadr._http import exchange
-from vpp.openadr.errors import AuthError
+from vpp.openadr.errors import VtnAuthError
 from vpp.openadr.schema import OpenAdrSchema
 
 log = logging.getLogger("vpp.openadr.auth")
@@ -77,13 +77,13 @@ class TokenProvider:
             return
         errors = self._schema.errors(name, body)
         if errors:
-            raise AuthError(f"{what} does not match {name}: {errors[:3]}")
+            raise VtnAuthError(f"{what} does not match {name}: {errors[:3]}")
 
     async def _discover(self) -> str:
         url = urljoin(self._base, "auth/server")
         status, body = await exchange(self._session, "GET", url, timeout_s=self._timeout)
         if status != 200:
-            raise AuthError(f"GET {url}: HTTP {status}", status=status, problem=body)
+            raise VtnAuthError(f"GET {url}: HTTP {status}", status=status, problem=body)
         self._check("authServerInfo", body, "GET /auth/server")
         return urljoin(self._base, str(body["tokenURL"]))
 
@@ -103,7 +103,7 @@ class TokenProvider:
         )
         if status != 200:
             self._token_url = None  # rediscover next time: the endpoint may have moved
-            raise AuthError(f"token endpoint: HTTP {status}", status=status, problem=body)
+            raise VtnAuthError(f"token endpoint: HTTP {status}", status=status, problem=body)
         self._check("clientCredentialResponse", body, "token response")
         self._token = str(body["access_token"])
         expires_in = body.get("expires_in")

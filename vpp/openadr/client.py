@@ -20,7 +20,7 @@ import aiohttp
 from vpp.openadr import constants as c
 from vpp.openadr._http import exchange
 from vpp.openadr.auth import TokenProvider
-from vpp.openadr.errors import AuthError, SchemaViolation, VtnError
+from vpp.openadr.errors import SchemaViolation, VtnAuthError, VtnError
 from vpp.openadr.schema import OpenAdrSchema
 
 log = logging.getLogger("vpp.openadr.client")
@@ -103,7 +103,9 @@ class VtnClient:
             if errors:
                 raise SchemaViolation(f"{method} {template} {status}", errors)
         if status == 401:
-            raise AuthError(f"{method} {path}: 401 after a fresh token", status=401, problem=data)
+            raise VtnAuthError(
+                f"{method} {path}: 401 after a fresh token", status=401, problem=data
+            )
         if status >= 400:
             raise VtnError(f"{method} {path}: HTTP {status}", status=status, problem=data)
         return status, data

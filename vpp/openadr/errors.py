@@ -8,7 +8,7 @@
     ├── DispatchRejected     the service refuses an event version for good
     └── VtnError             the VTN answered with an error status
         ├── VtnUnavailable   connection refused, timeout, or a 5xx: retry later
-        └── AuthError        no token could be obtained, or 401 after one refresh
+        └── VtnAuthError     no token could be obtained, or 401 after one refresh
 """
 
 from __future__ import annotations
@@ -65,5 +65,9 @@ class VtnUnavailable(VtnError):
     """The VTN could not be reached or failed (5xx); the request may be retried."""
 
 
-class AuthError(VtnError):
-    """The VEN could not authenticate to the VTN."""
+class VtnAuthError(VtnError):
+    """The VEN could not authenticate to the VTN.
+
+    Not the API's ``vpp.errors.AuthError`` (a request to this service without
+    a valid token or role).
+    """

@@ -84,7 +84,7 @@ def wanted_payloads(dispatch: GridDispatch) -> tuple[str, ...]:
     return asked or c.REPORT_PAYLOADS
 
 
-def build_report(
+def build_report_request(
     dispatch: GridDispatch,
     intervals: Sequence[Json],
     *,

@@ -58,9 +58,9 @@ from vpp.openadr.auth import TokenProvider
 from vpp.openadr.backoff import backoff_delay
 from vpp.openadr.client import VtnClient
 from vpp.openadr.errors import (
-    AuthError,
     DispatchRejected,
     SchemaViolation,
+    VtnAuthError,
     VtnError,
     VtnUnavailable,
 )
@@ -76,7 +76,7 @@ from vpp.openadr.notifications import (
     binding_from_notifiers,
     topics_to_subscribe,
 )
-from vpp.openadr.reports import build_report, report_interval, wanted_payloads
+from vpp.openadr.reports import build_report_request, report_interval, wanted_payloads
 from vpp.openadr.schema import OpenAdrSchema
 from vpp.openadr.settings import VenSettings
 
@@ -347,7 +347,7 @@ class Ven(BackgroundService):
                 ven = await self.client.create_ven(self.settings.ven_name)
                 log.info("registered as ven %s", ven["id"])
         except VtnError as exc:
-            if isinstance(exc, VtnUnavailable | AuthError):
+            if isinstance(exc, VtnUnavailable | VtnAuthError):
                 raise
             # Some VTNs enroll VENs out of band and refuse this; reports need no ven object.
             log.warning("VEN registration refused (%s); going on without it", exc)
@@ -365,7 +365,7 @@ class Ven(BackgroundService):
                 for program in self.programs.values():
                     topics += topics_to_subscribe(await self.client.event_topics(program["id"]))
         except VtnError as exc:
-            if isinstance(exc, VtnUnavailable | AuthError):
+            if isinstance(exc, VtnUnavailable | VtnAuthError):
                 raise
             log.warning("no MQTT notifications (%s); polling only", exc)
             self._mqtt_checked = True
@@ -554,7 +554,7 @@ class Ven(BackgroundService):
                 continue
             try:
                 await self.send_report(tracked.dispatch.event_id, due)
-            except (VtnUnavailable, AuthError):
+            except (VtnUnavailable, VtnAuthError):
                 raise  # the VTN is down: the poll backs off
             except Exception:
                 # One event's report never stops the others, nor the poll.
@@ -591,7 +591,7 @@ class Ven(BackgroundService):
                 tracked.reported[interval.interval_id] = report_interval(interval, reading, wanted)
         if not tracked.reported:
             return None
-        body = build_report(
+        body = build_report_request(
             tracked.dispatch,
             list(tracked.reported.values()),
             client_name=self.settings.ven_name,

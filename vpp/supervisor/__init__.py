@@ -10,21 +10,21 @@ control loop depends on :class:`SetpointSink` only.
 from vpp.supervisor._core import SUPERVISOR, SetpointSink, Supervisor, supervisor_cleanup_ctx
 from vpp.supervisor._metrics import RTT_BUCKETS, Result
 from vpp.supervisor._routing import (
-    ALL_PARKS,
+    SHARED_ADAPTER_PARK,
     AdapterKey,
-    Route,
+    AdapterRoute,
     charger_password,
     device_limits,
     plan_park,
 )
 
 __all__ = [
-    "ALL_PARKS",
     "RTT_BUCKETS",
+    "SHARED_ADAPTER_PARK",
     "SUPERVISOR",
     "AdapterKey",
+    "AdapterRoute",
     "Result",
-    "Route",
     "SetpointSink",
     "Supervisor",
     "charger_password",

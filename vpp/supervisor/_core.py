@@ -6,7 +6,7 @@ when it fails; the others keep running. A flush task writes the batch to
 Redis (``State.write_live_many``: one pipeline per park, each key with the
 live TTL) every ``flush_interval_s`` or as soon as ``flush_max`` readings
 wait, keeping only the latest reading of each asset. A follow task reads the
-parks' log streams (``asset.enrolled``, ``asset.patched``, ``asset.retired``)
+park logs (``asset.enrolled``, ``asset.patched``, ``asset.retired``)
 with a blocking ``XREAD`` and reconciles the park that changed; a full
 reconcile every ``reconcile_interval_s`` is the safety net, and new parks are
 picked up from ``State.list_parks``.
@@ -57,7 +57,7 @@ from vpp.state import State
 from vpp.supervisor._follow import ParkLogs
 from vpp.supervisor._live import LiveBatch, date_reading
 from vpp.supervisor._metrics import AdapterSample, SupervisorMetrics
-from vpp.supervisor._routing import AdapterKey, Route, charger_password, ocpp_key, plan_park
+from vpp.supervisor._routing import AdapterKey, AdapterRoute, charger_password, ocpp_key, plan_park
 
 __all__ = ["SUPERVISOR", "SetpointSink", "Supervisor", "supervisor_cleanup_ctx"]
 
@@ -118,7 +118,7 @@ class _Slot:
     """One adapter, its assets and the numbers that outlive its instances."""
 
     key: AdapterKey
-    routes: tuple[Route, ...]
+    routes: tuple[AdapterRoute, ...]
     limit: asyncio.Semaphore
     adapter: AnyAdapter | None = None
     task: asyncio.Task[None] | None = None
@@ -243,9 +243,9 @@ class Supervisor(BackgroundService):
         self._send_timeout = send_timeout_s
         self._concurrency = {**SEND_CONCURRENCY, **(send_concurrency or {})}
         self._ocpp = ocpp_key(settings.ocpp.host, settings.ocpp.port)
-        self._plans: dict[str, list[Route]] = {}
-        self._routes: dict[tuple[str, str], Route] = {}
-        self._by_device: dict[tuple[AdapterKey, str], Route] = {}
+        self._plans: dict[str, list[AdapterRoute]] = {}
+        self._routes: dict[tuple[str, str], AdapterRoute] = {}
+        self._by_device: dict[tuple[AdapterKey, str], AdapterRoute] = {}
         self._slots: dict[AdapterKey, _Slot] = {}
         self._logs = ParkLogs(state)
         self._noted: set[str] = set()
@@ -326,8 +326,8 @@ class Supervisor(BackgroundService):
                 log.warning("%s", note)
 
     async def _apply(self) -> None:
-        desired: dict[AdapterKey, list[Route]] = defaultdict(list)
-        chargers: dict[str, Route] = {}
+        desired: dict[AdapterKey, list[AdapterRoute]] = defaultdict(list)
+        chargers: dict[str, AdapterRoute] = {}
         for park in sorted(self._plans):
             for route in self._plans[park]:
                 if route.key == self._ocpp:
@@ -380,7 +380,7 @@ class Supervisor(BackgroundService):
             task.cancel()
             await asyncio.wait({task}, timeout=10.0)
 
-    def _chargers(self, routes: Iterable[Route]) -> dict[str, ChargerSettings]:
+    def _chargers(self, routes: Iterable[AdapterRoute]) -> dict[str, ChargerSettings]:
         secret = self._settings.ocpp.auth_secret
         return {
             r.device_id: ChargerSettings(
@@ -389,7 +389,7 @@ class Supervisor(BackgroundService):
             for r in routes
         }
 
-    def _build(self, key: AdapterKey, routes: tuple[Route, ...]) -> AnyAdapter:
+    def _build(self, key: AdapterKey, routes: tuple[AdapterRoute, ...]) -> AnyAdapter:
         s = self._settings
         if key.protocol is TelemetrySource.MQTT:
             root, level = key.endpoint.rsplit("/", 1)
@@ -552,7 +552,7 @@ class Supervisor(BackgroundService):
 
     # -- setpoints -----------------------------------------------------------
 
-    def _target(self, park: str, asset_id: str) -> tuple[Route, _Slot, AnyAdapter] | str:
+    def _target(self, park: str, asset_id: str) -> tuple[AdapterRoute, _Slot, AnyAdapter] | str:
         route = self._routes.get((park, asset_id))
         if route is None:
             return f"{asset_id} is not enrolled in {park} or no adapter serves it"

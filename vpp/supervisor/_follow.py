@@ -1,4 +1,4 @@
-"""Following the parks' log streams for enrollments, patches and retirements."""
+"""Following the park logs for enrollments, patches and retirements."""
 
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ def _text(value: bytes | str) -> str:
 
 
 class ParkLogs:
-    """A position in each followed park's log and a blocking read over all of them.
+    """A position in each followed park log and a blocking read over all of them.
 
     ``XREAD ... $`` would miss what is appended between two reads, so each
-    park starts from its log's last id, taken *before* its assets are read.
+    park starts from its park log's last id, taken *before* its assets are read.
 
     Args:
         state: the repository whose park logs are read.
@@ -36,11 +36,11 @@ class ParkLogs:
         return park in self._tails
 
     async def follow(self, park: str) -> None:
-        """Start following ``park`` from its log's end (no-op if followed already)."""
+        """Start following ``park`` from its park log's end (no-op if followed already)."""
         if park in self._tails:
             return
         async with self._state.guard("xrevrange"):
-            rows: Any = await self._state.redis.xrevrange(self._state.park(park).log, count=1)
+            rows: Any = await self._state.redis.xrevrange(self._state.park(park).park_log, count=1)
         self._tails[park] = _text(rows[0][0]) if rows else "0-0"
 
     def forget(self, parks: Iterable[str]) -> None:
@@ -57,7 +57,7 @@ class ParkLogs:
         if not self._tails:
             await asyncio.sleep(block_s)
             return set()
-        keys = {self._state.park(p).log: p for p in self._tails}
+        keys = {self._state.park(p).park_log: p for p in self._tails}
         streams = {key: self._tails[park] for key, park in keys.items()}
         async with self._state.guard("xread"):
             answer: Any = await self._state.redis.xread(

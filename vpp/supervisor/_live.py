@@ -21,7 +21,7 @@ from adapters.types import Telemetry
 from vpp.errors import StateError
 from vpp.model import LiveState
 from vpp.state import State
-from vpp.supervisor._routing import Route
+from vpp.supervisor._routing import AdapterRoute
 
 __all__ = ["FUTURE_TOLERANCE_S", "IN_FUTURE", "LiveBatch", "date_reading", "live_state"]
 
@@ -60,7 +60,7 @@ def _utc(ts: float) -> datetime:
 
 
 def live_state(
-    route: Route, reading: Telemetry, schedule_time: Callable[[float], datetime] = _utc
+    route: AdapterRoute, reading: Telemetry, schedule_time: Callable[[float], datetime] = _utc
 ) -> LiveState:
     """Telemetry in device language -> the service's live state.
 
@@ -101,12 +101,12 @@ class LiveBatch:
         self._schedule_time = schedule_time or _utc
         #: set when ``flush_max`` readings wait, or assets are to be marked down
         self.due = asyncio.Event()
-        self._pending: dict[str, dict[str, tuple[Route, Telemetry]]] = {}
+        self._pending: dict[str, dict[str, tuple[AdapterRoute, Telemetry]]] = {}
         #: assets to mark unavailable with no reading pending: park -> asset -> route
-        self._down: dict[str, dict[str, Route]] = {}
+        self._down: dict[str, dict[str, AdapterRoute]] = {}
         self._count = 0
 
-    def add(self, route: Route, reading: Telemetry) -> None:
+    def add(self, route: AdapterRoute, reading: Telemetry) -> None:
         """Keep a reading, replacing an older one of the same asset."""
         # a newer reading carries its own availability
         self._down.get(route.park, {}).pop(route.asset_id, None)
@@ -115,7 +115,7 @@ class LiveBatch:
         if self._count >= self.flush_max:
             self.due.set()
 
-    def mark_down(self, routes: Iterable[Route]) -> None:
+    def mark_down(self, routes: Iterable[AdapterRoute]) -> None:
         """Mark assets unavailable at the next flush (their adapter lost its transport).
 
         A pending reading is marked at once; an asset with none has its live

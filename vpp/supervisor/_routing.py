@@ -1,7 +1,7 @@
 """From enrolled assets to adapters: which adapter serves which asset, with what limits.
 
 Pure functions, no I/O. :func:`plan_park` turns one park's enrolled assets
-into :class:`Route` s, each naming its adapter by an :class:`AdapterKey`:
+into :class:`AdapterRoute` s, each naming its adapter by an :class:`AdapterKey`:
 
 * ``mqtt``: one adapter per park and topic base. The adapters' topic scheme is
   ``{root}/{park}/{asset}/{leaf}``, so an enrolled ``topic_prefix`` of the form
@@ -30,17 +30,19 @@ from adapters.types import DeviceLimits, TelemetrySource
 from vpp.model import Asset, Battery, EvCharger, FlexibleLoad, ModbusConnection, MqttConnection
 
 __all__ = [
-    "ALL_PARKS",
+    "SHARED_ADAPTER_PARK",
     "AdapterKey",
-    "Route",
+    "AdapterRoute",
     "charger_password",
     "device_limits",
     "mqtt_base",
     "plan_park",
 ]
 
-#: The park label of the OCPP adapter, which serves every park.
-ALL_PARKS = "*"
+#: The park of an adapter shared by every park (the one OCPP listener): its
+#: `AdapterKey.park` and the ``park`` label of its metrics. Not a token scope
+#: (that is ``vpp.auth.ALL_PARKS_SCOPE``).
+SHARED_ADAPTER_PARK = "*"
 
 
 def charger_password(secret: str, charge_point_id: str) -> str:
@@ -64,7 +66,7 @@ class AdapterKey:
 
     Attributes:
         protocol: the protocol it speaks.
-        park: the park it serves (``"*"`` for the shared OCPP listener).
+        park: the park it serves (`SHARED_ADAPTER_PARK` for the shared OCPP listener).
         endpoint: ``{root}/{park level}`` (mqtt), ``host:port`` (modbus, ocpp).
         label: the ``adapter`` label of its metrics.
     """
@@ -76,7 +78,7 @@ class AdapterKey:
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class AdapterRoute:
     """One enrolled asset as its adapter knows it.
 
     Attributes:
@@ -164,7 +166,9 @@ def _mqtt_key(park: str, root: str, level: str, default_root: str) -> AdapterKey
 
 def ocpp_key(host: str, port: int) -> AdapterKey:
     """The key of the one shared OCPP listener."""
-    return AdapterKey(TelemetrySource.OCPP, ALL_PARKS, f"{host}:{port}", f"ocpp-{host}:{port}")
+    return AdapterKey(
+        TelemetrySource.OCPP, SHARED_ADAPTER_PARK, f"{host}:{port}", f"ocpp-{host}:{port}"
+    )
 
 
 def plan_park(
@@ -173,7 +177,7 @@ def plan_park(
     *,
     mqtt_root: str,
     ocpp: AdapterKey,
-) -> tuple[list[Route], list[str]]:
+) -> tuple[list[AdapterRoute], list[str]]:
     """Route every enrolled asset of one park to its adapter.
 
     Args:
@@ -186,7 +190,7 @@ def plan_park(
         The routes, and one line per asset that no adapter can serve (or whose
         MQTT prefix had to be mapped), for the log.
     """
-    routes: list[Route] = []
+    routes: list[AdapterRoute] = []
     notes: list[str] = []
     units: set[tuple[str, int]] = set()
     for asset in assets:
@@ -203,7 +207,7 @@ def plan_park(
                     f" asset id; served under {root}/{park}/{asset.id}/"
                 )
             key = _mqtt_key(park, root, level, mqtt_root)
-            routes.append(Route(park, asset.id, asset.kind, key, asset.id, limits))
+            routes.append(AdapterRoute(park, asset.id, asset.kind, key, asset.id, limits))
         elif isinstance(conn, ModbusConnection):
             if not isinstance(asset, Battery):
                 notes.append(
@@ -217,7 +221,7 @@ def plan_park(
             units.add((endpoint, conn.unit_id))
             key = AdapterKey(TelemetrySource.MODBUS, park, endpoint, f"modbus-{endpoint}")
             routes.append(
-                Route(
+                AdapterRoute(
                     park,
                     asset.id,
                     asset.kind,
@@ -231,7 +235,9 @@ def plan_park(
             )
         elif isinstance(asset, EvCharger):
             routes.append(
-                Route(park, asset.id, asset.kind, ocpp, conn.charge_point_id, limits, v2g=asset.v2g)
+                AdapterRoute(
+                    park, asset.id, asset.kind, ocpp, conn.charge_point_id, limits, v2g=asset.v2g
+                )
             )
         else:
             notes.append(f"{park}/{asset.id}: no OCPP adapter for {asset.kind} (chargers only)")

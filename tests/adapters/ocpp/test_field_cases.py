@@ -121,14 +121,16 @@ def _park_excludes(reading: Telemetry) -> dict[str, str]:
     from vpp.flex import build_view
     from vpp.model import EvCharger
     from vpp.supervisor._live import live_state
-    from vpp.supervisor._routing import Route, ocpp_key
+    from vpp.supervisor._routing import AdapterRoute, ocpp_key
 
     asset = EvCharger.model_validate({
         "id": reading.asset_id, "owner": "o", "grid_node": "n1", "v2g": True,
         "connection": {"protocol": "ocpp", "charge_point_id": reading.asset_id},
         "max_charge_kw": 11.0, "max_discharge_kw": 11.0,
     })  # fmt: skip
-    route = Route("p1", asset.id, asset.kind, ocpp_key("127.0.0.1", 0), asset.id, LIMITS, v2g=True)
+    route = AdapterRoute(
+        "p1", asset.id, asset.kind, ocpp_key("127.0.0.1", 0), asset.id, LIMITS, v2g=True
+    )
     start = datetime.fromtimestamp(60 * (time.time() // 60), UTC)
     view = build_view([asset], {asset.id: live_state(route, reading)}, dx.TimeGrid(16, start=start))
     return view.excluded
@@ -459,7 +461,7 @@ async def test_case7_another_evse_of_the_station_never_touches_the_live_session(
 
 async def test_case8_impossible_soc_is_dropped_and_the_power_beside_it_kept() -> None:
     from vpp.supervisor._live import live_state
-    from vpp.supervisor._routing import Route
+    from vpp.supervisor._routing import AdapterRoute
 
     bad_soc = {
         "value": 65535,
@@ -467,7 +469,7 @@ async def test_case8_impossible_soc_is_dropped_and_the_power_beside_it_kept() ->
         "location": "EV",
         "unitOfMeasure": {"unit": "Percent"},
     }
-    route = Route("p1", "cp-a", "ev_charger", None, "cp-a", LIMITS)  # type: ignore[arg-type]
+    route = AdapterRoute("p1", "cp-a", "ev_charger", None, "cp-a", LIMITS)  # type: ignore[arg-type]
     async with _csms() as csms, charge_point(csms) as cp:
         await cp.ok("TransactionEvent", tx_event("Started", "T1", 0))
         await cp.ok(

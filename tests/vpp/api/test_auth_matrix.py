@@ -9,11 +9,10 @@ import pytest
 
 from tests.vpp.conftest import ApiClient, TokenFactory
 from tests.vpp.samples import OTHER_PARK, PARK, sample, stored_bid
-from vpp.api import assets, bids, events, parks
+from vpp.api import assets, bids, events, flexibility, parks
 from vpp.auth import Role
 from vpp.bids import BidRecord, BidStore
-from vpp.event_store import EventStore
-from vpp.events import parse_event_request
+from vpp.events import EventStore, parse_event_request
 from vpp.model import LiveState, parse_asset
 from vpp.state import State
 
@@ -40,7 +39,10 @@ POLICY: dict[str, set[Role]] = {
     "cancelEvent": {GRID, ADMIN},
     "getEventReport": ALL,
 }
-ROUTES = {r.operation_id: r for r in [*assets.ROUTES, *parks.ROUTES, *bids.ROUTES, *events.ROUTES]}
+ROUTES = {
+    r.operation_id: r
+    for r in [*assets.ROUTES, *parks.ROUTES, *bids.ROUTES, *flexibility.ROUTES, *events.ROUTES]
+}
 # Tomorrow 06:00: an event or bid window must lie ahead (and within a year).
 _START = (datetime.now(UTC) + timedelta(days=1)).replace(hour=6, minute=0, second=0, microsecond=0)
 _START_ISO = _START.isoformat()

@@ -21,8 +21,7 @@ from tests.vpp.conftest import ApiClient, TokenFactory
 from tests.vpp.samples import PARK, sample
 from vpp.api import create_app
 from vpp.clock import Clock
-from vpp.event_store import EventStore
-from vpp.events import EventState
+from vpp.events import EventState, EventStore
 from vpp.metrics import Metrics
 from vpp.settings import Settings
 from vpp.state import State

@@ -15,8 +15,7 @@ from tests.vpp.conftest import ApiClient, TokenFactory
 from tests.vpp.samples import PARK
 from vpp.clock import Clock
 from vpp.control import ControlLoop
-from vpp.event_store import EventStore
-from vpp.events import EventRecord, EventState, parse_event_request
+from vpp.events import EventRecord, EventState, EventStore, parse_event_request
 from vpp.settings import ControlSettings
 from vpp.state import State, pack
 

@@ -35,7 +35,7 @@ from tests.vpp.samples import sample
 from vpp.api import create_app
 from vpp.api.context import ROUTE_TABLE
 from vpp.api.routing import Route
-from vpp.auth import ALL_PARKS, Role, TokenStore
+from vpp.auth import ALL_PARKS_SCOPE, Role, TokenStore
 from vpp.model import LiveState, Park, parse_asset
 from vpp.settings import Settings
 from vpp.state import State
@@ -117,7 +117,9 @@ async def _seed_park(state: State) -> None:
 async def test_schemathesis_finds_nothing(settings: Settings, state: State, tmp_path: Path) -> None:
     app = create_app(settings, state)
     store = TokenStore(state)
-    tokens = {role: await store.create(role, [ALL_PARKS], name=f"fuzz-{role}") for role in Role}
+    tokens = {
+        role: await store.create(role, [ALL_PARKS_SCOPE], name=f"fuzz-{role}") for role in Role
+    }
     await _seed_park(state)
     routes = list(app[ROUTE_TABLE].values())
     config = tmp_path / "schemathesis.toml"

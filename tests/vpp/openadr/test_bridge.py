@@ -11,11 +11,10 @@ from tests.support import eventually
 from tests.vpp.openadr.helpers import BESS_1, LOAD_1, enroll_live, event_body, ven_settings
 from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.clock import Clock
-from vpp.event_store import EventStore
-from vpp.events import EventRecord, EventState
+from vpp.events import EventRecord, EventState, EventStore
 from vpp.model import LiveState
 from vpp.openadr import ImportLimitKw, RelativeKw, SetpointKw, SimpleLevel, Ven
-from vpp.openadr_bridge import OpenAdrBridge, deviation_of, service_event_id
+from vpp.openadr.bridge import OpenAdrBridge, deviation_of, service_event_id
 from vpp.state import State
 
 PARK = "oadr-park"

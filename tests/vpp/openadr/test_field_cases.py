@@ -22,12 +22,11 @@ from tests.vpp.openadr.helpers import (
 )
 from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.clock import Clock
-from vpp.event_store import EventStore
-from vpp.events import EventRecord, EventState
+from vpp.events import EventRecord, EventState, EventStore
 from vpp.model import LiveState
 from vpp.openadr import DispatchRejected, GridDispatch, Ven, VenSettings
+from vpp.openadr.bridge import OpenAdrBridge, service_event_id
 from vpp.openadr.mapping import event_to_dispatch
-from vpp.openadr_bridge import OpenAdrBridge, service_event_id
 from vpp.state import State
 
 PARK = "oadr-field"

@@ -24,7 +24,7 @@ from vpp.openadr import (
 )
 from vpp.openadr.errors import MappingError
 from vpp.openadr.mapping import event_to_dispatch, parse_duration
-from vpp.openadr.reports import build_report, report_interval
+from vpp.openadr.reports import build_report_request, report_interval
 
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 META = {
@@ -275,7 +275,7 @@ def test_report_body_validates(spec: OpenAdrSchema) -> None:
         report_interval(i, IntervalReading(i.interval_id, 90.0, 120.0, None, 1.2), wanted)
         for i in dispatch.intervals
     ]
-    report = build_report(dispatch, intervals, client_name="park-ven-1", wanted=wanted)
+    report = build_report_request(dispatch, intervals, client_name="park-ven-1", wanted=wanted)
     assert spec.errors("reportRequest", report) == []
     payloads = {
         p["type"]: p["values"][0] for p in report["resources"][0]["intervals"][0]["payloads"]

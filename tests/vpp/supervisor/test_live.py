@@ -6,15 +6,15 @@ import time
 
 from adapters.types import DeviceLimits, Telemetry, TelemetrySource
 from vpp.state import State
-from vpp.supervisor import AdapterKey, Route
+from vpp.supervisor import AdapterKey, AdapterRoute
 from vpp.supervisor._live import LiveBatch, live_state
 
 KEY = AdapterKey(TelemetrySource.MODBUS, "p1", "h:502", "modbus-h:502")
 LIMITS = DeviceLimits(p_min_kw=-50, p_max_kw=50, capacity_kwh=200)
 
 
-def _route(asset_id: str) -> Route:
-    return Route("p1", asset_id, "battery", KEY, asset_id, LIMITS, unit_id=1)
+def _route(asset_id: str) -> AdapterRoute:
+    return AdapterRoute("p1", asset_id, "battery", KEY, asset_id, LIMITS, unit_id=1)
 
 
 def _reading(asset_id: str, power_kw: float, soc: float = 0.5) -> Telemetry:

@@ -11,7 +11,7 @@ import pytest
 from adapters.types import DeviceLimits, TelemetrySource
 from tests.vpp.samples import sample
 from vpp.model import MqttConnection, parse_asset
-from vpp.supervisor import ALL_PARKS, charger_password, device_limits, plan_park
+from vpp.supervisor import SHARED_ADAPTER_PARK, charger_password, device_limits, plan_park
 from vpp.supervisor._routing import mqtt_base, ocpp_key
 
 OCPP = ocpp_key("127.0.0.1", 9000)
@@ -73,7 +73,7 @@ def test_plan_groups_by_protocol_and_skips_what_no_adapter_serves() -> None:
     assert by_id["l1"].key.label == "mqtt-p1" and by_id["l1"].key.endpoint == "vpp/p1"
     ev = by_id["ev1"]
     assert (ev.key.park, ev.key.protocol, ev.device_id, ev.v2g) == (
-        ALL_PARKS,
+        SHARED_ADAPTER_PARK,
         TelemetrySource.OCPP,
         "CP-A01",
         True,

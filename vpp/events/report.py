@@ -247,11 +247,11 @@ def build_report(
         IntervalReport(
             start=starts[i].isoformat(),
             target_kw=round(float(target[i]), 3),
-            baseline_kw=_rounded(baseline[i], 3),
-            measured_kw=_rounded(measured[i], 3) if known[i] else None,
-            delivered_kw=_rounded(delivered[i], 3),
-            performance=_rounded(performance[i], 4),
-            payable_kwh=_rounded(payable[i], 3),
+            baseline_kw=_rounded_or_none(baseline[i], 3),
+            measured_kw=_rounded_or_none(measured[i], 3) if known[i] else None,
+            delivered_kw=_rounded_or_none(delivered[i], 3),
+            performance=_rounded_or_none(performance[i], 4),
+            payable_kwh=_rounded_or_none(payable[i], 3),
         )
         for i in range(n)
     ]
@@ -335,7 +335,7 @@ def _floats(values: Sequence[float | None]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
-def _rounded(value: float, digits: int) -> float | None:
+def _rounded_or_none(value: float, digits: int) -> float | None:
     """``value`` rounded, or None for NaN (JSON has no NaN, CSV shows an empty cell)."""
     # + 0.0 turns -0.0 (a zero target's delivery) into 0.0
     return None if np.isnan(value) else round(float(value), digits) + 0.0

@@ -37,7 +37,7 @@ intervals up, some down), the direction of the larger energy wins and the
 other slots get a zero target; the log says so.
 
 A new version of an OpenADR event changes the same service event in place
-(`vpp.event_store.EventStore.resize`: targets from the current slot on, more
+(`vpp.events.EventStore.resize`: targets from the current slot on, more
 or fewer slots; nothing measured is lost and no device is released) when
 its slot grid and direction are unchanged and, if it has not started yet,
 its start too; otherwise the old service event is cancelled and a new one
@@ -63,18 +63,19 @@ from datetime import datetime, timedelta
 
 from vpp.clock import Clock
 from vpp.errors import Conflict, InvalidInput, NotFound
-from vpp.event_store import EventStore
 from vpp.events import (
     MAX_INTERVALS,
     EventOverlap,
     EventRecord,
     EventState,
+    EventStore,
     IllegalTransition,
     parse_event_request,
 )
 from vpp.flex import nominal_kw
 from vpp.model import Battery, LiveState
-from vpp.openadr import (
+from vpp.openadr.errors import DispatchRejected
+from vpp.openadr.model import (
     DispatchInterval,
     GridDispatch,
     ImportLimitKw,
@@ -84,12 +85,11 @@ from vpp.openadr import (
     SetpointKw,
     SimpleLevel,
 )
-from vpp.openadr.errors import DispatchRejected
 from vpp.state import State, pack, unpack
 
 __all__ = ["HORIZON", "OpenAdrBridge", "deviation_of", "service_event_id"]
 
-log = logging.getLogger("vpp.openadr_bridge")
+log = logging.getLogger("vpp.openadr.bridge")
 
 #: How far ahead a service event of a long or open-ended OpenADR event reaches:
 #: one market day, the longest window the service plans (96 slots of 15 min).

@@ -1,15 +1,15 @@
-"""Dispatch events in Redis: idempotent create, optimistic updates, the log.
+"""Dispatch events in Redis: idempotent create, optimistic updates, the park log.
 
 Events are durable records (``{ns}:{park}:event:{id}``, msgpack) indexed by
 start time in a sorted set. The API and the control loop both change an
 event (the API modifies or cancels it, the loop moves its state and fills in
 what was delivered), so every change is a read-modify-write under ``WATCH``
 that retries when the other side wrote in between. Every state change is
-appended to the park's log stream.
+appended to the park log.
 
 The control loop runs one event of a park at a time, so a create, or an
 extension, whose window overlaps another open event (received, scheduled or
-active) is refused with `vpp.events.EventOverlap`. The check and the write
+active) is refused with `vpp.events.model.EventOverlap`. The check and the write
 are one transaction: it watches the park's index and every event that could
 reach into the window, so two overlapping creates (or a create and an
 extension) racing each other cannot both pass; the loser retries and is
@@ -28,7 +28,7 @@ from redis import exceptions as redis_errors
 from redis.asyncio.client import Pipeline
 
 from vpp.errors import Conflict, NotFound
-from vpp.events import (
+from vpp.events.model import (
     EventOverlap,
     EventRecord,
     EventRequest,
@@ -40,7 +40,7 @@ from vpp.state import State, pack, unpack
 
 __all__ = ["EventStore"]
 
-log = logging.getLogger("vpp.event_store")
+log = logging.getLogger("vpp.events.store")
 
 _RETRIES = 20
 
@@ -158,7 +158,7 @@ class EventStore:
         """Apply ``change`` to the stored event atomically and store the result.
 
         ``change`` mutates the record it is given (it may raise to abort, e.g.
-        `vpp.events.IllegalTransition`); it can run more than once when another
+        `vpp.events.model.IllegalTransition`); it can run more than once when another
         writer got in between, so it must not have other side effects.
         """
         key = self.state.park(park).event(event_id)
@@ -236,5 +236,5 @@ class EventStore:
         fields: dict[str, str | int | float] = {"event_id": record.id, "state": what}
         if record.reason:
             fields["reason"] = record.reason
-        await self.state.append_log(record.park, f"event.{what}", **fields)
+        await self.state.append_park_log(record.park, f"event.{what}", **fields)
         log.info("park %s event %s: %s", record.park, record.id, what)

@@ -9,7 +9,7 @@ convention (positive = drawn from the grid)::
     peak_shaving   target_kw = -requested
     valley_filling target_kw = +requested
 
-Life cycle (every change is appended to the park's log stream)::
+Life cycle (every change is appended to the park log)::
 
     received ──► scheduled ──► active ──► completed
         │            │            └─────► failed
@@ -43,6 +43,7 @@ from vpp.model import ID_PATTERN, Integer, integral, invalid_input, parse_json_d
 
 __all__ = [
     "INTERVAL_CHOICES",
+    "MAX_INTERVALS",
     "MAX_LEAD",
     "MAX_TARGET_KW",
     "TERMINAL_STATES",
@@ -372,7 +373,7 @@ class ExpectedDelivery(BaseModel):
 
     An award stands whatever the park can do, so an event larger than the
     park is accepted; this says how much of it the park expects to deliver,
-    from its live flexibility at receipt (`vpp.bids.expected_delivery`).
+    from its live flexibility at receipt (`vpp.events.expected.expected_delivery`).
     """
 
     as_of: datetime = Field(description="When the estimate was made (service clock).")
@@ -452,7 +453,7 @@ class EventRecord(BaseModel):
     def as_request(self) -> EventRequest:
         """The create body of the event as it stands now (its current targets as magnitudes).
 
-        Used to estimate delivery (`vpp.bids.expected_delivery`) again after a change.
+        Used to estimate delivery (`vpp.events.expected.expected_delivery`) again after a change.
         """
         return EventRequest(
             id=self.id,

@@ -18,7 +18,9 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from vpp.servers import MosquittoServer, RedisServer, port_open
+from tests.support import MqttRig
+from vpp.servers import MosquittoServer, RedisServer, free_port, port_open
+from vpp.settings import Settings
 
 REDIS_URL = os.environ.get("VPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 MQTT_HOST = os.environ.get("VPP_TEST_MQTT_HOST", "127.0.0.1")
@@ -49,6 +51,35 @@ def namespace() -> str:
 def topic_prefix() -> str:
     """An MQTT topic prefix unique to this test."""
     return f"vpptest/{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def mqtt(mqtt_addr: tuple[str, int], topic_prefix: str) -> AsyncIterator[MqttRig]:
+    """This test's corner of the shared broker (park ``p1`` under ``topic_prefix``).
+
+    Its adapters and simulated devices are made with ``mqtt.adapter(...)`` and
+    ``mqtt.fleet(...)``; retained messages named with ``mqtt.retained(...)``
+    are cleared afterwards.
+    """
+    rig = MqttRig(*mqtt_addr, root=topic_prefix)
+    yield rig
+    await rig.clear_retained()
+
+
+@pytest.fixture
+def service_settings(
+    redis_url: str, namespace: str, mqtt_addr: tuple[str, int], topic_prefix: str
+) -> Settings:
+    """Settings of a whole service for this test: its Redis namespace and MQTT topic root.
+
+    The OCPP listener gets a free port on loopback; the rest are the defaults.
+    """
+    settings = Settings()
+    settings.redis.url, settings.redis.namespace = redis_url, namespace
+    settings.mqtt.host, settings.mqtt.port = mqtt_addr
+    settings.mqtt.root = topic_prefix
+    settings.ocpp.port = free_port()
+    return settings
 
 
 @pytest.fixture

@@ -84,7 +84,9 @@ async def test_a_swallowed_cancellation_is_delivered_again() -> None:
     assert service.swallowed == 1
 
 
-async def test_graceful_work_ends_by_itself_and_the_callers_cancellation_propagates() -> None:
+async def test_graceful_work_ends_by_itself_and_the_callers_cancellation_propagates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     class Graceful(BackgroundService):
         _stop_grace_s = None
 
@@ -111,7 +113,7 @@ async def test_graceful_work_ends_by_itself_and_the_callers_cancellation_propaga
         async with slow:
             pass
 
-    slow._run = lambda: asyncio.sleep(3600)  # type: ignore[method-assign]
+    monkeypatch.setattr(slow, "_run", lambda: asyncio.sleep(3600))
     caller = asyncio.create_task(leave_slowly())
     await asyncio.sleep(0.05)  # the caller now waits for the work to end by itself
     caller.cancel()

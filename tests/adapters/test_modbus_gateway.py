@@ -8,9 +8,11 @@ availability, confirmations, backoff delays), never on wall-clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from typing import Any, NamedTuple
 from unittest import mock
 
 import pytest
@@ -20,9 +22,8 @@ from adapters.modbus import ModbusBatteryAdapter, ModbusUnit
 from adapters.sim.battery import BatterySpec, Fault, ModbusBatteryServer
 from adapters.sunspec import PowerSign
 from adapters.types import DeviceLimits, Setpoint, Telemetry
+from tests.support import eventually
 from vpp.servers import free_port
-
-Eventually = Callable[[Callable[[], bool]], Awaitable[None]]
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -30,14 +31,14 @@ LIMITS = DeviceLimits(p_min_kw=-200, p_max_kw=200, capacity_kwh=400, soc_min=0.0
 BACKOFF_BASE = 0.05
 
 
-def _spec(asset: str, unit_id: int, **kw: object) -> BatterySpec:
+def _spec(asset: str, unit_id: int, **kw: Any) -> BatterySpec:
     return BatterySpec(
         asset_id=asset,
         unit_id=unit_id,
         capacity_kwh=400,
         max_charge_kw=200,
         max_discharge_kw=200,
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
@@ -87,17 +88,38 @@ class Readings:
         await asyncio.gather(self._task, return_exceptions=True)
 
 
-@pytest.fixture
-async def collect() -> AsyncIterator[Callable[[ModbusBatteryAdapter], Readings]]:
-    made: list[Readings] = []
+class Gateway(NamedTuple):
+    """The simulated batteries behind one Modbus TCP gateway, the adapter, what it published."""
 
-    def start(adapter: ModbusBatteryAdapter) -> Readings:
-        made.append(Readings(adapter))
-        return made[-1]
+    srv: ModbusBatteryServer
+    adapter: ModbusBatteryAdapter
+    seen: Readings
 
-    yield start
-    for readings in made:
-        await readings.close()
+
+@contextlib.asynccontextmanager
+async def _gateway(
+    specs: list[BatterySpec],
+    *,
+    faults: dict[str, Fault] | None = None,
+    units: dict[str, ModbusUnit] | None = None,
+    **options: Any,
+) -> AsyncIterator[Gateway]:
+    """The batteries ``specs`` served at 60x time, the adapter reading them, every reading.
+
+    ``faults`` are set before the adapter starts; ``units`` default to each
+    spec's unit id with ``LIMITS``; ``options`` are :func:`_adapter`'s.
+    """
+    async with ModbusBatteryServer(port=free_port(), batteries=specs, time_scale=60) as srv:
+        for asset, fault in (faults or {}).items():
+            srv.models[asset].fault = fault
+        if units is None:
+            units = {s.asset_id: ModbusUnit(unit_id=s.unit_id, limits=LIMITS) for s in specs}
+        async with _adapter(srv, units, **options) as adapter:
+            seen = Readings(adapter)
+            try:
+                yield Gateway(srv, adapter, seen)
+            finally:
+                await seen.close()
 
 
 def _cap(attempt: int) -> float:
@@ -117,16 +139,9 @@ def _assert_backoff_grows(delays: tuple[float, ...]) -> None:
 # --- case 2: a SunSpec scale factor that is not implemented, or coarse --------------------------
 
 
-async def test_wset_sf_not_implemented_refuses_that_unit_alone(
-    eventually: Eventually, collect: Callable[[ModbusBatteryAdapter], Readings]
-) -> None:
+async def test_wset_sf_not_implemented_refuses_that_unit_alone() -> None:
     specs = [_spec("b1", 1, wset_sf=None), _spec("b2", 2)]
-    units = {s.asset_id: ModbusUnit(unit_id=s.unit_id, limits=LIMITS) for s in specs}
-    async with (
-        ModbusBatteryServer(port=free_port(), batteries=specs, time_scale=60) as srv,
-        _adapter(srv, units, revert_s=3, refresh_s=0.2) as adapter,
-    ):
-        seen = collect(adapter)
+    async with _gateway(specs, revert_s=3, refresh_s=0.2) as (srv, adapter, seen):
         await eventually(lambda: seen.of("b1", available=True) > 0 and seen.of("b2") > 0)
         for power in (-50.0, 0.0, 25.0):
             conf = await adapter.apply(Setpoint(asset_id="b1", power_kw=power, hold_s=30))
@@ -145,15 +160,9 @@ async def test_wset_sf_not_implemented_refuses_that_unit_alone(
         assert adapter._task is not None and not adapter._task.done()
 
 
-async def test_coarse_wset_sf_is_confirmed_in_the_device_resolution(
-    collect: Callable[[ModbusBatteryAdapter], Readings], eventually: Eventually
-) -> None:
+async def test_coarse_wset_sf_is_confirmed_in_the_device_resolution() -> None:
     spec = _spec("b1", 1, wset_sf=1)  # WSet in steps of 10 W
-    async with (
-        ModbusBatteryServer(port=free_port(), batteries=[spec], time_scale=60) as srv,
-        _adapter(srv, {"b1": ModbusUnit(unit_id=1, limits=LIMITS)}) as adapter,
-    ):
-        seen = collect(adapter)
+    async with _gateway([spec]) as (srv, adapter, seen):
         await eventually(lambda: seen.of("b1", available=True) > 0)
         conf = await adapter.apply(Setpoint(asset_id="b1", power_kw=-123.4567, hold_s=30))
         assert conf.confirmed, conf.reason
@@ -165,44 +174,32 @@ async def test_coarse_wset_sf_is_confirmed_in_the_device_resolution(
 
 
 @pytest.mark.parametrize("fault", [Fault.SILENT, Fault.GATEWAY_NO_RESPONSE])
-async def test_dead_unit_at_start_does_not_silence_its_neighbour(
-    fault: Fault, eventually: Eventually, collect: Callable[[ModbusBatteryAdapter], Readings]
-) -> None:
+async def test_dead_unit_at_start_does_not_silence_its_neighbour(fault: Fault) -> None:
     specs = [_spec("b1", 1), _spec("b2", 2)]
-    units = {s.asset_id: ModbusUnit(unit_id=s.unit_id, limits=LIMITS) for s in specs}
-    async with ModbusBatteryServer(port=free_port(), batteries=specs, time_scale=60) as srv:
-        srv.models["b2"].fault = fault
-        async with _adapter(srv, units, revert_s=3, refresh_s=0.2, timeout_s=0.5) as adapter:
-            seen = collect(adapter)
-            # unit 2 is published unavailable at once, so the service stops counting it
-            await eventually(lambda: seen.of("b2", available=False) == 1)
-            await eventually(lambda: seen.of("b1", available=True) >= 5)
-            conf = await adapter.apply(Setpoint(asset_id="b1", power_kw=30, hold_s=30))
-            assert conf.confirmed
-            refused = await adapter.apply(Setpoint(asset_id="b2", power_kw=30, hold_s=30))
-            assert not refused.confirmed and refused.sent_kw is None
-            writes = srv.models["b1"].writes
-            await eventually(lambda: srv.models["b1"].writes >= writes + 3)  # refreshed
-            await eventually(lambda: adapter.health("b2").failures >= 4)
-            health = adapter.health("b2")
-            assert health.answering is False and health.last_error
-            _assert_backoff_grows(health.retry_delays_s)
-            assert seen.of("b2", available=True) == 0
-            assert seen.of("b2", available=False) == 1  # once per outage, not per retry
-            assert adapter.stats.connected and adapter.stats.reconnects == 0
+    dead_b2 = _gateway(specs, faults={"b2": fault}, revert_s=3, refresh_s=0.2, timeout_s=0.5)
+    async with dead_b2 as (srv, adapter, seen):
+        # unit 2 is published unavailable at once, so the service stops counting it
+        await eventually(lambda: seen.of("b2", available=False) == 1)
+        await eventually(lambda: seen.of("b1", available=True) >= 5)
+        conf = await adapter.apply(Setpoint(asset_id="b1", power_kw=30, hold_s=30))
+        assert conf.confirmed
+        refused = await adapter.apply(Setpoint(asset_id="b2", power_kw=30, hold_s=30))
+        assert not refused.confirmed and refused.sent_kw is None
+        writes = srv.models["b1"].writes
+        await eventually(lambda: srv.models["b1"].writes >= writes + 3)  # refreshed
+        await eventually(lambda: adapter.health("b2").failures >= 4)
+        health = adapter.health("b2")
+        assert health.answering is False and health.last_error
+        _assert_backoff_grows(health.retry_delays_s)
+        assert seen.of("b2", available=True) == 0
+        assert seen.of("b2", available=False) == 1  # once per outage, not per retry
+        assert adapter.stats.connected and adapter.stats.reconnects == 0
 
 
 @pytest.mark.parametrize("fault", [Fault.SILENT, Fault.GATEWAY_NO_RESPONSE])
-async def test_unit_dying_during_an_event_costs_only_that_unit(
-    fault: Fault, eventually: Eventually, collect: Callable[[ModbusBatteryAdapter], Readings]
-) -> None:
+async def test_unit_dying_during_an_event_costs_only_that_unit(fault: Fault) -> None:
     specs = [_spec("b1", 1), _spec("b2", 2)]
-    units = {s.asset_id: ModbusUnit(unit_id=s.unit_id, limits=LIMITS) for s in specs}
-    async with (
-        ModbusBatteryServer(port=free_port(), batteries=specs, time_scale=60) as srv,
-        _adapter(srv, units, revert_s=3, refresh_s=0.2, timeout_s=0.5) as adapter,
-    ):
-        seen = collect(adapter)
+    async with _gateway(specs, revert_s=3, refresh_s=0.2, timeout_s=0.5) as (srv, adapter, seen):
         await eventually(lambda: seen.of("b1") > 0 and seen.of("b2") > 0)
         for asset in ("b1", "b2"):  # the event is on: both take setpoints
             conf = await adapter.apply(Setpoint(asset_id=asset, power_kw=-60, hold_s=60))
@@ -226,16 +223,9 @@ async def test_unit_dying_during_an_event_costs_only_that_unit(
         assert adapter.health("b2").answering is True and adapter.health("b2").failures == 0
 
 
-async def test_garbage_block_costs_that_units_reading_only(
-    eventually: Eventually, collect: Callable[[ModbusBatteryAdapter], Readings]
-) -> None:
+async def test_garbage_block_costs_that_units_reading_only() -> None:
     specs = [_spec("b1", 1), _spec("b2", 2)]
-    units = {s.asset_id: ModbusUnit(unit_id=s.unit_id, limits=LIMITS) for s in specs}
-    async with (
-        ModbusBatteryServer(port=free_port(), batteries=specs, time_scale=60) as srv,
-        _adapter(srv, units) as adapter,
-    ):
-        seen = collect(adapter)
+    async with _gateway(specs) as (srv, adapter, seen):
         await eventually(lambda: seen.of("b1") > 0 and seen.of("b2") > 0)
         srv.models["b2"].overrides["ID"] = 999  # the 802 block is not 802 any more
         mark = time.time()
@@ -249,15 +239,9 @@ async def test_garbage_block_costs_that_units_reading_only(
         await eventually(lambda: seen.of("b2", available=True, after=back) > 0)
 
 
-async def test_not_implemented_points_drop_fields_and_keep_the_reading(
-    eventually: Eventually, collect: Callable[[ModbusBatteryAdapter], Readings]
-) -> None:
+async def test_not_implemented_points_drop_fields_and_keep_the_reading() -> None:
     spec = _spec("b1", 1)
-    async with (
-        ModbusBatteryServer(port=free_port(), batteries=[spec], time_scale=60) as srv,
-        _adapter(srv, {"b1": ModbusUnit(unit_id=1, limits=LIMITS)}) as adapter,
-    ):
-        seen = collect(adapter)
+    async with _gateway([spec]) as (srv, adapter, seen):
         await eventually(lambda: seen.of("b1") > 0)
         srv.models["b1"].overrides.update({"WChaDisChaMax_SF": 0x8000, "SoC_SF": 11})
         rejected = adapter.stats.rejected_fields
@@ -283,9 +267,7 @@ async def test_not_implemented_points_drop_fields_and_keep_the_reading(
 # --- battery power sign -------------------------------------------------------------------------
 
 
-async def test_enrolled_signs_are_read_and_written(
-    eventually: Eventually, collect: Callable[[ModbusBatteryAdapter], Readings]
-) -> None:
+async def test_enrolled_signs_are_read_and_written() -> None:
     spec = _spec(
         "b1",
         1,
@@ -298,11 +280,7 @@ async def test_enrolled_signs_are_read_and_written(
         power_sign=PowerSign.DISCHARGE_POSITIVE,
         setpoint_sign=PowerSign.CHARGE_POSITIVE,
     )
-    async with (
-        ModbusBatteryServer(port=free_port(), batteries=[spec], time_scale=60) as srv,
-        _adapter(srv, {"b1": unit}) as adapter,
-    ):
-        seen = collect(adapter)
+    async with _gateway([spec], units={"b1": unit}) as (srv, adapter, seen):
         await eventually(lambda: seen.of("b1") > 0)
         conf = await adapter.apply(Setpoint(asset_id="b1", power_kw=-40, hold_s=30))
         assert conf.confirmed
@@ -314,17 +292,11 @@ async def test_enrolled_signs_are_read_and_written(
 
 
 async def test_power_sign_disagreeing_with_chast_is_counted_and_warned_once(
-    eventually: Eventually,
-    collect: Callable[[ModbusBatteryAdapter], Readings],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The device reports W discharge-positive; it was enrolled with the default sign.
     spec = _spec("b1", 1, power_sign=PowerSign.DISCHARGE_POSITIVE)
-    async with (
-        ModbusBatteryServer(port=free_port(), batteries=[spec], time_scale=60) as srv,
-        _adapter(srv, {"b1": ModbusUnit(unit_id=1, limits=LIMITS)}) as adapter,
-    ):
-        seen = collect(adapter)
+    async with _gateway([spec]) as (srv, adapter, seen):
         await eventually(lambda: seen.of("b1") > 0)
         caplog.set_level(logging.WARNING, logger="adapters.modbus")
         assert (await adapter.apply(Setpoint(asset_id="b1", power_kw=-40, hold_s=30))).confirmed
@@ -339,17 +311,11 @@ async def test_power_sign_disagreeing_with_chast_is_counted_and_warned_once(
 
 
 async def test_setpoint_sign_against_chast_is_counted_and_warned_once(
-    eventually: Eventually,
-    collect: Callable[[ModbusBatteryAdapter], Readings],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The device takes WSet charge-positive; it was enrolled with the DER default.
     spec = _spec("b1", 1, setpoint_sign=PowerSign.CHARGE_POSITIVE)
-    async with (
-        ModbusBatteryServer(port=free_port(), batteries=[spec], time_scale=60) as srv,
-        _adapter(srv, {"b1": ModbusUnit(unit_id=1, limits=LIMITS)}) as adapter,
-    ):
-        seen = collect(adapter)
+    async with _gateway([spec]) as (srv, adapter, seen):
         await eventually(lambda: seen.of("b1") > 0)
         caplog.set_level(logging.WARNING, logger="adapters.modbus")
         # the read-back echoes what was written, so the write itself looks confirmed...

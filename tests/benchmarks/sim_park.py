@@ -5,7 +5,7 @@ park (`adapters.sim.park.generate_park`) plus one setpoint per device;
 `wait_for_park` waits until every device reports; `setpoint_round` sends one
 setpoint to every device at once and reports the round trip per protocol.
 ``python -m tests.benchmarks.adapters --only rtt`` runs it at 1,000 devices;
-``tests/adapters/test_sim_park.py`` at 100.
+``tests/adapters/sim/test_park.py`` at 100.
 """
 
 from __future__ import annotations

@@ -33,9 +33,9 @@ from tests.e2e.park_harness import (
     RunningPark,
     build_park,
     clock_origin,
-    eventually,
     simulators,
 )
+from tests.support import eventually
 from vpp.auth import Role
 from vpp.client import ParkClient, issue_tokens
 from vpp.clock import Clock
@@ -57,15 +57,12 @@ async def running_park(
     namespace: str,
     mqtt_addr: tuple[str, int],
     topic_prefix: str,
+    service_settings: Settings,
 ) -> AsyncIterator[RunningPark]:
     """The service and the simulated park, enrolled through the API, every asset live."""
     # redis_client (tests/conftest.py) deletes this namespace's keys afterwards
-    settings = Settings()
-    settings.redis.url, settings.redis.namespace = redis_url, namespace
+    settings = service_settings
     settings.redis.live_ttl_s = LIVE_TTL_S
-    settings.mqtt.host, settings.mqtt.port = mqtt_addr
-    settings.mqtt.root = topic_prefix
-    settings.ocpp.port = free_port()
     settings.ocpp.auth_secret = SECRET
     settings.modbus.poll_interval_s = 0.25
     settings.modbus.timeout_s = 1.0
@@ -108,13 +105,13 @@ async def running_park(
                     async def routed(asset_id: str = payload["id"]) -> bool:
                         return asset_id in supervisor.routes(PARK)
 
-                    await eventually(routed, within=15.0)
+                    await eventually(routed, within_s=15.0)
 
             async def all_routed() -> bool:
                 return len(supervisor.routes(PARK)) == len(payloads)
 
             # the chargers start once the OCPP listener knows them (else they back off)
-            await eventually(all_routed, within=15.0)
+            await eventually(all_routed, within_s=15.0)
             sim_clock = SimClock(time_scale=SCALE)
             for charger_spec in spec.chargers:
                 sim.chargers[charger_spec.cp_id] = await stack.enter_async_context(SimCharger(
@@ -128,7 +125,7 @@ async def running_park(
                 return int(env["assets_included"]) == len(payloads)
 
             started = time.monotonic()
-            await eventually(all_flexible, within=30.0)
+            await eventually(all_flexible, within_s=30.0)
             log.info("park live after %.1f s real", time.monotonic() - started)
             yield park
     finally:

@@ -19,11 +19,10 @@ event can start at the next quarter hour soon after setup.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +34,7 @@ from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.sim.chargers import ChargerSpec, SimCharger
 from adapters.sim.loads import LoadSpec, MqttLoadFleet
 from adapters.sim.park import DEFAULT_PASSWORD, SimBattery, SimParkSpec
+from tests.support import eventually
 from vpp.client import ParkClient
 from vpp.clock import Clock
 from vpp.parkfile import with_charger_passwords
@@ -205,14 +205,16 @@ class RunningPark:
         """The stored event record."""
         return await self.grid.event(event_id)
 
-    async def wait_state(self, event_id: str, *states: str, within: float) -> dict[str, Any]:
-        """Poll the event until it is in one of ``states`` (real seconds bound)."""
-        async with asyncio.timeout(within):
-            while True:
-                record = await self.event(event_id)
-                if record["state"] in states:
-                    return record
-                await asyncio.sleep(0.2)
+    async def wait_state(self, event_id: str, *states: str, within_s: float) -> dict[str, Any]:
+        """Wait until the event is in one of ``states`` (``within_s`` real seconds at most)."""
+        record: dict[str, Any] = {}
+
+        async def reached() -> bool:
+            record.update(await self.event(event_id))
+            return record["state"] in states
+
+        await eventually(reached, within_s=within_s, every_s=0.2)
+        return record
 
     async def sleep_until(self, when: datetime) -> None:
         """Sleep until the clock reads ``when``."""
@@ -255,15 +257,6 @@ class ListHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.sink.append(record)
-
-
-async def eventually(predicate: Callable[[], Awaitable[bool]], within: float) -> None:
-    """Poll an async condition until it holds, at most ``within`` real seconds."""
-    async with asyncio.timeout(within):
-        while True:
-            if await predicate():
-                return
-            await asyncio.sleep(0.1)
 
 
 def clock_origin() -> datetime:

@@ -21,10 +21,10 @@ from tests.e2e.park_harness import (
     PERIOD_S,
     SCALE,
     RunningPark,
-    eventually,
     interval_table,
 )
 from tests.e2e.test_e2e_delivery import TOLERANCE, assert_delivered
+from tests.support import eventually
 from vpp.flex import nominal_kw
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
@@ -71,7 +71,7 @@ async def test_killed_battery_is_covered_by_the_others(running_park: RunningPark
     async def aged_out() -> bool:
         return await park.state.read_live(PARK, victim) is None
 
-    await eventually(aged_out, within=LIVE_TTL_S + 3.0)
+    await eventually(aged_out, within_s=LIVE_TTL_S + 3.0)
     gone = time.monotonic()
 
     # from the next cycle on the others carry its share: give it three cycles
@@ -90,7 +90,7 @@ async def test_killed_battery_is_covered_by_the_others(running_park: RunningPark
     assert abs(now_kw - target) <= TOLERANCE * abs(target), (now_kw, target)
 
     record = await park.wait_state(
-        body["id"], "completed", "failed", "cancelled", within=(2.5 * 15 * 60) / SCALE + 15
+        body["id"], "completed", "failed", "cancelled", within_s=(2.5 * 15 * 60) / SCALE + 15
     )
     print(interval_table(record))
     assert record["state"] == "completed", record

@@ -41,7 +41,7 @@ async def test_event_within_the_bid_is_delivered_in_every_interval(
     start = datetime.fromisoformat(body["start"])
     real_s = (start - park.clock.now()).total_seconds() / SCALE + 3 * 15 * 60 / SCALE
     record = await park.wait_state(
-        body["id"], "completed", "failed", "cancelled", within=real_s + 20
+        body["id"], "completed", "failed", "cancelled", within_s=real_s + 20
     )
     print("\n" + interval_table(record))
     assert record["state"] == "completed", record

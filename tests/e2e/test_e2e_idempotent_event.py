@@ -44,7 +44,7 @@ async def test_event_posted_twice_is_one_event_and_one_delivery(
     assert during["event"]["state"] == "active", during
 
     record = await park.wait_state(
-        body["id"], "completed", "failed", "cancelled", within=2 * 15 * 60 / SCALE + 15
+        body["id"], "completed", "failed", "cancelled", within_s=2 * 15 * 60 / SCALE + 15
     )
     print("\n" + interval_table(record))
     listed = (await park.grid.call("GET", "/events", role="viewer"))["items"]

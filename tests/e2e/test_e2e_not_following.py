@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.e2e.park_harness import INTERVAL_MIN, SCALE, RunningPark, eventually
+from tests.e2e.park_harness import INTERVAL_MIN, SCALE, RunningPark
+from tests.support import eventually
 from vpp.api import METRICS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
@@ -35,7 +36,7 @@ async def test_charger_that_ignores_its_profile_is_held_at_its_draw(
         reading = live["cp-1"]
         return reading is not None and abs(reading.power_kw - DRAW_KW) < 0.05
 
-    await eventually(drawing, within=10.0)
+    await eventually(drawing, within_s=10.0)
     body = await park.peak_event(intervals=3)
     await park.grid.call("POST", "/events", json=body)
     start = datetime.fromisoformat(body["start"])
@@ -52,12 +53,12 @@ async def test_charger_that_ignores_its_profile_is_held_at_its_draw(
     async def recognised() -> bool:
         return bool(verdicts())
 
-    await eventually(recognised, within=INTERVAL_MIN * 60 / SCALE)
+    await eventually(recognised, within_s=INTERVAL_MIN * 60 / SCALE)
 
     async def held() -> bool:
         return charger.profile_kw is not None and abs(charger.profile_kw - DRAW_KW) < 0.2
 
-    await eventually(held, within=5.0)
+    await eventually(held, within_s=5.0)
     # from now on its limit is its measured draw, cycle after cycle (no flipping)
     limits: list[float | None] = []
     for _ in range(20):

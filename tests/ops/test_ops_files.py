@@ -8,16 +8,16 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
+from tests.support import REPO
 from vpp.metrics import Metrics
 from vpp.supervisor._metrics import SupervisorMetrics
 
-OPS = Path(__file__).resolve().parents[2] / "ops"
+OPS = REPO / "ops"
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:

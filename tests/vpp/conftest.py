@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from vpp.api import create_app
@@ -13,6 +14,9 @@ from vpp.auth import TokenStore
 from vpp.metrics import Metrics
 from vpp.settings import Settings
 from vpp.state import State
+
+#: The test client of the service's aiohttp app.
+ApiClient = TestClient[web.Request, web.Application]
 
 
 @pytest.fixture
@@ -37,7 +41,7 @@ def metrics() -> Metrics:
 
 
 @pytest.fixture
-async def client(settings: Settings, state: State, metrics: Metrics) -> AsyncIterator[TestClient]:
+async def client(settings: Settings, state: State, metrics: Metrics) -> AsyncIterator[ApiClient]:
     app = create_app(settings, state, metrics=metrics)
     async with TestClient(TestServer(app, host="127.0.0.1")) as c:
         yield c

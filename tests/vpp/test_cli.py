@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.support import EXAMPLE_SETTINGS
 from vpp.auth import hash_secret
 from vpp.servers import RedisServer, free_port, port_open
 from vpp.settings import Settings
@@ -104,8 +105,7 @@ def test_missing_redis_binary_says_how_to_install(tmp_path: Path) -> None:
 
 
 def test_settings_file_and_env(tmp_path: Path) -> None:
-    example = Path(__file__).parents[2] / "config" / "vpp.example.toml"
-    s = Settings.load(example, env={"VPP_HTTP_PORT": "9001", "VPP_REDIS_NAMESPACE": "ns2"})
+    s = Settings.load(EXAMPLE_SETTINGS, env={"VPP_HTTP_PORT": "9001", "VPP_REDIS_NAMESPACE": "ns2"})
     assert (s.http.port, s.redis.namespace, s.redis.url) == (9001, "ns2", "")
     assert s.control.interval_minutes == 15
     # VPP_* variables other parts read are not errors; typos in the file are.

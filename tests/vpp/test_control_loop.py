@@ -9,7 +9,7 @@ checked in isolation and quickly.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from adapters.types import Confirmation
+from tests.support import eventually
 from vpp.clock import Clock
 from vpp.control import ControlLoop
 from vpp.events import EventRecord, EventState, EventStore, parse_event_request
@@ -238,15 +239,17 @@ async def test_pre_event_baseline_method(state: State) -> None:
 class _SetClock(Clock):
     """A clock the test moves by hand (``now`` is ``at[0]``)."""
 
+    at: list[datetime]  # set once in __init__ (the dataclass is frozen), then moved in place
+
     def __init__(self, at: datetime) -> None:
         super().__init__(origin=at)
         object.__setattr__(self, "at", [at])
 
     def now(self) -> datetime:
-        return self.at[0]  # type: ignore[attr-defined, no-any-return]
+        return self.at[0]
 
     def set(self, when: datetime) -> None:
-        self.at[0] = when  # type: ignore[attr-defined]
+        self.at[0] = when
 
 
 async def test_an_event_extended_while_running_keeps_its_state(state: State) -> None:
@@ -292,14 +295,6 @@ async def test_an_event_extended_while_running_keeps_its_state(state: State) -> 
     assert sorted(set(sink.released)) == ["b0", "b1", "b2"]
 
 
-async def _until(predicate: Callable[[], bool]) -> None:
-    for _ in range(250):
-        if predicate():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("condition not met within 5 s")
-
-
 async def test_the_manager_follows_new_parks_wakes_them_and_releases_on_leaving(
     state: State,
 ) -> None:
@@ -320,7 +315,7 @@ async def test_the_manager_follows_new_parks_wakes_them_and_releases_on_leaving(
         await asyncio.sleep(0.1)
         assert manager.loops == {}
         parks.append(PARK)  # a park created while the service runs
-        await _until(lambda: PARK in manager.loops and manager.loops[PARK].cycles >= 1)
+        await eventually(lambda: PARK in manager.loops and manager.loops[PARK].cycles >= 1)
         ctl = manager.loops[PARK]
         cycles = ctl.cycles
         await post(state, clock, clock.now())
@@ -331,7 +326,7 @@ async def test_the_manager_follows_new_parks_wakes_them_and_releases_on_leaving(
 
 
 async def test_the_manager_restarts_a_loop_whose_work_ended(
-    state: State, caplog: pytest.LogCaptureFixture
+    state: State, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made: list[ControlLoop] = []
 
@@ -341,7 +336,7 @@ async def test_the_manager_restarts_a_loop_whose_work_ended(
     def make(park: str) -> ControlLoop:
         ctl = loop(state, RecordingSink(), Clock(time_scale=1))
         if not made:
-            ctl._run = broken  # type: ignore[method-assign]
+            monkeypatch.setattr(ctl, "_run", broken)
         made.append(ctl)
         return ctl
 
@@ -349,5 +344,5 @@ async def test_the_manager_restarts_a_loop_whose_work_ended(
         return [PARK]
 
     async with ControlManager(make, list_parks, poll_s=0.05):
-        await _until(lambda: len(made) == 2 and made[1].cycles >= 1)
+        await eventually(lambda: len(made) == 2 and made[1].cycles >= 1)
     assert any("RuntimeError('boom')" in r.getMessage() for r in caplog.records)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import redis.asyncio as aioredis
@@ -29,6 +29,8 @@ from vpp.settings import ControlSettings
 from vpp.state import State
 from vpp.supervisor._routing import device_limits
 
+#: The park's baseline methods (``vpp.model.Park.baseline_method``).
+BaselineMethod = Literal["model", "pre_event"]
 PARK = "safe-park"
 START = datetime(2026, 7, 1, 10, 0, tzinfo=UTC)
 #: the loop's settings in these tests: a 30 s hold (3 x 10 s), quick settling
@@ -197,7 +199,7 @@ async def test_case5_ev_past_its_departure_is_sent_what_was_planned(
 
 @pytest.mark.parametrize("method", ["model", "pre_event"])
 async def test_case10_charger_that_does_not_follow_is_held_and_credits_nothing(
-    state: State, method: str
+    state: State, method: BaselineMethod
 ) -> None:
     """An 11 kW charger whose vehicle draws 7.4 kW whatever limit it gets; 10 kW event.
 
@@ -263,7 +265,7 @@ STUCK = [
 @pytest.mark.parametrize("method", ["model", "pre_event"])
 @pytest.mark.parametrize(("asset", "reading"), STUCK, ids=["load", "battery"])
 async def test_no_delivery_without_a_change_in_measured_power(
-    state: State, method: str, asset: dict[str, Any], reading: LiveState
+    state: State, method: BaselineMethod, asset: dict[str, Any], reading: LiveState
 ) -> None:
     """A device that keeps doing what it did before the event earns nothing."""
     await enroll(state, asset)

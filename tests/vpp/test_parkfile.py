@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 
 from adapters.sim.park import generate_park, park_spec
+from tests.support import DEMO_PARK
 from vpp.parkfile import load_park_file, parse_park_file, simulator_spec, with_charger_passwords
 from vpp.supervisor import charger_password
-
-DEMO_PARK = Path(__file__).parents[2] / "config" / "demo-park.toml"
 
 
 def test_the_demo_park_simulates_as_the_file_says_with_the_services_passwords() -> None:

@@ -12,6 +12,7 @@ from typing import TypeVar
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from tests.vpp.conftest import ApiClient
 from tests.vpp.samples import PARK, SAMPLES, sample
 from vpp.api import create_app
 from vpp.auth import TokenStore
@@ -23,7 +24,7 @@ T = TypeVar("T")
 
 
 async def _serve_and(
-    settings: Settings, url: str, work: Callable[[TestClient, State], Awaitable[T]]
+    settings: Settings, url: str, work: Callable[[ApiClient, State], Awaitable[T]]
 ) -> T:
     """Serve a fresh app on ``url`` and run ``work`` against it (a service "run")."""
     state = State.from_url(url, namespace=settings.redis.namespace)
@@ -38,7 +39,7 @@ async def test_assets_survive_service_and_redis_restart(private_redis: RedisServ
     settings = Settings()
     settings.redis.namespace = "vpp"
 
-    async def enroll(client: TestClient, state: State) -> str:
+    async def enroll(client: ApiClient, state: State) -> str:
         token = await TokenStore(state).create("park_operator", [PARK])
         headers = {"Authorization": f"Bearer {token}"}
         for kind in SAMPLES:
@@ -57,7 +58,7 @@ async def test_assets_survive_service_and_redis_restart(private_redis: RedisServ
 
 
 async def _assert_assets(settings: Settings, url: str, token: str) -> None:
-    async def read(client: TestClient, state: State) -> None:
+    async def read(client: ApiClient, state: State) -> None:
         headers = {"Authorization": f"Bearer {token}"}
         resp = await client.get(f"/v1/parks/{PARK}/assets", headers=headers)
         assert resp.status == 200

@@ -10,12 +10,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support import EXAMPLE_SETTINGS
 from vpp.errors import SettingsError
 from vpp.openadr import OpenAdrSettings, VenSettings
 from vpp.service import serve
 from vpp.settings import RENAMED, ControlSettings, Settings, redact_url
-
-EXAMPLE = Path(__file__).parents[2] / "config" / "vpp.example.toml"
 
 
 def _toml(tmp_path: Path, text: str) -> Path:
@@ -25,14 +24,14 @@ def _toml(tmp_path: Path, text: str) -> Path:
 
 
 def test_the_example_file_lists_every_field_at_its_one_default() -> None:
-    with EXAMPLE.open("rb") as fh:
+    with EXAMPLE_SETTINGS.open("rb") as fh:
         data = tomllib.load(fh)
     defaults = Settings()
     for section in dataclasses.fields(defaults):
         names = {f.name for f in dataclasses.fields(getattr(defaults, section.name))}
         assert set(data[section.name]) == names, section.name
     # no old key in it (it would warn, and the suite turns warnings into errors)
-    assert Settings.load(EXAMPLE, env={}) == defaults
+    assert Settings.load(EXAMPLE_SETTINGS, env={}) == defaults
 
 
 def test_the_control_section_is_the_control_loops_settings() -> None:

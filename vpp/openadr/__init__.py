@@ -8,7 +8,7 @@ service's side of both seams is ``vpp.openadr.bridge`` (``OpenAdrBridge``:
 dispatches become park events, events become readings), the one module here
 that knows the service's events and live state; it is imported from there,
 not re-exported, so the VEN loads without the service.
-The VTN the tests run against (``tests/openadr/vtn_sim.py``) is test code, not
+The VTN the tests run against (``tests/vpp/openadr/vtn_sim.py``) is test code, not
 part of the product.
 """
 

@@ -1,0 +1,1 @@
+"""The test suite: real Redis and Mosquitto on loopback; the tree mirrors the product packages."""

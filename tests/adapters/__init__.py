@@ -1,0 +1,1 @@
+"""Tests of the adapters package against the device simulators on loopback."""

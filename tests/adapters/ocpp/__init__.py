@@ -1,0 +1,1 @@
+"""Tests of adapters.ocpp: the CSMS adapter and its decoders."""

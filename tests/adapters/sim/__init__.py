@@ -1,0 +1,1 @@
+"""Tests of adapters.sim: the simulated park read through the adapters."""

@@ -1,0 +1,1 @@
+"""Tests of adapters.sunspec: the SunSpec point codec."""

@@ -1,0 +1,1 @@
+"""Tests of the dispatch package: envelopes, bids, disaggregation, the checker."""

@@ -1,0 +1,47 @@
+"""The tight reference: no simultaneous charge and discharge, hand-computed and checked."""
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+
+from dispatch import (
+    Direction,
+    TimeGrid,
+    build_portfolio,
+    check_dispatch,
+    exact_bid,
+    synthetic_park,
+)
+from dispatch.tight import tight_bid
+from tests.support.portfolios import full_range_battery
+
+GRID = TimeGrid(n=4, step=timedelta(hours=1))
+
+
+def test_lossy_battery_up_bid_hand_computed() -> None:
+    pf = build_portfolio([full_range_battery(GRID, "a", eta=0.8)])  # 100 kWh at 50 %, 50 kW
+    # Relaxed: charge 50 kW all along and discharge Y kWh at once, burning 0.45 kWh of
+    # storage per kWh of Y: 0.8 * 200 - 1.25 * Y = 50 -> Y = 88, bid 200 - 88 = 112 kWh.
+    relaxed = exact_bid(pf, Direction.UP)
+    assert relaxed.deviation_kw.sum() == pytest.approx(112.0, rel=1e-6)
+    # Physically: 50 kWh of room at 0.8 kWh per kWh drawn: 62.5 kWh.
+    tight = tight_bid(pf, Direction.UP, relaxed=relaxed, time_limit_s=10.0)
+    assert tight.energy_kwh == pytest.approx(62.5, rel=1e-6)
+    assert tight.bound_kwh == pytest.approx(62.5, rel=1e-4)
+    assert tight.gap <= 1e-4
+    assert tight.setpoints is not None
+    assert check_dispatch(pf, tight.setpoints) == []
+
+
+def test_tight_reference_is_feasible_and_between_the_bounds() -> None:
+    pf = synthetic_park(30, seed=3, grid=TimeGrid(n=24, step=timedelta(hours=1)))
+    for direction in (Direction.DOWN, Direction.UP):
+        relaxed = exact_bid(pf, direction)
+        tight = tight_bid(pf, direction, relaxed=relaxed, time_limit_s=3.0)
+        sign = 1.0 if direction == Direction.UP else -1.0
+        upper = float(np.clip(sign * relaxed.deviation_kw, 0, None).sum() * pf.grid.dt_h)
+        assert tight.setpoints is not None
+        assert check_dispatch(pf, tight.setpoints) == []
+        assert tight.energy_kwh <= tight.bound_kwh + 1e-6 <= upper * (1 + 1e-6) + 2e-6
+        assert np.all(sign * tight.deviation_kw >= -1e-6)

@@ -1,0 +1,1 @@
+"""Tests of the ops files: Prometheus rules, alerts and the dashboard."""

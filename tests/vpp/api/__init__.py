@@ -1,0 +1,1 @@
+"""Tests of vpp.api: the HTTP API over real HTTP and Redis."""

@@ -1,0 +1,1 @@
+"""Tests of vpp.bids: the stored bid, its record and table forms."""

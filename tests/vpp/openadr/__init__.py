@@ -1,0 +1,1 @@
+"""Tests of vpp.openadr (the VEN) against the VTN simulator on loopback."""

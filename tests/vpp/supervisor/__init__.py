@@ -1,0 +1,1 @@
+"""Tests of vpp.supervisor: adapters per asset group, live state, setpoints."""

@@ -1,8 +1,12 @@
-"""Jittered, growing reconnect delays.
+"""Jittered, growing reconnect delays of the device adapters ("full jitter").
 
-Every adapter waits ``random.uniform(0, 1.5 ** min(10, attempt))`` seconds
-(scaled by ``base``) before its next connection attempt, so a park of devices
-that lost the broker together does not reconnect in lock-step.
+"Full jitter" and "equal jitter" are the standard names (AWS Architecture
+Blog, "Exponential Backoff And Jitter", 2015). Every adapter waits
+``random.uniform(0, 1.5 ** min(10, attempt))`` seconds (scaled by ``base``)
+before its next connection attempt, so a park of devices that lost the
+broker together does not reconnect in lock-step. The VEN uses equal jitter
+instead (``vpp.openadr.backoff``: every delay at least half its cap), since
+there one client retries one server.
 """
 
 from __future__ import annotations
@@ -10,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import random
 
-__all__ = ["Backoff", "backoff_delay"]
+__all__ = ["Backoff", "full_jitter_delay"]
 
 _CAP_EXPONENT = 10
 
 
-def backoff_delay(attempt: int, *, base: float = 1.0) -> float:
+def full_jitter_delay(attempt: int, *, base: float = 1.0) -> float:
     """Return the delay before reconnect attempt ``attempt`` (0-based).
 
     Args:
@@ -38,7 +42,7 @@ class Backoff:
 
     async def wait(self) -> None:
         """Sleep the next delay and count the attempt."""
-        delay = backoff_delay(self.attempt, base=self.base)
+        delay = full_jitter_delay(self.attempt, base=self.base)
         self.attempt += 1
         await asyncio.sleep(delay)
 

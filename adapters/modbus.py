@@ -59,7 +59,7 @@ from pymodbus.exceptions import ConnectionException, ModbusException
 
 from adapters._base import AssetBook, BookedService
 from adapters._pool import LendingPool
-from adapters.backoff import Backoff, backoff_delay
+from adapters.backoff import Backoff, full_jitter_delay
 from adapters.errors import DeviceError, PayloadError, SunSpecError
 from adapters.sunspec import BASE_ADDRESSES, END_MODEL_ID, SUNS_MARKER, PowerSign, load_model
 from adapters.sunspec.codec import Block, EncodeError, Value
@@ -579,7 +579,7 @@ class ModbusBatteryAdapter(BookedService):
             self._book.bad_payload(where, exc.detail)
         elif unit.answering is not False:
             log.warning("Modbus %s (%s) failed: %s", where, unit.asset_id, unit.last_error)
-        delay = backoff_delay(unit.backoff.attempt, base=unit.backoff.base)
+        delay = full_jitter_delay(unit.backoff.attempt, base=unit.backoff.base)
         unit.backoff.attempt += 1
         unit.delays.append(delay)
         self._unit_down(unit, unit.last_error)

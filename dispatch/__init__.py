@@ -54,7 +54,6 @@ from dispatch.envelopes import (
 from dispatch.exact import Direction, ExactResult, exact_bid, exact_dispatch
 from dispatch.grid import TimeGrid
 from dispatch.portfolio import FlexKind, Portfolio
-from dispatch.synthetic import synthetic_park
 from dispatch.tight import TightResult, tight_bid
 
 __all__ = [
@@ -99,7 +98,6 @@ __all__ = [
     "pv_envelope",
     "same_day_adjusted",
     "shiftable_envelope",
-    "synthetic_park",
     "thermal_envelope",
     "tight_bid",
 ]

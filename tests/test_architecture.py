@@ -244,7 +244,7 @@ def test_checker_catches_the_lower_packages_importing_each_other() -> None:
 
 
 def test_checker_catches_the_product_importing_tests() -> None:
-    for module in ("vpp.demo", "adapters.sim.park", "dispatch.synthetic"):
+    for module in ("vpp.demo", "adapters.sim.park", "dispatch.envelopes"):
         found = _check("from tests.support import eventually\n", module)
         assert [v.rule for v in found] == ["the product never imports tests"]
     assert [v.target for v in _check('__import__("tests.benchmarks")\n', "vpp.cli")] == [

@@ -7,8 +7,8 @@ is an async context manager whose physics run in simulated time
 (``time_scale`` simulated seconds per wall-clock second). :func:`run_park`
 runs a whole :class:`SimParkSpec` until cancelled, made from a park file that
 ``vpp.parkfile`` read and validated (:func:`park_spec`) or generated at any
-size (:func:`generate_park`); ``python -m adapters.sim PARK.toml`` does the
-same from the command line.
+size (:func:`generate_park`, for load tests); ``vpp simulate`` runs a park
+file's devices from the command line.
 """
 
 from adapters.sim.battery import BatteryModel, BatterySpec, Fault, ModbusBatteryServer

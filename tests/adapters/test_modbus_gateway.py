@@ -17,7 +17,7 @@ from unittest import mock
 
 import pytest
 
-from adapters.backoff import backoff_delay
+from adapters.backoff import full_jitter_delay
 from adapters.modbus import ModbusBatteryAdapter, ModbusUnit
 from adapters.sim.battery import BatterySpec, Fault, ModbusBatteryServer
 from adapters.sunspec import PowerSign
@@ -125,7 +125,7 @@ async def _gateway(
 def _cap(attempt: int) -> float:
     """The largest delay adapters.backoff may choose for ``attempt`` (its jitter at the top)."""
     with mock.patch("random.uniform", lambda low, high: max(low, high)):
-        return backoff_delay(attempt, base=BACKOFF_BASE)
+        return full_jitter_delay(attempt, base=BACKOFF_BASE)
 
 
 def _assert_backoff_grows(delays: tuple[float, ...]) -> None:

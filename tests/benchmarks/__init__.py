@@ -7,8 +7,9 @@
 Each prints a table and writes JSON (``--out``); ``--help`` lists the options,
 ``--verbose`` shows the protocol libraries' logging. What they share is in
 `tests.benchmarks.support` (percentiles, child processes, free ports,
-logging); `tests.benchmarks.sim_park` is the simulated park beside its
-adapters, also used by the tests. The product never imports this package.
+logging); the simulated park beside its adapters (`tests.support.sim_park`)
+and the seeded synthetic portfolios (`tests.support.synthetic`) are shared
+with the tests. The product never imports this package.
 """
 
 __all__: list[str] = []

@@ -46,8 +46,10 @@ from adapters.mqtt import MqttAdapter
 from adapters.ocpp.csms import PATH_PREFIX
 from adapters.sim.park import SimParkSpec, generate_park, run_park
 from adapters.types import DeviceLimits, Telemetry
-from tests.benchmarks.sim_park import drain, park_adapters, setpoint_round, wait_for_park
 from tests.benchmarks.support import (
+    MQTT_HOST,
+    MQTT_PORT,
+    REDIS_URL,
     add_verbose,
     child_process,
     configure_logging,
@@ -57,6 +59,7 @@ from tests.benchmarks.support import (
     run_until_sigterm,
     wait_listening,
 )
+from tests.support.sim_park import drain, park_adapters, setpoint_round, wait_for_park
 
 __all__ = ["bench_ingest", "bench_rtt", "main"]
 
@@ -471,9 +474,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=int, default=1000, help="assets (ingest and rtt)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", default="bench-adapters.json")
-    p.add_argument("--mqtt-host", default="127.0.0.1")
-    p.add_argument("--mqtt-port", type=int, default=1883)
-    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    p.add_argument("--mqtt-host", default=MQTT_HOST)
+    p.add_argument("--mqtt-port", type=int, default=MQTT_PORT)
+    p.add_argument("--redis-url", default=REDIS_URL)
     p.add_argument(
         "--rate", type=float, default=0.0, help="publisher pace in msgs/s (0: as fast as it can)"
     )

@@ -45,9 +45,9 @@ from dispatch.checker import check_dispatch
 from dispatch.disaggregate import disaggregate
 from dispatch.exact import Direction, ExactResult, exact_bid
 from dispatch.portfolio import Portfolio
-from dispatch.synthetic import synthetic_park
 from dispatch.tight import tight_bid
 from tests.benchmarks.support import add_verbose, configure_logging
+from tests.support.synthetic import synthetic_park
 
 EVENT_START = 68  # 17:00 on a 15-minute grid
 EVENT_LEN = 8  # 2 hours

@@ -47,6 +47,9 @@ from adapters.ocpp.csms import PATH_PREFIX
 from adapters.sim.park import MAX_UNITS_PER_ENDPOINT, SimParkSpec, generate_park, run_park
 from adapters.types import Confirmation
 from tests.benchmarks.support import (
+    MQTT_HOST,
+    MQTT_PORT,
+    REDIS_URL,
     add_verbose,
     child_process,
     configure_logging,
@@ -118,9 +121,9 @@ class BenchOptions:
     run_timeout_s: float = 60.0
     ready_timeout_s: float = 120.0
     ready_share: float = 0.98
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = 1883
+    redis_url: str = REDIS_URL
+    mqtt_host: str = MQTT_HOST
+    mqtt_port: int = MQTT_PORT
     out: str | None = "bench-e2e.json"
     verbose: bool = False
 

@@ -28,6 +28,9 @@ from typing import Any
 from vpp.servers import free_ports, port_open
 
 __all__ = [
+    "MQTT_HOST",
+    "MQTT_PORT",
+    "REDIS_URL",
     "ROOT",
     "THIRD_PARTY_LOGGERS",
     "add_verbose",
@@ -43,6 +46,13 @@ __all__ = [
 
 #: The repository root: where ``python -m tests.benchmarks.NAME`` is found.
 ROOT = Path(__file__).resolve().parents[2]
+
+#: The Redis and the MQTT broker a benchmark uses unless told otherwise: those
+#: of ``python -m tests.testenv -- ...`` (which starts private ones when none
+#: answers and exports ``VPP_TEST_*``), else the usual loopback ports.
+REDIS_URL = os.environ.get("VPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+MQTT_HOST = os.environ.get("VPP_TEST_MQTT_HOST", "127.0.0.1")
+MQTT_PORT = int(os.environ.get("VPP_TEST_MQTT_PORT", "1883"))
 
 #: Libraries under the adapters and the service whose debug and info output
 #: is noise in a benchmark's report; kept at WARNING unless ``--verbose``.

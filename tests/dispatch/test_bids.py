@@ -14,11 +14,11 @@ from dispatch import (
     check_dispatch,
     disaggregate,
     exact_bid,
-    synthetic_park,
 )
 from dispatch._inner_lp import solve_inner
 from dispatch.homothetic import homothetic_labels, inner_model
 from tests.support.portfolios import full_range_battery
+from tests.support.synthetic import synthetic_park
 
 GRID = TimeGrid(n=8, step=timedelta(minutes=15))
 

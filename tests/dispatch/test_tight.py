@@ -11,10 +11,10 @@ from dispatch import (
     build_portfolio,
     check_dispatch,
     exact_bid,
-    synthetic_park,
 )
 from dispatch.tight import tight_bid
 from tests.support.portfolios import full_range_battery
+from tests.support.synthetic import synthetic_park
 
 GRID = TimeGrid(n=4, step=timedelta(hours=1))
 

@@ -14,7 +14,8 @@ from typing import Any
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from dispatch import Battery, Portfolio, TimeGrid, battery_envelope, synthetic_park
+from dispatch import Battery, Portfolio, TimeGrid, battery_envelope
+from tests.support.synthetic import synthetic_park
 
 #: Few examples (each solves LPs), no deadline (a loaded machine), slow data allowed.
 PROPERTY_SETTINGS = settings(

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 
 from vpp.openadr.auth import TokenProvider
-from vpp.openadr.backoff import backoff_delay
+from vpp.openadr.backoff import equal_jitter_delay
 from vpp.openadr.errors import VtnError
 from vpp.openadr.schema import OpenAdrSchema
 
@@ -170,7 +170,7 @@ class NotificationListener:
             except (aiomqtt.MqttError, VtnError) as exc:
                 self.subscribed.clear()
                 attempt += 1
-                delay = backoff_delay(attempt, self._backoff)
+                delay = equal_jitter_delay(attempt, self._backoff)
                 self.delays.append(delay)
                 log.warning("MQTT notifier: %s; reconnecting in %.1f s", exc, delay)
                 await asyncio.sleep(delay)

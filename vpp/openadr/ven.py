@@ -55,7 +55,7 @@ import aiohttp
 
 from adapters.lifecycle import BackgroundService
 from vpp.openadr.auth import TokenProvider
-from vpp.openadr.backoff import backoff_delay
+from vpp.openadr.backoff import equal_jitter_delay
 from vpp.openadr.client import VtnClient
 from vpp.openadr.errors import (
     DispatchRejected,
@@ -280,7 +280,7 @@ class Ven(BackgroundService):
                 health.last_error = repr(exc)[:300]
                 # A task that ran a while before dying starts its backoff afresh.
                 failures = 1 if time.monotonic() - started > 60.0 else failures + 1
-                delay = backoff_delay(failures, self.settings.backoff_scale_s)
+                delay = equal_jitter_delay(failures, self.settings.backoff_scale_s)
                 log.exception("VEN task %s died; restarting in %.2f s", name, delay)
                 await asyncio.sleep(delay)
             finally:
@@ -301,7 +301,7 @@ class Ven(BackgroundService):
                 attempt += 1
                 self.status.poll_failures += 1
                 self.status.consecutive_failures = attempt
-                delay = backoff_delay(attempt, self.settings.backoff_scale_s)
+                delay = equal_jitter_delay(attempt, self.settings.backoff_scale_s)
                 self.status.backoff_delays.append(delay)
                 log.warning("poll failed (%s); retrying in %.2f s", exc, delay)
             delay = min(delay, self._next_report_in())

@@ -17,9 +17,9 @@ import pytest
 
 from adapters.ocpp.csms import PATH_PREFIX
 from adapters.sim.park import generate_park, park_spec, run_park
-from tests.benchmarks.sim_park import park_adapters, setpoint_round, wait_for_park
 from tests.benchmarks.support import free_ports
 from tests.support import DEMO_PARK
+from tests.support.sim_park import park_adapters, setpoint_round, wait_for_park
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -17,7 +17,7 @@ from tests.vpp.openadr.helpers import (
 )
 from tests.vpp.openadr.vtn_sim import BlClient, VtnSim
 from vpp.openadr import ImportLimitKw, OpenAdrSchema, RelativeKw, SetpointKw, SimpleLevel, Ven
-from vpp.openadr.backoff import backoff_bounds, backoff_delay
+from vpp.openadr.backoff import backoff_bounds, equal_jitter_delay
 from vpp.openadr.mapping import format_datetime
 
 FOUR = [
@@ -245,7 +245,7 @@ def test_backoff_bounds_grow_until_the_cap() -> None:
     rng = random.Random(8)
     for n in range(1, 13):
         low, high = backoff_bounds(n, 2.0)
-        assert all(low <= backoff_delay(n, 2.0, rng) <= high for _ in range(200))
+        assert all(low <= equal_jitter_delay(n, 2.0, rng) <= high for _ in range(200))
 
 
 async def _create_while_down(vtn: VtnSim, program_id: str) -> str:

@@ -1,9 +1,12 @@
 """One lifecycle for everything that runs in the background: an async context manager.
 
-The device adapters and simulators here are each a :class:`BackgroundService`,
-and so is every background component of the service built on this package
-(its supervisor, control loops and their manager, OpenADR VEN). All are used
-the same way::
+The device adapters, the simulated chargers and load gateway are each a
+:class:`BackgroundService`, and so is every background component of the
+service built on this package (its supervisor, control loops and their
+manager, OpenADR VEN). (The simulated Modbus battery is a pymodbus server,
+used as an async context manager too; its ``start()``/``stop()`` model the
+device being switched on and off, which tests do mid-run.) All are used the
+same way::
 
     async with Service(...) as service:  # _open(), then the work starts as named tasks
         ...                              # the work runs while the block runs

@@ -22,6 +22,7 @@ through `redact_url`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -266,7 +267,7 @@ class Settings:
             section = _section(settings, section_name)
             if not isinstance(values, dict):
                 raise SettingsError(f"[{section_name}] must be a table")
-            in_file = _current_names(section_name, values, from_env=False)
+            in_file = _current_names(section_name, values, from_env=False, source=str(path))
             for name, value in in_file.items():
                 _assign(section, section_name, name, value)
         environ = os.environ if env is None else env
@@ -283,7 +284,7 @@ class Settings:
                     by_section.setdefault(section_name, {})[name] = value
         for section_name, values in by_section.items():
             section = _section(settings, section_name)
-            in_env = _current_names(section_name, values, from_env=True)
+            in_env = _current_names(section_name, values, from_env=True, source="the environment")
             for name, value in in_env.items():
                 _assign(section, section_name, name, value)
         return settings
@@ -305,12 +306,13 @@ def _section(settings: Settings, name: str) -> Any:
 
 
 def _current_names(
-    section_name: str, values: Mapping[str, Any], *, from_env: bool
+    section_name: str, values: Mapping[str, Any], *, from_env: bool, source: str
 ) -> dict[str, Any]:
     """``values`` of one section with every old key (`RENAMED`) under its new name.
 
     Each old key found is announced with a `FutureWarning` that names it the way
-    its source spells it (``[control] period`` or ``VPP_CONTROL_PERIOD``).
+    its source spells it (``[control] period`` or ``VPP_CONTROL_PERIOD``) and the
+    source (the file's path, or the environment).
 
     Raises:
         SettingsError: a field is given under both its old and its new name.
@@ -330,7 +332,11 @@ def _current_names(
             raise SettingsError(
                 f"{say(old)} and {say(new)} are the same setting: keep {say(new)} only"
             )
-        warnings.warn(f"{say(old)} is deprecated: name it {say(new)}", FutureWarning, stacklevel=2)
+        warnings.warn(
+            f"{say(old)} in {source} is deprecated: name it {say(new)}",
+            FutureWarning,
+            stacklevel=3,
+        )
         current[new] = current.pop(old)
     return current
 
@@ -348,8 +354,32 @@ def redact_url(url: str) -> str:
     return re.sub(r"([?&])password=[^&#]*", r"\1password=***", url)
 
 
+#: Name endings of durations: a setting so named must be above 0.
+_DURATION_SUFFIXES = ("_s", "_h", "_minutes")
+
+
+def _check_range(where: str, name: str, value: float) -> None:
+    """Refuse a number no setting can mean: not finite, negative, a duration of 0, a bad port.
+
+    Raises:
+        SettingsError: naming the setting and the value.
+    """
+    if not math.isfinite(value) or value < 0:
+        raise SettingsError(f"invalid {where}={value!r}: expected a finite number >= 0")
+    if name.endswith(_DURATION_SUFFIXES) and value <= 0:
+        raise SettingsError(f"invalid {where}={value!r}: a duration must be above 0")
+    if name == "port" and value > 65535:
+        raise SettingsError(f"invalid {where}={value!r}: a port is 0..65535")
+
+
 def _assign(section: Any, section_name: str, name: str, value: Any) -> None:
-    """Set ``section.name``, coercing environment strings to the field's type."""
+    """Set ``section.name``, coercing environment strings to the field's type.
+
+    Raises:
+        SettingsError: the value is not of the field's type (an integer field
+            refuses a fractional number rather than truncate it) or out of range
+            (`_check_range`).
+    """
     hints = get_type_hints(type(section))
     if name not in hints:
         raise SettingsError(f"unknown setting {section_name}.{name}")
@@ -359,6 +389,8 @@ def _assign(section: Any, section_name: str, name: str, value: Any) -> None:
         if kind is bool:
             value = _boolean(value)
         elif kind is int and not isinstance(value, bool):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError("expected an integer")
             value = int(value)
         elif kind is float and not isinstance(value, bool):
             value = float(value)
@@ -370,6 +402,8 @@ def _assign(section: Any, section_name: str, name: str, value: Any) -> None:
         raise SettingsError(f"invalid {where}={value!r}: {exc}") from exc
     if not isinstance(value, kind):
         raise SettingsError(f"invalid {where}={value!r}: expected {kind.__name__}")
+    if kind in (int, float):
+        _check_range(where, name, value)
     setattr(section, name, value)
 
 

@@ -57,13 +57,46 @@ def test_the_openadr_section_builds_the_ven_settings() -> None:
 def test_an_old_key_is_read_with_a_warning(tmp_path: Path, section: str, old: str) -> None:
     new = RENAMED[section, old]
     path = _toml(tmp_path, f"[{section}]\n{old} = 7\n")
-    with pytest.warns(FutureWarning, match=rf"\[{section}\] {old} is deprecated.*{new}"):
+    with pytest.warns(FutureWarning, match=rf"\[{section}\] {old} in {path} is deprecated.*{new}"):
         loaded = Settings.load(path, env={})
     assert getattr(getattr(loaded, section), new) == 7
     var = f"VPP_{section}_{old}".upper()
-    with pytest.warns(FutureWarning, match=rf"{var} is deprecated.*{var}_S"):
+    with pytest.warns(FutureWarning, match=rf"{var} in the environment is deprecated.*{var}_S"):
         loaded = Settings.load(env={var: "8"})
     assert getattr(getattr(loaded, section), new) == 8
+
+
+def test_the_warning_points_at_the_caller_of_load(tmp_path: Path) -> None:
+    path = _toml(tmp_path, "[control]\nperiod = 7\n")
+    with pytest.warns(FutureWarning) as caught:
+        Settings.load(path, env={})
+    assert [Path(w.filename).name for w in caught] == [Path(__file__).name]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[http]\nport = 8080.5\n", r"http\.port=8080\.5: expected an integer"),
+        ("[http]\nport = 70000\n", r"http\.port=70000: a port is 0\.\.65535"),
+        ("[control]\nperiod_s = -1\n", r"control\.period_s=-1\.0: expected a finite number >= 0"),
+        ("[control]\nlease_ttl_s = 0\n", r"control\.lease_ttl_s=0\.0: a duration must be above 0"),
+        ("[mqtt]\nkeepalive_s = 30.9\n", r"mqtt\.keepalive_s=30\.9: expected an integer"),
+        ("[reports]\nprice_per_kwh = nan\n", r"reports\.price_per_kwh=nan: expected a finite"),
+        ("[control]\ninterval_minutes = 0\n", r"control\.interval_minutes=0: a duration"),
+    ],
+)
+def test_a_value_no_setting_can_mean_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    # A fraction is not truncated into an integer field; a negative number, a
+    # duration of 0, a port past 65535 or a NaN is refused with the setting named.
+    with pytest.raises(SettingsError, match=message):
+        Settings.load(_toml(tmp_path, text), env={})
+
+
+def test_an_integral_float_and_port_0_are_accepted(tmp_path: Path) -> None:
+    loaded = Settings.load(
+        _toml(tmp_path, "[http]\nport = 0\n[mqtt]\nkeepalive_s = 30.0\n"), env={}
+    )
+    assert (loaded.http.port, loaded.mqtt.keepalive_s) == (0, 30)
 
 
 def test_an_old_and_a_new_key_for_one_field_is_an_error(tmp_path: Path) -> None:

@@ -81,6 +81,8 @@ _MODULE = "tests.benchmarks.e2e"
 #: Environment variable that hands the OCPP secret to the device process.
 _SECRET_ENV = "VPP_BENCH_E2E_OCPP_SECRET"
 _GOAL_P95_S = 1.0
+#: The park size the goal is set at (issue 13): a smaller park neither meets nor misses it.
+_GOAL_ASSETS = 1000
 
 
 @dataclass
@@ -433,7 +435,7 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
+def _table(runs: list[dict[str, Any]], summary: dict[str, Any], assets: int) -> str:
     head = (
         "run  ack ms  tick-wait  cycle→send  solve ms  first-send  send ms  ALL ms"
         "  confirmed   modbus/ocpp/mqtt done ms"
@@ -450,10 +452,12 @@ def _table(runs: list[dict[str, Any]], summary: dict[str, Any]) -> str:
             f" {r['all_confirmed_ms']:>7}  {r['confirmed']:>4}/{r['commanded']:<4}   {done}"
         )
     a = summary["all_confirmed_ms"]
-    lines.append(
-        f"event → all confirmed: p50 {a['p50']} ms, p95 {a['p95']} ms (goal p95 ≤ "
-        f"{summary['goal_p95_ms']:.0f} ms: {'met' if summary['goal_met'] else 'NOT met'})"
-    )
+    goal = f"goal p95 ≤ {summary['goal_p95_ms']:.0f} ms at {_GOAL_ASSETS:,} assets"
+    if assets >= _GOAL_ASSETS:
+        verdict = f"{goal}: {'met' if summary['goal_met'] else 'NOT met'}"
+    else:
+        verdict = f"{goal}; not judged on {assets} assets"
+    lines.append(f"event → all confirmed: p50 {a['p50']} ms, p95 {a['p95']} ms ({verdict})")
     for key in ("ack_ms", "tick_wait_ms", "cycle_to_send_ms", "solve_ms", "first_send_ms",
                 "send_ms"):  # fmt: skip
         lines.append(f"  {key:<17} p50 {summary[key]['p50']}  p95 {summary[key]['p95']}")
@@ -572,11 +576,24 @@ async def run_bench(opts: BenchOptions) -> dict[str, Any]:
     report["runs"] = runs
     report["summary"] = _summary(runs) if runs else {}
     if runs:
-        print(_table(runs, report["summary"]), flush=True)
+        size = opts.batteries + opts.chargers + opts.loads
+        print(_table(runs, report["summary"], size), flush=True)
     return report
 
 
 # ------------------------------------------------------------------ main --
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and every option's default."""
+
+
+def _at_least_one(text: str) -> int:
+    """A count of devices or runs: an integer of at least 1 (the mix needs every protocol)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: at least 1")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -584,12 +601,12 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"python -m {_MODULE}",
         description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
-    p.add_argument("--batteries", type=int, default=d.batteries)
-    p.add_argument("--chargers", type=int, default=d.chargers)
-    p.add_argument("--loads", type=int, default=d.loads)
-    p.add_argument("--runs", type=int, default=d.runs)
+    p.add_argument("--batteries", type=_at_least_one, default=d.batteries, help="Modbus (≥ 1)")
+    p.add_argument("--chargers", type=_at_least_one, default=d.chargers, help="OCPP (≥ 1)")
+    p.add_argument("--loads", type=_at_least_one, default=d.loads, help="MQTT (≥ 1)")
+    p.add_argument("--runs", type=_at_least_one, default=d.runs, help="events, one after another")
     p.add_argument("--out", default=d.out)
     p.add_argument("--units-per-gateway", type=int, default=d.units_per_gateway)
     p.add_argument("--share", type=float, default=d.share)

@@ -117,7 +117,7 @@ async def _check(settings: Settings, base_url: str, seconds: float) -> list[str]
             if resp.status != 200:
                 problems.append(f"{base_url}/readyz answered {resp.status}: {await resp.text()}")
     except (aiohttp.ClientError, TimeoutError) as exc:
-        problems.append(f"the service at {base_url} does not answer: {exc!r}")
+        problems.append(f"the service at {base_url} does not answer: {exc or type(exc).__name__}")
     if settings.redis.url:
         state = open_state(settings, settings.redis.url)
         try:

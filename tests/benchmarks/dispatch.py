@@ -210,12 +210,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for n in (int(s) for s in args.sizes.split(",") if s):
         res = _case(n, max(args.repeats, 1), args.exact_max, args.seed, args.tight_limit)
         results.append(res)
-        print(json.dumps(res), flush=True)
+        print(f"size {n}: done", flush=True)
     report = {"definition": _DEFINITION, "goals": _GOALS, "results": results}
     print(_table(results))
     print(_DEFINITION)
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump(report, fh, indent=2)
+    print(f"wrote {args.out}")
     return 0
 
 

@@ -7,7 +7,7 @@ follows enrollments and retirements, and exposes per-adapter metrics. The
 control loop depends on :class:`SetpointSink` only.
 """
 
-from vpp.supervisor._core import SUPERVISOR, SetpointSink, Supervisor, supervisor_cleanup_ctx
+from vpp.supervisor._core import SUPERVISOR, SetpointSink, Supervisor
 from vpp.supervisor._metrics import RTT_BUCKETS, Result
 from vpp.supervisor._routing import (
     SHARED_ADAPTER_PARK,
@@ -30,5 +30,4 @@ __all__ = [
     "charger_password",
     "device_limits",
     "plan_park",
-    "supervisor_cleanup_ctx",
 ]

@@ -36,7 +36,7 @@ import logging
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -59,7 +59,7 @@ from vpp.supervisor._live import LiveBatch, date_reading
 from vpp.supervisor._metrics import AdapterSample, SupervisorMetrics
 from vpp.supervisor._routing import AdapterKey, AdapterRoute, charger_password, ocpp_key, plan_park
 
-__all__ = ["SUPERVISOR", "SetpointSink", "Supervisor", "supervisor_cleanup_ctx"]
+__all__ = ["SUPERVISOR", "SetpointSink", "Supervisor"]
 
 log = logging.getLogger("vpp.supervisor")
 
@@ -672,35 +672,5 @@ class Supervisor(BackgroundService):
         return [slot.sample(now) for slot in list(self._slots.values())]
 
 
-#: Where :func:`supervisor_cleanup_ctx` puts the running supervisor.
+#: Where the service's runtime (`vpp.runtime.runtime_cleanup_ctx`) puts the running supervisor.
 SUPERVISOR = web.AppKey("vpp.supervisor", Supervisor)
-
-
-def supervisor_cleanup_ctx(
-    *,
-    state: State,
-    settings: Settings,
-    registry: CollectorRegistry | None = None,
-    parks: Iterable[str] | None = None,
-) -> Callable[[web.Application], AsyncIterator[None]]:
-    """An ``app.cleanup_ctx`` entry that runs a :class:`Supervisor` with the app.
-
-    Example:
-        >>> app.cleanup_ctx.append(supervisor_cleanup_ctx(  # doctest: +SKIP
-        ...     state=state, settings=settings, registry=metrics.registry))
-
-    Args:
-        state: the app's state.
-        settings: the app's settings.
-        registry: the app's ``Metrics.registry``.
-        parks: the parks to serve (None: all).
-    """
-
-    async def run(app: web.Application) -> AsyncIterator[None]:
-        async with Supervisor(
-            state=state, settings=settings, registry=registry, parks=parks
-        ) as supervisor:
-            app[SUPERVISOR] = supervisor
-            yield
-
-    return run

@@ -17,6 +17,7 @@ Exception tree::
 
 from __future__ import annotations
 
+import json as jsonlib
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, NamedTuple, Self
@@ -127,6 +128,15 @@ class ParkClient:
                 return role
         raise LookupError(f"no token for any of {', '.join(map(str, allowed))}")
 
+    async def _send(
+        self, method: str, path: str, role: str | None, json: Any
+    ) -> tuple[int, dict[str, str], str]:
+        """``method /v1/parks/{park}{path}`` as ``role``: status, headers and body text."""
+        headers = self._headers[role if role is not None else self._role(_DEFAULT)]
+        url = f"{self.base_url}/v1/parks/{self.park}{path}"
+        async with self._http.request(method, url, headers=headers, json=json) as resp:
+            return resp.status, dict(resp.headers), await resp.text()
+
     async def request(
         self, method: str, path: str, *, role: str | None = None, json: Any = None
     ) -> Response:
@@ -138,10 +148,8 @@ class ParkClient:
             role: the token to send (None: grid operator, else park operator, else viewer).
             json: the body to send as JSON.
         """
-        headers = self._headers[role if role is not None else self._role(_DEFAULT)]
-        url = f"{self.base_url}/v1/parks/{self.park}{path}"
-        async with self._http.request(method, url, headers=headers, json=json) as resp:
-            return Response(resp.status, dict(resp.headers), await resp.json(content_type=None))
+        status, headers, text = await self._send(method, path, role, json)
+        return Response(status, headers, jsonlib.loads(text) if text.strip() else None)
 
     async def call(
         self, method: str, path: str, *, role: str | None = None, json: Any = None
@@ -195,12 +203,10 @@ class ParkClient:
             ApiError: the answer was not 2xx.
         """
         path = f"/events/{event_id}/report?format=csv"
-        url = f"{self.base_url}/v1/parks/{self.park}{path}"
-        async with self._http.get(url, headers=self._headers[self._role(_READ)]) as resp:
-            text = await resp.text()
-            if not 200 <= resp.status < 300:
-                raise ApiError("GET", path, resp.status, text)
-            return text
+        status, _, text = await self._send("GET", path, self._role(_READ), None)
+        if not 200 <= status < 300:
+            raise ApiError("GET", path, status, text)
+        return text
 
     async def metrics_text(self) -> str:
         """The service's Prometheus exposition (``GET /metrics``, no token)."""

@@ -228,17 +228,34 @@ class State:
         log.debug("enrolled %s %s in park %s", asset.kind, asset.id, park)
         return stored
 
+    async def get_packed(self, key: str, *, operation: str, kind: str, ident: str) -> Any:
+        """The msgpack value stored at ``key``, unpacked (an asset, event or bid record).
+
+        Args:
+            key: the record's key (`vpp.keys.Keys`).
+            operation: the name Redis errors are counted and reported under.
+            kind: what the record is (``asset``, ``event``, ``bid``), for `NotFound`.
+            ident: its id, for `NotFound`.
+
+        Raises:
+            NotFound: nothing is stored at ``key``.
+        """
+        async with self.guard(operation):
+            raw = await self.redis.get(key)
+        if raw is None:
+            raise NotFound(kind, ident)
+        return unpack(raw)
+
     async def get_asset(self, park: str, asset_id: str) -> Asset:
         """The enrolled asset ``asset_id`` of ``park``.
 
         Raises:
             NotFound: no such asset is enrolled.
         """
-        async with self.guard("get_asset"):
-            raw = await self.redis.get(self.park(park).asset(asset_id))
-        if raw is None:
-            raise NotFound("asset", asset_id)
-        return asset_from_dict(unpack(raw))
+        key = self.park(park).asset(asset_id)
+        return asset_from_dict(
+            await self.get_packed(key, operation="get_asset", kind="asset", ident=asset_id)
+        )
 
     async def list_assets(self, park: str, kind: str | None = None) -> list[Asset]:
         """Every enrolled asset of ``park`` (optionally of one kind), sorted by id."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 from vpp.bids.model import BidRecord
-from vpp.errors import NotFound
-from vpp.state import State, pack, unpack
+from vpp.state import State, pack
 
 __all__ = ["BidStore"]
 
@@ -26,8 +25,7 @@ class BidStore:
 
     async def get(self, park: str, bid_id: str) -> BidRecord:
         """A stored bid; raise `NotFound` when there is none."""
-        async with self.state.guard("bid_get"):
-            raw = await self.state.redis.get(self.state.park(park).bid(bid_id))
-        if raw is None:
-            raise NotFound("bid", bid_id)
-        return BidRecord.model_validate(unpack(raw))
+        key = self.state.park(park).bid(bid_id)
+        return BidRecord.model_validate(
+            await self.state.get_packed(key, operation="bid_get", kind="bid", ident=bid_id)
+        )

@@ -129,11 +129,10 @@ class EventStore:
 
     async def get(self, park: str, event_id: str) -> EventRecord:
         """The stored event; raise `NotFound` when there is none."""
-        async with self.state.guard("event_get"):
-            raw = await self.state.redis.get(self.state.park(park).event(event_id))
-        if raw is None:
-            raise NotFound("event", event_id)
-        return EventRecord.model_validate(unpack(raw))
+        key = self.state.park(park).event(event_id)
+        return EventRecord.model_validate(
+            await self.state.get_packed(key, operation="event_get", kind="event", ident=event_id)
+        )
 
     async def recent(self, park: str, *, limit: int = 100) -> list[EventRecord]:
         """The park's most recent events by start time, newest first."""

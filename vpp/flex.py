@@ -36,7 +36,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 import dispatch as dx
-from vpp.model import Asset, Battery, EvCharger, FlexibleLoad, LiveState, Pv
+from vpp.model import Asset, Battery, EvCharger, FlexibleLoad, LiveState, Meter, Pv
 
 __all__ = ["TAIL_HOURS", "PortfolioView", "build_view", "flat_capacity", "grid_at", "nominal_kw"]
 
@@ -55,6 +55,8 @@ def nominal_kw(asset: Asset) -> float:
             return asset.baseline_kw
         case Battery() | EvCharger() | Pv():
             return 0.0
+        case Meter():
+            return 0.0  # a meter measures the others' power; it adds none of its own
 
 
 def grid_at(start: datetime, n: int, step_minutes: int = 15) -> dx.TimeGrid:
@@ -210,8 +212,10 @@ def build_view(
             part = _ev(asset, state, grid, owner, anchors.get(asset.id, state.power_kw))
         elif isinstance(asset, FlexibleLoad):
             part = _load(asset, grid, owner, debts.get(asset.id, 0.0), anchors.get(asset.id))
-        else:
+        elif isinstance(asset, Pv):
             part = _pv(asset, state, grid, owner)
+        else:
+            part = "a meter measures; it is not dispatched"
         if isinstance(part, str):
             excluded[asset.id] = part
             continue

@@ -1,7 +1,7 @@
 """The domain model: parks, enrolled assets and their live state.
 
 Assets are a discriminated union on ``kind`` (``battery``, ``ev_charger``,
-``flexible_load``, ``pv``). Each kind carries its enrolled limits, its
+``flexible_load``, ``pv``, ``meter``). Each kind carries its enrolled limits, its
 deviation costs, its owner enterprise and grid node, and how to reach it
 (``connection``, a union on ``protocol``: mqtt, modbus or ocpp). Power is in
 kW (positive = drawn from the grid), energy in kWh, durations in minutes,
@@ -47,13 +47,18 @@ __all__ = [
     "Asset",
     "AssetId",
     "AssetKind",
+    "BaselineAdjustment",
+    "BaselineMethod",
+    "BaselineSettings",
     "Battery",
     "Connection",
     "DeviationCosts",
+    "Enterprise",
     "EvCharger",
     "FlexibleLoad",
     "Integer",
     "LiveState",
+    "Meter",
     "ModbusConnection",
     "MqttConnection",
     "OcppConnection",
@@ -146,6 +151,7 @@ class AssetKind(StrEnum):
     EV_CHARGER = "ev_charger"  #: an EV charger (bidirectional when V2G is allowed)
     FLEXIBLE_LOAD = "flexible_load"  #: a load that can shed (HVAC, chiller, compressor, line)
     PV = "pv"  #: photovoltaic generation, curtailable
+    METER = "meter"  #: an enterprise's metering point (measures, never dispatched)
 
 
 class MqttConnection(_Model):
@@ -231,7 +237,6 @@ class _AssetBase(_Model):
     owner: str = Field(min_length=1, max_length=200, description="owner enterprise")
     grid_node: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
     costs: DeviationCosts = Field(default_factory=DeviationCosts)
-    connection: Connection
     # readOnly: a client does not send them (the service sets both on enroll;
     # a patch may repeat them unchanged only).
     enrolled_at: datetime | None = Field(
@@ -242,7 +247,13 @@ class _AssetBase(_Model):
     )
 
 
-class Battery(_AssetBase):
+class _DeviceBase(_AssetBase):
+    """An asset the service dispatches: always reachable over a connection."""
+
+    connection: Connection
+
+
+class Battery(_DeviceBase):
     """Stationary battery storage: a SoC window, charge and discharge limits."""
 
     kind: Literal["battery"] = "battery"
@@ -270,7 +281,7 @@ def _ev_schema(schema: dict[str, Any]) -> None:
     schema["else"] = {"properties": {"max_discharge_kw": {"maximum": 0}}}
 
 
-class EvCharger(_AssetBase):
+class EvCharger(_DeviceBase):
     """An EV charger; it may discharge only when V2G is allowed."""
 
     model_config = ConfigDict(json_schema_extra=_ev_schema)
@@ -293,7 +304,7 @@ class EvCharger(_AssetBase):
         return value
 
 
-class FlexibleLoad(_AssetBase):
+class FlexibleLoad(_DeviceBase):
     """A load that can shed part of its baseline for a while, then rebounds."""
 
     kind: Literal["flexible_load"] = "flexible_load"
@@ -309,7 +320,7 @@ class FlexibleLoad(_AssetBase):
     _shed_within_baseline = _not_above("max_shed_kw", "baseline_kw")
 
 
-class Pv(_AssetBase):
+class Pv(_DeviceBase):
     """Photovoltaic generation, curtailable down to zero when allowed."""
 
     kind: Literal["pv"] = "pv"
@@ -317,10 +328,43 @@ class Pv(_AssetBase):
     curtailable: bool = True
 
 
+class Meter(_AssetBase):
+    """A metering point (计量点) of an enterprise: measures its load, is never dispatched.
+
+    A meter is read live like other assets (Modbus TCP with SunSpec meter
+    models 201-204, or MQTT) or, with no ``connection``, only filled by
+    importing the grid company's metering data (96 interval energies a day,
+    ``PUT …/meters/{meter}/readings``). Its power follows the service's sign
+    convention: positive = drawn from the grid (import).
+
+    Attributes:
+        account_no: the grid account number (户号) of the enterprise at this point.
+        revenue: True for the enterprise's revenue (settlement) meter; at most
+            one per enterprise. Its readings are the enterprise's "measured"
+            in event reports, and the source of its baselines.
+        multiplier: the meter's multiplier (倍率, CT ratio × VT ratio): live
+            readings, which a meter gives on its secondary side, are scaled by
+            it. Imported energies are primary values (the metering system has
+            applied it already).
+    """
+
+    kind: Literal["meter"] = "meter"
+    account_no: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$", description="grid account (户号)"
+    )
+    revenue: bool = Field(default=False, description="the enterprise's revenue meter")
+    multiplier: float = Field(default=1.0, gt=0, le=1e6, description="CT × VT ratio (倍率)")
+    connection: (
+        Annotated[MqttConnection | ModbusConnection, Field(discriminator="protocol")] | None
+    ) = Field(default=None, description="absent for a meter filled only by import")
+
+
 #: An enrolled asset of any kind: the one asset union of the service, tagged by
 #: ``kind``. The tag makes pydantic pick the model directly; to a type checker
 #: it is the plain union, narrowed with ``match`` / ``isinstance`` on the kind's model.
-Asset: TypeAlias = Annotated[Battery | EvCharger | FlexibleLoad | Pv, Field(discriminator="kind")]
+Asset: TypeAlias = Annotated[
+    Battery | EvCharger | FlexibleLoad | Pv | Meter, Field(discriminator="kind")
+]
 
 #: The model class of each kind.
 ASSET_MODELS: dict[str, type[Asset]] = {
@@ -328,6 +372,7 @@ ASSET_MODELS: dict[str, type[Asset]] = {
     AssetKind.EV_CHARGER.value: EvCharger,
     AssetKind.FLEXIBLE_LOAD.value: FlexibleLoad,
     AssetKind.PV.value: Pv,
+    AssetKind.METER.value: Meter,
 }
 
 # tag -> the union fields it may follow in an error path
@@ -377,8 +422,84 @@ def _known_zone(value: str) -> str:
 TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
 
 
+#: How an event's customer baseline load (CBL) is set. ``model`` and
+#: ``pre_event`` come from the live state at the event's activation;
+#: ``similar_days`` and ``high_x_of_y`` from the interval history.
+BaselineMethod: TypeAlias = Literal["model", "pre_event", "similar_days", "high_x_of_y"]
+
+
+class BaselineAdjustment(_Model):
+    """The same-day adjustment of a historical baseline.
+
+    The baseline is scaled by (actual / baseline) over the ``hours`` before
+    the event starts, the ratio clamped to ``1 ± cap``.
+    """
+
+    hours: float = Field(default=2.0, gt=0, le=12, description="window before the event, h")
+    cap: float = Field(
+        default=0.2, ge=0, le=1, description="largest change either way (0.2 = ±20 %)"
+    )
+
+
+class BaselineSettings(_Model):
+    """Parameters of the historical baseline methods.
+
+    ``similar_days``: the mean of the ``days`` most recent similar days (working
+    day or not, per the official Chinese calendar with its adjusted working
+    days). ``high_x_of_y``: the mean of the ``x`` highest-energy days among the
+    ``y`` most recent similar days. Candidate days are looked for over the
+    last ``lookback_days``; event days and days whose coverage is below
+    ``min_coverage`` are left out. With fewer candidates than the method needs
+    (``days``, or ``x``), the event falls back to ``fallback`` and says so.
+    """
+
+    days: Integer = Field(default=5, ge=1, le=30, description="similar_days: N")
+    x: Integer = Field(default=5, ge=1, le=30, description="high_x_of_y: X")
+    y: Integer = Field(
+        default=10, ge=1, le=60, validate_default=True, description="high_x_of_y: Y (at least X)"
+    )
+    lookback_days: Integer = Field(default=45, ge=1, le=400)
+    min_coverage: float = Field(default=0.9, ge=0, le=1, description="a candidate day's coverage")
+    adjustment: BaselineAdjustment | None = Field(
+        default_factory=BaselineAdjustment, description="null = no same-day adjustment"
+    )
+    fallback: Literal["model", "pre_event"] = "pre_event"
+
+    @field_validator("y")
+    @classmethod
+    def _y_covers_x(cls, value: int, info: ValidationInfo) -> int:
+        x = info.data.get("x")
+        if x is not None and value < x:
+            raise ValueError(f"y ({value}) must be at least x ({x})")
+        return value
+
+
+class Enterprise(_Model):
+    """An enterprise of the park and its agency contract with the park (the VPP).
+
+    The id is what its assets carry as ``owner``. Of the park's settlement of
+    an event, the enterprise receives ``revenue_share`` of the payment its
+    delivery earned (收益分成) and bears ``penalty_share`` of the penalty its
+    shortfall caused (考核分摊); the park's operator keeps or bears the rest.
+    """
+
+    id: str = Field(min_length=1, max_length=200, description="as the assets' owner")
+    name: str = Field(default="", max_length=200)
+    revenue_share: _Fraction = Field(default=1.0, description="share of its earned payment")
+    penalty_share: _Fraction = Field(default=1.0, description="share of its penalty")
+
+
+def _unique_enterprises(value: list[Enterprise]) -> list[Enterprise]:
+    seen: set[str] = set()
+    for item in value:
+        if item.id in seen:
+            raise ValueError(f"enterprise {item.id!r} is listed twice")
+        seen.add(item.id)
+    return value
+
+
 class Park(_Model):
-    """A park's metadata."""
+    """A park's metadata, its baseline method and its enterprises' contracts."""
 
     id: ParkId
     name: str = Field(default="", max_length=200)
@@ -388,14 +509,27 @@ class Park(_Model):
         description="an IANA time-zone name (the tz database), e.g. Asia/Shanghai",
     )
     description: str = Field(default="", max_length=2000)
-    baseline_method: Literal["model", "pre_event"] = Field(
+    baseline_method: BaselineMethod = Field(
         default="model",
         description=(
             "how an event's baseline is set at its activation: 'model' = each asset's own "
             "forecast (idle batteries, uncontrolled EV charging, loads at their baseline); "
-            "'pre_event' = each asset's measured power just before the event, held flat"
+            "'pre_event' = each asset's measured power just before the event, held flat; "
+            "'similar_days' = the mean of the N most recent similar days of the history; "
+            "'high_x_of_y' = the mean of the X highest of the last Y similar days"
         ),
     )
+    baseline: BaselineSettings = Field(default_factory=BaselineSettings)
+    enterprises: Annotated[list[Enterprise], AfterValidator(_unique_enterprises)] = Field(
+        default_factory=list, max_length=1000, description="the enterprises and their contracts"
+    )
+
+    def enterprise(self, owner: str) -> Enterprise:
+        """The contract of ``owner``; an enterprise with none gets the defaults (all its own)."""
+        for item in self.enterprises:
+            if item.id == owner:
+                return item
+        return Enterprise(id=owner)
 
 
 class ParkSummary(_Model):

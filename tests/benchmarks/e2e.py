@@ -134,7 +134,7 @@ class BenchOptions:
 
 
 def _protocol(asset: Asset) -> str:
-    return asset.connection.protocol
+    return "import" if asset.connection is None else asset.connection.protocol
 
 
 def park_assets(spec: SimParkSpec, mqtt_root: str) -> list[Asset]:

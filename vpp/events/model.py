@@ -25,7 +25,7 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -39,14 +39,24 @@ from pydantic import (
 )
 
 from vpp.errors import Conflict, FieldError, InvalidInput
-from vpp.model import ID_PATTERN, Integer, integral, invalid_input, parse_json_data
+from vpp.model import (
+    ID_PATTERN,
+    BaselineMethod,
+    Integer,
+    integral,
+    invalid_input,
+    parse_json_data,
+)
 
 __all__ = [
     "INTERVAL_CHOICES",
     "MAX_INTERVALS",
     "MAX_LEAD",
     "MAX_TARGET_KW",
+    "PER_INTERVAL_FIELDS",
     "TERMINAL_STATES",
+    "BaselineInfo",
+    "EnterpriseTrack",
     "EventKind",
     "EventOverlap",
     "EventPatch",
@@ -266,6 +276,9 @@ class EventRequest(_Payload):
     )
     bid_id: str | None = Field(default=None, pattern=ID_PATTERN, description="The awarded bid.")
     source: Literal["rest", "openadr"] = Field(default="rest", description="Who sent it.")
+    baseline_method: BaselineMethod | None = Field(
+        default=None, description="Overrides the park's baseline method for this event."
+    )
 
     @model_validator(mode="after")
     def _shape(self) -> EventRequest:
@@ -325,6 +338,8 @@ class EventRequest(_Payload):
             "price": self.price_per_kwh,
             "bid": self.bid_id,
         }
+        if self.baseline_method is not None:  # absent: the fingerprints stored before it
+            body["baseline_method"] = self.baseline_method
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
@@ -392,6 +407,53 @@ class ExpectedDelivery(BaseModel):
     note: str = Field(description="The estimate in words.")
 
 
+#: The per-interval lists of an event record (and of each enterprise's track).
+PER_INTERVAL_FIELDS = ("baseline_kw", "measured_kw", "delivered_kw", "shortfall_kw")
+
+
+class BaselineInfo(BaseModel):
+    """How an event's baseline was set, fixed when the event became active.
+
+    Attributes:
+        requested: the method the event (or else its park) asked for.
+        method: the method used: ``requested``, or the park's ``fallback``
+            when the history was too short for it (``fallback_reason`` says why).
+        fallback_reason: why the requested method could not be used, or None.
+        note: the method in words (days, X of Y, adjustment window and cap).
+    """
+
+    requested: BaselineMethod
+    method: BaselineMethod
+    fallback_reason: str | None = None
+    note: str = ""
+
+
+class EnterpriseTrack(BaseModel):
+    """One enterprise's part of an event, interval by interval (kW; null = not known).
+
+    The park's ``baseline_kw`` and ``measured_kw`` are the sums of its
+    enterprises'. Where the enterprise has a revenue meter, its baseline and
+    measured power are the meter's (its whole load), and ``telemetry_kw`` is
+    the sum of its assets' telemetry, for reconciliation; elsewhere the
+    enterprise is the sum of its assets and ``telemetry_kw`` equals ``measured_kw``.
+
+    Attributes:
+        meter: the revenue meter its measured power comes from, or None.
+        baseline_source: ``meter:<id>``, ``assets`` (their interval history)
+            or ``live`` (the live state at activation: model / pre_event).
+        days: the history days the baseline was taken from (historical methods).
+        adjustment: the same-day adjustment ratio applied (1.0 = none), or None.
+    """
+
+    meter: str | None = None
+    baseline_source: str = "live"
+    days: list[date] = Field(default_factory=list)
+    adjustment: float | None = None
+    baseline_kw: list[float | None] = Field(default_factory=list)
+    measured_kw: list[float | None] = Field(default_factory=list)
+    telemetry_kw: list[float | None] = Field(default_factory=list)
+
+
 class EventRecord(BaseModel):
     """An event as stored and returned by ``GET …/events/{event}``.
 
@@ -423,6 +485,15 @@ class EventRecord(BaseModel):
     expected: ExpectedDelivery | None = Field(
         default=None, description="What the park expects to deliver (estimated at receipt)."
     )
+    baseline_method: BaselineMethod | None = Field(
+        default=None, description="The event's own baseline method (None: the park's)."
+    )
+    baseline: BaselineInfo | None = Field(
+        default=None, description="How the baseline was set (at activation)."
+    )
+    enterprises: dict[str, EnterpriseTrack] = Field(
+        default_factory=dict, description="Each enterprise's part (owner -> track)."
+    )
 
     @classmethod
     def new(cls, park: str, request: EventRequest, now: datetime) -> EventRecord:
@@ -444,6 +515,7 @@ class EventRecord(BaseModel):
             shortfall_kw=list(empty),
             price_per_kwh=request.price_per_kwh,
             bid_id=request.bid_id,
+            baseline_method=request.baseline_method,
             fingerprint=request.fingerprint(),
             created=now,
             updated=now,
@@ -464,6 +536,7 @@ class EventRecord(BaseModel):
             price_per_kwh=self.price_per_kwh,
             bid_id=self.bid_id,
             source="openadr" if self.source == "openadr" else "rest",
+            baseline_method=self.baseline_method,
         )
 
     @property
@@ -552,9 +625,13 @@ class EventRecord(BaseModel):
             targets = kept + new[past:]
         before = len(self.target_kw)
         n = len(targets)
-        for name in ("baseline_kw", "measured_kw", "delivered_kw", "shortfall_kw"):
+        for name in PER_INTERVAL_FIELDS:
             values: list[float | None] = getattr(self, name)
             setattr(self, name, (values + [None] * n)[:n])
+        for track in self.enterprises.values():
+            for name in ("baseline_kw", "measured_kw", "telemetry_kw"):
+                values = getattr(track, name)
+                setattr(track, name, (values + [None] * n)[:n])
         self.target_kw = targets
         self.updated = now
         entry: dict[str, Any] = {"state": self.state.value, "at": now.isoformat(), "modified": True}
@@ -565,6 +642,9 @@ class EventRecord(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """JSON-ready data (NaN never appears: unmeasured values are null)."""
         data = self.model_dump(mode="json")
-        for name in ("baseline_kw", "measured_kw", "delivered_kw", "shortfall_kw"):
+        for name in PER_INTERVAL_FIELDS:
             data[name] = [None if v is None or math.isnan(v) else v for v in data[name]]
+        for track in data["enterprises"].values():
+            for name in ("baseline_kw", "measured_kw", "telemetry_kw"):
+                track[name] = [None if v is None or math.isnan(v) else v for v in track[name]]
         return data

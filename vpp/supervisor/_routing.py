@@ -27,7 +27,15 @@ from dataclasses import dataclass
 
 from adapters.sunspec import PowerSign
 from adapters.types import DeviceLimits, TelemetrySource
-from vpp.model import Asset, Battery, EvCharger, FlexibleLoad, ModbusConnection, MqttConnection
+from vpp.model import (
+    Asset,
+    Battery,
+    EvCharger,
+    FlexibleLoad,
+    ModbusConnection,
+    MqttConnection,
+    Pv,
+)
 
 __all__ = [
     "SHARED_ADAPTER_PARK",
@@ -136,7 +144,9 @@ def device_limits(asset: Asset) -> DeviceLimits:
             p_max_kw=asset.baseline_kw + rebound,
             bidirectional=False,
         )
-    return DeviceLimits(p_min_kw=-asset.rated_kw, p_max_kw=0.0)
+    if isinstance(asset, Pv):
+        return DeviceLimits(p_min_kw=-asset.rated_kw, p_max_kw=0.0)
+    return DeviceLimits(p_min_kw=0.0, p_max_kw=0.0)  # a meter takes no setpoint
 
 
 def mqtt_base(conn: MqttConnection, park: str, asset_id: str, default_root: str) -> tuple[str, str]:
@@ -195,6 +205,8 @@ def plan_park(
     units: set[tuple[str, int]] = set()
     for asset in assets:
         conn = asset.connection
+        if conn is None:
+            continue  # a meter filled only by import: nothing to connect to
         limits = device_limits(asset)
         if isinstance(conn, MqttConnection):
             root, level = mqtt_base(conn, park, asset.id, mqtt_root)

@@ -63,7 +63,8 @@ class MeterSpec:
         asset_id: its id (the serial number of its common model; its MQTT topic level).
         base_load_kw: the enterprise's load no asset is enrolled for (primary kW).
         multiplier: its CT x VT ratio: it reports primary / multiplier.
-        rated_kw: the largest primary power it expects (sizes its ``W_SF``).
+        rated_kw: the largest primary power it expects: its ``W_SF`` is the finest
+            (down to -2) that holds it on the secondary side.
         unit_id: its Modbus unit id (1..247; Modbus only).
         base: register address of its SunS marker (Modbus only).
         power_sign: the sign convention of its ``W`` (by default positive = import).
@@ -141,7 +142,7 @@ class MeterModel:
     def values_203(self) -> dict[str, Value]:
         """Model 203's engineering values as of the last step (secondary side)."""
         m = self.spec.multiplier
-        w_sf = fitting_scale_factor(self.spec.rated_kw * 1000.0 / m, _INT16_MAX)
+        w_sf = fitting_scale_factor(self.spec.rated_kw * 1000.0 / m, _INT16_MAX, finest=-2)
         watts = to_device_w(self.secondary_kw(), self.spec.power_sign)
         top = _INT16_MAX * 10.0**w_sf
         return {

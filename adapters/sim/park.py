@@ -133,7 +133,7 @@ def park_spec(data: Mapping[str, Any], *, password: str = DEFAULT_PASSWORD) -> S
     loads_kw: dict[str, float] = defaultdict(float)
     meters: list[Mapping[str, Any]] = []
     for asset in data["assets"]:
-        kind, asset_id, conn = asset["kind"], str(asset["id"]), asset["connection"]
+        kind, asset_id, conn = asset["kind"], str(asset["id"]), asset.get("connection")
         owner = str(asset["owner"])
         if kind == "battery":
             members[owner].append(asset_id)

@@ -285,13 +285,13 @@ class Model:
         return raw
 
 
-def fitting_scale_factor(largest: float, limit: int) -> int:
-    """The smallest non-negative scale factor ``sf`` with ``|largest| / 10**sf <= limit``.
+def fitting_scale_factor(largest: float, limit: int, *, finest: int = 0) -> int:
+    """The smallest scale factor ``sf >= finest`` with ``|largest| / 10**sf <= limit``.
 
     How a device sizes a point's scale factor to its nameplate (``W_SF`` for
     an int16 ``W``: ``limit`` 32767); never above 10, the specified maximum.
     """
-    sf = 0
+    sf = finest
     while abs(largest) / 10.0**sf > limit and sf < SF_RANGE[-1]:
         sf += 1
     return sf

@@ -8,6 +8,8 @@ nothing is mocked.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 
 import pytest
@@ -17,6 +19,7 @@ from adapters.modbus import METER_REFUSAL
 from adapters.sim._clock import SimClock
 from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.sim.meters import MeterModel, MeterSpec
+from adapters.sim.park import run_park
 from adapters.sunspec import PowerSign
 from adapters.types import DeviceLimits, Telemetry, TelemetrySource
 from tests.support import MqttRig, eventually
@@ -24,7 +27,9 @@ from tests.vpp.samples import sample
 from tests.vpp.supervisor import assets
 from tests.vpp.supervisor.assets import PARK
 from tests.vpp.supervisor.conftest import SupervisorFactory
+from tests.vpp.test_parkfile_meters import metered_park
 from vpp.model import parse_asset
+from vpp.parkfile import enroll_park, simulator_spec
 from vpp.servers import free_port
 from vpp.state import State
 from vpp.supervisor import AdapterRoute, plan_park
@@ -154,3 +159,36 @@ def test_a_meter_route_takes_no_setpoint_limits() -> None:
     (route,), _ = plan_park(PARK, [meter], mqtt_root="vpp", ocpp=ocpp_key("h", 1))
     assert route.limits == DeviceLimits(p_min_kw=0.0, p_max_kw=0.0)
     assert route.key.protocol is TelemetrySource.MODBUS
+
+
+async def test_a_simulated_parks_meters_read_their_enterprises_in_primary_kw(
+    state: State, supervisor: SupervisorFactory, mqtt: MqttRig
+) -> None:
+    port = free_port()
+    park_file = metered_park(mqtt.root, port, PARK)
+    await enroll_park(state, park_file)
+    spec = simulator_spec(park_file, ocpp_secret="x")
+    started = asyncio.Event()
+    devices = asyncio.create_task(run_park(
+        spec, mqtt_host=mqtt.host, mqtt_port=mqtt.port, mqtt_root=mqtt.root, period_s=0.1,
+        started=started,
+    ))  # fmt: skip
+    try:
+        await asyncio.wait_for(started.wait(), 10)
+        async with supervisor() as sup:
+
+            async def primary(asset_id: str, kw: float) -> bool:
+                live = await state.read_live(PARK, asset_id)
+                return live is not None and live.power_kw == pytest.approx(kw, abs=0.05)
+
+            # A: the least base load, its battery idle; B: 100 kW base + its 100 kW line
+            await eventually(lambda: primary("meter-a", 50.0))
+            await eventually(lambda: primary("meter-b", 200.0))
+            confs = await sup.send(PARK, {"bess-a": 40.0}, hold_s=60.0)
+            assert confs["bess-a"].confirmed
+            await eventually(lambda: primary("meter-a", 90.0))
+            assert await state.read_live(PARK, "meter-b-grid") is None  # import only
+    finally:
+        devices.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await devices

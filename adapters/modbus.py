@@ -806,13 +806,14 @@ class ModbusAdapter(BookedService):
             log.warning(
                 "Modbus %s (%s): power %.3f kW read as %s disagrees with %s (%s);"
                 " check the enrolled power_sign",
-                where, unit.asset_id, power_kw, unit.spec.power_sign.value, evidence,
+                where, unit.asset_id, power_kw, unit.spec.power_sign.value, _SHOWN[evidence],
                 "drawing from the grid" if drawing else "feeding the grid",
             )  # fmt: skip
         else:
             log.info(
-                "Modbus %s (%s): power sign agrees with %s again", where, unit.asset_id, evidence
-            )
+                "Modbus %s (%s): power sign agrees with %s again",
+                where, unit.asset_id, _SHOWN[evidence],
+            )  # fmt: skip
 
     def _check_setpoint_sign(self, unit: _Unit, chast: int | None, where: str) -> None:
         """Check the enrolled setpoint sign: ``ChaSt`` should go the way the setpoint asks."""
@@ -861,6 +862,8 @@ _FIELDS = {
 }
 #: Points a device may leave unimplemented without a word (only a check uses them).
 _OPTIONAL = frozenset({"ChaSt"})
+#: The registers each sign check's evidence comes from, as the log names them.
+_SHOWN = {"charge_state": "ChaSt", "energy_registers": "TotWhImp/TotWhExp"}
 #: Meter (201-204) points a reading uses -> the reading's field names.
 _METER_FIELDS = {"W": "power_kw", "TotWhImp": "energy_imported", "TotWhExp": "energy_exported"}
 #: Meter points that may be unimplemented without a word: an acc32 reads 0 as

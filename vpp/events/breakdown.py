@@ -333,6 +333,21 @@ def _totals(quotas: list[float], total: float | None, digits: int, exact: bool) 
     return [_value(u, digits) for u in units]
 
 
+@dataclass(frozen=True)
+class _Parts:
+    """The enterprises' per-interval figures (one row per enterprise, NaN = not known).
+
+    ``shown`` holds the columns as the report shows them, named as the
+    fields of `EnterpriseInterval`, rounded so that they sum to the park's.
+    """
+
+    measured: np.ndarray
+    telemetry: np.ndarray
+    delivered: np.ndarray
+    requested: np.ndarray
+    shown: dict[str, np.ndarray]
+
+
 def enterprise_breakdown(
     *,
     starts: Sequence[datetime],
@@ -360,75 +375,60 @@ def enterprise_breakdown(
     """
     if not tracks:
         return Breakdown([], None, "")
-    n = len(starts)
     owners = sorted(tracks)
     ordered = [tracks[o] for o in owners]
     for owner, track in zip(owners, ordered, strict=True):
-        if not len(track.baseline_kw) == len(track.measured_kw) == len(track.telemetry_kw) == n:
+        lengths = {len(track.baseline_kw), len(track.measured_kw), len(track.telemetry_kw)}
+        if lengths != {len(starts)}:
             raise ValueError(f"the track of {owner!r} must have one value per interval")
+    bad: set[int] = set()
     baseline = _matrix(ordered, "baseline_kw")
     measured = _matrix(ordered, "measured_kw")
-    telemetry = _matrix(ordered, "telemetry_kw")
     delivered = (measured - baseline) * park.direction
-    bad: set[int] = set()
-    shown_baseline = _column(park.baseline_kw, baseline, bad)
-    shown_measured = _column(park.measured_kw, measured, bad)
-    shown_delivered = _column(park.delivered_kw, delivered, bad)
     requested = _request_shares(baseline, park.requested_kw)
-    shown_requested = _rounded_parts(requested, park.requested_kw)
     payable = _payable_shares(delivered, park, bad)
-    shown_payable = _rounded_parts(payable, park.payable_kwh)
+    parts = _Parts(
+        measured=measured,
+        telemetry=_matrix(ordered, "telemetry_kw"),
+        delivered=delivered,
+        requested=requested,
+        shown={
+            "baseline_kw": _column(park.baseline_kw, baseline, bad),
+            "measured_kw": _column(park.measured_kw, measured, bad),
+            "delivered_kw": _column(park.delivered_kw, delivered, bad),
+            "requested_kw": _rounded_parts(requested, park.requested_kw),
+            "payable_kwh": _rounded_parts(payable, park.payable_kwh),
+        },
+    )
 
     # Totals over the park's measured intervals.
-    known = park.known
-    hours = park.hours
-    measured_any = bool(known.any())
-    exact = not bad
-
     def total(values: np.ndarray) -> list[float]:
-        return [math.fsum(np.nan_to_num(row[known])) for row in values]
+        return [math.fsum(np.nan_to_num(row[park.known])) for row in values]
 
-    req_kwh = [q * hours for q in total(requested)]
-    del_kwh = [q * hours for q in total(delivered)]
+    req_kwh = [q * park.hours for q in total(requested)]
+    del_kwh = [q * park.hours for q in total(delivered)]
     pay_kwh = total(payable)
-    co2_kg = [q * hours * park.kg_co2_per_kwh for q in total(baseline - measured)]
+    co2_kg = [q * park.hours * park.kg_co2_per_kwh for q in total(baseline - measured)]
     shortfall = [max(0.0, park.threshold * r - d) for r, d in zip(req_kwh, del_kwh, strict=True)]
     money = _money(owners, contract_of, park, pay_kwh, shortfall)
+    exact = not bad
+    measured_any = bool(park.known.any())
 
+    def shown(values: list[float], park_total: float | None, digits: int) -> list[float | None]:
+        if not measured_any:
+            return [None] * len(values)
+        return list(_totals(values, park_total, digits, exact))
+
+    req_shown = shown(req_kwh, park.requested_kwh, KW_DIGITS)
+    del_shown = shown(del_kwh, park.delivered_kwh, KW_DIGITS)
+    pay_shown = shown(pay_kwh, park.payable_kwh_total, KW_DIGITS)
+    co2_shown = shown(co2_kg, park.avoided_co2_kg, CO2_DIGITS)
+    short_shown = shown(shortfall, None, KW_DIGITS)
     rows: list[EnterpriseReport] = []
-    req_shown = _totals(req_kwh, park.requested_kwh, KW_DIGITS, exact)
-    del_shown = _totals(del_kwh, park.delivered_kwh, KW_DIGITS, exact)
-    pay_shown = _totals(pay_kwh, park.payable_kwh_total, KW_DIGITS, exact)
-    co2_shown = _totals(co2_kg, park.avoided_co2_kg, CO2_DIGITS, exact)
     for e, (owner, track) in enumerate(zip(owners, ordered, strict=True)):
         contract = contract_of(owner)
-        metered = track.meter is not None
-        intervals = []
-        disagreeing = 0
-        for t in range(n):
-            gap = measured[e, t] - telemetry[e, t]
-            flag = (
-                None
-                if not metered or math.isnan(gap)
-                else bool(reconcile.disagrees(float(measured[e, t]), float(telemetry[e, t])))
-            )
-            disagreeing += bool(flag)
-            perf = delivered[e, t] / requested[e, t] if requested[e, t] > 0 else math.nan
-            intervals.append(
-                EnterpriseInterval(
-                    start=starts[t],
-                    requested_kw=_shown(shown_requested[e, t], KW_DIGITS),
-                    baseline_kw=_shown(shown_baseline[e, t], KW_DIGITS),
-                    measured_kw=_shown(shown_measured[e, t], KW_DIGITS),
-                    delivered_kw=_shown(shown_delivered[e, t], KW_DIGITS),
-                    performance=_shown(perf if known[t] else math.nan, PERF_DIGITS),
-                    payable_kwh=_shown(shown_payable[e, t], KW_DIGITS),
-                    telemetry_kw=_shown(telemetry[e, t], KW_DIGITS) if metered else None,
-                    meter_gap_kw=_shown(gap, KW_DIGITS) if metered else None,
-                    meter_disagrees=flag,
-                )
-            )
-        perf_total = del_kwh[e] / req_kwh[e] if req_kwh[e] > 0 else None
+        intervals = _interval_rows(e, track, starts, parts, park.known, reconcile)
+        perf = del_kwh[e] / req_kwh[e] if measured_any and req_kwh[e] > 0 else None
         rows.append(
             EnterpriseReport(
                 enterprise=owner,
@@ -440,21 +440,50 @@ def enterprise_breakdown(
                 revenue_share=contract.revenue_share,
                 penalty_share=contract.penalty_share,
                 intervals=intervals,
-                requested_kwh=req_shown[e] if measured_any else None,
-                delivered_kwh=del_shown[e] if measured_any else None,
-                payable_kwh=pay_shown[e] if measured_any else None,
-                performance=None if perf_total is None else round(perf_total, PERF_DIGITS),
-                shortfall_kwh=round(shortfall[e], KW_DIGITS) + 0.0 if measured_any else None,
+                requested_kwh=req_shown[e],
+                delivered_kwh=del_shown[e],
+                payable_kwh=pay_shown[e],
+                performance=None if perf is None else round(perf, PERF_DIGITS),
+                shortfall_kwh=short_shown[e],
                 gross_payment=money.gross_payment[e],
                 gross_penalty=money.gross_penalty[e],
                 payment=money.payment[e],
                 penalty=money.penalty[e],
                 settlement=money.settlement[e],
-                avoided_co2_kg=co2_shown[e] if measured_any else None,
-                intervals_disagreeing=disagreeing,
+                avoided_co2_kg=co2_shown[e],
+                intervals_disagreeing=sum(bool(r.meter_disagrees) for r in intervals),
             )
         )
     return Breakdown(rows, money.operator, _note(sorted(bad), starts))
+
+
+def _interval_rows(
+    e: int,
+    track: EnterpriseTrack,
+    starts: Sequence[datetime],
+    parts: _Parts,
+    known: np.ndarray,
+    reconcile: Reconciliation,
+) -> list[EnterpriseInterval]:
+    """The intervals of enterprise ``e``; the meter's reconciliation where it has one."""
+    rows = []
+    for t, start in enumerate(starts):
+        meter_kw, telemetry_kw = float(parts.measured[e, t]), float(parts.telemetry[e, t])
+        reconciled = track.meter is not None and not math.isnan(meter_kw - telemetry_kw)
+        requested = parts.requested[e, t]
+        perf = parts.delivered[e, t] / requested if known[t] and requested > 0 else math.nan
+        values = {name: _shown(column[e, t], KW_DIGITS) for name, column in parts.shown.items()}
+        rows.append(
+            EnterpriseInterval(
+                start=start,
+                **values,
+                performance=_shown(perf, PERF_DIGITS),
+                telemetry_kw=_shown(telemetry_kw, KW_DIGITS) if track.meter else None,
+                meter_gap_kw=_shown(meter_kw - telemetry_kw, KW_DIGITS) if reconciled else None,
+                meter_disagrees=reconcile.disagrees(meter_kw, telemetry_kw) if reconciled else None,
+            )
+        )
+    return rows
 
 
 @dataclass(frozen=True)

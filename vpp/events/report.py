@@ -397,7 +397,7 @@ def build_report(
         starts=starts,
         park=park,
         tracks=enterprises or {},
-        contract_of=contract_of or (lambda owner: Enterprise(id=owner)),
+        contract_of=contract_of or (lambda owner: Enterprise()),
         reconcile=check,
     )
     return EventReport(

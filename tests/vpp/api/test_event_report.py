@@ -66,9 +66,9 @@ async def test_report_breaks_down_by_enterprise_under_the_park_contracts(
     client: ApiClient, state: State, park: None, grid: dict[str, str], operator: dict[str, str]
 ) -> None:
     contracts = {
-        "enterprises": [
-            {"id": "castings", "name": "Castings Co.", "revenue_share": 0.8, "penalty_share": 0.5}
-        ]
+        "enterprises": {
+            "castings": {"name": "Castings Co.", "revenue_share": 0.8, "penalty_share": 0.5}
+        }
     }
     resp = await client.put(f"/v1/parks/{PARK}", json=contracts, headers=operator)
     assert resp.status == 200, await resp.text()

@@ -51,7 +51,7 @@ def report(
     tracks: Mapping[str, EnterpriseTrack],
     target_kw: Sequence[float],
     *,
-    contracts: Sequence[Enterprise] = (),
+    contracts: Mapping[str, Enterprise] | None = None,
     rules: SettlementRules | None = None,
     state: EventState = EventState.COMPLETED,
     reconcile: Reconciliation | None = None,
@@ -67,7 +67,7 @@ def report(
             out.append(None if None in parts else round(_sum(parts), park_digits))
         return out
 
-    by_id = {c.id: c for c in contracts}
+    by_id = contracts or {}
     return build_report(
         event_id="ev",
         starts=[T0 + timedelta(minutes=15 * i) for i in range(n)],
@@ -79,7 +79,7 @@ def report(
         emission=EF,
         state=state,
         enterprises=tracks,
-        contract_of=lambda owner: by_id.get(owner, Enterprise(id=owner)),
+        contract_of=lambda owner: by_id.get(owner, Enterprise()),
         reconcile=reconcile,
         baseline=BaselineInfo(
             requested="high_x_of_y",
@@ -152,10 +152,10 @@ def test_two_enterprises_paid_by_contract_one_under_delivering() -> None:
         "A": track([600] * 4, [400] * 4),
         "B": track([400] * 4, [320] * 4),
     }
-    contracts = [
-        Enterprise(id="A", name="Castings", revenue_share=0.8, penalty_share=0.5),
-        Enterprise(id="B", name="Logistics", revenue_share=1.0, penalty_share=1.0),
-    ]
+    contracts = {
+        "A": Enterprise(name="Castings", revenue_share=0.8, penalty_share=0.5),
+        "B": Enterprise(name="Logistics", revenue_share=1.0, penalty_share=1.0),
+    }
     rep = report(tracks, [-300] * 4, contracts=contracts)
     assert rep.threshold_met and rep.payment == 980.0  # 4 x 70 kWh x 3.5
     assert rep.payable_kwh == 280.0
@@ -188,10 +188,10 @@ def test_penalty_follows_the_shortfall_and_the_contract() -> None:
         "A": track([600] * 4, [480] * 4),
         "B": track([400] * 4, [370] * 4),
     }
-    contracts = [
-        Enterprise(id="A", revenue_share=0.8, penalty_share=0.5),
-        Enterprise(id="B", revenue_share=1.0, penalty_share=1.0),
-    ]
+    contracts = {
+        "A": Enterprise(revenue_share=0.8, penalty_share=0.5),
+        "B": Enterprise(revenue_share=1.0, penalty_share=1.0),
+    }
     rep = report(tracks, [-300] * 4, contracts=contracts)
     assert rep.threshold_met is False and rep.payment == 0 and rep.penalty == 135.0
     a, b = rep.enterprises
@@ -261,10 +261,10 @@ def test_rows_sum_exactly_for_random_parks(seed: int) -> None:
     for owner in owners:
         base = rng.uniform(-50, 900, n).round(4)
         tracks[owner] = track(list(base), list((base - rng.uniform(-30, 200, n)).round(4)))
-    contracts = [
-        Enterprise(id=o, revenue_share=float(rng.uniform()), penalty_share=float(rng.uniform()))
+    contracts = {
+        o: Enterprise(revenue_share=float(rng.uniform()), penalty_share=float(rng.uniform()))
         for o in owners
-    ]
+    }
     kind = 1 if seed % 3 == 0 else -1  # some valley filling
     targets = list(kind * rng.uniform(0, 600, n).round(5))
     rules = SettlementRules(
@@ -275,7 +275,7 @@ def test_rows_sum_exactly_for_random_parks(seed: int) -> None:
     rep = report(tracks, targets, contracts=contracts, rules=rules)
     assert rep.breakdown_note.startswith("enterprise rows sum exactly"), rep.breakdown_note
     assert_rows_sum_to_park(rep)
-    for e, c in zip(rep.enterprises, contracts, strict=True):
+    for e, c in zip(rep.enterprises, contracts.values(), strict=True):
         assert e.payment == pytest.approx(c.revenue_share * (e.gross_payment or 0), abs=0.005)
         assert e.penalty == pytest.approx(c.penalty_share * (e.gross_penalty or 0), abs=0.005)
 

@@ -120,7 +120,7 @@ def known_mean(values: FloatArray, axis: int) -> FloatArray:
     total = np.where(have, values, 0.0).sum(axis=axis)
     count = have.sum(axis=axis)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(count > 0, total / count, np.nan)
+        return np.asarray(np.where(count > 0, total / count, np.nan), dtype=np.float64)
 
 
 def adjustment_ratio(
@@ -209,7 +209,7 @@ class RecentAverage:
         chosen = recent_days(eligible, self.n)
         if chosen.sum() < self.n:
             raise _too_few(int(chosen.sum()), self.n, self.working)
-        return mean_of_days(loads, chosen)[0]
+        return np.asarray(mean_of_days(loads, chosen)[0], dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +240,7 @@ class HighXOfY:
         chosen = highest_days(eligible, known_mean(loads, axis=2), self.x, self.y)
         if chosen.sum() < self.x:
             raise _too_few(int(chosen.sum()), self.x, self.working)
-        return mean_of_days(loads, chosen)[0]
+        return np.asarray(mean_of_days(loads, chosen)[0], dtype=np.float64)
 
 
 def same_day_adjusted(

@@ -340,7 +340,8 @@ class _Pool:
     working: bool
     days: tuple[date, ...]  # newest first, the days some series considers
     considered: NDArray[np.bool_]  # (S, D)
-    loads_kw: FloatArray  # (S, D, 96), NaN = no data
+    loads_kw: FloatArray  # (S, D, K) on the window's K slots of the day; NaN = no data
+    position: NDArray[np.int64]  # (96,) slot of the day -> its index in loads_kw
     known: bool  # every candidate day had an official day type
     searched: int  # candidate days of this type in the lookback
 
@@ -352,24 +353,33 @@ def _mean_kw(energy: FloatArray, coverage: FloatArray) -> FloatArray:
 
 def _pool(
     block: HistoryBlock,
+    day_share: FloatArray,
     working: bool,
     need: int,
     window: _Window,
     settings: BaselineSettings,
     excluded: Collection[date],
 ) -> _Pool:
-    """The ``need`` most recent eligible candidate days of each series."""
+    """The ``need`` most recent eligible candidate days of each series, and their loads.
+
+    ``day_share`` is ``(S, D)``, the coverage of each day of the block. Loads
+    are gathered for the window's slots only (a 2-hour window reads 8 of 96).
+    """
     candidates, known = _candidates(working, window, settings, excluded)
     column = {d: j for j, d in enumerate(block.days)}
     held = [d for d in candidates if d in column]
     index = np.array([column[d] for d in held], dtype=np.int64)
-    share = block.coverage[:, index, :].mean(axis=2)
+    share = day_share[:, index]
     eligible = (share > 0) & (share >= settings.min_coverage)
     considered = dx.recent_days(eligible, need)
     used = np.flatnonzero(considered.any(axis=0))
-    loads = _mean_kw(block.energy_kwh[:, index[used], :], block.coverage[:, index[used], :])
+    slots = np.unique(np.concatenate([p.slots for p in window.parts if p.working == working]))
+    pick = (slice(None), index[used][:, None], slots[None, :])
+    loads = _mean_kw(block.energy_kwh[pick], block.coverage[pick])
+    position = np.full(SLOTS_PER_DAY, -1, dtype=np.int64)
+    position[slots] = np.arange(slots.size)
     days = tuple(held[d] for d in used)
-    return _Pool(working, days, considered[:, used], loads, known, len(candidates))
+    return _Pool(working, days, considered[:, used], loads, position, known, len(candidates))
 
 
 # -- the computation ---------------------------------------------------------
@@ -432,6 +442,7 @@ def _compute(
     if method == "high_x_of_y":
         need, averaged = settings.y, settings.x
 
+    day_share = block.coverage.mean(axis=2)
     pools: dict[bool, _Pool] = {}
     profile = np.full((count, window.weights.shape[1]), np.nan)
     chosen_any: dict[bool, NDArray[np.bool_]] = {}
@@ -439,16 +450,17 @@ def _compute(
         pool = pools.get(part.working)
         if pool is None:
             pool = pools[part.working] = _pool(
-                block, part.working, need, window, settings, excluded
+                block, day_share, part.working, need, window, settings, excluded
             )
             chosen_any[part.working] = np.zeros(pool.considered.shape, dtype=bool)
         if method == "similar_days":
             chosen = pool.considered
         else:
-            score = dx.known_mean(pool.loads_kw[:, :, part.ranked], axis=2)
+            score = dx.known_mean(pool.loads_kw[:, :, pool.position[part.ranked]], axis=2)
             chosen = dx.highest_days(pool.considered, score, settings.x, settings.y)
         chosen_any[part.working] |= chosen
-        profile[:, part.columns] = dx.mean_of_days(pool.loads_kw[:, :, part.slots], chosen)
+        loads = pool.loads_kw[:, :, pool.position[part.slots]]
+        profile[:, part.columns] = dx.mean_of_days(loads, chosen)
     complete = np.ones(count, dtype=bool)
     short: dict[int, list[str]] = {}
     for pool in pools.values():

@@ -23,10 +23,11 @@ the hold is ``hold_s`` of wall time, ``hold_s x time_scale`` on that clock.
 
 Writing: the energy and coverage gathered per slot are added to the store
 (`HistoryStore.add`, additive) when an interval closes and every
-``flush_s`` for the open one, and once more when the recorder stops. A crash
-loses at most the unwritten part of the open interval, which then shows as
-partial coverage; a write that fails (Redis down) is kept and tried again
-with the next one.
+``flush_s`` for the open one, and once more when the recorder stops (the
+store keeps whole covered seconds; the open interval's fraction of a second
+waits for the next write). A crash loses at most the unwritten part of the
+open interval, which then shows as partial coverage; a write that fails
+(Redis down) is kept and tried again with the next one.
 
 Several service processes read the same devices, so only one may add a
 park's telemetry: the holder of the park's history lease
@@ -290,7 +291,7 @@ class HistoryRecorder(BackgroundService):
             if not park.series and not park.pending:
                 await self._forget(park_id, park)
                 continue
-            written += await self._write(park_id, park)
+            written += await self._write(park_id, park, math.floor(t_now / INTERVAL_S))
         if self._metrics is not None:
             self._metrics.history_flush_seconds.observe(time.perf_counter() - started)
         return written
@@ -306,7 +307,13 @@ class HistoryRecorder(BackgroundService):
             if s.credited >= until:
                 del park.series[series]
 
-    async def _write(self, park_id: str, park: _Park) -> int:
+    async def _write(self, park_id: str, park: _Park, open_quarter: int) -> int:
+        """Add the park's pending telemetry to the store if this process holds its lease.
+
+        The store keeps whole covered seconds: of the open interval, the
+        fraction of a second (and its share of the energy) waits for the next
+        write, so frequent writes do not round it up or away each time.
+        """
         state = self.store.state
         try:
             async with state.guard("history_lease"):
@@ -320,13 +327,21 @@ class HistoryRecorder(BackgroundService):
             park.holder = holder
             return 0
         pending, park.pending = park.pending, {}
+        for key, acc in pending.items():
+            # (a millisecond short of a whole second is that second: float error)
+            fraction = acc[1] - math.floor(acc[1] + 1e-3)
+            if key[1] >= open_quarter and fraction > 1e-3:
+                kept = acc[0] * fraction / acc[1]
+                park.pending[key] = [kept, fraction]
+                acc[0] -= kept
+                acc[1] -= fraction
         if not pending:
             return 0
         deltas = self._deltas(pending, park.tz)
         try:
             await self.store.add(park_id, deltas, tz=park.tz)
         except (StateError, asyncio.CancelledError) as exc:
-            for key, (energy, covered) in pending.items():
+            for key, (energy, covered) in pending.items():  # with what waited already
                 acc = park.pending.setdefault(key, [0.0, 0.0])
                 acc[0] += energy
                 acc[1] += covered
@@ -342,6 +357,8 @@ class HistoryRecorder(BackgroundService):
         places: dict[int, tuple[date, int]] = {}
         deltas = []
         for (series, quarter), (energy, covered) in pending.items():
+            if energy == 0 and covered == 0:
+                continue  # all of it waits for the next write
             place = places.get(quarter)
             if place is None:
                 start = datetime.fromtimestamp(quarter * INTERVAL_S, UTC)

@@ -107,6 +107,19 @@ async def test_a_gap_gives_partial_coverage_not_zero_load(
     assert day.coverage[41] == 0.0 and np.isnan(day.mean_kw[41])
 
 
+async def test_frequent_writes_neither_round_covered_seconds_up_nor_away(
+    store: HistoryStore, metrics: Metrics
+) -> None:
+    rec = recorder(store, metrics)
+    feed(rec, "b1", [(0, 36.0)])
+    for seconds in (0.4, 0.8, 1.2, 1.6):
+        await rec.flush(now=at(seconds))
+    day = await day_of(store, "b1")
+    # whole seconds only: 1 s written, 0.6 s waits for the next write
+    assert day.coverage[40] * 900 == pytest.approx(1.0)
+    assert day.energy_kwh[40] == pytest.approx(36 / 3600, rel=1e-6)
+
+
 async def test_a_late_reading_updates_its_closed_interval(
     store: HistoryStore, metrics: Metrics
 ) -> None:

@@ -45,7 +45,8 @@ computed over what it found, and its note says so.
 
 Shapes: power in kW (positive = drawn from the grid), days are the park's
 local days (`vpp.history.grid`). `compute_baselines` is pure (numpy,
-vectorised over series: one array per day for all series); `load_baselines`
+vectorised over series on a `HistoryBlock`: one array op per day for all
+series); `read_block` reads a block from Redis in bulk; `load_baselines`
 reads what it needs from the `HistoryStore` and the park's events.
 """
 
@@ -81,6 +82,7 @@ __all__ = [
     "compute_baselines",
     "event_days",
     "load_baselines",
+    "read_block",
 ]
 
 log = logging.getLogger("vpp.history.baselines")
@@ -171,6 +173,7 @@ class _Part:
     columns: NDArray[np.int64]  # indices into the window's slots
     slots: NDArray[np.int64]  # slot of the day, 0..95
     ranked: NDArray[np.int64]  # slots of the day that rank the days (high_x_of_y)
+    event: bool  # holds event slots (else only adjustment slots)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -236,7 +239,8 @@ def _window(
         slots = np.array([located[j][1] for j in cols], dtype=np.int64)
         event_cols = in_event[columns]
         ranked = slots[event_cols] if event_cols.any() else slots
-        parts.append(_Part(day, kind.working, columns, slots, ranked))
+        event = bool(event_cols.any())
+        parts.append(_Part(day, kind.working, columns, slots, ranked, event))
         notes.append(kind.note)
     adjust_days: list[tuple[date, NDArray[np.int64], NDArray[np.int64]]] = []
     for day in dict.fromkeys(located[j][0] for j in adjust):
@@ -461,17 +465,22 @@ def _compute(
         chosen_any[part.working] |= chosen
         loads = pool.loads_kw[:, :, pool.position[part.slots]]
         profile[:, part.columns] = dx.mean_of_days(loads, chosen)
+    # a day type only the adjustment window needs cannot make the method fall short:
+    # without its days there is just no adjustment (the note says so)
+    event_types = {p.working for p in window.parts if p.event}
     complete = np.ones(count, dtype=bool)
     short: dict[int, list[str]] = {}
-    for pool in pools.values():
+    for working, pool in pools.items():
         found = pool.considered.sum(axis=1)
         complete &= found >= need
+        if working not in event_types:
+            continue
         for row in np.flatnonzero(found < averaged):
             short.setdefault(int(row), []).append(
                 _short_reason(pool, int(found[row]), averaged, settings, window)
             )
 
-    ratio, raw, actual_known = _adjustment(block, window, profile, settings)
+    ratio, raw, actual_known, base_known = _adjustment(block, window, profile, settings)
     known = window.calendar_known and all(pool.known for pool in pools.values())
     event_kw = _resample(profile, window.weights)
     event_kw *= np.where(np.isnan(ratio), 1.0, ratio)[:, None]
@@ -480,7 +489,7 @@ def _compute(
     considered_days = _days_by_row(pools, {w: p.considered for w, p in pools.items()})
     chosen_days = _days_by_row(pools, chosen_any)
     adjustments = [None if math.isnan(r) else r for r in ratio.tolist()]
-    adjustment_notes = _adjustment_notes(settings, window, ratio, raw, actual_known)
+    adjustment_notes = _adjustment_notes(settings, window, ratio, raw, actual_known, base_known)
     calendar_note = _calendar_note(known)
     out: dict[str, BaselineResult] = {}
     for i, name in enumerate(block.series):
@@ -528,12 +537,15 @@ def _adjustment(
     window: _Window,
     profile: FloatArray,
     settings: BaselineSettings,
-) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
-    """``(ratio, raw, actual known)`` per series; NaN ratio = no adjustment."""
+) -> tuple[FloatArray, FloatArray, NDArray[np.bool_], NDArray[np.bool_]]:
+    """``(ratio, raw, actual known, both known)`` per series; NaN ratio = no adjustment.
+
+    "Both known": some slot of the window has an actual reading and a baseline.
+    """
     count = len(block.series)
     nothing = np.full(count, np.nan)
     if settings.adjustment is None or window.adjust.size == 0:
-        return nothing, nothing, np.zeros(count, dtype=bool)
+        return nothing, nothing, np.zeros(count, dtype=bool), np.zeros(count, dtype=bool)
     actual = np.full((count, window.weights.shape[1]), np.nan)
     column = {d: j for j, d in enumerate(block.days)}
     for day, cols, slots in window.adjust_days:
@@ -541,8 +553,10 @@ def _adjustment(
             j = column[day]
             actual[:, cols] = _mean_kw(block.energy_kwh[:, j, slots], block.coverage[:, j, slots])
     actual = actual[:, window.adjust]
-    ratio, raw = dx.adjustment_ratio(actual, profile[:, window.adjust], settings.adjustment.cap)
-    return ratio, raw, np.isfinite(actual).any(axis=1)
+    base = profile[:, window.adjust]
+    ratio, raw = dx.adjustment_ratio(actual, base, settings.adjustment.cap)
+    known = np.isfinite(actual)
+    return ratio, raw, known.any(axis=1), (known & np.isfinite(base)).any(axis=1)
 
 
 def _method_text(method: HistoricalMethod, settings: BaselineSettings, window: _Window) -> str:
@@ -580,6 +594,7 @@ def _adjustment_notes(
     ratio: FloatArray,
     raw: FloatArray,
     actual_known: NDArray[np.bool_],
+    base_known: NDArray[np.bool_],
 ) -> list[str]:
     """The same-day adjustment of each series in words."""
     adj = settings.adjustment
@@ -590,14 +605,17 @@ def _adjustment_notes(
     if window.adjust.size == 0:
         return [f"no same-day adjustment: no interval of {span} had closed"] * count
     no_data = f"no same-day adjustment: no metered data in {span}"
+    no_base = f"no same-day adjustment: no baseline over {span} (no similar day has it)"
     not_positive = f"no same-day adjustment: the baseline is zero or less over {span}"
     capped = f", capped at 1 ± {adj.cap:g} (actual / baseline over {span} = "
     plain = f" (actual / baseline over {span})"
     out = []
-    rows = zip(ratio.tolist(), raw.tolist(), actual_known.tolist(), strict=True)
-    for applied, before, known in rows:
+    rows = zip(
+        ratio.tolist(), raw.tolist(), actual_known.tolist(), base_known.tolist(), strict=True
+    )
+    for applied, before, actual, both in rows:
         if math.isnan(applied):
-            out.append(not_positive if known else no_data)
+            out.append(not_positive if both else no_base if actual else no_data)
         elif applied != before:
             out.append(f"same-day adjustment x{applied:.3f}{capped}{before:.3f})")
         else:
@@ -721,16 +739,21 @@ async def load_baselines(
     ]
     step = need + 1
     first = list(dict.fromkeys([d for d, _, _ in window.adjust_days] + _take(queues, step)))
-    block = await _read_block(store, park.id, names, first)
+    block = await read_block(store, park.id, names, first)
     results = _compute(block, method, settings, window, excluded)
     while any(queues):
         pending = [s for s, r in results.items() if not r.complete]
         if not pending:
             break
         step *= 2
-        older = await _read_block(store, park.id, pending, _take(queues, step))
+        older = await read_block(store, park.id, pending, _take(queues, step))
         block = block.rows(pending).with_days(older)
         results.update(_compute(block, method, settings, window, excluded))
+    short = sum(1 for r in results.values() if isinstance(r, HistoryTooShort))
+    log.info(
+        "park %s: %s baselines of %d series from %s, %d too short",
+        park.id, method, len(names), window.start_day, short,
+    )  # fmt: skip
     return results
 
 
@@ -749,14 +772,19 @@ _SLOT = np.dtype([("energy", "<f4"), ("flags", "<u2")])
 _KEYS_PER_MGET = 2000
 
 
-async def _read_block(
+async def read_block(
     store: HistoryStore, park: str, series: Sequence[str], days: Sequence[date]
 ) -> HistoryBlock:
-    """Read and decode the day vectors of ``series`` x ``days`` in bulk, straight into arrays.
+    """The history of ``series`` on ``days`` as a `HistoryBlock`, read and decoded in bulk.
 
-    The same decoding as `vpp.history.store.unpack_day` (a missing or short
-    value is no data), done for all day vectors at once: one per-object
-    decode costs more than the whole baseline at 1,000 series.
+    The same values as `HistoryStore.read` (a day not stored, or stored
+    short, reads as no data), decoded for all day vectors at once instead of
+    one `DayVector` each: at 1,000 series the per-object decode alone costs
+    more than the whole baseline. MGETs of at most `_KEYS_PER_MGET` keys,
+    pipelined.
+
+    Raises:
+        StateUnavailable: Redis did not answer.
     """
     keys = store.state.park(park)
     names = [keys.history(s, d) for s in series for d in days]

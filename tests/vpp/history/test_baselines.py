@@ -24,9 +24,10 @@ from vpp.history.baselines import (
     compute_baselines,
     event_days,
     load_baselines,
+    read_block,
 )
 from vpp.history.grid import INTERVAL_S, SLOTS_PER_DAY, DayVector
-from vpp.history.store import HistoryStore
+from vpp.history.store import HistoryStore, IntervalDelta
 from vpp.model import BaselineAdjustment, BaselineSettings, Park
 from vpp.state import State
 
@@ -35,10 +36,11 @@ SLOT_H = INTERVAL_S / 3600
 
 
 def vec(kw: float | np.ndarray, coverage: float = 1.0) -> DayVector:
-    """A day at ``kw`` (flat, or per slot) over ``coverage`` of every slot."""
+    """A day at ``kw`` (flat, or per slot; NaN = no data) over ``coverage`` of every slot."""
     power = np.broadcast_to(np.asarray(kw, dtype=np.float64), (SLOTS_PER_DAY,))
-    cov = np.full(SLOTS_PER_DAY, coverage)
-    return DayVector(power * cov * SLOT_H, cov, np.zeros(SLOTS_PER_DAY, dtype=bool))
+    cov = np.where(np.isnan(power), 0.0, coverage)
+    energy = np.nan_to_num(power) * cov * SLOT_H
+    return DayVector(energy, cov, np.zeros(SLOTS_PER_DAY, dtype=bool))
 
 
 def at(day: date, hh: int, mm: int = 0) -> datetime:
@@ -281,6 +283,27 @@ def test_a_window_across_midnight_takes_each_day_from_its_own_similar_days() -> 
     assert "2026-10-11 non-working day" in result.note
 
 
+def test_an_adjustment_window_reaching_into_the_day_before_needs_no_days_of_its_type() -> None:
+    # Monday 00:30: the 2 h before start on Sunday 22:30. No non-working day in the history:
+    # Sunday's slots have no baseline, so only Monday 00:00-00:30 adjusts; the method holds
+    history = {d: vec(100) for d in (date(2026, 10, 8), date(2026, 10, 9), date(2026, 10, 10))}
+    sunday = np.full(SLOTS_PER_DAY, np.nan)
+    sunday[90:] = 500.0
+    monday = np.full(SLOTS_PER_DAY, np.nan)
+    monday[:2] = 110.0
+    history[date(2026, 10, 11)] = vec(sunday)  # only 22:30-24:00 recorded
+    history[MON] = vec(monday)
+    cfg = settings(adjustment=BaselineAdjustment(hours=2, cap=0.2))
+    result = ok(one(history, start=at(MON, 0, 30), n=4, cfg=cfg, now=at(MON, 0, 30)))
+    assert result.adjustment == pytest.approx(1.1)
+    np.testing.assert_allclose(result.kw, 110.0)
+    assert result.days == (date(2026, 10, 10), date(2026, 10, 9), date(2026, 10, 8))
+    assert not result.complete  # older non-working days could still add to the adjustment
+    history[MON] = vec(np.nan)  # Monday's readings gone: Sunday's have no baseline
+    none = ok(one(history, start=at(MON, 0, 30), n=4, cfg=cfg, now=at(MON, 0, 30)))
+    assert none.adjustment is None and "no baseline over the 2 h before the start" in none.note
+
+
 def test_a_year_the_calendar_does_not_know_is_reported() -> None:
     # 2099: typed Mon-Fri by the fallback; Monday 2099-01-05, candidates Fri 01-02, Thu 01-01
     history = {date(2099, 1, d): vec(10.0 * d) for d in range(1, 5)}
@@ -439,3 +462,25 @@ async def test_load_baselines_reads_the_history_and_the_event_days(state: State)
         expect = ok(whole[name])
         np.testing.assert_allclose(ok(got[name]).kw, expect.kw)
         assert ok(got[name]).days == expect.days
+
+
+async def test_read_block_decodes_as_the_store_reads(state: State) -> None:
+    store = HistoryStore(state, retention_days=400)
+    day1, day2 = date(2026, 11, 2), date(2026, 11, 3)
+    await store.put_days("p-blk", "m1", {day1: [0.25 * i for i in range(SLOTS_PER_DAY)]}, tz=TZ)
+    await store.add(
+        "p-blk",
+        [IntervalDelta("a1", day2, 5, 1.5, 300), IntervalDelta("a1", day1, 95, -0.5, 900)],
+        tz=TZ,
+    )
+    await state.redis.set(state.park("p-blk").history("a2", day1), b"\x01\x02")  # short: no data
+    names, days = ["m1", "a1", "a2", "none"], [day2, day1]
+    block = await read_block(store, "p-blk", names, days)
+    assert (block.series, block.days) == (tuple(names), tuple(days))
+    stored = await store.read("p-blk", names, day1, day2)
+    for i, name in enumerate(names):
+        for j, day in enumerate(days):
+            np.testing.assert_allclose(block.energy_kwh[i, j], stored[name][day].energy_kwh)
+            np.testing.assert_allclose(block.coverage[i, j], stored[name][day].coverage)
+    assert block.coverage[1, 0, 5] == pytest.approx(1 / 3) and block.energy_kwh[1, 0, 5] == 1.5
+    assert block.coverage[2].max() == 0.0 and block.coverage[3].max() == 0.0

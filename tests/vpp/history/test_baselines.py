@@ -322,25 +322,12 @@ def test_many_series_at_once_match_each_alone() -> None:
         for i in range(12)
     }
     cfg = settings(adjustment=BaselineAdjustment(hours=1, cap=0.1))
+    start = at(MON, 0, 30)
     for method in HISTORICAL_METHODS:
-        together = compute_baselines(
-            history,
-            method,
-            cfg,
-            start=at(MON, 0, 30),
-            interval_s=600,
-            n=9,
-            tz=TZ,
-        )
+        together = compute_baselines(history, method, cfg, start=start, interval_s=600, n=9, tz=TZ)
         for name, series in history.items():
             alone = compute_baselines(
-                {name: series},
-                method,
-                cfg,
-                start=at(MON, 0, 30),
-                interval_s=600,
-                n=9,
-                tz=TZ,
+                {name: series}, method, cfg, start=start, interval_s=600, n=9, tz=TZ
             )[name]
             both = together[name]
             assert type(alone) is type(both)

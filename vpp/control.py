@@ -66,7 +66,6 @@ from vpp.lease import Lease
 from vpp.metrics import Metrics
 from vpp.model import Asset, BaselineMethod, FlexibleLoad, LiveState, Meter, Park
 from vpp.scopes import (
-    HISTORICAL_METHODS,
     LIVE_METHODS,
     LIVE_NOTES,
     Scope,
@@ -383,7 +382,7 @@ class ControlLoop(BackgroundService):
             s.owner: EnterpriseTrack(meter=s.meter) for s in sorted(scopes, key=lambda s: s.owner)
         }
         method, reason, note = requested, None, ""
-        if requested in HISTORICAL_METHODS:
+        if requested == "similar_days" or requested == "high_x_of_y":
             outcome = await historical_bases(
                 self.state, self.events, park, scopes, requested,
                 start=event.start, interval_s=event.interval_s, n=len(event.target_kw), now=now,

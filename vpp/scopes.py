@@ -29,7 +29,12 @@ from datetime import date, datetime
 import numpy as np
 
 from vpp.events import EventStore
-from vpp.history.baselines import HistoryTooShort, load_baselines
+from vpp.history.baselines import (
+    HISTORICAL_METHODS,
+    HistoricalMethod,
+    HistoryTooShort,
+    load_baselines,
+)
 from vpp.history.store import HistoryStore
 from vpp.model import Asset, BaselineMethod, LiveState, Meter, Park
 from vpp.state import State
@@ -50,8 +55,6 @@ __all__ = [
 
 #: Baseline methods set from the live state at activation.
 LIVE_METHODS: tuple[BaselineMethod, ...] = ("model", "pre_event")
-#: Baseline methods computed from the interval history (`vpp.history.baselines`).
-HISTORICAL_METHODS: tuple[BaselineMethod, ...] = ("similar_days", "high_x_of_y")
 #: The live methods in words, for the event's `BaselineInfo`.
 LIVE_NOTES: dict[str, str] = {
     "model": "model: each device's own forecast at activation (metered enterprises: the"
@@ -193,7 +196,7 @@ class ScopeBaselines:
         adjustment: enterprise -> the same-day adjustment ratio applied to its
             baseline as a whole (adjusted / unadjusted energy over the event),
             or None when none was applied.
-        note: the method in words.
+        note: the method in words (the first scope's; they share the settings).
     """
 
     kw: dict[str, np.ndarray] = field(default_factory=dict)
@@ -208,7 +211,7 @@ async def historical_bases(
     events: EventStore,
     park: Park,
     scopes: Sequence[Scope],
-    method: BaselineMethod,
+    method: HistoricalMethod,
     *,
     start: datetime,
     interval_s: int,
@@ -217,39 +220,44 @@ async def historical_bases(
 ) -> ScopeBaselines | str:
     """Each scope's baseline from its series' history (a meter's, or a device's).
 
+    One method serves the whole event: when a scope's history cannot serve
+    it (too few eligible days, or an interval no chosen day covers), the
+    event falls back as a whole.
+
     Returns:
         The baselines, or why the history cannot serve ``method`` (the first
-        scope it fails for, in words) so that the caller falls back.
+        scope it fails for, in words), so that the caller falls back.
     """
     if not scopes:
         return "nothing to measure"
-    series = [s.id for s in scopes]
     results = await load_baselines(
-        HistoryStore(state), events, park, series, method,
+        HistoryStore(state), events, park, [s.id for s in scopes], method,
         start=start, interval_s=interval_s, n=n, now=now,
     )  # fmt: skip
     out = ScopeBaselines()
-    raw: dict[str, float] = {}
+    unadjusted: dict[str, float] = {}
     adjusted: dict[str, float] = {}
     for scope in scopes:
         result = results[scope.id]
+        what = f"meter {scope.id}" if scope.meter else f"{scope.kind} {scope.id}"
         if isinstance(result, HistoryTooShort):
-            what = f"meter {scope.id}" if scope.meter else f"{scope.kind} {scope.id}"
             return f"{method} needs more history: {what}: {result.reason}"
+        if np.isnan(result.kw).any():
+            gaps = int(np.isnan(result.kw).sum())
+            return f"{method}: {what}: no day used covers {gaps} of the event's intervals"
         out.kw[scope.id] = np.asarray(result.kw, dtype=float)
         out.source[scope.owner] = f"meter:{scope.meter}" if scope.meter else "assets"
-        days = set(out.days.get(scope.owner, [])) | set(result.days)
-        out.days[scope.owner] = sorted(days)
+        out.days[scope.owner] = sorted(set(out.days.get(scope.owner, [])) | set(result.days))
         energy = float(np.sum(result.kw))
-        ratio = result.adjustment if result.adjustment is not None else 1.0
-        raw[scope.owner] = raw.get(scope.owner, 0.0) + (energy / ratio if ratio else energy)
+        ratio = result.adjustment
         adjusted[scope.owner] = adjusted.get(scope.owner, 0.0) + energy
-        if result.adjustment is not None:
-            out.adjustment[scope.owner] = 1.0
+        unadjusted[scope.owner] = unadjusted.get(scope.owner, 0.0) + (
+            energy / ratio if ratio else energy
+        )
+        if ratio is not None:
+            out.adjustment[scope.owner] = 1.0  # marked: computed below
         out.note = out.note or result.note
-    for owner, flag in list(out.adjustment.items()):
-        if flag is not None and raw[owner]:
-            out.adjustment[owner] = round(adjusted[owner] / raw[owner], 4)
     for owner in out.source:
-        out.adjustment.setdefault(owner, None)
+        applied = owner in out.adjustment and unadjusted[owner] != 0
+        out.adjustment[owner] = round(adjusted[owner] / unadjusted[owner], 4) if applied else None
     return out

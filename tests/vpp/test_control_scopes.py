@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -18,7 +18,8 @@ import redis.asyncio as aioredis
 from tests.vpp.test_control_loop import PARK, RecordingSink, battery, loop, post
 from vpp.clock import Clock
 from vpp.events import EventState, EventStore
-from vpp.model import LiveState, Park, parse_asset
+from vpp.history.store import HistoryStore
+from vpp.model import BaselineAdjustment, BaselineSettings, LiveState, Park, parse_asset
 from vpp.state import State
 
 #: what enterprise o0 draws besides its enrolled batteries (kW)
@@ -109,9 +110,7 @@ async def test_a_meter_without_a_reading_leaves_its_enterprise_to_telemetry(
 
 
 async def test_an_unknown_historical_history_falls_back_and_says_why(state: State) -> None:
-    await state.put_park(
-        Park(id=PARK, baseline_method="similar_days", baseline={"fallback": "pre_event"})
-    )
+    await state.put_park(Park(id=PARK, baseline_method="similar_days"))  # fallback: pre_event
     store = await run_event(state)
     record = await store.get(PARK, "ev-1")
     assert record.baseline is not None
@@ -136,3 +135,53 @@ async def test_an_event_may_override_the_park_method(state: State) -> None:
     assert (record.baseline.requested, record.baseline.method) == ("model", "model")
     assert record.baseline_method == "model"
     assert start + timedelta(minutes=30) == record.end
+
+
+async def lay_history(state: State, levels: Mapping[str, float], days: list[date]) -> None:
+    """Each series flat at ``levels`` kW over ``days`` (as imported metering data)."""
+    store = HistoryStore(state)
+    for series, kw in levels.items():
+        await store.put_days(PARK, series, {d: [kw * 0.25] * 96 for d in days})
+
+
+#: the five working days before Wednesday 2026-07-01 (no holiday among them)
+WORKING_DAYS = [date(2026, 6, d) for d in (24, 25, 26, 29, 30)]
+
+
+async def test_a_historical_baseline_comes_from_the_meter_and_the_devices(state: State) -> None:
+    settings = BaselineSettings(days=5, adjustment=None)
+    await state.put_park(Park(id=PARK, baseline_method="similar_days", baseline=settings))
+    # the meter's history is o0's whole load; b1 is o1's only device
+    await lay_history(state, {"m-o0": 600.0, "b0": 999.0, "b1": 40.0, "b2": 999.0}, WORKING_DAYS)
+    await lay_history(state, {"m-o0": 50.0, "b1": 1.0}, [date(2026, 6, 27), date(2026, 6, 28)])
+    store = await run_event(state)
+    record = await store.get(PARK, "ev-1")
+    assert record.baseline is not None
+    assert (record.baseline.requested, record.baseline.method) == ("similar_days", "similar_days")
+    assert record.baseline.fallback_reason is None
+    o0, o1 = record.enterprises["o0"], record.enterprises["o1"]
+    assert o0.baseline_source == "meter:m-o0" and o1.baseline_source == "assets"
+    assert o0.days == WORKING_DAYS and o1.days == WORKING_DAYS  # the weekend left out
+    assert o0.adjustment is None
+    assert o0.baseline_kw == [600.0, 600.0] and o1.baseline_kw == [40.0, 40.0]
+    assert record.baseline_kw == [640.0, 640.0]
+    # the goal is 300 kW under 640 kW, wherever the park stood at activation (550 kW)
+    delivered = [d for d in record.delivered_kw if d is not None]
+    assert all(d == pytest.approx(-300.0, abs=30.0) for d in delivered)
+
+
+async def test_the_same_day_adjustment_scales_a_historical_baseline(state: State) -> None:
+    settings = BaselineSettings(days=5, adjustment=BaselineAdjustment(hours=2, cap=0.2))
+    await state.put_park(Park(id=PARK, baseline_method="similar_days", baseline=settings))
+    await lay_history(state, {"m-o0": 600.0, "b1": 40.0}, WORKING_DAYS)
+    # the event day (18:00 local): o0's meter drew 10 % above its history from 16:00 to 18:00
+    slots = range(64, 72)
+    await HistoryStore(state).put_days(
+        PARK, "m-o0", {date(2026, 7, 1): [660.0 * 0.25 if i in slots else 0.0 for i in range(96)]}
+    )
+    store = await run_event(state)
+    record = await store.get(PARK, "ev-1")
+    o0, o1 = record.enterprises["o0"], record.enterprises["o1"]
+    assert o0.adjustment == pytest.approx(1.1) and o0.baseline_kw == [660.0, 660.0]
+    assert o1.adjustment is None  # no reading of b1 on the event day before it
+    assert record.baseline_kw == [700.0, 700.0]

@@ -60,10 +60,21 @@ from adapters.lifecycle import BackgroundService
 from vpp.clock import Clock
 from vpp.errors import NotFound
 from vpp.events import EventRecord, EventState, EventStore
+from vpp.events.model import BaselineInfo, EnterpriseTrack
 from vpp.flex import PortfolioView, build_view, grid_at, nominal_kw
 from vpp.lease import Lease
 from vpp.metrics import Metrics
-from vpp.model import Asset, FlexibleLoad, LiveState
+from vpp.model import Asset, BaselineMethod, FlexibleLoad, LiveState, Meter, Park
+from vpp.scopes import (
+    LIVE_METHODS,
+    LIVE_NOTES,
+    Scope,
+    historical_bases,
+    metered_live_base,
+    metered_scopes,
+    revenue_meters,
+    telemetry_kw,
+)
 from vpp.settings import ControlSettings
 from vpp.state import State
 from vpp.supervisor import SetpointSink
@@ -81,11 +92,19 @@ class _Running:
     """What the loop remembers about the event it is delivering."""
 
     event_id: str
+    #: each device's anchored baseline (kW per event interval): the control's
+    #: reference for shed debts, late anchors and the devices' own scopes
     base_by_asset: dict[str, np.ndarray]
-    #: the park's baseline per interval (the sum of ``base_by_asset``)
+    #: what is measured against which baseline (`vpp.scopes`)
+    scopes: list[Scope]
+    #: the park's baseline per interval (the sum of the scopes')
     park_base: np.ndarray = field(init=False)
     sums: dict[int, float] = field(default_factory=dict)
     counts: dict[int, int] = field(default_factory=dict)
+    #: enterprise -> interval -> summed measured kW (the same counts as ``sums``)
+    owner_sums: dict[str, dict[int, float]] = field(default_factory=dict)
+    #: enterprise -> interval -> summed telemetry kW of its devices
+    telemetry_sums: dict[str, dict[int, float]] = field(default_factory=dict)
     #: asset -> (kW sent, wall time the value changed, wall time last sent)
     sent: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     strikes: dict[str, int] = field(default_factory=dict)
@@ -98,7 +117,19 @@ class _Running:
     not_following: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self.park_base = np.sum(list(self.base_by_asset.values()), axis=0)
+        self.sum_base()
+
+    def sum_base(self) -> None:
+        """Recompute the park's baseline from the scopes'."""
+        self.park_base = np.sum([s.baseline(self.base_by_asset) for s in self.scopes], axis=0)
+
+    def owner_base(self) -> dict[str, np.ndarray]:
+        """Each enterprise's baseline per interval (the sum of its scopes')."""
+        out: dict[str, np.ndarray] = {}
+        for scope in self.scopes:
+            base = scope.baseline(self.base_by_asset)
+            out[scope.owner] = out[scope.owner] + base if scope.owner in out else base.copy()
+        return out
 
     def cover(self, n: int) -> None:
         """Grow the baselines to ``n`` intervals when the event was extended in place.
@@ -111,7 +142,9 @@ class _Running:
             return
         for asset_id, base in self.base_by_asset.items():
             self.base_by_asset[asset_id] = np.pad(base, (0, n - len(base)), mode="edge")
-        self.park_base = np.sum(list(self.base_by_asset.values()), axis=0)
+        for scope in self.scopes:
+            scope.cover(n)
+        self.sum_base()
 
 
 #: kinds whose envelope is laid around what they drew when the event started
@@ -258,11 +291,11 @@ class ControlLoop(BackgroundService):
         if event.state is EventState.ACTIVE and now >= event.end:
             return await self._finish(event, now)
         # one read of the registry and the live state serves activation and delivery
-        assets, live = await self._read()
+        assets, meters, live = await self._read()
         if event.state is EventState.SCHEDULED:
-            event = await self._activate(event, now, assets, live)
+            event = await self._activate(event, now, assets, meters, live)
         if event.state is EventState.ACTIVE:
-            await self._deliver(event, now, assets, live)
+            await self._deliver(event, now, assets, meters, live)
         return event
 
     def _unschedulable(self, event: EventRecord, now: datetime, others: list[EventRecord]) -> str:
@@ -284,17 +317,28 @@ class ControlLoop(BackgroundService):
         return record
 
     async def _activate(
-        self, event: EventRecord, now: datetime, assets: list[Asset], live: _Live
+        self,
+        event: EventRecord,
+        now: datetime,
+        assets: list[Asset],
+        meters: list[Meter],
+        live: _Live,
     ) -> EventRecord:
         view = self._view(assets, live, self._grid(event, 0), None, _draws(assets, live))
         if view.portfolio is None:
             return await self._move(event, EventState.FAILED, now, "no flexible asset online")
-        running = self._start(event, view, assets, await self._baseline_method())
+        running, info, tracks = await self._start(event, now, view, assets, meters, live)
 
         def fill(record: EventRecord) -> None:
             running.cover(len(record.target_kw))  # extended since this cycle read it
-            base = running.park_base[: len(record.target_kw)]
-            record.baseline_kw = [round(float(v), 3) for v in base]
+            n = len(record.target_kw)
+            record.baseline_kw = [round(float(v), 3) for v in running.park_base[:n]]
+            record.baseline = info
+            record.enterprises = tracks
+            for owner, base in running.owner_base().items():
+                tracks[owner].baseline_kw = [round(float(v), 3) for v in base[:n]]
+                tracks[owner].measured_kw = [None] * n
+                tracks[owner].telemetry_kw = [None] * n
             record.transition(EventState.ACTIVE, now)
 
         record = await self.events.update(self.park, event.id, fill)
@@ -302,23 +346,69 @@ class ControlLoop(BackgroundService):
             self.metrics.events_total.labels(self.park, "active").inc()
         self._running[event.id] = running
         log.info(
-            "park %s: event %s active with %d flexible assets (%d left out)",
-            self.park, event.id, len(view.assets), len(view.excluded),
+            "park %s: event %s active with %d flexible assets (%d left out); baseline %s",
+            self.park, event.id, len(view.assets), len(view.excluded), info.note,
         )  # fmt: skip
         return record
 
-    async def _baseline_method(self) -> str:
-        """The park's baseline method (``model`` unless the park sets another)."""
+    async def _park(self) -> Park:
+        """The park's metadata (defaults when it has none stored)."""
         try:
-            return (await self.state.get_park(self.park)).baseline_method
+            return await self.state.get_park(self.park)
         except NotFound:
-            return "model"
+            return Park(id=self.park)
 
-    def _start(
-        self, event: EventRecord, view: PortfolioView, assets: list[Asset], method: str
-    ) -> _Running:
-        """What the loop remembers of an event from the reading at its activation."""
-        running = _Running(event.id, self._baselines(event, view, assets, method))
+    async def _start(
+        self,
+        event: EventRecord,
+        now: datetime,
+        view: PortfolioView,
+        assets: list[Asset],
+        meters: list[Meter],
+        live: _Live,
+    ) -> tuple[_Running, BaselineInfo, dict[str, EnterpriseTrack]]:
+        """What the loop remembers of an event from the reading at its activation.
+
+        Decides the event's scopes (`vpp.scopes`) and its baseline method:
+        the event's own, else the park's; a historical method the history
+        cannot serve falls back to the park's ``baseline.fallback``, and the
+        returned `BaselineInfo` says why.
+        """
+        park = await self._park()
+        requested: BaselineMethod = event.baseline_method or park.baseline_method
+        metered, singles = metered_scopes(assets, revenue_meters(meters), live)
+        scopes = metered + singles
+        tracks = {
+            s.owner: EnterpriseTrack(meter=s.meter) for s in sorted(scopes, key=lambda s: s.owner)
+        }
+        method, reason, note = requested, None, ""
+        if requested == "similar_days" or requested == "high_x_of_y":
+            outcome = await historical_bases(
+                self.state, self.events, park, scopes, requested,
+                start=event.start, interval_s=event.interval_s, n=len(event.target_kw), now=now,
+            )  # fmt: skip
+            if isinstance(outcome, str):
+                method, reason = park.baseline.fallback, outcome
+                log.warning(
+                    "park %s: event %s falls back to the %s baseline: %s",
+                    self.park, event.id, method, reason,
+                )  # fmt: skip
+            else:
+                note = outcome.note
+                for scope in scopes:
+                    scope.base = outcome.kw[scope.id]
+                for owner, track in tracks.items():
+                    track.baseline_source = outcome.source[owner]
+                    track.days = outcome.days[owner]
+                    track.adjustment = outcome.adjustment[owner]
+        live_method = method if method in LIVE_METHODS else "model"
+        anchors = self._baselines(event, view, assets, live_method)
+        if method in LIVE_METHODS:
+            note = LIVE_NOTES[method]
+            for scope in metered:
+                scope.base = metered_live_base(scope, anchors, view.measured_kw, live)
+        info = BaselineInfo(requested=requested, method=method, fallback_reason=reason, note=note)
+        running = _Running(event.id, anchors, scopes)
         # no reading, or (a charger) no vehicle to anchor on yet
         rows = {a.id for a in view.assets}
         running.unanchored = {
@@ -331,7 +421,7 @@ class ControlLoop(BackgroundService):
             for a in assets
             if a.kind in _ANCHORED_KINDS and a.id not in running.unanchored
         }
-        return running
+        return running, info, tracks
 
     def _baselines(
         self,
@@ -340,7 +430,7 @@ class ControlLoop(BackgroundService):
         assets: list[Asset],
         method: str = "model",
     ) -> dict[str, np.ndarray]:
-        """Per-asset baseline over the event window, fixed at activation.
+        """Per-device baseline (anchor) over the event window, fixed at activation.
 
         ``model``: a plugged-in EV follows its envelope's forecast, which
         charges its remaining need at the rate its vehicle drew (see
@@ -349,6 +439,9 @@ class ControlLoop(BackgroundService):
         or a load's enrolled baseline is a guess, and crediting against a
         guess credits kW no device moved). ``pre_event``: every asset at its
         measured power just before the event (real-time response), held flat.
+        Under a historical method the anchors are the ``model`` ones: they
+        steer the devices (shed debts, late readings), while delivery is
+        measured against the history's baseline.
         """
         k = len(event.target_kw)
         out: dict[str, np.ndarray] = {}
@@ -386,13 +479,19 @@ class ControlLoop(BackgroundService):
     # -- delivery ----------------------------------------------------------
 
     async def _deliver(
-        self, event: EventRecord, now: datetime, assets: list[Asset], live: _Live
+        self,
+        event: EventRecord,
+        now: datetime,
+        assets: list[Asset],
+        meters: list[Meter],
+        live: _Live,
     ) -> None:
         running = self._running.get(event.id)
         if running is None:  # taken over from another worker mid-event
-            # (the draws now are under control already: the best anchor left)
+            # (the draws now are under control already: the best anchor left;
+            # a historical baseline is computed again from the same history)
             view0 = self._view(assets, live, self._grid(event, 0), None, _draws(assets, live))
-            running = self._start(event, view0, assets, await self._baseline_method())
+            running, _, _ = await self._start(event, now, view0, assets, meters, live)
             self._running[event.id] = running
         running.cover(len(event.target_kw))  # an event extended in place keeps its state
         measuring = now >= event.start
@@ -405,18 +504,31 @@ class ControlLoop(BackgroundService):
 
         kinds = {a.id: a.kind for a in assets}
         reanchored = self._anchor_late(running, view, k, kinds)
-        # measure the park: live power where fresh, the baseline where silent
+        # measure the park, scope by scope: live power where fresh, the baseline where silent
         measured = 0.0
         by_kind: dict[str, float] = {}
-        for asset_id, base in running.base_by_asset.items():
-            if asset_id not in kinds:
+        by_owner: dict[str, float] = {}
+        telemetry: dict[str, float] = {}
+        for scope in running.scopes:
+            if scope.meter is None and scope.id not in kinds:
                 continue  # retired mid-event
-            value = view.measured_kw.get(asset_id, float(base[k]))
+            base_k = float(scope.baseline(running.base_by_asset)[k])
+            now_kw = scope.now_kw(view.measured_kw, live)
+            value = base_k if now_kw is None else now_kw
             measured += value
-            by_kind[kinds[asset_id]] = by_kind.get(kinds[asset_id], 0.0) + value - float(base[k])
+            by_kind[scope.kind] = by_kind.get(scope.kind, 0.0) + value - base_k
+            by_owner[scope.owner] = by_owner.get(scope.owner, 0.0) + value
+            telemetry[scope.owner] = telemetry.get(scope.owner, 0.0) + telemetry_kw(
+                scope, view.measured_kw, running.base_by_asset, k
+            )
         if measuring:
             running.sums[k] = running.sums.get(k, 0.0) + measured
             running.counts[k] = running.counts.get(k, 0) + 1
+            for owner, value in by_owner.items():
+                sums = running.owner_sums.setdefault(owner, {})
+                sums[k] = sums.get(k, 0.0) + value
+                tele = running.telemetry_sums.setdefault(owner, {})
+                tele[k] = tele.get(k, 0.0) + telemetry[owner]
         mean = running.sums[k] / running.counts[k] if running.counts.get(k) else measured
         base_k = float(running.park_base[k])
         delivered_k = mean - base_k
@@ -425,7 +537,7 @@ class ControlLoop(BackgroundService):
         setpoints: dict[str, float] = {}
         if view.portfolio is not None:
             pf = self._pin_under_deliverers(view, running, live)
-            goal = self._deviation_goal(event, k, now, step, view, running, pf, delivered_k)
+            goal = self._deviation_goal(event, k, now, step, view, running, pf, delivered_k, live)
             started = time.monotonic()
             result = await asyncio.to_thread(
                 dx.disaggregate, pf, goal, 0, time_limit_s=self.settings.time_limit_s
@@ -441,13 +553,22 @@ class ControlLoop(BackgroundService):
 
         def record(r: EventRecord) -> None:
             running.cover(len(r.target_kw))
+            owner_base = running.owner_base()
+            count = running.counts[k]
             for t in range(len(r.target_kw)):
                 # a late anchor moves the whole baseline; an extension adds intervals
                 if reanchored or r.baseline_kw[t] is None:
                     r.baseline_kw[t] = round(float(running.park_base[t]), 3)
+                    for owner, track in r.enterprises.items():
+                        if owner in owner_base:
+                            track.baseline_kw[t] = round(float(owner_base[owner][t]), 3)
             r.measured_kw[k] = round(mean, 3)
             r.delivered_kw[k] = round(delivered_k, 3)
             r.shortfall_kw[k] = round(r.target_kw[k] - delivered_k, 3)
+            for owner, track in r.enterprises.items():
+                if owner in running.owner_sums:
+                    track.measured_kw[k] = round(running.owner_sums[owner][k] / count, 3)
+                    track.telemetry_kw[k] = round(running.telemetry_sums[owner][k] / count, 3)
 
         await self.events.update(self.park, event.id, record)
         perf = self._performance(event, k, delivered_k)
@@ -480,16 +601,23 @@ class ControlLoop(BackgroundService):
             base = running.base_by_asset.get(asset_id)
             if base is None:
                 continue
-            # this interval's earlier cycles counted it at the old guess: move them too
-            shift = view.measured_kw[asset_id] - float(base[k])
-            running.sums[k] = running.sums.get(k, 0.0) + shift * running.counts.get(k, 0)
+            # this interval's earlier cycles counted it at the old guess: move them
+            # too, where its anchor is what its scope is measured against
+            scope = next((s for s in running.scopes if s.base is None and s.id == asset_id), None)
+            if scope is not None:
+                shift = view.measured_kw[asset_id] - float(base[k])
+                running.sums[k] = running.sums.get(k, 0.0) + shift * running.counts.get(k, 0)
+                if k in running.owner_sums.get(scope.owner, {}):
+                    running.owner_sums[scope.owner][k] += shift * running.counts.get(k, 0)
             base[k:] = view.measured_kw[asset_id]
             if kinds.get(asset_id) in _ANCHORED_KINDS:
                 running.uncontrolled[asset_id] = view.measured_kw[asset_id]
             log.info("park %s: baseline of %s anchored at its first reading", self.park, asset_id)
-        if late:
-            running.park_base = np.sum(list(running.base_by_asset.values()), axis=0)
-        return bool(late)
+        if not late:
+            return False
+        before = running.park_base
+        running.sum_base()
+        return not np.array_equal(before, running.park_base)
 
     def _deviation_goal(
         self,
@@ -501,20 +629,24 @@ class ControlLoop(BackgroundService):
         running: _Running,
         pf: dx.Portfolio,
         delivered_k: float,
+        live: _Live,
     ) -> np.ndarray:
         """Deviation from the portfolio's own baseline that meets the event's absolute goal."""
         rows = {a.id for a in view.assets}
         k_end = len(event.target_kw)
         goal_abs = running.park_base[k:k_end] + np.asarray(event.target_kw[k:k_end])
-        # everything not in the portfolio stays where it is (or at its baseline if silent)
+        # everything not in the portfolio stays where it is (or at its baseline if
+        # silent); a meter's reading holds its enterprise's portfolio devices too
         outside = np.zeros(k_end - k)
-        for asset_id, base in running.base_by_asset.items():
-            if asset_id in rows:
+        for scope in running.scopes:
+            if scope.meter is None and scope.id in rows:
                 continue
-            if asset_id in view.measured_kw:
-                outside += view.measured_kw[asset_id]
+            now_kw = scope.now_kw(view.measured_kw, live)
+            inside = sum(view.measured_kw[m] for m in scope.members if m in rows)
+            if now_kw is None:
+                outside += scope.baseline(running.base_by_asset)[k:k_end] - inside
             else:
-                outside += base[k:k_end]
+                outside += now_kw - inside
         goal: np.ndarray = np.asarray(goal_abs - outside - pf.baseline.sum(axis=0)[: k_end - k])
         # close the loop on the current interval: make up part of what it lags by
         elapsed = (now - (event.start + k * step)) / step
@@ -660,10 +792,12 @@ class ControlLoop(BackgroundService):
         self._last_view = (live, key, view)
         return view
 
-    async def _read(self) -> tuple[list[Asset], _Live]:
+    async def _read(self) -> tuple[list[Asset], list[Meter], _Live]:
+        """The enrolled devices, the meters, and the live state of both."""
         assets = await self.state.list_assets(self.park)
         live = await self.state.read_live_many(self.park, [a.id for a in assets])
-        return list(assets), dict(live)
+        meters = [a for a in assets if isinstance(a, Meter)]
+        return [a for a in assets if not isinstance(a, Meter)], meters, dict(live)
 
     def _grid(self, event: EventRecord, k: int) -> dx.TimeGrid:
         step_min = event.interval_s // 60

@@ -100,6 +100,10 @@ class _Process:
     def _command(self) -> list[str]:
         raise NotImplementedError
 
+    def _ready(self) -> bool:
+        """Whether the listening server serves requests (by default: it listens)."""
+        return True
+
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
         exe = shutil.which(self.binary)
@@ -124,7 +128,7 @@ class _Process:
             if self._proc.poll() is not None:
                 tail = log_path.read_text(errors="replace")[-2000:]
                 raise ServerError(f"{self.binary} exited with {self._proc.returncode}: {tail}")
-            if port_open(self.host, self.port, timeout=0.2):
+            if port_open(self.host, self.port, timeout=0.2) and self._ready():
                 log.info("%s listening on %s:%d", self.binary, self.host, self.port)
                 return
             time.sleep(0.05)
@@ -190,6 +194,15 @@ class RedisServer(_Process):
     def url(self) -> str:
         """The ``redis://`` URL of this server."""
         return f"redis://{self.host}:{self.port}/0"
+
+    def _ready(self) -> bool:
+        """Whether Redis answers PING: it listens while it loads its AOF, answering -LOADING."""
+        try:
+            with socket.create_connection((self.host, self.port), timeout=0.5) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
 
     def _command(self) -> list[str]:
         return [

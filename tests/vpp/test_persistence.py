@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -83,3 +85,26 @@ def test_embedded_redis_keeps_enrollment_between_runs(tmp_path: Path) -> None:
     assert "0 enrolled, 1 already" in second.stdout, second.stderr
     assert (tmp_path / "state" / "redis" / "appendonlydir").is_dir()
     assert not (tmp_path / "state" / "redis.url").exists()
+
+
+def test_a_redis_that_still_loads_its_aof_is_not_ready(tmp_path: Path) -> None:
+    # Under load a restarted Redis listened while loading its AOF, and the first
+    # command got "-LOADING": start() now waits for +PONG, not for the port.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+
+        def answer() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(64)
+                conn.sendall(b"-LOADING Redis is loading the dataset in memory\r\n")
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        loading = RedisServer(data_dir=tmp_path, port=port)
+        assert not loading._ready()
+        thread.join(5)
+    with RedisServer(data_dir=tmp_path / "real") as real:
+        assert real._ready()

@@ -14,8 +14,9 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from adapters.ocpp.profiles import V21, V201
@@ -23,6 +24,7 @@ from adapters.sim._clock import SimClock
 from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.sim.chargers import ChargerSpec, SimCharger
 from adapters.sim.loads import LoadSpec, MqttLoadFleet
+from adapters.sim.profiles import DayType, weekday_type
 
 __all__ = [
     "DEFAULT_PASSWORD",
@@ -90,7 +92,7 @@ def park_spec(data: Mapping[str, Any], *, password: str = DEFAULT_PASSWORD) -> S
     """
     spec = SimParkSpec(park_id=str(data["park"]["id"]))
     for asset in data["assets"]:
-        kind, asset_id, conn = asset["kind"], str(asset["id"]), asset["connection"]
+        kind, asset_id, conn = asset["kind"], str(asset["id"]), asset.get("connection")
         if kind == "battery":
             spec.batteries.append(SimBattery(
                 str(conn["host"]), int(conn["port"]),
@@ -110,7 +112,9 @@ def park_spec(data: Mapping[str, Any], *, password: str = DEFAULT_PASSWORD) -> S
         elif kind == "flexible_load":
             base = float(asset["baseline_kw"])
             # no rebound time stated (0): the simulator's own time constant
-            rebound = {"rebound_tau_s": 60.0 * m} if (m := float(asset["rebound_minutes"])) else {}
+            rebound: dict[str, Any] = (
+                {"rebound_tau_s": 60.0 * m} if (m := float(asset["rebound_minutes"])) else {}
+            )
             spec.loads.append(LoadSpec(
                 asset_id=asset_id, kind="hvac" if "chiller" in asset_id or "hvac" in asset_id
                 else "process", baseline_kw=base,
@@ -178,6 +182,8 @@ async def run_park(
     loads_per_gateway: int = 500,
     period_s: float = 1.0,
     started: asyncio.Event | None = None,
+    origin: datetime | None = None,
+    day_type: Callable[[date], DayType] = weekday_type,
 ) -> None:
     """Run every simulated device of a park until cancelled.
 
@@ -193,6 +199,9 @@ async def run_park(
         period_s: wall-clock telemetry period of loads and chargers.
         started: set once every server listens and every client was started
             (clients connect by themselves afterwards).
+        origin: the instant simulated time starts at, for loads with a profile
+            (now when None).
+        day_type: the kind of a local day, for loads with a profile.
 
     Raises:
         ValueError: more than 247 batteries, or a repeated unit id, on one endpoint.
@@ -212,6 +221,7 @@ async def run_park(
                 host=mqtt_host, port=mqtt_port, park=spec.park_id,
                 loads=spec.loads[i : i + loads_per_gateway], root=mqtt_root,
                 node=f"sim-gw-{i // loads_per_gateway}", period_s=period_s, time_scale=time_scale,
+                origin=origin, day_type=day_type,
             ))  # fmt: skip
         if csms_url:
             for charger in spec.chargers:

@@ -1,0 +1,1 @@
+"""Tests of vpp.history: the grid, the store, the recorder, the baselines, generated history."""

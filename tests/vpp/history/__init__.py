@@ -1,1 +1,1 @@
-"""Tests of vpp.history: the grid, the store, the recorder, the baselines, generated history."""
+"""Tests of vpp.history: the interval store, the recorder that writes it from telemetry."""

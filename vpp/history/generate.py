@@ -27,8 +27,10 @@ one day a gateway outage takes every flexible load off line for 2.5 hours
 (that day's coverage drops under a baseline's usual 0.9). Revenue meters are
 complete: their data is imported, revenue grade.
 
-`generate_history` is pure (arrays in memory, about 10 ms for 14 days of
-50 series); writing it into the history store is a separate step.
+`generate_history` is pure (arrays in memory, about 0.1 s for 14 days of
+the demo park's 56 series); `write_history` writes it through the history
+store, devices as telemetry and meters as imported metering data, leaving
+every series' day that already holds data as it is.
 """
 
 from __future__ import annotations
@@ -56,16 +58,19 @@ from adapters.sim.profiles import (
     weekday_type,
 )
 from vpp.history.grid import INTERVAL_S, SLOTS_PER_DAY, DayVector
+from vpp.history.store import HistoryStore, IntervalDelta
 from vpp.model import Asset, Battery, EvCharger, FlexibleLoad, Meter, Park, Pv
 
 __all__ = [
     "EnterpriseProfile",
     "GeneratedHistory",
     "PastEvent",
+    "Written",
     "generate_history",
     "load_profiles",
     "official_day_type",
     "with_load_profiles",
+    "write_history",
 ]
 
 log = logging.getLogger("vpp.history.generate")
@@ -322,7 +327,8 @@ def _coverage(
                     cov[d, s + n - 1] = rng.uniform(0.2, 0.8)
         if outage is not None and series in flexible:
             cov[outage, 40 : 40 + _OUTAGE_SLOTS] = 0.0  # 10:00-12:30
-        out[series] = cov
+        # whole seconds, as the store keeps them
+        out[series] = np.round(cov * INTERVAL_S) / INTERVAL_S
     return out
 
 
@@ -442,3 +448,61 @@ def generate_history(
         base_kw=base, meters=meters, event=event,
         outage_day=None if outage is None else window[outage],
     )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """What `write_history` did, in series-days.
+
+    Attributes:
+        written: series-days written.
+        kept: series-days that held data already and were left as they were.
+    """
+
+    written: int
+    kept: int
+
+
+async def write_history(
+    store: HistoryStore, history: GeneratedHistory, *, tz: ZoneInfo | None = None
+) -> Written:
+    """Write a generated history through the history store.
+
+    Devices go in as telemetry (`HistoryStore.add`: each slot's energy over
+    its covered seconds, gaps left without data), revenue meters as imported
+    metering data (`HistoryStore.put_days`: full coverage, flagged imported).
+    A series' day that holds data already (live telemetry, an import, an
+    earlier run) is left as it is: writing twice adds nothing, and nothing
+    real is overwritten. Days past the store's retention expire at once.
+
+    Args:
+        store: the history store.
+        history: what `generate_history` returned.
+        tz: the park's time zone (the store reads it from the park when omitted).
+
+    Raises:
+        StateUnavailable: Redis did not answer (part of the history may be written).
+    """
+    first, last = history.days[0], history.days[-1]
+    there = await store.read(history.park, list(history.series), first, last)
+    meters = set(history.meters.values())
+    deltas: list[IntervalDelta] = []
+    written = kept = 0
+    for series, days in history.series.items():
+        fresh = {d: v for d, v in days.items() if not (there[series][d].coverage > 0).any()}
+        kept += len(days) - len(fresh)
+        written += len(fresh)
+        if series in meters:
+            energies = {d: v.energy_kwh.tolist() for d, v in fresh.items()}
+            await store.put_days(history.park, series, energies, tz=tz)
+            continue
+        for day, vector in fresh.items():
+            covered = vector.coverage * INTERVAL_S
+            deltas += [
+                IntervalDelta(
+                    series, day, slot, float(vector.energy_kwh[slot]), float(covered[slot])
+                )
+                for slot in np.flatnonzero(covered).tolist()
+            ]
+    await store.add(history.park, deltas, tz=tz)
+    return Written(written=written, kept=kept)

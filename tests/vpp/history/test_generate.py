@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -14,14 +15,18 @@ from vpp.history.generate import (
     EnterpriseProfile,
     GeneratedHistory,
     PastEvent,
+    Written,
     generate_history,
     load_profiles,
     official_day_type,
     with_load_profiles,
+    write_history,
 )
 from vpp.history.grid import SLOTS_PER_DAY
+from vpp.history.store import HistoryStore, IntervalDelta
 from vpp.model import Battery, EvCharger, FlexibleLoad, Meter, Pv
 from vpp.parkfile import ParkFile, load_park_file, parse_park_file, simulator_spec
+from vpp.state import State
 
 #: How the demo park's enterprises draw (what the demo passes).
 DEMO_ENTERPRISES = {
@@ -276,3 +281,36 @@ def test_the_live_loads_follow_the_profiles_of_the_history(demo: ParkFile) -> No
         h.drawn_kw["line-11"][0],
         profiles["line-11"].day_kw(day, h.day_types[day], line.baseline_kw),
     )
+
+
+async def test_the_history_goes_through_the_store_once(state: State, demo: ParkFile) -> None:
+    store = HistoryStore(state, retention_days=400)
+    park, tz = demo.park, ZoneInfo(demo.park.timezone)
+    h = generate_history(
+        park, demo.assets, end=date.today(), days=4, seed=3, enterprises=DEMO_ENTERPRISES
+    )
+    # live telemetry already holds one series' day: the generator leaves it alone
+    live_day = h.days[-1]
+    await store.add(park.id, [IntervalDelta("line-11", live_day, 10, 5.0, 900)], tz=tz)
+
+    first = await write_history(store, h, tz=tz)
+    assert first == Written(written=4 * len(h.series) - 1, kept=1)
+    back = await store.read(park.id, list(h.series), h.days[0], h.days[-1])
+    for series, days in h.series.items():
+        for day, vector in days.items():
+            stored = back[series][day]
+            if (series, day) == ("line-11", live_day):
+                assert stored.coverage.sum() == 1.0 and stored.energy_kwh[10] == 5.0
+                continue
+            np.testing.assert_allclose(stored.coverage, vector.coverage, atol=1e-12)
+            np.testing.assert_allclose(stored.energy_kwh, vector.energy_kwh, rtol=1e-6, atol=1e-6)
+            assert (stored.imported == (series in h.meters.values())).all()
+
+    again = await write_history(store, h, tz=tz)
+    assert again == Written(written=0, kept=4 * len(h.series))
+    twice = await store.read(park.id, ["meter-huanan", "bess-02"], h.days[0], h.days[-1])
+    for series in ("meter-huanan", "bess-02"):
+        for day in h.days:
+            np.testing.assert_array_equal(
+                twice[series][day].energy_kwh, back[series][day].energy_kwh
+            )

@@ -15,7 +15,9 @@ Entry points:
   :func:`exact_dispatch` (the relaxed exact LP reference), :func:`tight_bid` (the
   physically tight reference: no simultaneous charge and discharge);
 * baselines: :class:`RecentAverage`, :class:`HighXOfY`, :func:`same_day_adjusted`,
-  :func:`pre_event_baseline`.
+  :func:`pre_event_baseline`, and their vectorised parts over many series
+  (:func:`recent_days`, :func:`highest_days`, :func:`mean_of_days`,
+  :func:`adjustment_ratio`, :func:`known_mean`).
 """
 
 from dispatch.aggregate import (
@@ -29,7 +31,12 @@ from dispatch.baselines import (
     DayHistory,
     HighXOfY,
     RecentAverage,
+    adjustment_ratio,
+    highest_days,
+    known_mean,
+    mean_of_days,
     pre_event_baseline,
+    recent_days,
     same_day_adjusted,
 )
 from dispatch.bids import Bid, BidSettings, DirectionBid, PriceCurve, apply_rules, build_bid
@@ -80,6 +87,7 @@ __all__ = [
     "TightResult",
     "TimeGrid",
     "Violation",
+    "adjustment_ratio",
     "apply_rules",
     "battery_envelope",
     "build_bid",
@@ -94,8 +102,12 @@ __all__ = [
     "exact_bid",
     "exact_dispatch",
     "flexibility_envelope",
+    "highest_days",
+    "known_mean",
+    "mean_of_days",
     "pre_event_baseline",
     "pv_envelope",
+    "recent_days",
     "same_day_adjusted",
     "shiftable_envelope",
     "thermal_envelope",

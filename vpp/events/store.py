@@ -151,6 +151,16 @@ class EventStore:
         records = [EventRecord.model_validate(unpack(r)) for r in raws if r is not None]
         return [r for r in records if not r.terminal]
 
+    async def starting_between(self, park: str, lo: datetime, hi: datetime) -> list[EventRecord]:
+        """The park's events whose start is in ``[lo, hi)``, any state, by start."""
+        keys = self.state.park(park)
+        async with self.state.guard("event_list"):
+            ids = await self.state.redis.zrangebyscore(
+                keys.events, lo.timestamp(), f"({hi.timestamp()}"
+            )
+            raws = await self.state.redis.mget([keys.event(_text(i)) for i in ids]) if ids else []
+        return [EventRecord.model_validate(unpack(r)) for r in raws if r is not None]
+
     async def update(
         self, park: str, event_id: str, change: Callable[[EventRecord], None]
     ) -> EventRecord:

@@ -31,7 +31,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any
 
@@ -110,8 +110,7 @@ class LoadModel:
         profile = self.spec.profile
         if profile is None:
             return 1.0
-        when = (self.origin + timedelta(seconds=t)).astimezone(profile.tz)
-        return profile.kw_at(when, self.day_type(when.date()), 1.0)
+        return profile.kw_after(self.origin, t, 1.0, self.day_type)
 
     def window(self, t: float) -> tuple[float, float]:
         """``(p_min, p_max)`` kW the load can run at, at simulated time ``t``."""

@@ -54,9 +54,9 @@ from __future__ import annotations
 import functools
 import math
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo
 
@@ -293,6 +293,22 @@ class LoadProfile:
             self.seed, local.toordinal(), self.noise, _SHAPES[self.shape].seasonal
         )
         return float(np.interp(hour, hours, values)) * float(factors[slot]) * nominal_kw
+
+    def kw_after(
+        self,
+        origin: datetime,
+        seconds: float,
+        nominal_kw: float,
+        day_type: Callable[[date], DayType] = weekday_type,
+    ) -> float:
+        """Power (kW) ``seconds`` after the aware instant ``origin``: a live simulator's clock.
+
+        The instant is placed on the profile's ``timezone`` clock and its day's
+        kind asked of ``day_type`` (the caller's calendar). A simulated meter's
+        base load, say, is ``lambda t: profile.kw_after(origin, t, base_kw)``.
+        """
+        when = (origin + timedelta(seconds=seconds)).astimezone(self.tz)
+        return self.kw_at(when, day_type(when.date()), nominal_kw)
 
 
 # --- PV -----------------------------------------------------------------------------------------

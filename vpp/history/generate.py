@@ -35,14 +35,12 @@ every series' day that already holds data as it is.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-import chinese_calendar  # type: ignore[import-untyped]
 import numpy as np
 from numpy.typing import NDArray
 
@@ -55,8 +53,8 @@ from adapters.sim.profiles import (
     ev_day_kw,
     pv_day_output_kw,
     stable_seed,
-    weekday_type,
 )
+from vpp.history import calendar
 from vpp.history.grid import INTERVAL_S, SLOTS_PER_DAY, DayVector
 from vpp.history.store import HistoryStore, IntervalDelta
 from vpp.model import Asset, Battery, EvCharger, FlexibleLoad, Meter, Park, Pv
@@ -66,14 +64,13 @@ __all__ = [
     "GeneratedHistory",
     "PastEvent",
     "Written",
+    "base_profile",
     "generate_history",
     "load_profiles",
     "official_day_type",
     "with_load_profiles",
     "write_history",
 ]
-
-log = logging.getLogger("vpp.history.generate")
 
 #: Hours of a slot.
 _SLOT_H = INTERVAL_S / 3600.0
@@ -86,28 +83,19 @@ _GAP_CHANCE, _GAP_SLOTS = 0.12, (1, 4)
 #: The gateway outage: slots every flexible load loses on one day.
 _OUTAGE_SLOTS = 10
 
-_years_warned: set[int] = set()
-
 
 def official_day_type(day: date) -> DayType:
-    """The kind of ``day`` per the official Chinese calendar (``chinesecalendar``).
+    """The kind of ``day`` for a load shape, per the official calendar (`vpp.history.calendar`).
 
-    A public holiday, and the rest days bridged to it, is ``HOLIDAY``; an
-    adjusted working day (调休, a weekend day worked) is ``WORKDAY``; any other
-    Saturday or Sunday is ``WEEKEND``. Outside the years the package knows
-    (it is updated each year when the State Council announces the next), the
-    days fall back to Monday to Friday work, with a warning once per year.
+    A working day, adjusted working days (调休) included, is ``WORKDAY``; a
+    public holiday, and the rest days bridged to it, is ``HOLIDAY``; any other
+    rest day is ``WEEKEND``. Outside the calendar's years: Monday to Friday
+    work (the calendar warns).
     """
-    try:
-        on_holiday, name = chinese_calendar.get_holiday_detail(day)
-    except NotImplementedError:
-        if day.year not in _years_warned:
-            _years_warned.add(day.year)
-            log.warning("no official calendar for %d: Monday to Friday count as work", day.year)
-        return weekday_type(day)
-    if not on_holiday:
+    kind = calendar.day_type(day)
+    if kind.working:
         return DayType.WORKDAY
-    return DayType.HOLIDAY if name is not None else DayType.WEEKEND
+    return DayType.HOLIDAY if kind.holiday is not None else DayType.WEEKEND
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,6 +201,22 @@ def load_profiles(
         for a in assets
         if isinstance(a, FlexibleLoad)
     }
+
+
+def base_profile(
+    park: Park, owner: str, enterprises: Mapping[str, EnterpriseProfile], *, seed: int = 0
+) -> LoadProfile:
+    """The profile of an enterprise's unenrolled base load (its nominal: ``base_kw``).
+
+    What its revenue meter sees beside its devices, in the generated history
+    and, given to a live simulated meter as its base load
+    (``lambda t: profile.kw_after(origin, t, base_kw)``), live.
+    """
+    return LoadProfile(
+        shape=enterprises.get(owner, EnterpriseProfile()).shape,
+        seed=stable_seed(seed, park.id, "base", owner),
+        timezone=park.timezone,
+    )
 
 
 def with_load_profiles(spec: SimParkSpec, profiles: Mapping[str, LoadProfile]) -> SimParkSpec:
@@ -430,13 +434,8 @@ def generate_history(
         if not (isinstance(meter, Meter) and meter.revenue):
             continue
         ent = enterprises.get(meter.owner, EnterpriseProfile())
-        base_profile = LoadProfile(
-            shape=ent.shape, seed=stable_seed(seed, park.id, "base", meter.owner),
-            timezone=park.timezone,
-        )  # fmt: skip
-        base[meter.owner] = np.stack(
-            [base_profile.day_kw(d, kinds[d], ent.base_kw) for d in window]
-        )
+        shape = base_profile(park, meter.owner, enterprises, seed=seed)
+        base[meter.owner] = np.stack([shape.day_kw(d, kinds[d], ent.base_kw) for d in window])
         total = base[meter.owner] + sum(
             (kw for s, kw in drawn.items() if owner_of[s] == meter.owner),
             np.zeros((days, SLOTS_PER_DAY)),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -159,3 +159,17 @@ def test_an_evening_session_runs_on_past_midnight() -> None:
         # a 7 kW charger: one vehicle at a time, and everyone gone by 06:00
         assert kw.max() <= 7.0 + 1e-9
     assert spilled > 0  # vans that came back late yesterday still charge after midnight
+
+
+def test_a_live_clock_reads_the_profile_on_its_local_clock() -> None:
+    profile = LoadProfile(shape=Shape.TWO_SHIFT, seed=4)
+    origin = datetime(2026, 11, 25, 6, 0, tzinfo=UTC)  # 14:00 in Shanghai, a Wednesday
+    local = datetime(2026, 11, 25, 14, 0)
+    assert profile.kw_after(origin, 0.0, 100.0) == profile.kw_at(local, WORK, 100.0)
+    saturday = 3 * 86400.0
+    assert profile.kw_after(origin, saturday, 100.0) == profile.kw_at(
+        local + timedelta(days=3), WEEKEND, 100.0
+    )
+    assert profile.kw_after(origin, 0.0, 100.0, lambda _: HOLIDAY) == profile.kw_at(
+        local, HOLIDAY, 100.0
+    )

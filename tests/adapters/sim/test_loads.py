@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 
+from adapters import mqtt_codec as codec
 from adapters.sim.loads import LoadModel, LoadSpec
 from adapters.sim.profiles import DayType, LoadProfile, Shape
+from tests.support import MqttRig
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 WEDNESDAY = date(2026, 11, 25)
@@ -78,3 +81,23 @@ def test_a_shed_load_rebounds_onto_its_profile() -> None:
     assert model.deficit_kwh > 0  # still owed after 15 min of rebound
     assert model.power_kw > model.baseline(1800.0)
     assert np.isfinite(model.energy_kwh)
+
+
+async def test_a_gateways_profiled_load_reports_its_level_and_window(mqtt: MqttRig) -> None:
+    profile = LoadProfile(shape=Shape.TWO_SHIFT, seed=1, noise=0.0)
+    spec = line(profile)
+    fleet = mqtt.fleet([spec], period_s=0.05, origin=at(WEDNESDAY, 3.0))  # 03:00, real time
+    mqtt.retained(fleet.topics.status(fleet.node))
+    expected = LoadModel(spec, origin=at(WEDNESDAY, 3.0))
+    async with mqtt.client() as reader:
+        await reader.subscribe(mqtt.topics.telemetry("line-10"), qos=1)
+        async with fleet, asyncio.timeout(10):
+            message = await anext(aiter(reader.messages))
+    assert isinstance(message.payload, bytes)
+    reading, _ = codec.decode(message.payload)
+    level = expected.scale(0.0)
+    assert 0.2 < level < 0.4  # the night between the shifts
+    assert reading["p_kw"] == pytest.approx(400.0 * level, rel=0.01)
+    assert (reading["min_kw"], reading["max_kw"]) == pytest.approx(
+        (250.0 * level, 520.0 * level), rel=0.01
+    )

@@ -25,10 +25,12 @@ Realism: the kind of each day comes from the official Chinese calendar
 device telemetry has a few gaps (partial coverage, never stored as zero) and
 one day a gateway outage takes every flexible load off line for 2.5 hours
 (that day's coverage drops under a baseline's usual 0.9). Revenue meters are
-complete: their data is imported, revenue grade.
+complete: their data is imported, revenue grade. Today can be laid down up
+to "now" as well (``through_slot``), so that a same-day adjustment has the
+hours before an event; the live recorder carries on from there.
 
 `generate_history` is pure (arrays in memory, about 0.1 s for 14 days of
-the demo park's 56 series); `write_history` writes it through the history
+the demo park's 52 series); `write_history` writes it through the history
 store, devices as telemetry and meters as imported metering data, leaving
 every series' day that already holds data as it is.
 """
@@ -157,6 +159,8 @@ class GeneratedHistory:
         meters: the revenue meter of each enterprise that has one, by owner.
         event: the past event, if any.
         outage_day: the day of the gateway outage, if any.
+        partial_day: today, laid down up to ``through_slot`` (the last of
+            ``days``), if asked for.
     """
 
     park: str
@@ -168,6 +172,7 @@ class GeneratedHistory:
     meters: dict[str, str] = field(default_factory=dict)
     event: PastEvent | None = None
     outage_day: date | None = None
+    partial_day: date | None = None
 
 
 def load_profiles(
@@ -356,6 +361,7 @@ def generate_history(
     day_type: Callable[[date], DayType] = official_day_type,
     event: PastEvent | Literal["auto"] | None = "auto",
     gaps: bool = True,
+    through_slot: int | None = None,
 ) -> GeneratedHistory:
     """Lay down ``days`` local days of history before ``end`` for a park's assets.
 
@@ -378,19 +384,27 @@ def generate_history(
         event: the past event; ``"auto"`` puts one on the latest working day
             before the window's last day, 14:00-16:00; None for none.
         gaps: whether device telemetry has gaps (and the gateway outage).
+        through_slot: also lay down ``end`` itself (today) up to this slot
+            (0-96, exclusive: the slot of "now"), so a same-day adjustment
+            has the hours before an event; its meters as if read live (not
+            imported: the grid's metering data of a day comes the day after).
 
     Raises:
-        ValueError: ``days`` is not positive, or the event lies outside the window.
+        ValueError: ``days`` is not positive, ``through_slot`` is outside
+            0..96, or the event lies outside the window.
     """
     if days < 1:
         raise ValueError("days must be at least 1")
+    if through_slot is not None and not 0 <= through_slot <= SLOTS_PER_DAY:
+        raise ValueError(f"through_slot must be within 0..{SLOTS_PER_DAY}")
     enterprises = enterprises or {}
     tz = ZoneInfo(park.timezone)
     window = tuple(end - timedelta(days=n) for n in range(days, 0, -1))
-    kinds = {d: day_type(d) for d in window}
+    every = window if through_slot is None else (*window, end)
+    kinds = {d: day_type(d) for d in every}
     if event == "auto":
         event = _pick_event(window, kinds)
-    elif event is not None and event.day not in kinds:
+    elif event is not None and event.day not in window:
         raise ValueError(f"the past event's day {event.day} is outside the history")
     profiles = load_profiles(park, assets, enterprises, seed=seed, shapes=shapes)
 
@@ -401,13 +415,13 @@ def generate_history(
         profile = enterprises.get(asset.owner, EnterpriseProfile())
         match asset:
             case FlexibleLoad():
-                kw = _flexible(asset, profiles[asset.id], window, kinds, event)
+                kw = _flexible(asset, profiles[asset.id], every, kinds, event)
             case Battery():
-                kw = _battery(asset, window, own_seed, event)
+                kw = _battery(asset, every, own_seed, event)
             case EvCharger():
-                kw = _charger(asset, profile.ev, window, day_type, own_seed, event)
+                kw = _charger(asset, profile.ev, every, day_type, own_seed, event)
             case Pv():
-                kw = _pv(asset, window, tz, own_seed)
+                kw = _pv(asset, every, tz, own_seed)
             case Meter():
                 continue
         drawn[asset.id], owner_of[asset.id] = kw, asset.owner
@@ -419,33 +433,38 @@ def generate_history(
         outage = int(rng.choice(candidates))
     flexible = {a.id for a in assets if isinstance(a, FlexibleLoad)}
     if gaps:
-        coverage = _coverage(list(drawn), flexible, window, stable_seed(seed, park.id), outage)
+        coverage = _coverage(list(drawn), flexible, every, stable_seed(seed, park.id), outage)
     else:
-        coverage = {s: np.ones((days, SLOTS_PER_DAY)) for s in drawn}
+        coverage = {s: np.ones((len(every), SLOTS_PER_DAY)) for s in drawn}
+    # today's slots from "now" on are not there yet
+    full = np.ones((len(every), SLOTS_PER_DAY))
+    full[len(window) :, through_slot:] = 0.0
+    for cov in coverage.values():
+        cov *= full
     series = {
-        s: {d: _vector(kw[i], coverage[s][i], False) for i, d in enumerate(window)}
+        s: {d: _vector(kw[i], coverage[s][i], False) for i, d in enumerate(every)}
         for s, kw in drawn.items()
     }
 
     base: dict[str, NDArray[np.float64]] = {}
     meters: dict[str, str] = {}
-    full = np.ones(SLOTS_PER_DAY)
     for meter in assets:
         if not (isinstance(meter, Meter) and meter.revenue):
             continue
         ent = enterprises.get(meter.owner, EnterpriseProfile())
         shape = base_profile(park, meter.owner, enterprises, seed=seed)
-        base[meter.owner] = np.stack([shape.day_kw(d, kinds[d], ent.base_kw) for d in window])
+        base[meter.owner] = np.stack([shape.day_kw(d, kinds[d], ent.base_kw) for d in every])
         total = base[meter.owner] + sum(
             (kw for s, kw in drawn.items() if owner_of[s] == meter.owner),
-            np.zeros((days, SLOTS_PER_DAY)),
+            np.zeros((len(every), SLOTS_PER_DAY)),
         )
-        series[meter.id] = {d: _vector(total[i], full, True) for i, d in enumerate(window)}
+        series[meter.id] = {d: _vector(total[i], full[i], d in window) for i, d in enumerate(every)}
         meters[meter.owner] = meter.id
     return GeneratedHistory(
-        park=park.id, days=window, day_types=kinds, series=series, drawn_kw=drawn,
+        park=park.id, days=every, day_types=kinds, series=series, drawn_kw=drawn,
         base_kw=base, meters=meters, event=event,
         outage_day=None if outage is None else window[outage],
+        partial_day=None if through_slot is None else end,
     )  # fmt: skip
 
 
@@ -468,8 +487,9 @@ async def write_history(
     """Write a generated history through the history store.
 
     Devices go in as telemetry (`HistoryStore.add`: each slot's energy over
-    its covered seconds, gaps left without data), revenue meters as imported
-    metering data (`HistoryStore.put_days`: full coverage, flagged imported).
+    its covered seconds, gaps left without data), revenue meters' whole days
+    as imported metering data (`HistoryStore.put_days`: full coverage,
+    flagged imported), today's part of a meter as telemetry.
     A series' day that holds data already (live telemetry, an import, an
     earlier run) is left as it is: writing twice adds nothing, and nothing
     real is overwritten. Days past the store's retention expire at once.
@@ -484,18 +504,18 @@ async def write_history(
     """
     first, last = history.days[0], history.days[-1]
     there = await store.read(history.park, list(history.series), first, last)
-    meters = set(history.meters.values())
     deltas: list[IntervalDelta] = []
     written = kept = 0
     for series, days in history.series.items():
         fresh = {d: v for d, v in days.items() if not (there[series][d].coverage > 0).any()}
         kept += len(days) - len(fresh)
         written += len(fresh)
-        if series in meters:
-            energies = {d: v.energy_kwh.tolist() for d, v in fresh.items()}
-            await store.put_days(history.park, series, energies, tz=tz)
-            continue
+        imported = {d: v.energy_kwh.tolist() for d, v in fresh.items() if v.imported.all()}
+        if imported:
+            await store.put_days(history.park, series, imported, tz=tz)
         for day, vector in fresh.items():
+            if day in imported:
+                continue
             covered = vector.coverage * INTERVAL_S
             deltas += [
                 IntervalDelta(

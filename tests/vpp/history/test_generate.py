@@ -256,6 +256,29 @@ def test_bad_windows_are_refused(demo: ParkFile) -> None:
         )
     with pytest.raises(ValueError, match="96 slots"):
         PastEvent(NATIONAL_DAY_END, start_slot=90, slots=8)
+    with pytest.raises(ValueError, match="through_slot"):
+        generate_history(demo.park, demo.assets, end=NATIONAL_DAY_END, through_slot=97)
+
+
+def test_today_is_laid_down_up_to_now_when_asked(demo: ParkFile, h: GeneratedHistory) -> None:
+    today = generate_history(
+        demo.park, demo.assets, end=NATIONAL_DAY_END, days=14, seed=1,
+        enterprises=DEMO_ENTERPRISES, through_slot=54,
+    )  # fmt: skip
+    assert today.days == (*h.days, NATIONAL_DAY_END) and today.partial_day == NATIONAL_DAY_END
+    assert today.event == h.event and today.outage_day == h.outage_day  # from the whole days
+    for series, days in today.series.items():
+        vector = days[NATIONAL_DAY_END]
+        assert (vector.coverage[54:] == 0).all() and not vector.imported.any()
+        assert vector.coverage[:54].mean() > 0.9
+        np.testing.assert_array_equal(
+            days[h.days[3]].energy_kwh, h.series[series][h.days[3]].energy_kwh
+        )
+    meter = today.series["meter-huanan"][NATIONAL_DAY_END]
+    assert (meter.coverage[:54] == 1).all()
+    devices = [a.id for a in demo.assets if a.owner == "huanan-auto" and not isinstance(a, Meter)]
+    drawn = today.base_kw["huanan-auto"][-1] + sum(today.drawn_kw[a][-1] for a in devices)
+    np.testing.assert_allclose(meter.energy_kwh[:54], drawn[:54] / 4)
 
 
 def test_the_live_loads_follow_the_profiles_of_the_history(demo: ParkFile) -> None:
@@ -287,14 +310,16 @@ async def test_the_history_goes_through_the_store_once(state: State, demo: ParkF
     store = HistoryStore(state, retention_days=400)
     park, tz = demo.park, ZoneInfo(demo.park.timezone)
     h = generate_history(
-        park, demo.assets, end=date.today(), days=4, seed=3, enterprises=DEMO_ENTERPRISES
-    )
+        park, demo.assets, end=date.today(), days=4, seed=3, enterprises=DEMO_ENTERPRISES,
+        through_slot=40,
+    )  # fmt: skip
+    assert len(h.days) == 5 and h.partial_day == h.days[-1] == date.today()
     # live telemetry already holds one series' day: the generator leaves it alone
-    live_day = h.days[-1]
+    live_day = h.days[-2]
     await store.add(park.id, [IntervalDelta("line-11", live_day, 10, 5.0, 900)], tz=tz)
 
     first = await write_history(store, h, tz=tz)
-    assert first == Written(written=4 * len(h.series) - 1, kept=1)
+    assert first == Written(written=5 * len(h.series) - 1, kept=1)
     back = await store.read(park.id, list(h.series), h.days[0], h.days[-1])
     for series, days in h.series.items():
         for day, vector in days.items():
@@ -304,10 +329,14 @@ async def test_the_history_goes_through_the_store_once(state: State, demo: ParkF
                 continue
             np.testing.assert_allclose(stored.coverage, vector.coverage, atol=1e-12)
             np.testing.assert_allclose(stored.energy_kwh, vector.energy_kwh, rtol=1e-6, atol=1e-6)
-            assert (stored.imported == (series in h.meters.values())).all()
+            whole_meter_day = series in h.meters.values() and day != h.partial_day
+            assert (stored.imported == whole_meter_day).all()
+    # today's part of a meter, as if read live: telemetry until "now", nothing after
+    today = back["meter-lingnan"][date.today()]
+    assert (today.coverage[:40] == 1).all() and (today.coverage[40:] == 0).all()
 
     again = await write_history(store, h, tz=tz)
-    assert again == Written(written=0, kept=4 * len(h.series))
+    assert again == Written(written=0, kept=5 * len(h.series))
     twice = await store.read(park.id, ["meter-huanan", "bess-02"], h.days[0], h.days[-1])
     for series in ("meter-huanan", "bess-02"):
         for day in h.days:

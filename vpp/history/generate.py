@@ -30,7 +30,7 @@ to "now" as well (``through_slot``), so that a same-day adjustment has the
 hours before an event; the live recorder carries on from there.
 
 `generate_history` is pure (arrays in memory, about 0.1 s for 14 days of
-the demo park's 52 series); `write_history` writes it through the history
+the demo park's 56 series); `write_history` writes it through the history
 store, devices as telemetry and meters as imported metering data, leaving
 every series' day that already holds data as it is.
 """

@@ -1,4 +1,4 @@
-"""Southbound device adapters: MQTT loads, Modbus TCP / SunSpec batteries, OCPP chargers.
+"""Southbound device adapters: MQTT, Modbus TCP / SunSpec (batteries, meters), OCPP chargers.
 
 A self-contained library that speaks device language and knows nothing of
 the service above it (it never imports ``vpp`` or ``dispatch``). Every
@@ -18,7 +18,7 @@ behind ``vpp simulate`` are :mod:`adapters.sim`.
 
 from adapters.clamp import ClampResult, clamp_setpoint, power_window
 from adapters.errors import AdapterError, DeviceError, PayloadError, SunSpecError, UnknownAsset
-from adapters.modbus import ModbusBatteryAdapter, ModbusUnit
+from adapters.modbus import ModbusAdapter, ModbusUnit, UnitKind
 from adapters.mqtt import MqttAdapter
 from adapters.ocpp import ChargerSettings, OcppCsmsAdapter
 from adapters.types import (
@@ -40,7 +40,7 @@ __all__ = [
     "Confirmation",
     "DeviceError",
     "DeviceLimits",
-    "ModbusBatteryAdapter",
+    "ModbusAdapter",
     "ModbusUnit",
     "MqttAdapter",
     "OcppCsmsAdapter",
@@ -49,6 +49,7 @@ __all__ = [
     "SunSpecError",
     "Telemetry",
     "TelemetrySource",
+    "UnitKind",
     "UnknownAsset",
     "clamp_setpoint",
     "power_window",

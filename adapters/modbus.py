@@ -1,17 +1,19 @@
-"""Modbus TCP / SunSpec adapter for batteries (pymodbus 3.16).
+"""Modbus TCP / SunSpec adapter for batteries and meters (pymodbus 3.16).
 
-One adapter serves every battery behind one host (a battery, or a gateway
-with many unit ids) over a few TCP connections (``connections``; a Modbus
-client carries one request at a time, a gateway takes several clients).
-Requests borrow a connection per request; setpoints go before waiting polls
-(:class:`~adapters._pool.LendingPool`).
+One adapter serves every unit behind one host (a battery, a meter, or a
+gateway with many unit ids) over a few TCP connections (``connections``; a
+Modbus client carries one request at a time, a gateway takes several
+clients). Requests borrow a connection per request; setpoints go before
+waiting polls (:class:`~adapters._pool.LendingPool`).
 
 Each unit is served by its own loop, so one unit's failure never silences
 another on the shared connection: it finds the ``SunS`` marker (40000, then
-0, then 50000), walks the model list, remembers where models 802 (battery)
-and 704 (DER AC controls) start and reads the 704 scale factors (static for a
-device); then it polls the whole 802 block every ``poll_s`` into a
-:class:`~adapters.types.Telemetry`. A unit that does not answer (a timeout,
+0, then 50000) and walks the model list. A battery (:attr:`UnitKind.BATTERY`)
+remembers where models 802 (battery) and 704 (DER AC controls) start and
+reads the 704 scale factors (static for a device); a meter
+(:attr:`UnitKind.METER`) remembers the first of the meter models 201-204 its
+map carries. Then the unit's block (802, or the meter model) is polled whole
+every ``poll_s`` into a :class:`~adapters.types.Telemetry`. A unit that does not answer (a timeout,
 a Modbus exception such as 0x0B "gateway target failed to respond", a block
 that is not its model) costs that unit alone: it is published unavailable at
 once and retried with a growing backoff (:mod:`adapters.backoff`), its map
@@ -27,15 +29,25 @@ device drops a setpoint that is not renewed, so the adapter rewrites every
 active setpoint each ``refresh_s`` until its hold ends: if the service dies,
 the battery falls back to idle by itself.
 
-Signs: 802 ``W`` and 704 ``WSet`` are read and written in the device's
-enrolled conventions (:class:`~adapters.sunspec.PowerSign`; by default ``W``
+Meters measure and take no setpoint: ``apply`` refuses one ("a meter takes
+no setpoint", nothing is written) and ``release`` has nothing to hand back
+(False). A meter's reading is ``W`` with its ``W_SF`` as ``power_kw`` and,
+where the meter implements them, ``TotWhImp - TotWhExp`` with ``TotWh_SF``
+as ``energy_kwh`` (kWh); both are the meter's own (secondary-side) values:
+the enrolled multiplier (CT x VT) is the service's to apply.
+
+Signs: 802 ``W``, 704 ``WSet`` and a meter's ``W`` are read and written in
+the device's enrolled conventions (:class:`~adapters.sunspec.PowerSign`; by default ``W``
 positive = charging, ``WSet`` positive = injected). Where the device reports
 its charge state (802 ``ChaSt``), each reading checks the power's sign
 against it, and, while a setpoint is active, the setpoint's direction too (a
 ``ChaSt`` against the setpoint for a few readings in a row means the enrolled
 ``WSet`` sign is wrong): a disagreement is counted (``charge_state`` /
 ``disagrees_with_power_sign`` or ``disagrees_with_setpoint_sign`` among the
-rejected fields) and logged once per change.
+rejected fields) and logged once per change. A meter's ``W`` is checked the
+same way against its energy accumulators: between two readings in which only
+``TotWhImp`` advanced it imported, only ``TotWhExp`` it exported
+(``energy_registers`` / ``disagrees_with_power_sign``).
 
 Registers are decoded point by point (:mod:`adapters.sunspec.codec`): a
 point that is not implemented or out of range drops that field (counted per
@@ -52,6 +64,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
@@ -60,9 +73,17 @@ from pymodbus.exceptions import ConnectionException, ModbusException
 from adapters._base import AssetBook, BookedService
 from adapters._pool import LendingPool
 from adapters.backoff import Backoff, full_jitter_delay
+from adapters.clamp import ClampResult
 from adapters.errors import DeviceError, PayloadError, SunSpecError
-from adapters.sunspec import BASE_ADDRESSES, END_MODEL_ID, SUNS_MARKER, PowerSign, load_model
-from adapters.sunspec.codec import Block, EncodeError, Value
+from adapters.sunspec import (
+    BASE_ADDRESSES,
+    END_MODEL_ID,
+    METER_MODEL_IDS,
+    SUNS_MARKER,
+    PowerSign,
+    load_model,
+)
+from adapters.sunspec.codec import Block, EncodeError, Model, Value
 from adapters.sunspec.conventions import from_device_w, to_device_w
 from adapters.types import (
     Confirmation,
@@ -72,7 +93,7 @@ from adapters.types import (
     TelemetrySource,
 )
 
-__all__ = ["ModbusBatteryAdapter", "ModbusUnit", "PowerSign", "UnitHealth"]
+__all__ = ["METER_REFUSAL", "ModbusAdapter", "ModbusUnit", "PowerSign", "UnitHealth", "UnitKind"]
 
 log = logging.getLogger("adapters.modbus")
 
@@ -94,23 +115,36 @@ _LAST_ADDRESS = 0x10000
 _CLIENT_GRACE_S = 1.0
 #: Retry delays remembered per unit (for health reports and tests).
 _DELAYS_KEPT = 32
+#: Why a setpoint to a meter is refused.
+METER_REFUSAL = "a meter takes no setpoint"
+
+
+class UnitKind(StrEnum):
+    """What a unit behind the adapter is, and so which SunSpec models it is read with."""
+
+    #: a battery: 802 polled for telemetry, 704 written for setpoints
+    BATTERY = "battery"
+    #: a meter: one of 201-204 polled for telemetry; takes no setpoint
+    METER = "meter"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ModbusUnit:
-    """One battery behind the adapter's host.
+    """One battery or meter behind the adapter's host.
 
     Attributes:
         unit_id: Modbus unit (device) id.
-        limits: enrolled limits.
-        power_sign: the device's sign convention for 802 ``W`` (enrolled).
-        setpoint_sign: the device's sign convention for 704 ``WSet`` (enrolled).
+        limits: enrolled limits (a meter's are never used: it takes no setpoint).
+        power_sign: the device's sign convention for 802 ``W`` or a meter's ``W`` (enrolled).
+        setpoint_sign: the device's sign convention for 704 ``WSet`` (enrolled; batteries).
+        kind: a battery or a meter.
     """
 
     unit_id: int
     limits: DeviceLimits
     power_sign: PowerSign = PowerSign.CHARGE_POSITIVE
     setpoint_sign: PowerSign = PowerSign.DISCHARGE_POSITIVE
+    kind: UnitKind = UnitKind.BATTERY
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,7 +156,8 @@ class UnitHealth:
         failures: failed attempts in a row (0 once it answers).
         retry_delays_s: the backoff delays chosen after its recent failures, oldest first.
         last_error: why its last failed attempt failed.
-        sign_disagreements: readings whose power sign contradicted ``ChaSt``.
+        sign_disagreements: readings whose power sign contradicted ``ChaSt`` (a
+            battery) or the energy accumulator that advanced (a meter).
         setpoint_sign_disagreements: readings in which ``ChaSt`` went against the
             active setpoint for ``_AGAINST_READINGS`` readings in a row or more.
     """
@@ -159,10 +194,13 @@ class _Refused(DeviceError):
 class _Map:
     """Where one unit's models start, and its 704 scale factors (read once)."""
 
-    at802: int
-    at704: int
+    #: the model polled for readings (802, or the meter's 201-204) and where it starts
+    model: Model
+    at: int
+    #: where 704 starts (None: a meter)
+    at704: int | None
     sfs704: dict[str, Value]
-    #: the device's WSet resolution in W (None: WSet_SF absent)
+    #: the device's WSet resolution in W (None: WSet_SF absent, or a meter)
     wset_step_w: float | None
     #: why WSet_SF is absent (``not_implemented``, ``out_of_range``), if it is
     wset_sf_absent: str = ""
@@ -194,16 +232,18 @@ class _Unit:
     setpoint_disagreements: int = 0
     #: (field, reason) pairs dropped from its last reading, to log once per change
     dropped: set[tuple[str, str]] = field(default_factory=set)
+    #: a meter's (TotWhImp, TotWhExp) at its last reading, in Wh
+    energy_wh: tuple[float | None, float | None] = (None, None)
 
 
-class ModbusBatteryAdapter(BookedService):
-    """Telemetry in and setpoints out for SunSpec batteries on one Modbus TCP host.
+class ModbusAdapter(BookedService):
+    """Telemetry in and setpoints out for SunSpec batteries and meters on one Modbus TCP host.
 
     Args:
         host: device or gateway host.
         port: Modbus TCP port.
-        units: the batteries behind it, by asset id.
-        poll_s: seconds between polls of each battery.
+        units: the batteries and meters behind it, by asset id.
+        poll_s: seconds between polls of each unit.
         timeout_s: per-request timeout.
         connections: TCP connections to open to the host (at least one must
             connect; fewer are used if the host refuses more).
@@ -271,14 +311,21 @@ class ModbusBatteryAdapter(BookedService):
 
         Never raises for the device's sake: a unit that is down, a setpoint the
         device cannot take (``WSet_SF`` not implemented: "setpoint not
-        supported") or a read-back that differs by more than the device's
-        resolution give an unconfirmed :class:`Confirmation` with its reason.
+        supported"; a meter: :data:`METER_REFUSAL`, nothing sent) or a
+        read-back that differs by more than the device's resolution give an
+        unconfirmed :class:`Confirmation` with its reason.
 
         Raises:
             UnknownAsset: the asset is not behind this adapter.
         """
-        clamped = self._book.clamp(setpoint)
+        self._book.limits_of(setpoint.asset_id)
         unit = self._units[setpoint.asset_id]
+        if unit.spec.kind is UnitKind.METER:
+            untouched = ClampResult(setpoint.power_kw, clamped=False, reason="")
+            return self._book.confirm(
+                setpoint, untouched, sent=False, confirmed=False, rtt_s=None, reason=METER_REFUSAL
+            )
+        clamped = self._book.clamp(setpoint)
         now = time.monotonic()
         self._active[setpoint.asset_id] = _Active(
             clamped.power_kw, now + setpoint.hold_s, now + self.refresh_s
@@ -302,8 +349,13 @@ class ModbusBatteryAdapter(BookedService):
         return self._book.confirm(setpoint, clamped, sent=True, confirmed=ok, rtt_s=rtt, reason=why)
 
     async def release(self, asset_id: str) -> bool:
-        """Disable the 704 active-power setpoint: the battery returns to its own mode."""
+        """Disable the 704 active-power setpoint: the battery returns to its own mode.
+
+        A meter has nothing to release: False, nothing is written.
+        """
         self._book.limits_of(asset_id)
+        if self._units[asset_id].spec.kind is UnitKind.METER:
+            return False
         self._active.pop(asset_id, None)
         try:
             await self._write_wset(self._units[asset_id], None)
@@ -328,6 +380,9 @@ class ModbusBatteryAdapter(BookedService):
         where = unit.map
         if where is None:
             raise DeviceError(f"{unit.asset_id}: not connected or no SunSpec map yet")
+        at704 = where.at704
+        if at704 is None:
+            raise _Refused(METER_REFUSAL)
         step_w = where.wset_step_w
         if step_w is None and power_kw is not None:
             why = where.wset_sf_absent.replace("_", " ")
@@ -350,7 +405,7 @@ class ModbusBatteryAdapter(BookedService):
             offset, regs = M704.encode_range("WSetEna", "WSetRvrtTms", values, where.sfs704)
         except EncodeError as exc:
             raise _Refused(f"setpoint not supported: {exc}") from exc
-        uid, at704 = unit.spec.unit_id, where.at704
+        uid = unit.spec.unit_id
         async with self._borrow(urgent=urgent) as client:
             await self._request(
                 client, lambda c: c.write_registers(at704 + offset, regs, device_id=uid)
@@ -424,7 +479,8 @@ class ModbusBatteryAdapter(BookedService):
 
         Raises:
             _UnitFault: the unit does not answer.
-            SunSpecError: no marker, or model 802 or 704 missing.
+            SunSpecError: no marker; a battery without model 802 or 704; a
+                meter without any of 201-204.
             PayloadError: the 704 block is not one.
         """
         asset_id, uid = unit.asset_id, unit.spec.unit_id
@@ -449,13 +505,25 @@ class ModbusBatteryAdapter(BookedService):
                 break
             found.setdefault(model_id, address)
             address += 2 + length
+        if unit.spec.kind is UnitKind.METER:
+            meter = next((m for m in METER_MODEL_IDS if m in found), None)
+            if meter is None:
+                raise SunSpecError(
+                    f"{asset_id}: no meter model (201-204)", model_id=METER_MODEL_IDS[0]
+                )
+            return _Map(load_model(meter), found[meter], None, {}, None)
         for needed in (802, 704):
             if needed not in found:
                 raise SunSpecError(f"{asset_id}: model {needed} missing", model_id=needed)
         block = M704.read(await self._read(uid, found[704], M704.size))
         sfs = {name: block.values[name] for name, p in M704.points.items() if p.type == "sunssf"}
         return _Map(
-            found[802], found[704], sfs, _step(sfs, "WSet_SF"), block.absent.get("WSet_SF", "")
+            M802,
+            found[802],
+            found[704],
+            sfs,
+            _step(sfs, "WSet_SF"),
+            block.absent.get("WSet_SF", ""),
         )
 
     async def _connect(self) -> list[AsyncModbusTcpClient]:
@@ -545,8 +613,12 @@ class ModbusBatteryAdapter(BookedService):
             try:
                 if unit.map is None:
                     unit.map = await self._discover(unit)
-                regs = await self._read(unit.spec.unit_id, unit.map.at802, M802.size)
-                reading = self._reading(unit, M802.read(regs), where)
+                model = unit.map.model
+                block = model.read(await self._read(unit.spec.unit_id, unit.map.at, model.size))
+                if unit.spec.kind is UnitKind.METER:
+                    reading = self._meter_reading(unit, block, where)
+                else:
+                    reading = self._reading(unit, block, where)
             except _HostLost as exc:
                 if not lost.done():
                     lost.set_result(str(exc))
@@ -655,7 +727,9 @@ class ModbusBatteryAdapter(BookedService):
         unit.dropped = seen
         if power_kw is None:
             return None
-        self._check_sign(unit, power_kw, chast, block.steps.get("W", 1.0) / 1000.0, where)
+        drawing = None if chast not in (_CHARGING, _DISCHARGING) else chast == _CHARGING
+        step_kw = block.steps.get("W", 1.0) / 1000.0
+        self._check_sign(unit, power_kw, drawing, step_kw, where, "charge_state")
         self._check_setpoint_sign(unit, chast, where)
         return Telemetry(
             asset_id=unit.asset_id,
@@ -668,29 +742,78 @@ class ModbusBatteryAdapter(BookedService):
             source=TelemetrySource.MODBUS,
         )
 
+    def _meter_reading(self, unit: _Unit, block: Block, where: str) -> Telemetry | None:
+        """One meter block (201-204) -> a reading, field by field; None without a usable power."""
+        seen: set[tuple[str, str]] = set()
+        for point, name in _METER_FIELDS.items():
+            why = block.absent.get(point)
+            # an accumulator at 0 reads as "not implemented" (SunSpec acc32): no fault
+            if why is not None and not (point in _METER_OPTIONAL and why == "not_implemented"):
+                self._drop(unit, seen, (name, why), block.values.get(point))
+        imported, exported = block.number("TotWhImp"), block.number("TotWhExp")
+        energy_kwh = None
+        if imported is not None or exported is not None:
+            energy_kwh = ((imported or 0.0) - (exported or 0.0)) / 1000.0
+        watts = block.number("W")
+        unit.dropped = seen
+        before, unit.energy_wh = unit.energy_wh, (imported, exported)
+        if watts is None:
+            return None
+        power_kw = from_device_w(watts, unit.spec.power_sign)
+        step_kw = block.steps.get("W", 1.0) / 1000.0
+        drawing = _direction(before, unit.energy_wh)
+        self._check_sign(unit, power_kw, drawing, step_kw, where, "energy_registers")
+        return Telemetry(
+            asset_id=unit.asset_id,
+            ts=time.time(),
+            power_kw=power_kw,
+            energy_kwh=energy_kwh,
+            source=TelemetrySource.MODBUS,
+        )
+
     def _check_sign(
-        self, unit: _Unit, power_kw: float, chast: int | None, step_kw: float, where: str
+        self,
+        unit: _Unit,
+        power_kw: float,
+        drawing: bool | None,
+        step_kw: float,
+        where: str,
+        evidence: str,
     ) -> None:
-        """Check the enrolled power sign against ``ChaSt``, where the device states one."""
+        """Check the enrolled power sign against what the device says of its direction.
+
+        Args:
+            unit: the unit read.
+            power_kw: its power as read with the enrolled sign.
+            drawing: True when the device says it draws from the grid (``ChaSt``
+                charging, the import accumulator advanced), False when it feeds
+                in, None when it says nothing.
+            step_kw: the power's resolution.
+            where: the unit's address, for the log.
+            evidence: the field the direction came from (the rejected-field name).
+        """
         # Below a few resolution steps the sign of a reading says nothing.
-        if chast not in (_CHARGING, _DISCHARGING) or abs(power_kw) <= 2 * step_kw:
+        if drawing is None or abs(power_kw) <= 2 * step_kw:
             return
-        disagrees = (chast == _CHARGING) != (power_kw > 0)
+        disagrees = drawing != (power_kw > 0)
         if disagrees:
             unit.sign_disagreements += 1
-            self.stats.record_rejected_field("charge_state", "disagrees_with_power_sign")
+            self.stats.record_rejected_field(evidence, "disagrees_with_power_sign")
         if disagrees == unit.sign_disagrees:
             return
         unit.sign_disagrees = disagrees
         if disagrees:
             log.warning(
-                "Modbus %s (%s): power %.3f kW read as %s disagrees with ChaSt %s;"
+                "Modbus %s (%s): power %.3f kW read as %s disagrees with %s (%s);"
                 " check the enrolled power_sign",
-                where, unit.asset_id, power_kw, unit.spec.power_sign.value,
-                "CHARGING" if chast == _CHARGING else "DISCHARGING",
+                where, unit.asset_id, power_kw, unit.spec.power_sign.value, _SHOWN[evidence],
+                "drawing from the grid" if drawing else "feeding the grid",
             )  # fmt: skip
         else:
-            log.info("Modbus %s (%s): power sign agrees with ChaSt again", where, unit.asset_id)
+            log.info(
+                "Modbus %s (%s): power sign agrees with %s again",
+                where, unit.asset_id, _SHOWN[evidence],
+            )  # fmt: skip
 
     def _check_setpoint_sign(self, unit: _Unit, chast: int | None, where: str) -> None:
         """Check the enrolled setpoint sign: ``ChaSt`` should go the way the setpoint asks."""
@@ -739,6 +862,39 @@ _FIELDS = {
 }
 #: Points a device may leave unimplemented without a word (only a check uses them).
 _OPTIONAL = frozenset({"ChaSt"})
+#: The registers each sign check's evidence comes from, as the log names them.
+_SHOWN = {"charge_state": "ChaSt", "energy_registers": "TotWhImp/TotWhExp"}
+#: Meter (201-204) points a reading uses -> the reading's field names.
+_METER_FIELDS = {"W": "power_kw", "TotWhImp": "energy_imported", "TotWhExp": "energy_exported"}
+#: Meter points that may be unimplemented without a word: an acc32 reads 0 as
+#: "not implemented", which is also what a meter that never exported holds.
+_METER_OPTIONAL = frozenset({"TotWhImp", "TotWhExp"})
+
+
+def _direction(
+    before: tuple[float | None, float | None], after: tuple[float | None, float | None]
+) -> bool | None:
+    """Which way a meter's energy moved between two readings of (TotWhImp, TotWhExp), Wh.
+
+    True when only the import accumulator advanced, False when only the export
+    one did, None otherwise (no change within the resolution, both, a wrap or
+    reset, or a register that appeared or vanished). A register absent both
+    times has not moved (an acc32 at 0 reads as "not implemented").
+    """
+    d_imp, d_exp = _delta(before[0], after[0]), _delta(before[1], after[1])
+    if d_imp is None or d_exp is None or d_imp < 0 or d_exp < 0:
+        return None
+    if d_imp > 0 and d_exp == 0:
+        return True
+    if d_exp > 0 and d_imp == 0:
+        return False
+    return None
+
+
+def _delta(a: float | None, b: float | None) -> float | None:
+    if a is None and b is None:
+        return 0.0
+    return None if a is None or b is None else b - a
 
 
 def _step(sfs: Mapping[str, Value], name: str) -> float | None:

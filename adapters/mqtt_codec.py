@@ -1,4 +1,4 @@
-"""MQTT topics and payloads for flexible loads (no connection logic here).
+"""MQTT topics and payloads for flexible loads and meters (no connection logic here).
 
 Topics, per park and asset, under a configurable root (default ``vpp``)::
 
@@ -23,7 +23,11 @@ gateway speaking for many assets over one connection, whose last will lists
 them. ``ts`` is UNIX seconds; ``soc`` is 0..1; powers are kW, positive = drawn
 from the grid; ``max_kw`` (what the device can draw now) is >= 0 and
 ``min_kw`` <= ``max_kw``; ``departure_ts`` is UNIX seconds and
-``energy_needed_kwh`` >= 0 (EV sessions). Keys not listed are ignored.
+``energy_needed_kwh`` >= 0 (EV sessions). Keys not listed are ignored. A
+meter publishes the same telemetry (``p_kw``, positive = imported, and
+``e_kwh``, its energy register imported minus exported, both on its own
+secondary side: the service applies the enrolled multiplier) and takes no
+commands.
 
 Validation is per field (one bad field costs that field, not the reading):
 a telemetry field that is missing where required, of the wrong type (a

@@ -25,6 +25,15 @@ What counts as flexible right now:
 An asset whose live key has aged out (a silent device), that reports itself
 unavailable, or (a charger) that has no vehicle is left out, so its
 flexibility is never promised. The reason is returned per asset.
+
+A meter is never part of the view's devices: it measures the devices of its
+enterprise (and the load no asset is enrolled for), so counting it beside
+them would count their power twice. It is not a candidate at all: neither in
+the portfolio nor among the assets left out, and not in ``measured_kw``,
+whatever its live state; its live power is kept apart in ``metered_kw``.
+Every sum built on the view (the flexibility envelope, a bid, an event's
+expected delivery, the control loop's measured power) is therefore a sum
+over devices only.
 """
 
 from __future__ import annotations
@@ -71,14 +80,17 @@ class PortfolioView:
     Attributes:
         portfolio: the dispatch engine's portfolio (None when nothing is flexible).
         assets: the enrolled asset of each portfolio row, in row order.
-        excluded: asset id -> reason it is not in the portfolio.
-        measured_kw: the live power of every asset with a fresh reading (kW).
+        excluded: asset id -> reason it is not in the portfolio (devices only).
+        measured_kw: the live power of every device (not meter) with a fresh reading (kW).
+        metered_kw: the live power of every meter with a fresh reading (kW,
+            primary: its multiplier applied), never summed with ``measured_kw``.
     """
 
     portfolio: dx.Portfolio | None
     assets: tuple[Asset, ...]
     excluded: dict[str, str] = field(default_factory=dict)
     measured_kw: dict[str, float] = field(default_factory=dict)
+    metered_kw: dict[str, float] = field(default_factory=dict)
 
     def kinds(self) -> list[str]:
         """The service kind name of each portfolio row."""
@@ -193,10 +205,15 @@ def build_view(
     rows: list[Asset] = []
     excluded: dict[str, str] = {}
     measured: dict[str, float] = {}
+    metered: dict[str, float] = {}
     debts = shed_debt_kwh or {}
     anchors = uncontrolled_kw or {}
     for asset in assets:
         state = live.get(asset.id)
+        if isinstance(asset, Meter):
+            if state is not None:
+                metered[asset.id] = state.power_kw
+            continue
         if state is None:
             excluded[asset.id] = "no fresh telemetry"
             continue
@@ -212,17 +229,15 @@ def build_view(
             part = _ev(asset, state, grid, owner, anchors.get(asset.id, state.power_kw))
         elif isinstance(asset, FlexibleLoad):
             part = _load(asset, grid, owner, debts.get(asset.id, 0.0), anchors.get(asset.id))
-        elif isinstance(asset, Pv):
-            part = _pv(asset, state, grid, owner)
         else:
-            part = "a meter measures; it is not dispatched"
+            part = _pv(asset, state, grid, owner)
         if isinstance(part, str):
             excluded[asset.id] = part
             continue
         parts.append(part)
         rows.append(asset)
     portfolio = dx.build_portfolio(parts) if parts else None
-    return PortfolioView(portfolio, tuple(rows), excluded, measured)
+    return PortfolioView(portfolio, tuple(rows), excluded, measured, metered)
 
 
 #: Hours past the window over which the flat capacity lets obligations settle

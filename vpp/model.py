@@ -54,6 +54,7 @@ __all__ = [
     "Connection",
     "DeviationCosts",
     "Enterprise",
+    "EnterpriseId",
     "EvCharger",
     "FlexibleLoad",
     "Integer",
@@ -475,27 +476,22 @@ class BaselineSettings(_Model):
 
 
 class Enterprise(_Model):
-    """An enterprise of the park and its agency contract with the park (the VPP).
+    """An enterprise's agency contract with the park (the VPP).
 
-    The id is what its assets carry as ``owner``. Of the park's settlement of
-    an event, the enterprise receives ``revenue_share`` of the payment its
-    delivery earned (收益分成) and bears ``penalty_share`` of the penalty its
-    shortfall caused (考核分摊); the park's operator keeps or bears the rest.
+    Keyed in ``Park.enterprises`` by the enterprise's id, which its assets
+    carry as ``owner``. Of the park's settlement of an event, the enterprise
+    receives ``revenue_share`` of the payment its delivery earned (收益分成)
+    and bears ``penalty_share`` of the penalty its shortfall caused (考核分摊);
+    the park's operator keeps or bears the rest.
     """
 
-    id: str = Field(min_length=1, max_length=200, description="as the assets' owner")
     name: str = Field(default="", max_length=200)
     revenue_share: _Fraction = Field(default=1.0, description="share of its earned payment")
     penalty_share: _Fraction = Field(default=1.0, description="share of its penalty")
 
 
-def _unique_enterprises(value: list[Enterprise]) -> list[Enterprise]:
-    seen: set[str] = set()
-    for item in value:
-        if item.id in seen:
-            raise ValueError(f"enterprise {item.id!r} is listed twice")
-        seen.add(item.id)
-    return value
+#: An enterprise id: what its assets carry as ``owner``.
+EnterpriseId: TypeAlias = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class Park(_Model):
@@ -520,16 +516,15 @@ class Park(_Model):
         ),
     )
     baseline: BaselineSettings = Field(default_factory=BaselineSettings)
-    enterprises: Annotated[list[Enterprise], AfterValidator(_unique_enterprises)] = Field(
-        default_factory=list, max_length=1000, description="the enterprises and their contracts"
+    enterprises: dict[EnterpriseId, Enterprise] = Field(
+        default_factory=dict,
+        max_length=1000,
+        description="each enterprise's contract, by enterprise id (the assets' owner)",
     )
 
     def enterprise(self, owner: str) -> Enterprise:
         """The contract of ``owner``; an enterprise with none gets the defaults (all its own)."""
-        for item in self.enterprises:
-            if item.id == owner:
-                return item
-        return Enterprise(id=owner)
+        return self.enterprises.get(owner) or Enterprise()
 
 
 class ParkSummary(_Model):
@@ -638,9 +633,10 @@ def apply_patch(asset: Asset, patch: Any) -> Asset:
     if bad:
         raise InvalidInput(bad)
     connection = patch.get("connection")
+    present = current.get("connection") or {}  # an import-only meter has none
     if isinstance(connection, dict) and connection.get("protocol") not in (
         None,
-        current["connection"]["protocol"],
+        present.get("protocol"),
     ):
         # A new protocol brings a new connection; merging would keep the old one's fields.
         current.pop("connection")

@@ -155,7 +155,10 @@ def simulator_spec(park_file: ParkFile, *, ocpp_secret: str) -> SimParkSpec:
     """The simulated devices of a park file, with the passwords the service expects.
 
     One simulated device per battery (on its Modbus endpoint), charger and
-    flexible load; other kinds are enrolled but not simulated.
+    flexible load, and one simulated meter per meter with a ``connection``
+    (Modbus: SunSpec 203 on its endpoint; MQTT), reading its enterprise's
+    simulated devices plus a base load (`adapters.sim.park`); an import-only
+    meter (no connection) and PV are enrolled but not simulated.
 
     Args:
         park_file: the validated park file (`load_park_file`).

@@ -226,6 +226,11 @@ class ReportSettings:
         "MEE 2023 notice on GHG reporting of power-generation enterprises "
         "(national grid average emission factor, 0.5703 tCO2/MWh)"
     )
+    #: a revenue meter disagrees with its enterprise's telemetry sum when they
+    #: differ by more than this fraction of the meter's reading ...
+    reconcile_tolerance: float = 0.05
+    #: ... and by more than this, kW (see vpp.events.report on both defaults)
+    reconcile_floor_kw: float = 1.0
 
 
 @dataclass

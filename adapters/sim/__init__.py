@@ -1,8 +1,10 @@
 """Device simulators that speak the real protocols: the devices behind ``vpp simulate``.
 
 Batteries serve SunSpec registers over Modbus TCP (:class:`ModbusBatteryServer`),
-EV chargers connect to a CSMS over OCPP 2.0.1 / 2.1 (:class:`SimCharger`), and
-flexible loads talk MQTT through a site gateway (:class:`MqttLoadFleet`); each
+EV chargers connect to a CSMS over OCPP 2.0.1 / 2.1 (:class:`SimCharger`),
+flexible loads talk MQTT through a site gateway (:class:`MqttLoadFleet`), and
+meters read an enterprise's devices plus its base load and serve SunSpec 203
+on a Modbus gateway or publish on an MQTT one (:class:`MeterModel`); each
 is an async context manager whose physics run in simulated time
 (``time_scale`` simulated seconds per wall-clock second). :func:`run_park`
 runs a whole :class:`SimParkSpec` until cancelled, made from a park file that
@@ -14,10 +16,12 @@ file's devices from the command line.
 from adapters.sim.battery import BatteryModel, BatterySpec, Fault, ModbusBatteryServer
 from adapters.sim.chargers import ChargerSpec, SimCharger
 from adapters.sim.loads import LoadModel, LoadSpec, MqttLoadFleet
+from adapters.sim.meters import MeterModel, MeterSpec
 from adapters.sim.park import (
     DEFAULT_PASSWORD,
     MAX_UNITS_PER_ENDPOINT,
     SimBattery,
+    SimMeter,
     SimParkSpec,
     generate_park,
     park_spec,
@@ -33,10 +37,13 @@ __all__ = [
     "Fault",
     "LoadModel",
     "LoadSpec",
+    "MeterModel",
+    "MeterSpec",
     "ModbusBatteryServer",
     "MqttLoadFleet",
     "SimBattery",
     "SimCharger",
+    "SimMeter",
     "SimParkSpec",
     "generate_park",
     "park_spec",

@@ -1,7 +1,8 @@
 """Simulated batteries served over Modbus TCP with SunSpec registers.
 
 Each battery is one Modbus unit id on a :class:`ModbusBatteryServer` (up to
-247 per server, as behind a real Modbus gateway). Its map, at ``base``
+247 units per server, as behind a real Modbus gateway; the same gateway may
+also serve simulated meters, :mod:`adapters.sim.meters`). A battery's map, at ``base``
 (40000 by default)::
 
     SunS | model 1 (common) | model 802 (battery, read-only) | model 704 (DER AC
@@ -37,8 +38,9 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from adapters.sim._clock import SimClock
+from adapters.sim.meters import MeterModel, meter_device
 from adapters.sunspec import PowerSign, build_image, load_model
-from adapters.sunspec.codec import Value
+from adapters.sunspec.codec import Value, fitting_scale_factor
 from adapters.sunspec.conventions import from_device_w, to_device_w
 
 __all__ = ["BatteryModel", "BatterySpec", "Fault", "ModbusBatteryServer"]
@@ -58,14 +60,6 @@ class Fault(StrEnum):
     SILENT = "silent"
     #: the gateway answers for it with exception 0x0B (target device failed to respond)
     GATEWAY_NO_RESPONSE = "gateway_no_response"
-
-
-def _sf(largest: float, limit: int) -> int:
-    """The smallest non-negative power-of-ten scale factor that fits ``largest`` in ``limit``."""
-    sf = 0
-    while abs(largest) / 10.0**sf > limit:
-        sf += 1
-    return sf
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,9 +151,9 @@ class BatteryModel:
         return {
             **_SF,
             # scale factors sized to the device, as a real battery's nameplate would be
-            "WHRtg_SF": _sf(self.spec.capacity_kwh * 1000.0, 65535),
-            "WChaDisChaMax_SF": _sf(w_max, 65535),
-            "W_SF": _sf(w_max, 32767),
+            "WHRtg_SF": fitting_scale_factor(self.spec.capacity_kwh * 1000.0, 65535),
+            "WChaDisChaMax_SF": fitting_scale_factor(w_max, 65535),
+            "W_SF": fitting_scale_factor(w_max, 32767),
             "WHRtg": self.spec.capacity_kwh * 1000.0,
             "WChaRteMax": 0.0 if full else self.spec.max_charge_kw * 1000.0,
             "WDisChaRteMax": 0.0 if empty else self.spec.max_discharge_kw * 1000.0,
@@ -184,7 +178,7 @@ _OFF802, _OFF704 = _layout()
 
 
 class ModbusBatteryServer:
-    """A Modbus TCP server with one SunSpec battery per unit id.
+    """A Modbus TCP server (a gateway) with one SunSpec battery or meter per unit id.
 
     Use as ``async with``: entering listens, leaving shuts down. ``stop()`` and
     ``start()`` let a test restart it on the same port.
@@ -192,8 +186,12 @@ class ModbusBatteryServer:
     Args:
         host: address to bind.
         port: TCP port.
-        batteries: the batteries, with distinct unit ids (at most 247).
+        batteries: the batteries.
         time_scale: simulated seconds per wall-clock second.
+        meters: the meters it also serves (their own clocks).
+
+    Raises:
+        ValueError: two units with one unit id, or more than 247 units.
     """
 
     def __init__(
@@ -203,17 +201,31 @@ class ModbusBatteryServer:
         port: int,
         batteries: Sequence[BatterySpec],
         time_scale: float = 1.0,
+        meters: Sequence[MeterModel] = (),
     ) -> None:
-        if len({b.unit_id for b in batteries}) != len(batteries) or len(batteries) > 247:
-            raise ValueError("batteries need distinct unit ids, at most 247 per server")
         self.host, self.port = host, port
         self.clock = SimClock(time_scale=time_scale)
         self.models = {b.asset_id: BatteryModel(b, self.clock) for b in batteries}
+        self.meters: dict[str, MeterModel] = {}
+        self.add_meters(meters)
         self._server: ModbusTcpServer | None = None
+
+    def add_meters(self, meters: Sequence[MeterModel]) -> None:
+        """Serve these meters too, from the next ``start``.
+
+        Raises:
+            ValueError: a unit id already served, or more than 247 units.
+        """
+        ids = [m.spec.unit_id for m in self.models.values()]
+        ids += [m.spec.unit_id for m in (*self.meters.values(), *meters)]
+        if len(set(ids)) != len(ids) or len(ids) > 247:
+            raise ValueError("units need distinct unit ids, at most 247 per server")
+        self.meters.update({m.spec.asset_id: m for m in meters})
 
     async def start(self) -> None:
         """Listen for Modbus TCP clients."""
         devices = [self._device(model) for model in self.models.values()]
+        devices += [meter_device(model) for model in self.meters.values()]
         # ignore_missing_devices: a SILENT unit raises NoSuchIdException, which
         # the server then answers with nothing at all, as a dead unit would
         self._server = ModbusTcpServer(

@@ -4,7 +4,9 @@
 many of them on one broker connection, as a site gateway would: it publishes
 each load's telemetry, follows commands within ramp limits, acknowledges them,
 and announces its loads' availability with a retained status: online on
-connecting, offline on a clean stop, and offline as its last will.
+connecting, offline on a clean stop, and offline as its last will. The same
+gateway may publish simulated meters (:mod:`adapters.sim.meters`): their
+readings only, on their secondary side; a command to a meter is ignored.
 
 Physics: a load follows its baseline ``b(t)`` unless a command holds. Energy
 not drawn while shed (``b - p``) accumulates as a deficit that comes back as
@@ -43,6 +45,7 @@ from adapters.backoff import Backoff
 from adapters.errors import PayloadError
 from adapters.lifecycle import BackgroundService
 from adapters.sim._clock import SimClock
+from adapters.sim.meters import MeterModel
 from adapters.sim.profiles import DayType, LoadProfile, weekday_type
 
 __all__ = ["LoadModel", "LoadSpec", "MqttLoadFleet"]
@@ -174,6 +177,7 @@ class MqttLoadFleet(BackgroundService):
             when None): where the loads' profiles are on their local clock.
         day_type: the kind of a local day, for the loads' profiles (the
             caller's calendar; Monday to Friday work when not given).
+        meters: meters this gateway publishes too (their own clocks).
     """
 
     def __init__(
@@ -191,6 +195,7 @@ class MqttLoadFleet(BackgroundService):
         backoff_base: float = 1.0,
         origin: datetime | None = None,
         day_type: Callable[[date], DayType] = weekday_type,
+        meters: Sequence[MeterModel] = (),
     ) -> None:
         self.host, self.port = host, port
         self.topics = codec.Topics(root, park)
@@ -201,6 +206,7 @@ class MqttLoadFleet(BackgroundService):
         self.models = {
             spec.asset_id: LoadModel(spec, origin=origin, day_type=day_type) for spec in loads
         }
+        self.meters = {model.spec.asset_id: model for model in meters}
         self.period_s = period_s
         self.clock = SimClock(time_scale=time_scale)
         self.encoding = encoding
@@ -221,12 +227,15 @@ class MqttLoadFleet(BackgroundService):
         self._closing = True
         client = self._client
         if client is not None:
-            offline = codec.encode_status(codec.Status(False, tuple(self.models)))
+            offline = codec.encode_status(codec.Status(False, self._assets()))
             topic = self.topics.status(self.node)
             err = await announce_retained(client, topic, offline, timeout_s=2.0)
             if err is not None:
                 log.warning("load gateway %s could not announce offline: %s", self.node, err)
         await super().__aexit__(exc_type, exc, tb)
+
+    def _assets(self) -> tuple[str, ...]:
+        return (*self.models, *self.meters)
 
     def advance(self) -> float:
         """Step every load's physics up to now; return the simulated time."""
@@ -238,7 +247,7 @@ class MqttLoadFleet(BackgroundService):
 
     async def _run(self) -> None:
         status = self.topics.status(self.node)
-        assets = tuple(self.models)
+        assets = self._assets()
         will = aiomqtt.Will(status, codec.encode_status(codec.Status(False, assets)), 1, True)
         while not self._closing:
             try:
@@ -281,6 +290,15 @@ class MqttLoadFleet(BackgroundService):
                     e_kwh=round(model.energy_kwh, 4),
                     max_kw=round(high, 3),
                     min_kw=round(low, 3),
+                    encoding=self.encoding,
+                )
+                await client.publish(self.topics.telemetry(asset), payload, qos=0)
+            for asset, meter in self.meters.items():
+                meter.step()
+                payload = codec.encode_telemetry(
+                    p_kw=round(meter.secondary_kw(), 4),
+                    ts=now,
+                    e_kwh=round(meter.secondary_energy_kwh(), 5),
                     encoding=self.encoding,
                 )
                 await client.publish(self.topics.telemetry(asset), payload, qos=0)

@@ -1,35 +1,48 @@
-"""A whole simulated park: batteries on Modbus, chargers on OCPP, loads on MQTT.
+"""A whole simulated park: batteries on Modbus, chargers on OCPP, loads on MQTT, meters on either.
 
 :func:`park_spec` turns a park file that was already read and validated (by
 ``vpp.parkfile``, the one reader of park files and the one place their
 defaults are applied) into a :class:`SimParkSpec`: it takes the fields it
 simulates by name, applies no default of its own, and skips kinds it does not
-simulate (``pv`` for now). :func:`generate_park` builds a park of any size;
+simulate (``pv`` for now, and a meter without a connection: it is filled by
+import only). :func:`generate_park` builds a park of any size;
 :func:`run_park` starts every device and runs until cancelled.
+
+A simulated meter reads its enterprise: every simulated device of the same
+owner plus a base load no asset is enrolled for (:mod:`adapters.sim.meters`).
+The park file says nothing of that base load; the simulator takes it as the
+sum of the enterprise's flexible loads' baselines, at least
+:data:`MIN_BASE_LOAD_KW` (an enterprise draws about as much again as the
+loads it enrolled).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from adapters.ocpp.profiles import V21, V201
 from adapters.sim._clock import SimClock
 from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.sim.chargers import ChargerSpec, SimCharger
 from adapters.sim.loads import LoadSpec, MqttLoadFleet
+from adapters.sim.meters import Drawing, MeterModel, MeterSpec
 from adapters.sim.profiles import DayType, weekday_type
+from adapters.sunspec import PowerSign
 
 __all__ = [
     "DEFAULT_PASSWORD",
     "MAX_UNITS_PER_ENDPOINT",
+    "MIN_BASE_LOAD_KW",
     "SimBattery",
+    "SimMeter",
     "SimParkSpec",
     "generate_park",
     "park_spec",
@@ -43,6 +56,8 @@ MAX_UNITS_PER_ENDPOINT = 247
 DEFAULT_PASSWORD = "changeme"
 #: A flexible load can run this far above its baseline (its simulated top).
 _LOAD_HEADROOM = 1.3
+#: The least base load (kW) a simulated meter sees beside its enterprise's devices.
+MIN_BASE_LOAD_KW = 50.0
 
 log = logging.getLogger("adapters.sim.park")
 
@@ -56,6 +71,26 @@ class SimBattery:
     spec: BatterySpec
 
 
+@dataclass(frozen=True, slots=True)
+class SimMeter:
+    """A meter, how it is read, and the simulated devices behind it.
+
+    Attributes:
+        spec: the meter.
+        members: the devices it measures: battery and load asset ids, charger
+            charge point ids (those not simulated are left out when it runs).
+        protocol: read over Modbus TCP (SunSpec 203) or MQTT.
+        host: its Modbus endpoint (Modbus only).
+        port: its Modbus port (Modbus only).
+    """
+
+    spec: MeterSpec
+    members: tuple[str, ...]
+    protocol: Literal["modbus", "mqtt"]
+    host: str = ""
+    port: int = 0
+
+
 @dataclass(slots=True)
 class SimParkSpec:
     """Everything a simulated park runs.
@@ -65,12 +100,15 @@ class SimParkSpec:
         batteries: batteries with their Modbus endpoints.
         chargers: charge points (they connect to the CSMS URL given to ``run_park``).
         loads: flexible loads (served by MQTT gateways).
+        meters: meters (a Modbus one on its endpoint's gateway, MQTT ones on a gateway
+            of their own).
     """
 
     park_id: str
     batteries: list[SimBattery] = field(default_factory=list)
     chargers: list[ChargerSpec] = field(default_factory=list)
     loads: list[LoadSpec] = field(default_factory=list)
+    meters: list[SimMeter] = field(default_factory=list)
 
 
 def park_spec(data: Mapping[str, Any], *, password: str = DEFAULT_PASSWORD) -> SimParkSpec:
@@ -91,9 +129,17 @@ def park_spec(data: Mapping[str, Any], *, password: str = DEFAULT_PASSWORD) -> S
         KeyError: a field the simulators need is missing.
     """
     spec = SimParkSpec(park_id=str(data["park"]["id"]))
+    #: per owner: the device ids, their largest draw, the loads' baselines (kW)
+    members: dict[str, list[str]] = defaultdict(list)
+    top_kw: dict[str, float] = defaultdict(float)
+    loads_kw: dict[str, float] = defaultdict(float)
+    meters: list[Mapping[str, Any]] = []
     for asset in data["assets"]:
         kind, asset_id, conn = asset["kind"], str(asset["id"]), asset.get("connection")
+        owner = str(asset["owner"])
         if kind == "battery":
+            members[owner].append(asset_id)
+            top_kw[owner] += float(asset["max_charge_kw"])
             spec.batteries.append(SimBattery(
                 str(conn["host"]), int(conn["port"]),
                 BatterySpec(
@@ -104,6 +150,8 @@ def park_spec(data: Mapping[str, Any], *, password: str = DEFAULT_PASSWORD) -> S
                 ),
             ))  # fmt: skip
         elif kind == "ev_charger":
+            members[owner].append(str(conn["charge_point_id"]))
+            top_kw[owner] += float(asset["max_charge_kw"])
             v2g = bool(asset["v2g"])
             spec.chargers.append(ChargerSpec(
                 cp_id=str(conn["charge_point_id"]), password=password,
@@ -111,6 +159,9 @@ def park_spec(data: Mapping[str, Any], *, password: str = DEFAULT_PASSWORD) -> S
             ))  # fmt: skip
         elif kind == "flexible_load":
             base = float(asset["baseline_kw"])
+            members[owner].append(asset_id)
+            top_kw[owner] += base * _LOAD_HEADROOM
+            loads_kw[owner] += base
             # no rebound time stated (0): the simulator's own time constant
             rebound: dict[str, Any] = (
                 {"rebound_tau_s": 60.0 * m} if (m := float(asset["rebound_minutes"])) else {}
@@ -121,8 +172,24 @@ def park_spec(data: Mapping[str, Any], *, password: str = DEFAULT_PASSWORD) -> S
                 p_min_kw=max(0.0, base - float(asset["max_shed_kw"])),
                 p_max_kw=base * _LOAD_HEADROOM, **rebound,
             ))  # fmt: skip
+        elif kind == "meter" and conn is not None:
+            meters.append(asset)
         else:
             log.info("not simulating %s asset %s", kind, asset_id)
+    for asset in meters:
+        owner, conn = str(asset["owner"]), asset["connection"]
+        base = max(loads_kw[owner], MIN_BASE_LOAD_KW)
+        modbus = conn["protocol"] == "modbus"
+        meter = MeterSpec(
+            asset_id=str(asset["id"]), base_load_kw=base,
+            multiplier=float(asset["multiplier"]), rated_kw=2.0 * (base + top_kw[owner]),
+            unit_id=int(conn["unit_id"]) if modbus else 1,
+            power_sign=PowerSign(conn["power_sign"]) if modbus else PowerSign.CHARGE_POSITIVE,
+        )  # fmt: skip
+        where = (str(conn["host"]), int(conn["port"])) if modbus else ("", 0)
+        spec.meters.append(
+            SimMeter(meter, tuple(members[owner]), "modbus" if modbus else "mqtt", *where)
+        )
     return spec
 
 
@@ -204,33 +271,65 @@ async def run_park(
         day_type: the kind of a local day, for loads with a profile.
 
     Raises:
-        ValueError: more than 247 batteries, or a repeated unit id, on one endpoint.
+        ValueError: more than 247 units (batteries and meters), or a repeated
+            unit id, on one endpoint.
     """
     clock = SimClock(time_scale=time_scale)
     by_endpoint: dict[tuple[str, int], list[BatterySpec]] = defaultdict(list)
     for battery in spec.batteries:
         by_endpoint[(battery.host, battery.port)].append(battery.spec)
-    async with contextlib.AsyncExitStack() as stack:
-        for (host, port), specs in by_endpoint.items():
-            # One listener per port: a gateway cannot serve more than 247 unit ids.
-            await stack.enter_async_context(
-                ModbusBatteryServer(host=host, port=port, batteries=specs, time_scale=time_scale)
+    # One listener per port: a gateway cannot serve more than 247 unit ids.
+    servers = {
+        (host, port): ModbusBatteryServer(
+            host=host, port=port, batteries=specs, time_scale=time_scale
+        )
+        for (host, port), specs in by_endpoint.items()
+    }
+    gateway = functools.partial(
+        MqttLoadFleet, host=mqtt_host, port=mqtt_port, park=spec.park_id, root=mqtt_root,
+        period_s=period_s, time_scale=time_scale, origin=origin, day_type=day_type,
+    )  # fmt: skip
+    per = loads_per_gateway
+    fleets = [
+        gateway(loads=spec.loads[i : i + per], node=f"sim-gw-{i // per}")
+        for i in range(0, len(spec.loads), per)
+    ]
+    chargers = [
+        SimCharger(url=csms_url, spec=charger, clock=clock, period_s=period_s)
+        for charger in spec.chargers
+        if csms_url
+    ]
+    devices: dict[str, Drawing] = {c.spec.cp_id: c for c in chargers}
+    for server in servers.values():
+        devices.update(server.models)
+    for fleet in fleets:
+        devices.update(fleet.models)
+    mqtt_meters: list[MeterModel] = []
+    for meter in spec.meters:
+        behind = [devices[d] for d in meter.members if d in devices]
+        model = MeterModel(meter.spec, behind, clock)
+        if meter.protocol == "mqtt":
+            mqtt_meters.append(model)
+            continue
+        endpoint = (meter.host, meter.port)
+        if endpoint not in servers:
+            servers[endpoint] = ModbusBatteryServer(
+                host=meter.host, port=meter.port, batteries=[], time_scale=time_scale
             )
-        for i in range(0, len(spec.loads), loads_per_gateway):
-            await stack.enter_async_context(MqttLoadFleet(
-                host=mqtt_host, port=mqtt_port, park=spec.park_id,
-                loads=spec.loads[i : i + loads_per_gateway], root=mqtt_root,
-                node=f"sim-gw-{i // loads_per_gateway}", period_s=period_s, time_scale=time_scale,
-                origin=origin, day_type=day_type,
-            ))  # fmt: skip
-        if csms_url:
-            for charger in spec.chargers:
-                await stack.enter_async_context(
-                    SimCharger(url=csms_url, spec=charger, clock=clock, period_s=period_s)
-                )
+        servers[endpoint].add_meters([model])
+    if mqtt_meters:
+        fleets.append(gateway(loads=[], meters=mqtt_meters, node="sim-meters"))
+    async with contextlib.AsyncExitStack() as stack:
+        for server in servers.values():
+            await stack.enter_async_context(server)
+        for fleet in fleets:
+            await stack.enter_async_context(fleet)
+        for charger in chargers:
+            await stack.enter_async_context(charger)
         log.info(
-            "simulated park %s: %d batteries, %d chargers, %d loads",
+            "simulated park %s: %d batteries, %d chargers, %d loads, %d meters",
             spec.park_id, len(spec.batteries), len(spec.chargers), len(spec.loads),
+            len(spec.meters),
         )  # fmt: skip
         if started is not None:
             started.set()

@@ -43,6 +43,7 @@ __all__ = [
     "Value",
     "build_image",
     "decode_point",
+    "fitting_scale_factor",
     "load_model",
 ]
 
@@ -284,6 +285,18 @@ class Model:
         return raw
 
 
+def fitting_scale_factor(largest: float, limit: int, *, finest: int = 0) -> int:
+    """The smallest scale factor ``sf >= finest`` with ``|largest| / 10**sf <= limit``.
+
+    How a device sizes a point's scale factor to its nameplate (``W_SF`` for
+    an int16 ``W``: ``limit`` 32767); never above 10, the specified maximum.
+    """
+    sf = finest
+    while abs(largest) / 10.0**sf > limit and sf < SF_RANGE[-1]:
+        sf += 1
+    return sf
+
+
 def decode_point(point: Point, words: Sequence[int]) -> tuple[Value, str | None]:
     """Decode one point's registers, unscaled: the one place a raw value is read.
 
@@ -359,7 +372,7 @@ def _group_size(group: Mapping[str, Any]) -> int:
 
 @cache
 def load_model(model_id: int) -> Model:
-    """Load a shipped SunSpec model definition (1, 802 or 704).
+    """Load a shipped SunSpec model definition (1, 201-204, 704 or 802).
 
     Raises:
         FileNotFoundError: the model is not shipped with this package.

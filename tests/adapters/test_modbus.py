@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from adapters.modbus import ModbusBatteryAdapter, ModbusUnit
+from adapters.modbus import ModbusAdapter, ModbusUnit
 from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.types import DeviceLimits, Setpoint, Telemetry
 from tests.support import eventually
@@ -21,7 +21,7 @@ LIMITS = DeviceLimits(p_min_kw=-50, p_max_kw=50, capacity_kwh=200, soc_min=0.1, 
 
 
 async def _reading(
-    adapter: ModbusBatteryAdapter, asset: str, *, after: float = 0.0, within: float = 10.0
+    adapter: ModbusAdapter, asset: str, *, after: float = 0.0, within: float = 10.0
 ) -> Telemetry:
     async with asyncio.timeout(within):
         async for reading in adapter.telemetry():
@@ -37,8 +37,8 @@ async def battery() -> AsyncIterator[ModbusBatteryServer]:
         yield srv
 
 
-def _adapter(srv: ModbusBatteryServer, **kw: Any) -> ModbusBatteryAdapter:
-    return ModbusBatteryAdapter(
+def _adapter(srv: ModbusBatteryServer, **kw: Any) -> ModbusAdapter:
+    return ModbusAdapter(
         host=srv.host,
         port=srv.port,
         units={"b1": ModbusUnit(unit_id=7, limits=LIMITS)},

@@ -18,7 +18,7 @@ from unittest import mock
 import pytest
 
 from adapters.backoff import full_jitter_delay
-from adapters.modbus import ModbusBatteryAdapter, ModbusUnit
+from adapters.modbus import ModbusAdapter, ModbusUnit
 from adapters.sim.battery import BatterySpec, Fault, ModbusBatteryServer
 from adapters.sunspec import PowerSign
 from adapters.types import DeviceLimits, Setpoint, Telemetry
@@ -49,8 +49,8 @@ def _adapter(
     revert_s: float = 60.0,
     refresh_s: float | None = None,
     timeout_s: float = 2.0,
-) -> ModbusBatteryAdapter:
-    return ModbusBatteryAdapter(
+) -> ModbusAdapter:
+    return ModbusAdapter(
         host=srv.host,
         port=srv.port,
         units=units,
@@ -65,11 +65,11 @@ def _adapter(
 class Readings:
     """Collects every reading the adapter publishes (the one telemetry consumer)."""
 
-    def __init__(self, adapter: ModbusBatteryAdapter) -> None:
+    def __init__(self, adapter: ModbusAdapter) -> None:
         self.seen: list[Telemetry] = []
         self._task = asyncio.create_task(self._collect(adapter))
 
-    async def _collect(self, adapter: ModbusBatteryAdapter) -> None:
+    async def _collect(self, adapter: ModbusAdapter) -> None:
         async for reading in adapter.telemetry():
             self.seen.append(reading)
 
@@ -92,7 +92,7 @@ class Gateway(NamedTuple):
     """The simulated batteries behind one Modbus TCP gateway, the adapter, what it published."""
 
     srv: ModbusBatteryServer
-    adapter: ModbusBatteryAdapter
+    adapter: ModbusAdapter
     seen: Readings
 
 

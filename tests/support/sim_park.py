@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from adapters.modbus import ModbusBatteryAdapter, ModbusUnit
+from adapters.modbus import ModbusAdapter, ModbusUnit
 from adapters.mqtt import MqttAdapter
 from adapters.ocpp import ChargerSettings, OcppCsmsAdapter
 from adapters.sim.park import SimParkSpec
@@ -32,7 +32,7 @@ class ParkAdapters:
     """The adapters serving one simulated park, as the service would build them."""
 
     mqtt: MqttAdapter
-    modbus: list[ModbusBatteryAdapter]
+    modbus: list[ModbusAdapter]
     ocpp: OcppCsmsAdapter
     setpoints: dict[str, list[Setpoint]] = field(default_factory=dict)
 
@@ -98,7 +98,7 @@ def park_adapters(
             ack_timeout_s=30.0,
         ),
         modbus=[
-            ModbusBatteryAdapter(host=h, port=p, units=u, poll_s=poll_s, timeout_s=10.0)
+            ModbusAdapter(host=h, port=p, units=u, poll_s=poll_s, timeout_s=10.0)
             for (h, p), u in endpoints.items()
         ],
         ocpp=OcppCsmsAdapter(port=csms_port, chargers=chargers, call_timeout_s=30.0),

@@ -69,7 +69,7 @@ ROUTES = [
     Route("GET", _COLLECTION, list_assets, "listAssets", "List enrolled assets", _READ,
           response=AssetList, errors=(422,), tags=("assets",),
           query={"kind": Query("only assets of this kind",
-                               Literal["battery", "ev_charger", "flexible_load", "pv"])}),
+                               Literal["battery", "ev_charger", "flexible_load", "pv", "meter"])}),
     Route("GET", _ITEM, get_asset, "getAsset", "Read an enrolled asset", _READ,
           response=AssetPayload, errors=(404,), tags=("assets",)),
     Route("PATCH", _ITEM, patch_asset, "patchAsset", "Change an asset (JSON merge patch)",

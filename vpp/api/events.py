@@ -32,6 +32,8 @@ from vpp.events import (
     EventRequest,
     EventState,
     EventStore,
+    Reconciliation,
+    ReportRows,
     SettlementRules,
     build_report,
     expected_delivery,
@@ -39,6 +41,9 @@ from vpp.events import (
     parse_event_request,
     report_csv,
 )
+from vpp.events.model import EnterpriseTrack
+from vpp.model import Park
+from vpp.settings import ReportSettings
 
 __all__ = ["EVENTS", "ROUTES", "WAKE"]
 
@@ -163,9 +168,37 @@ async def cancel_event(request: web.Request) -> web.Response:
     return _body(record, 202)
 
 
-def event_report(record: EventRecord, request: web.Request) -> EventReport:
-    """The report of an event under the app's settlement and emission settings."""
-    cfg = request.app[SETTINGS].reports
+def _tracks(record: EventRecord) -> dict[str, EnterpriseTrack]:
+    """The record's enterprise tracks, each list one value per interval.
+
+    A list shorter than the event (not filled that far yet) is unknown in the
+    intervals it lacks, as `EventRecord.resize` pads them.
+    """
+    n = len(record.target_kw)
+
+    def fit(values: list[float | None]) -> list[float | None]:
+        return (values + [None] * n)[:n]
+
+    return {
+        owner: track.model_copy(
+            update={
+                "baseline_kw": fit(track.baseline_kw),
+                "measured_kw": fit(track.measured_kw),
+                "telemetry_kw": fit(track.telemetry_kw),
+            }
+        )
+        for owner, track in record.enterprises.items()
+    }
+
+
+def event_report(record: EventRecord, park: Park, cfg: ReportSettings) -> EventReport:
+    """The report of an event under the settlement, emission and reconciliation settings.
+
+    Args:
+        record: the event.
+        park: its park, for its enterprises' contracts.
+        cfg: the ``[reports]`` settings.
+    """
     rules = SettlementRules(
         price_per_kwh=cfg.price_per_kwh if record.price_per_kwh is None else record.price_per_kwh,
         performance_threshold=cfg.performance_threshold,
@@ -186,16 +219,27 @@ def event_report(record: EventRecord, request: web.Request) -> EventReport:
         emission=emission,
         state=record.state,
         why=f"{state}: {record.reason}" if record.reason else state,
+        baseline=record.baseline,
+        enterprises=_tracks(record),
+        contract_of=park.enterprise,
+        reconcile=Reconciliation(cfg.reconcile_tolerance, cfg.reconcile_floor_kw),
     )
 
 
 async def get_report(request: web.Request) -> web.StreamResponse:
-    """Delivered versus target, settlement and avoided CO2; ``?format=csv`` for the table."""
+    """Delivered versus target, settlement and avoided CO2, by enterprise too.
+
+    JSON carries the park's figures and their breakdown by enterprise;
+    ``?format=csv`` gives the park's per-interval table, and with
+    ``by=enterprise`` one row per enterprise and interval (`report_csv`).
+    """
     m = request.match_info
     record = await request.app[EVENTS].get(m["park"], m["event"])
-    report = event_report(record, request)
-    if query(request)["format"] == "csv":
-        return web.Response(text=report_csv(report), content_type="text/csv")
+    park = await request.app[STATE].get_park(m["park"])
+    report = event_report(record, park, request.app[SETTINGS].reports)
+    params = query(request)
+    if params["format"] == "csv":
+        return web.Response(text=report_csv(report, params["by"]), content_type="text/csv")
     return json_response(report, exclude_none=False)
 
 
@@ -224,5 +268,8 @@ ROUTES = [
           "Performance, settlement and avoided CO2 of an event (JSON, or CSV with format=csv)",
           ALL_ROLES, response=EventReport, errors=(404,), tags=("events", "reports"),
           text_types=("text/csv",),
-          query={"format": Query("json (default) or csv", Literal["json", "csv"], "json")}),
+          query={"format": Query("json (default) or csv", Literal["json", "csv"], "json"),
+                 "by": Query("the CSV's rows: park (default, one per interval) or enterprise "
+                             "(one per enterprise and interval); JSON has both", ReportRows,
+                             "park")}),
 ]  # fmt: skip

@@ -41,7 +41,8 @@ def merge_patch_schema(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str
     if "$ref" in schema:
         return merge_patch_schema(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
     branches = schema.get("oneOf") or schema.get("anyOf")
-    if branches and all("$ref" in b or b.get("type") == "object" for b in branches):
+    if branches:
+        # each branch patched on its own (a null branch, or a scalar, stays as it is)
         return {"anyOf": [merge_patch_schema(b, defs) for b in branches]}
     if schema.get("type") != "object" or "properties" not in schema:
         return schema

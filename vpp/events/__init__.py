@@ -6,9 +6,10 @@ states and the per-interval record). `EventStore` keeps the records in Redis
 and appends every state change to the park log (`vpp.events.store`);
 `expected_delivery` estimates what the park can deliver against an event
 from its live flexibility (`vpp.events.expected`); `build_report` settles an
-event: delivered versus target, settlement estimate and avoided CO2
-(`vpp.events.report`). The HTTP routes are in `vpp.api.events`; the control
-loop (`vpp.control`) runs the events.
+event: delivered versus target, settlement estimate and avoided CO2, broken
+down by enterprise (`vpp.events.report`, `vpp.events.breakdown`). The HTTP
+routes are in `vpp.api.events`; the control loop (`vpp.control`) runs the
+events.
 """
 
 from vpp.events.expected import expected_delivery
@@ -33,8 +34,13 @@ from vpp.events.model import (
 )
 from vpp.events.report import (
     EmissionFactor,
+    EnterpriseInterval,
+    EnterpriseReport,
     EventReport,
     IntervalReport,
+    OperatorReport,
+    Reconciliation,
+    ReportRows,
     SettlementRules,
     SettlementStatus,
     build_report,
@@ -49,6 +55,8 @@ __all__ = [
     "MAX_TARGET_KW",
     "TERMINAL_STATES",
     "EmissionFactor",
+    "EnterpriseInterval",
+    "EnterpriseReport",
     "EventKind",
     "EventOverlap",
     "EventPatch",
@@ -60,6 +68,9 @@ __all__ = [
     "ExpectedDelivery",
     "IllegalTransition",
     "IntervalReport",
+    "OperatorReport",
+    "Reconciliation",
+    "ReportRows",
     "SettlementRules",
     "SettlementStatus",
     "build_report",

@@ -37,13 +37,79 @@ Avoided CO2 is the net energy reduction over the measured intervals times a
 grid emission factor whose source is named in the configuration. For a load
 shift it is honest only when the rebound falls inside the reported window, so
 callers should report the rebound intervals too (the service does).
+
+The report also names how the baseline was set (``baseline``: the method
+requested, the one used, why it fell back; per enterprise its source, the
+history days and the same-day adjustment).
+
+Per enterprise
+--------------
+An event whose record carries its enterprises' tracks
+(`vpp.events.model.EnterpriseTrack`; the control loop sets the park's
+baseline and measured power to the sums of its enterprises') is broken down
+by enterprise, the assets' ``owner`` (`vpp.events.breakdown`). An
+enterprise's baseline, measured power and delivery per interval are its
+track's: its revenue meter's where it has one (its whole load), else the sum
+of its assets'. Its money follows three rules, chosen so that an enterprise
+can check its part from its own metered data and the park's figures, without
+the aggregator's dispatch plan:
+
+* **Its share of the request** in an interval is the park's request in
+  proportion to its baseline (a negative baseline counts as 0; equal shares
+  when no enterprise has a positive one): every enterprise is asked the same
+  fraction of its own load, the pro-rata rule of orderly power use (有序用电).
+* **The payment follows the energy that earned it.** In each interval the
+  park's payable energy is shared among the enterprises that moved in the
+  asked direction, in proportion to how far each moved; the park's payment
+  (a capacity payment included) is shared in proportion to these payable
+  energies. A move the other way earns nothing (it lowered the park's
+  delivery, and with it everyone's pay) and adds to its shortfall.
+* **The penalty follows the shortfall that caused it.** An enterprise's
+  shortfall is ``max(0, performance_threshold × its requested energy - its
+  delivered energy)`` over the measured intervals; the park's penalty is
+  shared in proportion to the shortfalls. They add up to at least the park's
+  own, so a penalised park always has someone to bear it, and an enterprise
+  that met the threshold on its share bears none of it.
+
+Then each enterprise's contract (`vpp.model.Enterprise`) applies: it
+receives ``revenue_share`` of its gross payment (收益分成) and bears
+``penalty_share`` of its gross penalty (考核分摊). The park's operator (the
+aggregator) keeps the rest of each payment and bears the rest of each
+penalty: its own row (``operator``).
+
+Figures are rounded as the park's (kW and kWh to 0.001, money to 0.01, CO2
+to 0.01 kg), and each set of rounded parts is apportioned by the largest
+remainder (`vpp.events.breakdown.apportion`), so the enterprise rows sum
+exactly to the park's baseline, measured, delivered, requested and payable
+figures per interval and in total, and to its avoided CO2; with the
+operator's row they sum exactly to the park's payment, penalty and
+settlement. Exactly as decimals: add them as decimals (Python's `Decimal`, a
+spreadsheet's ROUND), as binary floats add 0.1 + 0.2 to 0.30000000000000004.
+A record whose tracks do not add up to the park's figures beyond rounding (a
+track missing a value the park has) is shown as the tracks give it and
+``breakdown_note`` names the intervals; money no enterprise can be given
+stays in the operator's row. An event recorded without tracks (stored before
+they existed, or with no enterprise enrolled) has the park's report alone: no
+enterprise rows and no operator row.
+
+Where an enterprise has a revenue meter, each interval also shows its assets'
+telemetry sum beside the meter and flags ``meter_disagrees`` when
+``|meter - telemetry| > max(reconcile_tolerance × |meter|,
+reconcile_floor_kw)`` (`vpp.events.breakdown.Reconciliation`; settings
+``[reports] reconcile_tolerance`` and ``reconcile_floor_kw``, named in the
+report): a broken or mis-wired meter (wrong CT ratio), or a load behind the
+meter that is not enrolled. The defaults, 5 % and 1 kW, leave room for what
+honest readings differ by: a revenue meter's accuracy class (0.2S to 1,
+DL/T 448-2016), device telemetry's (about 1 to 2 %), losses between them and
+telemetry's coarser resolution at small loads, while an unenrolled load of a
+few percent of the site or a meter off by its CT ratio shows.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -51,12 +117,26 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from vpp.events.model import TERMINAL_STATES, EventState
+from vpp.events.breakdown import (
+    EnterpriseInterval,
+    EnterpriseReport,
+    OperatorReport,
+    ParkFigures,
+    Reconciliation,
+    enterprise_breakdown,
+)
+from vpp.events.model import TERMINAL_STATES, BaselineInfo, EnterpriseTrack, EventState
+from vpp.model import Enterprise
 
 __all__ = [
     "EmissionFactor",
+    "EnterpriseInterval",
+    "EnterpriseReport",
     "EventReport",
     "IntervalReport",
+    "OperatorReport",
+    "Reconciliation",
+    "ReportRows",
     "SettlementRules",
     "SettlementStatus",
     "build_report",
@@ -70,6 +150,10 @@ __all__ = [
 #: intervals) or ``none`` (over before any interval was measured: no
 #: settlement and no penalty).
 SettlementStatus = Literal["pending", "provisional", "final", "none"]
+
+#: The rows of a report's CSV: the park's intervals (the table as it always
+#: was) or one row per enterprise and interval.
+ReportRows = Literal["park", "enterprise"]
 
 
 @dataclass(frozen=True)
@@ -154,6 +238,13 @@ class EventReport(BaseModel):
     nothing). ``settlement_status`` says whether the settlement is pending,
     provisional, final or none (the event ended before any interval was
     measured: no settlement and no penalty), and ``settlement_note`` says why.
+
+    ``baseline`` says how the baseline was set (null for an event recorded
+    before it was kept). ``enterprises`` breaks the report down by enterprise
+    and ``operator`` is the park operator's part of the settlement (empty and
+    null for an event recorded without enterprise tracks); the rules, and
+    how the rows sum exactly to the park's, are in the module doc of
+    ``vpp.events.report``.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -165,6 +256,7 @@ class EventReport(BaseModel):
     intervals_measured: int = Field(ge=0, description="intervals the totals are taken over")
     requested_kwh: float | None = Field(description="asked over the measured intervals")
     delivered_kwh: float | None
+    payable_kwh: float | None = Field(description="paid energy over the measured intervals")
     performance: float | None
     threshold_met: bool | None
     payment: float | None
@@ -176,6 +268,12 @@ class EventReport(BaseModel):
     avoided_co2_kg: float | None
     emission_factor_t_per_mwh: float
     emission_factor_source: str
+    baseline: BaselineInfo | None = Field(description="how the baseline was set")
+    enterprises: list[EnterpriseReport] = Field(description="by owner; sums to the park's")
+    operator: OperatorReport | None = Field(description="the park operator's part")
+    breakdown_note: str = Field(description="how the enterprise rows add up to the park's")
+    reconcile_tolerance: float = Field(description="meter vs telemetry: fraction allowed")
+    reconcile_floor_kw: float = Field(description="meter vs telemetry: kW allowed at least")
 
 
 def build_report(
@@ -191,6 +289,10 @@ def build_report(
     state: EventState,
     why: str | None = None,
     awarded_kw: float = 0.0,
+    baseline: BaselineInfo | None = None,
+    enterprises: Mapping[str, EnterpriseTrack] | None = None,
+    contract_of: Callable[[str], Enterprise] | None = None,
+    reconcile: Reconciliation | None = None,
 ) -> EventReport:
     """Compute the per-interval and total figures of an event.
 
@@ -215,12 +317,20 @@ def build_report(
         why: how the event ended, in words (e.g. ``"failed: no flexible asset
             online"``), for the settlement note of a final report.
         awarded_kw: the awarded capacity, for the capacity payment.
+        baseline: how the baseline was set, or None (not recorded).
+        enterprises: each enterprise's track (owner -> track, one value per
+            interval in each list); None or empty: no breakdown.
+        contract_of: the contract of an owner (`vpp.model.Park.enterprise`);
+            None: every enterprise on the default contract (all its own).
+        reconcile: when a revenue meter and its telemetry sum disagree; None:
+            the defaults of `Reconciliation`.
 
     Returns:
         The report.
 
     Raises:
-        ValueError: when the sequences differ in length or ``interval_s`` ≤ 0.
+        ValueError: when the sequences (or an enterprise's track) differ in
+            length or ``interval_s`` ≤ 0.
     """
     n = len(starts)
     if not (len(target_kw) == len(baseline_kw) == len(measured_kw) == n):
@@ -229,14 +339,14 @@ def build_report(
         raise ValueError("interval_s must be > 0")
     hours = interval_s / 3600.0
     target = np.asarray(target_kw, dtype=float)
-    baseline = _floats(baseline_kw)
+    base_kw = _floats(baseline_kw)
     measured = _floats(measured_kw)
     # Delivery is a change in measured power against the baseline: without
     # both, nothing is known about the interval, so it is left out of every total.
-    known = ~np.isnan(measured) & ~np.isnan(baseline)
+    known = ~np.isnan(measured) & ~np.isnan(base_kw)
     direction = np.sign(target)
     requested = np.abs(target)
-    delivered = np.where(known, (measured - baseline) * direction, np.nan)
+    delivered = np.where(known, (measured - base_kw) * direction, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         performance = np.where(known & (requested > 0), delivered / requested, np.nan)
     payable = np.where(
@@ -251,7 +361,7 @@ def build_report(
         IntervalReport(
             start=starts[i],
             target_kw=round(float(target[i]), 3),
-            baseline_kw=_rounded_or_none(baseline[i], 3),
+            baseline_kw=_rounded_or_none(base_kw[i], 3),
             measured_kw=_rounded_or_none(measured[i], 3) if known[i] else None,
             delivered_kw=_rounded_or_none(delivered[i], 3),
             performance=_rounded_or_none(performance[i], 4),
@@ -261,8 +371,35 @@ def build_report(
     ]
     totals = _settle(requested, delivered, payable, known, hours, rules, awarded_kw)
     # Net energy taken from the grid relative to baseline, over the measured intervals.
-    net_reduction_kwh = float((baseline[known] - measured[known]).sum() * hours)
-    avoided_kg = net_reduction_kwh / 1000.0 * emission.t_co2_per_mwh * 1000.0
+    net_reduction_kwh = float((base_kw[known] - measured[known]).sum() * hours)
+    kg_per_kwh = emission.t_co2_per_mwh  # t/MWh = kg/kWh
+    avoided_kg = round(net_reduction_kwh * kg_per_kwh, 2) if count else None
+    check = reconcile or Reconciliation()
+    park = ParkFigures(
+        hours=hours,
+        direction=direction,
+        requested_kw=np.round(requested, 3),
+        baseline_kw=np.array([_nan(r.baseline_kw) for r in rows]),
+        measured_kw=np.array([_nan(r.measured_kw) for r in rows]),
+        delivered_kw=np.array([_nan(r.delivered_kw) for r in rows]),
+        payable_kwh=np.array([_nan(r.payable_kwh) for r in rows]),
+        known=known,
+        requested_kwh=totals.requested_kwh,
+        delivered_kwh=totals.delivered_kwh,
+        payable_kwh_total=totals.payable_kwh,
+        payment=totals.payment,
+        penalty=totals.penalty,
+        avoided_co2_kg=avoided_kg,
+        threshold=rules.performance_threshold,
+        kg_co2_per_kwh=kg_per_kwh,
+    )
+    parts = enterprise_breakdown(
+        starts=starts,
+        park=park,
+        tracks=enterprises or {},
+        contract_of=contract_of or (lambda owner: Enterprise()),
+        reconcile=check,
+    )
     return EventReport(
         event_id=event_id,
         state=state,
@@ -279,9 +416,16 @@ def build_report(
         settlement_status=status,
         settlement_note=_note(status, count, n, why),
         currency=rules.currency,
-        avoided_co2_kg=round(avoided_kg, 2) if count else None,
+        avoided_co2_kg=avoided_kg,
         emission_factor_t_per_mwh=emission.t_co2_per_mwh,
         emission_factor_source=emission.source,
+        payable_kwh=totals.payable_kwh,
+        baseline=baseline,
+        enterprises=parts.enterprises,
+        operator=parts.operator,
+        breakdown_note=parts.note,
+        reconcile_tolerance=check.tolerance,
+        reconcile_floor_kw=check.floor_kw,
     )
 
 
@@ -291,6 +435,7 @@ class _Totals:
 
     requested_kwh: float | None = None
     delivered_kwh: float | None = None
+    payable_kwh: float | None = None
     performance: float | None = None
     threshold_met: bool | None = None
     payment: float | None = None
@@ -327,6 +472,7 @@ def _settle(
     return _Totals(
         requested_kwh=round(requested_kwh, 3),
         delivered_kwh=round(delivered_kwh, 3),
+        payable_kwh=round(float(payable[known].sum()), 3),
         performance=None if perf is None else round(perf, 4),
         threshold_met=met,
         payment=round(payment, 2),
@@ -338,6 +484,11 @@ def _settle(
 def _floats(values: Sequence[float | None]) -> np.ndarray:
     """Values as a float array, None as NaN."""
     return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _nan(value: float | None) -> float:
+    """A shown value as a float, null as NaN."""
+    return np.nan if value is None else value
 
 
 def _rounded_or_none(value: float, digits: int) -> float | None:
@@ -363,16 +514,29 @@ def _note(status: SettlementStatus, measured: int, total: int, why: str | None) 
     return f"{ended}; settled over the {measured} of {total} intervals measured"
 
 
-def report_csv(report: EventReport) -> str:
+def report_csv(report: EventReport, by: ReportRows = "park") -> str:
     """Return the per-interval table of a report as CSV text (with a header row).
 
-    A value not known (an interval not measured yet) is an empty cell; a start
-    time is written by ``datetime.isoformat`` (``+00:00``, where the JSON form
-    has ``Z``), as the table always showed it.
+    ``by="park"`` gives the park's intervals (`IntervalReport`'s columns, the
+    table as it always was); ``by="enterprise"`` a long table with one row per
+    enterprise and interval: an ``enterprise`` column, then
+    `EnterpriseInterval`'s (no rows for an event without enterprise tracks).
+    A value not known (an interval not measured yet, a column that does not
+    apply) is an empty cell; a start time is written by ``datetime.isoformat``
+    (``+00:00``, where the JSON form has ``Z``), as the table always showed it.
     """
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(IntervalReport.model_fields), lineterminator="\n")
+    if by == "park":
+        fields = list(IntervalReport.model_fields)
+        rows = [{**r.model_dump(), "start": r.start.isoformat()} for r in report.intervals]
+    else:
+        fields = ["enterprise", *EnterpriseInterval.model_fields]
+        rows = [
+            {"enterprise": e.enterprise, **r.model_dump(), "start": r.start.isoformat()}
+            for e in report.enterprises
+            for r in e.intervals
+        ]
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
-    for row in report.intervals:
-        writer.writerow({**row.model_dump(), "start": row.start.isoformat()})
+    writer.writerows(rows)
     return out.getvalue()

@@ -7,8 +7,9 @@ of one park. Each OpenADR event becomes one service event (id
 OpenADR instructions are absolute or relative; service events are deviations
 from the park's baseline. The baseline used for the conversion is the park's
 power when the event is first seen (the "load just before the event" method
-for real-time response): the sum of the live power of every asset, with
-silent assets at their nominal draw. It is kept for every later version, so
+for real-time response): the sum of the live power of every device, with
+silent devices at their nominal draw (meters left out: they measure those
+devices, and counting both would count the devices twice). It is kept for every later version, so
 a modification never re-reads a park that is already being controlled.
 
 =============================  =============================================
@@ -73,7 +74,7 @@ from vpp.events import (
     parse_event_request,
 )
 from vpp.flex import nominal_kw
-from vpp.model import Battery, LiveState
+from vpp.model import Battery, LiveState, Meter
 from vpp.openadr.errors import DispatchRejected
 from vpp.openadr.model import (
     DispatchInterval,
@@ -243,8 +244,11 @@ class OpenAdrBridge:
         self.horizon = horizon
 
     async def park_power_kw(self) -> float:
-        """The park's present power: live readings, silent assets at their nominal draw."""
-        assets = await self.state.list_assets(self.park)
+        """The park's present power (kW): its devices' live power, silent ones at nominal.
+
+        Meters are left out (see the module docstring).
+        """
+        assets = [a for a in await self.state.list_assets(self.park) if not isinstance(a, Meter)]
         live = await self.state.read_live_many(self.park, [a.id for a in assets])
         total = 0.0
         for asset in assets:

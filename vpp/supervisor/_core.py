@@ -21,6 +21,11 @@ in the live state at once rather than left to age out; an adapter that has
 not connected ``CONNECT_GRACE_S`` after its start is treated the same way.
 Readings consumed while the transport is down are written unavailable.
 
+Meters are served like the other assets (telemetry in, live state out; a
+meter's reading scaled by its multiplier on the way, `_live.live_state`) but
+take no setpoint: ``send`` refuses one for a meter without reaching its
+adapter, and ``release`` has nothing to hand back.
+
 A change to a Modbus or MQTT adapter's assets or limits rebuilds that one
 adapter. The OCPP listener is shared by every park and is never rebuilt for
 an enrollment: its charger table is replaced in place (a new charger can
@@ -46,7 +51,7 @@ from prometheus_client import CollectorRegistry
 from adapters.backoff import Backoff
 from adapters.errors import UnknownAsset
 from adapters.lifecycle import BackgroundService
-from adapters.modbus import ModbusBatteryAdapter, ModbusUnit
+from adapters.modbus import METER_REFUSAL, ModbusAdapter, ModbusUnit, UnitKind
 from adapters.mqtt import MqttAdapter
 from adapters.ocpp.csms import ChargerSettings, OcppCsmsAdapter
 from adapters.types import AdapterStats, Confirmation, Setpoint, TelemetrySource
@@ -63,7 +68,7 @@ __all__ = ["SUPERVISOR", "SetpointSink", "Supervisor"]
 
 log = logging.getLogger("vpp.supervisor")
 
-AnyAdapter = MqttAdapter | ModbusBatteryAdapter | OcppCsmsAdapter
+AnyAdapter = MqttAdapter | ModbusAdapter | OcppCsmsAdapter
 _T = TypeVar("_T")
 
 #: Default setpoint and release calls in flight at once per adapter. MQTT
@@ -125,6 +130,8 @@ class _Slot:
     started: float = field(default_factory=time.time)
     restarts: int = 0
     messages: int = 0
+    #: meter readings taken into the live state (never reset by a rebuild)
+    meter_readings: int = 0
     bad_payloads: int = 0
     rejected_fields: Counter[tuple[str, str]] = field(default_factory=Counter)
     stale: Counter[str] = field(default_factory=Counter)
@@ -157,6 +164,7 @@ class _Slot:
             connected=live.connected,
             age_s=max(0.0, now - last),
             messages=self.messages + live.messages,
+            meter_readings=self.meter_readings,
             bad_payloads=self.bad_payloads + live.bad_payloads,
             rejected_fields=dict(self.rejected_fields + live.rejected_fields),
             stale=dict(self.stale + live.stale),
@@ -412,7 +420,7 @@ class Supervisor(BackgroundService):
             )
         if key.protocol is TelemetrySource.MODBUS:
             host, port = key.endpoint.rsplit(":", 1)
-            return ModbusBatteryAdapter(
+            return ModbusAdapter(
                 host=host,
                 port=int(port),
                 units={
@@ -421,6 +429,7 @@ class Supervisor(BackgroundService):
                         limits=r.limits,
                         power_sign=r.power_sign,
                         setpoint_sign=r.setpoint_sign,
+                        kind=UnitKind.METER if r.meter else UnitKind.BATTERY,
                     )
                     for r in routes
                 },
@@ -491,6 +500,8 @@ class Supervisor(BackgroundService):
                 # read before the transport went down: the device is not reachable now
                 dated = replace(dated, available=False)
             self._batch.add(route, dated)
+            if route.meter:
+                slot.meter_readings += 1
 
     # -- transport state -----------------------------------------------------
 
@@ -575,8 +586,10 @@ class Supervisor(BackgroundService):
             hold_s: how long each setpoint holds before the device reverts.
 
         Returns:
-            One confirmation per asset id given. An unknown or unreachable asset
-            gets an unconfirmed one with the reason; nothing raises per asset.
+            One confirmation per asset id given. An unknown or unreachable
+            asset, or a meter (:data:`adapters.modbus.METER_REFUSAL`: nothing
+            is sent), gets an unconfirmed one with the reason; nothing raises
+            per asset.
         """
         async with asyncio.TaskGroup() as tg:
             tasks = {
@@ -594,6 +607,9 @@ class Supervisor(BackgroundService):
             self._observe(park, "none", conf)
             return conf
         route, slot, adapter = target
+        if route.meter:
+            log.warning("setpoint for %s/%s refused: %s", park, asset_id, METER_REFUSAL)
+            return _refused(asset_id, kw, METER_REFUSAL)
         try:
             setpoint = Setpoint(asset_id=route.device_id, power_kw=kw, hold_s=hold_s)
             conf = replace(await self._call(slot, adapter.apply(setpoint)), asset_id=asset_id)
@@ -643,7 +659,7 @@ class Supervisor(BackgroundService):
 
         Returns:
             asset id -> whether the device acknowledged (False for an unknown
-            or unreachable asset).
+            or unreachable asset, and for a meter: it has nothing to hand back).
         """
         async with asyncio.TaskGroup() as tg:
             tasks = {
@@ -660,6 +676,9 @@ class Supervisor(BackgroundService):
             log.warning("release of %s/%s: %s", park, asset_id, target)
             return False
         route, slot, adapter = target
+        if route.meter:
+            log.warning("release of %s/%s: %s", park, asset_id, METER_REFUSAL)
+            return False
         try:
             return await self._call(slot, adapter.release(route.device_id))
         except (UnknownAsset, TimeoutError, _AdapterGone) as exc:

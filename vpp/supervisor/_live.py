@@ -71,7 +71,11 @@ def live_state(
 ) -> LiveState:
     """Telemetry in device language -> the service's live state.
 
-    ``LiveState.energy_kwh`` is stored energy, so it comes from SoC and the
+    A meter reports its secondary side; its power is multiplied here by its
+    enrolled multiplier (``route.multiplier``, CT x VT: 倍率), the one place a
+    reading of any protocol becomes live state, so the live state and the
+    interval history recorded from it are primary kW (every other kind has
+    multiplier 1). ``LiveState.energy_kwh`` is stored energy, so it comes from SoC and the
     enrolled capacity; a reading's ``energy_kwh`` is a meter register and is
     not copied. ``schedule_time`` maps a device's wall-clock schedule (an EV's
     departure) onto the service clock's timeline (the identity in real time;
@@ -83,7 +87,7 @@ def live_state(
     """
     capacity = route.limits.capacity_kwh
     return LiveState(
-        power_kw=reading.power_kw,
+        power_kw=reading.power_kw * route.multiplier,
         soc=reading.soc,
         energy_kwh=None if capacity is None or reading.soc is None else reading.soc * capacity,
         ev_connected=reading.ev_connected,

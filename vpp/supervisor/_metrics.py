@@ -7,6 +7,9 @@ touches Prometheus. Per adapter, labels ``park, protocol, adapter``::
     vpp_adapter_connected                    gauge    1 while the transport is up
     vpp_adapter_last_telemetry_age_seconds   gauge    since the last reading (or the start)
     vpp_adapter_messages_total               counter  readings accepted
+    vpp_adapter_meter_readings_total         counter  of those, meters' readings taken into
+                                                      the live state (a meter measures the
+                                                      devices: counted on its own)
     vpp_adapter_bad_payloads_total           counter  payloads rejected whole
     vpp_telemetry_fields_rejected_total      counter  fields dropped from kept readings
                                                       (extra labels ``field, reason``)
@@ -25,7 +28,8 @@ carries the old instance's numbers over). ``send`` itself records::
     vpp_setpoints_total{park,protocol,result}  counter  confirmed | clamped | unconfirmed
 
 ``clamped`` is a confirmed setpoint the clamp changed; ``unconfirmed`` wins
-over both.
+over both. A setpoint for a meter is refused before any adapter and is not
+counted here (no device was asked; the supervisor logs it).
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ class AdapterSample:
     connected: bool
     age_s: float
     messages: int
+    meter_readings: int
     bad_payloads: int
     rejected_fields: Mapping[tuple[str, str], int]
     stale: Mapping[str, int]
@@ -102,12 +107,13 @@ class AdapterCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         """The families with one sample per adapter."""
         families = self._families()
-        connected, age, messages, bad, reconnects, restarts, fields, stale, skew = families
+        connected, age, messages, meters, bad, reconnects, restarts, fields, stale, skew = families
         for s in self._samples():
             labels = [s.key.park, s.key.protocol.value, s.key.label]
             connected.add_metric(labels, 1.0 if s.connected else 0.0)
             age.add_metric(labels, s.age_s)
             messages.add_metric(labels, s.messages)
+            meters.add_metric(labels, s.meter_readings)
             bad.add_metric(labels, s.bad_payloads)
             reconnects.add_metric(labels, s.reconnects)
             restarts.add_metric(labels, s.restarts)
@@ -131,6 +137,11 @@ class AdapterCollector(Collector):
             ),
             CounterMetricFamily(
                 "vpp_adapter_messages", "Telemetry readings accepted.", labels=_LABELS
+            ),
+            CounterMetricFamily(
+                "vpp_adapter_meter_readings",
+                "Meter readings taken into the live state (counted apart from the devices').",
+                labels=_LABELS,
             ),
             CounterMetricFamily(
                 "vpp_adapter_bad_payloads",

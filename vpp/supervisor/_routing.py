@@ -9,13 +9,15 @@ into :class:`AdapterRoute` s, each naming its adapter by an :class:`AdapterKey`:
   id) is honoured as root ``{root}`` and park level ``{level}``; any other
   prefix cannot be expressed in that scheme and the asset is served under
   ``{mqtt.root}/{park}/{asset id}`` instead (logged once per plan).
-* ``modbus``: one adapter per ``host:port``, one unit per battery. Only
-  batteries: the adapter speaks SunSpec model 802 (battery) and 704.
+* ``modbus``: one adapter per ``host:port``, one unit per battery or meter
+  (SunSpec 802 and 704 for a battery, 201-204 for a meter).
 * ``ocpp``: one adapter for every park (one listener); the charge point id is
   the device id, unique across parks (a second claim is skipped).
 
 Kinds a protocol cannot serve (a PV inverter on Modbus, a battery on OCPP)
-are skipped with a reason.
+are skipped with a reason; a meter without a connection (filled by import
+only) has no route. A meter's route carries its multiplier (CT x VT), which
+`vpp.supervisor._live.live_state` applies to its readings.
 """
 
 from __future__ import annotations
@@ -29,9 +31,11 @@ from adapters.sunspec import PowerSign
 from adapters.types import DeviceLimits, TelemetrySource
 from vpp.model import (
     Asset,
+    AssetKind,
     Battery,
     EvCharger,
     FlexibleLoad,
+    Meter,
     ModbusConnection,
     MqttConnection,
     Pv,
@@ -101,6 +105,8 @@ class AdapterRoute:
         v2g: whether discharge is enrolled (OCPP only).
         power_sign: the enrolled sign of its reported power (Modbus only).
         setpoint_sign: the enrolled sign of its power setpoint (Modbus only).
+        multiplier: what its readings are multiplied by to become primary
+            values (a meter's CT x VT ratio; 1 for every other kind).
     """
 
     park: str
@@ -113,6 +119,12 @@ class AdapterRoute:
     v2g: bool = False
     power_sign: PowerSign = PowerSign.CHARGE_POSITIVE
     setpoint_sign: PowerSign = PowerSign.DISCHARGE_POSITIVE
+    multiplier: float = 1.0
+
+    @property
+    def meter(self) -> bool:
+        """Whether it is a meter (it measures; it takes no setpoint)."""
+        return self.kind == AssetKind.METER.value
 
 
 def device_limits(asset: Asset) -> DeviceLimits:
@@ -121,7 +133,8 @@ def device_limits(asset: Asset) -> DeviceLimits:
     * battery: ``-max_discharge .. +max_charge`` with its capacity and SoC window;
     * EV charger: ``-max_discharge`` (V2G only) or 0 .. ``max_charge``;
     * flexible load: ``baseline - max_shed .. baseline + rebound_fraction * max_shed``;
-    * PV: ``-rated .. 0``.
+    * PV: ``-rated .. 0``;
+    * meter: ``0 .. 0`` (it takes no setpoint; the supervisor refuses one before any clamp).
     """
     if isinstance(asset, Battery):
         return DeviceLimits(
@@ -208,6 +221,7 @@ def plan_park(
         if conn is None:
             continue  # a meter filled only by import: nothing to connect to
         limits = device_limits(asset)
+        multiplier = asset.multiplier if isinstance(asset, Meter) else 1.0
         if isinstance(conn, MqttConnection):
             root, level = mqtt_base(conn, park, asset.id, mqtt_root)
             if (root, level) == (
@@ -219,11 +233,16 @@ def plan_park(
                     f" asset id; served under {root}/{park}/{asset.id}/"
                 )
             key = _mqtt_key(park, root, level, mqtt_root)
-            routes.append(AdapterRoute(park, asset.id, asset.kind, key, asset.id, limits))
+            routes.append(
+                AdapterRoute(
+                    park, asset.id, asset.kind, key, asset.id, limits, multiplier=multiplier
+                )
+            )
         elif isinstance(conn, ModbusConnection):
-            if not isinstance(asset, Battery):
+            if not isinstance(asset, Battery | Meter):
                 notes.append(
-                    f"{park}/{asset.id}: no Modbus adapter for {asset.kind} (batteries only)"
+                    f"{park}/{asset.id}: no Modbus adapter for {asset.kind}"
+                    " (batteries and meters only)"
                 )
                 continue
             endpoint = f"{conn.host}:{conn.port}"
@@ -243,6 +262,7 @@ def plan_park(
                     conn.unit_id,
                     power_sign=PowerSign(conn.power_sign),
                     setpoint_sign=PowerSign(conn.setpoint_sign),
+                    multiplier=multiplier,
                 )
             )
         elif isinstance(asset, EvCharger):

@@ -15,8 +15,9 @@ The rules, stated independently of the service's code:
 * battery: soc_min < soc_max; EV charger: min_charge_kw <= max_charge_kw;
   flexible load: max_shed_kw <= baseline_kw;
 * bid rules: price_floor <= price_cap;
-* ``PUT /v1/parks/{park}``: a body ``id`` is the park in the path, and
-  ``timezone`` is a name of the IANA tz database.
+* ``PUT /v1/parks/{park}``: a body ``id`` is the park in the path,
+  ``timezone`` is a name of the IANA tz database, and the baseline's
+  ``y`` is at least its ``x`` (high X of Y).
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ def map_case(context: HookContext, case: Case[Any]) -> Case[Any]:
             case.body["id"] = case.path_parameters["park"]
         if "timezone" in case.body and case.body["timezone"] not in _ZONES:
             case.body["timezone"] = "Asia/Shanghai"
+        baseline = case.body.get("baseline")
+        if isinstance(baseline, dict):
+            x, y = baseline.get("x", 5), baseline.get("y", 10)
+            if isinstance(x, int | float) and isinstance(y, int | float) and x > y:
+                baseline["x"], baseline["y"] = 5, 10
     return case
 
 

@@ -44,6 +44,17 @@ def charger(asset_id: str, cp_id: str) -> dict[str, Any]:
     )  # fmt: skip
 
 
+def meter(
+    asset_id: str, connection: dict[str, Any] | None, multiplier: float = 1.0
+) -> dict[str, Any]:
+    """A revenue meter of the battery's enterprise, read over ``connection`` (None: import only)."""
+    return {
+        "kind": "meter", "id": asset_id, "owner": sample("battery")["owner"],
+        "grid_node": "feeder-10kv-03", "account_no": "0301-2210-87", "revenue": True,
+        "multiplier": multiplier, "connection": connection,
+    }  # fmt: skip
+
+
 async def enroll(state: State, *payloads: dict[str, Any]) -> None:
     """Enroll the payloads in ``PARK``."""
     for payload in payloads:

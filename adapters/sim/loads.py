@@ -13,6 +13,15 @@ not drawn while shed (``b - p``) accumulates as a deficit that comes back as
 rebound once the command ends (``p = b + deficit / rebound_tau``, inside the
 power window), so a shed load's energy returns rather than vanishing; a
 load pushed above its baseline banks the surplus and draws less afterwards.
+
+With a :class:`~adapters.sim.profiles.LoadProfile` the baseline follows the
+profile's shape on the local clock (a two-shift line is at 30 % at night, an
+office's HVAC off at weekends): ``b(t) = profile.kw_at(origin + t) ×
+baseline_kw``, its power window ``[p_min, p_max]`` scaled by the same factor
+(a line running at half load can shed half as much), and the kind of each
+day told by the caller (:func:`~adapters.sim.profiles.weekday_type` unless
+given). Without a profile a load keeps its flat (``process``) or gently
+swinging (``hvac``) baseline and its fixed window.
 """
 
 from __future__ import annotations
@@ -22,8 +31,9 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any
 
@@ -36,6 +46,7 @@ from adapters.errors import PayloadError
 from adapters.lifecycle import BackgroundService
 from adapters.sim._clock import SimClock
 from adapters.sim.meters import MeterModel
+from adapters.sim.profiles import DayType, LoadProfile, weekday_type
 
 __all__ = ["LoadModel", "LoadSpec", "MqttLoadFleet"]
 
@@ -57,6 +68,8 @@ class LoadSpec:
         p_max_kw: highest power it can run at.
         ramp_kw_per_s: how fast its power may change (simulated seconds).
         rebound_tau_s: time constant over which a shed energy deficit returns.
+        profile: the baseline's daily shape (``baseline_kw`` is its nominal,
+            a working day's daytime level); None = flat or hourly swing by ``kind``.
     """
 
     asset_id: str
@@ -66,6 +79,7 @@ class LoadSpec:
     p_max_kw: float = 80.0
     ramp_kw_per_s: float = 2.0
     rebound_tau_s: float = 1800.0
+    profile: LoadProfile | None = None
 
 
 class LoadModel:
@@ -73,38 +87,65 @@ class LoadModel:
 
     Args:
         spec: the load's description.
+        origin: the instant of simulated time 0 (aware; now when None); a
+            profile's shape is read at ``origin + t`` on its local clock.
+        day_type: the kind of a local day, for the profile (the caller's calendar).
     """
 
-    def __init__(self, spec: LoadSpec) -> None:
+    def __init__(
+        self,
+        spec: LoadSpec,
+        *,
+        origin: datetime | None = None,
+        day_type: Callable[[date], DayType] = weekday_type,
+    ) -> None:
         self.spec = spec
-        self.power_kw = spec.baseline_kw
+        self.origin = origin or datetime.now(UTC)
+        self.day_type = day_type
+        self.power_kw = self.baseline(0.0)
         self.energy_kwh = 0.0
         self.deficit_kwh = 0.0
         self.command_kw: float | None = None
         self.command_until = 0.0
 
+    def scale(self, t: float) -> float:
+        """The profile's per-unit level at simulated time ``t`` (1.0 without a profile)."""
+        profile = self.spec.profile
+        if profile is None:
+            return 1.0
+        return profile.kw_after(self.origin, t, 1.0, self.day_type)
+
+    def window(self, t: float) -> tuple[float, float]:
+        """``(p_min, p_max)`` kW the load can run at, at simulated time ``t``."""
+        k = self.scale(t)
+        return self.spec.p_min_kw * k, self.spec.p_max_kw * k
+
     def baseline(self, t: float) -> float:
         """Power the load would draw at simulated time ``t`` with no demand response."""
+        if self.spec.profile is not None:
+            return self.spec.baseline_kw * self.scale(t)
         if self.spec.kind == "hvac":
             return self.spec.baseline_kw * (1.0 + 0.1 * math.sin(2 * math.pi * t / 3600.0))
         return self.spec.baseline_kw
 
-    def command(self, p_kw: float | None, *, until: float) -> float | None:
-        """Take a command (None releases); return the target it will follow."""
+    def command(self, p_kw: float | None, *, until: float, t: float = 0.0) -> float | None:
+        """Take a command at simulated time ``t`` (None releases); return its target."""
         if p_kw is None:
             self.command_kw = None
             return None
-        self.command_kw = min(max(p_kw, self.spec.p_min_kw), self.spec.p_max_kw)
+        low, high = self.window(t)
+        self.command_kw = min(max(p_kw, low), high)
         self.command_until = until
         return self.command_kw
 
     def target(self, t: float) -> float:
         """Power the load is heading for at simulated time ``t``."""
+        low, high = self.window(t)
         if self.command_kw is not None and t < self.command_until:
-            return self.command_kw
+            return min(max(self.command_kw, low), high)
         self.command_kw = None
         rebound = self.deficit_kwh * 3600.0 / self.spec.rebound_tau_s
-        return min(max(self.baseline(t) + rebound, self.spec.p_min_kw), self.spec.p_max_kw)
+        return min(max(self.baseline(t) + rebound, low), high)
 
     def step(self, t: float, dt: float) -> None:
         """Advance ``dt`` simulated seconds ending at ``t``."""
@@ -132,6 +173,10 @@ class MqttLoadFleet(BackgroundService):
         time_scale: simulated seconds per wall-clock second.
         encoding: payload encoding of telemetry and acks.
         backoff_base: scale on reconnect delays.
+        origin: the instant the fleet's simulated time starts at (aware; now
+            when None): where the loads' profiles are on their local clock.
+        day_type: the kind of a local day, for the loads' profiles (the
+            caller's calendar; Monday to Friday work when not given).
         meters: meters this gateway publishes too (their own clocks).
     """
 
@@ -148,6 +193,8 @@ class MqttLoadFleet(BackgroundService):
         time_scale: float = 1.0,
         encoding: codec.Encoding = codec.Encoding.JSON,
         backoff_base: float = 1.0,
+        origin: datetime | None = None,
+        day_type: Callable[[date], DayType] = weekday_type,
         meters: Sequence[MeterModel] = (),
     ) -> None:
         self.host, self.port = host, port
@@ -155,7 +202,10 @@ class MqttLoadFleet(BackgroundService):
         self.node = node or f"gw-{uuid.uuid4().hex[:8]}"
         # Node names repeat across parks and runs; broker client ids must not.
         self._client_id = f"{self.node}-{uuid.uuid4().hex[:8]}"
-        self.models = {spec.asset_id: LoadModel(spec) for spec in loads}
+        origin = origin or datetime.now(UTC)
+        self.models = {
+            spec.asset_id: LoadModel(spec, origin=origin, day_type=day_type) for spec in loads
+        }
         self.meters = {model.spec.asset_id: model for model in meters}
         self.period_s = period_s
         self.clock = SimClock(time_scale=time_scale)
@@ -230,15 +280,16 @@ class MqttLoadFleet(BackgroundService):
     async def _publish_loop(self, client: aiomqtt.Client) -> None:
         while True:
             started = time.monotonic()
-            self.advance()
+            t = self.advance()
             now = time.time()
             for asset, model in self.models.items():
+                low, high = model.window(t)
                 payload = codec.encode_telemetry(
                     p_kw=round(model.power_kw, 3),
                     ts=now,
                     e_kwh=round(model.energy_kwh, 4),
-                    max_kw=model.spec.p_max_kw,
-                    min_kw=model.spec.p_min_kw,
+                    max_kw=round(high, 3),
+                    min_kw=round(low, 3),
                     encoding=self.encoding,
                 )
                 await client.publish(self.topics.telemetry(asset), payload, qos=0)
@@ -267,7 +318,7 @@ class MqttLoadFleet(BackgroundService):
             log.warning("load gateway %s ignored a bad command: %s", self.node, exc.detail)
             return None
         t = self.advance()
-        applied = model.command(cmd.p_kw, until=t + self.clock.sim_seconds(cmd.hold_s))
+        applied = model.command(cmd.p_kw, until=t + self.clock.sim_seconds(cmd.hold_s), t=t)
         self.commands += 1
         ack = codec.Ack(cmd.id, True, applied)
         return client.publish(self.topics.ack(asset), codec.encode_ack(ack, enc), qos=1)

@@ -23,8 +23,9 @@ import contextlib
 import functools
 import logging
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any, Literal
 
 from adapters.ocpp.profiles import V21, V201
@@ -33,6 +34,7 @@ from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.sim.chargers import ChargerSpec, SimCharger
 from adapters.sim.loads import LoadSpec, MqttLoadFleet
 from adapters.sim.meters import Drawing, MeterModel, MeterSpec
+from adapters.sim.profiles import DayType, weekday_type
 from adapters.sunspec import PowerSign
 
 __all__ = [
@@ -161,7 +163,9 @@ def park_spec(data: Mapping[str, Any], *, password: str = DEFAULT_PASSWORD) -> S
             top_kw[owner] += base * _LOAD_HEADROOM
             loads_kw[owner] += base
             # no rebound time stated (0): the simulator's own time constant
-            rebound = {"rebound_tau_s": 60.0 * m} if (m := float(asset["rebound_minutes"])) else {}
+            rebound: dict[str, Any] = (
+                {"rebound_tau_s": 60.0 * m} if (m := float(asset["rebound_minutes"])) else {}
+            )
             spec.loads.append(LoadSpec(
                 asset_id=asset_id, kind="hvac" if "chiller" in asset_id or "hvac" in asset_id
                 else "process", baseline_kw=base,
@@ -245,6 +249,8 @@ async def run_park(
     loads_per_gateway: int = 500,
     period_s: float = 1.0,
     started: asyncio.Event | None = None,
+    origin: datetime | None = None,
+    day_type: Callable[[date], DayType] = weekday_type,
 ) -> None:
     """Run every simulated device of a park until cancelled.
 
@@ -260,6 +266,9 @@ async def run_park(
         period_s: wall-clock telemetry period of loads and chargers.
         started: set once every server listens and every client was started
             (clients connect by themselves afterwards).
+        origin: the instant simulated time starts at, for loads with a profile
+            (now when None).
+        day_type: the kind of a local day, for loads with a profile.
 
     Raises:
         ValueError: more than 247 units (batteries and meters), or a repeated
@@ -278,7 +287,7 @@ async def run_park(
     }
     gateway = functools.partial(
         MqttLoadFleet, host=mqtt_host, port=mqtt_port, park=spec.park_id, root=mqtt_root,
-        period_s=period_s, time_scale=time_scale,
+        period_s=period_s, time_scale=time_scale, origin=origin, day_type=day_type,
     )  # fmt: skip
     per = loads_per_gateway
     fleets = [

@@ -15,6 +15,8 @@ legal in a cluster::
     {ns}:{{park}}:bid:{id}      string msgpack BidRecord (durable)
     {ns}:{{park}}:lease:control string owner id of the park's control loop (TTL)
     {ns}:{{park}}:openadr:events hash  OpenADR event id -> msgpack VEN tracking state
+    {ns}:{{park}}:hist:{series}:{YYYYMMDD} string packed day vector (vpp.history.store)
+    {ns}:{{park}}:lease:history string owner id of the park's history recorder (TTL)
 
 Keys that are not about one park are global under the namespace::
 
@@ -29,6 +31,7 @@ events and lease keys were added); to add a global one, to ``GlobalKeys``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 __all__ = ["DEFAULT_NAMESPACE", "GlobalKeys", "Keys"]
 
@@ -112,6 +115,22 @@ class Keys:
         service restart, so the VEN recognises the events it already mapped.
         """
         return f"{self.prefix}:openadr:events"
+
+    def history(self, series: str, day: date) -> str:
+        """String: one series' day of interval history, packed (`vpp.history.store`).
+
+        ``series`` is an asset or meter id; ``day`` the park's local day.
+        """
+        return f"{self.prefix}:hist:{series}:{day:%Y%m%d}"
+
+    @property
+    def history_lease(self) -> str:
+        """String: the id of the worker recording the park's history (expires).
+
+        With several service processes that all read the same devices, only
+        the holder adds telemetry to the history, so no interval is counted twice.
+        """
+        return f"{self.prefix}:lease:history"
 
 
 @dataclass(frozen=True, slots=True)

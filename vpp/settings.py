@@ -41,6 +41,7 @@ __all__ = [
     "RENAMED",
     "AuthSettings",
     "ControlSettings",
+    "HistorySettings",
     "HttpSettings",
     "LogSettings",
     "ModbusSettings",
@@ -228,6 +229,17 @@ class ReportSettings:
 
 
 @dataclass
+class HistorySettings:
+    """The interval history (``vpp.history``): how long it is kept, how often it is written."""
+
+    #: days a series' day is kept after it ended (Redis expiry, set on every write)
+    retention_days: int = 400
+    #: real seconds between writes of the open interval's telemetry (a restart
+    #: loses at most this much of it, shown as partial coverage)
+    flush_s: float = 60.0
+
+
+@dataclass
 class Settings:
     """All settings; build with ``Settings.load``."""
 
@@ -242,6 +254,7 @@ class Settings:
     control: ControlSettings = field(default_factory=ControlSettings)
     openadr: OpenAdrSettings = field(default_factory=OpenAdrSettings)
     reports: ReportSettings = field(default_factory=ReportSettings)
+    history: HistorySettings = field(default_factory=HistorySettings)
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Self:
@@ -355,7 +368,7 @@ def redact_url(url: str) -> str:
 
 
 #: Name endings of durations: a setting so named must be above 0.
-_DURATION_SUFFIXES = ("_s", "_h", "_minutes")
+_DURATION_SUFFIXES = ("_s", "_h", "_minutes", "_days")
 
 
 def _check_range(where: str, name: str, value: float) -> None:

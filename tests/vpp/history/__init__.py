@@ -1,0 +1,1 @@
+"""Tests of vpp.history: the interval store, the recorder that writes it from telemetry."""

@@ -5,9 +5,9 @@ several apps (tests) can live in one process. Names are prefixed ``vpp_``.
 Sections here: HTTP (``vpp_http_*``), registry (``vpp_assets_enrolled``),
 Redis (``vpp_redis_*``), dispatch and control loop (``vpp_solver_seconds``,
 ``vpp_control_*``, ``vpp_event_*``, ``vpp_events``, ``vpp_delivered_kw``,
-``vpp_flexibility_*``). Two collectors register on the same registry from
-where their data lives: the adapters' and setpoints' series
-(``vpp_adapter_*``, ``vpp_telemetry_*``, ``vpp_setpoint*``) in
+``vpp_flexibility_*``), interval history (``vpp_history_*``). Two collectors
+register on the same registry from where their data lives: the adapters' and
+setpoints' series (``vpp_adapter_*``, ``vpp_telemetry_*``, ``vpp_setpoint*``) in
 :mod:`vpp.supervisor._metrics`, the VEN's (``vpp_openadr_*``) in
 :mod:`vpp.openadr.metrics`.
 """
@@ -149,6 +149,27 @@ class Metrics:
             "vpp_events",
             "Event state changes made by the control loop, by state.",
             ["park", "state"],
+            registry=r,
+        )
+
+        # -- interval history (vpp.history.recorder)
+        self.history_flush_seconds = Histogram(
+            "vpp_history_flush_seconds",
+            "Duration of one write of recorded telemetry into the interval history.",
+            buckets=SOLVER_BUCKETS,
+            registry=r,
+        )
+        self.history_late_readings = Counter(
+            "vpp_history_late_readings",
+            "Readings older than their series' latest one, added into their (closed) interval.",
+            ["park"],
+            registry=r,
+        )
+        self.history_dropped_readings = Counter(
+            "vpp_history_dropped_readings",
+            "Readings the interval history could not use, by reason "
+            "(too_late: older than the recent readings kept; overflow: too many waiting).",
+            ["park", "reason"],
             registry=r,
         )
 

@@ -4,6 +4,8 @@
 the API:
 
 * the adapter `vpp.supervisor.Supervisor` (device telemetry in, setpoints out);
+* the `vpp.history.recorder.HistoryRecorder`, which the supervisor hands every
+  accepted reading and which writes the interval history;
 * one `vpp.control.ControlLoop` per park, following new parks as they appear
   (each loop takes its park's lease in Redis, so with several service
   processes exactly one of them controls a park at a time);
@@ -12,7 +14,7 @@ the API:
 Each is a :class:`~adapters.lifecycle.BackgroundService` entered on one exit
 stack, so they stop in the reverse order: the VEN first, then the control
 loops, which release every device they were controlling before the
-supervisor stops the adapters.
+supervisor stops the adapters; the recorder writes the last readings last.
 
 `vpp serve`, `vpp demo`, the end-to-end benchmark and the end-to-end tests all
 run this one runtime; where they differ they pass hooks: the parks to run
@@ -34,12 +36,21 @@ from adapters.lifecycle import BackgroundService
 from vpp.api.context import CLOCK, COMPONENTS, METRICS, SETTINGS, STATE
 from vpp.api.events import EVENTS, WAKE
 from vpp.control import ControlLoop
+from vpp.history.recorder import HistoryRecorder
+from vpp.history.store import HistoryStore
 from vpp.openadr import Ven
 from vpp.openadr.bridge import OpenAdrBridge
 from vpp.openadr.metrics import VenCollector
 from vpp.supervisor import SUPERVISOR, SetpointSink, Supervisor
 
-__all__ = ["CONTROL", "ControlManager", "RuntimeCtx", "SinkWrapper", "runtime_cleanup_ctx"]
+__all__ = [
+    "CONTROL",
+    "HISTORY",
+    "ControlManager",
+    "RuntimeCtx",
+    "SinkWrapper",
+    "runtime_cleanup_ctx",
+]
 
 log = logging.getLogger("vpp.runtime")
 
@@ -115,6 +126,8 @@ class ControlManager(BackgroundService):
 
 #: The running control manager of an app.
 CONTROL = web.AppKey("vpp.control", ControlManager)
+#: The running recorder of the interval history of an app.
+HISTORY = web.AppKey("vpp.history", HistoryRecorder)
 
 #: An ``app.cleanup_ctx`` entry.
 RuntimeCtx = Callable[[web.Application], AsyncIterator[None]]
@@ -147,9 +160,16 @@ def runtime_cleanup_ctx(
         settings, state, metrics, clock = app[SETTINGS], app[STATE], app[METRICS], app[CLOCK]
         events = app[EVENTS]
         async with contextlib.AsyncExitStack() as stack:
+            store = HistoryStore(state, retention_days=settings.history.retention_days)
+            recorder = HistoryRecorder(
+                store, hold_s=settings.redis.live_ttl_s, flush_s=settings.history.flush_s,
+                clock=clock, metrics=metrics,
+            )  # fmt: skip
+            app[HISTORY] = await stack.enter_async_context(recorder)
             supervisor = Supervisor(
-                state=state, settings=settings, registry=metrics.registry, clock=clock, parks=parks
-            )
+                state=state, settings=settings, registry=metrics.registry, clock=clock,
+                parks=parks, history=recorder.record,
+            )  # fmt: skip
             await stack.enter_async_context(supervisor)
             app[SUPERVISOR] = supervisor
             loop_sink = supervisor if sink is None else sink(supervisor)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import struct
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -66,40 +67,38 @@ COVERED_MASK = 0x03FF
 IMPORTED_BIT = 0x8000
 
 _SLOT_DTYPE = np.dtype([("energy", "<f4"), ("flags", "<u2")])
+#: One slot's telemetry as the add script takes it: slot, energy kWh, covered s.
+_DELTA = struct.Struct("<BdH")
 #: Day vectors per script call: bounds how long one call holds Redis (~1 ms per 250).
 _KEYS_PER_CALL = 250
 #: Seconds a park's time zone is remembered before it is read again.
 _ZONE_TTL_S = 300.0
 
-# KEYS: day vectors. ARGV, per key in order: expireat, n, then n x (byte offset,
-# energy kWh, covered s). Creates a missing key at its full size, adds into each
-# slot not imported (covered capped at 900) and sets the expiry. Returns the
-# number of (key, slot) pairs left alone because they hold imported data.
+# KEYS: day vectors. ARGV, two per key in order: its expireat, and its slots
+# packed as n x '<BdH' (slot, energy kWh, covered s). Creates a missing key at
+# its full size, adds into each slot not imported (covered capped at 900) and
+# sets the expiry. Returns the number of (key, slot) pairs left alone because
+# they hold imported data.
 _ADD = f"""
-local size = {DAY_BYTES}
-local a = 1
 local kept = 0
 for k = 1, #KEYS do
   local key = KEYS[k]
-  local expireat = ARGV[a]
-  local n = tonumber(ARGV[a + 1])
-  a = a + 2
+  local slots = ARGV[2 * k]
   if redis.call('EXISTS', key) == 0 then
-    redis.call('SET', key, string.rep('\\0', size))
+    redis.call('SET', key, string.rep('\\0', {DAY_BYTES}))
   end
-  for _ = 1, n do
-    local offset = tonumber(ARGV[a])
+  for p = 1, #slots, {_DELTA.size} do
+    local slot, add_energy, add_covered = struct.unpack('{_DELTA.format}', slots, p)
+    local offset = slot * {SLOT_BYTES}
     local energy, flags = struct.unpack('<fH', redis.call('GETRANGE', key, offset, offset + 5))
     if flags >= {IMPORTED_BIT} then
       kept = kept + 1
     else
-      local covered = math.min({INTERVAL_S}, flags + tonumber(ARGV[a + 2]))
-      redis.call('SETRANGE', key, offset,
-                 struct.pack('<fH', energy + tonumber(ARGV[a + 1]), covered))
+      local covered = math.min({INTERVAL_S}, flags + add_covered)
+      redis.call('SETRANGE', key, offset, struct.pack('<fH', energy + add_energy, covered))
     end
-    a = a + 3
   end
-  redis.call('EXPIREAT', key, expireat)
+  redis.call('EXPIREAT', key, ARGV[2 * k - 1])
 end
 return kept
 """
@@ -252,14 +251,19 @@ class HistoryStore:
         zone = tz if tz is not None else await self.zone(park)
         keys = self.state.park(park)
         calls: list[tuple[list[str], list[Any]]] = []
+        expiry: dict[date, int] = {}
         for (series, day), slots in merged.items():
             if not calls or len(calls[-1][0]) >= _KEYS_PER_CALL:
                 calls.append(([], []))
             call_keys, args = calls[-1]
             call_keys.append(keys.history(series, day))
-            args += [self.expires_at(day, zone), len(slots)]
-            for slot, (energy, covered) in sorted(slots.items()):
-                args += [slot * SLOT_BYTES, repr(energy), min(INTERVAL_S, round(covered))]
+            if day not in expiry:
+                expiry[day] = self.expires_at(day, zone)
+            packed = b"".join(
+                _DELTA.pack(slot, energy, min(INTERVAL_S, round(covered)))
+                for slot, (energy, covered) in slots.items()
+            )
+            args += [expiry[day], packed]
         async with (
             self.state.guard("history_add"),
             self.state.redis.pipeline(transaction=False) as pipe,

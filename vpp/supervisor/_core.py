@@ -55,7 +55,7 @@ from vpp.errors import StateError
 from vpp.settings import Settings
 from vpp.state import State
 from vpp.supervisor._follow import ParkLogs
-from vpp.supervisor._live import LiveBatch, date_reading
+from vpp.supervisor._live import LiveBatch, LiveSink, date_reading
 from vpp.supervisor._metrics import AdapterSample, SupervisorMetrics
 from vpp.supervisor._routing import AdapterKey, AdapterRoute, charger_password, ocpp_key, plan_park
 
@@ -208,6 +208,8 @@ class Supervisor(BackgroundService):
             (``SEND_CONCURRENCY`` for the protocols not given).
         clock: the service clock; device schedules (EV departures) are mapped
             onto its timeline (matters only when it runs compressed).
+        history: given every park's accepted readings as they are written
+            (the interval history's recorder).
     """
 
     _task_name = "supervisor"
@@ -232,6 +234,7 @@ class Supervisor(BackgroundService):
         send_timeout_s: float = 15.0,
         send_concurrency: Mapping[TelemetrySource, int] | None = None,
         clock: Clock | None = None,
+        history: LiveSink | None = None,
     ) -> None:
         self._state = state
         self._settings = settings
@@ -251,7 +254,7 @@ class Supervisor(BackgroundService):
         self._noted: set[str] = set()
         self._time_scale = clock.time_scale if clock is not None else 1.0
         self._batch = LiveBatch(
-            flush_max=flush_max, schedule_time=clock.from_wall if clock else None
+            flush_max=flush_max, schedule_time=clock.from_wall if clock else None, history=history
         )
         self._ready = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -23,7 +23,14 @@ from vpp.model import LiveState
 from vpp.state import State
 from vpp.supervisor._routing import AdapterRoute
 
-__all__ = ["FUTURE_TOLERANCE_S", "IN_FUTURE", "LiveBatch", "date_reading", "live_state"]
+__all__ = [
+    "FUTURE_TOLERANCE_S",
+    "IN_FUTURE",
+    "LiveBatch",
+    "LiveSink",
+    "date_reading",
+    "live_state",
+]
 
 log = logging.getLogger("vpp.supervisor")
 
@@ -87,18 +94,31 @@ def live_state(
     )
 
 
+#: Takes the accepted readings of a park, asset id -> live state (the interval
+#: history's recorder, `vpp.history.recorder.HistoryRecorder.record`).
+LiveSink = Callable[[str, Mapping[str, LiveState]], None]
+
+
 class LiveBatch:
     """Readings waiting to be written, the latest per asset.
 
     Args:
         flush_max: readings (before coalescing) that make the batch due at once.
+        schedule_time: maps a device's wall-clock schedule onto the service clock.
+        history: given each park's readings as they are written (also when
+            the write fails: the history keeps them).
     """
 
     def __init__(
-        self, *, flush_max: int, schedule_time: Callable[[float], datetime] | None = None
+        self,
+        *,
+        flush_max: int,
+        schedule_time: Callable[[float], datetime] | None = None,
+        history: LiveSink | None = None,
     ) -> None:
         self.flush_max = flush_max
         self._schedule_time = schedule_time or _utc
+        self._history = history
         #: set when ``flush_max`` readings wait, or assets are to be marked down
         self.due = asyncio.Event()
         self._pending: dict[str, dict[str, tuple[AdapterRoute, Telemetry]]] = {}
@@ -155,6 +175,8 @@ class LiveBatch:
                     states[asset_id] = live_state(route, reading, self._schedule_time)
                 except ValidationError as exc:
                     log.warning("%s/%s: reading does not fit live state: %s", park, asset_id, exc)
+            if self._history is not None and states:
+                self._history(park, states)
             gone = [a for a in down.get(park, {}) if a not in states and routed(park, a)]
             writes.append(_write(state, park, states, gone, ttl))
         return sum(await asyncio.gather(*writes))

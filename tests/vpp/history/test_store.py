@@ -8,10 +8,12 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
+from vpp.errors import SettingsError
 from vpp.history.grid import SLOTS_PER_DAY
 from vpp.history.store import DAY_BYTES, HistoryStore, IntervalDelta, pack_day, unpack_day
 from vpp.keys import Keys
 from vpp.model import Park
+from vpp.settings import HistorySettings, Settings
 from vpp.state import State
 
 PARK = "p1"
@@ -143,3 +145,12 @@ async def test_an_asset_day_takes_under_a_kilobyte(
 def test_key_of_a_series_day_is_under_the_park_hash_tag() -> None:
     assert Keys("vpp", "p1").history("b1", date(2024, 3, 5)) == "vpp:{p1}:hist:b1:20240305"
     assert Keys("vpp", "p1").history_lease == "vpp:{p1}:lease:history"
+
+
+def test_history_settings_and_their_bounds() -> None:
+    assert Settings().history == HistorySettings(retention_days=400, flush_s=60.0)
+    env = {"VPP_HISTORY_RETENTION_DAYS": "30", "VPP_HISTORY_FLUSH_S": "5"}
+    assert Settings.load(env=env).history == HistorySettings(retention_days=30, flush_s=5.0)
+    for name in ("VPP_HISTORY_RETENTION_DAYS", "VPP_HISTORY_FLUSH_S"):
+        with pytest.raises(SettingsError, match="a duration must be above 0"):
+            Settings.load(env={name: "0"})

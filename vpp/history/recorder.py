@@ -1,0 +1,409 @@
+"""The recorder: live telemetry in, interval energy and coverage out to the history store.
+
+Every accepted live reading (the supervisor's, as it writes the live state)
+goes to `HistoryRecorder.record`. Integration is sample-and-hold, per
+series (asset or meter id): a reading's power holds from its ``ts`` until the
+series' next reading, for at most ``hold_s`` (the live TTL,
+``redis.live_ttl_s``, after which the live state drops out too); longer
+silence is missing data, so its intervals get partial coverage, never zero
+load. Held power is cut at the interval boundaries of the grid
+(`vpp.history.grid`) into energy and covered seconds per slot.
+
+A late reading (older than its series' latest) splits the segment of the
+reading before it, exactly as if it had come in order: the earlier reading's
+power over the overlap is replaced by the late one's (an energy-only
+correction) and the late reading's hold beyond that is added with its
+coverage, into its interval, closed or not. A late reading older than the
+recent readings kept (1.5 x the hold) is dropped and counted.
+
+Time: readings are dated by the wall clock (``LiveState.ts``); each is placed
+on the grid at the service clock's time for that instant
+(`vpp.clock.Clock.from_wall`; the same instant when ``time_scale`` is 1), and
+the hold is ``hold_s`` of wall time, ``hold_s x time_scale`` on that clock.
+
+Writing: the energy and coverage gathered per slot are added to the store
+(`HistoryStore.add`, additive) when an interval closes and every
+``flush_s`` for the open one, and once more when the recorder stops (the
+store keeps whole covered seconds; the open interval's fraction of a second
+waits for the next write). A crash loses at most the unwritten part of the
+open interval, which then shows as partial coverage; a write that fails
+(Redis down) is kept and tried again with the next one.
+
+Several service processes read the same devices, so only one may add a
+park's telemetry: the holder of the park's history lease
+(`vpp.keys.Keys.history_lease`, renewed at every write, lasting three
+flush periods). The others integrate too, but drop what they gathered; one
+that takes the lease over drops what it gathered before, which the previous
+holder may have written, and records from then on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from adapters.lifecycle import BackgroundService
+from vpp.clock import Clock
+from vpp.errors import StateError
+from vpp.history.grid import INTERVAL_S, locate
+from vpp.history.store import HistoryStore, IntervalDelta
+from vpp.lease import Lease
+from vpp.metrics import Metrics
+from vpp.model import LiveState
+
+__all__ = ["LEASE_FLUSHES", "MAX_WAITING", "WINDOW", "HistoryRecorder"]
+
+log = logging.getLogger("vpp.history")
+
+#: Recent readings kept per series, as a multiple of the hold (and the one
+#: before them): a late reading the live path accepts is younger than the live
+#: TTL, so it finds its place.
+WINDOW = 1.5
+#: Readings of a park kept while its time zone is being read, at most.
+MAX_WAITING = 100_000
+#: The history lease lasts this many flush periods without renewal.
+LEASE_FLUSHES = 3
+#: Seconds the last write on stopping may take.
+_CLOSE_FLUSH_S = 5.0
+
+#: Pending telemetry: (series, quarter-hour index since the epoch) -> [kWh, covered s].
+_Pending = dict[tuple[str, int], list[float]]
+
+
+@dataclass(slots=True)
+class _Series:
+    """One series' recent readings (service-clock epoch seconds, ascending)."""
+
+    times: list[float]
+    powers: list[float]
+    #: clock time up to which the latest reading's hold is in the pending telemetry
+    credited: float
+    #: older readings were let go (a late reading before ``times[0]`` has no place)
+    trimmed: bool = False
+
+
+@dataclass(slots=True)
+class _Park:
+    tz: ZoneInfo
+    lease: Lease
+    #: whether this process held the history lease at its last look
+    holder: bool
+    series: dict[str, _Series] = field(default_factory=dict)
+    pending: _Pending = field(default_factory=dict)
+
+
+def _credit(
+    pending: _Pending, series: str, t0: float, t1: float, power_kw: float, *, covered: bool
+) -> None:
+    """Add ``power_kw`` held over ``[t0, t1)`` (clock epoch s), cut at the quarter hours."""
+    t = t0
+    while t < t1:
+        quarter = math.floor(t / INTERVAL_S)
+        end = min(t1, (quarter + 1) * INTERVAL_S)
+        acc = pending.setdefault((series, quarter), [0.0, 0.0])
+        acc[0] += power_kw * (end - t) / 3600.0
+        if covered:
+            acc[1] += end - t
+        t = end
+
+
+class HistoryRecorder(BackgroundService):
+    """Integrates live readings into the interval history and writes it.
+
+    Use as ``async with HistoryRecorder(...) as recorder:``; the work is the
+    task ``history-recorder``, which writes at every interval close and every
+    ``flush_s``; leaving writes what is left and gives the leases up. Feed it
+    with `record`. `flush` writes at once (also without entering, in tests).
+
+    Args:
+        store: the interval history.
+        hold_s: wall seconds a reading's power holds at most (the live TTL).
+        flush_s: real seconds between writes of the open interval.
+        clock: the service clock (readings are placed at its time); wall time if None.
+        metrics: where the flush time and the late and dropped readings are counted.
+
+    Raises:
+        ValueError: ``hold_s`` or ``flush_s`` not above 0.
+    """
+
+    _task_name = "history-recorder"
+    # A write under way when the recorder is left ends by itself (a cancelled
+    # one keeps its telemetry for the last write, but Redis may have applied it).
+    _stop_grace_s = 10.0
+
+    def __init__(
+        self,
+        store: HistoryStore,
+        *,
+        hold_s: float,
+        flush_s: float = 60.0,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
+        if hold_s <= 0 or flush_s <= 0:
+            raise ValueError("hold_s and flush_s must be above 0")
+        self.store = store
+        self.flush_s = flush_s
+        self._clock = clock
+        self._scale = clock.time_scale if clock is not None else 1.0
+        self._hold = hold_s * self._scale
+        self._metrics = metrics
+        self._parks: dict[str, _Park] = {}
+        #: readings of parks whose time zone is not known yet: (series, clock s, kW)
+        self._waiting: dict[str, list[tuple[str, float, float]]] = {}
+        self._wake = asyncio.Event()
+
+    # -- readings in -----------------------------------------------------------
+
+    def _clock_s(self, wall: datetime) -> float:
+        """The service clock's time (epoch s) at the wall instant ``wall``."""
+        if wall.tzinfo is None:
+            wall = wall.replace(tzinfo=UTC)
+        if self._clock is None:
+            return wall.timestamp()
+        return self._clock.from_wall(wall.timestamp()).timestamp()
+
+    def record(self, park: str, readings: Mapping[str, LiveState]) -> None:
+        """Take accepted live readings of a park: series id -> its reading.
+
+        Cheap and synchronous (the supervisor calls it as it writes the live
+        state); a reading repeated with the same ``ts`` is ignored.
+        """
+        known = self._parks.get(park)
+        if known is None:
+            waiting = self._waiting.setdefault(park, [])
+            for series, live in readings.items():
+                if len(waiting) >= MAX_WAITING:
+                    self._count_dropped(park, "overflow")
+                    continue
+                waiting.append((series, self._clock_s(live.ts), live.power_kw))
+            self._wake.set()
+            return
+        for series, live in readings.items():
+            self._ingest(park, known, series, self._clock_s(live.ts), live.power_kw)
+
+    def _ingest(self, park_id: str, park: _Park, series: str, t: float, power: float) -> None:
+        s = park.series.get(series)
+        if s is None:
+            park.series[series] = _Series([t], [power], credited=t)
+            return
+        last = s.times[-1]
+        if t > last:
+            held = s.powers[-1]
+            if t >= s.credited:
+                end = min(t, last + self._hold)
+                if end > s.credited:
+                    _credit(park.pending, series, s.credited, end, held, covered=True)
+            else:  # a write already held the latest power past this reading's time
+                _credit(park.pending, series, t, s.credited, power - held, covered=False)
+            s.credited = max(s.credited, t)
+            s.times.append(t)
+            s.powers.append(power)
+            # keep the readings after the horizon and the one before them, whose
+            # hold a late reading after the horizon may cut short
+            drop = bisect.bisect_left(s.times, t - WINDOW * self._hold) - 1
+            if drop > 0:
+                del s.times[:drop], s.powers[:drop]
+                s.trimmed = True
+            return
+        at = bisect.bisect_left(s.times, t)
+        if s.times[at] == t:
+            return  # the same reading again (an asset marked unavailable is re-written)
+        if at == 0 and s.trimmed:
+            self._count_dropped(park_id, "too_late")
+            return
+        self._late(park, series, s, at, t, power)
+        if self._metrics is not None:
+            self._metrics.history_late_readings.labels(park_id).inc()
+
+    def _late(self, park: _Park, series: str, s: _Series, at: int, t: float, power: float) -> None:
+        """Insert a reading before the latest one, as if it had come in order."""
+        after = s.times[at]
+        start = t
+        if at > 0:
+            before_t, before_p = s.times[at - 1], s.powers[at - 1]
+            before_end = min(after, before_t + self._hold)
+            if before_end > t:  # the earlier power held over [t, before_end): replace it
+                _credit(park.pending, series, t, before_end, power - before_p, covered=False)
+                start = before_end
+        end = min(after, t + self._hold)
+        if end > start:
+            _credit(park.pending, series, start, end, power, covered=True)
+        s.times.insert(at, t)
+        s.powers.insert(at, power)
+
+    def _count_dropped(self, park: str, reason: str) -> None:
+        if self._metrics is not None:
+            self._metrics.history_dropped_readings.labels(park, reason).inc()
+
+    # -- parks -----------------------------------------------------------------
+
+    async def _admit(self) -> None:
+        """Read the time zone of parks first seen and try their lease; take their readings."""
+        for park_id in list(self._waiting):
+            try:
+                tz = await self.store.zone(park_id)
+            except StateError as exc:
+                log.warning("history of %s waits for its time zone: %s", park_id, exc)
+                continue
+            state = self.store.state
+            lease = Lease(
+                state.redis,
+                state.park(park_id).history_lease,
+                ttl_s=LEASE_FLUSHES * self.flush_s,
+            )
+            try:
+                async with state.guard("history_lease"):
+                    holder = await lease.acquire()
+            except StateError:
+                holder = True  # not known: the lease is checked again before each write
+            park = _Park(tz=tz, lease=lease, holder=holder)
+            self._parks[park_id] = park
+            for series, t, power in self._waiting.pop(park_id, []):
+                self._ingest(park_id, park, series, t, power)
+            log.info("recording the history of park %s (lease %s)", park_id, holder)
+
+    # -- writing -----------------------------------------------------------------
+
+    async def flush(self, now: datetime | None = None) -> int:
+        """Write what was gathered, each reading's hold counted up to ``now``.
+
+        Args:
+            now: the present (wall time; default the wall clock).
+
+        Returns:
+            How many slots were written.
+        """
+        started = time.perf_counter()
+        await self._admit()
+        t_now = self._clock_s(now if now is not None else datetime.now(UTC))
+        written = 0
+        for park_id, park in list(self._parks.items()):
+            self._hold_until(park, t_now)
+            if not park.series and not park.pending:
+                await self._forget(park_id, park)
+                continue
+            written += await self._write(park_id, park, math.floor(t_now / INTERVAL_S))
+        if self._metrics is not None:
+            self._metrics.history_flush_seconds.observe(time.perf_counter() - started)
+        return written
+
+    def _hold_until(self, park: _Park, t_now: float) -> None:
+        """Count each series' latest reading up to ``t_now``; let silent series go."""
+        for series, s in list(park.series.items()):
+            until = s.times[-1] + self._hold
+            end = min(t_now, until)
+            if end > s.credited:
+                _credit(park.pending, series, s.credited, end, s.powers[-1], covered=True)
+                s.credited = end
+            if s.credited >= until:
+                del park.series[series]
+
+    async def _write(self, park_id: str, park: _Park, open_quarter: int) -> int:
+        """Add the park's pending telemetry to the store if this process holds its lease.
+
+        The store keeps whole covered seconds: of the open interval, the
+        fraction of a second (and its share of the energy) waits for the next
+        write, so frequent writes do not round it up or away each time.
+        """
+        state = self.store.state
+        try:
+            async with state.guard("history_lease"):
+                holder = await park.lease.acquire()
+        except StateError as exc:
+            log.warning("history of %s not written (lease unknown): %s", park_id, exc)
+            return 0
+        if not (holder and park.holder):
+            # not ours, or just taken over: what was gathered may be written by the other
+            park.pending.clear()
+            park.holder = holder
+            return 0
+        pending, park.pending = park.pending, {}
+        for key, acc in pending.items():
+            # (a millisecond short of a whole second is that second: float error)
+            fraction = acc[1] - math.floor(acc[1] + 1e-3)
+            if key[1] >= open_quarter and fraction > 1e-3:
+                kept = acc[0] * fraction / acc[1]
+                park.pending[key] = [kept, fraction]
+                acc[0] -= kept
+                acc[1] -= fraction
+        if not pending:
+            return 0
+        deltas = self._deltas(pending, park.tz)
+        try:
+            await self.store.add(park_id, deltas, tz=park.tz)
+        except (StateError, asyncio.CancelledError) as exc:
+            for key, (energy, covered) in pending.items():  # with what waited already
+                acc = park.pending.setdefault(key, [0.0, 0.0])
+                acc[0] += energy
+                acc[1] += covered
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            log.warning("history of %s not written, kept for the next write: %s", park_id, exc)
+            return 0
+        return len(deltas)
+
+    @staticmethod
+    def _deltas(pending: _Pending, tz: ZoneInfo) -> list[IntervalDelta]:
+        """The pending telemetry on the park's grid (local day and slot of each quarter hour)."""
+        places: dict[int, tuple[date, int]] = {}
+        deltas = []
+        for (series, quarter), (energy, covered) in pending.items():
+            if energy == 0 and covered == 0:
+                continue  # all of it waits for the next write
+            place = places.get(quarter)
+            if place is None:
+                start = datetime.fromtimestamp(quarter * INTERVAL_S, UTC)
+                place = places[quarter] = locate(start, tz)
+            deltas.append(IntervalDelta(series, *place, energy, covered))
+        return deltas
+
+    async def _forget(self, park_id: str, park: _Park) -> None:
+        """Let a park with no live series go, and its lease (taken again at its next reading)."""
+        del self._parks[park_id]
+        if park.holder:
+            with contextlib.suppress(StateError):
+                async with self.store.state.guard("history_lease"):
+                    await park.lease.release()
+
+    # -- the background work ------------------------------------------------------
+
+    def _real_until_close(self) -> float:
+        """Real seconds until the open interval closes on the service clock."""
+        t = self._clock_s(datetime.now(UTC))
+        return ((math.floor(t / INTERVAL_S) + 1) * INTERVAL_S - t) / self._scale
+
+    def _quarter(self) -> int:
+        return math.floor(self._clock_s(datetime.now(UTC)) / INTERVAL_S)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_flush = loop.time() + self.flush_s
+        quarter = self._quarter()
+        while not self._closing:
+            self._wake.clear()
+            if self._waiting:
+                await self._admit()
+            # a little past the boundary, so the closing interval's last hold is counted
+            wait = min(next_flush - loop.time(), self._real_until_close() + 0.01)
+            await self._wait_closing(max(0.0, wait), self._wake.wait())
+            if self._quarter() != quarter or loop.time() >= next_flush:
+                await self.flush()
+                quarter, next_flush = self._quarter(), loop.time() + self.flush_s
+
+    async def _close(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(_CLOSE_FLUSH_S):
+                await self.flush()
+        for park_id, park in list(self._parks.items()):
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_CLOSE_FLUSH_S):
+                    await self._forget(park_id, park)

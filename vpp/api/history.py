@@ -80,8 +80,11 @@ Resolution = Literal["15m", "1h", "1d"]
 _SLOTS: dict[str, int] = {"15m": 1, "1h": 4, "1d": SLOTS_PER_DAY}
 #: Most days one request may span, by resolution (about 3,000 points or fewer).
 MAX_SPAN_DAYS: dict[str, int] = {"15m": 31, "1h": 92, "1d": 366}
-#: Series read from Redis per round trip (a bound on one MGET: series × days keys).
-_SERIES_PER_READ = 64
+#: Day vectors read from Redis per round trip (about 1.2 MB): between two
+#: reads the event loop runs, so a long read of a large park (1,000 devices
+#: over a year: about 4 s) does not stall the control loops it shares the
+#: process with (longest stall measured: under 0.1 s at 2,048, 0.24 s at 8,192).
+_VECTORS_PER_READ = 2048
 #: The ``series`` that names the park (see the module's docstring).
 PARK_SERIES = "park"
 
@@ -151,8 +154,9 @@ async def _sum(
     n_days = (last - first).days + 1
     energy = np.zeros((n_days, SLOTS_PER_DAY))
     covered = np.zeros((n_days, SLOTS_PER_DAY))
-    for at in range(0, len(series), _SERIES_PER_READ):
-        chunk = series[at : at + _SERIES_PER_READ]
+    step = max(1, _VECTORS_PER_READ // n_days)
+    for at in range(0, len(series), step):
+        chunk = series[at : at + step]
         for days in (await store.read(park, chunk, first, last)).values():
             for i, vector in enumerate(days.values()):
                 energy[i] += vector.energy_kwh

@@ -82,8 +82,8 @@ _SLOTS: dict[str, int] = {"15m": 1, "1h": 4, "1d": SLOTS_PER_DAY}
 MAX_SPAN_DAYS: dict[str, int] = {"15m": 31, "1h": 92, "1d": 366}
 #: Day vectors read from Redis per round trip (about 1.2 MB): between two
 #: reads the event loop runs, so a long read of a large park (1,000 devices
-#: over a year: about 4 s) does not stall the control loops it shares the
-#: process with (longest stall measured: under 0.1 s at 2,048, 0.24 s at 8,192).
+#: over a year: about 4 s) does not hold up the control loops it shares the
+#: process with.
 _VECTORS_PER_READ = 2048
 #: The ``series`` that names the park (see the module's docstring).
 PARK_SERIES = "park"

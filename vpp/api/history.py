@@ -100,9 +100,16 @@ class HistoryPoint(BaseModel):
         description="energy over the covered part, kWh (positive = drawn); null: nothing known"
     )
     mean_kw: float | None = Field(
-        description="mean power over the covered time, kW; null when nothing is known"
+        description=(
+            "mean power over the covered time, kW (energy / (coverage x length)); for park, the "
+            "known energy scaled to the whole park; null when nothing is known"
+        )
     )
-    coverage: float = Field(ge=0, le=1, description="the known share of the point, 0..1")
+    coverage: float = Field(
+        ge=0,
+        le=1,
+        description="the known share of the point, 0..1 (park: the mean of its members')",
+    )
 
 
 class ParkSource(BaseModel):
@@ -122,7 +129,12 @@ class History(BaseModel):
     resolution: Resolution
     first: date = Field(description="the first local day (from)")
     last: date = Field(description="the last local day (to), included")
-    sources: list[ParkSource] = Field(description="for series=park: what it sums; else empty")
+    sources: list[ParkSource] = Field(
+        description=(
+            "for series=park, what it sums: per enterprise its revenue meters, else its "
+            "devices (never both); empty for an asset or a meter"
+        )
+    )
     points: list[HistoryPoint]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.vpp.api.metering.conftest import OWNER_A, OWNER_B, days_before
+from tests.vpp.api.metering.support import OWNER_A, OWNER_B, days_before
 from tests.vpp.conftest import ApiClient, TokenFactory
 from tests.vpp.samples import PARK
 from vpp.history.store import HistoryStore, IntervalDelta

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.vpp.api.metering.conftest import csv_body, days_before, energies, json_body
+from tests.vpp.api.metering.support import csv_body, days_before, energies, json_body
 from tests.vpp.conftest import ApiClient, TokenFactory
 from tests.vpp.samples import PARK
 from vpp.history.readings import MAX_DAYS
@@ -144,34 +144,6 @@ JSON_CASES: list[tuple[str, str, list[Any], str, str]] = [
     ("a day not over", "today", energies(), "days[1].date", "future"),
     ("a day older than the retention", "2001-01-01", energies(), "days[1].date", "retention"),
 ]
-
-
-@pytest.mark.parametrize(("what", "when", "cells", "field", "kind"), JSON_CASES,
-                         ids=[c[0] for c in JSON_CASES])  # fmt: skip
-async def test_each_bad_json_cell_is_named_and_nothing_is_stored(
-    client: ApiClient,
-    operator: dict[str, str],
-    store: HistoryStore,
-    state: State,
-    today: date,
-    what: str,
-    when: str,
-    cells: list[Any],
-    field: str,
-    kind: str,
-) -> None:
-    first, other = days_before(today, 1, 2)
-    second = {"date": _date(when, first), "energy_kwh": cells}
-    body = {"days": [{"date": first.isoformat(), "energy_kwh": energies()}, second]}
-    resp = await client.put(URL, json=body, headers=operator)
-    assert resp.status == 422, await resp.text()
-    assert resp.content_type == PROBLEM
-    errors = (await resp.json())["errors"]
-    assert [(e["field"], e["type"]) for e in errors] == [(field, kind)], errors
-    await _nothing_stored(store, first, other)
-    assert await _imports(state) == []
-
-
 # (what is wrong, the third row's date and cells, the cell named, the error type)
 CSV_CASES: list[tuple[str, str, list[Any], str, str]] = [
     ("a bad date", "2026-13-01", energies(), "row 3, column date", "date"),
@@ -186,16 +158,18 @@ CSV_CASES: list[tuple[str, str, list[Any], str, str]] = [
     ("a day given twice", "first", energies(), "row 3, column date", "duplicate"),
     ("a day not over", "today", energies(), "row 3, column date", "future"),
 ]
+CASES = [("json", *c) for c in JSON_CASES] + [("csv", *c) for c in CSV_CASES]
 
 
-@pytest.mark.parametrize(("what", "when", "cells", "field", "kind"), CSV_CASES,
-                         ids=[c[0] for c in CSV_CASES])  # fmt: skip
-async def test_each_bad_csv_cell_is_named_by_row_and_column_and_nothing_is_stored(
+@pytest.mark.parametrize(("form", "what", "when", "cells", "field", "kind"), CASES,
+                         ids=[f"{c[0]}: {c[1]}" for c in CASES])  # fmt: skip
+async def test_each_bad_cell_is_named_by_row_and_column_and_nothing_is_stored(
     client: ApiClient,
     operator: dict[str, str],
     store: HistoryStore,
     state: State,
     today: date,
+    form: str,
     what: str,
     when: str,
     cells: list[Any],
@@ -203,10 +177,15 @@ async def test_each_bad_csv_cell_is_named_by_row_and_column_and_nothing_is_store
     kind: str,
 ) -> None:
     first, other = days_before(today, 1, 2)
-    text = csv_body((first.isoformat(), energies()), (_date(when, first), cells))
-    headers = {**operator, "Content-Type": "text/csv"}
-    resp = await client.put(URL, data=text, headers=headers)
+    good, bad = (first.isoformat(), energies()), (_date(when, first), cells)
+    if form == "json":
+        body = {"days": [{"date": d, "energy_kwh": e} for d, e in (good, bad)]}
+        resp = await client.put(URL, json=body, headers=operator)
+    else:
+        text = csv_body(good, bad)
+        resp = await client.put(URL, data=text, headers={**operator, "Content-Type": "text/csv"})
     assert resp.status == 422, await resp.text()
+    assert resp.content_type == PROBLEM
     errors = (await resp.json())["errors"]
     assert [(e["field"], e["type"]) for e in errors] == [(field, kind)], errors
     await _nothing_stored(store, first, other)

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json as jsonlib
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from types import TracebackType
 from typing import Any, NamedTuple, Self
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -37,6 +39,10 @@ _BID = (Role.GRID_OPERATOR, Role.PARK_OPERATOR)
 _DISPATCH = (Role.GRID_OPERATOR,)
 #: Who may enroll assets.
 _ENROLL = (Role.PARK_OPERATOR,)
+#: Who may import metering data.
+_IMPORT = (Role.PARK_OPERATOR, Role.GRID_OPERATOR)
+#: Who may read the interval history (as the assets), least privileged first.
+_HISTORY = (Role.VIEWER, Role.PARK_OPERATOR)
 #: The token a request without a stated role goes with, first held first.
 _DEFAULT = (Role.GRID_OPERATOR, Role.PARK_OPERATOR, Role.VIEWER, Role.ADMIN)
 
@@ -129,13 +135,35 @@ class ParkClient:
         raise LookupError(f"no token for any of {', '.join(map(str, allowed))}")
 
     async def _send(
-        self, method: str, path: str, role: str | None, json: Any
+        self, method: str, path: str, role: str | None, json: Any, *, csv: str | None = None
     ) -> tuple[int, dict[str, str], str]:
-        """``method /v1/parks/{park}{path}`` as ``role``: status, headers and body text."""
+        """``method /v1/parks/{park}{path}`` as ``role``: status, headers and body text.
+
+        The body is ``json`` as JSON, or ``csv`` as ``text/csv`` when given.
+        """
         headers = self._headers[role if role is not None else self._role(_DEFAULT)]
         url = f"{self.base_url}/v1/parks/{self.park}{path}"
-        async with self._http.request(method, url, headers=headers, json=json) as resp:
+        if csv is None:
+            send: dict[str, Any] = {"headers": headers, "json": json}
+        else:
+            send = {"headers": {**headers, "Content-Type": "text/csv"}, "data": csv.encode()}
+        async with self._http.request(method, url, **send) as resp:
             return resp.status, dict(resp.headers), await resp.text()
+
+    async def _text(self, method: str, path: str, role: str, *, csv: str | None = None) -> str:
+        """The body text of a request that must succeed (a CSV answer, or a CSV body sent).
+
+        Raises:
+            ApiError: the answer was not 2xx (its body decoded when it is JSON).
+        """
+        status, _, text = await self._send(method, path, role, None, csv=csv)
+        if not 200 <= status < 300:
+            try:
+                body: Any = jsonlib.loads(text)
+            except ValueError:
+                body = text
+            raise ApiError(method, path, status, body)
+        return text
 
     async def request(
         self, method: str, path: str, *, role: str | None = None, json: Any = None
@@ -202,11 +230,56 @@ class ParkClient:
         Raises:
             ApiError: the answer was not 2xx.
         """
-        path = f"/events/{event_id}/report?format=csv"
-        status, _, text = await self._send("GET", path, self._role(_READ), None)
-        if not 200 <= status < 300:
-            raise ApiError("GET", path, status, text)
-        return text
+        return await self._text("GET", f"/events/{event_id}/report?format=csv", self._role(_READ))
+
+    async def import_readings(
+        self, meter: str, readings: Mapping[str, Any] | str
+    ) -> dict[str, Any]:
+        """Import metering data into ``meter`` (``PUT /meters/{meter}/readings``).
+
+        Args:
+            meter: the meter's id.
+            readings: the JSON body (``{"days": [{"date", "energy_kwh"}]}``), or
+                the CSV text (header ``date,00:15,…,24:00``, a row per day).
+
+        Returns:
+            The days stored, replaced and unchanged, and the interval count.
+
+        Raises:
+            ApiError: the answer was not 2xx (a 422 lists each bad cell).
+        """
+        path, role = f"/meters/{meter}/readings", self._role(_IMPORT)
+        if isinstance(readings, str):
+            return dict(jsonlib.loads(await self._text("PUT", path, role, csv=readings)))
+        return dict(await self.call("PUT", path, role=role, json=readings))
+
+    async def history(
+        self,
+        series: str = "park",
+        *,
+        first: date | None = None,
+        last: date | None = None,
+        resolution: str = "15m",
+        csv: bool = False,
+    ) -> Any:
+        """A series' interval history (``GET /history``): the JSON body, or CSV text.
+
+        Args:
+            series: an asset or meter id, or ``park``.
+            first: the first local day (the service's default: six days before ``last``).
+            last: the last local day, included (default: the park's today).
+            resolution: ``15m``, ``1h`` or ``1d``.
+            csv: answer the CSV text instead of the JSON body.
+        """
+        query = {"series": series, "resolution": resolution, "format": "csv" if csv else "json"}
+        if first is not None:
+            query["from"] = first.isoformat()
+        if last is not None:
+            query["to"] = last.isoformat()
+        path = f"/history?{urlencode(query)}"
+        if csv:
+            return await self._text("GET", path, self._role(_HISTORY))
+        return dict(await self.call("GET", path, role=self._role(_HISTORY)))
 
     async def metrics_text(self) -> str:
         """The service's Prometheus exposition (``GET /metrics``, no token)."""

@@ -1,22 +1,27 @@
-"""The command line, run as a real process: serve, check, token create, SIGTERM."""
+"""The command line, run as a real process: serve, check, token create, SIGTERM, meter import."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis
 
 from tests.support import EXAMPLE_SETTINGS
 from vpp.auth import hash_secret
+from vpp.model import parse_asset
 from vpp.servers import RedisServer, free_port, port_open
 from vpp.settings import Settings
+from vpp.state import State
 
 VPP = [sys.executable, "-m", "vpp"]
 
@@ -118,3 +123,38 @@ def test_settings_file_and_env(tmp_path: Path) -> None:
     out = _vpp("check", env={**os.environ, "VPP_HTTP_PORT": "eighty"})
     assert out.returncode == 2
     assert "http.port" in out.stderr
+
+
+def test_meter_import_and_history_go_through_the_api_with_a_token(
+    served: subprocess.Popen[str], env: dict[str, str], namespace: str, tmp_path: Path
+) -> None:
+    async def enroll_meter() -> None:
+        state = State.from_url(env["VPP_REDIS_URL"], namespace=namespace)
+        try:
+            meter = {"kind": "meter", "id": "m1", "owner": "o", "grid_node": "n", "account_no": "1"}
+            await state.enroll("p1", parse_asset(meter))
+        finally:
+            await state.aclose()
+
+    asyncio.run(enroll_meter())
+    token = _vpp("token", "create", "--role", "grid_operator", "--park", "p1", env=env).stdout
+    day = (datetime.now(ZoneInfo("Asia/Shanghai")) - timedelta(days=2)).date().isoformat()
+    header = "date," + ",".join(f"{m // 60:02d}:{m % 60:02d}" for m in range(15, 1441, 15))
+    good = tmp_path / "day.csv"
+    good.write_text(f"{header}\n{day},{','.join(['2.5'] * 96)}\n")
+    args = ["--park", "p1", "--meter", "m1", "--token", token.strip(), "--role", "grid_operator"]
+    out = _vpp("meter", "import", str(good), *args, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "meter m1: 1 day stored (0 replaced, 0 unchanged), 96 intervals"
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"{header}\n{day},{','.join(['2.5'] * 17 + ['-1'] + ['2.5'] * 78)}\n")
+    out = _vpp("meter", "import", str(bad), *args, env=env)
+    assert out.returncode == 1
+    assert "row 2, column 04:30: negative energy: -1" in out.stderr
+
+    viewer = _vpp("token", "create", "--role", "viewer", "--park", "p1", env=env).stdout.strip()
+    span = ["--from", day, "--to", day, "--resolution", "1d"]
+    out = _vpp("history", "--park", "p1", "--series", "m1", *span, "--token", viewer, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[1] == f"{day}T00:00:00+08:00,240.0,10.0,1.0"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vpp.api import assets, bids, events, flexibility, ops, parks
+from vpp.api import assets, bids, events, flexibility, history, meters, ops, parks
 from vpp.api.context import CLOCK, METRICS, ROUTE_TABLE, SETTINGS, STATE, TOKENS
 from vpp.api.middleware import auth_middleware, metrics_middleware, problem_middleware
 from vpp.api.params import params_middleware
@@ -13,6 +13,7 @@ from vpp.auth import TokenStore
 from vpp.bids import BidStore
 from vpp.clock import Clock
 from vpp.events import EventStore
+from vpp.history.store import HistoryStore
 from vpp.metrics import Metrics
 from vpp.settings import Settings
 from vpp.state import State
@@ -28,7 +29,7 @@ def create_app(
     tokens: TokenStore | None = None,
     clock: Clock | None = None,
 ) -> web.Application:
-    """Build the HTTP app: parks, assets, flexibility, bids, events and operations routes.
+    """Build the HTTP app: parks, assets, meters, flexibility, bids, events, history and ops routes.
 
     The caller owns ``state`` (opens and closes it). Every route of the API
     modules is registered here through ``vpp.api.add_routes``, so its roles
@@ -57,6 +58,16 @@ def create_app(
     app[events.EVENTS] = EventStore(state)
     app[CLOCK] = clock if clock is not None else Clock()
     app[bids.BIDS] = BidStore(state)
-    modules = (ops, parks, assets, bids, flexibility, events)  # the order of /openapi.json
+    app[history.HISTORY] = HistoryStore(state, retention_days=settings.history.retention_days)
+    modules = (
+        ops,
+        parks,
+        assets,
+        meters,
+        bids,
+        flexibility,
+        events,
+        history,
+    )  # /openapi.json order
     add_routes(app, [route for module in modules for route in module.ROUTES])
     return app

@@ -62,7 +62,7 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Park VPP API") -> di
     routes = list(routes)
     types: dict[str, type[BaseModel]] = {}
     for route in routes:
-        for tp in (route.request, route.response):
+        for tp in (route.request, route.response, *route.request_forms.values()):
             if tp is not None:
                 types.setdefault(_schema_name(tp), tp)
     types.setdefault("ProblemDetails", ProblemDetails)
@@ -108,6 +108,8 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Park VPP API") -> di
                 "required": True,
                 "content": {route.request_content_type: {"schema": schema}},
             }
+            for media, form in route.request_forms.items():
+                op["requestBody"]["content"][media] = {"schema": refs[_schema_name(form)]}
         ok: dict[str, Any] = {"description": "success"}
         if route.response is not None:
             ok["content"] = {route.content_type: {"schema": refs[_schema_name(route.response)]}}

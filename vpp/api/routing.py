@@ -64,6 +64,8 @@ class Route:
         tags: OpenAPI tags.
         content_type: the success body's media type.
         request_content_type: the request body's media type.
+        request_forms: other media types the request body may take, each with
+            its model (a ``RootModel[str]`` for a text form such as CSV).
         query: query parameters, name -> ``Query`` (or a description for a plain string).
         creates_park: the route may name a park that is not known yet (it makes
             it); every other route answers 404 for an unknown ``{park}``.
@@ -87,6 +89,7 @@ class Route:
     tags: tuple[str, ...] = ()
     content_type: str = "application/json"
     request_content_type: str = "application/json"
+    request_forms: Mapping[str, type[BaseModel]] = field(default_factory=dict)
     query: Mapping[str, Query | str] = field(default_factory=dict)
     creates_park: bool = False
     headers: Mapping[str, str] = field(default_factory=dict)

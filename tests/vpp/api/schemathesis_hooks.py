@@ -17,12 +17,21 @@ The rules, stated independently of the service's code:
 * bid rules: price_floor <= price_cap;
 * ``PUT /v1/parks/{park}``: a body ``id`` is the park in the path,
   ``timezone`` is a name of the IANA tz database, and the baseline's
-  ``y`` is at least its ``x`` (high X of Y).
+  ``y`` is at least its ``x`` (high X of Y);
+* meter readings (JSON or CSV): each day once, over in the park's time zone
+  and at most 400 days before its today (the history's retention): in any
+  zone (the park's may change), the 398 days from two days before today
+  (UTC) back are; days beyond those are dropped;
+* history: ``from`` <= ``to``, spanning at most 31 days at 15m (the
+  default), 92 at 1h, 366 at 1d; ``to`` defaults to the park's today, so a
+  lone ``from`` must not be after it.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import re
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -69,12 +78,61 @@ def _bid(body: dict[str, Any]) -> None:
         rules["price_floor"], rules["price_cap"] = 0.0, 5.0
 
 
+#: Days a request may carry that are inside the retention window in any time zone.
+_SAFE_DAYS = 398
+
+
+def _past_days() -> Iterator[str]:
+    today = datetime.now(UTC).date()
+    return ((today - timedelta(days=2 + i)).isoformat() for i in range(_SAFE_DAYS))
+
+
+def _readings(case: Case[Any]) -> None:
+    days = _past_days()
+    listed = case.body.get("days") if isinstance(case.body, dict) else None
+    if isinstance(listed, list):
+        del listed[_SAFE_DAYS:]
+        for day in listed:
+            if isinstance(day, dict) and "date" in day:
+                day["date"] = next(days)
+    elif isinstance(case.body, str):  # CSV: the date that opens each row after the header
+        rows = list(_ROW_DATE.finditer(case.body))
+        if len(rows) > _SAFE_DAYS:
+            case.body = case.body[: rows[_SAFE_DAYS].start()]
+        case.body = _ROW_DATE.sub(lambda m: m.group(1) + next(days), case.body)
+
+
+_ROW_DATE = re.compile(r"([\r\n])[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_SPAN = {"15m": 31, "1h": 92, "1d": 366}
+
+
+def _history(query: dict[str, Any]) -> None:
+    try:
+        first = date.fromisoformat(query["from"]) if "from" in query else None
+        last = date.fromisoformat(query["to"]) if "to" in query else None
+    except (TypeError, ValueError):
+        return
+    if first is None:
+        return  # from defaults to six days before to: inside every span
+    last = first if last is None or last < first else last
+    longest = timedelta(days=_SPAN.get(query.get("resolution", "15m"), 31) - 1)
+    if last - first > longest:
+        last = first + longest
+    query["to"] = last.isoformat()
+
+
 @schemathesis.hook
 def map_case(context: HookContext, case: Case[Any]) -> Case[Any]:
     """Bring a positive case's body inside the documented cross-field rules."""
-    if not _positive(case) or not isinstance(case.body, dict):
+    if not _positive(case):
         return case
     operation = case.operation.definition.raw.get("operationId")
+    if operation == "importMeterReadings":
+        _readings(case)
+    elif operation == "getHistory" and isinstance(case.query, dict):
+        _history(case.query)
+    if not isinstance(case.body, dict):
+        return case
     if operation == "createEvent":
         _window(case.body)
     elif operation == "createBid":

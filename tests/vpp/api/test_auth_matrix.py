@@ -9,7 +9,7 @@ import pytest
 
 from tests.vpp.conftest import ApiClient, TokenFactory
 from tests.vpp.samples import OTHER_PARK, PARK, sample, stored_bid
-from vpp.api import assets, bids, events, flexibility, parks
+from vpp.api import assets, bids, events, flexibility, history, meters, parks
 from vpp.auth import Role
 from vpp.bids import BidRecord, BidStore
 from vpp.events import EventStore, parse_event_request
@@ -38,11 +38,15 @@ POLICY: dict[str, set[Role]] = {
     "modifyEvent": {GRID, ADMIN},
     "cancelEvent": {GRID, ADMIN},
     "getEventReport": ALL,
+    "importMeterReadings": {OP, GRID, ADMIN},
+    "getHistory": {OP, VIEW, ADMIN},
 }
 ROUTES = {
     r.operation_id: r
-    for r in [*assets.ROUTES, *parks.ROUTES, *bids.ROUTES, *flexibility.ROUTES, *events.ROUTES]
+    for module in (assets, parks, bids, flexibility, events, meters, history)
+    for r in module.ROUTES
 }
+METER = {"kind": "meter", "id": "m-1", "owner": "o", "grid_node": "n", "account_no": "0301"}
 # Tomorrow 06:00: an event or bid window must lie ahead (and within a year).
 _START = (datetime.now(UTC) + timedelta(days=1)).replace(hour=6, minute=0, second=0, microsecond=0)
 _START_ISO = _START.isoformat()
@@ -59,7 +63,10 @@ BODIES: dict[str, Any] = {
         "duration_minutes": 60,
     },
     "modifyEvent": {"targets_kw": [50, 50, 50, 50]},
-}
+    # a day that is over in any time zone
+    "importMeterReadings": {"days": [{"date": (_START - timedelta(days=3)).date().isoformat(),
+                                      "energy_kwh": [1.0] * 96}]},
+}  # fmt: skip
 
 
 def test_declared_roles_match_the_policy() -> None:
@@ -73,6 +80,7 @@ def test_declared_roles_match_the_policy() -> None:
 async def enrolled(state: State) -> None:
     for park in (PARK, OTHER_PARK):
         await state.enroll(park, parse_asset(sample()))
+        await state.enroll(park, parse_asset(METER))
         await state.write_live(park, "bess-01", LiveState(power_kw=0, soc=0.5), ttl=60)
         # two hours before the one createEvent posts: events of a park must not overlap
         earlier = (_START - timedelta(hours=2)).isoformat()
@@ -83,7 +91,7 @@ async def enrolled(state: State) -> None:
 
 def _request(op: str, park: str) -> tuple[str, str, dict[str, Any]]:
     route = ROUTES[op]
-    path = route.path.format(park=park, asset="bess-01", event="ev-1", bid="bid-1")
+    path = route.path.format(park=park, asset="bess-01", event="ev-1", bid="bid-1", meter="m-1")
     body = {"json": BODIES[op]} if op in BODIES else {}
     return route.method, path, body
 

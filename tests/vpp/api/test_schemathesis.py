@@ -43,6 +43,8 @@ from vpp.state import State
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 FUZZ_PARK = "fuzz-park"
+#: A meter of the park, so that imports of metering data are stored.
+FUZZ_METER = "fuzz-meter"
 # Fixed for the suite; override to search harder by hand.
 SEED = int(os.environ.get("VPP_SCHEMATHESIS_SEED", "20261130"))
 MAX_EXAMPLES = int(os.environ.get("VPP_SCHEMATHESIS_EXAMPLES", "12"))
@@ -81,8 +83,14 @@ def _config(routes: list[Route], tokens: dict[Role, str]) -> str:
         "enabled = true",
         "[dictionaries.parks]",
         f"values = [{_toml(FUZZ_PARK)}]",
+        "[dictionaries.meters]",
+        f"values = [{_toml(FUZZ_METER)}]",
+        "[dictionaries.series]",
+        f'values = ["park", {_toml(FUZZ_METER)}]',
         "[parameters]",
         '"path.park" = { dictionary = "parks", probability = 0.8 }',
+        '"path.meter" = { dictionary = "meters", probability = 0.8 }',
+        '"query.series" = { dictionary = "series", probability = 0.8 }',
     ]
     for route in routes:
         if route.roles is None:
@@ -103,7 +111,11 @@ def _config(routes: list[Route], tokens: dict[Role, str]) -> str:
 
 
 async def _seed_park(state: State) -> None:
-    """A park with a battery and a load that are flexible now, so bids and events reach deep."""
+    """A park with flexible assets and a revenue meter, so every operation reaches deep.
+
+    The battery and the load are flexible now (bids, events); the meter takes
+    imports of metering data and has a history.
+    """
     await state.put_park(Park(id=FUZZ_PARK, name="schemathesis"))
     for kind, live in (
         ("battery", LiveState(power_kw=0.0, soc=0.5)),
@@ -112,6 +124,9 @@ async def _seed_park(state: State) -> None:
         asset = parse_asset(sample(kind))
         await state.enroll(FUZZ_PARK, asset)
         await state.write_live(FUZZ_PARK, asset.id, live, ttl=600)
+    meter = {"kind": "meter", "id": FUZZ_METER, "owner": "fuzz", "grid_node": "n1",
+             "account_no": "0301", "revenue": True}  # fmt: skip
+    await state.enroll(FUZZ_PARK, parse_asset(meter))
 
 
 async def test_schemathesis_finds_nothing(settings: Settings, state: State, tmp_path: Path) -> None:

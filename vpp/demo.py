@@ -6,16 +6,21 @@ What it does, in order:
    uses the MQTT broker given with ``--mqtt``, or starts a private ``mosquitto``;
 2. starts the service (API, device supervisor, control loops) on a clock that
    runs ``--time-scale`` times faster than real time, and serves ``/metrics``;
-3. enrolls the demo park from ``config/demo-park.toml`` and starts its devices
-   as simulators speaking the real protocols (Modbus TCP/SunSpec batteries,
-   OCPP 2.0.1/2.1 chargers, MQTT loads) on loopback;
+3. enrolls the demo park from ``config/demo-park.toml`` (four enterprises with
+   their contracts, revenue meters), lays down two weeks of its history
+   (`vpp.demo_park`: every device and meter on the 15-minute grid, and the
+   past event that history carries), and starts its devices as simulators
+   speaking the real protocols (Modbus TCP/SunSpec batteries, OCPP 2.0.1/2.1
+   chargers, MQTT loads and a revenue meter) on loopback, following the same
+   load shapes as the history;
 4. builds a day-ahead bid from the live flexibility;
 5. acts as the grid operator: sends a 2-hour peak-shaving event (inside what
    the park can deliver) through the REST API, and shows target versus
    delivered by asset kind while the park delivers it;
-6. prints the event report (delivered, performance, settlement estimate,
-   avoided CO2), writes it as JSON and CSV, and exits 0 when the event ran to
-   completion.
+6. prints the event report (the baseline's method and the days it came from,
+   delivered, performance, settlement estimate, avoided CO2, and each
+   enterprise's part under its contract), writes it as JSON and CSV, and exits
+   0 when the event ran to completion.
 """
 
 from __future__ import annotations
@@ -30,9 +35,9 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +47,8 @@ from adapters.sim.park import SimParkSpec, run_park
 from vpp.auth import Role
 from vpp.client import ParkClient, issue_tokens
 from vpp.clock import Clock
+from vpp.demo_park import HISTORY_DAYS, demo_origin, lay_history, simulator_shapes
+from vpp.history.generate import official_day_type
 from vpp.metrics import Metrics
 from vpp.model import Battery, ModbusConnection
 from vpp.parkfile import ParkFile, enroll_park, load_park_file, simulator_spec
@@ -180,11 +187,50 @@ def _report_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def _baseline_text(report: dict[str, Any]) -> str:
+    info = report.get("baseline") or {}
+    if not info:
+        return "baseline: (not set)"
+    text = f"baseline: {info['method']}"
+    if info.get("fallback_reason"):
+        text += f" (fell back from {info['requested']}: {info['fallback_reason']})"
+    return text + (f" — {info['note']}" if info.get("note") else "")
+
+
+def _enterprise_table(report: dict[str, Any]) -> str:
+    rows = [
+        "  enterprise    measured by   baseline from            adj.  delivered kWh  perf."
+        "   payment  penalty  settlement"
+    ]
+    for e in report.get("enterprises", []):
+        perf = e["performance"]
+        adj = e["baseline_adjustment"]
+        days = e["baseline_days"]
+        source = e["baseline_source"] + (f", {len(days)} days" if days else "")
+        rows.append(
+            f"  {e['enterprise'][:12]:12}  {(e['meter'] or 'telemetry')[:12]:12}  "
+            f"{source[:23]:23}  {'-' if adj is None else f'{adj:4.2f}':>4}  "
+            f"{_whole(e['delivered_kwh']):>13}  {'-' if perf is None else f'{perf:5.0%}':>5}  "
+            f"{_whole(e['payment']):>8}  {_whole(e['penalty']):>7}  {_whole(e['settlement']):>10}"
+        )
+    op = report.get("operator") or {}
+    if op:
+        money = (_whole(op["payment"]), _whole(op["penalty"]), _whole(op["settlement"]))
+        rows.append(
+            f"  {'park operator':12}  {'':12}  {'':23}  {'':4}  {'':>13}  {'':>5}  "
+            f"{money[0]:>8}  {money[1]:>7}  {money[2]:>10}"
+        )
+    return "\n".join(rows)
+
+
 @contextlib.asynccontextmanager
 async def _simulated_park(
-    spec: SimParkSpec, settings: Settings, time_scale: float
+    spec: SimParkSpec,
+    settings: Settings,
+    clock: Clock,
+    meter_base_loads: dict[str, Callable[[float], float]],
 ) -> AsyncIterator[None]:
-    """Run the park's simulators (on loopback, at ``time_scale``) once every one has started.
+    """Run the park's simulators (on loopback, at the clock's scale) once every one has started.
 
     Raises:
         RuntimeError: they did not start within 30 s.
@@ -193,12 +239,15 @@ async def _simulated_park(
     task = asyncio.create_task(
         run_park(
             spec,
-            time_scale=time_scale,
+            time_scale=clock.time_scale,
             mqtt_host=settings.mqtt.host,
             mqtt_port=settings.mqtt.port,
             mqtt_root=settings.mqtt.root,
             csms_url=f"ws://127.0.0.1:{settings.ocpp.port}/ocpp/",
             started=started,
+            origin=clock.now(),
+            day_type=official_day_type,
+            meter_base_loads=meter_base_loads,
         ),
         name="simulated-park",
     )
@@ -218,14 +267,19 @@ async def _simulated_park(
 
 
 async def _run(settings: Settings, opts: DemoOptions, redis_url: str, out_dir: Path) -> int:
-    clock = Clock(time_scale=opts.time_scale)
     metrics = Metrics()
     state = open_state(settings, redis_url, metrics)
     try:
         park_file = _free_modbus_ports(load_park_file(opts.park_file))
+        origin = demo_origin(datetime.now(UTC), park_file.park.timezone)
+        clock = Clock(time_scale=opts.time_scale, origin=origin)
         spec = simulator_spec(park_file, ocpp_secret=settings.ocpp.auth_secret)
         park = park_file.park.id
         await enroll_park(state, park_file)
+        laid = await lay_history(
+            state, park_file, clock.now(), retention_days=settings.history.retention_days
+        )
+        spec, meter_base_loads = simulator_shapes(spec, park_file, clock.now())
         runtime = runtime_cleanup_ctx(with_ven=False)
         async with running_service(
             settings, state, metrics=metrics, clock=clock, runtime=runtime
@@ -234,16 +288,24 @@ async def _run(settings: Settings, opts: DemoOptions, redis_url: str, out_dir: P
             roles = [Role.GRID_OPERATOR, Role.VIEWER]
             tokens = await issue_tokens(state, park, roles, name="demo")
             _say(f"service: {base}  (metrics {base}/metrics, OpenAPI {base}/openapi.json)")
-            sim_now = f"{clock.now():%Y-%m-%d %H:%M}"
-            _say(f"clock:   {opts.time_scale:g}x real time; simulated now {sim_now} UTC")
+            sim_now = f"{clock.now():%Y-%m-%d %H:%M} ({park_file.park.timezone})"
+            _say(f"clock:   {opts.time_scale:g}x real time from the latest working day's "
+                 f"afternoon peak; simulated now {sim_now}")  # fmt: skip
+            history = laid.history
+            past = f"; the past event {laid.past_event} on its day" if laid.past_event else ""
+            _say(f"history: {HISTORY_DAYS} days before today laid down (generated: "
+                 f"{len(history.series)} series, {laid.series_days} series-days; revenue "
+                 "meters as imported metering data; telemetry gaps and a gateway "
+                 f"outage{past})")  # fmt: skip
             async with (
                 ParkClient(base, park, tokens, timeout_s=60.0) as client,
-                _simulated_park(spec, settings, opts.time_scale),
+                _simulated_park(spec, settings, clock, meter_base_loads),
             ):
                 simulated = len(spec.batteries) + len(spec.chargers) + len(spec.loads)
                 _say(f"park:    {park}: {len(park_file.assets)} assets enrolled, {simulated} "
                      f"simulated ({len(spec.batteries)} Modbus batteries, {len(spec.chargers)} "
-                     f"OCPP chargers, {len(spec.loads)} MQTT loads)")  # fmt: skip
+                     f"OCPP chargers, {len(spec.loads)} MQTT loads) and {len(spec.meters)} "
+                     "live revenue meter(s)")  # fmt: skip
                 return await _grid_operator(client, clock, opts, simulated, out_dir)
     finally:
         await state.aclose()
@@ -306,7 +368,9 @@ async def _grid_operator(
     csv_text = await client.report_csv(event_id)
     (out_dir / f"{event_id}.json").write_text(json.dumps(report, indent=2))
     (out_dir / f"{event_id}.csv").write_text(csv_text)
+    _say(_baseline_text(report))
     _say(_report_table(report))
+    _say(_enterprise_table(report))
     perf = report["performance"]
     _say(
         f"result:  {record['state']}; delivered {_whole(report['delivered_kwh'])} of "

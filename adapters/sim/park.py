@@ -251,6 +251,7 @@ async def run_park(
     started: asyncio.Event | None = None,
     origin: datetime | None = None,
     day_type: Callable[[date], DayType] = weekday_type,
+    meter_base_loads: Mapping[str, Callable[[float], float]] | None = None,
 ) -> None:
     """Run every simulated device of a park until cancelled.
 
@@ -269,6 +270,9 @@ async def run_park(
         origin: the instant simulated time starts at, for loads with a profile
             (now when None).
         day_type: the kind of a local day, for loads with a profile.
+        meter_base_loads: by meter id, its enterprise's unenrolled base load
+            (primary kW) at simulated time ``t`` (seconds since the start);
+            a meter not listed holds its spec's ``base_load_kw``.
 
     Raises:
         ValueError: more than 247 units (batteries and meters), or a repeated
@@ -307,7 +311,8 @@ async def run_park(
     mqtt_meters: list[MeterModel] = []
     for meter in spec.meters:
         behind = [devices[d] for d in meter.members if d in devices]
-        model = MeterModel(meter.spec, behind, clock)
+        base_load = (meter_base_loads or {}).get(meter.spec.asset_id)
+        model = MeterModel(meter.spec, behind, clock, base_load=base_load)
         if meter.protocol == "mqtt":
             mqtt_meters.append(model)
             continue

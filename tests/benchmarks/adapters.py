@@ -58,6 +58,7 @@ from tests.benchmarks.support import (
     run_child,
     run_until_sigterm,
     wait_listening,
+    write_report,
 )
 from tests.support.sim_park import drain, park_adapters, setpoint_round, wait_for_park
 
@@ -548,9 +549,7 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     report = asyncio.run(_main(args))
-    with open(args.out, "w") as fh:
-        json.dump(report, fh, indent=2)
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import time
 import uuid
@@ -43,7 +42,13 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from tests.benchmarks.support import REDIS_URL, add_verbose, configure_logging, machine
+from tests.benchmarks.support import (
+    REDIS_URL,
+    add_verbose,
+    configure_logging,
+    machine,
+    write_report,
+)
 from vpp.events import EventStore
 from vpp.history.baselines import (
     HISTORICAL_METHODS,
@@ -220,9 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_bench(series=args.series, repeats=max(1, args.repeats), redis_url=args.redis_url)
     )
     print(_table(report))
-    with open(args.out, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=2)
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
     return 0
 
 

@@ -32,7 +32,6 @@ physically deliver; the tight reference is the physically meaningful optimum.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 from collections.abc import Sequence
@@ -46,7 +45,7 @@ from dispatch.disaggregate import disaggregate
 from dispatch.exact import Direction, ExactResult, exact_bid
 from dispatch.portfolio import Portfolio
 from dispatch.tight import tight_bid
-from tests.benchmarks.support import add_verbose, configure_logging
+from tests.benchmarks.support import add_verbose, configure_logging, write_report
 from tests.support.synthetic import synthetic_park
 
 EVENT_START = 68  # 17:00 on a 15-minute grid
@@ -214,9 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = {"definition": _DEFINITION, "goals": _GOALS, "results": results}
     print(_table(results))
     print(_DEFINITION)
-    with open(args.out, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=2)
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
     return 0
 
 

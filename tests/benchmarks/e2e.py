@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -58,6 +57,7 @@ from tests.benchmarks.support import (
     percentile,
     run_until_sigterm,
     wait_listening,
+    write_report,
 )
 from vpp.auth import Role
 from vpp.client import ApiError, ParkClient, issue_tokens
@@ -645,9 +645,7 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     report = asyncio.run(run_bench(opts))
     if opts.out:
-        with open(opts.out, "w") as fh:
-            json.dump(report, fh, indent=2)
-        print(f"wrote {opts.out}")
+        write_report(report, opts.out)
 
 
 if __name__ == "__main__":

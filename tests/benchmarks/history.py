@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import time
 import uuid
@@ -33,7 +32,13 @@ from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from tests.benchmarks.support import REDIS_URL, add_verbose, configure_logging, machine
+from tests.benchmarks.support import (
+    REDIS_URL,
+    add_verbose,
+    configure_logging,
+    machine,
+    write_report,
+)
 from vpp.history.grid import SLOTS_PER_DAY, slot_start
 from vpp.history.recorder import HistoryRecorder
 from vpp.history.store import HistoryStore, IntervalDelta
@@ -144,9 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = asyncio.run(run_bench(args.series, max(args.closes, 1), args.redis_url))
     print(_table(result))
     report = {"goals": GOALS, "machine": machine(), "result": result}
-    with open(args.out, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=2)
-    print(f"wrote {args.out}")
+    write_report(report, args.out)
     return 0
 
 

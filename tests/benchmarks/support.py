@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import platform
@@ -42,6 +43,7 @@ __all__ = [
     "run_child",
     "run_until_sigterm",
     "wait_listening",
+    "write_report",
 ]
 
 #: The repository root: where ``python -m tests.benchmarks.NAME`` is found.
@@ -78,6 +80,13 @@ def add_verbose(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="log at DEBUG, the protocol libraries' output included",
     )
+
+
+def write_report(report: Mapping[str, Any], path: str) -> None:
+    """Write a benchmark's JSON report to ``path`` and say so."""
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=2)
+    print(f"wrote {path}")
 
 
 def configure_logging(verbose: bool = False) -> None:

@@ -518,9 +518,11 @@ class ControlLoop(BackgroundService):
             measured += value
             by_kind[scope.kind] = by_kind.get(scope.kind, 0.0) + value - base_k
             by_owner[scope.owner] = by_owner.get(scope.owner, 0.0) + value
-            telemetry[scope.owner] = telemetry.get(scope.owner, 0.0) + telemetry_kw(
-                scope, view.measured_kw, running.base_by_asset, k
-            )
+            # a device scope is its telemetry; a meter's devices are summed beside it
+            devices = value
+            if scope.meter is not None:
+                devices = telemetry_kw(scope, view.measured_kw, running.base_by_asset, k)
+            telemetry[scope.owner] = telemetry.get(scope.owner, 0.0) + devices
         if measuring:
             running.sums[k] = running.sums.get(k, 0.0) + measured
             running.counts[k] = running.counts.get(k, 0) + 1

@@ -34,9 +34,13 @@ def meter(owner: str = "o0", revenue: bool = True) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def feed(state: State, powers: Mapping[str, float], meter_kw: float | None) -> None:
-    """Batteries at ``powers``; the o0 meter at its unenrolled load plus b0 and b2."""
-    live = {f"b{i}": LiveState(power_kw=powers[f"b{i}"], soc=0.6) for i in range(3)}
+async def feed(
+    state: State, powers: Mapping[str, float], meter_kw: float | None, silent: str = ""
+) -> None:
+    """Batteries at ``powers`` (but ``silent``); the o0 meter at its unenrolled load plus b0, b2."""
+    live = {
+        f"b{i}": LiveState(power_kw=powers[f"b{i}"], soc=0.6) for i in range(3) if f"b{i}" != silent
+    }
     if meter_kw is not None:
         live["m-o0"] = LiveState(power_kw=meter_kw)
     await state.write_live_many(PARK, live, ttl=30)
@@ -56,10 +60,10 @@ async def state(redis_client: aioredis.Redis, namespace: str) -> State:
     return st
 
 
-async def run_event(state: State, meter_live: bool = True) -> EventStore:
-    """A 300 kW, 30 min peak-shaving event; the batteries follow every setpoint."""
+async def run_event(state: State, meter_live: bool = True, silent: str = "") -> EventStore:
+    """A 300 kW, 30 min peak-shaving event; the batteries (but ``silent``) follow every setpoint."""
     powers = {"b0": 50.0, "b1": 50.0, "b2": -20.0}
-    await feed(state, powers, meter_of(powers) if meter_live else None)
+    await feed(state, powers, meter_of(powers) if meter_live else None, silent)
     clock = Clock(time_scale=600, origin=datetime(2026, 7, 1, 10, 0, 5, tzinfo=UTC))
     await post(state, clock, datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
     sink = RecordingSink()
@@ -71,7 +75,7 @@ async def run_event(state: State, meter_live: bool = True) -> EventStore:
             await ctl.cycle()
             if sink.sent:
                 powers = {**powers, **sink.sent[-1]}
-                await feed(state, powers, meter_of(powers) if meter_live else None)
+                await feed(state, powers, meter_of(powers) if meter_live else None, silent)
             await asyncio.sleep(0.05)
     return store
 
@@ -185,3 +189,15 @@ async def test_the_same_day_adjustment_scales_a_historical_baseline(state: State
     assert o0.adjustment == pytest.approx(1.1) and o0.baseline_kw == [660.0, 660.0]
     assert o1.adjustment is None  # no reading of b1 on the event day before it
     assert record.baseline_kw == [700.0, 700.0]
+
+
+async def test_a_silent_device_counts_at_its_historical_baseline(state: State) -> None:
+    settings = BaselineSettings(days=5, adjustment=None)
+    await state.put_park(Park(id=PARK, baseline_method="similar_days", baseline=settings))
+    await lay_history(state, {"m-o0": 600.0, "b1": 40.0}, WORKING_DAYS)
+    store = await run_event(state, silent="b1")  # o1's only device never reports
+    record = await store.get(PARK, "ev-1")
+    o1 = record.enterprises["o1"]
+    assert o1.baseline_kw == [40.0, 40.0]
+    # silent: no delivery credited, and its telemetry is what it is measured at
+    assert o1.measured_kw == [40.0, 40.0] and o1.telemetry_kw == o1.measured_kw

@@ -220,7 +220,17 @@ def _enterprise_table(report: dict[str, Any]) -> str:
             f"  {'park operator':12}  {'':12}  {'':23}  {'':4}  {'':>13}  {'':>5}  "
             f"{money[0]:>8}  {money[1]:>7}  {money[2]:>10}"
         )
-    return "\n".join(rows)
+    notes: list[str] = []
+    for e in report.get("enterprises", []):
+        if e["intervals_disagreeing"]:
+            gaps = [i["meter_gap_kw"] for i in e["intervals"] if i.get("meter_gap_kw") is not None]
+            mean = sum(gaps) / len(gaps) if gaps else 0.0
+            notes.append(
+                f"  ({e['enterprise']}: its meter minus its devices' telemetry, {mean:+.0f} kW on"
+                f" average, is beyond the tolerance in {e['intervals_disagreeing']} of"
+                f" {len(e['intervals'])} intervals: an unenrolled load, or a broken meter)"
+            )
+    return "\n".join(rows + notes)
 
 
 @contextlib.asynccontextmanager

@@ -103,7 +103,13 @@ class _Park:
 def _credit(
     pending: _Pending, series: str, t0: float, t1: float, power_kw: float, *, covered: bool
 ) -> None:
-    """Add ``power_kw`` held over ``[t0, t1)`` (clock epoch s), cut at the quarter hours."""
+    """Add ``power_kw`` held over ``[t0, t1)`` (clock epoch s), cut at the quarter hours.
+
+    NaN (a reading that says the device is unavailable) adds nothing: no
+    energy, no coverage.
+    """
+    if math.isnan(power_kw):
+        return
     t = t0
     while t < t1:
         quarter = math.floor(t / INTERVAL_S)
@@ -113,6 +119,28 @@ def _credit(
         if covered:
             acc[1] += end - t
         t = end
+
+
+def _measured_kw(live: LiveState) -> float:
+    """The power a reading measured, or NaN for one that says the device is unavailable."""
+    return live.power_kw if live.available else math.nan
+
+
+def _recredit(
+    pending: _Pending, series: str, t0: float, t1: float, new_kw: float, old_kw: float
+) -> None:
+    """Replace ``old_kw``, credited over ``[t0, t1)``, by ``new_kw`` (either may be NaN).
+
+    A known power replacing another moves only energy; one replacing a gap
+    (NaN: nothing was credited) covers the span. A gap replacing a known
+    power leaves what was credited (coverage is never taken back).
+    """
+    if math.isnan(new_kw):
+        return
+    if math.isnan(old_kw):
+        _credit(pending, series, t0, t1, new_kw, covered=True)
+    else:
+        _credit(pending, series, t0, t1, new_kw - old_kw, covered=False)
 
 
 class HistoryRecorder(BackgroundService):
@@ -175,7 +203,12 @@ class HistoryRecorder(BackgroundService):
         """Take accepted live readings of a park: series id -> its reading.
 
         Cheap and synchronous (the supervisor calls it as it writes the live
-        state); a reading repeated with the same ``ts`` is ignored.
+        state); a reading repeated with the same ``ts`` is ignored. A reading
+        that says the device is unavailable (``available`` false: the
+        adapters' mark of a lost unit, an offline gateway, a disconnected or
+        faulted charger, whose power is a stand-in) is no measurement: it
+        ends the previous reading's hold, and the time after it stays
+        uncovered until the next available reading, never recorded as 0 kW.
         """
         known = self._parks.get(park)
         if known is None:
@@ -184,11 +217,11 @@ class HistoryRecorder(BackgroundService):
                 if len(waiting) >= MAX_WAITING:
                     self._count_dropped(park, "overflow")
                     continue
-                waiting.append((series, self._clock_s(live.ts), live.power_kw))
+                waiting.append((series, self._clock_s(live.ts), _measured_kw(live)))
             self._wake.set()
             return
         for series, live in readings.items():
-            self._ingest(park, known, series, self._clock_s(live.ts), live.power_kw)
+            self._ingest(park, known, series, self._clock_s(live.ts), _measured_kw(live))
 
     def _ingest(self, park_id: str, park: _Park, series: str, t: float, power: float) -> None:
         s = park.series.get(series)
@@ -203,7 +236,7 @@ class HistoryRecorder(BackgroundService):
                 if end > s.credited:
                     _credit(park.pending, series, s.credited, end, held, covered=True)
             else:  # a write already held the latest power past this reading's time
-                _credit(park.pending, series, t, s.credited, power - held, covered=False)
+                _recredit(park.pending, series, t, s.credited, power, held)
             s.credited = max(s.credited, t)
             s.times.append(t)
             s.powers.append(power)
@@ -232,7 +265,7 @@ class HistoryRecorder(BackgroundService):
             before_t, before_p = s.times[at - 1], s.powers[at - 1]
             before_end = min(after, before_t + self._hold)
             if before_end > t:  # the earlier power held over [t, before_end): replace it
-                _credit(park.pending, series, t, before_end, power - before_p, covered=False)
+                _recredit(park.pending, series, t, before_end, power, before_p)
                 start = before_end
         end = min(after, t + self._hold)
         if end > start:

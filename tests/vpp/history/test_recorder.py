@@ -107,6 +107,38 @@ async def test_a_gap_gives_partial_coverage_not_zero_load(
     assert day.coverage[41] == 0.0 and np.isnan(day.mean_kw[41])
 
 
+async def test_a_device_marked_unavailable_is_a_gap_not_zero_load(
+    store: HistoryStore, metrics: Metrics
+) -> None:
+    # found by a new user: a Modbus unit that went down was recorded at 0 kW for the
+    # live TTL, because the adapters mark a lost unit with a stand-in power
+    rec = recorder(store, metrics, hold_s=600.0)
+    feed(rec, "b1", [(0, 40.0), (120, 40.0)])
+    rec.record(PARK, {"b1": LiveState(power_kw=0.0, ts=at(180), available=False)})
+    feed(rec, "b1", [(700, 10.0)])  # back: its own hold runs to the flush
+    await rec.flush(now=at(800))
+    day = await day_of(store, "b1")
+    # 40 kW over 0-180 s, nothing over 180-700 s, 10 kW over 700-800 s
+    assert day.coverage[40] == pytest.approx((180 + 100) / 900)
+    assert day.energy_kwh[40] == pytest.approx((40 * 180 + 10 * 100) / 3600, rel=1e-6)
+    assert day.mean_kw[40] == pytest.approx((40 * 180 + 10 * 100) / 280, rel=1e-6)
+
+
+async def test_a_late_reading_inside_an_outage_fills_it(
+    store: HistoryStore, metrics: Metrics
+) -> None:
+    rec = recorder(store, metrics, hold_s=600.0)
+    feed(rec, "b1", [(0, 40.0)])
+    rec.record(PARK, {"b1": LiveState(power_kw=0.0, ts=at(100), available=False)})
+    feed(rec, "b1", [(400, 20.0)])
+    await rec.flush(now=at(450))
+    feed(rec, "b1", [(200, 30.0)])  # buffered by the device, delivered late: holds to 400 s
+    await rec.flush(now=at(500))
+    day = await day_of(store, "b1")
+    assert day.coverage[40] == pytest.approx((100 + 200 + 100) / 900)
+    assert day.energy_kwh[40] == pytest.approx((40 * 100 + 30 * 200 + 20 * 100) / 3600, rel=1e-6)
+
+
 async def test_frequent_writes_neither_round_covered_seconds_up_nor_away(
     store: HistoryStore, metrics: Metrics
 ) -> None:

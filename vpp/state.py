@@ -23,11 +23,12 @@ import msgpack
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
 
-from vpp.errors import AlreadyExists, NotFound, StateError, StateUnavailable
+from vpp.errors import AlreadyExists, Conflict, NotFound, StateError, StateUnavailable
 from vpp.keys import DEFAULT_NAMESPACE, GlobalKeys, Keys
 from vpp.model import (
     Asset,
     LiveState,
+    Meter,
     Park,
     apply_patch,
     asset_from_dict,
@@ -212,7 +213,9 @@ class State:
 
         Raises:
             AlreadyExists: an asset with that id is enrolled in the park.
+            Conflict: a revenue meter of an enterprise that has one already.
         """
+        await self._one_revenue_meter(park, asset)
         now = utcnow()
         stored = asset.model_copy(update={"enrolled_at": now, "updated_at": now})
         payload = pack(stored.model_dump(mode="json"))
@@ -227,6 +230,27 @@ class State:
             raise AlreadyExists("asset", asset.id)
         log.debug("enrolled %s %s in park %s", asset.kind, asset.id, park)
         return stored
+
+    async def _one_revenue_meter(self, park: str, asset: Asset) -> None:
+        """Refuse a second revenue meter for one enterprise.
+
+        An enterprise settles on one metering point: its revenue meter is what
+        its events are measured by and its park history sums. (Checked before
+        the write, not inside it: two enrollments racing for one enterprise
+        could both pass.)
+
+        Raises:
+            Conflict: naming the enterprise's revenue meter.
+        """
+        if not (isinstance(asset, Meter) and asset.revenue):
+            return
+        for other in await self.list_assets(park, "meter"):
+            same = isinstance(other, Meter) and other.revenue and other.owner == asset.owner
+            if same and other.id != asset.id:
+                raise Conflict(
+                    f"revenue: enterprise {asset.owner!r} has a revenue meter already"
+                    f" ({other.id}); an enterprise settles on one"
+                )
 
     async def get_packed(self, key: str, *, operation: str, kind: str, ident: str) -> Any:
         """The msgpack value stored at ``key``, unpacked (an asset, event or bid record).
@@ -272,6 +296,7 @@ class State:
         Raises:
             NotFound: no such asset is enrolled.
             InvalidInput: the patch is not allowed or yields an invalid asset.
+            Conflict: it would make a second revenue meter of an enterprise.
         """
         keys = self.park(park)
         for _ in range(_PATCH_RETRIES):
@@ -284,6 +309,7 @@ class State:
             changed = apply_patch(current, dict(patch)).model_copy(
                 update={"enrolled_at": current.enrolled_at, "updated_at": now}
             )
+            await self._one_revenue_meter(park, changed)
             new = pack(changed.model_dump(mode="json"))
             async with self.guard("patch_asset"):
                 outcome = await self._replace(

@@ -73,7 +73,7 @@ ROUTES = [
     Route("GET", _ITEM, get_asset, "getAsset", "Read an enrolled asset", _READ,
           response=AssetPayload, errors=(404,), tags=("assets",)),
     Route("PATCH", _ITEM, patch_asset, "patchAsset", "Change an asset (JSON merge patch)",
-          _WRITE, request=AssetPatch, response=AssetPayload, errors=(400, 404, 415, 422),
+          _WRITE, request=AssetPatch, response=AssetPayload, errors=(400, 404, 409, 415, 422),
           tags=("assets",), request_content_type="application/merge-patch+json"),
     Route("DELETE", _ITEM, retire, "retireAsset", "Retire an asset", _WRITE,
           status=204, errors=(404,), tags=("assets",)),

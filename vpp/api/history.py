@@ -26,9 +26,10 @@ is the mean of the slots', ``mean_kw`` is the energy over the covered time
 (``energy / (coverage × length)``). The ``park`` series aggregates its members
 the same way: energy is the sum of what each member covered; coverage is the
 mean of the members' coverage, the known share of member-time (1 only when
-every member is known for the whole point); ``mean_kw`` scales the known
-energy to the whole park as if the unknown member-time drew like the known.
-Read it with its coverage.
+every member is known for the whole point); ``mean_kw`` is the sum of the
+members' mean powers, each over its own covered time, so a member with no
+data in the point adds nothing (it is never scaled up from the others, whose
+sizes differ). Read it with its coverage.
 
 The span is bounded by the resolution (`MAX_SPAN_DAYS`: 31 days at 15m, 92
 at 1h, 366 at 1d), so an answer stays under about 3,000 points (a few hundred
@@ -59,6 +60,7 @@ from vpp.history.grid import INTERVAL_S, SLOTS_PER_DAY, slot_start
 from vpp.history.readings import IsoDate
 from vpp.history.store import HistoryStore
 from vpp.model import ID_PATTERN, Asset, Meter
+from vpp.scopes import revenue_meters
 
 __all__ = [
     "HISTORY",
@@ -102,7 +104,8 @@ class HistoryPoint(BaseModel):
     mean_kw: float | None = Field(
         description=(
             "mean power over the covered time, kW (energy / (coverage x length)); for park, the "
-            "known energy scaled to the whole park; null when nothing is known"
+            "sum of its members' mean powers (a member with no data adds nothing); null when "
+            "nothing is known"
         )
     )
     coverage: float = Field(
@@ -141,7 +144,8 @@ class History(BaseModel):
 def park_sources(assets: Sequence[Asset]) -> list[ParkSource]:
     """The members of the ``park`` series, per enterprise (owner), sorted by owner.
 
-    An enterprise's revenue meters where it has one, else its devices (every
+    An enterprise's revenue meter where it has one (`vpp.scopes.revenue_meters`:
+    the one an event is measured by), else its devices (every
     enrolled asset that is not a meter); an enterprise with neither (only
     sub-meters) adds nothing.
     """
@@ -150,30 +154,43 @@ def park_sources(assets: Sequence[Asset]) -> list[ParkSource]:
         owners.setdefault(asset.owner, []).append(asset)
     sources: list[ParkSource] = []
     for owner, items in sorted(owners.items()):
-        meters = sorted(a.id for a in items if isinstance(a, Meter) and a.revenue)
+        revenue = revenue_meters(a for a in items if isinstance(a, Meter)).get(owner)
         devices = sorted(a.id for a in items if not isinstance(a, Meter))
-        if meters:
-            sources.append(ParkSource(enterprise=owner, source="revenue_meter", series=meters))
+        if revenue is not None:
+            sources.append(
+                ParkSource(enterprise=owner, source="revenue_meter", series=[revenue.id])
+            )
         elif devices:
             sources.append(ParkSource(enterprise=owner, source="devices", series=devices))
     return sources
 
 
 async def _sum(
-    store: HistoryStore, park: str, series: Sequence[str], first: date, last: date
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """``(days, 96)`` energy summed over ``series`` and their coverage summed (0..len)."""
+    store: HistoryStore, park: str, series: Sequence[str], first: date, last: date, k: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Sum ``series`` over ``[first, last]`` into points of ``k`` slots.
+
+    Returns:
+        ``(days, 96 / k)`` arrays: the energy summed, the covered slots summed
+        (0..k × members), and the members' mean powers over their own covered
+        time summed (a member with no data in the point adds nothing).
+    """
     n_days = (last - first).days + 1
-    energy = np.zeros((n_days, SLOTS_PER_DAY))
-    covered = np.zeros((n_days, SLOTS_PER_DAY))
+    shape = (n_days, SLOTS_PER_DAY // k)
+    energy, covered, mean = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    hours = INTERVAL_S / 3600.0
     step = max(1, _VECTORS_PER_READ // n_days)
     for at in range(0, len(series), step):
         chunk = series[at : at + step]
         for days in (await store.read(park, chunk, first, last)).values():
             for i, vector in enumerate(days.values()):
-                energy[i] += vector.energy_kwh
-                covered[i] += vector.coverage
-    return energy, covered
+                e = vector.energy_kwh.reshape(-1, k).sum(axis=1)
+                c = vector.coverage.reshape(-1, k).sum(axis=1)
+                energy[i] += e
+                covered[i] += c
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    mean[i] += np.where(c > 0, e / (c * hours), 0.0)
+    return energy, covered, mean
 
 
 def _rounded(value: float) -> float:
@@ -184,19 +201,18 @@ def _rounded(value: float) -> float:
 def _points(
     energy: NDArray[np.float64],
     covered: NDArray[np.float64],
+    mean: NDArray[np.float64],
     members: int,
     first: date,
     resolution: str,
     tz: ZoneInfo,
 ) -> list[HistoryPoint]:
-    """Aggregate ``(days, 96)`` slots of ``members`` series into points of ``resolution``."""
+    """The points of ``members`` series summed by `_sum` into points of ``resolution``."""
     k = _SLOTS[resolution]
     per_day = SLOTS_PER_DAY // k
-    e = energy.reshape(-1, per_day, k).sum(axis=2)
-    cov = covered.reshape(-1, per_day, k).sum(axis=2) / (k * max(members, 1))
-    hours = k * INTERVAL_S / 3600.0
+    cov = covered / (k * max(members, 1))
     points: list[HistoryPoint] = []
-    for d in range(e.shape[0]):
+    for d in range(energy.shape[0]):
         day = first + timedelta(days=d)
         for p in range(per_day):
             c = float(min(1.0, cov[d, p]))
@@ -204,8 +220,8 @@ def _points(
             points.append(
                 HistoryPoint(
                     start=slot_start(day, p * k, tz),
-                    energy_kwh=_rounded(float(e[d, p])) if known else None,
-                    mean_kw=_rounded(float(e[d, p]) / (c * hours)) if known else None,
+                    energy_kwh=_rounded(float(energy[d, p])) if known else None,
+                    mean_kw=_rounded(float(mean[d, p])) if known else None,
                     coverage=round(c, 6),
                 )
             )
@@ -279,7 +295,8 @@ async def get_history(request: web.Request) -> web.Response:
         except NotFound:
             raise NotFound("series", series) from None
         members = [series]
-    energy, covered = await _sum(request.app[HISTORY], park_id, members, first, last)
+    k = _SLOTS[resolution]
+    energy, covered, mean = await _sum(request.app[HISTORY], park_id, members, first, last, k)
     history = History(
         park=park_id,
         series=series,
@@ -288,7 +305,7 @@ async def get_history(request: web.Request) -> web.Response:
         first=first,
         last=last,
         sources=sources,
-        points=_points(energy, covered, len(members), first, resolution, tz),
+        points=_points(energy, covered, mean, len(members), first, resolution, tz),
     )
     if _wants_csv(request, params["format"]):
         return web.Response(text=history_csv(history), content_type=_CSV)

@@ -136,3 +136,26 @@ async def test_a_meter_is_not_in_a_bid_nor_in_an_events_expected_delivery(
     assert resp.status == 202, await resp.text()
     expected = (await resp.json())["event"]["expected"]
     assert expected["assets_included"] == 6
+
+
+async def test_an_enterprise_has_one_revenue_meter(
+    client: ApiClient, operator: dict[str, str]
+) -> None:
+    # found by a new user: a second one was accepted, then the park history summed both
+    # while events measured by the one with the lowest id
+    assert (await client.post(URL, json=meter(), headers=operator)).status == 201
+    second = meter(id="meter-02", account_no="0301-2210-88", connection=None)
+    resp = await client.post(URL, json=second, headers=operator)
+    assert resp.status == 409, await resp.text()
+    assert "meter-01" in (await resp.json())["detail"]
+    # a sub-meter of the same enterprise is fine, and may not become a second revenue one
+    resp = await client.post(URL, json={**second, "revenue": False}, headers=operator)
+    assert resp.status == 201, await resp.text()
+    resp = await client.patch(f"{URL}/meter-02", json={"revenue": True}, headers=operator)
+    assert resp.status == 409, await resp.text()
+    assert (await client.get(f"{URL}/meter-02", headers=operator)).status == 200
+    # once the first stops being the revenue meter, the other may take over
+    resp = await client.patch(f"{URL}/meter-01", json={"revenue": False}, headers=operator)
+    assert resp.status == 200
+    resp = await client.patch(f"{URL}/meter-02", json={"revenue": True}, headers=operator)
+    assert resp.status == 200, await resp.text()

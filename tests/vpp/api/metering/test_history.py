@@ -120,11 +120,13 @@ async def test_the_park_is_each_enterprise_revenue_meter_else_its_devices(
     points = body["points"]
     # slot 0: 30 + 25 - 5 = 50 kWh, all three members whole: 200 kW (bess-a, sub-b left out)
     assert _values(points[0]) == (50.0, 200.0, 1.0)
-    # slot 1: 30 + 10 kWh; coverage (1 + 0.5 + 0) / 3 = 0.5; 40 kWh / (0.5 x 0.25 h) = 320 kW
-    assert _values(points[1]) == (40.0, 320.0, 0.5)
-    # slot 4: the meter alone: 30 kWh, coverage 1/3, scaled to the park: 360 kW
+    # slot 1: 30 + 10 kWh; coverage (1 + 0.5 + 0) / 3 = 0.5; the members' means
+    # 30 / 0.25 h + 10 / (0.5 x 0.25 h) = 120 + 80 = 200 kW (the silent one adds nothing)
+    assert _values(points[1]) == (40.0, 200.0, 0.5)
+    # slot 4: the meter alone: 30 kWh, coverage 1/3, its own 120 kW (never scaled up by
+    # the count of members without data: a new user saw 10x from 2 of 20)
     energy, kw, coverage = _values(points[4])
-    assert (energy, kw) == (30.0, 360.0) and coverage == pytest.approx(1 / 3, abs=1e-6)
+    assert (energy, kw) == (30.0, 120.0) and coverage == pytest.approx(1 / 3, abs=1e-6)
 
 
 async def test_a_meter_and_an_asset_read_as_their_own_series(

@@ -12,7 +12,9 @@ logged under the token's principal like any other.
 
 Exit codes: 0 success, 1 failure (``check``: not healthy; ``token revoke``:
 no such token; ``meter import``, ``history``: the service refused, the
-problem printed), 2 usage or configuration error, 130 interrupted (Ctrl-C).
+problem printed, or could not be reached), 2 usage or configuration error
+(``meter import``: a file that cannot be read, or looks like JSON and is
+not), 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -222,9 +224,9 @@ def _add_meter(sub: _Subparsers) -> None:
     i = msub.add_parser(
         "import",
         help="import days of 96 interval energies (kWh) from a CSV or JSON file",
-        description="PUT /v1/parks/{park}/meters/{meter}/readings; a .csv file goes as "
-        "text/csv (header date,00:15,...,24:00, a row per day), anything else as JSON "
-        '({"days": [{"date": ..., "energy_kwh": [96 numbers]}]}).',
+        description="PUT /v1/parks/{park}/meters/{meter}/readings; a file holding a JSON "
+        'object goes as JSON ({"days": [{"date": ..., "energy_kwh": [96 numbers]}]}), '
+        "anything else as text/csv (header date,00:15,...,24:00, a row per day).",
     )
     i.add_argument("file", type=Path)
     i.add_argument("--meter", required=True, help="the meter's id")
@@ -242,7 +244,33 @@ def _client_call(args: argparse.Namespace, work: Callable[[ParkClient], Any]) ->
         async with ParkClient(base_url, args.park, {args.role: args.token}) as client:
             return await work(client)
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+        raise _Unreachable(f"cannot reach the service at {base_url} ({exc or type(exc).__name__});"
+                           " is it running? (--url)") from None  # fmt: skip
+
+
+class _Unreachable(Exception):
+    """The service did not answer (exit 1, in one line)."""
+
+
+def _readings_body(path: Path) -> str | Any:
+    """A readings file's body: JSON when it holds a JSON object, else CSV text.
+
+    Raises:
+        SettingsError: the file cannot be read, or looks like JSON and is not.
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"cannot read {path}: {exc}") from None
+    if not text.lstrip().startswith(("{", "[")):
+        return text  # the wide CSV export (date,00:15,...,24:00)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SettingsError(f"{path} is not valid JSON: {exc}") from None
 
 
 def _api_failed(exc: ApiError) -> int:
@@ -254,12 +282,14 @@ def _api_failed(exc: ApiError) -> int:
 
 
 def _run_meter_import(args: argparse.Namespace) -> int:
-    text = args.file.read_text(encoding="utf-8-sig")
-    body: str | Any = text if args.file.suffix.lower() == ".csv" else json.loads(text)
+    body = _readings_body(args.file)
     try:
         result = _client_call(args, lambda client: client.import_readings(args.meter, body))
     except ApiError as exc:
         return _api_failed(exc)
+    except _Unreachable as exc:
+        print(f"vpp: {exc}", file=sys.stderr)
+        return 1
     days = len(result["stored"])
     print(
         f"meter {args.meter}: {days} day{'' if days == 1 else 's'} stored "
@@ -289,6 +319,9 @@ def _run_history(args: argparse.Namespace) -> int:
         )
     except ApiError as exc:
         return _api_failed(exc)
+    except _Unreachable as exc:
+        print(f"vpp: {exc}", file=sys.stderr)
+        return 1
     sys.stdout.write(text)
     return 0
 

@@ -461,8 +461,11 @@ class BaselineSettings(_Model):
     )
     lookback_days: Integer = Field(default=45, ge=1, le=400)
     min_coverage: float = Field(default=0.9, ge=0, le=1, description="a candidate day's coverage")
+    # Off unless given: an absent field and null mean the same, so a park read
+    # back (where nulls are left out) and written again keeps its setting.
     adjustment: BaselineAdjustment | None = Field(
-        default_factory=BaselineAdjustment, description="null = no same-day adjustment"
+        default=None,
+        description="the same-day adjustment (e.g. {hours: 2, cap: 0.2}); absent or null: none",
     )
     fallback: Literal["model", "pre_event"] = "pre_event"
 

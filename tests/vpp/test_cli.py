@@ -158,3 +158,29 @@ def test_meter_import_and_history_go_through_the_api_with_a_token(
     out = _vpp("history", "--park", "p1", "--series", "m1", *span, "--token", viewer, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[1] == f"{day}T00:00:00+08:00,240.0,10.0,1.0"
+
+
+def test_meter_import_says_what_is_wrong_in_one_line(
+    served: subprocess.Popen[str], env: dict[str, str], tmp_path: Path
+) -> None:
+    # found by a new user: each of these printed a traceback
+    token = _vpp("token", "create", "--role", "park_operator", "--park", "p1", env=env).stdout
+    args = ["--park", "p1", "--meter", "m1", "--token", token.strip()]
+    missing = _vpp("meter", "import", str(tmp_path / "nope.csv"), *args, env=env)
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"days": [')
+    out = _vpp("meter", "import", str(broken), *args, env=env)
+    assert out.returncode == 2 and "is not valid JSON" in out.stderr
+    # a CSV export without the .csv suffix goes as CSV (the meter is unknown here: 404)
+    header = "date," + ",".join(f"{m // 60:02d}:{m % 60:02d}" for m in range(15, 1441, 15))
+    export = tmp_path / "export.txt"
+    export.write_text(f"{header}\n2026-11-20,{','.join(['1'] * 96)}\n")
+    out = _vpp("meter", "import", str(export), *args, env=env)
+    assert out.returncode == 1 and out.stderr.startswith("vpp: 404"), out.stderr
+    away = [*args, "--url", f"http://127.0.0.1:{free_port()}"]
+    out = _vpp("meter", "import", str(export), *away, env=env)
+    assert out.returncode == 1 and "cannot reach the service" in out.stderr
+    assert "Traceback" not in missing.stderr + out.stderr
+    out = _vpp("history", "--park", "p1", "--token", token.strip(), *away[-2:], env=env)
+    assert out.returncode == 1 and "cannot reach the service" in out.stderr

@@ -58,3 +58,14 @@ def test_high_x_of_y_needs_y_at_least_x() -> None:
     with pytest.raises(ValueError, match="y \\(10\\) must be at least x \\(12\\)"):
         parse_json_data(Park, {"id": "p", "baseline": {"x": 12}})
     assert parse_json_data(Park, {"id": "p", "baseline": {"x": 3, "y": 3}}).baseline.y == 3
+
+
+def test_no_adjustment_survives_a_read_and_write_back() -> None:
+    # found by a new user: the API leaves nulls out, so "adjustment": null read back and
+    # written again used to switch the default +-20 % adjustment back on
+    off = parse_json_data(Park, {"id": "p", "baseline": {"adjustment": None}})
+    again = parse_json_data(Park, off.model_dump(mode="json", exclude_none=True))
+    assert off.baseline.adjustment is None and again.baseline.adjustment is None
+    on = parse_json_data(Park, {"id": "p", "baseline": {"adjustment": {"hours": 2}}})
+    again = parse_json_data(Park, on.model_dump(mode="json", exclude_none=True))
+    assert again.baseline.adjustment is not None and again.baseline.adjustment.cap == 0.2

@@ -15,6 +15,7 @@ Exception tree::
 from __future__ import annotations
 
 import logging
+import random
 import shutil
 import socket
 import subprocess
@@ -57,23 +58,55 @@ class ServerBinaryMissing(ServerError):
         super().__init__(f"{binary} not found on PATH; " + _INSTALL_HINT.format(package=package))
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port on ``host`` that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+#: Where listening ports are picked: below Linux's default ephemeral range
+#: (32768-60999), from which the kernel picks every outgoing connection's
+#: local port, and above the well-known and common service ports.
+_LISTEN_PORTS = (20000, 32768)
+
+
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel gives outgoing connections (32768 when unknown)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return _LISTEN_PORTS[1]
 
 
 def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """Return ``n`` distinct TCP ports on ``host`` that are free right now (bound together)."""
-    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    """Return ``n`` distinct TCP ports on ``host`` that are free right now (bound together).
+
+    Picked outside the ephemeral range: a port the kernel handed out for
+    ``bind(0)`` is one it may hand to the next outgoing connection, which took
+    a simulated device's port between the pick and its bind in a test run.
+
+    Raises:
+        OSError: not enough free ports were found.
+    """
+    top = min(_LISTEN_PORTS[1], _ephemeral_floor())
+    candidates = list(range(_LISTEN_PORTS[0], top))
+    random.shuffle(candidates)
+    socks: list[socket.socket] = []
     try:
-        for sock in socks:
-            sock.bind((host, 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
+        for port in candidates:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.bind((host, port))
+            except OSError:
+                sock.close()
+                continue
+            socks.append(sock)
+            if len(socks) == n:
+                return [int(s.getsockname()[1]) for s in socks]
+        raise OSError(f"fewer than {n} free ports in {_LISTEN_PORTS[0]}-{top - 1} on {host}")
     finally:
         for sock in socks:
             sock.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port on ``host`` that is free right now (see `free_ports`)."""
+    return free_ports(1, host)[0]
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

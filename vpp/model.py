@@ -35,6 +35,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import to_json
 
@@ -524,6 +525,21 @@ class Park(_Model):
         max_length=1000,
         description="each enterprise's contract, by enterprise id (the assets' owner)",
     )
+
+    @model_validator(mode="after")
+    def _lookback_holds_the_days(self) -> Park:
+        # The park's own method must be able to find its days in the lookback at
+        # all (calendar days: similar days are fewer still); an event's override
+        # that cannot falls back at activation and says why.
+        settings, method = self.baseline, self.baseline_method
+        need = {"similar_days": ("days", settings.days), "high_x_of_y": ("y", settings.y)}
+        if method in need and settings.lookback_days < need[method][1]:
+            name, days = need[method]
+            raise ValueError(
+                f"baseline.lookback_days: {settings.lookback_days} days cannot hold the"
+                f" {days} similar days {method} needs (baseline.{name}): give at least {days}"
+            )
+        return self
 
     def enterprise(self, owner: str) -> Enterprise:
         """The contract of ``owner``; an enterprise with none gets the defaults (all its own)."""

@@ -69,3 +69,15 @@ def test_no_adjustment_survives_a_read_and_write_back() -> None:
     on = parse_json_data(Park, {"id": "p", "baseline": {"adjustment": {"hours": 2}}})
     again = parse_json_data(Park, on.model_dump(mode="json", exclude_none=True))
     assert again.baseline.adjustment is not None and again.baseline.adjustment.cap == 0.2
+
+
+def test_the_lookback_must_hold_the_days_the_park_method_needs() -> None:
+    # found by a new user: such a park was accepted, and could never use its method
+    body = {"id": "p", "baseline_method": "similar_days", "baseline": {"days": 30}}
+    with pytest.raises(ValueError, match="give at least 30"):
+        parse_json_data(Park, {**body, "baseline": {"days": 30, "lookback_days": 3}})
+    body = {"id": "p", "baseline_method": "high_x_of_y", "baseline": {"lookback_days": 9}}
+    with pytest.raises(ValueError, match=r"baseline\.y"):
+        parse_json_data(Park, body)  # y defaults to 10
+    # a method that reads no history does not care
+    assert parse_json_data(Park, {"id": "p", "baseline": {"lookback_days": 1}}).baseline

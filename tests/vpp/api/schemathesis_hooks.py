@@ -16,8 +16,9 @@ The rules, stated independently of the service's code:
   flexible load: max_shed_kw <= baseline_kw;
 * bid rules: price_floor <= price_cap;
 * ``PUT /v1/parks/{park}``: a body ``id`` is the park in the path,
-  ``timezone`` is a name of the IANA tz database, and the baseline's
-  ``y`` is at least its ``x`` (high X of Y);
+  ``timezone`` is a name of the IANA tz database, the baseline's ``y`` is
+  at least its ``x`` (high X of Y), and its ``lookback_days`` at least the
+  days the park's method needs (``days``, or ``y``);
 * meter readings (JSON or CSV): each day once, over in the park's time zone
   and at most 400 days before its today (the history's retention): in any
   zone (the park's may change), the 398 days from two days before today
@@ -149,6 +150,11 @@ def map_case(context: HookContext, case: Case[Any]) -> Case[Any]:
             x, y = baseline.get("x", 5), baseline.get("y", 10)
             if isinstance(x, int | float) and isinstance(y, int | float) and x > y:
                 baseline["x"], baseline["y"] = 5, 10
+            need = [baseline.get("days", 5), baseline.get("y", 10)]
+            lookback = baseline.get("lookback_days", 45)
+            numbers = [v for v in need if isinstance(v, int | float)]
+            if isinstance(lookback, int | float) and numbers and lookback < max(numbers):
+                baseline["lookback_days"] = max(numbers)
     return case
 
 

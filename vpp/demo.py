@@ -157,8 +157,9 @@ async def _watch(
             shown_state = state
         if state in ("completed", "cancelled", "failed"):
             return record
-        if state == "active" and time.monotonic() - last_line > (0.5 if tty else 3.0):
-            start = datetime.fromisoformat(record["start"])
+        start = datetime.fromisoformat(record["start"])
+        started = clock.now() >= start  # active a little ahead: nothing to show yet
+        if state == "active" and started and time.monotonic() - last_line > (0.5 if tty else 3.0):
             k = min(int((clock.now() - start).total_seconds() // record["interval_s"]),
                     len(record["target_kw"]) - 1)  # fmt: skip
             kinds = await _delivered_by_kind(client)

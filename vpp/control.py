@@ -406,7 +406,9 @@ class ControlLoop(BackgroundService):
         if method in LIVE_METHODS:
             note = LIVE_NOTES[method]
             for scope in metered:
-                scope.base = metered_live_base(scope, anchors, view.measured_kw, live)
+                scope.base = metered_live_base(
+                    scope, anchors, view.measured_kw, live, len(event.target_kw)
+                )
         info = BaselineInfo(requested=requested, method=method, fallback_reason=reason, note=note)
         running = _Running(event.id, anchors, scopes)
         # no reading, or (a charger) no vehicle to anchor on yet
@@ -555,15 +557,15 @@ class ControlLoop(BackgroundService):
 
         def record(r: EventRecord) -> None:
             running.cover(len(r.target_kw))
-            owner_base = running.owner_base()
             count = running.counts[k]
-            for t in range(len(r.target_kw)):
-                # a late anchor moves the whole baseline; an extension adds intervals
-                if reanchored or r.baseline_kw[t] is None:
-                    r.baseline_kw[t] = round(float(running.park_base[t]), 3)
-                    for owner, track in r.enterprises.items():
-                        if owner in owner_base:
-                            track.baseline_kw[t] = round(float(owner_base[owner][t]), 3)
+            # a late anchor moves the whole baseline; an extension adds intervals
+            moved = [t for t in range(len(r.target_kw)) if reanchored or r.baseline_kw[t] is None]
+            owner_base = running.owner_base() if moved else {}
+            for t in moved:
+                r.baseline_kw[t] = round(float(running.park_base[t]), 3)
+                for owner, track in r.enterprises.items():
+                    if owner in owner_base:
+                        track.baseline_kw[t] = round(float(owner_base[owner][t]), 3)
             r.measured_kw[k] = round(mean, 3)
             r.delivered_kw[k] = round(delivered_k, 3)
             r.shortfall_kw[k] = round(r.target_kw[k] - delivered_k, 3)

@@ -163,8 +163,9 @@ def metered_live_base(
     anchors: Mapping[str, np.ndarray],
     measured_kw: Mapping[str, float],
     live: Mapping[str, LiveState | None],
+    n: int,
 ) -> np.ndarray:
-    """A metered enterprise's baseline under a live method (kW per event interval).
+    """A metered enterprise's baseline under a live method (kW per event interval, ``(n,)``).
 
     The meter's reading at activation, with each of its devices that has a
     reading replaced by its anchor: under ``pre_event`` the anchor is the
@@ -177,7 +178,6 @@ def metered_live_base(
     reading = live.get(scope.meter) if scope.meter is not None else None
     if reading is None:
         raise ValueError(f"scope {scope.id} has no meter reading to anchor on")
-    n = len(next(iter(anchors.values()))) if anchors else 0
     base = np.full(n, reading.power_kw)
     for member in scope.members:
         if member in measured_kw and member in anchors:
@@ -237,6 +237,7 @@ async def historical_bases(
     out = ScopeBaselines()
     unadjusted: dict[str, float] = {}
     adjusted: dict[str, float] = {}
+    owners_adjusted: set[str] = set()
     for scope in scopes:
         result = results[scope.id]
         what = f"meter {scope.id}" if scope.meter else f"{scope.kind} {scope.id}"
@@ -255,9 +256,9 @@ async def historical_bases(
             energy / ratio if ratio else energy
         )
         if ratio is not None:
-            out.adjustment[scope.owner] = 1.0  # marked: computed below
+            owners_adjusted.add(scope.owner)
         out.note = out.note or result.note
     for owner in out.source:
-        applied = owner in out.adjustment and unadjusted[owner] != 0
+        applied = owner in owners_adjusted and unadjusted[owner] != 0
         out.adjustment[owner] = round(adjusted[owner] / unadjusted[owner], 4) if applied else None
     return out

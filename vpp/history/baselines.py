@@ -69,7 +69,7 @@ from vpp.events.model import MAX_INTERVALS, EventRecord, EventState
 from vpp.events.store import EventStore
 from vpp.history.calendar import CALENDAR_VERSION, day_type
 from vpp.history.grid import INTERVAL_S, SLOTS_PER_DAY, DayVector, day_start, locate, slot_start
-from vpp.history.store import COVERED_MASK, DAY_BYTES, HistoryStore
+from vpp.history.store import HistoryStore
 from vpp.model import BaselineSettings, Park
 
 __all__ = [
@@ -766,46 +766,16 @@ def _take(queues: list[list[date]], count: int) -> list[date]:
     return taken
 
 
-#: One slot as stored (`vpp.history.store`): float32 LE energy, uint16 LE covered seconds + flags.
-_SLOT = np.dtype([("energy", "<f4"), ("flags", "<u2")])
-#: Keys per MGET: bounds how long one command holds Redis.
-_KEYS_PER_MGET = 2000
-
-
 async def read_block(
     store: HistoryStore, park: str, series: Sequence[str], days: Sequence[date]
 ) -> HistoryBlock:
     """The history of ``series`` on ``days`` as a `HistoryBlock`, read and decoded in bulk.
 
     The same values as `HistoryStore.read` (a day not stored, or stored
-    short, reads as no data), decoded for all day vectors at once instead of
-    one `DayVector` each: at 1,000 series the per-object decode alone costs
-    more than the whole baseline. MGETs of at most `_KEYS_PER_MGET` keys,
-    pipelined.
+    short, reads as no data), from `HistoryStore.read_arrays`.
 
     Raises:
         StateUnavailable: Redis did not answer.
     """
-    keys = store.state.park(park)
-    names = [keys.history(s, d) for s in series for d in days]
-    raws: list[bytes | None] = []
-    async with (
-        store.state.guard("history_read"),
-        store.state.redis.pipeline(transaction=False) as pipe,
-    ):
-        for i in range(0, len(names), _KEYS_PER_MGET):
-            _ = pipe.mget(names[i : i + _KEYS_PER_MGET])
-        for chunk in await pipe.execute():
-            raws.extend(chunk)
-    buffer = b"".join(_day_bytes(r) for r in raws)
-    slots = np.frombuffer(buffer, dtype=_SLOT).reshape(len(series), len(days), SLOTS_PER_DAY)
-    energy = slots["energy"].astype(np.float64)
-    coverage = (slots["flags"] & COVERED_MASK).astype(np.float64) / INTERVAL_S
-    return HistoryBlock(tuple(series), tuple(days), energy, coverage)
-
-
-def _day_bytes(raw: bytes | None) -> bytes:
-    """A stored day vector at its full length (missing or short: the rest reads as no data)."""
-    if raw is not None and len(raw) == DAY_BYTES:
-        return raw
-    return (raw or b"")[:DAY_BYTES].ljust(DAY_BYTES, b"\0")
+    arrays = await store.read_arrays(park, series, days)
+    return HistoryBlock(tuple(series), tuple(days), arrays.energy_kwh, arrays.coverage)

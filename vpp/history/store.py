@@ -40,6 +40,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import numpy as np
+from numpy.typing import NDArray
 
 from vpp.errors import NotFound
 from vpp.history.grid import INTERVAL_S, SLOTS_PER_DAY, DayVector, day_start
@@ -49,6 +50,7 @@ from vpp.state import State
 __all__ = [
     "DAY_BYTES",
     "SLOT_BYTES",
+    "DayArrays",
     "HistoryStore",
     "IntervalDelta",
     "pack_day",
@@ -67,6 +69,8 @@ COVERED_MASK = 0x03FF
 IMPORTED_BIT = 0x8000
 
 _SLOT_DTYPE = np.dtype([("energy", "<f4"), ("flags", "<u2")])
+#: Keys per MGET of a bulk read: bounds how long one command holds Redis.
+_KEYS_PER_MGET = 2000
 #: One slot's telemetry as the add script takes it: slot, energy kWh, covered s.
 _DELTA = struct.Struct("<BdH")
 #: Day vectors per script call: bounds how long one call holds Redis (~1 ms per 250).
@@ -150,19 +154,44 @@ def pack_day(
     return slots.tobytes()
 
 
-def unpack_day(raw: bytes | None) -> DayVector:
-    """Decode a stored day vector; None (no key) or short bytes read as no data."""
-    if not raw:
-        return DayVector.empty()
-    if len(raw) < DAY_BYTES:
-        raw = raw + bytes(DAY_BYTES - len(raw))
-    slots = np.frombuffer(raw[:DAY_BYTES], dtype=_SLOT_DTYPE)
+@dataclass(frozen=True, slots=True, eq=False)
+class DayArrays:
+    """Many series' days decoded at once: each array ``(series, days, 96)``.
+
+    Attributes:
+        energy_kwh: energy per slot over its covered part, kWh.
+        coverage: covered fraction per slot, 0..1 (0 = no data).
+        imported: True where the slot holds imported metering data.
+    """
+
+    energy_kwh: NDArray[np.float64]
+    coverage: NDArray[np.float64]
+    imported: NDArray[np.bool_]
+
+
+def _full_day(raw: bytes | None) -> bytes:
+    """A stored day vector at its full length: missing or short, the rest reads as no data."""
+    if raw is not None and len(raw) == DAY_BYTES:
+        return raw
+    return (raw or b"")[:DAY_BYTES].ljust(DAY_BYTES, b"\0")
+
+
+def _decode(raws: Sequence[bytes | None], shape: tuple[int, ...]) -> DayArrays:
+    """Decode stored day vectors (None: no key) into arrays of ``shape + (96,)``, in one go."""
+    buffer = b"".join(_full_day(r) for r in raws)
+    slots = np.frombuffer(buffer, dtype=_SLOT_DTYPE).reshape(*shape, SLOTS_PER_DAY)
     flags = slots["flags"]
-    return DayVector(
+    return DayArrays(
         energy_kwh=slots["energy"].astype(np.float64),
         coverage=(flags & COVERED_MASK).astype(np.float64) / INTERVAL_S,
         imported=(flags & IMPORTED_BIT) != 0,
     )
+
+
+def unpack_day(raw: bytes | None) -> DayVector:
+    """Decode a stored day vector; None (no key) or short bytes read as no data."""
+    day = _decode([raw], ())
+    return DayVector(day.energy_kwh, day.coverage, day.imported)
 
 
 def _holds_data(raw: bytes | None) -> bool:
@@ -340,12 +369,37 @@ class HistoryStore:
         names = list(dict.fromkeys(series))
         if not names:
             return {}
+        block = await self.read_arrays(park, names, days)
+        return {
+            s: {
+                d: DayVector(block.energy_kwh[i, j], block.coverage[i, j], block.imported[i, j])
+                for j, d in enumerate(days)
+            }
+            for i, s in enumerate(names)
+        }
+
+    async def read_arrays(
+        self, park: str, series: Sequence[str], days: Sequence[date]
+    ) -> DayArrays:
+        """The history of ``series`` on ``days``, decoded in bulk: arrays ``(S, D, 96)``.
+
+        For many series: one decode for every day vector instead of an object
+        each (at 1,000 series the per-object decode costs more than a whole
+        baseline). MGETs of at most `_KEYS_PER_MGET` keys, pipelined, so one
+        command never holds Redis long. A day not stored reads as no data.
+
+        Raises:
+            StateUnavailable: Redis did not answer.
+        """
         keys = self.state.park(park)
-        wanted = [keys.history(s, d) for s in names for d in days]
-        async with self.state.guard("history_read"):
-            raws = cast(list[bytes | None], await self.state.redis.mget(wanted))
-        out: dict[str, dict[date, DayVector]] = {}
-        values = iter(raws)
-        for s in names:
-            out[s] = {d: unpack_day(next(values)) for d in days}
-        return out
+        names = [keys.history(s, d) for s in series for d in days]
+        raws: list[bytes | None] = []
+        async with (
+            self.state.guard("history_read"),
+            self.state.redis.pipeline(transaction=False) as pipe,
+        ):
+            for i in range(0, len(names), _KEYS_PER_MGET):
+                _ = pipe.mget(names[i : i + _KEYS_PER_MGET])
+            for chunk in await pipe.execute():
+                raws.extend(chunk)
+        return _decode(raws, (len(series), len(days)))

@@ -172,23 +172,12 @@ def _tracks(record: EventRecord) -> dict[str, EnterpriseTrack]:
     """The record's enterprise tracks, each list one value per interval.
 
     A list shorter than the event (not filled that far yet) is unknown in the
-    intervals it lacks, as `EventRecord.resize` pads them.
+    intervals it lacks, as `EventRecord.resize` pads them (`EnterpriseTrack.fit`).
     """
-    n = len(record.target_kw)
-
-    def fit(values: list[float | None]) -> list[float | None]:
-        return (values + [None] * n)[:n]
-
-    return {
-        owner: track.model_copy(
-            update={
-                "baseline_kw": fit(track.baseline_kw),
-                "measured_kw": fit(track.measured_kw),
-                "telemetry_kw": fit(track.telemetry_kw),
-            }
-        )
-        for owner, track in record.enterprises.items()
-    }
+    tracks = {owner: track.model_copy(deep=True) for owner, track in record.enterprises.items()}
+    for track in tracks.values():
+        track.fit(len(record.target_kw))
+    return tracks
 
 
 def event_report(record: EventRecord, park: Park, cfg: ReportSettings) -> EventReport:

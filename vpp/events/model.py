@@ -55,6 +55,7 @@ __all__ = [
     "MAX_TARGET_KW",
     "PER_INTERVAL_FIELDS",
     "TERMINAL_STATES",
+    "TRACK_INTERVAL_FIELDS",
     "BaselineInfo",
     "EnterpriseTrack",
     "EventKind",
@@ -407,8 +408,10 @@ class ExpectedDelivery(BaseModel):
     note: str = Field(description="The estimate in words.")
 
 
-#: The per-interval lists of an event record (and of each enterprise's track).
+#: The per-interval lists of an event record.
 PER_INTERVAL_FIELDS = ("baseline_kw", "measured_kw", "delivered_kw", "shortfall_kw")
+#: The per-interval lists of an enterprise's track (`EnterpriseTrack`).
+TRACK_INTERVAL_FIELDS = ("baseline_kw", "measured_kw", "telemetry_kw")
 
 
 class BaselineInfo(BaseModel):
@@ -452,6 +455,12 @@ class EnterpriseTrack(BaseModel):
     baseline_kw: list[float | None] = Field(default_factory=list)
     measured_kw: list[float | None] = Field(default_factory=list)
     telemetry_kw: list[float | None] = Field(default_factory=list)
+
+    def fit(self, n: int) -> None:
+        """Give each per-interval list ``n`` values: cut, or padded with unknowns."""
+        for name in TRACK_INTERVAL_FIELDS:
+            values: list[float | None] = getattr(self, name)
+            setattr(self, name, (values + [None] * n)[:n])
 
 
 class EventRecord(BaseModel):
@@ -629,9 +638,7 @@ class EventRecord(BaseModel):
             values: list[float | None] = getattr(self, name)
             setattr(self, name, (values + [None] * n)[:n])
         for track in self.enterprises.values():
-            for name in ("baseline_kw", "measured_kw", "telemetry_kw"):
-                values = getattr(track, name)
-                setattr(track, name, (values + [None] * n)[:n])
+            track.fit(n)
         self.target_kw = targets
         self.updated = now
         entry: dict[str, Any] = {"state": self.state.value, "at": now.isoformat(), "modified": True}
@@ -645,6 +652,6 @@ class EventRecord(BaseModel):
         for name in PER_INTERVAL_FIELDS:
             data[name] = [None if v is None or math.isnan(v) else v for v in data[name]]
         for track in data["enterprises"].values():
-            for name in ("baseline_kw", "measured_kw", "telemetry_kw"):
+            for name in TRACK_INTERVAL_FIELDS:
                 track[name] = [None if v is None or math.isnan(v) else v for v in track[name]]
         return data

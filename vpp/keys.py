@@ -17,6 +17,8 @@ legal in a cluster::
     {ns}:{{park}}:openadr:events hash  OpenADR event id -> msgpack VEN tracking state
     {ns}:{{park}}:hist:{series}:{YYYYMMDD} string packed day vector (vpp.history.store)
     {ns}:{{park}}:lease:history string owner id of the park's history recorder (TTL)
+    {ns}:{{park}}:ledger:entries hash  {YYYY-MM}:{enterprise} -> msgpack monthly entries
+    {ns}:{{park}}:ledger:months hash   {YYYY-MM} -> msgpack closed (frozen) month of the ledger
 
 Keys that are not about one park are global under the namespace::
 
@@ -131,6 +133,16 @@ class Keys:
         the holder adds telemetry to the history, so no interval is counted twice.
         """
         return f"{self.prefix}:lease:history"
+
+    @property
+    def ledger_entries(self) -> str:
+        """Hash ``{YYYY-MM}:{enterprise}`` -> msgpack monthly entries (`vpp.ledger.entries`)."""
+        return f"{self.prefix}:ledger:entries"
+
+    @property
+    def ledger_months(self) -> str:
+        """Hash ``{YYYY-MM}`` -> msgpack closed month of the ledger (`vpp.ledger`), frozen."""
+        return f"{self.prefix}:ledger:months"
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,8 +52,10 @@ __all__ = [
     "BaselineMethod",
     "BaselineSettings",
     "Battery",
+    "CarbonSettings",
     "Connection",
     "DeviationCosts",
+    "ElectricityFactorId",
     "Enterprise",
     "EnterpriseId",
     "EvCharger",
@@ -67,6 +69,7 @@ __all__ = [
     "Park",
     "ParkId",
     "ParkSummary",
+    "ProvincialFactor",
     "Pv",
     "apply_patch",
     "asset_from_dict",
@@ -479,6 +482,64 @@ class BaselineSettings(_Model):
         return value
 
 
+#: The grid emission factors a park can choose: the ids of
+#: `vpp.ledger.factors.ELECTRICITY_FACTORS`, or ``provincial`` (its own).
+ElectricityFactorId: TypeAlias = Literal[
+    "mee-2023-southern",
+    "mee-2023-national",
+    "mee-2023-national-excl-traded-nonfossil",
+    "mee-2023-national-fossil",
+    "provincial",
+]
+
+
+class ProvincialFactor(_Model):
+    """A grid emission factor the operator enters with its source (e.g. a provincial one)."""
+
+    kg_co2_per_kwh: float = Field(gt=0, le=2, description="kgCO2/kWh (= tCO2/MWh)")
+    vintage: str = Field(min_length=1, max_length=32, description="the year it is for, e.g. 2023")
+    source: str = Field(min_length=1, max_length=500, description="who published it, where")
+    name: str = Field(default="provincial factor", min_length=1, max_length=200)
+
+
+def _carbon_schema(schema: dict[str, Any]) -> None:
+    # A provincial factor needs its value: what _provincial_given checks.
+    schema["if"] = {
+        "properties": {"electricity_factor": {"const": "provincial"}},
+        "required": ["electricity_factor"],
+    }
+    schema["then"] = {
+        "properties": {"provincial_factor": {"type": "object"}},
+        "required": ["provincial_factor"],
+    }
+
+
+class CarbonSettings(_Model):
+    """How the park's carbon is accounted (`vpp.ledger`).
+
+    ``electricity_factor`` names the grid emission factor of purchased
+    electricity: an id of `vpp.ledger.factors.ELECTRICITY_FACTORS` (default
+    the MEE/NBS 2023 Southern grid region factor, 0.4042 kgCO2/kWh) or
+    ``"provincial"`` for the operator's own ``provincial_factor``.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_carbon_schema)
+
+    electricity_factor: ElectricityFactorId = Field(
+        default="mee-2023-southern",
+        description="the grid emission factor of purchased electricity (vpp.ledger.factors)",
+    )
+    provincial_factor: ProvincialFactor | None = Field(
+        default=None, description="required when electricity_factor is provincial"
+    )
+
+    @model_validator(mode="after")
+    def _provincial_given(self) -> CarbonSettings:
+        if self.electricity_factor == "provincial" and self.provincial_factor is None:
+            raise ValueError("provincial_factor: required when electricity_factor is 'provincial'")
+        return self
+
+
 class Enterprise(_Model):
     """An enterprise's agency contract with the park (the VPP).
 
@@ -525,6 +586,9 @@ class Park(_Model):
         max_length=1000,
         description="each enterprise's contract, by enterprise id (the assets' owner)",
     )
+    carbon: CarbonSettings = Field(
+        default_factory=CarbonSettings, description="the ledger's electricity emission factor"
+    )
 
     @model_validator(mode="after")
     def _lookback_holds_the_days(self) -> Park:
@@ -566,11 +630,12 @@ def invalid_input(exc: ValidationError, prefix: str = "") -> InvalidInput:
         # the caller knows the field as 'connection.port'.
         loc = [p for i, p in enumerate(loc) if not (i and loc[i - 1] in _UNION_TAGS.get(p, ()))]
         message = err["msg"].removeprefix("Value error, ")
-        named = _NAMED_MESSAGE.match(message) if not loc else None
-        if named:
+        named = _NAMED_MESSAGE.match(message) if err["type"] == "value_error" else None
+        if named and (not loc or named.group(1) not in loc):
             # A cross-field check (a model validator) has no location of its
-            # own; it names its field as "field: message".
-            loc, message = [named.group(1)], named.group(2)
+            # own (or only its model's, as a nested one): it names its field
+            # as "field: message".
+            loc, message = [*loc, named.group(1)], named.group(2)
         field = ".".join(filter(None, [prefix, *loc])) or "body"
         errors.append(FieldError(field=field, message=message, type=err["type"]))
     return InvalidInput(errors)

@@ -43,6 +43,7 @@ __all__ = [
     "ControlSettings",
     "HistorySettings",
     "HttpSettings",
+    "LedgerSettings",
     "LogSettings",
     "ModbusSettings",
     "MqttSettings",
@@ -245,6 +246,18 @@ class HistorySettings:
 
 
 @dataclass
+class LedgerSettings:
+    """The energy-carbon ledger (``vpp.ledger``): when a month closes, how often gauges refresh."""
+
+    #: days after a month's end (park time) at which its ledger closes: its
+    #: figures are frozen with the factors they used, and change only when
+    #: recomputed on request (late metering imports and entries land before)
+    close_after_days: int = 5
+    #: seconds between refreshes of the zero-carbon indicator gauges
+    refresh_s: float = 900.0
+
+
+@dataclass
 class Settings:
     """All settings; build with ``Settings.load``."""
 
@@ -260,6 +273,7 @@ class Settings:
     openadr: OpenAdrSettings = field(default_factory=OpenAdrSettings)
     reports: ReportSettings = field(default_factory=ReportSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
+    ledger: LedgerSettings = field(default_factory=LedgerSettings)
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Self:

@@ -1,0 +1,189 @@
+"""Monthly ledger entries: fuels and purchased green power, per enterprise and month.
+
+What the meters do not see is entered once a month from bills and
+certificates (`MonthEntries`): other energy carriers (natural gas, diesel,
+purchased heat or steam ...; a quantity in one of the carrier's units,
+`vpp.ledger.factors.CARRIERS`) and green power bought through green-power
+trading (绿电交易, with its green-electricity certificate ids) or direct
+supply (直连).
+
+A ``PUT`` replaces the enterprise's entries of that month as a whole, so it
+is idempotent; each change is logged in the park log (``ledger.entries``,
+with the previous and the new entries). Stored in the park's hash
+``{ns}:{park}:ledger:entries`` (`vpp.keys.Keys.ledger_entries`), field
+``{YYYY-MM}:{enterprise}``.
+
+Errors: `vpp.errors.InvalidInput` naming the field (``fuels[0].unit`` for a
+unit the carrier is not entered in, ``fuels[0].quantity`` for a negative
+one, ``enterprise`` for an enterprise the park does not know,
+``month`` for a malformed month); Redis failures as `vpp.state.State.guard`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Literal, TypeAlias
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from vpp.ledger.factors import CARRIERS
+from vpp.state import State, pack, unpack
+
+__all__ = [
+    "MONTH_PATTERN",
+    "EntryStore",
+    "FuelEntry",
+    "GreenPowerEntry",
+    "Month",
+    "MonthEntries",
+    "month_of",
+    "parse_month",
+]
+
+#: A calendar month, ``YYYY-MM``.
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+Month: TypeAlias = Annotated[str, Field(pattern=MONTH_PATTERN, description="YYYY-MM")]
+
+_MONTH = re.compile(MONTH_PATTERN)
+
+#: The carriers entered per month (electricity comes from the meters).
+FuelCarrier: TypeAlias = Literal["natural_gas", "diesel", "gasoline", "lpg", "heat", "steam"]
+
+
+def parse_month(text: str) -> date:
+    """The first day of the month ``YYYY-MM``.
+
+    Raises:
+        ValueError: not a month of that form.
+    """
+    if not _MONTH.match(text):
+        raise ValueError(f"{text!r} is not a month (YYYY-MM)")
+    return date(int(text[:4]), int(text[5:7]), 1)
+
+
+def month_of(day: date) -> str:
+    """The month of ``day``, ``YYYY-MM``."""
+    return f"{day:%Y-%m}"
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class FuelEntry(_Entry):
+    """A quantity of another energy carrier used in the month (from its bill)."""
+
+    carrier: FuelCarrier
+    quantity: float = Field(ge=0, description="in unit")
+    unit: str = Field(
+        min_length=1,
+        max_length=16,
+        description=(
+            "natural_gas: m3 or 1e4m3; diesel, gasoline, lpg: t or kg; "
+            "heat: GJ or MJ; steam: t or GJ"
+        ),
+    )
+    note: str = Field(default="", max_length=500, description="e.g. the bill's number")
+
+    @model_validator(mode="after")
+    def _unit_of_carrier(self) -> FuelEntry:
+        units = CARRIERS[self.carrier].units
+        if self.unit not in units:
+            raise ValueError(
+                f"unit: {self.carrier} is entered in {' or '.join(units)}, not {self.unit!r}"
+            )
+        return self
+
+
+class GreenPowerEntry(_Entry):
+    """Green power bought in the month: through green-power trading or direct supply."""
+
+    kind: Literal["trading", "direct"] = Field(
+        description="trading: green-power trading (绿电交易); direct: direct supply (直连)"
+    )
+    kwh: float = Field(ge=0, description="energy bought, kWh")
+    certificates: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        default_factory=list, max_length=10_000, description="green-electricity certificate ids"
+    )
+    note: str = Field(default="", max_length=500, description="e.g. the contract")
+
+
+class MonthEntries(_Entry):
+    """An enterprise's entries of one month; a PUT replaces them as a whole."""
+
+    fuels: list[FuelEntry] = Field(default_factory=list, max_length=100)
+    green_power: list[GreenPowerEntry] = Field(default_factory=list, max_length=100)
+
+
+class EntryStore:
+    """The monthly entries of every park, in Redis (`vpp.keys.Keys.ledger_entries`).
+
+    Args:
+        state: the service's `vpp.state.State` (its Redis and namespace).
+    """
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    async def put(
+        self, park: str, month: str, enterprise: str, entries: MonthEntries
+    ) -> MonthEntries | None:
+        """Replace ``enterprise``'s entries of ``month`` and log the change in the park log.
+
+        Idempotent: the same entries again change nothing and log nothing.
+
+        Returns:
+            The entries they replaced (None: there were none).
+
+        Raises:
+            ValueError: ``month`` is not ``YYYY-MM``.
+            StateUnavailable: Redis did not answer.
+        """
+        parse_month(month)
+        keys = self.state.park(park)
+        field = f"{month}:{enterprise}"
+        new = pack(entries.model_dump(mode="json"))
+        async with self.state.guard("ledger_entries"):
+            old = await self.state.redis.hget(keys.ledger_entries, field)
+            if old == new:
+                return MonthEntries.model_validate(unpack(old))
+            await self.state.redis.hset(keys.ledger_entries, field, new)
+        before = None if old is None else MonthEntries.model_validate(unpack(old))
+        await self.state.append_park_log(
+            park,
+            "ledger.entries",
+            month=month,
+            enterprise=enterprise,
+            data=pack(
+                {
+                    "before": None if before is None else before.model_dump(mode="json"),
+                    "after": entries.model_dump(mode="json"),
+                }
+            ),
+        )
+        return before
+
+    async def get(self, park: str, month: str, enterprise: str) -> MonthEntries | None:
+        """``enterprise``'s entries of ``month``; None when none were entered."""
+        async with self.state.guard("ledger_entries"):
+            raw = await self.state.redis.hget(
+                self.state.park(park).ledger_entries, f"{month}:{enterprise}"
+            )
+        return None if raw is None else MonthEntries.model_validate(unpack(raw))
+
+    async def months(self, park: str, first: str, last: str) -> dict[tuple[str, str], MonthEntries]:
+        """Every enterprise's entries of the months ``first``..``last`` (``YYYY-MM``, inclusive).
+
+        Returns:
+            (month, enterprise) -> its entries.
+        """
+        async with self.state.guard("ledger_entries"):
+            stored = await self.state.redis.hgetall(self.state.park(park).ledger_entries)
+        found: dict[tuple[str, str], MonthEntries] = {}
+        for raw_field, raw in stored.items():
+            field = raw_field.decode() if isinstance(raw_field, bytes) else str(raw_field)
+            month, _, enterprise = field.partition(":")
+            if first <= month <= last:
+                found[(month, enterprise)] = MonthEntries.model_validate(unpack(raw))
+        return found

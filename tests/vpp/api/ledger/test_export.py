@@ -18,6 +18,7 @@ from vpp.ledger.export import (
     MonthReport,
     ledger_columns,
     ledger_csv,
+    ledger_text,
     report_csv,
     report_html,
     report_pages,
@@ -182,3 +183,18 @@ def test_report_html_says_when_a_month_is_open_or_has_pending_changes() -> None:
 def test_report_html_of_a_factor_the_ledger_does_not_list_says_so() -> None:
     html = report_html(_report(rows=[row("castings", "C", electricity_factor="provincial")]))
     assert re.search(r"provincial</td>.*not listed in the ledger", html, re.DOTALL)
+
+
+def test_the_text_summary_has_a_line_per_row_then_the_indicators() -> None:
+    lines = ledger_text(ledger()).splitlines()
+    assert lines[0].startswith("park p1, 2026-03-01 to 2026-03-31 (Asia/Shanghai), by month;")
+    assert "mee-2023-southern 0.4042 kgCO2/kWh (2023)" in lines[0]
+    castings = "castings 2026-03 revenue_meter 100 % 10,000.0 2.5590 6.204 20.0 % 0.0 % 3.289"
+    assert lines[2].split() == [*castings.split(), "closed"]
+    # unknown shares and intensity print as "-", never 0
+    assert lines[3].split()[-4:] == ["-", "-", "-", "closed"]
+    assert lines[5] == (
+        "month to 2026-03 (under 0.2 Mtce a year): carbon per unit energy 2.400 tCO2/tce "
+        "(<= 0.2: not met); clean-energy share 10.0 % (>= 90.0 %: not met)"
+    )
+    assert lines[6].startswith("note: electronics: no revenue meter")

@@ -283,22 +283,37 @@ def _api_failed(exc: ApiError) -> int:
     return 1
 
 
-def _run_meter_import(args: argparse.Namespace) -> int:
-    body = _readings_body(args.file)
+def _api_command(
+    args: argparse.Namespace, work: Callable[[ParkClient], Any], say: Callable[[Any], str]
+) -> int:
+    """Run ``work`` against the service and print ``say(answer)``: 0.
+
+    The service's refusal (its problem, a line per bad field) or a service
+    that does not answer is printed to stderr instead: 1.
+    """
     try:
-        result = _client_call(args, lambda client: client.import_readings(args.meter, body))
+        answer = _client_call(args, work)
     except ApiError as exc:
         return _api_failed(exc)
     except _Unreachable as exc:
         print(f"vpp: {exc}", file=sys.stderr)
         return 1
-    days = len(result["stored"])
-    print(
-        f"meter {args.meter}: {days} day{'' if days == 1 else 's'} stored "
-        f"({len(result['replaced'])} replaced, {len(result['unchanged'])} unchanged), "
-        f"{result['intervals']} intervals"
-    )
+    sys.stdout.write(say(answer))
     return 0
+
+
+def _run_meter_import(args: argparse.Namespace) -> int:
+    body = _readings_body(args.file)
+
+    def say(result: dict[str, Any]) -> str:
+        days = len(result["stored"])
+        return (
+            f"meter {args.meter}: {days} day{'' if days == 1 else 's'} stored "
+            f"({len(result['replaced'])} replaced, {len(result['unchanged'])} unchanged), "
+            f"{result['intervals']} intervals\n"
+        )
+
+    return _api_command(args, lambda client: client.import_readings(args.meter, body), say)
 
 
 def _add_history(sub: _Subparsers) -> None:
@@ -312,20 +327,13 @@ def _add_history(sub: _Subparsers) -> None:
 
 
 def _run_history(args: argparse.Namespace) -> int:
-    try:
-        text = _client_call(
-            args,
-            lambda client: client.history(
-                args.series, first=args.first, last=args.last, resolution=args.resolution, csv=True
-            ),
-        )
-    except ApiError as exc:
-        return _api_failed(exc)
-    except _Unreachable as exc:
-        print(f"vpp: {exc}", file=sys.stderr)
-        return 1
-    sys.stdout.write(text)
-    return 0
+    return _api_command(
+        args,
+        lambda client: client.history(
+            args.series, first=args.first, last=args.last, resolution=args.resolution, csv=True
+        ),
+        str,
+    )
 
 
 def _add_ledger(sub: _Subparsers) -> None:
@@ -346,21 +354,17 @@ def _add_ledger(sub: _Subparsers) -> None:
 
 
 def _run_ledger(args: argparse.Namespace) -> int:
-    try:
-        body = _client_call(
-            args,
-            lambda client: client.ledger(
-                period=args.period, first=args.first, last=args.last,
-                enterprise=args.enterprise, csv=args.csv,
-            ),
-        )  # fmt: skip
-    except ApiError as exc:
-        return _api_failed(exc)
-    except _Unreachable as exc:
-        print(f"vpp: {exc}", file=sys.stderr)
-        return 1
-    sys.stdout.write(body if args.csv else ledger_text(Ledger.model_validate(body)))
-    return 0
+    def say(body: Any) -> str:
+        return str(body) if args.csv else ledger_text(Ledger.model_validate(body))
+
+    return _api_command(
+        args,
+        lambda client: client.ledger(
+            period=args.period, first=args.first, last=args.last,
+            enterprise=args.enterprise, csv=args.csv,
+        ),
+        say,
+    )  # fmt: skip
 
 
 # -- demo ------------------------------------------------------------------

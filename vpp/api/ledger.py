@@ -37,9 +37,11 @@ know is a 404, as an unknown ``series`` of the history is.
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import io
 import re
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
@@ -278,8 +280,20 @@ def _answer(text: str, content_type: str) -> web.Response:
     return web.Response(body=io.BytesIO(text.encode()), content_type=content_type, charset=charset)
 
 
-def _ledger_answer(ledger: Ledger) -> web.Response:
-    return _answer(ledger.model_dump_json(exclude_none=False), "application/json")
+def _json(ledger: Ledger) -> str:
+    return ledger.model_dump_json(exclude_none=False)
+
+
+async def _ledger_answer(
+    ledger: Ledger, render: Callable[[Ledger], str], media: str
+) -> web.Response:
+    """A ledger rendered in a worker thread, so the event loop runs meanwhile.
+
+    A week of intervals of 50 enterprises is 34,000 rows: 29 MB of JSON in
+    0.24 s, 11 MB of CSV in 1 s on this machine, time the loop (which runs
+    the park's control loops too) keeps.
+    """
+    return _answer(await asyncio.to_thread(render, ledger), media)
 
 
 async def get_ledger(request: web.Request) -> web.Response:
@@ -295,15 +309,15 @@ async def get_ledger(request: web.Request) -> web.Response:
         park_id, period, first, last, enterprise=enterprise, now=service_now(request)
     )
     if params["format"] == "csv":
-        return _answer(ledger_csv(ledger), CSV_MEDIA_TYPE)
-    return _ledger_answer(ledger)
+        return await _ledger_answer(ledger, ledger_csv, CSV_MEDIA_TYPE)
+    return await _ledger_answer(ledger, _json, "application/json")
 
 
 async def recompute_month(request: web.Request) -> web.Response:
     """Recompute a closed month with today's factor and entries; 409 when it is not closed."""
     m = request.match_info
     ledger = await request.app[LEDGER].recompute(m["park"], m["month"], now=service_now(request))
-    return _ledger_answer(ledger)
+    return await _ledger_answer(ledger, _json, "application/json")
 
 
 def _last_complete_month(today: date) -> str:

@@ -93,6 +93,8 @@ def _cell(value: Any) -> Any:
     Text that a spreadsheet would take for a formula (``=``, ``+``, ``-``,
     ``@`` first) gets a leading apostrophe, as OWASP advises for CSV exports.
     """
+    if type(value) is float:  # most cells: first, since a week of intervals is 1.6 M cells
+        return value
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -108,17 +110,21 @@ def _fuels_text(row: LedgerRow) -> str:
     return "; ".join(f"{f.carrier} {f.quantity:g} {f.unit}" for f in row.fuels)
 
 
+_NO_FUELS = [0.0] * (2 * len(FUEL_CARRIERS))
+
+
 def _ledger_line(row: LedgerRow, factors: Mapping[str, FactorInfo]) -> list[Any]:
-    values = row.model_dump()
     line: list[Any] = []
     for name in LedgerRow.model_fields:
         if name == "fuels":
             line.append(_fuels_text(row))
-            for carrier in FUEL_CARRIERS:
+            if not row.fuels:
+                line += _NO_FUELS
+            for carrier in FUEL_CARRIERS if row.fuels else ():
                 used = [f for f in row.fuels if f.carrier == carrier]
                 line += [sum((f.tce for f in used), 0.0), sum((f.co2_t for f in used), 0.0)]
         else:
-            line.append(values[name])
+            line.append(getattr(row, name))
             if name == "electricity_factor":
                 factor = factors.get(row.electricity_factor)
                 line.append("" if factor is None else factor.kg_co2_per_kwh)

@@ -11,7 +11,7 @@ from tests.vpp.conftest import ApiClient
 from tests.vpp.samples import PARK
 
 ENTRY = "/v1/parks/{park}/ledger/entries/{month}/{enterprise}"
-BODY = {"fuels": [], "green_power": []}
+BODY: dict[str, list[Any]] = {"fuels": [], "green_power": []}
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ several apps (tests) can live in one process. Names are prefixed ``vpp_``.
 Sections here: HTTP (``vpp_http_*``), registry (``vpp_assets_enrolled``),
 Redis (``vpp_redis_*``), dispatch and control loop (``vpp_solver_seconds``,
 ``vpp_control_*``, ``vpp_event_*``, ``vpp_events``, ``vpp_delivered_kw``,
-``vpp_flexibility_*``), interval history (``vpp_history_*``). Two collectors
+``vpp_flexibility_*``), interval history (``vpp_history_*``), the park's
+zero-carbon indicators from the energy-carbon ledger (``vpp_ledger_*``). Two collectors
 register on the same registry from where their data lives: the adapters' and
 setpoints' series (``vpp_adapter_*``, ``vpp_telemetry_*``, ``vpp_setpoint*``) in
 :mod:`vpp.supervisor._metrics`, the VEN's (``vpp_openadr_*``) in
@@ -170,6 +171,48 @@ class Metrics:
             "Readings the interval history could not use, by reason "
             "(too_late: older than the recent readings kept; overflow: too many waiting).",
             ["park", "reason"],
+            registry=r,
+        )
+
+        # -- the energy-carbon ledger's zero-carbon indicators (vpp.ledger.gauges)
+        ledger_labels = ["park", "window"]
+        self.ledger_carbon_intensity = Gauge(
+            "vpp_ledger_carbon_intensity_tco2_per_tce",
+            "The park's carbon emissions per unit of energy consumed, tCO2/tce, over the last "
+            "complete month or the rolling year to it (window).",
+            ledger_labels,
+            registry=r,
+        )
+        self.ledger_carbon_intensity_threshold = Gauge(
+            "vpp_ledger_carbon_intensity_threshold_tco2_per_tce",
+            "The zero-carbon park threshold of carbon per unit energy for the park's size class, "
+            "tCO2/tce (national zero-carbon park notice, 2025).",
+            ledger_labels,
+            registry=r,
+        )
+        self.ledger_clean_energy_share = Gauge(
+            "vpp_ledger_clean_energy_share",
+            "The park's clean-energy share of its energy consumption (tce basis), 0..1.",
+            ledger_labels,
+            registry=r,
+        )
+        self.ledger_clean_energy_threshold = Gauge(
+            "vpp_ledger_clean_energy_share_threshold",
+            "The zero-carbon park threshold of the clean-energy share (0.9).",
+            ledger_labels,
+            registry=r,
+        )
+        self.ledger_annual_energy_tce = Gauge(
+            "vpp_ledger_annual_energy_tce",
+            "The park's energy consumption scaled to a year, tce (its size class is read from it).",
+            ledger_labels,
+            registry=r,
+        )
+        self.ledger_refresh_errors = Counter(
+            "vpp_ledger_refresh_errors",
+            "Refreshes of a park's zero-carbon indicators that failed (the gauges keep their "
+            "last values).",
+            ["park"],
             registry=r,
         )
 

@@ -78,7 +78,7 @@ def _exported_names() -> set[str]:
 def _used_names(text: str) -> set[str]:
     return {
         re.sub(r"_(bucket|sum|count)$", "", n) if n.endswith(("_bucket", "_sum", "_count")) else n
-        for n in re.findall(r"\b(vpp_[a-z_]+)", text)
+        for n in re.findall(r"\b(vpp_[a-z0-9_]+)", text)
     }
 
 

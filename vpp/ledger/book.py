@@ -58,7 +58,7 @@ from vpp.errors import Conflict, FieldError, InvalidInput
 from vpp.history.grid import INTERVAL_S, SLOTS_PER_DAY, day_start, slot_start
 from vpp.history.store import HistoryStore
 from vpp.ledger.balance import FLOWS, BalancePlan, EnterpriseScope, balance, plan_balance
-from vpp.ledger.carbon import Figures, account, factor_info, figures_of, to_row
+from vpp.ledger.carbon import Figures, account, factor_info, figures_of, to_rows
 from vpp.ledger.entries import EntryStore, MonthEntries, month_of, parse_month
 from vpp.ledger.factors import (
     CARRIERS,
@@ -289,9 +289,7 @@ class _Run:
         figures = self.figures(month, month.days, factor=self.factor, entries=current)
         for part in figures.values():
             part.pending = False  # what is frozen now holds every change
-        figures[PARK_SCOPE] = self._park(
-            (figures[s.id] for s in self.plan.scopes), closed=True, pending=False
-        )
+        figures[PARK_SCOPE] = self._park(figures.values(), 1, closed=True, pending=False)
         return MonthSnapshot(
             month=month.label,
             factor=factor_info(self.factor),
@@ -302,9 +300,9 @@ class _Run:
             rows=self.scope_rows(
                 figures,
                 self.plan.scopes,
-                period=month.label,
-                start=month.start,
-                end=month.end,
+                periods=[month.label],
+                starts=[month.start],
+                ends=[month.end],
                 park=True,
             ),
         )
@@ -344,16 +342,16 @@ class _Run:
         factor: ElectricityFactor | None = None,
         entries: Mapping[str, MonthEntries] | None = None,
     ) -> dict[str, Figures]:
-        """Each enterprise's figures over ``days`` of ``month`` (from its balance read)."""
+        """Each enterprise's figures over ``days`` of ``month`` as one period."""
         assert month.sums is not None  # read() first
         at = {d: i for i, d in enumerate(month.days)}
-        energy = month.sums[:, :, [at[d] for d in days]].sum(axis=2)
+        energy = month.sums[:, :, [at[d] for d in days]].sum(axis=2, keepdims=True)
         start, end = day_start(days[0], self.tz), day_start(days[-1] + timedelta(days=1), self.tz)
         hours = _hours(start, end)
         return self._account(
             month,
             energy,
-            hours,
+            np.array([hours]),
             prorated=hours < month.hours,
             factor=factor or month.factor,
             entries=month.entries if entries is None else entries,
@@ -363,14 +361,18 @@ class _Run:
         self,
         month: _Month,
         energy: NDArray[np.float64],
-        hours: float,
+        hours: NDArray[np.float64],
         *,
         prorated: bool,
         factor: ElectricityFactor,
         entries: Mapping[str, MonthEntries],
         scopes: Sequence[EnterpriseScope] | None = None,
     ) -> dict[str, Figures]:
-        """Figures of the enterprises (all by default) from ``energy (FLOWS, enterprises)``."""
+        """Figures of the enterprises (all by default) from ``energy (FLOWS, enterprises, N)``.
+
+        ``hours`` are the ``N`` periods' lengths; each carries that share of
+        the month's entries.
+        """
         share = hours / month.hours
         self.factors.setdefault(factor.id, factor_info(factor))
         which = {s.id for s in (self.plan.scopes if scopes is None else scopes)}
@@ -403,18 +405,20 @@ class _Run:
             },
         )
 
-    def with_park(self, month: _Month, figures: dict[str, Figures]) -> dict[str, Figures]:
-        """``figures`` and the park's, their sum (``"park"``)."""
+    def with_park(
+        self, month: _Month, figures: dict[str, Figures], n: int = 1
+    ) -> dict[str, Figures]:
+        """``figures`` (over ``n`` periods) and the park's, their sum (``"park"``)."""
         stale = bool(month.pending) or (
             month.snapshot is not None
             and {r.scope for r in month.snapshot.rows} != {*self.plan.ids, PARK_SCOPE}
         )
-        figures[PARK_SCOPE] = self._park(figures.values(), closed=month.closed, pending=stale)
+        figures[PARK_SCOPE] = self._park(figures.values(), n, closed=month.closed, pending=stale)
         return figures
 
-    def _park(self, figures: Iterable[Figures], *, closed: bool, pending: bool) -> Figures:
-        """The sum of enterprises' figures (none: an empty park row)."""
-        total = Figures(slot_hours=0.0, closed=closed, pending=pending)
+    def _park(self, figures: Iterable[Figures], n: int, *, closed: bool, pending: bool) -> Figures:
+        """The sum of enterprises' figures over ``n`` periods (none: an empty park row)."""
+        total = Figures.zero(n, closed=closed, pending=pending)
         for part in figures:
             total = total + part
         total.pending = total.pending or pending
@@ -429,36 +433,27 @@ class _Run:
         figures: Mapping[str, Figures],
         scopes: Sequence[EnterpriseScope],
         *,
-        period: str,
-        start: datetime,
-        end: datetime,
+        periods: Sequence[str],
+        starts: Sequence[datetime],
+        ends: Sequence[datetime],
         park: bool,
     ) -> list[LedgerRow]:
-        """The rows of ``scopes`` (and the park's) over one period."""
-        rows = [
-            to_row(
-                figures[s.id],
-                scope=s.id,
-                name=s.name,
-                period=period,
-                start=start,
-                end=end,
-                basis=s.basis,
-            )
-            for s in scopes
-            if s.id in figures
+        """The rows of ``scopes`` (and the park's) over each of ``periods``."""
+        rows: list[LedgerRow] = []
+        named: list[tuple[str, str, str]] = [
+            (s.id, s.name, s.basis) for s in scopes if s.id in figures
         ]
         if park:
-            rows.append(
-                to_row(
-                    figures[PARK_SCOPE],
-                    scope=PARK_SCOPE,
-                    name=self.park.name or self.park.id,
-                    period=period,
-                    start=start,
-                    end=end,
-                    basis="park",
-                )
+            named.append((PARK_SCOPE, self.park.name or self.park.id, "park"))
+        for scope, name, basis in named:
+            rows += to_rows(
+                figures[scope],
+                scope=scope,
+                name=name,
+                periods=periods,
+                starts=starts,
+                ends=ends,
+                basis=basis,
             )
         return rows
 
@@ -472,32 +467,29 @@ class _Run:
     ) -> list[LedgerRow]:
         """The 15-minute rows of ``days`` of ``month`` (read with ``slots``)."""
         assert month.slots is not None  # read(slots=True) first
-        at = {d: i for i, d in enumerate(month.days)}
-        which = self.plan.scopes if park else scopes
-        rows: list[LedgerRow] = []
-        for day in days:
-            for k in range(SLOTS_PER_DAY):
-                start = slot_start(day, k, self.tz)
-                figures = self._account(
-                    month,
-                    month.slots[:, :, at[day], k],
-                    _SLOT_H,
-                    prorated=True,
-                    factor=month.factor,
-                    entries=month.entries,
-                    scopes=which,
-                )
-                if park:
-                    self.with_park(month, figures)
-                rows += self.scope_rows(
-                    figures,
-                    scopes,
-                    period=start.isoformat(),
-                    start=start,
-                    end=start + timedelta(seconds=INTERVAL_S),
-                    park=park,
-                )
-        return rows
+        at = [{d: i for i, d in enumerate(month.days)}[d] for d in days]
+        n = len(days) * SLOTS_PER_DAY
+        energy = month.slots[:, :, at, :].reshape(len(FLOWS), len(self.plan.scopes), n)
+        figures = self._account(
+            month,
+            energy,
+            np.full(n, _SLOT_H),
+            prorated=True,
+            factor=month.factor,
+            entries=month.entries,
+            scopes=self.plan.scopes if park else scopes,
+        )
+        if park:
+            self.with_park(month, figures, n)
+        starts = [slot_start(day, k, self.tz) for day in days for k in range(SLOTS_PER_DAY)]
+        return self.scope_rows(
+            figures,
+            scopes,
+            periods=[s.isoformat() for s in starts],
+            starts=starts,
+            ends=[s + timedelta(seconds=INTERVAL_S) for s in starts],
+            park=park,
+        )
 
     def day_rows(
         self,
@@ -508,17 +500,26 @@ class _Run:
         park: bool,
     ) -> list[LedgerRow]:
         """The day rows of ``days`` of ``month``."""
-        rows: list[LedgerRow] = []
-        for day in days:
-            rows += self.scope_rows(
-                self.with_park(month, self.figures(month, [day])),
-                scopes,
-                period=day.isoformat(),
-                start=day_start(day, self.tz),
-                end=day_start(day + timedelta(days=1), self.tz),
-                park=park,
-            )
-        return rows
+        assert month.sums is not None  # read() first
+        at = [{d: i for i, d in enumerate(month.days)}[d] for d in days]
+        starts = [day_start(d, self.tz) for d in days]
+        ends = [day_start(d + timedelta(days=1), self.tz) for d in days]
+        figures = self._account(
+            month,
+            month.sums[:, :, at],
+            np.array([_hours(s, e) for s, e in zip(starts, ends, strict=True)]),
+            prorated=True,
+            factor=month.factor,
+            entries=month.entries,
+        )
+        return self.scope_rows(
+            self.with_park(month, figures, len(days)),
+            scopes,
+            periods=[d.isoformat() for d in days],
+            starts=starts,
+            ends=ends,
+            park=park,
+        )
 
 
 def _pending(figures: Figures, pending: bool) -> Figures:
@@ -671,9 +672,9 @@ class LedgerBook:
             rows += run.scope_rows(
                 parts[m],
                 scopes,
-                period=month.label,
-                start=day_start(lo, run.tz),
-                end=day_start(hi + timedelta(days=1), run.tz),
+                periods=[month.label],
+                starts=[day_start(lo, run.tz)],
+                ends=[day_start(hi + timedelta(days=1), run.tz)],
                 park=park,
             )
         return rows
@@ -697,9 +698,9 @@ class LedgerBook:
             rows += run.scope_rows(
                 summed,
                 scopes,
-                period=str(year),
-                start=day_start(windows[ms[0]][0], run.tz),
-                end=day_start(windows[ms[-1]][1] + timedelta(days=1), run.tz),
+                periods=[str(year)],
+                starts=[day_start(windows[ms[0]][0], run.tz)],
+                ends=[day_start(windows[ms[-1]][1] + timedelta(days=1), run.tz)],
                 park=park,
             )
         return rows
@@ -865,12 +866,13 @@ def _indicators(
     parts = {m: whole[m][PARK_SCOPE] for m in _year_to(last)}
 
     def totals(figures: Sequence[Figures]) -> WindowTotals:
-        with_data = [f for f in figures if f.flow("covered_h") > 0]
+        # whole-month figures: one period each
+        with_data = [f for f in figures if f.flow("covered_h").sum() > 0]
         return WindowTotals(
             months=len(with_data),
-            total_tce=sum(f.total_tce for f in with_data),
-            total_co2_t=sum(f.total_co2_t for f in with_data),
-            clean_tce=sum(f.clean_tce for f in with_data),
+            total_tce=float(sum(f.total_tce.sum() for f in with_data)),
+            total_co2_t=float(sum(f.total_co2_t.sum() for f in with_data)),
+            clean_tce=float(sum(f.clean_tce.sum() for f in with_data)),
         )
 
     label = month_of(last)

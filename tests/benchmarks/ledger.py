@@ -61,6 +61,7 @@ from tests.benchmarks.support import (
     machine,
     write_report,
 )
+from tests.vpp.ledger.support import device, meter
 from vpp.history.grid import INTERVAL_S, SLOTS_PER_DAY
 from vpp.history.store import HistoryStore, pack_day
 from vpp.ledger.balance import plan_balance
@@ -96,31 +97,9 @@ def _assets(n_assets: int, n_enterprises: int) -> list[Asset]:
         kinds = (["meter"] if metered else []) + ["pv"] * 2 + ["battery"] * 2 + ["ev_charger"] * 3
         kinds += ["flexible_load"] * (per - len(kinds))
         for i, kind in enumerate(kinds):
-            out.append(_payload(kind, owner, f"{owner}-{kind}-{i:02d}"))
+            asset_id = f"{owner}-{kind}-{i:02d}"
+            out.append(meter(owner, asset_id) if kind == "meter" else device(kind, owner, asset_id))
     return [parse_asset(p) for p in out]
-
-
-def _payload(kind: str, owner: str, asset_id: str) -> dict[str, Any]:
-    common: dict[str, Any] = {"id": asset_id, "owner": owner, "grid_node": "n"}
-    if kind == "meter":
-        return {**common, "kind": "meter", "account_no": asset_id, "revenue": True}
-    common["connection"] = {"protocol": "mqtt", "topic_prefix": f"bench/{asset_id}"}
-    if kind == "pv":
-        return {**common, "kind": "pv", "rated_kw": 400.0}
-    if kind == "battery":
-        return {
-            **common, "kind": "battery", "capacity_kwh": 1000.0,
-            "max_charge_kw": 250.0, "max_discharge_kw": 250.0,
-        }  # fmt: skip
-    if kind == "ev_charger":
-        return {
-            **common, "kind": "ev_charger", "v2g": True,
-            "max_charge_kw": 60.0, "max_discharge_kw": 60.0,
-        }  # fmt: skip
-    return {
-        **common, "kind": "flexible_load", "baseline_kw": 200.0, "max_shed_kw": 50.0,
-        "max_shed_minutes": 60,
-    }  # fmt: skip
 
 
 def _shapes(rng: np.random.Generator, kind: str) -> list[bytes]:

@@ -58,7 +58,7 @@ from vpp.errors import Conflict, FieldError, InvalidInput
 from vpp.history.grid import INTERVAL_S, SLOTS_PER_DAY, day_start, slot_start
 from vpp.history.store import HistoryStore
 from vpp.ledger.balance import FLOWS, BalancePlan, EnterpriseScope, balance, plan_balance
-from vpp.ledger.carbon import Figures, account, factor_info, figures_of, to_rows
+from vpp.ledger.carbon import Figures, account, factor_info, factor_of, figures_of, to_rows
 from vpp.ledger.entries import EntryStore, MonthEntries, month_of, parse_month
 from vpp.ledger.factors import (
     CARRIERS,
@@ -128,17 +128,6 @@ def _hours(start: datetime, end: datetime) -> float:
     return (end - start).total_seconds() / 3600.0
 
 
-def _factor(info: FactorInfo) -> ElectricityFactor:
-    return ElectricityFactor(
-        info.id,
-        info.name,
-        info.kg_co2_per_kwh,
-        info.vintage,
-        info.source,
-        info.excludes_traded_green,
-    )
-
-
 def _carriers() -> list[CarrierInfo]:
     return [
         CarrierInfo(
@@ -198,7 +187,12 @@ class _Month:
     @property
     def last(self) -> date:
         """Its last day."""
-        return next_month(self.first) - timedelta(days=1)
+        return _last_day(self.first)
+
+    def index(self, days: Sequence[date]) -> list[int]:
+        """Where ``days`` are in the balance read (``days`` were read)."""
+        at = {d: i for i, d in enumerate(self.days)}
+        return [at[d] for d in days]
 
 
 class _Run:
@@ -250,7 +244,7 @@ class _Run:
     def _adopt(self, month: _Month, snapshot: MonthSnapshot) -> None:
         """Use a month's snapshot: its factor, its entries, and what changed since."""
         month.snapshot = snapshot
-        month.factor = _factor(snapshot.factor)
+        month.factor = factor_of(snapshot.factor)
         month.entries = dict(snapshot.entries)
         current = self._current(month.first)
         month.pending = {
@@ -344,8 +338,7 @@ class _Run:
     ) -> dict[str, Figures]:
         """Each enterprise's figures over ``days`` of ``month`` as one period."""
         assert month.sums is not None  # read() first
-        at = {d: i for i, d in enumerate(month.days)}
-        energy = month.sums[:, :, [at[d] for d in days]].sum(axis=2, keepdims=True)
+        energy = month.sums[:, :, month.index(days)].sum(axis=2, keepdims=True)
         start, end = day_start(days[0], self.tz), day_start(days[-1] + timedelta(days=1), self.tz)
         hours = _hours(start, end)
         return self._account(
@@ -457,68 +450,44 @@ class _Run:
             )
         return rows
 
-    def interval_rows(
+    def period_rows(
         self,
         month: _Month,
         days: Sequence[date],
         scopes: Sequence[EnterpriseScope],
         *,
         park: bool,
+        intervals: bool,
     ) -> list[LedgerRow]:
-        """The 15-minute rows of ``days`` of ``month`` (read with ``slots``)."""
-        assert month.slots is not None  # read(slots=True) first
-        at = [{d: i for i, d in enumerate(month.days)}[d] for d in days]
-        n = len(days) * SLOTS_PER_DAY
-        energy = month.slots[:, :, at, :].reshape(len(FLOWS), len(self.plan.scopes), n)
+        """The day rows (or the 15-minute rows: ``intervals``) of ``days`` of ``month``."""
+        at = month.index(days)
+        if intervals:
+            assert month.slots is not None  # read(slots=True) first
+            starts = [slot_start(day, k, self.tz) for day in days for k in range(SLOTS_PER_DAY)]
+            ends = [s + timedelta(seconds=INTERVAL_S) for s in starts]
+            periods = [s.isoformat() for s in starts]
+            energy = month.slots[:, :, at, :].reshape(
+                len(FLOWS), len(self.plan.scopes), len(starts)
+            )
+        else:
+            assert month.sums is not None  # read() first
+            starts = [day_start(d, self.tz) for d in days]
+            ends = [day_start(d + timedelta(days=1), self.tz) for d in days]
+            periods = [d.isoformat() for d in days]
+            energy = month.sums[:, :, at]
         figures = self._account(
             month,
             energy,
-            np.full(n, _SLOT_H),
+            np.array([_hours(s, e) for s, e in zip(starts, ends, strict=True)]),
             prorated=True,
             factor=month.factor,
             entries=month.entries,
             scopes=self.plan.scopes if park else scopes,
         )
         if park:
-            self.with_park(month, figures, n)
-        starts = [slot_start(day, k, self.tz) for day in days for k in range(SLOTS_PER_DAY)]
+            self.with_park(month, figures, len(starts))
         return self.scope_rows(
-            figures,
-            scopes,
-            periods=[s.isoformat() for s in starts],
-            starts=starts,
-            ends=[s + timedelta(seconds=INTERVAL_S) for s in starts],
-            park=park,
-        )
-
-    def day_rows(
-        self,
-        month: _Month,
-        days: Sequence[date],
-        scopes: Sequence[EnterpriseScope],
-        *,
-        park: bool,
-    ) -> list[LedgerRow]:
-        """The day rows of ``days`` of ``month``."""
-        assert month.sums is not None  # read() first
-        at = [{d: i for i, d in enumerate(month.days)}[d] for d in days]
-        starts = [day_start(d, self.tz) for d in days]
-        ends = [day_start(d + timedelta(days=1), self.tz) for d in days]
-        figures = self._account(
-            month,
-            month.sums[:, :, at],
-            np.array([_hours(s, e) for s, e in zip(starts, ends, strict=True)]),
-            prorated=True,
-            factor=month.factor,
-            entries=month.entries,
-        )
-        return self.scope_rows(
-            self.with_park(month, figures, len(days)),
-            scopes,
-            periods=[d.isoformat() for d in days],
-            starts=starts,
-            ends=ends,
-            park=park,
+            figures, scopes, periods=periods, starts=starts, ends=ends, park=park
         )
 
 
@@ -601,9 +570,7 @@ class LedgerBook:
         scopes = [s for s in run.plan.scopes if enterprise is None or s.id == enterprise]
         park = enterprise is None
         in_range = months_of(first, last)
-        windows = {
-            m: (max(first, m), min(last, next_month(m) - timedelta(days=1))) for m in in_range
-        }
+        windows = {m: (max(first, m), min(last, _last_day(m))) for m in in_range}
         wholly = {m for m, (lo, hi) in windows.items() if lo == m and hi == _last_day(m)}
         ended: list[date] = []
         if period in ("month", "year") and park:
@@ -625,17 +592,16 @@ class LedgerBook:
             if days is None:
                 if rolled:
                     parts[m] = whole[m]
-            elif period == "interval":
-                rows += run.interval_rows(month, days, scopes, park=park)
-            elif period == "day":
-                rows += run.day_rows(month, days, scopes, park=park)
+            elif period in ("interval", "day"):
+                intervals = period == "interval"
+                rows += run.period_rows(month, days, scopes, park=park, intervals=intervals)
             else:
                 parts[m] = run.with_park(month, run.figures(month, days))
 
-        if period == "month":
-            rows += self._month_rows(run, months, parts, windows, scopes, park)
-        elif period == "year":
-            rows += self._year_rows(run, parts, windows, scopes, park)
+        if period in ("month", "year"):
+            rows += _rolled_rows(
+                run, months, parts, windows, scopes, park, by_year=period == "year"
+            )
         indicators = [i for m in ended for i in _indicators(run, months, whole, m)]
         self._notes(run, rows, indicators, period, park)
         return Ledger(
@@ -652,58 +618,6 @@ class LedgerBook:
             indicators=indicators,
             notes=list(run.notes),
         )
-
-    def _month_rows(
-        self,
-        run: _Run,
-        months: Mapping[date, _Month],
-        parts: Mapping[date, dict[str, Figures]],
-        windows: Mapping[date, tuple[date, date]],
-        scopes: Sequence[EnterpriseScope],
-        park: bool,
-    ) -> list[LedgerRow]:
-        """One row per scope and month: a closed month's as frozen, others from its figures."""
-        rows: list[LedgerRow] = []
-        for m, (lo, hi) in windows.items():
-            month = months[m]
-            if month.snapshot is not None and (lo, hi) == (m, month.last):
-                rows += _snapshot_rows(month, parts[m], scopes, park)
-                continue
-            rows += run.scope_rows(
-                parts[m],
-                scopes,
-                periods=[month.label],
-                starts=[day_start(lo, run.tz)],
-                ends=[day_start(hi + timedelta(days=1), run.tz)],
-                park=park,
-            )
-        return rows
-
-    def _year_rows(
-        self,
-        run: _Run,
-        parts: Mapping[date, dict[str, Figures]],
-        windows: Mapping[date, tuple[date, date]],
-        scopes: Sequence[EnterpriseScope],
-        park: bool,
-    ) -> list[LedgerRow]:
-        """One row per scope and calendar year: the sum of its months' figures."""
-        rows: list[LedgerRow] = []
-        for year in sorted({m.year for m in windows}):
-            ms = [m for m in windows if m.year == year]
-            summed: dict[str, Figures] = {}
-            for m in ms:
-                for scope, figures in parts[m].items():
-                    summed[scope] = summed[scope] + figures if scope in summed else figures
-            rows += run.scope_rows(
-                summed,
-                scopes,
-                periods=[str(year)],
-                starts=[day_start(windows[ms[0]][0], run.tz)],
-                ends=[day_start(windows[ms[-1]][1] + timedelta(days=1), run.tz)],
-                park=park,
-            )
-        return rows
 
     def _notes(
         self,
@@ -807,7 +721,7 @@ class LedgerBook:
         if is_closed(first, ZoneInfo(park.timezone), utcnow(), self.settings.close_after_days):
             frozen = await self.months.get_many(park_id, [first])
             if first in frozen:
-                return _factor(frozen[first].factor)
+                return factor_of(frozen[first].factor)
         return electricity_factor_of(park.carbon)
 
     async def indicators(self, park_id: str, now: datetime | None = None) -> list[Indicator]:
@@ -838,6 +752,44 @@ def _year_to(last: date) -> list[date]:
         prev = firsts[-1] - timedelta(days=1)
         firsts.append(prev.replace(day=1))
     return sorted(firsts)
+
+
+def _rolled_rows(
+    run: _Run,
+    months: Mapping[date, _Month],
+    parts: Mapping[date, dict[str, Figures]],
+    windows: Mapping[date, tuple[date, date]],
+    scopes: Sequence[EnterpriseScope],
+    park: bool,
+    *,
+    by_year: bool,
+) -> list[LedgerRow]:
+    """One row per scope and month (or calendar year: the sum of its months' figures).
+
+    A whole closed month's rows are its snapshot's, as frozen.
+    """
+    groups: dict[str, list[date]] = {}
+    for m in windows:
+        groups.setdefault(str(m.year) if by_year else month_of(m), []).append(m)
+    rows: list[LedgerRow] = []
+    for label, ms in groups.items():
+        first = months[ms[0]]
+        if not by_year and first.snapshot is not None and windows[ms[0]] == (ms[0], first.last):
+            rows += _snapshot_rows(first, parts[ms[0]], scopes, park)
+            continue
+        summed: dict[str, Figures] = {}
+        for m in ms:
+            for scope, figures in parts[m].items():
+                summed[scope] = summed[scope] + figures if scope in summed else figures
+        rows += run.scope_rows(
+            summed,
+            scopes,
+            periods=[label],
+            starts=[day_start(windows[ms[0]][0], run.tz)],
+            ends=[day_start(windows[ms[-1]][1] + timedelta(days=1), run.tz)],
+            park=park,
+        )
+    return rows
 
 
 def _snapshot_rows(

@@ -48,6 +48,7 @@ __all__ = [
     "Figures",
     "account",
     "factor_info",
+    "factor_of",
     "figures_of",
     "to_rows",
 ]
@@ -365,4 +366,16 @@ def factor_info(factor: ElectricityFactor) -> FactorInfo:
         vintage=factor.vintage,
         source=factor.source,
         excludes_traded_green=factor.excludes_traded_green,
+    )
+
+
+def factor_of(info: FactorInfo) -> ElectricityFactor:
+    """The factor a `FactorInfo` names, as it was used (a frozen month's)."""
+    return ElectricityFactor(
+        info.id,
+        info.name,
+        info.kg_co2_per_kwh,
+        info.vintage,
+        info.source,
+        info.excludes_traded_green,
     )

@@ -30,9 +30,10 @@ enterprise (device flows included), so import, PV and consumption stay
 consistent with each other; a row's coverage (``covered_h`` over its hours)
 says how much was left out. Non-revenue meters (sub-meters) are not read.
 
-Everything is vectorised over the series: the plan orders the series it
-reads by (kind, enterprise), so one ``np.add.reduceat`` per quantity sums
-every enterprise's devices of every kind at once.
+Everything is vectorised over the series: the plan groups the series it
+reads by (kind, enterprise), and one sparse product per quantity (a 0/1
+matrix of groups × series) sums every enterprise's devices of every kind at
+once, for every slot of the days read.
 """
 
 from __future__ import annotations

@@ -30,9 +30,10 @@ enterprise (device flows included), so import, PV and consumption stay
 consistent with each other; a row's coverage (``covered_h`` over its hours)
 says how much was left out. Non-revenue meters (sub-meters) are not read.
 
-Everything is vectorised over the series: the plan orders the series it
-reads by (kind, enterprise), so one ``np.add.reduceat`` per quantity sums
-every enterprise's devices of every kind at once.
+Everything is vectorised over the series: the plan groups the series it
+reads by (kind, enterprise), and one sparse product per quantity (a 0/1
+matrix of groups × series) sums every enterprise's devices of every kind at
+once, for every slot of the days read.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from typing import Literal, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import sparse
 
 from vpp.history.grid import INTERVAL_S
 from vpp.history.store import DayArrays
@@ -118,11 +120,14 @@ class BalancePlan:
         series: the series to read, grouped by (role, enterprise).
         groups: for each series, its group ``role × len(scopes) + enterprise``
             (non-decreasing).
+        membership: ``(roles × enterprises, series)`` sparse 0/1: which series
+            each group sums.
     """
 
     scopes: tuple[EnterpriseScope, ...]
     series: tuple[str, ...]
     groups: NDArray[np.int64]
+    membership: sparse.csr_matrix
 
     @property
     def ids(self) -> list[str]:
@@ -174,21 +179,23 @@ def plan_balance(park: Park, assets: Iterable[Asset]) -> BalancePlan:
                 continue  # inside the meter: no flow of its own in the ledger
             members.append((role * n + index[owner], asset.id))
     members.sort()
+    groups = np.array([g for g, _ in members], dtype=np.int64)
     return BalancePlan(
         scopes=tuple(scopes),
         series=tuple(s for _, s in members),
-        groups=np.array([g for g, _ in members], dtype=np.int64),
+        groups=groups,
+        membership=sparse.csr_matrix(
+            (np.ones(len(groups)), (groups, np.arange(len(groups)))),
+            shape=(len(_ROLES) * n, len(groups)),
+        ),
     )
 
 
 def _group_sums(values: NDArray[np.float64], plan: BalancePlan) -> NDArray[np.float64]:
     """``(roles, enterprises, T)``: the sum of ``values (S, T)`` over each group's series."""
-    n = len(plan.scopes)
-    out = np.zeros((len(_ROLES) * n, values.shape[1]))
-    if len(plan.groups):
-        starts = np.flatnonzero(np.r_[True, np.diff(plan.groups) != 0])
-        out[plan.groups[starts]] = np.add.reduceat(values, starts, axis=0)
-    return out.reshape(len(_ROLES), n, values.shape[1])
+    # a sparse product: one pass over the values (np.add.reduceat along axis 0 is ~9x slower)
+    sums = np.asarray(plan.membership @ values, dtype=np.float64)
+    return sums.reshape(len(_ROLES), len(plan.scopes), values.shape[1])
 
 
 def balance(plan: BalancePlan, arrays: DayArrays) -> NDArray[np.float64]:
@@ -212,27 +219,23 @@ def balance(plan: BalancePlan, arrays: DayArrays) -> NDArray[np.float64]:
         raise ValueError(f"{s} series of history for a plan of {len(plan.series)}")
     n = len(plan.scopes)
     coverage = arrays.coverage.reshape(s, d * k)
-    present = coverage > 0
     # mean power over the covered part, held over the whole slot
     full = np.divide(
-        arrays.energy_kwh.reshape(s, d * k), coverage, out=np.zeros((s, d * k)), where=present
+        arrays.energy_kwh.reshape(s, d * k), coverage, out=np.zeros((s, d * k)), where=coverage > 0
     )
-    positive = np.maximum(full, 0.0)
-    negative = positive - full
     net = _group_sums(full, plan)
-    drawn = _group_sums(positive, plan)
-    given = _group_sums(negative, plan)
+    drawn = _group_sums(np.maximum(full, 0.0, out=full), plan)
+    # Σ max(−x, 0) = Σ max(x, 0) − Σ x, group by group (clamped: rounding)
+    given = np.maximum(drawn - net, 0.0)
     covered = _group_sums(coverage, plan)
-    seen = _group_sums(present.astype(np.float64), plan)
 
     metered = np.array([sc.basis == "revenue_meter" for sc in plan.scopes])[:, None]
     n_devices = np.array([max(len(sc.devices), 1) for sc in plan.scopes], dtype=np.float64)
     devices = slice(_ROLE_PV, None)
     exchange = np.where(metered, net[_METER], net[devices].sum(axis=0))
-    basis_seen = np.where(metered, seen[_METER], seen[devices].sum(axis=0)) > 0
-    basis_covered = np.where(
-        metered, covered[_METER], covered[devices].sum(axis=0) / n_devices[:, None]
-    )
+    device_cover = covered[devices].sum(axis=0)
+    basis_seen = np.where(metered, covered[_METER], device_cover) > 0
+    basis_covered = np.where(metered, covered[_METER], device_cover / n_devices[:, None])
 
     out = np.zeros((len(FLOWS), n, d * k))
     out[_IMPORT] = np.maximum(exchange, 0.0)

@@ -58,7 +58,7 @@ from vpp.errors import Conflict, FieldError, InvalidInput
 from vpp.history.grid import INTERVAL_S, SLOTS_PER_DAY, day_start, slot_start
 from vpp.history.store import HistoryStore
 from vpp.ledger.balance import FLOWS, BalancePlan, EnterpriseScope, balance, plan_balance
-from vpp.ledger.carbon import Figures, account, factor_info, figures_of, to_row
+from vpp.ledger.carbon import Figures, account, factor_info, factor_of, figures_of, to_rows
 from vpp.ledger.entries import EntryStore, MonthEntries, month_of, parse_month
 from vpp.ledger.factors import (
     CARRIERS,
@@ -128,17 +128,6 @@ def _hours(start: datetime, end: datetime) -> float:
     return (end - start).total_seconds() / 3600.0
 
 
-def _factor(info: FactorInfo) -> ElectricityFactor:
-    return ElectricityFactor(
-        info.id,
-        info.name,
-        info.kg_co2_per_kwh,
-        info.vintage,
-        info.source,
-        info.excludes_traded_green,
-    )
-
-
 def _carriers() -> list[CarrierInfo]:
     return [
         CarrierInfo(
@@ -198,7 +187,12 @@ class _Month:
     @property
     def last(self) -> date:
         """Its last day."""
-        return next_month(self.first) - timedelta(days=1)
+        return _last_day(self.first)
+
+    def index(self, days: Sequence[date]) -> list[int]:
+        """Where ``days`` are in the balance read (``days`` were read)."""
+        at = {d: i for i, d in enumerate(self.days)}
+        return [at[d] for d in days]
 
 
 class _Run:
@@ -250,7 +244,7 @@ class _Run:
     def _adopt(self, month: _Month, snapshot: MonthSnapshot) -> None:
         """Use a month's snapshot: its factor, its entries, and what changed since."""
         month.snapshot = snapshot
-        month.factor = _factor(snapshot.factor)
+        month.factor = factor_of(snapshot.factor)
         month.entries = dict(snapshot.entries)
         current = self._current(month.first)
         month.pending = {
@@ -289,9 +283,7 @@ class _Run:
         figures = self.figures(month, month.days, factor=self.factor, entries=current)
         for part in figures.values():
             part.pending = False  # what is frozen now holds every change
-        figures[PARK_SCOPE] = self._park(
-            (figures[s.id] for s in self.plan.scopes), closed=True, pending=False
-        )
+        figures[PARK_SCOPE] = self._park(figures.values(), 1, closed=True, pending=False)
         return MonthSnapshot(
             month=month.label,
             factor=factor_info(self.factor),
@@ -302,9 +294,9 @@ class _Run:
             rows=self.scope_rows(
                 figures,
                 self.plan.scopes,
-                period=month.label,
-                start=month.start,
-                end=month.end,
+                periods=[month.label],
+                starts=[month.start],
+                ends=[month.end],
                 park=True,
             ),
         )
@@ -344,16 +336,15 @@ class _Run:
         factor: ElectricityFactor | None = None,
         entries: Mapping[str, MonthEntries] | None = None,
     ) -> dict[str, Figures]:
-        """Each enterprise's figures over ``days`` of ``month`` (from its balance read)."""
+        """Each enterprise's figures over ``days`` of ``month`` as one period."""
         assert month.sums is not None  # read() first
-        at = {d: i for i, d in enumerate(month.days)}
-        energy = month.sums[:, :, [at[d] for d in days]].sum(axis=2)
+        energy = month.sums[:, :, month.index(days)].sum(axis=2, keepdims=True)
         start, end = day_start(days[0], self.tz), day_start(days[-1] + timedelta(days=1), self.tz)
         hours = _hours(start, end)
         return self._account(
             month,
             energy,
-            hours,
+            np.array([hours]),
             prorated=hours < month.hours,
             factor=factor or month.factor,
             entries=month.entries if entries is None else entries,
@@ -363,14 +354,18 @@ class _Run:
         self,
         month: _Month,
         energy: NDArray[np.float64],
-        hours: float,
+        hours: NDArray[np.float64],
         *,
         prorated: bool,
         factor: ElectricityFactor,
         entries: Mapping[str, MonthEntries],
         scopes: Sequence[EnterpriseScope] | None = None,
     ) -> dict[str, Figures]:
-        """Figures of the enterprises (all by default) from ``energy (FLOWS, enterprises)``."""
+        """Figures of the enterprises (all by default) from ``energy (FLOWS, enterprises, N)``.
+
+        ``hours`` are the ``N`` periods' lengths; each carries that share of
+        the month's entries.
+        """
         share = hours / month.hours
         self.factors.setdefault(factor.id, factor_info(factor))
         which = {s.id for s in (self.plan.scopes if scopes is None else scopes)}
@@ -403,18 +398,20 @@ class _Run:
             },
         )
 
-    def with_park(self, month: _Month, figures: dict[str, Figures]) -> dict[str, Figures]:
-        """``figures`` and the park's, their sum (``"park"``)."""
+    def with_park(
+        self, month: _Month, figures: dict[str, Figures], n: int = 1
+    ) -> dict[str, Figures]:
+        """``figures`` (over ``n`` periods) and the park's, their sum (``"park"``)."""
         stale = bool(month.pending) or (
             month.snapshot is not None
             and {r.scope for r in month.snapshot.rows} != {*self.plan.ids, PARK_SCOPE}
         )
-        figures[PARK_SCOPE] = self._park(figures.values(), closed=month.closed, pending=stale)
+        figures[PARK_SCOPE] = self._park(figures.values(), n, closed=month.closed, pending=stale)
         return figures
 
-    def _park(self, figures: Iterable[Figures], *, closed: bool, pending: bool) -> Figures:
-        """The sum of enterprises' figures (none: an empty park row)."""
-        total = Figures(slot_hours=0.0, closed=closed, pending=pending)
+    def _park(self, figures: Iterable[Figures], n: int, *, closed: bool, pending: bool) -> Figures:
+        """The sum of enterprises' figures over ``n`` periods (none: an empty park row)."""
+        total = Figures.zero(n, closed=closed, pending=pending)
         for part in figures:
             total = total + part
         total.pending = total.pending or pending
@@ -429,96 +426,69 @@ class _Run:
         figures: Mapping[str, Figures],
         scopes: Sequence[EnterpriseScope],
         *,
-        period: str,
-        start: datetime,
-        end: datetime,
+        periods: Sequence[str],
+        starts: Sequence[datetime],
+        ends: Sequence[datetime],
         park: bool,
     ) -> list[LedgerRow]:
-        """The rows of ``scopes`` (and the park's) over one period."""
-        rows = [
-            to_row(
-                figures[s.id],
-                scope=s.id,
-                name=s.name,
-                period=period,
-                start=start,
-                end=end,
-                basis=s.basis,
-            )
-            for s in scopes
-            if s.id in figures
+        """The rows of ``scopes`` (and the park's) over each of ``periods``."""
+        rows: list[LedgerRow] = []
+        named: list[tuple[str, str, str]] = [
+            (s.id, s.name, s.basis) for s in scopes if s.id in figures
         ]
         if park:
-            rows.append(
-                to_row(
-                    figures[PARK_SCOPE],
-                    scope=PARK_SCOPE,
-                    name=self.park.name or self.park.id,
-                    period=period,
-                    start=start,
-                    end=end,
-                    basis="park",
-                )
+            named.append((PARK_SCOPE, self.park.name or self.park.id, "park"))
+        for scope, name, basis in named:
+            rows += to_rows(
+                figures[scope],
+                scope=scope,
+                name=name,
+                periods=periods,
+                starts=starts,
+                ends=ends,
+                basis=basis,
             )
         return rows
 
-    def interval_rows(
+    def period_rows(
         self,
         month: _Month,
         days: Sequence[date],
         scopes: Sequence[EnterpriseScope],
         *,
         park: bool,
+        intervals: bool,
     ) -> list[LedgerRow]:
-        """The 15-minute rows of ``days`` of ``month`` (read with ``slots``)."""
-        assert month.slots is not None  # read(slots=True) first
-        at = {d: i for i, d in enumerate(month.days)}
-        which = self.plan.scopes if park else scopes
-        rows: list[LedgerRow] = []
-        for day in days:
-            for k in range(SLOTS_PER_DAY):
-                start = slot_start(day, k, self.tz)
-                figures = self._account(
-                    month,
-                    month.slots[:, :, at[day], k],
-                    _SLOT_H,
-                    prorated=True,
-                    factor=month.factor,
-                    entries=month.entries,
-                    scopes=which,
-                )
-                if park:
-                    self.with_park(month, figures)
-                rows += self.scope_rows(
-                    figures,
-                    scopes,
-                    period=start.isoformat(),
-                    start=start,
-                    end=start + timedelta(seconds=INTERVAL_S),
-                    park=park,
-                )
-        return rows
-
-    def day_rows(
-        self,
-        month: _Month,
-        days: Sequence[date],
-        scopes: Sequence[EnterpriseScope],
-        *,
-        park: bool,
-    ) -> list[LedgerRow]:
-        """The day rows of ``days`` of ``month``."""
-        rows: list[LedgerRow] = []
-        for day in days:
-            rows += self.scope_rows(
-                self.with_park(month, self.figures(month, [day])),
-                scopes,
-                period=day.isoformat(),
-                start=day_start(day, self.tz),
-                end=day_start(day + timedelta(days=1), self.tz),
-                park=park,
+        """The day rows (or the 15-minute rows: ``intervals``) of ``days`` of ``month``."""
+        at = month.index(days)
+        if intervals:
+            assert month.slots is not None  # read(slots=True) first
+            starts = [slot_start(day, k, self.tz) for day in days for k in range(SLOTS_PER_DAY)]
+            ends = [s + timedelta(seconds=INTERVAL_S) for s in starts]
+            periods = [s.isoformat() for s in starts]
+            energy = month.slots[:, :, at, :].reshape(
+                len(FLOWS), len(self.plan.scopes), len(starts)
             )
-        return rows
+        else:
+            assert month.sums is not None  # read() first
+            starts = [day_start(d, self.tz) for d in days]
+            ends = [day_start(d + timedelta(days=1), self.tz) for d in days]
+            periods = [d.isoformat() for d in days]
+            energy = month.sums[:, :, at]
+        figures = self._account(
+            month,
+            energy,
+            np.array([_hours(s, e) for s, e in zip(starts, ends, strict=True)]),
+            prorated=True,
+            factor=month.factor,
+            entries=month.entries,
+            scopes=self.plan.scopes if park else scopes,
+        )
+        if park:
+            self.with_park(month, figures, len(starts))
+        return self.scope_rows(
+            figures, scopes, periods=periods, starts=starts, ends=ends, park=park
+        )
 
 
 def _pending(figures: Figures, pending: bool) -> Figures:
@@ -600,9 +570,7 @@ class LedgerBook:
         scopes = [s for s in run.plan.scopes if enterprise is None or s.id == enterprise]
         park = enterprise is None
         in_range = months_of(first, last)
-        windows = {
-            m: (max(first, m), min(last, next_month(m) - timedelta(days=1))) for m in in_range
-        }
+        windows = {m: (max(first, m), min(last, _last_day(m))) for m in in_range}
         wholly = {m for m, (lo, hi) in windows.items() if lo == m and hi == _last_day(m)}
         ended: list[date] = []
         if period in ("month", "year") and park:
@@ -624,17 +592,16 @@ class LedgerBook:
             if days is None:
                 if rolled:
                     parts[m] = whole[m]
-            elif period == "interval":
-                rows += run.interval_rows(month, days, scopes, park=park)
-            elif period == "day":
-                rows += run.day_rows(month, days, scopes, park=park)
+            elif period in ("interval", "day"):
+                intervals = period == "interval"
+                rows += run.period_rows(month, days, scopes, park=park, intervals=intervals)
             else:
                 parts[m] = run.with_park(month, run.figures(month, days))
 
-        if period == "month":
-            rows += self._month_rows(run, months, parts, windows, scopes, park)
-        elif period == "year":
-            rows += self._year_rows(run, parts, windows, scopes, park)
+        if period in ("month", "year"):
+            rows += _rolled_rows(
+                run, months, parts, windows, scopes, park, by_year=period == "year"
+            )
         indicators = [i for m in ended for i in _indicators(run, months, whole, m)]
         self._notes(run, rows, indicators, period, park)
         return Ledger(
@@ -651,58 +618,6 @@ class LedgerBook:
             indicators=indicators,
             notes=list(run.notes),
         )
-
-    def _month_rows(
-        self,
-        run: _Run,
-        months: Mapping[date, _Month],
-        parts: Mapping[date, dict[str, Figures]],
-        windows: Mapping[date, tuple[date, date]],
-        scopes: Sequence[EnterpriseScope],
-        park: bool,
-    ) -> list[LedgerRow]:
-        """One row per scope and month: a closed month's as frozen, others from its figures."""
-        rows: list[LedgerRow] = []
-        for m, (lo, hi) in windows.items():
-            month = months[m]
-            if month.snapshot is not None and (lo, hi) == (m, month.last):
-                rows += _snapshot_rows(month, parts[m], scopes, park)
-                continue
-            rows += run.scope_rows(
-                parts[m],
-                scopes,
-                period=month.label,
-                start=day_start(lo, run.tz),
-                end=day_start(hi + timedelta(days=1), run.tz),
-                park=park,
-            )
-        return rows
-
-    def _year_rows(
-        self,
-        run: _Run,
-        parts: Mapping[date, dict[str, Figures]],
-        windows: Mapping[date, tuple[date, date]],
-        scopes: Sequence[EnterpriseScope],
-        park: bool,
-    ) -> list[LedgerRow]:
-        """One row per scope and calendar year: the sum of its months' figures."""
-        rows: list[LedgerRow] = []
-        for year in sorted({m.year for m in windows}):
-            ms = [m for m in windows if m.year == year]
-            summed: dict[str, Figures] = {}
-            for m in ms:
-                for scope, figures in parts[m].items():
-                    summed[scope] = summed[scope] + figures if scope in summed else figures
-            rows += run.scope_rows(
-                summed,
-                scopes,
-                period=str(year),
-                start=day_start(windows[ms[0]][0], run.tz),
-                end=day_start(windows[ms[-1]][1] + timedelta(days=1), run.tz),
-                park=park,
-            )
-        return rows
 
     def _notes(
         self,
@@ -806,7 +721,7 @@ class LedgerBook:
         if is_closed(first, ZoneInfo(park.timezone), utcnow(), self.settings.close_after_days):
             frozen = await self.months.get_many(park_id, [first])
             if first in frozen:
-                return _factor(frozen[first].factor)
+                return factor_of(frozen[first].factor)
         return electricity_factor_of(park.carbon)
 
     async def indicators(self, park_id: str, now: datetime | None = None) -> list[Indicator]:
@@ -839,6 +754,44 @@ def _year_to(last: date) -> list[date]:
     return sorted(firsts)
 
 
+def _rolled_rows(
+    run: _Run,
+    months: Mapping[date, _Month],
+    parts: Mapping[date, dict[str, Figures]],
+    windows: Mapping[date, tuple[date, date]],
+    scopes: Sequence[EnterpriseScope],
+    park: bool,
+    *,
+    by_year: bool,
+) -> list[LedgerRow]:
+    """One row per scope and month (or calendar year: the sum of its months' figures).
+
+    A whole closed month's rows are its snapshot's, as frozen.
+    """
+    groups: dict[str, list[date]] = {}
+    for m in windows:
+        groups.setdefault(str(m.year) if by_year else month_of(m), []).append(m)
+    rows: list[LedgerRow] = []
+    for label, ms in groups.items():
+        first = months[ms[0]]
+        if not by_year and first.snapshot is not None and windows[ms[0]] == (ms[0], first.last):
+            rows += _snapshot_rows(first, parts[ms[0]], scopes, park)
+            continue
+        summed: dict[str, Figures] = {}
+        for m in ms:
+            for scope, figures in parts[m].items():
+                summed[scope] = summed[scope] + figures if scope in summed else figures
+        rows += run.scope_rows(
+            summed,
+            scopes,
+            periods=[label],
+            starts=[day_start(windows[ms[0]][0], run.tz)],
+            ends=[day_start(windows[ms[-1]][1] + timedelta(days=1), run.tz)],
+            park=park,
+        )
+    return rows
+
+
 def _snapshot_rows(
     month: _Month,
     figures: Mapping[str, Figures],
@@ -865,12 +818,13 @@ def _indicators(
     parts = {m: whole[m][PARK_SCOPE] for m in _year_to(last)}
 
     def totals(figures: Sequence[Figures]) -> WindowTotals:
-        with_data = [f for f in figures if f.flow("covered_h") > 0]
+        # whole-month figures: one period each
+        with_data = [f for f in figures if f.flow("covered_h").sum() > 0]
         return WindowTotals(
             months=len(with_data),
-            total_tce=sum(f.total_tce for f in with_data),
-            total_co2_t=sum(f.total_co2_t for f in with_data),
-            clean_tce=sum(f.clean_tce for f in with_data),
+            total_tce=float(sum(f.total_tce.sum() for f in with_data)),
+            total_co2_t=float(sum(f.total_co2_t.sum() for f in with_data)),
+            clean_tce=float(sum(f.clean_tce.sum() for f in with_data)),
         )
 
     label = month_of(last)

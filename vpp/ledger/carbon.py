@@ -3,8 +3,10 @@
 `account` turns the energy balance of one enterprise over one period
 (`vpp.ledger.balance`, summed over the period's slots) and the enterprise's
 entries of that month (`vpp.ledger.entries`) into additive `Figures`;
-`Figures` add up (the park = Σ enterprises, a year = Σ months); `to_row`
-derives the rest of a `vpp.ledger.rows.LedgerRow` from them.
+`Figures` add up (the park = Σ enterprises, a year = Σ months); `to_rows`
+derives the rest of each `vpp.ledger.rows.LedgerRow` from them. Figures are
+arrays over periods, so the days or the 15-minute intervals of a month are
+accounted in one go.
 
 Rules (coefficients from `vpp.ledger.factors`, one versioned table):
 
@@ -28,8 +30,10 @@ Rules (coefficients from `vpp.ledger.factors`, one versioned table):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,8 +48,9 @@ __all__ = [
     "Figures",
     "account",
     "factor_info",
+    "factor_of",
     "figures_of",
-    "to_row",
+    "to_rows",
 ]
 
 #: tce per kWh of electricity (equivalent value, GB/T 2589-2020): 0.1229 kgce/kWh.
@@ -54,18 +59,24 @@ ELECTRICITY_TCE_PER_KWH = CARRIERS[ELECTRICITY].units["kWh"].tce
 _INDEX = {name: i for i, name in enumerate(FLOWS)}
 
 
+def _zeros(n: int) -> NDArray[np.float64]:
+    return np.zeros(n, dtype=np.float64)
+
+
 @dataclass(slots=True)
 class Figures:
-    """The additive figures of a scope over a period; rows are summed by adding these.
+    """The additive figures of a scope over ``N`` periods; rows are summed by adding these.
+
+    Every array is over the periods (shape ``(N,)``, the energy ``(len(FLOWS), N)``),
+    so a month's days or intervals are accounted at once.
 
     Attributes:
-        slot_hours: the period's hours × the scopes added (coverage's denominator).
-        energy: ``(len(FLOWS),)`` the balance summed over the period (kWh;
-            hours for ``covered_h``).
+        slot_hours: each period's hours × the scopes added (coverage's denominator).
+        energy: the balance summed over each period (kWh; hours for ``covered_h``).
         green_trading_kwh: green power bought through trading, prorated.
         green_direct_kwh: green power from direct supply, prorated.
         green_deducted_kwh: green power deducted from the grid import.
-        fuels: (carrier, unit) -> ``[quantity, tce, tCO2]``.
+        fuels: (carrier, unit) -> ``(3, N)``: quantity, tce, tCO2.
         electricity_co2_t: CO2 of the grid import less the green power, t.
         factors: ids of the grid factors used.
         closed: every part lies in a closed month.
@@ -73,17 +84,32 @@ class Figures:
         prorated: some part's entries were spread by hours.
     """
 
-    slot_hours: float
-    energy: NDArray[np.float64] = field(default_factory=lambda: np.zeros(len(FLOWS)))
-    green_trading_kwh: float = 0.0
-    green_direct_kwh: float = 0.0
-    green_deducted_kwh: float = 0.0
-    fuels: dict[tuple[str, str], NDArray[np.float64]] = field(default_factory=dict)
-    electricity_co2_t: float = 0.0
+    slot_hours: NDArray[np.float64]
+    energy: NDArray[np.float64]
+    green_trading_kwh: NDArray[np.float64]
+    green_direct_kwh: NDArray[np.float64]
+    green_deducted_kwh: NDArray[np.float64]
+    fuels: dict[tuple[str, str], NDArray[np.float64]]
+    electricity_co2_t: NDArray[np.float64]
     factors: frozenset[str] = frozenset()
     closed: bool = True
     pending: bool = False
     prorated: bool = False
+
+    @classmethod
+    def zero(cls, n: int = 1, *, closed: bool = True, pending: bool = False) -> Figures:
+        """Nothing over ``n`` periods of no hours (the start of a sum)."""
+        return cls(
+            slot_hours=_zeros(n),
+            energy=np.zeros((len(FLOWS), n)),
+            green_trading_kwh=_zeros(n),
+            green_direct_kwh=_zeros(n),
+            green_deducted_kwh=_zeros(n),
+            fuels={},
+            electricity_co2_t=_zeros(n),
+            closed=closed,
+            pending=pending,
+        )
 
     def __add__(self, other: Figures) -> Figures:
         fuels = dict(self.fuels)
@@ -103,12 +129,13 @@ class Figures:
             prorated=self.prorated or other.prorated,
         )
 
-    def flow(self, name: str) -> float:
-        """One quantity of `vpp.ledger.balance.FLOWS`."""
-        return float(self.energy[_INDEX[name]])
+    def flow(self, name: str) -> NDArray[np.float64]:
+        """One quantity of `vpp.ledger.balance.FLOWS`, per period."""
+        row: NDArray[np.float64] = self.energy[_INDEX[name]]
+        return row
 
     @property
-    def consumption_kwh(self) -> float:
+    def consumption_kwh(self) -> NDArray[np.float64]:
         """Grid import − export + PV generation, kWh."""
         return (
             self.flow("grid_import_kwh")
@@ -116,85 +143,112 @@ class Figures:
             + self.flow("pv_generation_kwh")
         )
 
-    @property
-    def fuels_tce(self) -> float:
-        """The fuels' standard coal equivalent, t."""
-        return float(sum(v[1] for v in self.fuels.values()))
+    def _fuels_sum(self, column: int, *, clean: bool = False) -> NDArray[np.float64]:
+        total = np.zeros_like(self.slot_hours)
+        for (carrier, _), values in self.fuels.items():
+            if not clean or CARRIERS[carrier].clean:
+                total = total + values[column]
+        return total
 
     @property
-    def total_tce(self) -> float:
+    def fuels_tce(self) -> NDArray[np.float64]:
+        """The fuels' standard coal equivalent, t."""
+        return self._fuels_sum(1)
+
+    @property
+    def total_tce(self) -> NDArray[np.float64]:
         """Electricity and fuels, tce."""
         return self.consumption_kwh * ELECTRICITY_TCE_PER_KWH + self.fuels_tce
 
     @property
-    def clean_tce(self) -> float:
+    def clean_tce(self) -> NDArray[np.float64]:
         """PV self-consumed and green power deducted (and clean carriers), tce."""
-        clean_fuels = sum(v[1] for (c, _), v in self.fuels.items() if CARRIERS[c].clean)
         green = self.flow("pv_self_consumed_kwh") + self.green_deducted_kwh
-        return green * ELECTRICITY_TCE_PER_KWH + float(clean_fuels)
+        return green * ELECTRICITY_TCE_PER_KWH + self._fuels_sum(1, clean=True)
 
     @property
-    def total_co2_t(self) -> float:
+    def total_co2_t(self) -> NDArray[np.float64]:
         """Electricity and fuels, tCO2."""
-        return self.electricity_co2_t + float(sum(v[2] for v in self.fuels.values()))
+        return self.electricity_co2_t + self._fuels_sum(2)
 
     @property
-    def coverage(self) -> float:
-        """The share of the period's hours the basis has data for, 0..1."""
-        if self.slot_hours <= 0:
-            return 0.0
-        return min(1.0, max(0.0, self.flow("covered_h") / self.slot_hours))
+    def coverage(self) -> NDArray[np.float64]:
+        """The share of each period's hours the basis has data for, 0..1."""
+        hours = self.slot_hours
+        share = np.divide(self.flow("covered_h"), hours, out=np.zeros_like(hours), where=hours > 0)
+        np.clip(share, 0.0, 1.0, out=share)
+        return share
+
+    def total(self) -> Figures:
+        """The sum over the periods: one period."""
+        return Figures(
+            slot_hours=self.slot_hours.sum(keepdims=True),
+            energy=self.energy.sum(axis=1, keepdims=True),
+            green_trading_kwh=self.green_trading_kwh.sum(keepdims=True),
+            green_direct_kwh=self.green_direct_kwh.sum(keepdims=True),
+            green_deducted_kwh=self.green_deducted_kwh.sum(keepdims=True),
+            fuels={k: v.sum(axis=1, keepdims=True) for k, v in self.fuels.items()},
+            electricity_co2_t=self.electricity_co2_t.sum(keepdims=True),
+            factors=self.factors,
+            closed=self.closed,
+            pending=self.pending,
+            prorated=self.prorated,
+        )
 
 
 def account(
     energy: NDArray[np.float64],
     entries: MonthEntries | None,
-    share: float,
+    share: NDArray[np.float64],
     factor: ElectricityFactor,
-    hours: float,
+    hours: NDArray[np.float64],
     *,
     prorated: bool,
     closed: bool,
     pending: bool = False,
 ) -> Figures:
-    """One enterprise's figures over a period.
+    """One enterprise's figures over ``N`` periods of one month.
 
     Args:
-        energy: ``(len(FLOWS),)`` its balance summed over the period.
-        entries: its entries of the period's month (None: none entered).
-        share: the part of the month's entries that falls in the period
-            (its hours / the month's hours; 1 for the whole month).
+        energy: ``(len(FLOWS), N)`` its balance summed over each period.
+        entries: its entries of the month (None: none entered).
+        share: ``(N,)`` the part of the month's entries that falls in each
+            period (its hours / the month's hours; 1 for the whole month).
         factor: the grid emission factor.
-        hours: the period's length, h.
-        prorated: whether ``share`` spreads the entries (the period is
-            shorter than its month).
-        closed: the period lies in a closed month.
+        hours: ``(N,)`` each period's length, h.
+        prorated: whether ``share`` spreads the entries (periods shorter
+            than their month).
+        closed: the periods lie in a closed month.
         pending: closed, with entries changed since it was frozen.
     """
     trading = direct = 0.0
-    fuels: dict[tuple[str, str], NDArray[np.float64]] = {}
+    quantities: dict[tuple[str, str], float] = {}
     if entries is not None:
         for green in entries.green_power:
             if green.kind == "trading":
-                trading += green.kwh * share
+                trading += green.kwh
             else:
-                direct += green.kwh * share
+                direct += green.kwh
         for fuel in entries.fuels:
-            unit = CARRIERS[fuel.carrier].units[fuel.unit]
-            quantity = fuel.quantity * share
-            line = np.array([quantity, quantity * unit.tce, quantity * unit.t_co2])
             key = (fuel.carrier, fuel.unit)
-            fuels[key] = fuels[key] + line if key in fuels else line
-    grid_import = float(energy[_INDEX["grid_import_kwh"]])
-    deducted = min(trading + direct, max(grid_import, 0.0))
+            quantities[key] = quantities.get(key, 0.0) + fuel.quantity
+    fuels: dict[tuple[str, str], NDArray[np.float64]] = {}
+    for (carrier, unit), quantity in quantities.items():
+        coefficients = CARRIERS[carrier].units[unit]
+        q = quantity * share
+        fuels[(carrier, unit)] = np.stack([q, q * coefficients.tce, q * coefficients.t_co2])
+    grid_import = energy[_INDEX["grid_import_kwh"]]
+    green_trading, green_direct = trading * share, direct * share
+    deducted = np.minimum(green_trading + green_direct, np.maximum(grid_import, 0.0))
     return Figures(
-        slot_hours=hours,
-        energy=np.asarray(energy, dtype=np.float64).copy(),
-        green_trading_kwh=trading,
-        green_direct_kwh=direct,
+        slot_hours=np.asarray(hours, dtype=np.float64),
+        energy=np.asarray(energy, dtype=np.float64),
+        green_trading_kwh=green_trading,
+        green_direct_kwh=green_direct,
         green_deducted_kwh=deducted,
         fuels=fuels,
-        electricity_co2_t=max(grid_import - deducted, 0.0) * factor.kg_co2_per_kwh / 1000.0,
+        electricity_co2_t=np.maximum(grid_import - deducted, 0.0)
+        * (factor.kg_co2_per_kwh / 1000.0),
         factors=frozenset({factor.id}),
         closed=closed,
         pending=pending,
@@ -202,69 +256,79 @@ def account(
     )
 
 
-def _ratio(numerator: float, denominator: float) -> float | None:
-    return numerator / denominator if denominator > 0 else None
+def _ratio(numerator: NDArray[np.float64], denominator: NDArray[np.float64]) -> list[float | None]:
+    return [
+        n / d if d > 0 else None
+        for n, d in zip(numerator.tolist(), denominator.tolist(), strict=True)
+    ]
 
 
-def to_row(
+def to_rows(
     figures: Figures,
     *,
     scope: str,
     name: str,
-    period: str,
-    start: datetime,
-    end: datetime,
+    periods: Sequence[str],
+    starts: Sequence[datetime],
+    ends: Sequence[datetime],
     basis: Basis | str,
-) -> LedgerRow:
-    """The `LedgerRow` of ``figures`` (several factors are named joined by ``+``)."""
+) -> list[LedgerRow]:
+    """The `LedgerRow` of each period of ``figures`` (several factors are named joined by ``+``)."""
     f = figures
     consumption = f.consumption_kwh
     electricity_tce = consumption * ELECTRICITY_TCE_PER_KWH
-    total_tce = electricity_tce + f.fuels_tce
+    fuels_tce = f.fuels_tce
+    total_tce = electricity_tce + fuels_tce
     clean_tce = f.clean_tce
     total_co2 = f.total_co2_t
     charge, discharge = f.flow("storage_charge_kwh"), f.flow("storage_discharge_kwh")
     green = f.flow("pv_self_consumed_kwh") + f.green_deducted_kwh
-    return LedgerRow(
-        scope=scope,
-        name=name,
-        period=period,
-        start=start,
-        end=end,
-        basis=basis,  # type: ignore[arg-type]  # one of LedgerRow's literals
-        coverage=f.coverage,
-        closed=f.closed,
-        pending_changes=f.pending,
-        entries_prorated=f.prorated,
-        electricity_factor="+".join(sorted(f.factors)),
-        grid_import_kwh=f.flow("grid_import_kwh"),
-        grid_export_kwh=f.flow("grid_export_kwh"),
-        pv_generation_kwh=f.flow("pv_generation_kwh"),
-        pv_self_consumed_kwh=f.flow("pv_self_consumed_kwh"),
-        storage_charge_kwh=charge,
-        storage_discharge_kwh=discharge,
-        storage_loss_kwh=charge - discharge,
-        ev_charge_kwh=f.flow("ev_charge_kwh"),
-        v2g_discharge_kwh=f.flow("v2g_discharge_kwh"),
-        consumption_kwh=consumption,
-        green_trading_kwh=f.green_trading_kwh,
-        green_direct_kwh=f.green_direct_kwh,
-        green_deducted_kwh=f.green_deducted_kwh,
-        fuels=[
-            FuelLine(carrier=c, unit=u, quantity=float(v[0]), tce=float(v[1]), co2_t=float(v[2]))
-            for (c, u), v in sorted(f.fuels.items())
-        ],
-        electricity_tce=electricity_tce,
-        fuels_tce=f.fuels_tce,
-        total_tce=total_tce,
-        clean_tce=clean_tce,
-        electricity_co2_t=f.electricity_co2_t,
-        fuels_co2_t=total_co2 - f.electricity_co2_t,
-        total_co2_t=total_co2,
-        green_power_share=_ratio(green, consumption),
-        clean_energy_share=_ratio(clean_tce, total_tce),
-        carbon_intensity_t_per_tce=_ratio(total_co2, total_tce),
-    )
+    columns: dict[str, list[Any]] = {
+        **{name: f.flow(name).tolist() for name in FLOWS if name != "covered_h"},
+        "coverage": f.coverage.tolist(),
+        "storage_loss_kwh": (charge - discharge).tolist(),
+        "consumption_kwh": consumption.tolist(),
+        "green_trading_kwh": f.green_trading_kwh.tolist(),
+        "green_direct_kwh": f.green_direct_kwh.tolist(),
+        "green_deducted_kwh": f.green_deducted_kwh.tolist(),
+        "electricity_tce": electricity_tce.tolist(),
+        "fuels_tce": fuels_tce.tolist(),
+        "total_tce": total_tce.tolist(),
+        "clean_tce": clean_tce.tolist(),
+        "electricity_co2_t": f.electricity_co2_t.tolist(),
+        "fuels_co2_t": (total_co2 - f.electricity_co2_t).tolist(),
+        "total_co2_t": total_co2.tolist(),
+        "green_power_share": _ratio(green, consumption),
+        "clean_energy_share": _ratio(clean_tce, total_tce),
+        "carbon_intensity_t_per_tce": _ratio(total_co2, total_tce),
+    }
+    fuels = [(c, u, v.T.tolist()) for (c, u), v in sorted(f.fuels.items())]
+    common: dict[str, Any] = {
+        "scope": scope,
+        "name": name,
+        "basis": basis,
+        "closed": f.closed,
+        "pending_changes": f.pending,
+        "entries_prorated": f.prorated,
+        "electricity_factor": "+".join(sorted(f.factors)),
+    }
+    names = list(columns)
+    return [
+        LedgerRow(
+            **common,
+            period=period,
+            start=start,
+            end=end,
+            fuels=[
+                FuelLine(carrier=c, unit=u, quantity=v[i][0], tce=v[i][1], co2_t=v[i][2])
+                for c, u, v in fuels
+            ],
+            **dict(zip(names, values, strict=True)),
+        )
+        for i, (period, start, end, values) in enumerate(
+            zip(periods, starts, ends, zip(*columns.values(), strict=True), strict=True)
+        )
+    ]
 
 
 def figures_of(row: LedgerRow, *, scopes: int = 1) -> Figures:
@@ -275,18 +339,17 @@ def figures_of(row: LedgerRow, *, scopes: int = 1) -> Figures:
         scopes: how many enterprises it sums (coverage's denominator).
     """
     hours = (row.end - row.start).total_seconds() / 3600.0 * scopes
-    energy = np.array(
-        [row.coverage * hours if name == "covered_h" else getattr(row, name) for name in FLOWS],
-        dtype=np.float64,
-    )
+    energy = [row.coverage * hours if name == "covered_h" else getattr(row, name) for name in FLOWS]
     return Figures(
-        slot_hours=hours,
-        energy=energy,
-        green_trading_kwh=row.green_trading_kwh,
-        green_direct_kwh=row.green_direct_kwh,
-        green_deducted_kwh=row.green_deducted_kwh,
-        fuels={(f.carrier, f.unit): np.array([f.quantity, f.tce, f.co2_t]) for f in row.fuels},
-        electricity_co2_t=row.electricity_co2_t,
+        slot_hours=np.array([hours]),
+        energy=np.array(energy, dtype=np.float64)[:, None],
+        green_trading_kwh=np.array([row.green_trading_kwh]),
+        green_direct_kwh=np.array([row.green_direct_kwh]),
+        green_deducted_kwh=np.array([row.green_deducted_kwh]),
+        fuels={
+            (f.carrier, f.unit): np.array([[f.quantity], [f.tce], [f.co2_t]]) for f in row.fuels
+        },
+        electricity_co2_t=np.array([row.electricity_co2_t]),
         factors=frozenset(row.electricity_factor.split("+")),
         closed=row.closed,
         pending=row.pending_changes,
@@ -303,4 +366,16 @@ def factor_info(factor: ElectricityFactor) -> FactorInfo:
         vintage=factor.vintage,
         source=factor.source,
         excludes_traded_green=factor.excludes_traded_green,
+    )
+
+
+def factor_of(info: FactorInfo) -> ElectricityFactor:
+    """The factor a `FactorInfo` names, as it was used (a frozen month's)."""
+    return ElectricityFactor(
+        info.id,
+        info.name,
+        info.kg_co2_per_kwh,
+        info.vintage,
+        info.source,
+        info.excludes_traded_green,
     )

@@ -13,13 +13,13 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from tests.vpp.ledger.support import PARK
+from tests.vpp.ledger.support import PARK, lay, meter, profile
 from tests.vpp.ledger.test_book_month import CLOSED, JUNE, OPEN, lay_park, row
 from vpp.errors import Conflict, InvalidInput
 from vpp.ledger.book import LedgerBook
 from vpp.ledger.entries import EntryStore, FuelEntry, MonthEntries
 from vpp.ledger.factors import electricity_factor_of
-from vpp.model import CarbonSettings, ProvincialFactor
+from vpp.model import CarbonSettings, ProvincialFactor, parse_asset
 from vpp.state import State, unpack
 
 SOUTHERN_T = 146.92389
@@ -154,3 +154,25 @@ async def test_the_months_close_after_the_configured_days(book: LedgerBook, stat
         await book.ledger(PARK, "month", JUNE[0], JUNE[-1], now=just_before), "park"
     ).closed
     assert row(await book.ledger(PARK, "month", JUNE[0], JUNE[-1], now=at), "park").closed
+
+
+async def test_an_enterprise_enrolled_after_closing_waits_for_a_recompute(
+    book: LedgerBook, state: State
+) -> None:
+    await lay_park(state)
+    await book.ledger(PARK, "month", JUNE[0], JUNE[-1], now=CLOSED)
+    await state.enroll(PARK, parse_asset(meter("gamma", "m-g")))
+    await lay(state, "m-g", JUNE, profile((0, 96, 10.0)))  # 960 kWh a day, 28,800 in June
+
+    frozen = await book.ledger(PARK, "month", JUNE[0], JUNE[-1], now=CLOSED)
+    assert [r.scope for r in frozen.rows] == ["alpha", "beta", "park"]
+    assert row(frozen, "park").pending_changes and not row(frozen, "alpha").pending_changes
+    assert row(frozen, "park").grid_import_kwh == pytest.approx(360_000)
+    # its day rows come from the history: it is there
+    days = await book.ledger(PARK, "day", JUNE[0], JUNE[0], now=CLOSED)
+    assert row(days, "gamma").grid_import_kwh == pytest.approx(960)
+
+    redone = await book.recompute(PARK, "2026-06", now=CLOSED)
+    assert [r.scope for r in redone.rows] == ["alpha", "beta", "gamma", "park"]
+    assert row(redone, "park").grid_import_kwh == pytest.approx(360_000 + 28_800)
+    assert not row(redone, "park").pending_changes

@@ -6,13 +6,13 @@ sets ``run`` to a ``_run_<name>(args) -> int``. To add one, write both (as
 ``COMMANDS``. Logging is configured here and nowhere else in ``vpp`` (the
 demo only quiets pymodbus's connect noise).
 
-``meter import`` and ``history`` speak to a running service over its HTTP API
-with a token (``--token`` or ``VPP_TOKEN``), so the import is authorised and
-logged under the token's principal like any other.
+``meter import``, ``history`` and ``ledger`` speak to a running service over
+its HTTP API with a token (``--token`` or ``VPP_TOKEN``), so the import is
+authorised and logged under the token's principal like any other.
 
 Exit codes: 0 success, 1 failure (``check``: not healthy; ``token revoke``:
-no such token; ``meter import``, ``history``: the service refused, the
-problem printed, or could not be reached), 2 usage or configuration error
+no such token; ``meter import``, ``history``, ``ledger``: the service
+refused, the problem printed, or could not be reached), 2 usage or configuration error
 (``meter import``: a file that cannot be read, or looks like JSON and is
 not), 130 interrupted (Ctrl-C).
 """
@@ -40,6 +40,8 @@ from vpp.auth import Role, TokenStore
 from vpp.client import ApiError, ParkClient
 from vpp.demo import DemoOptions, run_demo
 from vpp.errors import InvalidInput, SettingsError, StateError
+from vpp.ledger.export import ledger_text
+from vpp.ledger.rows import Ledger
 from vpp.parkfile import enroll_park, load_park_file, simulator_spec
 from vpp.servers import ServerError
 from vpp.service import open_state, redis_endpoint, serve
@@ -281,22 +283,37 @@ def _api_failed(exc: ApiError) -> int:
     return 1
 
 
-def _run_meter_import(args: argparse.Namespace) -> int:
-    body = _readings_body(args.file)
+def _api_command(
+    args: argparse.Namespace, work: Callable[[ParkClient], Any], say: Callable[[Any], str]
+) -> int:
+    """Run ``work`` against the service and print ``say(answer)``: 0.
+
+    The service's refusal (its problem, a line per bad field) or a service
+    that does not answer is printed to stderr instead: 1.
+    """
     try:
-        result = _client_call(args, lambda client: client.import_readings(args.meter, body))
+        answer = _client_call(args, work)
     except ApiError as exc:
         return _api_failed(exc)
     except _Unreachable as exc:
         print(f"vpp: {exc}", file=sys.stderr)
         return 1
-    days = len(result["stored"])
-    print(
-        f"meter {args.meter}: {days} day{'' if days == 1 else 's'} stored "
-        f"({len(result['replaced'])} replaced, {len(result['unchanged'])} unchanged), "
-        f"{result['intervals']} intervals"
-    )
+    sys.stdout.write(say(answer))
     return 0
+
+
+def _run_meter_import(args: argparse.Namespace) -> int:
+    body = _readings_body(args.file)
+
+    def say(result: dict[str, Any]) -> str:
+        days = len(result["stored"])
+        return (
+            f"meter {args.meter}: {days} day{'' if days == 1 else 's'} stored "
+            f"({len(result['replaced'])} replaced, {len(result['unchanged'])} unchanged), "
+            f"{result['intervals']} intervals\n"
+        )
+
+    return _api_command(args, lambda client: client.import_readings(args.meter, body), say)
 
 
 def _add_history(sub: _Subparsers) -> None:
@@ -310,20 +327,44 @@ def _add_history(sub: _Subparsers) -> None:
 
 
 def _run_history(args: argparse.Namespace) -> int:
-    try:
-        text = _client_call(
-            args,
-            lambda client: client.history(
-                args.series, first=args.first, last=args.last, resolution=args.resolution, csv=True
-            ),
-        )
-    except ApiError as exc:
-        return _api_failed(exc)
-    except _Unreachable as exc:
-        print(f"vpp: {exc}", file=sys.stderr)
-        return 1
-    sys.stdout.write(text)
-    return 0
+    return _api_command(
+        args,
+        lambda client: client.history(
+            args.series, first=args.first, last=args.last, resolution=args.resolution, csv=True
+        ),
+        str,
+    )
+
+
+def _add_ledger(sub: _Subparsers) -> None:
+    p = sub.add_parser(
+        "ledger",
+        help="print the park's energy-carbon ledger (default: this month, by enterprise)",
+        description="GET /v1/parks/{park}/ledger: per enterprise and for the park its "
+        "electricity, tce, tCO2, green-power and clean-energy shares, and the park's "
+        "zero-carbon indicators against their thresholds; --csv prints a line per row.",
+    )
+    p.add_argument("--period", default="month", choices=["interval", "day", "month", "year"])
+    p.add_argument("--from", dest="first", help="YYYY-MM-DD, YYYY-MM or YYYY (default: to's month)")
+    p.add_argument("--to", dest="last", help="likewise (default: the park's current month)")
+    p.add_argument("--enterprise", help="only this enterprise's rows")
+    p.add_argument("--csv", action="store_true", help="print the ledger as CSV")
+    _add_api_client_args(p, Role.VIEWER)
+    p.set_defaults(run=_run_ledger)
+
+
+def _run_ledger(args: argparse.Namespace) -> int:
+    def say(body: Any) -> str:
+        return str(body) if args.csv else ledger_text(Ledger.model_validate(body))
+
+    return _api_command(
+        args,
+        lambda client: client.ledger(
+            period=args.period, first=args.first, last=args.last,
+            enterprise=args.enterprise, csv=args.csv,
+        ),
+        say,
+    )  # fmt: skip
 
 
 # -- demo ------------------------------------------------------------------
@@ -440,6 +481,7 @@ COMMANDS: list[Callable[[_Subparsers], None]] = [
     _add_enroll,
     _add_meter,
     _add_history,
+    _add_ledger,
 ]
 
 

@@ -281,6 +281,36 @@ class ParkClient:
             return await self._text("GET", path, self._role(_HISTORY))
         return dict(await self.call("GET", path, role=self._role(_HISTORY)))
 
+    async def ledger(
+        self,
+        *,
+        period: str = "month",
+        first: str | None = None,
+        last: str | None = None,
+        enterprise: str | None = None,
+        csv: bool = False,
+    ) -> Any:
+        """The park's energy-carbon ledger (``GET /ledger``): the JSON body, or CSV text.
+
+        Args:
+            period: ``interval``, ``day``, ``month`` or ``year``.
+            first: ``from``: ``YYYY-MM-DD``, ``YYYY-MM`` or ``YYYY`` (the
+                service's default: the first day of ``last``'s month).
+            last: ``to``, likewise (default: the end of the park's current month).
+            enterprise: only this enterprise's rows.
+            csv: answer the CSV text (a line per row) instead of the JSON body.
+
+        Raises:
+            ApiError: the answer was not 2xx (a 422 names the parameter).
+        """
+        given = {"from": first, "to": last, "enterprise": enterprise}
+        query = {"period": period, "format": "csv" if csv else "json"}
+        query.update({name: value for name, value in given.items() if value is not None})
+        path = f"/ledger?{urlencode(query)}"
+        if csv:
+            return await self._text("GET", path, self._role(_READ))
+        return dict(await self.call("GET", path, role=self._role(_READ)))
+
     async def metrics_text(self) -> str:
         """The service's Prometheus exposition (``GET /metrics``, no token)."""
         async with self._http.get(f"{self.base_url}/metrics") as resp:

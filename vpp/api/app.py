@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vpp.api import assets, bids, events, flexibility, history, meters, ops, parks
+from vpp.api import assets, bids, events, flexibility, history, ledger, meters, ops, parks
 from vpp.api.context import CLOCK, METRICS, ROUTE_TABLE, SETTINGS, STATE, TOKENS
 from vpp.api.middleware import auth_middleware, metrics_middleware, problem_middleware
 from vpp.api.params import params_middleware
@@ -14,6 +14,8 @@ from vpp.bids import BidStore
 from vpp.clock import Clock
 from vpp.events import EventStore
 from vpp.history.store import HistoryStore
+from vpp.ledger.book import LedgerBook
+from vpp.ledger.entries import EntryStore
 from vpp.metrics import Metrics
 from vpp.settings import Settings
 from vpp.state import State
@@ -29,7 +31,7 @@ def create_app(
     tokens: TokenStore | None = None,
     clock: Clock | None = None,
 ) -> web.Application:
-    """Build the HTTP app: parks, assets, meters, flexibility, bids, events, history and ops routes.
+    """Build the HTTP app: parks, assets, meters, flexibility, bids, events, history, ledger, ops.
 
     The caller owns ``state`` (opens and closes it). Every route of the API
     modules is registered here through ``vpp.api.add_routes``, so its roles
@@ -58,7 +60,11 @@ def create_app(
     app[events.EVENTS] = EventStore(state)
     app[CLOCK] = clock if clock is not None else Clock()
     app[bids.BIDS] = BidStore(state)
-    app[history.HISTORY] = HistoryStore(state, retention_days=settings.history.retention_days)
+    recorded = HistoryStore(state, retention_days=settings.history.retention_days)
+    entered = EntryStore(state)
+    app[history.HISTORY] = recorded
+    app[ledger.ENTRIES] = entered
+    app[ledger.LEDGER] = LedgerBook(state, recorded, entered, settings.ledger)
     modules = (
         ops,
         parks,
@@ -68,6 +74,7 @@ def create_app(
         flexibility,
         events,
         history,
+        ledger,
     )  # /openapi.json order
     add_routes(app, [route for module in modules for route in module.ROUTES])
     return app

@@ -19,7 +19,6 @@ from pydantic import BaseModel, TypeAdapter
 from vpp import __version__
 from vpp.api.routing import Route
 from vpp.api.schemas import ProblemDetails
-from vpp.model import ID_PATTERN
 
 __all__ = ["build_openapi"]
 
@@ -89,7 +88,7 @@ def build_openapi(routes: Iterable[Route], *, title: str = "Park VPP API") -> di
         }
         params = [
             {"name": name, "in": "path", "required": True,
-             "schema": {"type": "string", "pattern": ID_PATTERN}}
+             "schema": {"type": "string", "pattern": route.path_pattern(name)}}
             for name in _PARAM.findall(route.path)
         ]  # fmt: skip
         params += [

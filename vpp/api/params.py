@@ -1,11 +1,12 @@
 """Path and query parameters checked against what the route declares.
 
 The OpenAPI document states a pattern for every path parameter (the id
-pattern) and a schema for every query parameter (``Route.query``); this
-middleware applies exactly those, so a request the document calls invalid is
-a 422 naming the parameter, and one it calls valid is served. It runs after
-auth (401 and 403 come first) and also answers 404 for a park that is not
-known, except on the routes that create one (``Route.creates_park``).
+pattern, or the route's own, ``Route.path_patterns``) and a schema for every
+query parameter (``Route.query``); this middleware applies exactly those, so
+a request the document calls invalid is a 422 naming the parameter, and one
+it calls valid is served. It runs after auth (401 and 403 come first) and
+also answers 404 for a park that is not known, except on the routes that
+create one (``Route.creates_park``).
 """
 
 from __future__ import annotations
@@ -20,14 +21,16 @@ from pydantic import TypeAdapter, ValidationError
 from vpp.api.context import STATE
 from vpp.api.routing import Handler, Query, route_of
 from vpp.errors import FieldError, InvalidInput
-from vpp.model import ID_PATTERN
 
 __all__ = ["PARAMS", "params_middleware", "query"]
 
 #: The validated query parameters of a request, name -> value (default when absent).
 PARAMS: web.RequestKey[dict[str, Any]] = web.RequestKey("vpp.params")
 
-_ID = re.compile(ID_PATTERN)
+
+@cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
 
 
 @cache
@@ -52,7 +55,8 @@ async def params_middleware(request: web.Request, handler: Handler) -> web.Strea
     """Check path and query parameters; 404 for an unknown park.
 
     Raises:
-        InvalidInput: a path parameter outside the id pattern, or a query
+        InvalidInput: a path parameter outside its pattern (the id pattern
+            unless the route says otherwise, ``Route.path_patterns``), or a query
             parameter its schema refuses (named either way).
         NotFound: the ``{park}`` is not known and the route does not create it.
     """
@@ -60,9 +64,9 @@ async def params_middleware(request: web.Request, handler: Handler) -> web.Strea
     if route is None:
         return await handler(request)
     bad = [
-        FieldError(name, f"must match {ID_PATTERN}", "pattern")
+        FieldError(name, f"must match {pattern}", "pattern")
         for name, value in request.match_info.items()
-        if _ID.fullmatch(value) is None
+        if _compiled(pattern := route.path_pattern(name)).fullmatch(value) is None
     ]
     if bad:
         raise InvalidInput(bad)

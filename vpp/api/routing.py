@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from vpp.api.context import ROUTE_TABLE
 from vpp.auth import Role
+from vpp.model import ID_PATTERN
 
 __all__ = ["ALL_ROLES", "Handler", "Query", "Route", "add_routes", "route_of"]
 
@@ -74,6 +75,9 @@ class Route:
             chosen by a query parameter, e.g. ``text/csv``).
         problems: what an error status means on this route, status -> description
             (the OpenAPI response's description; "problem" where not given).
+        path_patterns: path parameters that are not ids, name -> the pattern
+            their value must match (a month ``YYYY-MM``, an enterprise id);
+            every other path parameter matches ``vpp.model.ID_PATTERN``.
     """
 
     method: str
@@ -95,6 +99,11 @@ class Route:
     headers: Mapping[str, str] = field(default_factory=dict)
     text_types: tuple[str, ...] = ()
     problems: Mapping[int, str] = field(default_factory=dict)
+    path_patterns: Mapping[str, str] = field(default_factory=dict)
+
+    def path_pattern(self, name: str) -> str:
+        """The pattern the path parameter ``name`` must match (the id pattern by default)."""
+        return self.path_patterns.get(name, ID_PATTERN)
 
     def query_params(self) -> dict[str, Query]:
         """The declared query parameters, each as a ``Query``."""

@@ -26,10 +26,19 @@ The rules, stated independently of the service's code:
 * history: ``from`` <= ``to``, spanning at most 31 days at 15m (the
   default), 92 at 1h, 366 at 1d; ``to`` defaults to the park's today, so a
   lone ``from`` must not be after it.
+* ledger entries: each fuel in a unit of its carrier (natural_gas: m3 or
+  1e4m3; diesel, gasoline, lpg: t or kg; heat: GJ or MJ; steam: t or GJ);
+  their list: ``from`` <= ``to`` (months), ``to`` defaulting to the park's
+  current month.
+* ledger: ``from`` <= ``to`` (a year names its first and last day, a month
+  likewise), spanning at most 7 days at period=interval, 366 at day, 3,653
+  at month (the default) and year; a missing bound defaults by the clock, so
+  a lone bound is made explicit (the other equal to it).
 """
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -122,6 +131,54 @@ def _history(query: dict[str, Any]) -> None:
     query["to"] = last.isoformat()
 
 
+#: The units each fuel carrier is entered in (the ``unit`` field's description).
+_FUEL_UNITS = {"natural_gas": ("m3", "1e4m3"), "diesel": ("t", "kg"), "gasoline": ("t", "kg"),
+               "lpg": ("t", "kg"), "heat": ("GJ", "MJ"), "steam": ("t", "GJ")}  # fmt: skip
+_LEDGER_SPAN = {"interval": 7, "day": 366, "month": 3653, "year": 3653}
+
+
+def _ledger_entries(body: dict[str, Any]) -> None:
+    fuels = body.get("fuels")
+    for fuel in fuels if isinstance(fuels, list) else []:
+        carrier = fuel.get("carrier") if isinstance(fuel, dict) else None
+        units = _FUEL_UNITS.get(carrier) if isinstance(carrier, str) else None
+        if units is not None and fuel.get("unit") not in units:
+            fuel["unit"] = units[0]
+
+
+def _named_days(text: str) -> tuple[date, date]:
+    """The first and last day of ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``."""
+    if len(text) == 4:
+        return date(int(text), 1, 1), date(int(text), 12, 31)
+    if len(text) == 7:
+        year, month = int(text[:4]), int(text[5:])
+        return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
+    day = date.fromisoformat(text)
+    return day, day
+
+
+def _ledger(query: dict[str, Any]) -> None:
+    given = [query.get(name) for name in ("from", "to")]
+    if given == [None, None]:
+        return  # the park's current month (at interval: today): inside every bound
+    if not all(isinstance(text, str) for text in given):
+        text = next(t for t in given if t is not None)
+        query["from"] = query["to"] = text
+    try:
+        first, last = _named_days(query["from"])[0], _named_days(query["to"])[1]
+    except (TypeError, ValueError):
+        return
+    longest = _LEDGER_SPAN.get(query.get("period", "month"), 3653)
+    if first > last or (last - first).days + 1 > longest:
+        query["from"] = query["to"] = first.isoformat()  # one day: inside every bound
+
+
+def _ledger_months(query: dict[str, Any]) -> None:
+    first, last = query.get("from"), query.get("to")
+    if isinstance(first, str) and (last is None or (isinstance(last, str) and last < first)):
+        query["to"] = first
+
+
 @schemathesis.hook
 def map_case(context: HookContext, case: Case[Any]) -> Case[Any]:
     """Bring a positive case's body inside the documented cross-field rules."""
@@ -132,6 +189,10 @@ def map_case(context: HookContext, case: Case[Any]) -> Case[Any]:
         _readings(case)
     elif operation == "getHistory" and isinstance(case.query, dict):
         _history(case.query)
+    elif operation == "getLedger" and isinstance(case.query, dict):
+        _ledger(case.query)
+    elif operation == "listLedgerEntries" and isinstance(case.query, dict):
+        _ledger_months(case.query)
     if not isinstance(case.body, dict):
         return case
     if operation == "createEvent":
@@ -140,6 +201,8 @@ def map_case(context: HookContext, case: Case[Any]) -> Case[Any]:
         _bid(case.body)
     elif operation == "enrollAsset":
         _asset(case.body)
+    elif operation == "putLedgerEntries":
+        _ledger_entries(case.body)
     elif operation == "putPark":
         if case.body.get("id") is not None:
             case.body["id"] = case.path_parameters["park"]

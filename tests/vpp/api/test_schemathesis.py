@@ -6,13 +6,15 @@ phase (examples, coverage, fuzzing, stateful), a fixed seed and bounded
 examples, and a token of a role each operation allows (scoped to every park,
 so the park in the path is what is tested, not the token). ``{park}`` is a
 known park most of the time so requests reach the handlers, and a generated
-one otherwise. Any failure fails this test with schemathesis' own report.
+one otherwise; so is ``{enterprise}`` (the owner of the park's meter). Any
+failure fails this test with schemathesis' own report.
 
-Two operations keep 422 among the statuses a schema-valid request may get,
+Three operations keep 422 among the statuses a schema-valid request may get,
 because whether it is acceptable depends on stored state the schema cannot
 see: ``patchAsset`` (RFC 5789: a merge patch whose result would be an
-invalid asset of the stored kind is 422) and ``modifyEvent`` (its body is
-being reworked with the event-extension change; see ``STATE_DEPENDENT``).
+invalid asset of the stored kind is 422), ``modifyEvent`` (its body is
+being reworked with the event-extension change) and ``putLedgerEntries``
+(an enterprise the park does not know is 422; see ``STATE_DEPENDENT``).
 The cross-field rules of the other bodies are applied to positive cases by
 ``tests/vpp/api/schemathesis_hooks.py``. ``use_after_free`` is off for reads of
 an event: ``DELETE`` cancels an event, which stays readable with its report
@@ -45,6 +47,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 FUZZ_PARK = "fuzz-park"
 #: A meter of the park, so that imports of metering data are stored.
 FUZZ_METER = "fuzz-meter"
+#: The enterprise that owns the meter, so that ledger entries are stored and read.
+FUZZ_OWNER = "fuzz"
 # Fixed for the suite; override to search harder by hand.
 SEED = int(os.environ.get("VPP_SCHEMATHESIS_SEED", "20261130"))
 MAX_EXAMPLES = int(os.environ.get("VPP_SCHEMATHESIS_EXAMPLES", "12"))
@@ -52,6 +56,8 @@ MAX_EXAMPLES = int(os.environ.get("VPP_SCHEMATHESIS_EXAMPLES", "12"))
 STATE_DEPENDENT = {
     "patchAsset": "RFC 5789: the patched asset is validated whole against its stored kind",
     "modifyEvent": "EventPatch is reworked by the event-extension change (PATCH path)",
+    "putLedgerEntries": "an enterprise the park does not know (no contract, owns no asset) is "
+    "422 naming enterprise (issue 12)",
 }
 #: operationId -> checks that do not apply to it, with why.
 CHECKS_OFF = {
@@ -87,10 +93,14 @@ def _config(routes: list[Route], tokens: dict[Role, str]) -> str:
         f"values = [{_toml(FUZZ_METER)}]",
         "[dictionaries.series]",
         f'values = ["park", {_toml(FUZZ_METER)}]',
+        "[dictionaries.enterprises]",
+        f"values = [{_toml(FUZZ_OWNER)}]",
         "[parameters]",
         '"path.park" = { dictionary = "parks", probability = 0.8 }',
         '"path.meter" = { dictionary = "meters", probability = 0.8 }',
         '"query.series" = { dictionary = "series", probability = 0.8 }',
+        '"path.enterprise" = { dictionary = "enterprises", probability = 0.8 }',
+        '"query.enterprise" = { dictionary = "enterprises", probability = 0.8 }',
     ]
     for route in routes:
         if route.roles is None:
@@ -124,7 +134,7 @@ async def _seed_park(state: State) -> None:
         asset = parse_asset(sample(kind))
         await state.enroll(FUZZ_PARK, asset)
         await state.write_live(FUZZ_PARK, asset.id, live, ttl=600)
-    meter = {"kind": "meter", "id": FUZZ_METER, "owner": "fuzz", "grid_node": "n1",
+    meter = {"kind": "meter", "id": FUZZ_METER, "owner": FUZZ_OWNER, "grid_node": "n1",
              "account_no": "0301", "revenue": True}  # fmt: skip
     await state.enroll(FUZZ_PARK, parse_asset(meter))
 

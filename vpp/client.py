@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from types import TracebackType
 from typing import Any, NamedTuple, Self
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp
 
@@ -41,6 +41,8 @@ _DISPATCH = (Role.GRID_OPERATOR,)
 _ENROLL = (Role.PARK_OPERATOR,)
 #: Who may import metering data.
 _IMPORT = (Role.PARK_OPERATOR, Role.GRID_OPERATOR)
+#: Who may enter an enterprise's monthly fuels and green power.
+_LEDGER_WRITE = (Role.PARK_OPERATOR,)
 #: Who may read the interval history (as the assets), least privileged first.
 _HISTORY = (Role.VIEWER, Role.PARK_OPERATOR)
 #: The token a request without a stated role goes with, first held first.
@@ -310,6 +312,26 @@ class ParkClient:
         if csv:
             return await self._text("GET", path, self._role(_READ))
         return dict(await self.call("GET", path, role=self._role(_READ)))
+
+    async def put_ledger_entries(
+        self, month: str, enterprise: str, entries: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Enter ``enterprise``'s fuels and green power of ``month`` (``PUT …/ledger/entries``).
+
+        Args:
+            month: ``YYYY-MM``.
+            enterprise: the enterprise's id.
+            entries: ``{"fuels": [{carrier, quantity, unit}], "green_power": [{kind, kwh,
+                certificates}]}``; it replaces what was entered for that month.
+
+        Returns:
+            The stored entries.
+
+        Raises:
+            ApiError: the answer was not 2xx (a 422 names the field).
+        """
+        path = f"/ledger/entries/{month}/{quote(enterprise, safe='')}"
+        return dict(await self.call("PUT", path, role=self._role(_LEDGER_WRITE), json=entries))
 
     async def metrics_text(self) -> str:
         """The service's Prometheus exposition (``GET /metrics``, no token)."""

@@ -37,7 +37,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +47,15 @@ from adapters.sim.park import SimParkSpec, run_park
 from vpp.auth import Role
 from vpp.client import ParkClient, issue_tokens
 from vpp.clock import Clock
-from vpp.demo_park import HISTORY_DAYS, demo_origin, lay_history, simulator_shapes
+from vpp.demo_park import (
+    HISTORY_DAYS,
+    demo_ledger_entries,
+    demo_origin,
+    lay_history,
+    simulator_shapes,
+)
 from vpp.history.generate import official_day_type
+from vpp.ledger.indicators import CLEAN_ENERGY_THRESHOLD, size_class
 from vpp.metrics import Metrics
 from vpp.model import Battery, ModbusConnection
 from vpp.parkfile import ParkFile, enroll_park, load_park_file, simulator_spec
@@ -296,7 +303,7 @@ async def _run(settings: Settings, opts: DemoOptions, redis_url: str, out_dir: P
             settings, state, metrics=metrics, clock=clock, runtime=runtime
         ) as service:
             base = service.base_url
-            roles = [Role.GRID_OPERATOR, Role.VIEWER]
+            roles = [Role.GRID_OPERATOR, Role.PARK_OPERATOR, Role.VIEWER]
             tokens = await issue_tokens(state, park, roles, name="demo")
             _say(f"service: {base}  (metrics {base}/metrics, OpenAPI {base}/openapi.json)")
             sim_now = f"{clock.now():%Y-%m-%d %H:%M} ({park_file.park.timezone})"
@@ -317,7 +324,11 @@ async def _run(settings: Settings, opts: DemoOptions, redis_url: str, out_dir: P
                      f"simulated ({len(spec.batteries)} Modbus batteries, {len(spec.chargers)} "
                      f"OCPP chargers, {len(spec.loads)} MQTT loads) and {len(spec.meters)} "
                      "live revenue meter(s)")  # fmt: skip
-                return await _grid_operator(client, clock, opts, simulated, out_dir)
+                months = sorted({f"{day:%Y-%m}" for day in history.days})
+                await _enter_ledger_entries(client, months)
+                code = await _grid_operator(client, clock, opts, simulated, out_dir)
+                await _show_ledger(client, history.days[0], clock.now().date(), out_dir)
+                return code
     finally:
         await state.aclose()
 
@@ -392,6 +403,78 @@ async def _grid_operator(
     )
     _say(f"report:  {out_dir / (event_id + '.json')} and .csv")
     return 0 if record["state"] == "completed" else 1
+
+
+async def _enter_ledger_entries(client: ParkClient, months: list[str]) -> None:
+    """As the park operator: each enterprise's fuels and green power of the history's months."""
+    count = 0
+    for month in months:
+        for enterprise, body in demo_ledger_entries(month).items():
+            await client.put_ledger_entries(month, enterprise, body)
+            count += 1
+    _say(f"ledger:  {count} monthly entries (fuels, green power) for {', '.join(months)}")
+
+
+def _ledger_table(ledger: dict[str, Any]) -> str:
+    """Per enterprise and the park: electricity, energy, carbon and shares over its days."""
+    header = ("  scope", "basis", "electricity MWh", "tce", "tCO2", "green", "clean",
+              "tCO2/tce")  # fmt: skip
+    table = [header]
+    for row in ledger["rows"]:
+        table.append((
+            f"  {row['scope']}", row["basis"], f"{row['consumption_kwh'] / 1000.0:,.1f}",
+            f"{row['total_tce']:.1f}", f"{row['total_co2_t']:.1f}",
+            _share(row["green_power_share"]), _share(row["clean_energy_share"]),
+            "-" if row["carbon_intensity_t_per_tce"] is None
+            else f"{row['carbon_intensity_t_per_tce']:.2f}",
+        ))  # fmt: skip
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    # every line has the header's length
+    cells = [
+        [
+            c.ljust(w) if i < 2 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ]
+        for line in table
+    ]
+    return "\n".join("  ".join(line) for line in cells)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+async def _show_ledger(client: ParkClient, first: date, last: date, out_dir: Path) -> None:
+    """The park's energy-carbon ledger over the simulated days, against the zero-carbon indicators.
+
+    The indicators of the national notice are for whole months and years; over
+    a fortnight the demo shows the same figures for its days, the park's size
+    class read from its energy scaled to a year.
+    """
+    ledger = await client.ledger(period="month", first=f"{first}", last=f"{last}")
+    (out_dir / "ledger.json").write_text(json.dumps(ledger, indent=2, ensure_ascii=False))
+    (out_dir / "ledger.csv").write_text(
+        await client.ledger(period="day", first=f"{first}", last=f"{last}", csv=True)
+    )
+    factor = ledger["electricity_factor"]
+    _say(f"ledger:  {first} to {last}, grid factor {factor['name']} {factor['kg_co2_per_kwh']} "
+         f"kgCO2/kWh ({factor['vintage']}; {factor['source']})")  # fmt: skip
+    _say(_ledger_table(ledger))
+    parks = [r for r in ledger["rows"] if r["scope"] == "park"]
+    days = (last - first).days + 1
+    tce = sum(r["total_tce"] for r in parks)
+    co2 = sum(r["total_co2_t"] for r in parks)
+    clean = sum(r["clean_tce"] for r in parks)
+    size = size_class(tce * 365.0 / days)
+    intensity = "-" if tce <= 0 else f"{co2 / tce:.2f}"
+    share = None if tce <= 0 else clean / tce
+    _say(
+        f"zero-carbon indicators over these {days} days ({size.label}, ~{tce * 365 / days:,.0f} "
+        f"tce/a): carbon per unit energy {intensity} tCO2/tce (threshold <= "
+        f"{size.carbon_intensity_threshold}); clean-energy share {_share(share)} "
+        f"(threshold >= {CLEAN_ENERGY_THRESHOLD:.0%})"
+    )
+    _say(f"ledger:  {out_dir / 'ledger.json'} and ledger.csv (by day)")
 
 
 def run_demo(settings: Settings, opts: DemoOptions) -> int:

@@ -22,6 +22,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from adapters.sim.park import SimParkSpec
@@ -50,6 +51,7 @@ __all__ = [
     "SEED",
     "START_HOUR",
     "LaidDown",
+    "demo_ledger_entries",
     "demo_origin",
     "lay_history",
     "simulator_shapes",
@@ -62,6 +64,38 @@ DEMO_ENTERPRISES: dict[str, EnterpriseProfile] = {
     "nansha-dc": EnterpriseProfile(shape=Shape.CONTINUOUS, base_kw=3000.0),
     "park-energy": EnterpriseProfile(shape=Shape.OFFICE_HVAC, base_kw=800.0),
 }
+
+
+def demo_ledger_entries(month: str) -> dict[str, dict[str, Any]]:
+    """What each demo enterprise enters in its ledger for ``month`` (``YYYY-MM``), by enterprise.
+
+    Beside what the meters see (fictional, realistic sizes): the auto-parts
+    plant's paint-shop ovens burn natural gas, the cold store's forklifts run
+    on LPG, the data centre tests its backup diesel generators every month and
+    buys green power through green-power trading (绿电交易; one
+    green-electricity certificate per MWh, entered as its two batches).
+    Bodies of ``PUT …/ledger/entries/{month}/{enterprise}``.
+    """
+    batch = f"GEC-DEMO-{month.replace('-', '')}"
+    return {
+        "huanan-auto": {"fuels": [
+            {"carrier": "natural_gas", "quantity": 38000.0, "unit": "m3", "note": "paint shop"},
+        ]},
+        "lingnan-cold": {"fuels": [
+            {"carrier": "lpg", "quantity": 1.2, "unit": "t", "note": "forklifts"},
+        ]},
+        "nansha-dc": {
+            "fuels": [
+                {"carrier": "diesel", "quantity": 0.9, "unit": "t", "note": "generator tests"},
+            ],
+            "green_power": [{
+                "kind": "trading", "kwh": 600000.0, "note": "Guangdong green-power trading",
+                "certificates": [f"{batch}-0001~0300", f"{batch}-0301~0600"],
+            }],
+        },
+    }  # fmt: skip
+
+
 #: Days of history laid down before the demo's "today".
 HISTORY_DAYS = 14
 #: The seed of the generated history and of the live shapes (they must agree).

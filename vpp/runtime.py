@@ -9,6 +9,8 @@ the API:
 * one `vpp.control.ControlLoop` per park, following new parks as they appear
   (each loop takes its park's lease in Redis, so with several service
   processes exactly one of them controls a park at a time);
+* the `vpp.ledger.gauges.IndicatorRefresher`, which sets every park's
+  zero-carbon indicator gauges from its ledger every ``[ledger] refresh_s``;
 * the OpenADR VEN of a park when ``[openadr] vtn_url`` and ``park`` are set.
 
 Each is a :class:`~adapters.lifecycle.BackgroundService` entered on one exit
@@ -35,9 +37,11 @@ from aiohttp import web
 from adapters.lifecycle import BackgroundService
 from vpp.api.context import CLOCK, COMPONENTS, METRICS, SETTINGS, STATE
 from vpp.api.events import EVENTS, WAKE
+from vpp.api.ledger import LEDGER
 from vpp.control import ControlLoop
 from vpp.history.recorder import HistoryRecorder
 from vpp.history.store import HistoryStore
+from vpp.ledger.gauges import IndicatorRefresher
 from vpp.openadr import Ven
 from vpp.openadr.bridge import OpenAdrBridge
 from vpp.openadr.metrics import VenCollector
@@ -188,6 +192,12 @@ def runtime_cleanup_ctx(
             )
             app[CONTROL] = manager
             app[WAKE] = manager.wake
+            await stack.enter_async_context(
+                IndicatorRefresher(
+                    app[LEDGER], state.list_parks if parks is None else fixed_parks, metrics,
+                    refresh_s=settings.ledger.refresh_s, clock=clock,
+                )
+            )  # fmt: skip
             oadr = settings.openadr
             if with_ven and oadr.enabled:
                 bridge = OpenAdrBridge(park=oadr.park, state=state, events=events, clock=clock)

@@ -32,6 +32,7 @@ events and lease keys were added); to add a global one, to ``GlobalKeys``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -124,6 +125,15 @@ class Keys:
         ``series`` is an asset or meter id; ``day`` the park's local day.
         """
         return f"{self.prefix}:hist:{series}:{day:%Y%m%d}"
+
+    def histories(self, series: Sequence[str], days: Sequence[date]) -> list[str]:
+        """`history` of every series on every day, series-major (``len(series) × len(days)``).
+
+        The day suffixes are formatted once: for a year of a thousand series
+        formatting each key's date costs more than reading it.
+        """
+        suffixes = [f"{day:%Y%m%d}" for day in days]
+        return [f"{self.prefix}:hist:{s}:{suffix}" for s in series for suffix in suffixes]
 
     @property
     def history_lease(self) -> str:

@@ -391,8 +391,7 @@ class HistoryStore:
         Raises:
             StateUnavailable: Redis did not answer.
         """
-        keys = self.state.park(park)
-        names = [keys.history(s, d) for s in series for d in days]
+        names = self.state.park(park).histories(series, days)
         raws: list[bytes | None] = []
         async with (
             self.state.guard("history_read"),

@@ -26,6 +26,8 @@ from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from vpp.servers import free_ports, port_open
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "child_process",
     "configure_logging",
     "free_ports",
+    "keys_left",
     "machine",
     "percentile",
     "run_child",
@@ -80,6 +83,15 @@ def add_verbose(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="log at DEBUG, the protocol libraries' output included",
     )
+
+
+async def keys_left(redis_url: str, namespace: str) -> list[bytes]:
+    """The keys still under ``namespace`` on ``redis_url`` (a benchmark must leave none)."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        return [k async for k in client.scan_iter(match=f"{namespace}:*")]
+    finally:
+        await client.aclose()
 
 
 def write_report(report: Mapping[str, Any], path: str) -> None:

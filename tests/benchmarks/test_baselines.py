@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from tests.benchmarks.baselines import run_bench
+from tests.benchmarks.support import keys_left
 
 
 async def test_a_few_series_get_their_baselines(redis_url: str) -> None:
@@ -12,9 +11,4 @@ async def test_a_few_series_get_their_baselines(redis_url: str) -> None:
 
     assert report["complete"] == {"similar_days": 20, "high_x_of_y": 20}
     assert set(report["median_ms"]) >= {"compute_similar_days", "load_high_x_of_y", "numpy_mean"}
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        left = [k async for k in client.scan_iter(match=f"{report['namespace']}:*")]
-    finally:
-        await client.aclose()
-    assert left == []
+    assert await keys_left(redis_url, report["namespace"]) == []

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import redis.asyncio as aioredis
 
 from tests.benchmarks.e2e import BenchOptions, run_bench
+from tests.benchmarks.support import keys_left
 
 pytestmark = pytest.mark.slow
 
@@ -25,9 +25,4 @@ async def test_tiny_park_end_to_end(redis_url: str, mqtt_addr: tuple[str, int]) 
         assert set(run["protocols"]) <= {"modbus", "ocpp", "mqtt"}
     summary = report["summary"]
     assert summary["all_confirmed_ms"]["p50"] is not None
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        left = [k async for k in client.scan_iter(match=f"{report['namespace']}:*")]
-    finally:
-        await client.aclose()
-    assert left == []
+    assert await keys_left(redis_url, report["namespace"]) == []

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from tests.benchmarks.history import run_bench
+from tests.benchmarks.support import keys_left
 
 
 async def test_few_series_history_benchmark(redis_url: str) -> None:
@@ -14,9 +13,4 @@ async def test_few_series_history_benchmark(redis_url: str) -> None:
     assert result["recorder_close_ms"] > 0
     # a full day vector: 576 bytes of value, under a kilobyte in Redis
     assert 576 < result["bytes_per_asset_day"] <= 1024
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        left = [k async for k in client.scan_iter(match=f"{result['namespace']}:*")]
-    finally:
-        await client.aclose()
-    assert left == []
+    assert await keys_left(redis_url, result["namespace"]) == []

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from tests.benchmarks.ledger import run_bench
+from tests.benchmarks.support import keys_left
 
 
 async def test_a_small_park_gets_its_ledger(redis_url: str) -> None:
@@ -16,9 +15,4 @@ async def test_a_small_park_gets_its_ledger(redis_url: str) -> None:
     # two enterprises and the park, one year row each; 12 months × (month + rolling year)
     assert check["rows"] == 3 and check["indicators"] == 24
     assert check["park_total_tce"] > 0 and check["park_coverage"] == 1.0
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        left = [k async for k in client.scan_iter(match=f"{report['namespace']}:*")]
-    finally:
-        await client.aclose()
-    assert left == []
+    assert await keys_left(redis_url, report["namespace"]) == []

@@ -49,14 +49,21 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
-from vpp.api.context import STATE, service_now
+from vpp.api.context import STATE, principal, service_now
 from vpp.api.io import json_response, read_json
 from vpp.api.params import query
 from vpp.api.routing import ALL_ROLES, Query, Route
 from vpp.auth import Role
 from vpp.errors import FieldError, InvalidInput, NotFound
 from vpp.ledger.book import MAX_DAYS, LedgerBook
-from vpp.ledger.entries import EntryStore, Month, MonthEntries, month_of, parse_month
+from vpp.ledger.entries import (
+    MONTH_PATTERN,
+    EntryStore,
+    Month,
+    MonthEntries,
+    month_of,
+    parse_month,
+)
 from vpp.ledger.export import (
     CSV_MEDIA_TYPE,
     HTML_MEDIA_TYPE,
@@ -97,8 +104,6 @@ _DAY = (
     "|(0[469]|11)-(0[1-9]|[12][0-9]|30)|02-(0[1-9]|1[0-9]|2[0-8]))"
     "|20([02468][048]|[13579][26])-02-29"
 )
-#: A month of 2000-2099, ``YYYY-MM`` (a path or query parameter).
-MONTH_PATTERN = f"^{_MONTH}$"
 #: ``from`` / ``to``: a day ``YYYY-MM-DD``, a month ``YYYY-MM`` or a year ``YYYY`` of 2000-2099.
 SPAN_PATTERN = f"^({_DAY}|{_MONTH}|{_YEAR})$"
 #: An enterprise id in a path: what an asset's ``owner`` may be, but for a slash.
@@ -232,7 +237,10 @@ async def put_entries(request: web.Request) -> web.Response:
         errors.append(FieldError("enterprise", message, "unknown"))
     if errors or entries is None:
         raise InvalidInput(errors)
-    before = await request.app[ENTRIES].put(park_id, month, enterprise, entries)
+    who = principal(request)
+    before = await request.app[ENTRIES].put(
+        park_id, month, enterprise, entries, by=who.name, role=who.role.value
+    )
     headers = {"Idempotent-Replay": "true"} if before == entries else None
     return json_response(entries, headers=headers)
 

@@ -41,8 +41,8 @@ __all__ = [
     "parse_month",
 ]
 
-#: A calendar month, ``YYYY-MM``.
-MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+#: A calendar month of 2000-2099, ``YYYY-MM`` (the API's path and query pattern too).
+MONTH_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
 Month: TypeAlias = Annotated[str, Field(pattern=MONTH_PATTERN, description="YYYY-MM")]
 
 _MONTH = re.compile(MONTH_PATTERN)
@@ -127,11 +127,20 @@ class EntryStore:
         self.state = state
 
     async def put(
-        self, park: str, month: str, enterprise: str, entries: MonthEntries
+        self,
+        park: str,
+        month: str,
+        enterprise: str,
+        entries: MonthEntries,
+        *,
+        by: str = "",
+        role: str = "",
     ) -> MonthEntries | None:
         """Replace ``enterprise``'s entries of ``month`` and log the change in the park log.
 
         Idempotent: the same entries again change nothing and log nothing.
+        The log entry names who made the change (``by``, ``role``: the token's
+        name and role), beside the entries before and after.
 
         Returns:
             The entries they replaced (None: there were none).
@@ -155,6 +164,8 @@ class EntryStore:
             "ledger.entries",
             month=month,
             enterprise=enterprise,
+            by=by,
+            role=role,
             data=pack(
                 {
                     "before": None if before is None else before.model_dump(mode="json"),

@@ -62,6 +62,7 @@ async def test_put_answers_the_entries_and_get_reads_them_back(
     (entry,) = await _log(state)
     assert (entry["month"], entry["enterprise"]) == (CLOSED_MONTH, "castings")
     assert entry["data"] == {"before": None, "after": STORED}
+    assert entry["role"] == "park_operator" and entry["by"]  # who made the change
 
 
 async def test_the_same_entries_again_change_and_log_nothing(

@@ -15,6 +15,12 @@ settings, :class:`vpp.settings.ControlSettings`) the loop
 4. measures the park: the mean measured power per interval against the
    baseline taken when the event became active, written into the event.
 
+The baseline fixed at activation reaches ``[control] horizon_after_h`` past
+the event's end, as far as the loop plans: what lies past the end is written
+into the event as its `vpp.events.model.ReboundBaseline`, so the event's
+report can count the rebound after it (`vpp.events.rebound`) against the
+event's own baseline method.
+
 Targets are kept as *absolute* park power: ``baseline[k] + target[k]``. The
 portfolio is rebuilt every cycle from live state, so its own baseline moves
 (an EV held back has more left to charge); the deviation handed to the
@@ -60,8 +66,9 @@ from adapters.lifecycle import BackgroundService
 from vpp.clock import Clock
 from vpp.errors import NotFound
 from vpp.events import EventRecord, EventState, EventStore
-from vpp.events.model import BaselineInfo, EnterpriseTrack
+from vpp.events.model import BaselineInfo, EnterpriseTrack, ReboundBaseline, SeriesBaselines
 from vpp.flex import PortfolioView, build_view, grid_at, nominal_kw
+from vpp.history.baselines import HistoricalMethod
 from vpp.lease import Lease
 from vpp.metrics import Metrics
 from vpp.model import Asset, BaselineMethod, FlexibleLoad, LiveState, Meter, Park
@@ -69,6 +76,7 @@ from vpp.scopes import (
     LIVE_METHODS,
     LIVE_NOTES,
     Scope,
+    ScopeBaselines,
     historical_bases,
     metered_live_base,
     metered_scopes,
@@ -92,11 +100,18 @@ class _Running:
     """What the loop remembers about the event it is delivering."""
 
     event_id: str
-    #: each device's anchored baseline (kW per event interval): the control's
-    #: reference for shed debts, late anchors and the devices' own scopes
+    #: each device's anchored baseline (kW per event interval, then ``after``
+    #: intervals past the end): the control's reference for shed debts, late
+    #: anchors and the devices' own scopes
     base_by_asset: dict[str, np.ndarray]
     #: what is measured against which baseline (`vpp.scopes`)
     scopes: list[Scope]
+    #: intervals past the event's end the baselines reach (its rebound window)
+    after: int = 0
+    #: the longest rebound of the park's flexible loads at activation, minutes
+    load_rebound_minutes: float = 0.0
+    #: why the baseline past the end is not known (the history cannot serve it), or ""
+    rebound_note: str = ""
     #: the park's baseline per interval (the sum of the scopes')
     park_base: np.ndarray = field(init=False)
     sums: dict[int, float] = field(default_factory=dict)
@@ -132,12 +147,14 @@ class _Running:
         return out
 
     def cover(self, n: int) -> None:
-        """Grow the baselines to ``n`` intervals when the event was extended in place.
+        """Grow the baselines to ``n`` intervals and ``after`` past them (an extended event).
 
-        What was fixed at activation is kept; each asset's baseline is held at
-        its last interval's value for the new intervals (nothing else in this
-        state is per interval, so shed debts, setpoints and sums carry on).
+        What was fixed at activation is kept: the new intervals take the
+        baseline fixed past the old end, and beyond that each baseline is held
+        at its last value (nothing else in this state is per interval, so shed
+        debts, setpoints and sums carry on).
         """
+        n += self.after
         if len(self.park_base) >= n:
             return
         for asset_id, base in self.base_by_asset.items():
@@ -145,6 +162,45 @@ class _Running:
         for scope in self.scopes:
             scope.cover(n)
         self.sum_base()
+
+    def write_rebound(self, record: EventRecord, owner_base: Mapping[str, np.ndarray]) -> None:
+        """Write the baseline past the record's end into it (park and tracks, kW).
+
+        Args:
+            record: the event, its targets as they stand (its end is where the
+                rebound baseline starts).
+            owner_base: each enterprise's baseline (`owner_base`).
+        """
+        n = len(record.target_kw)
+        record.rebound = ReboundBaseline(
+            start=record.end,
+            baseline_kw=self._past_end(self.park_base, n),
+            load_rebound_minutes=self.load_rebound_minutes,
+            note=self.rebound_note,
+        )
+        for owner, track in record.enterprises.items():
+            if owner in owner_base:
+                track.rebound_baseline_kw = self._past_end(owner_base[owner], n)
+
+    def series_baselines(self, record: EventRecord) -> SeriesBaselines:
+        """Each device scope's baseline over the event and past its end (beside the record)."""
+        n = len(record.target_kw)
+
+        def values(base: np.ndarray) -> list[float | None]:
+            return [round(float(v), 3) for v in base[:n]] + self._past_end(base, n)
+
+        return SeriesBaselines(
+            start=record.start,
+            baseline_kw={
+                scope.id: values(scope.baseline(self.base_by_asset))
+                for scope in self.scopes
+                if scope.meter is None
+            },
+        )
+
+    def _past_end(self, base: np.ndarray, n: int) -> list[float | None]:
+        """A baseline's ``after`` intervals past the event's ``n``, as stored (None: not known)."""
+        return [None if self.rebound_note else round(float(v), 3) for v in base[n : n + self.after]]
 
 
 #: kinds whose envelope is laid around what they drew when the event started
@@ -335,13 +391,18 @@ class ControlLoop(BackgroundService):
             record.baseline_kw = [round(float(v), 3) for v in running.park_base[:n]]
             record.baseline = info
             record.enterprises = tracks
-            for owner, base in running.owner_base().items():
+            owner_base = running.owner_base()
+            for owner, base in owner_base.items():
                 tracks[owner].baseline_kw = [round(float(v), 3) for v in base[:n]]
                 tracks[owner].measured_kw = [None] * n
                 tracks[owner].telemetry_kw = [None] * n
+            running.write_rebound(record, owner_base)
             record.transition(EventState.ACTIVE, now)
 
         record = await self.events.update(self.park, event.id, fill)
+        await self.events.put_series_baselines(
+            self.park, event.id, running.series_baselines(record)
+        )
         if self.metrics is not None:
             self.metrics.events_total.labels(self.park, "active").inc()
         self._running[event.id] = running
@@ -381,11 +442,14 @@ class ControlLoop(BackgroundService):
         tracks = {
             s.owner: EnterpriseTrack(meter=s.meter) for s in sorted(scopes, key=lambda s: s.owner)
         }
-        method, reason, note = requested, None, ""
+        for scope in scopes:
+            tracks[scope.owner].series.append(scope.id)
+        n, after = len(event.target_kw), self._after(event)
+        method, reason, note, rebound_note = requested, None, "", ""
         if requested == "similar_days" or requested == "high_x_of_y":
             outcome = await historical_bases(
                 self.state, self.events, park, scopes, requested,
-                start=event.start, interval_s=event.interval_s, n=len(event.target_kw), now=now,
+                start=event.start, interval_s=event.interval_s, n=n, now=now,
             )  # fmt: skip
             if isinstance(outcome, str):
                 method, reason = park.baseline.fallback, outcome
@@ -395,22 +459,22 @@ class ControlLoop(BackgroundService):
                 )  # fmt: skip
             else:
                 note = outcome.note
-                for scope in scopes:
-                    scope.base = outcome.kw[scope.id]
+                rebound_note = await self._past_end(park, scopes, requested, event, now, outcome)
                 for owner, track in tracks.items():
                     track.baseline_source = outcome.source[owner]
                     track.days = outcome.days[owner]
                     track.adjustment = outcome.adjustment[owner]
         live_method = method if method in LIVE_METHODS else "model"
-        anchors = self._baselines(event, view, assets, live_method)
+        anchors = self._baselines(view, assets, live_method, n + after)
         if method in LIVE_METHODS:
             note = LIVE_NOTES[method]
             for scope in metered:
-                scope.base = metered_live_base(
-                    scope, anchors, view.measured_kw, live, len(event.target_kw)
-                )
+                scope.base = metered_live_base(scope, anchors, view.measured_kw, live, n + after)
         info = BaselineInfo(requested=requested, method=method, fallback_reason=reason, note=note)
-        running = _Running(event.id, anchors, scopes)
+        rebound_minutes = [a.rebound_minutes for a in assets if isinstance(a, FlexibleLoad)]
+        running = _Running(
+            event.id, anchors, scopes, after, max(rebound_minutes, default=0.0), rebound_note
+        )
         # no reading, or (a charger) no vehicle to anchor on yet
         rows = {a.id for a in view.assets}
         running.unanchored = {
@@ -425,14 +489,44 @@ class ControlLoop(BackgroundService):
         }
         return running, info, tracks
 
-    def _baselines(
+    async def _past_end(
         self,
+        park: Park,
+        scopes: list[Scope],
+        method: HistoricalMethod,
         event: EventRecord,
-        view: PortfolioView,
-        assets: list[Asset],
-        method: str = "model",
+        now: datetime,
+        own: ScopeBaselines,
+    ) -> str:
+        """Give each scope its historical baseline over the event and `_after` intervals past it.
+
+        The event's part is ``own``, computed for the event alone (a high X of
+        Y ranks its days on the event's hours); past the end it is the same
+        method over the event and the hours after it, with the same same-day
+        adjustment window.
+
+        Returns:
+            Why the baseline past the end is not known (the history cannot
+            serve it; each scope is then held at its last value, for an
+            extension's sake), or "".
+        """
+        n, after = len(event.target_kw), self._after(event)
+        past = await historical_bases(
+            self.state, self.events, park, scopes, method,
+            start=event.start, interval_s=event.interval_s, n=n + after, now=now,
+        )  # fmt: skip
+        for scope in scopes:
+            event_kw = own.kw[scope.id]
+            tail = event_kw[-1:] if isinstance(past, str) else past.kw[scope.id][n:]
+            scope.base = np.concatenate([event_kw, np.broadcast_to(tail, after)])
+        if isinstance(past, str):
+            return f"the history cannot serve the baseline past the end: {past}"
+        return ""
+
+    def _baselines(
+        self, view: PortfolioView, assets: list[Asset], method: str, k: int
     ) -> dict[str, np.ndarray]:
-        """Per-device baseline (anchor) over the event window, fixed at activation.
+        """Per-device baseline (anchor) over ``k`` intervals from the event's start.
 
         ``model``: a plugged-in EV follows its envelope's forecast, which
         charges its remaining need at the rate its vehicle drew (see
@@ -443,9 +537,9 @@ class ControlLoop(BackgroundService):
         measured power just before the event (real-time response), held flat.
         Under a historical method the anchors are the ``model`` ones: they
         steer the devices (shed debts, late readings), while delivery is
-        measured against the history's baseline.
+        measured against the history's baseline. ``k`` reaches past the event's
+        end (no further than ``view``'s grid), for its rebound window.
         """
-        k = len(event.target_kw)
         out: dict[str, np.ndarray] = {}
         if method == "model" and view.portfolio is not None:
             for row, asset in enumerate(view.assets):
@@ -555,12 +649,20 @@ class ControlLoop(BackgroundService):
         if not measuring:
             return
 
+        rewrote = False
+
         def record(r: EventRecord) -> None:
+            nonlocal rewrote
             running.cover(len(r.target_kw))
             count = running.counts[k]
-            # a late anchor moves the whole baseline; an extension adds intervals
+            # a late anchor moves the whole baseline; an extension adds intervals;
+            # a resize moves the end the rebound baseline starts at
             moved = [t for t in range(len(r.target_kw)) if reanchored or r.baseline_kw[t] is None]
-            owner_base = running.owner_base() if moved else {}
+            stale = r.rebound is None or r.rebound.start != r.end
+            owner_base = running.owner_base() if moved or stale else {}
+            rewrote = bool(moved) or stale
+            if rewrote:
+                running.write_rebound(r, owner_base)
             for t in moved:
                 r.baseline_kw[t] = round(float(running.park_base[t]), 3)
                 for owner, track in r.enterprises.items():
@@ -574,7 +676,10 @@ class ControlLoop(BackgroundService):
                     track.measured_kw[k] = round(running.owner_sums[owner][k] / count, 3)
                     track.telemetry_kw[k] = round(running.telemetry_sums[owner][k] / count, 3)
 
-        await self.events.update(self.park, event.id, record)
+        updated = await self.events.update(self.park, event.id, record)
+        if rewrote:
+            baselines = running.series_baselines(updated)
+            await self.events.put_series_baselines(self.park, event.id, baselines)
         perf = self._performance(event, k, delivered_k)
         self._gauge_event(event.id, (event.target_kw[k], delivered_k, perf))
         if self.metrics is not None:
@@ -803,12 +908,14 @@ class ControlLoop(BackgroundService):
         meters = [a for a in assets if isinstance(a, Meter)]
         return [a for a in assets if not isinstance(a, Meter)], meters, dict(live)
 
+    def _after(self, event: EventRecord) -> int:
+        """Intervals the loop plans past the event's end (``horizon_after_h``)."""
+        return math.ceil(self.settings.horizon_after_h * 3600 / event.interval_s)
+
     def _grid(self, event: EventRecord, k: int) -> dx.TimeGrid:
-        step_min = event.interval_s // 60
-        after = math.ceil(self.settings.horizon_after_h * 3600 / event.interval_s)
-        n = len(event.target_kw) - k + after
+        n = len(event.target_kw) - k + self._after(event)
         start = event.start + timedelta(seconds=event.interval_s * k)
-        return grid_at(start, n, step_min)
+        return grid_at(start, n, event.interval_s // 60)
 
     @staticmethod
     def _performance(event: EventRecord, k: int, delivered_k: float) -> float | None:

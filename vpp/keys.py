@@ -11,6 +11,7 @@ legal in a cluster::
     {ns}:{{park}}:log           stream the park log: enrolled, patched, retired, event states
     {ns}:{{park}}:events        zset   event id scored by start time
     {ns}:{{park}}:event:{id}    string msgpack EventRecord (durable)
+    {ns}:{{park}}:event:{id}:rebound string msgpack SeriesBaselines (each device's baseline)
     {ns}:{{park}}:bids          zset   bid id scored by creation time
     {ns}:{{park}}:bid:{id}      string msgpack BidRecord (durable)
     {ns}:{{park}}:lease:control string owner id of the park's control loop (TTL)
@@ -95,6 +96,15 @@ class Keys:
     def event(self, event_id: str) -> str:
         """String: the msgpack event record."""
         return f"{self.prefix}:event:{event_id}"
+
+    def event_rebound(self, event_id: str) -> str:
+        """String: msgpack `vpp.events.model.SeriesBaselines` of an event (beside its record).
+
+        Each device's baseline over the event and past its end, per interval:
+        the record keeps the park's and each enterprise's, and is rewritten
+        every control cycle, so the per-device figures live here.
+        """
+        return f"{self.prefix}:event:{event_id}:rebound"
 
     @property
     def bids(self) -> str:

@@ -14,7 +14,10 @@ with, ``[openadr]`` builds the VEN's settings
 their unit in their name (``period_s``, ``price_per_kwh``); the names they had
 before (`RENAMED`) are still read, with a `FutureWarning` (Python's category
 for deprecations meant for users, shown by default), and a file or
-environment that sets a field under both names is an error. Secrets
+environment that sets a field under both names is an error. A key that is
+no longer a setting (`REMOVED`) is an error naming what replaced it, in the
+file and as a ``VPP_*`` variable: an operator who set it must not believe it
+still applies. Secrets
 (passwords, the Redis URL's password) stay out of ``repr``; log a Redis URL
 through `redact_url`.
 """
@@ -38,6 +41,7 @@ from vpp.keys import DEFAULT_NAMESPACE
 from vpp.openadr.settings import OpenAdrSettings
 
 __all__ = [
+    "REMOVED",
     "RENAMED",
     "AuthSettings",
     "ControlSettings",
@@ -70,6 +74,22 @@ RENAMED: Mapping[tuple[str, str], str] = {
     ("control", "period"): "period_s",
     ("control", "lease_ttl"): "lease_ttl_s",
     ("openadr", "poll_interval"): "poll_interval_s",
+}
+
+_PER_PARK_FACTOR = (
+    "the grid emission factor of event reports is now chosen per park, with its vintage and "
+    "source: set carbon.electricity_factor on the park (PUT /v1/parks/{park}, or [park.carbon] "
+    "in a park file) to an id of vpp.ledger.factors.ELECTRICITY_FACTORS (default "
+    "mee-2023-southern, MEE/NBS 2023 Southern grid region, 0.4042 kgCO2/kWh), or to "
+    "'provincial' with carbon.provincial_factor {kg_co2_per_kwh, vintage, source}; "
+    "remove this key"
+)
+
+#: Keys that are no longer settings: (section, key) -> what replaced them. A
+#: file or environment that still sets one is an error naming the replacement.
+REMOVED: Mapping[tuple[str, str], str] = {
+    ("reports", "emission_factor_t_per_mwh"): _PER_PARK_FACTOR,
+    ("reports", "emission_factor_source"): _PER_PARK_FACTOR,
 }
 
 
@@ -210,7 +230,11 @@ class ControlSettings:
 
 @dataclass
 class ReportSettings:
-    """Settlement estimate and avoided-CO2 figures of event reports (see ``vpp.events.report``)."""
+    """Settlement estimate and avoided-CO2 figures of event reports (see ``vpp.events.report``).
+
+    The grid emission factor is not a setting: each park chooses its own
+    (``Park.carbon``, `vpp.ledger.factors`); the old keys are `REMOVED`.
+    """
 
     #: compensation per kWh of effective response (CNY); an event's own price wins
     price_per_kwh: float = 3.5
@@ -221,12 +245,9 @@ class ReportSettings:
     #: delivery above cap_ratio x target is not paid
     cap_ratio: float = 1.2
     currency: str = "CNY"
-    #: grid emission factor, tCO2/MWh, and where it comes from
-    emission_factor_t_per_mwh: float = 0.5703
-    emission_factor_source: str = (
-        "MEE 2023 notice on GHG reporting of power-generation enterprises "
-        "(national grid average emission factor, 0.5703 tCO2/MWh)"
-    )
+    #: the least rebound window an event's avoided CO2 counts past its end, hours;
+    #: longer for a longer event or a load's longer rebound (see vpp.events.rebound)
+    rebound_window_h: float = 1.0
     #: a revenue meter disagrees with its enterprise's telemetry sum when they
     #: differ by more than this fraction of the meter's reading ...
     reconcile_tolerance: float = 0.05
@@ -299,6 +320,7 @@ class Settings:
             section = _section(settings, section_name)
             if not isinstance(values, dict):
                 raise SettingsError(f"[{section_name}] must be a table")
+            _refuse_removed(section_name, values, from_env=False, source=str(path))
             in_file = _current_names(section_name, values, from_env=False, source=str(path))
             for name, value in in_file.items():
                 _assign(section, section_name, name, value)
@@ -312,9 +334,11 @@ class Settings:
                 # Other parts read VPP_* variables of their own (VPP_OPENADR_SPEC,
                 # VPP_TEST_REDIS_URL), so an unknown one is not an error here.
                 section = _section(settings, section_name)
-                if name in get_type_hints(type(section)) or (section_name, name) in RENAMED:
+                known = (section_name, name) in RENAMED or (section_name, name) in REMOVED
+                if name in get_type_hints(type(section)) or known:
                     by_section.setdefault(section_name, {})[name] = value
         for section_name, values in by_section.items():
+            _refuse_removed(section_name, values, from_env=True, source="the environment")
             section = _section(settings, section_name)
             in_env = _current_names(section_name, values, from_env=True, source="the environment")
             for name, value in in_env.items():
@@ -337,6 +361,28 @@ def _section(settings: Settings, name: str) -> Any:
     return getattr(settings, name)
 
 
+def _say(section_name: str, key: str, *, from_env: bool) -> str:
+    """A key the way its source spells it: ``[control] period`` or ``VPP_CONTROL_PERIOD``."""
+    if from_env:
+        return f"{ENV_PREFIX}{section_name}_{key}".upper()
+    return f"[{section_name}] {key}"
+
+
+def _refuse_removed(
+    section_name: str, values: Mapping[str, Any], *, from_env: bool, source: str
+) -> None:
+    """Refuse a key that is no longer a setting (`REMOVED`), naming what replaced it.
+
+    Raises:
+        SettingsError: naming the key, its source and the replacement.
+    """
+    for key in values:
+        instead = REMOVED.get((section_name, key))
+        if instead is not None:
+            where = _say(section_name, key, from_env=from_env)
+            raise SettingsError(f"{where} in {source} is no longer a setting: {instead}")
+
+
 def _current_names(
     section_name: str, values: Mapping[str, Any], *, from_env: bool, source: str
 ) -> dict[str, Any]:
@@ -351,9 +397,7 @@ def _current_names(
     """
 
     def say(key: str) -> str:
-        if from_env:
-            return f"{ENV_PREFIX}{section_name}_{key}".upper()
-        return f"[{section_name}] {key}"
+        return _say(section_name, key, from_env=from_env)
 
     current = dict(values)
     for old in values:

@@ -111,6 +111,23 @@ def test_an_old_and_a_new_key_for_one_field_is_an_error(tmp_path: Path) -> None:
     assert Settings.load(path, env={"VPP_CONTROL_PERIOD_S": "9"}).control.period_s == 9
 
 
+@pytest.mark.parametrize("key", ["emission_factor_t_per_mwh", "emission_factor_source"])
+def test_the_old_report_emission_factor_is_refused_naming_the_park_factor(
+    tmp_path: Path, key: str
+) -> None:
+    # a config file of before the per-park factor: not silently ignored, not still applied
+    value = "0.5703" if key.endswith("mwh") else '"MEE 2023 notice"'
+    path = _toml(tmp_path, f"[reports]\nprice_per_kwh = 3.5\n{key} = {value}\n")
+    with pytest.raises(SettingsError) as refused:
+        Settings.load(path, env={})
+    message = str(refused.value)
+    assert f"[reports] {key} in {path} is no longer a setting" in message
+    assert "chosen per park" in message and "carbon.electricity_factor" in message
+    assert "mee-2023-southern" in message and "provincial_factor" in message
+    with pytest.raises(SettingsError, match=f"VPP_REPORTS_{key.upper()} in the environment"):
+        Settings.load(env={f"VPP_REPORTS_{key.upper()}": "0.5703"})
+
+
 def test_secrets_are_not_in_repr() -> None:
     settings = Settings()
     settings.mqtt.password = "mqtt-pw-1"

@@ -19,13 +19,13 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from vpp.api.context import SETTINGS, STATE, service_now
+from vpp.api.history import HISTORY
 from vpp.api.io import json_response, read_json
 from vpp.api.params import query
 from vpp.api.routing import ALL_ROLES, Query, Route
 from vpp.auth import Role
 from vpp.errors import InvalidInput, NotFound
 from vpp.events import (
-    EmissionFactor,
     EventPatch,
     EventRecord,
     EventReport,
@@ -42,10 +42,12 @@ from vpp.events import (
     report_csv,
 )
 from vpp.events.model import EnterpriseTrack
+from vpp.events.rebound import Rebound, load_rebound
+from vpp.ledger.factors import ElectricityFactor, electricity_factor_of
 from vpp.model import Park
 from vpp.settings import ReportSettings
 
-__all__ = ["EVENTS", "ROUTES", "WAKE"]
+__all__ = ["EVENTS", "ROUTES", "WAKE", "event_report", "report_factor"]
 
 #: The event store of the app.
 EVENTS = web.AppKey("vpp.events", EventStore)
@@ -180,13 +182,41 @@ def _tracks(record: EventRecord) -> dict[str, EnterpriseTrack]:
     return tracks
 
 
-def event_report(record: EventRecord, park: Park, cfg: ReportSettings) -> EventReport:
-    """The report of an event under the settlement, emission and reconciliation settings.
+async def report_factor(app: web.Application, park: Park, record: EventRecord) -> ElectricityFactor:
+    """The grid emission factor an event's report uses: the one place it is chosen.
+
+    Today the park's chosen factor (`vpp.ledger.factors.electricity_factor_of`
+    of ``Park.carbon``; the MEE/NBS 2023 Southern grid region factor unless
+    the park chose another). The ledger freezes a closed month with the
+    factor it used, so this is where a report switches to that month's factor
+    (``LedgerBook.factor_for(park, event_day)``), which is why it takes the
+    app (where the ledger lives) and the event (its day).
+
+    Args:
+        app: the application.
+        park: the event's park.
+        record: the event.
+    """
+    del app, record  # the seam's arguments for the ledger's closed months
+    return electricity_factor_of(park.carbon)
+
+
+def event_report(
+    record: EventRecord,
+    park: Park,
+    cfg: ReportSettings,
+    factor: ElectricityFactor,
+    rebound: Rebound | None = None,
+) -> EventReport:
+    """The report of an event under the settlement and reconciliation settings.
 
     Args:
         record: the event.
         park: its park, for its enterprises' contracts.
         cfg: the ``[reports]`` settings.
+        factor: the grid emission factor of its avoided CO2 (`report_factor`).
+        rebound: its rebound window measured so far (`vpp.events.rebound.load_rebound`);
+            None: not counted (its avoided CO2 is its intervals' alone).
     """
     rules = SettlementRules(
         price_per_kwh=cfg.price_per_kwh if record.price_per_kwh is None else record.price_per_kwh,
@@ -195,7 +225,6 @@ def event_report(record: EventRecord, park: Park, cfg: ReportSettings) -> EventR
         cap_ratio=cfg.cap_ratio,
         currency=cfg.currency,
     )
-    emission = EmissionFactor(cfg.emission_factor_t_per_mwh, cfg.emission_factor_source)
     state = record.state.value
     return build_report(
         event_id=record.id,
@@ -205,27 +234,37 @@ def event_report(record: EventRecord, park: Park, cfg: ReportSettings) -> EventR
         baseline_kw=record.baseline_kw,
         measured_kw=record.measured_kw,
         rules=rules,
-        emission=emission,
+        factor=factor,
         state=record.state,
         why=f"{state}: {record.reason}" if record.reason else state,
         baseline=record.baseline,
         enterprises=_tracks(record),
         contract_of=park.enterprise,
         reconcile=Reconciliation(cfg.reconcile_tolerance, cfg.reconcile_floor_kw),
+        rebound=rebound,
     )
 
 
 async def get_report(request: web.Request) -> web.StreamResponse:
     """Delivered versus target, settlement and avoided CO2, by enterprise too.
 
-    JSON carries the park's figures and their breakdown by enterprise;
-    ``?format=csv`` gives the park's per-interval table, and with
-    ``by=enterprise`` one row per enterprise and interval (`report_csv`).
+    The avoided CO2 counts the rebound window after the event, measured from
+    the interval history (`vpp.events.rebound`), at the park's grid factor
+    (`report_factor`). JSON carries the park's figures and their breakdown
+    by enterprise; ``?format=csv`` gives the park's per-interval table, with
+    ``by=enterprise`` one row per enterprise and interval, with
+    ``by=rebound`` the rebound window's intervals (`report_csv`).
     """
     m = request.match_info
-    record = await request.app[EVENTS].get(m["park"], m["event"])
-    park = await request.app[STATE].get_park(m["park"])
-    report = event_report(record, park, request.app[SETTINGS].reports)
+    app = request.app
+    record = await app[EVENTS].get(m["park"], m["event"])
+    park = await app[STATE].get_park(m["park"])
+    cfg = app[SETTINGS].reports
+    rebound = await load_rebound(
+        app[HISTORY], app[EVENTS], park, record,
+        floor_h=cfg.rebound_window_h, now=service_now(request),
+    )  # fmt: skip
+    report = event_report(record, park, cfg, await report_factor(app, park, record), rebound)
     params = query(request)
     if params["format"] == "csv":
         return web.Response(text=report_csv(report, params["by"]), content_type="text/csv")
@@ -258,7 +297,7 @@ ROUTES = [
           ALL_ROLES, response=EventReport, errors=(404,), tags=("events", "reports"),
           text_types=("text/csv",),
           query={"format": Query("json (default) or csv", Literal["json", "csv"], "json"),
-                 "by": Query("the CSV's rows: park (default, one per interval) or enterprise "
-                             "(one per enterprise and interval); JSON has both", ReportRows,
-                             "park")}),
+                 "by": Query("the CSV's rows: park (default, one per interval), enterprise "
+                             "(one per enterprise and interval) or rebound (the rebound "
+                             "window's intervals); JSON has them all", ReportRows, "park")}),
 ]  # fmt: skip

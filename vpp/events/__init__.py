@@ -6,10 +6,11 @@ states and the per-interval record). `EventStore` keeps the records in Redis
 and appends every state change to the park log (`vpp.events.store`);
 `expected_delivery` estimates what the park can deliver against an event
 from its live flexibility (`vpp.events.expected`); `build_report` settles an
-event: delivered versus target, settlement estimate and avoided CO2, broken
-down by enterprise (`vpp.events.report`, `vpp.events.breakdown`). The HTTP
-routes are in `vpp.api.events`; the control loop (`vpp.control`) runs the
-events.
+event: delivered versus target, settlement estimate and avoided CO2 (with
+the rebound window after the event, `vpp.events.rebound` and
+`vpp.events.carbon`), broken down by enterprise (`vpp.events.report`,
+`vpp.events.breakdown`). The HTTP routes are in `vpp.api.events`; the
+control loop (`vpp.control`) runs the events.
 """
 
 from vpp.events.expected import expected_delivery
@@ -33,12 +34,12 @@ from vpp.events.model import (
     parse_event_request,
 )
 from vpp.events.report import (
-    EmissionFactor,
     EnterpriseInterval,
     EnterpriseReport,
     EventReport,
     IntervalReport,
     OperatorReport,
+    ReboundInterval,
     Reconciliation,
     ReportRows,
     SettlementRules,
@@ -54,7 +55,6 @@ __all__ = [
     "MAX_LEAD",
     "MAX_TARGET_KW",
     "TERMINAL_STATES",
-    "EmissionFactor",
     "EnterpriseInterval",
     "EnterpriseReport",
     "EventKind",
@@ -69,6 +69,7 @@ __all__ = [
     "IllegalTransition",
     "IntervalReport",
     "OperatorReport",
+    "ReboundInterval",
     "Reconciliation",
     "ReportRows",
     "SettlementRules",

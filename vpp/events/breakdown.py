@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from vpp.events.model import EnterpriseTrack
+from vpp.events.rebound import Rebound
 from vpp.model import Enterprise
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "EnterpriseReport",
     "OperatorReport",
     "ParkFigures",
+    "ReboundFigures",
     "Reconciliation",
     "apportion",
     "enterprise_breakdown",
@@ -130,7 +132,12 @@ class EnterpriseReport(BaseModel):
     payment: float | None = Field(description="revenue_share × gross_payment")
     penalty: float | None = Field(description="penalty_share × gross_penalty")
     settlement: float | None = Field(description="payment - penalty")
-    avoided_co2_kg: float | None
+    rebound_kwh: float | None = Field(
+        description="its part of the park's rebound_kwh (its own rebound window figures)"
+    )
+    avoided_co2_kg: float | None = Field(
+        description="its net reduction (event and rebound window) × the factor"
+    )
     intervals_disagreeing: int = Field(ge=0, description="intervals its meter disagrees in")
 
 
@@ -151,11 +158,59 @@ class OperatorReport(BaseModel):
 
 
 @dataclass(frozen=True)
+class ReboundFigures:
+    """The park's rebound window as its report counts it, for the enterprise rows.
+
+    Attributes:
+        known: ``(R,)`` the window's measured intervals.
+        baseline_kw: enterprise -> ``(R,)`` its baseline (kW).
+        measured_kw: enterprise -> ``(R,)`` its measured power (kW).
+        rebound_kwh: the park's ``rebound_kwh`` as shown (None: not counted).
+    """
+
+    known: np.ndarray
+    baseline_kw: Mapping[str, np.ndarray]
+    measured_kw: Mapping[str, np.ndarray]
+    rebound_kwh: float | None
+
+    @classmethod
+    def of(
+        cls, rebound: Rebound | None, known: np.ndarray, rebound_kwh: float | None
+    ) -> ReboundFigures | None:
+        """The figures of a counted window (None when it is not counted)."""
+        if rebound is None or not rebound.counted:
+            return None
+        return cls(known, rebound.owner_baseline_kw, rebound.owner_measured_kw, rebound_kwh)
+
+    def parts(self, owners: Sequence[str], hours: float) -> tuple[list[float], bool]:
+        """Each enterprise's rebound over the measured intervals (kWh, unrounded).
+
+        Returns:
+            The parts (0 for an enterprise without figures), and whether they
+            add up to the park's ``rebound_kwh`` within what rounding explains
+            (each baseline rounded to ``KW_DIGITS``; the park's is the sum of
+            its enterprises' measured power).
+        """
+        parts = []
+        for owner in owners:
+            base, measured = self.baseline_kw.get(owner), self.measured_kw.get(owner)
+            if base is None or measured is None:
+                parts.append(0.0)
+            else:
+                parts.append(math.fsum(np.nan_to_num((measured - base)[self.known])) * hours)
+        if self.rebound_kwh is None:
+            return parts, True
+        slack = (len(owners) / 2 + 1) * 10.0**-KW_DIGITS * (float(self.known.sum()) * hours + 1)
+        return parts, abs(math.fsum(parts) - self.rebound_kwh) <= slack
+
+
+@dataclass(frozen=True)
 class ParkFigures:
     """The park's figures as its report shows them, for the enterprise rows to add up to.
 
     Arrays have one value per interval, rounded as shown, NaN where the
-    report shows null; ``known`` marks the measured intervals.
+    report shows null; ``known`` marks the measured intervals. ``rebound``
+    is the rebound window after the event (None: not counted).
     """
 
     hours: float
@@ -174,6 +229,7 @@ class ParkFigures:
     avoided_co2_kg: float | None
     threshold: float
     kg_co2_per_kwh: float
+    rebound: ReboundFigures | None = None
 
 
 @dataclass(frozen=True)
@@ -408,13 +464,21 @@ def enterprise_breakdown(
     req_kwh = [q * park.hours for q in total(requested)]
     del_kwh = [q * park.hours for q in total(delivered)]
     pay_kwh = total(payable)
-    co2_kg = [q * park.hours * park.kg_co2_per_kwh for q in total(baseline - measured)]
+    rebound = park.rebound
+    back_kwh, adds_up = (
+        rebound.parts(owners, park.hours) if rebound else ([0.0] * len(owners), True)
+    )
+    co2_kg = [
+        (q * park.hours - back) * park.kg_co2_per_kwh
+        for q, back in zip(total(baseline - measured), back_kwh, strict=True)
+    ]
     shortfall = [max(0.0, park.threshold * r - d) for r, d in zip(req_kwh, del_kwh, strict=True)]
     money = _money(owners, contract_of, park, pay_kwh, shortfall)
-    exact = not bad
     measured_any = bool(park.known.any())
 
-    def shown(values: list[float], park_total: float | None, digits: int) -> list[float | None]:
+    def shown(
+        values: list[float], park_total: float | None, digits: int, exact: bool = not bad
+    ) -> list[float | None]:
         if not measured_any:
             return [None] * len(values)
         return list(_totals(values, park_total, digits, exact))
@@ -422,7 +486,10 @@ def enterprise_breakdown(
     req_shown = shown(req_kwh, park.requested_kwh, KW_DIGITS)
     del_shown = shown(del_kwh, park.delivered_kwh, KW_DIGITS)
     pay_shown = shown(pay_kwh, park.payable_kwh_total, KW_DIGITS)
-    co2_shown = shown(co2_kg, park.avoided_co2_kg, CO2_DIGITS)
+    co2_shown = shown(co2_kg, park.avoided_co2_kg, CO2_DIGITS, not bad and adds_up)
+    back_shown: list[float | None] = [None] * len(owners)
+    if rebound is not None and rebound.rebound_kwh is not None:
+        back_shown = shown(back_kwh, rebound.rebound_kwh, KW_DIGITS, not bad and adds_up)
     short_shown = shown(shortfall, None, KW_DIGITS)
     rows: list[EnterpriseReport] = []
     for e, (owner, track) in enumerate(zip(owners, ordered, strict=True)):
@@ -450,11 +517,12 @@ def enterprise_breakdown(
                 payment=money.payment[e],
                 penalty=money.penalty[e],
                 settlement=money.settlement[e],
+                rebound_kwh=back_shown[e],
                 avoided_co2_kg=co2_shown[e],
                 intervals_disagreeing=sum(bool(r.meter_disagrees) for r in intervals),
             )
         )
-    return Breakdown(rows, money.operator, _note(sorted(bad), starts))
+    return Breakdown(rows, money.operator, _note(sorted(bad), starts, adds_up))
 
 
 def _interval_rows(
@@ -544,16 +612,22 @@ def _money(
     )
 
 
-def _note(bad: Sequence[int], starts: Sequence[datetime]) -> str:
+def _note(bad: Sequence[int], starts: Sequence[datetime], rebound_adds_up: bool = True) -> str:
+    rebound = (
+        ""
+        if rebound_adds_up
+        else "; their rebound window figures do not add up to the park's beyond rounding: "
+        "their rebound and avoided CO2 are shown as their own figures give them"
+    )
     if not bad:
         return (
             "enterprise rows sum exactly to the park's figures, per interval and in total; "
-            "with the operator's row, to its payment, penalty and settlement"
+            "with the operator's row, to its payment, penalty and settlement" + rebound
         )
     named = ", ".join(starts[t].isoformat() for t in bad[:5]) + (" …" if len(bad) > 5 else "")
     return (
         f"the enterprises' tracks do not add up to the park's figures in {len(bad)} "
         f"interval(s) ({named}): a track misses a value the park has, or the parts differ "
         "by more than rounding; those intervals and the totals are shown as the tracks give "
-        "them, and money no enterprise can be given stays in the operator's row"
+        "them, and money no enterprise can be given stays in the operator's row" + rebound
     )

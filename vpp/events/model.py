@@ -66,6 +66,8 @@ __all__ = [
     "EventState",
     "ExpectedDelivery",
     "IllegalTransition",
+    "ReboundBaseline",
+    "SeriesBaselines",
     "check_window",
     "first_overlap",
     "parse_event_patch",
@@ -431,6 +433,55 @@ class BaselineInfo(BaseModel):
     note: str = ""
 
 
+class ReboundBaseline(BaseModel):
+    """The park's baseline past an event's end, fixed with the event's at activation.
+
+    A load shift comes back after the event (a shed load rebounds, a battery
+    recharges, a held-back EV catches up), so the event report counts the
+    intervals after the end too (`vpp.events.rebound`). Their baseline is the
+    event's own method carried on past the end (`vpp.control`): a live method's
+    devices held as at activation (an EV on its charging forecast), a
+    historical method's similar days over those hours, with the same
+    same-day adjustment. It reaches as far past the end as the control loop
+    plans (``[control] horizon_after_h``), in the event's interval length.
+
+    Attributes:
+        start: the start of its first interval (the event's end when it was
+            written; the loop writes it again when the event is resized).
+        baseline_kw: the park's baseline per interval (kW; null = not known,
+            e.g. the history cannot serve the method past the end).
+        load_rebound_minutes: the longest ``rebound_minutes`` of the park's
+            flexible loads at activation (0 without any).
+        note: why the baseline is not known, or empty.
+    """
+
+    start: datetime
+    baseline_kw: list[float | None] = Field(default_factory=list)
+    load_rebound_minutes: float = Field(default=0.0, ge=0)
+    note: str = ""
+
+
+class SeriesBaselines(BaseModel):
+    """Each device's baseline over an event and past its end, fixed with the event's.
+
+    Stored beside the record (`vpp.keys.Keys.event_rebound`), not in it: a
+    park of a thousand devices would make the record, which the control loop
+    rewrites every cycle, many times larger. The rebound window counts a
+    device with no history in an interval at this baseline, as the control
+    loop counts a silent device during the event (`vpp.events.rebound`).
+
+    Attributes:
+        start: the start of its first interval (the event's start).
+        baseline_kw: device (asset id) -> its baseline per interval over the
+            event and the `ReboundBaseline`'s intervals (kW; null = not
+            known). The devices of an enterprise measured by its revenue
+            meter are not here: the meter measures them.
+    """
+
+    start: datetime
+    baseline_kw: dict[str, list[float | None]] = Field(default_factory=dict)
+
+
 class EnterpriseTrack(BaseModel):
     """One enterprise's part of an event, interval by interval (kW; null = not known).
 
@@ -446,6 +497,10 @@ class EnterpriseTrack(BaseModel):
             or ``live`` (the live state at activation: model / pre_event).
         days: the history days the baseline was taken from (historical methods).
         adjustment: the same-day adjustment ratio applied (1.0 = none), or None.
+        series: the history series (asset or meter ids) that measure it, so
+            its power after the event can be read from the interval history.
+        rebound_baseline_kw: its part of the park's `ReboundBaseline`, one
+            value per interval after the event's end (kW; null = not known).
     """
 
     meter: str | None = None
@@ -455,6 +510,15 @@ class EnterpriseTrack(BaseModel):
     baseline_kw: list[float | None] = Field(default_factory=list)
     measured_kw: list[float | None] = Field(default_factory=list)
     telemetry_kw: list[float | None] = Field(default_factory=list)
+    series: list[str] = Field(
+        default_factory=list,
+        description="The interval-history series its measured power is the sum of: its revenue "
+        "meter, or its devices (set at activation; empty for an event recorded before).",
+    )
+    rebound_baseline_kw: list[float | None] = Field(
+        default_factory=list,
+        description="Its baseline per interval after the event's end (`ReboundBaseline`).",
+    )
 
     def fit(self, n: int) -> None:
         """Give each per-interval list ``n`` values: cut, or padded with unknowns."""
@@ -502,6 +566,11 @@ class EventRecord(BaseModel):
     )
     enterprises: dict[str, EnterpriseTrack] = Field(
         default_factory=dict, description="Each enterprise's part (owner -> track)."
+    )
+    rebound: ReboundBaseline | None = Field(
+        default=None,
+        description="The baseline past the event's end (at activation; null for an event "
+        "recorded before it was kept, or not active yet).",
     )
 
     @classmethod
@@ -557,6 +626,13 @@ class EventRecord(BaseModel):
     def terminal(self) -> bool:
         """Whether the event is over."""
         return self.state in TERMINAL_STATES
+
+    @property
+    def ran(self) -> bool:
+        """Whether the event was delivered at all: it is, or once was, active."""
+        if self.state in (EventState.ACTIVE, EventState.COMPLETED):
+            return True
+        return any(entry.get("state") == EventState.ACTIVE.value for entry in self.history)
 
     def interval_at(self, when: datetime) -> int | None:
         """Index of the interval containing ``when``, or None outside the window."""
@@ -650,8 +726,15 @@ class EventRecord(BaseModel):
         """JSON-ready data (NaN never appears: unmeasured values are null)."""
         data = self.model_dump(mode="json")
         for name in PER_INTERVAL_FIELDS:
-            data[name] = [None if v is None or math.isnan(v) else v for v in data[name]]
+            data[name] = _nulls(data[name])
         for track in data["enterprises"].values():
-            for name in TRACK_INTERVAL_FIELDS:
-                track[name] = [None if v is None or math.isnan(v) else v for v in track[name]]
+            for name in (*TRACK_INTERVAL_FIELDS, "rebound_baseline_kw"):
+                track[name] = _nulls(track[name])
+        if data["rebound"] is not None:
+            data["rebound"]["baseline_kw"] = _nulls(data["rebound"]["baseline_kw"])
         return data
+
+
+def _nulls(values: list[float | None]) -> list[float | None]:
+    """``values`` with NaN as None (JSON has no NaN)."""
+    return [None if v is None or math.isnan(v) else v for v in values]

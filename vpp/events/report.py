@@ -33,10 +33,26 @@ settled provisionally over what was measured so far, one cancelled midway is
 settled over its measured intervals, and one that failed or was cancelled
 before any interval was measured has no settlement and no penalty.
 
-Avoided CO2 is the net energy reduction over the measured intervals times a
-grid emission factor whose source is named in the configuration. For a load
-shift it is honest only when the rebound falls inside the reported window, so
-callers should report the rebound intervals too (the service does).
+Avoided CO2 is the net energy reduction over the measured intervals *and*
+the rebound window after the event, times the park's grid emission factor.
+A load shift mostly moves energy: a shed load draws part of it back, a
+battery recharges, an EV catches up, so the event's intervals alone would
+credit energy that came back an hour later. The rebound window
+(`vpp.events.rebound`: its length and why, its baseline fixed at activation
+with the event's method, its measured power from the interval history) is
+reported interval by interval (``rebound_intervals``), and the event's own
+reduction, the rebound and the net are shown apart
+(``event_reduction_kwh``, ``rebound_kwh``, ``net_reduction_kwh``,
+``event_avoided_co2_kg`` beside ``avoided_co2_kg``), with
+``avoided_co2_status`` saying whether the figure is provisional (rebound
+intervals not measured yet) or counts the event alone (no rebound window
+recorded); the formulas are in `vpp.events.carbon`. The settlement is over
+the event's intervals only: the rebound changes the CO2, not the money.
+
+The factor is the park's (``Park.carbon.electricity_factor``,
+`vpp.ledger.factors`: by default the MEE/NBS 2023 Southern grid region
+factor, 0.4042 kgCO2/kWh, Guangdong's region), and the report names it with
+its id, name, vintage and source (``emission_factor``).
 
 The report also names how the baseline was set (``baseline``: the method
 requested, the one used, why it fell back; per enterprise its source, the
@@ -81,7 +97,9 @@ Figures are rounded as the park's (kW and kWh to 0.001, money to 0.01, CO2
 to 0.01 kg), and each set of rounded parts is apportioned by the largest
 remainder (`vpp.events.breakdown.apportion`), so the enterprise rows sum
 exactly to the park's baseline, measured, delivered, requested and payable
-figures per interval and in total, and to its avoided CO2; with the
+figures per interval and in total, and to its rebound and avoided CO2
+(an enterprise's rebound window is measured by its own series against its
+own baseline past the end, `vpp.events.model.EnterpriseTrack`); with the
 operator's row they sum exactly to the park's payment, penalty and
 settlement. Exactly as decimals: add them as decimals (Python's `Decimal`, a
 spreadsheet's ROUND), as binary floats add 0.1 + 0.2 to 0.30000000000000004.
@@ -110,7 +128,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -122,19 +140,24 @@ from vpp.events.breakdown import (
     EnterpriseReport,
     OperatorReport,
     ParkFigures,
+    ReboundFigures,
     Reconciliation,
     enterprise_breakdown,
 )
+from vpp.events.carbon import Co2Status, ReboundInterval, avoided_co2
 from vpp.events.model import TERMINAL_STATES, BaselineInfo, EnterpriseTrack, EventState
+from vpp.events.rebound import Rebound
+from vpp.ledger.factors import ElectricityFactor
+from vpp.ledger.rows import FactorInfo
 from vpp.model import Enterprise
 
 __all__ = [
-    "EmissionFactor",
     "EnterpriseInterval",
     "EnterpriseReport",
     "EventReport",
     "IntervalReport",
     "OperatorReport",
+    "ReboundInterval",
     "Reconciliation",
     "ReportRows",
     "SettlementRules",
@@ -152,8 +175,8 @@ __all__ = [
 SettlementStatus = Literal["pending", "provisional", "final", "none"]
 
 #: The rows of a report's CSV: the park's intervals (the table as it always
-#: was) or one row per enterprise and interval.
-ReportRows = Literal["park", "enterprise"]
+#: was), one row per enterprise and interval, or the rebound window's intervals.
+ReportRows = Literal["park", "enterprise", "rebound"]
 
 
 @dataclass(frozen=True)
@@ -186,25 +209,6 @@ class SettlementRules:
             raise ValueError("cap_ratio must be >= 1")
 
 
-@dataclass(frozen=True)
-class EmissionFactor:
-    """A grid emission factor with its source.
-
-    Attributes:
-        t_co2_per_mwh: tonnes of CO2 per MWh taken from the grid.
-        source: where the number comes from (publication and year).
-    """
-
-    t_co2_per_mwh: float
-    source: str
-
-    def __post_init__(self) -> None:
-        if self.t_co2_per_mwh < 0:
-            raise ValueError("t_co2_per_mwh must be >= 0")
-        if not self.source.strip():
-            raise ValueError("an emission factor needs its source")
-
-
 class IntervalReport(BaseModel):
     """One interval of a report (kW, kWh; null where not measured yet, never 0).
 
@@ -231,11 +235,13 @@ class IntervalReport(BaseModel):
 class EventReport(BaseModel):
     """An event's performance report, as ``GET …/events/{event}/report`` returns it.
 
-    Totals (``requested_kwh``, ``delivered_kwh``, ``performance``, the
-    settlement and ``avoided_co2_kg``) are over the measured intervals only
-    and null while none is measured; ``threshold_met`` is null while there is
-    no performance (nothing measured, or the measured intervals ask for
-    nothing). ``settlement_status`` says whether the settlement is pending,
+    Totals (``requested_kwh``, ``delivered_kwh``, ``performance`` and the
+    settlement) are over the measured intervals only and null while none is
+    measured; ``avoided_co2_kg`` adds the rebound window after the event
+    (``avoided_co2_status`` and ``avoided_co2_note`` say what it counts).
+    ``threshold_met`` is null while there is no performance (nothing
+    measured, or the measured intervals ask for nothing).
+    ``settlement_status`` says whether the settlement is pending,
     provisional, final or none (the event ended before any interval was
     measured: no settlement and no penalty), and ``settlement_note`` says why.
 
@@ -265,9 +271,33 @@ class EventReport(BaseModel):
     settlement_status: SettlementStatus
     settlement_note: str
     currency: str
-    avoided_co2_kg: float | None
-    emission_factor_t_per_mwh: float
-    emission_factor_source: str
+    avoided_co2_kg: float | None = Field(
+        description="net_reduction_kwh × the factor: the event and its rebound window"
+    )
+    avoided_co2_status: Co2Status = Field(
+        description="pending, none, provisional (rebound not all measured yet), final, or "
+        "event_only (no rebound window recorded: the event's intervals alone)"
+    )
+    avoided_co2_note: str
+    event_reduction_kwh: float | None = Field(
+        description="Σ (baseline - measured) · Δt over the event's measured intervals"
+    )
+    rebound_kwh: float | None = Field(
+        description="Σ (measured - baseline) · Δt over the rebound window's measured intervals"
+    )
+    net_reduction_kwh: float | None = Field(description="event_reduction_kwh - rebound_kwh")
+    event_avoided_co2_kg: float | None = Field(
+        description="event_reduction_kwh × the factor: the event's intervals alone"
+    )
+    rebound_window_h: float | None = Field(
+        description="how far past the event's end the rebound window reaches (null: none)"
+    )
+    rebound_intervals: list[ReboundInterval] = Field(
+        description="the rebound window: the event's unrun intervals, then those after its end"
+    )
+    emission_factor: FactorInfo = Field(description="the park's grid emission factor")
+    emission_factor_t_per_mwh: float = Field(description="emission_factor's value (= kg/kWh)")
+    emission_factor_source: str = Field(description="emission_factor's name, vintage and source")
     baseline: BaselineInfo | None = Field(description="how the baseline was set")
     enterprises: list[EnterpriseReport] = Field(description="by owner; sums to the park's")
     operator: OperatorReport | None = Field(description="the park operator's part")
@@ -285,7 +315,7 @@ def build_report(
     baseline_kw: Sequence[float | None],
     measured_kw: Sequence[float | None],
     rules: SettlementRules,
-    emission: EmissionFactor,
+    factor: ElectricityFactor,
     state: EventState,
     why: str | None = None,
     awarded_kw: float = 0.0,
@@ -293,6 +323,7 @@ def build_report(
     enterprises: Mapping[str, EnterpriseTrack] | None = None,
     contract_of: Callable[[str], Enterprise] | None = None,
     reconcile: Reconciliation | None = None,
+    rebound: Rebound | None = None,
 ) -> EventReport:
     """Compute the per-interval and total figures of an event.
 
@@ -311,7 +342,7 @@ def build_report(
         measured_kw: the park's measured mean power per interval (kW; None/NaN
             = not measured).
         rules: settlement parameters.
-        emission: the grid emission factor.
+        factor: the park's grid emission factor (`vpp.ledger.factors`).
         state: the event's state; a terminal one (`TERMINAL_STATES`) means the
             event is over and no further interval will be measured.
         why: how the event ended, in words (e.g. ``"failed: no flexible asset
@@ -324,6 +355,9 @@ def build_report(
             None: every enterprise on the default contract (all its own).
         reconcile: when a revenue meter and its telemetry sum disagree; None:
             the defaults of `Reconciliation`.
+        rebound: the rebound window after the event, measured so far
+            (`vpp.events.rebound.load_rebound`); None: not counted, and the
+            avoided CO2 is the event's alone (``event_only``).
 
     Returns:
         The report.
@@ -370,10 +404,15 @@ def build_report(
         for i in range(n)
     ]
     totals = _settle(requested, delivered, payable, known, hours, rules, awarded_kw)
-    # Net energy taken from the grid relative to baseline, over the measured intervals.
-    net_reduction_kwh = float((base_kw[known] - measured[known]).sum() * hours)
-    kg_per_kwh = emission.t_co2_per_mwh  # t/MWh = kg/kWh
-    avoided_kg = round(net_reduction_kwh * kg_per_kwh, 2) if count else None
+    final = state in TERMINAL_STATES
+    co2 = avoided_co2(
+        hours=hours,
+        reduction_kw=base_kw - measured,
+        known=known,
+        factor=factor,
+        rebound=rebound,
+        final=final,
+    )
     check = reconcile or Reconciliation()
     park = ParkFigures(
         hours=hours,
@@ -389,9 +428,10 @@ def build_report(
         payable_kwh_total=totals.payable_kwh,
         payment=totals.payment,
         penalty=totals.penalty,
-        avoided_co2_kg=avoided_kg,
+        avoided_co2_kg=co2.avoided_co2_kg,
         threshold=rules.performance_threshold,
-        kg_co2_per_kwh=kg_per_kwh,
+        kg_co2_per_kwh=factor.kg_co2_per_kwh,
+        rebound=ReboundFigures.of(rebound, co2.known, co2.rebound_kwh),
     )
     parts = enterprise_breakdown(
         starts=starts,
@@ -416,9 +456,18 @@ def build_report(
         settlement_status=status,
         settlement_note=_note(status, count, n, why),
         currency=rules.currency,
-        avoided_co2_kg=avoided_kg,
-        emission_factor_t_per_mwh=emission.t_co2_per_mwh,
-        emission_factor_source=emission.source,
+        avoided_co2_kg=co2.avoided_co2_kg,
+        avoided_co2_status=co2.status,
+        avoided_co2_note=co2.note,
+        event_reduction_kwh=co2.event_reduction_kwh,
+        rebound_kwh=co2.rebound_kwh,
+        net_reduction_kwh=co2.net_reduction_kwh,
+        event_avoided_co2_kg=co2.event_avoided_co2_kg,
+        rebound_window_h=round(rebound.length_h, 4) if rebound and rebound.counted else None,
+        rebound_intervals=co2.rows,
+        emission_factor=FactorInfo(**asdict(factor)),
+        emission_factor_t_per_mwh=factor.kg_co2_per_kwh,
+        emission_factor_source=f"{factor.name}, {factor.vintage}: {factor.source}",
         payable_kwh=totals.payable_kwh,
         baseline=baseline,
         enterprises=parts.enterprises,
@@ -515,20 +564,26 @@ def _note(status: SettlementStatus, measured: int, total: int, why: str | None) 
 
 
 def report_csv(report: EventReport, by: ReportRows = "park") -> str:
-    """Return the per-interval table of a report as CSV text (with a header row).
+    """Return a per-interval table of a report as CSV text (with a header row).
 
     ``by="park"`` gives the park's intervals (`IntervalReport`'s columns, the
     table as it always was); ``by="enterprise"`` a long table with one row per
     enterprise and interval: an ``enterprise`` column, then
-    `EnterpriseInterval`'s (no rows for an event without enterprise tracks).
+    `EnterpriseInterval`'s (no rows for an event without enterprise tracks);
+    ``by="rebound"`` the rebound window's intervals (`ReboundInterval`'s
+    columns; no rows when the window is not counted).
     A value not known (an interval not measured yet, a column that does not
     apply) is an empty cell; a start time is written by ``datetime.isoformat``
     (``+00:00``, where the JSON form has ``Z``), as the table always showed it.
     """
     out = io.StringIO()
+    rows: list[dict[str, object]]
     if by == "park":
         fields = list(IntervalReport.model_fields)
         rows = [{**r.model_dump(), "start": r.start.isoformat()} for r in report.intervals]
+    elif by == "rebound":
+        fields = list(ReboundInterval.model_fields)
+        rows = [{**r.model_dump(), "start": r.start.isoformat()} for r in report.rebound_intervals]
     else:
         fields = ["enterprise", *EnterpriseInterval.model_fields]
         rows = [

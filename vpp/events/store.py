@@ -16,6 +16,11 @@ extension) racing each other cannot both pass; the loser retries and is
 refused. A create writes the record and its index entry in one ``MULTI``: a
 create cut short (a cancelled task, a lost connection) never leaves an event
 that the index does not list.
+
+Each device's baseline of an active event is kept beside its record
+(`EventStore.put_series_baselines`, `vpp.events.model.SeriesBaselines`): the
+report's rebound window needs it, the control loop's every-cycle update of
+the record does not.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from vpp.events.model import (
     EventRecord,
     EventRequest,
     EventState,
+    SeriesBaselines,
     first_overlap,
 )
 from vpp.keys import Keys
@@ -190,6 +196,20 @@ class EventStore:
                 await self._log(record, record.state.value)
             return record
         raise Conflict(f"event {event_id!r} kept changing; try again")
+
+    async def put_series_baselines(
+        self, park: str, event_id: str, baselines: SeriesBaselines
+    ) -> None:
+        """Store each device's baseline of the event (`SeriesBaselines`), replacing it."""
+        async with self.state.guard("event_rebound"):
+            key = self.state.park(park).event_rebound(event_id)
+            await self.state.redis.set(key, pack(baselines.model_dump(mode="json")))
+
+    async def series_baselines(self, park: str, event_id: str) -> SeriesBaselines | None:
+        """Each device's baseline of the event, or None (none stored)."""
+        async with self.state.guard("event_rebound"):
+            raw = await self.state.redis.get(self.state.park(park).event_rebound(event_id))
+        return None if raw is None else SeriesBaselines.model_validate(unpack(raw))
 
     async def resize(
         self, park: str, event_id: str, magnitudes: Sequence[float], now: datetime

@@ -1,4 +1,4 @@
-"""An event's report by enterprise over real HTTP and Redis: JSON, CSV, contracts from the park."""
+"""An event's report over real HTTP and Redis: by enterprise, the park's factor, the rebound."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.vpp.conftest import ApiClient
 from tests.vpp.samples import PARK
-from vpp.events import EventRecord, EventState, EventStore
-from vpp.events.model import BaselineInfo, EnterpriseTrack
+from vpp.events import EventRecord, EventState, EventStore, parse_event_request
+from vpp.events.model import BaselineInfo, EnterpriseTrack, ReboundBaseline
+from vpp.history.grid import locate
+from vpp.history.store import HistoryStore, IntervalDelta
 from vpp.state import State
 
 T0 = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -135,3 +138,126 @@ async def test_report_of_an_event_without_tracks_has_an_empty_breakdown(
     text = await (await client.get(f"{URL}/ev-old/report", params=params, headers=grid)).text()
     assert text.splitlines()[0].startswith("enterprise,start,requested_kw")
     assert len(text.splitlines()) == 1
+
+
+async def test_the_report_uses_the_park_factor_and_names_it(
+    client: ApiClient, state: State, park: None, grid: dict[str, str], operator: dict[str, str]
+) -> None:
+    await measured_event(client, state, grid, "ev-factor")  # 280 kWh shed, no rebound recorded
+
+    async def report() -> dict[str, Any]:
+        resp = await client.get(f"{URL}/ev-factor/report", headers=grid)
+        assert resp.status == 200, await resp.text()
+        body: dict[str, Any] = await resp.json()
+        return body
+
+    # a park that chose none: the Southern grid region's factor (Guangdong), not 0.5703
+    first = await report()
+    assert first["emission_factor"]["id"] == "mee-2023-southern"
+    assert first["emission_factor"]["vintage"] == "2023"
+    assert first["emission_factor_t_per_mwh"] == 0.4042
+    assert first["avoided_co2_kg"] == 113.18  # 280 x 0.4042 = 113.176
+    assert first["avoided_co2_status"] == "event_only"  # recorded without a rebound window
+    assert sum(e["avoided_co2_kg"] for e in first["enterprises"]) == pytest.approx(113.18)
+
+    carbon: dict[str, Any] = {"carbon": {"electricity_factor": "mee-2023-national"}}
+    assert (await client.put(f"/v1/parks/{PARK}", json=carbon, headers=operator)).status == 200
+    national = await report()
+    assert national["emission_factor"]["name"] == "national average"
+    assert national["avoided_co2_kg"] == 148.57  # 280 x 0.5306 = 148.568
+
+    own: dict[str, Any] = {
+        "kg_co2_per_kwh": 0.3891,
+        "vintage": "2021",
+        "source": "entered by the park operator for this test (its provincial notice)",
+        "name": "Guangdong provincial grid",
+    }
+    carbon = {"carbon": {"electricity_factor": "provincial", "provincial_factor": own}}
+    assert (await client.put(f"/v1/parks/{PARK}", json=carbon, headers=operator)).status == 200
+    provincial = await report()
+    assert provincial["emission_factor"] == {
+        "id": "provincial", "name": "Guangdong provincial grid", "kg_co2_per_kwh": 0.3891,
+        "vintage": "2021", "source": own["source"], "excludes_traded_green": False,
+    }  # fmt: skip
+    assert provincial["emission_factor_source"] == (
+        f"Guangdong provincial grid, 2021: {own['source']}"
+    )
+    assert provincial["avoided_co2_kg"] == 108.95  # 280 x 0.3891 = 108.948
+    # the settlement does not depend on the factor
+    assert provincial["settlement"] == national["settlement"] == first["settlement"]
+
+
+async def lay_rebound(state: State, start: datetime, levels: dict[str, list[float]]) -> None:
+    """Each series' mean kW in consecutive 15-minute slots from ``start``, as telemetry."""
+    tz = ZoneInfo("Asia/Shanghai")
+    deltas = []
+    for series, kws in levels.items():
+        for j, kw in enumerate(kws):
+            day, slot = locate(start + timedelta(minutes=15 * j), tz)
+            deltas.append(IntervalDelta(series, day, slot, kw * 0.25, 900))
+    await HistoryStore(state).add(PARK, deltas, tz=tz)
+
+
+async def test_a_load_shift_rebound_from_the_history_reduces_the_avoided_co2(
+    client: ApiClient, state: State, park: None, grid: dict[str, str]
+) -> None:
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
+    body = {"id": "ev-shift", "kind": "peak_shaving", "start": start.isoformat(),
+            "target_kw": 300, "duration_minutes": 60}  # fmt: skip
+    store = EventStore(state)
+    await store.create(PARK, parse_event_request(body), start - timedelta(hours=1))
+
+    def run(r: EventRecord) -> None:
+        # as the control loop records it: 280 kW shed for an hour (castings 200 on
+        # its meter, logistics 80 on its load), the baseline fixed 4 h past the end
+        r.transition(EventState.ACTIVE, start)
+        r.baseline_kw, r.measured_kw = [1000.0] * 4, [720.0] * 4
+        r.enterprises = {
+            "castings": EnterpriseTrack(
+                meter="meter-castings", series=["meter-castings"], baseline_kw=[600.0] * 4,
+                measured_kw=[400.0] * 4, telemetry_kw=[400.0] * 4,
+                rebound_baseline_kw=[600.0] * 16,
+            ),
+            "logistics": EnterpriseTrack(
+                series=["load-a"], baseline_kw=[400.0] * 4, measured_kw=[320.0] * 4,
+                telemetry_kw=[320.0] * 4, rebound_baseline_kw=[400.0] * 16,
+            ),
+        }  # fmt: skip
+        r.rebound = ReboundBaseline(start=r.end, baseline_kw=[1000.0] * 16)
+        r.transition(EventState.COMPLETED, r.end)
+
+    await store.update(PARK, "ev-shift", run)
+    end = start + timedelta(hours=1)
+    # the hour after: castings draws 100 and 50 kW back, logistics 40 kW once
+    await lay_rebound(state, end, {"meter-castings": [700.0, 650.0], "load-a": [440.0, 400.0]})
+
+    url = f"{URL}/ev-shift/report"
+    report = await (await client.get(url, headers=grid)).json()
+    # the window is an hour (the event's length, and the 1 h least); half of it is in the history
+    assert [r["start"][:16] for r in report["rebound_intervals"]] == [
+        (end + timedelta(minutes=15 * j)).astimezone(UTC).isoformat()[:16] for j in range(4)
+    ]
+    assert report["avoided_co2_status"] == "provisional"
+    assert "2 of the 4 intervals" in report["avoided_co2_note"]
+    assert [r["rebound_kw"] for r in report["rebound_intervals"]] == [140.0, 50.0, None, None]
+
+    await lay_rebound(
+        state, end + timedelta(minutes=30), {"meter-castings": [600.0] * 2, "load-a": [400.0] * 2}
+    )
+    report = await (await client.get(url, headers=grid)).json()
+    assert report["avoided_co2_status"] == "final" and report["rebound_window_h"] == 1.0
+    assert report["event_reduction_kwh"] == 280.0
+    assert report["rebound_kwh"] == 47.5  # (140 + 50) kW x 0.25 h
+    assert report["net_reduction_kwh"] == 232.5
+    assert report["event_avoided_co2_kg"] == 113.18  # 280 x 0.4042
+    assert report["avoided_co2_kg"] == 93.98  # 232.5 x 0.4042 = 93.9765
+    assert report["settlement"] == 980.0  # the event's intervals alone: 280 kWh x 3.5
+    castings, logistics = report["enterprises"]
+    assert (castings["rebound_kwh"], logistics["rebound_kwh"]) == (37.5, 10.0)
+    # 162.5 and 70 kWh x 0.4042 = 65.6825 and 28.294, apportioned to the park's 93.98
+    assert (castings["avoided_co2_kg"], logistics["avoided_co2_kg"]) == (65.68, 28.3)
+
+    params = {"format": "csv", "by": "rebound"}
+    text = await (await client.get(url, params=params, headers=grid)).text()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["measured_kw"] for r in rows] == ["1140.0", "1050.0", "1000.0", "1000.0"]

@@ -279,7 +279,10 @@ async def test_report_of_an_event_cancelled_midway_settles_its_measured_interval
     assert report["performance"] == pytest.approx(0.8125) and report["threshold_met"] is True
     assert report["payment"] == pytest.approx(568.75) and report["penalty"] == 0
     assert report["settlement"] == pytest.approx(568.75)
-    assert report["avoided_co2_kg"] == pytest.approx(162.5 * 0.5703, abs=0.01)
+    # the park's factor (the Southern grid's by default); recorded without a
+    # baseline past its end (not by the control loop), so the event's intervals alone
+    assert report["avoided_co2_kg"] == pytest.approx(162.5 * 0.4042, abs=0.01)
+    assert report["avoided_co2_status"] == "event_only"
     assert [r["delivered_kw"] for r in report["intervals"]] == [350.0, 300.0, None, None]
     assert report["settlement_status"] == "final" and report["intervals_measured"] == 2
     resp = await client.get(f"{url}/ev-cut/report", params={"format": "csv"}, headers=grid)

@@ -15,16 +15,17 @@ from vpp.events import EventState
 from vpp.events.breakdown import Reconciliation, apportion, split
 from vpp.events.model import BaselineInfo, EnterpriseTrack
 from vpp.events.report import (
-    EmissionFactor,
     EventReport,
     IntervalReport,
     SettlementRules,
     build_report,
     report_csv,
 )
+from vpp.ledger.factors import ElectricityFactor
 from vpp.model import Enterprise
 
-EF = EmissionFactor(0.5703, "MEE 2023 notice: national grid average")
+#: a factor of 0.5703 kgCO2/kWh (the old national one), so the sums stay easy to check
+EF = ElectricityFactor("provincial", "test", 0.5703, "2022", "MEE 2023 notice: national average")
 T0 = datetime(2026, 7, 1, 14, 0, tzinfo=UTC)
 
 
@@ -76,7 +77,7 @@ def report(
         baseline_kw=park("baseline_kw"),
         measured_kw=park("measured_kw"),
         rules=rules or SettlementRules(price_per_kwh=3.5, penalty_per_kwh=1.5),
-        emission=EF,
+        factor=EF,
         state=state,
         enterprises=tracks,
         contract_of=lambda owner: by_id.get(owner, Enterprise()),
@@ -341,7 +342,7 @@ def test_a_record_without_tracks_has_the_park_report_alone() -> None:
             baseline_kw=[50.0] * 3,
             measured_kw=[40.0, 41.0, 42.0],
             rules=SettlementRules(),
-            emission=EF,
+            factor=EF,
             state=EventState.COMPLETED,
             enterprises=tracks,
         )
@@ -392,7 +393,7 @@ def test_tracks_that_do_not_add_up_are_named_and_money_still_sums() -> None:
         baseline_kw=[1000, 1000],
         measured_kw=[720, 720],
         rules=SettlementRules(),
-        emission=EF,
+        factor=EF,
         state=EventState.COMPLETED,
         enterprises=tracks,
     )

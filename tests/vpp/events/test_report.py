@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from vpp.events import EventState
-from vpp.events.report import EmissionFactor, SettlementRules, build_report, report_csv
+from vpp.events.report import SettlementRules, build_report, report_csv
+from vpp.ledger.factors import ElectricityFactor
 
-EF = EmissionFactor(0.5703, "MEE/NBS 2024 announcement: 2022 national grid average")
+#: a factor of 0.5703 kgCO2/kWh (the old national one), so the sums stay easy to check
+EF = ElectricityFactor("provincial", "test", 0.5703, "2022", "MEE 2023 notice: national average")
 T0 = datetime(2026, 7, 1, 14, 0, tzinfo=UTC)
 
 
@@ -26,7 +28,7 @@ def test_peak_shaving_on_target_is_paid() -> None:
         baseline_kw=[1000] * 4,
         measured_kw=[600] * 4,
         rules=SettlementRules(price_per_kwh=3.5, capacity_price_per_kw=0.0),
-        emission=EF,
+        factor=EF,
         state=EventState.COMPLETED,
     )
     assert rep.requested_kwh == pytest.approx(400.0)  # 400 kW x 1 h
@@ -48,7 +50,7 @@ def test_over_delivery_is_capped_and_valley_filling_sign() -> None:
         baseline_kw=[100, 100],
         measured_kw=[600, 300],  # delivered 500 (capped at 240) and 200
         rules=SettlementRules(price_per_kwh=1.0, cap_ratio=1.2),
-        emission=EF,
+        factor=EF,
         state=EventState.COMPLETED,
     )
     assert rep.intervals[0].delivered_kw == pytest.approx(500)
@@ -68,7 +70,7 @@ def test_under_performance_is_penalised() -> None:
         baseline_kw=[500] * 4,
         measured_kw=[450, 450, 480, 500],  # 50, 50, 20, 0 kW delivered
         rules=SettlementRules(price_per_kwh=2.0, performance_threshold=0.8, penalty_per_kwh=1.5),
-        emission=EF,
+        factor=EF,
         state=EventState.COMPLETED,
     )
     assert rep.delivered_kwh == pytest.approx(30.0)
@@ -91,7 +93,7 @@ def test_unmeasured_intervals_are_left_out_not_counted_as_zero() -> None:
         baseline_kw=[500] * 4,
         measured_kw=[420, 410, math.nan, None],
         rules=SettlementRules(price_per_kwh=2.0, performance_threshold=0.8, penalty_per_kwh=1.5),
-        emission=EF,
+        factor=EF,
         state=EventState.ACTIVE,
     )
     assert rep.intervals_measured == 2
@@ -118,7 +120,7 @@ def test_scheduled_event_report_is_pending_with_nothing_counted() -> None:
         baseline_kw=[None] * 8,
         measured_kw=[None] * 8,
         rules=SettlementRules(),
-        emission=EF,
+        factor=EF,
         state=EventState.SCHEDULED,
     )
     assert rep.settlement_status == "pending" and rep.intervals_measured == 0
@@ -151,7 +153,7 @@ def test_event_failed_before_running_has_no_settlement_and_no_penalty() -> None:
         baseline_kw=[None] * 8,
         measured_kw=[None] * 8,
         rules=SettlementRules(),
-        emission=EF,
+        factor=EF,
         state=EventState.FAILED,
         why=why,
     )
@@ -171,7 +173,7 @@ def test_event_cancelled_midway_settles_on_its_measured_intervals() -> None:
         baseline_kw=[1600] * 4,
         measured_kw=[1250, 1300, None, None],  # 350 and 300 kW delivered
         rules=SettlementRules(price_per_kwh=3.5),
-        emission=EF,
+        factor=EF,
         state=EventState.CANCELLED,
         why="cancelled: cancelled by the grid operator",
     )
@@ -195,7 +197,7 @@ def test_a_measurement_without_baseline_credits_nothing() -> None:
         baseline_kw=[None, math.nan],
         measured_kw=[300, 300],
         rules=SettlementRules(),
-        emission=EF,
+        factor=EF,
         state=EventState.ACTIVE,
     )
     assert rep.intervals_measured == 0 and rep.settlement_status == "pending"
@@ -212,7 +214,7 @@ def test_measured_intervals_that_ask_nothing_settle_to_zero() -> None:
         baseline_kw=[100, 100],
         measured_kw=[90, 100],
         rules=SettlementRules(),
-        emission=EF,
+        factor=EF,
         state=EventState.COMPLETED,
     )
     assert rep.performance is None and rep.threshold_met is None
@@ -229,7 +231,7 @@ def test_csv_has_one_row_per_interval() -> None:
         baseline_kw=[50, 50, 50],
         measured_kw=[40, 41, 42],
         rules=SettlementRules(),
-        emission=EF,
+        factor=EF,
         state=EventState.COMPLETED,
     )
     rows = list(csv.DictReader(io.StringIO(report_csv(rep))))
@@ -247,10 +249,8 @@ def test_bad_inputs_are_refused() -> None:
             baseline_kw=[1, 1],
             measured_kw=[1, 1],
             rules=SettlementRules(),
-            emission=EF,
+            factor=EF,
             state=EventState.COMPLETED,
         )
-    with pytest.raises(ValueError, match="source"):
-        EmissionFactor(0.5, " ")
     with pytest.raises(ValueError, match="cap_ratio"):
         SettlementRules(cap_ratio=0.5)

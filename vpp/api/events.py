@@ -14,13 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from vpp.api.context import SETTINGS, STATE, service_now
+from vpp.api.context import CLOCK, SETTINGS, STATE, service_now
 from vpp.api.history import HISTORY
 from vpp.api.io import json_response, read_json
+from vpp.api.ledger import LEDGER
 from vpp.api.params import query
 from vpp.api.routing import ALL_ROLES, Query, Route
 from vpp.auth import Role
@@ -43,7 +45,7 @@ from vpp.events import (
 )
 from vpp.events.model import EnterpriseTrack
 from vpp.events.rebound import Rebound, load_rebound
-from vpp.ledger.factors import ElectricityFactor, electricity_factor_of
+from vpp.ledger.factors import ElectricityFactor
 from vpp.model import Park
 from vpp.settings import ReportSettings
 
@@ -185,20 +187,21 @@ def _tracks(record: EventRecord) -> dict[str, EnterpriseTrack]:
 async def report_factor(app: web.Application, park: Park, record: EventRecord) -> ElectricityFactor:
     """The grid emission factor an event's report uses: the one place it is chosen.
 
-    Today the park's chosen factor (`vpp.ledger.factors.electricity_factor_of`
-    of ``Park.carbon``; the MEE/NBS 2023 Southern grid region factor unless
-    the park chose another). The ledger freezes a closed month with the
-    factor it used, so this is where a report switches to that month's factor
-    (``LedgerBook.factor_for(park, event_day)``), which is why it takes the
-    app (where the ledger lives) and the event (its day).
+    The factor of the event's month in the ledger (`LedgerBook.factor_for`
+    of the park-local day the event starts): the month's frozen factor once
+    the month is closed, else the park's chosen one (``Park.carbon``; the
+    MEE/NBS 2023 Southern grid region factor unless the park chose another).
+    So a change of the park's factor moves the reports of open months and
+    never those of a closed month, until the month is recomputed.
 
     Args:
-        app: the application.
+        app: the application (its ledger and clock).
         park: the event's park.
         record: the event.
     """
-    del app, record  # the seam's arguments for the ledger's closed months
-    return electricity_factor_of(park.carbon)
+    day = record.start.astimezone(ZoneInfo(park.timezone)).date()
+    clock = app.get(CLOCK)  # the service clock; wall time on an app without one
+    return await app[LEDGER].factor_for(park.id, day, now=None if clock is None else clock.now())
 
 
 def event_report(

@@ -128,7 +128,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -465,7 +465,7 @@ def build_report(
         event_avoided_co2_kg=co2.event_avoided_co2_kg,
         rebound_window_h=round(rebound.length_h, 4) if rebound and rebound.counted else None,
         rebound_intervals=co2.rows,
-        emission_factor=FactorInfo(**asdict(factor)),
+        emission_factor=FactorInfo.of(factor),
         emission_factor_t_per_mwh=factor.kg_co2_per_kwh,
         emission_factor_source=f"{factor.name}, {factor.vintage}: {factor.source}",
         payable_kwh=totals.payable_kwh,

@@ -58,7 +58,7 @@ from vpp.errors import Conflict, FieldError, InvalidInput
 from vpp.history.grid import INTERVAL_S, SLOTS_PER_DAY, day_start, slot_start
 from vpp.history.store import HistoryStore
 from vpp.ledger.balance import FLOWS, BalancePlan, EnterpriseScope, balance, plan_balance
-from vpp.ledger.carbon import Figures, account, factor_info, factor_of, figures_of, to_rows
+from vpp.ledger.carbon import Figures, account, factor_of, figures_of, to_rows
 from vpp.ledger.entries import EntryStore, MonthEntries, month_of, parse_month
 from vpp.ledger.factors import (
     CARRIERS,
@@ -286,7 +286,7 @@ class _Run:
         figures[PARK_SCOPE] = self._park(figures.values(), 1, closed=True, pending=False)
         return MonthSnapshot(
             month=month.label,
-            factor=factor_info(self.factor),
+            factor=FactorInfo.of(self.factor),
             table_version=TABLE_VERSION,
             computed_at=self.now,
             entries={e: current[e] for e in sorted(current)},
@@ -367,7 +367,7 @@ class _Run:
         the month's entries.
         """
         share = hours / month.hours
-        self.factors.setdefault(factor.id, factor_info(factor))
+        self.factors.setdefault(factor.id, FactorInfo.of(factor))
         which = {s.id for s in (self.plan.scopes if scopes is None else scopes)}
         return {
             s.id: account(
@@ -611,7 +611,7 @@ class LedgerBook:
             last=last,
             timezone=run.park.timezone,
             table_version=TABLE_VERSION,
-            electricity_factor=factor_info(run.factor),
+            electricity_factor=FactorInfo.of(run.factor),
             factors=[run.factors[f] for f in sorted(run.factors)],
             carriers=_carriers(),
             rows=_ordered(rows),
@@ -707,18 +707,27 @@ class LedgerBook:
         await self.state.append_park_log(park_id, "ledger.recomputed", **fields, data=pack(data))
         return await self.ledger(park_id, "month", first, work.last, now=run.now)
 
-    async def factor_for(self, park_id: str, day: date) -> ElectricityFactor:
+    async def factor_for(
+        self, park_id: str, day: date, now: datetime | None = None
+    ) -> ElectricityFactor:
         """The grid emission factor that applies to the park-local ``day``.
 
         A closed, frozen month's factor; otherwise the park's (what freezing
-        the month now would record).
+        the month now would record). Event reports take their factor here, so
+        an event of a closed month keeps the factor its month was frozen with.
+
+        Args:
+            park_id: the park.
+            day: a park-local day.
+            now: the time asked at (decides whether the month is closed); wall time if None.
 
         Raises:
             NotFound: no such park.
         """
         park = await self.state.get_park(park_id)
         first = day.replace(day=1)
-        if is_closed(first, ZoneInfo(park.timezone), utcnow(), self.settings.close_after_days):
+        at = utcnow() if now is None else now
+        if is_closed(first, ZoneInfo(park.timezone), at, self.settings.close_after_days):
             frozen = await self.months.get_many(park_id, [first])
             if first in frozen:
                 return factor_of(frozen[first].factor)

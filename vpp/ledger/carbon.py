@@ -47,7 +47,6 @@ __all__ = [
     "ELECTRICITY_TCE_PER_KWH",
     "Figures",
     "account",
-    "factor_info",
     "factor_of",
     "figures_of",
     "to_rows",
@@ -354,18 +353,6 @@ def figures_of(row: LedgerRow, *, scopes: int = 1) -> Figures:
         closed=row.closed,
         pending=row.pending_changes,
         prorated=row.entries_prorated,
-    )
-
-
-def factor_info(factor: ElectricityFactor) -> FactorInfo:
-    """The `FactorInfo` of a table entry (or a provincial factor)."""
-    return FactorInfo(
-        id=factor.id,
-        name=factor.name,
-        kg_co2_per_kwh=factor.kg_co2_per_kwh,
-        vintage=factor.vintage,
-        source=factor.source,
-        excludes_traded_green=factor.excludes_traded_green,
     )
 
 

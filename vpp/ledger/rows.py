@@ -13,6 +13,8 @@ from typing import Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from vpp.ledger.factors import ElectricityFactor
+
 __all__ = [
     "CarrierInfo",
     "FactorInfo",
@@ -40,6 +42,18 @@ class FactorInfo(_Out):
     vintage: str
     source: str
     excludes_traded_green: bool
+
+    @classmethod
+    def of(cls, factor: ElectricityFactor) -> FactorInfo:
+        """The shape of a table entry (or of a provincial factor)."""
+        return cls(
+            id=factor.id,
+            name=factor.name,
+            kg_co2_per_kwh=factor.kg_co2_per_kwh,
+            vintage=factor.vintage,
+            source=factor.source,
+            excludes_traded_green=factor.excludes_traded_green,
+        )
 
 
 class CarrierInfo(_Out):

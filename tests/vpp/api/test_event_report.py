@@ -261,3 +261,43 @@ async def test_a_load_shift_rebound_from_the_history_reduces_the_avoided_co2(
     text = await (await client.get(url, params=params, headers=grid)).text()
     rows = list(csv.DictReader(io.StringIO(text)))
     assert [r["measured_kw"] for r in rows] == ["1140.0", "1050.0", "1000.0", "1000.0"]
+
+
+async def test_an_event_of_a_closed_month_keeps_the_factor_its_month_was_frozen_with(
+    client: ApiClient, state: State, park: None, grid: dict[str, str], operator: dict[str, str]
+) -> None:
+    # a 1-h, 300 kW event on 2026-06-15, 280 kWh shed as measured_event's; June is long closed
+    start = datetime(2026, 6, 15, 6, 0, tzinfo=UTC)
+    events = EventStore(state)
+    request = parse_event_request({
+        "id": "ev-june", "kind": "peak_shaving", "start": start.isoformat(),
+        "target_kw": 300, "duration_minutes": 60,
+    })  # fmt: skip
+    await events.create(PARK, request, start - timedelta(days=1))
+
+    def measure(r: EventRecord) -> None:
+        r.transition(EventState.ACTIVE, start)
+        r.baseline_kw = [1000.0] * 4
+        r.measured_kw = [720.0] * 4
+        r.transition(EventState.COMPLETED, start + timedelta(hours=1))
+
+    await events.update(PARK, "ev-june", measure)
+
+    async def avoided() -> tuple[str, float]:
+        resp = await client.get(f"{URL}/ev-june/report", headers=grid)
+        assert resp.status == 200, await resp.text()
+        body: dict[str, Any] = await resp.json()
+        return body["emission_factor"]["id"], body["avoided_co2_kg"]
+
+    # the ledger freezes June (with the park's factor then) the first time it is read
+    ledger = f"/v1/parks/{PARK}/ledger?period=month&from=2026-06&to=2026-06"
+    assert (await client.get(ledger, headers=operator)).status == 200
+    assert await avoided() == ("mee-2023-southern", 113.18)  # 280 x 0.4042
+    carbon: dict[str, Any] = {"carbon": {"electricity_factor": "mee-2023-national"}}
+    assert (await client.put(f"/v1/parks/{PARK}", json=carbon, headers=operator)).status == 200
+    # June is closed: its events keep June's factor ...
+    assert await avoided() == ("mee-2023-southern", 113.18)
+    # ... until June is recomputed on request, which takes the park's factor now
+    recompute = f"/v1/parks/{PARK}/ledger/months/2026-06/recompute"
+    assert (await client.post(recompute, headers=operator)).status == 200
+    assert await avoided() == ("mee-2023-national", 148.57)  # 280 x 0.5306

@@ -12,7 +12,9 @@ from vpp.api.io import json_response, read_json
 from vpp.api.routing import ALL_ROLES, Route
 from vpp.api.schemas import ParkList
 from vpp.auth import Role
+from vpp.errors import NotFound
 from vpp.model import Park, ParkSummary, invalid_input, parse_json_data
+from vpp.state import pack
 
 __all__ = ["ROUTES"]
 
@@ -51,7 +53,13 @@ async def get_park(request: web.Request) -> web.Response:
 
 
 async def put_park(request: web.Request) -> web.Response:
-    """Create or replace a park's metadata (name, timezone, description)."""
+    """Create or replace a park's metadata (name, timezone, baseline, enterprises, carbon).
+
+    A change is logged in the park log (``park.updated``: who, the fields
+    that changed, and the metadata before and after), so a change of the
+    grid emission factor that moves the ledger's open months and the event
+    reports can be traced; the same metadata again logs nothing.
+    """
     park_id = request.match_info["park"]
     body = await read_json(request)
     try:
@@ -59,7 +67,24 @@ async def put_park(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise invalid_input(exc) from exc
     park = Park(id=park_id, **meta.model_dump())
-    await request.app[STATE].put_park(park)
+    state = request.app[STATE]
+    try:
+        before: dict[str, Any] | None = (await state.get_park(park_id)).model_dump(mode="json")
+    except NotFound:
+        before = None
+    await state.put_park(park)
+    after = park.model_dump(mode="json")
+    if before != after:
+        who = principal(request)
+        changed = sorted(k for k in after if before is None or before.get(k) != after[k])
+        await state.append_park_log(
+            park_id,
+            "park.updated",
+            by=who.name,
+            role=who.role.value,
+            fields=",".join(changed),
+            data=pack({"before": before, "after": after}),
+        )
     return json_response(park)
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from tests.vpp.conftest import ApiClient
 from tests.vpp.samples import PARK, SAMPLES, sample
+from vpp.state import State
 
 PROBLEM = "application/problem+json"
 
@@ -158,6 +159,27 @@ async def test_park_metadata(client: ApiClient, operator: dict[str, str]) -> Non
     assert [i["park"]["name"] for i in items] == ["Nansha demo"]
     resp = await client.put(f"/v1/parks/{PARK}", json={"id": "other"}, headers=operator)
     assert resp.status == 422
+
+
+async def test_a_change_of_park_metadata_is_logged_with_who_and_what(
+    client: ApiClient, operator: dict[str, str], state: State
+) -> None:
+    async def put(body: dict[str, Any]) -> None:
+        resp = await client.put(f"/v1/parks/{PARK}", json=body, headers=operator)
+        assert resp.status == 200, await resp.text()
+
+    async def logged() -> list[dict[str, Any]]:
+        return [f for _, f in await state.read_park_log(PARK) if f["event"] == "park.updated"]
+
+    await put({"name": "Nansha"})
+    await put({"name": "Nansha"})  # the same again: nothing to log
+    national = {"electricity_factor": "mee-2023-national"}
+    await put({"name": "Nansha", "carbon": national})
+    first, second = await logged()
+    assert first["data"]["before"] is None and first["role"] == "park_operator" and first["by"]
+    assert second["fields"] == "carbon"
+    assert second["data"]["before"]["carbon"]["electricity_factor"] == "mee-2023-southern"
+    assert second["data"]["after"]["carbon"]["electricity_factor"] == "mee-2023-national"
 
 
 async def test_a_park_timezone_is_a_tz_database_name(

@@ -16,10 +16,13 @@ How a row is computed:
   the park's grid factor now (``Park.carbon``) and the month's entries
   (spread by hours over a period shorter than its month);
 * a closed month (`vpp.ledger.months`) is frozen the first time it is
-  needed; its month row, and its part of a year row, come from the snapshot
-  (a change of the park's factor or of the entries does not move them; rows
-  whose entries changed since are ``pending_changes``); its day and interval
-  rows are computed from the history with the month's frozen factor and
+  needed and holds data (a month without any metering coverage or entries is
+  computed each time instead, so data imported late is not frozen out; data
+  imported into a frozen month makes its rows ``pending_changes``); its
+  month row, and its part of a year row, come from the snapshot (a change
+  of the park's factor or of the entries does not move them; rows whose
+  entries changed since are ``pending_changes``); its day and interval rows
+  are computed from the history with the month's frozen factor and
   entries; `LedgerBook.recompute` refreezes it on request, logged in the park
   log as ``ledger.recomputed``;
 * a year row is the sum of its months' rows (a month only partly in the
@@ -208,6 +211,8 @@ class _Run:
         self.entries: dict[tuple[str, str], MonthEntries] = {}
         self.factors: dict[str, FactorInfo] = {}
         self.notes: dict[str, None] = {}
+        #: closed, frozen month -> when metering data was last imported into it
+        self.imported: dict[date, datetime] = {}
 
     def note(self, text: str) -> None:
         """Add a note to the ledger (once)."""
@@ -228,6 +233,7 @@ class _Run:
             if is_closed(m, self.tz, self.now, self.book.settings.close_after_days)
         ]
         snapshots = await self.book.months.get_many(self.park.id, closed)
+        self.imported = await self.book.months.stale_marks(self.park.id, list(snapshots))
         out: dict[date, _Month] = {}
         for first in firsts:
             start, end = month_span(first, self.tz)
@@ -257,6 +263,12 @@ class _Run:
             self.note(
                 f"{month.label} is closed and frozen; the park's enterprises or entries changed"
                 " since (rows pending_changes): recompute the month to take them"
+            )
+        imported = self.imported.get(month.first)
+        if imported is not None and imported > snapshot.computed_at:
+            month.pending |= frozen | set(self.plan.ids)
+            self.note(
+                f"metering data imported into {month.label} after it was frozen: recompute it"
             )
 
     async def read(self, month: _Month, days: Sequence[date], *, slots: bool) -> None:
@@ -320,9 +332,9 @@ class _Run:
         if month.snapshot is None and (month.closed or whole):
             await self.read(month, _days(month.first, month.last), slots=slots)
             if month.closed:
-                self._adopt(
-                    month, await self.book.months.freeze(self.park.id, self.snapshot_of(month))
-                )
+                snapshot = self.snapshot_of(month)
+                if snapshot.entries or any(r.coverage > 0 for r in snapshot.rows):
+                    self._adopt(month, await self.book.months.freeze(self.park.id, snapshot))
         elif days is not None:
             await self.read(month, days, slots=slots)
 
@@ -687,6 +699,7 @@ class LedgerBook:
         await run.read(work, _days(first, work.last), slots=False)
         snapshot = run.snapshot_of(work)
         before = await self.months.replace(park_id, snapshot) or work.snapshot
+        await self.months.clear_stale(park_id, first, snapshot.computed_at)
         old = None if before is None else before.rows[-1]
         after = snapshot.rows[-1]
         fields: dict[str, str | float] = {

@@ -15,8 +15,9 @@ with the previous and the new entries). Stored in the park's hash
 
 Errors: `vpp.errors.InvalidInput` naming the field (``fuels[0].unit`` for a
 unit the carrier is not entered in, ``fuels[0].quantity`` for a negative
-one, ``enterprise`` for an enterprise the park does not know,
-``month`` for a malformed month); Redis failures as `vpp.state.State.guard`.
+one or one above `MAX_QUANTITY`, ``green_power[0].kwh`` likewise,
+``enterprise`` for an enterprise the park does not know, ``month`` for a
+malformed month); Redis failures as `vpp.state.State.guard`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from vpp.ledger.factors import CARRIERS
 from vpp.state import State, pack, unpack
 
 __all__ = [
+    "MAX_QUANTITY",
     "MONTH_PATTERN",
     "EntryStore",
     "FuelEntry",
@@ -40,6 +42,13 @@ __all__ = [
     "month_of",
     "parse_month",
 ]
+
+#: The largest quantity (of its unit) or kWh one entry takes. A park of 1 Mtce
+#: a year uses some 83,000 tce a month, about 0.7 TWh of electricity or
+#: 6e7 m3 of gas; 1e9 of any unit is above any real park's month, and it keeps
+#: every product with a coefficient (and the sum of 100 entries) finite: a
+#: quantity near the float maximum would make the tce infinite.
+MAX_QUANTITY = 1e9
 
 #: A calendar month of 2000-2099, ``YYYY-MM`` (the API's path and query pattern too).
 MONTH_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
@@ -75,7 +84,13 @@ class FuelEntry(_Entry):
     """A quantity of another energy carrier used in the month (from its bill)."""
 
     carrier: FuelCarrier
-    quantity: float = Field(ge=0, description="in unit")
+    quantity: float = Field(
+        ge=0,
+        le=MAX_QUANTITY,
+        description=(
+            "in unit; at most 1e9 of it (above any real park's month; keeps the tce finite)"
+        ),
+    )
     unit: str = Field(
         min_length=1,
         max_length=16,
@@ -102,7 +117,11 @@ class GreenPowerEntry(_Entry):
     kind: Literal["trading", "direct"] = Field(
         description="trading: green-power trading (绿电交易); direct: direct supply (直连)"
     )
-    kwh: float = Field(ge=0, description="energy bought, kWh")
+    kwh: float = Field(
+        ge=0,
+        le=MAX_QUANTITY,
+        description="energy bought, kWh; at most 1e9 (1 TWh: above any real park's month)",
+    )
     certificates: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         default_factory=list, max_length=10_000, description="green-electricity certificate ids"
     )

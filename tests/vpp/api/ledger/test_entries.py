@@ -95,6 +95,12 @@ async def test_an_asset_owner_without_a_contract_is_an_enterprise(
     assert resp.status == 200, await resp.text()
 
 
+async def test_the_largest_quantity_is_taken(client: ApiClient, operator: dict[str, str]) -> None:
+    body = {**_fuel(quantity=1e9, unit="1e4m3"), "green_power": [{"kind": "direct", "kwh": 1e9}]}
+    resp = await client.put(_url(), json=body, headers=operator)
+    assert resp.status == 200, await resp.text()
+
+
 def _fuel(**over: Any) -> dict[str, Any]:
     return {"fuels": [{"carrier": "natural_gas", "quantity": 10, "unit": "m3", **over}]}
 
@@ -106,6 +112,11 @@ def _fuel(**over: Any) -> dict[str, Any]:
         (_url(), _fuel(quantity=-1), ["fuels[0].quantity"]),
         (_url(), _fuel(carrier="coal"), ["fuels[0].carrier"]),
         (_url(), _fuel(quantity="10"), ["fuels[0].quantity"]),
+        # beyond any real park's month, and an infinite tce (the try-out's values)
+        (_url(), _fuel(quantity=1e308, unit="1e4m3"), ["fuels[0].quantity"]),
+        (_url(), _fuel(carrier="diesel", quantity=1.7e308, unit="t"), ["fuels[0].quantity"]),
+        (_url(), _fuel(quantity=1e9 + 1), ["fuels[0].quantity"]),
+        (_url(), {"green_power": [{"kind": "direct", "kwh": 1e308}]}, ["green_power[0].kwh"]),
         (_url(), {"green_power": [{"kind": "trading", "kwh": -5}]}, ["green_power[0].kwh"]),
         (_url(), {"green_power": [{"kind": "bilateral", "kwh": 5}]}, ["green_power[0].kind"]),
         (_url(), {"fuel": []}, ["fuel"]),

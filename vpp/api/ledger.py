@@ -61,6 +61,7 @@ from vpp.ledger.entries import (
     EntryStore,
     Month,
     MonthEntries,
+    certificate_errors,
     month_of,
     parse_month,
 )
@@ -235,6 +236,9 @@ async def put_entries(request: web.Request) -> web.Response:
     if enterprise not in await known_enterprises(state, park_id):
         message = "not an enterprise of the park (no contract, and no enrolled asset it owns)"
         errors.append(FieldError("enterprise", message, "unknown"))
+    if entries is not None:
+        holders = await request.app[ENTRIES].certificate_holders(park_id, month, enterprise)
+        errors += certificate_errors(entries, holders)
     if errors or entries is None:
         raise InvalidInput(errors)
     who = principal(request)
@@ -368,7 +372,9 @@ ROUTES = [
                                         "(nothing changed, nothing logged)"},
           problems={422: "a bad entry, named by its field (fuels[0].unit: a unit the carrier "
                          "is not entered in; fuels[0].quantity: negative; fuels[0].carrier: "
-                         "unknown), an enterprise the park does not know (enterprise), or a "
+                         "unknown; green_power[0].certificates[1]: a certificate repeated or "
+                         "claimed by another month's or enterprise's entries), an enterprise "
+                         "the park does not know (enterprise), or a "
                          "malformed month; nothing is stored"}),
     Route("GET", _ENTRY, get_entries, "getLedgerEntries",
           "An enterprise's fuel and green-power entries of a month", ALL_ROLES,

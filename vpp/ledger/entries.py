@@ -17,17 +17,23 @@ Errors: `vpp.errors.InvalidInput` naming the field (``fuels[0].unit`` for a
 unit the carrier is not entered in, ``fuels[0].quantity`` for a negative
 one or one above `MAX_QUANTITY`, ``green_power[0].kwh`` likewise,
 ``enterprise`` for an enterprise the park does not know, ``month`` for a
-malformed month); Redis failures as `vpp.state.State.guard`.
+malformed month, ``green_power[i].certificates[j]`` for a green-electricity
+certificate claimed twice: repeated in the body, or held by another month's
+or enterprise's entries of the park (`certificate_errors`; a certificate
+stands for its energy once, so counting it twice would deduct that green
+power twice)); Redis failures as `vpp.state.State.guard`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date
 from typing import Annotated, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from vpp.errors import FieldError
 from vpp.ledger.factors import CARRIERS
 from vpp.state import State, pack, unpack
 
@@ -39,6 +45,7 @@ __all__ = [
     "GreenPowerEntry",
     "Month",
     "MonthEntries",
+    "certificate_errors",
     "month_of",
     "parse_month",
 ]
@@ -194,6 +201,23 @@ class EntryStore:
         )
         return before
 
+    async def certificate_holders(
+        self, park: str, month: str, enterprise: str
+    ) -> dict[str, tuple[str, str]]:
+        """Certificate id -> (month, enterprise) of every other entry of the park that claims it.
+
+        The entries of ``month`` and ``enterprise`` themselves are left out,
+        so a replay or a change that keeps its own certificates is not a clash.
+        """
+        held = await self.months(park, "2000-01", "2099-12")
+        return {
+            cert: key
+            for key, entries in sorted(held.items())
+            if key != (month, enterprise)
+            for green in entries.green_power
+            for cert in green.certificates
+        }
+
     async def get(self, park: str, month: str, enterprise: str) -> MonthEntries | None:
         """``enterprise``'s entries of ``month``; None when none were entered."""
         async with self.state.guard("ledger_entries"):
@@ -217,3 +241,36 @@ class EntryStore:
             if first <= month <= last:
                 found[(month, enterprise)] = MonthEntries.model_validate(unpack(raw))
         return found
+
+
+def certificate_errors(
+    entries: MonthEntries, holders: Mapping[str, tuple[str, str]]
+) -> list[FieldError]:
+    """``green_power[i].certificates[j]`` of each certificate claimed twice.
+
+    Args:
+        entries: the entries to store.
+        holders: certificate id -> (month, enterprise) of the park's other
+            entries that claim it (`EntryStore.certificate_holders`).
+
+    Returns:
+        An error per certificate repeated in ``entries`` (after its first) or
+        held by another entry, naming where it is claimed already.
+    """
+    errors: list[FieldError] = []
+    seen: dict[str, str] = {}
+    for i, green in enumerate(entries.green_power):
+        for j, cert in enumerate(green.certificates):
+            name = f"green_power[{i}].certificates[{j}]"
+            if cert in seen:
+                message = f"certificate {cert!r} is claimed already in this body ({seen[cert]})"
+                errors.append(FieldError(name, message, "duplicate"))
+            elif cert in holders:
+                month, enterprise = holders[cert]
+                message = (
+                    f"certificate {cert!r} is claimed already by the entries of {enterprise}"
+                    f" for {month}: a certificate counts once"
+                )
+                errors.append(FieldError(name, message, "duplicate"))
+            seen.setdefault(cert, name)
+    return errors

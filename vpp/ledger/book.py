@@ -839,9 +839,15 @@ def _indicators(
     """The month ``last`` and the rolling year to it, from the park's whole-month figures."""
     parts = {m: whole[m][PARK_SCOPE] for m in _year_to(last)}
 
-    def totals(figures: Sequence[Figures]) -> WindowTotals:
-        # whole-month figures: one period each
-        with_data = [f for f in figures if f.flow("covered_h").sum() > 0]
+    def totals(firsts: Sequence[date]) -> WindowTotals:
+        # whole-month figures: one period each; a month with metering data or
+        # with entries (a month of fuel bills only has data too)
+        with_data = [
+            parts[m]
+            for m in firsts
+            if parts[m].flow("covered_h").sum() > 0
+            or any(e.fuels or e.green_power for e in months[m].entries.values())
+        ]
         return WindowTotals(
             months=len(with_data),
             total_tce=float(sum(f.total_tce.sum() for f in with_data)),
@@ -853,6 +859,6 @@ def _indicators(
     year_start = months[min(parts)].start
     month = months[last]
     return [
-        indicator("month", label, month.start, month.end, totals([parts[last]])),
-        indicator("rolling_year", label, year_start, month.end, totals(list(parts.values()))),
+        indicator("month", label, month.start, month.end, totals([last])),
+        indicator("rolling_year", label, year_start, month.end, totals(list(parts))),
     ]

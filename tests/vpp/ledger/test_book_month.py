@@ -196,3 +196,17 @@ async def test_the_year_is_the_sum_of_its_months(book: LedgerBook, state: State)
     assert [i.months for i in year.indicators if i.window == "rolling_year"] == [0] * 5 + [1]
     assert year.indicators[0].carbon_intensity_t_per_tce is None
     assert year.indicators[0].carbon_intensity_met is None
+
+
+async def test_a_month_of_fuel_entries_only_counts_in_the_rolling_year(
+    book: LedgerBook, state: State
+) -> None:
+    # May has no metering data, only a diesel bill of 2 t (2.9142 tce)
+    await lay_park(state)
+    diesel = MonthEntries(fuels=[FuelEntry(carrier="diesel", quantity=2.0, unit="t")])
+    await EntryStore(state).put(PARK, "2026-05", "beta", diesel)
+    year = await book.ledger(PARK, "year", date(2026, 1, 1), date(2026, 12, 31), now=CLOSED)
+    rolling = year.indicators[-1]
+    assert (rolling.window, rolling.period, rolling.months) == ("rolling_year", "2026-06", 2)
+    assert rolling.energy_tce == pytest.approx(62.26336 + 2.9142)
+    assert rolling.energy_tce == pytest.approx(row(year, "park").total_tce)

@@ -351,8 +351,15 @@ async def get_report(request: web.Request) -> web.Response:
     ledger = await request.app[LEDGER].ledger(
         park_id, "month", first, _last_of_month(first), enterprise=enterprise, now=now
     )
-    stored = await request.app[ENTRIES].months(park_id, month, month)
-    entries = {owner: e for (_, owner), e in stored.items() if enterprise in (None, owner)}
+    # the entries its figures used: a frozen month's as frozen (the rows say
+    # pending_changes when today's differ), else today's
+    frozen = await request.app[LEDGER].months.get_many(park_id, [first])
+    if first in frozen:
+        used = dict(frozen[first].entries)
+    else:
+        stored = await request.app[ENTRIES].months(park_id, month, month)
+        used = {owner: e for (_, owner), e in stored.items()}
+    entries = {owner: e for owner, e in used.items() if enterprise in (None, owner)}
     report = MonthReport(ledger=ledger, month=month, entries=entries, generated=now)
     if params["format"] == "csv":
         return _answer(report_csv(report), CSV_MEDIA_TYPE)

@@ -211,7 +211,9 @@ class MonthReport:
         ledger: the ledger of the month at ``period="month"`` (one row per
             scope; a row of another month would be a page of its own).
         month: the month, ``YYYY-MM``.
-        entries: enterprise -> its entries of the month (those entered).
+        entries: enterprise -> its entries of the month that the figures
+            used: a frozen month's as frozen (entries changed since are not
+            listed; its rows say ``pending_changes``), else those entered.
         generated: when the report was made (shown on every page).
     """
 

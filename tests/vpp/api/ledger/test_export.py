@@ -177,7 +177,7 @@ def test_report_html_says_when_a_month_is_open_or_has_pending_changes() -> None:
     rows = [row("castings", "C", closed=False), row("park", "park", pending_changes=True)]
     text = " ".join(_parsed(report_html(_report(rows=rows))).text)
     assert "open: provisional figures" in text
-    assert "entries changed since it closed: recompute to include them" in text
+    assert "entries or metering data changed since it was frozen (not listed here)" in text
 
 
 def test_report_html_of_a_factor_the_ledger_does_not_list_says_so() -> None:

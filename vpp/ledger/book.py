@@ -659,6 +659,11 @@ class LedgerBook:
                         f" excluding it ({excl.id}, {excl.kg_co2_per_kwh}) to avoid counting"
                         " that power twice; the park's chosen factor is kept"
                     )
+        for (scope, label), kwh in _green_beyond_import(rows, run.tz).items():
+            run.note(
+                f"{scope}: {kwh:,.1f} kWh of the green power bought for {label} is not deducted:"
+                " it is beyond the grid import of its rows (only the import can be deducted)"
+            )
         if any(r.entries_prorated for r in rows):
             run.note(_NOTE_PRORATED)
         if any(r.coverage < 1 for r in rows):
@@ -765,6 +770,23 @@ class LedgerBook:
             await run.prepare(month, whole=True, days=None, slots=False)
             whole[m] = run.whole(month)
         return _indicators(run, months, whole, last.replace(day=1))
+
+
+def _green_beyond_import(rows: Iterable[LedgerRow], tz: ZoneInfo) -> dict[tuple[str, str], float]:
+    """(enterprise, month or year) -> kWh of green power bought but not deducted (above 0.05).
+
+    Day and interval rows add up to their month (``YYYY-MM`` of their local
+    start); month and year rows stand for their own period.
+    """
+    beyond: dict[tuple[str, str], float] = {}
+    for r in rows:
+        if r.scope == PARK_SCOPE:
+            continue
+        surplus = r.green_trading_kwh + r.green_direct_kwh - r.green_deducted_kwh
+        label = r.period if len(r.period) <= 7 else f"{r.start.astimezone(tz):%Y-%m}"
+        if surplus > 0:
+            beyond[(r.scope, label)] = beyond.get((r.scope, label), 0.0) + surplus
+    return {key: kwh for key, kwh in sorted(beyond.items()) if kwh >= 0.05}
 
 
 def _year_to(last: date) -> list[date]:

@@ -210,3 +210,22 @@ async def test_a_month_of_fuel_entries_only_counts_in_the_rolling_year(
     assert (rolling.window, rolling.period, rolling.months) == ("rolling_year", "2026-06", 2)
     assert rolling.energy_tce == pytest.approx(62.26336 + 2.9142)
     assert rolling.energy_tce == pytest.approx(row(year, "park").total_tce)
+
+
+async def test_green_power_beyond_the_import_is_named_in_a_note(
+    book: LedgerBook, state: State
+) -> None:
+    # beta imports 144,000 kWh in June and bought 200,000 kWh of green power
+    await lay_park(state)
+    green = GreenPowerEntry(kind="direct", kwh=200_000)
+    gas = FuelEntry(carrier="natural_gas", quantity=10_000, unit="m3")
+    await EntryStore(state).put(
+        PARK, "2026-06", "beta", MonthEntries(fuels=[gas], green_power=[green])
+    )
+    ledger = await book.ledger(PARK, "month", date(2026, 6, 1), date(2026, 6, 30), now=CLOSED)
+    assert row(ledger, "beta").green_deducted_kwh == pytest.approx(144_000)
+    assert (
+        "beta: 56,000.0 kWh of the green power bought for 2026-06 is not deducted: it is"
+        " beyond the grid import of its rows (only the import can be deducted)"
+    ) in ledger.notes
+    assert not any(n.startswith("alpha:") and "not deducted" in n for n in ledger.notes)

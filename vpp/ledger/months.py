@@ -137,17 +137,17 @@ class MonthStore:
         Raises:
             StateUnavailable: Redis did not answer.
         """
+        key = self.state.park(park).ledger_months
+        held = await self._fields(key, "ledger_months", months)
+        return {m: MonthSnapshot.model_validate(unpack(raw)) for m, raw in held.items()}
+
+    async def _fields(self, key: str, name: str, months: Sequence[date]) -> dict[date, bytes | str]:
+        """The fields ``YYYY-MM`` of ``months`` that the hash ``key`` holds (one HMGET)."""
         if not months:
             return {}
-        async with self.state.guard("ledger_months"):
-            raws = await self.state.redis.hmget(
-                self.state.park(park).ledger_months, [month_of(m) for m in months]
-            )
-        return {
-            m: MonthSnapshot.model_validate(unpack(raw))
-            for m, raw in zip(months, raws, strict=True)
-            if raw is not None
-        }
+        async with self.state.guard(name):
+            raws = await self.state.redis.hmget(key, [month_of(m) for m in months])
+        return {m: raw for m, raw in zip(months, raws, strict=True) if raw is not None}
 
     async def freeze(self, park: str, snapshot: MonthSnapshot) -> MonthSnapshot:
         """Store ``snapshot`` unless its month is frozen already.
@@ -168,16 +168,10 @@ class MonthStore:
         Raises:
             StateUnavailable: Redis did not answer.
         """
-        if not months:
-            return {}
-        async with self.state.guard("ledger_stale"):
-            raws = await self.state.redis.hmget(
-                self.state.park(park).ledger_stale, [month_of(m) for m in months]
-            )
+        held = await self._fields(self.state.park(park).ledger_stale, "ledger_stale", months)
         return {
-            m: datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else str(raw))
-            for m, raw in zip(months, raws, strict=True)
-            if raw is not None
+            m: datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else raw)
+            for m, raw in held.items()
         }
 
     async def mark_stale(self, park: str, months: Iterable[date], at: datetime) -> None:

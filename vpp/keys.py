@@ -20,6 +20,7 @@ legal in a cluster::
     {ns}:{{park}}:lease:history string owner id of the park's history recorder (TTL)
     {ns}:{{park}}:ledger:entries hash  {YYYY-MM}:{enterprise} -> msgpack monthly entries
     {ns}:{{park}}:ledger:months hash   {YYYY-MM} -> msgpack closed (frozen) month of the ledger
+    {ns}:{{park}}:ledger:stale hash    {YYYY-MM} -> ISO time metering data was last imported into it
 
 Keys that are not about one park are global under the namespace::
 
@@ -163,6 +164,14 @@ class Keys:
     def ledger_months(self) -> str:
         """Hash ``{YYYY-MM}`` -> msgpack closed month of the ledger (`vpp.ledger`), frozen."""
         return f"{self.prefix}:ledger:months"
+
+    @property
+    def ledger_stale(self) -> str:
+        """Hash ``{YYYY-MM}`` -> ISO time of the last metering import into a day of the month.
+
+        A frozen month computed before that time is stale (`vpp.ledger.months`).
+        """
+        return f"{self.prefix}:ledger:stale"
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,7 @@ from vpp.ledger.entries import (
     EntryStore,
     Month,
     MonthEntries,
+    certificate_errors,
     month_of,
     parse_month,
 )
@@ -235,6 +236,9 @@ async def put_entries(request: web.Request) -> web.Response:
     if enterprise not in await known_enterprises(state, park_id):
         message = "not an enterprise of the park (no contract, and no enrolled asset it owns)"
         errors.append(FieldError("enterprise", message, "unknown"))
+    if entries is not None:
+        holders = await request.app[ENTRIES].certificate_holders(park_id, month, enterprise)
+        errors += certificate_errors(entries, holders)
     if errors or entries is None:
         raise InvalidInput(errors)
     who = principal(request)
@@ -347,8 +351,15 @@ async def get_report(request: web.Request) -> web.Response:
     ledger = await request.app[LEDGER].ledger(
         park_id, "month", first, _last_of_month(first), enterprise=enterprise, now=now
     )
-    stored = await request.app[ENTRIES].months(park_id, month, month)
-    entries = {owner: e for (_, owner), e in stored.items() if enterprise in (None, owner)}
+    # the entries its figures used: a frozen month's as frozen (the rows say
+    # pending_changes when today's differ), else today's
+    frozen = await request.app[LEDGER].months.get_many(park_id, [first])
+    if first in frozen:
+        used = dict(frozen[first].entries)
+    else:
+        stored = await request.app[ENTRIES].months(park_id, month, month)
+        used = {owner: e for (_, owner), e in stored.items()}
+    entries = {owner: e for owner, e in used.items() if enterprise in (None, owner)}
     report = MonthReport(ledger=ledger, month=month, entries=entries, generated=now)
     if params["format"] == "csv":
         return _answer(report_csv(report), CSV_MEDIA_TYPE)
@@ -368,7 +379,9 @@ ROUTES = [
                                         "(nothing changed, nothing logged)"},
           problems={422: "a bad entry, named by its field (fuels[0].unit: a unit the carrier "
                          "is not entered in; fuels[0].quantity: negative; fuels[0].carrier: "
-                         "unknown), an enterprise the park does not know (enterprise), or a "
+                         "unknown; green_power[0].certificates[1]: a certificate repeated or "
+                         "claimed by another month's or enterprise's entries), an enterprise "
+                         "the park does not know (enterprise), or a "
                          "malformed month; nothing is stored"}),
     Route("GET", _ENTRY, get_entries, "getLedgerEntries",
           "An enterprise's fuel and green-power entries of a month", ALL_ROLES,

@@ -15,6 +15,10 @@ import, a repeat too, is appended to the park log (``meter.readings_imported``)
 with who made it (the token's principal and role), the meter, the days, the
 replaced and unchanged days and the interval count.
 
+Every month of the imported days is marked in the ledger
+(`vpp.ledger.months.MonthStore.mark_stale`): a closed month frozen before the
+import shows ``pending_changes`` until it is recomputed.
+
 The ``{meter}`` must be an enrolled asset of kind ``meter``: 404 when no asset
 has that id, 409 when the asset is of another kind (the request is well
 formed; it conflicts with what the registry holds, as a 409 does elsewhere in
@@ -45,6 +49,7 @@ from vpp.history.readings import (
     parse_csv,
     parse_json,
 )
+from vpp.ledger.months import MonthStore
 from vpp.model import Meter
 from vpp.state import State, pack
 
@@ -124,6 +129,10 @@ async def import_readings(request: web.Request) -> web.Response:
     held = (await store.read(park_id, [meter_id], min(days), max(days)))[meter_id]
     unchanged = sorted(d for d, energy in days.items() if _same(held[d], energy))
     had_data = await store.put_days(park_id, meter_id, days, tz=tz)
+    # A closed month frozen before this data came would keep it out silently.
+    await MonthStore(state).mark_stale(
+        park_id, {d.replace(day=1) for d in days}, service_now(request)
+    )
     replaced = sorted(set(had_data) - set(unchanged))
     result = ReadingsImport(
         park=park_id,

@@ -16,10 +16,13 @@ How a row is computed:
   the park's grid factor now (``Park.carbon``) and the month's entries
   (spread by hours over a period shorter than its month);
 * a closed month (`vpp.ledger.months`) is frozen the first time it is
-  needed; its month row, and its part of a year row, come from the snapshot
-  (a change of the park's factor or of the entries does not move them; rows
-  whose entries changed since are ``pending_changes``); its day and interval
-  rows are computed from the history with the month's frozen factor and
+  needed and holds data (a month without any metering coverage or entries is
+  computed each time instead, so data imported late is not frozen out; data
+  imported into a frozen month makes its rows ``pending_changes``); its
+  month row, and its part of a year row, come from the snapshot (a change
+  of the park's factor or of the entries does not move them; rows whose
+  entries changed since are ``pending_changes``); its day and interval rows
+  are computed from the history with the month's frozen factor and
   entries; `LedgerBook.recompute` refreezes it on request, logged in the park
   log as ``ledger.recomputed``;
 * a year row is the sum of its months' rows (a month only partly in the
@@ -208,6 +211,8 @@ class _Run:
         self.entries: dict[tuple[str, str], MonthEntries] = {}
         self.factors: dict[str, FactorInfo] = {}
         self.notes: dict[str, None] = {}
+        #: closed, frozen month -> when metering data was last imported into it
+        self.imported: dict[date, datetime] = {}
 
     def note(self, text: str) -> None:
         """Add a note to the ledger (once)."""
@@ -228,6 +233,7 @@ class _Run:
             if is_closed(m, self.tz, self.now, self.book.settings.close_after_days)
         ]
         snapshots = await self.book.months.get_many(self.park.id, closed)
+        self.imported = await self.book.months.stale_marks(self.park.id, list(snapshots))
         out: dict[date, _Month] = {}
         for first in firsts:
             start, end = month_span(first, self.tz)
@@ -257,6 +263,12 @@ class _Run:
             self.note(
                 f"{month.label} is closed and frozen; the park's enterprises or entries changed"
                 " since (rows pending_changes): recompute the month to take them"
+            )
+        imported = self.imported.get(month.first)
+        if imported is not None and imported > snapshot.computed_at:
+            month.pending |= frozen | set(self.plan.ids)
+            self.note(
+                f"metering data imported into {month.label} after it was frozen: recompute it"
             )
 
     async def read(self, month: _Month, days: Sequence[date], *, slots: bool) -> None:
@@ -320,9 +332,9 @@ class _Run:
         if month.snapshot is None and (month.closed or whole):
             await self.read(month, _days(month.first, month.last), slots=slots)
             if month.closed:
-                self._adopt(
-                    month, await self.book.months.freeze(self.park.id, self.snapshot_of(month))
-                )
+                snapshot = self.snapshot_of(month)
+                if snapshot.entries or any(r.coverage > 0 for r in snapshot.rows):
+                    self._adopt(month, await self.book.months.freeze(self.park.id, snapshot))
         elif days is not None:
             await self.read(month, days, slots=slots)
 
@@ -647,6 +659,11 @@ class LedgerBook:
                         f" excluding it ({excl.id}, {excl.kg_co2_per_kwh}) to avoid counting"
                         " that power twice; the park's chosen factor is kept"
                     )
+        for (scope, label), kwh in _green_beyond_import(rows, run.tz).items():
+            run.note(
+                f"{scope}: {kwh:,.1f} kWh of the green power bought for {label} is not deducted:"
+                " it is beyond the grid import of its rows (only the import can be deducted)"
+            )
         if any(r.entries_prorated for r in rows):
             run.note(_NOTE_PRORATED)
         if any(r.coverage < 1 for r in rows):
@@ -687,6 +704,7 @@ class LedgerBook:
         await run.read(work, _days(first, work.last), slots=False)
         snapshot = run.snapshot_of(work)
         before = await self.months.replace(park_id, snapshot) or work.snapshot
+        await self.months.clear_stale(park_id, first, snapshot.computed_at)
         old = None if before is None else before.rows[-1]
         after = snapshot.rows[-1]
         fields: dict[str, str | float] = {
@@ -752,6 +770,23 @@ class LedgerBook:
             await run.prepare(month, whole=True, days=None, slots=False)
             whole[m] = run.whole(month)
         return _indicators(run, months, whole, last.replace(day=1))
+
+
+def _green_beyond_import(rows: Iterable[LedgerRow], tz: ZoneInfo) -> dict[tuple[str, str], float]:
+    """(enterprise, month or year) -> kWh of green power bought but not deducted (above 0.05).
+
+    Day and interval rows add up to their month (``YYYY-MM`` of their local
+    start); month and year rows stand for their own period.
+    """
+    beyond: dict[tuple[str, str], float] = {}
+    for r in rows:
+        if r.scope == PARK_SCOPE:
+            continue
+        surplus = r.green_trading_kwh + r.green_direct_kwh - r.green_deducted_kwh
+        label = r.period if len(r.period) <= 7 else f"{r.start.astimezone(tz):%Y-%m}"
+        if surplus > 0:
+            beyond[(r.scope, label)] = beyond.get((r.scope, label), 0.0) + surplus
+    return {key: kwh for key, kwh in sorted(beyond.items()) if kwh >= 0.05}
 
 
 def _year_to(last: date) -> list[date]:
@@ -826,9 +861,15 @@ def _indicators(
     """The month ``last`` and the rolling year to it, from the park's whole-month figures."""
     parts = {m: whole[m][PARK_SCOPE] for m in _year_to(last)}
 
-    def totals(figures: Sequence[Figures]) -> WindowTotals:
-        # whole-month figures: one period each
-        with_data = [f for f in figures if f.flow("covered_h").sum() > 0]
+    def totals(firsts: Sequence[date]) -> WindowTotals:
+        # whole-month figures: one period each; a month with metering data or
+        # with entries (a month of fuel bills only has data too)
+        with_data = [
+            parts[m]
+            for m in firsts
+            if parts[m].flow("covered_h").sum() > 0
+            or any(e.fuels or e.green_power for e in months[m].entries.values())
+        ]
         return WindowTotals(
             months=len(with_data),
             total_tce=float(sum(f.total_tce.sum() for f in with_data)),
@@ -840,6 +881,6 @@ def _indicators(
     year_start = months[min(parts)].start
     month = months[last]
     return [
-        indicator("month", label, month.start, month.end, totals([parts[last]])),
-        indicator("rolling_year", label, year_start, month.end, totals(list(parts.values()))),
+        indicator("month", label, month.start, month.end, totals([last])),
+        indicator("rolling_year", label, year_start, month.end, totals(list(parts))),
     ]

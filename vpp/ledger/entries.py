@@ -15,31 +15,47 @@ with the previous and the new entries). Stored in the park's hash
 
 Errors: `vpp.errors.InvalidInput` naming the field (``fuels[0].unit`` for a
 unit the carrier is not entered in, ``fuels[0].quantity`` for a negative
-one, ``enterprise`` for an enterprise the park does not know,
-``month`` for a malformed month); Redis failures as `vpp.state.State.guard`.
+one or one above `MAX_QUANTITY`, ``green_power[0].kwh`` likewise,
+``enterprise`` for an enterprise the park does not know, ``month`` for a
+malformed month, ``green_power[i].certificates[j]`` for a green-electricity
+certificate claimed twice: repeated in the body, or held by another month's
+or enterprise's entries of the park (`certificate_errors`; a certificate
+stands for its energy once, so counting it twice would deduct that green
+power twice)); Redis failures as `vpp.state.State.guard`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date
 from typing import Annotated, Literal, TypeAlias
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from vpp.errors import FieldError
 from vpp.ledger.factors import CARRIERS
 from vpp.state import State, pack, unpack
 
 __all__ = [
+    "MAX_QUANTITY",
     "MONTH_PATTERN",
     "EntryStore",
     "FuelEntry",
     "GreenPowerEntry",
     "Month",
     "MonthEntries",
+    "certificate_errors",
     "month_of",
     "parse_month",
 ]
+
+#: The largest quantity (of its unit) or kWh one entry takes. A park of 1 Mtce
+#: a year uses some 83,000 tce a month, about 0.7 TWh of electricity or
+#: 6e7 m3 of gas; 1e9 of any unit is above any real park's month, and it keeps
+#: every product with a coefficient (and the sum of 100 entries) finite: a
+#: quantity near the float maximum would make the tce infinite.
+MAX_QUANTITY = 1e9
 
 #: A calendar month of 2000-2099, ``YYYY-MM`` (the API's path and query pattern too).
 MONTH_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
@@ -75,7 +91,13 @@ class FuelEntry(_Entry):
     """A quantity of another energy carrier used in the month (from its bill)."""
 
     carrier: FuelCarrier
-    quantity: float = Field(ge=0, description="in unit")
+    quantity: float = Field(
+        ge=0,
+        le=MAX_QUANTITY,
+        description=(
+            "in unit; at most 1e9 of it (above any real park's month; keeps the tce finite)"
+        ),
+    )
     unit: str = Field(
         min_length=1,
         max_length=16,
@@ -102,7 +124,11 @@ class GreenPowerEntry(_Entry):
     kind: Literal["trading", "direct"] = Field(
         description="trading: green-power trading (绿电交易); direct: direct supply (直连)"
     )
-    kwh: float = Field(ge=0, description="energy bought, kWh")
+    kwh: float = Field(
+        ge=0,
+        le=MAX_QUANTITY,
+        description="energy bought, kWh; at most 1e9 (1 TWh: above any real park's month)",
+    )
     certificates: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         default_factory=list, max_length=10_000, description="green-electricity certificate ids"
     )
@@ -175,6 +201,23 @@ class EntryStore:
         )
         return before
 
+    async def certificate_holders(
+        self, park: str, month: str, enterprise: str
+    ) -> dict[str, tuple[str, str]]:
+        """Certificate id -> (month, enterprise) of every other entry of the park that claims it.
+
+        The entries of ``month`` and ``enterprise`` themselves are left out,
+        so a replay or a change that keeps its own certificates is not a clash.
+        """
+        held = await self.months(park, "2000-01", "2099-12")
+        return {
+            cert: key
+            for key, entries in sorted(held.items())
+            if key != (month, enterprise)
+            for green in entries.green_power
+            for cert in green.certificates
+        }
+
     async def get(self, park: str, month: str, enterprise: str) -> MonthEntries | None:
         """``enterprise``'s entries of ``month``; None when none were entered."""
         async with self.state.guard("ledger_entries"):
@@ -198,3 +241,36 @@ class EntryStore:
             if first <= month <= last:
                 found[(month, enterprise)] = MonthEntries.model_validate(unpack(raw))
         return found
+
+
+def certificate_errors(
+    entries: MonthEntries, holders: Mapping[str, tuple[str, str]]
+) -> list[FieldError]:
+    """``green_power[i].certificates[j]`` of each certificate claimed twice.
+
+    Args:
+        entries: the entries to store.
+        holders: certificate id -> (month, enterprise) of the park's other
+            entries that claim it (`EntryStore.certificate_holders`).
+
+    Returns:
+        An error per certificate repeated in ``entries`` (after its first) or
+        held by another entry, naming where it is claimed already.
+    """
+    errors: list[FieldError] = []
+    seen: dict[str, str] = {}
+    for i, green in enumerate(entries.green_power):
+        for j, cert in enumerate(green.certificates):
+            name = f"green_power[{i}].certificates[{j}]"
+            if cert in seen:
+                message = f"certificate {cert!r} is claimed already in this body ({seen[cert]})"
+                errors.append(FieldError(name, message, "duplicate"))
+            elif cert in holders:
+                month, enterprise = holders[cert]
+                message = (
+                    f"certificate {cert!r} is claimed already by the entries of {enterprise}"
+                    f" for {month}: a certificate counts once"
+                )
+                errors.append(FieldError(name, message, "duplicate"))
+            seen.setdefault(cert, name)
+    return errors

@@ -160,16 +160,20 @@ def _met(met: bool | None) -> str:
 def ledger_text(ledger: Ledger) -> str:
     """A plain-text summary of a ledger: a line per row, then the park's indicators.
 
-    Per row: scope, period, basis and coverage, electricity consumption
+    The header names every grid factor the rows used (`Ledger.factors`: a
+    frozen month keeps the factor it was frozen with, whatever the park's is
+    now). Per row: scope, period, basis and coverage, electricity consumption
     (kWh), total energy (tce), total emissions (tCO2), green-power share,
     clean-energy share, carbon per unit energy (tCO2/tce), and whether its
     month is closed. A share over no consumption is ``-``.
     """
-    factor = ledger.electricity_factor
+    # the factors the rows used (a frozen month keeps its own), not only the park's now
+    used = ledger.factors or [ledger.electricity_factor]
+    named = ", ".join(f"{f.id} {f.kg_co2_per_kwh} kgCO2/kWh ({f.vintage})" for f in used)
     lines = [
         f"park {ledger.park}, {ledger.first} to {ledger.last} ({ledger.timezone}), by "
-        f"{ledger.period}; grid factor {factor.id} {factor.kg_co2_per_kwh} kgCO2/kWh "
-        f"({factor.vintage}); coefficient table {ledger.table_version}"
+        f"{ledger.period}; grid factor{'s' if len(used) > 1 else ''} {named}; "
+        f"coefficient table {ledger.table_version}"
     ]
     header = ("scope", "period", "basis", "coverage", "consumption kWh", "tce", "tCO2",
               "green", "clean", "tCO2/tce", "state")  # fmt: skip
@@ -211,7 +215,9 @@ class MonthReport:
         ledger: the ledger of the month at ``period="month"`` (one row per
             scope; a row of another month would be a page of its own).
         month: the month, ``YYYY-MM``.
-        entries: enterprise -> its entries of the month (those entered).
+        entries: enterprise -> its entries of the month that the figures
+            used: a frozen month's as frozen (entries changed since are not
+            listed; its rows say ``pending_changes``), else those entered.
         generated: when the report was made (shown on every page).
     """
 

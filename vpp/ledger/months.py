@@ -20,12 +20,19 @@ only a recomputation on request (`MonthStore.replace`, through
 `vpp.ledger.book.LedgerBook.recompute`) replaces it. Freezing is a
 ``HSETNX``: when two requests freeze the same month at once, the first
 snapshot stays and both use it.
+
+Metering data imported into days of a month (``PUT .../meters/{meter}/readings``)
+after the month was frozen would otherwise be lost silently: the import
+records the time in the park's hash `vpp.keys.Keys.ledger_stale` (field
+``YYYY-MM``, `MonthStore.mark_stale`), and a snapshot computed before that
+time is stale (`MonthStore.stale_marks`; its rows are ``pending_changes``)
+until it is recomputed (`MonthStore.clear_stale`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -130,17 +137,17 @@ class MonthStore:
         Raises:
             StateUnavailable: Redis did not answer.
         """
+        key = self.state.park(park).ledger_months
+        held = await self._fields(key, "ledger_months", months)
+        return {m: MonthSnapshot.model_validate(unpack(raw)) for m, raw in held.items()}
+
+    async def _fields(self, key: str, name: str, months: Sequence[date]) -> dict[date, bytes | str]:
+        """The fields ``YYYY-MM`` of ``months`` that the hash ``key`` holds (one HMGET)."""
         if not months:
             return {}
-        async with self.state.guard("ledger_months"):
-            raws = await self.state.redis.hmget(
-                self.state.park(park).ledger_months, [month_of(m) for m in months]
-            )
-        return {
-            m: MonthSnapshot.model_validate(unpack(raw))
-            for m, raw in zip(months, raws, strict=True)
-            if raw is not None
-        }
+        async with self.state.guard(name):
+            raws = await self.state.redis.hmget(key, [month_of(m) for m in months])
+        return {m: raw for m, raw in zip(months, raws, strict=True) if raw is not None}
 
     async def freeze(self, park: str, snapshot: MonthSnapshot) -> MonthSnapshot:
         """Store ``snapshot`` unless its month is frozen already.
@@ -154,6 +161,40 @@ class MonthStore:
                 return snapshot
             raw = await self.state.redis.hget(key, snapshot.month)
         return snapshot if raw is None else MonthSnapshot.model_validate(unpack(raw))
+
+    async def stale_marks(self, park: str, months: Sequence[date]) -> dict[date, datetime]:
+        """When metering data was last imported into each of ``months`` (those with an import).
+
+        Raises:
+            StateUnavailable: Redis did not answer.
+        """
+        held = await self._fields(self.state.park(park).ledger_stale, "ledger_stale", months)
+        return {
+            m: datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else raw)
+            for m, raw in held.items()
+        }
+
+    async def mark_stale(self, park: str, months: Iterable[date], at: datetime) -> None:
+        """Record that metering data was imported into days of ``months`` at ``at`` (aware).
+
+        Marked for every month, frozen or not: the book only reads the mark of
+        a frozen month, and only when it is later than the snapshot.
+        """
+        fields: dict[bytes | bytearray | memoryview | str | int | float, str] = {
+            month_of(m): at.isoformat() for m in months
+        }
+        if not fields:
+            return
+        async with self.state.guard("ledger_stale"):
+            await self.state.redis.hset(self.state.park(park).ledger_stale, mapping=fields)
+
+    async def clear_stale(self, park: str, first: date, computed_at: datetime) -> None:
+        """Drop the month's mark unless an import came after ``computed_at`` (a recomputation)."""
+        key = self.state.park(park).ledger_stale
+        marks = await self.stale_marks(park, [first])
+        if first in marks and marks[first] <= computed_at:
+            async with self.state.guard("ledger_stale"):
+                await self.state.redis.hdel(key, month_of(first))
 
     async def replace(self, park: str, snapshot: MonthSnapshot) -> MonthSnapshot | None:
         """Store ``snapshot`` over its month's (a recomputation).

@@ -17,6 +17,7 @@ from vpp.events import EventRecord, EventState, EventStore, parse_event_request
 from vpp.events.model import BaselineInfo, EnterpriseTrack, ReboundBaseline
 from vpp.history.grid import locate
 from vpp.history.store import HistoryStore, IntervalDelta
+from vpp.ledger.entries import EntryStore, FuelEntry, MonthEntries
 from vpp.state import State
 
 T0 = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -289,7 +290,10 @@ async def test_an_event_of_a_closed_month_keeps_the_factor_its_month_was_frozen_
         body: dict[str, Any] = await resp.json()
         return body["emission_factor"]["id"], body["avoided_co2_kg"]
 
-    # the ledger freezes June (with the park's factor then) the first time it is read
+    # the ledger freezes June (with the park's factor then) the first time it is read,
+    # as June holds data (a diesel bill; a month without any data is not frozen)
+    diesel = MonthEntries(fuels=[FuelEntry(carrier="diesel", quantity=1.0, unit="t")])
+    await EntryStore(state).put(PARK, "2026-06", "Guangzhou Precision Castings Co.", diesel)
     ledger = f"/v1/parks/{PARK}/ledger?period=month&from=2026-06&to=2026-06"
     assert (await client.get(ledger, headers=operator)).status == 200
     assert await avoided() == ("mee-2023-southern", 113.18)  # 280 x 0.4042

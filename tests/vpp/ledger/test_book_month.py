@@ -196,3 +196,36 @@ async def test_the_year_is_the_sum_of_its_months(book: LedgerBook, state: State)
     assert [i.months for i in year.indicators if i.window == "rolling_year"] == [0] * 5 + [1]
     assert year.indicators[0].carbon_intensity_t_per_tce is None
     assert year.indicators[0].carbon_intensity_met is None
+
+
+async def test_a_month_of_fuel_entries_only_counts_in_the_rolling_year(
+    book: LedgerBook, state: State
+) -> None:
+    # May has no metering data, only a diesel bill of 2 t (2.9142 tce)
+    await lay_park(state)
+    diesel = MonthEntries(fuels=[FuelEntry(carrier="diesel", quantity=2.0, unit="t")])
+    await EntryStore(state).put(PARK, "2026-05", "beta", diesel)
+    year = await book.ledger(PARK, "year", date(2026, 1, 1), date(2026, 12, 31), now=CLOSED)
+    rolling = year.indicators[-1]
+    assert (rolling.window, rolling.period, rolling.months) == ("rolling_year", "2026-06", 2)
+    assert rolling.energy_tce == pytest.approx(62.26336 + 2.9142)
+    assert rolling.energy_tce == pytest.approx(row(year, "park").total_tce)
+
+
+async def test_green_power_beyond_the_import_is_named_in_a_note(
+    book: LedgerBook, state: State
+) -> None:
+    # beta imports 144,000 kWh in June and bought 200,000 kWh of green power
+    await lay_park(state)
+    green = GreenPowerEntry(kind="direct", kwh=200_000)
+    gas = FuelEntry(carrier="natural_gas", quantity=10_000, unit="m3")
+    await EntryStore(state).put(
+        PARK, "2026-06", "beta", MonthEntries(fuels=[gas], green_power=[green])
+    )
+    ledger = await book.ledger(PARK, "month", date(2026, 6, 1), date(2026, 6, 30), now=CLOSED)
+    assert row(ledger, "beta").green_deducted_kwh == pytest.approx(144_000)
+    assert (
+        "beta: 56,000.0 kWh of the green power bought for 2026-06 is not deducted: it is"
+        " beyond the grid import of its rows (only the import can be deducted)"
+    ) in ledger.notes
+    assert not any(n.startswith("alpha:") and "not deducted" in n for n in ledger.notes)

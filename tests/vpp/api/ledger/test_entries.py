@@ -37,6 +37,10 @@ STORED: dict[str, Any] = {
 }
 
 
+#: `BODY` with other certificates: a certificate is claimed by one entry of the park only.
+OTHER: dict[str, Any] = {"fuels": BODY["fuels"], "green_power": [{"kind": "direct", "kwh": 5}]}
+
+
 def _url(month: str = CLOSED_MONTH, enterprise: str = "castings", park: str = PARK) -> str:
     return f"/v1/parks/{park}/ledger/entries/{month}/{enterprise}"
 
@@ -95,6 +99,12 @@ async def test_an_asset_owner_without_a_contract_is_an_enterprise(
     assert resp.status == 200, await resp.text()
 
 
+async def test_the_largest_quantity_is_taken(client: ApiClient, operator: dict[str, str]) -> None:
+    body = {**_fuel(quantity=1e9, unit="1e4m3"), "green_power": [{"kind": "direct", "kwh": 1e9}]}
+    resp = await client.put(_url(), json=body, headers=operator)
+    assert resp.status == 200, await resp.text()
+
+
 def _fuel(**over: Any) -> dict[str, Any]:
     return {"fuels": [{"carrier": "natural_gas", "quantity": 10, "unit": "m3", **over}]}
 
@@ -106,6 +116,11 @@ def _fuel(**over: Any) -> dict[str, Any]:
         (_url(), _fuel(quantity=-1), ["fuels[0].quantity"]),
         (_url(), _fuel(carrier="coal"), ["fuels[0].carrier"]),
         (_url(), _fuel(quantity="10"), ["fuels[0].quantity"]),
+        # beyond any real park's month, and an infinite tce (the try-out's values)
+        (_url(), _fuel(quantity=1e308, unit="1e4m3"), ["fuels[0].quantity"]),
+        (_url(), _fuel(carrier="diesel", quantity=1.7e308, unit="t"), ["fuels[0].quantity"]),
+        (_url(), _fuel(quantity=1e9 + 1), ["fuels[0].quantity"]),
+        (_url(), {"green_power": [{"kind": "direct", "kwh": 1e308}]}, ["green_power[0].kwh"]),
         (_url(), {"green_power": [{"kind": "trading", "kwh": -5}]}, ["green_power[0].kwh"]),
         (_url(), {"green_power": [{"kind": "bilateral", "kwh": 5}]}, ["green_power[0].kind"]),
         (_url(), {"fuel": []}, ["fuel"]),
@@ -151,7 +166,8 @@ async def test_the_list_gives_every_enterprises_entries_of_the_months(
 ) -> None:
     for month, who in ((CLOSED_MONTH, "castings"), (CLOSED_MONTH, "electronics"),
                        (THIS_MONTH, "castings")):  # fmt: skip
-        assert (await client.put(_url(month, who), json=BODY, headers=operator)).status == 200
+        body = BODY if who == "castings" and month == CLOSED_MONTH else OTHER
+        assert (await client.put(_url(month, who), json=body, headers=operator)).status == 200
     url = f"/v1/parks/{PARK}/ledger/entries"
     body = await (await client.get(url, headers=operator)).json()
     # by default the park's current month
@@ -182,7 +198,7 @@ async def test_the_list_gives_every_enterprises_entries_of_the_months(
 async def test_park_operators_and_admins_write_everyone_reads(
     client: ApiClient, auth: TokenFactory, operator: dict[str, str], role: str, put: int, get: int
 ) -> None:
-    await client.put(_url(month=THIS_MONTH), json=BODY, headers=operator)
+    await client.put(_url(month=THIS_MONTH), json=OTHER, headers=operator)
     headers = await auth(role, *([] if role == "admin" else [PARK]))
     assert (await client.put(_url(), json=BODY, headers=headers)).status == put
     assert (await client.get(_url(month=THIS_MONTH), headers=headers)).status == get
@@ -209,3 +225,38 @@ async def test_an_enterprise_id_with_spaces_is_addressed_percent_encoded(
     assert await (await client.get(url, headers=operator)).json() == STORED
     (entry,) = await _log(state)
     assert entry["enterprise"] == owner
+
+
+def _green(*certificates: str) -> dict[str, Any]:
+    return {"green_power": [{"kind": "trading", "kwh": 100, "certificates": list(certificates)}]}
+
+
+async def test_a_certificate_claimed_twice_is_422_naming_it_and_stores_nothing(
+    client: ApiClient, operator: dict[str, str], state: State
+) -> None:
+    nansha = _url(month="2026-11", enterprise="castings")
+    assert (await client.put(nansha, json=_green("GEC-DUP-1"), headers=operator)).status == 200
+    before = await _stored(state)
+    for url, body, field in [
+        (_url(month="2026-11", enterprise="electronics"), _green("GEC-DUP-1"), "certificates[0]"),
+        (_url(month="2026-12", enterprise="castings"), _green("A", "GEC-DUP-1"), "certificates[1]"),
+        (
+            _url(month="2026-12", enterprise="castings"),
+            _green("GEC-DUP-2", "GEC-DUP-2"),
+            "certificates[1]",
+        ),
+    ]:
+        resp = await client.put(url, json=body, headers=operator)
+        assert resp.status == 422, await resp.text()
+        (error,) = (await resp.json())["errors"]
+        assert error["field"] == f"green_power[0].{field}"
+        assert await _stored(state) == before
+    resp = await client.put(
+        _url(month="2026-12", enterprise="electronics"), json=_green("GEC-DUP-1"), headers=operator
+    )
+    assert "castings for 2026-11" in (await resp.json())["errors"][0]["message"]
+
+    # the entry that holds it may be stored again, unchanged or changed
+    assert (await client.put(nansha, json=_green("GEC-DUP-1"), headers=operator)).status == 200
+    changed = {**_green("GEC-DUP-1", "GEC-3"), "fuels": _fuel()["fuels"]}
+    assert (await client.put(nansha, json=changed, headers=operator)).status == 200

@@ -12,7 +12,7 @@ import re
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 
-from tests.vpp.api.ledger.support import ENTRIES, EVIL, GAS, SOUTHERN, ledger, row
+from tests.vpp.api.ledger.support import ENTRIES, EVIL, GAS, SOUTHERN, factor_info, ledger, row
 from vpp.ledger.export import (
     FUEL_CARRIERS,
     MonthReport,
@@ -23,8 +23,8 @@ from vpp.ledger.export import (
     report_html,
     report_pages,
 )
-from vpp.ledger.factors import CARRIERS, TABLE_VERSION
-from vpp.ledger.rows import FuelLine, LedgerRow
+from vpp.ledger.factors import CARRIERS, ELECTRICITY_FACTORS, TABLE_VERSION
+from vpp.ledger.rows import FactorInfo, FuelLine, LedgerRow
 
 MADE = datetime(2026, 4, 6, 2, 0, tzinfo=UTC)
 
@@ -177,12 +177,23 @@ def test_report_html_says_when_a_month_is_open_or_has_pending_changes() -> None:
     rows = [row("castings", "C", closed=False), row("park", "park", pending_changes=True)]
     text = " ".join(_parsed(report_html(_report(rows=rows))).text)
     assert "open: provisional figures" in text
-    assert "entries changed since it closed: recompute to include them" in text
+    assert "entries or metering data changed since it was frozen (not listed here)" in text
 
 
 def test_report_html_of_a_factor_the_ledger_does_not_list_says_so() -> None:
     html = report_html(_report(rows=[row("castings", "C", electricity_factor="provincial")]))
     assert re.search(r"provincial</td>.*not listed in the ledger", html, re.DOTALL)
+
+
+def test_the_text_summary_names_the_factors_the_rows_used_not_the_parks_now() -> None:
+    national = ELECTRICITY_FACTORS["mee-2023-national"]
+    now = FactorInfo.of(national)
+    # a month frozen with the Southern factor, read after the park chose the national one
+    first = ledger_text(ledger(electricity_factor=now)).splitlines()[0]
+    assert "grid factor mee-2023-southern 0.4042 kgCO2/kWh (2023);" in first
+    assert national.id not in first
+    both = ledger_text(ledger(electricity_factor=now, factors=[factor_info(), now]))
+    assert "grid factors mee-2023-southern 0.4042 kgCO2/kWh (2023), mee-2023-national" in both
 
 
 def test_the_text_summary_has_a_line_per_row_then_the_indicators() -> None:

@@ -102,3 +102,22 @@ async def test_a_bad_month_is_422(client: ApiClient, viewer: dict[str, str]) -> 
     resp = await client.get(URL, params={"month": "2026-13"}, headers=viewer)
     assert resp.status == 422
     assert [e["field"] for e in (await resp.json())["errors"]] == ["month"]
+
+
+@pytest.mark.usefixtures("entered")
+async def test_a_frozen_months_report_lists_the_entries_its_figures_used(
+    client: ApiClient, viewer: dict[str, str], operator: dict[str, str]
+) -> None:
+    _, html = await _get(client, viewer)  # freezes the closed month with 2 t of diesel
+    url = f"/v1/parks/{PARK}/ledger/entries/{CLOSED_MONTH}/electronics"
+    changed = {"fuels": [{"carrier": "diesel", "quantity": 7, "unit": "t", "note": "bill DS-10"}]}
+    assert (await client.put(url, json=changed, headers=operator)).status == 200
+
+    _, text = await _get(client, viewer, format="csv", enterprise="electronics")
+    by_item = {(line["section"], line["item"]): line for line in csv.DictReader(io.StringIO(text))}
+    fuels = [v for (s, _), v in by_item.items() if s == "fuel_entry"]
+    assert [f["value"] for f in fuels] == ["2.0"]  # as frozen, not today's 7 t
+    assert ("green_power_entry", "electronics: trading") in by_item
+    _, html = await _get(client, viewer, enterprise="electronics")
+    assert "bill &lt;DS-9&gt;" in html and "DS-10" not in html
+    assert "changed since it was frozen" in html

@@ -328,7 +328,10 @@ async def get_ledger(request: web.Request) -> web.Response:
 async def recompute_month(request: web.Request) -> web.Response:
     """Recompute a closed month with today's factor and entries; 409 when it is not closed."""
     m = request.match_info
-    ledger = await request.app[LEDGER].recompute(m["park"], m["month"], now=service_now(request))
+    who = principal(request)
+    ledger = await request.app[LEDGER].recompute(
+        m["park"], m["month"], now=service_now(request), by=who.name, role=who.role.value
+    )
     return await _ledger_answer(ledger, _json, "application/json")
 
 

@@ -677,12 +677,21 @@ class LedgerBook:
                 " of the smallest class"
             )
 
-    async def recompute(self, park_id: str, month: str, now: datetime | None = None) -> Ledger:
+    async def recompute(
+        self,
+        park_id: str,
+        month: str,
+        now: datetime | None = None,
+        *,
+        by: str = "",
+        role: str = "",
+    ) -> Ledger:
         """Recompute a closed month with the park's factor and entries now, and refreeze it.
 
         Logged in the park log as ``ledger.recomputed`` (fields ``month``,
         ``factor_before``, ``factor_after``, ``total_co2_t_before``,
-        ``total_co2_t_after``; ``data``: the same and the park's tce, packed).
+        ``total_co2_t_after``, and who asked: ``by``, ``role``, the token's
+        name and role; ``data``: the same and the park's tce, packed).
 
         Returns:
             The month's ledger (``month`` roll-up, every enterprise and the park).
@@ -722,7 +731,9 @@ class LedgerBook:
             "total_tce_after": after.total_tce,
             "table_version": TABLE_VERSION,
         }
-        await self.state.append_park_log(park_id, "ledger.recomputed", **fields, data=pack(data))
+        await self.state.append_park_log(
+            park_id, "ledger.recomputed", **fields, by=by, role=role, data=pack(data)
+        )
         return await self.ledger(park_id, "month", first, work.last, now=run.now)
 
     async def factor_for(

@@ -130,6 +130,7 @@ async def test_a_gas_entry_adds_its_tce_and_co2_and_a_later_change_waits_for_rec
     assert castings["pending_changes"] is False
     logged = [f for _, f in await state.read_park_log(PARK) if f["event"] == "ledger.recomputed"]
     assert len(logged) == 1
+    assert logged[0]["role"] == "park_operator" and logged[0]["by"]  # who recomputed it
 
 
 async def test_recompute_of_a_month_not_closed_is_409(

@@ -116,8 +116,18 @@ def load_park_file(path: str | Path) -> ParkFile:
 
 
 async def enroll_park(state: State, park_file: ParkFile) -> EnrollResult:
-    """Store the park's metadata and enroll every asset not enrolled yet (idempotent)."""
-    await state.put_park(park_file.park)
+    """Store the park's metadata and enroll every asset not enrolled yet (idempotent).
+
+    The park file's metadata replaces what is stored (a change made through
+    the API since, e.g. of the grid emission factor, is overwritten): the
+    change is logged in the park log as ``park.updated`` by ``park file``,
+    and named in the service's log.
+    """
+    changed = await state.update_park(park_file.park, by="park file")
+    if changed:
+        log.info(
+            "park %s: metadata set from the park file: %s", park_file.park.id, ", ".join(changed)
+        )
     created: list[str] = []
     existing: list[str] = []
     for asset in park_file.assets:

@@ -178,6 +178,35 @@ class State:
             await self.redis.sadd(self.keys.parks, park.id)
             await self.redis.set(self.park(park.id).meta, pack(park.model_dump(mode="json")))
 
+    async def update_park(self, park: Park, *, by: str, role: str = "") -> list[str]:
+        """Store a park's metadata and log the change in the park log (``park.updated``).
+
+        The entry names who made it (``by``: a token's name, or ``park file``
+        for an enrollment from a file; ``role``), the fields that changed and
+        (``data``) the metadata before (null for a new park) and after. The
+        same metadata again is stored and logs nothing.
+
+        Returns:
+            The names of the fields that changed (every field for a new park).
+        """
+        try:
+            before: dict[str, Any] | None = (await self.get_park(park.id)).model_dump(mode="json")
+        except NotFound:
+            before = None
+        await self.put_park(park)
+        after = park.model_dump(mode="json")
+        changed = sorted(k for k in after if before is None or before.get(k) != after[k])
+        if changed:
+            await self.append_park_log(
+                park.id,
+                "park.updated",
+                by=by,
+                role=role,
+                fields=",".join(changed),
+                data=pack({"before": before, "after": after}),
+            )
+        return changed
+
     async def get_park(self, park_id: str) -> Park:
         """A park's metadata; a park known only by its assets gets defaults.
 

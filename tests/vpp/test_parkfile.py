@@ -6,7 +6,15 @@ import tomllib
 
 from adapters.sim.park import generate_park, park_spec
 from tests.support import DEMO_PARK
-from vpp.parkfile import load_park_file, parse_park_file, simulator_spec, with_charger_passwords
+from vpp.model import CarbonSettings
+from vpp.parkfile import (
+    enroll_park,
+    load_park_file,
+    parse_park_file,
+    simulator_spec,
+    with_charger_passwords,
+)
+from vpp.state import State
 from vpp.supervisor import charger_password
 
 
@@ -52,3 +60,26 @@ def test_generated_parks_get_the_same_passwords() -> None:
     spec = with_charger_passwords(generate_park(batteries=0, chargers=3, loads=0), "k")
     expected = [charger_password("k", c.cp_id) for c in spec.chargers]
     assert [c.password for c in spec.chargers] == expected
+
+
+async def test_enrolling_a_park_file_again_logs_what_it_overwrote(state: State) -> None:
+    """The park file's metadata wins on enroll: a factor set since is reset, and that is logged."""
+    park_file = load_park_file(DEMO_PARK)
+    park_id = park_file.park.id
+    await enroll_park(state, park_file)
+    own = park_file.park.model_copy(
+        update={"carbon": CarbonSettings(electricity_factor="mee-2023-national")}
+    )
+    assert await state.update_park(own, by="ops-token", role="park_operator") == ["carbon"]
+    await enroll_park(state, park_file)
+    assert (await state.get_park(park_id)).carbon.electricity_factor == "mee-2023-southern"
+    updates = [f for _, f in await state.read_park_log(park_id) if f["event"] == "park.updated"]
+    assert [(u["by"], u["fields"]) for u in updates[1:]] == [
+        ("ops-token", "carbon"),
+        ("park file", "carbon"),
+    ]
+    assert updates[0]["by"] == "park file" and updates[0]["data"]["before"] is None
+    await enroll_park(state, park_file)  # the same again: nothing more to log
+    assert (
+        len([f for _, f in await state.read_park_log(park_id) if f["event"] == "park.updated"]) == 3
+    )

@@ -12,9 +12,7 @@ from vpp.api.io import json_response, read_json
 from vpp.api.routing import ALL_ROLES, Route
 from vpp.api.schemas import ParkList
 from vpp.auth import Role
-from vpp.errors import NotFound
 from vpp.model import Park, ParkSummary, invalid_input, parse_json_data
-from vpp.state import pack
 
 __all__ = ["ROUTES"]
 
@@ -67,24 +65,8 @@ async def put_park(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise invalid_input(exc) from exc
     park = Park(id=park_id, **meta.model_dump())
-    state = request.app[STATE]
-    try:
-        before: dict[str, Any] | None = (await state.get_park(park_id)).model_dump(mode="json")
-    except NotFound:
-        before = None
-    await state.put_park(park)
-    after = park.model_dump(mode="json")
-    if before != after:
-        who = principal(request)
-        changed = sorted(k for k in after if before is None or before.get(k) != after[k])
-        await state.append_park_log(
-            park_id,
-            "park.updated",
-            by=who.name,
-            role=who.role.value,
-            fields=",".join(changed),
-            data=pack({"before": before, "after": after}),
-        )
+    who = principal(request)
+    await request.app[STATE].update_park(park, by=who.name, role=who.role.value)
     return json_response(park)
 
 

@@ -71,7 +71,15 @@ from vpp.flex import PortfolioView, build_view, grid_at, nominal_kw
 from vpp.history.baselines import HistoricalMethod
 from vpp.lease import Lease
 from vpp.metrics import Metrics
-from vpp.model import Asset, BaselineMethod, FlexibleLoad, LiveState, Meter, Park
+from vpp.model import (
+    Asset,
+    BaselineMethod,
+    FlexibleLoad,
+    LiveState,
+    Meter,
+    Park,
+    revenue_meters,
+)
 from vpp.scopes import (
     LIVE_METHODS,
     LIVE_NOTES,
@@ -80,7 +88,6 @@ from vpp.scopes import (
     historical_bases,
     metered_live_base,
     metered_scopes,
-    revenue_meters,
     telemetry_kw,
 )
 from vpp.settings import ControlSettings

@@ -20,6 +20,7 @@ field takes ``true`` or ``false`` only; a date-time is an RFC 3339 string.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeAlias, TypeVar
@@ -73,11 +74,13 @@ __all__ = [
     "Pv",
     "apply_patch",
     "asset_from_dict",
+    "enterprise_ids",
     "integral",
     "invalid_input",
     "parse_asset",
     "parse_json_data",
     "requires",
+    "revenue_meters",
     "utcnow",
 ]
 
@@ -608,6 +611,26 @@ class Park(_Model):
     def enterprise(self, owner: str) -> Enterprise:
         """The contract of ``owner``; an enterprise with none gets the defaults (all its own)."""
         return self.enterprises.get(owner) or Enterprise()
+
+
+def revenue_meters(assets: Iterable[Asset]) -> dict[str, Meter]:
+    """Enterprise (owner) -> its revenue meter, the lowest id when it enrolled several.
+
+    The one meter an enterprise is measured and accounted by: its event
+    delivery (`vpp.scopes`), its part of the park's history series
+    (`vpp.api.history`) and its grid exchange in the ledger (`vpp.ledger.balance`).
+    Any assets may be given; those that are not revenue meters are skipped.
+    """
+    out: dict[str, Meter] = {}
+    for asset in sorted(assets, key=lambda a: a.id):
+        if isinstance(asset, Meter) and asset.revenue:
+            out.setdefault(asset.owner, asset)
+    return out
+
+
+def enterprise_ids(park: Park, assets: Iterable[Asset]) -> set[str]:
+    """The enterprises of a park: those with a contract and the owners of its assets."""
+    return set(park.enterprises) | {asset.owner for asset in assets}
 
 
 class ParkSummary(_Model):

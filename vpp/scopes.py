@@ -49,7 +49,6 @@ __all__ = [
     "historical_bases",
     "metered_live_base",
     "metered_scopes",
-    "revenue_meters",
     "telemetry_kw",
 ]
 
@@ -103,15 +102,6 @@ class Scope:
         """Hold the scope's own baseline at its last value up to ``n`` intervals."""
         if self.base is not None and len(self.base) < n:
             self.base = np.pad(self.base, (0, n - len(self.base)), mode="edge")
-
-
-def revenue_meters(meters: Iterable[Meter]) -> dict[str, Meter]:
-    """Enterprise -> its revenue meter (the lowest id when one enrolled several)."""
-    out: dict[str, Meter] = {}
-    for meter in sorted(meters, key=lambda m: m.id):
-        if meter.revenue:
-            out.setdefault(meter.owner, meter)
-    return out
 
 
 def device_scopes(devices: Iterable[Asset]) -> list[Scope]:

@@ -59,8 +59,7 @@ from vpp.errors import FieldError, InvalidInput, NotFound
 from vpp.history.grid import INTERVAL_S, SLOTS_PER_DAY, slot_start
 from vpp.history.readings import IsoDate
 from vpp.history.store import HistoryStore
-from vpp.model import ID_PATTERN, Asset, Meter
-from vpp.scopes import revenue_meters
+from vpp.model import ID_PATTERN, Asset, Meter, revenue_meters
 
 __all__ = [
     "HISTORY",
@@ -144,7 +143,7 @@ class History(BaseModel):
 def park_sources(assets: Sequence[Asset]) -> list[ParkSource]:
     """The members of the ``park`` series, per enterprise (owner), sorted by owner.
 
-    An enterprise's revenue meter where it has one (`vpp.scopes.revenue_meters`:
+    An enterprise's revenue meter where it has one (`vpp.model.revenue_meters`:
     the one an event is measured by), else its devices (every
     enrolled asset that is not a meter); an enterprise with neither (only
     sub-meters) adds nothing.
@@ -154,7 +153,7 @@ def park_sources(assets: Sequence[Asset]) -> list[ParkSource]:
         owners.setdefault(asset.owner, []).append(asset)
     sources: list[ParkSource] = []
     for owner, items in sorted(owners.items()):
-        revenue = revenue_meters(a for a in items if isinstance(a, Meter)).get(owner)
+        revenue = revenue_meters(items).get(owner)
         devices = sorted(a.id for a in items if not isinstance(a, Meter))
         if revenue is not None:
             sources.append(

@@ -74,7 +74,7 @@ from vpp.ledger.export import (
     report_html,
 )
 from vpp.ledger.rows import Ledger, LedgerPeriod
-from vpp.model import invalid_input, parse_json_data
+from vpp.model import enterprise_ids, invalid_input, parse_json_data
 from vpp.state import State
 
 __all__ = [
@@ -204,9 +204,7 @@ async def _local_today(request: web.Request, state: State, park_id: str) -> date
 
 async def known_enterprises(state: State, park_id: str) -> set[str]:
     """The enterprises of a park: those with a contract and the owners of its assets."""
-    park = await state.get_park(park_id)
-    owners = {asset.owner for asset in await state.list_assets(park_id)}
-    return set(park.enterprises) | owners
+    return enterprise_ids(await state.get_park(park_id), await state.list_assets(park_id))
 
 
 _INDEX = re.compile(r"\.([0-9]+)(?=\.|$)")

@@ -48,7 +48,7 @@ from scipy import sparse
 
 from vpp.history.grid import INTERVAL_S
 from vpp.history.store import DayArrays
-from vpp.model import Asset, Meter, Park
+from vpp.model import Asset, Meter, Park, enterprise_ids, revenue_meters
 
 __all__ = [
     "FLOWS",
@@ -143,13 +143,8 @@ def plan_balance(park: Park, assets: Iterable[Asset]) -> BalancePlan:
     without one needs every device it owns.
     """
     assets = list(assets)
-    # as vpp.scopes.revenue_meters (not imported: vpp.scopes sits on vpp.events, which
-    # may use the ledger): an enterprise's revenue meter, the lowest id of several
-    meters: dict[str, Meter] = {}
-    for a in sorted(assets, key=lambda a: a.id):
-        if isinstance(a, Meter) and a.revenue:
-            meters.setdefault(a.owner, a)
-    owners = sorted({a.owner for a in assets} | set(park.enterprises))
+    meters = revenue_meters(assets)
+    owners = sorted(enterprise_ids(park, assets))
     index = {owner: i for i, owner in enumerate(owners)}
     devices: dict[str, list[Asset]] = {owner: [] for owner in owners}
     for asset in assets:

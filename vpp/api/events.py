@@ -201,7 +201,7 @@ async def report_factor(app: web.Application, park: Park, record: EventRecord) -
     """
     day = record.start.astimezone(ZoneInfo(park.timezone)).date()
     clock = app.get(CLOCK)  # the service clock; wall time on an app without one
-    return await app[LEDGER].factor_for(park.id, day, now=None if clock is None else clock.now())
+    return await app[LEDGER].factor_for(park, day, now=None if clock is None else clock.now())
 
 
 def event_report(

@@ -737,7 +737,7 @@ class LedgerBook:
         return await self.ledger(park_id, "month", first, work.last, now=run.now)
 
     async def factor_for(
-        self, park_id: str, day: date, now: datetime | None = None
+        self, park: Park, day: date, now: datetime | None = None
     ) -> ElectricityFactor:
         """The grid emission factor that applies to the park-local ``day``.
 
@@ -746,18 +746,14 @@ class LedgerBook:
         an event of a closed month keeps the factor its month was frozen with.
 
         Args:
-            park_id: the park.
+            park: the park, as its caller read it (its time zone and factor).
             day: a park-local day.
             now: the time asked at (decides whether the month is closed); wall time if None.
-
-        Raises:
-            NotFound: no such park.
         """
-        park = await self.state.get_park(park_id)
         first = day.replace(day=1)
         at = utcnow() if now is None else now
         if is_closed(first, ZoneInfo(park.timezone), at, self.settings.close_after_days):
-            frozen = await self.months.get_many(park_id, [first])
+            frozen = await self.months.get_many(park.id, [first])
             if first in frozen:
                 return factor_of(frozen[first].factor)
         return electricity_factor_of(park.carbon)

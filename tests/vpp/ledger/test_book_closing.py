@@ -18,7 +18,7 @@ from tests.vpp.ledger.test_book_month import CLOSED, JUNE, OPEN, lay_park, row
 from vpp.errors import Conflict, InvalidInput
 from vpp.ledger.book import LedgerBook
 from vpp.ledger.entries import EntryStore, FuelEntry, MonthEntries
-from vpp.ledger.factors import electricity_factor_of
+from vpp.ledger.factors import ElectricityFactor, electricity_factor_of
 from vpp.model import CarbonSettings, ProvincialFactor, parse_asset
 from vpp.state import State, unpack
 
@@ -43,7 +43,7 @@ async def test_a_factor_change_moves_an_open_month_only(book: LedgerBook, state:
     await set_factor(state, "mee-2023-national")
     assert await park_co2(book, OPEN) == pytest.approx(NATIONAL_T, abs=1e-5)
     park_factor = electricity_factor_of((await state.get_park(PARK)).carbon)
-    assert (await book.factor_for(PARK, date(2026, 6, 15))) == park_factor  # open: the park's
+    assert (await factor_of_june(book, state)) == park_factor  # open: the park's
 
     # closed: frozen at the factor of its first use (national)
     assert await park_co2(book, CLOSED) == pytest.approx(NATIONAL_T, abs=1e-5)
@@ -63,13 +63,13 @@ async def test_a_factor_change_moves_an_open_month_only(book: LedgerBook, state:
     park_days = [r for r in days.rows if r.scope == "park"]
     assert {r.electricity_factor for r in park_days} == {"mee-2023-national"}
     assert sum(r.total_co2_t for r in park_days) == pytest.approx(NATIONAL_T, abs=1e-5)
-    assert (await book.factor_for(PARK, date(2026, 6, 15))).id == "mee-2023-national"
+    assert (await factor_of_june(book, state)).id == "mee-2023-national"
 
     recomputed = await book.recompute(PARK, "2026-06", now=CLOSED)
     assert row(recomputed, "park").total_co2_t == pytest.approx(SOUTHERN_T, abs=1e-5)
     assert row(recomputed, "park").electricity_factor == "mee-2023-southern"
     assert await park_co2(book, CLOSED) == pytest.approx(SOUTHERN_T, abs=1e-5)
-    assert (await book.factor_for(PARK, date(2026, 6, 15))).id == "mee-2023-southern"
+    assert (await factor_of_june(book, state)).id == "mee-2023-southern"
 
     [(_, logged)] = [
         e for e in await state.read_park_log(PARK) if e[1]["event"] == "ledger.recomputed"
@@ -176,3 +176,8 @@ async def test_an_enterprise_enrolled_after_closing_waits_for_a_recompute(
     assert [r.scope for r in redone.rows] == ["alpha", "beta", "gamma", "park"]
     assert row(redone, "park").grid_import_kwh == pytest.approx(360_000 + 28_800)
     assert not row(redone, "park").pending_changes
+
+
+async def factor_of_june(book: LedgerBook, state: State) -> ElectricityFactor:
+    """The factor the book gives an event of 15 June 2026 (`LedgerBook.factor_for`)."""
+    return await book.factor_for(await state.get_park(PARK), date(2026, 6, 15))

@@ -58,6 +58,8 @@ from vpp.errors import FieldError, InvalidInput, NotFound
 from vpp.ledger.book import MAX_DAYS, LedgerBook
 from vpp.ledger.entries import (
     MONTH_PATTERN,
+    MONTH_REGEX,
+    YEAR_REGEX,
     EntryStore,
     Month,
     MonthEntries,
@@ -94,8 +96,8 @@ LEDGER = web.AppKey("vpp.ledger", LedgerBook)
 #: The monthly entries of the app.
 ENTRIES = web.AppKey("vpp.ledger.entries", EntryStore)
 
-_YEAR = "20[0-9]{2}"
-_MONTH = f"{_YEAR}-(0[1-9]|1[0-2])"
+_YEAR = YEAR_REGEX
+_MONTH = MONTH_REGEX
 # Every real day of 2000-2099 and no other: 31-day months, 30-day months,
 # February to the 28th, and February 29th of the leap years (every fourth
 # year: 2000 is one, 2100 is out of range), so a string the document calls

@@ -40,6 +40,8 @@ from vpp.state import State, pack, unpack
 __all__ = [
     "MAX_QUANTITY",
     "MONTH_PATTERN",
+    "MONTH_REGEX",
+    "YEAR_REGEX",
     "EntryStore",
     "FuelEntry",
     "GreenPowerEntry",
@@ -57,8 +59,12 @@ __all__ = [
 #: quantity near the float maximum would make the tce infinite.
 MAX_QUANTITY = 1e9
 
+#: A year of 2000-2099, ``YYYY``, unanchored (the API's spans build on it).
+YEAR_REGEX = "20[0-9]{2}"
+#: A calendar month of 2000-2099, ``YYYY-MM``, unanchored.
+MONTH_REGEX = f"{YEAR_REGEX}-(0[1-9]|1[0-2])"
 #: A calendar month of 2000-2099, ``YYYY-MM`` (the API's path and query pattern too).
-MONTH_PATTERN = r"^20[0-9]{2}-(0[1-9]|1[0-2])$"
+MONTH_PATTERN = f"^{MONTH_REGEX}$"
 Month: TypeAlias = Annotated[str, Field(pattern=MONTH_PATTERN, description="YYYY-MM")]
 
 _MONTH = re.compile(MONTH_PATTERN)

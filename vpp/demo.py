@@ -61,6 +61,7 @@ from vpp.demo_park import (
     simulator_shapes,
 )
 from vpp.history.generate import official_day_type
+from vpp.ledger.export import aligned
 from vpp.ledger.indicators import CLEAN_ENERGY_THRESHOLD, size_class
 from vpp.metrics import Metrics
 from vpp.model import Battery, ModbusConnection
@@ -461,16 +462,7 @@ def _ledger_table(ledger: dict[str, Any]) -> str:
             "-" if row["carbon_intensity_t_per_tce"] is None
             else f"{row['carbon_intensity_t_per_tce']:.2f}",
         ))  # fmt: skip
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    # every line has the header's length
-    cells = [
-        [
-            c.ljust(w) if i < 2 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(line, widths, strict=True))
-        ]
-        for line in table
-    ]
-    return "\n".join("  ".join(line) for line in cells)
+    return "\n".join(aligned(table, lambda i: i >= 2))
 
 
 def _share(value: float | None) -> str:

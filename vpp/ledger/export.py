@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -157,6 +157,23 @@ def _met(met: bool | None) -> str:
     return "no data" if met is None else ("met" if met else "not met")
 
 
+def aligned(table: Sequence[Sequence[str]], right: Callable[[int], bool]) -> list[str]:
+    """The lines of a plain-text table: each column as wide as its widest cell.
+
+    Args:
+        table: rows of cells, every row as long as the first (the header).
+        right: whether column ``i`` is right-aligned (numbers); the others are left-aligned.
+    """
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    return [
+        "  ".join(
+            c.rjust(w) if right(i) else c.ljust(w)
+            for i, (c, w) in enumerate(zip(line, widths, strict=True))
+        ).rstrip()
+        for line in table
+    ]
+
+
 def ledger_text(ledger: Ledger) -> str:
     """A plain-text summary of a ledger: a line per row, then the park's indicators.
 
@@ -186,11 +203,7 @@ def ledger_text(ledger: Ledger) -> str:
                       f"{row.total_co2_t:,.3f}", _share(row.green_power_share),
                       _share(row.clean_energy_share),
                       "-" if intensity is None else f"{intensity:.3f}", state))  # fmt: skip
-    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    for line in table:  # numbers (coverage .. tCO2/tce) right-aligned
-        cells = [c.rjust(w) if 3 <= i <= 9 else c.ljust(w)
-                 for i, (c, w) in enumerate(zip(line, widths, strict=True))]  # fmt: skip
-        lines.append("  ".join(cells).rstrip())
+    lines += aligned(table, lambda i: 3 <= i <= 9)  # numbers (coverage .. tCO2/tce) right
     for ind in ledger.indicators:
         intensity = ind.carbon_intensity_t_per_tce
         lines.append(

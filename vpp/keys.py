@@ -21,6 +21,10 @@ legal in a cluster::
     {ns}:{{park}}:ledger:entries hash  {YYYY-MM}:{enterprise} -> msgpack monthly entries
     {ns}:{{park}}:ledger:months hash   {YYYY-MM} -> msgpack closed (frozen) month of the ledger
     {ns}:{{park}}:ledger:stale hash    {YYYY-MM} -> ISO time metering data was last imported into it
+    {ns}:{{park}}:forecast      string msgpack latest ParkForecast (vpp.forecast.store)
+    {ns}:{{park}}:forecast:backtest string msgpack latest Backtest summary (vpp.forecast.store)
+    {ns}:{{park}}:irradiance    hash   {YYYYMMDD} -> packed uploaded irradiance of a local day
+    {ns}:{{park}}:ev:sessions   zset   msgpack charger session scored by its arrival (epoch s)
 
 Keys that are not about one park are global under the namespace::
 
@@ -164,6 +168,26 @@ class Keys:
     def ledger_months(self) -> str:
         """Hash ``{YYYY-MM}`` -> msgpack closed month of the ledger (`vpp.ledger`), frozen."""
         return f"{self.prefix}:ledger:months"
+
+    @property
+    def forecast(self) -> str:
+        """String: msgpack latest forecast of the park's series (`vpp.forecast.store`)."""
+        return f"{self.prefix}:forecast"
+
+    @property
+    def forecast_backtest(self) -> str:
+        """String: msgpack summary of the park's latest forecast backtest (`vpp.forecast.store`)."""
+        return f"{self.prefix}:forecast:backtest"
+
+    @property
+    def irradiance(self) -> str:
+        """Hash ``{YYYYMMDD}`` -> one local day of uploaded irradiance, packed (`vpp.forecast`)."""
+        return f"{self.prefix}:irradiance"
+
+    @property
+    def ev_sessions(self) -> str:
+        """Sorted set: msgpack charger sessions scored by arrival, epoch s (`vpp.forecast`)."""
+        return f"{self.prefix}:ev:sessions"
 
     @property
     def ledger_stale(self) -> str:

@@ -334,6 +334,15 @@ class Pv(_DeviceBase):
     kind: Literal["pv"] = "pv"
     rated_kw: float = Field(gt=0, description="inverter AC rating")
     curtailable: bool = True
+    tilt_deg: float = Field(
+        default=20.0, ge=0, le=90, description="array tilt from horizontal, degrees (0 = flat)"
+    )
+    azimuth_deg: float = Field(
+        default=180.0,
+        ge=0,
+        lt=360,
+        description="direction the array faces, degrees clockwise from north (180 = south)",
+    )
 
 
 class Meter(_AssetBase):
@@ -562,6 +571,14 @@ class Enterprise(_Model):
 EnterpriseId: TypeAlias = Annotated[str, Field(min_length=1, max_length=200)]
 
 
+class ParkLocation(_Model):
+    """Where a park is: what a PV array's clear-sky forecast (`vpp.forecast.pv`) needs."""
+
+    latitude: float = Field(ge=-90, le=90, description="degrees north (WGS 84)")
+    longitude: float = Field(ge=-180, le=180, description="degrees east (WGS 84)")
+    altitude_m: float = Field(default=0.0, ge=-500, le=9000, description="metres above sea level")
+
+
 class Park(_Model):
     """A park's metadata, its baseline method and its enterprises' contracts."""
 
@@ -591,6 +608,11 @@ class Park(_Model):
     )
     carbon: CarbonSettings = Field(
         default_factory=CarbonSettings, description="the ledger's electricity emission factor"
+    )
+    location: ParkLocation | None = Field(
+        default=None,
+        description="the park's latitude and longitude, for its PV arrays' clear-sky forecast "
+        "(without it PV is forecast from its history alone)",
     )
 
     @model_validator(mode="after")

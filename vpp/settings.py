@@ -45,6 +45,7 @@ __all__ = [
     "RENAMED",
     "AuthSettings",
     "ControlSettings",
+    "ForecastSettings",
     "HistorySettings",
     "HttpSettings",
     "LedgerSettings",
@@ -279,6 +280,29 @@ class LedgerSettings:
 
 
 @dataclass
+class ForecastSettings:
+    """Forecasts (``vpp.forecast``): refresh, horizon, history needed, the bids' margin."""
+
+    #: seconds between refreshes of every park's forecast (also refreshed on demand)
+    refresh_s: float = 900.0
+    #: local days the forecast covers from the issue day's midnight (2 = today and tomorrow)
+    horizon_days: int = 2
+    #: days of history a series needs before the model forecasts it; with fewer
+    #: its forecast is the similar-day profile, named as such
+    min_history_days: int = 14
+    #: days of history the model learns from
+    training_days: int = 56
+    #: local time at which the backtest issues its day-ahead forecast (HH:MM)
+    issue_time: str = "09:00"
+    #: the forecast quantile a bid's capacity is taken at (0.1: the park delivers
+    #: it in 9 of 10 days by the backtest's error distribution; 0.5: no margin)
+    bid_quantile: float = 0.1
+    #: a silent device's share of covered intervals over the recent history at
+    #: or above which a bid for a later day counts it by its enrolled limits
+    min_availability: float = 0.8
+
+
+@dataclass
 class Settings:
     """All settings; build with ``Settings.load``."""
 
@@ -295,6 +319,7 @@ class Settings:
     reports: ReportSettings = field(default_factory=ReportSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
+    forecast: ForecastSettings = field(default_factory=ForecastSettings)
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Self:

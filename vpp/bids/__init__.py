@@ -10,6 +10,8 @@ as the 96- or 24-point table a market platform takes by `bid_table_csv`
 
 from vpp.bids.build import build_park_bid
 from vpp.bids.model import (
+    BidForecastUse,
+    BidMargin,
     BidOffer,
     BidRecord,
     BidRequest,
@@ -21,6 +23,8 @@ from vpp.bids.store import BidStore
 from vpp.bids.table import bid_table_csv
 
 __all__ = [
+    "BidForecastUse",
+    "BidMargin",
     "BidOffer",
     "BidRecord",
     "BidRequest",

@@ -95,6 +95,7 @@ __all__ = [
     "PortfolioView",
     "build_view",
     "flat_capacity",
+    "forecast_at",
     "grid_at",
     "nominal_kw",
 ]
@@ -279,11 +280,7 @@ class _Curves:
 
     def at(self, asset_id: str, when: datetime) -> float:
         """The forecast of the slot ``when`` falls in, kW (NaN: not known)."""
-        known = self.forecast.series.get(asset_id)
-        slot = int(np.searchsorted(self.edges, when.timestamp(), side="right")) - 1
-        if known is None or not 0 <= slot < len(known.kw):
-            return float("nan")
-        return float(known.kw[slot])
+        return forecast_at(self.forecast, asset_id, when, self.edges)
 
     def fade(self, since: datetime) -> FloatArray:
         """Anchor weight per interval: 1 up to ``since``, 0 from `ANCHOR_HOURS` after it."""
@@ -307,13 +304,39 @@ class _Curves:
         return np.asarray(mean[day], dtype=np.float64)
 
 
+def forecast_at(
+    forecast: ParkForecast, series: str, when: datetime, edges: FloatArray | None = None
+) -> float:
+    """The forecast of ``series`` for the slot ``when`` falls in, kW (NaN: not known).
+
+    ``edges``: the forecast's `ParkForecast.slot_edges`, when the caller has them.
+    """
+    known = forecast.series.get(series)
+    if known is None:
+        return float("nan")
+    edges = forecast.slot_edges() if edges is None else edges
+    slot = int(np.searchsorted(edges, when.timestamp(), side="right")) - 1
+    if not 0 <= slot < len(known.kw):
+        return float("nan")
+    return float(known.kw[slot])
+
+
 def _anchored(
-    curves: _Curves, asset_id: str, forecast: FloatArray, value: float | None, when: datetime
+    curves: _Curves,
+    asset_id: str,
+    forecast: FloatArray,
+    value: float | None,
+    when: datetime,
+    sign: float = 1.0,
 ) -> tuple[FloatArray, bool]:
-    """``forecast`` moved by a reading's difference from it, fading (module docstring)."""
+    """``forecast`` moved by a reading's difference from it, fading (module docstring).
+
+    ``sign``: -1 when ``forecast`` and ``value`` are generation (the stored
+    forecast is power, positive = drawn).
+    """
     if value is None:
         return forecast, False
-    ref = curves.at(asset_id, when)
+    ref = sign * curves.at(asset_id, when)
     if not np.isfinite(ref):
         return forecast, False
     weight = curves.fade(when)
@@ -515,7 +538,7 @@ def _pv_generation(
     known = np.isfinite(curve)
     gen, moved = -curve, False
     if state is not None:
-        gen, moved = _anchored(curves, a.id, -curve, live_gen, state.ts)
+        gen, moved = _anchored(curves, a.id, -curve, live_gen, state.ts, sign=-1.0)
         gen = np.where(np.isfinite(gen), gen, -curve)
     fallback = "live output" if state is not None else "no generation"
     note = _join(

@@ -257,17 +257,22 @@ class _Curves:
     on_grid: FloatArray  # (series, grid.n), kW, NaN where unknown
     edges: FloatArray  # the forecast's slot edges, epoch s
     starts: FloatArray  # the grid's interval starts, epoch s
+    days: NDArray[np.int64]  # the forecast's day index of each interval's start
 
     @classmethod
     def of(cls, forecast: ParkForecast, ids: Sequence[str], grid: dx.TimeGrid) -> _Curves:
         step = grid.step.total_seconds()
+        edges = forecast.slot_edges()
+        starts = np.asarray(grid.start.timestamp() + np.arange(grid.n) * step, dtype=np.float64)
+        slot = np.searchsorted(edges, starts, side="right") - 1
         return cls(
             forecast=forecast,
             grid=grid,
             rows={a: i for i, a in enumerate(ids)},
             on_grid=forecast.on_grid_many(ids, grid),
-            edges=forecast.slot_edges(),
-            starts=np.asarray(grid.start.timestamp() + np.arange(grid.n) * step, dtype=np.float64),
+            edges=edges,
+            starts=starts,
+            days=np.asarray(slot // SLOTS_PER_DAY, dtype=np.int64),
         )
 
     def curve(self, asset_id: str) -> FloatArray | None:
@@ -293,15 +298,10 @@ class _Curves:
         if known is None:
             return np.zeros(self.grid.n)
         days = np.abs(np.asarray(known.kw, dtype=np.float64)).reshape(-1, SLOTS_PER_DAY)
-        with np.errstate(invalid="ignore"):
-            finite = np.isfinite(days)
-            count = finite.sum(axis=1)
-            mean = np.where(
-                count > 0, np.where(finite, days, 0.0).sum(axis=1) / np.maximum(count, 1), 0.0
-            )
-        slot = np.searchsorted(self.edges, self.starts, side="right") - 1
-        day = np.clip(slot // SLOTS_PER_DAY, 0, len(mean) - 1)
-        return np.asarray(mean[day], dtype=np.float64)
+        finite = np.isfinite(days)
+        total = np.where(finite, days, 0.0).sum(axis=1)
+        mean = total / np.maximum(finite.sum(axis=1), 1)  # a day with nothing known: 0
+        return np.asarray(mean[np.clip(self.days, 0, len(mean) - 1)], dtype=np.float64)
 
 
 def forecast_at(
@@ -355,12 +355,43 @@ def _join(*parts: str) -> str:
     return "; ".join(p for p in parts if p)
 
 
-def _shrink(pf: dx.Portfolio, down_kw: FloatArray, up_kw: FloatArray) -> dx.Portfolio:
-    """Take ``down_kw`` from the room below the baseline and ``up_kw`` from the room above."""
-    base = pf.baseline
-    p_min = np.minimum(pf.p_min + np.maximum(down_kw, 0.0), base)
-    p_max = np.maximum(pf.p_max - np.maximum(up_kw, 0.0), base)
-    return replace(pf, p_min=p_min, p_max=p_max)
+def _bounded(
+    pf: dx.Portfolio,
+    window: Mapping[int, tuple[float, float]],
+    wanted: Mapping[int, tuple[FloatArray, FloatArray]],
+    kinds: Sequence[str],
+) -> tuple[dx.Portfolio, dict[str, dict[str, FloatArray]]]:
+    """The joined portfolio inside each load's enrolled window and with its margins taken.
+
+    ``window``: row -> the enrolled (lowest, highest) power of a load whose
+    baseline varies per interval (each interval's room ends at the window);
+    ``wanted``: row -> (kW to take from the room below the baseline, kW to
+    take from the room above), per interval, never more than there is.
+    One pass over the joined arrays (a `Portfolio` is checked whenever it is
+    made, which per asset costs more than the envelope itself).
+
+    Returns:
+        The portfolio and, per direction and kind, the room taken per interval (kW).
+    """
+    taken: dict[str, dict[str, FloatArray]] = {"up": {}, "down": {}}
+    if not window and not wanted:
+        return pf, taken
+    p_min, p_max = pf.p_min.copy(), pf.p_max.copy()
+    if window:
+        rows = np.fromiter(window, dtype=np.int64)
+        lo = np.array([window[r][0] for r in rows])[:, None]
+        hi = np.array([window[r][1] for r in rows])[:, None]
+        p_min[rows] = np.maximum(p_min[rows], lo)
+        p_max[rows] = np.minimum(p_max[rows], hi)
+    for row, (down, up) in wanted.items():
+        base = pf.baseline[row]
+        low = np.minimum(p_min[row] + np.maximum(down, 0.0), base)
+        high = np.maximum(p_max[row] - np.maximum(up, 0.0), base)
+        for name, cut in (("down", low - p_min[row]), ("up", p_max[row] - high)):
+            per = taken[name]
+            per[kinds[row]] = per.get(kinds[row], np.zeros(len(cut))) + cut
+        p_min[row], p_max[row] = low, high
+    return replace(pf, p_min=p_min, p_max=p_max), taken
 
 
 # -- one asset ------------------------------------------------------------------------
@@ -468,7 +499,7 @@ def _ev(
 
 def _load(
     a: FlexibleLoad, grid: dx.TimeGrid, owner: int, shed_debt_kwh: float, base: FloatArray
-) -> dx.Portfolio:
+) -> tuple[dx.Portfolio, tuple[float, float]]:
     # The enrolled power window, as the clamp enforces it (`device_limits`): the
     # envelope never plans outside it, whatever the load drew or is forecast to draw.
     lo = max(a.baseline_kw - a.max_shed_kw, 0.0)
@@ -488,9 +519,9 @@ def _load(
         cost_up=a.costs.up_per_kwh,
         owner=owner,
     )
-    pf = dx.curtailable_envelope(spec, grid, b)
     # a baseline that varies per interval: each interval's room ends at the window
-    return replace(pf, p_min=np.maximum(pf.p_min, lo), p_max=np.minimum(pf.p_max, hi))
+    # (`_bounded` applies it to the joined portfolio)
+    return dx.curtailable_envelope(spec, grid, b), (lo, hi)
 
 
 def _pv(a: Pv, grid: dx.TimeGrid, owner: int, generation: FloatArray) -> dx.Portfolio:
@@ -602,7 +633,8 @@ def build_view(
     metered: dict[str, float] = {}
     basis: dict[str, str] = {}
     notes: dict[str, str] = {}
-    margin_kw: dict[str, dict[str, FloatArray]] = {"up": {}, "down": {}}
+    window: dict[int, tuple[float, float]] = {}
+    wanted: dict[int, tuple[FloatArray, FloatArray]] = {}
     debts = shed_debt_kwh or {}
     anchors = uncontrolled_kw or {}
     curves = None
@@ -655,9 +687,11 @@ def build_view(
             made, how = sessions
         elif isinstance(asset, FlexibleLoad):
             base, known, how, note = _load_base(asset, state, anchors.get(asset.id), curves, grid)
-            pf = _load(asset, grid, owner, debts.get(asset.id, 0.0), base)
+            pf, window[len(parts)] = _load(asset, grid, owner, debts.get(asset.id, 0.0), base)
             if margin is not None and curves is not None and np.any(known):
-                pf = _margin(pf, asset, known, curves, margin, margin_kw)
+                cut = _margin(asset, known, curves, margin)
+                if cut is not None:
+                    wanted[len(parts)] = cut
             made = [pf]
         else:
             assert isinstance(asset, Pv)
@@ -669,16 +703,23 @@ def build_view(
                 excluded[asset.id] = gen
                 continue
             generation, known, how, note = gen
-            pf = _pv(asset, grid, owner, generation)
             if margin is not None and curves is not None and np.any(known):
-                pf = _margin(pf, asset, known, curves, margin, margin_kw)
-            made = [pf]
+                cut = _margin(asset, known, curves, margin)
+                if cut is not None:
+                    wanted[len(parts)] = cut
+            made = [_pv(asset, grid, owner, generation)]
         parts.extend(made)
         rows.extend([asset] * len(made))
         basis[asset.id] = how
         if note:
             notes[asset.id] = _join(notes.get(asset.id, ""), note)
-    portfolio = dx.build_portfolio(parts) if parts else None
+    portfolio = None
+    margin_kw: dict[str, dict[str, FloatArray]] = {}
+    if parts:
+        joined, margin_kw = _bounded(
+            dx.Portfolio.concat(parts), window, wanted, [a.kind for a in rows]
+        )
+        portfolio = dx.build_portfolio([joined])
     issued = outlook.forecast.issued_at if outlook.forecast is not None else None
     kept = {d: per for d, per in margin_kw.items() if per}
     return PortfolioView(
@@ -687,29 +728,21 @@ def build_view(
 
 
 def _margin(
-    pf: dx.Portfolio,
-    asset: FlexibleLoad | Pv,
-    known: NDArray[np.bool_],
-    curves: _Curves,
-    margin: Margin,
-    taken: dict[str, dict[str, FloatArray]],
-) -> dx.Portfolio:
-    """Shrink a load's or an array's room by the forecast error at the quantile (`Margin`)."""
+    asset: FlexibleLoad | Pv, known: NDArray[np.bool_], curves: _Curves, margin: Margin
+) -> tuple[FloatArray, FloatArray] | None:
+    """The room (below, above the baseline) a forecast error at the quantile takes, kW.
+
+    See `Margin` for the mapping per direction; None when the margin has no
+    error for the asset's kind. Only intervals laid on the forecast (``known``).
+    """
     errors = margin.errors.get(asset.kind)
     if errors is None:
-        return pf
+        return None
     low, high = errors
     scale = np.where(known, curves.day_scale(asset.id), 0.0)
     up = max(high, 0.0) * scale
     down = max(-low, 0.0) * scale if isinstance(asset, FlexibleLoad) else np.zeros_like(scale)
-    shrunk = _shrink(pf, down[None, :], up[None, :])
-    for name, cut in (
-        ("down", (shrunk.p_min - pf.p_min)[0]),
-        ("up", (pf.p_max - shrunk.p_max)[0]),
-    ):
-        per = taken[name]
-        per[asset.kind] = per.get(asset.kind, np.zeros(len(cut))) + cut
-    return shrunk
+    return down, up
 
 
 #: Hours past the window over which the flat capacity lets obligations settle

@@ -458,7 +458,7 @@ def _ev(
 ) -> tuple[list[dx.Portfolio], str] | str:
     parts: list[dx.Portfolio] = []
     how: list[str] = []
-    reason = "no vehicle plugged in"
+    reason = "no vehicle plugged in" if live is not None else "no live session (silent now)"
     after = grid.start
     if live is not None and live.ev_connected:
         if live.ev_departure is None or live.ev_energy_needed_kwh is None:

@@ -41,7 +41,12 @@ asset's baseline is anchored on what was measured when the event became
 active: an EV's baseline charges at the rate its vehicle drew then (never the
 charger's nameplate), every other asset's is its measured draw (not a
 battery's assumed idle nor a load's enrolled baseline) under every method, and
-a load's shed debt is counted against that draw. An asset with no reading at
+a load's shed debt is counted against that draw. Under ``model`` (and for the
+anchors that steer the devices under a historical method) a flexible load's
+and a PV array's baseline keeps that measured level and takes its shape over
+the event from the park's latest forecast (`_shaped`: a load moves at most
+±20 % from its measured draw, as NYISO caps its CBL adjustment; PV scales by
+its measured share of the forecast); without a forecast it is held flat. An asset with no reading at
 activation (or a charger with no vehicle) has no anchor: its first reading
 (its vehicle's arrival) anchors its baseline for the rest of the event, and
 the event's ``baseline_kw`` is updated, so it earns no delivery for appearing
@@ -67,7 +72,8 @@ from vpp.clock import Clock
 from vpp.errors import NotFound
 from vpp.events import EventRecord, EventState, EventStore
 from vpp.events.model import BaselineInfo, EnterpriseTrack, ReboundBaseline, SeriesBaselines
-from vpp.flex import PortfolioView, build_view, grid_at, nominal_kw
+from vpp.flex import PortfolioView, build_view, forecast_at, grid_at, nominal_kw
+from vpp.forecast import ForecastStore
 from vpp.history.baselines import HistoricalMethod
 from vpp.lease import Lease
 from vpp.metrics import Metrics
@@ -78,6 +84,7 @@ from vpp.model import (
     LiveState,
     Meter,
     Park,
+    Pv,
     revenue_meters,
 )
 from vpp.scopes import (
@@ -224,6 +231,55 @@ def _draws(assets: list[Asset], live: _Live) -> dict[str, float]:
         if asset.kind == "flexible_load" or reading.ev_connected:
             out[asset.id] = reading.power_kw
     return out
+
+
+#: How far the forecast may move a load's baseline from its measured draw at
+#: activation, as a share of that draw: NYISO's weather-sensitive CBL caps its
+#: in-day adjustment at ±20 % (NYISO Emergency Demand Response Program Manual,
+#: customer baseline load), so a forecast never credits more than that.
+LOAD_SHAPE_CAP = 0.2
+
+#: Below this share of its rating a PV array's forecast at activation is too
+#: small to scale by (dawn, dusk, night): the forecast's change is added instead.
+PV_RATIO_FLOOR = 0.05
+
+
+def _shaped(
+    asset: FlexibleLoad | Pv, measured_kw: float, curve: np.ndarray, at_activation: float
+) -> np.ndarray:
+    """The ``model`` baseline of a load or PV array: level measured, shape forecast (kW).
+
+    Every rule keeps the first interval at the measured power when the
+    forecast at activation is known, so nothing is credited for the forecast
+    alone at the start (the honest-delivery rule of the module docstring):
+
+    * a flexible load: ``measured × clip(forecast[k] / forecast(now), 0.8, 1.2)``
+      (`LOAD_SHAPE_CAP`); held at the measurement where either is unknown or
+      the forecast at activation is not positive;
+    * PV (power negative = generation): generation ``measured ×
+      forecast[k] / forecast(now)`` (the measured clear-sky index carried
+      over the event), capped at the rating; when the forecast at activation
+      is below `PV_RATIO_FLOOR` of the rating, the measured power plus the
+      forecast's change since activation; held at the measurement where the
+      forecast is unknown.
+    """
+    n = len(curve)
+    flat = np.full(n, measured_kw)
+    known = np.isfinite(curve)
+    if not np.isfinite(at_activation) or not np.any(known):
+        return flat
+    if isinstance(asset, FlexibleLoad):
+        if at_activation <= 0:
+            return flat
+        ratio = np.clip(curve / at_activation, 1 - LOAD_SHAPE_CAP, 1 + LOAD_SHAPE_CAP)
+        return np.where(known, measured_kw * ratio, flat)
+    gen_now, gen = max(-measured_kw, 0.0), -curve
+    ref = -at_activation
+    if ref >= PV_RATIO_FLOOR * asset.rated_kw:
+        shaped = -np.clip(gen_now * gen / ref, 0.0, asset.rated_kw)
+    else:
+        shaped = -np.clip(gen_now + (gen - ref), 0.0, asset.rated_kw)
+    return np.where(known, shaped, flat)
 
 
 class ControlLoop(BackgroundService):
@@ -472,7 +528,8 @@ class ControlLoop(BackgroundService):
                     track.days = outcome.days[owner]
                     track.adjustment = outcome.adjustment[owner]
         live_method = method if method in LIVE_METHODS else "model"
-        anchors = self._baselines(view, assets, live_method, n + after)
+        shapes = await self._forecast_shapes(event, now, assets, n + after, live_method)
+        anchors = self._baselines(view, assets, live_method, n + after, shapes)
         if method in LIVE_METHODS:
             note = LIVE_NOTES[method]
             for scope in metered:
@@ -530,18 +587,50 @@ class ControlLoop(BackgroundService):
             return f"the history cannot serve the baseline past the end: {past}"
         return ""
 
+    async def _forecast_shapes(
+        self, event: EventRecord, now: datetime, assets: list[Asset], k: int, method: str
+    ) -> dict[str, tuple[np.ndarray, float]]:
+        """Flexible load or PV id -> (its forecast over ``k`` event intervals, at ``now``), kW.
+
+        From the park's latest forecast (`vpp.forecast.ForecastStore`), for the
+        ``model`` method only; empty when none is stored. NaN where the
+        forecast does not know an interval.
+        """
+        if method != "model":
+            return {}
+        ids = [a.id for a in assets if isinstance(a, FlexibleLoad | Pv)]
+        forecast = await ForecastStore(self.state).latest(self.park) if ids else None
+        if forecast is None:
+            return {}
+        grid = grid_at(event.start, k, event.interval_s // 60)
+        curves = forecast.on_grid_many(ids, grid)
+        edges = forecast.slot_edges()
+        return {
+            a: (curves[i], forecast_at(forecast, a, now, edges))
+            for i, a in enumerate(ids)
+            if a in forecast.series
+        }
+
     def _baselines(
-        self, view: PortfolioView, assets: list[Asset], method: str, k: int
+        self,
+        view: PortfolioView,
+        assets: list[Asset],
+        method: str,
+        k: int,
+        shapes: Mapping[str, tuple[np.ndarray, float]] | None = None,
     ) -> dict[str, np.ndarray]:
         """Per-device baseline (anchor) over ``k`` intervals from the event's start.
 
         ``model``: a plugged-in EV follows its envelope's forecast, which
         charges its remaining need at the rate its vehicle drew (see
-        `vpp.flex.build_view`), so it falls to zero when the need is met;
-        every other asset is held at its measured power (a battery's "idle"
-        or a load's enrolled baseline is a guess, and crediting against a
-        guess credits kW no device moved). ``pre_event``: every asset at its
-        measured power just before the event (real-time response), held flat.
+        `vpp.flex.build_view`), so it falls to zero when the need is met; a
+        flexible load or a PV array with a reading at activation and a
+        forecast (``shapes``, `_forecast_shapes`) takes its shape from the
+        forecast and its level from the measurement (`_shaped`); every other
+        asset is held at its measured power (a battery's "idle" or a load's
+        enrolled baseline is a guess, and crediting against a guess credits
+        kW no device moved). ``pre_event``: every asset at its measured power
+        just before the event (real-time response), held flat.
         Under a historical method the anchors are the ``model`` ones: they
         steer the devices (shed debts, late readings), while delivery is
         measured against the history's baseline. ``k`` reaches past the event's
@@ -552,6 +641,13 @@ class ControlLoop(BackgroundService):
             for row, asset in enumerate(view.assets):
                 if asset.kind == "ev_charger":
                     out[asset.id] = view.portfolio.baseline[row, :k].copy()
+        if method == "model":
+            for asset in assets:
+                shape = (shapes or {}).get(asset.id)
+                measured = view.measured_kw.get(asset.id)
+                if shape is not None and measured is not None and asset.id not in out:
+                    assert isinstance(asset, FlexibleLoad | Pv)
+                    out[asset.id] = _shaped(asset, measured, shape[0][:k], shape[1])
         for asset in assets:
             if asset.id not in out:
                 out[asset.id] = np.full(k, view.measured_kw.get(asset.id, nominal_kw(asset)))

@@ -1,30 +1,66 @@
-"""From enrolled assets and live state to the dispatch engine's portfolio, and what it holds.
+"""From enrolled assets, live state and the forecast to the dispatch engine's portfolio.
 
 This is the one place where the service's domain model meets ``dispatch``:
-each enrolled asset with a fresh live reading becomes a one-asset envelope on
-a time grid, and the envelopes join into a `dispatch.Portfolio`. Its flat
-capacity (`flat_capacity`: the largest constant deviation it holds over a
-window) is what a bid states with ``flat_capacity`` and what an event's
-expected delivery is estimated with.
+each enrolled asset that is flexible on a time grid becomes a one-asset
+envelope on that grid, and the envelopes join into a `dispatch.Portfolio`.
+Its flat capacity (`flat_capacity`: the largest constant deviation it holds
+over a window) is what a bid states with ``flat_capacity`` and what an
+event's expected delivery is estimated with.
 
-What counts as flexible right now:
+What counts as flexible, and around which baseline (`Outlook` carries the
+park's latest forecast, `vpp.forecast.ParkForecast`, when the caller has one):
 
 * a battery with a live state of charge (SoC window and limits as enrolled);
+  its envelope is state-based, the forecast does not change it;
 * a charger with a vehicle plugged in that said when it leaves and how much it
   needs (discharge only when the charger is enrolled for V2G). Its baseline is
   what the vehicle draws uncontrolled: its measured draw before the event when
   the control loop passes it (``uncontrolled_kw``), never the charger's
   nameplate. A vehicle still plugged in past its stated departure (or leaving
   inside the current interval) stays in the portfolio with a best-effort need,
-  flexible again (``dispatch.departure_lapsed``; the clamp applies the same rule);
+  flexible again (``dispatch.departure_lapsed``; the clamp applies the same rule).
+  For a later window (`Outlook.later`) the live session counts only when its
+  departure falls after the window's first interval; the forecast's expected
+  sessions (`ParkForecast.sessions_in`) with a probability of at least
+  `MIN_SESSION_PROBABILITY` are added after it, each its own portfolio row
+  (uncontrolled: charging at the charger's rating from its expected arrival,
+  the need as expected; a session already under way at the grid's start is
+  taken with its whole need, which the portfolio's repair relaxes where it
+  cannot be met);
 * a flexible load (shed up to its limit, for at most its duration, with its
   rebound share paid back before the end of the grid), inside the enrolled
-  window the clamp enforces, around what it drew when the event started;
-* a curtailable PV inverter, whose live output is the forecast.
+  window the clamp enforces (``baseline_kw - max_shed_kw`` to ``baseline_kw +
+  rebound_fraction * max_shed_kw``). Its baseline per interval: what it drew
+  when the event started where the control loop passes it
+  (``uncontrolled_kw``), else its forecast, else its enrolled ``baseline_kw``;
+  clamped into that window either way;
+* a curtailable PV inverter, whose generation per interval is its forecast
+  (capped at its rating), else its live output held flat.
 
-An asset whose live key has aged out (a silent device), that reports itself
-unavailable, or (a charger) that has no vehicle is left out, so its
-flexibility is never promised. The reason is returned per asset.
+Anchoring (the service's rule): where a live reading exists, the difference
+between it and the forecast of the slot it was taken in is added to the
+forecast, in full up to the reading's time (so the current interval is the
+reading) and fading linearly to nothing `ANCHOR_HOURS` after it. A bid for
+tomorrow is therefore pure forecast; the flexibility of the next hour leans
+on what the devices do now. An interval the forecast does not cover (NaN, or
+no forecast stored) keeps the behaviour without a forecast: the enrolled
+baseline for a load, the live output for PV (nothing for a silent PV array);
+`PortfolioView.basis` and `PortfolioView.notes` say per asset what was used.
+
+Silent devices: an asset whose live key has aged out is left out, so its
+flexibility is never promised, unless the grid is a later window
+(`Outlook.later`) and its availability history (the share of covered
+intervals over the last days, `Outlook.availability`) is at least
+`Outlook.min_availability`: then it counts by its enrolled limits (a battery
+at the middle of its SoC window, a load and PV by their forecast, a charger
+by its expected sessions), and `PortfolioView.notes` says so. An asset that
+reports itself unavailable, or (a charger) that has no vehicle and none
+expected, is left out. The reason is returned per asset.
+
+Margin (`Margin`, from the backtest's error distribution): where an interval
+of a load or a PV array was laid on the forecast, its room is shrunk by the
+forecast error at the bid's quantile, so the capacity offered is what the
+asset delivers at that quantile; see `Margin` for the mapping per direction.
 
 A meter is never part of the view's devices: it measures the devices of its
 enterprise (and the load no asset is enrolled for), so counting it beside
@@ -39,15 +75,42 @@ over devices only.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
+from numpy.typing import NDArray
 
 import dispatch as dx
+from vpp.forecast.model import ParkForecast
+from vpp.history.grid import SLOTS_PER_DAY
 from vpp.model import Asset, Battery, EvCharger, FlexibleLoad, LiveState, Meter, Pv
 
-__all__ = ["TAIL_HOURS", "PortfolioView", "build_view", "flat_capacity", "grid_at", "nominal_kw"]
+__all__ = [
+    "ANCHOR_HOURS",
+    "MIN_SESSION_PROBABILITY",
+    "TAIL_HOURS",
+    "Margin",
+    "Outlook",
+    "PortfolioView",
+    "build_view",
+    "flat_capacity",
+    "forecast_at",
+    "grid_at",
+    "nominal_kw",
+]
+
+FloatArray = NDArray[np.float64]
+
+#: Hours after a live reading over which its difference from the forecast fades
+#: out (the service's choice: a load's or an array's deviation from its forecast
+#: persists for a while, a cloud or a shift change does not last the day).
+ANCHOR_HOURS = 2.0
+
+#: An expected charging session becomes an envelope at or above this
+#: probability (more likely than not: a bid promises nothing from a session
+#: that most similar past days did not have).
+MIN_SESSION_PROBABILITY = 0.5
 
 
 def nominal_kw(asset: Asset) -> float:
@@ -74,16 +137,82 @@ def grid_at(start: datetime, n: int, step_minutes: int = 15) -> dx.TimeGrid:
 
 
 @dataclass(frozen=True)
+class Margin:
+    """The forecast-error margin a bid keeps (issue 11 item 5).
+
+    ``errors`` holds, per kind (``flexible_load``, ``pv``), the backtest's
+    normalised error e = (actual − forecast) / (the series' mean |actual| over
+    its day) at ``quantile`` and at ``1 - quantile``
+    (`vpp.forecast.BacktestSummary.error_at`). The error in kW of an interval
+    is e times the mean |forecast| of the asset over that interval's local day
+    (the forecast standing in for the unknown actual). A margin only ever
+    takes capacity away, never adds it:
+
+    * a load shedding (down: less load) has less to shed when it draws less:
+      its room ``baseline - p_min`` shrinks by ``max(0, -e(q))`` × scale
+      (``q`` = 0.1: the 10 % quantile of load, as the issue's example);
+    * a load taking more (up) has less room below its ceiling when it draws
+      more: ``p_max - baseline`` shrinks by ``max(0, e(1 - q))`` × scale;
+    * PV curtailment (up: less generation) has less to curtail when it
+      generates less, i.e. when actual power is above the forecast: its room
+      shrinks by ``max(0, e(1 - q))`` × scale; PV offers nothing down.
+
+    Batteries and chargers have state-based envelopes and no margin. The
+    baseline stays the forecast (the median case); only the room moves.
+    """
+
+    quantile: float
+    errors: Mapping[str, tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class Outlook:
+    """What a view knows beyond the live state: the forecast, the window, availability.
+
+    Attributes:
+        forecast: the park's latest forecast (None: none stored).
+        later: the grid starts beyond the live state's relevance (a later
+            window): silent devices may count by their availability history,
+            and a live vehicle counts only if it is still there then.
+        availability: asset id -> share of covered intervals over the last
+            ``availability_days`` days (0-1), for silent devices.
+        min_availability: the share at or above which a silent device counts
+            in a later window (``[forecast] min_availability``).
+        availability_days: the days ``availability`` was measured over.
+        margin: the bid's forecast-error margin (None: no margin).
+    """
+
+    forecast: ParkForecast | None = None
+    later: bool = False
+    availability: Mapping[str, float] = field(default_factory=dict)
+    min_availability: float = 0.8
+    availability_days: int = 7
+    margin: Margin | None = None
+
+
+@dataclass(frozen=True)
 class PortfolioView:
     """The flexible part of a park on a grid, with why the rest was left out.
 
     Attributes:
         portfolio: the dispatch engine's portfolio (None when nothing is flexible).
-        assets: the enrolled asset of each portfolio row, in row order.
+        assets: the enrolled asset of each portfolio row, in row order (a
+            charger with several expected sessions has a row per session).
         excluded: asset id -> reason it is not in the portfolio (devices only).
         measured_kw: the live power of every device (not meter) with a fresh reading (kW).
         metered_kw: the live power of every meter with a fresh reading (kW,
             primary: its multiplier applied), never summed with ``measured_kw``.
+        basis: included asset id -> what its envelope was laid around: the
+            forecast's method (``model``, ``similar_day``, ``clear_sky``,
+            ``irradiance``, ...), ``sessions`` (expected charging sessions),
+            ``enrolled_baseline``, ``measured`` (the control loop's anchor),
+            ``live_output``, ``live_session``, ``live_soc``, ``assumed_soc``.
+        notes: asset id -> what was assumed for it, in words (partial
+            forecast coverage, anchoring, a silent device counted by its
+            availability, an assumed SoC).
+        forecast_issued_at: the issue time of the forecast used (None: none).
+        margin_kw: direction (``up``, ``down``) -> kind -> the room taken
+            away per interval by the `Margin`, kW (summed over the kind's assets).
     """
 
     portfolio: dx.Portfolio | None
@@ -91,16 +220,193 @@ class PortfolioView:
     excluded: dict[str, str] = field(default_factory=dict)
     measured_kw: dict[str, float] = field(default_factory=dict)
     metered_kw: dict[str, float] = field(default_factory=dict)
+    basis: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    forecast_issued_at: datetime | None = None
+    margin_kw: dict[str, dict[str, FloatArray]] = field(default_factory=dict)
 
     def kinds(self) -> list[str]:
         """The service kind name of each portfolio row."""
         return [a.kind for a in self.assets]
 
+    @property
+    def included(self) -> int:
+        """How many distinct assets are in the portfolio."""
+        return len({a.id for a in self.assets})
 
-def _battery(a: Battery, live: LiveState, grid: dx.TimeGrid, owner: int) -> dx.Portfolio | str:
-    if live.soc is None:
+    def methods(self) -> dict[str, dict[str, int]]:
+        """Kind -> basis (see ``basis``) -> how many included assets used it."""
+        kinds = {a.id: a.kind for a in self.assets}
+        out: dict[str, dict[str, int]] = {}
+        for asset_id, how in sorted(self.basis.items()):
+            per = out.setdefault(kinds[asset_id], {})
+            per[how] = per.get(how, 0) + 1
+        return out
+
+
+# -- the forecast laid on the grid ----------------------------------------------------
+
+
+@dataclass
+class _Curves:
+    """The forecast of the view's loads and PV on its grid, with what anchoring needs."""
+
+    forecast: ParkForecast
+    grid: dx.TimeGrid
+    rows: dict[str, int]
+    on_grid: FloatArray  # (series, grid.n), kW, NaN where unknown
+    edges: FloatArray  # the forecast's slot edges, epoch s
+    starts: FloatArray  # the grid's interval starts, epoch s
+    days: NDArray[np.int64]  # the forecast's day index of each interval's start
+
+    @classmethod
+    def of(cls, forecast: ParkForecast, ids: Sequence[str], grid: dx.TimeGrid) -> _Curves:
+        step = grid.step.total_seconds()
+        edges = forecast.slot_edges()
+        starts = np.asarray(grid.start.timestamp() + np.arange(grid.n) * step, dtype=np.float64)
+        slot = np.searchsorted(edges, starts, side="right") - 1
+        return cls(
+            forecast=forecast,
+            grid=grid,
+            rows={a: i for i, a in enumerate(ids)},
+            on_grid=forecast.on_grid_many(ids, grid),
+            edges=edges,
+            starts=starts,
+            days=np.asarray(slot // SLOTS_PER_DAY, dtype=np.int64),
+        )
+
+    def curve(self, asset_id: str) -> FloatArray | None:
+        row = self.rows.get(asset_id)
+        return None if row is None else np.asarray(self.on_grid[row], dtype=np.float64)
+
+    def method(self, asset_id: str) -> str:
+        known = self.forecast.series.get(asset_id)
+        return known.method if known is not None else "none"
+
+    def at(self, asset_id: str, when: datetime) -> float:
+        """The forecast of the slot ``when`` falls in, kW (NaN: not known)."""
+        return forecast_at(self.forecast, asset_id, when, self.edges)
+
+    def fade(self, since: datetime) -> FloatArray:
+        """Anchor weight per interval: 1 up to ``since``, 0 from `ANCHOR_HOURS` after it."""
+        late = np.maximum(self.starts - since.timestamp(), 0.0)
+        return np.asarray(np.clip(1.0 - late / (ANCHOR_HOURS * 3600.0), 0.0, 1.0))
+
+    def day_scale(self, asset_id: str) -> FloatArray:
+        """Per interval, the mean |forecast| of the asset over the interval's local day, kW."""
+        known = self.forecast.series.get(asset_id)
+        if known is None:
+            return np.zeros(self.grid.n)
+        days = np.abs(np.asarray(known.kw, dtype=np.float64)).reshape(-1, SLOTS_PER_DAY)
+        finite = np.isfinite(days)
+        total = np.where(finite, days, 0.0).sum(axis=1)
+        mean = total / np.maximum(finite.sum(axis=1), 1)  # a day with nothing known: 0
+        return np.asarray(mean[np.clip(self.days, 0, len(mean) - 1)], dtype=np.float64)
+
+
+def forecast_at(
+    forecast: ParkForecast, series: str, when: datetime, edges: FloatArray | None = None
+) -> float:
+    """The forecast of ``series`` for the slot ``when`` falls in, kW (NaN: not known).
+
+    ``edges``: the forecast's `ParkForecast.slot_edges`, when the caller has them.
+    """
+    known = forecast.series.get(series)
+    if known is None:
+        return float("nan")
+    edges = forecast.slot_edges() if edges is None else edges
+    slot = int(np.searchsorted(edges, when.timestamp(), side="right")) - 1
+    if not 0 <= slot < len(known.kw):
+        return float("nan")
+    return float(known.kw[slot])
+
+
+def _anchored(
+    curves: _Curves,
+    asset_id: str,
+    forecast: FloatArray,
+    value: float | None,
+    when: datetime,
+    sign: float = 1.0,
+) -> tuple[FloatArray, bool]:
+    """``forecast`` moved by a reading's difference from it, fading (module docstring).
+
+    ``sign``: -1 when ``forecast`` and ``value`` are generation (the stored
+    forecast is power, positive = drawn).
+    """
+    if value is None:
+        return forecast, False
+    ref = sign * curves.at(asset_id, when)
+    if not np.isfinite(ref):
+        return forecast, False
+    weight = curves.fade(when)
+    if not np.any(weight > 0):
+        return forecast, False
+    return forecast + (value - ref) * weight, True
+
+
+def _coverage_note(known: NDArray[np.bool_], fallback: str) -> str:
+    n = len(known)
+    used = int(np.sum(known))
+    return "" if used == n else f"forecast covers {used} of {n} intervals; {fallback} elsewhere"
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
+
+
+def _bounded(
+    pf: dx.Portfolio,
+    window: Mapping[int, tuple[float, float]],
+    wanted: Mapping[int, tuple[FloatArray, FloatArray]],
+    kinds: Sequence[str],
+) -> tuple[dx.Portfolio, dict[str, dict[str, FloatArray]]]:
+    """The joined portfolio inside each load's enrolled window and with its margins taken.
+
+    ``window``: row -> the enrolled (lowest, highest) power of a load whose
+    baseline varies per interval (each interval's room ends at the window);
+    ``wanted``: row -> (kW to take from the room below the baseline, kW to
+    take from the room above), per interval, never more than there is.
+    One pass over the joined arrays (a `Portfolio` is checked whenever it is
+    made, which per asset costs more than the envelope itself).
+
+    Returns:
+        The portfolio and, per direction and kind, the room taken per interval (kW).
+    """
+    taken: dict[str, dict[str, FloatArray]] = {"up": {}, "down": {}}
+    if not window and not wanted:
+        return pf, taken
+    p_min, p_max = pf.p_min.copy(), pf.p_max.copy()
+    if window:
+        rows = np.fromiter(window, dtype=np.int64)
+        lo = np.array([window[r][0] for r in rows])[:, None]
+        hi = np.array([window[r][1] for r in rows])[:, None]
+        p_min[rows] = np.maximum(p_min[rows], lo)
+        p_max[rows] = np.minimum(p_max[rows], hi)
+    for row, (down, up) in wanted.items():
+        base = pf.baseline[row]
+        low = np.minimum(p_min[row] + np.maximum(down, 0.0), base)
+        high = np.maximum(p_max[row] - np.maximum(up, 0.0), base)
+        for name, cut in (("down", low - p_min[row]), ("up", p_max[row] - high)):
+            per = taken[name]
+            per[kinds[row]] = per.get(kinds[row], np.zeros(len(cut))) + cut
+        p_min[row], p_max[row] = low, high
+    return replace(pf, p_min=p_min, p_max=p_max), taken
+
+
+# -- one asset ------------------------------------------------------------------------
+
+
+def _battery(
+    a: Battery, live: LiveState | None, grid: dx.TimeGrid, owner: int
+) -> tuple[dx.Portfolio, str] | str:
+    if live is not None and live.soc is None:
         return "no live state of charge"
-    soc = min(max(live.soc, 0.0), 1.0)
+    how = "live_soc"
+    if live is None or live.soc is None:
+        soc, how = 0.5 * (a.soc_min + a.soc_max), "assumed_soc"
+    else:
+        soc = min(max(live.soc, 0.0), 1.0)
     spec = dx.Battery(
         asset_id=a.id,
         capacity_kwh=a.capacity_kwh,
@@ -114,21 +420,22 @@ def _battery(a: Battery, live: LiveState, grid: dx.TimeGrid, owner: int) -> dx.P
         cost_kwh=max(a.costs.up_per_kwh, a.costs.down_per_kwh),
         owner=owner,
     )
-    return dx.battery_envelope(spec, grid)
+    return dx.battery_envelope(spec, grid), how
 
 
-def _ev(
-    a: EvCharger, live: LiveState, grid: dx.TimeGrid, owner: int, uncontrolled_kw: float | None
-) -> dx.Portfolio | str:
-    if not live.ev_connected:
-        return "no vehicle plugged in"
-    if live.ev_departure is None or live.ev_energy_needed_kwh is None:
-        return "vehicle has not stated its departure and energy need"
-    session = dx.EvSession(
+def _session(
+    a: EvCharger,
+    owner: int,
+    arrival: datetime,
+    departure: datetime,
+    need_kwh: float,
+    uncontrolled_kw: float | None,
+) -> dx.EvSession:
+    return dx.EvSession(
         asset_id=a.id,
-        arrival=grid.start,
-        departure=live.ev_departure,
-        energy_needed_kwh=live.ev_energy_needed_kwh,
+        arrival=arrival,
+        departure=departure,
+        energy_needed_kwh=need_kwh,
         max_charge_kw=a.max_charge_kw,
         uncontrolled_kw=uncontrolled_kw,
         max_discharge_kw=a.max_discharge_kw if a.v2g else 0.0,
@@ -139,40 +446,151 @@ def _ev(
         cost_down=a.costs.down_per_kwh,
         owner=owner,
     )
-    return dx.ev_envelope(session, grid)
+
+
+def _ev(
+    a: EvCharger,
+    live: LiveState | None,
+    grid: dx.TimeGrid,
+    owner: int,
+    uncontrolled_kw: float | None,
+    outlook: Outlook,
+) -> tuple[list[dx.Portfolio], str] | str:
+    parts: list[dx.Portfolio] = []
+    how: list[str] = []
+    reason = "no vehicle plugged in" if live is not None else "no live session (silent now)"
+    after = grid.start
+    if live is not None and live.ev_connected:
+        if live.ev_departure is None or live.ev_energy_needed_kwh is None:
+            reason = "vehicle has not stated its departure and energy need"
+        elif not outlook.later or not dx.departure_lapsed(live.ev_departure, grid):
+            session = _session(
+                a, owner, grid.start, live.ev_departure, live.ev_energy_needed_kwh, uncontrolled_kw
+            )
+            parts.append(dx.ev_envelope(session, grid))
+            how.append("live_session")
+            after = max(after, live.ev_departure)
+        else:
+            reason = "the plugged-in vehicle leaves before the window"
+    if outlook.forecast is not None:
+        end = grid.start + grid.n * grid.step
+        expected = [
+            s
+            for s in outlook.forecast.sessions_in(a.id, after, end)
+            if s.probability >= MIN_SESSION_PROBABILITY
+            and not dx.departure_lapsed(s.departure, grid)
+            and (not how or s.arrival >= after)  # after the live vehicle left
+        ]
+        for s in expected:
+            session = _session(
+                a, owner, max(s.arrival, grid.start), s.departure, s.energy_needed_kwh, None
+            )
+            parts.append(dx.ev_envelope(session, grid))
+        if expected:
+            how.append("sessions")
+        elif not how:
+            reason += (
+                f", and none expected in the window at probability ≥ {MIN_SESSION_PROBABILITY}"
+            )
+    if not parts:
+        return reason
+    return parts, "+".join(how)
 
 
 def _load(
-    a: FlexibleLoad, grid: dx.TimeGrid, owner: int, shed_debt_kwh: float, drew_kw: float | None
-) -> dx.Portfolio | str:
+    a: FlexibleLoad, grid: dx.TimeGrid, owner: int, shed_debt_kwh: float, base: FloatArray
+) -> tuple[dx.Portfolio, tuple[float, float]]:
     # The enrolled power window, as the clamp enforces it (`device_limits`): the
-    # envelope never plans outside it, whatever the load drew.
+    # envelope never plans outside it, whatever the load drew or is forecast to draw.
     lo = max(a.baseline_kw - a.max_shed_kw, 0.0)
     hi = a.baseline_kw + a.rebound_fraction * a.max_shed_kw
-    base = a.baseline_kw if drew_kw is None else min(max(drew_kw, lo), hi)
-    shed = max(base - lo, 0.0)
+    b = np.clip(base, lo, hi)
+    shed = float(np.max(b - lo)) if grid.n else 0.0
     # the same shed energy budget, whatever depth is left from this baseline
     minutes = a.max_shed_minutes * a.max_shed_kw / shed if shed > 0 else a.max_shed_minutes
     spec = dx.CurtailableLoad(
         asset_id=a.id,
-        max_shed_kw=shed,
+        max_shed_kw=max(shed, 0.0),
         max_shed_minutes=minutes,
         rebound_share=min(a.rebound_fraction, 1.0),
-        max_rebound_kw=max(hi - base, 0.0),
+        max_rebound_kw=max(float(np.max(hi - b)) if grid.n else 0.0, 0.0),
         shed_debt_kwh=max(shed_debt_kwh, 0.0),
         cost_down=a.costs.down_per_kwh,
         cost_up=a.costs.up_per_kwh,
         owner=owner,
     )
-    return dx.curtailable_envelope(spec, grid, np.full(grid.n, base))
+    # a baseline that varies per interval: each interval's room ends at the window
+    # (`_bounded` applies it to the joined portfolio)
+    return dx.curtailable_envelope(spec, grid, b), (lo, hi)
 
 
-def _pv(a: Pv, live: LiveState, grid: dx.TimeGrid, owner: int) -> dx.Portfolio | str:
-    if not a.curtailable:
-        return "not curtailable"
-    generation = max(-live.power_kw, 0.0)
+def _pv(a: Pv, grid: dx.TimeGrid, owner: int, generation: FloatArray) -> dx.Portfolio:
     spec = dx.PvCurtailment(asset_id=a.id, cost_kwh=a.costs.up_per_kwh, owner=owner)
-    return dx.pv_envelope(spec, grid, np.full(grid.n, min(generation, a.rated_kw)))
+    return dx.pv_envelope(spec, grid, np.clip(generation, 0.0, a.rated_kw))
+
+
+def _load_base(
+    a: FlexibleLoad,
+    state: LiveState | None,
+    drew_kw: float | None,
+    curves: _Curves | None,
+    grid: dx.TimeGrid,
+) -> tuple[FloatArray, NDArray[np.bool_], str, str]:
+    """A load's baseline per interval, where the forecast made it, its basis and note."""
+    fallback_kw, fallback = (a.baseline_kw, "enrolled baseline")
+    how = "enrolled_baseline"
+    if drew_kw is not None:
+        fallback_kw, fallback, how = drew_kw, "measured draw", "measured"
+    flat = np.full(grid.n, fallback_kw)
+    curve = curves.curve(a.id) if curves is not None else None
+    if curves is None or curve is None or drew_kw is not None or not np.any(np.isfinite(curve)):
+        return flat, np.zeros(grid.n, dtype=bool), how, ""
+    known = np.isfinite(curve)
+    anchored, moved = curve, False
+    if state is not None:
+        anchored, moved = _anchored(curves, a.id, curve, state.power_kw, state.ts)
+    note = _join(
+        _coverage_note(known, fallback),
+        f"anchored to its live reading, fading over {ANCHOR_HOURS:g} h" if moved else "",
+    )
+    return np.where(known, anchored, flat), known, curves.method(a.id), note
+
+
+def _pv_generation(
+    a: Pv, state: LiveState | None, curves: _Curves | None, grid: dx.TimeGrid
+) -> tuple[FloatArray, NDArray[np.bool_], str, str] | str:
+    live_gen = None if state is None else max(-state.power_kw, 0.0)
+    flat = np.full(grid.n, 0.0 if live_gen is None else min(live_gen, a.rated_kw))
+    curve = curves.curve(a.id) if curves is not None else None
+    if curves is None or curve is None or not np.any(np.isfinite(curve)):
+        if state is None:
+            return "no fresh telemetry and no forecast of its output"
+        return flat, np.zeros(grid.n, dtype=bool), "live_output", ""
+    known = np.isfinite(curve)
+    gen, moved = -curve, False
+    if state is not None:
+        gen, moved = _anchored(curves, a.id, -curve, live_gen, state.ts, sign=-1.0)
+        gen = np.where(np.isfinite(gen), gen, -curve)
+    fallback = "live output" if state is not None else "no generation"
+    note = _join(
+        _coverage_note(known, fallback),
+        f"anchored to its live output, fading over {ANCHOR_HOURS:g} h" if moved else "",
+    )
+    return np.where(known, gen, flat), known, curves.method(a.id), note
+
+
+def _silent(asset: Asset, outlook: Outlook) -> str | None:
+    """Why a silent device stays out (None: it counts in this later window), in words."""
+    share = outlook.availability.get(asset.id, 0.0)
+    days = outlook.availability_days
+    if not outlook.later:
+        return "no fresh telemetry"
+    if share < outlook.min_availability:
+        return (
+            f"no fresh telemetry, and available {share:.0%} of the intervals of the last "
+            f"{days} days (below [forecast] min_availability {outlook.min_availability:.0%})"
+        )
+    return None
 
 
 def build_view(
@@ -182,32 +600,48 @@ def build_view(
     *,
     shed_debt_kwh: Mapping[str, float] | None = None,
     uncontrolled_kw: Mapping[str, float] | None = None,
+    outlook: Outlook | None = None,
 ) -> PortfolioView:
-    """Build the portfolio of the assets that are flexible now.
+    """Build the portfolio of the assets that are flexible on ``grid``.
 
     Args:
         assets: enrolled assets of one park.
         live: asset id -> its live state (None when it aged out).
-        grid: the grid to lay the envelopes on (its start is "now").
+        grid: the grid to lay the envelopes on (its start is "now", or a
+            later window's start).
         shed_debt_kwh: outstanding shed energy of flexible loads, as the control
             loop tracks it (a load's device does not report it).
         uncontrolled_kw: charger or load id -> what it drew before the event
             (kW), as the control loop measured it at activation. A vehicle's
             baseline charges at that rate (without it: the charger's live power,
             right while nobody controls it); a load's envelope is laid around
-            it inside its enrolled window (without it: its enrolled baseline).
+            it inside its enrolled window (without it: its forecast, else its
+            enrolled baseline).
+        outlook: the forecast, whether the grid is a later window, the silent
+            devices' availability and the bid's margin (None: none of them,
+            the view of the live state alone).
 
     Returns:
-        The portfolio view.
+        The portfolio view (module docstring for the rules).
     """
+    outlook = outlook or Outlook()
     owners: dict[str, int] = {}
     parts: list[dx.Portfolio] = []
     rows: list[Asset] = []
     excluded: dict[str, str] = {}
     measured: dict[str, float] = {}
     metered: dict[str, float] = {}
+    basis: dict[str, str] = {}
+    notes: dict[str, str] = {}
+    window: dict[int, tuple[float, float]] = {}
+    wanted: dict[int, tuple[FloatArray, FloatArray]] = {}
     debts = shed_debt_kwh or {}
     anchors = uncontrolled_kw or {}
+    curves = None
+    if outlook.forecast is not None:
+        ids = [a.id for a in assets if isinstance(a, FlexibleLoad | Pv)]
+        curves = _Curves.of(outlook.forecast, ids, grid)
+    margin = outlook.margin if curves is not None else None
     for asset in assets:
         state = live.get(asset.id)
         if isinstance(asset, Meter):
@@ -215,29 +649,100 @@ def build_view(
                 metered[asset.id] = state.power_kw
             continue
         if state is None:
-            excluded[asset.id] = "no fresh telemetry"
-            continue
-        measured[asset.id] = state.power_kw
-        if not state.available:
-            excluded[asset.id] = "device reports itself unavailable"
-            continue
-        owner = owners.setdefault(asset.owner, len(owners))
-        part: dx.Portfolio | str
-        if isinstance(asset, Battery):
-            part = _battery(asset, state, grid, owner)
-        elif isinstance(asset, EvCharger):
-            part = _ev(asset, state, grid, owner, anchors.get(asset.id, state.power_kw))
-        elif isinstance(asset, FlexibleLoad):
-            part = _load(asset, grid, owner, debts.get(asset.id, 0.0), anchors.get(asset.id))
+            why = _silent(asset, outlook)
+            if why is not None:
+                excluded[asset.id] = why
+                continue
+            share = outlook.availability.get(asset.id, 0.0)
+            notes[asset.id] = (
+                f"silent now; available {share:.0%} of the intervals of the last "
+                f"{outlook.availability_days} days: counted by its enrolled limits"
+            )
         else:
-            part = _pv(asset, state, grid, owner)
-        if isinstance(part, str):
-            excluded[asset.id] = part
-            continue
-        parts.append(part)
-        rows.append(asset)
-    portfolio = dx.build_portfolio(parts) if parts else None
-    return PortfolioView(portfolio, tuple(rows), excluded, measured, metered)
+            measured[asset.id] = state.power_kw
+            if not state.available:
+                excluded[asset.id] = "device reports itself unavailable"
+                continue
+        owner = owners.setdefault(asset.owner, len(owners))
+        made: list[dx.Portfolio] = []
+        how = ""
+        note = ""
+        if isinstance(asset, Battery):
+            got = _battery(asset, state, grid, owner)
+            if isinstance(got, str):
+                excluded[asset.id] = got
+                continue
+            made, how = [got[0]], got[1]
+            if how == "assumed_soc":
+                note = (
+                    f"no live SoC: assumed at the middle of its SoC window "
+                    f"({0.5 * (asset.soc_min + asset.soc_max):.2f})"
+                )
+        elif isinstance(asset, EvCharger):
+            drew = anchors.get(asset.id, state.power_kw if state is not None else None)
+            sessions = _ev(asset, state, grid, owner, drew, outlook)
+            if isinstance(sessions, str):
+                excluded[asset.id] = sessions
+                continue
+            made, how = sessions
+        elif isinstance(asset, FlexibleLoad):
+            base, known, how, note = _load_base(asset, state, anchors.get(asset.id), curves, grid)
+            pf, window[len(parts)] = _load(asset, grid, owner, debts.get(asset.id, 0.0), base)
+            if margin is not None and curves is not None and np.any(known):
+                cut = _margin(asset, known, curves, margin)
+                if cut is not None:
+                    wanted[len(parts)] = cut
+            made = [pf]
+        else:
+            assert isinstance(asset, Pv)
+            if not asset.curtailable:
+                excluded[asset.id] = "not curtailable"
+                continue
+            gen = _pv_generation(asset, state, curves, grid)
+            if isinstance(gen, str):
+                excluded[asset.id] = gen
+                continue
+            generation, known, how, note = gen
+            if margin is not None and curves is not None and np.any(known):
+                cut = _margin(asset, known, curves, margin)
+                if cut is not None:
+                    wanted[len(parts)] = cut
+            made = [_pv(asset, grid, owner, generation)]
+        parts.extend(made)
+        rows.extend([asset] * len(made))
+        basis[asset.id] = how
+        if note:
+            notes[asset.id] = _join(notes.get(asset.id, ""), note)
+    portfolio = None
+    margin_kw: dict[str, dict[str, FloatArray]] = {}
+    if parts:
+        joined, margin_kw = _bounded(
+            dx.Portfolio.concat(parts), window, wanted, [a.kind for a in rows]
+        )
+        portfolio = dx.build_portfolio([joined])
+    issued = outlook.forecast.issued_at if outlook.forecast is not None else None
+    kept = {d: per for d, per in margin_kw.items() if per}
+    return PortfolioView(
+        portfolio, tuple(rows), excluded, measured, metered, basis, notes, issued, kept
+    )
+
+
+def _margin(
+    asset: FlexibleLoad | Pv, known: NDArray[np.bool_], curves: _Curves, margin: Margin
+) -> tuple[FloatArray, FloatArray] | None:
+    """The room (below, above the baseline) a forecast error at the quantile takes, kW.
+
+    See `Margin` for the mapping per direction; None when the margin has no
+    error for the asset's kind. Only intervals laid on the forecast (``known``).
+    """
+    errors = margin.errors.get(asset.kind)
+    if errors is None:
+        return None
+    low, high = errors
+    scale = np.where(known, curves.day_scale(asset.id), 0.0)
+    up = max(high, 0.0) * scale
+    down = max(-low, 0.0) * scale if isinstance(asset, FlexibleLoad) else np.zeros_like(scale)
+    return down, up
 
 
 #: Hours past the window over which the flat capacity lets obligations settle

@@ -594,7 +594,8 @@ class Park(_Model):
         default="model",
         description=(
             "how an event's baseline is set at its activation: 'model' = each asset's own "
-            "forecast (idle batteries, uncontrolled EV charging, loads at their baseline); "
+            "forecast (batteries at their measured power, uncontrolled EV charging, loads "
+            "and PV at their measured power shaped by the park's latest forecast); "
             "'pre_event' = each asset's measured power just before the event, held flat; "
             "'similar_days' = the mean of the N most recent similar days of the history; "
             "'high_x_of_y' = the mean of the X highest of the last Y similar days"

@@ -300,6 +300,8 @@ class ForecastSettings:
     #: a silent device's share of covered intervals over the recent history at
     #: or above which a bid for a later day counts it by its enrolled limits
     min_availability: float = 0.8
+    #: days of interval history the availability of a silent device is measured over
+    availability_days: int = 7
 
 
 @dataclass

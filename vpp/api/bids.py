@@ -14,7 +14,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel
 
-from vpp.api.context import METRICS, STATE, service_now
+from vpp.api.context import METRICS, SETTINGS, STATE, service_now
 from vpp.api.io import read_json
 from vpp.api.params import query
 from vpp.api.routing import Query, Route
@@ -45,12 +45,14 @@ class BidPayload(BaseModel):
 
 
 async def create_bid(request: web.Request) -> web.Response:
-    """Build and store a bid: 201, or 422 naming the field (or ``park`` with no flexibility)."""
+    """Build and store a bid: 201, 422 naming the field, or 409 when nothing is flexible."""
     park = request.match_info["park"]
     req = parse_bid_request(await read_json(request))
     req.check_window(service_now(request))
     started = time.perf_counter()
-    bid = await build_park_bid(request.app[STATE], park, req)
+    bid = await build_park_bid(
+        request.app[STATE], park, req, now=service_now(request), settings=request.app[SETTINGS]
+    )
     request.app[METRICS].solver_seconds.labels("bid").observe(time.perf_counter() - started)
     await request.app[BIDS].put(bid)
     location = f"/v1/parks/{park}/bids/{bid.id}"

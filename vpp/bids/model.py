@@ -16,7 +16,7 @@ hold over the whole window (`vpp.flex.flat_capacity`).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, TypeAlias
 
 from pydantic import (
@@ -33,6 +33,8 @@ from vpp.events.model import INTERVAL_CHOICES, MAX_LEAD, check_window
 from vpp.model import ID_PATTERN, Integer, invalid_input, parse_json_data
 
 __all__ = [
+    "BidForecastUse",
+    "BidMargin",
     "BidOffer",
     "BidRecord",
     "BidRequest",
@@ -188,6 +190,56 @@ class HourlyBid(_Stored):
         )
 
 
+class BidForecastUse(_Stored):
+    """What a bid was built on beyond the live state (`vpp.flex.PortfolioView`).
+
+    Attributes:
+        later: whether the window counted as later than the live state's
+            relevance (`vpp.outlook.is_later`): silent devices may count by
+            their availability history, a live vehicle only if still there.
+        methods: asset kind -> basis -> how many assets used it (the
+            forecast's method, ``sessions``, ``enrolled_baseline``,
+            ``live_output``, ``live_session``, ``live_soc``, ``assumed_soc``).
+        notes: asset id -> what was assumed for it, in words.
+    """
+
+    later: bool
+    methods: dict[str, dict[str, int]]
+    notes: dict[str, str]
+
+
+class BidMargin(_Stored):
+    """The forecast-error margin a bid keeps (`vpp.flex.Margin` for the rule).
+
+    Attributes:
+        quantile: ``[forecast] bid_quantile``.
+        applied: whether any capacity was taken away.
+        backtest_computed_at: when the backtest ran (absent: none stored).
+        backtest_first_day: its first day forecast.
+        backtest_last_day: its last day forecast.
+        errors: kind -> quantile -> the backtest's normalised error there.
+        down_kw: capacity taken from the down room per interval, kW.
+        up_kw: capacity taken from the up room per interval, kW.
+        by_kind_kw: direction -> kind -> the same per interval, kW.
+        total_down_kwh: ``down_kw`` over the window, kWh.
+        total_up_kwh: ``up_kw`` over the window, kWh.
+        note: the margin's rule or why there is none, in words.
+    """
+
+    quantile: float
+    applied: bool
+    backtest_computed_at: _Time | None = None
+    backtest_first_day: date | None = None
+    backtest_last_day: date | None = None
+    errors: dict[str, dict[str, float]]
+    down_kw: list[float]
+    up_kw: list[float]
+    by_kind_kw: dict[str, dict[str, list[float]]]
+    total_down_kwh: float
+    total_up_kwh: float
+    note: str
+
+
 class BidRecord(_Stored):
     """A bid as stored and returned by ``GET …/bids/{bid}`` (as ``bid``).
 
@@ -214,6 +266,10 @@ class BidRecord(_Stored):
         total_up_kwh: energy offered up over the window.
         total_down_kwh: energy offered down over the window.
         hourly: the 24-point form (absent unless the window is whole hours).
+        forecast_issued_at: the issue time of the forecast it was built on
+            (null when none was stored; absent in bids built before forecasts).
+        forecast: what it was built on beyond the live state.
+        margin: the forecast-error margin it keeps (issue 11).
     """
 
     id: str
@@ -235,6 +291,9 @@ class BidRecord(_Stored):
     total_up_kwh: float
     total_down_kwh: float
     hourly: HourlyBid | None = None
+    forecast_issued_at: _Time | None = None
+    forecast: BidForecastUse | None = None
+    margin: BidMargin | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The stored form, which is also the API's ``bid``.
@@ -242,9 +301,13 @@ class BidRecord(_Stored):
         JSON-ready data in field order; an optional part that is not there
         (``flat_*_kw``, ``hourly``) is left out rather than null, as the bids
         stored before the record was typed were. ``BidRecord.model_validate``
-        reads it back.
+        reads it back. A bid built on the forecast's outlook (``forecast``
+        present) states ``forecast_issued_at`` even when it is null.
         """
-        return self.model_dump(mode="json", exclude_none=True)
+        data = self.model_dump(mode="json", exclude_none=True)
+        if self.forecast is not None and self.forecast_issued_at is None:
+            data["forecast_issued_at"] = None
+        return data
 
 
 def rounded(values: Iterable[float], digits: int) -> list[float]:

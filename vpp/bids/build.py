@@ -21,6 +21,7 @@ import numpy as np
 
 import dispatch as dx
 from vpp.bids.model import BidOffer, BidRecord, BidRequest, HourlyBid, rounded
+from vpp.bids.units import unit_bids
 from vpp.errors import Conflict
 from vpp.flex import TAIL_HOURS, build_view, flat_capacity, grid_at
 from vpp.state import State
@@ -53,6 +54,7 @@ async def build_park_bid(state: State, park: str, req: BidRequest) -> BidRecord:
     )
     started = time.perf_counter()
     bid = await asyncio.to_thread(dx.build_bid, view.portfolio, settings)
+    units = await asyncio.to_thread(unit_bids, view, settings, req)  # per clearing node
     tail = int(TAIL_HOURS * 60 / req.interval_minutes)
     long_grid = grid_at(req.start, req.intervals + tail, req.interval_minutes)
     long_view = build_view(assets, live, long_grid) if req.flat_capacity else view
@@ -83,4 +85,6 @@ async def build_park_bid(state: State, park: str, req: BidRequest) -> BidRecord:
         total_up_kwh=round(float(np.sum(bid.up_kw) * grid.dt_h), 3),
         total_down_kwh=round(float(np.sum(bid.down_kw) * grid.dt_h), 3),
         hourly=HourlyBid.of(req, bid),
+        profile=req.profile,
+        units=units,
     )

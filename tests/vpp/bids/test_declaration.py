@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.vpp.samples import stored_bid
-from vpp.bids import BidRecord, UnitBid, declare
+from vpp.bids import BidRecord, declare
 from vpp.market import shipped_profiles
 
 DAY = datetime(2026, 12, 1, tzinfo=UTC)
@@ -136,11 +136,8 @@ def test_a_pv_unit_has_a_96_point_generation_curve() -> None:
     curve = declare(_bid(unit), SPOT).units[0].generation
     assert curve is not None and curve.asset_ids == ["pv-1"]
     assert len(curve.mw) == 96 and curve.mw[48] == pytest.approx(0.8)
-    short = _bid({**unit, "baseline_kw": [1500.0] * 8, "generation_kw": gen[:8]}, intervals=8)
-    for part in ("up", "down", "hourly_up", "hourly_down"):
-        short.units[0].__dict__[part] = UnitBid.model_validate(
-            {**unit, part: _offer([500.0] * 8, [0.3, 1.0])}
-        ).__dict__[part]
+    two_hours = _unit("n1", [1500.0] * 8, 500.0, 600.0, generation_kw=gen[:8])
+    short = _bid({**two_hours, "generation_ids": ["pv-1"]}, intervals=8)
     decl = declare(short, SPOT)
     rules = {v.rule for v in decl.violations} | {v.rule for v in decl.units[0].violations}
     assert {"market_day", "generation_points"} <= rules and not decl.compliant

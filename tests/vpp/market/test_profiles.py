@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from vpp.api import create_app
 from vpp.bids import BidRequest, apply_profile
 from vpp.errors import InvalidInput, SettingsError
 from vpp.market import load_profiles, shipped_profiles
 from vpp.settings import Settings
+from vpp.state import State
 
 T0 = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
 PROFILES = shipped_profiles()
@@ -99,3 +101,11 @@ def test_a_request_takes_its_profile_rules_unless_it_gives_its_own() -> None:
     with pytest.raises(InvalidInput) as caught:
         apply_profile(bad, PROFILES)
     assert caught.value.fields == ["profile"]
+
+
+def test_the_service_refuses_to_start_on_a_bad_profiles_file(tmp_path: Path, state: State) -> None:
+    path = tmp_path / "market.toml"
+    path.write_text("[profiles.gd-x]\nmin_capacity_mw = 1\n")
+    settings = Settings.load(None, env={"VPP_MARKET_PROFILES_FILE": str(path)})
+    with pytest.raises(SettingsError, match=r"market profile 'gd-x' in .*: min_duration_minutes"):
+        create_app(settings, state)

@@ -31,6 +31,9 @@ it); the step keeps its quantity, and each clip is listed in ``capped``
 (rule ``price_cap`` or ``price_floor``, with the bid's price and the amount
 cut), so an offer declared below its cost is visible. A capped price does
 not make the declaration non-compliant: the declared price is within the rules.
+A bid built under the profile's own rules needs no clip above the cap: the
+engine leaves assets dearer than the bid's cap out of the bid
+(`dispatch.bids`); a clip shows when the bid's own ``rules`` allowed more.
 
 Precedence of rules (`apply_profile`): a bid request's own ``rules`` win;
 without them the named profile's rules build the bid. The declaration is

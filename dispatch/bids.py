@@ -206,9 +206,11 @@ def _curve(
     cum = np.cumsum(contrib[order], axis=0)
     steps = max(settings.price_steps, 1)
     if len(sorted_cost) == 0:
-        levels = np.array([settings.price_floor])
-    else:
-        levels = np.unique(np.quantile(sorted_cost, np.linspace(0.0, 1.0, steps + 1)[1:]))
+        # No asset within the price cap: one step at the floor, offering the (zero) bid.
+        return PriceCurve(
+            prices=np.array([settings.price_floor]), quantity_kw=np.asarray(quantity)[None, :]
+        )
+    levels = np.unique(np.quantile(sorted_cost, np.linspace(0.0, 1.0, steps + 1)[1:]))
     rows = np.searchsorted(sorted_cost, levels, side="right") - 1
     qty = np.where(rows[:, None] >= 0, cum[np.maximum(rows, 0)], 0.0)
     qty = np.maximum.accumulate(np.clip(qty, 0.0, quantity), axis=0)

@@ -50,6 +50,7 @@ __all__ = [
     "HttpSettings",
     "LedgerSettings",
     "LogSettings",
+    "MarketSettings",
     "ModbusSettings",
     "MqttSettings",
     "OcppSettings",
@@ -305,6 +306,17 @@ class ForecastSettings:
 
 
 @dataclass
+class MarketSettings:
+    """Market rule profiles (``vpp.market``): the tables live in a profiles file, not here."""
+
+    #: a TOML file of [profiles.<name>] tables that add to or replace the shipped
+    #: ones (vpp/market/profiles.toml) by name; empty: the shipped ones only
+    profiles_file: str = ""
+    #: the profile a declaration is checked against when its bid names none
+    default_profile: str = "gd-spot-unit"
+
+
+@dataclass
 class Settings:
     """All settings; build with ``Settings.load``."""
 
@@ -322,6 +334,7 @@ class Settings:
     history: HistorySettings = field(default_factory=HistorySettings)
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
+    market: MarketSettings = field(default_factory=MarketSettings)
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Self:

@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 
 from dispatch import (
+    Battery,
     BidSettings,
     Direction,
     Portfolio,
     TimeGrid,
     apply_rules,
+    battery_envelope,
     build_bid,
     build_portfolio,
     check_dispatch,
@@ -121,3 +123,31 @@ def test_identical_battery_fleet_bids_down_under_market_rules() -> None:
     # 4 x 400 kWh above soc_min (x 0.95 discharge efficiency) can be offered down
     assert bid.down_kw.max() >= 1000
     assert bid.down_kw.sum() * grid.dt_h >= 1000
+
+
+def test_no_asset_within_the_price_cap_bids_nothing() -> None:
+    # 0.1 per kWh against a cap of 0.05: the asset is left out, and the curve is one
+    # step at the floor offering nothing (it used to raise IndexError on the empty set).
+    rules = BidSettings(min_capacity_kw=0.0, min_duration_minutes=0.0, price_cap=0.05)
+    bid = build_bid(_one_battery(), rules)
+    assert not bid.down_kw.any() and not bid.up_kw.any()
+    assert list(bid.down.curve.prices) == [0.0]
+    assert bid.down.curve.quantity_kw.shape == (1, GRID.n)
+
+
+def test_the_hour_flat_form_of_a_battery_fleet_is_not_empty() -> None:
+    # 4 x 1 MWh / 500 kW at SoC 0.5 (floor 0.1, 95 % discharge): 4 x 0.4 x 1000 x 0.95 =
+    # 1,520 kWh can leave in one hour. The sign-fixed inner model found 0 kW here in the
+    # hour-flat form; the capped model finds the hand-computed hour.
+    grid = TimeGrid(n=96, step=timedelta(minutes=15))
+    specs = [
+        Battery(asset_id=f"b{i}", capacity_kwh=1000.0, max_charge_kw=500.0,
+                max_discharge_kw=500.0, soc=0.5, soc_min=0.1, soc_max=0.95,
+                eta_charge=0.95, eta_discharge=0.95, cost_kwh=0.05)
+        for i in range(4)
+    ]  # fmt: skip
+    pf = build_portfolio([battery_envelope(s, grid) for s in specs])
+    bid = build_bid(pf, BidSettings(min_capacity_kw=0.0, min_duration_minutes=0.0))
+    points = bid.hourly_points(Direction.DOWN)
+    assert points is not None and points.max() == pytest.approx(1520.0, rel=1e-6)
+    assert bid.hourly_down is not None and bid.hourly_down.deliverable

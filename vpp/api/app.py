@@ -16,6 +16,7 @@ from vpp.events import EventStore
 from vpp.history.store import HistoryStore
 from vpp.ledger.book import LedgerBook
 from vpp.ledger.entries import EntryStore
+from vpp.market import load_profiles
 from vpp.metrics import Metrics
 from vpp.settings import Settings
 from vpp.state import State
@@ -60,6 +61,8 @@ def create_app(
     app[events.EVENTS] = EventStore(state)
     app[CLOCK] = clock if clock is not None else Clock()
     app[bids.BIDS] = BidStore(state)
+    market = settings.market
+    app[bids.PROFILES] = load_profiles(market.profiles_file, market.default_profile)
     recorded = HistoryStore(state, retention_days=settings.history.retention_days)
     entered = EntryStore(state)
     app[history.HISTORY] = recorded

@@ -5,10 +5,14 @@
 dispatch engine (`vpp.bids.build`); the result is a typed `BidRecord`
 (`vpp.bids.model`), kept by `BidStore` in Redis (`vpp.bids.store`) and given
 as the 96- or 24-point table a market platform takes by `bid_table_csv`
-(`vpp.bids.table`). The HTTP routes are in `vpp.api.bids`.
+(`vpp.bids.table`). Each bid also holds the bid of each trading unit
+(clearing node, `vpp.bids.units`), and `declare` gives its Guangdong
+declaration per unit checked against a market rule profile
+(`vpp.bids.declaration`). The HTTP routes are in `vpp.api.bids`.
 """
 
 from vpp.bids.build import build_park_bid
+from vpp.bids.declaration import Declaration, apply_profile, declaration_csv, declare
 from vpp.bids.model import (
     BidForecastUse,
     BidMargin,
@@ -17,6 +21,7 @@ from vpp.bids.model import (
     BidRequest,
     BidRules,
     HourlyBid,
+    UnitBid,
     parse_bid_request,
 )
 from vpp.bids.store import BidStore
@@ -30,8 +35,13 @@ __all__ = [
     "BidRequest",
     "BidRules",
     "BidStore",
+    "Declaration",
     "HourlyBid",
+    "UnitBid",
+    "apply_profile",
     "bid_table_csv",
     "build_park_bid",
+    "declaration_csv",
+    "declare",
     "parse_bid_request",
 ]

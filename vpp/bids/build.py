@@ -34,6 +34,7 @@ from vpp.bids.model import (
     HourlyBid,
     rounded,
 )
+from vpp.bids.units import unit_bids
 from vpp.errors import Conflict
 from vpp.flex import TAIL_HOURS, PortfolioView, build_view, flat_capacity, grid_at
 from vpp.outlook import MarginSource, load_outlook
@@ -125,6 +126,7 @@ async def build_park_bid(
     )
     started = time.perf_counter()
     bid = await asyncio.to_thread(dx.build_bid, view.portfolio, rules)
+    units = await asyncio.to_thread(unit_bids, view, rules, req)  # per clearing node
     tail = int(TAIL_HOURS * 60 / req.interval_minutes)
     long_grid = grid_at(req.start, req.intervals + tail, req.interval_minutes)
     long_view = build_view(assets, live, long_grid, outlook=outlook) if req.flat_capacity else view
@@ -159,4 +161,6 @@ async def build_park_bid(
         forecast_issued_at=view.forecast_issued_at,
         forecast=BidForecastUse(later=outlook.later, methods=view.methods(), notes=view.notes),
         margin=_margin(view, source, grid.dt_h, grid.n),
+        profile=req.profile,
+        units=units,
     )

@@ -40,6 +40,7 @@ __all__ = [
     "BidRequest",
     "BidRules",
     "HourlyBid",
+    "UnitBid",
     "parse_bid_request",
     "rounded",
 ]
@@ -77,7 +78,17 @@ class BidRequest(BaseModel):
     interval_minutes: Integer = Field(
         default=15, ge=1, le=60, json_schema_extra={"enum": list(INTERVAL_CHOICES)}
     )
-    rules: BidRules = Field(default_factory=BidRules)
+    rules: BidRules = Field(
+        default_factory=BidRules,
+        description="the bid's market rules; given, they win over the profile's",
+    )
+    profile: str | None = Field(
+        default=None,
+        pattern=ID_PATTERN,
+        description="a configured market rule profile (shipped: gd-spot-unit, gd-market-dr): "
+        "the bid's rules unless `rules` is given, and the rules its declaration is checked "
+        "against; one that is not configured is 422",
+    )
     flat_capacity: bool = Field(
         default=False,
         description="also find the largest flat up/down deviation held over the whole window",
@@ -240,6 +251,40 @@ class BidMargin(_Stored):
     note: str
 
 
+class UnitBid(_Stored):
+    """The bid of one trading unit: the park's assets at one clearing node.
+
+    Built like the park's bid on the unit's own assets, with the market's
+    minimum capacity and duration relaxed to zero, so that nothing is zeroed
+    here: the declaration (`vpp.bids.declaration`) checks the unit against
+    its rule profile and says what misses. Power in kW (positive = drawn
+    from the grid), per interval of the bid.
+
+    Attributes:
+        node: the clearing node (the assets' ``grid_node``).
+        asset_ids: the unit's assets (those flexible when the bid was built).
+        generation_ids: its generating assets (PV), if any.
+        baseline_kw: the unit's baseline (net of its generation).
+        generation_kw: its generation, kW >= 0 (absent without generating assets).
+        up: what it offers up, per interval.
+        down: what it offers down, per interval.
+        hourly_up: the hour-flat up offer (per interval), absent unless whole hours.
+        hourly_down: the same, down.
+        jointly_deliverable: whether every part was delivered by its certificate.
+    """
+
+    node: str
+    asset_ids: list[str]
+    generation_ids: list[str] = Field(default_factory=list)
+    baseline_kw: list[float]
+    generation_kw: list[float] | None = None
+    up: BidOffer
+    down: BidOffer
+    hourly_up: BidOffer | None = None
+    hourly_down: BidOffer | None = None
+    jointly_deliverable: bool
+
+
 class BidRecord(_Stored):
     """A bid as stored and returned by ``GET …/bids/{bid}`` (as ``bid``).
 
@@ -270,6 +315,9 @@ class BidRecord(_Stored):
             (null when none was stored; absent in bids built before forecasts).
         forecast: what it was built on beyond the live state.
         margin: the forecast-error margin it keeps (issue 11).
+        profile: the market rule profile it was asked under (absent: none named).
+        units: the bid of each trading unit (clearing node), market minimums
+            relaxed (absent on bids stored before units were built).
     """
 
     id: str
@@ -294,6 +342,8 @@ class BidRecord(_Stored):
     forecast_issued_at: _Time | None = None
     forecast: BidForecastUse | None = None
     margin: BidMargin | None = None
+    profile: str | None = None
+    units: list[UnitBid] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The stored form, which is also the API's ``bid``.

@@ -14,7 +14,8 @@ The rules, stated independently of the service's code:
   366 days ahead (service clock);
 * battery: soc_min < soc_max; EV charger: min_charge_kw <= max_charge_kw;
   flexible load: max_shed_kw <= baseline_kw;
-* bid rules: price_floor <= price_cap;
+* bid rules: price_floor <= price_cap; a bid's ``profile`` names a configured
+  market profile (the shipped ones: gd-spot-unit, gd-market-dr);
 * ``PUT /v1/parks/{park}``: a body ``id`` is the park in the path,
   ``timezone`` is a name of the IANA tz database, the baseline's ``y`` is
   at least its ``x`` (high X of Y), and its ``lookback_days`` at least the
@@ -86,6 +87,12 @@ def _bid(body: dict[str, Any]) -> None:
     rules = body.get("rules")
     if isinstance(rules, dict) and rules.get("price_floor", 0.0) > rules.get("price_cap", 5.0):
         rules["price_floor"], rules["price_cap"] = 0.0, 5.0
+    if "profile" in body and body["profile"] not in _PROFILES:
+        body["profile"] = _PROFILES[0]
+
+
+#: The market profiles the test's service is configured with (the shipped ones).
+_PROFILES = ("gd-spot-unit", "gd-market-dr")
 
 
 #: Days a request may carry that are inside the retention window in any time zone.

@@ -105,6 +105,26 @@ def test_a_depot_with_noon_and_evening_sessions_gets_two() -> None:
     assert evening.departure == local(MONDAY, 30.0)  # 06:00 the next morning
 
 
+def test_a_second_car_of_the_morning_is_a_second_session() -> None:
+    # a car at 08:30 every working day, on every other one a second at 09:45, which
+    # takes the plug when the first is done (too close to be a group of its own)
+    sessions = []
+    for n, day in enumerate(FIRST + timedelta(days=i) for i in range(27)):
+        if not working_day(day):
+            continue
+        first, leave = local(day, 8.5), local(day, 17.5)
+        sessions.append(ChargerSession("ev1", first, leave, None, 20.0, 20.0, leave))
+        if n % 2 == 0:
+            second, gone = local(day, 9.75), local(day, 12.0)
+            sessions.append(ChargerSession("ev1", second, gone, None, 10.0, 10.0, gone))
+    one, two = expected_sessions(sessions, ["ev1"], [MONDAY], TZ)["ev1"]
+    assert one.arrival == local(MONDAY, 8.5) and one.probability == 1.0
+    assert two.arrival == local(MONDAY, 9.75) and two.probability == 0.5
+    assert one.departure == two.arrival  # one vehicle at a time
+    # the expected energy is the similar days' mean: 20 kWh + half the days 10 kWh
+    assert one.probability * one.energy_needed_kwh + two.probability * two.energy_needed_kwh == 25
+
+
 def test_only_what_was_known_at_the_issue_time_is_used() -> None:
     issued = local(date(2026, 3, 10), 9.0)
     before = workplace()
@@ -178,12 +198,13 @@ def slot_edges(first: date, days: int) -> np.ndarray[tuple[int], np.dtype[np.flo
     return start + np.arange(days * SLOTS_PER_DAY + 1, dtype=np.float64) * 900.0
 
 
-def test_the_draw_of_a_session_stops_when_it_leaves() -> None:
-    edges = slot_edges(MONDAY, 1)
-    short = ExpectedSession("ev1", local(MONDAY, 8.0), local(MONDAY, 8.5), 40.0, 0.5, 10)
-    kw = draw_kw([short], 11.0, edges)
-    assert kw.sum() / 4 == pytest.approx(0.5 * 11.0 * 0.5)  # left after 30 min, half likely
-    assert kw[32] == kw[33] == pytest.approx(5.5)
+def test_the_draw_charges_the_need_flat_out_times_the_probability() -> None:
+    # the expected departure (the early side of past ones) does not cut the draw
+    half = ExpectedSession("ev1", local(MONDAY, 8.0), local(MONDAY, 8.5), 11.0, 0.5, 10)
+    kw = draw_kw([half], 11.0, slot_edges(MONDAY, 1))
+    assert kw.sum() / 4 == pytest.approx(0.5 * 11.0)  # half likely
+    np.testing.assert_allclose(kw[32:36], 5.5)  # 08:00-09:00 at 11 kW
+    assert kw[31] == kw[36] == 0
 
 
 def test_the_generated_history_comes_with_the_sessions_its_curves_are_drawn_from() -> None:

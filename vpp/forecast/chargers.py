@@ -49,10 +49,11 @@ sessions for `vpp.forecast.model.ParkForecast.sessions`.
 from __future__ import annotations
 
 import bisect
+import collections
 import itertools
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -95,6 +96,7 @@ def known_at(sessions: Iterable[ChargerSession], issued_at: datetime) -> list[Ch
     A session still plugged in at ``issued_at`` keeps its recorded energy
     (the store has no earlier state of it).
     """
+    issued_at = issued_at.astimezone(UTC)  # (stored sessions are in UTC: quick to compare)
     out = []
     for s in sessions:
         if s.arrival >= issued_at:
@@ -299,11 +301,12 @@ def draw_kw(expected: Iterable[ExpectedSession], max_kw: float, edges: FloatArra
     flexibility), and past vehicles had their energy before they left.
     """
     kw = np.zeros(len(edges) - 1)
+    widths = np.diff(edges)
     for e in expected:
         start = e.arrival.timestamp()
         end = start + e.energy_needed_kwh / max_kw * 3600.0
         overlap = np.clip(np.minimum(edges[1:], end) - np.maximum(edges[:-1], start), 0.0, None)
-        kw += e.probability * max_kw * overlap / np.diff(edges)
+        kw += e.probability * max_kw * overlap / widths
     return kw
 
 
@@ -328,10 +331,11 @@ def forecast_chargers(
     history = _history(ctx)
     names = [window.series[r] for r in rows]
     days = [targets[0] - timedelta(days=1), *targets]  # the eve's sessions may run past midnight
-    expected = expected_sessions(
-        history, names, days, tz, day_type, until=issue_day - timedelta(days=1)
+    last = issue_day - timedelta(days=1)
+    expected = expected_sessions(history, names, days, tz, day_type, until=last)
+    had = collections.Counter(
+        s.asset_id for s in history if s.arrival.astimezone(tz).date() <= last
     )
-    had = {s.asset_id for s in history}
     out: dict[str, SeriesForecast] = {}
     for name in names:
         asset = ctx.assets.get(name)
@@ -346,7 +350,7 @@ def forecast_chargers(
         on_targets = [e for e in ahead if e.arrival.astimezone(tz).date() >= targets[0]]
         note = (
             f"{len(on_targets)} expected sessions on {len(targets)} days, learned from the "
-            f"charger's {sum(s.asset_id == name for s in history)} sessions; each charging at "
+            f"charger's {had[name]} sessions; each charging at "
             f"{asset.max_charge_kw:g} kW from arrival, weighted by its probability"
         )
         kw = draw_kw(ahead, asset.max_charge_kw, edges)

@@ -46,7 +46,9 @@ Beckman, *Solar Engineering of Thermal Processes*, ch. 1) with a seeded daily
 clearness and cloud noise. EV chargers (:func:`ev_day_kw`) draw from
 sessions whose arrivals follow a pattern: ``workplace`` (staff cars arriving
 08:00-09:30 on working days) or ``depot`` (logistics vans returning
-18:00-21:00, topping up at noon).
+18:00-21:00, topping up at noon); :func:`ev_visits` gives those sessions
+with each vehicle's departure (staff stay the working day, vans the night),
+which the generated history records as the chargers' session history.
 """
 
 from __future__ import annotations
@@ -67,9 +69,11 @@ __all__ = [
     "SLOTS_PER_DAY",
     "DayType",
     "EvPattern",
+    "EvVisit",
     "LoadProfile",
     "Shape",
     "ev_day_kw",
+    "ev_visits",
     "pv_day_output_kw",
     "stable_seed",
     "weekday_type",
@@ -386,19 +390,29 @@ class _Arrivals:
     sd_h: float
     sessions: float  # expected sessions per charger and day
     energy_kwh: tuple[float, float]  # uniform range of the energy a vehicle takes
+    stay_h: tuple[float, float]  # uniform range of how long it stays parked after it arrived
 
 
 _A = _Arrivals
+# Stays (assumptions): staff stay a working day (8.5-9.5 h), visitors 1-3 h,
+# weekend and holiday drivers 2-5 h; depot vans stay the night (out at 06:00),
+# the noon top-up lasts a lunch break (0.75-1.5 h).
 _EV: dict[EvPattern, dict[DayType, tuple[_Arrivals, ...]]] = {
     EvPattern.WORKPLACE: {
-        DayType.WORKDAY: (_A(8.6, 0.5, 0.9, (8.0, 30.0)), _A(13.5, 1.0, 0.3, (5.0, 15.0))),
-        DayType.WEEKEND: (_A(10.0, 1.5, 0.25, (5.0, 20.0)),),
-        DayType.HOLIDAY: (_A(11.0, 2.0, 0.1, (5.0, 20.0)),),
+        DayType.WORKDAY: (
+            _A(8.6, 0.5, 0.9, (8.0, 30.0), (8.5, 9.5)),
+            _A(13.5, 1.0, 0.3, (5.0, 15.0), (1.0, 3.0)),
+        ),
+        DayType.WEEKEND: (_A(10.0, 1.5, 0.25, (5.0, 20.0), (2.0, 5.0)),),
+        DayType.HOLIDAY: (_A(11.0, 2.0, 0.1, (5.0, 20.0), (2.0, 5.0)),),
     },
     EvPattern.DEPOT: {
-        DayType.WORKDAY: (_A(19.0, 1.2, 1.0, (25.0, 60.0)), _A(12.5, 0.7, 0.4, (10.0, 25.0))),
-        DayType.WEEKEND: (_A(18.0, 1.5, 0.6, (20.0, 50.0)),),
-        DayType.HOLIDAY: (_A(18.0, 2.0, 0.3, (20.0, 50.0)),),
+        DayType.WORKDAY: (
+            _A(19.0, 1.2, 1.0, (25.0, 60.0), (11.0, 14.0)),
+            _A(12.5, 0.7, 0.4, (10.0, 25.0), (0.75, 1.5)),
+        ),
+        DayType.WEEKEND: (_A(18.0, 1.5, 0.6, (20.0, 50.0), (10.0, 14.0)),),
+        DayType.HOLIDAY: (_A(18.0, 2.0, 0.3, (20.0, 50.0), (10.0, 14.0)),),
     },
 }
 #: A vehicle leaves at most this long after it arrived, charged or not.
@@ -408,30 +422,80 @@ _MAX_STAY_H = 14.0
 _FIRST_ARRIVAL_H = 6.0
 
 
-def _sessions(
+@dataclass(frozen=True, slots=True)
+class EvVisit:
+    """One vehicle's visit to a charger, in local hours of the day it came (may pass 24).
+
+    Attributes:
+        arrival_h: when it plugged in (it came at or before this, and waited
+            while the vehicle before it still held the charger); charging starts here.
+        end_h: when its charging ended: it had its energy, had stayed 14 h, or
+            it was 06:00 the next day.
+        departure_h: when it unplugged and left, at or after ``end_h``: the
+            end of its stay (drawn from the pattern's stays), but never after
+            14 h, 06:00 the next day or the next vehicle's plug-in.
+        kw: its charging power.
+        wanted_kwh: the energy it came for (it leaves with less when cut short).
+    """
+
+    arrival_h: float
+    end_h: float
+    departure_h: float
+    kw: float
+    wanted_kwh: float
+
+    @property
+    def energy_kwh(self) -> float:
+        """The energy it took, kWh."""
+        return self.kw * (self.end_h - self.arrival_h)
+
+
+def ev_visits(
     day: date, day_type: DayType, *, max_kw: float, pattern: EvPattern, seed: int
-) -> list[tuple[float, float, float]]:
-    """The charging sessions that start on ``day``: ``(start h, end h, kW)``, end may pass 24."""
+) -> list[EvVisit]:
+    """The visits whose charging starts on ``day``, by arrival (what `ev_day_kw` draws).
+
+    Each charges at full power from its ``arrival_h`` to its ``end_h``; the
+    departures come from their own seeded stream, so the charging (and
+    `ev_day_kw`) is the same with or without them. Args as `ev_day_kw`.
+    """
     rng = np.random.default_rng([seed & 0xFFFFFFFF, day.toordinal(), 2])
-    wanted: list[tuple[float, float]] = []
+    wanted: list[tuple[float, float, tuple[float, float]]] = []
     for arrivals in _EV[pattern][day_type]:
         for _ in range(int(rng.poisson(arrivals.sessions))):
             mean, sd = arrivals.mean_h, arrivals.sd_h
             at = float(np.clip(rng.normal(mean, sd), _FIRST_ARRIVAL_H, 23.75))
-            wanted.append((at, float(rng.uniform(*arrivals.energy_kwh))))
-    out: list[tuple[float, float, float]] = []
+            wanted.append((at, float(rng.uniform(*arrivals.energy_kwh)), arrivals.stay_h))
+    stays = np.random.default_rng([seed & 0xFFFFFFFF, day.toordinal(), 6])
+    runs: list[tuple[float, float, float, float, float]] = []  # at, start, end, kW, wanted
+    leave: list[float] = []
     free_at = 0.0
-    for at, energy in sorted(wanted):
+    for at, energy, stay_h in sorted(wanted):
         # A DC charger is limited by the vehicle's acceptance; an AC one rarely is.
         kw = max_kw if max_kw <= 11.0 else max_kw * float(rng.uniform(0.6, 1.0))
         start = max(at, free_at)  # one vehicle at a time: the next one waits
         if start >= 24.0:
             break
-        end = min(start + energy / kw, at + _MAX_STAY_H, 24.0 + _FIRST_ARRIVAL_H)
+        cap = min(at + _MAX_STAY_H, 24.0 + _FIRST_ARRIVAL_H)
+        end = min(start + energy / kw, cap)
         if end > start:
-            out.append((start, end, kw))
+            runs.append((at, start, end, kw, energy))
+            leave.append(min(at + float(stays.uniform(*stay_h)), cap))
             free_at = end
+    out: list[EvVisit] = []
+    for i, (_, start, end, kw, energy) in enumerate(runs):
+        # it gives the plug up when the next vehicle takes it, and never before it is done
+        departure = min(leave[i], runs[i + 1][1]) if i + 1 < len(runs) else leave[i]
+        out.append(EvVisit(start, end, max(departure, end), kw, energy))
     return out
+
+
+def _sessions(
+    day: date, day_type: DayType, *, max_kw: float, pattern: EvPattern, seed: int
+) -> list[tuple[float, float, float]]:
+    """The charging sessions that start on ``day``: ``(start h, end h, kW)``, end may pass 24."""
+    visits = ev_visits(day, day_type, max_kw=max_kw, pattern=pattern, seed=seed)
+    return [(v.arrival_h, v.end_h, v.kw) for v in visits]
 
 
 def ev_day_kw(

@@ -15,6 +15,8 @@ its history):
 * a battery idles near 0, drawing its standby (auxiliaries: BMS, container
   cooling, 0.4 % of its capacity in kW, an assumption);
 * an EV charger draws from sessions of its enterprise's arrival pattern;
+  the sessions themselves (`vpp.forecast.sessions.ChargerSession`) come
+  with the history, as the live recorder would have recorded them;
 * each enterprise's revenue meter reads the sum of that enterprise's devices
   plus an unenrolled base load (``EnterpriseProfile.base_kw`` of its shape):
   what the grid company's metering system would export for its account.
@@ -32,7 +34,8 @@ hours before an event; the live recorder carries on from there.
 `generate_history` is pure (arrays in memory, about 0.1 s for 14 days of
 the demo park's 56 series); `write_history` writes it through the history
 store, devices as telemetry and meters as imported metering data, leaving
-every series' day that already holds data as it is.
+every series' day that already holds data as it is, and the charger sessions
+through the session store (an upsert: writing twice adds nothing).
 """
 
 from __future__ import annotations
@@ -53,11 +56,13 @@ from adapters.sim.profiles import (
     LoadProfile,
     Shape,
     ev_day_kw,
+    ev_visits,
     pv_day_output_kw,
     stable_seed,
 )
+from vpp.forecast.sessions import ChargerSession, SessionStore
 from vpp.history import calendar
-from vpp.history.grid import INTERVAL_S, SLOTS_PER_DAY, DayVector
+from vpp.history.grid import INTERVAL_S, SLOTS_PER_DAY, DayVector, day_start, slot_start
 from vpp.history.store import HistoryStore, IntervalDelta
 from vpp.model import Asset, Battery, EvCharger, FlexibleLoad, Meter, Park, Pv
 
@@ -161,6 +166,11 @@ class GeneratedHistory:
         outage_day: the day of the gateway outage, if any.
         partial_day: today, laid down up to ``through_slot`` (the last of
             ``days``), if asked for.
+        sessions: the charger sessions the chargers' curves come from, by
+            arrival: those that arrived on the history's days and had left
+            by its end (a vehicle still plugged in then is the live
+            recorder's to see). Each vehicle states its real departure, and
+            its wanted energy as its need at plug-in.
     """
 
     park: str
@@ -173,6 +183,7 @@ class GeneratedHistory:
     event: PastEvent | None = None
     outage_day: date | None = None
     partial_day: date | None = None
+    sessions: tuple[ChargerSession, ...] = ()
 
 
 def load_profiles(
@@ -303,6 +314,33 @@ def _charger(
     return out
 
 
+def _charger_sessions(
+    asset: EvCharger, pattern: EvPattern, days: Sequence[date], day_type: Callable[[date], DayType],
+    seed: int, tz: ZoneInfo, cut: datetime,
+) -> list[ChargerSession]:  # fmt: skip
+    """The sessions behind `_charger`'s curve that arrived on ``days`` and left before ``cut``."""
+    out = []
+    for day in days:
+        midnight = day_start(day, tz)
+        kind = day_type(day)
+        for v in ev_visits(day, kind, max_kw=asset.max_charge_kw, pattern=pattern, seed=seed):
+            departure = midnight + timedelta(hours=v.departure_h)
+            if departure > cut:
+                continue
+            out.append(
+                ChargerSession(
+                    asset_id=asset.id,
+                    arrival=midnight + timedelta(hours=v.arrival_h),
+                    departure=departure,
+                    stated_departure=departure,
+                    energy_needed_kwh=v.wanted_kwh,
+                    energy_delivered_kwh=v.energy_kwh,
+                    seen=departure,
+                )
+            )
+    return out
+
+
 def _pv(asset: Pv, days: Sequence[date], tz: ZoneInfo, seed: int) -> NDArray[np.float64]:
     def offset_h(day: date) -> float:
         delta = datetime.combine(day, time(12), tzinfo=tz).utcoffset() or timedelta()
@@ -410,6 +448,8 @@ def generate_history(
 
     drawn: dict[str, NDArray[np.float64]] = {}
     owner_of: dict[str, str] = {}
+    sessions: list[ChargerSession] = []
+    cut = day_start(end, tz) if through_slot is None else slot_start(end, through_slot, tz)
     for asset in assets:
         own_seed = stable_seed(seed, park.id, asset.id)
         profile = enterprises.get(asset.owner, EnterpriseProfile())
@@ -420,6 +460,7 @@ def generate_history(
                 kw = _battery(asset, every, own_seed, event)
             case EvCharger():
                 kw = _charger(asset, profile.ev, every, day_type, own_seed, event)
+                sessions += _charger_sessions(asset, profile.ev, every, day_type, own_seed, tz, cut)
             case Pv():
                 kw = _pv(asset, every, tz, own_seed)
             case Meter():
@@ -465,6 +506,7 @@ def generate_history(
         base_kw=base, meters=meters, event=event,
         outage_day=None if outage is None else window[outage],
         partial_day=None if through_slot is None else end,
+        sessions=tuple(sorted(sessions, key=lambda s: (s.arrival, s.asset_id))),
     )  # fmt: skip
 
 
@@ -489,9 +531,11 @@ async def write_history(
     Devices go in as telemetry (`HistoryStore.add`: each slot's energy over
     its covered seconds, gaps left without data), revenue meters' whole days
     as imported metering data (`HistoryStore.put_days`: full coverage,
-    flagged imported), today's part of a meter as telemetry.
+    flagged imported), today's part of a meter as telemetry; the charger
+    sessions through the `SessionStore` (same retention as the history).
     A series' day that holds data already (live telemetry, an import, an
-    earlier run) is left as it is: writing twice adds nothing, and nothing
+    earlier run) is left as it is, and so are the sessions that arrived on
+    a charger's day left as it is: writing twice adds nothing, and nothing
     real is overwritten. Days past the store's retention expire at once.
 
     Args:
@@ -506,8 +550,10 @@ async def write_history(
     there = await store.read(history.park, list(history.series), first, last)
     deltas: list[IntervalDelta] = []
     written = kept = 0
+    fresh_days: dict[str, set[date]] = {}
     for series, days in history.series.items():
         fresh = {d: v for d, v in days.items() if not (there[series][d].coverage > 0).any()}
+        fresh_days[series] = set(fresh)
         kept += len(days) - len(fresh)
         written += len(fresh)
         imported = {d: v.energy_kwh.tolist() for d, v in fresh.items() if v.imported.all()}
@@ -524,4 +570,14 @@ async def write_history(
                 for slot in np.flatnonzero(covered).tolist()
             ]
     await store.add(history.park, deltas, tz=tz)
+    zone = tz if tz is not None else await store.zone(history.park)
+    sessions = SessionStore(store.state, retention_days=store.retention_days)
+    await sessions.add(
+        history.park,
+        (
+            s
+            for s in history.sessions
+            if s.arrival.astimezone(zone).date() in fresh_days.get(s.asset_id, ())
+        ),
+    )
     return Written(written=written, kept=kept)

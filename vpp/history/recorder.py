@@ -29,12 +29,21 @@ waits for the next write). A crash loses at most the unwritten part of the
 open interval, which then shows as partial coverage; a write that fails
 (Redis down) is kept and tried again with the next one.
 
+Charger sessions: every reading also goes to the park's
+`vpp.forecast.sessions.SessionTracker` (plug-in opens a session, unplug
+closes it, an outage does not split it), on the same service-clock time and
+hold; the sessions that changed are written to the `SessionStore` (an
+upsert) with the telemetry, open ones included, so a restart resumes them:
+a park's open sessions of the last `RESUME_DAYS` are read back when its
+first reading comes in.
+
 Several service processes read the same devices, so only one may add a
 park's telemetry: the holder of the park's history lease
 (`vpp.keys.Keys.history_lease`, renewed at every write, lasting three
 flush periods). The others integrate too, but drop what they gathered; one
 that takes the lease over drops what it gathered before, which the previous
-holder may have written, and records from then on.
+holder may have written, and records from then on (sessions likewise: an
+open one is written again at its next reading).
 """
 
 from __future__ import annotations
@@ -47,19 +56,20 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from adapters.lifecycle import BackgroundService
 from vpp.clock import Clock
 from vpp.errors import StateError
+from vpp.forecast.sessions import SessionStore, SessionTracker
 from vpp.history.grid import INTERVAL_S, locate
 from vpp.history.store import HistoryStore, IntervalDelta
 from vpp.lease import Lease
 from vpp.metrics import Metrics
 from vpp.model import LiveState
 
-__all__ = ["LEASE_FLUSHES", "MAX_WAITING", "WINDOW", "HistoryRecorder"]
+__all__ = ["LEASE_FLUSHES", "MAX_WAITING", "RESUME_DAYS", "WINDOW", "HistoryRecorder"]
 
 log = logging.getLogger("vpp.history")
 
@@ -71,6 +81,8 @@ WINDOW = 1.5
 MAX_WAITING = 100_000
 #: The history lease lasts this many flush periods without renewal.
 LEASE_FLUSHES = 3
+#: Days back a park's open charger sessions are resumed from (a longer stay is closed).
+RESUME_DAYS = 7
 #: Seconds the last write on stopping may take.
 _CLOSE_FLUSH_S = 5.0
 
@@ -96,6 +108,7 @@ class _Park:
     lease: Lease
     #: whether this process held the history lease at its last look
     holder: bool
+    sessions: SessionTracker
     series: dict[str, _Series] = field(default_factory=dict)
     pending: _Pending = field(default_factory=dict)
 
@@ -184,9 +197,10 @@ class HistoryRecorder(BackgroundService):
         self._scale = clock.time_scale if clock is not None else 1.0
         self._hold = hold_s * self._scale
         self._metrics = metrics
+        self.sessions = SessionStore(store.state, retention_days=store.retention_days)
         self._parks: dict[str, _Park] = {}
-        #: readings of parks whose time zone is not known yet: (series, clock s, kW)
-        self._waiting: dict[str, list[tuple[str, float, float]]] = {}
+        #: readings of parks whose time zone is not known yet: (series, clock s, reading)
+        self._waiting: dict[str, list[tuple[str, float, LiveState]]] = {}
         self._wake = asyncio.Event()
 
     # -- readings in -----------------------------------------------------------
@@ -217,11 +231,13 @@ class HistoryRecorder(BackgroundService):
                 if len(waiting) >= MAX_WAITING:
                     self._count_dropped(park, "overflow")
                     continue
-                waiting.append((series, self._clock_s(live.ts), _measured_kw(live)))
+                waiting.append((series, self._clock_s(live.ts), live))
             self._wake.set()
             return
         for series, live in readings.items():
-            self._ingest(park, known, series, self._clock_s(live.ts), _measured_kw(live))
+            t = self._clock_s(live.ts)
+            self._ingest(park, known, series, t, _measured_kw(live))
+            known.sessions.observe(series, t, live)
 
     def _ingest(self, park_id: str, park: _Park, series: str, t: float, power: float) -> None:
         s = park.series.get(series)
@@ -298,10 +314,19 @@ class HistoryRecorder(BackgroundService):
                     holder = await lease.acquire()
             except StateError:
                 holder = True  # not known: the lease is checked again before each write
-            park = _Park(tz=tz, lease=lease, holder=holder)
+            tracker = SessionTracker(hold_s=self._hold)
+            since = datetime.fromtimestamp(self._clock_s(datetime.now(UTC)), UTC)
+            try:
+                tracker.resume(
+                    await self.sessions.open_sessions(park_id, since - timedelta(days=RESUME_DAYS))
+                )
+            except StateError as exc:
+                log.warning("open charger sessions of %s not resumed: %s", park_id, exc)
+            park = _Park(tz=tz, lease=lease, holder=holder, sessions=tracker)
             self._parks[park_id] = park
-            for series, t, power in self._waiting.pop(park_id, []):
-                self._ingest(park_id, park, series, t, power)
+            for series, t, live in self._waiting.pop(park_id, []):
+                self._ingest(park_id, park, series, t, _measured_kw(live))
+                tracker.observe(series, t, live)
             log.info("recording the history of park %s (lease %s)", park_id, holder)
 
     # -- writing -----------------------------------------------------------------
@@ -321,7 +346,7 @@ class HistoryRecorder(BackgroundService):
         written = 0
         for park_id, park in list(self._parks.items()):
             self._hold_until(park, t_now)
-            if not park.series and not park.pending:
+            if not park.series and not park.pending and not park.sessions.pending:
                 await self._forget(park_id, park)
                 continue
             written += await self._write(park_id, park, math.floor(t_now / INTERVAL_S))
@@ -357,8 +382,10 @@ class HistoryRecorder(BackgroundService):
         if not (holder and park.holder):
             # not ours, or just taken over: what was gathered may be written by the other
             park.pending.clear()
+            park.sessions.drain()
             park.holder = holder
             return 0
+        await self._write_sessions(park_id, park)
         pending, park.pending = park.pending, {}
         for key, acc in pending.items():
             # (a millisecond short of a whole second is that second: float error)
@@ -383,6 +410,19 @@ class HistoryRecorder(BackgroundService):
             log.warning("history of %s not written, kept for the next write: %s", park_id, exc)
             return 0
         return len(deltas)
+
+    async def _write_sessions(self, park_id: str, park: _Park) -> None:
+        """Write the charger sessions that changed; kept for the next write if Redis fails."""
+        changed = park.sessions.drain()
+        if not changed:
+            return
+        try:
+            await self.sessions.add(park_id, changed)
+        except (StateError, asyncio.CancelledError) as exc:
+            park.sessions.keep(changed)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            log.warning("charger sessions of %s not written, kept: %s", park_id, exc)
 
     @staticmethod
     def _deltas(pending: _Pending, tz: ZoneInfo) -> list[IntervalDelta]:

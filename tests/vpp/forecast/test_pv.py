@@ -129,7 +129,8 @@ def test_a_history_at_70_percent_of_clear_sky_gives_an_index_of_07_despite_gaps(
     assert f.kw.shape == (2 * SLOTS_PER_DAY,)
     expected = -0.7 * clear_sky_kw(NANSHA, pv, TARGETS, TZ).reshape(-1)
     np.testing.assert_allclose(f.kw, expected, rtol=0.01, atol=1e-9)
-    assert "clear-sky index 0.70 from 6 days 2026-06-14..2026-06-20" in f.note
+    # the outage day does not count; the short gap's day does
+    assert f.note == "clear-sky index 0.70 (median of 13 days 2026-06-07..2026-06-20)"
     assert (f.kw <= 0).all()  # output fed in: negative
     assert (f.kw[:20] == 0.0).all()  # night exactly 0
 
@@ -143,9 +144,25 @@ def test_learn_takes_the_performance_factor_from_the_clearest_days() -> None:
     learned = learn(gen, np.ones_like(gen), model, HISTORY_DAYS, RATED)
     assert learned.performance == pytest.approx(0.9, abs=1e-9)
     assert learned.clear_days == tuple(HISTORY_DAYS[i] for i in (2, 6, 11))
-    # the index pools the last 7 days: 6 at 0.4 and 1 at 0.88, weighted by their model energy
-    assert learned.index == pytest.approx((6 * 0.4 + 0.88) / 7, abs=0.005)
-    assert len(learned.index_days) == 7
+    # the index is the median of the daily ratios of the last 14 days: 11 cloudy, 3 clear
+    assert learned.index == pytest.approx(0.4)
+    assert learned.index_days == tuple(HISTORY_DAYS)
+    # every day has the model's shape: nothing to correct (within the days' weights)
+    np.testing.assert_allclose(learned.shape, 1.0, atol=0.01)
+
+
+def test_a_shaded_morning_is_learned_as_a_shape_correction() -> None:
+    pv = _pv()
+    model = clear_sky_kw(NANSHA, pv, HISTORY_DAYS, TZ)
+    gen = 0.9 * model
+    gen[:, :40] *= 0.5  # a building shades the array until 10:00
+    f = forecast_pv(_window(gen, HISTORY_DAYS), [0], _ctx(_park(), pv, TARGETS))["pv1"]
+    clear = -clear_sky_kw(NANSHA, pv, [SOLSTICE], TZ)[0]
+    ratio = f.kw[:SLOTS_PER_DAY][28:60] / clear[28:60]  # 07:00-15:00
+    # index × shape gives back each slot's own ratio: 0.45 in the shaded morning, 0.9 after
+    np.testing.assert_allclose(ratio[:12], 0.45, rtol=0.01)
+    np.testing.assert_allclose(ratio[12:], 0.9, rtol=0.01)
+    assert "shape corrected in" in f.note
 
 
 def test_uploaded_irradiance_replaces_the_shape_of_its_day() -> None:

@@ -28,7 +28,7 @@ from aiohttp import web
 from pydantic import AfterValidator, BaseModel, Field, WithJsonSchema
 
 from vpp.api.context import STATE, principal, service_now
-from vpp.api.io import json_response, read_json
+from vpp.api.io import json_response, read_csv, read_json
 from vpp.api.params import query
 from vpp.api.problem import Problem
 from vpp.api.routing import Query, Route
@@ -88,14 +88,6 @@ class IrradianceHeld(BaseModel):
     days: list[IrradianceDay] = Field(description="the days of the span that hold any value")
 
 
-async def _read_csv(request: web.Request) -> str:
-    raw = await request.read()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Problem(400, f"the CSV body is not UTF-8 text: {exc}", slug="bad-csv") from exc
-
-
 async def put_park_irradiance(request: web.Request) -> web.Response:
     """Store an irradiance forecast: 200 with the days written."""
     park_id = request.match_info["park"]
@@ -113,7 +105,7 @@ async def put_park_irradiance(request: web.Request) -> web.Response:
         days = parse_json(data, tz=tz, today=today)
         form = "json"
     elif request.content_type == _CSV:
-        text = await _read_csv(request)
+        text = await read_csv(request)
         days = parse_csv(text, interval_minutes=interval or 15, tz=tz, today=today)
         form = "csv"
     else:

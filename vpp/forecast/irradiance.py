@@ -52,6 +52,9 @@ from redis.exceptions import WatchError
 
 from vpp.errors import FieldError, InvalidInput, StateError
 from vpp.history.grid import INTERVAL_S, SLOTS_PER_DAY, day_start
+
+# the metering import's list of errors (private there; vpp.history is not this module's)
+from vpp.history.readings import MAX_ERRORS, _Errors
 from vpp.model import parse_json_data
 from vpp.state import State
 
@@ -60,6 +63,7 @@ __all__ = [
     "CSV_HEADER",
     "CSV_PATTERN",
     "INTERVALS",
+    "MAX_ERRORS",
     "MAX_GHI_W_M2",
     "MAX_VALUES",
     "PAST_DAYS",
@@ -88,8 +92,6 @@ PAST_DAYS = 62
 #: Days after the park's today an uploaded day may be (numerical weather
 #: forecasts reach about 15 days).
 AHEAD_DAYS = 16
-#: Most errors a refusal lists one by one; the rest are counted in a last entry.
-MAX_ERRORS = 100
 #: Tries of an upload's optimistic transaction before it gives up (concurrent uploads).
 _RETRIES = 20
 #: The CSV header row.
@@ -156,26 +158,6 @@ class _Value:
     start_field: str  # values[3].start / row 4, column start
     start: datetime
     ghi: float | None  # None when the value is bad (its start still counts)
-
-
-class _Errors:
-    def __init__(self) -> None:
-        self.items: list[FieldError] = []
-        self.more = 0
-
-    def add(self, field: str, message: str, kind: str) -> None:
-        if len(self.items) < MAX_ERRORS:
-            self.items.append(FieldError(field, message, kind))
-        else:
-            self.more += 1
-
-    def raise_any(self) -> None:
-        if not self.items:
-            return
-        errors = list(self.items)
-        if self.more:
-            errors.append(FieldError("body", f"{self.more} more errors not listed", "more"))
-        raise InvalidInput(errors)
 
 
 class _Envelope(BaseModel):

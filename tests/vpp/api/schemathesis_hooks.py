@@ -105,25 +105,32 @@ def _past_days() -> Iterator[str]:
     return ((today - timedelta(days=2 + i)).isoformat() for i in range(_SAFE_DAYS))
 
 
-def _readings(case: Case[Any]) -> None:
-    days = _past_days()
-    listed = case.body.get("days") if isinstance(case.body, dict) else None
+def _rewrite(
+    case: Case[Any], key: str, field: str, new: Iterator[str], limit: int, row: re.Pattern[str]
+) -> None:
+    """Give ``field`` of the first ``limit`` items of the JSON list ``key`` the ``new``
+    values (in CSV: the cell ``row`` finds opening each row after the header); drop the rest."""
+    listed = case.body.get(key) if isinstance(case.body, dict) else None
     if isinstance(listed, list):
-        del listed[_SAFE_DAYS:]
-        for day in listed:
-            if isinstance(day, dict) and "date" in day:
-                day["date"] = next(days)
-    elif isinstance(case.body, str):  # CSV: the date that opens each row after the header
-        rows = list(_ROW_DATE.finditer(case.body))
-        if len(rows) > _SAFE_DAYS:
-            case.body = case.body[: rows[_SAFE_DAYS].start()]
-        case.body = _ROW_DATE.sub(lambda m: m.group(1) + next(days), case.body)
+        del listed[limit:]
+        for item in listed:
+            if isinstance(item, dict) and field in item:
+                item[field] = next(new)
+    elif isinstance(case.body, str):
+        rows = list(row.finditer(case.body))
+        if len(rows) > limit:
+            case.body = case.body[: rows[limit].start()]
+        case.body = row.sub(lambda m: m.group(1) + next(new), case.body)
+
+
+def _readings(case: Case[Any]) -> None:
+    _rewrite(case, "days", "date", _past_days(), _SAFE_DAYS, _ROW_DATE)
 
 
 _ROW_DATE = re.compile(r"([\r\n])[0-9]{4}-[0-9]{2}-[0-9]{2}")
 #: Irradiance values inside the days kept in any time zone (14 days of 15 minutes).
 _SAFE_VALUES = 14 * 96
-_ROW_START = re.compile(r"([\r\n])[0-9]{4}-[0-9]{2}-[0-9]{2}T[^,\r\n]*,")
+_ROW_START = re.compile(r"([\r\n])[0-9]{4}-[0-9]{2}-[0-9]{2}T[^,\r\n]*")
 
 
 def _quarter_hours() -> Iterator[str]:
@@ -133,22 +140,11 @@ def _quarter_hours() -> Iterator[str]:
 
 
 def _irradiance(case: Case[Any]) -> None:
-    starts = _quarter_hours()
     if isinstance(case.query, dict):
         case.query.pop("interval_minutes", None)
     if isinstance(case.body, dict):
         case.body["interval_minutes"] = 15
-        values = case.body.get("values")
-        if isinstance(values, list):
-            del values[_SAFE_VALUES:]
-            for value in values:
-                if isinstance(value, dict) and "start" in value:
-                    value["start"] = next(starts)
-    elif isinstance(case.body, str):  # CSV: the start that opens each row after the header
-        rows = list(_ROW_START.finditer(case.body))
-        if len(rows) > _SAFE_VALUES:
-            case.body = case.body[: rows[_SAFE_VALUES].start()]
-        case.body = _ROW_START.sub(lambda m: m.group(1) + next(starts) + ",", case.body)
+    _rewrite(case, "values", "start", _quarter_hours(), _SAFE_VALUES, _ROW_START)
 
 
 def _irradiance_span(query: dict[str, Any]) -> None:

@@ -7,12 +7,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 
 from tests.vpp.conftest import ApiClient, TokenFactory
-from tests.vpp.samples import PARK
+from tests.vpp.samples import PARK, sample
+from vpp.forecast.inputs import ForecastContext, HistoryWindow
 from vpp.forecast.irradiance import PAST_DAYS, irradiance_days
-from vpp.model import Park
+from vpp.forecast.pv import forecast_pv
+from vpp.model import Park, ParkLocation, parse_asset
 from vpp.state import State
 
 URL = f"/v1/parks/{PARK}/irradiance"
@@ -146,3 +149,29 @@ async def test_roles_and_spans(
     # by default from the park's today to 16 days on: tomorrow is in it
     resp = await client.get(URL, headers=viewer)
     assert [d["date"] for d in (await resp.json())["days"]] == [tomorrow.isoformat()]
+
+
+async def test_an_uploaded_cloudy_afternoon_reaches_the_pv_forecast(
+    client: ApiClient, operator: dict[str, str], tomorrow: date, state: State
+) -> None:
+    # 400 W/m² every daylight hour of tomorrow, 50 from 13:00: the refresh reads it back
+    rows = [f"{_at(tomorrow, h)},{400 if h < 13 else 50}" for h in range(6, 19)]
+    text = "start,ghi_w_m2\n" + "\n".join(rows) + "\n"
+    resp = await client.put(URL, data=text, params={"interval_minutes": "60"},
+                            headers={**operator, "Content-Type": "text/csv"})  # fmt: skip
+    assert resp.status == 200, await resp.text()
+    targets = [tomorrow - timedelta(days=1), tomorrow]
+    uploaded = await irradiance_days(state, PARK, targets)
+    pv = parse_asset(sample("pv", id="pv1", rated_kw=100.0))
+    park = Park(id=PARK, location=ParkLocation(latitude=22.80, longitude=113.55))
+    days = [targets[0] - timedelta(days=14 - i) for i in range(15)]  # 14 complete + issue day
+    window = HistoryWindow(
+        ["pv1"], ["pv"], days, np.full((1, 15, 96), np.nan), np.zeros((1, 15, 96))
+    )
+    ctx = ForecastContext(park, {"pv1": pv}, datetime.now(UTC), targets, uploaded)
+    f = forecast_pv(window, [0], ctx)["pv1"]
+    assert f.method == "irradiance"
+    assert f"uploaded irradiance for {tomorrow} (52 slots)" in f.note
+    day = -f.kw[96:]
+    assert day[40:48].mean() > 4 * day[56:64].mean() > 0  # 10:00-12:00 vs 14:00-16:00
+    assert (day[:20] == 0).all()

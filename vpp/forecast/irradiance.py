@@ -84,8 +84,9 @@ FloatArray = NDArray[np.float64]
 MAX_GHI_W_M2 = 1500.0
 #: The interval lengths a forecast may come in, minutes.
 INTERVALS: tuple[int, ...] = (15, 30, 60)
-#: Most values one request carries (16 days at 15 minutes).
-MAX_VALUES = 16 * SLOTS_PER_DAY
+#: Most values one request carries (a week at 15 minutes, four at 60: a day-ahead
+#: forecast needs two or three days; a larger bound made schema-driven tests slow).
+MAX_VALUES = 7 * SLOTS_PER_DAY
 #: Days before the park's today an uploaded day may be and is kept (the PV
 #: forecaster reads target days; past days serve a backtest of recent weeks).
 PAST_DAYS = 62
@@ -146,7 +147,7 @@ class IrradianceCsv(RootModel[str]):
     A start is ISO 8601 with its UTC offset (``2026-06-21T12:00:00+08:00``), a
     GHI a plain decimal 0-1500 W/m²; the interval is the query parameter
     ``interval_minutes``. LF or CRLF line ends, an optional UTF-8 byte-order
-    mark; 1 to 1536 rows, the same rules as the JSON form.
+    mark; 1 to 672 rows, the same rules as the JSON form.
     """
 
     model_config = ConfigDict(json_schema_extra={"pattern": CSV_PATTERN})

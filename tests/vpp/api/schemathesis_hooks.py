@@ -27,8 +27,8 @@ The rules, stated independently of the service's code:
   park's local day, no two on one slot, each day at most 62 days before the
   park's today and 16 after, the query's ``interval_minutes`` equal to a JSON
   body's: consecutive 15-minute starts from now (UTC) are, in any time zone
-  (every zone's offset is whole quarter hours), for the first 1,344 values
-  (14 days); the interval is set to 15 and the rest dropped;
+  (every zone's offset is whole quarter hours), for the at most 672 values
+  (7 days) a request holds; the interval is set to 15;
 * irradiance read: ``from`` <= ``to``, spanning at most 31 days; ``from``
   defaults to the park's today, so a lone ``to`` is made the span's only day;
 * history: ``from`` <= ``to``, spanning at most 31 days at 15m (the

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vpp.api import assets, bids, events, flexibility, history, ledger, meters, ops, parks
+from vpp.api import (
+    assets,
+    bids,
+    events,
+    flexibility,
+    history,
+    irradiance,
+    ledger,
+    meters,
+    ops,
+    parks,
+)
 from vpp.api.context import CLOCK, METRICS, ROUTE_TABLE, SETTINGS, STATE, TOKENS
 from vpp.api.middleware import auth_middleware, metrics_middleware, problem_middleware
 from vpp.api.params import params_middleware
@@ -77,6 +88,7 @@ def create_app(
         flexibility,
         events,
         history,
+        irradiance,
         ledger,
     )  # /openapi.json order
     add_routes(app, [route for module in modules for route in module.ROUTES])

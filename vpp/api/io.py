@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from vpp.api.problem import Problem
 
-__all__ = ["MAX_BODY", "MAX_DEPTH", "json_response", "read_json"]
+__all__ = ["MAX_BODY", "MAX_DEPTH", "json_response", "read_csv", "read_json"]
 
 #: Largest request body accepted, bytes.
 MAX_BODY = 1 << 20
@@ -19,6 +19,19 @@ MAX_BODY = 1 << 20
 MAX_DEPTH = 32
 
 _TOO_DEEP = f"the body is not valid JSON for this API: nested deeper than {MAX_DEPTH} levels"
+
+
+async def read_csv(request: web.Request) -> str:
+    """The request body decoded as UTF-8 text (a CSV body; its media type is the caller's).
+
+    Raises:
+        Problem: 400 for a body that is not UTF-8.
+    """
+    raw = await request.read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Problem(400, f"the CSV body is not UTF-8 text: {exc}", slug="bad-csv") from exc
 
 
 async def read_json(request: web.Request) -> Any:

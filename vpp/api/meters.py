@@ -36,7 +36,7 @@ from pydantic import BaseModel, Field
 
 from vpp.api.context import STATE, principal, service_now
 from vpp.api.history import HISTORY
-from vpp.api.io import json_response, read_json
+from vpp.api.io import json_response, read_csv, read_json
 from vpp.api.problem import Problem
 from vpp.api.routing import Route
 from vpp.auth import Role
@@ -89,14 +89,6 @@ async def _meter(state: State, park: str, meter_id: str) -> Meter:
     return asset
 
 
-async def _read_csv(request: web.Request) -> str:
-    raw = await request.read()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise Problem(400, f"the CSV body is not UTF-8 text: {exc}", slug="bad-csv") from exc
-
-
 def _same(held: DayVector, energy_kwh: tuple[float, ...]) -> bool:
     """Whether a stored day holds exactly these imported energies (as stored: float32)."""
     stored = np.asarray(energy_kwh, dtype=np.float32).astype(np.float64)
@@ -119,7 +111,7 @@ async def import_readings(request: web.Request) -> web.Response:
         days = parse_json(await read_json(request), today=today, retention_days=keep)
         form = "json"
     elif request.content_type == CSV_MEDIA_TYPE:
-        days = parse_csv(await _read_csv(request), today=today, retention_days=keep)
+        days = parse_csv(await read_csv(request), today=today, retention_days=keep)
         form = "csv"
     else:
         got = request.content_type or "nothing"

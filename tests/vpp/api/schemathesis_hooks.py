@@ -24,6 +24,14 @@ The rules, stated independently of the service's code:
   and at most 400 days before its today (the history's retention): in any
   zone (the park's may change), the 398 days from two days before today
   (UTC) back are; days beyond those are dropped;
+* irradiance upload (JSON or CSV): each value on its interval's grid of the
+  park's local day, no two on one slot, each day at most 62 days before the
+  park's today and 16 after, the query's ``interval_minutes`` equal to a JSON
+  body's: consecutive 15-minute starts from now (UTC) are, in any time zone
+  (every zone's offset is whole quarter hours), for the at most 672 values
+  (7 days) a request holds; the interval is set to 15;
+* irradiance read: ``from`` <= ``to``, spanning at most 31 days; ``from``
+  defaults to the park's today, so a lone ``to`` is made the span's only day;
 * history: ``from`` <= ``to``, spanning at most 31 days at 15m (the
   default), 92 at 1h, 366 at 1d; ``to`` defaults to the park's today, so a
   lone ``from`` must not be after it.
@@ -104,22 +112,63 @@ def _past_days() -> Iterator[str]:
     return ((today - timedelta(days=2 + i)).isoformat() for i in range(_SAFE_DAYS))
 
 
-def _readings(case: Case[Any]) -> None:
-    days = _past_days()
-    listed = case.body.get("days") if isinstance(case.body, dict) else None
+def _rewrite(
+    case: Case[Any], key: str, field: str, new: Iterator[str], limit: int, row: re.Pattern[str]
+) -> None:
+    """Give ``field`` of the first ``limit`` items of the JSON list ``key`` the ``new``
+    values (in CSV: the cell ``row`` finds opening each row after the header); drop the rest."""
+    listed = case.body.get(key) if isinstance(case.body, dict) else None
     if isinstance(listed, list):
-        del listed[_SAFE_DAYS:]
-        for day in listed:
-            if isinstance(day, dict) and "date" in day:
-                day["date"] = next(days)
-    elif isinstance(case.body, str):  # CSV: the date that opens each row after the header
-        rows = list(_ROW_DATE.finditer(case.body))
-        if len(rows) > _SAFE_DAYS:
-            case.body = case.body[: rows[_SAFE_DAYS].start()]
-        case.body = _ROW_DATE.sub(lambda m: m.group(1) + next(days), case.body)
+        del listed[limit:]
+        for item in listed:
+            if isinstance(item, dict) and field in item:
+                item[field] = next(new)
+    elif isinstance(case.body, str):
+        rows = list(row.finditer(case.body))
+        if len(rows) > limit:
+            case.body = case.body[: rows[limit].start()]
+        case.body = row.sub(lambda m: m.group(1) + next(new), case.body)
+
+
+def _readings(case: Case[Any]) -> None:
+    _rewrite(case, "days", "date", _past_days(), _SAFE_DAYS, _ROW_DATE)
 
 
 _ROW_DATE = re.compile(r"([\r\n])[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: Irradiance values inside the days kept in any time zone (14 days of 15 minutes).
+_SAFE_VALUES = 14 * 96
+_ROW_START = re.compile(r"([\r\n])[0-9]{4}-[0-9]{2}-[0-9]{2}T[^,\r\n]*")
+
+
+def _quarter_hours() -> Iterator[str]:
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    first = now - timedelta(minutes=now.minute % 15) + timedelta(minutes=15)
+    return ((first + timedelta(minutes=15 * i)).isoformat() for i in range(_SAFE_VALUES))
+
+
+def _irradiance(case: Case[Any]) -> None:
+    if isinstance(case.query, dict):
+        case.query.pop("interval_minutes", None)
+    if isinstance(case.body, dict):
+        case.body["interval_minutes"] = 15
+    _rewrite(case, "values", "start", _quarter_hours(), _SAFE_VALUES, _ROW_START)
+
+
+def _irradiance_span(query: dict[str, Any]) -> None:
+    try:
+        first = date.fromisoformat(query["from"]) if "from" in query else None
+        last = date.fromisoformat(query["to"]) if "to" in query else None
+    except (TypeError, ValueError):
+        return
+    if last is not None and (first is None or first > last):
+        first = last
+    if first is not None and last is not None and (last - first).days >= 31:
+        last = first + timedelta(days=30)
+    for name, day in (("from", first), ("to", last)):
+        if day is not None:
+            query[name] = day.isoformat()
+
+
 _SPAN = {"15m": 31, "1h": 92, "1d": 366}
 
 
@@ -194,6 +243,10 @@ def map_case(context: HookContext, case: Case[Any]) -> Case[Any]:
     operation = case.operation.definition.raw.get("operationId")
     if operation == "importMeterReadings":
         _readings(case)
+    elif operation == "putIrradiance":
+        _irradiance(case)
+    elif operation == "getIrradiance" and isinstance(case.query, dict):
+        _irradiance_span(case.query)
     elif operation == "getHistory" and isinstance(case.query, dict):
         _history(case.query)
     elif operation == "getLedger" and isinstance(case.query, dict):

@@ -9,7 +9,7 @@ import pytest
 
 from tests.vpp.conftest import ApiClient, TokenFactory
 from tests.vpp.samples import OTHER_PARK, PARK, sample, stored_bid
-from vpp.api import assets, bids, events, flexibility, history, meters, parks
+from vpp.api import assets, bids, events, flexibility, history, irradiance, meters, parks
 from vpp.auth import Role
 from vpp.bids import BidRecord, BidStore
 from vpp.events import EventStore, parse_event_request
@@ -40,10 +40,12 @@ POLICY: dict[str, set[Role]] = {
     "getEventReport": ALL,
     "importMeterReadings": {OP, GRID, ADMIN},
     "getHistory": {OP, VIEW, ADMIN},
+    "putIrradiance": {OP, GRID, ADMIN},
+    "getIrradiance": {OP, GRID, VIEW, ADMIN},
 }
 ROUTES = {
     r.operation_id: r
-    for module in (assets, parks, bids, flexibility, events, meters, history)
+    for module in (assets, parks, bids, flexibility, events, meters, history, irradiance)
     for r in module.ROUTES
 }
 METER = {"kind": "meter", "id": "m-1", "owner": "o", "grid_node": "n", "account_no": "0301"}
@@ -66,6 +68,8 @@ BODIES: dict[str, Any] = {
     # a day that is over in any time zone
     "importMeterReadings": {"days": [{"date": (_START - timedelta(days=3)).date().isoformat(),
                                       "energy_kwh": [1.0] * 96}]},
+    # tomorrow 06:00 UTC: within 16 days of the park's today in any time zone
+    "putIrradiance": {"values": [{"start": _START_ISO, "ghi_w_m2": 100.0}]},
 }  # fmt: skip
 
 

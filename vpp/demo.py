@@ -369,10 +369,12 @@ async def _grid_operator(
     _say(f"live:    {env['assets_included']} assets flexible now; down {down_now:.0f} kW, "
          f"up {up_now:.0f} kW in the current interval")  # fmt: skip
 
+    await _foresight(client)
     now = clock.now()
     tomorrow = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
     day = await client.create_bid({
         "id": f"day-ahead-{tomorrow:%Y%m%d}", "start": tomorrow.isoformat(),
+        "profile": DECLARATION_PROFILE,
         "rules": {"min_capacity_kw": 100, "min_duration_minutes": 60},
     })  # fmt: skip
     peak = max(day["down"]["quantity_kw"])
@@ -380,6 +382,10 @@ async def _grid_operator(
          f"{day['total_down_kwh']:.0f} kWh down / {day['total_up_kwh']:.0f} kWh up "
          f"over the day, jointly deliverable={day['jointly_deliverable']} "
          f"({day['solve_seconds']} s)")  # fmt: skip
+    _say(_bid_basis_text(day))
+    declaration = await client.declaration(day["id"])
+    (out_dir / f"{day['id']}-declaration.json").write_text(json.dumps(declaration, indent=2))
+    _say(_declaration_text(declaration))
 
     step = 15
     # the bid took clock time: the event starts at the next quarter hour from *now*
@@ -463,6 +469,89 @@ def _ledger_table(ledger: dict[str, Any]) -> str:
             else f"{row['carbon_intensity_t_per_tce']:.2f}",
         ))  # fmt: skip
     return "\n".join(aligned(table, lambda i: i >= 2))
+
+
+#: Days the demo's backtest scores (the last two weeks of its history).
+BACKTEST_DAYS = 14
+#: The market rule profile the demo's day-ahead bid is declared under (`vpp.market`).
+DECLARATION_PROFILE = "gd-spot-unit"
+
+
+async def _foresight(client: ParkClient) -> None:
+    """As the park operator: score the forecast on the history, then issue today's and tomorrow's.
+
+    The backtest runs first so that the bid after it keeps the margin its
+    error distribution gives (`[forecast] bid_quantile`).
+    """
+    backtest = await client.backtest(BACKTEST_DAYS)
+    _say(f"forecast: day-ahead backtest over {backtest['first_day']} to {backtest['last_day']} "
+         f"(issued at {backtest['issue_time']} the day before): nMAE (bias) by method")  # fmt: skip
+    _say(_backtest_table(backtest))
+    forecast = await client.issue_forecast()
+    methods: dict[str, int] = {}
+    for series in forecast["series"]:
+        methods[series["method"]] = methods.get(series["method"], 0) + 1
+    used = ", ".join(f"{n} {m}" for m, n in sorted(methods.items()))
+    _say(f"forecast: issued {forecast['issued_at']} for {forecast['days']} days from "
+         f"{forecast['start_day']}: {len(forecast['series'])} series ({used}), "
+         f"{len(forecast['sessions'])} expected EV sessions")  # fmt: skip
+
+
+def _backtest_table(backtest: dict[str, Any]) -> str:
+    """Per group: nMAE and bias of the service's forecast, persistence and similar-day."""
+    methods = ("forecast", "persistence", "similar_day")
+    table = [("  group", *methods)]
+    for group, scores in backtest["scores"].items():
+        cells = []
+        for method in methods:
+            score = scores.get(method)
+            if score is None or score["nmae"] is None:
+                cells.append("-")
+            else:
+                cells.append(f"{score['nmae']:.3f} ({score['bias']:+.3f})")
+        table.append((f"  {group}", *cells))
+    return "\n".join(aligned(table, lambda i: i >= 1))
+
+
+def _bid_basis_text(bid: dict[str, Any]) -> str:
+    """What a bid was built on: the forecast's issue time, each kind's basis, the margin."""
+    use = bid.get("forecast") or {}
+    kinds = "; ".join(
+        f"{kind} " + ", ".join(f"{n} {basis}" for basis, n in sorted(bases.items()))
+        for kind, bases in sorted((use.get("methods") or {}).items())
+    )
+    margin = bid.get("margin") or {}
+    held = (
+        f"margin at the {margin['quantile']:.0%} quantile: {margin['total_down_kwh']:.0f} kWh "
+        f"down / {margin['total_up_kwh']:.0f} kWh up kept back"
+        if margin.get("applied") else f"no margin ({margin.get('note', 'none stated')})"
+    )  # fmt: skip
+    return (f"         on the forecast issued {bid.get('forecast_issued_at') or '(none)'}: "
+            f"{kinds or 'live state only'}; {held}")  # fmt: skip
+
+
+def _declaration_text(declaration: dict[str, Any]) -> str:
+    """Per trading unit: its capability and whether it meets the profile, and what misses."""
+    lines = [
+        f"declare: {declaration['profile']['name']} ({len(declaration['units'])} trading units, "
+        f"price cap {declaration['price_cap_cny_per_mwh']:.0f} CNY/MWh): "
+        f"{'compliant' if declaration['compliant'] else 'not compliant'}"
+    ]
+    for unit in declaration["units"]:
+        energy = sum(h["energy_mwh"] for h in unit["hours"])
+        misses = "; ".join(
+            f"{m['rule']} {m['actual']:g} vs {m['required']:g} {m['unit']}"
+            for m in unit["violations"][:2]
+        )
+        more = len(unit["violations"]) - 2
+        lines.append(
+            f"  {unit['node']:<14} {len(unit['asset_ids']):>2} assets  {energy:7.2f} MWh/day  "
+            f"capability {unit['capability_mw']:.2f} MW  "
+            + ("meets the profile" if unit["compliant"] else f"misses: {misses}")
+            + (f" (+{more} more)" if more > 0 else "")
+            + ("  + 96-point generation curve" if unit.get("generation") else "")
+        )
+    return "\n".join(lines)
 
 
 def _share(value: float | None) -> str:

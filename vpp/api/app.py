@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from vpp.api import assets, bids, events, flexibility, history, ledger, meters, ops, parks
+from vpp.api import (
+    assets,
+    bids,
+    events,
+    flexibility,
+    forecast,
+    history,
+    ledger,
+    meters,
+    ops,
+    parks,
+)
 from vpp.api.context import CLOCK, METRICS, ROUTE_TABLE, SETTINGS, STATE, TOKENS
 from vpp.api.middleware import auth_middleware, metrics_middleware, problem_middleware
 from vpp.api.params import params_middleware
@@ -13,6 +24,7 @@ from vpp.auth import TokenStore
 from vpp.bids import BidStore
 from vpp.clock import Clock
 from vpp.events import EventStore
+from vpp.forecast.store import ForecastStore
 from vpp.history.store import HistoryStore
 from vpp.ledger.book import LedgerBook
 from vpp.ledger.entries import EntryStore
@@ -31,7 +43,7 @@ def create_app(
     tokens: TokenStore | None = None,
     clock: Clock | None = None,
 ) -> web.Application:
-    """Build the HTTP app: parks, assets, meters, flexibility, bids, events, history, ledger, ops.
+    """Build the HTTP app: every API module's routes (parks to forecasts, ledger and ops).
 
     The caller owns ``state`` (opens and closes it). Every route of the API
     modules is registered here through ``vpp.api.add_routes``, so its roles
@@ -65,6 +77,7 @@ def create_app(
     app[history.HISTORY] = recorded
     app[ledger.ENTRIES] = entered
     app[ledger.LEDGER] = LedgerBook(state, recorded, entered, settings.ledger)
+    app[forecast.FORECASTS] = ForecastStore(state)
     modules = (
         ops,
         parks,
@@ -74,6 +87,7 @@ def create_app(
         flexibility,
         events,
         history,
+        forecast,
         ledger,
     )  # /openapi.json order
     add_routes(app, [route for module in modules for route in module.ROUTES])

@@ -91,26 +91,27 @@ def _ffill(values: FloatArray, take: NDArray[np.bool_]) -> FloatArray:
     return out
 
 
-def _recent_mean(values: FloatArray, take: NDArray[np.bool_], k: int) -> FloatArray:
-    """``[:, i]``: the known-value mean of each slot over the ``k`` days marked before day ``i``."""
+def _recent_mean(
+    values: FloatArray, take: NDArray[np.bool_], k: int
+) -> tuple[FloatArray, NDArray[np.int64]]:
+    """The known-value mean of each slot over the ``k`` days marked before each day.
+
+    Returns:
+        ``(means, before)``: ``means[before[i], r]`` is row ``r``'s ``(96,)``
+        mean before day ``i`` (``before``: the marked days before each day).
+    """
     marked = np.flatnonzero(take)
     have = np.isfinite(values[:, marked])
-    sums = np.concatenate(
-        [
-            np.zeros((values.shape[0], 1, values.shape[2])),
-            np.cumsum(np.where(have, values[:, marked], 0.0), axis=1),
-        ],
-        axis=1,
-    )
-    counts = np.concatenate(
-        [np.zeros((values.shape[0], 1, values.shape[2])), np.cumsum(have, axis=1)], axis=1
-    )
-    before = np.searchsorted(marked, np.arange(values.shape[1]))  # marked days before day i
-    lo = np.maximum(before - k, 0)
-    total = sums[:, before] - sums[:, lo]
-    count = counts[:, before] - counts[:, lo]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(np.where(count > 0, total / count, np.nan), dtype=np.float64)
+    known = np.where(have, values[:, marked], 0.0)
+    # one mean per count of marked days before a day (days between two marked ones share it)
+    means = np.full((marked.size + 1, values.shape[0], values.shape[2]), np.nan)
+    for p in range(1, marked.size + 1):
+        lo = max(0, p - k)
+        count = have[:, lo:p].sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            means[p] = np.where(count > 0, known[:, lo:p].sum(axis=1) / count, np.nan)
+    before = np.searchsorted(marked, np.arange(values.shape[1])).astype(np.int64)
+    return means, before
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,7 +125,8 @@ class Features:
         working: ``(D + extra,)`` working day or not.
         similar_last: per day type (False, True): ``(R, D, 96)``, ``[:, i]`` the
             same slot on the most recent day of the type before day ``i``.
-        similar_mean: likewise, the mean over the ``k`` most recent such days.
+        similar_mean: likewise, the mean over the ``k`` most recent such days
+            (`_recent_mean`'s tables: index ``[before[i], r, slot]``).
         level: ``(R, D)`` mean |kW| over the `LEVEL_DAYS` days before day ``i``.
         recent: ``(R, D)`` mean |kW| over the `TREND_DAYS` days before day ``i``.
         scale: ``(R,)`` mean |kW| over the whole window.
@@ -135,7 +137,7 @@ class Features:
     calendar: FloatArray
     working: NDArray[np.bool_]
     similar_last: dict[bool, FloatArray]
-    similar_mean: dict[bool, FloatArray]
+    similar_mean: dict[bool, tuple[FloatArray, NDArray[np.int64]]]
     level: FloatArray
     recent: FloatArray
     scale: FloatArray
@@ -159,7 +161,7 @@ class Features:
         inside = working[: len(days)]
         # day i sees the days before it: shift the "at or before" fill by one day
         last: dict[bool, FloatArray] = {}
-        mean: dict[bool, FloatArray] = {}
+        mean: dict[bool, tuple[FloatArray, NDArray[np.int64]]] = {}
         for kind in (False, True):
             take = inside == kind
             filled = _ffill(kw, take)
@@ -198,8 +200,8 @@ class Features:
         )
         similar_mean = np.where(
             working,
-            self.similar_mean[True][series, issue, slot],
-            self.similar_mean[False][series, issue, slot],
+            self._mean_at(True, series, issue, slot),
+            self._mean_at(False, series, issue, slot),
         )
         last_day = self.kw[series, issue - 1, slot]
         back = target - _WEEK
@@ -226,6 +228,11 @@ class Features:
             )
         return matrix.astype(np.float64), norm
 
+    def _mean_at(self, kind: bool, series: IntArray, issue: IntArray, slot: IntArray) -> FloatArray:
+        """The similar-day mean of day type ``kind`` before each issue day, per row."""
+        means, before = self.similar_mean[kind]
+        return np.asarray(means[before[issue], series, slot], dtype=np.float64)
+
     def _today_ratio(self) -> FloatArray:
         """``(R, D)``: each issue day's known slots over their similar-day mean (NaN: none)."""
         cached: FloatArray | None = self.__dict__.get("_ratio")
@@ -239,7 +246,8 @@ class Features:
             for kind in (False, True):
                 cols = np.flatnonzero(inside == kind)
                 actual = self.kw[:, cols, :q]
-                profile = self.similar_mean[kind][:, cols, :q]
+                means, before = self.similar_mean[kind]
+                profile = means[before[cols]][:, :, :q].transpose(1, 0, 2)
                 both = np.isfinite(actual) & np.isfinite(profile)
                 num = np.where(both, actual, 0.0).sum(axis=2)
                 den = np.where(both, profile, 0.0).sum(axis=2)

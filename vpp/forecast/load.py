@@ -11,9 +11,10 @@ no forecast is fed back as an input.
 
 Speed (goal: a refresh of 1,000 series within 5 s on 2 cores): the training
 rows are a random sample (`max_rows`), the model is small (`trees` trees of
-`leaves` leaves, 63 histogram bins), it runs on one thread (``threads``: under load on
-this 2-core machine two OpenMP threads measured 2-5x slower per tree than one) with a fixed seed and
-LightGBM's deterministic mode, so the same history gives the same forecast.
+`leaves` leaves, 63 histogram bins), it runs on one thread (``threads``:
+under load on this 2-core machine two OpenMP threads measured 2-5x slower
+per tree than one) with a fixed seed and LightGBM's deterministic mode, so
+the same history gives the same forecast.
 
 While a series has fewer than ``min_history_days`` days with data (setting
 ``[forecast] min_history_days``, taken from ``ctx.extra["min_history_days"]``

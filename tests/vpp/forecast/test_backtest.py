@@ -55,7 +55,7 @@ def test_the_forecast_beats_persistence_and_matches_similar_days_on_a_weekly_sha
 
 
 def test_each_day_is_forecast_from_what_was_known_at_the_issue_time() -> None:
-    window, _ = synthetic_window(TODAY, days=10, series=1, issue_at=time(0))
+    full, _ = synthetic_window(TODAY, days=10, series=1, issue_at=time(0))
     seen: list[tuple[date, datetime, int]] = []
 
     def spy(
@@ -65,7 +65,7 @@ def test_each_day_is_forecast_from_what_was_known_at_the_issue_time() -> None:
         seen.append((w.days[-1], ctx.issued_at, int(np.isfinite(w.kw[0, -1]).sum())))
         return {"s00": SeriesForecast("s00", "flexible_load", "spy", np.zeros(96))}
 
-    backtest(window, _ctx, {"flexible_load": spy}, 2, time(9), tz=TZ, park="p")
+    backtest(full, _ctx, {"flexible_load": spy}, 2, time(9), tz=TZ, park="p")
     assert seen == [
         (date(2026, 11, 21), datetime(2026, 11, 21, 9, tzinfo=TZ), 36),
         (date(2026, 11, 22), datetime(2026, 11, 22, 9, tzinfo=TZ), 36),

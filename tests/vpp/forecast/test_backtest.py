@@ -59,10 +59,10 @@ def test_each_day_is_forecast_from_what_was_known_at_the_issue_time() -> None:
     seen: list[tuple[date, datetime, int]] = []
 
     def spy(
-        w: HistoryWindow, rows: Sequence[int], ctx: ForecastContext
+        window: HistoryWindow, rows: Sequence[int], ctx: ForecastContext
     ) -> dict[str, SeriesForecast]:
         # the issue day is known up to 09:00 (36 slots), nothing after it
-        seen.append((w.days[-1], ctx.issued_at, int(np.isfinite(w.kw[0, -1]).sum())))
+        seen.append((window.days[-1], ctx.issued_at, int(np.isfinite(window.kw[0, -1]).sum())))
         return {"s00": SeriesForecast("s00", "flexible_load", "spy", np.zeros(96))}
 
     backtest(full, _ctx, {"flexible_load": spy}, 2, time(9), tz=TZ, park="p")

@@ -13,7 +13,8 @@
   and the forecast's error quantiles. 404 when none ran yet.
 * ``POST /v1/parks/{park}/forecast/backtest?days=N``: run one over the last
   ``N`` complete days (1-60, default 14) and store it (park operator); 409
-  when the history is too short (3 complete days at least).
+  when the history is too short (3 complete days at least) or holds nothing
+  on the days scored.
 
 Roles: a forecast per asset and meter reads like its history, so the
 history's readers read it (park operator, viewer); the backtest's figures
@@ -27,6 +28,7 @@ import math
 from datetime import date, datetime
 from typing import Annotated
 
+import numpy as np
 from aiohttp import web
 from pydantic import BaseModel, Field
 
@@ -130,7 +132,7 @@ def _finite(value: float) -> float | None:
 
 
 def forecast_payload(f: ParkForecast) -> ForecastPayload:
-    """The API's form of a forecast (NaN as null, kW rounded to watts)."""
+    """The API's form of a forecast (NaN as null, kW as stored, rounded to watts)."""
     return ForecastPayload(
         park=f.park,
         issued_at=f.issued_at,
@@ -144,7 +146,8 @@ def forecast_payload(f: ParkForecast) -> ForecastPayload:
                 kind=s.kind,
                 method=s.method,
                 note=s.note,
-                kw=[_finite(v) for v in s.kw.tolist()],
+                # as stored (float32), so the issuing answer and a later read agree
+                kw=[_finite(v) for v in s.kw.astype(np.float32).astype(np.float64).tolist()],
             )
             for s in f.series.values()
         ],
@@ -222,7 +225,7 @@ async def post_backtest(request: web.Request) -> web.Response:
     """Run the day-ahead backtest over the last ``days`` complete days, store it, answer it.
 
     Raises:
-        Conflict: the history is too short for one scored day.
+        Conflict: the history is too short for one scored day, or empty on them.
     """
     app = request.app
     days: int = query(request)["days"]
@@ -258,6 +261,7 @@ ROUTES = [
           _WRITE, response=BacktestPayload, errors=(404, 409, 422), tags=("forecast",),
           query={"days": Query("complete days scored, the most recent (1-60, default 14)",
                                _Days, 14)},
-          problems={409: "the history is too short (3 complete days at least)",
+          problems={409: "the history is too short (3 complete days at least) or holds "
+                         "nothing on the days scored",
                     422: "days outside 1-60"}),
 ]  # fmt: skip

@@ -116,7 +116,8 @@ def backtest(
         The `BacktestSummary` (scores per group and method, the forecast's error quantiles).
 
     Raises:
-        ValueError: ``days`` below 1, or a window too short for one scored day.
+        ValueError: ``days`` below 1, a window too short for one scored day, or
+            nothing recorded on the scored days.
     """
     if days < 1:
         raise ValueError("days must be at least 1")
@@ -149,6 +150,8 @@ def backtest(
                 if kw is not None:
                     out[m][r, n] = kw[:SLOTS_PER_DAY]
     actual = window_full.kw[rows][:, [index[d] for d in scored]]
+    if not np.isfinite(actual).any():
+        raise ValueError(f"no history to score: nothing recorded on {scored[0]}..{scored[-1]}")
     common = np.isfinite(actual)
     for m in methods:
         common &= np.isfinite(out[m])

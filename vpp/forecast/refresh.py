@@ -233,7 +233,8 @@ async def run_backtest(
 
     Raises:
         NotFound: no such park.
-        ValueError: ``days`` below 1, or too little history (3 complete days at least).
+        ValueError: ``days`` below 1, or too little history (3 complete days at
+            least, and something recorded on the days scored).
         StateUnavailable: Redis did not answer.
     """
     park, assets, window = await forecast_window(

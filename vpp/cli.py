@@ -6,12 +6,12 @@ sets ``run`` to a ``_run_<name>(args) -> int``. To add one, write both (as
 ``COMMANDS``. Logging is configured here and nowhere else in ``vpp`` (the
 demo only quiets pymodbus's connect noise).
 
-``meter import``, ``history`` and ``ledger`` speak to a running service over
+``meter import``, ``history``, ``ledger`` and ``forecast`` speak to a running service over
 its HTTP API with a token (``--token`` or ``VPP_TOKEN``), so the import is
 authorised and logged under the token's principal like any other.
 
 Exit codes: 0 success, 1 failure (``check``: not healthy; ``token revoke``:
-no such token; ``meter import``, ``history``, ``ledger``: the service
+no such token; ``meter import``, ``history``, ``ledger``, ``forecast``: the service
 refused, the problem printed, or could not be reached), 2 usage or configuration error
 (``meter import``: a file that cannot be read, or looks like JSON and is
 not), 130 interrupted (Ctrl-C).
@@ -27,7 +27,7 @@ import logging
 import logging.config
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from vpp.auth import Role, TokenStore
 from vpp.client import ApiError, ParkClient
 from vpp.demo import DemoOptions, run_demo
 from vpp.errors import InvalidInput, SettingsError, StateError
-from vpp.ledger.export import ledger_text
+from vpp.ledger.export import aligned, ledger_text
 from vpp.ledger.rows import Ledger
 from vpp.parkfile import enroll_park, load_park_file, simulator_spec
 from vpp.servers import ServerError
@@ -212,12 +212,34 @@ def _run_enroll(args: argparse.Namespace) -> int:
 # -- meter import, history (over the HTTP API, with a token) ----------------
 
 
-def _add_api_client_args(p: argparse.ArgumentParser, role: Role) -> None:
-    p.add_argument("--park", required=True, help="the park's id")
+def _add_api_client_args(
+    p: argparse.ArgumentParser, role: Role, *, park_required: bool = True
+) -> None:
+    if park_required:
+        p.add_argument("--park", required=True, help="the park's id")
+    else:
+        p.add_argument(
+            "--park", default=os.environ.get("VPP_PARK"),
+            help=f"the park's id (default: $VPP_PARK, else the park of {DEFAULT_PARK_FILE})",
+        )  # fmt: skip
     p.add_argument("--url", help="the service's base URL (default: from http.host/http.port)")
     p.add_argument("--token", default=os.environ.get("VPP_TOKEN"), help="default: $VPP_TOKEN")
     p.add_argument("--role", default=role.value, choices=[r.value for r in Role],
                    help=f"the token's role (default {role.value})")  # fmt: skip
+
+
+def _park_or_default(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with ``--park`` defaulted to the park of `DEFAULT_PARK_FILE` when not given.
+
+    Raises:
+        SettingsError: no ``--park`` and the file cannot be read.
+    """
+    if args.park is None:
+        try:
+            args.park = load_park_file(DEFAULT_PARK_FILE).park.id
+        except (SettingsError, InvalidInput) as exc:
+            raise SettingsError(f"no park: give --park or set VPP_PARK ({exc})") from None
+    return args
 
 
 def _add_meter(sub: _Subparsers) -> None:
@@ -367,6 +389,71 @@ def _run_ledger(args: argparse.Namespace) -> int:
     )  # fmt: skip
 
 
+def _add_forecast(sub: _Subparsers) -> None:
+    p = sub.add_parser("forecast", help="the park's load and meter forecast, and its backtest")
+    fsub = p.add_subparsers(dest="forecast_command", required=True)
+    b = fsub.add_parser(
+        "backtest",
+        help="backtest the day-ahead forecast over the last N days and print its scores",
+        description="POST /v1/parks/{park}/forecast/backtest?days=N: each of the last N "
+        "complete days forecast at [forecast] issue_time the day before; per asset kind and "
+        "for the park, nMAE and bias of the forecast, of persistence (the last complete day) "
+        "and of the similar-day profile.",
+    )
+    b.add_argument("--days", type=int, default=14, help="days scored, 1-60 (default 14)")
+    _add_api_client_args(b, Role.PARK_OPERATOR, park_required=False)
+    b.set_defaults(run=_run_forecast_backtest)
+    r = fsub.add_parser(
+        "refresh",
+        help="issue the park's forecast now and print a line per series",
+        description="POST /v1/parks/{park}/forecast: the forecast of every load and meter "
+        "(and of the kinds other forecasters cover) from its history, stored as the latest.",
+    )
+    _add_api_client_args(r, Role.PARK_OPERATOR, park_required=False)
+    r.set_defaults(run=_run_forecast_refresh)
+
+
+def backtest_text(body: Mapping[str, Any]) -> str:
+    """A backtest answer as a table: per group, nMAE and bias of each method (%), and its note."""
+    methods = ("forecast", "persistence", "similar_day")
+    table = [["group", *(f"{m} {x}" for m in methods for x in ("nMAE", "bias"))]]
+    for group, scores in body["scores"].items():
+        row = [group]
+        for m in methods:
+            s = scores.get(m) or {}
+            for x in ("nmae", "bias"):
+                v = s.get(x)
+                row.append(
+                    "-" if v is None else f"{v * 100:+.1f} %" if x == "bias" else f"{v * 100:.1f} %"
+                )
+        table.append(row)
+    head = (
+        f"park {body['park']}: day-ahead backtest {body['first_day']}..{body['last_day']}, "
+        f"issued {body['issue_time']} the day before\n"
+    )
+    return head + "\n".join(aligned(table, lambda i: i > 0)) + f"\n{body['note']}\n"
+
+
+def _run_forecast_backtest(args: argparse.Namespace) -> int:
+    args = _park_or_default(args)
+    return _api_command(args, lambda client: client.backtest(args.days), backtest_text)
+
+
+def _run_forecast_refresh(args: argparse.Namespace) -> int:
+    def say(body: dict[str, Any]) -> str:
+        lines = [
+            f"park {body['park']}: forecast issued at {body['issued_at']}, {body['days']} days "
+            f"of {body['interval_minutes']}-minute intervals from {body['start']}"
+        ]
+        for s in body["series"]:
+            known = [v for v in s["kw"] if v is not None]
+            mean = f"{sum(known) / len(known):.1f} kW mean" if known else "no values"
+            lines.append(f"  {s['series']:<20} {s['kind']:<14} {s['method']:<12} {mean}")
+        return "\n".join(lines) + "\n"
+
+    return _api_command(_park_or_default(args), lambda client: client.issue_forecast(), say)
+
+
 # -- demo ------------------------------------------------------------------
 
 
@@ -482,6 +569,7 @@ COMMANDS: list[Callable[[_Subparsers], None]] = [
     _add_meter,
     _add_history,
     _add_ledger,
+    _add_forecast,
 ]
 
 

@@ -45,6 +45,8 @@ _IMPORT = (Role.PARK_OPERATOR, Role.GRID_OPERATOR)
 _LEDGER_WRITE = (Role.PARK_OPERATOR,)
 #: Who may read the interval history (as the assets), least privileged first.
 _HISTORY = (Role.VIEWER, Role.PARK_OPERATOR)
+#: Who may issue a forecast or run a backtest.
+_FORECAST_WRITE = (Role.PARK_OPERATOR,)
 #: The token a request without a stated role goes with, first held first.
 _DEFAULT = (Role.GRID_OPERATOR, Role.PARK_OPERATOR, Role.VIEWER, Role.ADMIN)
 
@@ -332,6 +334,32 @@ class ParkClient:
         """
         path = f"/ledger/entries/{month}/{quote(enterprise, safe='')}"
         return dict(await self.call("PUT", path, role=self._role(_LEDGER_WRITE), json=entries))
+
+    async def forecast(self) -> dict[str, Any]:
+        """The park's latest forecast (``GET /forecast``, read as the history is).
+
+        Raises:
+            ApiError: the answer was not 2xx (404: none issued yet).
+        """
+        return dict(await self.call("GET", "/forecast", role=self._role(_HISTORY)))
+
+    async def issue_forecast(self) -> dict[str, Any]:
+        """Issue the park's forecast now (``POST /forecast``, as park operator); the forecast."""
+        return dict(await self.call("POST", "/forecast", role=self._role(_FORECAST_WRITE)))
+
+    async def backtest(self, days: int | None = None) -> dict[str, Any]:
+        """The day-ahead backtest: run over the last ``days`` days now, or the latest when None.
+
+        ``POST /forecast/backtest?days=N`` as park operator, or ``GET /forecast/backtest``.
+
+        Raises:
+            ApiError: the answer was not 2xx (404: none ran yet; 409: too little
+                history; 422: days outside 1-60).
+        """
+        if days is None:
+            return dict(await self.call("GET", "/forecast/backtest", role=self._role(_READ)))
+        path = f"/forecast/backtest?{urlencode({'days': days})}"
+        return dict(await self.call("POST", path, role=self._role(_FORECAST_WRITE)))
 
     async def metrics_text(self) -> str:
         """The service's Prometheus exposition (``GET /metrics``, no token)."""

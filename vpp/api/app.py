@@ -9,6 +9,7 @@ from vpp.api import (
     bids,
     events,
     flexibility,
+    forecast,
     history,
     irradiance,
     ledger,
@@ -24,6 +25,7 @@ from vpp.auth import TokenStore
 from vpp.bids import BidStore
 from vpp.clock import Clock
 from vpp.events import EventStore
+from vpp.forecast.store import ForecastStore
 from vpp.history.store import HistoryStore
 from vpp.ledger.book import LedgerBook
 from vpp.ledger.entries import EntryStore
@@ -43,7 +45,7 @@ def create_app(
     tokens: TokenStore | None = None,
     clock: Clock | None = None,
 ) -> web.Application:
-    """Build the HTTP app: parks, assets, meters, flexibility, bids, events, history, ledger, ops.
+    """Build the HTTP app: every API module's routes (parks to forecasts, ledger and ops).
 
     The caller owns ``state`` (opens and closes it). Every route of the API
     modules is registered here through ``vpp.api.add_routes``, so its roles
@@ -79,6 +81,7 @@ def create_app(
     app[history.HISTORY] = recorded
     app[ledger.ENTRIES] = entered
     app[ledger.LEDGER] = LedgerBook(state, recorded, entered, settings.ledger)
+    app[forecast.FORECASTS] = ForecastStore(state)
     modules = (
         ops,
         parks,
@@ -89,6 +92,7 @@ def create_app(
         events,
         history,
         irradiance,
+        forecast,
         ledger,
     )  # /openapi.json order
     add_routes(app, [route for module in modules for route in module.ROUTES])

@@ -1,0 +1,20 @@
+"""Smoke run of the forecast benchmark, small (keeps it from rotting; not timed)."""
+
+from __future__ import annotations
+
+from tests.benchmarks.forecast import run_bench
+from tests.benchmarks.support import keys_left
+
+
+async def test_a_small_park_is_forecast_and_the_demo_park_backtested(redis_url: str) -> None:
+    report = await run_bench(series=10, repeats=1, days=2, redis_url=redis_url)
+
+    refresh = report["refresh"]
+    assert refresh["methods"] == {"model": 10}
+    assert len(refresh["times_s"]) == 1
+    assert await keys_left(redis_url, refresh["namespace"]) == []
+    backtest = report["backtest"]
+    assert (backtest["first_day"], backtest["last_day"]) == ("2026-11-28", "2026-11-29")
+    assert set(backtest["scores"]) == {"flexible_load", "meter", "park"}
+    for scores in backtest["scores"].values():
+        assert set(scores) == {"forecast", "persistence", "similar_day"}

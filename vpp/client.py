@@ -210,6 +210,12 @@ class ParkClient:
         body = await self.call("POST", "/bids", role=self._role(_BID), json=bid)
         return dict(body["bid"])
 
+    async def declaration(self, bid_id: str) -> dict[str, Any]:
+        """A stored bid's declaration per trading unit (``GET /bids/{bid}?format=declaration``)."""
+        path = f"/bids/{quote(bid_id, safe='')}?format=declaration"
+        body = await self.call("GET", path, role=self._role(_BID))
+        return dict(body["declaration"])
+
     async def post_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """Send a dispatch event (``POST /events``, as grid operator); the answer's body."""
         return dict(await self.call("POST", "/events", role=self._role(_DISPATCH), json=event))

@@ -457,18 +457,19 @@ async def _enter_ledger_entries(client: ParkClient, months: list[str]) -> None:
 
 def _ledger_table(ledger: dict[str, Any]) -> str:
     """Per enterprise and the park: electricity, energy, carbon and shares over its days."""
-    header = ("  scope", "basis", "electricity MWh", "tce", "tCO2", "green", "clean",
+    header = ("  month", "scope", "basis", "electricity MWh", "tce", "tCO2", "green", "clean",
               "tCO2/tce")  # fmt: skip
     table = [header]
-    for row in ledger["rows"]:
+    for row in sorted(ledger["rows"], key=lambda r: (r["period"], r["scope"] == "park")):
         table.append((
-            f"  {row['scope']}", row["basis"], f"{row['consumption_kwh'] / 1000.0:,.1f}",
+            f"  {row['period']}", row["scope"], row["basis"],
+            f"{row['consumption_kwh'] / 1000.0:,.1f}",
             f"{row['total_tce']:.1f}", f"{row['total_co2_t']:.1f}",
             _share(row["green_power_share"]), _share(row["clean_energy_share"]),
             "-" if row["carbon_intensity_t_per_tce"] is None
             else f"{row['carbon_intensity_t_per_tce']:.2f}",
         ))  # fmt: skip
-    return "\n".join(aligned(table, lambda i: i >= 2))
+    return "\n".join(aligned(table, lambda i: i >= 3))
 
 
 #: Days the demo's backtest scores (the last two weeks of its history).
@@ -492,7 +493,10 @@ async def _foresight(client: ParkClient) -> None:
     for series in forecast["series"]:
         methods[series["method"]] = methods.get(series["method"], 0) + 1
     used = ", ".join(f"{n} {m}" for m, n in sorted(methods.items()))
-    _say(f"forecast: issued {forecast['issued_at']} for {forecast['days']} days from "
+    issued = datetime.fromisoformat(forecast["issued_at"]).astimezone(
+        datetime.fromisoformat(forecast["start"]).tzinfo
+    )
+    _say(f"forecast: issued {issued:%Y-%m-%d %H:%M} for {forecast['days']} days from "
          f"{forecast['start_day']}: {len(forecast['series'])} series ({used}), "
          f"{len(forecast['sessions'])} expected EV sessions")  # fmt: skip
 
@@ -500,7 +504,7 @@ async def _foresight(client: ParkClient) -> None:
 def _backtest_table(backtest: dict[str, Any]) -> str:
     """Per group: nMAE and bias of the service's forecast, persistence and similar-day."""
     methods = ("forecast", "persistence", "similar_day")
-    table = [("  group", *methods)]
+    table: list[tuple[str, ...]] = [("  group", *methods)]
     for group, scores in backtest["scores"].items():
         cells = []
         for method in methods:
@@ -526,7 +530,11 @@ def _bid_basis_text(bid: dict[str, Any]) -> str:
         f"down / {margin['total_up_kwh']:.0f} kWh up kept back"
         if margin.get("applied") else f"no margin ({margin.get('note', 'none stated')})"
     )  # fmt: skip
-    return (f"         on the forecast issued {bid.get('forecast_issued_at') or '(none)'}: "
+    issued = bid.get("forecast_issued_at")
+    if issued:
+        zone = datetime.fromisoformat(bid["start"]).tzinfo
+        issued = f"{datetime.fromisoformat(issued).astimezone(zone):%Y-%m-%d %H:%M}"
+    return (f"         on the forecast issued {issued or '(none)'}: "
             f"{kinds or 'live state only'}; {held}")  # fmt: skip
 
 
@@ -540,7 +548,7 @@ def _declaration_text(declaration: dict[str, Any]) -> str:
     for unit in declaration["units"]:
         energy = sum(h["energy_mwh"] for h in unit["hours"])
         misses = "; ".join(
-            f"{m['rule']} {m['actual']:g} vs {m['required']:g} {m['unit']}"
+            f"{m['rule']} {m['actual']:.2f} vs {m['required']:.2f} {m['unit']}"
             for m in unit["violations"][:2]
         )
         more = len(unit["violations"]) - 2
@@ -604,6 +612,8 @@ def run_demo(settings: Settings, opts: DemoOptions) -> int:
     settings.control.lease_ttl_s = 10.0
     # poll batteries every real second: at 120x that is every 2 simulated minutes
     settings.modbus.poll_interval_s = min(settings.modbus.poll_interval_s, 1.0)
+    # the demo runs its backtest itself, as the park operator, before its bid
+    settings.forecast.backtest_days = 0
     with contextlib.ExitStack() as stack:
         # the report stays beside the state so the user can read it afterwards
         out_dir = opts.out_dir or settings.state_dir / "demo-reports"

@@ -11,6 +11,9 @@ the API:
   processes exactly one of them controls a park at a time);
 * the `vpp.ledger.gauges.IndicatorRefresher`, which sets every park's
   zero-carbon indicator gauges from its ledger every ``[ledger] refresh_s``;
+* the `vpp.forecast.refresh.ForecastRefresher`, which issues every park's
+  forecast every ``[forecast] refresh_s`` and backtests it once a day (the
+  bids' margin comes from that backtest);
 * the OpenADR VEN of a park when ``[openadr] vtn_url`` and ``park`` are set.
 
 Each is a :class:`~adapters.lifecycle.BackgroundService` entered on one exit
@@ -37,8 +40,12 @@ from aiohttp import web
 from adapters.lifecycle import BackgroundService
 from vpp.api.context import CLOCK, COMPONENTS, METRICS, SETTINGS, STATE
 from vpp.api.events import EVENTS, WAKE
+from vpp.api.forecast import EXTRA_CONTEXT, FORECASTERS_KEY, FORECASTS
 from vpp.api.ledger import LEDGER
 from vpp.control import ControlLoop
+from vpp.forecast.inputs import Forecaster
+from vpp.forecast.kinds import FORECASTERS
+from vpp.forecast.refresh import ForecastRefresher
 from vpp.history.recorder import HistoryRecorder
 from vpp.history.store import HistoryStore
 from vpp.ledger.gauges import IndicatorRefresher
@@ -196,6 +203,15 @@ def runtime_cleanup_ctx(
                 IndicatorRefresher(
                     app[LEDGER], state.list_parks if parks is None else fixed_parks, metrics,
                     refresh_s=settings.ledger.refresh_s, clock=clock,
+                )
+            )  # fmt: skip
+            listed = state.list_parks if parks is None else fixed_parks
+            forecasters: dict[str, Forecaster] = app.get(FORECASTERS_KEY, FORECASTERS)
+            await stack.enter_async_context(
+                ForecastRefresher(
+                    state, store, app[FORECASTS], listed, settings.forecast, clock=clock,
+                    forecasters=forecasters, extra_context=app.get(EXTRA_CONTEXT),
+                    backtest_days=settings.forecast.backtest_days or None,
                 )
             )  # fmt: skip
             oadr = settings.openadr

@@ -298,6 +298,10 @@ class ForecastSettings:
     #: the forecast quantile a bid's capacity is taken at (0.1: the park delivers
     #: it in 9 of 10 days by the backtest's error distribution; 0.5: no margin)
     bid_quantile: float = 0.1
+    #: days the background refresher's daily backtest scores (0: none in the
+    #: background; run one with ``vpp forecast backtest``); the bids' margin
+    #: comes from the latest backtest
+    backtest_days: int = 14
     #: a silent device's share of covered intervals over the recent history at
     #: or above which a bid for a later day counts it by its enrolled limits
     min_availability: float = 0.8

@@ -25,6 +25,7 @@ from vpp.auth import TokenStore
 from vpp.bids import BidStore
 from vpp.clock import Clock
 from vpp.events import EventStore
+from vpp.forecast.context import park_inputs
 from vpp.forecast.store import ForecastStore
 from vpp.history.store import HistoryStore
 from vpp.ledger.book import LedgerBook
@@ -82,6 +83,7 @@ def create_app(
     app[ledger.ENTRIES] = entered
     app[ledger.LEDGER] = LedgerBook(state, recorded, entered, settings.ledger)
     app[forecast.FORECASTS] = ForecastStore(state)
+    app[forecast.EXTRA_CONTEXT] = park_inputs(state, retention_days=settings.history.retention_days)
     modules = (
         ops,
         parks,

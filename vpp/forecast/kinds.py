@@ -1,13 +1,14 @@
 """Which forecaster forecasts which kind of series: the registry the refresh and the backtest use.
 
 `FORECASTERS` maps a series kind (an asset kind, or ``meter``) to its
-`vpp.forecast.inputs.Forecaster`. It holds the load model
-(`vpp.forecast.load.LoadModel`) for ``flexible_load`` and ``meter``; the PV
-(``pv``) and charger (``ev_charger``) forecasters plug in by adding their
-kind, e.g. ``FORECASTERS["pv"] = pv_forecaster`` (or by passing another
-mapping to `vpp.forecast.refresh.issue_forecast`). A kind without a
-forecaster (``battery``: its state-based envelope is its forecast) is left
-out of the forecast. `REFERENCES` are the backtest's references.
+`vpp.forecast.inputs.Forecaster`: the load model
+(`vpp.forecast.load.LoadModel`) for ``flexible_load`` and ``meter``, the
+clear-sky PV model (`vpp.forecast.pv.forecast_pv`) for ``pv`` and the
+chargers' session model (`ChargerForecaster`) for ``ev_charger``; another
+mapping may be passed to `vpp.forecast.refresh.issue_forecast`. A kind
+without a forecaster (``battery``: its state-based envelope is its
+forecast) is left out of the forecast. `REFERENCES` are the backtest's
+references.
 
 A forecaster may also expect chargers' sessions: one that has a ``sessions``
 method (`SessionForecaster`) is asked for them after its curves, and they go
@@ -19,20 +20,55 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
+from vpp.forecast.chargers import forecast_chargers, park_sessions
 from vpp.forecast.inputs import ForecastContext, Forecaster, HistoryWindow
 from vpp.forecast.load import LoadModel
-from vpp.forecast.model import ExpectedSession
+from vpp.forecast.model import ExpectedSession, SeriesForecast
+from vpp.forecast.pv import forecast_pv
 from vpp.forecast.similar import persistence, similar_day
 
-__all__ = ["FORECASTERS", "LOAD_KINDS", "REFERENCES", "SessionForecaster", "by_forecaster"]
+__all__ = [
+    "FORECASTERS",
+    "LOAD_KINDS",
+    "REFERENCES",
+    "ChargerForecaster",
+    "SessionForecaster",
+    "by_forecaster",
+]
 
 #: The kinds the load model forecasts.
 LOAD_KINDS: tuple[str, ...] = ("flexible_load", "meter")
 
 _LOAD = LoadModel()
 
+
+class ChargerForecaster:
+    """The chargers' forecaster: their expected draw and their expected sessions.
+
+    The curves are `vpp.forecast.chargers.forecast_chargers`, the sessions
+    (`ParkForecast.sessions`) `vpp.forecast.chargers.park_sessions`; both
+    learn from the session history in ``ctx.extra["sessions"]``.
+    """
+
+    def __call__(
+        self, window: HistoryWindow, rows: Sequence[int], ctx: ForecastContext
+    ) -> dict[str, SeriesForecast]:
+        """Each charger's expected draw over ``ctx.targets`` (kW per slot)."""
+        return forecast_chargers(window, rows, ctx)
+
+    def sessions(
+        self, window: HistoryWindow, rows: Sequence[int], ctx: ForecastContext
+    ) -> Mapping[str, Sequence[ExpectedSession]]:
+        """Charger id -> the sessions expected on ``ctx.targets``."""
+        return park_sessions(ctx)
+
+
 #: kind -> its forecaster (the service's forecast).
-FORECASTERS: dict[str, Forecaster] = dict.fromkeys(LOAD_KINDS, _LOAD)
+FORECASTERS: dict[str, Forecaster] = {
+    **dict.fromkeys(LOAD_KINDS, _LOAD),
+    "pv": forecast_pv,
+    "ev_charger": ChargerForecaster(),
+}
 
 #: The backtest's reference methods, by the name its scores carry.
 REFERENCES: dict[str, Forecaster] = {"persistence": persistence, "similar_day": similar_day}

@@ -3,12 +3,17 @@
 Two figures of issue 11:
 
 * **refresh**: the median wall time of `vpp.forecast.refresh.issue_forecast`
-  for a synthetic park of ``--series`` assets (flexible loads and meters, a
-  weekly shape each with its own level, noise and a slow drift, the official
-  calendar's holidays as rest days), with 56 days of history before today
-  in a real Redis under a namespace of its own (deleted afterwards): the
-  history read, the LightGBM model learned and applied to every series, the
-  forecast stored (goal: <= 5 s on this 2-core machine);
+  for a synthetic park of ``--series`` assets — 70 % flexible loads and 10 %
+  meters (a weekly shape each with its own level, noise and a slow drift,
+  the official calendar's holidays as rest days), 10 % PV arrays (pvlib's
+  clear sky of the array times a seeded daily clearness) and 10 % batteries
+  (not forecast: their envelope is their state) — with 56 days of history
+  before today in a real Redis under a namespace of its own (deleted
+  afterwards): the history read, the LightGBM model learned and applied to
+  every load and meter, every array's clear-sky model and index, the
+  forecast stored (goal: <= 5 s on this 2-core machine). Chargers are left
+  out here: their forecast learns from session history, which the demo
+  backtest below has;
 * **backtest**: the day-ahead backtest (`vpp.forecast.backtest.backtest`,
   issued at 09:00 the day before) over the last ``--days`` days of the demo
   park's generated history (`vpp.history.generate.generate_history`, 63 days,
@@ -41,17 +46,29 @@ from tests.benchmarks.support import (
 )
 from vpp.demo_park import DEMO_ENTERPRISES, SEED
 from vpp.forecast.backtest import backtest
+from vpp.forecast.chargers import SESSIONS
 from vpp.forecast.inputs import ForecastContext, HistoryWindow
 from vpp.forecast.kinds import FORECASTERS
 from vpp.forecast.model import BacktestSummary
+from vpp.forecast.pv import clear_sky_kw
 from vpp.forecast.refresh import issue_forecast, park_total_members
+from vpp.forecast.sessions import ChargerSession
 from vpp.forecast.store import ForecastStore
 from vpp.forecast.window import mean_kw
 from vpp.history.calendar import day_type
 from vpp.history.generate import generate_history
 from vpp.history.grid import INTERVAL_S, SLOTS_PER_DAY
 from vpp.history.store import HistoryStore
-from vpp.model import FlexibleLoad, Meter, MqttConnection, Park
+from vpp.model import (
+    Battery,
+    FlexibleLoad,
+    Meter,
+    ModbusConnection,
+    MqttConnection,
+    Park,
+    ParkLocation,
+    Pv,
+)
 from vpp.parkfile import load_park_file
 from vpp.settings import ForecastSettings
 from vpp.state import State
@@ -68,6 +85,7 @@ __all__ = [
 
 _PARK = "bench-forecast"
 _TZ = ZoneInfo("Asia/Shanghai")
+_LOCATION = ParkLocation(latitude=22.8, longitude=113.55)
 #: "Today" of the synthetic park: an ordinary working Tuesday the calendar knows.
 TODAY = date(2026, 11, 24)
 HISTORY_DAYS = 56
@@ -88,13 +106,27 @@ def _shape(working: bool, holiday: bool, rng: np.random.Generator) -> np.ndarray
     return 0.35 + top * day + 0.1 * np.sin(np.pi * hours / 24) + rng.normal(0, 0.04, SLOTS_PER_DAY)
 
 
-async def _populate(store: HistoryStore, names: Sequence[str], seed: int) -> None:
+async def _populate(store: HistoryStore, assets: Sequence[Any], seed: int) -> None:
     rng = np.random.default_rng(seed)
     days = [TODAY - timedelta(days=k) for k in range(HISTORY_DAYS, 0, -1)]
     kinds = [day_type(d) for d in days]
-    for chunk in range(0, len(names), 50):
+    clear: dict[tuple[float, float], np.ndarray] = {}
+    for chunk in range(0, len(assets), 50):
         writes = []
-        for name in names[chunk : chunk + 50]:
+        for asset in assets[chunk : chunk + 50]:
+            name = asset.id
+            if isinstance(asset, Battery):
+                continue
+            if isinstance(asset, Pv):
+                orientation = (asset.tilt_deg, asset.azimuth_deg)
+                if orientation not in clear:
+                    unit = Pv(**{**asset.model_dump(), "rated_kw": 1.0})
+                    clear[orientation] = clear_sky_kw(_LOCATION, unit, days, _TZ)
+                clearness = rng.uniform(0.3, 1.0, (len(days), 1))
+                kw = -asset.rated_kw * clear[orientation] * clearness
+                pv_days = {d: list(kw[k] * INTERVAL_S / 3600) for k, d in enumerate(days)}
+                writes.append(store.put_days(_PARK, name, pv_days, tz=_TZ))
+                continue
             level = float(rng.uniform(20, 500))
             drift = 1 + 0.05 * np.sin(np.arange(len(days)) / 9 + rng.uniform(0, 6))
             series = {
@@ -111,14 +143,27 @@ async def _populate(store: HistoryStore, names: Sequence[str], seed: int) -> Non
         await asyncio.gather(*writes)
 
 
-async def _enroll(state: State, series: int) -> list[str]:
-    await state.put_park(Park(id=_PARK, timezone=str(_TZ)))
-    names = []
+async def _enroll(state: State, series: int) -> list[Any]:
+    await state.put_park(Park(id=_PARK, timezone=str(_TZ), location=_LOCATION))
+    enrolled = []
     for i in range(series):
-        if i % 5 == 4:
+        if i % 10 == 4:
             asset: Any = Meter(
                 id=f"m{i:04d}", owner=f"e{i:04d}", grid_node="n", account_no=f"{i:04d}"
             )
+        elif i % 10 == 9:
+            asset = Pv(
+                id=f"pv{i:04d}", owner=f"e{i:04d}", grid_node="n",
+                rated_kw=float(50 + (i * 37) % 950), tilt_deg=float(5 * (i % 4)),
+                azimuth_deg=180.0 + 20 * (i % 3 - 1),
+                connection=ModbusConnection(host="127.0.0.1", port=1502 + i % 1000),
+            )  # fmt: skip
+        elif i % 10 == 7:
+            asset = Battery(
+                id=f"b{i:04d}", owner=f"e{i:04d}", grid_node="n", capacity_kwh=200.0,
+                max_charge_kw=100.0, max_discharge_kw=100.0,
+                connection=ModbusConnection(host="127.0.0.1", port=1502 + i % 1000),
+            )  # fmt: skip
         else:
             asset = FlexibleLoad(
                 id=f"l{i:04d}", owner=f"e{i:04d}", grid_node="n", baseline_kw=100.0,
@@ -126,8 +171,8 @@ async def _enroll(state: State, series: int) -> list[str]:
                 connection=MqttConnection(topic_prefix=f"bench/l{i:04d}"),
             )  # fmt: skip
         await state.enroll(_PARK, asset)
-        names.append(asset.id)
-    return names
+        enrolled.append(asset)
+    return enrolled
 
 
 async def run_refresh(
@@ -141,8 +186,8 @@ async def run_refresh(
     settings = ForecastSettings(training_days=HISTORY_DAYS)
     now = datetime(TODAY.year, TODAY.month, TODAY.day, 9, tzinfo=_TZ)
     try:
-        names = await _enroll(state, series)
-        await _populate(history, names, seed)
+        assets = await _enroll(state, series)
+        await _populate(history, assets, seed)
         times = []
         methods: dict[str, int] = {}
         for _ in range(repeats):
@@ -169,11 +214,11 @@ async def run_refresh(
 
 def demo_window(
     days: int = DEMO_DAYS, end: date = DEMO_END
-) -> tuple[HistoryWindow, Park, dict[str, Any], list[str]]:
+) -> tuple[HistoryWindow, Park, dict[str, Any], list[str], tuple[ChargerSession, ...]]:
     """The demo park's generated history as a window (its last day ``end``, with no data yet).
 
     Returns:
-        ``(window, park, assets by id, the park total's members)``.
+        ``(window, park, assets by id, the park total's members, the charger sessions)``.
     """
     park_file = load_park_file(DEMO_FILE)
     park, assets = park_file.park, park_file.assets
@@ -192,18 +237,18 @@ def demo_window(
         mean_kw(energy, coverage), coverage,
     )  # fmt: skip
     members = park_total_members(assets, FORECASTERS)
-    return window, park, {a.id: a for a in assets}, members
+    return window, park, {a.id: a for a in assets}, members, generated.sessions
 
 
 def demo_backtest(days: int = 14, issue: str = "09:00") -> BacktestSummary:
     """The day-ahead backtest over the last ``days`` days of the demo park's generated history."""
-    window, park, assets, members = demo_window()
+    window, park, assets, members, sessions = demo_window()
     settings = ForecastSettings()
 
     def ctx_factory(issued_at: datetime, targets: Sequence[date]) -> ForecastContext:
         return ForecastContext(
             park, assets, issued_at, tuple(targets),
-            extra={"min_history_days": settings.min_history_days},
+            extra={"min_history_days": settings.min_history_days, SESSIONS: sessions},
         )  # fmt: skip
 
     return backtest(

@@ -108,6 +108,9 @@ def _ev_plan_and_clamp(
 # The falsifying input (planned 18.75 kW, clamped to 19.75 kW): re-planned 600 s into
 # the interval, the plan credited the first interval's power with the whole 900 s.
 @example(departure_min=20.0, need=8.855, max_kw=19.75, target=-30.0, offset_s=600.0)
+# Hypothesis's shrunk one (20000 examples): planned 3 kW, clamped to 4 kW. From now
+# 420 s + 900 s at 4 kW x 0.92 = 1.35 kWh < 1.5 kWh: out of reach, full power.
+@example(departure_min=22.0, need=1.5, max_kw=4.0, target=-1.0, offset_s=480.0)
 def test_ev_setpoint_passes_the_clamp(
     departure_min: float, need: float, max_kw: float, target: float, offset_s: float
 ) -> None:

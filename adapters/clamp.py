@@ -13,7 +13,9 @@ Order of the rules (later rules never widen the window earlier ones set):
    push it against the event it serves;
 5. an EV's departure need, as a soft floor: the power now must be high enough
    that charging at the top of the window after the hold still delivers
-   ``energy_needed_kwh`` by ``departure_ts``. It never breaks rules 1-4. The
+   ``energy_needed_kwh`` (energy in the vehicle, so ``energy_needed_kwh /
+   charge_efficiency`` from the grid) by ``departure_ts``, counting only the
+   time from ``now``. It never breaks rules 1-4. The
    need is firm only while the departure is more than one dispatch interval
    (`FIRM_DEPARTURE_LEAD_S`) ahead; a nearer or past departure has lapsed and
    the need is best effort (no floor), so an EV that stays plugged in past it
@@ -21,8 +23,11 @@ Order of the rules (later rules never widen the window earlier ones set):
 
 Rules 4 and 5 are the device-side statement of the plan's rules in
 ``dispatch.envelopes`` (live state outside its window is held, never forced
-back; a lapsed departure makes the need best effort): a setpoint the plan
-chose for a live state is never changed by them.
+back; a lapsed departure makes the need best effort; the need is energy in
+the vehicle, reached through ``eta_charge``; only the time left from the live
+state's reading counts, ``dispatch.elapsed_in_first_interval_h``): a setpoint
+the plan chose for a live state is never changed by them, as long as the hold
+ends inside the interval the plan decided.
 """
 
 from __future__ import annotations
@@ -115,7 +120,8 @@ def power_window(
         if remaining_s > FIRM_DEPARTURE_LEAD_S:  # else lapsed: best effort, no floor
             remaining_h = remaining_s / 3600.0
             hold_h = min(hold_s * time_scale / 3600.0, remaining_h)
-            floor = (state.energy_needed_kwh - hi * (remaining_h - hold_h)) / hold_h
+            grid_need_kwh = state.energy_needed_kwh / limits.charge_efficiency
+            floor = (grid_need_kwh - hi * (remaining_h - hold_h)) / hold_h
             raise_lo(min(hi, floor), "EV departure need")
     return lo, hi, lo_why, hi_why
 

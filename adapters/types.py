@@ -128,6 +128,10 @@ class DeviceLimits:
         soc_max: highest SoC the service may charge to (0..1).
         bidirectional: False for devices that must never feed in (a one-way EV
             charger, an EV session without V2G enrolment); clamps ``p_min_kw`` at 0.
+        charge_efficiency: share of the drawn energy that reaches the storage
+            (0 < eta <= 1; the enrolled ``EvCharger.charge_efficiency``, the
+            ``eta_charge`` the plan uses). An EV's ``energy_needed_kwh`` is
+            energy in the vehicle, so the grid must supply it divided by this.
     """
 
     p_min_kw: float
@@ -136,6 +140,7 @@ class DeviceLimits:
     soc_min: float = 0.0
     soc_max: float = 1.0
     bidirectional: bool = True
+    charge_efficiency: float = 1.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.p_min_kw) and math.isfinite(self.p_max_kw)):
@@ -148,6 +153,8 @@ class DeviceLimits:
             )
         if self.capacity_kwh is not None and not self.capacity_kwh > 0:
             raise ValueError("capacity_kwh must be positive")
+        if not 0.0 < self.charge_efficiency <= 1.0:
+            raise ValueError(f"need 0 < charge_efficiency <= 1, got {self.charge_efficiency}")
 
 
 @dataclass(slots=True)

@@ -44,6 +44,7 @@ __all__ = [
     "build_portfolio",
     "curtailable_envelope",
     "departure_lapsed",
+    "elapsed_in_first_interval_h",
     "ev_envelope",
     "pv_envelope",
     "shiftable_envelope",
@@ -109,6 +110,10 @@ class EvSession:
         cost_up: Cost per kWh of charging above the baseline.
         cost_down: Cost per kWh below the baseline (owner compensation).
         owner: Owner enterprise code.
+        as_of: Live state: when ``energy_added_kwh`` and ``energy_needed_kwh``
+            were read. The part of the grid's first interval before it is gone:
+            no energy can be taken in it any more (see :func:`ev_envelope`).
+            None: at the grid's start.
     """
 
     asset_id: str
@@ -127,6 +132,7 @@ class EvSession:
     cost_up: float = 0.02
     cost_down: float = 0.08
     owner: int = 0
+    as_of: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -253,6 +259,21 @@ def departure_lapsed(departure: datetime, grid: TimeGrid) -> bool:
     return departure <= grid.start + grid.step
 
 
+def elapsed_in_first_interval_h(as_of: datetime | None, grid: TimeGrid) -> float:
+    """Hours of the grid's first interval already gone at ``as_of`` (0 to ``grid.dt_h``).
+
+    The plan holds one power per interval and credits the first interval's
+    setpoint with a whole ``grid.dt_h`` of energy, but a plan made at
+    ``as_of`` inside that interval (the control loop re-plans mid-interval on
+    the live state) can only draw during what is left of it. None: at the
+    grid's start (nothing gone).
+    """
+    if as_of is None:
+        return 0.0
+    gone_h = (as_of - grid.start).total_seconds() / 3600.0
+    return min(max(gone_h, 0.0), grid.dt_h)
+
+
 def _hold_window(e_min: FloatArray, e_max: FloatArray, e0: float) -> tuple[FloatArray, FloatArray]:
     """Widen a per-interval energy window to the live state (see the module docstring)."""
     return np.minimum(e_min, e0), np.maximum(e_max, e0)
@@ -367,6 +388,20 @@ def ev_envelope(
     charges the remaining need, but no energy is required at any time, so it is
     flexible again (as ``adapters.clamp`` treats it).
 
+    The departure need (the rule ``adapters.clamp`` applies on the device side,
+    rule 5 of its module docstring): the energy taken from ``as_of`` to the
+    departure must reach ``energy_needed_kwh``. The plan credits its first
+    interval's power ``p0`` with the whole interval, of which
+    ``g = elapsed_in_first_interval_h(as_of)`` is already gone; the need at the
+    departure is raised by the most that phantom energy can be,
+    ``eta_charge * max_charge_kw * g``, so every ``p0`` the plan accepts still
+    meets the need when drawn only over what is left of the interval and the
+    whole intervals after it (then charging at ``max_charge_kw`` as the
+    clamp's floor assumes). Without this the plan, re-made mid-interval,
+    chose a ``p0`` below the clamp's floor (e.g. 18.75 kW against 19.75 kW,
+    tests/dispatch/test_clamp_agreement.py). A need no longer reachable is
+    relaxed by :func:`build_portfolio` to the most reachable, i.e. full power.
+
     Args:
         session: Session parameters and live energy gained so far.
         grid: Time grid.
@@ -391,7 +426,9 @@ def ev_envelope(
     # the EV's own bounds never require it to move now (no negative floor or headroom)
     e_min = np.full(grid.n, session.energy_added_kwh - max(session.v2g_floor_kwh, 0.0))
     if 0 < stop <= grid.n and not lapsed:
-        e_min[stop - 1 :] = session.energy_needed_kwh
+        gone_h = elapsed_in_first_interval_h(session.as_of, grid) if first == 0 else 0.0
+        phantom = session.eta_charge * session.max_charge_kw * gone_h
+        e_min[stop - 1 :] = session.energy_needed_kwh + phantom
     e_max = np.full(grid.n, session.energy_added_kwh + max(session.headroom_kwh, 0.0))
     return _one(
         grid,

@@ -430,6 +430,7 @@ def _session(
     departure: datetime,
     need_kwh: float,
     uncontrolled_kw: float | None,
+    as_of: datetime | None = None,
 ) -> dx.EvSession:
     return dx.EvSession(
         asset_id=a.id,
@@ -445,6 +446,7 @@ def _session(
         cost_up=a.costs.up_per_kwh,
         cost_down=a.costs.down_per_kwh,
         owner=owner,
+        as_of=as_of,
     )
 
 
@@ -465,7 +467,13 @@ def _ev(
             reason = "vehicle has not stated its departure and energy need"
         elif not outlook.later or not dx.departure_lapsed(live.ev_departure, grid):
             session = _session(
-                a, owner, grid.start, live.ev_departure, live.ev_energy_needed_kwh, uncontrolled_kw
+                a,
+                owner,
+                grid.start,
+                live.ev_departure,
+                live.ev_energy_needed_kwh,
+                uncontrolled_kw,
+                as_of=live.ts,  # the need was read then: time before it is gone
             )
             parts.append(dx.ev_envelope(session, grid))
             how.append("live_session")

@@ -104,6 +104,27 @@ def test_ev_departure_need_sets_a_floor() -> None:
     assert res.reason == "EV departure need"
 
 
+def test_ev_departure_need_is_energy_in_the_vehicle() -> None:
+    """The need goes through the charge efficiency, as the plan's ``eta_charge``.
+
+    8 kWh in 1 h at 11 kW max, 15-min hold: with eta 0.8 the grid must supply
+    10 kWh, so >= (10 - 11 x 0.75) / 0.25 = 7 kW now; at eta 1 only
+    (8 - 8.25) / 0.25 < 0: no floor.
+    """
+    state = Telemetry(
+        asset_id="ev", ts=NOW, power_kw=0, ev_connected=True, departure_ts=NOW + 3600,
+        energy_needed_kwh=8.0,
+    )  # fmt: skip
+    lossy = DeviceLimits(p_min_kw=0, p_max_kw=11, bidirectional=False, charge_efficiency=0.8)
+    res = clamp_setpoint(0.0, lossy, state, now=NOW, hold_s=900)
+    assert res.power_kw == pytest.approx(7.0)
+    assert res.reason == "EV departure need"
+    ideal = DeviceLimits(p_min_kw=0, p_max_kw=11, bidirectional=False)
+    assert not clamp_setpoint(0.0, ideal, state, now=NOW, hold_s=900).clamped
+    with pytest.raises(ValueError, match="charge_efficiency"):
+        DeviceLimits(p_min_kw=0, p_max_kw=11, charge_efficiency=0.0)
+
+
 def test_soc_floor_stops_discharge() -> None:
     limits = DeviceLimits(p_min_kw=-100, p_max_kw=100, capacity_kwh=200, soc_min=0.1)
     state = Telemetry(asset_id="b", ts=NOW, power_kw=0, soc=0.1)

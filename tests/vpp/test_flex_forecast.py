@@ -414,3 +414,22 @@ async def test_without_a_forecast_the_model_baseline_is_held_at_the_measurement(
     await enroll(state, load(max_shed_minutes=120))
     record = await activate(state, at(DAY, 10), {"load-1": LiveState(power_kw=360.0)})
     assert record.baseline_kw == [360.0] * 4
+
+
+def test_a_live_session_read_mid_interval_counts_only_the_time_left() -> None:
+    """The live reading's time reaches the plan (``EvSession.as_of``), as the clamp counts from it.
+
+    Read 600 s into the grid's first interval, 8 kWh by 45 min after the grid's
+    start (the end of slot 2): the need at the departure is raised by what the
+    600 s gone could not deliver, 0.92 x 20 kW x 1/6 h = 3.07 kWh.
+    """
+    start = at(DAY, 10)
+    live = LiveState(
+        power_kw=0.0, ev_connected=True, ev_departure=start + timedelta(minutes=45),
+        ev_energy_needed_kwh=8.0, ts=start + timedelta(seconds=600),
+    )  # fmt: skip
+    view = build_view([parse_asset(charger())], {"ev-1": live}, grid_at(start, 8))
+    pf = view.portfolio
+    assert pf is not None and view.basis == {"ev-1": "live_session"}
+    assert pf.e_min[0, 1] == 0.0
+    assert pf.e_min[0, 2] == pytest.approx(8.0 + 0.92 * 20.0 / 6.0)

@@ -131,7 +131,8 @@ def device_limits(asset: Asset) -> DeviceLimits:
     """The enrolled limits of an asset as the adapters' clamp reads them.
 
     * battery: ``-max_discharge .. +max_charge`` with its capacity and SoC window;
-    * EV charger: ``-max_discharge`` (V2G only) or 0 .. ``max_charge``;
+    * EV charger: ``-max_discharge`` (V2G only) or 0 .. ``max_charge``, with its
+      charge efficiency (the departure need is energy in the vehicle);
     * flexible load: ``baseline - max_shed .. baseline + rebound_fraction * max_shed``;
     * PV: ``-rated .. 0``;
     * meter: ``0 .. 0`` (it takes no setpoint; the supervisor refuses one before any clamp).
@@ -149,6 +150,7 @@ def device_limits(asset: Asset) -> DeviceLimits:
             p_min_kw=-asset.max_discharge_kw if asset.v2g else 0.0,
             p_max_kw=asset.max_charge_kw,
             bidirectional=asset.v2g,
+            charge_efficiency=asset.charge_efficiency,
         )
     if isinstance(asset, FlexibleLoad):
         rebound = asset.rebound_fraction * asset.max_shed_kw

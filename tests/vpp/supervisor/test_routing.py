@@ -32,8 +32,10 @@ def test_device_limits_of_each_kind() -> None:
     assert device_limits(battery) == DeviceLimits(
         p_min_kw=-500, p_max_kw=500, capacity_kwh=1000, soc_min=0.1, soc_max=0.95
     )
-    v2g = device_limits(parse_asset(sample("ev_charger")))
+    charger = parse_asset(sample("ev_charger", charge_efficiency=0.9))
+    v2g = device_limits(charger)
     assert (v2g.p_min_kw, v2g.p_max_kw, v2g.bidirectional) == (-60, 60, True)
+    assert v2g.charge_efficiency == 0.9  # the departure need is energy in the vehicle
     one_way = device_limits(parse_asset(sample("ev_charger", v2g=False, max_discharge_kw=0)))
     assert (one_way.p_min_kw, one_way.bidirectional) == (0, False)
     load = device_limits(parse_asset(sample("flexible_load")))

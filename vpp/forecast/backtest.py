@@ -70,8 +70,12 @@ def score(forecast: FloatArray, actual: FloatArray) -> ForecastScore:
 
 def _quantiles(forecast: FloatArray, actual: FloatArray) -> dict[str, float]:
     """Quantiles of (a − f) / (mean |a| of the series-day); arrays ``(series, days, 96)``."""
+    known = np.isfinite(actual)
+    count = known.sum(axis=2)
+    total = np.where(known, np.abs(actual), 0.0).sum(axis=2)
+    # a series-day with nothing recorded has no level (NaN), and scores nothing
+    level = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
-        level = np.nanmean(np.where(np.isfinite(actual), np.abs(actual), np.nan), axis=2)
         errors = (actual - forecast) / level[:, :, None]
     values = errors[np.isfinite(errors)]
     if values.size == 0:

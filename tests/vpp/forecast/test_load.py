@@ -71,4 +71,5 @@ def test_a_short_history_gets_the_similar_day_profile_named_as_such() -> None:
 
 def test_loads_and_meters_share_one_model() -> None:
     groups = by_forecaster(["flexible_load", "battery", "meter", "pv"], FORECASTERS)
-    assert [rows for _, rows in groups] == [[0, 2]]
+    # loads and meters in one call to the load model; PV to its own; batteries to none
+    assert [rows for _, rows in groups] == [[0, 2], [3]]

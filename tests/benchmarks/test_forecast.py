@@ -10,7 +10,8 @@ async def test_a_small_park_is_forecast_and_the_demo_park_backtested(redis_url: 
     report = await run_bench(series=10, repeats=1, days=2, redis_url=redis_url)
 
     refresh = report["refresh"]
-    assert refresh["methods"] == {"model": 10}
+    # 10 assets: 7 loads and a meter by the load model, a PV array by its clear sky, a battery none
+    assert refresh["methods"] == {"model": 8, "clear_sky": 1}
     assert len(refresh["times_s"]) == 1
     assert await keys_left(redis_url, refresh["namespace"]) == []
     backtest = report["backtest"]

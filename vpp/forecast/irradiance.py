@@ -327,9 +327,17 @@ def _on_grid(
     out: dict[date, FloatArray] = {}
     taken: dict[tuple[date, int], str] = {}
     for value in values:
-        local = value.start.astimezone(tz)
-        day = local.date()
-        offset = (value.start - day_start(day, tz)).total_seconds()
+        try:
+            local = value.start.astimezone(tz)
+            day = local.date()
+            offset = (value.start - day_start(day, tz)).total_seconds()
+        except OverflowError:  # year 1 or 9999 in another zone: no day of the park's
+            message = (
+                f"{value.start.isoformat()} is outside the days kept: {first} to {last} "
+                f"({PAST_DAYS} days before the park's today, {AHEAD_DAYS} after)"
+            )
+            errors.add(value.start_field, message, "range")
+            continue
         if offset % (interval_minutes * 60) != 0:
             message = (
                 f"{local.isoformat()} is not on the {interval_minutes}-minute grid of the "

@@ -570,9 +570,9 @@ def _group(
         notes = _notes(learned)
         if uploads:
             basis = (
-                f"from {_span(learned.clear_days)} (its clearest)"
+                f"learned from {_span(learned.clear_days)} (its clearest days)"
                 if learned.performance is not None
-                else "1: no usable history of the array"
+                else "(no usable history of the array: 1 assumed)"
             )
             days_given = ", ".join(
                 f"{d} ({int(np.isfinite(g).sum())} slots)" for _, d, g in uploads

@@ -120,6 +120,19 @@ async def test_bad_json_values_are_named_and_nothing_is_stored(
     assert fields == ["interval_minutes"]
 
 
+async def test_a_start_no_park_day_can_hold_is_a_422_not_a_500(
+    client: ApiClient, operator: dict[str, str], tomorrow: date
+) -> None:
+    # a fresh user's finding: year 1 east of UTC, or year 9999 west of it, overflowed the date
+    # when laid onto the park's day (500 OverflowError)
+    for start in ("0001-01-01T00:00:00+08:00", "9999-12-31T23:45:00-12:00"):
+        body = {"values": [{"start": start, "ghi_w_m2": 1.0}]}
+        assert await _refused(client, operator, json=body) == ["values[0].start"]
+    csv_headers = {**operator, "Content-Type": "text/csv"}
+    text = "start,ghi_w_m2\n0001-01-01T00:00:00+08:00,100\n"
+    assert await _refused(client, csv_headers, data=text) == ["row 2, column start"]
+
+
 async def test_bad_csv_rows_are_named(
     client: ApiClient, operator: dict[str, str], tomorrow: date
 ) -> None:

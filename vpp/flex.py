@@ -568,18 +568,34 @@ def _pv_generation(
     a: Pv, state: LiveState | None, curves: _Curves | None, grid: dx.TimeGrid
 ) -> tuple[FloatArray, NDArray[np.bool_], str, str] | str:
     live_gen = None if state is None else max(-state.power_kw, 0.0)
-    flat = np.full(grid.n, 0.0 if live_gen is None else min(live_gen, a.rated_kw))
+    flat = np.zeros(grid.n)
+    if state is not None and live_gen is not None:
+        # where no forecast says otherwise, the live output holds for `ANCHOR_HOURS` after
+        # its reading and no generation is assumed after that (the sun moves: held flat,
+        # a morning reading would promise PV all night)
+        starts = grid.start.timestamp() + np.arange(grid.n) * grid.step.total_seconds()
+        held = starts < state.ts.timestamp() + ANCHOR_HOURS * 3600.0
+        flat = np.where(held, min(live_gen, a.rated_kw), 0.0)
     curve = curves.curve(a.id) if curves is not None else None
     if curves is None or curve is None or not np.any(np.isfinite(curve)):
         if state is None:
             return "no fresh telemetry and no forecast of its output"
-        return flat, np.zeros(grid.n, dtype=bool), "live_output", ""
+        note = (
+            ""
+            if not np.any(flat == 0.0) or live_gen == 0.0
+            else f"no forecast: live output held {ANCHOR_HOURS:g} h, no generation after"
+        )
+        return flat, np.zeros(grid.n, dtype=bool), "live_output", note
     known = np.isfinite(curve)
     gen, moved = -curve, False
     if state is not None:
         gen, moved = _anchored(curves, a.id, -curve, live_gen, state.ts, sign=-1.0)
         gen = np.where(np.isfinite(gen), gen, -curve)
-    fallback = "live output" if state is not None else "no generation"
+    fallback = (
+        f"live output for {ANCHOR_HOURS:g} h, no generation after"
+        if state is not None
+        else "no generation"
+    )
     note = _join(
         _coverage_note(known, fallback),
         f"anchored to its live output, fading over {ANCHOR_HOURS:g} h" if moved else "",

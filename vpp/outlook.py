@@ -1,7 +1,8 @@
 """What a flexibility view knows beyond the live state, read from the stores.
 
 `load_outlook` gathers, for one park and one grid, the park's latest
-forecast (`vpp.forecast.ForecastStore.latest`), whether the grid is a later
+forecast (`vpp.forecast.ForecastStore.latest`; issued on the spot when the
+park has none yet, `vpp.forecast.refresh.issue_forecast`), whether the grid is a later
 window (`is_later`), the availability history of the devices that are silent
 now (`availability`, from `vpp.history.HistoryStore`) and, for a bid, the
 forecast-error margin from the latest backtest (`margin_from_backtest`).
@@ -19,6 +20,9 @@ import numpy as np
 import dispatch as dx
 from vpp.flex import Margin, Outlook
 from vpp.forecast import BacktestSummary, ForecastStore
+from vpp.forecast.context import park_inputs
+from vpp.forecast.kinds import FORECASTERS
+from vpp.forecast.refresh import issue_forecast
 from vpp.history.store import HistoryStore
 from vpp.model import Asset, LiveState, Meter
 from vpp.settings import Settings
@@ -133,11 +137,19 @@ async def load_outlook(
     forecasts = ForecastStore(state)
     forecast = await forecasts.latest(park)
     fs = settings.forecast
+    history = HistoryStore(state, retention_days=settings.history.retention_days)
+    if forecast is None:
+        # none issued yet (a park enrolled after the refresher's last round): issue it now,
+        # so the first bid or view of a park is built on a forecast, not on a snapshot
+        forecast = await issue_forecast(
+            state, history, forecasts, park, now, fs, FORECASTERS,
+            park_inputs(state, retention_days=settings.history.retention_days),
+        )  # fmt: skip
     later = is_later(grid.start, now, grid.step, settings.redis.live_ttl_s)
     shares: dict[str, float] = {}
     if later:
         silent = [a.id for a in assets if not isinstance(a, Meter) and live.get(a.id) is None]
-        shares = await availability(HistoryStore(state), park, silent, now, fs.availability_days)
+        shares = await availability(history, park, silent, now, fs.availability_days)
     source = None
     if with_margin:
         source = margin_from_backtest(await forecasts.backtest(park), fs.bid_quantile)

@@ -161,14 +161,32 @@ async def test_a_bid_built_at_noon_has_no_pv_at_night(state: State) -> None:
     assert tomorrow.up.quantity_kw[48] > 149 and max(tomorrow.up.quantity_kw[:24]) == 0.0
 
 
-async def test_without_a_forecast_pv_holds_its_live_output_as_before(state: State) -> None:
+async def test_without_a_forecast_pv_holds_its_live_output_for_two_hours_only(
+    state: State,
+) -> None:
+    # no location and no history: the forecast issued on the spot knows nothing of the array
     await enroll(state, pv())
     now = at(DAY, 12)
     await feed(state, now, {"pv-1": LiveState(power_kw=-120.0)})
     bid = await build_park_bid(state, PARK, request(now, 48), now=now)
-    assert bid.up.quantity_kw == [120.0] * 48
-    assert bid.forecast_issued_at is None and bid.to_json()["forecast_issued_at"] is None
+    # a fresh user's finding: held flat, a reading promised PV all night; it now holds for
+    # ANCHOR_HOURS (8 quarter hours) after its reading and no generation is assumed after
+    assert bid.up.quantity_kw == [120.0] * 8 + [0.0] * 40
+    assert bid.forecast_issued_at is not None  # issued on the spot: the park had none
     assert bid.forecast is not None and bid.forecast.methods == {"pv": {"live_output": 1}}
+    assert "live output held 2 h, no generation after" in bid.forecast.notes["pv-1"]
+
+
+async def test_a_bid_beyond_the_forecast_horizon_assumes_no_pv_at_night(state: State) -> None:
+    # the fresh user's exact case: a bid for a day past the forecast's horizon, made with a
+    # live PV reading of the morning, put that output in every slot, midnight included
+    await enroll(state, pv())
+    now = at(DAY, 8)
+    await feed(state, now, {"pv-1": LiveState(power_kw=-250.0)})
+    later = request(at(DAY + timedelta(days=9), 0))
+    bid = await build_park_bid(state, PARK, later, now=now)
+    assert bid.baseline_kw == [0.0] * 96
+    assert bid.up.quantity_kw == [0.0] * 96
 
 
 # -- loads: a factory's day shape ----------------------------------------------------------
@@ -211,8 +229,8 @@ async def test_a_forecast_above_the_enrolled_window_is_clamped_into_it(state: St
 # -- silent devices in a later window --------------------------------------------------------
 
 
-async def write_history(state: State, asset_id: str, days: list[date]) -> None:
-    await HistoryStore(state).put_days(PARK, asset_id, {d: [1.0] * 96 for d in days}, tz=TZ)
+async def write_history(state: State, asset_id: str, days: list[date], kwh: float = 1.0) -> None:
+    await HistoryStore(state).put_days(PARK, asset_id, {d: [kwh] * 96 for d in days}, tz=TZ)
 
 
 async def test_a_bid_for_tomorrow_with_silent_devices_counts_the_available_ones(
@@ -220,7 +238,7 @@ async def test_a_bid_for_tomorrow_with_silent_devices_counts_the_available_ones(
 ) -> None:
     await enroll(state, load(), battery(), load("load-2"))
     week = [DAY - timedelta(days=d) for d in range(1, 8)]
-    await write_history(state, "load-1", week)
+    await write_history(state, "load-1", week, kwh=125.0)  # drew its enrolled 500 kW
     await write_history(state, "bess-1", week)
     await write_history(state, "load-2", week[:2])  # two of the seven days: 29 %
     now = at(DAY, 7)
@@ -232,11 +250,12 @@ async def test_a_bid_for_tomorrow_with_silent_devices_counts_the_available_ones(
     assert bid.forecast is not None
     assert "middle of its SoC window (0.50)" in bid.forecast.notes["bess-1"]
     assert "available 100%" in bid.forecast.notes["load-1"]
+    # the forecast issued on the spot: seven days of history are the similar-day profile
     assert bid.forecast.methods == {
         "battery": {"assumed_soc": 1},
-        "flexible_load": {"enrolled_baseline": 1},
+        "flexible_load": {"similar_day": 1},
     }
-    # 100 kW from the battery and 200 kW shed from the load at its enrolled 500 kW
+    # 100 kW from the battery and 200 kW shed from the load at its forecast 500 kW
     assert max(bid.down.quantity_kw) == pytest.approx(300.0, abs=0.01)
     # a window starting now keeps today's answer for silent devices
     with pytest.raises(Conflict, match="right now"):

@@ -61,11 +61,12 @@ async def test_a_bid_for_tomorrow_with_every_device_silent_is_built_from_its_his
     assert resp.status == 201, await resp.text()
     bid = (await resp.json())["bid"]
     assert bid["assets_included"] == 1 and bid["assets_excluded"] == {}
-    assert bid["forecast_issued_at"] is None
-    assert bid["forecast"]["methods"] == {"flexible_load": {"enrolled_baseline": 1}}
+    # the park had no forecast: one was issued on the spot, from the week of history
+    assert bid["forecast_issued_at"] is not None
+    assert bid["forecast"]["methods"] == {"flexible_load": {"similar_day": 1}}
     assert "available 100%" in bid["forecast"]["notes"]["load-0"]
     assert bid["margin"]["note"] == "no backtest stored: no margin"
-    # the enrolled 800 kW baseline, 300 kW to shed for its 2 h (the 8 intervals)
+    # its history's 800 kW (its enrolled baseline too), 300 kW to shed for its 2 h (8 intervals)
     assert bid["baseline_kw"] == [800.0] * 8 and max(bid["down"]["quantity_kw"]) == 300.0
     # a window starting now still needs fresh telemetry
     now_body = {**bid_body, "start": datetime.now(UTC).isoformat()}

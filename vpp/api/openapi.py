@@ -5,7 +5,8 @@ so the models' schemas go into ``components.schemas`` as they are. Path and
 query parameters are documented from the same declarations the params
 middleware enforces (``vpp.api.params``), and each operation lists every
 error status it can answer, derived from what it declares: 401/403/503 with
-auth, 422 with parameters or a body, 400/415 with a body, 404 on a park.
+auth, 422 with parameters or a body, 400/413/415 with a body (413: over the
+app's 1 MiB ``client_max_size``), 404 on a park.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _errors(route: Route) -> set[int]:
     if route.query or _PARAM.search(route.path):
         errors.add(422)
     if route.request is not None:
-        errors |= {400, 415, 422}
+        errors |= {400, 413, 415, 422}
     if "{park}" in route.path and not route.creates_park:
         errors.add(404)
     return errors

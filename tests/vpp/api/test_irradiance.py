@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -188,3 +189,19 @@ async def test_an_uploaded_cloudy_afternoon_reaches_the_pv_forecast(
     day = -f.kw[96:]
     assert day[40:48].mean() > 4 * day[56:64].mean() > 0  # 10:00-12:00 vs 14:00-16:00
     assert (day[:20] == 0).all()
+
+
+async def test_an_oversized_body_is_a_413_the_document_declares(
+    client: ApiClient, operator: dict[str, str], tomorrow: date
+) -> None:
+    # a fresh user's finding: the 413 of a body over 1 MiB was not in /openapi.json
+    resp = await client.put(
+        f"/v1/parks/{PARK}/irradiance", data=io.BytesIO(b"x" * (1 << 20 | 1)),
+        headers={**operator, "Content-Type": "application/json"},
+    )  # fmt: skip
+    assert resp.status == 413
+    doc = await (await client.get("/openapi.json")).json()
+    for path, ops in doc["paths"].items():
+        for method, op in ops.items():
+            if "requestBody" in op:
+                assert "413" in op["responses"], (method, path)

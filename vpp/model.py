@@ -103,7 +103,11 @@ def integral(value: Any) -> Any:
 #: BeforeValidator(integral)]``, or pydantic leaves them out of the JSON Schema.
 Integer: TypeAlias = Annotated[int, BeforeValidator(integral)]
 
-_Kw = Annotated[float, Field(ge=0)]
+#: The largest power (kW) or energy (kWh) one asset may be enrolled with: 10 GW / 10 GWh,
+#: above any single asset of a park; beyond it a figure is a typo, and forecasts and bids
+#: (float32 curves) would overflow on it.
+MAX_ASSET_KW = 1e7
+_Kw = Annotated[float, Field(ge=0, le=MAX_ASSET_KW)]
 _Fraction = Annotated[float, Field(ge=0, le=1)]
 _Efficiency = Annotated[float, Field(gt=0, le=1)]
 
@@ -265,7 +269,7 @@ class Battery(_DeviceBase):
     """Stationary battery storage: a SoC window, charge and discharge limits."""
 
     kind: Literal["battery"] = "battery"
-    capacity_kwh: float = Field(gt=0)
+    capacity_kwh: float = Field(gt=0, le=MAX_ASSET_KW)
     max_charge_kw: _Kw
     max_discharge_kw: _Kw
     soc_min: _Fraction = 0.1
@@ -296,7 +300,7 @@ class EvCharger(_DeviceBase):
 
     kind: Literal["ev_charger"] = "ev_charger"
     v2g: bool = False
-    max_charge_kw: float = Field(gt=0)
+    max_charge_kw: float = Field(gt=0, le=MAX_ASSET_KW)
     min_charge_kw: _Kw = Field(default=0.0, description="at most max_charge_kw")
     max_discharge_kw: _Kw = Field(default=0.0, description="0 unless v2g is true")
     charge_efficiency: _Efficiency = 0.92
@@ -316,8 +320,10 @@ class FlexibleLoad(_DeviceBase):
     """A load that can shed part of its baseline for a while, then rebounds."""
 
     kind: Literal["flexible_load"] = "flexible_load"
-    baseline_kw: float = Field(gt=0, description="typical draw with no demand response")
-    max_shed_kw: float = Field(gt=0, description="at most baseline_kw")
+    baseline_kw: float = Field(
+        gt=0, le=MAX_ASSET_KW, description="typical draw with no demand response"
+    )
+    max_shed_kw: float = Field(gt=0, le=MAX_ASSET_KW, description="at most baseline_kw")
     max_shed_minutes: float = Field(gt=0, le=24 * 60)
     rebound_fraction: float = Field(
         default=0.0, ge=0, le=2, description="share of the shed energy drawn back afterwards"
@@ -332,7 +338,7 @@ class Pv(_DeviceBase):
     """Photovoltaic generation, curtailable down to zero when allowed."""
 
     kind: Literal["pv"] = "pv"
-    rated_kw: float = Field(gt=0, description="inverter AC rating")
+    rated_kw: float = Field(gt=0, le=MAX_ASSET_KW, description="inverter AC rating")
     curtailable: bool = True
     tilt_deg: float = Field(
         default=20.0, ge=0, le=90, description="array tilt from horizontal, degrees (0 = flat)"

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.vpp.samples import sample
 from vpp.errors import InvalidInput
 from vpp.model import Park, apply_patch, parse_asset, parse_json_data
 
@@ -81,3 +82,16 @@ def test_the_lookback_must_hold_the_days_the_park_method_needs() -> None:
         parse_json_data(Park, body)  # y defaults to 10
     # a method that reads no history does not care
     assert parse_json_data(Park, {"id": "p", "baseline": {"lookback_days": 1}}).baseline
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [("pv", "rated_kw"), ("battery", "capacity_kwh"), ("battery", "max_charge_kw"),
+     ("ev_charger", "max_charge_kw"), ("flexible_load", "baseline_kw")],
+)  # fmt: skip
+def test_an_absurd_rating_is_refused_naming_the_field(kind: str, field: str) -> None:
+    # a fresh user's finding: rated_kw 1e308 was enrolled, and its forecast overflowed float32
+    body = sample(kind, **{field: 1e308})
+    with pytest.raises(InvalidInput) as err:
+        parse_asset(body)
+    assert field in str(err.value)

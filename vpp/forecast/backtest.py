@@ -188,8 +188,12 @@ def backtest(
         else "park: not scored"
         + (f" ({', '.join(left_out)} have no forecaster)" if left_out else " (no members)")
     )
+    with_data = int(np.sum(common.any(axis=(0, 2))))
+    scored_days = f"{len(scored)} day" + ("s" if len(scored) != 1 else "")
+    if with_data < len(scored):
+        scored_days += f", {with_data} of them with intervals every method could score"
     note = (
-        f"day-ahead: each of {scored[0]}..{scored[-1]} ({len(scored)} days) forecast at "
+        f"day-ahead: each of {scored[0]}..{scored[-1]} ({scored_days}) forecast at "
         f"{issue_time:%H:%M} the day before, the history masked after that, "
         f"{training_days} days of training history at most; persistence = the last complete "
         f"day at the issue time (two days before); every method scored on the same intervals "

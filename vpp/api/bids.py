@@ -80,8 +80,9 @@ async def get_bid(request: web.Request) -> web.StreamResponse:
 
     ``format=declaration`` (JSON) / ``declaration-csv``: the Guangdong
     declaration per trading unit (`vpp.bids.declaration`), checked against the
-    bid's profile or ``[market] default_profile``; 409 when the bid has no
-    trading units or is not whole hours.
+    bid's profile or ``[market] default_profile``, its market day the park's
+    local day (``Park.timezone``); 409 when the bid has no trading units or
+    is not whole hours.
     """
     m = request.match_info
     bid = await request.app[BIDS].get(m["park"], m["bid"])
@@ -94,7 +95,9 @@ async def get_bid(request: web.Request) -> web.StreamResponse:
         if profile is None:
             # The bid was asked under a profile the configuration no longer has.
             raise Conflict(f"profile: the bid's market profile {name!r} is not configured")
-        decl = declare(bid, profile)
+        # The market day is the park's local calendar day (Park.timezone).
+        park = await request.app[STATE].get_park(bid.park)
+        decl = declare(bid, profile, park.timezone)
         if fmt == "declaration-csv":
             return web.Response(text=declaration_csv(decl), content_type="text/csv")
         return web.json_response({"declaration": decl.model_dump(mode="json")})

@@ -20,10 +20,14 @@ forecast. `declare` gives both for each trading unit of a bid (its
 Every unit is checked against the profile, never shrunk to fit it: the
 minimum capacity (per unit, or for the whole VPP when the profile's
 ``capacity_scope`` is ``vpp``), per hour with capability, the minimum
-continuous response, the market day (24 hours) and the 96 points of a
-generation curve. What misses is a `RuleMiss` (which rule, the required
-and the actual value and by how much it misses) in ``violations``, and the
-unit (or the declaration) is not ``compliant``.
+continuous response, the market day and the 96 points of a generation
+curve. The market day is the park's local calendar day (``Park.timezone``),
+00:00-24:00 on whole hours: a declaration whose hours do not start at the
+park-local midnight, or do not run 24 hours, misses ``market_day`` (one miss
+for the start, in park time, one for the number of hours). What misses is
+a `RuleMiss` (which rule, the required and the actual value and by how much
+it misses) in ``violations``, and the unit (or the declaration) is not
+``compliant``.
 
 Prices (the documented rule): a step's declared price is the bid's price
 clipped to the profile's [floor, cap] (the market refuses a price outside
@@ -35,8 +39,9 @@ A bid built under the profile's own rules needs no clip above the cap: the
 engine leaves assets dearer than the bid's cap out of the bid
 (`dispatch.bids`); a clip shows when the bid's own ``rules`` allowed more.
 
-Precedence of rules (`apply_profile`): a bid request's own ``rules`` win;
-without them the named profile's rules build the bid. The declaration is
+Precedence of rules (`apply_profile`): a field the bid request's own
+``rules`` give wins; every field it leaves out comes from the named profile
+(and without a profile, from `BidRules`' defaults). The declaration is
 checked against the bid's profile, or ``[market] default_profile`` when it
 names none, whatever rules built it.
 """
@@ -46,16 +51,18 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from dispatch.portfolio import FloatArray
 from vpp.bids.model import BidOffer, BidRecord, BidRequest, BidRules, UnitBid, _Time
 from vpp.errors import Conflict, FieldError, InvalidInput
 from vpp.market import MarketProfile
+from vpp.model import invalid_input
 
 __all__ = [
     "Declaration",
@@ -89,6 +96,7 @@ class RuleMiss(BaseModel):
         actual: the declaration's value.
         miss: by how much it misses (>= 0, in ``unit``).
         unit: unit of the three values: ``MW``, ``min``, ``h``, ``points``, ``CNY/MWh``.
+        detail: what is off, in words (a ``market_day`` miss: the start in park time).
     """
 
     rule: Literal[
@@ -106,13 +114,14 @@ class RuleMiss(BaseModel):
     actual: float
     miss: float
     unit: str
+    detail: str | None = None
 
 
 class DeclaredHour(BaseModel):
     """One hour of a load-type declaration (MWh and MW).
 
     Attributes:
-        start: start of the hour.
+        start: start of the hour, in the park's time zone.
         energy_mwh: the unit's baseline energy in the hour (positive = consumption).
         upper_mw: upper bound of its demand (hourly baseline + hour-flat up offer).
         lower_mw: lower bound (hourly baseline - hour-flat down offer).
@@ -191,6 +200,7 @@ class Declaration(BaseModel):
         profile: the rule profile it is checked against, with its sources.
         price_cap_cny_per_mwh: that profile's declared price cap (spot cap x factor).
         hours: hours of the declaration (24 on a market day).
+        timezone: the park's time zone (``Park.timezone``), whose calendar day is the market day.
         units: one per trading unit, ordered by clearing node.
         capability_mw: the largest hourly capability of the units together.
         compliant: whether every unit and the whole meet the profile.
@@ -202,6 +212,7 @@ class Declaration(BaseModel):
     profile: MarketProfile
     price_cap_cny_per_mwh: float
     hours: int
+    timezone: str
     units: list[UnitDeclaration]
     capability_mw: float
     compliant: bool
@@ -209,10 +220,17 @@ class Declaration(BaseModel):
 
 
 def apply_profile(req: BidRequest, profiles: Mapping[str, MarketProfile]) -> BidRequest:
-    """The request with its rules from its profile, unless it gives its own ``rules``.
+    """The request with its rules from its profile, field by field.
+
+    A rule the request's ``rules`` give (in its ``model_fields_set``) wins;
+    every other rule is the profile's, so ``{"profile": "gd-market-dr",
+    "rules": {"price_cap": 9}}`` keeps the profile's 5 MW minimum. The
+    merged rules are validated again (a given ``price_floor`` above the
+    profile's cap is 422 naming ``rules.price_floor``).
 
     Raises:
-        InvalidInput: naming ``profile`` when it names no configured profile.
+        InvalidInput: naming ``profile`` when it names no configured profile,
+            or ``rules.<field>`` when the merged rules are inconsistent.
     """
     if req.profile is None:
         return req
@@ -221,9 +239,13 @@ def apply_profile(req: BidRequest, profiles: Mapping[str, MarketProfile]) -> Bid
         known = ", ".join(sorted(profiles))
         message = f"no market profile {req.profile!r} is configured (known: {known})"
         raise InvalidInput([FieldError("profile", message)])
-    if "rules" in req.model_fields_set:
-        return req
-    return req.model_copy(update={"rules": BidRules.model_validate(profile.bid_rules())})
+    given = req.rules.model_dump(include=req.rules.model_fields_set)
+    rules = {**profile.bid_rules(), **given}
+    try:
+        merged = BidRules.model_validate(rules)
+    except ValidationError as exc:
+        raise invalid_input(exc, prefix="rules") from exc
+    return req.model_copy(update={"rules": merged})
 
 
 def _per_hour(values: list[float], k: int, how: Literal["sum", "mean", "min"]) -> FloatArray:
@@ -367,12 +389,39 @@ def _unit(
     return declared, capability
 
 
-def declare(bid: BidRecord, profile: MarketProfile) -> Declaration:
+def _market_day_misses(start: datetime, n_hours: int, tz: ZoneInfo) -> list[RuleMiss]:
+    """The market-day checks: the hours start at the park-local midnight and run 24 hours."""
+    misses: list[RuleMiss] = []
+    local = start.astimezone(tz)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    past = (local - midnight).total_seconds() / 60.0
+    if past > _EPS:
+        off = min(past, 24 * 60.0 - past)  # to the nearest park-local midnight
+        detail = (
+            f"the hours start at {local:%Y-%m-%d %H:%M:%S} {tz.key} (UTC{local:%z}), "
+            f"not at the park's local midnight"
+        )
+        misses.append(
+            RuleMiss(rule="market_day", scope="declaration", start=local, required=0.0,
+                     actual=round(past, 3), miss=round(off, 3), unit="min", detail=detail)
+        )  # fmt: skip
+    if n_hours != MARKET_DAY_HOURS:
+        misses.append(
+            RuleMiss(rule="market_day", scope="declaration", required=MARKET_DAY_HOURS,
+                     actual=n_hours, miss=abs(MARKET_DAY_HOURS - n_hours), unit="h",
+                     detail=f"{n_hours} hours, not the market day's {MARKET_DAY_HOURS}")
+        )  # fmt: skip
+    return misses
+
+
+def declare(bid: BidRecord, profile: MarketProfile, timezone: str) -> Declaration:
     """The bid's declaration per trading unit, checked against ``profile``.
 
     Args:
         bid: a stored bid with its ``units``.
         profile: the rule profile to check against.
+        timezone: the park's time zone (``Park.timezone``, an IANA name): its
+            calendar day 00:00-24:00 is the market day the hours must fill.
 
     Returns:
         The declaration; what misses a rule is in ``violations``, never dropped.
@@ -385,21 +434,17 @@ def declare(bid: BidRecord, profile: MarketProfile) -> Declaration:
         raise Conflict("format: this bid has no trading units (it was stored before they were)")
     if (len(bid.starts) * bid.interval_minutes) % 60:
         raise Conflict("format: the bid's window is not whole hours; no hourly declaration")
+    tz = ZoneInfo(timezone)
     k = 60 // bid.interval_minutes
     n_hours = len(bid.starts) // k
-    starts = [bid.start + timedelta(hours=h) for h in range(n_hours)]
+    starts = [(bid.start + timedelta(hours=h)).astimezone(tz) for h in range(n_hours)]
     units, caps = [], []
     for unit in bid.units:
         declared, capability = _unit(unit, bid, profile, starts, k)
         units.append(declared)
         caps.append(capability)
     total = np.asarray(np.sum(caps, axis=0)) if caps else np.zeros(n_hours)
-    violations: list[RuleMiss] = []
-    if n_hours != MARKET_DAY_HOURS:
-        violations.append(
-            RuleMiss(rule="market_day", scope="declaration", required=MARKET_DAY_HOURS,
-                     actual=n_hours, miss=abs(MARKET_DAY_HOURS - n_hours), unit="h")
-        )  # fmt: skip
+    violations = _market_day_misses(bid.start, n_hours, tz)
     if profile.capacity_scope == "vpp":
         violations += _capacity_misses(total, starts, profile, "declaration")
     return Declaration(
@@ -408,6 +453,7 @@ def declare(bid: BidRecord, profile: MarketProfile) -> Declaration:
         profile=profile,
         price_cap_cny_per_mwh=profile.price_cap_cny_per_mwh,
         hours=n_hours,
+        timezone=timezone,
         units=units,
         capability_mw=round(float(total.max()), 6) if n_hours else 0.0,
         compliant=not violations and all(u.compliant for u in units),
@@ -415,21 +461,55 @@ def declare(bid: BidRecord, profile: MarketProfile) -> Declaration:
     )
 
 
+def _miss_text(miss: RuleMiss) -> str:
+    # e.g. "min_capacity 1.2/5 MW" (actual/required unit)
+    return f"{miss.rule} {miss.actual:g}/{miss.required:g} {miss.unit}"
+
+
+def _joined(misses: list[RuleMiss]) -> str:
+    return "; ".join(_miss_text(m) for m in misses)
+
+
 def declaration_csv(decl: Declaration) -> str:
     """The load-type tables as one CSV: a row per unit and hour.
 
-    Columns: node, start (ISO 8601), energy_mwh, lower_mw, upper_mw,
-    capability_mw, compliant (the unit's).
+    Columns:
+
+    * ``node``, ``start`` (ISO 8601, park time), ``energy_mwh``, ``lower_mw``,
+      ``upper_mw``, ``capability_mw``: the `DeclaredHour`;
+    * ``unit_compliant``: the unit's ``compliant`` (``true``/``false``);
+    * ``declaration_compliant``: the whole declaration's ``compliant``, the
+      same on every row (a compliant unit of a non-compliant VPP is still
+      not declarable as is);
+    * ``hour_violations``: the misses of the row's hour (``scope`` ``hour``
+      starting there: a per-hour minimum, or a run too short that starts
+      there), the unit's as ``unit: …`` and the VPP's as ``vpp: …``;
+    * ``unit_violations``: the unit's whole-unit misses (``scope`` ``unit``);
+    * ``declaration_violations``: the declaration's whole misses (``scope``
+      ``declaration``, e.g. ``market_day``, a VPP-wide minimum).
+
+    A miss reads ``rule actual/required unit`` (``min_capacity 1.2/5 MW``),
+    several joined by ``; ``; empty when none. The JSON form has the same
+    misses with their ``miss`` and ``detail``.
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(
-        ["node", "start", "energy_mwh", "lower_mw", "upper_mw", "capability_mw", "compliant"]
-    )
+        ["node", "start", "energy_mwh", "lower_mw", "upper_mw", "capability_mw",
+         "unit_compliant", "declaration_compliant", "hour_violations", "unit_violations",
+         "declaration_violations"]
+    )  # fmt: skip
+    whole = _joined([v for v in decl.violations if v.scope == "declaration"])
+    vpp_hours = [v for v in decl.violations if v.scope == "hour"]
     for unit in decl.units:
+        unit_hours = [v for v in unit.violations if v.scope == "hour"]
+        unit_whole = _joined([v for v in unit.violations if v.scope == "unit"])
         for h in unit.hours:
+            at = [f"unit: {_miss_text(v)}" for v in unit_hours if v.start == h.start]
+            at += [f"vpp: {_miss_text(v)}" for v in vpp_hours if v.start == h.start]
             writer.writerow(
                 [unit.node, h.start.isoformat(), h.energy_mwh, h.lower_mw, h.upper_mw,
-                 h.capability_mw, str(unit.compliant).lower()]
+                 h.capability_mw, str(unit.compliant).lower(),
+                 str(decl.compliant).lower(), "; ".join(at), unit_whole, whole]
             )  # fmt: skip
     return out.getvalue()

@@ -80,13 +80,14 @@ class BidRequest(BaseModel):
     )
     rules: BidRules = Field(
         default_factory=BidRules,
-        description="the bid's market rules; given, they win over the profile's",
+        description="the bid's market rules; each field given wins over the profile's, the "
+        "fields left out come from the profile (without one: these defaults)",
     )
     profile: str | None = Field(
         default=None,
         pattern=ID_PATTERN,
         description="a configured market rule profile (shipped: gd-spot-unit, gd-market-dr): "
-        "the bid's rules unless `rules` is given, and the rules its declaration is checked "
+        "the bid's rules where `rules` gives no value, and the rules its declaration is checked "
         "against; one that is not configured is 422",
     )
     flat_capacity: bool = Field(

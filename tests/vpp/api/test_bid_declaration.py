@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -12,7 +13,9 @@ from tests.vpp.conftest import ApiClient
 from tests.vpp.samples import PARK, stored_bid
 from vpp.state import State, pack
 
-T0 = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+# the park's (Asia/Shanghai, the default Park.timezone) next midnight: a market day
+BEIJING = ZoneInfo("Asia/Shanghai")
+T0 = datetime.combine(datetime.now(BEIJING).date() + timedelta(days=1), time(0), BEIJING)
 
 
 async def test_a_two_node_park_declares_two_trading_units(
@@ -75,3 +78,51 @@ async def test_a_bid_without_units_has_no_declaration(
     resp = await client.get(url, params={"format": "declaration"}, headers=grid)
     assert resp.status == 409
     assert "no trading units" in (await resp.json())["detail"]
+
+
+@pytest.mark.parametrize(
+    ("start", "local"),
+    [(T0.replace(minute=7), "00:07:00"),  # the user's "2026-12-02T00:07:00+08:00"
+     (T0.replace(tzinfo=timezone(timedelta(hours=5, minutes=45))), "02:15:00")],
+)  # fmt: skip
+async def test_a_window_off_the_parks_midnight_is_not_the_market_day(
+    client: ApiClient, park: None, grid: dict[str, str], start: datetime, local: str
+) -> None:
+    body = {"id": "x5", "start": start.isoformat()}
+    resp = await client.post(f"/v1/parks/{PARK}/bids", json=body, headers=grid)
+    assert resp.status == 201, await resp.text()
+    url = f"/v1/parks/{PARK}/bids/x5"
+    resp = await client.get(url, params={"format": "declaration"}, headers=grid)
+    decl = (await resp.json())["declaration"]
+    assert decl["hours"] == 24 and decl["timezone"] == "Asia/Shanghai"
+    assert decl["units"][0]["hours"][0]["start"].endswith(f"T{local}+08:00")
+    (day,) = [v for v in decl["violations"] if v["rule"] == "market_day"]
+    assert day["unit"] == "min" and f"{local} Asia/Shanghai" in day["detail"]
+    assert not decl["compliant"]
+    resp = await client.get(url, params={"format": "declaration-csv"}, headers=grid)
+    rows = list(csv.DictReader(io.StringIO(await resp.text())))
+    assert {r["declaration_compliant"] for r in rows} == {"false"}
+    assert all("market_day" in r["declaration_violations"] for r in rows)
+
+
+async def test_a_market_dr_bid_keeps_the_profiles_minimum_and_its_csv_says_not_compliant(
+    client: ApiClient, park: None, grid: dict[str, str]
+) -> None:
+    body = {"id": "dr-1", "start": T0.isoformat(), "profile": "gd-market-dr",
+            "rules": {"price_cap": 9}}  # fmt: skip
+    resp = await client.post(f"/v1/parks/{PARK}/bids", json=body, headers=grid)
+    assert resp.status == 201, await resp.text()
+    rules = (await resp.json())["bid"]["rules"]
+    assert rules["price_cap"] == 9 and rules["min_capacity_kw"] == 5000.0  # the profile's 5 MW
+    url = f"/v1/parks/{PARK}/bids/dr-1"
+    resp = await client.get(url, params={"format": "declaration"}, headers=grid)
+    decl = (await resp.json())["declaration"]
+    # 4 x 500 kW batteries and the loads: well under the VPP's 5 MW
+    assert decl["capability_mw"] < 5.0 and not decl["compliant"]
+    assert not [v for v in decl["violations"] if v["rule"] == "market_day"]
+    resp = await client.get(url, params={"format": "declaration-csv"}, headers=grid)
+    rows = list(csv.DictReader(io.StringIO(await resp.text())))
+    assert rows and {r["declaration_compliant"] for r in rows} == {"false"}
+    assert {r["declaration_violations"] for r in rows} == {
+        f"min_capacity {decl['capability_mw']:g}/5 MW"
+    }

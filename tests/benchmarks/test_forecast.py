@@ -16,6 +16,6 @@ async def test_a_small_park_is_forecast_and_the_demo_park_backtested(redis_url: 
     assert await keys_left(redis_url, refresh["namespace"]) == []
     backtest = report["backtest"]
     assert (backtest["first_day"], backtest["last_day"]) == ("2026-11-28", "2026-11-29")
-    assert set(backtest["scores"]) == {"flexible_load", "meter", "park"}
+    assert set(backtest["scores"]) == {"flexible_load", "meter", "pv", "ev_charger", "park"}
     for scores in backtest["scores"].values():
         assert set(scores) == {"forecast", "persistence", "similar_day"}

@@ -1,6 +1,6 @@
 """Demand-response bids: per interval baseline, up and down capacity, price curves.
 
-A direction's bid is the optimum of the homothetic inner model
+A direction's bid starts from the optimum of the homothetic inner model
 (:mod:`dispatch.homothetic`): the largest bid energy ``sum_t Q[t] * dt`` with
 ``Q >= 0`` in every interval, every interval awarded at once (hour-flat for the
 hourly form), where each asset moves by a fixed share of its cluster's
@@ -9,11 +9,16 @@ unit, minimum continuous response) are forced to zero and the LP is solved
 again, until the profile obeys the rules.
 
 Because the model is an inner approximation, the split of its optimum is a
-dispatch in which every asset stays inside its limits over the whole grid: the
-bid is jointly deliverable by construction, and ``Bid.down.dispatch`` holds that
+dispatch in which every asset stays inside its limits over the whole grid. That
+dispatch is then polished one way (:mod:`dispatch._polish`): every asset moves
+further in the bid direction where its own limits still allow it, which takes
+the room a fixed share leaves unused (a battery with more energy than its
+cluster's tightest member). The quantity grows in every interval at once, so
+the bid stays jointly deliverable, and ``Bid.down.dispatch`` holds the polished
 dispatch (the certificate; the tests and the benchmark re-check it with the
-independent checker). ``disaggregate(pf, -bid.down_kw)`` solves the same model
-and reproduces it.
+independent checker). ``disaggregate(pf, -bid.down_kw)`` finds it again: when
+its tracking plan falls short it solves this bid's LP and polish (see
+:func:`dispatch.disaggregate.disaggregate`).
 
 Fallback: when the inner LP finds no solution in time, the older certified path
 runs (an outer cluster plan, cut down until the safe disaggregator delivers it in
@@ -34,16 +39,17 @@ import numpy as np
 
 from dispatch._inner_lp import solve_inner
 from dispatch._lp import DEFAULT_SOLVER
+from dispatch._polish import between, push
 from dispatch.aggregate import cluster_labels, cluster_model
-from dispatch.disaggregate import Dispatch, disaggregate
+from dispatch.disaggregate import Dispatch, _as_dispatch, disaggregate
 from dispatch.exact import Direction, _units_lp
 from dispatch.grid import TimeGrid
 from dispatch.homothetic import (
     DEFAULT_CLUSTERS,
     InnerModel,
-    battery_trade_signs,
     homothetic_labels,
     inner_model,
+    trade_signs,
 )
 from dispatch.portfolio import FloatArray, Portfolio
 
@@ -224,15 +230,17 @@ def _inner_bid(
 ) -> tuple[FloatArray, Dispatch, str] | None:
     """Quantity, certificate and explanation from the inner model (``None``: no solution).
 
-    The sign-fixed model (lossy battery clusters trading, see
-    :func:`dispatch.homothetic.battery_trade_signs`) is solved first; the capped
-    model only when it finds nothing. Measured on the synthetic parks, the
-    sign-fixed optimum was never below the capped one (up: +34 % at N=100, +47 %
-    at 1,000 and 10,000; down: equal), so one solve per rule round is enough,
-    unless the sign-fixed optimum is empty (then the capped one is taken).
+    The sign-fixed model (trading and rebounding clusters, see
+    :func:`dispatch.homothetic.trade_signs`) is solved first; the capped model
+    only when it finds nothing. Measured on the synthetic parks, the sign-fixed
+    optimum was never below the capped one (up: +34 % at N=100, +47 % at 1,000
+    and 10,000; down: equal for batteries, and the rebounding loads offer
+    nothing net without it), so one solve per rule round is enough, unless the
+    sign-fixed optimum is empty (then the capped one is taken). The optimum is
+    then polished one way (:func:`_polished`).
     """
     model = inner_model(sub, homothetic_labels(sub, settings.n_clusters))
-    patterns = battery_trade_signs(model)
+    patterns = trade_signs(model, sub.grid.dt_h)
     found = None
     for signs in (patterns, None) if patterns is not None else (None,):
         tried = _inner_rounds(sub, model, signs, sign, settings, hourly)
@@ -246,26 +254,56 @@ def _inner_bid(
     if found is None:
         return None
     quantity, dev = found
-    setpoints = model.split(sub, dev)
-    delivered = setpoints.sum(axis=0) - sub.total_baseline()
-    disp = Dispatch(
-        asset_ids=sub.asset_ids,
-        start=0,
-        target_kw=sign * quantity,
-        delivered_kw=delivered,
-        shortfall_kw=sign * quantity - delivered,
-        setpoints_kw=setpoints,
-        energy_kwh=sub.energy_trajectory(setpoints),
-        continuation_kw=np.zeros((sub.n_assets, 0)),
-        planned=True,
-    )
+    setpoints, quantity = _polished(sub, model.split(sub, dev), quantity, sign, settings, hourly)
+    disp = _as_dispatch(sub, sign * quantity, 0, setpoints)
     why = (
-        "inner approximation: every asset on a fixed share of its cluster's deviation "
-        "stays inside its limits with every interval awarded at once"
+        "inner approximation: every asset on a fixed share of its cluster's deviation, "
+        "then further in the bid direction where its own limits allow, stays inside "
+        "its limits with every interval awarded at once"
         if quantity.any()
         else "no capacity survives the market rules"
     )
     return quantity, disp, why
+
+
+def _polished(
+    sub: Portfolio,
+    setpoints: FloatArray,
+    quantity: FloatArray,
+    sign: float,
+    settings: BidSettings,
+    hourly: bool,
+) -> tuple[FloatArray, FloatArray]:
+    """The inner model's certificate polished one way (:mod:`dispatch._polish`).
+
+    Every asset moves further in the bid direction where it still can (greedily,
+    interval by interval, inside its viability kernel), so the quantity grows in
+    every interval at once and stays certified. The hour-flat form takes the
+    hourly floor of that, met exactly between the model's dispatch and the
+    polished one. Every interval may move first; when that breaks a market rule
+    (a new short run, an interval below the minimum) only the intervals the rules
+    already kept move. Where neither passes, the model's own optimum stands.
+
+    Returns:
+        Setpoints ``(N, T)`` and quantity ``(T,)``.
+    """
+    dt = sub.grid.dt_h
+    base = sub.total_baseline()
+    near = np.clip(setpoints, sub.p_min, sub.p_max)
+    for free in (np.ones(sub.n_intervals, dtype=bool), quantity > 1e-9):
+        if not free.any():
+            continue
+        far = push(sub, near, np.where(free, sign, 0.0))
+        q = np.where(free, np.maximum(sign * (far.sum(axis=0) - base), 0.0), quantity)
+        p = far
+        if hourly:
+            q = np.maximum(_hour_floor(q, round(1.0 / dt)), quantity)
+            p = between(near, far, base, sign, q)
+            if np.any(np.abs(sign * (p.sum(axis=0) - base) - q) > 1e-6 * (1.0 + q)):
+                continue
+        if np.array_equal(apply_rules(q, settings, dt) > 0, q > 1e-9):
+            return p, q
+    return setpoints, quantity
 
 
 def _inner_rounds(

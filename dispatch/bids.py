@@ -281,8 +281,10 @@ def _polished(
     every interval at once and stays certified. The hour-flat form takes the
     hourly floor of that, met exactly between the model's dispatch and the
     polished one. Every interval may move first; when that breaks a market rule
-    (a new short run, an interval below the minimum) only the intervals the rules
-    already kept move. Where neither passes, the model's own optimum stands.
+    (a new short run, an interval below the minimum), the intervals the rules
+    cut hold the model's setpoints and the rest is polished again (the model's
+    own intervals always pass: they only grow). Where nothing passes, the
+    model's own optimum stands.
 
     Returns:
         Setpoints ``(N, T)`` and quantity ``(T,)``.
@@ -290,19 +292,35 @@ def _polished(
     dt = sub.grid.dt_h
     base = sub.total_baseline()
     near = np.clip(setpoints, sub.p_min, sub.p_max)
-    for free in (np.ones(sub.n_intervals, dtype=bool), quantity > 1e-9):
-        if not free.any():
-            continue
+    own = quantity > 1e-9
+
+    def attempt(free: np.ndarray) -> tuple[FloatArray, FloatArray] | None:
         far = push(sub, near, np.where(free, sign, 0.0))
         q = np.where(free, np.maximum(sign * (far.sum(axis=0) - base), 0.0), quantity)
-        p = far
-        if hourly:
-            q = np.maximum(_hour_floor(q, round(1.0 / dt)), quantity)
-            p = between(near, far, base, sign, q)
-            if np.any(np.abs(sign * (p.sum(axis=0) - base) - q) > 1e-6 * (1.0 + q)):
-                continue
-        if np.array_equal(apply_rules(q, settings, dt) > 0, q > 1e-9):
-            return p, q
+        if not hourly:
+            return far, q
+        q = np.maximum(_hour_floor(q, round(1.0 / dt)), quantity)
+        p = between(near, far, base, sign, q)
+        if np.any(np.abs(sign * (p.sum(axis=0) - base) - q) > 1e-6 * (1.0 + q)):
+            return None
+        return p, q
+
+    free = np.ones(sub.n_intervals, dtype=bool)
+    for _ in range(max(settings.max_rounds, 1)):
+        got = attempt(free)
+        if got is None:
+            break
+        kept = apply_rules(got[1], settings, dt) > 0
+        if np.array_equal(kept, got[1] > 1e-9):
+            return got
+        cut = (kept | own) & free
+        if np.array_equal(cut, free):
+            break
+        free = cut
+    if own.any():
+        got = attempt(own)
+        if got is not None and np.array_equal(apply_rules(got[1], settings, dt) > 0, got[1] > 1e-9):
+            return got
     return setpoints, quantity
 
 
@@ -443,12 +461,32 @@ def build_bid(pf: Portfolio, settings: BidSettings | None = None, *, hourly: boo
         k = round(per_hour)
         full = len(base) // k * k
         hourly_base = base[:full].reshape(-1, k).mean(axis=1)
+    up = _direction_bid(pf, Direction.UP, settings, False)
+    down = _direction_bid(pf, Direction.DOWN, settings, False)
+    hourly_up = _direction_bid(pf, Direction.UP, settings, True) if hourly else None
+    hourly_down = _direction_bid(pf, Direction.DOWN, settings, True) if hourly else None
     return Bid(
         grid=pf.grid,
         baseline_kw=base,
-        up=_direction_bid(pf, Direction.UP, settings, False),
-        down=_direction_bid(pf, Direction.DOWN, settings, False),
-        hourly_up=_direction_bid(pf, Direction.UP, settings, True) if hourly else None,
-        hourly_down=_direction_bid(pf, Direction.DOWN, settings, True) if hourly else None,
+        up=_larger(up, hourly_up),
+        down=_larger(down, hourly_down),
+        hourly_up=hourly_up,
+        hourly_down=hourly_down,
         hourly_baseline_kw=hourly_base,
     )
+
+
+def _larger(quarter: DirectionBid, flat: DirectionBid | None) -> DirectionBid:
+    """The quarter-hour bid, or the hour-flat one where that offers more.
+
+    An hour-flat profile that obeys the rules is a quarter-hour profile that obeys
+    them too. Under a minimum run the quarter-hour LP can lose more than the
+    hour-flat one (its optimum alternates between intervals, and the rounds zero
+    the short runs): N=1,000 up under the default rules, 154 MWh quarter-hourly
+    against 179 MWh hour-flat.
+    """
+    if flat is None or not flat.deliverable:
+        return quarter
+    if quarter.deliverable and quarter.quantity_kw.sum() >= flat.quantity_kw.sum():
+        return quarter
+    return flat

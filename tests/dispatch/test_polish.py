@@ -11,6 +11,7 @@ from dispatch import (
     Direction,
     Portfolio,
     TimeGrid,
+    apply_rules,
     build_bid,
     build_portfolio,
     check_dispatch,
@@ -129,3 +130,18 @@ def test_a_polished_bid_awarded_in_full_is_delivered() -> None:
         d = disaggregate(pf, target)
         assert np.all(np.abs(d.shortfall_kw) <= 1e-5 * (1.0 + np.abs(target)))
         assert check_dispatch(pf, d.full_setpoints_kw) == []
+
+
+def test_under_market_rules_the_polish_keeps_every_rule() -> None:
+    # the default rules (1 MW minimum, 1 h minimum run): the polished quantities obey
+    # them, never fall below the model's, and the quarter-hour bid is never less
+    # than the hour-flat one (an hour-flat profile is a quarter-hour profile too)
+    pf = synthetic_park(300, seed=4)
+    rules = BidSettings()
+    bid = build_bid(pf, rules)
+    for part, flat in ((bid.up, bid.hourly_up), (bid.down, bid.hourly_down)):
+        q = part.quantity_kw
+        assert np.array_equal(apply_rules(q, rules, pf.grid.dt_h), q)
+        assert part.deliverable
+        assert check_dispatch(pf, part.dispatch.full_setpoints_kw) == []
+        assert flat is not None and q.sum() >= flat.quantity_kw.sum() - 1e-6

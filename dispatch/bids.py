@@ -1,6 +1,6 @@
 """Demand-response bids: per interval baseline, up and down capacity, price curves.
 
-A direction's bid is the optimum of the homothetic inner model
+A direction's bid starts from the optimum of the homothetic inner model
 (:mod:`dispatch.homothetic`): the largest bid energy ``sum_t Q[t] * dt`` with
 ``Q >= 0`` in every interval, every interval awarded at once (hour-flat for the
 hourly form), where each asset moves by a fixed share of its cluster's
@@ -9,11 +9,16 @@ unit, minimum continuous response) are forced to zero and the LP is solved
 again, until the profile obeys the rules.
 
 Because the model is an inner approximation, the split of its optimum is a
-dispatch in which every asset stays inside its limits over the whole grid: the
-bid is jointly deliverable by construction, and ``Bid.down.dispatch`` holds that
+dispatch in which every asset stays inside its limits over the whole grid. That
+dispatch is then polished one way (:mod:`dispatch._polish`): every asset moves
+further in the bid direction where its own limits still allow it, which takes
+the room a fixed share leaves unused (a battery with more energy than its
+cluster's tightest member). The quantity grows in every interval at once, so
+the bid stays jointly deliverable, and ``Bid.down.dispatch`` holds the polished
 dispatch (the certificate; the tests and the benchmark re-check it with the
-independent checker). ``disaggregate(pf, -bid.down_kw)`` solves the same model
-and reproduces it.
+independent checker). ``disaggregate(pf, -bid.down_kw)`` finds it again: when
+its tracking plan falls short it solves this bid's LP and polish (see
+:func:`dispatch.disaggregate.disaggregate`).
 
 Fallback: when the inner LP finds no solution in time, the older certified path
 runs (an outer cluster plan, cut down until the safe disaggregator delivers it in
@@ -34,16 +39,17 @@ import numpy as np
 
 from dispatch._inner_lp import solve_inner
 from dispatch._lp import DEFAULT_SOLVER
+from dispatch._polish import between, push
 from dispatch.aggregate import cluster_labels, cluster_model
-from dispatch.disaggregate import Dispatch, disaggregate
+from dispatch.disaggregate import Dispatch, _as_dispatch, disaggregate
 from dispatch.exact import Direction, _units_lp
 from dispatch.grid import TimeGrid
 from dispatch.homothetic import (
     DEFAULT_CLUSTERS,
     InnerModel,
-    battery_trade_signs,
     homothetic_labels,
     inner_model,
+    trade_signs,
 )
 from dispatch.portfolio import FloatArray, Portfolio
 
@@ -224,15 +230,17 @@ def _inner_bid(
 ) -> tuple[FloatArray, Dispatch, str] | None:
     """Quantity, certificate and explanation from the inner model (``None``: no solution).
 
-    The sign-fixed model (lossy battery clusters trading, see
-    :func:`dispatch.homothetic.battery_trade_signs`) is solved first; the capped
-    model only when it finds nothing. Measured on the synthetic parks, the
-    sign-fixed optimum was never below the capped one (up: +34 % at N=100, +47 %
-    at 1,000 and 10,000; down: equal), so one solve per rule round is enough,
-    unless the sign-fixed optimum is empty (then the capped one is taken).
+    The sign-fixed model (trading and rebounding clusters, see
+    :func:`dispatch.homothetic.trade_signs`) is solved first; the capped model
+    only when it finds nothing. Measured on the synthetic parks, the sign-fixed
+    optimum was never below the capped one (up: +34 % at N=100, +47 % at 1,000
+    and 10,000; down: equal for batteries, and the rebounding loads offer
+    nothing net without it), so one solve per rule round is enough, unless the
+    sign-fixed optimum is empty (then the capped one is taken). The optimum is
+    then polished one way (:func:`_polished`).
     """
     model = inner_model(sub, homothetic_labels(sub, settings.n_clusters))
-    patterns = battery_trade_signs(model)
+    patterns = trade_signs(model, sub.grid.dt_h)
     found = None
     for signs in (patterns, None) if patterns is not None else (None,):
         tried = _inner_rounds(sub, model, signs, sign, settings, hourly)
@@ -246,26 +254,74 @@ def _inner_bid(
     if found is None:
         return None
     quantity, dev = found
-    setpoints = model.split(sub, dev)
-    delivered = setpoints.sum(axis=0) - sub.total_baseline()
-    disp = Dispatch(
-        asset_ids=sub.asset_ids,
-        start=0,
-        target_kw=sign * quantity,
-        delivered_kw=delivered,
-        shortfall_kw=sign * quantity - delivered,
-        setpoints_kw=setpoints,
-        energy_kwh=sub.energy_trajectory(setpoints),
-        continuation_kw=np.zeros((sub.n_assets, 0)),
-        planned=True,
-    )
+    setpoints, quantity = _polished(sub, model.split(sub, dev), quantity, sign, settings, hourly)
+    disp = _as_dispatch(sub, sign * quantity, 0, setpoints)
     why = (
-        "inner approximation: every asset on a fixed share of its cluster's deviation "
-        "stays inside its limits with every interval awarded at once"
+        "inner approximation: every asset on a fixed share of its cluster's deviation, "
+        "then further in the bid direction where its own limits allow, stays inside "
+        "its limits with every interval awarded at once"
         if quantity.any()
         else "no capacity survives the market rules"
     )
     return quantity, disp, why
+
+
+def _polished(
+    sub: Portfolio,
+    setpoints: FloatArray,
+    quantity: FloatArray,
+    sign: float,
+    settings: BidSettings,
+    hourly: bool,
+) -> tuple[FloatArray, FloatArray]:
+    """The inner model's certificate polished one way (:mod:`dispatch._polish`).
+
+    Every asset moves further in the bid direction where it still can (greedily,
+    interval by interval, inside its viability kernel), so the quantity grows in
+    every interval at once and stays certified. The hour-flat form takes the
+    hourly floor of that, met exactly between the model's dispatch and the
+    polished one. Every interval may move first; when that breaks a market rule
+    (a new short run, an interval below the minimum), the intervals the rules
+    cut hold the model's setpoints and the rest is polished again (the model's
+    own intervals always pass: they only grow). Where nothing passes, the
+    model's own optimum stands.
+
+    Returns:
+        Setpoints ``(N, T)`` and quantity ``(T,)``.
+    """
+    dt = sub.grid.dt_h
+    base = sub.total_baseline()
+    near = np.clip(setpoints, sub.p_min, sub.p_max)
+    own = quantity > 1e-9
+
+    def attempt(free: np.ndarray) -> tuple[FloatArray, FloatArray] | None:
+        far = push(sub, near, np.where(free, sign, 0.0))
+        q = np.where(free, np.maximum(sign * (far.sum(axis=0) - base), 0.0), quantity)
+        if not hourly:
+            return far, q
+        q = np.maximum(_hour_floor(q, round(1.0 / dt)), quantity)
+        p = between(near, far, base, sign, q)
+        if np.any(np.abs(sign * (p.sum(axis=0) - base) - q) > 1e-6 * (1.0 + q)):
+            return None
+        return p, q
+
+    free = np.ones(sub.n_intervals, dtype=bool)
+    for _ in range(max(settings.max_rounds, 1)):
+        got = attempt(free)
+        if got is None:
+            break
+        kept = apply_rules(got[1], settings, dt) > 0
+        if np.array_equal(kept, got[1] > 1e-9):
+            return got
+        cut = (kept | own) & free
+        if np.array_equal(cut, free):
+            break
+        free = cut
+    if own.any():
+        got = attempt(own)
+        if got is not None and np.array_equal(apply_rules(got[1], settings, dt) > 0, got[1] > 1e-9):
+            return got
+    return setpoints, quantity
 
 
 def _inner_rounds(
@@ -405,12 +461,32 @@ def build_bid(pf: Portfolio, settings: BidSettings | None = None, *, hourly: boo
         k = round(per_hour)
         full = len(base) // k * k
         hourly_base = base[:full].reshape(-1, k).mean(axis=1)
+    up = _direction_bid(pf, Direction.UP, settings, False)
+    down = _direction_bid(pf, Direction.DOWN, settings, False)
+    hourly_up = _direction_bid(pf, Direction.UP, settings, True) if hourly else None
+    hourly_down = _direction_bid(pf, Direction.DOWN, settings, True) if hourly else None
     return Bid(
         grid=pf.grid,
         baseline_kw=base,
-        up=_direction_bid(pf, Direction.UP, settings, False),
-        down=_direction_bid(pf, Direction.DOWN, settings, False),
-        hourly_up=_direction_bid(pf, Direction.UP, settings, True) if hourly else None,
-        hourly_down=_direction_bid(pf, Direction.DOWN, settings, True) if hourly else None,
+        up=_larger(up, hourly_up),
+        down=_larger(down, hourly_down),
+        hourly_up=hourly_up,
+        hourly_down=hourly_down,
         hourly_baseline_kw=hourly_base,
     )
+
+
+def _larger(quarter: DirectionBid, flat: DirectionBid | None) -> DirectionBid:
+    """The quarter-hour bid, or the hour-flat one where that offers more.
+
+    An hour-flat profile that obeys the rules is a quarter-hour profile that obeys
+    them too. Under a minimum run the quarter-hour LP can lose more than the
+    hour-flat one (its optimum alternates between intervals, and the rounds zero
+    the short runs): N=1,000 up under the default rules, 154 MWh quarter-hourly
+    against 179 MWh hour-flat.
+    """
+    if flat is None or not flat.deliverable:
+        return quarter
+    if quarter.deliverable and quarter.quantity_kw.sum() >= flat.quantity_kw.sum():
+        return quarter
+    return flat

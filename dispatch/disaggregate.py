@@ -19,7 +19,12 @@ Two stages:
 
 Stage 2 runs first on its own (baselines, then the fill): when it delivers the
 whole target, that is the result and no LP is solved, which is the common case
-of a control cycle. Only a shortfall calls for the plan. Stage 2 alone is
+of a control cycle. Only a shortfall calls for the plan. When the realised plan
+still falls short, it is polished one way (:mod:`dispatch._polish`: in each
+short interval every asset may move further the way the shortfall asks, never
+back), and a one-signed target that is still missed is met the way a bid is
+built (the model's largest bid, polished, cut back to the target), so a bid
+awarded in full, or a part of one, is delivered. Stage 2 alone is
 already safe, so the result never violates a limit and never fails; stage 1
 only decides who moves (and makes a target inside the inner model reachable).
 After the event window the assets follow the plan (without a plan: track their
@@ -35,11 +40,13 @@ import numpy as np
 from dispatch._dynamics import power_range, step_energy, viable_band
 from dispatch._inner_lp import solve_inner
 from dispatch._lp import DEFAULT_SOLVER
+from dispatch._polish import FREE, between, one_way_portfolio, push
 from dispatch.homothetic import (
     DEFAULT_CLUSTERS,
-    battery_trade_signs,
+    InnerModel,
     homothetic_labels,
     inner_model,
+    trade_signs,
 )
 from dispatch.portfolio import FloatArray, IntArray, Portfolio
 
@@ -105,27 +112,27 @@ def _fill(
     return np.asarray(np.clip(out, lo, hi), dtype=np.float64)
 
 
-def _plan(
+def _plans(
     sub: Portfolio,
     target: FloatArray,
     n_clusters: int,
     penalty: float,
     solver: str,
     time_limit_s: float,
-) -> FloatArray | None:
-    """Per-asset setpoints ``(N, T)`` of the inner model's cheapest tracking plan.
+) -> tuple[InnerModel, list[FloatArray]]:
+    """The inner model and the per-asset setpoints ``(N, T)`` of its cheapest tracking plans.
 
     The capped model is solved first (it holds every per-interval power the
     clusters can give). When it misses the target, the sign-fixed model of the bid
-    (:func:`dispatch.homothetic.battery_trade_signs`, which depends on the clusters
-    alone) is solved too, so a bid built with it, or any part of one, is reproduced;
-    the plan that tracks better is kept. That second solve puts tracking first (a
-    trade can cost more per delivered kWh than the penalty).
+    (:func:`dispatch.homothetic.trade_signs`, which depends on the clusters
+    alone) is solved too, so a bid built with it, or any part of one, is reproduced.
+    That second solve puts tracking first (a trade can cost more per delivered kWh
+    than the penalty). The caller keeps the plan that tracks best once realised.
     """
     model = inner_model(sub, homothetic_labels(sub, n_clusters))
     k = len(target)
 
-    def solve(signs: FloatArray | None, weight: float) -> tuple[FloatArray, float] | None:
+    def solve(signs: FloatArray | None, weight: float) -> FloatArray | None:
         sol = solve_inner(
             model,
             sub.grid.dt_h,
@@ -136,21 +143,21 @@ def _plan(
             solver=solver,
             time_limit_s=time_limit_s,
         )
-        if sol.deviation is None:
-            return None
-        return sol.deviation, float(np.abs(sol.deviation[:, :k].sum(axis=0) - target).sum())
+        return sol.deviation
 
-    best = solve(None, 1.0)
-    patterns = battery_trade_signs(model)
-    if patterns is not None and (
-        best is None or best[1] > _SHORT_TOL * (1.0 + np.abs(target).sum())
-    ):
+    out = []
+    first = solve(None, 1.0)
+    if first is not None:
+        out.append(first)
+    patterns = trade_signs(model, sub.grid.dt_h)
+    miss = np.inf if first is None else float(np.abs(first[:, :k].sum(axis=0) - target).sum())
+    if patterns is not None and miss > _SHORT_TOL * (1.0 + np.abs(target).sum()):
         # A trade costs both sides' deviation costs per kWh it moves, which can exceed
         # the penalty: here tracking comes first, cost only breaks ties.
         again = solve(patterns, 1e-3)
-        if again is not None and (best is None or again[1] < best[1]):
-            best = again
-    return None if best is None else model.split(sub, best[0])
+        if again is not None:
+            out.append(again)
+    return model, [model.split(sub, dev) for dev in out]
 
 
 def disaggregate(
@@ -203,12 +210,122 @@ def disaggregate(
     short = np.abs(out.shortfall_kw) > _SHORT_TOL * (1.0 + np.abs(target))
     if fairness or sub.n_assets == 0 or k == 0 or not short.any():
         return out
-    plan = _plan(sub, target, n_clusters, penalty, solver, time_limit_s)
-    if plan is None:
-        return out
-    planned = _realise(sub, target, start, band, plan)
-    miss = np.abs(planned.shortfall_kw).sum()
-    return planned if miss <= np.abs(out.shortfall_kw).sum() + _SHORT_TOL else out
+    best = out
+    model, plans = _plans(sub, target, n_clusters, penalty, solver, time_limit_s)
+    for plan in plans:
+        planned = _realise(sub, target, start, band, plan)
+        short = np.abs(planned.shortfall_kw) > _SHORT_TOL * (1.0 + np.abs(target))
+        if short.any():
+            planned = min(planned, _polish_plan(sub, target, start, planned, short), key=_miss)
+        if _miss(planned) <= _miss(best) + _SHORT_TOL:
+            best = planned
+    if _miss(best) > _SHORT_TOL * (1.0 + np.abs(target).sum()):
+        award = _as_bid(sub, model, target, start, solver, time_limit_s)
+        if award is not None and _miss(award) < _miss(best):
+            best = award
+    return best
+
+
+def _as_bid(
+    sub: Portfolio,
+    model: InnerModel,
+    target: FloatArray,
+    start: int,
+    solver: str,
+    time_limit_s: float,
+) -> Dispatch | None:
+    """A one-signed target met the way :mod:`dispatch.bids` builds a bid (``None``: not one-signed).
+
+    The inner model's largest bid in the target's direction (zero where the target
+    is zero, and after the window), pushed one way (:func:`dispatch._polish.push`),
+    then cut back to the target between the two (:func:`dispatch._polish.between`).
+    A bid awarded in full, or any part of one, is met this way: the plan's tracking
+    LP may reach the model's part by another optimum that the polish cannot extend.
+    """
+    k = len(target)
+    sign = 1.0 if target.sum() >= 0 else -1.0
+    if np.any(sign * target < -_SHORT_TOL * (1.0 + np.abs(target))):
+        return None
+    goal = np.zeros(sub.n_intervals)
+    goal[:k] = sign * target
+    after = np.arange(sub.n_intervals) >= k
+    patterns = trade_signs(model, sub.grid.dt_h)
+    base = sub.total_baseline()
+    best: Dispatch | None = None
+    # the bid's own LP first (free inside the window), then one held at zero where
+    # the target is zero (a part of a bid); sign-fixed before capped, as the bid
+    tries = [
+        (zero, signs)
+        for zero in (after, after | (goal <= _SHORT_TOL * (1.0 + goal)))
+        for signs in ((patterns, None) if patterns is not None else (None,))
+    ]
+    for zero, signs in tries:
+        sol = solve_inner(
+            model,
+            sub.grid.dt_h,
+            sign=sign,
+            zero=zero,
+            cost_weight=1e-3,
+            signs=signs,
+            solver=solver,
+            time_limit_s=time_limit_s,
+        )
+        if sol.deviation is None:
+            continue
+        near = np.clip(model.split(sub, sol.deviation), sub.p_min, sub.p_max)
+        far = push(sub, near, np.where(zero, 0.0, sign))
+        got = _as_dispatch(sub, target, start, between(near, far, base, sign, goal))
+        if best is None or _miss(got) < _miss(best):
+            best = got
+        if _miss(best) <= _SHORT_TOL * (1.0 + np.abs(target).sum()):
+            break
+    return best
+
+
+def _as_dispatch(
+    sub: Portfolio,
+    target: FloatArray,
+    start: int,
+    full: FloatArray,
+    energy: FloatArray | None = None,
+    planned: bool = True,
+) -> Dispatch:
+    """The dispatch of setpoints ``(N, T)`` over the rest of the grid (``energy``: their states)."""
+    k = len(target)
+    delivered = full[:, :k].sum(axis=0) - sub.baseline[:, :k].sum(axis=0)
+    states = sub.energy_trajectory(full) if energy is None else energy
+    return Dispatch(
+        asset_ids=sub.asset_ids,
+        start=start,
+        target_kw=target,
+        delivered_kw=delivered,
+        shortfall_kw=target - delivered,
+        setpoints_kw=full[:, :k],
+        energy_kwh=states[:, :k],
+        continuation_kw=full[:, k:],
+        planned=planned,
+    )
+
+
+def _miss(d: Dispatch) -> float:
+    return float(np.abs(d.shortfall_kw).sum())
+
+
+def _polish_plan(
+    sub: Portfolio, target: FloatArray, start: int, planned: Dispatch, short: np.ndarray
+) -> Dispatch:
+    """The realised plan polished one way where it falls short (:mod:`dispatch._polish`).
+
+    In a short interval every asset may move further the way the shortfall asks
+    (never back), in the others it holds its planned setpoint; after the window
+    it keeps its own bounds. The inner model keeps each member on its cluster's
+    share; this lets the members with room to spare deliver the rest.
+    """
+    k = len(target)
+    side = np.full(sub.n_intervals, FREE)
+    side[:k] = np.where(short, np.sign(planned.shortfall_kw), 0.0)
+    one = one_way_portfolio(sub, planned.full_setpoints_kw, side)
+    return _realise(one, target, start, viable_band(one), planned.full_setpoints_kw)
 
 
 def _realise(
@@ -235,15 +352,4 @@ def _realise(
         setpoints[:, t] = p
         e = step_energy(sub, t, e, p)
         energy[:, t] = e
-    delivered = setpoints[:, :k].sum(axis=0) - base_total[:k]
-    return Dispatch(
-        asset_ids=sub.asset_ids,
-        start=start,
-        target_kw=target,
-        delivered_kw=delivered,
-        shortfall_kw=target - delivered,
-        setpoints_kw=setpoints[:, :k],
-        energy_kwh=energy[:, :k],
-        continuation_kw=setpoints[:, k:],
-        planned=plan is not None,
-    )
+    return _as_dispatch(sub, target, start, setpoints, energy, plan is not None)

@@ -46,23 +46,27 @@ efficiency and sign pattern, split by normalised shape.
 from __future__ import annotations
 
 import heapq
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from dispatch.portfolio import FlexKind, FloatArray, IntArray, Portfolio
+from dispatch.portfolio import FloatArray, IntArray, Portfolio
 
 __all__ = [
     "DEFAULT_CLUSTERS",
     "InnerModel",
-    "battery_trade_signs",
     "homothetic_labels",
     "inner_model",
+    "trade_signs",
 ]
 
 _EPS = 1e-9
 #: Cluster budget of the bid and the disaggregation plan (the LP has ``4 * C * T`` columns).
-DEFAULT_CLUSTERS = 100
+#: The one-way polish (:mod:`dispatch._polish`) takes the room a fixed share leaves
+#: unused, so more clusters buy little: on the synthetic N=1,000 park 20 clusters bid
+#: as much as 100 (down 129.6 vs 129.1 MWh, up 213.8 vs 213.0 MWh) in a third of the time.
+DEFAULT_CLUSTERS = 20
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -338,25 +342,62 @@ def inner_model(pf: Portfolio, labels: IntArray) -> InnerModel:
     )
 
 
-def battery_trade_signs(model: InnerModel) -> FloatArray | None:
+def trade_signs(model: InnerModel, dt: float) -> FloatArray | None:
     """Signs of ``D`` per cluster-interval for the sign-fixed (uncapped) pass.
 
-    Lossy battery clusters alternate by cluster and interval (``+1``: only ``D+``,
-    ``-1``: only ``D-``), so that one can charge while another discharges: a
-    physical trade that burns the round-trip loss, which the tight reference
-    finds too. Every other cluster stays free (``0``: capped slopes, both signs).
+    Where a cap of :func:`inner_model` bites (a cluster that may move both ways
+    and whose slopes differ by direction), the sign of ``D`` is fixed (``+1``:
+    only ``D+``, ``-1``: only ``D-``) so that the uncapped slopes apply there:
 
+    * lossy batteries and V2G sessions (the cap on ``hi-`` bites) alternate by
+      cluster and interval, so that one can charge while another discharges: a
+      physical trade that burns the round-trip loss, which the tight reference
+      finds too;
+    * loads that rebound (the cap on ``lo+`` bites: a kWh above the baseline repays
+      ``1 / rebound_share`` kWh of shed debt) shed in runs and rebound once per
+      period, so shedding pays its debt back at the true rate (with the cap a
+      rebound repaid only its own kWh and such a load offered nothing net:
+      N=100 down bid 83.9 % of the tight reference before, 98.5 % with it).
+
+    Every other cluster-interval stays free (``0``: capped slopes, both signs).
     The pattern depends on the model alone, not on any solution, so a bid solved
     with it and a disaggregation plan of that bid solve one and the same LP
     (a bid awarded in full is a feasible point of the plan's model).
 
+    Args:
+        model: The inner model.
+        dt: Interval length, hours.
+
     Returns:
-        ``(C, T)`` signs, or ``None`` when no cluster is a lossy battery that may
-        move both ways.
+        ``(C, T)`` signs, or ``None`` when no cap bites anywhere.
     """
     c, t = model.d_min.shape
-    parity = np.where((np.arange(c)[:, None] + np.arange(t)[None, :]) % 2 == 0, 1.0, -1.0)
-    battery = (model.lossy & (model.kind == FlexKind.BATTERY))[:, None] & model.two_way
-    if not battery.any():
+    lo_bites = model.two_way & (model.lo_up_free > model.lo_down + _EPS)
+    hi_bites = model.two_way & (model.hi_down_free > model.hi_up + _EPS)
+    fixed = lo_bites | hi_bites
+    if not fixed.any():
         return None
-    return np.asarray(np.where(battery, parity, 0.0), dtype=np.float64)
+    # A rebound cluster (the lo cap bites: a kWh up repays more than a kWh down)
+    # rebounds once per period and sheds in the other intervals. A run of sheds is
+    # one interval shorter than what one rebound interval at full power could repay,
+    # so the rebounds stay below their limit and others can cover them (synthetic
+    # park N=100, down: runs of 2 gave 98.5 % of the tight reference, runs of 3 gave
+    # 95.0 %), and no longer than the debt budget allows at full shed. A trading
+    # cluster (the hi cap bites: lossy batteries) alternates.
+    shed = -model.d_min * model.lo_down * dt
+    with np.errstate(divide="ignore", invalid="ignore"):
+        repay = np.where(lo_bites, model.d_max * model.lo_up_free * dt / shed, np.nan)
+        budget = np.where(lo_bites & (model.e_lo_min < 0), -model.e_lo_min / shed, np.nan)
+    run = np.ones(c)
+    some = lo_bites.any(axis=1)
+    if some.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-nan rows of free clusters
+            by_repay = np.floor(np.nanmedian(repay[some], axis=1) + 1e-9) - 1.0
+            by_budget = np.floor(np.nanmax(budget[some], axis=1) + 1e-9)
+        run[some] = np.nan_to_num(np.minimum(by_repay, by_budget), nan=1.0)
+    period = 1.0 + np.clip(run, 1.0, 7.0)
+    f = (1.0 / period)[:, None]
+    pos = np.arange(t)[None, :] + np.arange(c)[:, None]
+    plus = np.floor((pos + 1) * f) > np.floor(pos * f)
+    return np.asarray(np.where(fixed, np.where(plus, 1.0, -1.0), 0.0), dtype=np.float64)

@@ -115,18 +115,39 @@ def _sign_fixed(
 
 
 def _patterns(pf: Portfolio, net: FloatArray) -> list[tuple[str, FloatArray]]:
-    """Sign patterns for the fallback LPs: the relaxed optimum's, and one that shuffles.
+    """Sign patterns for the fallback LPs: the relaxed optimum's, and two that shuffle.
 
     Two lossy batteries that trade energy (one charging while the other discharges)
     burn the round-trip loss without any simultaneous move inside one device, which
     the relaxed optimum does inside each battery instead. Alternating the sign of
     batteries by index and interval lets the LP find such trades.
+
+    A load that rebounds (a kWh above its baseline repays more than a kWh of shed
+    debt) earns most by shedding and repaying in turns; the relaxed optimum repays
+    by a simultaneous move instead. The third pattern lets each such load rebound
+    once per period and shed in between, the period as long as one rebound interval
+    at full power can repay and the debt budget allows (with the batteries shuffled
+    as in the second).
     """
     i = np.arange(pf.n_assets)[:, None]
     t = np.arange(pf.n_intervals)[None, :]
     battery = (pf.kind == FlexKind.BATTERY)[:, None]
     parity = np.where((i + t) % 2 == 0, 1.0, -1.0)
-    return [("relaxed signs", net), ("battery shuffle", np.where(battery, parity, net))]
+    shuffled = np.where(battery, parity, net)
+    out = [("relaxed signs", net), ("battery shuffle", shuffled)]
+    rebound = pf.k_charge > pf.k_discharge + _TOL
+    if rebound.any():
+        dt = pf.grid.dt_h
+        up = np.maximum(pf.p_max - pf.p_ref, 0.0).max(axis=1)
+        down = np.maximum(pf.p_ref - pf.p_min, 0.0).max(axis=1)
+        shed = np.maximum(down * pf.k_discharge * dt, _TOL)
+        repay = up * pf.k_charge * dt / shed
+        budget = (pf.e_max - pf.e_min).max(axis=1) / shed
+        run = np.clip(np.floor(np.minimum(repay, budget) + 1e-9), 1.0, 8.0)[:, None]
+        rebound_now = (i + t) % (run + 1.0) == run
+        runs = np.where(rebound_now, 1.0, -1.0)
+        out.append(("rebound runs", np.where(rebound[:, None], runs, shuffled)))
+    return out
 
 
 def tight_bid(

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from dispatch import (
+    CurtailableLoad,
     Direction,
     TimeGrid,
     build_portfolio,
     check_dispatch,
+    curtailable_envelope,
     exact_bid,
 )
 from dispatch.tight import tight_bid
@@ -45,3 +47,25 @@ def test_tight_reference_is_feasible_and_between_the_bounds() -> None:
         assert check_dispatch(pf, tight.setpoints) == []
         assert tight.energy_kwh <= tight.bound_kwh + 1e-6 <= upper * (1 + 1e-6) + 2e-6
         assert np.all(sign * tight.deviation_kw >= -1e-6)
+
+
+def test_rebound_runs_pattern_finds_the_shed_and_repay_cycle_without_the_milp() -> None:
+    # 40 kW shed, 10 kWh debt budget (one quarter-hour at full shed), a quarter of the
+    # shed energy consumed again: shed one interval, repay 2.5 kWh in the next, 7.5 kWh
+    # net per cycle, 8 cycles in 4 h, plus the 10 kWh battery's 5 kWh: 65 kWh. The
+    # relaxed signs repay by a simultaneous move and the battery shuffle does not
+    # touch the load; the rebound runs find the cycle with the MILP skipped.
+    grid = TimeGrid(n=16, step=timedelta(minutes=15))
+    load = CurtailableLoad(
+        asset_id="c", max_shed_kw=40.0, max_shed_minutes=15.0, rebound_share=0.25
+    )
+    pf = build_portfolio(
+        [
+            curtailable_envelope(load, grid, np.full(grid.n, 100.0)),
+            full_range_battery(grid, capacity_kwh=10.0, max_kw=40.0, soc=0.5),
+        ]
+    )
+    tight = tight_bid(pf, Direction.DOWN, time_limit_s=0.0)
+    assert tight.status == "LP (rebound runs)"
+    assert tight.energy_kwh == pytest.approx(65.0, rel=1e-6)
+    assert tight.setpoints is not None and check_dispatch(pf, tight.setpoints) == []

@@ -415,12 +415,18 @@ class MqttAdapter(BookedService):
         if read.values is None:
             return None  # no usable power: the dropped fields are counted, nothing to keep
         self._remember_encoding(asset, payload)
-        verdict = self._clocks.judge(asset, read.device_ts, received, retained=retained)
-        if verdict.ts is None:
-            self.stats.record_stale(verdict.stale or "old")
-            log.debug("stale reading from %s (%s, %.1f s old)", asset, verdict.stale, verdict.age_s)
-            return None
-        return Telemetry(asset_id=asset, ts=verdict.ts, source=TelemetrySource.MQTT, **read.values)
+        if read.device_ts is None and not retained:
+            ts = received  # the clocks' verdict on a live reading without a time of its own
+        else:
+            verdict = self._clocks.judge(asset, read.device_ts, received, retained=retained)
+            if verdict.ts is None:
+                self.stats.record_stale(verdict.stale or "old")
+                log.debug(
+                    "stale reading from %s (%s, %.1f s old)", asset, verdict.stale, verdict.age_s
+                )
+                return None
+            ts = verdict.ts
+        return Telemetry(asset_id=asset, ts=ts, source=TelemetrySource.MQTT, **read.values)
 
     def _refresh_skew(self, received: float) -> None:
         if received >= self._skew_due:

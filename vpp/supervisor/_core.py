@@ -486,11 +486,12 @@ class Supervisor(BackgroundService):
 
     async def _consume(self, slot: _Slot, adapter: AnyAdapter) -> None:
         ttl = self._settings.redis.live_ttl_s
-        key, routes = slot.key, self._by_device
+        key = slot.key
         async for batch in adapter.telemetry_batches():
             slot.meter_readings += self._batch.admit(
                 batch,
-                lambda device: routes.get((key, device)),
+                # the routes as they are now: a reconcile replaces the map
+                lambda device: self._by_device.get((key, device)),
                 now=time.time(),
                 ttl=ttl,
                 connected=adapter.stats.connected,

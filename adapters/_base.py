@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 
 from adapters.clamp import ClampResult, clamp_setpoint
@@ -22,10 +23,17 @@ __all__ = ["REJECT_LOG_EVERY_S", "AssetBook", "BookedService"]
 REJECT_LOG_EVERY_S = 300.0
 #: Bound on the remembered (source, field, reason) keys.
 _WARNED_MAX = 10_000
+#: Readings one by one are gathered into a waiting batch up to this many.
+_BATCH_MAX = 4096
 
 
 class AssetBook:
     """Per-adapter bookkeeping: enrolled limits, latest readings, a bounded queue.
+
+    The queue holds batches (lists) of readings in arrival order: an adapter
+    that reads many at once hands them over as one (``publish_many``), and the
+    consumer takes what waits as one (``batches``), so a reading costs the
+    queue no task switch of its own.
 
     Args:
         limits: enrolled limits per asset id.
@@ -48,7 +56,10 @@ class AssetBook:
         self.time_scale = time_scale
         self.stats = AdapterStats()
         self.latest: dict[str, Telemetry] = {}
-        self._queue: asyncio.Queue[Telemetry] = asyncio.Queue(maxsize=queue_size)
+        self._queue: deque[list[Telemetry]] = deque()
+        self._queued = 0
+        self._queue_size = queue_size
+        self._ready = asyncio.Event()
         self._log = log
         #: when each (source, field, reason) was last logged at warning level
         self._warned: dict[tuple[str, str, str], float] = {}
@@ -64,10 +75,40 @@ class AssetBook:
         """Record a reading as the asset's live state and queue it for the consumer."""
         self.latest[reading.asset_id] = reading
         self.stats.record_telemetry()
-        if self._queue.full():
-            self._queue.get_nowait()
-            self.stats.dropped += 1
-        self._queue.put_nowait(reading)
+        queue = self._queue
+        if queue and len(queue[-1]) < _BATCH_MAX:
+            queue[-1].append(reading)  # not taken yet: the consumer pops whole batches
+        else:
+            queue.append([reading])
+        self._queued += 1
+        self._queued_now()
+
+    def publish_many(self, readings: list[Telemetry]) -> None:
+        """Record readings (in arrival order) and queue them as one batch (the list is kept)."""
+        if not readings:
+            return
+        latest = self.latest
+        for reading in readings:
+            latest[reading.asset_id] = reading
+        self.stats.record_telemetry(len(readings))
+        self._queue.append(readings)
+        self._queued += len(readings)
+        self._queued_now()
+
+    def _queued_now(self) -> None:
+        """Drop the oldest readings beyond the bound (counted), and wake the consumer."""
+        excess = self._queued - self._queue_size
+        while excess > 0:
+            head = self._queue[0]
+            n = min(len(head), excess)
+            if n == len(head):
+                self._queue.popleft()
+            else:
+                del head[:n]
+            excess -= n
+            self._queued -= n
+            self.stats.dropped += n
+        self._ready.set()
 
     def reject_field(self, where: str, name: str, reason: str, value: object) -> None:
         """Count and log one field dropped from a reading; the rest is kept.
@@ -93,10 +134,21 @@ class AssetBook:
         self.stats.bad_payloads += 1
         self._log.warning("dropped bad payload from %s: %s", where, detail)
 
-    async def readings(self) -> AsyncIterator[Telemetry]:
-        """Yield queued readings forever (one consumer)."""
+    async def batches(self) -> AsyncIterator[list[Telemetry]]:
+        """Yield what waits, batch by batch, forever (one consumer; never an empty batch)."""
         while True:
-            yield await self._queue.get()
+            while not self._queue:
+                self._ready.clear()
+                await self._ready.wait()
+            batch = self._queue.popleft()
+            self._queued -= len(batch)
+            yield batch
+
+    async def readings(self) -> AsyncIterator[Telemetry]:
+        """Yield queued readings one by one, forever (one consumer)."""
+        async for batch in self.batches():
+            for reading in batch:
+                yield reading
 
     def clamp(self, setpoint: Setpoint) -> ClampResult:
         """Clamp a setpoint against the asset's limits and live state."""
@@ -157,6 +209,13 @@ class BookedService(BackgroundService):
     def telemetry(self) -> AsyncIterator[Telemetry]:
         """Readings from every asset of this adapter as they arrive (one consumer)."""
         return self._book.readings()
+
+    def telemetry_batches(self) -> AsyncIterator[list[Telemetry]]:
+        """The same readings in the batches they arrived in (one consumer, instead).
+
+        A consumer that handles many readings at once pays the hand-over once.
+        """
+        return self._book.batches()
 
     def last(self, asset_id: str) -> Telemetry | None:
         """The latest reading of one asset."""

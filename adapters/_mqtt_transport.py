@@ -15,9 +15,22 @@ plain subscriber near 5,000 messages/s on a 2-core box. Both costs sit at seams:
   aiomqtt and paho already honour for TLS sockets) makes aiomqtt's reader
   callback keep reading while whole packets are buffered, bounded per turn so
   the consumer is never starved.
+* Even so, paho spends ~10-20 us of Python on each PUBLISH it parses (a
+  packet dict, an ``MQTTMessage``, a debug-log call, topic matching, then
+  aiomqtt's own ``Message``), more than decoding and storing the reading.
+  Given a ``publishes`` handler, :class:`ReadAhead` takes the QoS 0 PUBLISH
+  packets (telemetry) that lie whole at the head of its buffer, at a packet
+  boundary of paho's, and hands them to it as one batch of
+  :data:`Publish` tuples per socket read (one cut by the end of a read waits
+  for its rest); every other packet (CONNACK, SUBACK, PUBACK, PINGRESP, QoS 1
+  acks and statuses) is left to paho, in order. A QoS 0 PUBLISH of MQTT 3.1.1
+  has no packet id, no properties and needs no answer: fixed header, remaining
+  length, topic, payload (MQTT 3.1.1 section 3.3), so nothing paho would do
+  with it is skipped beyond building its objects.
 
-Installing :class:`ReadAhead` swaps a private paho attribute; :func:`install_read_ahead`
-checks the shape it expects and leaves the client untouched otherwise.
+Installing :class:`ReadAhead` swaps a private paho attribute and reads two more
+(``_in_packet``, ``_last_bytes_received``); :func:`install_read_ahead` checks the
+shape it expects and leaves the client untouched otherwise.
 """
 
 from __future__ import annotations
@@ -30,21 +43,81 @@ from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
+import paho.mqtt.client as paho_client
 
-__all__ = ["ReadAhead", "announce_retained", "inline_queue", "install_read_ahead"]
+__all__ = [
+    "Publish",
+    "PublishHandler",
+    "ReadAhead",
+    "announce_retained",
+    "inline_queue",
+    "install_read_ahead",
+    "take_qos0_publishes",
+]
 
 log = logging.getLogger("adapters.mqtt")
 
 #: Bytes fetched per system call.
 _CHUNK = 64 * 1024
 #: Bytes served in one reader-callback turn before yielding to other tasks.
-_TURN_BUDGET = 256 * 1024
+_TURN_BUDGET = 64 * 1024
 
 #: Times ``pending()`` says "more" in one turn, whatever paho consumed meanwhile.
 _TURN_ANSWERS = 4096
 
 #: What an inline queue calls with each received message.
 MessageHandler = Callable[[aiomqtt.Message], None]
+
+#: One QoS 0 PUBLISH taken off the wire: ``(topic, payload, retain)`` (topic as raw UTF-8).
+Publish = tuple[bytes, bytes, bool]
+#: Takes the QoS 0 PUBLISH packets of one socket read, in arrival order; must not raise.
+PublishHandler = Callable[[list[Publish]], None]
+
+
+def take_qos0_publishes(buf: bytearray | bytes, out: list[Publish]) -> tuple[int, bool]:
+    """Parse the whole MQTT 3.1.1 QoS 0 PUBLISH packets at the head of ``buf``.
+
+    Stops at the first packet that is anything else (another type, QoS 1 or
+    2, a DUP flag, a malformed length), which is left for paho, or at one
+    that is not whole yet.
+
+    Args:
+        buf: received bytes starting at a packet boundary.
+        out: appended with ``(topic, payload, retain)`` per packet taken.
+
+    Returns:
+        How many bytes of ``buf`` the packets taken span, and whether the
+        packet after them is a QoS 0 PUBLISH still missing bytes.
+    """
+    pos, end = 0, len(buf)
+    while pos < end:
+        first = buf[pos]
+        if first & 0xFE != 0x30:  # PUBLISH, QoS 0, no DUP; the low bit is RETAIN
+            return pos, False
+        # remaining length: 1-4 bytes, 7 bits each, low groups first
+        length, shift, at = 0, 0, pos + 1
+        while True:
+            if at == end:
+                return pos, True
+            digit = buf[at]
+            length |= (digit & 0x7F) << shift
+            at += 1
+            if not digit & 0x80:
+                break
+            shift += 7
+            if shift > 21:
+                return pos, False  # more than 4 length bytes: paho reports it
+        stop = at + length
+        if length < 2:
+            return pos, False
+        if stop > end:
+            return pos, True
+        topic_end = at + 2 + (buf[at] << 8 | buf[at + 1])
+        if topic_end > stop:
+            return pos, False  # malformed: paho reports it
+        out.append((bytes(buf[at + 2 : topic_end]), bytes(buf[topic_end:stop]), bool(first & 1)))
+        pos = stop
+    return pos, False
 
 
 def inline_queue(handler: MessageHandler) -> type[asyncio.Queue[aiomqtt.Message]]:
@@ -68,18 +141,44 @@ class ReadAhead:
         sock: paho's connected, non-blocking socket.
         resume: called soon after a turn ended with bytes still buffered (the
             kernel will not wake the reader for bytes already read).
+        publishes: takes the QoS 0 PUBLISH packets at the head of each read
+            (None: paho reads every packet).
+        at_boundary: whether paho is between packets (only then may a packet
+            be taken from under it).
+        on_bytes: called when bytes were taken for ``publishes`` (paho's
+            keepalive must see that the broker is talking).
     """
 
-    def __init__(self, sock: socket.socket, resume: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        resume: Callable[[], None],
+        *,
+        publishes: PublishHandler | None = None,
+        at_boundary: Callable[[], bool] = lambda: False,
+        on_bytes: Callable[[], None] = lambda: None,
+    ) -> None:
         self._sock = sock
         self._buf = bytearray()
         self._served = 0
         self._answers = 0
         self._resume = resume
         self._resume_scheduled = False
+        self._publishes = publishes
+        self._at_boundary = at_boundary
+        self._on_bytes = on_bytes
 
     def recv(self, bufsize: int) -> bytes:
-        """Serve ``bufsize`` bytes at most, from the buffer or one large read."""
+        """Serve ``bufsize`` bytes at most, from the buffer or one large read.
+
+        At a packet boundary, QoS 0 PUBLISH packets at the head of the buffer
+        go to the ``publishes`` handler first; when they were all there was,
+        this reads once more, and raises ``BlockingIOError`` (paho: "nothing
+        now") when the kernel has no more: level-triggered readiness brings
+        the reader back for what is left, after other tasks had their turn.
+        """
+        if self._publishes is not None and bufsize == 1 and self._at_boundary():
+            self._take_publishes()
         if not self._buf:
             data = self._sock.recv(max(bufsize, _CHUNK))
             if len(data) <= bufsize:
@@ -90,6 +189,38 @@ class ReadAhead:
         del self._buf[:bufsize]
         self._served += len(chunk)
         return chunk
+
+    def _take_publishes(self) -> None:
+        """Hand the QoS 0 PUBLISH packets at the head of the buffer over, read by read.
+
+        Returns when a packet for paho is at the head (or the stream ended);
+        raises ``BlockingIOError`` when the kernel has nothing more (a cut
+        packet stays buffered: its rest wakes the reader), or when this turn
+        served ``_TURN_BUDGET`` bytes (``pending()`` then ends the turn; the
+        kernel's readiness, or a scheduled resume, brings the reader back
+        after other tasks ran).
+        """
+        assert self._publishes is not None
+        while True:
+            if self._buf:
+                batch: list[Publish] = []
+                taken, cut = take_qos0_publishes(self._buf, batch)
+                if taken:
+                    del self._buf[:taken]
+                    self._served += taken  # one budget per turn, whoever parsed the bytes
+                    self._on_bytes()
+                    try:
+                        self._publishes(batch)
+                    except Exception:  # the handler's bug must not end the connection
+                        log.exception("QoS 0 PUBLISH handler failed on %d messages", len(batch))
+                if self._buf and not cut:
+                    return  # a packet for paho
+            if self._served >= _TURN_BUDGET:
+                raise BlockingIOError
+            data = self._sock.recv(_CHUNK)
+            if not data:
+                return  # end of stream: paho's own read reports it
+            self._buf += data
 
     def pending(self) -> int:
         """Buffered bytes to process now; 0 ends the reader's turn (then resumes soon)."""
@@ -110,13 +241,36 @@ class ReadAhead:
         return getattr(self._sock, name)
 
 
-def install_read_ahead(client: aiomqtt.Client) -> bool:
-    """Wrap the connected client's socket in a :class:`ReadAhead`; True if it was done."""
+def install_read_ahead(client: aiomqtt.Client, publishes: PublishHandler | None = None) -> bool:
+    """Wrap the connected client's socket in a :class:`ReadAhead`; True if it was done.
+
+    Args:
+        client: a connected aiomqtt client (MQTT 3.1.1 for ``publishes``).
+        publishes: takes QoS 0 PUBLISH packets in batches instead of paho
+            (see the module docstring); ignored unless the client speaks 3.1.1.
+    """
     paho = getattr(client, "_client", None)
     sock = getattr(paho, "_sock", None)
     if paho is None or not isinstance(sock, socket.socket):
         log.info("aiomqtt client not of the expected shape: reading without read-ahead")
         return False
+    in_packet = getattr(paho, "_in_packet", None)
+    if publishes is not None and (
+        getattr(paho, "_protocol", None) != paho_client.MQTTv311
+        or not isinstance(in_packet, dict)
+        or "command" not in in_packet
+        or not hasattr(paho, "_last_bytes_received")
+    ):
+        log.info("paho client not of the expected shape: every PUBLISH goes through paho")
+        publishes = None
+
+    def at_boundary() -> bool:
+        # paho resets _in_packet to a new dict after each packet
+        return bool(paho._in_packet["command"] == 0)
+
+    def on_bytes() -> None:
+        # what paho's own read does for its keepalive
+        paho._last_bytes_received = paho_client.time_func()
 
     def resume() -> None:
         # The same loop aiomqtt's reader callback runs, for bytes already buffered.
@@ -130,7 +284,9 @@ def install_read_ahead(client: aiomqtt.Client) -> bool:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
 
-    wrapper = ReadAhead(sock, resume)
+    wrapper = ReadAhead(
+        sock, resume, publishes=publishes, at_boundary=at_boundary, on_bytes=on_bytes
+    )
     paho._sock = wrapper
     return True
 

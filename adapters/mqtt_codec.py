@@ -66,6 +66,7 @@ __all__ = [
     "FieldIssue",
     "Reason",
     "Status",
+    "TelemetryValues",
     "Topics",
     "decode",
     "decode_ack",
@@ -77,6 +78,7 @@ __all__ = [
     "encode_command",
     "encode_status",
     "encode_telemetry",
+    "telemetry_values",
 ]
 
 #: Largest power magnitude accepted from a device (kW); beyond it a reading is garbage.
@@ -322,21 +324,81 @@ def encode_telemetry(
     return encode(obj, encoding)
 
 
-def decode_telemetry(
-    asset_id: str, payload: bytes | bytearray, *, received: float | None = None
-) -> DecodedTelemetry:
-    """Decode one device reading field by field (see the module docstring).
+#: Range of each numeric telemetry field ``(lo, hi)``, and its name in :class:`Telemetry`.
+_NUMBERS: dict[str, tuple[float, float, str]] = {
+    "p_kw": (-MAX_ABS_KW, MAX_ABS_KW, "power_kw"),
+    "ts": (0.0, MAX_TS, ""),
+    "soc": (0.0, 1.0, "soc"),
+    "e_kwh": (-1.0e12, 1.0e12, "energy_kwh"),
+    "max_kw": (0.0, MAX_ABS_KW, "max_charge_kw"),
+    "min_kw": (-MAX_ABS_KW, MAX_ABS_KW, ""),
+    "departure_ts": (0.0, MAX_TS, "departure_ts"),
+    "energy_needed_kwh": (0.0, MAX_ABS_KW, "energy_needed_kwh"),
+}
 
-    Args:
-        asset_id: the asset the topic names.
-        payload: the raw payload.
-        received: receive time (UNIX seconds; default now), the reading's ``ts``
-            when the device gave none or an invalid one.
+
+@dataclass(frozen=True, slots=True)
+class TelemetryValues:
+    """One telemetry payload read field by field, before it is dated.
+
+    Attributes:
+        values: keyword arguments of :class:`Telemetry` besides ``asset_id``,
+            ``ts`` and ``source`` (only the fields the device sent validly), or
+            None when ``p_kw`` was unusable.
+        device_ts: the device's own timestamp (UNIX seconds) when valid.
+        issues: the fields dropped.
+    """
+
+    values: dict[str, Any] | None
+    device_ts: float | None
+    issues: tuple[FieldIssue, ...]
+
+
+def _clean_values(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The common case, checked in one pass: every known field valid, ``p_kw`` present.
+
+    Returns the :class:`TelemetryValues` ``values`` (plus ``ts`` under ``"ts"``),
+    or None when any field needs the field-by-field reading of :class:`_Fields`.
+    """
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        spec = _NUMBERS.get(key)
+        if spec is None:
+            if key == "ev_connected" and value is not None:
+                if value is not True and value is not False:
+                    return None
+                out["ev_connected"] = value
+            continue
+        if value is None:
+            continue
+        kind = type(value)  # exact: a bool is an int, and is not a number here
+        # NaN fails every comparison, so it falls to the slow path too
+        if not ((kind is float or kind is int) and spec[0] <= value <= spec[1]):
+            return None
+        out[spec[2] or key] = float(value)
+    if "power_kw" not in out:
+        return None
+    min_kw = out.pop("min_kw", None)
+    if min_kw is not None:
+        if "max_charge_kw" in out and min_kw > out["max_charge_kw"]:
+            return None
+        out["max_discharge_kw"] = max(0.0, -min_kw)
+    return out
+
+
+def telemetry_values(payload: bytes | bytearray) -> TelemetryValues:
+    """Decode one device reading field by field (see the module docstring), undated.
+
+    A payload whose every known field is valid is read in one pass; any
+    other is read field by field, each bad field dropped and reported.
 
     Raises:
         PayloadError: the payload cannot be decoded at all.
     """
     obj, _ = decode(payload)
+    clean = _clean_values(obj)
+    if clean is not None:
+        return TelemetryValues(clean, clean.pop("ts", None), ())
     f = _Fields(obj)
     p_kw = f.number("p_kw", lo=-MAX_ABS_KW, hi=MAX_ABS_KW, required=True)
     device_ts = f.number("ts", lo=0.0, hi=MAX_TS)
@@ -352,21 +414,40 @@ def decode_telemetry(
     needed = f.number("energy_needed_kwh", lo=0.0, hi=MAX_ABS_KW)
     issues = tuple(f.issues)
     if p_kw is None:
-        return DecodedTelemetry(None, device_ts, issues)
-    reading = Telemetry(
-        asset_id=asset_id,
-        ts=device_ts if device_ts is not None else (received or time.time()),
-        power_kw=p_kw,
-        soc=soc,
-        energy_kwh=e_kwh,
-        max_charge_kw=max_kw,
-        max_discharge_kw=None if min_kw is None else max(0.0, -min_kw),
-        ev_connected=ev_connected,
-        departure_ts=departure_ts,
-        energy_needed_kwh=needed,
-        source=TelemetrySource.MQTT,
-    )
-    return DecodedTelemetry(reading, device_ts, issues)
+        return TelemetryValues(None, device_ts, issues)
+    values = {
+        "power_kw": p_kw,
+        "soc": soc,
+        "energy_kwh": e_kwh,
+        "max_charge_kw": max_kw,
+        "max_discharge_kw": None if min_kw is None else max(0.0, -min_kw),
+        "ev_connected": ev_connected,
+        "departure_ts": departure_ts,
+        "energy_needed_kwh": needed,
+    }
+    return TelemetryValues({k: v for k, v in values.items() if v is not None}, device_ts, issues)
+
+
+def decode_telemetry(
+    asset_id: str, payload: bytes | bytearray, *, received: float | None = None
+) -> DecodedTelemetry:
+    """Decode one device reading field by field (see the module docstring).
+
+    Args:
+        asset_id: the asset the topic names.
+        payload: the raw payload.
+        received: receive time (UNIX seconds; default now), the reading's ``ts``
+            when the device gave none or an invalid one.
+
+    Raises:
+        PayloadError: the payload cannot be decoded at all.
+    """
+    read = telemetry_values(payload)
+    if read.values is None:
+        return DecodedTelemetry(None, read.device_ts, read.issues)
+    ts = read.device_ts if read.device_ts is not None else (received or time.time())
+    reading = Telemetry(asset_id=asset_id, ts=ts, source=TelemetrySource.MQTT, **read.values)
+    return DecodedTelemetry(reading, read.device_ts, read.issues)
 
 
 def encode_command(cmd: Command, encoding: Encoding = Encoding.JSON) -> bytes:

@@ -197,9 +197,9 @@ class AdapterStats:
     last_telemetry_ts: float = 0.0
     rtt_s: deque[float] = field(default_factory=lambda: deque(maxlen=1024))
 
-    def record_telemetry(self) -> None:
-        """Count one accepted reading and stamp its arrival."""
-        self.messages += 1
+    def record_telemetry(self, n: int = 1) -> None:
+        """Count ``n`` accepted readings and stamp their arrival."""
+        self.messages += n
         self.last_telemetry_ts = time.time()
 
     def record_rejected_field(self, name: str, reason: str) -> None:
@@ -244,6 +244,10 @@ class Adapter(Protocol):
 
     def telemetry(self) -> AsyncIterator[Telemetry]:
         """Readings from every asset of this adapter, as they arrive (one consumer)."""
+        ...
+
+    def telemetry_batches(self) -> AsyncIterator[list[Telemetry]]:
+        """The same readings in the batches they arrived in (one consumer, instead)."""
         ...
 
     async def apply(self, setpoint: Setpoint) -> Confirmation:

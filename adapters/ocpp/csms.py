@@ -176,6 +176,10 @@ class OcppCsmsAdapter(BackgroundService):
         """Readings from every charger as its messages arrive (one consumer)."""
         return self._book.readings()
 
+    def telemetry_batches(self) -> AsyncIterator[list[Telemetry]]:
+        """The same readings in the batches they were queued in (one consumer, instead)."""
+        return self._book.batches()
+
     def last(self, asset_id: str) -> Telemetry | None:
         """The latest reading of one charger."""
         return self._book.latest.get(asset_id)

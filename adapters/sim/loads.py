@@ -107,6 +107,8 @@ class LoadModel:
         self.deficit_kwh = 0.0
         self.command_kw: float | None = None
         self.command_until = 0.0
+        #: the simulated time its physics has been stepped to
+        self.t = 0.0
 
     def scale(self, t: float) -> float:
         """The profile's per-unit level at simulated time ``t`` (1.0 without a profile)."""
@@ -146,6 +148,11 @@ class LoadModel:
         self.command_kw = None
         rebound = self.deficit_kwh * 3600.0 / self.spec.rebound_tau_s
         return min(max(self.baseline(t) + rebound, low), high)
+
+    def advance_to(self, t: float) -> None:
+        """Step the physics from where it was up to simulated time ``t``."""
+        dt, self.t = t - self.t, max(t, self.t)
+        self.step(t, dt)
 
     def step(self, t: float, dt: float) -> None:
         """Advance ``dt`` simulated seconds ending at ``t``."""
@@ -211,7 +218,6 @@ class MqttLoadFleet(BackgroundService):
         self.clock = SimClock(time_scale=time_scale)
         self.encoding = encoding
         self._backoff = Backoff(base=backoff_base)
-        self._last_t = 0.0
         self._task_name = f"sim-loads-{self.node}"
         self.connected = asyncio.Event()
         self.commands = 0
@@ -240,9 +246,8 @@ class MqttLoadFleet(BackgroundService):
     def advance(self) -> float:
         """Step every load's physics up to now; return the simulated time."""
         t = self.clock.now()
-        dt, self._last_t = t - self._last_t, t
         for model in self.models.values():
-            model.step(t, dt)
+            model.advance_to(t)
         return t
 
     async def _run(self) -> None:
@@ -317,7 +322,10 @@ class MqttLoadFleet(BackgroundService):
         except PayloadError as exc:
             log.warning("load gateway %s ignored a bad command: %s", self.node, exc.detail)
             return None
-        t = self.advance()
+        # only the commanded load is stepped: each load's physics is its own, and a
+        # burst of commands to a gateway must not step all its loads per command
+        t = self.clock.now()
+        model.advance_to(t)
         applied = model.command(cmd.p_kw, until=t + self.clock.sim_seconds(cmd.hold_s), t=t)
         self.commands += 1
         ack = codec.Ack(cmd.id, True, applied)

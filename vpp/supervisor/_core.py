@@ -60,7 +60,7 @@ from vpp.errors import StateError
 from vpp.settings import Settings
 from vpp.state import State
 from vpp.supervisor._follow import ParkLogs
-from vpp.supervisor._live import LiveBatch, LiveSink, date_reading
+from vpp.supervisor._live import FLUSH_INTERVAL_S, FLUSH_MAX, LiveBatch, LiveSink
 from vpp.supervisor._metrics import AdapterSample, SupervisorMetrics
 from vpp.supervisor._routing import AdapterKey, AdapterRoute, charger_password, ocpp_key, plan_park
 
@@ -234,8 +234,8 @@ class Supervisor(BackgroundService):
         settings: Settings,
         parks: Iterable[str] | None = None,
         registry: CollectorRegistry | None = None,
-        flush_interval_s: float = 0.1,
-        flush_max: int = 1000,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
+        flush_max: int = FLUSH_MAX,
         reconcile_interval_s: float = 30.0,
         park_poll_s: float = 5.0,
         backoff_base: float = 1.0,
@@ -486,22 +486,18 @@ class Supervisor(BackgroundService):
 
     async def _consume(self, slot: _Slot, adapter: AnyAdapter) -> None:
         ttl = self._settings.redis.live_ttl_s
-        async for reading in adapter.telemetry():
-            route = self._by_device.get((slot.key, reading.asset_id))
-            if route is None:
-                continue  # retired, or not enrolled here
-            dated, why = date_reading(reading, time.time(), ttl)
-            if dated is None:
-                slot.stale[why] += 1
-                continue
-            if why:
-                slot.rejected_fields[("ts", why)] += 1
-            if dated.available and not adapter.stats.connected:
-                # read before the transport went down: the device is not reachable now
-                dated = replace(dated, available=False)
-            self._batch.add(route, dated)
-            if route.meter:
-                slot.meter_readings += 1
+        key = slot.key
+        async for batch in adapter.telemetry_batches():
+            slot.meter_readings += self._batch.admit(
+                batch,
+                # the routes as they are now: a reconcile replaces the map
+                lambda device: self._by_device.get((key, device)),
+                now=time.time(),
+                ttl=ttl,
+                connected=adapter.stats.connected,
+                stale=slot.stale,
+                rejected=slot.rejected_fields,
+            )
 
     # -- transport state -----------------------------------------------------
 

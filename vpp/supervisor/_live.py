@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -24,6 +25,8 @@ from vpp.state import State
 from vpp.supervisor._routing import AdapterRoute
 
 __all__ = [
+    "FLUSH_INTERVAL_S",
+    "FLUSH_MAX",
     "FUTURE_TOLERANCE_S",
     "IN_FUTURE",
     "LiveBatch",
@@ -39,6 +42,10 @@ log = logging.getLogger("vpp.supervisor")
 FUTURE_TOLERANCE_S = 2.0
 #: The ``reason`` of a ``ts`` dated in the future (vpp_telemetry_fields_rejected_total).
 IN_FUTURE = "in_future"
+#: The supervisor's defaults: readings that make a write due at once, and the
+#: longest a reading waits for its write (seconds).
+FLUSH_MAX = 1000
+FLUSH_INTERVAL_S = 0.1
 
 
 def date_reading(reading: Telemetry, now: float, ttl: float) -> tuple[Telemetry | None, str]:
@@ -129,6 +136,52 @@ class LiveBatch:
         #: assets to mark unavailable with no reading pending: park -> asset -> route
         self._down: dict[str, dict[str, AdapterRoute]] = {}
         self._count = 0
+
+    def admit(
+        self,
+        readings: Iterable[Telemetry],
+        route_of: Callable[[str], AdapterRoute | None],
+        *,
+        now: float,
+        ttl: float,
+        connected: bool,
+        stale: Counter[str],
+        rejected: Counter[tuple[str, str]],
+    ) -> int:
+        """Date and keep one adapter's batch of readings (the supervisor's consumer).
+
+        Args:
+            readings: as the adapter produced them, in arrival order.
+            route_of: the route of a device id of that adapter (None: retired,
+                or not enrolled here: the reading is skipped).
+            now: when the batch reached the supervisor (UNIX seconds).
+            ttl: the live TTL (seconds).
+            connected: whether the adapter's transport is up now (a reading
+                read before it went down is kept unavailable).
+            stale: counts readings already too old, by reason.
+            rejected: counts ``ts`` fields replaced, by ``("ts", reason)``.
+
+        Returns:
+            How many of the readings kept came from meters.
+        """
+        meters = 0
+        for reading in readings:
+            route = route_of(reading.asset_id)
+            if route is None:
+                continue
+            dated, why = date_reading(reading, now, ttl)
+            if dated is None:
+                stale[why] += 1
+                continue
+            if why:
+                rejected[("ts", why)] += 1
+            if dated.available and not connected:
+                # read before the transport went down: the device is not reachable now
+                dated = replace(dated, available=False)
+            self.add(route, dated)
+            if route.meter:
+                meters += 1
+        return meters
 
     def add(self, route: AdapterRoute, reading: Telemetry) -> None:
         """Keep a reading, replacing an older one of the same asset."""

@@ -1,13 +1,15 @@
-"""The live-state batch: coalescing, the size trigger, retired assets, the TTL (real Redis)."""
+"""The live-state batch: admitting, coalescing, the size trigger, retired assets, the TTL."""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 
+from adapters.freshness import Stale
 from adapters.types import DeviceLimits, Telemetry, TelemetrySource
 from vpp.state import State
 from vpp.supervisor import AdapterKey, AdapterRoute
-from vpp.supervisor._live import LiveBatch, live_state
+from vpp.supervisor._live import IN_FUTURE, LiveBatch, live_state
 
 KEY = AdapterKey(TelemetrySource.MODBUS, "p1", "h:502", "modbus-h:502")
 LIMITS = DeviceLimits(p_min_kw=-50, p_max_kw=50, capacity_kwh=200)
@@ -48,3 +50,27 @@ async def test_batch_keeps_the_latest_reading_and_skips_retired(state: State) ->
     assert live["b2"] is None and live["gone"] is None
     assert 0 < await state.redis.pttl(state.park("p1").live("b1")) <= 5000
     assert await batch.flush(state, 5.0, lambda park, asset: True) == 0
+
+
+def test_admit_dates_each_reading_of_a_batch_and_counts_what_it_drops() -> None:
+    batch = LiveBatch(flush_max=1000)
+    stale: Counter[str] = Counter()
+    rejected: Counter[tuple[str, str]] = Counter()
+    now = time.time()
+    meter = AdapterRoute("p1", "m1", "meter", KEY, "m1", LIMITS)
+    routes = {"b1": _route("b1"), "m1": meter}
+    readings = [
+        Telemetry(asset_id="b1", ts=now - 120, power_kw=1.0),  # older than the TTL
+        Telemetry(asset_id="b1", ts=now + 60, power_kw=2.0),  # a clock ahead: re-dated
+        Telemetry(asset_id="m1", ts=now, power_kw=3.0),
+        Telemetry(asset_id="stranger", ts=now, power_kw=4.0),  # not routed: skipped
+    ]
+    meters = batch.admit(
+        readings, routes.get, now=now, ttl=60.0, connected=False, stale=stale, rejected=rejected
+    )
+    assert meters == 1
+    assert stale == {Stale.OLD: 1} and rejected == {("ts", IN_FUTURE): 1}
+    pending = batch._pending["p1"]
+    assert set(pending) == {"b1", "m1"}
+    b1 = pending["b1"][1]
+    assert (b1.power_kw, b1.ts, b1.available) == (2.0, now, False)  # transport down: unavailable

@@ -1,0 +1,208 @@
+"""The MQTT read seam: QoS 0 PUBLISH packets taken off paho's socket in batches.
+
+Frames are parsed here and by paho from the same bytes and must agree; the
+end-to-end tests run the adapter on a real Mosquitto with a burst of raw
+frames, QoS 1 acks and status messages interleaved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+import aiomqtt
+import paho.mqtt.client as paho_client
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from adapters._mqtt_transport import (
+    Publish,
+    ReadAhead,
+    install_read_ahead,
+    take_qos0_publishes,
+)
+from adapters.mqtt_codec import Encoding, Reason, encode_telemetry
+from adapters.sim.loads import LoadSpec
+from adapters.types import DeviceLimits, Setpoint
+from tests.support import MqttRig, eventually
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, digit = n >> 7, n & 0x7F
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _publish(topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> bytes:
+    """An MQTT 3.1.1 PUBLISH packet as a broker sends it."""
+    raw = topic.encode()
+    body = len(raw).to_bytes(2, "big") + raw + (b"\x00\x07" if qos else b"") + payload
+    return bytes([0x30 | qos << 1 | retain]) + _length(len(body)) + body
+
+
+def _paho_reads(data: bytes) -> list[Publish]:
+    """What paho makes of the same bytes, as ``(topic, payload, retain)``."""
+    got: list[Publish] = []
+    client = paho_client.Client(CallbackAPIVersion.VERSION2)
+    client.on_message = lambda _c, _u, m: got.append((m.topic.encode(), bytes(m.payload), m.retain))
+    client._sock = _Feed(data)  # type: ignore[assignment]
+    client._state = paho_client._ConnectionState.MQTT_CS_CONNECTED  # type: ignore[attr-defined]
+    while client._packet_read() == 0:
+        pass
+    client._sock = None
+    return got
+
+
+class _Feed:
+    """A non-blocking socket stand-in that serves ``data`` then has nothing more."""
+
+    def __init__(self, data: bytes, chunk: int = 1 << 20) -> None:
+        self.data, self.at, self.chunk, self.reads = data, 0, chunk, 0
+
+    def recv(self, n: int) -> bytes:
+        if self.at >= len(self.data):
+            raise BlockingIOError
+        self.reads += 1
+        out = self.data[self.at : self.at + min(n, self.chunk)]
+        self.at += len(out)
+        return out
+
+
+def test_take_qos0_publishes_agrees_with_paho_and_stops_where_paho_must_read() -> None:
+    frames = [
+        _publish("vpp/p1/a1/telemetry", b'{"p_kw": 1}'),
+        _publish("vpp/p1/a2/telemetry", b"\x81\xa4p_kw\x02", retain=True),
+        _publish("vpp/p1/\u8868/telemetry", b"x" * 300),  # 2-byte length, UTF-8 topic
+        _publish("vpp/p1/a3/telemetry", b""),
+    ]
+    data = b"".join(frames)
+    out: list[Publish] = []
+    assert take_qos0_publishes(data, out) == (len(data), False)
+    assert out == _paho_reads(data)
+    assert [r for _, _, r in out] == [False, True, False, False]
+
+    qos1 = _publish("vpp/p1/a1/ack", b'{"id": "x"}', qos=1)
+    out.clear()
+    # the QoS 1 packet and all after it are paho's
+    assert take_qos0_publishes(frames[0] + qos1 + frames[1], out) == (len(frames[0]), False)
+    assert len(out) == 1
+
+    for cut in range(1, len(frames[2])):  # a packet cut anywhere waits for its rest
+        out.clear()
+        assert take_qos0_publishes(frames[0] + frames[2][:cut], out) == (len(frames[0]), True)
+    for malformed in (b"\x30\xff\xff\xff\xff\x7f", b"\x30\x01\x00", b"\x30\x03\x00\x09a"):
+        assert take_qos0_publishes(malformed, out) == (0, False)  # paho reports it
+
+
+async def test_read_ahead_hands_telemetry_in_batches_and_leaves_the_rest_to_paho_in_order() -> None:
+    telemetry = [_publish(f"vpp/p1/a{i}/telemetry", b"\x81\xa4p_kw\x01") for i in range(6000)]
+    ack = _publish("vpp/p1/a1/ack", b'{"id": "x", "ok": true}', qos=1)
+    data = b"".join(telemetry[:1000]) + ack + b"".join(telemetry[1000:])
+    feed = _Feed(data, chunk=10_000)  # reads end inside packets
+    batches: list[list[Publish]] = []
+    boundary = [True]
+    wrapper = ReadAhead(
+        feed,  # type: ignore[arg-type]
+        resume=lambda: None,
+        publishes=batches.append,
+        at_boundary=lambda: boundary[0],
+    )
+    # paho's first read at a boundary: the first 1000 go in batches, the ack is paho's
+    assert wrapper.recv(1) == ack[:1]
+    assert sum(map(len, batches)) == 1000
+    boundary[0] = False  # paho reads the rest of the ack itself
+    rest = b""
+    while len(rest) < len(ack) - 1:
+        rest += wrapper.recv(len(ack) - 1 - len(rest))
+    assert ack[:1] + rest == ack
+    boundary[0] = True
+    # the rest goes out a turn at a time, and paho gets no byte of it
+    turns = 0
+    while sum(map(len, batches)) < 6000:
+        with pytest.raises(BlockingIOError):
+            wrapper.recv(1)
+        turns += 1
+        assert wrapper.pending() == 0  # what aiomqtt asks after each read: the turn ends
+        await asyncio.sleep(0)  # the resume it schedules for a cut packet
+    assert feed.at == len(data)
+    got = [topic for batch in batches for topic, _, _ in batch]
+    assert got == [f"vpp/p1/a{i}/telemetry".encode() for i in range(6000)]
+    assert turns >= len(data) // (64 * 1024)  # a turn is bounded, whatever the backlog
+
+
+def _raw_burst(rig: MqttRig, frames: list[bytes]) -> None:
+    """Publish pre-built QoS 0 frames from a plain socket, as fast as it takes them."""
+
+    def utf8(text: str) -> bytes:
+        return len(text.encode()).to_bytes(2, "big") + text.encode()
+
+    body = utf8("MQTT") + bytes([4, 0x02, 0, 60]) + utf8(f"burst-{time.time_ns()}")
+    with socket.create_connection((rig.host, rig.port), timeout=10) as sock:
+        sock.sendall(b"\x10" + _length(len(body)) + body)
+        assert sock.recv(4)[:1] == b"\x20"
+        sock.sendall(b"".join(frames))
+        sock.sendall(b"\xc0\x00")  # PINGREQ: answered once the broker read all before it
+        assert sock.recv(2) == b"\xd0\x00"
+        sock.sendall(b"\xe0\x00")
+
+
+async def test_a_burst_of_telemetry_is_read_whole_with_bad_fields_counted(mqtt: MqttRig) -> None:
+    assets = {f"a{i:03d}": DeviceLimits(p_min_kw=0, p_max_kw=100) for i in range(200)}
+    good = encode_telemetry(p_kw=5.0, e_kwh=1.0, max_kw=50.0, encoding=Encoding.MSGPACK)
+    bad_soc = encode_telemetry(p_kw=6.0, soc=55.0, encoding=Encoding.JSON)  # percent, not 0..1
+    frames = [
+        _publish(mqtt.topics.telemetry(f"a{i % 200:03d}"), bad_soc if i == 777 else good)
+        for i in range(5000)
+    ]
+    frames.append(_publish(mqtt.topics.telemetry("stranger"), good))  # not enrolled: ignored
+    frames.append(_publish(mqtt.topics.telemetry("a001"), b"\xc1"))  # undecodable
+    async with mqtt.adapter(assets) as adapter:
+        await asyncio.to_thread(_raw_burst, mqtt, frames)
+        readings = []
+        async with asyncio.timeout(20):
+            async for batch in adapter.telemetry_batches():
+                readings.extend(batch)
+                if len(readings) >= 5000:
+                    break
+        assert len(readings) == 5000
+        assert adapter.stats.messages == 5000
+        assert adapter.stats.bad_payloads == 1
+        assert adapter.stats.rejected_fields == {("soc", Reason.OUT_OF_RANGE.value): 1}
+        kept = readings[777]  # the bad field cost that field, not the reading
+        assert (kept.asset_id, kept.power_kw, kept.soc) == ("a177", 6.0, None)
+        assert {r.power_kw for i, r in enumerate(readings) if i != 777} == {5.0}
+        assert adapter.last("a199") is not None
+
+
+async def test_setpoints_are_acked_while_telemetry_floods_the_same_connection(
+    mqtt: MqttRig,
+) -> None:
+    specs = [LoadSpec(asset_id=f"hvac-{i}", ramp_kw_per_s=50.0) for i in range(3)]
+    loads = [s.asset_id for s in specs]
+    assets = {a: DeviceLimits(p_min_kw=10, p_max_kw=80) for a in loads}
+    async with (
+        mqtt.adapter(assets) as adapter,
+        mqtt.fleet(specs, period_s=0.05, encoding=Encoding.MSGPACK),
+    ):
+        await eventually(lambda: all(adapter.last(a) is not None for a in loads), within_s=10)
+        flood = [
+            _publish(mqtt.topics.telemetry("hvac-0"), encode_telemetry(p_kw=40.0))
+            for _ in range(20_000)
+        ]
+        burst = asyncio.create_task(asyncio.to_thread(_raw_burst, mqtt, flood))
+        confirmations = await asyncio.gather(
+            *(adapter.apply(Setpoint(asset_id=a, power_kw=30.0)) for a in loads)
+        )
+        await burst
+        assert all(c.confirmed for c in confirmations), confirmations
+
+
+async def test_install_read_ahead_leaves_a_client_of_another_shape_alone() -> None:
+    client = aiomqtt.Client("127.0.0.1")
+    assert install_read_ahead(client, lambda batch: None) is False  # not connected: no socket

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
 import logging
 import os
@@ -35,7 +36,7 @@ import socket
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,7 @@ from tests.benchmarks.support import (
     REDIS_URL,
     add_verbose,
     configure_logging,
+    cpu_seconds,
     default_device_procs,
     device_processes,
     free_ports,
@@ -384,6 +386,35 @@ async def _devices(args: argparse.Namespace) -> None:
     )
 
 
+def _median_of(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 2) if known else None
+
+
+def _cpu_spent(before: Sequence[float | None], after: Sequence[float | None]) -> dict[str, Any]:
+    """CPU seconds spent in a round: this (the adapters') process, then each device process."""
+    spent = [
+        None if a is None or b is None else round(b - a, 2)
+        for a, b in zip(before, after, strict=True)
+    ]
+    return {"adapters": spent[0], "devices": spent[1:]}
+
+
+@contextlib.contextmanager
+def _profiled(path: str | None, label: str) -> Iterator[None]:
+    """cProfile this process for the block into ``PATH.LABEL.pstats`` (no-op without a path)."""
+    if not path:
+        yield
+        return
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        yield
+    finally:
+        profile.disable()
+        profile.dump_stats(f"{path}.{label}.pstats")
+
+
 def device_args(
     *,
     devices: int,
@@ -447,7 +478,7 @@ async def bench_rtt(args: argparse.Namespace) -> dict[str, Any]:
     # the Modbus adapters connect once every shard's gateways listen
     async with (
         park.ocpp,
-        device_processes(_MODULE, child, listen, timeout_s=args.timeout),
+        device_processes(_MODULE, child, listen, timeout_s=args.timeout) as children,
         park.mqtt,
         contextlib.AsyncExitStack() as stack,
     ):
@@ -464,10 +495,14 @@ async def bench_rtt(args: argparse.Namespace) -> dict[str, Any]:
                 f"processes ({ready_s:.1f} s)",
                 flush=True,
             )
+            pids = [os.getpid(), *(c.pid for c in children)]
             for i in range(args.repeats):
-                result = await asyncio.wait_for(
-                    setpoint_round(park, args.concurrency), args.timeout
-                )
+                cpu_before = [cpu_seconds(pid) for pid in pids]
+                with _profiled(args.profile, f"round{i + 1}"):
+                    result = await asyncio.wait_for(
+                        setpoint_round(park, args.concurrency), args.timeout
+                    )
+                result["cpu_s"] = _cpu_spent(cpu_before, [cpu_seconds(pid) for pid in pids])
                 rounds.append(result)
                 print(
                     f"rtt round {i + 1}: wall {result['wall_s']} s, "
@@ -475,7 +510,9 @@ async def bench_rtt(args: argparse.Namespace) -> dict[str, Any]:
                         f"{p} p50 {result[p]['p50_ms']} ms p95 {result[p]['p95_ms']} ms "
                         f"({result[p]['confirmed']}/{result[p]['devices']})"
                         for p in park.setpoints
-                    ),
+                    )
+                    + f"; CPU s adapters {result['cpu_s']['adapters']}, "
+                    f"devices {result['cpu_s']['devices']}",
                     flush=True,
                 )
                 await asyncio.sleep(1.0)
@@ -493,6 +530,10 @@ async def bench_rtt(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "rounds": rounds,
         "wall_s_median": statistics.median(r["wall_s"] for r in rounds) if rounds else None,
+        "adapters_cpu_s_median": _median_of(r["cpu_s"]["adapters"] for r in rounds),
+        "devices_cpu_s_median": _median_of(
+            sum(v for v in r["cpu_s"]["devices"] if v is not None) for r in rounds
+        ),
     }
     for protocol in ("mqtt", "modbus", "ocpp"):
         for key in ("p50_ms", "p95_ms"):
@@ -541,6 +582,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--timeout", type=float, default=120.0, help="bound on every phase (s)")
     p.add_argument("--only", choices=("ingest", "rtt"), default=None)
+    p.add_argument(
+        "--profile",
+        default=None,
+        metavar="PATH",
+        help="cProfile this process during each rtt round into PATH.roundN.pstats",
+    )
     add_verbose(p)
     p.add_argument(
         "--role", choices=("main", "publisher", "devices"), default="main", help=argparse.SUPPRESS
@@ -575,7 +622,9 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 f"{p} p50 {r[f'{p}_p50_ms_median']} ms p95 {r[f'{p}_p95_ms_median']} ms"
                 for p in ("mqtt", "modbus", "ocpp")
             )
-            + f"; all confirmed in {r['wall_s_median']} s",
+            + f"; all confirmed in {r['wall_s_median']} s; CPU per round: adapters "
+            f"{r['adapters_cpu_s_median']} s, {r['device_procs']} device processes "
+            f"{r['devices_cpu_s_median']} s",
             flush=True,
         )
     return report

@@ -41,6 +41,7 @@ __all__ = [
     "add_verbose",
     "child_process",
     "configure_logging",
+    "cpu_seconds",
     "default_device_procs",
     "device_processes",
     "free_ports",
@@ -168,6 +169,21 @@ def child_process(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, s) process ``pid`` has used so far; None where unknown.
+
+    Read from ``/proc/PID/stat`` (Linux); a benchmark takes the difference
+    around a phase to say which process spent the time.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # after the command: state is field 3, utime 14 and stime 15 (1-based)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def default_device_procs() -> int:

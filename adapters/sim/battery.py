@@ -269,18 +269,20 @@ class ModbusBatteryServer:
             registers: list[int],
             set_values: list[int] | list[bool] | None,
         ) -> ExcCodes | None:
-            del function_code, count
+            del function_code
             if model.fault is Fault.SILENT:
                 raise NoSuchIdException(f"unit {spec.unit_id} is silent")
             if model.fault is Fault.GATEWAY_NO_RESPONSE:
                 return ExcCodes.GATEWAY_NO_RESPONSE
             model.step()
             at = spec.base + _OFF802 - start_address
-            block = M802.encode({**model.values_802()})
-            for name, raw in model.overrides.items():
-                point = M802.points[name]
-                block[point.offset] = raw
-            registers[at : at + len(block)] = block
+            if address < spec.base + _OFF802 + M802.size and address + count > spec.base + _OFF802:
+                # only a request that reads model 802 needs it encoded afresh
+                block = M802.encode({**model.values_802()})
+                for name, raw in model.overrides.items():
+                    point = M802.points[name]
+                    block[point.offset] = raw
+                registers[at : at + len(block)] = block
             if set_values:
                 off = address - start_address
                 registers[off : off + len(set_values)] = [int(v) for v in set_values]

@@ -461,6 +461,7 @@ async def bench_rtt(args: argparse.Namespace) -> dict[str, Any]:
         mqtt_root=root,
         csms_port=csms_port,
         poll_s=args.poll,
+        modbus_connections=args.modbus_connections,
     )
     child = device_args(
         devices=args.devices,
@@ -572,6 +573,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=2000, help="readings per Redis pipeline")
     p.add_argument("--units-per-gateway", type=int, default=50, help="batteries per Modbus port")
     p.add_argument("--poll", type=float, default=1.0, help="Modbus poll period (s)")
+    p.add_argument(
+        "--modbus-connections", type=int, default=4, help="TCP connections per Modbus gateway"
+    )
     p.add_argument("--device-period", type=float, default=5.0, help="sim telemetry period (s)")
     p.add_argument("--concurrency", type=int, default=1000, help="setpoints in flight")
     p.add_argument(

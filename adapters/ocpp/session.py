@@ -64,9 +64,14 @@ _Payload = dict[str, Any]
 _SALVAGED = frozenset({"MeterValues", "TransactionEvent", "NotifyEVChargingNeeds"})
 
 
-def on(action: str) -> Callable[[_Handler], _Handler]:
-    """The library's ``@on`` routing decorator, typed (the simulator's charge points use it)."""
-    return cast(Callable[[_Handler], _Handler], _ocpp_on(action))
+def on(action: str, *, skip_schema_validation: bool = False) -> Callable[[_Handler], _Handler]:
+    """The library's ``@on`` routing decorator, typed (the simulator's charge points use it).
+
+    ``skip_schema_validation`` leaves the request's and the response's schema
+    checks to the caller (the simulator checks requests with :func:`schema_error`).
+    """
+    decorator = _ocpp_on(action, skip_schema_validation=skip_schema_validation)
+    return cast(Callable[[_Handler], _Handler], decorator)
 
 
 @functools.cache

@@ -11,13 +11,16 @@ Two measurements, printed and written as JSON (``--out``):
   afterwards). The rate is messages over the time between the first and the
   last one the consumer saw. Publisher, broker, adapter and Redis share the
   machine's cores: the numbers are for the whole chain on this box.
-* **rtt**: ``--device-procs`` device *processes* (default: one per core, at
-  least 2) each run a shard of a generated park (batteries on SunSpec Modbus
+* **rtt**: ``--device-procs`` device *processes* (default: one per core, 2
+  to 8) each run a shard of a generated park (batteries on SunSpec Modbus
   gateways, OCPP chargers, MQTT load gateways; ``adapters.sim.shard_park`` and
   ``adapters.sim.run_park``) while this process runs the three adapters and
-  the CSMS. One setpoint goes
-  to every device at once; per protocol it reports p50/p95 of
-  ``Confirmation.rtt_s`` and the wall time until all were confirmed.
+  the CSMS. One setpoint goes to every device at once; per protocol it
+  reports p50/p95 of ``Confirmation.rtt_s`` and the wall time until all were
+  confirmed, and per round the CPU seconds this process and each device
+  process spent (``/proc``): on a shared machine the wall times follow the
+  other work, the CPU seconds say what the round itself cost and where.
+  ``--profile PATH`` writes a cProfile of this process per round.
 
 Every loop is bounded by a timeout; child processes are terminated and Redis
 keys deleted on the way out.
@@ -582,7 +585,7 @@ def _parser() -> argparse.ArgumentParser:
         "--device-procs",
         type=int,
         default=default_device_procs(),
-        help="processes the simulated park is split over (default: one per core, at least 2)",
+        help="processes the simulated park is split over (default: one per core, 2 to 8)",
     )
     p.add_argument("--timeout", type=float, default=120.0, help="bound on every phase (s)")
     p.add_argument("--only", choices=("ingest", "rtt"), default=None)

@@ -187,14 +187,14 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 def default_device_procs() -> int:
-    """Device processes a benchmark starts unless told: one per core, at least 2.
+    """Device processes a benchmark starts unless told: one per core, at least 2, at most 8.
 
     The simulators are cheap between rounds and busy only during a setpoint
     burst, when the adapters' process is busy too; one process per core lets
-    the operating system spread the burst. More only adds context switches on
-    a small machine (see the adapters benchmark's ``--device-procs``).
+    the operating system spread the burst, and more only adds context
+    switches (on this project's 2-core machine: 2).
     """
-    return max(2, os.cpu_count() or 1)
+    return min(8, max(2, os.cpu_count() or 1))
 
 
 def parse_shard(text: str) -> tuple[int, int]:

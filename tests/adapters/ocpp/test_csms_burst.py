@@ -14,6 +14,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from ocpp.messages import Call, MessageType
 
 from adapters.ocpp import ChargerSettings, OcppCsmsAdapter
 from adapters.ocpp.csms import PATH_PREFIX
@@ -113,3 +114,29 @@ def test_schema_check_keeps_the_packages_verdicts() -> None:
     wrong = schema_error("Heartbeat", {"x": 1}, "2.1")
     assert wrong is not None and type(wrong).__name__ == "FormatViolationError"
     assert type(schema_error("NoSuchAction", {}, "2.1")).__name__ == "NotSupportedError"
+
+
+async def test_simulated_charger_refuses_a_request_its_schema_rejects() -> None:
+    spec = SPECS[1]
+    async with (
+        _csms() as csms,
+        SimCharger(
+            url=f"ws://127.0.0.1:{csms.port}{PATH_PREFIX}",
+            spec=spec,
+            clock=SimClock(time_scale=1),
+            period_s=0.2,
+            backoff_base=0.05,
+        ) as sim,
+    ):
+        await eventually(lambda: spec.cp_id in csms.connected_chargers, within_s=30)
+        session = csms._sessions[spec.cp_id]
+        # past the CSMS's own check, straight onto the wire: evseId must be an integer
+        bad = Call(unique_id="bad-1", action="SetChargingProfile", payload={"evseId": "one"})
+        await session._send(bad.to_json())
+        answer = await session._get_specific_response("bad-1", 5)
+        assert answer.message_type_id == MessageType.CallError
+        assert answer.error_code in ("TypeConstraintViolation", "OccurrenceConstraintViolation")
+        assert sim.profile_kw is None
+        # a valid one right after is handled as ever
+        ok = await csms.apply(Setpoint(asset_id=spec.cp_id, power_kw=-5.0))
+        assert ok.confirmed and sim.profile_kw == pytest.approx(-5.0)

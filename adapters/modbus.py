@@ -4,7 +4,9 @@ One adapter serves every unit behind one host (a battery, a meter, or a
 gateway with many unit ids) over a few TCP connections (``connections``; a
 Modbus client carries one request at a time, a gateway takes several
 clients). Requests borrow a connection per request; setpoints go before
-waiting polls (:class:`~adapters._pool.LendingPool`).
+waiting polls, and no poll starts while a setpoint is on the wire
+(:class:`~adapters._pool.LendingPool`): a burst to every unit has the
+connections, the gateway and the event loop to itself.
 
 Each unit is served by its own loop, so one unit's failure never silences
 another on the shared connection: it finds the ``SunS`` marker (40000, then

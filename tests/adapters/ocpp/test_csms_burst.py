@@ -51,18 +51,19 @@ def _csms() -> OcppCsmsAdapter:
     return OcppCsmsAdapter(port=0, chargers=chargers, call_timeout_s=3)
 
 
+def _sim(csms: OcppCsmsAdapter, spec: ChargerSpec) -> SimCharger:
+    return SimCharger(
+        url=f"ws://127.0.0.1:{csms.port}{PATH_PREFIX}",
+        spec=spec,
+        clock=SimClock(time_scale=1),
+        period_s=0.2,
+        backoff_base=0.05,
+    )
+
+
 async def test_burst_confirms_every_charger_and_a_stalled_one_holds_no_other() -> None:
     async with _csms() as csms:
-        sims = [
-            SimCharger(
-                url=f"ws://127.0.0.1:{csms.port}{PATH_PREFIX}",
-                spec=spec,
-                clock=SimClock(time_scale=1),
-                period_s=0.2,
-                backoff_base=0.05,
-            )
-            for spec in SPECS
-        ]
+        sims = [_sim(csms, spec) for spec in SPECS]
         for sim in sims:
             await sim.__aenter__()
         try:
@@ -118,16 +119,7 @@ def test_schema_check_keeps_the_packages_verdicts() -> None:
 
 async def test_simulated_charger_refuses_a_request_its_schema_rejects() -> None:
     spec = SPECS[1]
-    async with (
-        _csms() as csms,
-        SimCharger(
-            url=f"ws://127.0.0.1:{csms.port}{PATH_PREFIX}",
-            spec=spec,
-            clock=SimClock(time_scale=1),
-            period_s=0.2,
-            backoff_base=0.05,
-        ) as sim,
-    ):
+    async with _csms() as csms, _sim(csms, spec) as sim:
         await eventually(lambda: spec.cp_id in csms.connected_chargers, within_s=30)
         session = csms._sessions[spec.cp_id]
         # past the CSMS's own check, straight onto the wire: evseId must be an integer

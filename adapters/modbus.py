@@ -4,7 +4,9 @@ One adapter serves every unit behind one host (a battery, a meter, or a
 gateway with many unit ids) over a few TCP connections (``connections``; a
 Modbus client carries one request at a time, a gateway takes several
 clients). Requests borrow a connection per request; setpoints go before
-waiting polls (:class:`~adapters._pool.LendingPool`).
+waiting polls, and no poll starts while a setpoint is on the wire
+(:class:`~adapters._pool.LendingPool`): a burst to every unit has the
+connections, the gateway and the event loop to itself.
 
 Each unit is served by its own loop, so one unit's failure never silences
 another on the shared connection: it finds the ``SunS`` marker (40000, then
@@ -23,11 +25,17 @@ and not re-openable) takes every unit down and reconnects them together.
 Setpoints go out through 704 in one write of ``WSetEna, WSetMod, WSet,
 WSetRvrt, WSetPct, WSetPctRvrt, WSetEnaRvrt, WSetRvrtTms`` and are confirmed
 by reading the 704 block back, equal within the device's resolution
-(``10**WSet_SF`` W). A device whose ``WSet_SF`` is not implemented takes no
-setpoint ("setpoint not supported"). With a revert timer of ``revert_s`` the
-device drops a setpoint that is not renewed, so the adapter rewrites every
-active setpoint each ``refresh_s`` until its hold ends: if the service dies,
-the battery falls back to idle by itself.
+(``10**WSet_SF`` W). Write and read-back go as one read/write request
+(function 23, one round trip) to a unit that takes it, else as a write and a
+read (a unit that refuses function 23 once is written and read apart from
+then on; :attr:`UnitHealth.write_read_combined` says which). The pymodbus
+client carries one request per connection at a time and gateways commonly
+answer one at a time, so round trips are cut, not pipelined. A device whose
+``WSet_SF`` is not implemented takes no setpoint ("setpoint not supported").
+With a revert timer of ``revert_s`` the device drops a setpoint that is not
+renewed, so the adapter rewrites every active setpoint each ``refresh_s``
+until its hold ends: if the service dies, the battery falls back to idle by
+itself.
 
 Meters measure and take no setpoint: ``apply`` refuses one ("a meter takes
 no setpoint", nothing is written) and ``release`` has nothing to hand back
@@ -160,6 +168,9 @@ class UnitHealth:
             battery) or the energy accumulator that advanced (a meter).
         setpoint_sign_disagreements: readings in which ``ChaSt`` went against the
             active setpoint for ``_AGAINST_READINGS`` readings in a row or more.
+        write_read_combined: whether its setpoints go out as one read/write
+            request (function 23; True), as a write and a read (False), or it
+            has taken none yet (None).
     """
 
     answering: bool | None
@@ -168,6 +179,7 @@ class UnitHealth:
     last_error: str
     sign_disagreements: int
     setpoint_sign_disagreements: int
+    write_read_combined: bool | None = None
 
 
 class _UnitFault(DeviceError):
@@ -234,6 +246,8 @@ class _Unit:
     dropped: set[tuple[str, str]] = field(default_factory=set)
     #: a meter's (TotWhImp, TotWhExp) at its last reading, in Wh
     energy_wh: tuple[float | None, float | None] = (None, None)
+    #: setpoints as one function-23 request (True), as write + read (False), untried (None)
+    combined: bool | None = None
 
 
 class ModbusAdapter(BookedService):
@@ -304,6 +318,7 @@ class ModbusAdapter(BookedService):
             last_error=unit.last_error,
             sign_disagreements=unit.sign_disagreements,
             setpoint_sign_disagreements=unit.setpoint_disagreements,
+            write_read_combined=unit.combined,
         )
 
     async def apply(self, setpoint: Setpoint) -> Confirmation:
@@ -405,18 +420,53 @@ class ModbusAdapter(BookedService):
             offset, regs = M704.encode_range("WSetEna", "WSetRvrtTms", values, where.sfs704)
         except EncodeError as exc:
             raise _Refused(f"setpoint not supported: {exc}") from exc
-        uid = unit.spec.unit_id
         async with self._borrow(urgent=urgent) as client:
-            await self._request(
-                client, lambda c: c.write_registers(at704 + offset, regs, device_id=uid)
-            )
-            # the whole block: decoded with the scale factors the device has now
-            back = M704.read(await self._read_block(client, uid, at704, M704.size))
+            # the whole block read back: decoded with the scale factors the device has now
+            back = M704.read(await self._write_read(client, unit, at704, at704 + offset, regs))
         wset = back.number("WSet")
         if power_kw is not None and back.integer("WSetEna") == 0:
             wset = None  # the device kept the setpoint disabled: not taken, whatever WSet says
         step_kw = back.steps.get("WSet", step_w or 1.0) / 1000.0
         return (None if wset is None else from_device_w(wset, sign)), step_kw
+
+    async def _write_read(
+        self, client: AsyncModbusTcpClient, unit: _Unit, at704: int, at: int, regs: list[int]
+    ) -> list[int]:
+        """Write ``regs`` at ``at``, then read the 704 block back: one round trip where it can.
+
+        A unit is first asked with one read/write request (function 23: the
+        device writes, then reads, in one transaction). If that fails before
+        it ever worked (exception 01 "illegal function", no answer, any unit
+        fault) the unit is written and read separately from then on, the
+        failed setpoint included; once function 23 has worked for a unit, its
+        failures are the unit's like any other request's.
+
+        Raises:
+            _UnitFault: the unit failed the write or the read.
+            _HostLost: the connection is gone.
+        """
+        uid, size = unit.spec.unit_id, M704.size
+        if unit.combined is not False:
+            try:
+                regs_back = await self._request(
+                    client,
+                    lambda c: c.readwrite_registers(
+                        read_address=at704, read_count=size, write_address=at,
+                        values=regs, device_id=uid,
+                    ),
+                )  # fmt: skip
+            except _UnitFault as exc:
+                if unit.combined:
+                    raise
+                log.info("%s: no function 23 (%s); writing and reading apart", unit.asset_id, exc)
+                unit.combined = False
+            else:
+                if len(regs_back) < size:
+                    raise _UnitFault(f"{size} registers asked, {len(regs_back)} read", dead=False)
+                unit.combined = True
+                return regs_back
+        await self._request(client, lambda c: c.write_registers(at, regs, device_id=uid))
+        return await self._read_block(client, uid, at704, size)
 
     @contextlib.asynccontextmanager
     async def _borrow(self, *, urgent: bool) -> AsyncIterator[AsyncModbusTcpClient]:

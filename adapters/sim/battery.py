@@ -51,6 +51,8 @@ STATE_CONNECTED, STATE_SOC_PROTECTION = 3, 5
 #: 802 ``ChaSt`` values.
 CHAST_EMPTY, CHAST_DISCHARGING, CHAST_CHARGING, CHAST_FULL, CHAST_HOLDING = 2, 3, 4, 5, 6
 _SF = {"SoC_SF": -1, "AHRtg_SF": 0}
+#: Modbus function 23: read/write multiple registers.
+_READ_WRITE = 23
 
 
 class Fault(StrEnum):
@@ -78,6 +80,9 @@ class BatterySpec:
         power_sign: the sign convention of its 802 ``W``.
         setpoint_sign: the sign convention of its 704 ``WSet``.
         wset_sf: its 704 ``WSet_SF`` (None: not implemented, 0x8000).
+        function_23: whether it takes read/write requests (Modbus function 23);
+            without, it answers them with exception 01 (illegal function), as a
+            device that does not implement a function must.
     """
 
     asset_id: str
@@ -91,6 +96,7 @@ class BatterySpec:
     power_sign: PowerSign = PowerSign.CHARGE_POSITIVE
     setpoint_sign: PowerSign = PowerSign.DISCHARGE_POSITIVE
     wset_sf: int | None = 0
+    function_23: bool = True
 
 
 @dataclass
@@ -269,18 +275,21 @@ class ModbusBatteryServer:
             registers: list[int],
             set_values: list[int] | list[bool] | None,
         ) -> ExcCodes | None:
-            del function_code, count
+            if function_code == _READ_WRITE and not spec.function_23:
+                return ExcCodes.ILLEGAL_FUNCTION
             if model.fault is Fault.SILENT:
                 raise NoSuchIdException(f"unit {spec.unit_id} is silent")
             if model.fault is Fault.GATEWAY_NO_RESPONSE:
                 return ExcCodes.GATEWAY_NO_RESPONSE
             model.step()
             at = spec.base + _OFF802 - start_address
-            block = M802.encode({**model.values_802()})
-            for name, raw in model.overrides.items():
-                point = M802.points[name]
-                block[point.offset] = raw
-            registers[at : at + len(block)] = block
+            if address < spec.base + _OFF802 + M802.size and address + count > spec.base + _OFF802:
+                # only a request that reads model 802 needs it encoded afresh
+                block = M802.encode({**model.values_802()})
+                for name, raw in model.overrides.items():
+                    point = M802.points[name]
+                    block[point.offset] = raw
+                registers[at : at + len(block)] = block
             if set_values:
                 off = address - start_address
                 registers[off : off + len(set_values)] = [int(v) for v in set_values]

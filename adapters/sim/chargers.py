@@ -16,13 +16,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import ocpp.messages
 import websockets
 from ocpp.exceptions import OCPPError
+from ocpp.messages import Call, MessageType
 from ocpp.v21 import ChargePoint as ChargePoint21
 from ocpp.v21 import call as call21
 from ocpp.v201 import ChargePoint as ChargePoint201
@@ -32,12 +36,19 @@ from websockets.asyncio.client import connect
 from adapters.backoff import Backoff
 from adapters.lifecycle import BackgroundService
 from adapters.ocpp.profiles import V21
-from adapters.ocpp.session import on
+from adapters.ocpp.session import on, schema_error
 from adapters.sim._clock import SimClock
 
 __all__ = ["ChargerSpec", "SimCharger"]
 
 log = logging.getLogger("adapters.sim.chargers")
+
+# The ``ocpp`` package checks every message's schema in a thread pool unless
+# told otherwise: a thousand simulated chargers then spend their process's
+# time handing checks to threads and back. Check in the loop (the service's
+# CSMS does its own checks, adapters.ocpp.session.schema_error, and is not
+# affected by this setting).
+ocpp.messages.ASYNC_VALIDATION = False
 _tx_ids = itertools.count(1)
 
 
@@ -81,16 +92,46 @@ class _Ev:
 
 
 class _SimCpMixin:
-    sim: SimCharger
+    """The CSMS's calls a simulated charge point answers.
 
-    @on("SetChargingProfile")
+    Their requests are checked against the OCPP schemas before the ``ocpp``
+    package routes them, with the compiled checks of
+    :func:`adapters.ocpp.session.schema_error` (the package's own check is
+    skipped for them: a burst of a thousand profiles would otherwise cost the
+    device process about a millisecond each); a request that fails is
+    answered with its CALLERROR and not handled.
+    """
+
+    sim: SimCharger
+    id: str
+    route_map: dict[str, dict[str, Any]]
+    _ocpp_version: str
+    _send: Callable[[str], Awaitable[None]]
+
+    async def route_message(self, raw_msg: str) -> None:
+        try:
+            message = json.loads(raw_msg)
+        except ValueError:
+            message = None
+        if isinstance(message, list) and len(message) == 4 and message[0] == MessageType.Call:
+            _, unique_id, action, payload = message
+            if self.route_map.get(str(action), {}).get("_skip_schema_validation"):
+                error = schema_error(str(action), payload, self._ocpp_version)
+                if error is not None:
+                    log.warning("%s: %s request refused: %s", self.id, action, error.details)
+                    call = Call(unique_id=unique_id, action=action, payload=payload)
+                    await self._send(call.create_call_error(error).to_json())
+                    return
+        await super().route_message(raw_msg)  # type: ignore[misc]
+
+    @on("SetChargingProfile", skip_schema_validation=True)
     def on_set_profile(self, evse_id: int, charging_profile: dict[str, Any], **_: Any) -> Any:
         period = charging_profile["charging_schedule"][0]["charging_schedule_period"][0]
         watts = period.get("setpoint", period.get("limit"))
         ok = watts is not None and self.sim.accept_profile(float(watts) / 1000.0)
         return self.sim.results.SetChargingProfile(status="Accepted" if ok else "Rejected")
 
-    @on("ClearChargingProfile")
+    @on("ClearChargingProfile", skip_schema_validation=True)
     def on_clear_profile(self, **_: Any) -> Any:
         self.sim.profile_kw = None
         return self.sim.results.ClearChargingProfile(status="Accepted")

@@ -89,6 +89,8 @@ UNIMPLEMENTED: Mapping[str, int] = {
 }
 _SIGNED = frozenset({"int16", "int32", "int64", "sunssf"})
 _FLOATS = {"float32": ">f", "float64": ">d"}
+#: The integer types' sentinels (what :func:`decode_point` reads without building bytes).
+_INT_SENTINEL: Mapping[str, int] = {k: v for k, v in UNIMPLEMENTED.items() if k not in _FLOATS}
 #: Types decoded to text: all-zero registers mean "not implemented".
 _TEXT = frozenset({"string", "ipv6addr", "eui48"})
 
@@ -309,9 +311,23 @@ def decode_point(point: Point, words: Sequence[int]) -> tuple[Value, str | None]
         one: its type's "not implemented" value, a ``sunssf`` outside -10..10,
         a NaN float, all-zero text, too few registers or an unknown type.
     """
-    if len(words) < point.size:
+    size, kind = point.size, point.type
+    if len(words) < size:
         return None, OUT_OF_RANGE
-    if point.type == "pad":
+    sentinel = _INT_SENTINEL.get(kind)
+    if sentinel is not None:
+        # integer types (the bulk of every block): shifts, no bytes built
+        value = 0
+        for word in words[:size]:
+            value = (value << 16) | (word & 0xFFFF)
+        if value == sentinel:
+            return None, NOT_IMPLEMENTED
+        if kind in _SIGNED and value >= 1 << (16 * size - 1):
+            value -= 1 << (16 * size)
+        if kind == "sunssf" and value not in SF_RANGE:
+            return None, OUT_OF_RANGE
+        return value, None
+    if kind == "pad":
         return None, NOT_IMPLEMENTED
     data = b"".join((w & 0xFFFF).to_bytes(2, "big") for w in words[: point.size])
     if point.type in _TEXT:

@@ -55,6 +55,7 @@ def park_adapters(
     mqtt_root: str,
     csms_port: int = 0,
     poll_s: float = 1.0,
+    modbus_connections: int = 4,
 ) -> ParkAdapters:
     """Build the three adapters for a simulated park, plus one setpoint per device.
 
@@ -65,6 +66,7 @@ def park_adapters(
         mqtt_root: topic root the gateways use.
         csms_port: port the CSMS listens on (0: any free one).
         poll_s: Modbus poll period.
+        modbus_connections: TCP connections per Modbus gateway.
     """
     loads = {s.asset_id: DeviceLimits(p_min_kw=s.p_min_kw, p_max_kw=s.p_max_kw) for s in spec.loads}
     endpoints: dict[tuple[str, int], dict[str, ModbusUnit]] = {}
@@ -98,7 +100,14 @@ def park_adapters(
             ack_timeout_s=30.0,
         ),
         modbus=[
-            ModbusAdapter(host=h, port=p, units=u, poll_s=poll_s, timeout_s=10.0)
+            ModbusAdapter(
+                host=h,
+                port=p,
+                units=u,
+                poll_s=poll_s,
+                timeout_s=10.0,
+                connections=modbus_connections,
+            )
             for (h, p), u in endpoints.items()
         ],
         ocpp=OcppCsmsAdapter(port=csms_port, chargers=chargers, call_timeout_s=30.0),

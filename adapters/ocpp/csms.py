@@ -154,6 +154,8 @@ class OcppCsmsAdapter(BackgroundService):
             subprotocols=[websockets.Subprotocol(p) for p in OCPP_SUBPROTOCOLS],
             process_request=self._authenticate,
             ping_interval=20,
+            # OCPP frames are small: deflating each costs both ends more CPU than it saves
+            compression=None,
         )
         self.port = int(next(iter(self._server.sockets)).getsockname()[1])
         self._task_name = f"ocpp-csms-{self.host}:{self.port}"

@@ -10,7 +10,8 @@ is an async context manager whose physics run in simulated time
 runs a whole :class:`SimParkSpec` until cancelled, made from a park file that
 ``vpp.parkfile`` read and validated (:func:`park_spec`) or generated at any
 size (:func:`generate_park`, for load tests); ``vpp simulate`` runs a park
-file's devices from the command line.
+file's devices from the command line; :func:`shard_park` splits a park over
+several processes.
 """
 
 from adapters.sim.battery import BatteryModel, BatterySpec, Fault, ModbusBatteryServer
@@ -26,6 +27,7 @@ from adapters.sim.park import (
     generate_park,
     park_spec,
     run_park,
+    shard_park,
 )
 
 __all__ = [
@@ -48,4 +50,5 @@ __all__ = [
     "generate_park",
     "park_spec",
     "run_park",
+    "shard_park",
 ]

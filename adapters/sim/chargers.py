@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import ocpp.messages
 import websockets
 from ocpp.exceptions import OCPPError
 from ocpp.v21 import ChargePoint as ChargePoint21
@@ -38,6 +39,13 @@ from adapters.sim._clock import SimClock
 __all__ = ["ChargerSpec", "SimCharger"]
 
 log = logging.getLogger("adapters.sim.chargers")
+
+# The ``ocpp`` package checks every message's schema in a thread pool unless
+# told otherwise: a thousand simulated chargers then spend their process's
+# time handing checks to threads and back. Check in the loop (the service's
+# CSMS does its own checks, adapters.ocpp.session.schema_error, and is not
+# affected by this setting).
+ocpp.messages.ASYNC_VALIDATION = False
 _tx_ids = itertools.count(1)
 
 

@@ -7,6 +7,9 @@ simulates by name, applies no default of its own, and skips kinds it does not
 simulate (``pv`` for now, and a meter without a connection: it is filled by
 import only). :func:`generate_park` builds a park of any size;
 :func:`run_park` starts every device and runs until cancelled.
+:func:`shard_park` splits a park into shards that run in separate processes
+(each its own :func:`run_park`), so that one event loop of simulators is not
+what a benchmark measures.
 
 A simulated meter reads its enterprise: every simulated device of the same
 owner plus a base load no asset is enrolled for (:mod:`adapters.sim.meters`).
@@ -47,6 +50,7 @@ __all__ = [
     "generate_park",
     "park_spec",
     "run_park",
+    "shard_park",
 ]
 
 #: Most unit ids one Modbus TCP endpoint can address (1..247).
@@ -102,6 +106,8 @@ class SimParkSpec:
         loads: flexible loads (served by MQTT gateways).
         meters: meters (a Modbus one on its endpoint's gateway, MQTT ones on a gateway
             of their own).
+        shard: which of ``shards`` parts of a park this is (:func:`shard_park`).
+        shards: how many parts the park was split into (1: the whole park).
     """
 
     park_id: str
@@ -109,6 +115,78 @@ class SimParkSpec:
     chargers: list[ChargerSpec] = field(default_factory=list)
     loads: list[LoadSpec] = field(default_factory=list)
     meters: list[SimMeter] = field(default_factory=list)
+    shard: int = 0
+    shards: int = 1
+
+    @property
+    def modbus_ports(self) -> list[int]:
+        """The Modbus ports this park (or shard) listens on, ascending."""
+        ports = {b.port for b in self.batteries}
+        ports.update(m.port for m in self.meters if m.protocol == "modbus")
+        return sorted(ports)
+
+    def node(self, name: str) -> str:
+        """An MQTT gateway's node name, unique across the shards of one park."""
+        return name if self.shards == 1 else f"sim-s{self.shard}-{name.removeprefix('sim-')}"
+
+
+def shard_park(spec: SimParkSpec, count: int) -> list[SimParkSpec]:
+    """Split a park into ``count`` shards, each to run in a process of its own.
+
+    Every kind is spread evenly: a Modbus endpoint stays whole (its batteries
+    and Modbus meters share one listener) and goes to the shard with the
+    fewest batteries so far; chargers and loads are cut into ``count``
+    contiguous runs. An MQTT meter goes to the shard holding most of its
+    members; a meter reads only the members simulated in its own shard (a
+    park whose meters matter runs unsharded, as ``vpp simulate`` does).
+    Deterministic: every process that calls it with the same park gets the
+    same shards, so a child can rebuild its own from the same arguments.
+
+    Args:
+        spec: the whole park (``shards == 1``).
+        count: shards wanted (>= 1); some may be empty for a tiny park.
+
+    Raises:
+        ValueError: ``count`` < 1, or ``spec`` is already a shard.
+    """
+    if count < 1:
+        raise ValueError(f"shard count must be >= 1, got {count}")
+    if spec.shards != 1:
+        raise ValueError("a shard cannot be split again")
+    parts = [SimParkSpec(park_id=spec.park_id, shard=i, shards=count) for i in range(count)]
+    by_endpoint: dict[tuple[str, int], list[SimBattery]] = defaultdict(list)
+    for battery in spec.batteries:
+        by_endpoint[(battery.host, battery.port)].append(battery)
+    for meter in spec.meters:
+        if meter.protocol == "modbus":
+            by_endpoint.setdefault((meter.host, meter.port), [])
+    home: dict[tuple[str, int], int] = {}
+    for endpoint, batteries in by_endpoint.items():
+        lightest = min(range(count), key=lambda i: (len(parts[i].batteries), i))
+        home[endpoint] = lightest
+        parts[lightest].batteries.extend(batteries)
+
+    def runs(n: int) -> list[range]:
+        step, extra = divmod(n, count)
+        starts = [i * step + min(i, extra) for i in range(count + 1)]
+        return [range(starts[i], starts[i + 1]) for i in range(count)]
+
+    for part, cut in zip(parts, runs(len(spec.chargers)), strict=True):
+        part.chargers.extend(spec.chargers[cut.start : cut.stop])
+    for part, cut in zip(parts, runs(len(spec.loads)), strict=True):
+        part.loads.extend(spec.loads[cut.start : cut.stop])
+    where: dict[str, int] = {}
+    for part in parts:
+        where.update((b.spec.asset_id, part.shard) for b in part.batteries)
+        where.update((c.cp_id, part.shard) for c in part.chargers)
+        where.update((ld.asset_id, part.shard) for ld in part.loads)
+    for meter in spec.meters:
+        if meter.protocol == "modbus":
+            parts[home[(meter.host, meter.port)]].meters.append(meter)
+            continue
+        votes = [sum(where.get(m) == i for m in meter.members) for i in range(count)]
+        parts[max(range(count), key=lambda i: (votes[i], -i))].meters.append(meter)
+    return parts
 
 
 def park_spec(data: Mapping[str, Any], *, password: str = DEFAULT_PASSWORD) -> SimParkSpec:
@@ -295,7 +373,7 @@ async def run_park(
     )  # fmt: skip
     per = loads_per_gateway
     fleets = [
-        gateway(loads=spec.loads[i : i + per], node=f"sim-gw-{i // per}")
+        gateway(loads=spec.loads[i : i + per], node=spec.node(f"sim-gw-{i // per}"))
         for i in range(0, len(spec.loads), per)
     ]
     chargers = [
@@ -323,7 +401,7 @@ async def run_park(
             )
         servers[endpoint].add_meters([model])
     if mqtt_meters:
-        fleets.append(gateway(loads=[], meters=mqtt_meters, node="sim-meters"))
+        fleets.append(gateway(loads=[], meters=mqtt_meters, node=spec.node("sim-meters")))
     async with contextlib.AsyncExitStack() as stack:
         for server in servers.values():
             await stack.enter_async_context(server)
@@ -332,9 +410,9 @@ async def run_park(
         for charger in chargers:
             await stack.enter_async_context(charger)
         log.info(
-            "simulated park %s: %d batteries, %d chargers, %d loads, %d meters",
-            spec.park_id, len(spec.batteries), len(spec.chargers), len(spec.loads),
-            len(spec.meters),
+            "simulated park %s (shard %d of %d): %d batteries, %d chargers, %d loads, %d meters",
+            spec.park_id, spec.shard + 1, spec.shards, len(spec.batteries), len(spec.chargers),
+            len(spec.loads), len(spec.meters),
         )  # fmt: skip
         if started is not None:
             started.set()

@@ -11,9 +11,11 @@ Two measurements, printed and written as JSON (``--out``):
   afterwards). The rate is messages over the time between the first and the
   last one the consumer saw. Publisher, broker, adapter and Redis share the
   machine's cores: the numbers are for the whole chain on this box.
-* **rtt**: a device *process* runs a generated park (batteries on SunSpec
-  Modbus gateways, OCPP chargers, MQTT load gateways, ``adapters.sim.run_park``)
-  while this process runs the three adapters and the CSMS. One setpoint goes
+* **rtt**: ``--device-procs`` device *processes* (default: one per core, at
+  least 2) each run a shard of a generated park (batteries on SunSpec Modbus
+  gateways, OCPP chargers, MQTT load gateways; ``adapters.sim.shard_park`` and
+  ``adapters.sim.run_park``) while this process runs the three adapters and
+  the CSMS. One setpoint goes
   to every device at once; per protocol it reports p50/p95 of
   ``Confirmation.rtt_s`` and the wall time until all were confirmed.
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import json
 import logging
 import os
@@ -33,7 +36,7 @@ import socket
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,25 +47,27 @@ import redis.asyncio as aioredis
 from adapters import mqtt_codec as codec
 from adapters.mqtt import MqttAdapter
 from adapters.ocpp.csms import PATH_PREFIX
-from adapters.sim.park import SimParkSpec, generate_park, run_park
+from adapters.sim.park import SimParkSpec, generate_park, run_park, shard_park
 from adapters.types import DeviceLimits, Telemetry
 from tests.benchmarks.support import (
     MQTT_HOST,
     MQTT_PORT,
     REDIS_URL,
     add_verbose,
-    child_process,
     configure_logging,
+    cpu_seconds,
+    default_device_procs,
+    device_processes,
     free_ports,
     machine,
+    parse_shard,
     run_child,
     run_until_sigterm,
-    wait_listening,
     write_report,
 )
 from tests.support.sim_park import drain, park_adapters, setpoint_round, wait_for_park
 
-__all__ = ["bench_ingest", "bench_rtt", "main"]
+__all__ = ["bench_ingest", "bench_park", "bench_rtt", "device_args", "main"]
 
 log = logging.getLogger("tests.benchmarks.adapters")
 
@@ -346,17 +351,27 @@ def _rtt_mix(devices: int) -> tuple[int, int, int]:
     return batteries, chargers, devices - batteries - chargers
 
 
-def _bench_spec(args: argparse.Namespace, ports: Sequence[int]) -> SimParkSpec:
-    batteries, chargers, loads = _rtt_mix(args.devices)
+def bench_park(devices: int, ports: Sequence[int]) -> SimParkSpec:
+    """The rtt part's park: ``devices`` in the issue's mix, batteries spread over ``ports``.
+
+    Every device process rebuilds it from the same arguments and runs its
+    shard (``adapters.sim.park.shard_park``).
+    """
+    batteries, chargers, loads = _rtt_mix(devices)
     return generate_park(
         park_id=_PARK, batteries=batteries, chargers=chargers, loads=loads, modbus_ports=ports
     )
 
 
+def _bench_spec(args: argparse.Namespace, ports: Sequence[int]) -> SimParkSpec:
+    return bench_park(args.devices, ports)
+
+
 async def _devices(args: argparse.Namespace) -> None:
-    """The device process: the whole simulated park on one event loop until SIGTERM."""
+    """A device process: its shard of the simulated park on one event loop until SIGTERM."""
     ports = [int(p) for p in args.modbus_ports.split(",")]
-    spec = _bench_spec(args, ports)
+    index, count = parse_shard(args.shard)
+    spec = shard_park(_bench_spec(args, ports), count)[index]
     await run_until_sigterm(
         run_park(
             spec,
@@ -367,12 +382,72 @@ async def _devices(args: argparse.Namespace) -> None:
             loads_per_gateway=100,
             period_s=args.device_period,
         ),
-        name="bench-park",
+        name=f"bench-park-{index}",
     )
 
 
+def _median_of(values: Iterable[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(statistics.median(known), 2) if known else None
+
+
+def _cpu_spent(before: Sequence[float | None], after: Sequence[float | None]) -> dict[str, Any]:
+    """CPU seconds spent in a round: this (the adapters') process, then each device process."""
+    spent = [
+        None if a is None or b is None else round(b - a, 2)
+        for a, b in zip(before, after, strict=True)
+    ]
+    return {"adapters": spent[0], "devices": spent[1:]}
+
+
+@contextlib.contextmanager
+def _profiled(path: str | None, label: str) -> Iterator[None]:
+    """cProfile this process for the block into ``PATH.LABEL.pstats`` (no-op without a path)."""
+    if not path:
+        yield
+        return
+    profile = cProfile.Profile()
+    profile.enable()
+    try:
+        yield
+    finally:
+        profile.disable()
+        profile.dump_stats(f"{path}.{label}.pstats")
+
+
+def device_args(
+    *,
+    devices: int,
+    root: str,
+    mqtt_host: str,
+    mqtt_port: int,
+    modbus_ports: Sequence[int],
+    csms_url: str,
+    device_period: float,
+    verbose: bool = False,
+) -> list[str]:
+    """The arguments of a device process (``--shard I/K`` is added per process).
+
+    Args:
+        devices: the park's size (:func:`bench_park`).
+        root: MQTT topic root of the load gateways.
+        mqtt_host: broker host.
+        mqtt_port: broker port.
+        modbus_ports: the gateways' ports, as given to :func:`bench_park`.
+        csms_url: where the chargers connect (``ws://host:port/ocpp/``).
+        device_period: the simulators' telemetry period (s).
+        verbose: the libraries' debug logging in the child.
+    """
+    return [
+        "--role", "devices", "--devices", str(devices), "--root", root,
+        "--mqtt-host", mqtt_host, "--mqtt-port", str(mqtt_port),
+        "--modbus-ports", ",".join(map(str, modbus_ports)), "--csms-url", csms_url,
+        "--device-period", str(device_period), *(["--verbose"] if verbose else []),
+    ]  # fmt: skip
+
+
 async def bench_rtt(args: argparse.Namespace) -> dict[str, Any]:
-    """Start the device process and the adapters; time ``args.repeats`` setpoint rounds."""
+    """Start the device processes and the adapters; time ``args.repeats`` setpoint rounds."""
     batteries, chargers, loads = _rtt_mix(args.devices)
     servers = max(1, -(-batteries // args.units_per_gateway))
     ports = free_ports(servers + 1)
@@ -387,71 +462,78 @@ async def bench_rtt(args: argparse.Namespace) -> dict[str, Any]:
         csms_port=csms_port,
         poll_s=args.poll,
     )
-    child = [
-        "--role",
-        "devices",
-        "--devices",
-        str(args.devices),
-        "--root",
-        root,
-        "--mqtt-host",
-        args.mqtt_host,
-        "--mqtt-port",
-        str(args.mqtt_port),
-        "--modbus-ports",
-        ",".join(map(str, modbus_ports)),
-        "--csms-url",
-        f"ws://127.0.0.1:{csms_port}{PATH_PREFIX}",
-        "--device-period",
-        str(args.device_period),
-        *(["--verbose"] if args.verbose else []),
-    ]
+    child = device_args(
+        devices=args.devices,
+        root=root,
+        mqtt_host=args.mqtt_host,
+        mqtt_port=args.mqtt_port,
+        modbus_ports=modbus_ports,
+        csms_url=f"ws://127.0.0.1:{csms_port}{PATH_PREFIX}",
+        device_period=args.device_period,
+        verbose=args.verbose,
+    )
+    procs = max(1, args.device_procs)
+    listen = [shard.modbus_ports for shard in shard_park(spec, procs)]
     rounds: list[dict[str, Any]] = []
-    async with park.ocpp:
-        with child_process(_MODULE, child) as proc:
-            # the Modbus adapters connect once the gateways listen
-            await wait_listening(modbus_ports, child=proc, timeout_s=args.timeout)
-            async with park.mqtt, contextlib.AsyncExitStack() as stack:
-                for adapter in park.modbus:
-                    await stack.enter_async_context(adapter)
-                draining = asyncio.create_task(drain(park), name="bench-drain-all")
-                try:
-                    ready = time.perf_counter()
-                    await wait_for_park(park, spec, args.timeout)
-                    ready_s = time.perf_counter() - ready
-                    print(
-                        f"park ready: {batteries} batteries on {servers} Modbus gateways, "
-                        f"{chargers} OCPP chargers, {loads} MQTT loads ({ready_s:.1f} s)",
-                        flush=True,
+    # the Modbus adapters connect once every shard's gateways listen
+    async with (
+        park.ocpp,
+        device_processes(_MODULE, child, listen, timeout_s=args.timeout) as children,
+        park.mqtt,
+        contextlib.AsyncExitStack() as stack,
+    ):
+        for adapter in park.modbus:
+            await stack.enter_async_context(adapter)
+        draining = asyncio.create_task(drain(park), name="bench-drain-all")
+        try:
+            ready = time.perf_counter()
+            await wait_for_park(park, spec, args.timeout)
+            ready_s = time.perf_counter() - ready
+            print(
+                f"park ready: {batteries} batteries on {servers} Modbus gateways, "
+                f"{chargers} OCPP chargers, {loads} MQTT loads in {procs} device "
+                f"processes ({ready_s:.1f} s)",
+                flush=True,
+            )
+            pids = [os.getpid(), *(c.pid for c in children)]
+            for i in range(args.repeats):
+                cpu_before = [cpu_seconds(pid) for pid in pids]
+                with _profiled(args.profile, f"round{i + 1}"):
+                    result = await asyncio.wait_for(
+                        setpoint_round(park, args.concurrency), args.timeout
                     )
-                    for i in range(args.repeats):
-                        result = await asyncio.wait_for(
-                            setpoint_round(park, args.concurrency), args.timeout
-                        )
-                        rounds.append(result)
-                        print(
-                            f"rtt round {i + 1}: wall {result['wall_s']} s, "
-                            + ", ".join(
-                                f"{p} p50 {result[p]['p50_ms']} ms p95 {result[p]['p95_ms']} ms "
-                                f"({result[p]['confirmed']}/{result[p]['devices']})"
-                                for p in park.setpoints
-                            ),
-                            flush=True,
-                        )
-                        await asyncio.sleep(1.0)
-                finally:
-                    draining.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await draining
+                result["cpu_s"] = _cpu_spent(cpu_before, [cpu_seconds(pid) for pid in pids])
+                rounds.append(result)
+                print(
+                    f"rtt round {i + 1}: wall {result['wall_s']} s, "
+                    + ", ".join(
+                        f"{p} p50 {result[p]['p50_ms']} ms p95 {result[p]['p95_ms']} ms "
+                        f"({result[p]['confirmed']}/{result[p]['devices']})"
+                        for p in park.setpoints
+                    )
+                    + f"; CPU s adapters {result['cpu_s']['adapters']}, "
+                    f"devices {result['cpu_s']['devices']}",
+                    flush=True,
+                )
+                await asyncio.sleep(1.0)
+        finally:
+            draining.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await draining
     summary: dict[str, Any] = {
         "devices": args.devices,
         "batteries": batteries,
         "chargers": chargers,
         "loads": loads,
         "modbus_gateways": servers,
+        "device_procs": procs,
         "concurrency": args.concurrency,
         "rounds": rounds,
         "wall_s_median": statistics.median(r["wall_s"] for r in rounds) if rounds else None,
+        "adapters_cpu_s_median": _median_of(r["cpu_s"]["adapters"] for r in rounds),
+        "devices_cpu_s_median": _median_of(
+            sum(v for v in r["cpu_s"]["devices"] if v is not None) for r in rounds
+        ),
     }
     for protocol in ("mqtt", "modbus", "ocpp"):
         for key in ("p50_ms", "p95_ms"):
@@ -492,8 +574,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--poll", type=float, default=1.0, help="Modbus poll period (s)")
     p.add_argument("--device-period", type=float, default=5.0, help="sim telemetry period (s)")
     p.add_argument("--concurrency", type=int, default=1000, help="setpoints in flight")
+    p.add_argument(
+        "--device-procs",
+        type=int,
+        default=default_device_procs(),
+        help="processes the simulated park is split over (default: one per core, at least 2)",
+    )
     p.add_argument("--timeout", type=float, default=120.0, help="bound on every phase (s)")
     p.add_argument("--only", choices=("ingest", "rtt"), default=None)
+    p.add_argument(
+        "--profile",
+        default=None,
+        metavar="PATH",
+        help="cProfile this process during each rtt round into PATH.roundN.pstats",
+    )
     add_verbose(p)
     p.add_argument(
         "--role", choices=("main", "publisher", "devices"), default="main", help=argparse.SUPPRESS
@@ -501,6 +595,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default="bench", help=argparse.SUPPRESS)
     p.add_argument("--modbus-ports", default="", help=argparse.SUPPRESS)
     p.add_argument("--csms-url", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--shard", default="0/1", help=argparse.SUPPRESS)
     return p
 
 
@@ -527,7 +622,9 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 f"{p} p50 {r[f'{p}_p50_ms_median']} ms p95 {r[f'{p}_p95_ms_median']} ms"
                 for p in ("mqtt", "modbus", "ocpp")
             )
-            + f"; all confirmed in {r['wall_s_median']} s",
+            + f"; all confirmed in {r['wall_s_median']} s; CPU per round: adapters "
+            f"{r['adapters_cpu_s_median']} s, {r['device_procs']} device processes "
+            f"{r['devices_cpu_s_median']} s",
             flush=True,
         )
     return report

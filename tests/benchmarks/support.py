@@ -4,7 +4,9 @@ A benchmark runs from the repository root (``python -m tests.benchmarks.NAME``)
 and may start itself again as a child process in another role (a load
 generator, the simulated devices): `child_process` and `run_child` start
 ``python -m MODULE ARGS`` with the repository on the child's path and stop it
-on the way out. `configure_logging` keeps the libraries' debug chatter
+on the way out; `device_processes` starts several such children, one per shard
+of a simulated park (``adapters.sim.park.shard_park``), and waits until each
+one's Modbus gateways listen. `configure_logging` keeps the libraries' debug chatter
 (pymodbus prints frames, websockets every handshake) out of what a user reads
 unless ``--verbose`` asks for it.
 """
@@ -22,7 +24,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +41,13 @@ __all__ = [
     "add_verbose",
     "child_process",
     "configure_logging",
+    "cpu_seconds",
+    "default_device_procs",
+    "device_processes",
     "free_ports",
     "keys_left",
     "machine",
+    "parse_shard",
     "percentile",
     "run_child",
     "run_until_sigterm",
@@ -163,6 +169,85 @@ def child_process(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(5)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system, s) process ``pid`` has used so far; None where unknown.
+
+    Read from ``/proc/PID/stat`` (Linux); a benchmark takes the difference
+    around a phase to say which process spent the time.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    # after the command: state is field 3, utime 14 and stime 15 (1-based)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def default_device_procs() -> int:
+    """Device processes a benchmark starts unless told: one per core, at least 2.
+
+    The simulators are cheap between rounds and busy only during a setpoint
+    burst, when the adapters' process is busy too; one process per core lets
+    the operating system spread the burst. More only adds context switches on
+    a small machine (see the adapters benchmark's ``--device-procs``).
+    """
+    return max(2, os.cpu_count() or 1)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/K"`` (a device process's ``--shard``) as ``(I, K)``, 0 <= I < K.
+
+    Raises:
+        ValueError: not of that form.
+    """
+    index, _, count = text.partition("/")
+    i, k = int(index), int(count)
+    if not 0 <= i < k:
+        raise ValueError(f"shard {text!r}: want I/K with 0 <= I < K")
+    return i, k
+
+
+@contextlib.asynccontextmanager
+async def device_processes(
+    module: str,
+    args: Sequence[str],
+    listen: Sequence[Sequence[int]],
+    *,
+    timeout_s: float,
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
+    """Run one ``python -m MODULE ARGS --shard I/K`` per shard until the block ends.
+
+    Child ``I`` of ``K = len(listen)`` runs shard ``I`` of the park (it
+    rebuilds the park from ``args`` and takes its part with
+    ``adapters.sim.park.shard_park``); the block starts once every child's
+    ports in ``listen[I]`` accept connections. All children are stopped
+    (SIGTERM, then kill) on the way out, whatever happened.
+
+    Args:
+        module: the module the children run (the benchmark itself).
+        args: arguments every child gets (``--shard I/K`` is appended).
+        listen: per child, the ports it must listen on before the block runs
+            (its Modbus gateways; empty when it serves none).
+        timeout_s: how long the children get to listen.
+        env: variables added to the children's environment.
+
+    Raises:
+        RuntimeError: a child exited before it listened.
+        TimeoutError: some child's port stayed closed after ``timeout_s``.
+    """
+    count = len(listen)
+    with contextlib.ExitStack() as stack:
+        procs = [
+            stack.enter_context(child_process(module, [*args, "--shard", f"{i}/{count}"], env=env))
+            for i in range(count)
+        ]
+        for proc, ports in zip(procs, listen, strict=True):
+            await wait_listening(ports, child=proc, timeout_s=timeout_s)
+        yield procs
 
 
 async def run_child(module: str, args: Sequence[str], timeout_s: float) -> str:

@@ -347,13 +347,33 @@ class ControlLoop(BackgroundService):
         )
         self._running: dict[str, _Running] = {}
         self._wake = asyncio.Event()
+        #: wakes whose cycle has not started yet, and those of the running cycle
+        self._woken: list[asyncio.Future[None]] = []
+        self._acting: list[asyncio.Future[None]] = []
         self._last_view: tuple[_Live, object, PortfolioView] | None = None
         self.cycles = 0
         self._task_name = f"control-{park}"
 
-    def wake(self) -> None:
-        """Run the next cycle now (an event arrived, changed or was cancelled)."""
+    def wake(self) -> asyncio.Future[None]:
+        """Run the next cycle now (an event arrived, changed or was cancelled).
+
+        Returns:
+            A future done once that cycle has handed its setpoints to the
+            sink, or has ended without any (or once this loop saw it does not
+            hold the park's lease): a caller with work of its own to do (the
+            events API's estimate) can let the cycle have the CPU until then.
+        """
+        acted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._woken.append(acted)
         self._wake.set()
+        return acted
+
+    @staticmethod
+    def _resolve(futures: list[asyncio.Future[None]]) -> None:
+        for future in futures:
+            if not future.done():
+                future.set_result(None)
+        futures.clear()
 
     # -- the loop ----------------------------------------------------------
 
@@ -368,6 +388,7 @@ class ControlLoop(BackgroundService):
                         await self.cycle()
                     else:
                         self._gauge_leader(0)
+                        self._resolve(self._woken)  # another process acts on it
                 except Exception:
                     log.exception("park %s: control cycle failed", self.park)
                 if self.metrics is not None:
@@ -378,6 +399,8 @@ class ControlLoop(BackgroundService):
                 pause -= time.monotonic() - started
                 await self._pause(max(pause, 0.01))
         finally:
+            self._resolve(self._acting)
+            self._resolve(self._woken)
             await self._release_all()
             with contextlib.suppress(Exception):
                 await self.lease.release()
@@ -393,14 +416,19 @@ class ControlLoop(BackgroundService):
     async def cycle(self) -> None:
         """One control cycle (the caller holds the lease)."""
         self.cycles += 1
-        now = self.clock.now()
-        open_events = await self.events.open_events(self.park)
-        active_ids = {e.id for e in open_events if e.state is EventState.ACTIVE}
-        for event_id in [i for i in self._running if i not in active_ids]:
-            await self._release(event_id)  # cancelled (or taken over) since the last cycle
-        for i, event in enumerate(open_events):
-            # later events are checked for overlap against this one's new state
-            open_events[i] = await self._advance(event, now, open_events)
+        self._acting.extend(self._woken)  # the wakes this cycle answers
+        self._woken.clear()
+        try:
+            now = self.clock.now()
+            open_events = await self.events.open_events(self.park)
+            active_ids = {e.id for e in open_events if e.state is EventState.ACTIVE}
+            for event_id in [i for i in self._running if i not in active_ids]:
+                await self._release(event_id)  # cancelled (or taken over) since the last cycle
+            for i, event in enumerate(open_events):
+                # later events are checked for overlap against this one's new state
+                open_events[i] = await self._advance(event, now, open_events)
+        finally:
+            self._resolve(self._acting)
 
     # -- life cycle --------------------------------------------------------
 
@@ -1032,7 +1060,14 @@ class ControlLoop(BackgroundService):
         }
         if not due:
             return
-        confirmations = await self.sink.send(self.park, due, hold_s=real_hold)
+        sending = asyncio.ensure_future(self.sink.send(self.park, due, hold_s=real_hold))
+        try:
+            await asyncio.sleep(0)  # the sink starts its calls first, then a woken caller goes on
+            self._resolve(self._acting)
+            confirmations = await sending
+        finally:
+            if not sending.done():
+                sending.cancel()
         failed = 0
         for asset_id in due:
             conf = confirmations.get(asset_id)

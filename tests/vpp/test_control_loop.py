@@ -407,3 +407,58 @@ async def test_an_activation_is_written_even_when_its_first_send_fails(state: St
     sink.fail = False
     await ctl.cycle()  # delivers from the state kept at activation
     assert sink.sent and sink.seen[-1][0] is EventState.ACTIVE
+
+
+class HeldSink(RecordingSink):
+    """Holds every send until `go` is set (devices that have not answered yet)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.go = asyncio.Event()
+
+    async def send(
+        self, park: str, setpoints: Mapping[str, float], *, hold_s: float
+    ) -> dict[str, Confirmation]:
+        self.sent.append(dict(setpoints))
+        self.got_send.set()
+        await self.go.wait()
+        return {
+            a: Confirmation(asset_id=a, requested_kw=p, sent_kw=p, clamped=False, confirmed=True)
+            for a, p in setpoints.items()
+        }
+
+
+async def test_a_wake_is_answered_once_its_cycle_has_handed_the_setpoints_over(
+    state: State,
+) -> None:
+    clock = Clock(time_scale=1)
+    sink = HeldSink()
+    ctl = ControlLoop(
+        park=PARK, state=state, events=EventStore(state), sink=sink, clock=clock,
+        settings=ControlSettings(period_s=3600, lease_ttl_s=5),
+    )  # fmt: skip
+    async with ctl:
+        await asyncio.sleep(0.3)  # the first cycle ran and the loop now waits an hour
+        cycles = ctl.cycles
+        await post(state, clock, clock.now())
+        acted = ctl.wake()
+        await asyncio.wait_for(asyncio.shield(acted), 5)
+        # handed over, not confirmed: the devices have not answered, the cycle still runs
+        assert sink.sent and not sink.go.is_set() and ctl.cycles == cycles + 1
+        sink.go.set()
+        # a wake with nothing to send is answered when its cycle ends
+        await asyncio.wait_for(ctl.wake(), 5)
+        assert ctl.cycles >= cycles + 2
+
+
+async def test_a_wake_is_answered_by_a_loop_without_the_lease(state: State) -> None:
+    clock = Clock(time_scale=1)
+    holder = ControlLoop(
+        park=PARK, state=state, events=EventStore(state), sink=RecordingSink(), clock=clock,
+        settings=ControlSettings(lease_ttl_s=120), owner="other",
+    )  # fmt: skip
+    assert await holder.lease.acquire()
+    ctl = loop(state, RecordingSink(), clock)
+    async with ctl:
+        await asyncio.wait_for(ctl.wake(), 5)
+        assert ctl.cycles == 0  # it never ran a cycle: another process controls the park

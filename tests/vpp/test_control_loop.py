@@ -211,7 +211,7 @@ async def test_wake_acts_on_a_new_event_before_the_next_cycle(state: State) -> N
         await asyncio.sleep(0.3)  # the first cycle ran and the loop now waits an hour
         cycles = ctl.cycles
         await post(state, clock, clock.now())
-        ctl.wake()
+        _ = ctl.wake()
         await asyncio.wait_for(sink.got_send.wait(), 5)
         assert ctl.cycles == cycles + 1
     assert sink.released  # leaving the loop's context releases what it drives

@@ -33,8 +33,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import logging
 import os
+import pstats
 import secrets
 import statistics
 import time
@@ -137,6 +139,7 @@ class BenchOptions:
     mqtt_port: int = MQTT_PORT
     out: str | None = "bench-e2e.json"
     verbose: bool = False
+    profile: str | None = None
     device_procs: int = field(default_factory=default_device_procs)
 
 
@@ -224,11 +227,17 @@ class _Recorder:
         self.sends: list[_SendCall] = []
         self.releases: list[tuple[float, float]] = []
         self.changed = asyncio.Event()
+        #: on from an event's POST to its first send (``--profile``)
+        self.profiler: cProfile.Profile | None = None
+        self.profiling = False
 
     async def send(
         self, park: str, setpoints: Mapping[str, float], *, hold_s: float
     ) -> dict[str, Confirmation]:
         """Send through the supervisor, one concurrent part per protocol."""
+        if self.profiling and self.profiler is not None:
+            self.profiler.disable()
+            self.profiling = False
         call = _SendCall(started=time.perf_counter())
         self.sends.append(call)
         groups: dict[str, dict[str, float]] = {}
@@ -349,6 +358,9 @@ async def _one_run(
     }  # fmt: skip
     solve_before = _hist(metrics, "vpp_solver_seconds", {"operation": "disaggregate"})
     n_sends, n_cycles = len(rec.sends), len(loop.cycle_starts)
+    if rec.profiler is not None:
+        rec.profiling = True
+        rec.profiler.enable()
     t0 = time.perf_counter()
     await client.post_event(body)
     t_ack = time.perf_counter()
@@ -570,6 +582,8 @@ async def run_bench(opts: BenchOptions) -> dict[str, Any]:
                       flush=True)  # fmt: skip
                 loop = service.app[CONTROL].loops[park]
                 assert isinstance(loop, _TimedLoop) and seams.recorder is not None
+                if opts.profile:
+                    seams.recorder.profiler = cProfile.Profile()
                 for i in range(opts.runs):
                     env = await client.flexibility(intervals=1)
                     down = float(env["down_kw"][0])
@@ -592,6 +606,11 @@ async def run_bench(opts: BenchOptions) -> dict[str, Any]:
             for at in range(0, len(keys), 500):
                 await state.redis.delete(*keys[at : at + 500])
         await state.aclose()
+    if opts.profile and seams.recorder is not None and seams.recorder.profiler is not None:
+        seams.recorder.profiler.disable()
+        seams.recorder.profiler.dump_stats(opts.profile)
+        print(f"profile of POST -> first send, every run: {opts.profile}; top by own time:")
+        pstats.Stats(opts.profile).sort_stats("tottime").print_stats(15)
     report["runs"] = runs
     report["summary"] = _summary(runs) if runs else {}
     if runs:
@@ -637,6 +656,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ready-timeout", type=float, default=d.ready_timeout_s)
     p.add_argument("--device-procs", type=_at_least_one, default=d.device_procs,
                    help="device processes the simulated park is split over")  # fmt: skip
+    p.add_argument("--profile", default=None,
+                   help="cProfile each POST -> first send into FILE")  # fmt: skip
     p.add_argument("--redis-url", default=d.redis_url)
     p.add_argument("--mqtt-host", default=d.mqtt_host)
     p.add_argument("--mqtt-port", type=int, default=d.mqtt_port)
@@ -663,7 +684,7 @@ def main(argv: list[str] | None = None) -> None:
         modbus_poll_s=ns.modbus_poll, device_period_s=ns.device_period, settle_s=ns.settle,
         run_timeout_s=ns.run_timeout, ready_timeout_s=ns.ready_timeout,
         redis_url=ns.redis_url, mqtt_host=ns.mqtt_host, mqtt_port=ns.mqtt_port,
-        verbose=ns.verbose, device_procs=ns.device_procs,
+        verbose=ns.verbose, profile=ns.profile, device_procs=ns.device_procs,
     )  # fmt: skip
     report = asyncio.run(run_bench(opts))
     if opts.out:

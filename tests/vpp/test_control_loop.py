@@ -414,18 +414,15 @@ class HeldSink(RecordingSink):
 
     def __init__(self) -> None:
         super().__init__()
+        self.handed = asyncio.Event()
         self.go = asyncio.Event()
 
     async def send(
         self, park: str, setpoints: Mapping[str, float], *, hold_s: float
     ) -> dict[str, Confirmation]:
-        self.sent.append(dict(setpoints))
-        self.got_send.set()
+        self.handed.set()
         await self.go.wait()
-        return {
-            a: Confirmation(asset_id=a, requested_kw=p, sent_kw=p, clamped=False, confirmed=True)
-            for a, p in setpoints.items()
-        }
+        return await super().send(park, setpoints, hold_s=hold_s)
 
 
 async def test_a_wake_is_answered_once_its_cycle_has_handed_the_setpoints_over(
@@ -444,7 +441,7 @@ async def test_a_wake_is_answered_once_its_cycle_has_handed_the_setpoints_over(
         acted = ctl.wake()
         await asyncio.wait_for(asyncio.shield(acted), 5)
         # handed over, not confirmed: the devices have not answered, the cycle still runs
-        assert sink.sent and not sink.go.is_set() and ctl.cycles == cycles + 1
+        assert sink.handed.is_set() and not sink.sent and ctl.cycles == cycles + 1
         sink.go.set()
         # a wake with nothing to send is answered when its cycle ends
         await asyncio.wait_for(ctl.wake(), 5)

@@ -73,6 +73,7 @@ from vpp.auth import Role
 from vpp.client import ApiError, ParkClient, issue_tokens
 from vpp.clock import Clock
 from vpp.control import ControlLoop
+from vpp.errors import StateUnavailable
 from vpp.metrics import Metrics
 from vpp.model import Asset, Park, parse_asset
 from vpp.parkfile import with_charger_passwords
@@ -119,6 +120,9 @@ class BenchOptions:
         out: where the JSON goes (None: nowhere).
         verbose: the device process logs at DEBUG, the protocol libraries included.
         device_procs: device processes the park is split over (``shard_park``).
+        redis_timeout_s: the service's Redis command timeout (``redis.timeout_s``;
+            the service default when None; a park of 10,000 devices on two cores
+            keeps the event loop busy for longer than the default at times).
     """
 
     batteries: int = 400
@@ -140,6 +144,7 @@ class BenchOptions:
     out: str | None = "bench-e2e.json"
     verbose: bool = False
     profile: str | None = None
+    redis_timeout_s: float | None = None
     device_procs: int = field(default_factory=default_device_procs)
 
 
@@ -332,7 +337,12 @@ async def _wait_live(state: State, park: str, ids: list[str], need: int, limit_s
     deadline = time.monotonic() + limit_s
     have = 0
     while time.monotonic() < deadline:
-        live = await state.read_live_many(park, ids)
+        try:
+            live = await state.read_live_many(park, ids)
+        except StateUnavailable as exc:  # a busy service at a large park: ask again
+            log.warning("waiting for live telemetry: %s", exc)
+            await asyncio.sleep(0.5)
+            continue
         have = sum(v is not None for v in live.values())
         if have >= need:
             return have
@@ -514,6 +524,8 @@ async def run_bench(opts: BenchOptions) -> dict[str, Any]:
         settings.control.period_s = opts.period_s
     if opts.modbus_poll_s is not None:
         settings.modbus.poll_interval_s = opts.modbus_poll_s
+    if opts.redis_timeout_s is not None:
+        settings.redis.timeout_s = opts.redis_timeout_s
     spec = _spec(opts, park, modbus_ports)
     assets = park_assets(spec, root)
     seams = _Seams(protocol_of={a.id: _protocol(a) for a in assets})
@@ -532,7 +544,8 @@ async def run_bench(opts: BenchOptions) -> dict[str, Any]:
                  "modbus_gateways": gateways},
         "settings": {"control_period_s": settings.control.period_s,
                      "modbus_poll_s": settings.modbus.poll_interval_s,
-                     "device_period_s": opts.device_period_s, "share": opts.share},
+                     "device_period_s": opts.device_period_s, "share": opts.share,
+                     "redis_timeout_s": settings.redis.timeout_s},
         "how": f"device simulators in {opts.device_procs} separate processes (python -m "
                f"{_MODULE} --role devices --shard I/K); API, supervisor, control loop in this "
                "one; Redis and Mosquitto shared; all on one machine",
@@ -658,6 +671,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="device processes the simulated park is split over")  # fmt: skip
     p.add_argument("--profile", default=None,
                    help="cProfile each POST -> first send into FILE")  # fmt: skip
+    p.add_argument("--redis-timeout", type=float, default=None, help="redis.timeout_s (s)")
     p.add_argument("--redis-url", default=d.redis_url)
     p.add_argument("--mqtt-host", default=d.mqtt_host)
     p.add_argument("--mqtt-port", type=int, default=d.mqtt_port)
@@ -684,7 +698,8 @@ def main(argv: list[str] | None = None) -> None:
         modbus_poll_s=ns.modbus_poll, device_period_s=ns.device_period, settle_s=ns.settle,
         run_timeout_s=ns.run_timeout, ready_timeout_s=ns.ready_timeout,
         redis_url=ns.redis_url, mqtt_host=ns.mqtt_host, mqtt_port=ns.mqtt_port,
-        verbose=ns.verbose, profile=ns.profile, device_procs=ns.device_procs,
+        verbose=ns.verbose, profile=ns.profile, redis_timeout_s=ns.redis_timeout,
+        device_procs=ns.device_procs,
     )  # fmt: skip
     report = asyncio.run(run_bench(opts))
     if opts.out:

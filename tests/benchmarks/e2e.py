@@ -667,6 +667,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--settle", type=float, default=d.settle_s)
     p.add_argument("--run-timeout", type=float, default=d.run_timeout_s)
     p.add_argument("--ready-timeout", type=float, default=d.ready_timeout_s)
+    p.add_argument("--ready-share", type=float, default=d.ready_share,
+                   help="share of the assets live before the first event")  # fmt: skip
     p.add_argument("--device-procs", type=_at_least_one, default=d.device_procs,
                    help="device processes the simulated park is split over")  # fmt: skip
     p.add_argument("--profile", default=None,
@@ -697,6 +699,7 @@ def main(argv: list[str] | None = None) -> None:
         units_per_gateway=ns.units_per_gateway, share=ns.share, period_s=ns.period,
         modbus_poll_s=ns.modbus_poll, device_period_s=ns.device_period, settle_s=ns.settle,
         run_timeout_s=ns.run_timeout, ready_timeout_s=ns.ready_timeout,
+        ready_share=ns.ready_share,
         redis_url=ns.redis_url, mqtt_host=ns.mqtt_host, mqtt_port=ns.mqtt_port,
         verbose=ns.verbose, profile=ns.profile, redis_timeout_s=ns.redis_timeout,
         device_procs=ns.device_procs,

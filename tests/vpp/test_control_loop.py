@@ -200,13 +200,18 @@ async def test_only_the_lease_holder_controls_the_park(state: State) -> None:
     assert sum(c.cycles for c in loops) == max(c.cycles for c in loops)
 
 
-async def test_wake_acts_on_a_new_event_before_the_next_cycle(state: State) -> None:
-    clock = Clock(time_scale=1)
-    sink = RecordingSink()
-    ctl = ControlLoop(
+def hourly(state: State, sink: RecordingSink, clock: Clock) -> ControlLoop:
+    """A loop whose next cycle is an hour away unless it is woken."""
+    return ControlLoop(
         park=PARK, state=state, events=EventStore(state), sink=sink, clock=clock,
         settings=ControlSettings(period_s=3600, lease_ttl_s=5),
     )  # fmt: skip
+
+
+async def test_wake_acts_on_a_new_event_before_the_next_cycle(state: State) -> None:
+    clock = Clock(time_scale=1)
+    sink = RecordingSink()
+    ctl = hourly(state, sink, clock)
     async with ctl:
         await asyncio.sleep(0.3)  # the first cycle ran and the loop now waits an hour
         cycles = ctl.cycles
@@ -430,10 +435,7 @@ async def test_a_wake_is_answered_once_its_cycle_has_handed_the_setpoints_over(
 ) -> None:
     clock = Clock(time_scale=1)
     sink = HeldSink()
-    ctl = ControlLoop(
-        park=PARK, state=state, events=EventStore(state), sink=sink, clock=clock,
-        settings=ControlSettings(period_s=3600, lease_ttl_s=5),
-    )  # fmt: skip
+    ctl = hourly(state, sink, clock)
     async with ctl:
         await asyncio.sleep(0.3)  # the first cycle ran and the loop now waits an hour
         cycles = ctl.cycles

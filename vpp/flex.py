@@ -74,7 +74,7 @@ over devices only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -82,6 +82,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 import dispatch as dx
+from dispatch.batch import (
+    BatteryColumns,
+    CurtailableColumns,
+    EvColumns,
+    PvColumns,
+    battery_envelopes,
+    curtailable_envelopes,
+    ev_envelopes,
+    pv_envelopes,
+)
 from vpp.forecast.model import ParkForecast
 from vpp.history.grid import SLOTS_PER_DAY
 from vpp.model import Asset, Battery, EvCharger, FlexibleLoad, LiveState, Meter, Pv
@@ -397,30 +407,13 @@ def _bounded(
 # -- one asset ------------------------------------------------------------------------
 
 
-def _battery(
-    a: Battery, live: LiveState | None, grid: dx.TimeGrid, owner: int
-) -> tuple[dx.Portfolio, str] | str:
+def _battery(a: Battery, live: LiveState | None) -> tuple[float, str] | str:
+    """The battery's SoC for its envelope and how it was known, or why it is left out."""
     if live is not None and live.soc is None:
         return "no live state of charge"
-    how = "live_soc"
     if live is None or live.soc is None:
-        soc, how = 0.5 * (a.soc_min + a.soc_max), "assumed_soc"
-    else:
-        soc = min(max(live.soc, 0.0), 1.0)
-    spec = dx.Battery(
-        asset_id=a.id,
-        capacity_kwh=a.capacity_kwh,
-        max_charge_kw=a.max_charge_kw,
-        max_discharge_kw=a.max_discharge_kw,
-        soc=soc,
-        soc_min=a.soc_min,
-        soc_max=a.soc_max,
-        eta_charge=a.charge_efficiency,
-        eta_discharge=a.discharge_efficiency,
-        cost_kwh=max(a.costs.up_per_kwh, a.costs.down_per_kwh),
-        owner=owner,
-    )
-    return dx.battery_envelope(spec, grid), how
+        return 0.5 * (a.soc_min + a.soc_max), "assumed_soc"
+    return min(max(live.soc, 0.0), 1.0), "live_soc"
 
 
 def _session(
@@ -457,8 +450,8 @@ def _ev(
     owner: int,
     uncontrolled_kw: float | None,
     outlook: Outlook,
-) -> tuple[list[dx.Portfolio], str] | str:
-    parts: list[dx.Portfolio] = []
+) -> tuple[list[dx.EvSession], str] | str:
+    parts: list[dx.EvSession] = []
     how: list[str] = []
     reason = "no vehicle plugged in" if live is not None else "no live session (silent now)"
     after = grid.start
@@ -475,7 +468,7 @@ def _ev(
                 uncontrolled_kw,
                 as_of=live.ts,  # the need was read then: time before it is gone
             )
-            parts.append(dx.ev_envelope(session, grid))
+            parts.append(session)
             how.append("live_session")
             after = max(after, live.ev_departure)
         else:
@@ -493,7 +486,7 @@ def _ev(
             session = _session(
                 a, owner, max(s.arrival, grid.start), s.departure, s.energy_needed_kwh, None
             )
-            parts.append(dx.ev_envelope(session, grid))
+            parts.append(session)
         if expected:
             how.append("sessions")
         elif not how:
@@ -505,36 +498,156 @@ def _ev(
     return parts, "+".join(how)
 
 
-def _load(
-    a: FlexibleLoad, grid: dx.TimeGrid, owner: int, shed_debt_kwh: float, base: FloatArray
-) -> tuple[dx.Portfolio, tuple[float, float]]:
-    # The enrolled power window, as the clamp enforces it (`device_limits`): the
-    # envelope never plans outside it, whatever the load drew or is forecast to draw.
-    lo = max(a.baseline_kw - a.max_shed_kw, 0.0)
-    hi = a.baseline_kw + a.rebound_fraction * a.max_shed_kw
-    b = np.clip(base, lo, hi)
-    shed = float(np.max(b - lo)) if grid.n else 0.0
-    # the same shed energy budget, whatever depth is left from this baseline
-    minutes = a.max_shed_minutes * a.max_shed_kw / shed if shed > 0 else a.max_shed_minutes
-    spec = dx.CurtailableLoad(
-        asset_id=a.id,
-        max_shed_kw=max(shed, 0.0),
-        max_shed_minutes=minutes,
-        rebound_share=min(a.rebound_fraction, 1.0),
-        max_rebound_kw=max(float(np.max(hi - b)) if grid.n else 0.0, 0.0),
-        shed_debt_kwh=max(shed_debt_kwh, 0.0),
-        cost_down=a.costs.down_per_kwh,
-        cost_up=a.costs.up_per_kwh,
-        owner=owner,
-    )
-    # a baseline that varies per interval: each interval's room ends at the window
-    # (`_bounded` applies it to the joined portfolio)
-    return dx.curtailable_envelope(spec, grid, b), (lo, hi)
+class _Batch:
+    """The view's portfolio rows, gathered as columns per kind and built in one pass each.
+
+    Rows keep the order they were added in (an asset's row index is `rows`
+    when it is added); `portfolio` builds each kind with the batch builders of
+    `dispatch.batch` (exactly what the per-asset builders of
+    `dispatch.envelopes` make, `tests/dispatch/test_batch.py`) and lays the
+    rows back in that order.
+    """
+
+    def __init__(self) -> None:
+        self.order: list[tuple[int, int]] = []  # row -> (kind, index within the kind)
+        self.owners: list[list[int]] = [[], [], [], []]
+        self.bat: list[tuple[Battery, float]] = []
+        self.evs: list[dx.EvSession] = []
+        self.loads: list[tuple[FlexibleLoad, FloatArray, float]] = []
+        self.pvs: list[tuple[Pv, FloatArray]] = []
+        self._assets: list[Asset] = []
+
+    @property
+    def rows(self) -> int:
+        """Rows so far (the index the next one gets)."""
+        return len(self.order)
+
+    @property
+    def assets(self) -> tuple[Asset, ...]:
+        """The enrolled asset of each row, in row order."""
+        return tuple(self._assets)
+
+    def _add(self, kind: int, asset: Asset, owner: int) -> None:
+        self.order.append((kind, len(self.owners[kind])))
+        self.owners[kind].append(owner)
+        self._assets.append(asset)
+
+    def battery(self, a: Battery, soc: float, owner: int) -> None:
+        """A battery row at state of charge ``soc`` (0-1)."""
+        self.bat.append((a, soc))
+        self._add(0, a, owner)
+
+    def sessions(self, a: EvCharger, sessions: Sequence[dx.EvSession]) -> None:
+        """A row per charging session of a charger."""
+        for session in sessions:
+            self.evs.append(session)
+            self._add(1, a, session.owner)
+
+    def load(
+        self, a: FlexibleLoad, base: FloatArray, owner: int, debt_kwh: float
+    ) -> tuple[float, float]:
+        """A flexible load's row around ``base``; returns its enrolled window (kW).
+
+        The enrolled power window, as the clamp enforces it (`device_limits`):
+        the envelope never plans outside it, whatever the load drew or is
+        forecast to draw; a baseline that varies per interval has each
+        interval's room end at the window (`_bounded` applies it).
+        """
+        self.loads.append((a, base, debt_kwh))
+        self._add(2, a, owner)
+        return max(a.baseline_kw - a.max_shed_kw, 0.0), (
+            a.baseline_kw + a.rebound_fraction * a.max_shed_kw
+        )
+
+    def pv(self, a: Pv, generation: FloatArray, owner: int) -> None:
+        """A curtailable PV row generating ``generation`` (kW, positive)."""
+        self.pvs.append((a, generation))
+        self._add(3, a, owner)
+
+    def _owner(self, kind: int) -> NDArray[np.int64]:
+        return np.asarray(self.owners[kind], dtype=np.int64)
+
+    def portfolio(self, grid: dx.TimeGrid) -> dx.Portfolio:
+        """Every row's envelope on ``grid``, in row order (not yet repaired)."""
+        parts: list[dx.Portfolio] = []
+        if self.bat:
+            parts.append(self._batteries(grid))
+        if self.evs:
+            parts.append(ev_envelopes(EvColumns.from_sessions(self.evs, grid), grid))
+        if self.loads:
+            parts.append(self._loads(grid))
+        if self.pvs:
+            parts.append(self._pvs(grid))
+        joined = dx.Portfolio.concat(parts)
+        offset, at = 0, [0, 0, 0, 0]
+        for kind, size in enumerate((len(self.bat), len(self.evs), len(self.loads), len(self.pvs))):
+            at[kind] = offset
+            offset += size
+        index = np.fromiter((at[k] + i for k, i in self.order), dtype=np.int64, count=self.rows)
+        if np.array_equal(index, np.arange(self.rows)):
+            return joined
+        return joined.subset(index)
+
+    def _batteries(self, grid: dx.TimeGrid) -> dx.Portfolio:
+        bats = [a for a, _ in self.bat]
+        nan = np.full(len(bats), np.nan)
+        cols = BatteryColumns(
+            asset_ids=tuple(a.id for a in bats),
+            capacity_kwh=_col(a.capacity_kwh for a in bats),
+            max_charge_kw=_col(a.max_charge_kw for a in bats),
+            max_discharge_kw=_col(a.max_discharge_kw for a in bats),
+            soc=_col(soc for _, soc in self.bat),
+            soc_min=_col(a.soc_min for a in bats),
+            soc_max=_col(a.soc_max for a in bats),
+            end_soc_min=nan,
+            end_soc_max=nan,
+            eta_charge=_col(a.charge_efficiency for a in bats),
+            eta_discharge=_col(a.discharge_efficiency for a in bats),
+            cost_kwh=_col(max(a.costs.up_per_kwh, a.costs.down_per_kwh) for a in bats),
+            owner=self._owner(0),
+        )
+        return battery_envelopes(cols, grid)
+
+    def _loads(self, grid: dx.TimeGrid) -> dx.Portfolio:
+        loads = [a for a, _, _ in self.loads]
+        enrolled = _col(a.baseline_kw for a in loads)
+        shed_kw = _col(a.max_shed_kw for a in loads)
+        fraction = _col(a.rebound_fraction for a in loads)
+        lo = np.maximum(enrolled - shed_kw, 0.0)
+        hi = enrolled + fraction * shed_kw
+        base = np.clip(np.stack([b for _, b, _ in self.loads]), lo[:, None], hi[:, None])
+        shed = np.max(base - lo[:, None], axis=1)
+        # the same shed energy budget, whatever depth is left from this baseline
+        minutes = _col(a.max_shed_minutes for a in loads)
+        budget = minutes * shed_kw
+        np.divide(budget, shed, out=budget, where=shed > 0)
+        cols = CurtailableColumns(
+            asset_ids=tuple(a.id for a in loads),
+            max_shed_kw=np.maximum(shed, 0.0),
+            max_shed_minutes=np.where(shed > 0, budget, minutes),
+            rebound_share=np.minimum(fraction, 1.0),
+            max_rebound_kw=np.maximum(np.max(hi[:, None] - base, axis=1), 0.0),
+            shed_debt_kwh=np.maximum(_col(d for _, _, d in self.loads), 0.0),
+            cost_down=_col(a.costs.down_per_kwh for a in loads),
+            cost_up=_col(a.costs.up_per_kwh for a in loads),
+            owner=self._owner(2),
+        )
+        return curtailable_envelopes(cols, grid, base)
+
+    def _pvs(self, grid: dx.TimeGrid) -> dx.Portfolio:
+        arrays = [a for a, _ in self.pvs]
+        rated = _col(a.rated_kw for a in arrays)
+        gen = np.clip(np.stack([g for _, g in self.pvs]), 0.0, rated[:, None])
+        cols = PvColumns(
+            asset_ids=tuple(a.id for a in arrays),
+            cost_kwh=_col(a.costs.up_per_kwh for a in arrays),
+            owner=self._owner(3),
+        )
+        return pv_envelopes(cols, grid, gen)
 
 
-def _pv(a: Pv, grid: dx.TimeGrid, owner: int, generation: FloatArray) -> dx.Portfolio:
-    spec = dx.PvCurtailment(asset_id=a.id, cost_kwh=a.costs.up_per_kwh, owner=owner)
-    return dx.pv_envelope(spec, grid, np.clip(generation, 0.0, a.rated_kw))
+def _col(values: Iterable[float]) -> FloatArray:
+    return np.fromiter(values, dtype=np.float64)
 
 
 def _load_base(
@@ -650,8 +763,7 @@ def build_view(
     """
     outlook = outlook or Outlook()
     owners: dict[str, int] = {}
-    parts: list[dx.Portfolio] = []
-    rows: list[Asset] = []
+    batch = _Batch()
     excluded: dict[str, str] = {}
     measured: dict[str, float] = {}
     metered: dict[str, float] = {}
@@ -688,15 +800,16 @@ def build_view(
                 excluded[asset.id] = "device reports itself unavailable"
                 continue
         owner = owners.setdefault(asset.owner, len(owners))
-        made: list[dx.Portfolio] = []
+        row = batch.rows
         how = ""
         note = ""
         if isinstance(asset, Battery):
-            got = _battery(asset, state, grid, owner)
+            got = _battery(asset, state)
             if isinstance(got, str):
                 excluded[asset.id] = got
                 continue
-            made, how = [got[0]], got[1]
+            batch.battery(asset, got[0], owner)
+            how = got[1]
             if how == "assumed_soc":
                 note = (
                     f"no live SoC: assumed at the middle of its SoC window "
@@ -708,15 +821,15 @@ def build_view(
             if isinstance(sessions, str):
                 excluded[asset.id] = sessions
                 continue
-            made, how = sessions
+            batch.sessions(asset, sessions[0])
+            how = sessions[1]
         elif isinstance(asset, FlexibleLoad):
             base, known, how, note = _load_base(asset, state, anchors.get(asset.id), curves, grid)
-            pf, window[len(parts)] = _load(asset, grid, owner, debts.get(asset.id, 0.0), base)
+            window[row] = batch.load(asset, base, owner, debts.get(asset.id, 0.0))
             if margin is not None and curves is not None and np.any(known):
                 cut = _margin(asset, known, curves, margin)
                 if cut is not None:
-                    wanted[len(parts)] = cut
-            made = [pf]
+                    wanted[row] = cut
         else:
             assert isinstance(asset, Pv)
             if not asset.curtailable:
@@ -730,25 +843,20 @@ def build_view(
             if margin is not None and curves is not None and np.any(known):
                 cut = _margin(asset, known, curves, margin)
                 if cut is not None:
-                    wanted[len(parts)] = cut
-            made = [_pv(asset, grid, owner, generation)]
-        parts.extend(made)
-        rows.extend([asset] * len(made))
+                    wanted[row] = cut
+            batch.pv(asset, generation, owner)
         basis[asset.id] = how
         if note:
             notes[asset.id] = _join(notes.get(asset.id, ""), note)
     portfolio = None
     margin_kw: dict[str, dict[str, FloatArray]] = {}
-    if parts:
-        joined, margin_kw = _bounded(
-            dx.Portfolio.concat(parts), window, wanted, [a.kind for a in rows]
-        )
+    rows = batch.assets
+    if rows:
+        joined, margin_kw = _bounded(batch.portfolio(grid), window, wanted, [a.kind for a in rows])
         portfolio = dx.build_portfolio([joined])
     issued = outlook.forecast.issued_at if outlook.forecast is not None else None
     kept = {d: per for d, per in margin_kw.items() if per}
-    return PortfolioView(
-        portfolio, tuple(rows), excluded, measured, metered, basis, notes, issued, kept
-    )
+    return PortfolioView(portfolio, rows, excluded, measured, metered, basis, notes, issued, kept)
 
 
 def _margin(

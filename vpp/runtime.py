@@ -128,11 +128,15 @@ class ControlManager(BackgroundService):
         except Exception:  # one park's loop never ends the others
             log.exception("park %s: control loop failed; it starts anew", park)
 
-    def wake(self, park: str) -> None:
-        """Make the park's loop run a cycle now (if this process runs it)."""
+    def wake(self, park: str) -> asyncio.Future[None] | None:
+        """Make the park's loop run a cycle now (if this process runs it).
+
+        Returns:
+            Done once that cycle has handed its setpoints over
+            (`vpp.control.ControlLoop.wake`); None when no loop of the park runs here.
+        """
         loop = self.loops.get(park)
-        if loop is not None:
-            loop.wake()
+        return loop.wake() if loop is not None else None
 
 
 #: The running control manager of an app.

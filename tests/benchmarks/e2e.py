@@ -6,9 +6,10 @@ the three protocols (default 400 Modbus/SunSpec batteries on a few gateways,
 
 How it runs:
 
-* a *device process* (``--role devices``) runs the simulated park
-  (``adapters.sim.park.run_park``): it shares the machine's cores with this
-  process, Redis and Mosquitto, as real devices would not;
+* *device processes* (``--role devices``, ``--device-procs`` of them, one
+  per core by default) each run a shard of the simulated park
+  (``adapters.sim.park.shard_park``, ``run_park``): they share the machine's
+  cores with this process, Redis and Mosquitto, as real devices would not;
 * this process enrolls the park through `vpp.state.State` under a unique
   Redis namespace and MQTT root, and starts the service as ``vpp serve`` does
   (`vpp.service.running_service`: the API on loopback, the supervisor and the
@@ -32,8 +33,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
 import logging
 import os
+import pstats
 import secrets
 import statistics
 import time
@@ -43,26 +46,34 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.ocpp.csms import PATH_PREFIX
-from adapters.sim.park import MAX_UNITS_PER_ENDPOINT, SimParkSpec, generate_park, run_park
+from adapters.sim.park import (
+    MAX_UNITS_PER_ENDPOINT,
+    SimParkSpec,
+    generate_park,
+    run_park,
+    shard_park,
+)
 from adapters.types import Confirmation
 from tests.benchmarks.support import (
     MQTT_HOST,
     MQTT_PORT,
     REDIS_URL,
     add_verbose,
-    child_process,
     configure_logging,
+    default_device_procs,
+    device_processes,
     free_ports,
     machine,
+    parse_shard,
     percentile,
     run_until_sigterm,
-    wait_listening,
     write_report,
 )
 from vpp.auth import Role
 from vpp.client import ApiError, ParkClient, issue_tokens
 from vpp.clock import Clock
 from vpp.control import ControlLoop
+from vpp.errors import StateUnavailable
 from vpp.metrics import Metrics
 from vpp.model import Asset, Park, parse_asset
 from vpp.parkfile import with_charger_passwords
@@ -108,6 +119,10 @@ class BenchOptions:
         mqtt_port: its port.
         out: where the JSON goes (None: nowhere).
         verbose: the device process logs at DEBUG, the protocol libraries included.
+        device_procs: device processes the park is split over (``shard_park``).
+        redis_timeout_s: the service's Redis command timeout (``redis.timeout_s``;
+            the service default when None; a park of 10,000 devices on two cores
+            keeps the event loop busy for longer than the default at times).
     """
 
     batteries: int = 400
@@ -128,6 +143,9 @@ class BenchOptions:
     mqtt_port: int = MQTT_PORT
     out: str | None = "bench-e2e.json"
     verbose: bool = False
+    profile: str | None = None
+    redis_timeout_s: float | None = None
+    device_procs: int = field(default_factory=default_device_procs)
 
 
 # ------------------------------------------------------------- the park --
@@ -214,11 +232,17 @@ class _Recorder:
         self.sends: list[_SendCall] = []
         self.releases: list[tuple[float, float]] = []
         self.changed = asyncio.Event()
+        #: on from an event's POST to its first send (``--profile``)
+        self.profiler: cProfile.Profile | None = None
+        self.profiling = False
 
     async def send(
         self, park: str, setpoints: Mapping[str, float], *, hold_s: float
     ) -> dict[str, Confirmation]:
         """Send through the supervisor, one concurrent part per protocol."""
+        if self.profiling and self.profiler is not None:
+            self.profiler.disable()
+            self.profiling = False
         call = _SendCall(started=time.perf_counter())
         self.sends.append(call)
         groups: dict[str, dict[str, float]] = {}
@@ -290,17 +314,19 @@ def _hist(metrics: Metrics, name: str, labels: Mapping[str, str]) -> tuple[float
 
 
 async def _devices(ns: argparse.Namespace) -> None:
-    """The device process: the whole simulated park on one event loop until SIGTERM."""
+    """A device process: its shard of the simulated park on one event loop until SIGTERM."""
     opts = BenchOptions(batteries=ns.batteries, chargers=ns.chargers, loads=ns.loads)
     ports = [int(p) for p in ns.modbus_ports.split(",") if p]
     secret = os.environ.get(_SECRET_ENV, "")
-    spec = with_charger_passwords(_spec(opts, ns.park, ports), secret)
+    index, count = parse_shard(ns.shard)
+    spec = shard_park(_spec(opts, ns.park, ports), count)[index]
+    spec = with_charger_passwords(spec, secret)
     await run_until_sigterm(
         run_park(
             spec, mqtt_host=ns.mqtt_host, mqtt_port=ns.mqtt_port, mqtt_root=ns.root,
             csms_url=ns.csms_url, loads_per_gateway=100, period_s=ns.device_period,
         ),
-        name="bench-e2e-park",
+        name=f"bench-e2e-park-{index}",
     )  # fmt: skip
 
 
@@ -311,7 +337,12 @@ async def _wait_live(state: State, park: str, ids: list[str], need: int, limit_s
     deadline = time.monotonic() + limit_s
     have = 0
     while time.monotonic() < deadline:
-        live = await state.read_live_many(park, ids)
+        try:
+            live = await state.read_live_many(park, ids)
+        except StateUnavailable as exc:  # a busy service at a large park: ask again
+            log.warning("waiting for live telemetry: %s", exc)
+            await asyncio.sleep(0.5)
+            continue
         have = sum(v is not None for v in live.values())
         if have >= need:
             return have
@@ -337,6 +368,9 @@ async def _one_run(
     }  # fmt: skip
     solve_before = _hist(metrics, "vpp_solver_seconds", {"operation": "disaggregate"})
     n_sends, n_cycles = len(rec.sends), len(loop.cycle_starts)
+    if rec.profiler is not None:
+        rec.profiling = True
+        rec.profiler.enable()
     t0 = time.perf_counter()
     await client.post_event(body)
     t_ack = time.perf_counter()
@@ -490,6 +524,8 @@ async def run_bench(opts: BenchOptions) -> dict[str, Any]:
         settings.control.period_s = opts.period_s
     if opts.modbus_poll_s is not None:
         settings.modbus.poll_interval_s = opts.modbus_poll_s
+    if opts.redis_timeout_s is not None:
+        settings.redis.timeout_s = opts.redis_timeout_s
     spec = _spec(opts, park, modbus_ports)
     assets = park_assets(spec, root)
     seams = _Seams(protocol_of={a.id: _protocol(a) for a in assets})
@@ -508,10 +544,12 @@ async def run_bench(opts: BenchOptions) -> dict[str, Any]:
                  "modbus_gateways": gateways},
         "settings": {"control_period_s": settings.control.period_s,
                      "modbus_poll_s": settings.modbus.poll_interval_s,
-                     "device_period_s": opts.device_period_s, "share": opts.share},
-        "how": f"device simulators in a separate process (python -m {_MODULE} --role "
-               "devices); API, supervisor, control loop in this one; Redis and Mosquitto "
-               "shared; all on one machine",
+                     "device_period_s": opts.device_period_s, "share": opts.share,
+                     "redis_timeout_s": settings.redis.timeout_s},
+        "how": f"device simulators in {opts.device_procs} separate processes (python -m "
+               f"{_MODULE} --role devices --shard I/K); API, supervisor, control loop in this "
+               "one; Redis and Mosquitto shared; all on one machine",
+        "device_procs": opts.device_procs,
     }  # fmt: skip
     child = [
         "--role", "devices", "--park", park, "--root", root,
@@ -529,50 +567,63 @@ async def run_bench(opts: BenchOptions) -> dict[str, Any]:
         report["enroll_s"] = round(time.perf_counter() - enrolled, 2)
         # the gateways listen before the adapters connect; the chargers retry until the CSMS is up
         secret_env = {_SECRET_ENV: settings.ocpp.auth_secret}
-        with child_process(_MODULE, child, env=secret_env) as proc:
-            await wait_listening(modbus_ports, child=proc, timeout_s=opts.ready_timeout_s)
-            # leaving it, the loop releases its devices while they still listen
-            async with running_service(
+        listen = [shard.modbus_ports for shard in shard_park(spec, max(1, opts.device_procs))]
+        # leaving them, the loop releases its devices while they still listen
+        async with (
+            device_processes(
+                _MODULE, child, listen, timeout_s=opts.ready_timeout_s, env=secret_env
+            ) as procs,
+            running_service(
                 settings, state, metrics=metrics, clock=clock, runtime=runtime
-            ) as service:
-                tokens = await issue_tokens(state, park, [Role.GRID_OPERATOR], name="bench-e2e")
-                async with ParkClient(service.base_url, park, tokens) as client:
-                    began = time.perf_counter()
-                    ids = [a.id for a in assets]
-                    need = int(len(ids) * opts.ready_share)
-                    have = await _wait_live(state, park, ids, need, opts.ready_timeout_s)
+            ) as service,
+        ):
+            tokens = await issue_tokens(state, park, [Role.GRID_OPERATOR], name="bench-e2e")
+            async with ParkClient(service.base_url, park, tokens) as client:
+                began = time.perf_counter()
+                ids = [a.id for a in assets]
+                need = int(len(ids) * opts.ready_share)
+                have = await _wait_live(state, park, ids, need, opts.ready_timeout_s)
+                for proc in procs:
                     if proc.poll() is not None:
-                        raise RuntimeError(f"the device process exited with {proc.returncode}")
-                    report["ready_s"] = round(time.perf_counter() - began, 1)
-                    report["live_at_start"] = have
-                    print(f"park {park}: {opts.batteries} Modbus batteries on {gateways} "
-                          f"gateways, {opts.chargers} OCPP chargers, {opts.loads} MQTT loads; "
-                          f"{have}/{len(ids)} live after {report['ready_s']} s",
-                          flush=True)  # fmt: skip
-                    loop = service.app[CONTROL].loops[park]
-                    assert isinstance(loop, _TimedLoop) and seams.recorder is not None
-                    for i in range(opts.runs):
-                        env = await client.flexibility(intervals=1)
-                        down = float(env["down_kw"][0])
-                        if down <= 0:
-                            raise RuntimeError(f"no down flexibility ({env})")
-                        result = await asyncio.wait_for(
-                            _one_run(i, client, seams.recorder, loop, metrics, clock,
-                                     opts.share * down, opts),
-                            opts.run_timeout_s * 2 + opts.settle_s,
-                        )  # fmt: skip
-                        result["target_kw"] = round(opts.share * down, 1)
-                        runs.append(result)
-                        print(f"run {i + 1}: ack {result['ack_ms']} ms, first setpoint "
-                              f"{result['first_send_ms']} ms, all confirmed "
-                              f"{result['all_confirmed_ms']} ms ({result['confirmed']}/"
-                              f"{result['commanded']})", flush=True)  # fmt: skip
+                        raise RuntimeError(f"a device process exited with {proc.returncode}")
+                report["ready_s"] = round(time.perf_counter() - began, 1)
+                report["live_at_start"] = have
+                print(f"park {park}: {opts.batteries} Modbus batteries on {gateways} "
+                      f"gateways, {opts.chargers} OCPP chargers, {opts.loads} MQTT loads "
+                      f"in {len(procs)} device processes; "
+                      f"{have}/{len(ids)} live after {report['ready_s']} s",
+                      flush=True)  # fmt: skip
+                loop = service.app[CONTROL].loops[park]
+                assert isinstance(loop, _TimedLoop) and seams.recorder is not None
+                if opts.profile:
+                    seams.recorder.profiler = cProfile.Profile()
+                for i in range(opts.runs):
+                    env = await client.flexibility(intervals=1)
+                    down = float(env["down_kw"][0])
+                    if down <= 0:
+                        raise RuntimeError(f"no down flexibility ({env})")
+                    result = await asyncio.wait_for(
+                        _one_run(i, client, seams.recorder, loop, metrics, clock,
+                                 opts.share * down, opts),
+                        opts.run_timeout_s * 2 + opts.settle_s,
+                    )  # fmt: skip
+                    result["target_kw"] = round(opts.share * down, 1)
+                    runs.append(result)
+                    print(f"run {i + 1}: ack {result['ack_ms']} ms, first setpoint "
+                          f"{result['first_send_ms']} ms, all confirmed "
+                          f"{result['all_confirmed_ms']} ms ({result['confirmed']}/"
+                          f"{result['commanded']})", flush=True)  # fmt: skip
     finally:
         with contextlib.suppress(Exception):
             keys = [k async for k in state.redis.scan_iter(match=f"{namespace}:*", count=1000)]
             for at in range(0, len(keys), 500):
                 await state.redis.delete(*keys[at : at + 500])
         await state.aclose()
+    if opts.profile and seams.recorder is not None and seams.recorder.profiler is not None:
+        seams.recorder.profiler.disable()
+        seams.recorder.profiler.dump_stats(opts.profile)
+        print(f"profile of POST -> first send, every run: {opts.profile}; top by own time:")
+        pstats.Stats(opts.profile).sort_stats("tottime").print_stats(15)
     report["runs"] = runs
     report["summary"] = _summary(runs) if runs else {}
     if runs:
@@ -616,6 +667,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--settle", type=float, default=d.settle_s)
     p.add_argument("--run-timeout", type=float, default=d.run_timeout_s)
     p.add_argument("--ready-timeout", type=float, default=d.ready_timeout_s)
+    p.add_argument("--ready-share", type=float, default=d.ready_share,
+                   help="share of the assets live before the first event")  # fmt: skip
+    p.add_argument("--device-procs", type=_at_least_one, default=d.device_procs,
+                   help="device processes the simulated park is split over")  # fmt: skip
+    p.add_argument("--profile", default=None,
+                   help="cProfile each POST -> first send into FILE")  # fmt: skip
+    p.add_argument("--redis-timeout", type=float, default=None, help="redis.timeout_s (s)")
     p.add_argument("--redis-url", default=d.redis_url)
     p.add_argument("--mqtt-host", default=d.mqtt_host)
     p.add_argument("--mqtt-port", type=int, default=d.mqtt_port)
@@ -625,6 +683,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--root", default="", help=argparse.SUPPRESS)
     p.add_argument("--modbus-ports", default="", help=argparse.SUPPRESS)
     p.add_argument("--csms-url", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--shard", default="0/1", help=argparse.SUPPRESS)
     return p
 
 
@@ -640,8 +699,10 @@ def main(argv: list[str] | None = None) -> None:
         units_per_gateway=ns.units_per_gateway, share=ns.share, period_s=ns.period,
         modbus_poll_s=ns.modbus_poll, device_period_s=ns.device_period, settle_s=ns.settle,
         run_timeout_s=ns.run_timeout, ready_timeout_s=ns.ready_timeout,
+        ready_share=ns.ready_share,
         redis_url=ns.redis_url, mqtt_host=ns.mqtt_host, mqtt_port=ns.mqtt_port,
-        verbose=ns.verbose,
+        verbose=ns.verbose, profile=ns.profile, redis_timeout_s=ns.redis_timeout,
+        device_procs=ns.device_procs,
     )  # fmt: skip
     report = asyncio.run(run_bench(opts))
     if opts.out:

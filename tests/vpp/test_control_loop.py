@@ -200,18 +200,23 @@ async def test_only_the_lease_holder_controls_the_park(state: State) -> None:
     assert sum(c.cycles for c in loops) == max(c.cycles for c in loops)
 
 
-async def test_wake_acts_on_a_new_event_before_the_next_cycle(state: State) -> None:
-    clock = Clock(time_scale=1)
-    sink = RecordingSink()
-    ctl = ControlLoop(
+def hourly(state: State, sink: RecordingSink, clock: Clock) -> ControlLoop:
+    """A loop whose next cycle is an hour away unless it is woken."""
+    return ControlLoop(
         park=PARK, state=state, events=EventStore(state), sink=sink, clock=clock,
         settings=ControlSettings(period_s=3600, lease_ttl_s=5),
     )  # fmt: skip
+
+
+async def test_wake_acts_on_a_new_event_before_the_next_cycle(state: State) -> None:
+    clock = Clock(time_scale=1)
+    sink = RecordingSink()
+    ctl = hourly(state, sink, clock)
     async with ctl:
         await asyncio.sleep(0.3)  # the first cycle ran and the loop now waits an hour
         cycles = ctl.cycles
         await post(state, clock, clock.now())
-        ctl.wake()
+        _ = ctl.wake()
         await asyncio.wait_for(sink.got_send.wait(), 5)
         assert ctl.cycles == cycles + 1
     assert sink.released  # leaving the loop's context releases what it drives
@@ -346,3 +351,113 @@ async def test_the_manager_restarts_a_loop_whose_work_ended(
     async with ControlManager(make, list_parks, poll_s=0.05):
         await eventually(lambda: len(made) == 2 and made[1].cycles >= 1)
     assert any("RuntimeError('boom')" in r.getMessage() for r in caplog.records)
+
+
+class OrderSink(RecordingSink):
+    """Notes, at each send, what the store and the gauges say of the event then."""
+
+    def __init__(self, store: EventStore, metrics: Metrics, fail: bool = False) -> None:
+        super().__init__()
+        self.store, self.metrics, self.fail = store, metrics, fail
+        self.seen: list[tuple[EventState, list[float | None], float | None]] = []
+
+    async def send(
+        self, park: str, setpoints: Mapping[str, float], *, hold_s: float
+    ) -> dict[str, Confirmation]:
+        record = await self.store.get(park, "ev-1")
+        gauge = self.metrics.registry.get_sample_value(
+            "vpp_event_active", {"park": park, "event": "ev-1"}
+        )
+        self.seen.append((record.state, list(record.measured_kw), gauge))
+        if self.fail:
+            raise ConnectionError("the sink is down")
+        return await super().send(park, setpoints, hold_s=hold_s)
+
+
+async def test_the_first_setpoints_go_out_before_the_activation_is_written(state: State) -> None:
+    clock = Clock(time_scale=60, origin=datetime(2026, 7, 1, 10, 0, 30, tzinfo=UTC))
+    await post(state, clock, datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
+    store, metrics = EventStore(state), Metrics()
+    sink = OrderSink(store, metrics)
+    ctl = loop(state, sink, clock, metrics=metrics)
+    assert await ctl.lease.acquire()
+    await ctl.cycle()  # received -> scheduled -> (activating) setpoints -> active
+    # the target, and a little more: the interval began before this cycle (the correction)
+    assert len(sink.sent) == 1 and -400 < sum(sink.sent[0].values()) < -299
+    # at the send: the event not yet written as active, nothing measured, no gauge
+    assert sink.seen == [(EventState.SCHEDULED, [None, None], None)]
+    record = await store.get(PARK, "ev-1")
+    assert record.state is EventState.ACTIVE
+    assert record.baseline_kw == [0.0, 0.0] and record.measured_kw[0] is not None
+    assert (
+        metrics.registry.get_sample_value("vpp_event_active", {"park": PARK, "event": "ev-1"})
+        == 1.0
+    )
+    # the next cycle sees it active, and its send follows the same order
+    await ctl.cycle()
+    assert sink.seen[1][0] is EventState.ACTIVE
+
+
+async def test_an_activation_is_written_even_when_its_first_send_fails(state: State) -> None:
+    clock = Clock(time_scale=60, origin=datetime(2026, 7, 1, 10, 0, 30, tzinfo=UTC))
+    await post(state, clock, datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
+    store, metrics = EventStore(state), Metrics()
+    sink = OrderSink(store, metrics, fail=True)
+    ctl = loop(state, sink, clock, metrics=metrics)
+    assert await ctl.lease.acquire()
+    with pytest.raises(ConnectionError):
+        await ctl.cycle()
+    assert [s[0] for s in sink.seen] == [EventState.SCHEDULED]
+    assert (await store.get(PARK, "ev-1")).state is EventState.ACTIVE
+    sink.fail = False
+    await ctl.cycle()  # delivers from the state kept at activation
+    assert sink.sent and sink.seen[-1][0] is EventState.ACTIVE
+
+
+class HeldSink(RecordingSink):
+    """Holds every send until `go` is set (devices that have not answered yet)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.handed = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def send(
+        self, park: str, setpoints: Mapping[str, float], *, hold_s: float
+    ) -> dict[str, Confirmation]:
+        self.handed.set()
+        await self.go.wait()
+        return await super().send(park, setpoints, hold_s=hold_s)
+
+
+async def test_a_wake_is_answered_once_its_cycle_has_handed_the_setpoints_over(
+    state: State,
+) -> None:
+    clock = Clock(time_scale=1)
+    sink = HeldSink()
+    ctl = hourly(state, sink, clock)
+    async with ctl:
+        await asyncio.sleep(0.3)  # the first cycle ran and the loop now waits an hour
+        cycles = ctl.cycles
+        await post(state, clock, clock.now())
+        acted = ctl.wake()
+        await asyncio.wait_for(asyncio.shield(acted), 5)
+        # handed over, not confirmed: the devices have not answered, the cycle still runs
+        assert sink.handed.is_set() and not sink.sent and ctl.cycles == cycles + 1
+        sink.go.set()
+        # a wake with nothing to send is answered when its cycle ends
+        await asyncio.wait_for(ctl.wake(), 5)
+        assert ctl.cycles >= cycles + 2
+
+
+async def test_a_wake_is_answered_by_a_loop_without_the_lease(state: State) -> None:
+    clock = Clock(time_scale=1)
+    holder = ControlLoop(
+        park=PARK, state=state, events=EventStore(state), sink=RecordingSink(), clock=clock,
+        settings=ControlSettings(lease_ttl_s=120), owner="other",
+    )  # fmt: skip
+    assert await holder.lease.acquire()
+    ctl = loop(state, RecordingSink(), clock)
+    async with ctl:
+        await asyncio.wait_for(ctl.wake(), 5)
+        assert ctl.cycles == 0  # it never ran a cycle: another process controls the park

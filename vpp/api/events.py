@@ -12,7 +12,10 @@ and its record says what the park expects to deliver (``expected``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -34,6 +37,7 @@ from vpp.events import (
     EventRequest,
     EventState,
     EventStore,
+    ExpectedDelivery,
     Reconciliation,
     ReportRows,
     SettlementRules,
@@ -41,6 +45,7 @@ from vpp.events import (
     expected_delivery,
     parse_event_patch,
     parse_event_request,
+    read_park,
     report_csv,
 )
 from vpp.events.model import EnterpriseTrack
@@ -54,8 +59,34 @@ __all__ = ["EVENTS", "ROUTES", "WAKE", "event_report", "report_factor"]
 #: The event store of the app.
 EVENTS = web.AppKey("vpp.events", EventStore)
 #: Set by the runtime: wakes the park's control loop in this process, so an
-#: event is acted on at once instead of at the loop's next cycle.
-WAKE: web.AppKey[Callable[[str], None]] = web.AppKey("vpp.wake")
+#: event is acted on at once instead of at the loop's next cycle. Returns what
+#: is done once the woken cycle has handed its setpoints over (None: no loop
+#: of the park runs here).
+WAKE: web.AppKey[Callable[[str], Awaitable[None] | None]] = web.AppKey("vpp.wake")
+
+#: How long an answer waits at most for the woken cycle to hand its setpoints
+#: over before it computes its estimate (which would take the CPU from that cycle).
+ACT_WAIT_S = 2.0
+
+
+async def _wake_and_estimate(
+    request: web.Request, park: str, event: EventRequest, now: datetime
+) -> ExpectedDelivery:
+    """Wake the park's loop, then estimate the delivery from the state before it acted.
+
+    The registry and live state are read first (the estimate is of the park
+    as the event found it); the estimate's solves wait until the woken cycle
+    has sent its setpoints (at most `ACT_WAIT_S`), so the event's first
+    setpoints never wait for the answer's estimate.
+    """
+    state = request.app[STATE]
+    seen = await read_park(state, park)
+    wake = request.app.get(WAKE)
+    acted = wake(park) if wake is not None else None
+    if acted is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(acted), ACT_WAIT_S)
+    return await expected_delivery(state, park, event, now, seen=seen)
 
 
 def _wake(request: web.Request) -> None:
@@ -113,8 +144,7 @@ async def create_event(request: web.Request) -> web.Response:
         # The loop acts on the event at once; the estimate (a worker-thread
         # solve) follows. An award stands, so an event larger than the park is
         # accepted, and the record says what the park expects to deliver.
-        _wake(request)
-        expected = await expected_delivery(request.app[STATE], park, event, now)
+        expected = await _wake_and_estimate(request, park, event, now)
         await store.update(park, record.id, lambda r: setattr(r, "expected", expected))
         # The answer is the event as received (GET shows where the loop has taken it since).
         record.expected = expected
@@ -144,9 +174,8 @@ async def modify_event(request: web.Request) -> web.Response:
     now = service_now(request)
     store = request.app[EVENTS]
     record = await store.resize(park, request.match_info["event"], patch.targets_kw, now)
-    _wake(request)
     # As on create: what the park expects to deliver against the new targets.
-    expected = await expected_delivery(request.app[STATE], park, record.as_request(), now)
+    expected = await _wake_and_estimate(request, park, record.as_request(), now)
     targets = record.target_kw
 
     def estimate(r: EventRecord) -> None:

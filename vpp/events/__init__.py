@@ -13,7 +13,7 @@ the rebound window after the event, `vpp.events.rebound` and
 control loop (`vpp.control`) runs the events.
 """
 
-from vpp.events.expected import expected_delivery
+from vpp.events.expected import expected_delivery, read_park
 from vpp.events.model import (
     INTERVAL_CHOICES,
     MAX_INTERVALS,
@@ -80,5 +80,6 @@ __all__ = [
     "first_overlap",
     "parse_event_patch",
     "parse_event_request",
+    "read_park",
     "report_csv",
 ]

@@ -13,13 +13,29 @@ from datetime import datetime, timedelta
 
 from vpp.events.model import EventRequest, ExpectedDelivery
 from vpp.flex import TAIL_HOURS, build_view, flat_capacity, grid_at
+from vpp.model import Asset, LiveState
 from vpp.state import State
 
-__all__ = ["expected_delivery"]
+__all__ = ["ParkReading", "expected_delivery", "read_park"]
+
+#: A park's enrolled assets and their live state, as read at one moment.
+ParkReading = tuple[list[Asset], dict[str, LiveState | None]]
+
+
+async def read_park(state: State, park: str) -> ParkReading:
+    """The park's enrolled assets and their live state now (for `expected_delivery`)."""
+    assets = await state.list_assets(park)
+    live = await state.read_live_many(park, [a.id for a in assets])
+    return assets, dict(live)
 
 
 async def expected_delivery(
-    state: State, park: str, request: EventRequest, now: datetime
+    state: State,
+    park: str,
+    request: EventRequest,
+    now: datetime,
+    *,
+    seen: ParkReading | None = None,
 ) -> ExpectedDelivery:
     """Estimate what the park can deliver against an event, from its live flexibility.
 
@@ -34,6 +50,7 @@ async def expected_delivery(
         park: the park.
         request: the validated event, whose window has not ended at ``now``.
         now: the service clock.
+        seen: the park as read before (`read_park`); None: read it now.
 
     Returns:
         The estimate (kW per interval, energy and share of the energy asked).
@@ -43,8 +60,7 @@ async def expected_delivery(
     first = 0 if now < request.start else min(len(magnitudes), (now - request.start) // step)
     asked = magnitudes[first:]
     sign = 1.0 if request.kind.value == "valley_filling" else -1.0
-    assets = await state.list_assets(park)
-    live = await state.read_live_many(park, [a.id for a in assets])
+    assets, live = seen if seen is not None else await read_park(state, park)
     tail = int(TAIL_HOURS * 60 / request.interval_minutes)
     grid = grid_at(request.start + first * step, len(asked) + tail, request.interval_minutes)
     view = build_view(assets, live, grid)

@@ -43,6 +43,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from itertools import zip_longest
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from aiohttp import web
@@ -576,6 +577,12 @@ class Supervisor(BackgroundService):
     ) -> dict[str, Confirmation]:
         """Send setpoints to the assets of a park, concurrently, and await their answers.
 
+        Every call starts at once, taken from each adapter in turn (the first
+        setpoint of every protocol and gateway leaves before the second of
+        any), each bounded by its adapter's own concurrency and by
+        ``send_timeout_s``; one slow adapter holds none of the others' calls,
+        only this method's return.
+
         Args:
             park: the park id.
             setpoints: asset id -> power in kW (positive = draw from the grid).
@@ -587,37 +594,91 @@ class Supervisor(BackgroundService):
             is sent), gets an unconfirmed one with the reason; nothing raises
             per asset.
         """
-        async with asyncio.TaskGroup() as tg:
-            tasks = {
-                asset_id: tg.create_task(
-                    self._send_one(park, asset_id, kw, hold_s), name=f"setpoint-{park}-{asset_id}"
-                )
-                for asset_id, kw in setpoints.items()
-            }
-        return {asset_id: task.result() for asset_id, task in tasks.items()}
+        out: dict[str, Confirmation] = {}
+        queues: dict[AdapterKey, list[tuple[str, float, _Slot, Coroutine[Any, Any, Confirmation]]]]
+        queues = {}
+        for asset_id, kw in setpoints.items():
+            target = self._target(park, asset_id)
+            if isinstance(target, str):
+                out[asset_id] = _refused(asset_id, kw, target)
+                self._observe(park, "none", out[asset_id])
+                continue
+            route, slot, adapter = target
+            if route.meter:
+                log.warning("setpoint for %s/%s refused: %s", park, asset_id, METER_REFUSAL)
+                out[asset_id] = _refused(asset_id, kw, METER_REFUSAL)
+                continue
+            try:
+                setpoint = Setpoint(asset_id=route.device_id, power_kw=kw, hold_s=hold_s)
+            except ValueError as exc:  # not finite
+                out[asset_id] = _refused(asset_id, kw, str(exc))
+                self._observe(park, route.key.protocol.value, out[asset_id])
+                continue
+            queues.setdefault(slot.key, []).append((asset_id, kw, slot, adapter.apply(setpoint)))
+        calls = [c for turn in zip_longest(*queues.values()) for c in turn if c is not None]
+        works, late = await self._calls([(slot, call) for _, _, slot, call in calls])
+        for (asset_id, kw, slot, _), work in zip(calls, works, strict=True):
+            conf = self._outcome(park, asset_id, kw, work, work in late)
+            self._observe(park, slot.key.protocol.value, conf)
+            out[asset_id] = conf
+        return {asset_id: out[asset_id] for asset_id in setpoints}
 
-    async def _send_one(self, park: str, asset_id: str, kw: float, hold_s: float) -> Confirmation:
-        target = self._target(park, asset_id)
-        if isinstance(target, str):
-            conf = _refused(asset_id, kw, target)
-            self._observe(park, "none", conf)
-            return conf
-        route, slot, adapter = target
-        if route.meter:
-            log.warning("setpoint for %s/%s refused: %s", park, asset_id, METER_REFUSAL)
-            return _refused(asset_id, kw, METER_REFUSAL)
+    def _outcome(
+        self, park: str, asset_id: str, kw: float, work: asyncio.Task[Confirmation], late: bool
+    ) -> Confirmation:
+        """One setpoint's confirmation from its finished call, or one cut (``late``: for time)."""
+        if late and (not work.done() or work.cancelled()):
+            return _refused(asset_id, kw, f"no answer within {self._send_timeout} s")
+        if work.cancelled():
+            return _refused(asset_id, kw, str(_AdapterGone()))
+        exc = work.exception()
+        if exc is None:
+            return replace(work.result(), asset_id=asset_id)
+        if isinstance(exc, ValueError | UnknownAsset):
+            return _refused(asset_id, kw, str(exc))
+        if isinstance(exc, TimeoutError):
+            return _refused(asset_id, kw, f"no answer within {self._send_timeout} s")
+        log.error("setpoint for %s/%s failed", park, asset_id, exc_info=exc)
+        return _refused(asset_id, kw, repr(exc))
+
+    async def _calls(
+        self, calls: list[tuple[_Slot, Coroutine[Any, Any, _T]]]
+    ) -> tuple[list[asyncio.Task[_T]], set[asyncio.Task[_T]]]:
+        """Run calls on slots' adapters at once, cut short by a stop.
+
+        Each call is bounded in number by its slot's limit, and all of them
+        in time by ``send_timeout_s`` (queueing included).
+
+        Returns:
+            Each call's task in the order given, done (a result or an
+            exception) or cancelled (by a stop of its adapter, or for time);
+            and the tasks cut for time (cancelled at the timeout and given a
+            second to end).
+        """
+
+        async def limited(slot: _Slot, call: Coroutine[Any, Any, _T]) -> _T:
+            async with slot.limit:
+                return await call
+
+        works: list[asyncio.Task[_T]] = []
+        for slot, call in calls:
+            work = asyncio.create_task(limited(slot, call), name=f"call-{slot.key.label}")
+            slot.inflight.add(work)
+            works.append(work)
+        late: set[asyncio.Task[_T]] = set()
+        if not works:
+            return works, late
         try:
-            setpoint = Setpoint(asset_id=route.device_id, power_kw=kw, hold_s=hold_s)
-            conf = replace(await self._call(slot, adapter.apply(setpoint)), asset_id=asset_id)
-        except (ValueError, UnknownAsset, _AdapterGone) as exc:  # ValueError: not finite
-            conf = _refused(asset_id, kw, str(exc))
-        except TimeoutError:
-            conf = _refused(asset_id, kw, f"no answer within {self._send_timeout} s")
-        except Exception as exc:
-            log.exception("setpoint for %s/%s failed", park, asset_id)
-            conf = _refused(asset_id, kw, repr(exc))
-        self._observe(park, route.key.protocol.value, conf)
-        return conf
+            _, late = await asyncio.wait(works, timeout=self._send_timeout)
+        finally:
+            for (slot, _), work in zip(calls, works, strict=True):
+                slot.inflight.discard(work)
+            pending = [w for w in works if not w.done()]
+            for work in pending:
+                work.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        return works, late
 
     async def _call(self, slot: _Slot, call: Coroutine[Any, Any, _T]) -> _T:
         """Run one call on a slot's adapter: bounded in number and time, cut short by a stop.
@@ -626,21 +687,8 @@ class Supervisor(BackgroundService):
             TimeoutError: no result within ``send_timeout_s`` (queueing included).
             _AdapterGone: the adapter was stopped or rebuilt meanwhile.
         """
-
-        async def limited() -> _T:
-            async with slot.limit:
-                return await call
-
-        work = asyncio.create_task(limited(), name=f"call-{slot.key.label}")
-        slot.inflight.add(work)
-        try:
-            await asyncio.wait({work}, timeout=self._send_timeout)
-        finally:
-            slot.inflight.discard(work)
-            if not work.done():
-                work.cancel()
-                await asyncio.wait({work}, timeout=1.0)
-        if not work.done():
+        (work,), late = await self._calls([(slot, call)])
+        if late and (not work.done() or work.cancelled()):
             raise TimeoutError
         if work.cancelled():
             raise _AdapterGone

@@ -68,6 +68,7 @@ import numpy as np
 
 import dispatch as dx
 from adapters.lifecycle import BackgroundService
+from adapters.types import Confirmation
 from vpp.clock import Clock
 from vpp.errors import NotFound
 from vpp.events import EventRecord, EventState, EventStore
@@ -136,6 +137,8 @@ class _Running:
     telemetry_sums: dict[str, dict[int, float]] = field(default_factory=dict)
     #: asset -> (kW sent, wall time the value changed, wall time last sent)
     sent: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    #: assets a setpoint was handed over for (released at the end, confirmed or not)
+    handed: set[str] = field(default_factory=set)
     strikes: dict[str, int] = field(default_factory=dict)
     shed_debt: dict[str, float] = field(default_factory=dict)
     #: charger or load id -> what it drew when the event became active (kW)
@@ -351,6 +354,10 @@ class ControlLoop(BackgroundService):
         self._woken: list[asyncio.Future[None]] = []
         self._acting: list[asyncio.Future[None]] = []
         self._last_view: tuple[_Live, object, PortfolioView] | None = None
+        #: sends handed to the sink whose confirmations are not all in yet
+        self._sending: set[asyncio.Future[dict[str, Confirmation]]] = set()
+        #: asset id -> kW of a send still waiting for its confirmation
+        self._in_flight: dict[str, float] = {}
         self.cycles = 0
         self._task_name = f"control-{park}"
 
@@ -401,6 +408,8 @@ class ControlLoop(BackgroundService):
         finally:
             self._resolve(self._acting)
             self._resolve(self._woken)
+            for sending in list(self._sending):
+                sending.cancel()
             await self._release_all()
             with contextlib.suppress(Exception):
                 await self.lease.release()
@@ -427,6 +436,8 @@ class ControlLoop(BackgroundService):
             for i, event in enumerate(open_events):
                 # later events are checked for overlap against this one's new state
                 open_events[i] = await self._advance(event, now, open_events)
+            self._resolve(self._acting)
+            await self._confirmations()
         finally:
             self._resolve(self._acting)
 
@@ -727,9 +738,12 @@ class ControlLoop(BackgroundService):
 
     async def _release(self, event_id: str) -> None:
         running = self._running.pop(event_id, None)
-        if running is None or not running.sent:
+        if running is None:
             return
-        acked = await self.sink.release(self.park, list(running.sent))
+        commanded = set(running.sent) | running.handed
+        if not commanded:
+            return
+        acked = await self.sink.release(self.park, sorted(commanded))
         missing = [a for a, ok in acked.items() if not ok]
         if missing:
             log.warning("park %s: %d assets did not acknowledge release", self.park, len(missing))
@@ -1048,26 +1062,69 @@ class ControlLoop(BackgroundService):
             running.shed_debt[asset.id] = max(debt, 0.0)
 
     async def _send(self, running: _Running, setpoints: Mapping[str, float]) -> None:
+        """Hand the setpoints that are due to the sink; their confirmations come later.
+
+        A setpoint is due when it moved by more than ``resend_kw``, was never
+        sent, or its hold is half gone, unless the same setpoint is still on
+        its way (a device slow to confirm is not sent it again every cycle).
+        The cycle goes on at once (the rest of its work overlaps the devices'
+        round trips) and waits for the confirmations at its end
+        (:meth:`_confirmations`), where a wake does not wait for them.
+        """
         hold = self.settings.hold_factor * self.settings.period_s
         real_hold = max(1.0, self.clock.real_seconds(hold))
         now = time.time()
+        resend = self.settings.resend_kw
         due = {
             a: p
             for a, p in setpoints.items()
-            if a not in running.sent
-            or abs(running.sent[a][0] - p) > self.settings.resend_kw
-            or now - running.sent[a][2] > real_hold / 2
+            if not (a in self._in_flight and abs(self._in_flight[a] - p) <= resend)
+            and (
+                a not in running.sent
+                or abs(running.sent[a][0] - p) > resend
+                or now - running.sent[a][2] > real_hold / 2
+            )
         }
         if not due:
             return
         sending = asyncio.ensure_future(self.sink.send(self.park, due, hold_s=real_hold))
-        try:
-            await asyncio.sleep(0)  # the sink starts its calls first, then a woken caller goes on
-            self._resolve(self._acting)
-            confirmations = await sending
-        finally:
-            if not sending.done():
-                sending.cancel()
+        self._sending.add(sending)
+        self._in_flight.update(due)
+        running.handed.update(due)
+        sending.add_done_callback(lambda done: self._book(running, due, now, done))
+        await asyncio.sleep(0)  # the sink starts its calls first, then a woken caller goes on
+        self._resolve(self._acting)
+
+    async def _confirmations(self) -> None:
+        """Wait for the confirmations of this cycle's sends, or for a wake.
+
+        A wake (an event arrived, changed or was cancelled) does not wait for
+        a device slow to confirm: the next cycle starts at once and the
+        confirmations still outstanding are booked when they come (each send
+        is bounded by the sink's own timeout).
+        """
+        pending = [f for f in self._sending if not f.done()]
+        if pending and not self._wake.is_set():
+            await self._wait_closing(None, asyncio.wait(pending), self._wake.wait())
+
+    def _book(
+        self,
+        running: _Running,
+        due: Mapping[str, float],
+        now: float,
+        sending: asyncio.Future[dict[str, Confirmation]],
+    ) -> None:
+        """Record what a finished send confirmed (``running.sent``) and warn of the rest."""
+        self._sending.discard(sending)
+        for asset_id, kw in due.items():
+            if self._in_flight.get(asset_id) == kw:
+                del self._in_flight[asset_id]
+        if sending.cancelled():
+            return
+        if sending.exception() is not None:
+            log.error("park %s: send failed", self.park, exc_info=sending.exception())
+            return
+        confirmations = sending.result()
         failed = 0
         for asset_id in due:
             conf = confirmations.get(asset_id)

@@ -60,6 +60,8 @@ __all__ = ["LoadModel", "LoadSpec", "MqttLoadFleet"]
 _MAX_INFLIGHT = 0
 #: aiomqtt's "pending publish calls" warning threshold.
 _PENDING_CALLS_WARNING = 1000
+#: Topic filters per SUBSCRIBE packet.
+_SUBSCRIBE_SLICE = 500
 #: Telemetry messages handed to paho before its writer gets a turn.
 _PUBLISH_SLICE = 200
 
@@ -231,6 +233,8 @@ class MqttLoadFleet(BackgroundService):
         self._task_name = f"sim-loads-{self.node}"
         self.connected = asyncio.Event()
         self.commands = 0
+        #: command messages this gateway received (its loads' and any other)
+        self.received = 0
         self._queued = 0
         self._client: aiomqtt.Client | None = None
 
@@ -274,7 +278,12 @@ class MqttLoadFleet(BackgroundService):
                     client.pending_calls_threshold = _PENDING_CALLS_WARNING
                     install_write_batching(client)
                     self._client = client
-                    await client.subscribe(self.topics.wildcard("cmd"), qos=1)
+                    # each load's own command topic, not the park's wildcard: with
+                    # 30 gateways every command would reach all 30 (and overflow the
+                    # broker's per-client queue on a burst of 3,000)
+                    cmds = [(self.topics.cmd(a), 1) for a in self.models]
+                    for i in range(0, len(cmds), _SUBSCRIBE_SLICE):
+                        await client.subscribe(cmds[i : i + _SUBSCRIBE_SLICE])
                     online = codec.encode_status(codec.Status(True, assets))
                     await client.publish(status, online, qos=1, retain=True)
                     self._backoff.reset()
@@ -337,6 +346,7 @@ class MqttLoadFleet(BackgroundService):
         for the broker's PUBACK of the one before.
         """
         client = self._client
+        self.received += 1
         try:
             asset, _ = self.topics.split(message.topic.value)
             model = self.models.get(asset)

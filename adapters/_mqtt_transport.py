@@ -31,6 +31,21 @@ plain subscriber near 5,000 messages/s on a 2-core box. Both costs sit at seams:
 Installing :class:`ReadAhead` swaps a private paho attribute and reads two more
 (``_in_packet``, ``_last_bytes_received``); :func:`install_read_ahead` checks the
 shape it expects and leaves the client untouched otherwise.
+
+Outgoing bursts (a cycle's commands, a gateway's acks, the PUBACKs of either)
+cost, per packet, in aiomqtt 2.5: a task and a scan of every pending call in
+``client.publish``, a ``call_soon_threadsafe`` (a write to the event loop's
+self-pipe) to register paho's writer, and a ``send`` of its own. Two more seams:
+
+* :func:`publish_nowait` hands a message to paho at once, without a task or a
+  wait for the broker's PUBACK: for QoS 1 messages whose confirmation is an
+  answer from the other end (a command and its device ack), where the PUBACK
+  says nothing more. paho still keeps and, on reconnect, resends them.
+* :func:`install_write_batching` registers paho's writer straight on the
+  event loop (no self-pipe write when already on the loop's thread) and
+  writes every packet queued by then with the socket corked (Linux
+  ``TCP_CORK``), so a burst leaves in full segments rather than one segment
+  and one broker wake-up per packet.
 """
 
 from __future__ import annotations
@@ -39,6 +54,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -52,6 +68,8 @@ __all__ = [
     "announce_retained",
     "inline_queue",
     "install_read_ahead",
+    "install_write_batching",
+    "publish_nowait",
     "take_qos0_publishes",
 ]
 
@@ -307,3 +325,76 @@ async def announce_retained(
     except (aiomqtt.MqttError, TimeoutError) as err:
         return str(err) or repr(err)
     return None
+
+
+def publish_nowait(client: aiomqtt.Client, topic: str, payload: bytes, *, qos: int) -> None:
+    """Hand one message to paho now, without waiting for the broker's PUBACK.
+
+    Args:
+        client: a connected aiomqtt client.
+        topic: the topic.
+        payload: the payload.
+        qos: 0 or 1 (paho keeps a QoS 1 message until the broker acknowledges it).
+
+    Raises:
+        aiomqtt.MqttCodeError: paho refused it (not connected, queue full).
+    """
+    info = client._client.publish(topic, payload, qos)
+    if info.rc != paho_client.MQTT_ERR_SUCCESS:
+        raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
+
+
+def _set_cork(sock: Any, on: bool) -> None:
+    if _CORK is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1 if on else 0)
+
+
+#: Linux's TCP_CORK (None elsewhere: packets are written as paho writes them).
+_CORK: int | None = getattr(socket, "TCP_CORK", None)
+
+
+def install_write_batching(client: aiomqtt.Client) -> bool:
+    """Register paho's writer on the loop directly and write bursts corked; True if done.
+
+    Replaces aiomqtt's ``on_socket_register_write`` / ``unregister_write``
+    callbacks of a connected client (call it on the event loop's thread). A
+    registration from another thread still goes through
+    ``call_soon_threadsafe``, as aiomqtt's own does.
+    """
+    paho = getattr(client, "_client", None)
+    loop = getattr(client, "_loop", None)
+    disconnected = getattr(client, "_disconnected", None)
+    if (
+        paho is None
+        or getattr(paho, "_sock", None) is None  # not connected
+        or not isinstance(loop, asyncio.AbstractEventLoop)
+        or disconnected is None
+    ):
+        log.info("aiomqtt client not connected or not of the expected shape: writes as it does")
+        return False
+    thread = threading.get_ident()
+
+    def write() -> None:
+        sock = paho._sock
+        _set_cork(sock, True)
+        try:
+            paho.loop_write()
+        except Exception as exc:  # as aiomqtt's writer: the link is broken
+            if not disconnected.done():
+                disconnected.set_exception(exc)
+        finally:
+            _set_cork(sock, False)  # uncorking pushes what was written
+
+    def register(_client: Any, _userdata: Any, sock: Any) -> None:
+        if threading.get_ident() == thread:
+            loop.add_writer(sock.fileno(), write)
+        else:
+            loop.call_soon_threadsafe(loop.add_writer, sock.fileno(), write)
+
+    def unregister(_client: Any, _userdata: Any, sock: Any) -> None:
+        loop.remove_writer(sock.fileno())
+
+    paho.on_socket_register_write = register
+    paho.on_socket_unregister_write = unregister
+    return True

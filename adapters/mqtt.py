@@ -31,7 +31,6 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any
 
 import aiomqtt
 
@@ -42,6 +41,8 @@ from adapters._mqtt_transport import (
     announce_retained,
     inline_queue,
     install_read_ahead,
+    install_write_batching,
+    publish_nowait,
 )
 from adapters.backoff import Backoff
 from adapters.errors import DeviceError, PayloadError
@@ -62,6 +63,8 @@ log = logging.getLogger("adapters.mqtt")
 SERVICE_NODE = "_vpp"
 #: Longest wait for the broker to take the offline status on a clean stop.
 OFFLINE_TIMEOUT_S = 2.0
+#: aiomqtt's "pending publish calls" warning threshold (only statuses wait for a PUBACK).
+_PENDING_CALLS_WARNING = 1000
 #: How often the largest device clock offset is refreshed in the stats.
 SKEW_REFRESH_S = 1.0
 
@@ -91,8 +94,12 @@ class MqttAdapter(BookedService):
             off it in batches, past paho's per-message parsing
             (:mod:`adapters._mqtt_transport`); off: every packet goes through
             paho, one by one.
-        max_inflight: QoS 1 messages the client keeps unacknowledged by the broker
-            (paho's default of 20 queues a burst of commands behind PUBACKs).
+        max_inflight: QoS 1 messages the client keeps unacknowledged by the broker;
+            0 (the default): no limit. Every command in flight waits for its own
+            device ack, so the commands of a cycle bound them; any limit makes
+            paho scan every message in flight on each PUBACK (quadratic in a
+            burst), and paho's own default
+            of 20 queues a burst behind PUBACKs.
         max_age_s: the oldest a reading may be on arrival and still be kept
             (seconds; the supervisor passes the live TTL).
         clock_tolerance_s: how far a device clock may be off, and a reading
@@ -124,7 +131,7 @@ class MqttAdapter(BookedService):
         backoff_base: float = 1.0,
         time_scale: float = 1.0,
         read_ahead: bool = True,
-        max_inflight: int = 1000,
+        max_inflight: int = 0,
         max_age_s: float = 60.0,
         clock_tolerance_s: float = 2.0,
         clock_relearn_s: float = 5.0,
@@ -150,7 +157,6 @@ class MqttAdapter(BookedService):
         )
         self._skew_due = 0.0
         self.announce_offline = True
-        self._publishes: set[asyncio.Task[None]] = set()
         self._max_inflight = max_inflight
         self._connected = asyncio.Event()
         self._task_name = f"mqtt-adapter-{park}"
@@ -184,9 +190,10 @@ class MqttAdapter(BookedService):
     ) -> tuple[codec.Ack | None, float | None, str]:
         """Publish one command and wait for the device's ack, within ``ack_timeout_s`` in all.
 
-        The broker's PUBACK is not waited for: the device's ack is the
-        confirmation, and waiting for both would serialise commands on the
-        client's in-flight window. A publish that fails ends the wait at once.
+        The broker's PUBACK is not waited for (`publish_nowait`): the device's
+        ack is the confirmation, and a task per command waiting for both cost
+        more than the rest of the round trip. A publish paho refuses ends the
+        wait at once; a connection lost while waiting fails it (`_abandon`).
         """
         client = self._client
         if client is None:
@@ -196,38 +203,19 @@ class MqttAdapter(BookedService):
         future: asyncio.Future[codec.Ack] = asyncio.get_running_loop().create_future()
         self._pending[cmd.id] = (asset_id, future)
         start = time.perf_counter()
-        # aiomqtt hands the message to paho at once; the task only waits for the PUBACK
-        publish = asyncio.create_task(
-            client.publish(
-                self.topics.cmd(asset_id),
-                codec.encode_command(cmd, enc),
-                qos=1,
-                timeout=self._ack_timeout,
-            ),
-            name=f"mqtt-publish-{asset_id}",
-        )
-        self._publishes.add(publish)
-        publish.add_done_callback(self._publish_done)
         try:
+            publish_nowait(client, self.topics.cmd(asset_id), codec.encode_command(cmd, enc), qos=1)
             async with asyncio.timeout(self._ack_timeout):
-                either: set[asyncio.Future[Any]] = {future, publish}
-                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-                failed = publish.done() and not publish.cancelled() and publish.exception()
-                if failed and not future.done():
-                    return None, None, f"publish failed: {failed}"
                 ack = await future
             return ack, time.perf_counter() - start, ""
+        except aiomqtt.MqttError as exc:
+            return None, None, f"publish failed: {exc}"
         except TimeoutError:
             return None, None, f"no ack within {self._ack_timeout} s"
         except DeviceError as exc:  # the connection went while we waited
             return None, None, str(exc)
         finally:
             self._pending.pop(cmd.id, None)
-
-    def _publish_done(self, task: asyncio.Task[None]) -> None:
-        self._publishes.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.debug("MQTT publish failed: %r", task.exception())
 
     async def _run(self) -> None:
         first = True
@@ -252,9 +240,10 @@ class MqttAdapter(BookedService):
                     max_inflight_messages=self._max_inflight,
                 ) as client:
                     # a burst of commands is expected, not a sign of trouble
-                    client.pending_calls_threshold = self._max_inflight
+                    client.pending_calls_threshold = _PENDING_CALLS_WARNING
                     if self._read_ahead:
                         install_read_ahead(client, self._on_publishes)
+                    install_write_batching(client)
                     await client.subscribe(
                         [
                             (self.topics.wildcard("telemetry"), 0),
@@ -284,12 +273,10 @@ class MqttAdapter(BookedService):
             await self._backoff.wait()
 
     def _abandon(self, exc: DeviceError) -> None:
-        """Fail the commands waiting for an ack and stop waiting for their PUBACKs."""
+        """Fail the commands waiting for an ack."""
         for _, future in self._pending.values():
             if not future.done():
                 future.set_exception(exc)
-        for task in list(self._publishes):
-            task.cancel()
 
     def _on_connected(self, first: bool) -> None:
         self._backoff.reset()

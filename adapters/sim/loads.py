@@ -31,16 +31,20 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from types import TracebackType
-from typing import Any
 
 import aiomqtt
 
 from adapters import mqtt_codec as codec
-from adapters._mqtt_transport import announce_retained
+from adapters._mqtt_transport import (
+    announce_retained,
+    inline_queue,
+    install_write_batching,
+    publish_nowait,
+)
 from adapters.backoff import Backoff
 from adapters.errors import PayloadError
 from adapters.lifecycle import BackgroundService
@@ -50,8 +54,16 @@ from adapters.sim.profiles import DayType, LoadProfile, weekday_type
 
 __all__ = ["LoadModel", "LoadSpec", "MqttLoadFleet"]
 
-#: QoS 1 messages a gateway keeps unacknowledged by the broker (a burst of acks).
-_MAX_INFLIGHT = 1000
+#: QoS 1 messages a gateway keeps unacknowledged by the broker: no limit (0), as
+#: the adapter's (`adapters.mqtt.MqttAdapter`, ``max_inflight``); the acks of a
+#: burst of commands bound them.
+_MAX_INFLIGHT = 0
+#: aiomqtt's "pending publish calls" warning threshold.
+_PENDING_CALLS_WARNING = 1000
+#: Topic filters per SUBSCRIBE packet.
+_SUBSCRIBE_SLICE = 500
+#: Telemetry messages handed to paho before its writer gets a turn.
+_PUBLISH_SLICE = 200
 
 log = logging.getLogger("adapters.sim.loads")
 
@@ -221,6 +233,9 @@ class MqttLoadFleet(BackgroundService):
         self._task_name = f"sim-loads-{self.node}"
         self.connected = asyncio.Event()
         self.commands = 0
+        #: command messages this gateway received (its loads' and any other)
+        self.received = 0
+        self._queued = 0
         self._client: aiomqtt.Client | None = None
 
     async def __aexit__(
@@ -258,23 +273,28 @@ class MqttLoadFleet(BackgroundService):
             try:
                 async with aiomqtt.Client(
                     self.host, self.port, identifier=self._client_id, will=will, logger=log,
-                    max_inflight_messages=_MAX_INFLIGHT,
+                    max_inflight_messages=_MAX_INFLIGHT, queue_type=inline_queue(self._on_command),
                 ) as client:  # fmt: skip
-                    client.pending_calls_threshold = _MAX_INFLIGHT
-                    await client.subscribe(self.topics.wildcard("cmd"), qos=1)
+                    client.pending_calls_threshold = _PENDING_CALLS_WARNING
+                    install_write_batching(client)
+                    self._client = client
+                    # each load's own command topic, not the park's wildcard: with
+                    # 30 gateways every command would reach all 30 (and overflow the
+                    # broker's per-client queue on a burst of 3,000)
+                    cmds = [(self.topics.cmd(a), 1) for a in self.models]
+                    for i in range(0, len(cmds), _SUBSCRIBE_SLICE):
+                        await client.subscribe(cmds[i : i + _SUBSCRIBE_SLICE])
                     online = codec.encode_status(codec.Status(True, assets))
                     await client.publish(status, online, qos=1, retain=True)
                     self._backoff.reset()
-                    self._client = client
                     self.connected.set()
                     async with asyncio.TaskGroup() as tg:
                         tg.create_task(self._publish_loop(client), name=f"{self.node}-telemetry")
+                        # Commands are answered as paho reads them (inline_queue ->
+                        # _on_command); this loop only ends, with MqttError, when
+                        # the connection does.
                         async for message in client.messages:
-                            # Each load answers on its own, as separate devices would:
-                            # no ack waits for the broker's PUBACK of the one before.
-                            ack = self._on_command(client, message)
-                            if ack is not None:
-                                tg.create_task(ack, name=f"{self.node}-ack")
+                            self._on_command(message)
             except* aiomqtt.MqttError as group:
                 log.warning("load gateway %s lost the broker: %s", self.node, group.exceptions)
             finally:
@@ -297,7 +317,7 @@ class MqttLoadFleet(BackgroundService):
                     min_kw=round(low, 3),
                     encoding=self.encoding,
                 )
-                await client.publish(self.topics.telemetry(asset), payload, qos=0)
+                await self._telemetry(client, self.topics.telemetry(asset), payload)
             for asset, meter in self.meters.items():
                 meter.step()
                 payload = codec.encode_telemetry(
@@ -306,22 +326,40 @@ class MqttLoadFleet(BackgroundService):
                     e_kwh=round(meter.secondary_energy_kwh(), 5),
                     encoding=self.encoding,
                 )
-                await client.publish(self.topics.telemetry(asset), payload, qos=0)
+                await self._telemetry(client, self.topics.telemetry(asset), payload)
             await asyncio.sleep(max(0.0, self.period_s - (time.monotonic() - started)))
 
-    def _on_command(
-        self, client: aiomqtt.Client, message: aiomqtt.Message
-    ) -> Coroutine[Any, Any, None] | None:
-        """Apply one command now; return the publish of its ack (None if ignored)."""
+    async def _telemetry(self, client: aiomqtt.Client, topic: str, payload: bytes) -> None:
+        """Queue one QoS 0 reading; paho's writer gets a turn every `_PUBLISH_SLICE` of them."""
+        publish_nowait(client, topic, payload, qos=0)
+        self._queued += 1
+        if self._queued >= _PUBLISH_SLICE:
+            self._queued = 0
+            await asyncio.sleep(0)
+
+    def _on_command(self, message: aiomqtt.Message) -> None:
+        """Apply one command now and publish its ack (QoS 1, not waiting for the PUBACK).
+
+        Runs inside paho's read callback (`inline_queue`), so the commands of
+        one socket read are answered in one burst; nothing may raise here.
+        Each load answers on its own, as separate devices would: no ack waits
+        for the broker's PUBACK of the one before.
+        """
+        client = self._client
+        self.received += 1
         try:
             asset, _ = self.topics.split(message.topic.value)
             model = self.models.get(asset)
-            if model is None or not isinstance(message.payload, bytes | bytearray):
-                return None
+            if (
+                client is None
+                or model is None
+                or not isinstance(message.payload, bytes | bytearray)
+            ):
+                return
             cmd, enc = codec.decode_command(message.payload)
         except PayloadError as exc:
             log.warning("load gateway %s ignored a bad command: %s", self.node, exc.detail)
-            return None
+            return
         # only the commanded load is stepped: each load's physics is its own, and a
         # burst of commands to a gateway must not step all its loads per command
         t = self.clock.now()
@@ -329,4 +367,7 @@ class MqttLoadFleet(BackgroundService):
         applied = model.command(cmd.p_kw, until=t + self.clock.sim_seconds(cmd.hold_s), t=t)
         self.commands += 1
         ack = codec.Ack(cmd.id, True, applied)
-        return client.publish(self.topics.ack(asset), codec.encode_ack(ack, enc), qos=1)
+        try:
+            publish_nowait(client, self.topics.ack(asset), codec.encode_ack(ack, enc), qos=1)
+        except aiomqtt.MqttError as exc:  # the connection is going; the command waits in vain
+            log.warning("load gateway %s could not ack %s: %s", self.node, cmd.id, exc)

@@ -14,12 +14,14 @@ import time
 import aiomqtt
 import paho.mqtt.client as paho_client
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from adapters._mqtt_transport import (
     Publish,
     ReadAhead,
     install_read_ahead,
+    install_write_batching,
+    publish_nowait,
     take_qos0_publishes,
 )
 from adapters.mqtt_codec import Encoding, Reason, encode_telemetry
@@ -206,3 +208,47 @@ async def test_setpoints_are_acked_while_telemetry_floods_the_same_connection(
 async def test_install_read_ahead_leaves_a_client_of_another_shape_alone() -> None:
     client = aiomqtt.Client("127.0.0.1")
     assert install_read_ahead(client, lambda batch: None) is False  # not connected: no socket
+
+
+async def test_a_burst_is_written_in_one_writer_turn_and_arrives_whole_in_order(
+    mqtt: MqttRig,
+) -> None:
+    topic = f"{mqtt.root}/burst"
+    got: list[bytes] = []
+    # no in-flight limit: paho sends every QoS 1 message at once (as the adapter's)
+    publisher = aiomqtt.Client(mqtt.host, mqtt.port, max_inflight_messages=0)
+    async with mqtt.client() as sub, publisher as pub:
+        await sub.subscribe(topic, qos=1)
+        assert install_write_batching(pub)
+        paho = pub._client
+        turns = 0
+        loop_write = paho.loop_write
+
+        def counted() -> MQTTErrorCode:
+            nonlocal turns
+            turns += 1
+            return loop_write()
+
+        paho.loop_write = counted  # type: ignore[method-assign]
+        for i in range(300):  # one loop turn: no await between them
+            publish_nowait(pub, topic, str(i).encode(), qos=1)
+        async with asyncio.timeout(10):
+            async for message in sub.messages:
+                assert isinstance(message.payload, bytes)
+                got.append(message.payload)
+                if len(got) == 300:
+                    break
+        # every QoS 1 message was taken by the broker (paho keeps none for a resend)
+        await eventually(lambda: not paho._out_messages, within_s=5)
+    assert got == [str(i).encode() for i in range(300)]
+    # registered straight on the loop: the first writer turn wrote them all
+    # (a second one only if the kernel's buffer was full)
+    assert 1 <= turns <= 2
+
+
+async def test_publish_nowait_refuses_at_once_when_not_connected() -> None:
+    client = aiomqtt.Client("127.0.0.1")
+    with pytest.raises(aiomqtt.MqttCodeError):
+        publish_nowait(client, "t", b"x", qos=0)
+    # not connected: left as it is
+    assert install_write_batching(client) is False

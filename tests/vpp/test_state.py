@@ -116,3 +116,52 @@ async def test_redis_down_is_translated_and_counted() -> None:
     finally:
         await dead.aclose()
     assert failures == ["ping", "get_asset"]
+
+
+async def test_listing_decodes_only_assets_whose_stored_bytes_changed(
+    state: State, redis_url: str, namespace: str
+) -> None:
+    for kind in ("battery", "ev_charger"):
+        await state.enroll(PARK, parse_asset(sample(kind)))
+    first = {a.id: a for a in await state.list_assets(PARK)}
+    again = {a.id: a for a in await state.list_assets(PARK)}
+    # unchanged bytes: the very models of the last read, not decoded again
+    assert all(again[i] is first[i] for i in first)
+    # a change written by another client (another process) is seen on the next read
+    other = State.from_url(redis_url, namespace=namespace)
+    try:
+        await other.patch_asset(PARK, "bess-01", {"name": "renamed"})
+    finally:
+        await other.aclose()
+    changed = {a.id: a for a in await state.list_assets(PARK)}
+    assert changed["bess-01"] is not first["bess-01"]
+    assert changed["bess-01"].name == "renamed"
+    assert changed["ev-01"] is first["ev-01"]
+    # a listing of one kind reuses the same models and keeps the others' entries
+    (charger,) = await state.list_assets(PARK, "ev_charger")
+    assert charger is first["ev-01"]
+    assert (await state.list_assets(PARK))[0] is changed["bess-01"]
+    await state.retire(PARK, "ev-01")
+    assert [a.id for a in await state.list_assets(PARK)] == ["bess-01"]
+    # re-enrolled with other content under the same id: decoded afresh
+    await state.enroll(PARK, parse_asset(sample("ev_charger", name="second life")))
+    back = {a.id: a for a in await state.list_assets(PARK)}
+    assert back["ev-01"].name == "second life"
+
+
+async def test_live_reads_decode_only_new_readings(state: State) -> None:
+    for kind in ("battery", "ev_charger"):
+        await state.enroll(PARK, parse_asset(sample(kind)))
+    await state.write_live_many(
+        PARK,
+        {"bess-01": LiveState(power_kw=1.0, soc=0.5), "ev-01": LiveState(power_kw=7.0)},
+        ttl=30,
+    )
+    first = await state.read_live_many(PARK, ["bess-01", "ev-01"])
+    await state.write_live(PARK, "bess-01", LiveState(power_kw=2.0, soc=0.6), ttl=30)
+    second = await state.read_live_many(PARK, ["bess-01", "ev-01"])
+    assert second["ev-01"] is first["ev-01"]
+    bess = second["bess-01"]
+    assert bess is not None and (bess.power_kw, bess.soc) == (2.0, 0.6)
+    await state.redis.delete(state.park(PARK).live("ev-01"))  # aged out
+    assert (await state.read_live_many(PARK, ["ev-01"]))["ev-01"] is None

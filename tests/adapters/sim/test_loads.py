@@ -12,6 +12,7 @@ import pytest
 from adapters import mqtt_codec as codec
 from adapters.sim.loads import LoadModel, LoadSpec
 from adapters.sim.profiles import DayType, LoadProfile, Shape
+from adapters.types import DeviceLimits, Setpoint
 from tests.support import MqttRig
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -101,3 +102,20 @@ async def test_a_gateways_profiled_load_reports_its_level_and_window(mqtt: MqttR
     assert (reading["min_kw"], reading["max_kw"]) == pytest.approx(
         (250.0 * level, 520.0 * level), rel=0.01
     )
+
+
+async def test_a_gateway_receives_only_its_own_loads_commands(mqtt: MqttRig) -> None:
+    ours = [LoadSpec(asset_id=f"a-{i}", ramp_kw_per_s=50.0) for i in range(3)]
+    theirs = [LoadSpec(asset_id=f"b-{i}", ramp_kw_per_s=50.0) for i in range(3)]
+    limits = {s.asset_id: DeviceLimits(p_min_kw=10, p_max_kw=80) for s in ours + theirs}
+    a, b = mqtt.fleet(ours, period_s=5.0), mqtt.fleet(theirs, period_s=5.0)
+    for fleet in (a, b):
+        mqtt.retained(fleet.topics.status(fleet.node))
+    async with mqtt.adapter(limits) as adapter, a, b:
+        await asyncio.wait_for(asyncio.gather(a.connected.wait(), b.connected.wait()), 5)
+        confs = await asyncio.gather(
+            *(adapter.apply(Setpoint(asset_id=s.asset_id, power_kw=30.0)) for s in ours)
+        )
+    assert all(c.confirmed for c in confs), confs
+    assert (a.received, a.commands) == (3, 3)
+    assert b.received == 0  # subscribed to its own loads' topics, not the park's wildcard

@@ -182,6 +182,8 @@ class ReadAhead:
         self._answers = 0
         self._resume = resume
         self._resume_scheduled = False
+        #: the buffer holds only the head of a QoS 0 PUBLISH and the kernel had no more
+        self._starved = False
         self._publishes = publishes
         self._at_boundary = at_boundary
         self._on_bytes = on_bytes
@@ -235,7 +237,14 @@ class ReadAhead:
                     return  # a packet for paho
             if self._served >= _TURN_BUDGET:
                 raise BlockingIOError
-            data = self._sock.recv(_CHUNK)
+            try:
+                data = self._sock.recv(_CHUNK)
+            except BlockingIOError:
+                # a cut packet waits for its rest: the kernel's readiness brings the
+                # reader back, and until then nothing here is ready (no spinning)
+                self._starved = bool(self._buf)
+                raise
+            self._starved = False
             if not data:
                 return  # end of stream: paho's own read reports it
             self._buf += data
@@ -243,6 +252,9 @@ class ReadAhead:
     def pending(self) -> int:
         """Buffered bytes to process now; 0 ends the reader's turn (then resumes soon)."""
         self._answers += 1
+        if self._starved:
+            self._served = self._answers = 0
+            return 0
         if self._buf and self._served < _TURN_BUDGET and self._answers < _TURN_ANSWERS:
             return len(self._buf)
         self._served = self._answers = 0

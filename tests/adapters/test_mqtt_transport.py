@@ -138,6 +138,31 @@ async def test_read_ahead_hands_telemetry_in_batches_and_leaves_the_rest_to_paho
     assert turns >= len(data) // (64 * 1024)  # a turn is bounded, whatever the backlog
 
 
+async def test_half_a_publish_ends_the_turn_until_its_rest_arrives() -> None:
+    # a fresh user's fake broker sent half a telemetry packet and held the rest:
+    # the reader was told "more buffered" thousands of times a second (2.6 s CPU in 3 s)
+    frame = _publish("vpp/p1/a1/telemetry", b"\x81\xa4p_kw\x01" + b"x" * 200)
+    feed = _Feed(frame[:100])
+    batches: list[list[Publish]] = []
+    resumed: list[int] = []
+    wrapper = ReadAhead(
+        feed,  # type: ignore[arg-type]
+        resume=lambda: resumed.append(1),
+        publishes=batches.append,
+        at_boundary=lambda: True,
+    )
+    with pytest.raises(BlockingIOError):
+        wrapper.recv(1)
+    assert wrapper.pending() == 0  # nothing to do until the kernel has the rest
+    await asyncio.sleep(0)
+    assert not resumed and not batches  # no resume scheduled: the socket's readiness wakes it
+    feed.data += frame[100:]  # the rest arrives
+    with pytest.raises(BlockingIOError):
+        wrapper.recv(1)
+    assert [t for b in batches for t, _, _ in b] == [b"vpp/p1/a1/telemetry"]
+    assert wrapper.pending() == 0
+
+
 def _raw_burst(rig: MqttRig, frames: list[bytes]) -> None:
     """Publish pre-built QoS 0 frames from a plain socket, as fast as it takes them."""
 

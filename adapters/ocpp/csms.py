@@ -40,6 +40,7 @@ from dataclasses import dataclass, replace
 from http import HTTPStatus
 
 import websockets
+from ocpp.exceptions import OCPPError
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
@@ -233,15 +234,19 @@ class OcppCsmsAdapter(BackgroundService):
         start = time.perf_counter()
         try:
             answer = await session.call_raw("SetChargingProfile", request)
-        except (TimeoutError, websockets.ConnectionClosed) as exc:
+        except (TimeoutError, websockets.ConnectionClosed, OCPPError) as exc:
             return self._book.confirm(
-                setpoint, clamped, sent=True, confirmed=False, rtt_s=None, reason=repr(exc)
+                setpoint, clamped, sent=True, confirmed=False, rtt_s=None, reason=_why(exc)
             )
         rtt = time.perf_counter() - start
         status = None if answer is None else answer.get("status")
         return self._book.confirm(
             setpoint, clamped, sent=True, confirmed=status == "Accepted", rtt_s=rtt,
-            reason="" if status == "Accepted" else f"charger answered {status}",
+            reason=(
+                "" if status == "Accepted"
+                else "charger answered with a CallError" if answer is None
+                else f"charger answered {status}"
+            ),
         )  # fmt: skip
 
     async def release(self, asset_id: str) -> bool:
@@ -254,7 +259,8 @@ class OcppCsmsAdapter(BackgroundService):
             answer = await session.call_raw(
                 "ClearChargingProfile", clear_profile_request(profile_id=_PROFILE_ID)
             )
-        except (TimeoutError, websockets.ConnectionClosed):
+        except (TimeoutError, websockets.ConnectionClosed, OCPPError) as exc:
+            log.warning("charger %s: release not acknowledged: %s", asset_id, _why(exc))
             return False
         return answer is not None and answer.get("status") in ("Accepted", "Unknown")
 
@@ -372,3 +378,14 @@ class OcppCsmsAdapter(BackgroundService):
                 source=TelemetrySource.OCPP,
             )
         )
+
+
+def _why(exc: BaseException) -> str:
+    """Why a call to a charger got no usable answer, in words (for a Confirmation's reason)."""
+    if isinstance(exc, TimeoutError):
+        return "no answer within the OCPP response timeout"
+    if isinstance(exc, websockets.ConnectionClosed):
+        return f"connection closed during the call ({exc})"
+    if isinstance(exc, OCPPError):
+        return f"the charger's answer breaks its schema: {type(exc).__name__}: {exc}"
+    return repr(exc)

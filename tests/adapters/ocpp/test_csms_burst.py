@@ -11,6 +11,8 @@ order, not on wall-clock.
 from __future__ import annotations
 
 import asyncio
+import json
+import types
 from typing import Any
 
 import pytest
@@ -98,7 +100,7 @@ async def test_burst_confirms_every_charger_and_a_stalled_one_holds_no_other() -
                 order.append(await done)
             stop.set()
             assert [c.asset_id for c in order if not c.confirmed] == [STALLED]
-            assert order[-1].asset_id == STALLED and "Timeout" in order[-1].reason
+            assert order[-1].asset_id == STALLED and "no answer within" in order[-1].reason
             others = [s for s in sims if s.spec.cp_id != STALLED]
             assert all(s.profile_kw == pytest.approx(11.0) for s in others)
         finally:
@@ -132,3 +134,31 @@ async def test_simulated_charger_refuses_a_request_its_schema_rejects() -> None:
         # a valid one right after is handled as ever
         ok = await csms.apply(Setpoint(asset_id=spec.cp_id, power_kw=-5.0))
         assert ok.confirmed and sim.profile_kw == pytest.approx(-5.0)
+
+
+async def test_an_answer_that_breaks_its_schema_is_an_unconfirmed_setpoint_not_an_error() -> None:
+    # a fresh user's charger answered SetChargingProfile with {"status": "Maybe"}:
+    # apply raised PropertyConstraintViolationError and the send was never counted
+    spec = SPECS[2]
+    answers = {"SetChargingProfile": {"status": "Maybe"}, "ClearChargingProfile": "Accepted"}
+    async with _csms() as csms, _sim(csms, spec) as sim:
+        await eventually(lambda: spec.cp_id in csms.connected_chargers, within_s=30)
+        cp = sim._cp
+        assert cp is not None
+        route = type(cp).route_message
+
+        async def misanswer(self: Any, raw: str) -> None:
+            message = json.loads(raw)
+            if message[0] == MessageType.Call and message[2] in answers:
+                await self._send(json.dumps([3, message[1], answers[message[2]]]))
+                return
+            await route(self, raw)
+
+        cp.route_message = types.MethodType(misanswer, cp)
+        sent_before = csms.stats.setpoints_sent
+        conf = await csms.apply(Setpoint(asset_id=spec.cp_id, power_kw=5.0))
+        assert not conf.confirmed and conf.sent_kw == pytest.approx(5.0)
+        assert "breaks its schema" in conf.reason, conf.reason
+        assert csms.stats.setpoints_sent == sent_before + 1
+        assert await csms.release(spec.cp_id) is False
+        assert spec.cp_id in csms.connected_chargers  # the connection stays

@@ -430,9 +430,7 @@ class MqttAdapter(BookedService):
 
     def _remember_encoding(self, asset: str, payload: bytes | bytearray) -> None:
         if asset not in self._encodings:
-            self._encodings[asset] = (
-                codec.Encoding.JSON if payload[:1] == b"{" else codec.Encoding.MSGPACK
-            )
+            self._encodings[asset] = codec.encoding_of(payload)
 
     def _on_status(self, node: str, status: codec.Status) -> None:
         now = time.time()

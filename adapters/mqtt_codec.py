@@ -78,6 +78,7 @@ __all__ = [
     "encode_command",
     "encode_status",
     "encode_telemetry",
+    "encoding_of",
     "telemetry_values",
 ]
 
@@ -172,6 +173,15 @@ def encode(obj: dict[str, Any], encoding: Encoding) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
+def encoding_of(payload: bytes | bytearray) -> Encoding:
+    """The encoding a payload is read as (and a device is answered in).
+
+    JSON when it starts with ``{`` or JSON whitespace, msgpack otherwise (a
+    msgpack map never starts with those bytes).
+    """
+    return Encoding.JSON if payload[:1] in (b"{", b" ", b"\n", b"\t", b"\r") else Encoding.MSGPACK
+
+
 def decode(payload: bytes | bytearray) -> tuple[dict[str, Any], Encoding]:
     """Decode a payload map and tell which encoding it used.
 
@@ -182,7 +192,7 @@ def decode(payload: bytes | bytearray) -> tuple[dict[str, Any], Encoding]:
     if not data:
         raise PayloadError("empty payload")
     try:
-        if data[:1] in (b"{", b" ", b"\n", b"\t", b"\r"):
+        if encoding_of(data) is Encoding.JSON:
             obj, enc = json.loads(data), Encoding.JSON
         else:
             obj, enc = msgpack.unpackb(data, raw=False, strict_map_key=True), Encoding.MSGPACK

@@ -699,7 +699,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
                 f"{p} p50 {r[f'{p}_p50_ms_median']} ms p95 {r[f'{p}_p95_ms_median']} ms"
                 for p in ("mqtt", "modbus", "ocpp")
             )
-            + f"; all confirmed in {r['wall_s_median']} s; CPU per round: adapters "
+            + f"; all confirmed in {r['wall_s_median']:.2f} s; CPU per round: adapters "
             f"{r['adapters_cpu_s_median']} s, {r['device_procs']} device processes "
             f"{r['devices_cpu_s_median']} s",
             flush=True,

@@ -467,10 +467,7 @@ async def test_a_cancel_does_not_wait_for_a_device_slow_to_confirm(state: State)
         await EventStore(state).transition(PARK, "ev-1", EventState.CANCELLED, clock.now())
         await asyncio.wait_for(ctl.wake(), 5)
         # the cancelling cycle ran and released the assets while the first send still waits
-        for _ in range(50):
-            if sink.released:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: bool(sink.released), within_s=2.5)
         assert ctl.cycles == cycles + 2 and not sink.sent
         assert set(sink.released) == {f"b{i}" for i in range(3)}
         sink.go.set()  # the late confirmations are booked when they come, nothing resent
@@ -488,11 +485,7 @@ async def test_a_setpoint_still_on_its_way_is_not_sent_again(state: State) -> No
         await asyncio.wait_for(asyncio.shield(ctl.wake()), 5)
         first = ctl.cycles
         await asyncio.wait_for(ctl.wake(), 5)  # a wake cuts the wait; the next cycle runs
-        for _ in range(50):
-            if ctl.cycles > first:
-                break
-            await asyncio.sleep(0.05)
-        assert ctl.cycles > first
+        await eventually(lambda: ctl.cycles > first, within_s=2.5)
         sink.go.set()
         await asyncio.sleep(0.1)
         # two cycles, one send: the second cycle's setpoints equal those on their way

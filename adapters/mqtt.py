@@ -26,10 +26,11 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 
 import aiomqtt
@@ -314,13 +315,24 @@ class MqttAdapter(BookedService):
 
     def _handle(self, topic: str, payload: object, retained: bool) -> None:
         """:meth:`_dispatch` one message, counting what is wrong with it."""
-        try:
+        with self._counted(topic):
             self._dispatch(topic, payload, retained=retained)
-        except PayloadError as exc:
-            self._book.bad_payload(topic, exc.detail)
+
+    @contextlib.contextmanager
+    def _counted(self, topic: str | bytes) -> Iterator[None]:
+        """Count a message its handler found bad, or failed on, and go on with the next.
+
+        ``topic`` may be the raw bytes off the wire (decoded only for a bad message).
+        """
+        try:
+            yield
         except Exception as exc:  # a bug must cost this message, not the connection
-            log.exception("message on %s not handled", topic)
-            self._book.bad_payload(topic, repr(exc))
+            where = topic if isinstance(topic, str) else topic.decode("utf-8", "replace")
+            if isinstance(exc, PayloadError):
+                self._book.bad_payload(where, exc.detail)
+            else:
+                log.exception("message on %s not handled", where)
+                self._book.bad_payload(where, repr(exc))
 
     def _on_publishes(self, batch: list[Publish]) -> None:
         """Take the QoS 0 messages of one socket read (telemetry, in arrival order).
@@ -335,19 +347,13 @@ class MqttAdapter(BookedService):
         for raw_topic, payload, retained in batch:
             asset = assets.get(raw_topic)
             if asset is None:
-                topic = raw_topic.decode("utf-8", "replace")
-                self._handle(topic, payload, retained)
+                self._handle(raw_topic.decode("utf-8", "replace"), payload, retained)
                 continue
-            try:
+            reading = None
+            with self._counted(raw_topic):
                 reading = self._reading(asset, payload, received, retained)
-            except PayloadError as exc:
-                self._book.bad_payload(self.topics.telemetry(asset), exc.detail)
-            except Exception as exc:  # a bug must cost this message, not the batch
-                log.exception("telemetry of %s not handled", asset)
-                self._book.bad_payload(self.topics.telemetry(asset), repr(exc))
-            else:
-                if reading is not None:
-                    readings.append(reading)
+            if reading is not None:
+                readings.append(reading)
         self._refresh_skew(received)
         self._book.publish_many(readings)
 

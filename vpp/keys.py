@@ -25,11 +25,17 @@ legal in a cluster::
     {ns}:{{park}}:forecast:backtest string msgpack latest Backtest summary (vpp.forecast.store)
     {ns}:{{park}}:irradiance    hash   {YYYYMMDD} -> packed uploaded irradiance of a local day
     {ns}:{{park}}:ev:sessions   zset   msgpack charger session scored by its arrival (epoch s)
+    {ns}:{{park}}:ocpp:connected hash  charge point id -> id of the replica holding its websocket
+    {ns}:{{park}}:readings      stream readings taken by a replica that does not hold the park,
+                                       for the history recorder of the one that does
 
 Keys that are not about one park are global under the namespace::
 
     {ns}:parks                  set    ids of the parks that were ever enrolled into
     {ns}:tokens:{sha256}        string msgpack token record (hashed secret in the name)
+    {ns}:replicas               zset   live replica id scored by its heartbeat's expiry (epoch ms)
+    {{{ns}:replica:{id}}}:inbox  stream requests to one replica (setpoints for its chargers)
+    {{{ns}:replica:{id}}}:outbox stream answers to the requests it sent (confirmations)
 
 ``ns`` defaults to ``vpp`` (setting ``redis.namespace``); tests use a unique one.
 To add a park-scoped key, add a property or method to ``Keys`` (as the bids,
@@ -190,6 +196,24 @@ class Keys:
         return f"{self.prefix}:ev:sessions"
 
     @property
+    def ocpp_connected(self) -> str:
+        """Hash charge point id -> id of the replica whose listener holds its websocket.
+
+        Written by the replica the charger connected to (`vpp.replicas`); a
+        setpoint decided on another replica is sent through that one's inbox.
+        """
+        return f"{self.prefix}:ocpp:connected"
+
+    @property
+    def readings(self) -> str:
+        """Stream: readings of the park taken by a replica that does not hold its lease.
+
+        The park's lease holder feeds them to its history recorder, so a
+        reading taken anywhere is recorded once.
+        """
+        return f"{self.prefix}:readings"
+
+    @property
     def ledger_stale(self) -> str:
         """Hash ``{YYYY-MM}`` -> ISO time of the last metering import into a day of the month.
 
@@ -216,6 +240,23 @@ class GlobalKeys:
     def token(self, digest: str) -> str:
         """String: the token record whose secret hashes to ``digest``."""
         return f"{self.namespace}:tokens:{digest}"
+
+    @property
+    def replicas(self) -> str:
+        """Sorted set: live replica ids scored by when their heartbeat expires (epoch ms)."""
+        return f"{self.namespace}:replicas"
+
+    def replica_inbox(self, replica: str) -> str:
+        """Stream: requests to ``replica`` (setpoints for the chargers it holds).
+
+        The replica's keys share a hash tag of their own, so its inbox and
+        outbox live on one cluster shard.
+        """
+        return f"{{{self.namespace}:replica:{replica}}}:inbox"
+
+    def replica_outbox(self, replica: str) -> str:
+        """Stream: answers to the requests ``replica`` sent to the others."""
+        return f"{{{self.namespace}:replica:{replica}}}:outbox"
 
     @property
     def token_pattern(self) -> str:

@@ -55,6 +55,7 @@ __all__ = [
     "MqttSettings",
     "OcppSettings",
     "RedisSettings",
+    "ReplicaSettings",
     "ReportSettings",
     "Settings",
     "StateSettings",
@@ -125,6 +126,26 @@ class RedisSettings:
         shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         shown["url"] = redact_url(self.url)
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+
+@dataclass
+class ReplicaSettings:
+    """This process as one of several service replicas sharing one Redis: ``[replicas]``.
+
+    Every replica serves the whole API; each park's device supervision, control
+    loop and history run on the replica holding the park's lease (the key
+    ``Keys.control_lease``, its owner this replica's ``id``), and a replica
+    takes at most its fair share of the unheld parks (`vpp.replicas`).
+
+    Attributes:
+        id: this replica's id, unique among the live ones; empty: ``{host}-{pid}-{random}``,
+            new at every start, so a restarted replica never inherits a lease it lost.
+        heartbeat_s: real seconds between this replica's heartbeats in
+            ``GlobalKeys.replicas`` (it counts as gone after ``3 × heartbeat_s``).
+    """
+
+    id: str = ""
+    heartbeat_s: float = 2.0
 
 
 @dataclass
@@ -339,6 +360,7 @@ class Settings:
     ledger: LedgerSettings = field(default_factory=LedgerSettings)
     forecast: ForecastSettings = field(default_factory=ForecastSettings)
     market: MarketSettings = field(default_factory=MarketSettings)
+    replicas: ReplicaSettings = field(default_factory=ReplicaSettings)
 
     @classmethod
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Self:

@@ -147,6 +147,9 @@ class _Running:
     unanchored: set[str] = field(default_factory=set)
     #: assets recognised as not following their setpoints in this event
     not_following: set[str] = field(default_factory=set)
+    #: when the event was due to act (its receipt or its start, whichever came later;
+    #: service clock), until its first send is answered
+    due: datetime | None = None
 
     def __post_init__(self) -> None:
         self.sum_base()
@@ -514,6 +517,7 @@ class ControlLoop(BackgroundService):
         if view.portfolio is None:
             return await self._move(event, EventState.FAILED, now, "no flexible asset online")
         running, info, tracks = await self._start(event, now, view, assets, meters, live)
+        running.due = max(event.created, event.start)
         earlier = self._running.get(event.id)
         if earlier is not None:
             # an activation whose write failed: the devices it commanded stay released at the end
@@ -1141,6 +1145,25 @@ class ControlLoop(BackgroundService):
                 failed += 1
         if failed:
             log.warning("park %s: %d of %d setpoints not confirmed", self.park, failed, len(due))
+        if running.due is not None:
+            self._observe_dispatch(running.due)
+            running.due = None
+
+    def _observe_dispatch(self, due: datetime) -> None:
+        """Time an event's first send, from when it was due to act to its last answer.
+
+        Real seconds (the clock may be compressed), from the later of the
+        record's ``created`` (written by whichever replica took the POST, so
+        with several replicas the figure includes their clocks' offset,
+        NTP-kept on one site) and the event's start. An event resumed by
+        another replica after a takeover is not timed: it was activated before.
+        """
+        if self.metrics is None:
+            return
+        waited = (self.clock.now() - due).total_seconds()
+        self.metrics.event_dispatch_seconds.labels(self.park).observe(
+            max(0.0, self.clock.real_seconds(waited))
+        )
 
     # -- helpers -----------------------------------------------------------
 

@@ -92,6 +92,14 @@ class Metrics:
             buckets=SOLVER_BUCKETS,
             registry=r,
         )
+        self.event_dispatch_seconds = Histogram(
+            "vpp_event_dispatch_seconds",
+            "From an event's receipt (or its start, if later) to the answer of every "
+            "setpoint of its first send (confirmed or not), real seconds.",
+            ["park"],
+            buckets=SOLVER_BUCKETS,
+            registry=r,
+        )
         self.control_leader = Gauge(
             "vpp_control_loop_leader",
             "1 while this process holds the park's control-loop lease.",

@@ -129,6 +129,12 @@ async def test_life_cycle_delivery_and_release(state: State) -> None:
     text = metrics.exposition().decode()
     assert 'vpp_event_active{event="ev-1",park="ctl-park"} 0.0' in text
     assert "vpp_solver_seconds_count" in text
+    # the first send is timed once, from the start (the event was received 10 clock minutes early)
+    labels = {"park": PARK}
+    assert metrics.registry.get_sample_value("vpp_event_dispatch_seconds_count", labels) == 1
+    waited = metrics.registry.get_sample_value("vpp_event_dispatch_seconds_sum", labels)
+    since_start = clock.real_seconds((clock.now() - start).total_seconds())
+    assert waited is not None and 0.0 <= waited <= since_start
 
 
 async def test_cancel_releases_at_the_next_cycle(state: State) -> None:

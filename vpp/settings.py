@@ -183,6 +183,16 @@ class MqttSettings:
     #: first topic level(s) for assets whose enrolled topic_prefix does not name
     #: their own ({root}/{park}/{asset}/telemetry, see adapters.mqtt_codec)
     root: str = "vpp"
+    #: MQTT 5 share name the replicas of one deployment read telemetry under
+    #: ($share/{group}/{root}/{park}/+/telemetry): each reading reaches one
+    #: replica. "{namespace}" stands for [redis] namespace, so deployments on
+    #: one broker each get every reading once. Empty: plain subscriptions
+    #: (every replica reads everything). No '/', '+' or '#' (share_group_in).
+    share_group: str = "{namespace}"
+
+    def share_group_in(self, namespace: str) -> str:
+        """``share_group`` with ``{namespace}`` replaced by ``namespace`` (the Redis one)."""
+        return self.share_group.replace("{namespace}", namespace)
 
 
 @dataclass

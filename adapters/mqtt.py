@@ -120,8 +120,9 @@ class MqttAdapter(BookedService):
         share_group: MQTT 5 share name the telemetry is read under
             (``$share/{group}/...``): the service replicas of one deployment
             use the same one and each reading reaches one of them; empty: a
-            plain subscription (every reading reaches this adapter; retained
-            telemetry too, which a shared subscription never gets).
+            plain subscription (every reading reaches this adapter, a
+            retained one too: MQTT 5 section 4.8.2 sends none to a new shared
+            subscription, though Mosquitto 2 does).
 
     Raises:
         ValueError: ``share_group`` holds ``/``, ``+`` or ``#``.
@@ -299,9 +300,10 @@ class MqttAdapter(BookedService):
           hand it to a replica at random. Every replica gets every ack and
           ignores the ids it did not send.
         * statuses (QoS 1): plain. They are retained, and a new shared
-          subscription gets no retained messages (MQTT 5 section 4.8.2), so
-          a replica taking a park over would not learn who is offline; the
-          last wills and the service's own status must reach every replica.
+          subscription gets no retained messages (MQTT 5 section 4.8.2; EMQX
+          and HiveMQ keep to it, Mosquitto 2 sends them anyway), so a replica
+          taking a park over would not learn who is offline; and the last
+          wills and the service's own status must reach every replica.
         """
         return [
             (self._telemetry_filter, 0),

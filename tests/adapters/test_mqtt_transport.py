@@ -15,7 +15,7 @@ from typing import Any
 import aiomqtt
 import paho.mqtt.client as paho_client
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
@@ -59,10 +59,10 @@ def _publish(
 
 def _props(**values: Any) -> bytes:
     """MQTT 5 PUBLISH properties as paho packs them (its attribute names), with their length."""
-    props = Properties(PacketTypes.PUBLISH)
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     for name, value in values.items():
         setattr(props, name, value)
-    return bytes(props.pack())
+    return bytes(props.pack())  # type: ignore[no-untyped-call]
 
 
 def _raw_props(body: bytes) -> bytes:
@@ -70,13 +70,15 @@ def _raw_props(body: bytes) -> bytes:
     return _length(len(body)) + body
 
 
-def _paho_reads(data: bytes, protocol: int = paho_client.MQTTv311) -> list[Publish]:
+def _paho_reads(
+    data: bytes, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311
+) -> list[Publish]:
     """What paho makes of the same bytes, as ``(topic, payload, retain)``."""
     got, _ = _paho_read(data, protocol)
     return got
 
 
-def _paho_read(data: bytes, protocol: int) -> tuple[list[Publish], MQTTErrorCode]:
+def _paho_read(data: bytes, protocol: MQTTProtocolVersion) -> tuple[list[Publish], MQTTErrorCode]:
     """What paho makes of the same bytes, and the code its last packet read returned."""
     got: list[Publish] = []
     client = paho_client.Client(CallbackAPIVersion.VERSION2, protocol=protocol)

@@ -123,9 +123,19 @@ def take_qos0_publishes(
         first = buf[pos]
         if first & 0xFE != 0x30:  # PUBLISH, QoS 0, no DUP; the low bit is RETAIN
             return pos, False
-        length, at = _varint(buf, pos + 1, end)
-        if length < 0:
-            return pos, length == _CUT
+        # remaining length: 1-4 bytes, 7 bits each, low groups first (inline: per message)
+        length, shift, at = 0, 0, pos + 1
+        while True:
+            if at == end:
+                return pos, True
+            digit = buf[at]
+            length |= (digit & 0x7F) << shift
+            at += 1
+            if not digit & 0x80:
+                break
+            shift += 7
+            if shift > 21:
+                return pos, False  # more than 4 length bytes: paho reports it
         stop = at + length
         if length < 2:
             return pos, False
@@ -136,17 +146,22 @@ def take_qos0_publishes(
             return pos, False  # malformed: paho reports it
         payload_at = topic_end
         if mqtt5:
-            payload_at = _skip_properties(buf, topic_end, stop)
-            if payload_at < 0 or topic_end == at + 2:
-                return pos, False  # a topic alias, an empty topic, or malformed: paho's
+            if topic_end == at + 2:
+                return pos, False  # an empty topic: a topic alias stands for it, paho's
+            if topic_end < stop and not buf[topic_end]:
+                payload_at = topic_end + 1  # the common case: no properties
+            else:
+                payload_at = _skip_properties(buf, topic_end, stop)
+                if payload_at < 0:
+                    return pos, False  # a topic alias, or what paho refuses: paho's
         out.append((bytes(buf[at + 2 : topic_end]), bytes(buf[payload_at:stop]), bool(first & 1)))
         pos = stop
     return pos, False
 
 
-#: What `_varint` returns for a number cut by the end of the buffer...
+#: What `_varint` returns for a number cut by the end of its bytes...
 _CUT = -1
-#: ... and for one of more than 4 bytes (malformed: paho reports it).
+#: ... and for one of more than 4 bytes (malformed).
 _MALFORMED = -2
 
 #: MQTT 5 PUBLISH properties (section 3.3.2.3) by identifier: the size of a
@@ -199,8 +214,6 @@ def _skip_properties(buf: bytearray | bytes, at: int, stop: int) -> int:
         anything paho refuses (paho reads such a packet, or reports it).
     """
     length, at = _varint(buf, at, stop)
-    if length == 0:
-        return at  # the common case: no properties
     end = at + length
     if length < 0 or end > stop:
         return -1

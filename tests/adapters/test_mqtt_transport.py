@@ -282,7 +282,10 @@ def _raw_burst(rig: MqttRig, frames: list[bytes]) -> None:
         sock.sendall(b"\xe0\x00")
 
 
-async def test_a_burst_of_telemetry_is_read_whole_with_bad_fields_counted(mqtt: MqttRig) -> None:
+@pytest.mark.parametrize("share_group", ["", "burst"])
+async def test_a_burst_of_telemetry_is_read_whole_with_bad_fields_counted(
+    mqtt: MqttRig, share_group: str
+) -> None:
     assets = {f"a{i:03d}": DeviceLimits(p_min_kw=0, p_max_kw=100) for i in range(200)}
     good = encode_telemetry(p_kw=5.0, e_kwh=1.0, max_kw=50.0, encoding=Encoding.MSGPACK)
     bad_soc = encode_telemetry(p_kw=6.0, soc=55.0, encoding=Encoding.JSON)  # percent, not 0..1
@@ -292,7 +295,11 @@ async def test_a_burst_of_telemetry_is_read_whole_with_bad_fields_counted(mqtt: 
     ]
     frames.append(_publish(mqtt.topics.telemetry("stranger"), good))  # not enrolled: ignored
     frames.append(_publish(mqtt.topics.telemetry("a001"), b"\xc1"))  # undecodable
-    async with mqtt.adapter(assets) as adapter:
+    async with mqtt.adapter(assets, share_group=share_group) as adapter:
+        # the MQTT 5 connection takes its QoS 0 telemetry past paho
+        paho = adapter._client._client if adapter._client else None
+        assert paho is not None and paho._protocol == paho_client.MQTTv5
+        assert isinstance(paho._sock, ReadAhead) and paho._sock._publishes is not None
         await asyncio.to_thread(_raw_burst, mqtt, frames)
         readings = []
         async with asyncio.timeout(20):

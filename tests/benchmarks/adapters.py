@@ -12,8 +12,9 @@ Two measurements, printed and written as JSON (``--out``):
   decodes them (MQTT 5, through a shared subscription as the service reads
   telemetry; ``--share-group ''``: a plain one), and the supervisor's own
   live-state path writes them to a real Redis: ``LiveBatch.admit`` per
-  batch from ``telemetry_batches()``, ``LiveBatch.flush`` when ``flush_max`` readings wait or every
-  ``flush_interval_s`` (the supervisor's defaults), i.e. ``live_state`` and
+  batch from ``telemetry_batches()``, ``LiveBatch.flush`` when
+  ``flush_max`` readings wait or every ``flush_interval_s`` (the
+  supervisor's defaults), i.e. ``live_state`` and
   ``State.write_live_many`` (msgpack, TTL by age, one pipeline), under a
   unique namespace deleted afterwards. A rate is messages over the time
   between the first and the last one seen (ours: written). The broker drops

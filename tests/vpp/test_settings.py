@@ -181,3 +181,5 @@ def test_the_mqtt_share_group_is_the_redis_namespace_unless_set(tmp_path: Path) 
     assert Settings.load(env=env).mqtt.share_group_in("prod") == ""
     env = {"VPP_MQTT_SHARE_GROUP": "vpp-{namespace}"}
     assert Settings.load(env=env).mqtt.share_group_in("prod") == "vpp-prod"
+    with pytest.raises(SettingsError, match="must not contain"):  # at start, not at first use
+        Settings.load(env={"VPP_REDIS_NAMESPACE": "a/b"})

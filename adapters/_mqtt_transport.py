@@ -23,10 +23,12 @@ plain subscriber near 5,000 messages/s on a 2-core box. Both costs sit at seams:
   boundary of paho's, and hands them to it as one batch of
   :data:`Publish` tuples per socket read (one cut by the end of a read waits
   for its rest); every other packet (CONNACK, SUBACK, PUBACK, PINGRESP, QoS 1
-  acks and statuses) is left to paho, in order. A QoS 0 PUBLISH of MQTT 3.1.1
-  has no packet id, no properties and needs no answer: fixed header, remaining
-  length, topic, payload (MQTT 3.1.1 section 3.3), so nothing paho would do
-  with it is skipped beyond building its objects.
+  acks and statuses) is left to paho, in order. A QoS 0 PUBLISH has no
+  packet id and needs no answer: fixed header, remaining length, topic,
+  payload (MQTT 3.1.1 section 3.3), and in MQTT 5 the properties between
+  topic and payload (section 3.3.2.3), skipped, so nothing paho would do
+  with it is skipped beyond building its objects. An MQTT 5 PUBLISH whose
+  topic comes from a Topic Alias is paho's (:func:`take_qos0_publishes`).
 
 Installing :class:`ReadAhead` swaps a private paho attribute and reads two more
 (``_in_packet``, ``_last_bytes_received``); :func:`install_read_ahead` checks the
@@ -92,16 +94,25 @@ Publish = tuple[bytes, bytes, bool]
 PublishHandler = Callable[[list[Publish]], None]
 
 
-def take_qos0_publishes(buf: bytearray | bytes, out: list[Publish]) -> tuple[int, bool]:
-    """Parse the whole MQTT 3.1.1 QoS 0 PUBLISH packets at the head of ``buf``.
+def take_qos0_publishes(
+    buf: bytearray | bytes, out: list[Publish], *, mqtt5: bool = False
+) -> tuple[int, bool]:
+    """Parse the whole QoS 0 PUBLISH packets at the head of ``buf``.
 
-    Stops at the first packet that is anything else (another type, QoS 1 or
-    2, a DUP flag, a malformed length), which is left for paho, or at one
-    that is not whole yet.
+    MQTT 3.1.1 (section 3.3): fixed header, remaining length, topic, payload.
+    MQTT 5 (section 3.3.2) puts the properties between topic and payload: a
+    property length (variable byte integer) and the properties, which are
+    skipped (none changes what a reading says). Stops at the first packet
+    that is anything else, which is left for paho: another type, QoS 1 or 2,
+    a DUP flag, a malformed length, and in MQTT 5 an empty topic or a Topic
+    Alias property (0x23): the topic is then the broker's alias mapping,
+    which is paho's to keep, not guessed here. Stops too at a packet that is
+    not whole yet.
 
     Args:
         buf: received bytes starting at a packet boundary.
         out: appended with ``(topic, payload, retain)`` per packet taken.
+        mqtt5: the connection speaks MQTT 5.
 
     Returns:
         How many bytes of ``buf`` the packets taken span, and whether the
@@ -112,7 +123,7 @@ def take_qos0_publishes(buf: bytearray | bytes, out: list[Publish]) -> tuple[int
         first = buf[pos]
         if first & 0xFE != 0x30:  # PUBLISH, QoS 0, no DUP; the low bit is RETAIN
             return pos, False
-        # remaining length: 1-4 bytes, 7 bits each, low groups first
+        # remaining length: 1-4 bytes, 7 bits each, low groups first (inline: per message)
         length, shift, at = 0, 0, pos + 1
         while True:
             if at == end:
@@ -133,9 +144,116 @@ def take_qos0_publishes(buf: bytearray | bytes, out: list[Publish]) -> tuple[int
         topic_end = at + 2 + (buf[at] << 8 | buf[at + 1])
         if topic_end > stop:
             return pos, False  # malformed: paho reports it
-        out.append((bytes(buf[at + 2 : topic_end]), bytes(buf[topic_end:stop]), bool(first & 1)))
+        payload_at = topic_end
+        if mqtt5:
+            if topic_end == at + 2:
+                return pos, False  # an empty topic: a topic alias stands for it, paho's
+            if topic_end < stop and not buf[topic_end]:
+                payload_at = topic_end + 1  # the common case: no properties
+            else:
+                payload_at = _skip_properties(buf, topic_end, stop)
+                if payload_at < 0:
+                    return pos, False  # a topic alias, or what paho refuses: paho's
+        out.append((bytes(buf[at + 2 : topic_end]), bytes(buf[payload_at:stop]), bool(first & 1)))
         pos = stop
     return pos, False
+
+
+#: What `_varint` returns for a number cut by the end of its bytes...
+_CUT = -1
+#: ... and for one of more than 4 bytes (malformed).
+_MALFORMED = -2
+
+#: MQTT 5 PUBLISH properties (section 3.3.2.3) by identifier: the size of a
+#: fixed-size value, or how many length-prefixed strings the value is
+#: (negated). Subscription Identifier (0x0B, a variable byte integer) is
+#: handled apart; Topic Alias (0x23) is absent on purpose: such a packet is paho's.
+_PUBLISH_PROPERTIES = {
+    0x01: 1,  # Payload Format Indicator (byte)
+    0x02: 4,  # Message Expiry Interval (four-byte integer)
+    0x03: -1,  # Content Type (UTF-8 string)
+    0x08: -1,  # Response Topic (UTF-8 string)
+    0x09: -1,  # Correlation Data (binary data)
+    0x26: -2,  # User Property (UTF-8 string pair)
+}
+_USER_PROPERTY = 0x26
+_CORRELATION_DATA = 0x09
+_SUBSCRIPTION_IDENTIFIER = 0x0B
+
+
+def _varint(buf: bytearray | bytes, at: int, end: int) -> tuple[int, int]:
+    """Read a variable byte integer (1-4 bytes, 7 bits each, low groups first).
+
+    Returns:
+        The number (or `_CUT`, `_MALFORMED`) and the position after it.
+    """
+    value, shift = 0, 0
+    while True:
+        if at >= end:
+            return _CUT, at
+        digit = buf[at]
+        value |= (digit & 0x7F) << shift
+        at += 1
+        if not digit & 0x80:
+            return value, at
+        shift += 7
+        if shift > 21:
+            return _MALFORMED, at
+
+
+def _skip_properties(buf: bytearray | bytes, at: int, stop: int) -> int:
+    """Position after the MQTT 5 properties starting at ``at`` of a packet ending at ``stop``.
+
+    A packet with properties is read as strictly as paho reads it (a string
+    must be UTF-8 without U+0000 or U+FEFF, only User Property and
+    Subscription Identifier may repeat), so that what paho would refuse is
+    left to paho to refuse.
+
+    Returns:
+        -1 when they hold a Topic Alias, an identifier not of PUBLISH, or
+        anything paho refuses (paho reads such a packet, or reports it).
+    """
+    length, at = _varint(buf, at, stop)
+    end = at + length
+    if length < 0 or end > stop:
+        return -1
+    seen: set[int] = set()
+    while at < end:
+        ident = buf[at]
+        at += 1
+        size = _PUBLISH_PROPERTIES.get(ident)
+        if ident in seen:
+            return -1  # only a repeatable one is never added
+        if size is None:
+            if ident != _SUBSCRIPTION_IDENTIFIER:
+                return -1
+            number, at = _varint(buf, at, end)
+            if number < 0:
+                return -1
+            continue
+        if ident != _USER_PROPERTY:
+            seen.add(ident)
+        if size > 0:
+            at += size
+            continue
+        for _ in range(-size):
+            if at + 2 > end:
+                return -1
+            value_end = at + 2 + (buf[at] << 8 | buf[at + 1])
+            text = ident != _CORRELATION_DATA
+            if value_end > end or (text and not _mqtt_utf8(buf[at + 2 : value_end])):
+                return -1
+            at = value_end
+    return end if at == end else -1
+
+
+def _mqtt_utf8(raw: bytearray | bytes) -> bool:
+    """Whether ``raw`` is an MQTT UTF-8 string (section 1.5.4) as paho checks it."""
+    try:
+        text = raw.decode("utf-8")  # strict: encoded surrogates are refused too
+    except UnicodeDecodeError:
+        return False
+    return "\x00" not in text and "\ufeff" not in text
 
 
 def inline_queue(handler: MessageHandler) -> type[asyncio.Queue[aiomqtt.Message]]:
@@ -165,6 +283,7 @@ class ReadAhead:
             be taken from under it).
         on_bytes: called when bytes were taken for ``publishes`` (paho's
             keepalive must see that the broker is talking).
+        mqtt5: the connection speaks MQTT 5 (PUBLISH packets carry properties).
     """
 
     def __init__(
@@ -175,8 +294,10 @@ class ReadAhead:
         publishes: PublishHandler | None = None,
         at_boundary: Callable[[], bool] = lambda: False,
         on_bytes: Callable[[], None] = lambda: None,
+        mqtt5: bool = False,
     ) -> None:
         self._sock = sock
+        self._mqtt5 = mqtt5
         self._buf = bytearray()
         self._served = 0
         self._answers = 0
@@ -224,7 +345,7 @@ class ReadAhead:
         while True:
             if self._buf:
                 batch: list[Publish] = []
-                taken, cut = take_qos0_publishes(self._buf, batch)
+                taken, cut = take_qos0_publishes(self._buf, batch, mqtt5=self._mqtt5)
                 if taken:
                     del self._buf[:taken]
                     self._served += taken  # one budget per turn, whoever parsed the bytes
@@ -275,9 +396,9 @@ def install_read_ahead(client: aiomqtt.Client, publishes: PublishHandler | None 
     """Wrap the connected client's socket in a :class:`ReadAhead`; True if it was done.
 
     Args:
-        client: a connected aiomqtt client (MQTT 3.1.1 for ``publishes``).
+        client: a connected aiomqtt client (MQTT 3.1.1 or 5 for ``publishes``).
         publishes: takes QoS 0 PUBLISH packets in batches instead of paho
-            (see the module docstring); ignored unless the client speaks 3.1.1.
+            (see the module docstring); ignored unless the client speaks 3.1.1 or 5.
     """
     paho = getattr(client, "_client", None)
     sock = getattr(paho, "_sock", None)
@@ -285,8 +406,9 @@ def install_read_ahead(client: aiomqtt.Client, publishes: PublishHandler | None 
         log.info("aiomqtt client not of the expected shape: reading without read-ahead")
         return False
     in_packet = getattr(paho, "_in_packet", None)
+    protocol = getattr(paho, "_protocol", None)
     if publishes is not None and (
-        getattr(paho, "_protocol", None) != paho_client.MQTTv311
+        protocol not in (paho_client.MQTTv311, paho_client.MQTTv5)
         or not isinstance(in_packet, dict)
         or "command" not in in_packet
         or not hasattr(paho, "_last_bytes_received")
@@ -315,7 +437,12 @@ def install_read_ahead(client: aiomqtt.Client, publishes: PublishHandler | None 
                 sock.shutdown(socket.SHUT_RDWR)
 
     wrapper = ReadAhead(
-        sock, resume, publishes=publishes, at_boundary=at_boundary, on_bytes=on_bytes
+        sock,
+        resume,
+        publishes=publishes,
+        at_boundary=at_boundary,
+        on_bytes=on_bytes,
+        mqtt5=protocol == paho_client.MQTTv5,
     )
     paho._sock = wrapper
     return True
@@ -339,7 +466,9 @@ async def announce_retained(
     return None
 
 
-def publish_nowait(client: aiomqtt.Client, topic: str, payload: bytes, *, qos: int) -> None:
+def publish_nowait(
+    client: aiomqtt.Client, topic: str, payload: bytes, *, qos: int, retain: bool = False
+) -> None:
     """Hand one message to paho now, without waiting for the broker's PUBACK.
 
     Args:
@@ -347,11 +476,12 @@ def publish_nowait(client: aiomqtt.Client, topic: str, payload: bytes, *, qos: i
         topic: the topic.
         payload: the payload.
         qos: 0 or 1 (paho keeps a QoS 1 message until the broker acknowledges it).
+        retain: the broker keeps it as the topic's retained message.
 
     Raises:
         aiomqtt.MqttCodeError: paho refused it (not connected, queue full).
     """
-    info = client._client.publish(topic, payload, qos)
+    info = client._client.publish(topic, payload, qos, retain)
     if info.rc != paho_client.MQTT_ERR_SUCCESS:
         raise aiomqtt.MqttCodeError(info.rc, "Could not publish message")
 

@@ -12,7 +12,16 @@ command went to, and every command waits for its own ack alone.
 
 The service announces itself on the retained ``{root}/{park}/_vpp/status``:
 ``{"online": true}`` on every connection, ``{"online": false}`` on a clean
-stop, and the same as the last will for an unclean one.
+stop, and the same as the last will for an unclean one. While a park moves
+between service replicas, the outgoing one's "offline" (or last will) may
+come after the incoming one's "online": a running adapter that hears a live
+"offline" there says "online" again, so the retained status ends true.
+
+The connection speaks MQTT 5. With a ``share_group``, several replicas split
+a park's telemetry: it is read through the shared subscription
+``$share/{group}/{root}/{park}/+/telemetry`` (MQTT 5 section 4.8.2), so the
+broker hands each reading to one replica of the group. Acks and statuses
+stay plain subscriptions, read by every replica (see `subscriptions`).
 
 Example:
     >>> limits = {"hvac-1": DeviceLimits(p_min_kw=10, p_max_kw=60)}
@@ -34,6 +43,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 
 import aiomqtt
+from paho.mqtt.reasoncodes import ReasonCode
 
 from adapters import mqtt_codec as codec
 from adapters._base import AssetBook, BookedService
@@ -107,6 +117,15 @@ class MqttAdapter(BookedService):
             late, and still count as on time (:class:`adapters.freshness.DeviceClocks`).
         clock_relearn_s: how long a device's readings must agree on a new
             clock offset before it is learned.
+        share_group: MQTT 5 share name the telemetry is read under
+            (``$share/{group}/...``): the service replicas of one deployment
+            use the same one and each reading reaches one of them; empty: a
+            plain subscription (every reading reaches this adapter, a
+            retained one too: MQTT 5 section 4.8.2 sends none to a new shared
+            subscription, though Mosquitto 2 does).
+
+    Raises:
+        ValueError: ``share_group`` holds ``/``, ``+`` or ``#``.
 
     Attributes:
         announce_offline: publish ``{"online": false}`` on the service status
@@ -136,10 +155,12 @@ class MqttAdapter(BookedService):
         max_age_s: float = 60.0,
         clock_tolerance_s: float = 2.0,
         clock_relearn_s: float = 5.0,
+        share_group: str = "",
     ) -> None:
         self.host, self.port = host, port
         self._read_ahead = read_ahead
         self.topics = codec.Topics(root, park)
+        self._telemetry_filter = codec.shared(share_group, self.topics.wildcard("telemetry"))
         self._username, self._password = username, password
         self._client_id = client_id or f"vpp-{park}-{uuid.uuid4().hex[:8]}"
         self._default_encoding = encoding
@@ -234,6 +255,7 @@ class MqttAdapter(BookedService):
                     username=self._username,
                     password=self._password,
                     identifier=self._client_id,
+                    protocol=aiomqtt.ProtocolVersion.V5,
                     will=will,
                     keepalive=self._keepalive,
                     queue_type=inline_queue(self._on_message),
@@ -245,13 +267,7 @@ class MqttAdapter(BookedService):
                     if self._read_ahead:
                         install_read_ahead(client, self._on_publishes)
                     install_write_batching(client)
-                    await client.subscribe(
-                        [
-                            (self.topics.wildcard("telemetry"), 0),
-                            (self.topics.wildcard("ack"), 1),
-                            (self.topics.wildcard("status"), 1),
-                        ]
-                    )
+                    await self._subscribe(client)
                     if self._stopping():
                         break  # stopped while connecting: announce nothing
                     await client.publish(
@@ -272,6 +288,45 @@ class MqttAdapter(BookedService):
                 self.stats.connected = False
                 self._abandon(DeviceError("broker connection lost"))
             await self._backoff.wait()
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        """The topic filters this adapter subscribes to, with their QoS.
+
+        * telemetry (QoS 0): shared when a ``share_group`` is set; a reading
+          needs handling once, by any replica (the readings of a park not
+          held there are another concern, the recorder's).
+        * acks (QoS 1): plain. The ack must reach the replica that sent the
+          command, the only one waiting for it; a shared subscription would
+          hand it to a replica at random. Every replica gets every ack and
+          ignores the ids it did not send.
+        * statuses (QoS 1): plain. They are retained, and a new shared
+          subscription gets no retained messages (MQTT 5 section 4.8.2; EMQX
+          and HiveMQ keep to it, Mosquitto 2 sends them anyway), so a replica
+          taking a park over would not learn who is offline; and the last
+          wills and the service's own status must reach every replica.
+        """
+        return [
+            (self._telemetry_filter, 0),
+            (self.topics.wildcard("ack"), 1),
+            (self.topics.wildcard("status"), 1),
+        ]
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        """Subscribe to `subscriptions`, or fail the connection if the broker refused one.
+
+        Raises:
+            aiomqtt.MqttError: the broker refused a filter (a broker without
+                shared subscriptions answers 0x9E), named with its reason.
+        """
+        wanted = self.subscriptions()
+        granted = await client.subscribe(wanted)
+        refused = [
+            f"{topic_filter} ({code})"
+            for (topic_filter, _), code in zip(wanted, granted, strict=False)
+            if isinstance(code, ReasonCode) and code.is_failure
+        ]
+        if refused:
+            raise aiomqtt.MqttError(f"broker refused the subscription to {', '.join(refused)}")
 
     def _abandon(self, exc: DeviceError) -> None:
         """Fail the commands waiting for an ack."""
@@ -380,10 +435,32 @@ class MqttAdapter(BookedService):
                 self._reject(topic, [codec.FieldIssue("id", codec.Reason.INCONSISTENT, ack.id)])
             elif not pending[1].done():
                 pending[1].set_result(ack)
-        elif leaf == "status" and asset != SERVICE_NODE:
+        elif leaf == "status" and asset == SERVICE_NODE:
+            self._on_service_status(topic, payload, retained)
+        elif leaf == "status":
             status, issues = codec.decode_status(payload)
             self._reject(topic, issues)
             self._on_status(asset, status)
+
+    def _on_service_status(self, topic: str, payload: bytes | bytearray, retained: bool) -> None:
+        """Say "online" again when another instance of this park's adapter said "offline".
+
+        A retained status (the one found on subscribing, answered by this
+        connection's own "online") and an empty one (a retained message
+        cleared) need nothing; nor does anything while this adapter stops.
+
+        Raises:
+            PayloadError: not a status.
+        """
+        client = self._client
+        if retained or not payload or client is None or self._closing:
+            return
+        status, _ = codec.decode_status(payload)
+        if not status.online:
+            online = codec.encode_status(codec.Status(True))
+            # not connected: the next connection announces "online" anyway
+            with contextlib.suppress(aiomqtt.MqttError):
+                publish_nowait(client, topic, online, qos=1, retain=True)
 
     def _on_telemetry(
         self, topic: str, asset: str, payload: bytes | bytearray, retained: bool

@@ -7,6 +7,10 @@ Topics, per park and asset, under a configurable root (default ``vpp``)::
     {root}/{park}/{asset}/ack         device -> service  QoS 1
     {root}/{park}/{node}/status       device -> service  QoS 1, retained, last will
 
+The service subscribes to ``{root}/{park}/+/telemetry`` as an MQTT 5 shared
+subscription (:func:`shared`) when several service replicas read one park,
+and to the ``ack`` and ``status`` filters as plain subscriptions.
+
 Payloads are JSON objects or msgpack maps with the same keys (a payload whose
 first byte is ``{`` is JSON, anything else is tried as msgpack)::
 
@@ -79,6 +83,7 @@ __all__ = [
     "encode_status",
     "encode_telemetry",
     "encoding_of",
+    "shared",
     "telemetry_values",
 ]
 
@@ -136,6 +141,26 @@ class Topics:
         if not asset or "/" in leaf:
             raise PayloadError(f"unexpected topic {topic!r}")
         return asset, leaf
+
+
+def shared(group: str, topic_filter: str) -> str:
+    """The MQTT 5 shared subscription ``$share/{group}/{filter}`` (section 4.8.2).
+
+    The broker delivers each message matching ``topic_filter`` to one
+    subscriber of the group, with its own topic name (no ``$share`` prefix).
+
+    Args:
+        group: the share name; empty: ``topic_filter`` itself, a plain subscription.
+        topic_filter: the filter, e.g. ``vpp/p1/+/telemetry``.
+
+    Raises:
+        ValueError: ``group`` holds ``/``, ``+`` or ``#`` (not allowed in a share name).
+    """
+    if not group:
+        return topic_filter
+    if any(c in group for c in "/+#"):
+        raise ValueError(f"share group {group!r} must not contain '/', '+' or '#'")
+    return f"$share/{group}/{topic_filter}"
 
 
 @dataclass(frozen=True, slots=True)

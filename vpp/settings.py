@@ -183,6 +183,23 @@ class MqttSettings:
     #: first topic level(s) for assets whose enrolled topic_prefix does not name
     #: their own ({root}/{park}/{asset}/telemetry, see adapters.mqtt_codec)
     root: str = "vpp"
+    #: MQTT 5 share name the replicas of one deployment read telemetry under
+    #: ($share/{group}/{root}/{park}/+/telemetry): each reading reaches one
+    #: replica. "{namespace}" stands for [redis] namespace, so deployments on
+    #: one broker each get every reading once. Empty: plain subscriptions
+    #: (every replica reads everything). No '/', '+' or '#' (share_group_in).
+    share_group: str = "{namespace}"
+
+    def share_group_in(self, namespace: str) -> str:
+        """``share_group`` with ``{namespace}`` replaced by ``namespace`` (the Redis one).
+
+        Raises:
+            SettingsError: the result holds '/', '+' or '#' (MQTT 5 section 4.8.2).
+        """
+        group = self.share_group.replace("{namespace}", namespace)
+        if any(c in group for c in "/+#"):
+            raise SettingsError(f"mqtt.share_group {group!r} must not contain '/', '+' or '#'")
+        return group
 
 
 @dataclass
@@ -409,6 +426,7 @@ class Settings:
             in_env = _current_names(section_name, values, from_env=True, source="the environment")
             for name, value in in_env.items():
                 _assign(section, section_name, name, value)
+        settings.mqtt.share_group_in(settings.redis.namespace)  # a bad share name fails here
         return settings
 
     @property

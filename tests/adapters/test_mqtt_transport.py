@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho_client
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from adapters._mqtt_transport import (
     Publish,
@@ -41,24 +44,51 @@ def _length(n: int) -> bytes:
             return bytes(out)
 
 
-def _publish(topic: str, payload: bytes, *, qos: int = 0, retain: bool = False) -> bytes:
-    """An MQTT 3.1.1 PUBLISH packet as a broker sends it."""
+def _publish(
+    topic: str, payload: bytes, *, qos: int = 0, retain: bool = False, props: bytes | None = None
+) -> bytes:
+    """A PUBLISH packet as a broker sends it: MQTT 3.1.1, or MQTT 5 with ``props``.
+
+    ``props`` are the MQTT 5 properties with their length (`_props`).
+    """
     raw = topic.encode()
-    body = len(raw).to_bytes(2, "big") + raw + (b"\x00\x07" if qos else b"") + payload
+    body = len(raw).to_bytes(2, "big") + raw + (b"\x00\x07" if qos else b"")
+    body += (props or b"") + payload
     return bytes([0x30 | qos << 1 | retain]) + _length(len(body)) + body
 
 
-def _paho_reads(data: bytes) -> list[Publish]:
+def _props(**values: Any) -> bytes:
+    """MQTT 5 PUBLISH properties as paho packs them (its attribute names), with their length."""
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    for name, value in values.items():
+        setattr(props, name, value)
+    return bytes(props.pack())  # type: ignore[no-untyped-call]
+
+
+def _raw_props(body: bytes) -> bytes:
+    """Hand-made property bytes (paho would not pack them) with their length."""
+    return _length(len(body)) + body
+
+
+def _paho_reads(
+    data: bytes, protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv311
+) -> list[Publish]:
     """What paho makes of the same bytes, as ``(topic, payload, retain)``."""
+    got, _ = _paho_read(data, protocol)
+    return got
+
+
+def _paho_read(data: bytes, protocol: MQTTProtocolVersion) -> tuple[list[Publish], MQTTErrorCode]:
+    """What paho makes of the same bytes, and the code its last packet read returned."""
     got: list[Publish] = []
-    client = paho_client.Client(CallbackAPIVersion.VERSION2)
+    client = paho_client.Client(CallbackAPIVersion.VERSION2, protocol=protocol)
     client.on_message = lambda _c, _u, m: got.append((m.topic.encode(), bytes(m.payload), m.retain))
     client._sock = _Feed(data)  # type: ignore[assignment]
     client._state = paho_client._ConnectionState.MQTT_CS_CONNECTED  # type: ignore[attr-defined]
-    while client._packet_read() == 0:
+    while (rc := client._packet_read()) == MQTTErrorCode.MQTT_ERR_SUCCESS:
         pass
     client._sock = None
-    return got
+    return got, rc
 
 
 class _Feed:
@@ -100,6 +130,79 @@ def test_take_qos0_publishes_agrees_with_paho_and_stops_where_paho_must_read() -
         assert take_qos0_publishes(frames[0] + frames[2][:cut], out) == (len(frames[0]), True)
     for malformed in (b"\x30\xff\xff\xff\xff\x7f", b"\x30\x01\x00", b"\x30\x03\x00\x09a"):
         assert take_qos0_publishes(malformed, out) == (0, False)  # paho reports it
+
+
+def test_mqtt5_publishes_skip_their_properties_as_paho_does_at_every_cut() -> None:
+    v5 = paho_client.MQTTv5
+    frames = [
+        _publish("vpp/p1/a1/telemetry", b'{"p_kw": 1}', props=b"\x00"),  # no properties
+        _publish(
+            "vpp/p1/a2/telemetry",
+            b"\x81\xa4p_kw\x02",
+            retain=True,
+            props=_props(
+                PayloadFormatIndicator=0,
+                ContentType="application/msgpack",
+                UserProperty=[("site", "n\u00f8rd"), ("fw", "2.1")],
+                MessageExpiryInterval=30,
+            ),
+        ),
+        _publish(
+            "vpp/p1/a3/telemetry",
+            b"x" * 300,
+            props=_props(
+                ResponseTopic="r/t", CorrelationData=b"\x00\xff", SubscriptionIdentifier=[300, 7]
+            ),
+        ),
+    ]
+    data = b"".join(frames)
+    out: list[Publish] = []
+    assert take_qos0_publishes(data, out, mqtt5=True) == (len(data), False)
+    assert out == _paho_reads(data, v5)
+    assert [p for _, p, _ in out] == [b'{"p_kw": 1}', b"\x81\xa4p_kw\x02", b"x" * 300]
+    for frame in frames[1:]:
+        for cut in range(1, len(frame)):  # cut anywhere, properties included: wait for the rest
+            out.clear()
+            assert take_qos0_publishes(frames[0] + frame[:cut], out, mqtt5=True) == (
+                len(frames[0]),
+                True,
+            )
+            assert out == _paho_reads(frames[0], v5)
+            # the rest arrives: both read the same two messages
+            whole = frames[0] + frame
+            out.clear()
+            assert take_qos0_publishes(whole, out, mqtt5=True) == (len(whole), False)
+            assert out == _paho_reads(whole, v5)
+
+
+@pytest.mark.parametrize(
+    ("topic", "props", "paho_reads_it"),
+    [
+        # the topic is the broker's alias mapping: paho's to keep, not ours to guess
+        ("", _props(TopicAlias=3), True),
+        ("vpp/p1/a1/telemetry", _props(TopicAlias=3), True),
+        ("", b"\x00", True),  # empty topic without an alias
+        ("vpp/p1/a1/telemetry", _raw_props(b"\x01\x00\x01\x01"), False),  # repeated
+        ("vpp/p1/a1/telemetry", _raw_props(b"\x03\x00\x02\xc3\x28"), False),  # bad UTF-8
+        ("vpp/p1/a1/telemetry", _raw_props(b"\x03\x00\x01\x00"), False),  # U+0000
+        ("vpp/p1/a1/telemetry", _raw_props(b"\x11\x00\x00\x00\x01"), False),  # not of PUBLISH
+        ("vpp/p1/a1/telemetry", _raw_props(b"\x03\x00\x09ab"), False),  # past its length
+        ("vpp/p1/a1/telemetry", b"\x7f", False),  # longer than the packet
+    ],
+)
+def test_mqtt5_publishes_ours_cannot_read_as_paho_does_are_left_to_paho(
+    topic: str, props: bytes, paho_reads_it: bool
+) -> None:
+    head = _publish("vpp/p1/a0/telemetry", b'{"p_kw": 1}', props=b"\x00")
+    frame = _publish(topic, b'{"p_kw": 2}', props=props)
+    out: list[Publish] = []
+    assert take_qos0_publishes(head + frame + head, out, mqtt5=True) == (len(head), False)
+    assert out == _paho_reads(head, paho_client.MQTTv5)
+    got, rc = _paho_read(frame, paho_client.MQTTv5)
+    if paho_reads_it:
+        assert [p for _, p, _ in got] == [b'{"p_kw": 2}']
+    else:  # paho refuses it (and the adapter's connection then ends, as it would without us)
+        assert (got, rc) == ([], MQTTErrorCode.MQTT_ERR_PROTOCOL)
 
 
 async def test_read_ahead_hands_telemetry_in_batches_and_leaves_the_rest_to_paho_in_order() -> None:
@@ -179,7 +282,10 @@ def _raw_burst(rig: MqttRig, frames: list[bytes]) -> None:
         sock.sendall(b"\xe0\x00")
 
 
-async def test_a_burst_of_telemetry_is_read_whole_with_bad_fields_counted(mqtt: MqttRig) -> None:
+@pytest.mark.parametrize("share_group", ["", "burst"])
+async def test_a_burst_of_telemetry_is_read_whole_with_bad_fields_counted(
+    mqtt: MqttRig, share_group: str
+) -> None:
     assets = {f"a{i:03d}": DeviceLimits(p_min_kw=0, p_max_kw=100) for i in range(200)}
     good = encode_telemetry(p_kw=5.0, e_kwh=1.0, max_kw=50.0, encoding=Encoding.MSGPACK)
     bad_soc = encode_telemetry(p_kw=6.0, soc=55.0, encoding=Encoding.JSON)  # percent, not 0..1
@@ -189,7 +295,11 @@ async def test_a_burst_of_telemetry_is_read_whole_with_bad_fields_counted(mqtt: 
     ]
     frames.append(_publish(mqtt.topics.telemetry("stranger"), good))  # not enrolled: ignored
     frames.append(_publish(mqtt.topics.telemetry("a001"), b"\xc1"))  # undecodable
-    async with mqtt.adapter(assets) as adapter:
+    async with mqtt.adapter(assets, share_group=share_group) as adapter:
+        # the MQTT 5 connection takes its QoS 0 telemetry past paho
+        paho = adapter._client._client if adapter._client else None
+        assert paho is not None and paho._protocol == paho_client.MQTTv5
+        assert isinstance(paho._sock, ReadAhead) and paho._sock._publishes is not None
         await asyncio.to_thread(_raw_burst, mqtt, frames)
         readings = []
         async with asyncio.timeout(20):

@@ -9,10 +9,12 @@ Two measurements, printed and written as JSON (``--out``):
   count and payload on one telemetry topic (see :func:`_ingest_ceiling` for
   how its arrivals are timed). Then ours: a publisher *process* writes the same
   messages as pre-built MQTT frames, :class:`~adapters.mqtt.MqttAdapter`
-  decodes them, and the supervisor's own live-state path writes them to a
-  real Redis: ``LiveBatch.admit`` per batch from ``telemetry_batches()``,
-  ``LiveBatch.flush`` when ``flush_max`` readings wait or every
-  ``flush_interval_s`` (the supervisor's defaults), i.e. ``live_state`` and
+  decodes them (MQTT 5, through a shared subscription as the service reads
+  telemetry; ``--share-group ''``: a plain one), and the supervisor's own
+  live-state path writes them to a real Redis: ``LiveBatch.admit`` per
+  batch from ``telemetry_batches()``, ``LiveBatch.flush`` when
+  ``flush_max`` readings wait or every ``flush_interval_s`` (the
+  supervisor's defaults), i.e. ``live_state`` and
   ``State.write_live_many`` (msgpack, TTL by age, one pipeline), under a
   unique namespace deleted afterwards. A rate is messages over the time
   between the first and the last one seen (ours: written). The broker drops
@@ -81,7 +83,9 @@ from tests.benchmarks.support import (
     write_report,
 )
 from tests.support.sim_park import drain, park_adapters, setpoint_round, wait_for_park
+from vpp.keys import DEFAULT_NAMESPACE
 from vpp.model import AssetKind
+from vpp.settings import MqttSettings
 from vpp.state import State
 from vpp.supervisor._live import FLUSH_INTERVAL_S, FLUSH_MAX, LiveBatch
 from vpp.supervisor._routing import AdapterKey, AdapterRoute
@@ -353,6 +357,7 @@ async def _ingest_adapter(args: argparse.Namespace, redis: aioredis.Redis) -> di
         assets=assets,
         root=root,
         read_ahead=args.read_ahead,
+        share_group=args.share_group,
     )
     try:
         async with adapter:
@@ -640,6 +645,13 @@ def _parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="MqttAdapter(read_ahead=...) in the ingest run (default: the adapter's default, on)",
+    )
+    p.add_argument(
+        "--share-group",
+        default=MqttSettings().share_group_in(DEFAULT_NAMESPACE),
+        help="MqttAdapter(share_group=...) in the ingest run: telemetry read through an MQTT 5 "
+        "shared subscription, as the service does (default: the service's default, %(default)s; "
+        "'': a plain subscription)",
     )
     p.add_argument("--units-per-gateway", type=int, default=50, help="batteries per Modbus port")
     p.add_argument("--poll", type=float, default=1.0, help="Modbus poll period (s)")

@@ -172,3 +172,14 @@ async def test_the_start_up_log_masks_the_redis_password(
     assert len(started) == 1
     assert f"(redis redis://default:***@{parts.netloc}" in started[0]
     assert "start-up-secret" not in caplog.text
+
+
+def test_the_mqtt_share_group_is_the_redis_namespace_unless_set(tmp_path: Path) -> None:
+    settings = Settings.load(_toml(tmp_path, '[redis]\nnamespace = "prod"\n'), env={})
+    assert settings.mqtt.share_group_in(settings.redis.namespace) == "prod"
+    env = {"VPP_MQTT_SHARE_GROUP": ""}  # plain subscriptions: every replica reads everything
+    assert Settings.load(env=env).mqtt.share_group_in("prod") == ""
+    env = {"VPP_MQTT_SHARE_GROUP": "vpp-{namespace}"}
+    assert Settings.load(env=env).mqtt.share_group_in("prod") == "vpp-prod"
+    with pytest.raises(SettingsError, match="must not contain"):  # at start, not at first use
+        Settings.load(env={"VPP_REDIS_NAMESPACE": "a/b"})

@@ -418,6 +418,7 @@ class Supervisor(BackgroundService):
                 backoff_base=self._backoff_base,
                 time_scale=self._time_scale,
                 max_age_s=s.redis.live_ttl_s,
+                share_group=s.mqtt.share_group_in(s.redis.namespace),
             )
         if key.protocol is TelemetrySource.MODBUS:
             host, port = key.endpoint.rsplit(":", 1)

@@ -323,6 +323,11 @@ class Supervisor(BackgroundService):
         """The adapter serving each routed asset of ``park``."""
         return {a: r.key for (p, a), r in self._routes.items() if p == park}
 
+    @property
+    def remote(self) -> RemoteCalls:
+        """This replica's inbox and outbox (its ``served`` and ``expired`` counts)."""
+        return self._remote
+
     def adapter(self, label: str) -> AnyAdapter | None:
         """The running adapter with metrics label ``label`` (None if not running)."""
         for slot in self._slots.values():

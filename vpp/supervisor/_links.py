@@ -169,6 +169,8 @@ class LinkKeeper(BackgroundService):
         self._held = held
         self.refresh_s = refresh_s
         self._changes: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
+        #: the change being written (written again on leaving if cut short)
+        self._writing: tuple[str, bool] | None = None
 
     def note(self, cp_id: str, connected: bool) -> None:
         """Take a charger's connect or disconnect (the adapter's ``on_link`` hook)."""
@@ -190,8 +192,10 @@ class LinkKeeper(BackgroundService):
                     change = await self._changes.get()
             except TimeoutError:
                 continue
+            self._writing = change
             if not await self._write(*change):
                 next_refresh = loop.time()  # the refresh repairs it
+            self._writing = None
 
     async def _write(self, cp_id: str, connected: bool) -> bool:
         park = self._park_of(cp_id)
@@ -210,5 +214,7 @@ class LinkKeeper(BackgroundService):
     async def _close(self) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(_DRAIN_S):
+                if self._writing is not None:  # each write may be repeated
+                    await self._write(*self._writing)
                 while not self._changes.empty():
                     await self._write(*self._changes.get_nowait())

@@ -15,7 +15,11 @@ async def _beat(state: State, replica: str, ttl_s: float) -> None:
 
 async def _entries(state: State) -> dict[str, str]:
     raw = await state.redis.hgetall(state.park(PARK).ocpp_connected)
-    return {k.decode(): v.decode() for k, v in raw.items()}
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 async def test_a_replica_removes_only_the_entries_that_name_it(state: State) -> None:

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from adapters.ocpp.csms import OcppCsmsAdapter
 from adapters.ocpp.profiles import V21
 from adapters.sim._clock import SimClock
 from adapters.sim.chargers import ChargerSpec, SimCharger
@@ -82,7 +83,16 @@ def _replica_b(b_state: State, b_settings: Settings, **options: object) -> Super
 
 async def _holder(state: State, cp_id: str) -> str | None:
     raw = await state.redis.hget(state.park(PARK).ocpp_connected, cp_id)
-    return None if raw is None else raw.decode()
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
+def _held_by(state: State, cp_id: str, replica: str) -> Callable[[], Awaitable[bool]]:
+    """A check for ``eventually``: the connection map names ``replica`` for ``cp_id``."""
+
+    async def held() -> bool:
+        return await _holder(state, cp_id) == replica
+
+    return held
 
 
 def _plugged_in(state: State, asset_id: str) -> Callable[[], Awaitable[bool]]:
@@ -111,12 +121,11 @@ async def test_a_setpoint_decided_on_one_replica_reaches_a_charger_connected_to_
         _charger(b_settings, "CP-2", ev_gap_s=36_000.0) as two,
     ):
         await b.wait_ready()
-        await eventually(lambda: _holder(state, "CP-1"))
-        await eventually(lambda: _holder(state, "CP-2"))
-        assert await _holder(state, "CP-1") == B and await _holder(state, "CP-2") == B
+        await eventually(_held_by(state, "CP-1", B))
+        await eventually(_held_by(state, "CP-2", B))
         await eventually(_plugged_in(state, "ev-1"))
         a_listener = a.adapter(f"ocpp-127.0.0.1:{sup_settings.ocpp.port}")
-        assert a_listener is not None and a_listener.connected_chargers == []
+        assert isinstance(a_listener, OcppCsmsAdapter) and a_listener.connected_chargers == []
 
         confs = await a.send(PARK, {"ev-1": -7.0, "ev-2": 4.0}, hold_s=60.0)
         conf = confs["ev-1"]
@@ -155,7 +164,7 @@ async def test_a_charger_whose_replica_died_is_reported_unconfirmed(
     ):
         async with _replica_b(b_state, b_settings) as b:
             await b.wait_ready()
-            await eventually(lambda: _holder(state, "CP-1"))
+            await eventually(_held_by(state, "CP-1", B))
             await eventually(_plugged_in(state, "ev-1"))
             assert (await a.send(PARK, {"ev-1": 6.0}, hold_s=60.0))["ev-1"].confirmed
         assert await _holder(state, "CP-1") is None  # a clean stop leaves no entry
@@ -180,7 +189,7 @@ async def test_a_charger_whose_replica_died_is_reported_unconfirmed(
         async with _replica_b(b_state, b_settings) as b:
             await eventually(lambda: b.remote.expired == 1)
             assert await state.redis.xlen(inbox) == 0
-            await eventually(lambda: _holder(state, "CP-1"))
+            await eventually(_held_by(state, "CP-1", B))
             await eventually(_plugged_in(state, "ev-1"))
             again = (await a.send(PARK, {"ev-1": 8.0}, hold_s=60.0))["ev-1"]
             assert again.confirmed and charger.profile_kw == pytest.approx(8.0)

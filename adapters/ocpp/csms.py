@@ -24,6 +24,11 @@ spec's CallError, counted and logged; the connection stays up. One charger's
 faults (bad frames, a hung call, a dropped websocket) never reach another:
 each connection is served on its own, and a charger that disconnects is
 published unavailable at once. OCPP 1.6J is not served.
+
+Connections: ``on_link`` (a `LinkHook`) is told when a charger is taken into
+service and when its connection ends, so the service can record which of its
+replicas holds each charger (`vpp.supervisor._links`); `holds` says whether
+one is connected here.
 """
 
 from __future__ import annotations

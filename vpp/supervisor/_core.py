@@ -621,6 +621,14 @@ class Supervisor(BackgroundService):
             setpoints: asset id -> power in kW (positive = draw from the grid).
             hold_s: how long each setpoint holds before the device reverts.
 
+        A charger not connected to this replica's listener but to another
+        live replica's is sent through that replica (`vpp.supervisor._remote`):
+        its confirmation is the one that replica's listener gave (clamped
+        there, ``rtt_s`` the charger's own round trip); no answer within
+        ``send_timeout_s`` less a second for the way back is an unconfirmed
+        one saying so. A charger no live replica holds is tried here (and is
+        "charger not connected").
+
         Returns:
             One confirmation per asset id given. An unknown or unreachable
             asset, or a meter (:data:`adapters.modbus.METER_REFUSAL`: nothing

@@ -556,7 +556,8 @@ class HistoryRecorder(BackgroundService):
                 park.pending[key] = [kept, fraction]
                 acc[0] -= kept
                 acc[1] -= fraction
-        if not pending:
+        if not pending:  # what was read added nothing yet: the next holder starts after it
+            await self._acknowledge(park_id, park)
             return 0
         deltas = self._deltas(pending, park.tz)
         try:
@@ -571,12 +572,16 @@ class HistoryRecorder(BackgroundService):
             log.warning("history of %s not written, kept for the next write: %s", park_id, exc)
             return 0
         park.unwritten.clear()
+        await self._acknowledge(park_id, park)
+        return len(deltas)
+
+    async def _acknowledge(self, park_id: str, park: _Park) -> None:
+        """Acknowledge the forwarded entries read so far (their readings are written)."""
         taken, park.taken = park.taken, []
         try:
             await self._stream.ack(park_id, taken)
         except StateError as exc:  # a later holder may claim and record them again
             log.warning("forwarded readings of %s written but not acknowledged: %s", park_id, exc)
-        return len(deltas)
 
     async def _write_sessions(self, park_id: str, park: _Park) -> None:
         """Write the charger sessions that changed; kept for the next write if Redis fails."""
@@ -610,6 +615,7 @@ class HistoryRecorder(BackgroundService):
         """Let a park with no live series go, and its lease (taken again at its next reading)."""
         del self._parks[park_id]
         if park.holder:
+            await self._acknowledge(park_id, park)
             with contextlib.suppress(StateError):
                 async with self.store.state.guard("history_lease"):
                     await park.lease.release()

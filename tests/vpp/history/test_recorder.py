@@ -18,6 +18,7 @@ import pytest
 
 from adapters.types import DeviceLimits, Telemetry, TelemetrySource
 from vpp.clock import Clock
+from vpp.history.forward import ReadingsStream
 from vpp.history.grid import SLOTS_PER_DAY, DayVector, slot_start
 from vpp.history.recorder import HistoryRecorder
 from vpp.history.store import HistoryStore
@@ -273,6 +274,28 @@ async def test_of_two_replicas_each_reading_part_of_a_park_one_records_everythin
     assert b2.coverage[40] == pytest.approx(600 / 900)
     assert b1.coverage[40] == pytest.approx(450 / 900)
     assert two.received == 0  # nothing was left unacknowledged by the first
+    pending = await state.redis.xpending(state.park(PARK).readings, "history")
+    assert pending["pending"] == 0
+
+
+async def test_forwarded_readings_a_dead_holder_read_but_never_wrote_are_recorded_by_the_next(
+    store: HistoryStore, metrics: Metrics, state: State
+) -> None:
+    lease = state.park(PARK).history_lease
+    await state.redis.set(lease, "dead-holder", px=60_000)
+    two = recorder(store, Metrics())
+    feed(two, "b2", [(t, 20.0) for t in range(0, 301, 10)])
+    assert await two.flush(now=at(300)) == 0  # not the holder: forwarded
+    # the holder reads them (as any holder does) and dies before its write
+    taken = await ReadingsStream(state).read(PARK, "dead-holder")
+    assert sum(len(readings) for _, readings in taken) == 31
+    await state.redis.delete(lease)
+    one = recorder(store, metrics)
+    one.watch(PARK)
+    assert await one.flush(now=at(300)) == 1  # takes the lease, claims what the dead one read
+    assert one.received == 31
+    b2 = await day_of(store, "b2")
+    assert b2.energy_kwh[40] == pytest.approx(20 * 300 / 3600, rel=1e-6)
     pending = await state.redis.xpending(state.park(PARK).readings, "history")
     assert pending["pending"] == 0
 

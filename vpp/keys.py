@@ -199,8 +199,8 @@ class Keys:
     def ocpp_connected(self) -> str:
         """Hash charge point id -> id of the replica whose listener holds its websocket.
 
-        Written by the replica the charger connected to (`vpp.replicas`); a
-        setpoint decided on another replica is sent through that one's inbox.
+        Written by the replica the charger connected to (`vpp.supervisor._links`);
+        a setpoint decided on another replica is sent through that one's inbox.
         """
         return f"{self.prefix}:ocpp:connected"
 

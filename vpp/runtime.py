@@ -183,7 +183,7 @@ def runtime_cleanup_ctx(
             app[HISTORY] = await stack.enter_async_context(recorder)
             supervisor = Supervisor(
                 state=state, settings=settings, registry=metrics.registry, clock=clock,
-                parks=parks, history=recorder.record,
+                parks=parks, history=recorder.record, replica_id=settings.replicas.id,
             )  # fmt: skip
             await stack.enter_async_context(supervisor)
             app[SUPERVISOR] = supervisor

@@ -24,6 +24,11 @@ spec's CallError, counted and logged; the connection stays up. One charger's
 faults (bad frames, a hung call, a dropped websocket) never reach another:
 each connection is served on its own, and a charger that disconnects is
 published unavailable at once. OCPP 1.6J is not served.
+
+Connections: ``on_link`` (a `LinkHook`) is told when a charger is taken into
+service and when its connection ends, so the service can record which of its
+replicas holds each charger (`vpp.supervisor._links`); `holds` says whether
+one is connected here.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 
@@ -63,7 +68,7 @@ from adapters.types import (
     TelemetrySource,
 )
 
-__all__ = ["PATH_PREFIX", "ChargerSettings", "OcppCsmsAdapter"]
+__all__ = ["PATH_PREFIX", "ChargerSettings", "LinkHook", "OcppCsmsAdapter"]
 
 log = logging.getLogger("adapters.ocpp")
 wire_log = logging.getLogger("adapters.ocpp.wire")
@@ -71,6 +76,12 @@ wire_log = logging.getLogger("adapters.ocpp.wire")
 #: URL path under which charge points connect: ``/ocpp/{charge_point_id}``.
 PATH_PREFIX = "/ocpp/"
 _PROFILE_ID = 1
+
+#: Told ``(charge point id, connected)`` when a charger's websocket is taken
+#: into service (after authentication and the subprotocol check) and when it
+#: ends; a connection replaced by a newer one of the same charger ends without
+#: a call (the charger stays connected). Synchronous: it must not block.
+LinkHook = Callable[[str, bool], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +118,7 @@ class OcppCsmsAdapter(BackgroundService):
         sample_max_age_s: the oldest a power sample may be (by its own timestamp,
             against receipt) and still be the charger's power now.
         clock_skew_s: how far ahead of receipt a charger's clock may run.
+        on_link: told when a charger connects and disconnects (`LinkHook`).
     """
 
     def __init__(
@@ -120,6 +132,7 @@ class OcppCsmsAdapter(BackgroundService):
         time_scale: float = 1.0,
         sample_max_age_s: float = 300.0,
         clock_skew_s: float = 300.0,
+        on_link: LinkHook | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.chargers = dict(chargers)
@@ -136,6 +149,7 @@ class OcppCsmsAdapter(BackgroundService):
         self._seen: set[str] = set()
         self._states: dict[str, SessionState] = {}
         self._server: Server | None = None
+        self._on_link = on_link
 
     @property
     def stats(self) -> AdapterStats:
@@ -146,6 +160,10 @@ class OcppCsmsAdapter(BackgroundService):
     def connected_chargers(self) -> list[str]:
         """Ids of the charge points connected right now."""
         return sorted(self._sessions)
+
+    def holds(self, cp_id: str) -> bool:
+        """Whether charge point ``cp_id`` is connected to this listener right now."""
+        return cp_id in self._sessions
 
     async def _open(self) -> None:
         self._server = await serve(
@@ -309,6 +327,7 @@ class OcppCsmsAdapter(BackgroundService):
             self.stats.reconnects += 1
         self._seen.add(cp_id)
         log.info("charge point %s connected (%s)", cp_id, version)
+        self._link(cp_id, connected=True)
         try:
             async for raw in ws:
                 if self._well_formed(cp_id, raw):
@@ -319,7 +338,16 @@ class OcppCsmsAdapter(BackgroundService):
             if self._sessions.get(cp_id) is session:
                 del self._sessions[cp_id]
                 self.session_changed(cp_id, available=False)
+                self._link(cp_id, connected=False)
             log.info("charge point %s disconnected", cp_id)
+
+    def _link(self, cp_id: str, *, connected: bool) -> None:
+        if self._on_link is None:
+            return
+        try:
+            self._on_link(cp_id, connected)
+        except Exception:  # the hook's fault never ends a charger's connection
+            log.exception("charge point %s: link hook failed", cp_id)
 
     async def _route(self, session: Session201 | Session21, cp_id: str, raw: str | bytes) -> None:
         """Handle one frame; a fault in it is this charger's alone and never ends the loop."""

@@ -37,13 +37,19 @@ upsert) with the telemetry, open ones included, so a restart resumes them:
 a park's open sessions of the last `RESUME_DAYS` are read back when its
 first reading comes in.
 
-Several service processes read the same devices, so only one may add a
-park's telemetry: the holder of the park's history lease
+Several service replicas may take readings of one park (a charger connected
+to one, an MQTT message delivered to another), so only one adds a park's
+telemetry: the holder of the park's history lease
 (`vpp.keys.Keys.history_lease`, renewed at every write, lasting three
-flush periods). The others integrate too, but drop what they gathered; one
-that takes the lease over drops what it gathered before, which the previous
-holder may have written, and records from then on (sessions likewise: an
-open one is written again at its next reading).
+flush periods). A replica that does not hold it hands its readings of the
+park to the holder through the park's readings stream (`vpp.history.forward`:
+one XADD per park per write, the holder reading it with a consumer group and
+acknowledging what a write of its own has stored), so a reading taken
+anywhere is recorded once. A holder that loses the lease forwards the
+readings it took since its last write and leaves what it read from the
+stream unacknowledged, for the next holder to claim; the new holder records
+from then on (sessions likewise: an open one is written again at its next
+reading). What the stream trims before the holder reads it is lost.
 """
 
 from __future__ import annotations
@@ -63,6 +69,7 @@ from adapters.lifecycle import BackgroundService
 from vpp.clock import Clock
 from vpp.errors import StateError
 from vpp.forecast.sessions import SessionStore, SessionTracker
+from vpp.history.forward import ReadingsStream
 from vpp.history.grid import INTERVAL_S, locate
 from vpp.history.store import HistoryStore, IntervalDelta
 from vpp.lease import Lease
@@ -100,6 +107,12 @@ class _Series:
     credited: float
     #: older readings were let go (a late reading before ``times[0]`` has no place)
     trimmed: bool = False
+    #: its latest reading came through the readings stream (its next may still be on the way)
+    remote: bool = False
+
+
+#: A reading of one series of a park, as `HistoryRecorder.record` takes it.
+_Reading = tuple[str, LiveState]
 
 
 @dataclass(slots=True)
@@ -111,6 +124,16 @@ class _Park:
     sessions: SessionTracker
     series: dict[str, _Series] = field(default_factory=dict)
     pending: _Pending = field(default_factory=dict)
+    #: readings taken while not the holder, to forward to the holder at the next write
+    outgoing: list[_Reading] = field(default_factory=list)
+    #: readings taken here as the holder since its last write (forwarded if the lease goes)
+    unwritten: list[_Reading] = field(default_factory=list)
+    #: ids of forwarded entries read since the last write (acknowledged once written)
+    taken: list[bytes | str] = field(default_factory=list)
+    #: just became the holder: claim the entries an earlier holder read but never wrote
+    claim: bool = True
+    #: the last reading of each series forwarded (repeated before the series' next batch)
+    forwarded_last: dict[str, LiveState] = field(default_factory=dict)
 
 
 def _credit(
@@ -196,9 +219,18 @@ class HistoryRecorder(BackgroundService):
         self._clock = clock
         self._scale = clock.time_scale if clock is not None else 1.0
         self._hold = hold_s * self._scale
+        # how late a forwarded reading may reach the holder: the forwarder's write
+        # period, then the holder's (clock seconds)
+        self._lag = 2 * flush_s * self._scale
         self._metrics = metrics
         self.sessions = SessionStore(store.state, retention_days=store.retention_days)
         self._parks: dict[str, _Park] = {}
+        self._stream = ReadingsStream(store.state)
+        #: parks recorded here even when no reading of theirs is taken here (`watch`)
+        self._watched: set[str] = set()
+        #: readings handed to other replicas' recorders, and taken from theirs
+        self.forwarded = 0
+        self.received = 0
         #: readings of parks whose time zone is not known yet: (series, clock s, reading)
         self._waiting: dict[str, list[tuple[str, float, LiveState]]] = {}
         self._wake = asyncio.Event()
@@ -234,10 +266,43 @@ class HistoryRecorder(BackgroundService):
                 waiting.append((series, self._clock_s(live.ts), live))
             self._wake.set()
             return
+        if not known.holder:
+            for series, live in readings.items():
+                if len(known.outgoing) >= MAX_WAITING:
+                    self._count_dropped(park, "overflow")
+                    continue
+                known.outgoing.append((series, live))
+            return
         for series, live in readings.items():
-            t = self._clock_s(live.ts)
-            self._ingest(park, known, series, t, _measured_kw(live))
-            known.sessions.observe(series, t, live)
+            self._take(park, known, series, live)
+            known.unwritten.append((series, live))
+
+    def _take(
+        self, park_id: str, park: _Park, series: str, live: LiveState, *, remote: bool = False
+    ) -> None:
+        """Integrate one reading (``remote``: forwarded) into the history and charger sessions."""
+        t = self._clock_s(live.ts)
+        self._ingest(park_id, park, series, t, _measured_kw(live))
+        s = park.series.get(series)
+        if s is not None:
+            s.remote = remote
+        park.sessions.observe(series, t, live)
+
+    def watch(self, park: str) -> None:
+        """Record ``park`` here even if no reading of it is taken here.
+
+        The replica holding a park calls this so that its recorder takes the
+        park's history lease and reads the readings the others forward,
+        whatever this replica reads itself; `unwatch` undoes it.
+        """
+        self._watched.add(park)
+        if park not in self._parks:
+            self._waiting.setdefault(park, [])
+            self._wake.set()
+
+    def unwatch(self, park: str) -> None:
+        """Stop recording ``park`` for its own sake (its lease goes at the next idle write)."""
+        self._watched.discard(park)
 
     def _ingest(self, park_id: str, park: _Park, series: str, t: float, power: float) -> None:
         s = park.series.get(series)
@@ -324,9 +389,12 @@ class HistoryRecorder(BackgroundService):
                 log.warning("open charger sessions of %s not resumed: %s", park_id, exc)
             park = _Park(tz=tz, lease=lease, holder=holder, sessions=tracker)
             self._parks[park_id] = park
-            for series, t, live in self._waiting.pop(park_id, []):
-                self._ingest(park_id, park, series, t, _measured_kw(live))
-                tracker.observe(series, t, live)
+            for series, _, live in self._waiting.pop(park_id, []):
+                if holder:
+                    self._take(park_id, park, series, live)
+                    park.unwritten.append((series, live))
+                else:
+                    park.outgoing.append((series, live))
             log.info("recording the history of park %s (lease %s)", park_id, holder)
 
     # -- writing -----------------------------------------------------------------
@@ -345,19 +413,35 @@ class HistoryRecorder(BackgroundService):
         t_now = self._clock_s(now if now is not None else datetime.now(UTC))
         written = 0
         for park_id, park in list(self._parks.items()):
+            holder = await self._lease(park_id, park)
+            busy = bool(park.outgoing)  # a park forwarded to stays known (its lease is read)
+            if holder is False:
+                await self._forward(park_id, park)
+            elif holder:
+                await self._take_forwarded(park_id, park)
             self._hold_until(park, t_now)
-            if not park.series and not park.pending and not park.sessions.pending:
-                await self._forget(park_id, park)
+            if not (busy or park.series or park.pending or park.sessions.pending or park.outgoing):
+                if park_id not in self._watched:
+                    await self._forget(park_id, park)
                 continue
-            written += await self._write(park_id, park, math.floor(t_now / INTERVAL_S))
+            if holder:
+                written += await self._write(park_id, park, math.floor(t_now / INTERVAL_S))
         if self._metrics is not None:
             self._metrics.history_flush_seconds.observe(time.perf_counter() - started)
         return written
 
     def _hold_until(self, park: _Park, t_now: float) -> None:
-        """Count each series' latest reading up to ``t_now``; let silent series go."""
+        """Count each series' latest reading up to ``t_now``; let silent series go.
+
+        A forwarded series' latest reading is held only once no reading of it
+        can still be on its way (a whole hold and the forwarding lag after
+        it): a holder that changes meanwhile then counts nothing twice, since
+        the next holder starts from that same reading (`_forward`).
+        """
         for series, s in list(park.series.items()):
             until = s.times[-1] + self._hold
+            if s.remote and t_now < until + self._lag:
+                continue
             end = min(t_now, until)
             if end > s.credited:
                 _credit(park.pending, series, s.credited, end, s.powers[-1], covered=True)
@@ -365,26 +449,103 @@ class HistoryRecorder(BackgroundService):
             if s.credited >= until:
                 del park.series[series]
 
-    async def _write(self, park_id: str, park: _Park, open_quarter: int) -> int:
-        """Add the park's pending telemetry to the store if this process holds its lease.
+    async def _lease(self, park_id: str, park: _Park) -> bool | None:
+        """Take or renew the park's history lease; whether this process holds it (None: unknown).
 
-        The store keeps whole covered seconds: of the open interval, the
-        fraction of a second (and its share of the energy) waits for the next
-        write, so frequent writes do not round it up or away each time.
+        Taking it over turns the readings waiting to be forwarded into this
+        process's own; losing it turns the readings taken since the last
+        write into readings to forward, and drops what was integrated (the
+        stream entries read but not written stay unacknowledged, for the next
+        holder to claim).
         """
-        state = self.store.state
         try:
-            async with state.guard("history_lease"):
+            async with self.store.state.guard("history_lease"):
                 holder = await park.lease.acquire()
         except StateError as exc:
             log.warning("history of %s not written (lease unknown): %s", park_id, exc)
-            return 0
-        if not (holder and park.holder):
-            # not ours, or just taken over: what was gathered may be written by the other
+            return None
+        if holder and not park.holder:
+            park.holder, park.claim = True, True
+            outgoing, park.outgoing = self._continued(park), []
+            park.forwarded_last.clear()
+            for series, live in outgoing:
+                self._take(park_id, park, series, live)
+                park.unwritten.append((series, live))
+        elif park.holder and not holder:
+            log.info("history lease of %s lost: its readings go to the holder", park_id)
+            park.holder = False
+            park.outgoing[:0], park.unwritten = park.unwritten, []
+            park.series.clear()
             park.pending.clear()
             park.sessions.drain()
-            park.holder = holder
-            return 0
+            park.taken.clear()
+        return holder
+
+    async def _forward(self, park_id: str, park: _Park) -> None:
+        """Hand the readings taken here to the park's holder (kept for the next try on failure).
+
+        Each series' batch starts with the series' last reading forwarded
+        before, when that one is less than a hold older: the holder has it
+        already (a repeat, ignored), while a holder that took over since
+        starts the series from it, so the time between the two batches is
+        counted once, by one of them.
+        """
+        if not park.outgoing:
+            return
+        try:
+            await self._stream.append(park_id, self._continued(park))
+        except StateError as exc:
+            log.warning("readings of %s not forwarded, kept: %s", park_id, exc)
+            return
+        self.forwarded += len(park.outgoing)
+        for series, live in park.outgoing:
+            park.forwarded_last[series] = live
+        park.outgoing = []
+
+    def _continued(self, park: _Park) -> list[_Reading]:
+        """The readings to forward, each series after its last reading forwarded before.
+
+        That reading is repeated when it is less than a hold older than the
+        series' first one here (the time between them is then counted once).
+        """
+        hold = timedelta(seconds=self._hold / self._scale)
+        first: dict[str, LiveState] = {}
+        for series, live in park.outgoing:
+            first.setdefault(series, live)
+        repeated = [
+            (series, last)
+            for series, last in park.forwarded_last.items()
+            if series in first and first[series].ts - hold < last.ts < first[series].ts
+        ]
+        return repeated + park.outgoing
+
+    async def _take_forwarded(self, park_id: str, park: _Park) -> None:
+        """Integrate the readings others forwarded (and those an earlier holder left unwritten)."""
+        consumer = park.lease.owner
+        try:
+            if park.claim:
+                entries = await self._stream.claim(park_id, consumer)
+                park.claim = False
+            else:
+                entries = []
+            entries += await self._stream.read(park_id, consumer)
+        except StateError as exc:
+            log.warning("forwarded readings of %s not read: %s", park_id, exc)
+            return
+        for entry_id, readings in entries:
+            for series, live in readings:
+                self._take(park_id, park, series, live, remote=True)
+            self.received += len(readings)
+            park.taken.append(entry_id)
+
+    async def _write(self, park_id: str, park: _Park, open_quarter: int) -> int:
+        """Add the park's pending telemetry to the store (this process holds its lease).
+
+        The store keeps whole covered seconds: of the open interval, the
+        fraction of a second (and its share of the energy) waits for the next
+        write, so frequent writes do not round it up or away each time. Once
+        written, the forwarded entries read before are acknowledged.
+        """
         await self._write_sessions(park_id, park)
         pending, park.pending = park.pending, {}
         for key, acc in pending.items():
@@ -395,7 +556,8 @@ class HistoryRecorder(BackgroundService):
                 park.pending[key] = [kept, fraction]
                 acc[0] -= kept
                 acc[1] -= fraction
-        if not pending:
+        if not pending:  # what was read added nothing yet: the next holder starts after it
+            await self._acknowledge(park_id, park)
             return 0
         deltas = self._deltas(pending, park.tz)
         try:
@@ -409,7 +571,17 @@ class HistoryRecorder(BackgroundService):
                 raise
             log.warning("history of %s not written, kept for the next write: %s", park_id, exc)
             return 0
+        park.unwritten.clear()
+        await self._acknowledge(park_id, park)
         return len(deltas)
+
+    async def _acknowledge(self, park_id: str, park: _Park) -> None:
+        """Acknowledge the forwarded entries read so far (their readings are written)."""
+        taken, park.taken = park.taken, []
+        try:
+            await self._stream.ack(park_id, taken)
+        except StateError as exc:  # a later holder may claim and record them again
+            log.warning("forwarded readings of %s written but not acknowledged: %s", park_id, exc)
 
     async def _write_sessions(self, park_id: str, park: _Park) -> None:
         """Write the charger sessions that changed; kept for the next write if Redis fails."""
@@ -443,6 +615,7 @@ class HistoryRecorder(BackgroundService):
         """Let a park with no live series go, and its lease (taken again at its next reading)."""
         del self._parks[park_id]
         if park.holder:
+            await self._acknowledge(park_id, park)
             with contextlib.suppress(StateError):
                 async with self.store.state.guard("history_lease"):
                     await park.lease.release()

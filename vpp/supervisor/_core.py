@@ -31,6 +31,13 @@ adapter. The OCPP listener is shared by every park and is never rebuilt for
 an enrollment: its charger table is replaced in place (a new charger can
 connect at once; a retired one that is still connected stays connected, but
 its readings are no longer written).
+
+Chargers behind another replica: the listener's connects and disconnects go
+to the park's ``ocpp_connected`` map (`vpp.supervisor._links`, keyed by this
+supervisor's ``replica_id``). A setpoint or release for a charger that is not
+connected here goes, when a live replica holds it, through that replica's
+inbox (`vpp.supervisor._remote`), which runs it on its own listener as a
+local call; this supervisor's inbox runs the others' calls the same way.
 """
 
 from __future__ import annotations
@@ -61,8 +68,10 @@ from vpp.errors import StateError
 from vpp.settings import Settings
 from vpp.state import State
 from vpp.supervisor._follow import ParkLogs
+from vpp.supervisor._links import ChargerLinks, LinkKeeper
 from vpp.supervisor._live import FLUSH_INTERVAL_S, FLUSH_MAX, LiveBatch, LiveSink
 from vpp.supervisor._metrics import AdapterSample, SupervisorMetrics
+from vpp.supervisor._remote import ANSWER_SLACK_S, RemoteCalls, RemoteRequest
 from vpp.supervisor._routing import AdapterKey, AdapterRoute, charger_password, ocpp_key, plan_park
 
 __all__ = ["SUPERVISOR", "SetpointSink", "Supervisor"]
@@ -219,6 +228,9 @@ class Supervisor(BackgroundService):
             onto its timeline (matters only when it runs compressed).
         history: given every park's accepted readings as they are written
             (the interval history's recorder).
+        replica_id: this replica's id among those sharing the Redis (its
+            chargers' entries in ``ocpp_connected``, its inbox and outbox);
+            random when empty.
     """
 
     _task_name = "supervisor"
@@ -244,6 +256,7 @@ class Supervisor(BackgroundService):
         send_concurrency: Mapping[TelemetrySource, int] | None = None,
         clock: Clock | None = None,
         history: LiveSink | None = None,
+        replica_id: str = "",
     ) -> None:
         self._state = state
         self._settings = settings
@@ -268,10 +281,23 @@ class Supervisor(BackgroundService):
         self._ready = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()
         self.metrics: SupervisorMetrics | None = None
+        self.replica_id = replica_id or f"replica-{uuid.uuid4().hex[:12]}"
+        # the remote call's deadline leaves room for its answer within send_timeout_s
+        self._remote_timeout = max(send_timeout_s - 2 * ANSWER_SLACK_S, send_timeout_s / 2)
+        self._links = LinkKeeper(
+            ChargerLinks(state, self.replica_id), self._park_of_charger, self._held_chargers
+        )
+        self._remote = RemoteCalls(
+            state, self.replica_id, self._serve_remote, block_s=LOG_BLOCK_S,
+            backoff_base=backoff_base,
+        )  # fmt: skip
+        self._stack = contextlib.AsyncExitStack()
 
     # -- lifecycle -----------------------------------------------------------
 
     async def _open(self) -> None:
+        await self._stack.enter_async_context(self._links)
+        await self._stack.enter_async_context(self._remote)
         self.metrics = SupervisorMetrics(self.registry, self._samples)
 
     async def _run(self) -> None:
@@ -285,6 +311,7 @@ class Supervisor(BackgroundService):
         if self.metrics is not None:
             self.metrics.close()
             self.metrics = None
+        await self._stack.aclose()
 
     async def wait_ready(self) -> None:
         """Wait until the first full reconcile has started the adapters."""
@@ -295,6 +322,11 @@ class Supervisor(BackgroundService):
     def routes(self, park: str) -> dict[str, AdapterKey]:
         """The adapter serving each routed asset of ``park``."""
         return {a: r.key for (p, a), r in self._routes.items() if p == park}
+
+    @property
+    def remote(self) -> RemoteCalls:
+        """This replica's inbox and outbox (its ``served`` and ``expired`` counts)."""
+        return self._remote
 
     def adapter(self, label: str) -> AnyAdapter | None:
         """The running adapter with metrics label ``label`` (None if not running)."""
@@ -448,6 +480,7 @@ class Supervisor(BackgroundService):
             port=s.ocpp.port,
             chargers=self._chargers(routes),
             time_scale=self._time_scale,
+            on_link=self._links.note,
         )
 
     async def _run_slot(self, slot: _Slot) -> None:
@@ -589,6 +622,14 @@ class Supervisor(BackgroundService):
             setpoints: asset id -> power in kW (positive = draw from the grid).
             hold_s: how long each setpoint holds before the device reverts.
 
+        A charger not connected to this replica's listener but to another
+        live replica's is sent through that replica (`vpp.supervisor._remote`):
+        its confirmation is the one that replica's listener gave (clamped
+        there, ``rtt_s`` the charger's own round trip); no answer within
+        ``send_timeout_s`` less a second for the way back is an unconfirmed
+        one saying so. A charger no live replica holds is tried here (and is
+        "charger not connected").
+
         Returns:
             One confirmation per asset id given. An unknown or unreachable
             asset, or a meter (:data:`adapters.modbus.METER_REFUSAL`: nothing
@@ -615,7 +656,12 @@ class Supervisor(BackgroundService):
                 out[asset_id] = _refused(asset_id, kw, str(exc))
                 self._observe(park, route.key.protocol.value, out[asset_id])
                 continue
-            queues.setdefault(slot.key, []).append((asset_id, kw, slot, adapter.apply(setpoint)))
+            call = (
+                self._ocpp_apply(park, asset_id, adapter, setpoint)
+                if isinstance(adapter, OcppCsmsAdapter)
+                else adapter.apply(setpoint)
+            )
+            queues.setdefault(slot.key, []).append((asset_id, kw, slot, call))
         calls = [c for turn in zip_longest(*queues.values()) for c in turn if c is not None]
         works, late = await self._calls([(slot, call) for _, _, slot, call in calls])
         for (asset_id, kw, slot, _), work in zip(calls, works, strict=True):
@@ -724,13 +770,96 @@ class Supervisor(BackgroundService):
         if route.meter:
             log.warning("release of %s/%s: %s", park, asset_id, METER_REFUSAL)
             return False
+        if isinstance(adapter, OcppCsmsAdapter):
+            return await self._released(
+                park, asset_id, slot, self._ocpp_release(park, asset_id, adapter, route.device_id)
+            )
+        return await self._released(park, asset_id, slot, adapter.release(route.device_id))
+
+    async def _released(
+        self, park: str, asset_id: str, slot: _Slot, call: Coroutine[Any, Any, bool]
+    ) -> bool:
+        """Run one release call on a slot: whether it was acknowledged (False on any failure)."""
         try:
-            return await self._call(slot, adapter.release(route.device_id))
+            return await self._call(slot, call)
         except (UnknownAsset, TimeoutError, _AdapterGone) as exc:
             log.warning("release of %s/%s: %r", park, asset_id, exc)
         except Exception:
             log.exception("release of %s/%s failed", park, asset_id)
         return False
+
+    # -- chargers connected to another replica ----------------------------------
+
+    def _park_of_charger(self, cp_id: str) -> str | None:
+        route = self._by_device.get((self._ocpp, cp_id))
+        return None if route is None else route.park
+
+    def _held_chargers(self) -> dict[str, set[str]]:
+        """Park -> its charge points connected to this listener now (every park with chargers)."""
+        slot = self._slots.get(self._ocpp)
+        adapter = slot.adapter if slot is not None else None
+        here = set(adapter.connected_chargers) if isinstance(adapter, OcppCsmsAdapter) else set()
+        held: dict[str, set[str]] = {}
+        for (key, cp_id), route in list(self._by_device.items()):
+            if key == self._ocpp:
+                held.setdefault(route.park, set()).update({cp_id} & here)
+        return held
+
+    async def _holder(self, park: str, adapter: OcppCsmsAdapter, cp_id: str) -> str | None:
+        """The other live replica holding ``cp_id``'s websocket (None: call it here)."""
+        if adapter.holds(cp_id):
+            return None
+        try:
+            holder = await self._links.links.holder(park, cp_id)
+        except StateError as exc:
+            log.warning("charge point %s/%s: holder unknown: %s", park, cp_id, exc)
+            return None
+        return None if holder == self.replica_id else holder
+
+    async def _ocpp_apply(
+        self, park: str, asset_id: str, adapter: OcppCsmsAdapter, setpoint: Setpoint
+    ) -> Confirmation:
+        """A charger's setpoint: on this listener, or through the replica holding it."""
+        holder = await self._holder(park, adapter, setpoint.asset_id)
+        if holder is None:
+            return await adapter.apply(setpoint)
+        return await self._remote.setpoint(
+            holder, park, asset_id, setpoint, timeout_s=self._remote_timeout
+        )
+
+    async def _ocpp_release(
+        self, park: str, asset_id: str, adapter: OcppCsmsAdapter, cp_id: str
+    ) -> bool:
+        """A charger's release: on this listener, or through the replica holding it."""
+        holder = await self._holder(park, adapter, cp_id)
+        if holder is None:
+            return await adapter.release(cp_id)
+        return await self._remote.release(
+            holder, park, asset_id, cp_id, timeout_s=self._remote_timeout
+        )
+
+    async def _serve_remote(self, request: RemoteRequest) -> Confirmation | bool:
+        """Run another replica's call on this listener, exactly as a local one (never re-routed)."""
+        slot = self._slots.get(self._ocpp)
+        adapter = slot.adapter if slot is not None else None
+        if slot is None or not isinstance(adapter, OcppCsmsAdapter):
+            reason = f"the OCPP listener of replica {self.replica_id} is not running"
+            if request.op == "release":
+                log.warning("release of %s/%s: %s", request.park, request.asset_id, reason)
+                return False
+            return _refused(request.asset_id, request.kw, reason)
+        if request.op == "release":
+            return await self._released(
+                request.park, request.asset_id, slot, adapter.release(request.device_id)
+            )
+        try:
+            setpoint = Setpoint(
+                asset_id=request.device_id, power_kw=request.kw, hold_s=request.hold_s
+            )
+        except ValueError as exc:
+            return _refused(request.asset_id, request.kw, str(exc))
+        (work,), late = await self._calls([(slot, adapter.apply(setpoint))])
+        return self._outcome(request.park, request.asset_id, request.kw, work, work in late)
 
     # -- metrics -------------------------------------------------------------
 

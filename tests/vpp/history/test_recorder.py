@@ -18,6 +18,7 @@ import pytest
 
 from adapters.types import DeviceLimits, Telemetry, TelemetrySource
 from vpp.clock import Clock
+from vpp.history.forward import ReadingsStream
 from vpp.history.grid import SLOTS_PER_DAY, DayVector, slot_start
 from vpp.history.recorder import HistoryRecorder
 from vpp.history.store import HistoryStore
@@ -248,29 +249,55 @@ async def test_a_new_recorder_after_a_crash_keeps_what_was_written(
     assert day.mean_kw[40] == pytest.approx(10.0, rel=1e-6)
 
 
-async def test_of_two_processes_reading_the_same_devices_one_records(
+async def test_of_two_replicas_each_reading_part_of_a_park_one_records_everything_once(
     store: HistoryStore, metrics: Metrics, state: State
 ) -> None:
     one, two = recorder(store, metrics), recorder(store, Metrics())
-    readings = [(t, 10.0) for t in range(0, 451, 10)]
-    feed(one, "b1", readings)
-    feed(two, "b1", readings)
-    assert await one.flush(now=at(450)) == 1
-    assert await two.flush(now=at(450)) == 0  # the lease is the first one's
-    day = await day_of(store, "b1")
-    assert day.energy_kwh[40] == pytest.approx(10 * 450 / 3600, rel=1e-6)
-    # the holder leaves: its last write holds the 450 s reading to 510 s, then
-    # the lease goes; the other takes it at its next write
-    async with one:
-        pass
-    feed(two, "b1", [(t, 10.0) for t in range(460, 601, 10)])
-    assert await two.flush(now=at(600)) == 0  # takes the lease, drops what it gathered
-    feed(two, "b1", [(t, 10.0) for t in range(610, 901, 10)])
-    assert await two.flush(now=at(900)) == 1
-    day = await day_of(store, "b1")
-    # 0-510 s by the first, 600-900 s by the second; nothing counted twice
-    assert day.coverage[40] == pytest.approx(810 / 900)
-    assert day.mean_kw[40] == pytest.approx(10.0, rel=1e-6)
+    feed(one, "b1", [(t, 10.0) for t in range(0, 451, 10)])
+    feed(two, "b2", [(t, 20.0) for t in range(0, 451, 10)])  # e.g. a charger connected to two
+    assert await one.flush(now=at(450)) == 1  # b1: the lease is the first one's
+    assert await two.flush(now=at(450)) == 0  # b2 goes through the park's readings stream
+    assert await one.flush(now=at(450)) == 1  # b2, read from the stream
+    assert (two.forwarded, one.received) == (46, 46)
+    b1, b2 = await day_of(store, "b1"), await day_of(store, "b2")
+    assert b1.energy_kwh[40] == pytest.approx(10 * 450 / 3600, rel=1e-6)
+    # a forwarded series is held past its latest reading only once its next cannot come
+    assert b2.energy_kwh[40] == pytest.approx(20 * 450 / 3600, rel=1e-6)
+    assert b2.coverage[40] == pytest.approx(450 / 900)
+    # the holder dies after its write (all it read is acknowledged); its lease runs out
+    await state.redis.delete(state.park(PARK).history_lease)
+    feed(two, "b2", [(t, 20.0) for t in range(460, 601, 10)])
+    assert await two.flush(now=at(600)) == 1  # takes the lease, records its own readings
+    b1, b2 = await day_of(store, "b1"), await day_of(store, "b2")
+    # b2 from its 450 s reading on by the second: nothing twice, nothing lost
+    assert b2.energy_kwh[40] == pytest.approx(20 * 600 / 3600, rel=1e-6)
+    assert b2.coverage[40] == pytest.approx(600 / 900)
+    assert b1.coverage[40] == pytest.approx(450 / 900)
+    assert two.received == 0  # nothing was left unacknowledged by the first
+    pending = await state.redis.xpending(state.park(PARK).readings, "history")
+    assert pending["pending"] == 0
+
+
+async def test_forwarded_readings_a_dead_holder_read_but_never_wrote_are_recorded_by_the_next(
+    store: HistoryStore, metrics: Metrics, state: State
+) -> None:
+    lease = state.park(PARK).history_lease
+    await state.redis.set(lease, "dead-holder", px=60_000)
+    two = recorder(store, Metrics())
+    feed(two, "b2", [(t, 20.0) for t in range(0, 301, 10)])
+    assert await two.flush(now=at(300)) == 0  # not the holder: forwarded
+    # the holder reads them (as any holder does) and dies before its write
+    taken = await ReadingsStream(state).read(PARK, "dead-holder")
+    assert sum(len(readings) for _, readings in taken) == 31
+    await state.redis.delete(lease)
+    one = recorder(store, metrics)
+    one.watch(PARK)
+    assert await one.flush(now=at(300)) == 1  # takes the lease, claims what the dead one read
+    assert one.received == 31
+    b2 = await day_of(store, "b2")
+    assert b2.energy_kwh[40] == pytest.approx(20 * 300 / 3600, rel=1e-6)
+    pending = await state.redis.xpending(state.park(PARK).readings, "history")
+    assert pending["pending"] == 0
 
 
 async def test_the_supervisor_batch_hands_its_readings_to_the_recorder(

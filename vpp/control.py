@@ -316,7 +316,13 @@ class ControlLoop(BackgroundService):
         clock: the (possibly compressed) clock.
         settings: tuning.
         metrics: the service metrics (optional).
-        owner: the lease owner id (random when omitted).
+        owner: the lease owner id (random when omitted; the replica id,
+            `vpp.replicas.replica_id`, in the service).
+        shared_lease: the lease is taken and given back by the replica's
+            `vpp.replicas.ParkShares` (owner: the replica id): the loop only
+            renews it before each cycle (never takes it, so it cannot race the
+            shares) and leaves it held when it stops. False: the loop takes
+            the lease itself and gives it up when it stops.
     """
 
     # Leaving waits for the cycle to end and the devices to be released (each
@@ -334,6 +340,7 @@ class ControlLoop(BackgroundService):
         settings: ControlSettings | None = None,
         metrics: Metrics | None = None,
         owner: str | None = None,
+        shared_lease: bool = False,
     ) -> None:
         self.park = park
         self.state = state
@@ -348,7 +355,9 @@ class ControlLoop(BackgroundService):
             ttl_s=self.settings.lease_ttl_s,
             owner=owner,
         )
+        self.shared_lease = shared_lease
         self._running: dict[str, _Running] = {}
+        self._abandoned = False
         self._wake = asyncio.Event()
         #: wakes whose cycle has not started yet, and those of the running cycle
         self._woken: list[asyncio.Future[None]] = []
@@ -390,11 +399,12 @@ class ControlLoop(BackgroundService):
             while not self._closing:
                 started = time.monotonic()
                 try:
-                    if await self.lease.acquire():
+                    if await self._hold_lease():
                         self._gauge_leader(1)
                         await self.cycle()
                     else:
                         self._gauge_leader(0)
+                        self._let_go()
                         self._resolve(self._woken)  # another process acts on it
                 except Exception:
                     log.exception("park %s: control cycle failed", self.park)
@@ -410,10 +420,45 @@ class ControlLoop(BackgroundService):
             self._resolve(self._woken)
             for sending in list(self._sending):
                 sending.cancel()
+            if self._abandoned:
+                self._let_go()
             await self._release_all()
-            with contextlib.suppress(Exception):
-                await self.lease.release()
+            if not self.shared_lease:
+                with contextlib.suppress(Exception):
+                    await self.lease.release()
             self._gauge_leader(0)
+
+    async def _hold_lease(self) -> bool:
+        """Whether this loop may run a cycle: it holds the park's lease (taken or renewed now)."""
+        if self._abandoned:
+            return False
+        if self.shared_lease:
+            return await self.lease.renew()
+        return await self.lease.acquire()
+
+    def abandon(self) -> None:
+        """The park's lease was lost to another replica: stop sending anything to its devices.
+
+        A running cycle is cancelled (its setpoints in flight with it), no
+        further cycle runs and the devices the loop drove are not released
+        (the new holder drives them now; a release from here would fight its
+        setpoints). Leave the context to end the loop.
+        """
+        self._abandoned = True
+        self._let_go()
+        if self._task is not None:
+            self._task.cancel()
+
+    def _let_go(self) -> None:
+        """Forget the running events without releasing their devices (another holder has them)."""
+        if self._running:
+            log.warning(
+                "park %s: lease lost; its %d running events are left to the new holder",
+                self.park, len(self._running),
+            )  # fmt: skip
+            for event_id in self._running:
+                self._gauge_event(event_id, None)
+            self._running.clear()
 
     async def _pause(self, seconds: float) -> None:
         """Wait until the next cycle is due, the context is left or someone calls `wake`."""

@@ -396,7 +396,7 @@ class ControlLoop(BackgroundService):
     async def _run(self) -> None:
         """Run cycles until the context is left (or cancelled); release at the end."""
         try:
-            while not self._closing:
+            while not self._closing and not self._abandoned:
                 started = time.monotonic()
                 try:
                     if await self._hold_lease():
@@ -439,15 +439,16 @@ class ControlLoop(BackgroundService):
     def abandon(self) -> None:
         """The park's lease was lost to another replica: stop sending anything to its devices.
 
-        A running cycle is cancelled (its setpoints in flight with it), no
-        further cycle runs and the devices the loop drove are not released
+        No further cycle runs, the devices the loop drove are not released
         (the new holder drives them now; a release from here would fight its
-        setpoints). Leave the context to end the loop.
+        setpoints), and leaving the context (which the caller does next)
+        cancels a running cycle at once, its setpoints in flight with it,
+        instead of letting it finish.
         """
         self._abandoned = True
+        self._stop_grace_s = 0.0
         self._let_go()
-        if self._task is not None:
-            self._task.cancel()
+        self._wake.set()
 
     def _let_go(self) -> None:
         """Forget the running events without releasing their devices (another holder has them)."""
@@ -847,6 +848,7 @@ class ControlLoop(BackgroundService):
             # a historical baseline is computed again from the same history)
             view0 = self._view(assets, live, self._grid(event, 0), None, _draws(assets, live))
             running, _, _ = await self._start(event, now, view0, assets, meters, live)
+            await self._resume(running, event, now, {a.id: a.kind for a in assets})
             self._running[event.id] = running
         running.cover(len(event.target_kw))  # an event extended in place keeps its state
         measuring = now >= event.start
@@ -951,6 +953,59 @@ class ControlLoop(BackgroundService):
         if self.metrics is not None:
             for kind, value in by_kind.items():
                 self.metrics.delivered_by_kind.labels(self.park, kind).set(value)
+
+    async def _resume(
+        self, running: _Running, event: EventRecord, now: datetime, kinds: Mapping[str, str]
+    ) -> None:
+        """Carry on an event another worker ran (its replica died): from its stored state.
+
+        The baselines fixed at activation are the stored ones (each device's,
+        `vpp.events.model.SeriesBaselines`; a metered enterprise's, its track
+        in the record), not the draws now, which are under control already:
+        a device with a stored baseline is anchored, and a load's or charger's
+        uncontrolled draw is its baseline at activation. The current
+        interval's measurement goes on from the record's mean, weighted by
+        the cycles the interval has had so far, so the cycles of the worker
+        before count too.
+        """
+        stored = await self.events.series_baselines(self.park, event.id)
+        n = len(event.target_kw)
+        restored: set[str] = set()
+        for asset_id, values in (stored.baseline_kw if stored is not None else {}).items():
+            base = running.base_by_asset.get(asset_id)
+            if base is None:
+                continue
+            for t, value in enumerate(values[: len(base)]):
+                if value is not None:
+                    base[t] = value
+            restored.add(asset_id)
+            if asset_id in running.uncontrolled or kinds.get(asset_id) == "flexible_load":
+                running.uncontrolled[asset_id] = float(base[0])
+        running.unanchored -= restored
+        for scope in running.scopes:
+            track = event.enterprises.get(scope.owner)
+            if scope.base is not None and track is not None:
+                for t, value in enumerate(track.baseline_kw[:n]):
+                    if value is not None:
+                        scope.base[t] = value
+        running.sum_base()
+        k = event.interval_at(now)
+        mean = None if k is None else event.measured_kw[k]
+        if k is None or mean is None:
+            return
+        into = (now - (event.start + timedelta(seconds=k * event.interval_s))).total_seconds()
+        cycles = max(1, int(into / self.settings.period_s))
+        running.sums[k], running.counts[k] = mean * cycles, cycles
+        for owner, track in event.enterprises.items():
+            for kept, sums in ((track.measured_kw, running.owner_sums),
+                               (track.telemetry_kw, running.telemetry_sums)):  # fmt: skip
+                value = kept[k] if k < len(kept) else None
+                if value is not None:
+                    sums.setdefault(owner, {})[k] = value * cycles
+        log.info(
+            "park %s: event %s resumed from its stored state (%d device baselines)",
+            self.park, event.id, len(restored),
+        )  # fmt: skip
 
     def _anchor_late(
         self, running: _Running, view: PortfolioView, k: int, kinds: Mapping[str, str]

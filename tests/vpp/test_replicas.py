@@ -17,6 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.support import eventually
+from vpp.lease import Lease
 from vpp.metrics import Metrics
 from vpp.replicas import (
     Change,
@@ -103,8 +104,8 @@ class Recorder:
         self.changes: list[tuple[str, Change, str | None]] = []
 
     async def __call__(self, park: str, change: Change) -> None:
-        holder = await self.redis.get(self.lease_key(park))
-        self.changes.append((park, change, holder.decode() if holder else None))
+        holder = await Lease(self.redis, self.lease_key(park), ttl_s=1).holder()
+        self.changes.append((park, change, holder))
 
 
 @pytest.fixture
@@ -132,8 +133,8 @@ def split(*shares: ParkShares) -> list[int]:
 
 
 async def holders(state: State, parks: list[str]) -> Counter[str]:
-    values = [await state.redis.get(state.park(p).control_lease) for p in parks]
-    return Counter(v.decode() for v in values if v is not None)
+    leases = [Lease(state.redis, state.park(p).control_lease, ttl_s=1) for p in parks]
+    return Counter(v for v in [await lease.holder() for lease in leases] if v is not None)
 
 
 async def test_replicas_joining_split_the_parks_and_leaving_gives_them_back(

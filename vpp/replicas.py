@@ -36,7 +36,9 @@ Every Redis command here names one key (the registry, or one park's lease),
 so it runs unchanged on a Redis Cluster. The heartbeat's expiry is wall-clock
 time: replicas on different machines need clocks agreeing within about one
 heartbeat (NTP does). A park is taken over within about ``lease_ttl_s +
-heartbeat_s`` after its holder died.
+heartbeat_s`` after its holder died, provided the dead replica has left the
+registry by then (``3 × heartbeat_s`` at most ``lease_ttl_s``): while it still
+counts as live, holding nothing, the others leave the unheld parks to it.
 """
 
 from __future__ import annotations
@@ -209,6 +211,12 @@ class ParkShares(BackgroundService):
         metrics: Metrics | None = None,
     ) -> None:
         self._state = state
+        if HEARTBEATS_TO_EXPIRE * heartbeat_s > lease_ttl_s:
+            log.warning(
+                "replica %s: a dead replica stays registered %.1f s, longer than a lease "
+                "(%.1f s): its parks are taken over that late (lower [replicas] heartbeat_s)",
+                replica, HEARTBEATS_TO_EXPIRE * heartbeat_s, lease_ttl_s,
+            )  # fmt: skip
         self.replica = replica
         self.heartbeat_s = heartbeat_s
         self.lease_ttl_s = lease_ttl_s

@@ -30,7 +30,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -44,7 +43,7 @@ from aiohttp import web
 
 from adapters.sim.battery import BatterySpec, ModbusBatteryServer
 from adapters.sim.loads import LoadSpec, MqttLoadFleet
-from tests.benchmarks.support import ROOT
+from tests.benchmarks.support import child_process
 from tests.e2e.park_harness import (
     INTERVAL_MIN,
     LIVE_TTL_S,
@@ -176,24 +175,6 @@ def writer_runs(fleet: Fleet, owners: dict[int, str]) -> dict[str, list[tuple[st
 # -- the replicas ------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def replica_process(name: str, config: str) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.e2e.replica_process", config], env=env, cwd=ROOT
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-
-
 async def readyz(http: aiohttp.ClientSession, replica: Replica) -> dict[str, Any]:
     async with http.get(f"{replica.base_url}/readyz") as resp:
         body: dict[str, Any] = await resp.json()
@@ -285,7 +266,7 @@ async def test_killed_replicas_parks_move_and_the_event_completes(
                 {**common, "http.port": port, "ocpp.port": free_port(), "replicas.id": name},
                 time_scale=SCALE, origin=origin, origin_wall=origin_wall,
             )  # fmt: skip
-            proc = stack.enter_context(replica_process(name, config))
+            proc = stack.enter_context(child_process("tests.e2e.replica_process", [config]))
             replicas.append(Replica(name, proc, port))
         await eventually(lambda: all(port_open("127.0.0.1", r.port) for r in replicas), within_s=30)
         http = await stack.enter_async_context(aiohttp.ClientSession())

@@ -254,10 +254,11 @@ async def test_killed_replicas_parks_move_and_the_event_completes(
         "control.period_s": PERIOD_S, "control.interval_minutes": INTERVAL_MIN,
         "control.lease_ttl_s": LEASE_TTL_S, "replicas.heartbeat_s": HEARTBEAT_S,
     }  # fmt: skip
-    state = State.from_url(redis_url, namespace=namespace)
-    roles = (Role.PARK_OPERATOR, Role.GRID_OPERATOR, Role.VIEWER)
-    tokens = {park: await issue_tokens(state, park, roles, name="rp") for park in PARKS}
     async with contextlib.AsyncExitStack() as stack:
+        state = State.from_url(redis_url, namespace=namespace)
+        stack.push_async_callback(state.aclose)
+        roles = (Role.PARK_OPERATOR, Role.GRID_OPERATOR, Role.VIEWER)
+        tokens = {park: await issue_tokens(state, park, roles, name="rp") for park in PARKS}
         fleet = await stack.enter_async_context(fleet_of(PARKS, topic_prefix, mqtt_addr))
         replicas: list[Replica] = []
         for name in ("a", "b"):
@@ -330,7 +331,7 @@ async def test_killed_replicas_parks_move_and_the_event_completes(
         async def b_holds_all() -> bool:
             return await held(http, b) == set(PARKS)
 
-        await eventually(lambda: b_holds_all(), within_s=4 * LEASE_TTL_S + 10, every_s=0.1)
+        await eventually(b_holds_all, within_s=4 * LEASE_TTL_S + 10, every_s=0.1)
         held_after_s = time.monotonic() - killed
         await eventually(lambda: written_by("b", killed_wall), within_s=10, every_s=0.1)
         first_b = min(
@@ -369,4 +370,3 @@ async def test_killed_replicas_parks_move_and_the_event_completes(
             after = {owners.get(p[1]) for ts, p in model.writers if p and ts >= killed_wall}
             assert after == {"b"}, f"{model.spec.asset_id}: written after the kill by {after}"
             assert [n for n, _ in runs[model.spec.asset_id]] == ["a", "b"]
-    await state.aclose()

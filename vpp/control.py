@@ -319,7 +319,13 @@ class ControlLoop(BackgroundService):
         clock: the (possibly compressed) clock.
         settings: tuning.
         metrics: the service metrics (optional).
-        owner: the lease owner id (random when omitted).
+        owner: the lease owner id (random when omitted; the replica id,
+            `vpp.replicas.replica_id`, in the service).
+        shared_lease: the lease is taken and given back by the replica's
+            `vpp.replicas.ParkShares` (owner: the replica id): the loop only
+            renews it before each cycle (never takes it, so it cannot race the
+            shares) and leaves it held when it stops. False: the loop takes
+            the lease itself and gives it up when it stops.
     """
 
     # Leaving waits for the cycle to end and the devices to be released (each
@@ -337,6 +343,7 @@ class ControlLoop(BackgroundService):
         settings: ControlSettings | None = None,
         metrics: Metrics | None = None,
         owner: str | None = None,
+        shared_lease: bool = False,
     ) -> None:
         self.park = park
         self.state = state
@@ -351,7 +358,9 @@ class ControlLoop(BackgroundService):
             ttl_s=self.settings.lease_ttl_s,
             owner=owner,
         )
+        self.shared_lease = shared_lease
         self._running: dict[str, _Running] = {}
+        self._abandoned = False
         self._wake = asyncio.Event()
         #: wakes whose cycle has not started yet, and those of the running cycle
         self._woken: list[asyncio.Future[None]] = []
@@ -390,14 +399,15 @@ class ControlLoop(BackgroundService):
     async def _run(self) -> None:
         """Run cycles until the context is left (or cancelled); release at the end."""
         try:
-            while not self._closing:
+            while not self._closing and not self._abandoned:
                 started = time.monotonic()
                 try:
-                    if await self.lease.acquire():
+                    if await self._hold_lease():
                         self._gauge_leader(1)
                         await self.cycle()
                     else:
                         self._gauge_leader(0)
+                        self._let_go()
                         self._resolve(self._woken)  # another process acts on it
                 except Exception:
                     log.exception("park %s: control cycle failed", self.park)
@@ -413,10 +423,46 @@ class ControlLoop(BackgroundService):
             self._resolve(self._woken)
             for sending in list(self._sending):
                 sending.cancel()
+            if self._abandoned:
+                self._let_go()
             await self._release_all()
-            with contextlib.suppress(Exception):
-                await self.lease.release()
+            if not self.shared_lease:
+                with contextlib.suppress(Exception):
+                    await self.lease.release()
             self._gauge_leader(0)
+
+    async def _hold_lease(self) -> bool:
+        """Whether this loop may run a cycle: it holds the park's lease (taken or renewed now)."""
+        if self._abandoned:
+            return False
+        if self.shared_lease:
+            return await self.lease.renew()
+        return await self.lease.acquire()
+
+    def abandon(self) -> None:
+        """The park's lease was lost to another replica: stop sending anything to its devices.
+
+        No further cycle runs, the devices the loop drove are not released
+        (the new holder drives them now; a release from here would fight its
+        setpoints), and leaving the context (which the caller does next)
+        cancels a running cycle at once, its setpoints in flight with it,
+        instead of letting it finish.
+        """
+        self._abandoned = True
+        self._stop_grace_s = 0.0
+        self._let_go()
+        self._wake.set()
+
+    def _let_go(self) -> None:
+        """Forget the running events without releasing their devices (another holder has them)."""
+        if self._running:
+            log.warning(
+                "park %s: lease lost; its %d running events are left to the new holder",
+                self.park, len(self._running),
+            )  # fmt: skip
+            for event_id in self._running:
+                self._gauge_event(event_id, None)
+            self._running.clear()
 
     async def _pause(self, seconds: float) -> None:
         """Wait until the next cycle is due, the context is left or someone calls `wake`."""
@@ -806,6 +852,7 @@ class ControlLoop(BackgroundService):
             # a historical baseline is computed again from the same history)
             view0 = self._view(assets, live, self._grid(event, 0), None, _draws(assets, live))
             running, _, _ = await self._start(event, now, view0, assets, meters, live)
+            await self._resume(running, event, now, {a.id: a.kind for a in assets})
             self._running[event.id] = running
         running.cover(len(event.target_kw))  # an event extended in place keeps its state
         measuring = now >= event.start
@@ -910,6 +957,59 @@ class ControlLoop(BackgroundService):
         if self.metrics is not None:
             for kind, value in by_kind.items():
                 self.metrics.delivered_by_kind.labels(self.park, kind).set(value)
+
+    async def _resume(
+        self, running: _Running, event: EventRecord, now: datetime, kinds: Mapping[str, str]
+    ) -> None:
+        """Carry on an event another worker ran (its replica died): from its stored state.
+
+        The baselines fixed at activation are the stored ones (each device's,
+        `vpp.events.model.SeriesBaselines`; a metered enterprise's, its track
+        in the record), not the draws now, which are under control already:
+        a device with a stored baseline is anchored, and a load's or charger's
+        uncontrolled draw is its baseline at activation. The current
+        interval's measurement goes on from the record's mean, weighted by
+        the cycles the interval has had so far, so the cycles of the worker
+        before count too.
+        """
+        stored = await self.events.series_baselines(self.park, event.id)
+        n = len(event.target_kw)
+        restored: set[str] = set()
+        for asset_id, values in (stored.baseline_kw if stored is not None else {}).items():
+            base = running.base_by_asset.get(asset_id)
+            if base is None:
+                continue
+            for t, value in enumerate(values[: len(base)]):
+                if value is not None:
+                    base[t] = value
+            restored.add(asset_id)
+            if asset_id in running.uncontrolled or kinds.get(asset_id) == "flexible_load":
+                running.uncontrolled[asset_id] = float(base[0])
+        running.unanchored -= restored
+        for scope in running.scopes:
+            track = event.enterprises.get(scope.owner)
+            if scope.base is not None and track is not None:
+                for t, value in enumerate(track.baseline_kw[:n]):
+                    if value is not None:
+                        scope.base[t] = value
+        running.sum_base()
+        k = event.interval_at(now)
+        mean = None if k is None else event.measured_kw[k]
+        if k is None or mean is None:
+            return
+        into = (now - (event.start + timedelta(seconds=k * event.interval_s))).total_seconds()
+        cycles = max(1, int(into / self.settings.period_s))
+        running.sums[k], running.counts[k] = mean * cycles, cycles
+        for owner, track in event.enterprises.items():
+            for kept, sums in ((track.measured_kw, running.owner_sums),
+                               (track.telemetry_kw, running.telemetry_sums)):  # fmt: skip
+                value = kept[k] if k < len(kept) else None
+                if value is not None:
+                    sums.setdefault(owner, {})[k] = value * cycles
+        log.info(
+            "park %s: event %s resumed from its stored state (%d device baselines)",
+            self.park, event.id, len(restored),
+        )  # fmt: skip
 
     def _anchor_late(
         self, running: _Running, view: PortfolioView, k: int, kinds: Mapping[str, str]

@@ -6,7 +6,9 @@ Sections here: HTTP (``vpp_http_*``), registry (``vpp_assets_enrolled``),
 Redis (``vpp_redis_*``), dispatch and control loop (``vpp_solver_seconds``,
 ``vpp_control_*``, ``vpp_event_*``, ``vpp_events``, ``vpp_delivered_kw``,
 ``vpp_flexibility_*``), interval history (``vpp_history_*``), the park's
-zero-carbon indicators from the energy-carbon ledger (``vpp_ledger_*``). Two collectors
+zero-carbon indicators from the energy-carbon ledger (``vpp_ledger_*``), the parks this
+replica holds among several (``vpp_park_held``, ``vpp_replicas_live``,
+``vpp_park_lease_changes_total``, set by `vpp.replicas`). Two collectors
 register on the same registry from where their data lives: the adapters' and
 setpoints' series (``vpp_adapter_*``, ``vpp_telemetry_*``, ``vpp_setpoint*``) in
 :mod:`vpp.supervisor._metrics`, the VEN's (``vpp_openadr_*``) in
@@ -221,6 +223,27 @@ class Metrics:
             "Refreshes of a park's zero-carbon indicators that failed (the gauges keep their "
             "last values).",
             ["park"],
+            registry=r,
+        )
+
+        # -- replicas (vpp.replicas)
+        self.park_held = Gauge(
+            "vpp_park_held",
+            "1 while this replica holds the park's lease (runs its devices and control loop); "
+            "only the holder exposes the series.",
+            ["park", "replica"],
+            registry=r,
+        )
+        self.replicas_live = Gauge(
+            "vpp_replicas_live",
+            "Service replicas whose heartbeat has not expired, as this replica last counted them.",
+            registry=r,
+        )
+        self.park_lease_changes = Counter(
+            "vpp_park_lease_changes",
+            "Park leases this replica took (taken), gave back to rebalance or stop (given) or "
+            "lost to another replica (lost).",
+            ["replica", "change"],
             registry=r,
         )
 

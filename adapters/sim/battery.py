@@ -18,6 +18,10 @@ protection at 0 and 100 %) runs in simulated time, lazily, whenever a register
 is read or written. 802 ``W`` is battery DC power, by default positive =
 charging.
 
+Every command is noted with the TCP peer (client address and port) that
+wrote it (``BatteryModel.writers``), so a test can tell from the device's side
+which process commanded it, and when.
+
 A battery can play what field devices do (:class:`BatterySpec`): the other
 sign convention for ``W`` or ``WSet``, a coarse or not implemented
 ``WSet_SF``; and at run time (``BatteryModel.fault``) a unit that is dead
@@ -28,13 +32,16 @@ target device failed to respond").
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusTcpServer
+from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from adapters.sim._clock import SimClock
@@ -53,6 +60,29 @@ CHAST_EMPTY, CHAST_DISCHARGING, CHAST_CHARGING, CHAST_FULL, CHAST_HOLDING = 2, 3
 _SF = {"SoC_SF": -1, "AHRtg_SF": 0}
 #: Modbus function 23: read/write multiple registers.
 _READ_WRITE = 23
+#: Commands each battery keeps with their writer (`BatteryModel.writers`).
+WRITERS_KEPT = 10_000
+#: The TCP peer of the request being served (set in the task that serves it).
+_PEER: ContextVar[tuple[str, int] | None] = ContextVar("modbus_peer", default=None)
+
+
+class _PeerHandler(ServerRequestHandler):
+    """Serves one client connection, its peer known to the request's task."""
+
+    async def handle_request(self) -> None:
+        transport = self.transport
+        peer = transport.get_extra_info("peername") if transport is not None else None
+        _PEER.set((str(peer[0]), int(peer[1])) if peer else None)
+        await super().handle_request()  # type: ignore[no-untyped-call]
+
+
+class _TcpServer(ModbusTcpServer):
+    """A Modbus TCP server whose handlers note each request's peer."""
+
+    def callback_new_connection(self) -> _PeerHandler:
+        return _PeerHandler(  # type: ignore[no-untyped-call]
+            self, self.trace_packet, self.trace_pdu, self.trace_connect
+        )
 
 
 class Fault(StrEnum):
@@ -104,7 +134,9 @@ class BatteryModel:
     """The physics and control state of one simulated battery.
 
     Tests may set ``overrides`` (raw 802 registers by point name) and ``fault``
-    (a dead unit) at any time.
+    (a dead unit) at any time. ``writers`` holds the last `WRITERS_KEPT`
+    commands as ``(time.time(), peer)``, the peer the Modbus client's
+    ``(host, port)`` (None where the server could not tell).
     """
 
     spec: BatterySpec
@@ -116,6 +148,9 @@ class BatteryModel:
     writes: int = 0
     overrides: dict[str, int] = field(default_factory=dict)
     fault: Fault | None = None
+    writers: deque[tuple[float, tuple[str, int] | None]] = field(
+        default_factory=lambda: deque(maxlen=WRITERS_KEPT)
+    )
     _last_t: float = 0.0
 
     def __post_init__(self) -> None:
@@ -124,6 +159,7 @@ class BatteryModel:
     def command(self, wset_w: float | None, revert_s: float) -> None:
         """Apply a 704 active-power command (``spec.setpoint_sign``) with a revert timer."""
         self.writes += 1
+        self.writers.append((time.time(), _PEER.get()))
         sign = self.spec.setpoint_sign
         self.setpoint_kw = None if wset_w is None else from_device_w(wset_w, sign)
         self.revert_at = time.monotonic() + revert_s if revert_s > 0 else None
@@ -214,7 +250,7 @@ class ModbusBatteryServer:
         self.models = {b.asset_id: BatteryModel(b, self.clock) for b in batteries}
         self.meters: dict[str, MeterModel] = {}
         self.add_meters(meters)
-        self._server: ModbusTcpServer | None = None
+        self._server: _TcpServer | None = None
 
     def add_meters(self, meters: Sequence[MeterModel]) -> None:
         """Serve these meters too, from the next ``start``.
@@ -234,7 +270,7 @@ class ModbusBatteryServer:
         devices += [meter_device(model) for model in self.meters.values()]
         # ignore_missing_devices: a SILENT unit raises NoSuchIdException, which
         # the server then answers with nothing at all, as a dead unit would
-        self._server = ModbusTcpServer(
+        self._server = _TcpServer(
             devices, address=(self.host, self.port), ignore_missing_devices=True
         )
         await self._server.serve_forever(background=True)

@@ -166,3 +166,17 @@ def _soc(reading: Telemetry | None) -> float | None:
 
 def _power(reading: Telemetry | None) -> float | None:
     return None if reading is None else reading.power_kw
+
+
+async def test_the_simulator_notes_who_wrote_each_command(battery: ModbusBatteryServer) -> None:
+    model = battery.models["b1"]
+    async with _adapter(battery, connections=1) as adapter:
+        await _reading(adapter, "b1")
+        before = time.time()
+        assert (await adapter.apply(Setpoint(asset_id="b1", power_kw=-10, hold_s=30))).confirmed
+        assert await adapter.release("b1")
+    when, peer = model.writers[-1]
+    assert len(model.writers) == model.writes >= 2 and when >= before
+    # the client's end of the one TCP connection: loopback, an ephemeral port
+    assert peer is not None and peer[0] == "127.0.0.1" and peer[1] != battery.port
+    assert {p for _, p in model.writers} == {peer}

@@ -117,8 +117,10 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     """Readiness: whether Redis answers, and the health of background components.
 
-    ``ready`` follows Redis only; a component (the OpenADR VEN) reports under
-    ``components`` with its own ``ok``, its tasks and their restarts.
+    ``ready`` follows Redis only; a component reports under ``components``
+    with its own ``ok``: the OpenADR VEN with its tasks and their restarts,
+    ``replicas`` (`vpp.replicas.ParkShares.health`) with this replica's id
+    (``replica``), the parks it holds (``held``) and the live replicas (``live``).
     """
 
     ready: bool

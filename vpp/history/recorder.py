@@ -304,6 +304,16 @@ class HistoryRecorder(BackgroundService):
         """Stop recording ``park`` for its own sake (its lease goes at the next idle write)."""
         self._watched.discard(park)
 
+    async def on_park_change(self, park: str, change: str) -> None:
+        """A `vpp.replicas.ParkHandler`: `watch` a park this replica took, `unwatch` the others.
+
+        ``change`` is a `vpp.replicas.Change` (``taken``, ``given``, ``lost``).
+        """
+        if change == "taken":
+            self.watch(park)
+        else:
+            self.unwatch(park)
+
     def _ingest(self, park_id: str, park: _Park, series: str, t: float, power: float) -> None:
         s = park.series.get(series)
         if s is None:

@@ -26,6 +26,14 @@ meter's reading scaled by its multiplier on the way, `_live.live_state`) but
 take no setpoint: ``send`` refuses one for a meter without reaching its
 adapter, and ``release`` has nothing to hand back.
 
+With several service replicas (`vpp.replicas`) the Modbus and MQTT adapters
+of a park run only on the replica holding the park (``holds``): a park taken
+is reconciled at once (`Supervisor.on_park_change`), a park given back or
+lost has its adapters stopped without marking its assets unavailable (the
+replica holding it now keeps their live state), and without announcing the
+service offline on MQTT when it was lost. The OCPP listener keeps every
+park's chargers: a charger may connect to any replica.
+
 A change to a Modbus or MQTT adapter's assets or limits rebuilds that one
 adapter. The OCPP listener is shared by every park and is never rebuilt for
 an enrollment: its charger table is replaced in place (a new charger can
@@ -48,7 +56,7 @@ import logging
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from itertools import zip_longest
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -65,6 +73,7 @@ from adapters.ocpp.csms import ChargerSettings, OcppCsmsAdapter
 from adapters.types import AdapterStats, Confirmation, Setpoint, TelemetrySource
 from vpp.clock import Clock
 from vpp.errors import StateError
+from vpp.replicas import Change
 from vpp.settings import Settings
 from vpp.state import State
 from vpp.supervisor._follow import ParkLogs
@@ -228,9 +237,12 @@ class Supervisor(BackgroundService):
             onto its timeline (matters only when it runs compressed).
         history: given every park's accepted readings as they are written
             (the interval history's recorder).
-        replica_id: this replica's id among those sharing the Redis (its
-            chargers' entries in ``ocpp_connected``, its inbox and outbox);
-            random when empty.
+        holds: whether this replica holds a park (`vpp.replicas.ParkShares.holds`):
+            the Modbus and MQTT adapters of the others do not run here; every
+            park's when None.
+        replica_id: this replica's id among those sharing the Redis
+            (`vpp.replicas.replica_id`: its chargers' entries in
+            ``ocpp_connected``, its inbox and outbox, its logs); random when empty.
     """
 
     _task_name = "supervisor"
@@ -256,9 +268,11 @@ class Supervisor(BackgroundService):
         send_concurrency: Mapping[TelemetrySource, int] | None = None,
         clock: Clock | None = None,
         history: LiveSink | None = None,
+        holds: Callable[[str], bool] | None = None,
         replica_id: str = "",
     ) -> None:
         self._state = state
+        self._holds = holds
         self._settings = settings
         self._fixed_parks = None if parks is None else sorted(set(parks))
         self.registry = registry if registry is not None else CollectorRegistry()
@@ -363,6 +377,25 @@ class Supervisor(BackgroundService):
                 self._plans[park] = routes
             await self._apply()
 
+    async def on_park_change(self, park: str, change: Change) -> None:
+        """A `vpp.replicas.ParkHandler`: start a taken park's adapters, stop a dropped one's.
+
+        The OCPP listener keeps the park's chargers either way. Stopped
+        adapters leave their assets' live state alone; an MQTT adapter of a
+        park lost to another replica also leaves the service status alone.
+        """
+        if change is Change.LOST:
+            for slot in self._slots.values():
+                if slot.key.park == park and isinstance(slot.adapter, MqttAdapter):
+                    slot.adapter.announce_offline = False
+        await self.reconcile_parks([park])
+        log.info("replica %s: park %s %s, its devices' adapters follow", self.replica_id, park,
+                 change.value)  # fmt: skip
+
+    def _runs_devices(self, route: AdapterRoute) -> bool:
+        """Whether the route's adapter runs here: the shared OCPP listener, or a held park's."""
+        return route.key == self._ocpp or self._holds is None or self._holds(route.park)
+
     def _note(self, notes: Iterable[str]) -> None:
         for note in notes:
             if note not in self._noted:
@@ -380,7 +413,8 @@ class Supervisor(BackgroundService):
                         taken = f"{first.park}/{first.asset_id}"
                         self._note([f"{park}/{route.asset_id}: {route.device_id} is {taken}'s"])
                         continue
-                desired[route.key].append(route)
+                if self._runs_devices(route):
+                    desired[route.key].append(route)
         routed = [r for rs in desired.values() for r in rs]
         self._routes = {(r.park, r.asset_id): r for r in routed}
         self._by_device = {(r.key, r.device_id): r for r in routed}

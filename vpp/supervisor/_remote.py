@@ -20,6 +20,11 @@ that does:
 * the sender's outbox reader (one blocking ``XREAD`` on its own outbox)
   resolves the waiting call by request id and deletes the entry.
 
+A *wake* is a request with no answer: ``{"op": "wake", "park", "deadline_ms"}``
+asks the replica holding a park to run its control loop's cycle now (an event
+was posted, changed or cancelled on another replica); the inbox reader hands
+it to `RemoteCalls.on_wake`.
+
 A call with no answer by its deadline (plus `ANSWER_SLACK_S` for the answer's
 way back) ends as an unconfirmed `Confirmation` (a release as ``False``) with
 the reason, never an exception. Deadlines are epoch ms on each replica's own
@@ -45,7 +50,7 @@ from adapters.types import Confirmation, Setpoint
 from vpp.errors import StateError
 from vpp.state import State, pack, unpack
 
-__all__ = ["ANSWER_SLACK_S", "STREAM_MAXLEN", "RemoteCalls", "RemoteRequest"]
+__all__ = ["ANSWER_SLACK_S", "STREAM_MAXLEN", "WAKE_TTL_S", "RemoteCalls", "RemoteRequest"]
 
 log = logging.getLogger("vpp.supervisor.remote")
 
@@ -55,6 +60,8 @@ STREAM_MAXLEN = 10_000
 ANSWER_SLACK_S = 0.5
 #: Entries one XREAD takes at most.
 _READ_COUNT = 256
+#: Seconds after which a wake that was not read yet is dropped (the loop's own period acts).
+WAKE_TTL_S = 5.0
 
 Op = Literal["setpoint", "release"]
 
@@ -151,6 +158,8 @@ class RemoteCalls(BackgroundService):
         #: requests served for other replicas, and those dropped past their deadline
         self.served = 0
         self.expired = 0
+        #: called with the park of every wake another replica sends here (the control manager's)
+        self.on_wake: Callable[[str], object] | None = None
 
     async def _run(self) -> None:
         _ = self._spawn(self._read(self._inbox, self._take_request), name="remote-inbox")
@@ -191,6 +200,27 @@ class RemoteCalls(BackgroundService):
             log.warning("release of %s/%s: %s", park, asset_id, answer)
             return False
         return bool(answer["released"])
+
+    async def wake(self, target: str, park: str) -> bool:
+        """Ask ``target`` (the replica holding ``park``) to run the park's control cycle now.
+
+        Returns:
+            Whether the wake was written to ``target``'s inbox (False: Redis
+            failed, logged; the holder's loop acts at its next period anyway).
+        """
+        deadline_ms = int((time.time() + WAKE_TTL_S) * 1000)
+        try:
+            async with self._state.guard("remote_wake"):
+                await self._state.redis.xadd(
+                    self._state.keys.replica_inbox(target),
+                    {"m": pack({"op": "wake", "park": park, "deadline_ms": deadline_ms})},
+                    maxlen=self._maxlen,
+                    approximate=True,
+                )
+        except StateError as exc:
+            log.warning("cannot wake park %s on replica %s: %s", park, target, exc)
+            return False
+        return True
 
     def _request(
         self, target: str, park: str, asset_id: str, device_id: str, op: Op,
@@ -267,6 +297,11 @@ class RemoteCalls(BackgroundService):
             future.set_result(answer)
 
     def _take_request(self, fields: dict[str, Any]) -> None:
+        if fields.get("op") == "wake":
+            late = time.time() * 1000 > int(fields.get("deadline_ms", 0))
+            if self.on_wake is not None and not late:
+                self.on_wake(str(fields["park"]))
+            return
         request = RemoteRequest(**fields)
         if request.remaining_s <= 0:
             self.expired += 1

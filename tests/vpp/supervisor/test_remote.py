@@ -29,8 +29,9 @@ from vpp.history.recorder import HistoryRecorder
 from vpp.history.store import HistoryStore
 from vpp.servers import free_port
 from vpp.settings import Settings
-from vpp.state import State
+from vpp.state import State, pack
 from vpp.supervisor import Supervisor, charger_password
+from vpp.supervisor._remote import RemoteCalls, RemoteRequest
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -233,3 +234,27 @@ async def _covered(store: HistoryStore) -> float:
     today = date.today()
     got = await store.read(PARK, ["ev-1"], today - timedelta(days=1), today + timedelta(days=1))
     return sum(float(d.coverage.sum()) for d in got["ev-1"].values()) * 900
+
+
+async def test_a_wake_reaches_the_replica_holding_the_park_and_a_stale_one_is_dropped(
+    state: State, b_state: State
+) -> None:
+    """An event posted on A for a park B runs: B's loop is woken through B's inbox."""
+    woken: list[str] = []
+
+    async def never(request: RemoteRequest) -> bool:  # no setpoint travels in this test
+        raise AssertionError(f"unexpected call {request}")
+
+    a = RemoteCalls(state, A, never, block_s=0.2)
+    b = RemoteCalls(b_state, B, never, block_s=0.2)
+    b.on_wake = woken.append
+    async with a, b:
+        assert await a.wake(B, PARK)
+        await eventually(lambda: woken == [PARK])
+        # a wake nobody read within WAKE_TTL_S is not acted on: the loop's own period has
+        await state.redis.xadd(
+            state.keys.replica_inbox(B),
+            {"m": pack({"op": "wake", "park": "late", "deadline_ms": int(time.time() * 1000) - 1})},
+        )
+        assert await a.wake(B, "p2")
+        await eventually(lambda: woken == [PARK, "p2"])

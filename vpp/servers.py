@@ -430,15 +430,35 @@ class RedisClusterServer:
             "--cluster-enabled", "yes",
             "--cluster-config-file", "nodes.conf",
             "--cluster-node-timeout", str(self.node_timeout_ms),
+            "--repl-diskless-sync-delay", "0",
         ]  # fmt: skip
 
     def _formed(self) -> bool:
-        return all(
+        """Every node knows every other and says ok, and every replica has synced.
+
+        (A replica that has not finished its first sync refuses to fail over.)
+        """
+        formed = all(
             (info := _cluster_info(n.port, self.host)).get("cluster_state") == "ok"
             and info.get("cluster_known_nodes") == str(len(self.nodes))
             for n in self.nodes
             if n.running
         )
+        return formed and self.replicas_synced()
+
+    def replicas_synced(self) -> bool:
+        """Whether every live replica's link to its master is up (``master_link_status:up``)."""
+        roles = self.roles()
+        for node in self.nodes:
+            if not node.running or roles.get(node.port) != "slave":
+                continue
+            try:
+                info = redis_cli(node.port, "info", "replication", host=self.host, timeout=5.0)
+            except ServerError:
+                return False
+            if "master_link_status:up" not in info:
+                return False
+        return bool(roles)
 
     def wait(self, ready: Callable[[], bool], what: str, timeout: float | None = None) -> None:
         """Poll ``ready`` every 0.1 s until it holds.
@@ -474,6 +494,24 @@ class RedisClusterServer:
                 roles[port] = "master" if "master" in fields[2] else "slave"
             return roles
         return {}
+
+    def replicated(self) -> bool:
+        """Whether every live master's replicas have all it wrote (their offsets equal its own).
+
+        Redis replicates asynchronously: a test that kills a master waits on
+        this first, so that what it wrote before is on the replica promoted.
+        """
+        for node in self.masters_now():
+            try:
+                info = redis_cli(node.port, "info", "replication", host=self.host, timeout=5.0)
+            except ServerError:
+                return False
+            fields = dict(line.strip().split(":", 1) for line in info.splitlines() if ":" in line)
+            offset = fields.get("master_repl_offset")
+            replicas = [v for k, v in fields.items() if k.startswith("slave") and k[5:].isdigit()]
+            if offset is None or any(f"offset={offset}," not in r + "," for r in replicas):
+                return False
+        return True
 
     def masters_now(self) -> list[RedisServer]:
         """The live nodes that are masters now (after any failover)."""

@@ -35,7 +35,7 @@ from vpp.model import (
     asset_from_dict,
     utcnow,
 )
-from vpp.redis_client import RedisClient, connect, slot_pipeline
+from vpp.redis_client import RedisClient, connect, is_cluster, slot_pipeline
 
 __all__ = ["ParkLogEntry", "State", "pack", "unpack"]
 
@@ -238,7 +238,10 @@ class State:
             raise StateUnavailable(f"Redis unavailable during {operation}: {exc}") from exc
         except (redis_errors.RedisError, redis_errors.RedisClusterException) as exc:
             self._failed(operation, exc)
-            raise StateError(f"Redis error during {operation}: {exc}") from exc
+            hint = ""
+            if isinstance(exc, redis_errors.MovedError) and not is_cluster(self.redis):
+                hint = " (MOVED: this is a Redis Cluster node; use a redis+cluster:// URL)"
+            raise StateError(f"Redis error during {operation}: {exc}{hint}") from exc
 
     def _failed(self, operation: str, exc: BaseException) -> None:
         log.warning("redis %s failed: %s", operation, exc)

@@ -13,6 +13,7 @@ writes to that park (and the others) succeed.
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,7 @@ async def _fail_over(
 
     for park in clients:
         # after a short unavailability (503 while the slot has no master)
-        await eventually(lambda park=park: answers(park), within_s=30.0, every_s=0.2)
+        await eventually(functools.partial(answers, park), within_s=30.0, every_s=0.2)
 
     async def enrolled(park: str) -> bool:
         got = await clients[park].request(
@@ -104,6 +105,6 @@ async def _fail_over(
         return got.status in (201, 409)  # 409: a retry after a write that went through
 
     for park in clients:
-        await eventually(lambda park=park: enrolled(park), within_s=30.0, every_s=0.2)
+        await eventually(functools.partial(enrolled, park), within_s=30.0, every_s=0.2)
         listed = await clients[park].call("GET", "/assets")
         assert sorted(a["id"] for a in listed["items"]) == ["load-1", "load-2"]

@@ -30,12 +30,12 @@ from types import TracebackType
 from typing import Self
 
 __all__ = [
+    "CLUSTER_BUS_OFFSET",
     "MosquittoServer",
     "RedisClusterServer",
     "RedisServer",
     "ServerBinaryMissing",
     "ServerError",
-    "free_cluster_ports",
     "free_port",
     "free_ports",
     "port_open",
@@ -79,31 +79,46 @@ def _ephemeral_floor() -> int:
         return _LISTEN_PORTS[1]
 
 
-def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+def _bound(host: str, port: int) -> socket.socket | None:
+    """A socket bound to ``host:port``, or None when the port is taken."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def free_ports(n: int, host: str = "127.0.0.1", *, offsets: tuple[int, ...] = ()) -> list[int]:
     """Return ``n`` distinct TCP ports on ``host`` that are free right now (bound together).
 
     Picked outside the ephemeral range: a port the kernel handed out for
     ``bind(0)`` is one it may hand to the next outgoing connection, which took
     a simulated device's port between the pick and its bind in a test run.
 
+    Args:
+        n: how many ports.
+        host: the interface.
+        offsets: for each port picked, ``port + offset`` must be free too
+            (a Redis Cluster node's bus port, `CLUSTER_BUS_OFFSET`).
+
     Raises:
         OSError: not enough free ports were found.
     """
-    top = min(_LISTEN_PORTS[1], _ephemeral_floor())
+    top = min(_LISTEN_PORTS[1], _ephemeral_floor()) - max(offsets, default=0)
     candidates = list(range(_LISTEN_PORTS[0], top))
     random.shuffle(candidates)
     socks: list[socket.socket] = []
+    ports: list[int] = []
     try:
         for port in candidates:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                sock.bind((host, port))
-            except OSError:
-                sock.close()
-                continue
-            socks.append(sock)
-            if len(socks) == n:
-                return [int(s.getsockname()[1]) for s in socks]
+            group = [_bound(host, port + offset) for offset in (0, *offsets)]
+            socks += [sock for sock in group if sock is not None]
+            if all(sock is not None for sock in group):
+                ports.append(port)
+                if len(ports) == n:
+                    return ports
         raise OSError(f"fewer than {n} free ports in {_LISTEN_PORTS[0]}-{top - 1} on {host}")
     finally:
         for sock in socks:
@@ -112,41 +127,6 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
 
 #: A Redis Cluster node's bus listens on its port + this (Redis's fixed offset).
 CLUSTER_BUS_OFFSET = 10000
-
-
-def free_cluster_ports(n: int, host: str = "127.0.0.1") -> list[int]:
-    """``n`` ports for Redis Cluster nodes: each port and its bus port (+10000) free right now.
-
-    Both stay below the ephemeral range, like `free_ports`.
-
-    Raises:
-        OSError: not enough free pairs were found.
-    """
-    top = min(_LISTEN_PORTS[1], _ephemeral_floor()) - CLUSTER_BUS_OFFSET
-    candidates = list(range(_LISTEN_PORTS[0], top))
-    random.shuffle(candidates)
-    socks: list[socket.socket] = []
-    ports: list[int] = []
-    try:
-        for port in candidates:
-            pair: list[socket.socket] = []
-            for p in (port, port + CLUSTER_BUS_OFFSET):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                try:
-                    sock.bind((host, p))
-                except OSError:
-                    sock.close()
-                    break
-                pair.append(sock)
-            socks += pair
-            if len(pair) == 2:
-                ports.append(port)
-                if len(ports) == n:
-                    return ports
-        raise OSError(f"fewer than {n} free cluster port pairs on {host}")
-    finally:
-        for sock in socks:
-            sock.close()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -163,8 +143,30 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+class _Started:
+    """A server (or a group of them) as a context manager: started on entry, stopped on exit."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 @dataclass
-class _Process:
+class _Process(_Started):
     """A child server process bound to loopback on a known port."""
 
     binary: str
@@ -241,18 +243,6 @@ class _Process:
     def running(self) -> bool:
         """Whether the child process is alive."""
         return self._proc is not None and self._proc.poll() is None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 @dataclass
@@ -359,7 +349,7 @@ def _cluster_info(port: int, host: str = "127.0.0.1") -> dict[str, str]:
 
 
 @dataclass
-class RedisClusterServer:
+class RedisClusterServer(_Started):
     """A private Redis Cluster on loopback: ``masters`` masters with ``replicas`` each.
 
     Every node is a `RedisServer` (AOF on) started with ``--cluster-enabled
@@ -398,7 +388,8 @@ class RedisClusterServer:
         """
         if self.masters < 3:
             raise ServerError("a Redis Cluster needs at least 3 masters")
-        ports = free_cluster_ports(self.masters * (1 + self.replicas), self.host)
+        nodes = self.masters * (1 + self.replicas)
+        ports = free_ports(nodes, self.host, offsets=(CLUSTER_BUS_OFFSET,))
         try:
             for port in ports:
                 node = RedisServer(
@@ -531,15 +522,3 @@ class RedisClusterServer:
         self._stack.close()
         self._stack = ExitStack()
         self.nodes = []
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -17,6 +17,8 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from tests.support import eventually
 from vpp.auth import Role
 from vpp.client import ParkClient, issue_tokens
@@ -24,7 +26,7 @@ from vpp.metrics import Metrics
 from vpp.redis_client import ClusterClient
 from vpp.runtime import runtime_cleanup_ctx
 from vpp.servers import RedisClusterServer
-from vpp.service import running_service
+from vpp.service import open_state, running_service
 from vpp.settings import Settings
 from vpp.state import State
 
@@ -48,17 +50,26 @@ async def test_killed_master_is_replaced_and_the_service_keeps_its_enrollments(
         settings = service_settings
         settings.redis.url = cluster.url
         settings.redis.timeout_s = 1.0
-        state = State.from_url(cluster.url, namespace=settings.redis.namespace, timeout=1.0)
+        metrics = Metrics()
+        state = open_state(settings, cluster.url, metrics)
         roles = (Role.PARK_OPERATOR, Role.VIEWER)
         try:
             tokens = {p: await issue_tokens(state, p, roles, name="failover") for p in PARKS}
             async with running_service(
-                settings, state, metrics=Metrics(),
+                settings, state, metrics=metrics,
                 runtime=runtime_cleanup_ctx(with_ven=False), host="127.0.0.1", port=0,
             ) as service:  # fmt: skip
                 clients = {p: ParkClient(service.base_url, p, tokens[p]) for p in PARKS}
                 try:
                     await _fail_over(cluster, state, clients, topic_prefix)
+                    # the failures were counted as Redis errors; the service is ready again
+                    errors = _samples(metrics, "vpp_redis_errors_total")
+                    assert sum(s.value for s in errors) > 0
+                    async with (
+                        aiohttp.ClientSession() as http,
+                        http.get(f"{service.base_url}/readyz") as ready,
+                    ):
+                        assert ready.status == 200
                 finally:
                     for client in clients.values():
                         await client.aclose()
@@ -90,8 +101,11 @@ async def _fail_over(
 
     await asyncio.to_thread(cluster.wait, replaced, "replica promoted", 60.0)
 
+    seen: set[int] = set()
+
     async def answers(park: str) -> bool:
         got = await clients[park].request("GET", "/assets/load-1")
+        seen.add(got.status)
         return got.status == 200 and got.body["id"] == "load-1"
 
     for park in clients:
@@ -102,9 +116,16 @@ async def _fail_over(
         got = await clients[park].request(
             "POST", "/assets", role=str(Role.PARK_OPERATOR), json=_load("load-2", root, park)
         )
+        seen.add(got.status)
         return got.status in (201, 409)  # 409: a retry after a write that went through
 
     for park in clients:
         await eventually(functools.partial(enrolled, park), within_s=30.0, every_s=0.2)
         listed = await clients[park].call("GET", "/assets")
         assert sorted(a["id"] for a in listed["items"]) == ["load-1", "load-2"]
+    # unavailable while the slot had no master (503), never an internal error
+    assert seen <= {200, 201, 409, 503}
+
+
+def _samples(metrics: Metrics, name: str) -> list[Any]:
+    return [s for m in metrics.registry.collect() for s in m.samples if s.name == name]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import MqttRig
-from vpp.redis_client import RedisClient, connect, is_cluster_url
+from vpp.redis_client import RedisClient, connect
 from vpp.servers import MosquittoServer, RedisServer, free_port, port_open
 from vpp.settings import Settings
 
@@ -97,12 +97,6 @@ async def redis_client(redis_url: str, namespace: str) -> AsyncIterator[RedisCli
         async for key in client.scan_iter(match=f"{namespace}:*", count=1000):
             await client.delete(key)
         await client.aclose()
-
-
-@pytest.fixture(scope="session")
-def on_cluster(redis_url: str) -> bool:
-    """Whether the shared test Redis is a Redis Cluster (``VPP_TEST_REDIS_CLUSTER=1``)."""
-    return is_cluster_url(redis_url)
 
 
 @pytest.fixture

@@ -62,14 +62,14 @@ async def test_killed_master_is_replaced_and_the_service_keeps_its_enrollments(
                 clients = {p: ParkClient(service.base_url, p, tokens[p]) for p in PARKS}
                 try:
                     await _fail_over(cluster, state, clients, topic_prefix)
-                    # the failures were counted as Redis errors; the service is ready again
-                    errors = _samples(metrics, "vpp_redis_errors_total")
-                    assert sum(s.value for s in errors) > 0
-                    async with (
-                        aiohttp.ClientSession() as http,
-                        http.get(f"{service.base_url}/readyz") as ready,
-                    ):
-                        assert ready.status == 200
+                    # the service says it is ready again
+                    async with aiohttp.ClientSession() as http:
+
+                        async def ready() -> bool:
+                            async with http.get(f"{service.base_url}/readyz") as got:
+                                return got.status == 200
+
+                        await eventually(ready, within_s=30.0, every_s=0.2)
                 finally:
                     for client in clients.values():
                         await client.aclose()
@@ -125,7 +125,3 @@ async def _fail_over(
         assert sorted(a["id"] for a in listed["items"]) == ["load-1", "load-2"]
     # unavailable while the slot had no master (503), never an internal error
     assert seen <= {200, 201, 409, 503}
-
-
-def _samples(metrics: Metrics, name: str) -> list[Any]:
-    return [s for m in metrics.registry.collect() for s in m.samples if s.name == name]

@@ -1,7 +1,9 @@
 """Shared fixtures: real Redis and a real MQTT broker on loopback.
 
 The suite talks to the Redis at ``VPP_TEST_REDIS_URL`` (default
-``redis://127.0.0.1:6379/0``) and the broker at ``VPP_TEST_MQTT_HOST`` /
+``redis://127.0.0.1:6379/0``; a ``redis+cluster://`` URL, as ``tests.testenv``
+exports with ``VPP_TEST_REDIS_CLUSTER=1``, makes every client here and every
+``State.from_url`` a Redis Cluster client) and the broker at ``VPP_TEST_MQTT_HOST`` /
 ``VPP_TEST_MQTT_PORT`` (default 127.0.0.1:1883). Every test gets its own key
 namespace and topic prefix and deletes what it wrote; nothing here flushes a
 database. Tests that restart a server start a private one
@@ -16,9 +18,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 
 from tests.support import MqttRig
+from vpp.redis_client import RedisClient, connect
 from vpp.servers import MosquittoServer, RedisServer, free_port, port_open
 from vpp.settings import Settings
 
@@ -83,9 +85,12 @@ def service_settings(
 
 
 @pytest.fixture
-async def redis_client(redis_url: str, namespace: str) -> AsyncIterator[aioredis.Redis]:
-    """An async Redis client; deletes every key under this test's namespace afterwards."""
-    client = aioredis.Redis.from_url(redis_url)
+async def redis_client(redis_url: str, namespace: str) -> AsyncIterator[RedisClient]:
+    """An async Redis (or Redis Cluster) client; deletes this test's namespace afterwards.
+
+    On a cluster the SCAN runs over every master (redis-py's cluster ``scan_iter``).
+    """
+    client = connect(redis_url)
     try:
         yield client
     finally:

@@ -6,6 +6,11 @@
 loopback port (under ``state/testenv``), exported to the command through the
 same variables, and stopped when the command ends. The command's exit code is
 returned.
+
+With ``VPP_TEST_REDIS_CLUSTER=1`` it starts a private Redis Cluster instead
+(3 masters with a replica each, `vpp.servers.RedisClusterServer`) and exports
+its ``redis+cluster://`` URL as ``VPP_TEST_REDIS_URL``: the same suite then
+runs against the cluster (the second step of ``.ci/run``).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from vpp.servers import MosquittoServer, RedisServer, port_open
+from vpp.servers import MosquittoServer, RedisClusterServer, RedisServer, port_open
 from vpp.settings import redact_url
 
 __all__ = ["main"]
@@ -39,7 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     mqtt_port = int(env.get("VPP_TEST_MQTT_PORT", "1883"))
     with ExitStack() as stack:
         base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vpp-testenv-")))
-        if not port_open(parts.hostname or "127.0.0.1", parts.port or 6379):
+        if env.get("VPP_TEST_REDIS_CLUSTER", "") not in ("", "0"):
+            cluster = stack.enter_context(RedisClusterServer(data_dir=base / "cluster"))
+            print(f"testenv: started a Redis Cluster (3 masters, 3 replicas) at {cluster.url}",
+                  flush=True)  # fmt: skip
+            redis_url = cluster.url
+        elif not port_open(parts.hostname or "127.0.0.1", parts.port or 6379):
             redis = stack.enter_context(RedisServer(data_dir=base / "redis"))
             where = redact_url(redis_url)
             print(f"testenv: no Redis at {where}; started one at {redis.url}", flush=True)

@@ -13,7 +13,7 @@ import logging
 import secrets
 from typing import Any, cast
 
-import redis.asyncio as aioredis
+from vpp.redis_client import RedisClient
 
 __all__ = ["Lease"]
 
@@ -38,14 +38,14 @@ class Lease:
     """An expiring, owner-checked lock on one key.
 
     Args:
-        redis: the client.
+        redis: the client (one Redis or a Redis Cluster: the scripts touch ``key`` only).
         key: the lease key (park-scoped, so it lives on the park's shard).
         ttl_s: how long the lease lasts without renewal.
         owner: this worker's id; random when not given.
     """
 
     def __init__(
-        self, redis: aioredis.Redis, key: str, *, ttl_s: float, owner: str | None = None
+        self, redis: RedisClient, key: str, *, ttl_s: float, owner: str | None = None
     ) -> None:
         self._redis = redis
         self.key = key

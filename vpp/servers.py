@@ -4,7 +4,9 @@ When no Redis URL (or MQTT broker) is configured, the service, the demo and
 the tests start their own server from the Debian package's binary: bound to
 loopback, on a free port, with its data under a state folder, and stopped
 when the owner exits. Redis runs with AOF on so that enrolled assets survive
-a restart of the private server too.
+a restart of the private server too. ``RedisClusterServer`` starts a whole
+Redis Cluster the same way (the test suite's cluster run and its failover
+test).
 
 Exception tree::
 
@@ -20,13 +22,17 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 __all__ = [
+    "CLUSTER_BUS_OFFSET",
     "MosquittoServer",
+    "RedisClusterServer",
     "RedisServer",
     "ServerBinaryMissing",
     "ServerError",
@@ -73,35 +79,54 @@ def _ephemeral_floor() -> int:
         return _LISTEN_PORTS[1]
 
 
-def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+def _bound(host: str, port: int) -> socket.socket | None:
+    """A socket bound to ``host:port``, or None when the port is taken."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def free_ports(n: int, host: str = "127.0.0.1", *, offsets: tuple[int, ...] = ()) -> list[int]:
     """Return ``n`` distinct TCP ports on ``host`` that are free right now (bound together).
 
     Picked outside the ephemeral range: a port the kernel handed out for
     ``bind(0)`` is one it may hand to the next outgoing connection, which took
     a simulated device's port between the pick and its bind in a test run.
 
+    Args:
+        n: how many ports.
+        host: the interface.
+        offsets: for each port picked, ``port + offset`` must be free too
+            (a Redis Cluster node's bus port, `CLUSTER_BUS_OFFSET`).
+
     Raises:
         OSError: not enough free ports were found.
     """
-    top = min(_LISTEN_PORTS[1], _ephemeral_floor())
+    top = min(_LISTEN_PORTS[1], _ephemeral_floor()) - max(offsets, default=0)
     candidates = list(range(_LISTEN_PORTS[0], top))
     random.shuffle(candidates)
     socks: list[socket.socket] = []
+    ports: list[int] = []
     try:
         for port in candidates:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                sock.bind((host, port))
-            except OSError:
-                sock.close()
-                continue
-            socks.append(sock)
-            if len(socks) == n:
-                return [int(s.getsockname()[1]) for s in socks]
+            group = [_bound(host, port + offset) for offset in (0, *offsets)]
+            socks += [sock for sock in group if sock is not None]
+            if all(sock is not None for sock in group):
+                ports.append(port)
+                if len(ports) == n:
+                    return ports
         raise OSError(f"fewer than {n} free ports in {_LISTEN_PORTS[0]}-{top - 1} on {host}")
     finally:
         for sock in socks:
             sock.close()
+
+
+#: A Redis Cluster node's bus listens on its port + this (Redis's fixed offset).
+CLUSTER_BUS_OFFSET = 10000
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -118,8 +143,30 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+class _Started:
+    """A server (or a group of them) as a context manager: started on entry, stopped on exit."""
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
 @dataclass
-class _Process:
+class _Process(_Started):
     """A child server process bound to loopback on a known port."""
 
     binary: str
@@ -197,18 +244,6 @@ class _Process:
         """Whether the child process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 @dataclass
 class RedisServer(_Process):
@@ -237,6 +272,9 @@ class RedisServer(_Process):
         except OSError:
             return False
 
+    #: extra ``redis-server`` arguments (the cluster node's)
+    extra_args: list[str] = field(default_factory=list)
+
     def _command(self) -> list[str]:
         return [
             self.binary,
@@ -248,6 +286,7 @@ class RedisServer(_Process):
             "--save", "",
             "--daemonize", "no",
             "--protected-mode", "yes",
+            *self.extra_args,
         ]  # fmt: skip
 
 
@@ -272,3 +311,214 @@ class MosquittoServer(_Process):
             "log_type warning\n"
         )
         return [self.binary, "-c", str(conf)]
+
+
+def redis_cli(port: int, *args: str, host: str = "127.0.0.1", timeout: float = 30.0) -> str:
+    """Run ``redis-cli -h host -p port ARGS...``; return its output.
+
+    Raises:
+        ServerBinaryMissing: redis-cli is not installed.
+        ServerError: it failed or timed out.
+    """
+    exe = shutil.which("redis-cli")
+    if exe is None:
+        raise ServerBinaryMissing("redis-cli", "redis-tools")
+    try:
+        done = subprocess.run(
+            [exe, "-h", host, "-p", str(port), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ServerError(f"redis-cli {' '.join(args)} timed out") from exc
+    if done.returncode != 0:
+        raise ServerError(f"redis-cli {' '.join(args)}: {done.stderr or done.stdout}")
+    return done.stdout
+
+
+def _cluster_info(port: int, host: str = "127.0.0.1") -> dict[str, str]:
+    """The fields of ``CLUSTER INFO`` of one node ({} when it does not answer)."""
+    try:
+        text = redis_cli(port, "cluster", "info", host=host, timeout=5.0)
+    except ServerError:
+        return {}
+    return dict(line.strip().split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+@dataclass
+class RedisClusterServer(_Started):
+    """A private Redis Cluster on loopback: ``masters`` masters with ``replicas`` each.
+
+    Every node is a `RedisServer` (AOF on) started with ``--cluster-enabled
+    yes`` on a free port, its data in ``data_dir/<port>``; ``redis-cli
+    --cluster create`` joins them and assigns the slots, and `start` returns
+    once every node reports ``cluster_state:ok``. ``node_timeout_ms`` is the
+    cluster's failure detection time: a master that does not answer for that
+    long is failed over to its replica.
+
+    Example:
+        >>> with RedisClusterServer(data_dir=Path("state/cluster")) as c:  # doctest: +SKIP
+        ...     print(c.url)  # redis+cluster://127.0.0.1:P
+    """
+
+    data_dir: Path = Path("state/redis-cluster")
+    masters: int = 3
+    replicas: int = 1
+    host: str = "127.0.0.1"
+    node_timeout_ms: int = 1500
+    startup_timeout: float = 60.0
+    nodes: list[RedisServer] = field(default_factory=list, init=False)
+    _stack: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        """The ``redis+cluster://`` URL of the cluster (its first live node)."""
+        node = next((n for n in self.nodes if n.running), self.nodes[0])
+        return f"redis+cluster://{self.host}:{node.port}"
+
+    def start(self) -> None:
+        """Start the nodes, create the cluster and wait until every node says it is ok.
+
+        Raises:
+            ServerBinaryMissing: redis-server or redis-cli is not installed.
+            ServerError: a node did not start or the cluster did not form in time.
+        """
+        if self.masters < 3:
+            raise ServerError("a Redis Cluster needs at least 3 masters")
+        nodes = self.masters * (1 + self.replicas)
+        ports = free_ports(nodes, self.host, offsets=(CLUSTER_BUS_OFFSET,))
+        try:
+            for port in ports:
+                node = RedisServer(
+                    data_dir=self.data_dir / str(port),
+                    host=self.host,
+                    port=port,
+                    extra_args=self._node_args(),
+                )
+                self._stack.callback(node.stop)
+                node.start()
+                self.nodes.append(node)
+            redis_cli(
+                ports[0],
+                "--cluster", "create",
+                *(f"{self.host}:{p}" for p in ports),
+                "--cluster-replicas", str(self.replicas),
+                "--cluster-yes",
+                host=self.host,
+                timeout=self.startup_timeout,
+            )  # fmt: skip
+            self.wait(self._formed, "every node to say cluster_state:ok")
+        except BaseException:
+            self.stop()
+            raise
+        log.info("redis cluster on %s (%d nodes)", self.url, len(self.nodes))
+
+    def _node_args(self) -> list[str]:
+        return [
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", str(self.node_timeout_ms),
+            "--repl-diskless-sync-delay", "0",
+        ]  # fmt: skip
+
+    def _formed(self) -> bool:
+        """Every node knows every other and says ok, and every replica has synced.
+
+        (A replica that has not finished its first sync refuses to fail over.)
+        """
+        formed = all(
+            (info := _cluster_info(n.port, self.host)).get("cluster_state") == "ok"
+            and info.get("cluster_known_nodes") == str(len(self.nodes))
+            for n in self.nodes
+            if n.running
+        )
+        return formed and self.replicas_synced()
+
+    def replicas_synced(self) -> bool:
+        """Whether every live replica's link to its master is up (``master_link_status:up``)."""
+        roles = self.roles()
+        for node in self.nodes:
+            if not node.running or roles.get(node.port) != "slave":
+                continue
+            try:
+                info = redis_cli(node.port, "info", "replication", host=self.host, timeout=5.0)
+            except ServerError:
+                return False
+            if "master_link_status:up" not in info:
+                return False
+        return bool(roles)
+
+    def wait(self, ready: Callable[[], bool], what: str, timeout: float | None = None) -> None:
+        """Poll ``ready`` every 0.1 s until it holds.
+
+        Raises:
+            ServerError: it did not hold within ``timeout`` (default ``startup_timeout``).
+        """
+        deadline = time.monotonic() + (self.startup_timeout if timeout is None else timeout)
+        while not ready():
+            if time.monotonic() > deadline:
+                raise ServerError(f"redis cluster: no {what} in time")
+            time.sleep(0.1)
+
+    def roles(self) -> dict[int, str]:
+        """Port -> ``master`` or ``slave`` of every live node, as the live nodes see it.
+
+        Read from ``CLUSTER NODES`` of the first live node that answers;
+        nodes flagged ``fail`` are left out.
+        """
+        for node in self.nodes:
+            if not node.running:
+                continue
+            try:
+                text = redis_cli(node.port, "cluster", "nodes", host=self.host, timeout=5.0)
+            except ServerError:
+                continue
+            roles: dict[int, str] = {}
+            for line in text.splitlines():
+                fields = line.split()
+                if len(fields) < 3 or "fail" in fields[2].split(","):
+                    continue
+                port = int(fields[1].split("@")[0].rsplit(":", 1)[1])
+                roles[port] = "master" if "master" in fields[2] else "slave"
+            return roles
+        return {}
+
+    def replicated(self) -> bool:
+        """Whether every live master's replicas have all it wrote (their offsets equal its own).
+
+        Redis replicates asynchronously: a test that kills a master waits on
+        this first, so that what it wrote before is on the replica promoted.
+        """
+        for node in self.masters_now():
+            try:
+                info = redis_cli(node.port, "info", "replication", host=self.host, timeout=5.0)
+            except ServerError:
+                return False
+            fields = dict(line.strip().split(":", 1) for line in info.splitlines() if ":" in line)
+            offset = fields.get("master_repl_offset")
+            replicas = [v for k, v in fields.items() if k.startswith("slave") and k[5:].isdigit()]
+            if offset is None or any(f"offset={offset}," not in r + "," for r in replicas):
+                return False
+        return True
+
+    def masters_now(self) -> list[RedisServer]:
+        """The live nodes that are masters now (after any failover)."""
+        roles = self.roles()
+        return [n for n in self.nodes if n.running and roles.get(n.port) == "master"]
+
+    def ok(self) -> bool:
+        """Whether every live node says ``cluster_state:ok``."""
+        return all(
+            _cluster_info(n.port, self.host).get("cluster_state") == "ok"
+            for n in self.nodes
+            if n.running
+        )
+
+    def stop(self) -> None:
+        """Stop every node (their data stays under ``data_dir``)."""
+        self._stack.close()
+        self._stack = ExitStack()
+        self.nodes = []

@@ -97,6 +97,7 @@ def open_state(settings: Settings, url: str, metrics: Metrics | None = None) -> 
         url,
         namespace=settings.redis.namespace,
         timeout=settings.redis.timeout_s,
+        cluster=settings.redis.cluster,
         log_maxlen=settings.redis.log_maxlen,
         on_error=metrics.redis_failed if metrics is not None else None,
     )

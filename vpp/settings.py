@@ -110,10 +110,16 @@ class HttpSettings:
 class RedisSettings:
     """Where the state lives. An empty ``url`` starts a private redis-server.
 
-    ``repr`` shows the URL with its password masked (`redact_url`).
+    A Redis Cluster is named by the URL scheme ``redis+cluster://host:port``
+    (``rediss+cluster://`` with TLS), or by ``cluster = true`` with a plain
+    ``redis://host:port`` URL: either names any one node, from which the
+    cluster client learns the rest (`vpp.redis_client`). ``repr`` shows the
+    URL with its password masked (`redact_url`).
     """
 
     url: str = ""
+    #: the URL names a node of a Redis Cluster (same as a ``redis+cluster://`` URL)
+    cluster: bool = False
     namespace: str = DEFAULT_NAMESPACE
     #: connect and command timeout, seconds
     timeout_s: float = 2.0

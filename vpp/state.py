@@ -5,7 +5,8 @@ Everything the service keeps lives here, behind ``State``. Values are msgpack
 that must be atomic (enroll with its duplicate check, patch, retire) run as
 Lua scripts over keys of one park, which share a hash tag and so one cluster
 slot. The global park set is written outside those scripts for the same
-reason.
+reason, so the same code runs on one Redis and on a Redis Cluster
+(`vpp.redis_client`).
 
 Redis errors never leave this module raw: a connection or timeout failure
 becomes ``StateUnavailable``, anything else ``StateError``.
@@ -16,12 +17,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import msgpack
-import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
+from redis.asyncio.client import Pipeline
 
 from vpp.errors import AlreadyExists, Conflict, NotFound, StateError, StateUnavailable
 from vpp.keys import DEFAULT_NAMESPACE, GlobalKeys, Keys
@@ -34,6 +35,7 @@ from vpp.model import (
     asset_from_dict,
     utcnow,
 )
+from vpp.redis_client import RedisClient, connect, is_cluster, slot_pipeline
 
 __all__ = ["ParkLogEntry", "State", "pack", "unpack"]
 
@@ -72,6 +74,17 @@ return 1
 """
 
 _PATCH_RETRIES = 10
+
+#: Redis errors that mean "not reachable right now" (`State.guard`): a lost
+#: connection, a timeout, or a cluster failing over (no master for a slot yet).
+_UNAVAILABLE = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ClusterDownError,
+    redis_errors.TryAgainError,
+    redis_errors.SlotNotCoveredError,
+    OSError,
+)
 
 
 def pack(value: Any) -> bytes:
@@ -141,7 +154,8 @@ class State:
     """Async repository of the service's state in Redis.
 
     Args:
-        redis: a ``redis.asyncio`` client with ``decode_responses=False``.
+        redis: a ``redis.asyncio`` client (one server or a Redis Cluster, see
+            `vpp.redis_client`) with ``decode_responses=False``.
         namespace: the first segment of every key.
         log_maxlen: approximate length each park log is trimmed to.
         on_error: called with the operation name whenever Redis fails (metrics).
@@ -149,7 +163,7 @@ class State:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         *,
         namespace: str = DEFAULT_NAMESPACE,
         log_maxlen: int = 100_000,
@@ -167,24 +181,42 @@ class State:
 
     @classmethod
     def from_url(
-        cls, url: str, *, namespace: str = DEFAULT_NAMESPACE, timeout: float = 2.0, **kwargs: Any
+        cls,
+        url: str,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        timeout: float = 2.0,
+        cluster: bool = False,
+        **kwargs: Any,
     ) -> State:
         """Connect lazily to the Redis at ``url`` (the first command connects).
 
         Args:
-            url: a ``redis://`` URL.
+            url: a ``redis://`` URL, or ``redis+cluster://host:port`` for a Redis Cluster.
             namespace: the key namespace.
             timeout: connect and command timeout in seconds.
+            cluster: the ``redis://`` URL names a node of a Redis Cluster.
             **kwargs: passed on to ``State``.
         """
-        client = aioredis.Redis.from_url(
-            url, socket_connect_timeout=timeout, socket_timeout=timeout, health_check_interval=30
-        )
+        client = connect(url, cluster=cluster, timeout=timeout)
         return cls(client, namespace=namespace, **kwargs)
 
     async def aclose(self) -> None:
         """Close the Redis connections."""
         await self.redis.aclose()
+
+    def transaction(self, key: str) -> AbstractAsyncContextManager[Pipeline]:
+        """A transaction pipeline (WATCH, reads, MULTI/EXEC) over keys of ``key``'s park.
+
+        Every key it touches must carry ``key``'s hash tag (one park's keys
+        do): on a Redis Cluster it runs on the master of that slot
+        (`vpp.redis_client.slot_pipeline`).
+        """
+        return slot_pipeline(self.redis, key, transaction=True)
+
+    def batch(self, key: str) -> AbstractAsyncContextManager[Pipeline]:
+        """A pipeline without MULTI over keys of ``key``'s park (multi-key reads, scripts)."""
+        return slot_pipeline(self.redis, key, transaction=False)
 
     def park(self, park: str) -> Keys:
         """The key names of ``park``."""
@@ -192,15 +224,24 @@ class State:
 
     @asynccontextmanager
     async def guard(self, operation: str) -> AsyncIterator[None]:
-        """Translate Redis errors raised inside into the service's own."""
+        """Translate Redis errors raised inside into the service's own.
+
+        Connection failures, timeouts and a Redis Cluster in the middle of a
+        failover (``CLUSTERDOWN``, ``TRYAGAIN``, a slot without a master) become
+        `StateUnavailable` (transient: the caller retries later); any other
+        Redis error becomes `StateError`.
+        """
         try:
             yield
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        except _UNAVAILABLE as exc:
             self._failed(operation, exc)
             raise StateUnavailable(f"Redis unavailable during {operation}: {exc}") from exc
-        except redis_errors.RedisError as exc:
+        except (redis_errors.RedisError, redis_errors.RedisClusterException) as exc:
             self._failed(operation, exc)
-            raise StateError(f"Redis error during {operation}: {exc}") from exc
+            hint = ""
+            if isinstance(exc, redis_errors.MovedError) and not is_cluster(self.redis):
+                hint = " (MOVED: this is a Redis Cluster node; use a redis+cluster:// URL)"
+            raise StateError(f"Redis error during {operation}: {exc}{hint}") from exc
 
     def _failed(self, operation: str, exc: BaseException) -> None:
         log.warning("redis %s failed: %s", operation, exc)

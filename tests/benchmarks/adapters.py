@@ -59,8 +59,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from adapters import mqtt_codec as codec
 from adapters.mqtt import MqttAdapter
 from adapters.ocpp.csms import PATH_PREFIX
@@ -85,6 +83,7 @@ from tests.benchmarks.support import (
 from tests.support.sim_park import drain, park_adapters, setpoint_round, wait_for_park
 from vpp.keys import DEFAULT_NAMESPACE
 from vpp.model import AssetKind
+from vpp.redis_client import RedisClient, connect
 from vpp.settings import MqttSettings
 from vpp.state import State
 from vpp.supervisor._live import FLUSH_INTERVAL_S, FLUSH_MAX, LiveBatch
@@ -335,7 +334,7 @@ async def _write_live(
             await task
 
 
-async def _ingest_adapter(args: argparse.Namespace, redis: aioredis.Redis) -> dict[str, Any]:
+async def _ingest_adapter(args: argparse.Namespace, redis: RedisClient) -> dict[str, Any]:
     root = f"bench-{uuid.uuid4().hex[:8]}"
     namespace = f"vppbench{uuid.uuid4().hex[:10]}"
     limits = DeviceLimits(p_min_kw=0.0, p_max_kw=100.0)
@@ -380,7 +379,7 @@ async def _ingest_adapter(args: argparse.Namespace, redis: aioredis.Redis) -> di
 
 async def bench_ingest(args: argparse.Namespace) -> dict[str, Any]:
     """Run the broker's ceiling and ours ``args.repeats`` times; medians and ratio."""
-    redis = aioredis.Redis.from_url(args.redis_url)
+    redis = connect(args.redis_url)
     runs: list[dict[str, Any]] = []
     try:
         await redis.ping()

@@ -226,7 +226,7 @@ async def run_bench(
 
         async def mget(chosen: Sequence[date]) -> object:
             names = [keys.history(s, d) for s in plan.series for d in chosen]
-            async with state.redis.pipeline(transaction=False) as pipe:
+            async with state.batch(keys.meta) as pipe:
                 for i in range(0, len(names), 2000):
                     _ = pipe.mget(names[i : i + 2000])
                 return await pipe.execute()

@@ -28,8 +28,7 @@ from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mappin
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
+from vpp.redis_client import connect
 from vpp.servers import free_ports, port_open
 
 __all__ = [
@@ -93,7 +92,7 @@ def add_verbose(parser: argparse.ArgumentParser) -> None:
 
 async def keys_left(redis_url: str, namespace: str) -> list[bytes]:
     """The keys still under ``namespace`` on ``redis_url`` (a benchmark must leave none)."""
-    client = aioredis.Redis.from_url(redis_url)
+    client = connect(redis_url)
     try:
         return [k async for k in client.scan_iter(match=f"{namespace}:*")]
     finally:

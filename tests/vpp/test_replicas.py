@@ -14,11 +14,11 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
 import pytest
-import redis.asyncio as aioredis
 
 from tests.support import eventually
 from vpp.lease import Lease
 from vpp.metrics import Metrics
+from vpp.redis_client import RedisClient
 from vpp.replicas import (
     Change,
     ParkShares,
@@ -99,7 +99,7 @@ def test_replica_id_is_the_setting_or_one_per_process() -> None:
 class Recorder:
     """A handler noting every change, and who held the lease when it was called."""
 
-    def __init__(self, redis: aioredis.Redis, lease_key: Callable[[str], str]) -> None:
+    def __init__(self, redis: RedisClient, lease_key: Callable[[str], str]) -> None:
         self.redis, self.lease_key = redis, lease_key
         self.changes: list[tuple[str, Change, str | None]] = []
 

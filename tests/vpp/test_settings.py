@@ -170,7 +170,7 @@ async def test_the_start_up_log_masks_the_redis_password(
     await serve(settings, url, duration=0.2)
     started = [r.getMessage() for r in caplog.records if "serving the API" in r.getMessage()]
     assert len(started) == 1
-    assert f"(redis redis://default:***@{parts.netloc}" in started[0]
+    assert f"(redis {parts.scheme}://default:***@{parts.netloc}" in started[0]
     assert "start-up-secret" not in caplog.text
 
 

@@ -83,7 +83,10 @@ class EventStore:
         keys = self.state.park(park)
         key = keys.event(record.id)
         for _ in range(_RETRIES):
-            async with self.state.guard("event_create"), self.state.redis.pipeline() as pipe:
+            async with (
+                self.state.guard("event_create"),
+                self.state.transaction(key) as pipe,
+            ):
                 try:
                     await pipe.watch(key, keys.events)
                     raw = await pipe.get(key)
@@ -178,7 +181,10 @@ class EventStore:
         """
         key = self.state.park(park).event(event_id)
         for _ in range(_RETRIES):
-            async with self.state.guard("event_update"), self.state.redis.pipeline() as pipe:
+            async with (
+                self.state.guard("event_update"),
+                self.state.transaction(key) as pipe,
+            ):
                 try:
                     await pipe.watch(key)
                     raw = await pipe.get(key)
@@ -231,7 +237,10 @@ class EventStore:
         keys = self.state.park(park)
         key = keys.event(event_id)
         for _ in range(_RETRIES):
-            async with self.state.guard("event_update"), self.state.redis.pipeline() as pipe:
+            async with (
+                self.state.guard("event_update"),
+                self.state.transaction(key) as pipe,
+            ):
                 try:
                     await pipe.watch(key, keys.events)
                     raw = await pipe.get(key)

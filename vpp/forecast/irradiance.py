@@ -408,7 +408,7 @@ async def put_irradiance(
         return []
     oldest = today - timedelta(days=PAST_DAYS)
     for _ in range(_RETRIES):
-        async with state.guard("irradiance_put"), state.redis.pipeline() as pipe:
+        async with state.guard("irradiance_put"), state.transaction(key) as pipe:
             try:
                 await pipe.watch(key)
                 held = await pipe.hmget(key, [_field(d) for d in ordered])

@@ -293,10 +293,7 @@ class HistoryStore:
                 for slot, (energy, covered) in slots.items()
             )
             args += [expiry[day], packed]
-        async with (
-            self.state.guard("history_add"),
-            self.state.redis.pipeline(transaction=False) as pipe,
-        ):
+        async with self.state.guard("history_add"), self.state.batch(keys.meta) as pipe:
             for call_keys, args in calls:
                 _ = await self._add(keys=call_keys, args=args, client=pipe)  # queued
             await pipe.execute()
@@ -343,7 +340,7 @@ class HistoryStore:
         keys = self.state.park(park)
         async with (
             self.state.guard("history_put"),
-            self.state.redis.pipeline(transaction=True) as pipe,
+            self.state.transaction(keys.meta) as pipe,
         ):
             for day, value in packed.items():
                 _ = pipe.set(
@@ -395,7 +392,7 @@ class HistoryStore:
         raws: list[bytes | None] = []
         async with (
             self.state.guard("history_read"),
-            self.state.redis.pipeline(transaction=False) as pipe,
+            self.state.batch(self.state.park(park).meta) as pipe,
         ):
             for i in range(0, len(names), _KEYS_PER_MGET):
                 _ = pipe.mget(names[i : i + _KEYS_PER_MGET])

@@ -205,7 +205,7 @@ class MonthStore:
         key = self.state.park(park).ledger_months
         async with (
             self.state.guard("ledger_months"),
-            self.state.redis.pipeline(transaction=True) as pipe,
+            self.state.transaction(key) as pipe,
         ):
             _ = pipe.hget(key, snapshot.month)
             _ = pipe.hset(key, snapshot.month, _encode(snapshot))

@@ -37,7 +37,7 @@ def test_promtool_check_config() -> None:
 def test_promtool_check_rules() -> None:
     result = promtool("check", "rules", "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 6 rules found" in result.stdout
+    assert "SUCCESS: 8 rules found" in result.stdout
 
 
 def test_promtool_rule_unit_tests() -> None:

@@ -29,9 +29,7 @@ CLUSTER = REPO / "ops" / "cluster"
 
 
 def _tool(name: str, package: str) -> str:
-    exe = shutil.which(name) or (
-        f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None
-    )
+    exe = shutil.which(name, path=f"{os.environ.get('PATH', '')}:/usr/sbin")
     if exe is None:
         pytest.fail(f"{name} not found: install Debian's {package!r} package (./run test does)")
     return exe

@@ -34,8 +34,12 @@ Keys that are not about one park are global under the namespace::
     {ns}:parks                  set    ids of the parks that were ever enrolled into
     {ns}:tokens:{sha256}        string msgpack token record (hashed secret in the name)
     {ns}:replicas               zset   live replica id scored by its heartbeat's expiry (epoch ms)
-    {{{ns}:replica:{id}}}:inbox  stream requests to one replica (setpoints for its chargers)
-    {{{ns}:replica:{id}}}:outbox stream answers to the requests it sent (confirmations)
+    {ns}:{{replica:{id}}}:inbox  stream requests to one replica (setpoints for its chargers)
+    {ns}:{{replica:{id}}}:outbox stream answers to the requests it sent (confirmations)
+
+The replica streams' hash tag is the replica (one shard holds both); their
+name starts with the namespace like every other key, so one SCAN of
+``{ns}:*`` finds everything the service wrote.
 
 ``ns`` defaults to ``vpp`` (setting ``redis.namespace``); tests use a unique one.
 To add a park-scoped key, add a property or method to ``Keys`` (as the bids,
@@ -252,11 +256,11 @@ class GlobalKeys:
         The replica's keys share a hash tag of their own, so its inbox and
         outbox live on one cluster shard.
         """
-        return f"{{{self.namespace}:replica:{replica}}}:inbox"
+        return f"{self.namespace}:{{replica:{replica}}}:inbox"
 
     def replica_outbox(self, replica: str) -> str:
         """Stream: answers to the requests ``replica`` sent to the others."""
-        return f"{{{self.namespace}:replica:{replica}}}:outbox"
+        return f"{self.namespace}:{{replica:{replica}}}:outbox"
 
     @property
     def token_pattern(self) -> str:

@@ -116,6 +116,9 @@ async def run_bench(series: int, closes: int, url: str) -> dict[str, Any]:
         keys = sorted(written)
         for i in range(0, len(keys), 1000):
             await state.redis.delete(*keys[i : i + 1000])
+        # and what the recorder made beside the history (its readings stream for other replicas)
+        async for key in state.redis.scan_iter(match=f"{namespace}:*", count=1000):
+            await state.redis.delete(key)
         await state.aclose()
 
 

@@ -77,7 +77,7 @@ def test_a_replica_gets_the_settings_the_example_promises() -> None:
     assert settings.http.host == "0.0.0.0" and settings.ocpp.host == "0.0.0.0"
     unit = (CLUSTER / "vpp@.service").read_text()
     assert "EnvironmentFile=/etc/park-vpp/replica-%i.env" in unit
-    assert "vpp serve --config /etc/park-vpp/vpp.toml" in unit
+    assert "vpp --config /etc/park-vpp/vpp.toml serve" in unit
 
 
 @pytest.fixture
@@ -101,7 +101,9 @@ def test_redis_runs_a_cluster_node_from_the_node_config(node_dir: Path) -> None:
          "--dir", str(node_dir / "data"), "--bind", "127.0.0.1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+    common = (CLUSTER / "redis-common.conf").read_text()
+    secret = next(line.split()[1] for line in common.splitlines() if line.startswith("requirepass"))
+    client = redis.Redis(host="127.0.0.1", port=port, password=secret, socket_timeout=2)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -117,6 +119,11 @@ def test_redis_runs_a_cluster_node_from_the_node_config(node_dir: Path) -> None:
         config = client.config_get("cluster-node-timeout")
         assert config["cluster-node-timeout"] == "5000"
         assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+        # reachable from the other hosts, so nobody gets in without the password
+        anonymous = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+        with pytest.raises(redis.AuthenticationError):
+            anonymous.ping()
+        anonymous.close()
     finally:
         client.close()
         proc.terminate()

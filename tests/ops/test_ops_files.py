@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
 from tests.support import REPO
+from vpp.cli import build_parser
 from vpp.metrics import Metrics
 from vpp.supervisor._metrics import SupervisorMetrics
 
@@ -108,3 +111,13 @@ def test_dashboard_is_valid_grafana_json() -> None:
     assert len(ids) == len(set(ids))
     for panel in dashboard["panels"]:
         assert panel["targets"], panel["title"]
+
+
+@pytest.mark.parametrize("unit", sorted(OPS.glob("**/*.service")), ids=lambda p: p.name)
+def test_every_unit_runs_a_command_line_the_cli_accepts(unit: Path) -> None:
+    """`vpp serve --config F` is refused (the option goes before the command): catch it here."""
+    for line in unit.read_text().splitlines():
+        if line.startswith("ExecStart=") and "/bin/vpp " in line:
+            args = shlex.split(line.removeprefix("ExecStart="))[1:]
+            parsed = build_parser().parse_args(args)
+            assert parsed.config == Path("/etc/park-vpp/vpp.toml")

@@ -244,7 +244,7 @@ class State:
             raise StateError(f"Redis error during {operation}: {exc}{hint}") from exc
 
     def _failed(self, operation: str, exc: BaseException) -> None:
-        log.warning("redis %s failed: %s", operation, exc)
+        log.warning("redis %s failed: %r", operation, exc)  # a timeout's str() is empty
         if self.on_error is not None:
             self.on_error(operation)
 

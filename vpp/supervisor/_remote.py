@@ -36,7 +36,6 @@ touches one cluster slot.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -58,6 +57,8 @@ log = logging.getLogger("vpp.supervisor.remote")
 STREAM_MAXLEN = 10_000
 #: Seconds a sender waits past a request's deadline for its answer to arrive.
 ANSWER_SLACK_S = 0.5
+#: Seconds between two tries of an answer whose write failed.
+ANSWER_RETRY_S = 0.2
 #: Entries one XREAD takes at most.
 _READ_COUNT = 256
 #: Seconds after which a wake that was not read yet is dropped (the loop's own period acts).
@@ -331,11 +332,27 @@ class RemoteCalls(BackgroundService):
             answer["confirmation"] = asdict(result)
         else:
             answer["released"] = result
-        with contextlib.suppress(StateError):  # the sender's timeout says it
-            async with self._state.guard("remote_answer"):
-                await self._state.redis.xadd(
-                    self._state.keys.replica_outbox(request.reply_to),
-                    {"m": pack(answer)},
-                    maxlen=self._maxlen,
-                    approximate=True,
-                )
+        await self._answer(request, answer)
+
+    async def _answer(self, request: RemoteRequest, answer: dict[str, Any]) -> None:
+        """Write an answer to the sender's outbox, trying again while its wait lasts.
+
+        The device has acted by now: a lost answer would leave the sender
+        waiting out its whole timeout and reporting it unconfirmed, so a
+        failed write (a busy Redis, a timeout) is tried again, with
+        `ANSWER_RETRY_S` between tries, until the sender's deadline plus its
+        `ANSWER_SLACK_S` has passed. An answer written twice is taken once
+        (the sender resolves the request id's wait the first time).
+        """
+        outbox = self._state.keys.replica_outbox(request.reply_to)
+        while True:
+            try:
+                async with self._state.guard("remote_answer"):
+                    await self._state.redis.xadd(
+                        outbox, {"m": pack(answer)}, maxlen=self._maxlen, approximate=True
+                    )
+                return
+            except StateError:
+                if request.remaining_s + ANSWER_SLACK_S <= ANSWER_RETRY_S or self._closing:
+                    return  # the sender has given up: its timeout says it
+                await asyncio.sleep(ANSWER_RETRY_S)

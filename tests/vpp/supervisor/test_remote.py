@@ -10,6 +10,7 @@ Everything else is real: Redis streams, websockets, the chargers' answers.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +22,7 @@ from adapters.ocpp.csms import OcppCsmsAdapter
 from adapters.ocpp.profiles import V21
 from adapters.sim._clock import SimClock
 from adapters.sim.chargers import ChargerSpec, SimCharger
+from adapters.types import Confirmation, Setpoint
 from tests.support import eventually
 from tests.vpp.supervisor import assets
 from tests.vpp.supervisor.assets import PARK, SECRET
@@ -258,3 +260,36 @@ async def test_a_wake_reaches_the_replica_holding_the_park_and_a_stale_one_is_dr
         )
         assert await a.wake(B, "p2")
         await eventually(lambda: woken == [PARK, "p2"])
+
+
+async def test_an_answer_whose_write_fails_is_written_again_while_the_sender_waits(
+    state: State, b_state: State
+) -> None:
+    """The charger acted: a failed answer must not leave A waiting out its timeout."""
+    failures: list[str] = []
+    b_state.on_error = failures.append
+    outbox = state.keys.replica_outbox(A)
+    await state.redis.set(outbox, b"not a stream")  # every write of an answer fails: WRONGTYPE
+
+    async def accept(request: RemoteRequest) -> Confirmation:
+        return Confirmation(
+            asset_id=request.asset_id, requested_kw=request.kw, sent_kw=request.kw,
+            clamped=False, confirmed=True, reason="",
+        )  # fmt: skip
+
+    async def never(request: RemoteRequest) -> bool:
+        raise AssertionError(f"unexpected call {request}")
+
+    a = RemoteCalls(state, A, never, block_s=0.2, backoff_base=0.05)
+    b = RemoteCalls(b_state, B, accept, block_s=0.2)
+    async with a, b:
+        call = asyncio.ensure_future(
+            a.setpoint(B, PARK, "ev-1", Setpoint(asset_id="cp-1", power_kw=-7.0, hold_s=60.0),
+                       timeout_s=30.0)
+        )  # fmt: skip
+        await eventually(lambda: "remote_answer" in failures)
+        assert not call.done()
+        await state.redis.delete(outbox)  # the outbox is writable again
+        confirmation = await asyncio.wait_for(call, 20)
+    assert confirmation.confirmed and confirmation.sent_kw == -7.0
+    assert confirmation.asset_id == "ev-1"

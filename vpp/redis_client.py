@@ -8,8 +8,8 @@ replica) or several seed nodes, comma-separated
 starts while one of them is down; a port left out is 6379, and a database
 path other than ``/0`` is refused (a cluster has database 0 only).
 redis-py's asyncio cluster client (`redis.asyncio.cluster.RedisCluster`)
-discovers the other nodes from the first seed that answers, routes every key to its slot's master, follows
-MOVED/ASK redirections and, after a failover, reloads its slot map.
+discovers the other nodes from the first seed that answers, routes every key
+to its slot's master, follows MOVED/ASK redirections and, after a failover, reloads its slot map.
 
 Every key the service writes for a park carries the park as a hash tag
 (`vpp.keys`), so the scripts and transactions of one park land in one slot;
@@ -91,9 +91,7 @@ def cluster_seeds(url: str) -> list[tuple[str, int]]:
     shown = f"{parts.scheme}://{hosts}{parts.path}"  # no password
     db = parts.path.strip("/")
     if db not in ("", "0"):
-        raise SettingsError(
-            f"redis url {shown!r}: a Redis Cluster has database 0 only (no /{db})"
-        )
+        raise SettingsError(f"redis url {shown!r}: a Redis Cluster has database 0 only (no /{db})")
     seeds: list[tuple[str, int]] = []
     for seed in hosts.split(","):
         match = _SEED.fullmatch(seed.strip())
@@ -164,19 +162,20 @@ class ClusterClient(RedisCluster):
             self._node_clients[node.name] = client
         return client
 
-    async def ping_masters(self, timeout: float) -> dict[str, bool]:
+    async def ping_masters(self) -> dict[str, bool]:
         """PING every master this client knows, each on its own: ``host:port`` -> answered.
 
-        The whole check lasts ``timeout`` seconds at most (a node that has not
+        The whole check lasts `timeout` seconds at most (a node that has not
         answered by then counts as down). When the cluster's nodes cannot be
         learnt, the seed nodes are reported, all down. A master down makes the
         client relearn the slots before its next command (a failover may have
         promoted its replica).
         """
+        timeout = self.timeout
         deadline = asyncio.get_running_loop().time() + timeout
         try:
             if self._initialize:
-                await asyncio.wait_for(self.initialize(), timeout)
+                _ = await asyncio.wait_for(self.initialize(), timeout)
         except (redis_errors.RedisError, OSError, TimeoutError):
             return {node.name: False for node in self.startup_nodes}
         masters = self.get_primaries()
@@ -188,7 +187,11 @@ class ClusterClient(RedisCluster):
             except (redis_errors.RedisError, OSError, TimeoutError):
                 return False
 
-        up = dict(zip([m.name for m in masters], await asyncio.gather(*map(answers, masters))))
+        up = dict(
+            zip(
+                [m.name for m in masters], await asyncio.gather(*map(answers, masters)), strict=True
+            )
+        )
         if not all(up.values()):
             await self.forget_nodes()
         return up
@@ -209,13 +212,14 @@ class ClusterClient(RedisCluster):
 
 
 async def ping_nodes(client: RedisClient) -> dict[str, bool]:
-    """Whether the Redis answers: each master of a cluster (`ClusterClient.ping_masters`),
-    or the one server, by ``host:port`` (a socket's path) -> answered a PING.
+    """Whether the Redis answers, node by node: ``host:port`` (a socket's path) -> answered.
+
+    Each master of a cluster (`ClusterClient.ping_masters`), or the one server.
 
     Bounded by the client's command timeout (``[redis] timeout_s``); never raises.
     """
     if isinstance(client, ClusterClient):
-        return await client.ping_masters(client.timeout)
+        return await client.ping_masters()
     if not isinstance(client, Redis):
         raise TypeError("a Redis Cluster client must come from vpp.redis_client.connect")
     options = client.connection_pool.connection_kwargs
@@ -259,7 +263,9 @@ def connect(url: str, *, cluster: bool = False, timeout: float = 2.0, **kwargs: 
         seeds = cluster_seeds(url)
         parts = urlsplit(plain_url(url))
         userinfo = parts.netloc.rpartition("@")[0]
-        first = urlunsplit((parts.scheme, userinfo + "@x" if userinfo else "x", "", parts.query, ""))
+        first = urlunsplit(
+            (parts.scheme, userinfo + "@x" if userinfo else "x", "", parts.query, "")
+        )
         try:
             from_url: dict[str, Any] = dict(parse_url(first))
             from_url.pop("host", None)

@@ -58,7 +58,10 @@ def test_the_cluster_setting_is_read_from_the_environment() -> None:
     [
         ("redis+cluster://h:7000", [("h", 7000)]),
         ("redis+cluster://h", [("h", 6379)]),
-        ("redis+cluster://u:pw@h1:7000,h2:7001,h3:7002/0", [("h1", 7000), ("h2", 7001), ("h3", 7002)]),
+        (
+            "redis+cluster://u:pw@h1:7000,h2:7001,h3:7002/0",
+            [("h1", 7000), ("h2", 7001), ("h3", 7002)],
+        ),
         ("rediss+cluster://[::1]:7000/", [("::1", 7000)]),
         ("redis://h:7000/0", [("h", 7000)]),  # with cluster = true
     ],

@@ -35,7 +35,9 @@ async def readyz(request: web.Request) -> web.Response:
     up = bool(nodes) and all(nodes.values())
     request.app[METRICS].redis_up.set(1 if up else 0)
     if not up:
-        log.warning("not ready: Redis nodes down: %s", sorted(n for n, ok in nodes.items() if not ok))
+        log.warning(
+            "not ready: Redis nodes down: %s", sorted(n for n, ok in nodes.items() if not ok)
+        )
     components = {name: check() for name, check in request.app.get(COMPONENTS, {}).items()}
     body = Readiness(ready=up, redis=up, redis_nodes=nodes, components=components)
     return json_response(body, status=200 if up else 503)

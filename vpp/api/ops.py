@@ -35,6 +35,7 @@ async def readyz(request: web.Request) -> web.Response:
     up = bool(nodes) and all(nodes.values())
     request.app[METRICS].redis_up.set(1 if up else 0)
     if not up:
+        request.app[METRICS].redis_failed("ping")  # as State.ping counted it
         log.warning(
             "not ready: Redis nodes down: %s", sorted(n for n, ok in nodes.items() if not ok)
         )

@@ -282,17 +282,18 @@ async def test_forwarded_readings_a_dead_holder_read_but_never_wrote_are_recorde
     store: HistoryStore, metrics: Metrics, state: State
 ) -> None:
     lease = state.park(PARK).history_lease
-    await state.redis.set(lease, "dead-holder", px=60_000)
+    await state.redis.set(lease, "dead-holder", px=180_000)  # SIGKILLed: its lease lasts on
     two = recorder(store, Metrics())
     feed(two, "b2", [(t, 20.0) for t in range(0, 301, 10)])
     assert await two.flush(now=at(300)) == 0  # not the holder: forwarded
     # the holder reads them (as any holder does) and dies before its write
     taken = await ReadingsStream(state).read(PARK, "dead-holder")
     assert sum(len(readings) for _, readings in taken) == 31
-    await state.redis.delete(lease)
     one = recorder(store, metrics)
-    one.watch(PARK)
-    assert await one.flush(now=at(300)) == 1  # takes the lease, claims what the dead one read
+    await one.on_park_change(PARK, "taken")  # the runtime: this replica now holds the park
+    # the lease at once (not once the dead one's runs out), and what the dead one read
+    assert await one.flush(now=at(300)) == 1
+    assert await state.redis.get(lease) == one._parks[PARK].lease.owner.encode()
     assert one.received == 31
     b2 = await day_of(store, "b2")
     assert b2.energy_kwh[40] == pytest.approx(20 * 300 / 3600, rel=1e-6)
@@ -384,27 +385,6 @@ async def test_history_survives_a_redis_restart(private_redis: RedisServer) -> N
         assert np.array_equal(after.coverage, before.coverage)
         assert after.energy_kwh[40] == pytest.approx(7800 / 3600, rel=1e-6)
         assert expires == HistoryStore(state).expires_at(DAY, SHANGHAI)
-
-
-async def test_a_park_taken_here_takes_the_history_lease_from_a_dead_holder_at_once(
-    store: HistoryStore, metrics: Metrics, state: State
-) -> None:
-    lease = state.park(PARK).history_lease
-    await state.redis.set(lease, "dead-holder", px=180_000)  # SIGKILLed: its lease lasts on
-    two = recorder(store, Metrics())
-    feed(two, "b2", [(t, 20.0) for t in range(0, 301, 10)])
-    assert await two.flush(now=at(300)) == 0  # not the holder: forwarded
-    taken = await ReadingsStream(state).read(PARK, "dead-holder")  # read, never written
-    assert sum(len(readings) for _, readings in taken) == 31
-    one = recorder(store, metrics)
-    await one.on_park_change(PARK, "taken")  # the runtime: this replica now holds the park
-    assert await one.flush(now=at(300)) == 1  # the lease at once, and what the dead one read
-    assert await state.redis.get(lease) == one._parks[PARK].lease.owner.encode()
-    assert one.received == 31
-    b2 = await day_of(store, "b2")
-    assert b2.energy_kwh[40] == pytest.approx(20 * 300 / 3600, rel=1e-6)
-    pending = await state.redis.xpending(state.park(PARK).readings, "history")
-    assert pending["pending"] == 0
 
 
 async def test_a_live_holder_whose_park_was_taken_forwards_instead_of_writing(

@@ -3,9 +3,13 @@
 A Redis Cluster is chosen by the URL's scheme, ``redis+cluster://host:port``
 (``rediss+cluster://`` over TLS), or by ``[redis] cluster = true`` with a
 plain ``redis://`` URL. Either names one node of the cluster (any master or
-replica); redis-py's asyncio cluster client (`redis.asyncio.cluster.RedisCluster`)
-discovers the others from it, routes every key to its slot's master, follows
-MOVED/ASK redirections and, after a failover, reloads its slot map.
+replica) or several seed nodes, comma-separated
+(``redis+cluster://h1:7000,h2:7000,h3:7000``), tried in turn, so the client
+starts while one of them is down; a port left out is 6379, and a database
+path other than ``/0`` is refused (a cluster has database 0 only).
+redis-py's asyncio cluster client (`redis.asyncio.cluster.RedisCluster`)
+discovers the other nodes from the first seed that answers, routes every key
+to its slot's master, follows MOVED/ASK redirections and, after a failover, reloads its slot map.
 
 Every key the service writes for a park carries the park as a hash tag
 (`vpp.keys`), so the scripts and transactions of one park land in one slot;
@@ -15,6 +19,8 @@ same command as another slot's key.
 
 from __future__ import annotations
 
+import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,16 +29,21 @@ from urllib.parse import urlsplit, urlunsplit
 from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import SSLConnection, parse_url
 from redis.exceptions import SlotNotCoveredError
+
+from vpp.errors import SettingsError
 
 __all__ = [
     "CLUSTER_SCHEMES",
     "ClusterClient",
     "RedisClient",
+    "cluster_seeds",
     "connect",
     "is_cluster",
     "is_cluster_url",
+    "ping_nodes",
     "plain_url",
     "slot_pipeline",
 ]
@@ -61,6 +72,41 @@ def plain_url(url: str) -> str:
     return urlunsplit((scheme, parts.netloc, "", parts.query, parts.fragment))
 
 
+#: One seed node: ``host``, ``host:port``, ``[v6 address]:port``.
+_SEED = re.compile(r"(?:\[(?P<v6>[^\]]*)\]|(?P<name>[^:\[\]]*))(?::(?P<port>.*))?")
+
+
+def cluster_seeds(url: str) -> list[tuple[str, int]]:
+    """The seed nodes a cluster URL names: ``(host, port)`` in the URL's order.
+
+    ``url`` is ``redis+cluster://[user:password@]h1[:p1][,h2[:p2]...][/0][?query]``
+    (or a plain ``redis://`` one with ``cluster = true``); a port left out is 6379.
+
+    Raises:
+        SettingsError: no host, a port that is not a number in 1..65535, or a
+            database other than 0 (a Redis Cluster has database 0 only).
+    """
+    parts = urlsplit(url)
+    hosts = parts.netloc.rpartition("@")[2]
+    shown = f"{parts.scheme}://{hosts}{parts.path}"  # no password
+    db = parts.path.strip("/")
+    if db not in ("", "0"):
+        raise SettingsError(f"redis url {shown!r}: a Redis Cluster has database 0 only (no /{db})")
+    seeds: list[tuple[str, int]] = []
+    for seed in hosts.split(","):
+        match = _SEED.fullmatch(seed.strip())
+        host, port = (match["v6"] or match["name"], match["port"]) if match else ("", "")
+        if not host:
+            raise SettingsError(f"redis url {shown!r}: a cluster seed node has no host")
+        port = "6379" if port is None else port
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(
+                f"redis url {shown!r}: port {port!r} of {host} is not a number in 1..65535"
+            )
+        seeds.append((host, int(port)))
+    return seeds
+
+
 class ClusterClient(RedisCluster):
     """redis-py's asyncio cluster client, with what the service needs on top.
 
@@ -85,6 +131,11 @@ class ClusterClient(RedisCluster):
         }
         self._node_clients: dict[str, Redis] = {}
 
+    @property
+    def timeout(self) -> float:
+        """The command timeout, seconds (``[redis] timeout_s``)."""
+        return float(self._node_options.get("socket_timeout") or 2.0)
+
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         """Run a command once the cluster's nodes are known (see the class)."""
         if self._initialize:
@@ -102,11 +153,48 @@ class ClusterClient(RedisCluster):
         node = self.get_node_from_key(key)
         if node is None:  # pragma: no cover - get_node_from_key raises first
             raise SlotNotCoveredError(f"no node serves {key!r}")
+        return self._client_of(node)
+
+    def _client_of(self, node: ClusterNode) -> Redis:
         client = self._node_clients.get(node.name)
         if client is None:
             client = Redis(host=node.host, port=int(node.port), **self._node_options)
             self._node_clients[node.name] = client
         return client
+
+    async def ping_masters(self) -> dict[str, bool]:
+        """PING every master this client knows, each on its own: ``host:port`` -> answered.
+
+        The whole check lasts `timeout` seconds at most (a node that has not
+        answered by then counts as down). When the cluster's nodes cannot be
+        learnt, the seed nodes are reported, all down. A master down makes the
+        client relearn the slots before its next command (a failover may have
+        promoted its replica).
+        """
+        timeout = self.timeout
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            if self._initialize:
+                _ = await asyncio.wait_for(self.initialize(), timeout)
+        except (redis_errors.RedisError, OSError, TimeoutError):
+            return {node.name: False for node in self.startup_nodes}
+        masters = self.get_primaries()
+
+        async def answers(node: ClusterNode) -> bool:
+            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+            try:
+                return bool(await asyncio.wait_for(self._client_of(node).ping(), remaining))
+            except (redis_errors.RedisError, OSError, TimeoutError):
+                return False
+
+        up = dict(
+            zip(
+                [m.name for m in masters], await asyncio.gather(*map(answers, masters)), strict=True
+            )
+        )
+        if not all(up.values()):
+            await self.forget_nodes()
+        return up
 
     async def forget_nodes(self) -> None:
         """Drop the node clients; relearn the slots before the next command (a failover)."""
@@ -123,6 +211,26 @@ class ClusterClient(RedisCluster):
         await super().aclose()
 
 
+async def ping_nodes(client: RedisClient) -> dict[str, bool]:
+    """Whether the Redis answers, node by node: ``host:port`` (a socket's path) -> answered.
+
+    Each master of a cluster (`ClusterClient.ping_masters`), or the one server.
+
+    Bounded by the client's command timeout (``[redis] timeout_s``); never raises.
+    """
+    if isinstance(client, ClusterClient):
+        return await client.ping_masters()
+    if not isinstance(client, Redis):
+        raise TypeError("a Redis Cluster client must come from vpp.redis_client.connect")
+    options = client.connection_pool.connection_kwargs
+    name = options.get("path") or f"{options.get('host', 'localhost')}:{options.get('port', 6379)}"
+    timeout = float(options.get("socket_timeout") or 2.0)
+    try:
+        return {name: bool(await asyncio.wait_for(client.ping(), timeout))}
+    except (redis_errors.RedisError, OSError, TimeoutError):
+        return {name: False}
+
+
 def is_cluster(client: RedisClient) -> bool:
     """Whether ``client`` talks to a Redis Cluster."""
     return isinstance(client, RedisCluster)
@@ -133,7 +241,8 @@ def connect(url: str, *, cluster: bool = False, timeout: float = 2.0, **kwargs: 
 
     Args:
         url: ``redis://host:port/db`` (one server, or a cluster node when
-            ``cluster``) or ``redis+cluster://host:port`` (a cluster node).
+            ``cluster``) or ``redis+cluster://host:port[,host:port...]``
+            (seed nodes of a cluster, `cluster_seeds`).
         cluster: use the cluster client with a plain URL.
         timeout: connect and command timeout, seconds.
         **kwargs: passed on to the client (``decode_responses`` ...).
@@ -141,6 +250,9 @@ def connect(url: str, *, cluster: bool = False, timeout: float = 2.0, **kwargs: 
     Returns:
         A `redis.asyncio.Redis`, or a `redis.asyncio.cluster.RedisCluster`
         whose first command discovers the cluster's nodes and slots.
+
+    Raises:
+        SettingsError: a malformed URL (see `cluster_seeds` for a cluster's).
     """
     options: dict[str, Any] = {
         "socket_connect_timeout": timeout,
@@ -148,9 +260,25 @@ def connect(url: str, *, cluster: bool = False, timeout: float = 2.0, **kwargs: 
         **kwargs,
     }
     if cluster or is_cluster_url(url):
-        node = plain_url(url) if is_cluster_url(url) else url
-        return ClusterClient.from_url(node, **options)
-    return Redis.from_url(url, health_check_interval=30, **options)
+        seeds = cluster_seeds(url)
+        parts = urlsplit(plain_url(url))
+        userinfo = parts.netloc.rpartition("@")[0]
+        first = urlunsplit(
+            (parts.scheme, userinfo + "@x" if userinfo else "x", "", parts.query, "")
+        )
+        try:
+            from_url: dict[str, Any] = dict(parse_url(first))
+            from_url.pop("host", None)
+            if from_url.pop("connection_class", None) is SSLConnection:
+                from_url["ssl"] = True
+            nodes = [ClusterNode(host, port) for host, port in seeds]
+            return ClusterClient(startup_nodes=nodes, **{**from_url, **options})
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"redis url: {exc}") from None
+    try:
+        return Redis.from_url(url, health_check_interval=30, **options)
+    except ValueError as exc:
+        raise SettingsError(f"redis url: {exc}") from None
 
 
 #: Errors after which a cluster's node clients may be stale (the slot moved or its node died).

@@ -112,8 +112,11 @@ class RedisSettings:
 
     A Redis Cluster is named by the URL scheme ``redis+cluster://host:port``
     (``rediss+cluster://`` with TLS), or by ``cluster = true`` with a plain
-    ``redis://host:port`` URL: either names any one node, from which the
-    cluster client learns the rest (`vpp.redis_client`). ``repr`` shows the
+    ``redis://host:port`` URL: either names any one node, or several seed
+    nodes tried in turn (``redis+cluster://h1:7000,h2:7000,h3:7000``, so a
+    replica starts while one is down), from which the cluster client learns
+    the rest; no host, a port that is not a number or a database other than
+    0 is a `SettingsError` at start (`vpp.redis_client.cluster_seeds`). ``repr`` shows the
     URL with its password masked (`redact_url`).
     """
 

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from redis.asyncio import Redis
 
-from vpp.redis_client import ClusterClient, connect, is_cluster, is_cluster_url, plain_url
+from vpp.cli import main
+from vpp.errors import SettingsError
+from vpp.redis_client import (
+    ClusterClient,
+    cluster_seeds,
+    connect,
+    is_cluster,
+    is_cluster_url,
+    plain_url,
+)
 from vpp.settings import Settings
 
 
@@ -39,3 +51,53 @@ async def test_connect_picks_the_cluster_client_by_scheme_or_flag() -> None:
 def test_the_cluster_setting_is_read_from_the_environment() -> None:
     assert Settings().redis.cluster is False
     assert Settings.load(env={"VPP_REDIS_CLUSTER": "true"}).redis.cluster is True
+
+
+@pytest.mark.parametrize(
+    ("url", "seeds"),
+    [
+        ("redis+cluster://h:7000", [("h", 7000)]),
+        ("redis+cluster://h", [("h", 6379)]),
+        (
+            "redis+cluster://u:pw@h1:7000,h2:7001,h3:7002/0",
+            [("h1", 7000), ("h2", 7001), ("h3", 7002)],
+        ),
+        ("rediss+cluster://[::1]:7000/", [("::1", 7000)]),
+        ("redis://h:7000/0", [("h", 7000)]),  # with cluster = true
+    ],
+)
+def test_a_cluster_url_names_its_seed_nodes(url: str, seeds: list[tuple[str, int]]) -> None:
+    assert cluster_seeds(url) == seeds
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("redis+cluster://", "has no host"),
+        ("redis+cluster://:7000", "has no host"),
+        ("redis+cluster://h1:7000,", "has no host"),
+        ("redis+cluster://h:notaport", "'notaport' of h is not a number"),
+        ("redis+cluster://h:70000", "'70000' of h is not a number"),
+        ("redis+cluster://h:7000/3", "database 0 only (no /3)"),
+        ("redis+cluster://:secret@h:7000/3", "database 0 only (no /3)"),
+    ],
+)
+def test_a_bad_cluster_url_is_a_settings_error(url: str, why: str) -> None:
+    with pytest.raises(SettingsError, match=re.escape(why)) as caught:
+        connect(url)
+    assert "secret" not in str(caught.value)
+
+
+def test_a_database_in_a_cluster_url_is_refused_with_the_cluster_flag_too() -> None:
+    with pytest.raises(SettingsError, match="database 0 only"):
+        connect("redis://h:7000/2", cluster=True)
+
+
+def test_a_bad_url_stops_vpp_with_a_configuration_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "vpp.toml"
+    config.write_text('[redis]\nurl = "redis+cluster://h:notaport"\n')
+    assert main(["--config", str(config), "token", "create", "--name", "x", "--role", "admin"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vpp: configuration error: redis url") and "Traceback" not in err

@@ -13,6 +13,7 @@ from vpp.api.routing import Route
 from vpp.api.schemas import Health, Readiness
 from vpp.errors import StateError
 from vpp.metrics import EXPOSITION_CONTENT_TYPE
+from vpp.redis_client import ping_nodes
 
 __all__ = ["ROUTES"]
 
@@ -25,11 +26,21 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: 200 when Redis answers, 503 while it does not."""
-    up = await request.app[STATE].ping()
+    """Readiness: 200 when Redis answers (every master of a cluster), 503 while it does not.
+
+    Answers within about ``[redis] timeout_s`` even when Redis hangs
+    (`vpp.redis_client.ping_nodes`); ``redis_nodes`` says which node failed.
+    """
+    nodes = await ping_nodes(request.app[STATE].redis)
+    up = bool(nodes) and all(nodes.values())
     request.app[METRICS].redis_up.set(1 if up else 0)
+    if not up:
+        request.app[METRICS].redis_failed("ping")  # as State.ping counted it
+        log.warning(
+            "not ready: Redis nodes down: %s", sorted(n for n, ok in nodes.items() if not ok)
+        )
     components = {name: check() for name, check in request.app.get(COMPONENTS, {}).items()}
-    body = Readiness(ready=up, redis=up, components=components)
+    body = Readiness(ready=up, redis=up, redis_nodes=nodes, components=components)
     return json_response(body, status=200 if up else 503)
 
 
@@ -56,7 +67,7 @@ async def openapi(request: web.Request) -> web.Response:
 ROUTES = [
     Route("GET", "/healthz", healthz, "healthz", "Liveness", None, response=Health,
           tags=("ops",)),
-    Route("GET", "/readyz", readyz, "readyz", "Readiness (Redis answers)", None,
+    Route("GET", "/readyz", readyz, "readyz", "Readiness (every Redis node answers)", None,
           response=Readiness, errors=(503,), tags=("ops",)),
     Route("GET", "/metrics", metrics, "metrics", "Prometheus metrics", None,
           content_type="text/plain", tags=("ops",)),

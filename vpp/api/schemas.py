@@ -117,7 +117,10 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     """Readiness: whether Redis answers, and the health of background components.
 
-    ``ready`` follows Redis only; a component reports under ``components``
+    ``ready`` follows Redis only: every master of a Redis Cluster (or the one
+    server) answered a PING within ``[redis] timeout_s``; ``redis_nodes``
+    names each, ``host:port`` -> answered (a cluster whose nodes cannot be
+    learnt lists its seed nodes, all false); a component reports under ``components``
     with its own ``ok``: the OpenADR VEN with its tasks and their restarts,
     ``replicas`` (`vpp.replicas.ParkShares.health`) with this replica's id
     (``replica``), the parks it holds (``held``) and the live replicas (``live``).
@@ -125,4 +128,5 @@ class Readiness(BaseModel):
 
     ready: bool
     redis: bool
+    redis_nodes: dict[str, bool] = Field(default_factory=dict)
     components: dict[str, dict[str, Any]] = Field(default_factory=dict)

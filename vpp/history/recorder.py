@@ -49,7 +49,12 @@ anywhere is recorded once. A holder that loses the lease forwards the
 readings it took since its last write and leaves what it read from the
 stream unacknowledged, for the next holder to claim; the new holder records
 from then on (sessions likewise: an open one is written again at its next
-reading). What the stream trims before the holder reads it is lost.
+reading). What the stream trims before the holder reads it is lost. The
+replica that takes the park (`HistoryRecorder.watch`) takes the history lease
+at once from whoever holds it, rather than after a dead holder's lease runs
+out; a holder still alive then fails its renewal before its next write and
+forwards. (Entries the old holder read in the few milliseconds between its
+renewal and its acknowledgement may be claimed and recorded by both.)
 """
 
 from __future__ import annotations
@@ -228,6 +233,8 @@ class HistoryRecorder(BackgroundService):
         self._stream = ReadingsStream(store.state)
         #: parks recorded here even when no reading of theirs is taken here (`watch`)
         self._watched: set[str] = set()
+        #: parks whose history lease this process takes at its next look, whoever holds it
+        self._seize: set[str] = set()
         #: readings handed to other replicas' recorders, and taken from theirs
         self.forwarded = 0
         self.received = 0
@@ -293,8 +300,16 @@ class HistoryRecorder(BackgroundService):
 
         The replica holding a park calls this so that its recorder takes the
         park's history lease and reads the readings the others forward,
-        whatever this replica reads itself; `unwatch` undoes it.
+        whatever this replica reads itself; `unwatch` undoes it. The park
+        holder is authoritative: the lease is taken at the next write (or
+        admission) even from another owner, not left to expire (three flush
+        periods) after a holder died, and the stream's pending entries are
+        claimed. A previous holder still alive finds its owner-checked renewal
+        failing before its next write and forwards its readings instead
+        (`_lease`).
         """
+        if park not in self._watched:
+            self._seize.add(park)
         self._watched.add(park)
         if park not in self._parks:
             self._waiting.setdefault(park, [])
@@ -303,6 +318,7 @@ class HistoryRecorder(BackgroundService):
     def unwatch(self, park: str) -> None:
         """Stop recording ``park`` for its own sake (its lease goes at the next idle write)."""
         self._watched.discard(park)
+        self._seize.discard(park)
 
     async def on_park_change(self, park: str, change: str) -> None:
         """A `vpp.replicas.ParkHandler`: `watch` a park this replica took, `unwatch` the others.
@@ -385,8 +401,7 @@ class HistoryRecorder(BackgroundService):
                 ttl_s=LEASE_FLUSHES * self.flush_s,
             )
             try:
-                async with state.guard("history_lease"):
-                    holder = await lease.acquire()
+                holder = await self._acquire(park_id, lease)
             except StateError:
                 holder = True  # not known: the lease is checked again before each write
             tracker = SessionTracker(hold_s=self._hold)
@@ -469,8 +484,7 @@ class HistoryRecorder(BackgroundService):
         holder to claim).
         """
         try:
-            async with self.store.state.guard("history_lease"):
-                holder = await park.lease.acquire()
+            holder = await self._acquire(park_id, park.lease)
         except StateError as exc:
             log.warning("history of %s not written (lease unknown): %s", park_id, exc)
             return None
@@ -490,6 +504,22 @@ class HistoryRecorder(BackgroundService):
             park.sessions.drain()
             park.taken.clear()
         return holder
+
+    async def _acquire(self, park_id: str, lease: Lease) -> bool:
+        """Take or renew ``lease``; a park just taken (`watch`) takes it from any owner.
+
+        Raises:
+            StateError: Redis did not answer (the take-over is tried again next time).
+        """
+        state = self.store.state
+        async with state.guard("history_lease"):
+            if park_id not in self._seize:
+                return await lease.acquire()
+            await state.redis.set(lease.key, lease.owner, px=lease.ttl_ms)
+        self._seize.discard(park_id)
+        log.info("history lease of %s taken over by %s (this replica holds the park)",
+                 park_id, lease.owner)  # fmt: skip
+        return True
 
     async def _forward(self, park_id: str, park: _Park) -> None:
         """Hand the readings taken here to the park's holder (kept for the next try on failure).

@@ -80,7 +80,12 @@ async def test_readyz_follows_redis_and_errors_are_counted(
     redis.stop()
     resp = await client.get("/readyz")
     assert resp.status == 503
-    assert await resp.json() == {"ready": False, "redis": False, "components": {}}
+    assert await resp.json() == {
+        "ready": False,
+        "redis": False,
+        "redis_nodes": {f"127.0.0.1:{redis.port}": False},
+        "components": {},
+    }
     assert (await client.get("/healthz")).status == 200
     resp = await client.get(f"/v1/parks/{PARK}/assets", headers={"Authorization": "Bearer x"})
     assert resp.status == 503

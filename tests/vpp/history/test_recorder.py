@@ -282,17 +282,18 @@ async def test_forwarded_readings_a_dead_holder_read_but_never_wrote_are_recorde
     store: HistoryStore, metrics: Metrics, state: State
 ) -> None:
     lease = state.park(PARK).history_lease
-    await state.redis.set(lease, "dead-holder", px=60_000)
+    await state.redis.set(lease, "dead-holder", px=180_000)  # SIGKILLed: its lease lasts on
     two = recorder(store, Metrics())
     feed(two, "b2", [(t, 20.0) for t in range(0, 301, 10)])
     assert await two.flush(now=at(300)) == 0  # not the holder: forwarded
     # the holder reads them (as any holder does) and dies before its write
     taken = await ReadingsStream(state).read(PARK, "dead-holder")
     assert sum(len(readings) for _, readings in taken) == 31
-    await state.redis.delete(lease)
     one = recorder(store, metrics)
-    one.watch(PARK)
-    assert await one.flush(now=at(300)) == 1  # takes the lease, claims what the dead one read
+    await one.on_park_change(PARK, "taken")  # the runtime: this replica now holds the park
+    # the lease at once (not once the dead one's runs out), and what the dead one read
+    assert await one.flush(now=at(300)) == 1
+    assert await state.redis.get(lease) == one._parks[PARK].lease.owner.encode()
     assert one.received == 31
     b2 = await day_of(store, "b2")
     assert b2.energy_kwh[40] == pytest.approx(20 * 300 / 3600, rel=1e-6)
@@ -384,3 +385,33 @@ async def test_history_survives_a_redis_restart(private_redis: RedisServer) -> N
         assert np.array_equal(after.coverage, before.coverage)
         assert after.energy_kwh[40] == pytest.approx(7800 / 3600, rel=1e-6)
         assert expires == HistoryStore(state).expires_at(DAY, SHANGHAI)
+
+
+async def test_a_live_holder_whose_park_was_taken_forwards_instead_of_writing(
+    store: HistoryStore, metrics: Metrics, state: State
+) -> None:
+    lease = state.park(PARK).history_lease
+    old = recorder(store, Metrics())  # held the park and its history, gave the park back
+    feed(old, "b1", [(t, 10.0) for t in range(0, 301, 10)])
+    assert await old.flush(now=at(300)) == 1
+    assert await state.redis.get(lease) == old._parks[PARK].lease.owner.encode()
+    feed(old, "b1", [(t, 10.0) for t in range(310, 451, 10)])  # e.g. its charger stays connected
+    new = recorder(store, metrics)
+    await new.on_park_change(PARK, "taken")
+    feed(new, "b2", [(t, 20.0) for t in range(0, 451, 10)])
+    assert await new.flush(now=at(450)) == 1  # b2: the lease taken from the live holder
+    assert await state.redis.get(lease) == new._parks[PARK].lease.owner.encode()
+    assert await old.flush(now=at(450)) == 0  # its renewal fails: b1 310-450 s forwarded
+    assert (old.forwarded, old._parks[PARK].holder) == (15, False)
+    assert await new.flush(now=at(450)) == 1  # b1, read from the stream
+    assert new.received == 15
+    assert await old.flush(now=at(450)) == 0  # still not the holder, nothing to forward
+    assert await state.redis.get(lease) == new._parks[PARK].lease.owner.encode()
+    b1, b2 = await day_of(store, "b1"), await day_of(store, "b2")
+    # b1: 0-300 s by the old holder, 310-450 s by the new, none twice; 300-310 s (the
+    # hold of the last reading written before the change) is covered by neither
+    assert b1.energy_kwh[40] == pytest.approx(10 * 440 / 3600, rel=1e-6)
+    assert b1.coverage[40] == pytest.approx(440 / 900)
+    assert b2.energy_kwh[40] == pytest.approx(20 * 450 / 3600, rel=1e-6)
+    pending = await state.redis.xpending(state.park(PARK).readings, "history")
+    assert pending["pending"] == 0

@@ -56,6 +56,11 @@ def test_promtool_accepts_the_cluster_scrape_config() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _secret(redis_conf: str) -> str:
+    """The ``requirepass`` of a Redis configuration."""
+    return next(line.split()[1] for line in redis_conf.splitlines() if line.startswith("requirepass"))
+
+
 def _env_file(path: Path) -> dict[str, str]:
     env: dict[str, str] = {}
     for line in path.read_text().splitlines():
@@ -70,6 +75,9 @@ def test_a_replica_gets_the_settings_the_example_promises() -> None:
     env = _env_file(CLUSTER / "replica.env.example")
     settings = Settings.load(CLUSTER / "vpp.toml", env=env)
     assert is_cluster_url(settings.redis.url)
+    # the service logs in to the nodes with the password the nodes require
+    common = (CLUSTER / "redis-common.conf").read_text()
+    assert f":{_secret(common)}@" in settings.redis.url
     assert settings.replicas.id == "vpp-1" and settings.mqtt.client_id == "vpp-1"
     assert settings.mqtt.share_group_in(settings.redis.namespace) == "vpp"
     # a replica silent for three heartbeats counts as gone before its leases run out
@@ -101,8 +109,7 @@ def test_redis_runs_a_cluster_node_from_the_node_config(node_dir: Path) -> None:
          "--dir", str(node_dir / "data"), "--bind", "127.0.0.1"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    common = (CLUSTER / "redis-common.conf").read_text()
-    secret = next(line.split()[1] for line in common.splitlines() if line.startswith("requirepass"))
+    secret = _secret((CLUSTER / "redis-common.conf").read_text())
     client = redis.Redis(host="127.0.0.1", port=port, password=secret, socket_timeout=2)
     try:
         deadline = time.monotonic() + 20

@@ -58,7 +58,8 @@ def test_promtool_accepts_the_cluster_scrape_config() -> None:
 
 def _secret(redis_conf: str) -> str:
     """The ``requirepass`` of a Redis configuration."""
-    return next(line.split()[1] for line in redis_conf.splitlines() if line.startswith("requirepass"))
+    lines = redis_conf.splitlines()
+    return next(line.split()[1] for line in lines if line.startswith("requirepass"))
 
 
 def _env_file(path: Path) -> dict[str, str]:

@@ -36,6 +36,7 @@ from redis.exceptions import SlotNotCoveredError
 from vpp.errors import SettingsError
 
 __all__ = [
+    "CLUSTER_MAX_CONNECTIONS",
     "CLUSTER_SCHEMES",
     "ClusterClient",
     "RedisClient",
@@ -236,6 +237,16 @@ def is_cluster(client: RedisClient) -> bool:
     return isinstance(client, RedisCluster)
 
 
+#: Connections the cluster client may open to one node. redis-py's default (100)
+#: is not a queue but a hard failure (``MaxConnectionsError``) once that many
+#: commands are in flight to one node: a setpoint burst routed to the chargers
+#: of another replica (one XADD each way per charger) hit it in the 10-park
+#: benchmark. A plain client's pool has no bound; this one is bounded well
+#: above the service's own concurrency (`vpp.supervisor.SEND_CONCURRENCY`) and
+#: well below a process's file limit.
+CLUSTER_MAX_CONNECTIONS = 8192
+
+
 def connect(url: str, *, cluster: bool = False, timeout: float = 2.0, **kwargs: Any) -> RedisClient:
     """A lazily connecting client of the Redis (or Redis Cluster) at ``url``.
 
@@ -272,7 +283,8 @@ def connect(url: str, *, cluster: bool = False, timeout: float = 2.0, **kwargs: 
             if from_url.pop("connection_class", None) is SSLConnection:
                 from_url["ssl"] = True
             nodes = [ClusterNode(host, port) for host, port in seeds]
-            return ClusterClient(startup_nodes=nodes, **{**from_url, **options})
+            pooled = {"max_connections": CLUSTER_MAX_CONNECTIONS, **from_url, **options}
+            return ClusterClient(startup_nodes=nodes, **pooled)
         except (TypeError, ValueError) as exc:
             raise SettingsError(f"redis url: {exc}") from None
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from vpp.cli import main
 from vpp.errors import SettingsError
 from vpp.redis_client import (
     ClusterClient,
+    RedisClient,
     cluster_seeds,
     connect,
     is_cluster,
@@ -101,3 +103,15 @@ def test_a_bad_url_stops_vpp_with_a_configuration_error(
     assert main(["--config", str(config), "token", "create", "--name", "x", "--role", "admin"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("vpp: configuration error: redis url") and "Traceback" not in err
+
+
+async def test_hundreds_of_commands_in_flight_to_one_node(
+    redis_client: RedisClient, namespace: str
+) -> None:
+    """A burst beyond redis-py's default pool of 100 per cluster node waits for Redis, not fails.
+
+    (A setpoint burst routed to another replica's chargers is one XADD per charger.)
+    """
+    key = f"{namespace}:{{burst}}:stream"
+    answers = await asyncio.gather(*(redis_client.xread({key: "$"}, block=300) for _ in range(300)))
+    assert all(not answer for answer in answers)

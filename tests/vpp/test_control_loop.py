@@ -608,9 +608,12 @@ async def test_the_manager_follows_takes_gives_and_losses(state: State) -> None:
         held.add(PARK)
         await manager.on_park_change(PARK, Change.TAKEN)
         await asyncio.wait_for(sink.got_send.wait(), 5)
+        # its event runs: the park shares must not give it back (runtime's busy callback)
+        assert manager.delivering(PARK, within_s=0)
         held.discard(PARK)
         await manager.on_park_change(PARK, Change.GIVEN)
         assert PARK not in manager.loops
+        assert not manager.delivering(PARK, within_s=3600)
         assert sink.released  # given back gracefully: its devices released
         released = len(sink.released)
         held.add(PARK)
@@ -620,3 +623,30 @@ async def test_the_manager_follows_takes_gives_and_losses(state: State) -> None:
         await manager.on_park_change(PARK, Change.LOST)
         assert PARK not in manager.loops
         assert len(sink.released) == released  # lost: not a word to the devices
+
+
+async def test_a_loop_is_delivering_while_an_event_runs_or_is_about_to_start(state: State) -> None:
+    clock = Clock(time_scale=1, origin=datetime(2026, 7, 1, 9, 0, tzinfo=UTC))
+    # scheduled an hour ahead: busy only for a look-ahead reaching its start
+    await post(state, clock, datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
+    ctl = loop(state, RecordingSink(), clock)
+    assert not ctl.delivering(within_s=3600)  # no cycle yet: nothing known
+    await ctl.lease.acquire()
+    await ctl.cycle()
+    assert (await EventStore(state).get(PARK, "ev-1")).state is EventState.SCHEDULED
+    assert not ctl.delivering(within_s=4)
+    assert ctl.delivering(within_s=3600)
+
+
+async def test_a_loop_running_an_event_is_delivering_until_it_lets_it_go(state: State) -> None:
+    clock = Clock(time_scale=60, origin=datetime(2026, 7, 1, 10, 0, 30, tzinfo=UTC))
+    await post(state, clock, datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
+    ctl = loop(state, RecordingSink(), clock)
+    await ctl.lease.acquire()
+    await ctl.cycle()
+    store = EventStore(state)
+    assert (await store.get(PARK, "ev-1")).state is EventState.ACTIVE
+    assert ctl.delivering()
+    await store.transition(PARK, "ev-1", EventState.CANCELLED, clock.now(), "test")
+    await ctl.cycle()
+    assert not ctl.delivering(within_s=3600)

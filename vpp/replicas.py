@@ -316,11 +316,11 @@ class ParkShares(BackgroundService):
 
     async def _open(self) -> None:
         """Claim the replica id: wait out a dead process's token, refuse a live one's."""
-        redis, key = self._state.redis, self._state.keys.replica_instance(self.replica)
+        key = self._state.keys.replica_instance(self.replica)
         ttl_ms = int(HEARTBEATS_TO_EXPIRE * self.heartbeat_s * 1000)
         # a dead process's token expires within its TTL; a live one renews it every beat
         deadline = time.monotonic() + (HEARTBEATS_TO_EXPIRE + 1) * self.heartbeat_s
-        while not await redis.set(key, self.instance, nx=True, px=ttl_ms):
+        while not await self._claim_new(key, ttl_ms):
             if time.monotonic() > deadline:
                 raise ReplicaIdInUse(
                     f"replica id {self.replica} is in use by another live process; "
@@ -328,6 +328,18 @@ class ParkShares(BackgroundService):
                 )
             log.info("replica %s: waiting for the id's previous process to expire", self.replica)
             await asyncio.sleep(self.heartbeat_s / 2)
+
+    async def _claim_new(self, key: str, ttl_ms: int) -> bool:
+        """Set this process's token unless another one is there; True also when Redis fails.
+
+        With Redis unreachable the replica starts as before (the heartbeat
+        retries, and finds a duplicate once Redis answers).
+        """
+        try:
+            return bool(await self._state.redis.set(key, self.instance, nx=True, px=ttl_ms))
+        except Exception as exc:
+            log.warning("replica %s: cannot check its id is free: %r", self.replica, exc)
+            return True
 
     async def _claim_beat(self) -> bool:
         """Renew this process's token under the id; False (error logged) if another's is there."""

@@ -71,7 +71,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from adapters.lifecycle import BackgroundService
-from vpp.errors import VppError
+from vpp.errors import SettingsError
 from vpp.lease import Lease
 from vpp.metrics import Metrics
 from vpp.state import State
@@ -110,7 +110,7 @@ class Change(StrEnum):
 ParkHandler = Callable[[str, Change], Awaitable[None]]
 
 
-class ReplicaIdInUse(VppError):
+class ReplicaIdInUse(SettingsError):
     """Another live process beats under this replica's ``[replicas] id``."""
 
 
@@ -322,6 +322,7 @@ class ParkShares(BackgroundService):
         deadline = time.monotonic() + (HEARTBEATS_TO_EXPIRE + 1) * self.heartbeat_s
         while not await self._claim_new(key, ttl_ms):
             if time.monotonic() > deadline:
+                self._settled.set()  # whoever waits for the first parks goes on, with none
                 raise ReplicaIdInUse(
                     f"replica id {self.replica} is in use by another live process; "
                     "give each replica its own [replicas] id"

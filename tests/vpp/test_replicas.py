@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
@@ -29,6 +30,10 @@ from vpp.replicas import (
     plan_takes,
     replica_id,
 )
+from vpp.runtime import SHARES
+from vpp.servers import free_port
+from vpp.service import running_service
+from vpp.settings import Settings
 from vpp.state import State
 
 HEARTBEAT_S = 0.1
@@ -316,3 +321,22 @@ async def heartbeats(state: State, replica: str, n: int) -> int:
 
         await eventually(moved, within_s=5)
     return n
+
+
+async def test_a_service_started_with_a_live_replicas_id_fails_to_start(
+    service_settings: Settings, state: State
+) -> None:
+    service_settings.replicas.id = "r1"
+    service_settings.replicas.heartbeat_s = HEARTBEAT_S
+    service_settings.control.lease_ttl_s = LEASE_TTL_S
+    async with running_service(service_settings, state, metrics=Metrics()) as first:
+        shares = first.app[SHARES]
+        with pytest.raises(ReplicaIdInUse, match="replica id r1 is in use by another live"):
+            second = copy.deepcopy(service_settings)
+            second.ocpp.port = free_port()
+            async with running_service(second, state, metrics=Metrics()):
+                pass
+        # the live one is untouched: its token is the one under r1
+        key = state.keys.replica_instance("r1")
+        assert await state.redis.get(key) == shares.instance.encode()
+        assert shares.health()["ok"]

@@ -371,6 +371,8 @@ class ControlLoop(BackgroundService):
         #: asset id -> kW of a send still waiting for its confirmation
         self._in_flight: dict[str, float] = {}
         self.cycles = 0
+        #: the earliest start of a scheduled event at the last cycle (simulated time)
+        self._next_start: datetime | None = None
         self._task_name = f"control-{park}"
 
     def wake(self) -> asyncio.Future[None]:
@@ -439,6 +441,19 @@ class ControlLoop(BackgroundService):
             return await self.lease.renew()
         return await self.lease.acquire()
 
+    def delivering(self, within_s: float = 0.0) -> bool:
+        """Whether an event runs here, or one starts within ``within_s`` real seconds.
+
+        The scheduled starts are those seen at the last cycle; the park shares
+        (`vpp.replicas.ParkShares`) give back only a park that is not delivering.
+        """
+        if self._running:
+            return True
+        if self._next_start is None:
+            return False
+        ahead_s = (self._next_start - self.clock.now()).total_seconds()
+        return self.clock.real_seconds(ahead_s) <= within_s
+
     def abandon(self) -> None:
         """The park's lease was lost to another replica: stop sending anything to its devices.
 
@@ -485,6 +500,8 @@ class ControlLoop(BackgroundService):
             for i, event in enumerate(open_events):
                 # later events are checked for overlap against this one's new state
                 open_events[i] = await self._advance(event, now, open_events)
+            starts = [e.start for e in open_events if e.state is EventState.SCHEDULED]
+            self._next_start = min(starts, default=None)
             self._resolve(self._acting)
             await self._confirmations()
         finally:

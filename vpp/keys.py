@@ -34,6 +34,7 @@ Keys that are not about one park are global under the namespace::
     {ns}:parks                  set    ids of the parks that were ever enrolled into
     {ns}:tokens:{sha256}        string msgpack token record (hashed secret in the name)
     {ns}:replicas               zset   live replica id scored by its heartbeat's expiry (epoch ms)
+    {ns}:{{replica:{id}}}:instance string token of the process beating as that replica (TTL)
     {ns}:{{replica:{id}}}:inbox  stream requests to one replica (setpoints for its chargers)
     {ns}:{{replica:{id}}}:outbox stream answers to the requests it sent (confirmations)
 
@@ -249,6 +250,14 @@ class GlobalKeys:
     def replicas(self) -> str:
         """Sorted set: live replica ids scored by when their heartbeat expires (epoch ms)."""
         return f"{self.namespace}:replicas"
+
+    def replica_instance(self, replica: str) -> str:
+        """String: the random token of the process beating as ``replica`` (TTL 3 heartbeats).
+
+        Set with each heartbeat; two processes given one ``[replicas] id``
+        find each other's token here (`vpp.replicas.ParkShares`).
+        """
+        return f"{self.namespace}:{{replica:{replica}}}:instance"
 
     def replica_inbox(self, replica: str) -> str:
         """Stream: requests to ``replica`` (setpoints for the chargers it holds).

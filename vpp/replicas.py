@@ -19,10 +19,23 @@ the replica holding the park's lease: the key ``Keys.control_lease``, a
   than it does; it gives one park back at a time when it holds more than its
   share or two more than the live replica holding fewest (a replica joined).
   Two replicas on ten parks settle at 5/5, three at 4/3/3;
+* no herd, no cut events: only the live replica holding the most parks
+  (ties: the highest id) gives, one park per heartbeat, and only while every
+  park is held (the replica short of parks takes an unheld one first), so
+  replicas over their share never give at once; it never gives a *busy*
+  park (its control loop delivers an event or is about to: the ``busy``
+  callback) and waits while all of its parks are busy. Leaving (a stop)
+  still gives everything back;
 * choice (`plan_takes`, `plan_give`): unheld parks are tried in rendezvous-hash
   order of park × replica, those on which this replica ranks first among
   the live ones before the others, and the park given back is the one it
-  ranks lowest on, so replicas that start together reach for different parks.
+  ranks lowest on, so replicas that start together reach for different parks;
+* one process per id: each process has a random instance token, set with
+  every heartbeat in ``GlobalKeys.replica_instance(id)`` (TTL ``3 ×
+  heartbeat_s``). Entering waits up to that long for another process's
+  token to expire (a crashed process restarted under a fixed id) and fails
+  with `ReplicaIdInUse` when it is still renewed; a running replica that
+  finds another token under its id logs an error and takes no more parks.
 
 Giving back is graceful: the park leaves `ParkShares.held` first, the
 handlers let go of it (the control loop releases the devices it drives,
@@ -58,6 +71,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from adapters.lifecycle import BackgroundService
+from vpp.errors import SettingsError
 from vpp.lease import Lease
 from vpp.metrics import Metrics
 from vpp.state import State
@@ -66,6 +80,7 @@ __all__ = [
     "Change",
     "ParkHandler",
     "ParkShares",
+    "ReplicaIdInUse",
     "ShareView",
     "fair_share",
     "plan_give",
@@ -93,6 +108,10 @@ class Change(StrEnum):
 
 #: Called with a park and what happened to it; awaited before the change goes on.
 ParkHandler = Callable[[str, Change], Awaitable[None]]
+
+
+class ReplicaIdInUse(SettingsError):
+    """Another live process beats under this replica's ``[replicas] id``."""
 
 
 @functools.cache
@@ -166,18 +185,27 @@ def plan_takes(view: ShareView, me: str) -> list[str]:
     return sorted(unheld, key=order)[: share - mine]
 
 
-def plan_give(view: ShareView, me: str, held: Iterable[str]) -> str | None:
+def plan_give(
+    view: ShareView, me: str, held: Iterable[str], busy: Callable[[str], bool] = lambda _: False
+) -> str | None:
     """The park of ``held`` that ``me`` should give back now, or None.
 
     One when it holds more than its fair share, or two more than the live
-    replica holding fewest; the one it ranks lowest on.
+    replica holding fewest, every park is held and ``me`` holds the most
+    (ties: the highest id); of its parks not ``busy``, the one it ranks
+    lowest on. None when all of them are busy: it gives one once it is quiet.
     """
     counts = view.counts()
     mine = counts.get(me, 0)
     share = fair_share(len(view.parks), len(counts))
     if mine <= share and mine <= min(counts.values(), default=0) + 1:
         return None
-    return min(held, key=lambda park: rendezvous(park, me), default=None)
+    if any(view.holders.get(park) is None for park in view.parks):
+        return None  # the replica short of parks takes these first
+    if max(counts, key=lambda r: (counts[r], r)) != me:
+        return None  # the one holding most gives; the others see the new split next beat
+    quiet = [park for park in held if not busy(park)]
+    return min(quiet, key=lambda park: rendezvous(park, me), default=None)
 
 
 class ParkShares(BackgroundService):
@@ -195,6 +223,11 @@ class ParkShares(BackgroundService):
         lease_ttl_s: real seconds a park lease lasts unrenewed (``[control] lease_ttl_s``).
         metrics: where ``vpp_park_held``, ``vpp_replicas_live`` and
             ``vpp_park_lease_changes_total`` go (optional).
+        busy: park -> whether its control loop delivers an event now or is
+            about to (never given back then); None: no park is ever busy.
+
+    Raises:
+        ReplicaIdInUse: on entering, another live process beats under ``replica``.
     """
 
     _task_name = "park-shares"
@@ -209,6 +242,7 @@ class ParkShares(BackgroundService):
         heartbeat_s: float,
         lease_ttl_s: float,
         metrics: Metrics | None = None,
+        busy: Callable[[str], bool] | None = None,
     ) -> None:
         self._state = state
         if HEARTBEATS_TO_EXPIRE * heartbeat_s > lease_ttl_s:
@@ -221,6 +255,11 @@ class ParkShares(BackgroundService):
         self.heartbeat_s = heartbeat_s
         self.lease_ttl_s = lease_ttl_s
         self._metrics = metrics
+        self._busy: Callable[[str], bool] = busy or (lambda _: False)
+        #: this process's token under the replica id (another one there: a duplicate id)
+        self.instance = secrets.token_hex(8)
+        #: another process beats under this id: no more parks are taken
+        self.duplicate = False
         self._handlers: list[ParkHandler] = []
         self._held: set[str] = set()
         #: leases held here, the parks being given back included
@@ -261,13 +300,63 @@ class ParkShares(BackgroundService):
         await self._settled.wait()
 
     def health(self) -> dict[str, object]:
-        """For ``/readyz``: this replica's id, the parks it holds, the live replicas."""
+        """For ``/readyz``: this replica's id, the parks it holds, the live replicas.
+
+        Not ok once another process beats under the same id (``duplicate_id``).
+        """
         return {
-            "ok": self._task is not None and not self._task.done(),
+            "ok": self._task is not None and not self._task.done() and not self.duplicate,
             "replica": self.replica,
+            "duplicate_id": self.duplicate,
             "held": sorted(self._held),
             "live": list(self.live),
         }
+
+    # -- one process per id ------------------------------------------------
+
+    async def _open(self) -> None:
+        """Claim the replica id: wait out a dead process's token, refuse a live one's."""
+        key = self._state.keys.replica_instance(self.replica)
+        ttl_ms = int(HEARTBEATS_TO_EXPIRE * self.heartbeat_s * 1000)
+        # a dead process's token expires within its TTL; a live one renews it every beat
+        deadline = time.monotonic() + (HEARTBEATS_TO_EXPIRE + 1) * self.heartbeat_s
+        while not await self._claim_new(key, ttl_ms):
+            if time.monotonic() > deadline:
+                self._settled.set()  # whoever waits for the first parks goes on, with none
+                raise ReplicaIdInUse(
+                    f"replica id {self.replica} is in use by another live process; "
+                    "give each replica its own [replicas] id"
+                )
+            log.info("replica %s: waiting for the id's previous process to expire", self.replica)
+            await asyncio.sleep(self.heartbeat_s / 2)
+
+    async def _claim_new(self, key: str, ttl_ms: int) -> bool:
+        """Set this process's token unless another one is there; True also when Redis fails.
+
+        With Redis unreachable the replica starts as before (the heartbeat
+        retries, and finds a duplicate once Redis answers).
+        """
+        try:
+            return bool(await self._state.redis.set(key, self.instance, nx=True, px=ttl_ms))
+        except Exception as exc:
+            log.warning("replica %s: cannot check its id is free: %r", self.replica, exc)
+            return True
+
+    async def _claim_beat(self) -> bool:
+        """Renew this process's token under the id; False (error logged) if another's is there."""
+        redis, key = self._state.redis, self._state.keys.replica_instance(self.replica)
+        token = await redis.get(key)
+        if token is not None and _text(token) != self.instance:
+            if not self.duplicate:
+                log.error(
+                    "replica id %s is in use by another live process: this one takes no "
+                    "more parks; give each replica its own [replicas] id", self.replica,
+                )  # fmt: skip
+            self.duplicate = True
+            return False
+        ttl_ms = int(HEARTBEATS_TO_EXPIRE * self.heartbeat_s * 1000)
+        await redis.set(key, self.instance, px=ttl_ms)
+        return not self.duplicate
 
     # -- the heartbeat -----------------------------------------------------
 
@@ -287,6 +376,7 @@ class ParkShares(BackgroundService):
 
     async def _beat(self) -> None:
         redis, key = self._state.redis, self._state.keys.replicas
+        sole = await self._claim_beat()
         now_ms = int(time.time() * 1000)
         expiry = now_ms + int(HEARTBEATS_TO_EXPIRE * self.heartbeat_s * 1000)
         await redis.zadd(key, {self.replica: expiry})
@@ -300,10 +390,12 @@ class ParkShares(BackgroundService):
         await self._renew()
         view = await self._view()
         if not self._giving():
-            park = plan_give(view, self.replica, self._held)
+            park = plan_give(view, self.replica, self._held, self._busy)
             if park is not None:
                 self._give(park, why="over its share")
                 return
+        if not sole:
+            return
         for park in plan_takes(view, self.replica):
             await self._take(park)
 
@@ -417,6 +509,10 @@ class ParkShares(BackgroundService):
             await asyncio.wait(pending)
         with contextlib.suppress(Exception):
             await self._state.redis.zrem(self._state.keys.replicas, self.replica)
+        with contextlib.suppress(Exception):
+            key = self._state.keys.replica_instance(self.replica)
+            if _text(await self._state.redis.get(key) or b"") == self.instance:
+                await self._state.redis.delete(key)
 
 
 def _text(value: bytes | str) -> str:

@@ -183,6 +183,14 @@ class ControlManager(BackgroundService):
         loop = self.loops.get(park)
         return loop.wake() if loop is not None else None
 
+    def delivering(self, park: str, within_s: float) -> bool:
+        """Whether the park's loop here runs an event or starts one within ``within_s`` real s."""
+        loop = self.loops.get(park)
+        return loop is not None and loop.delivering(within_s)
+
+
+#: A park whose event starts within this many lease times is busy: not given back.
+BUSY_LEASES = 2
 
 #: The running control manager of an app.
 CONTROL = web.AppKey("vpp.control", ControlManager)
@@ -264,10 +272,17 @@ def runtime_cleanup_ctx(
         replica = replica_id(settings.replicas.id)
         # every park, shared with the other replicas by lease; or the fixed ones, as before
         shares = None
+
+        def busy(park: str) -> bool:
+            # never give back a park delivering an event, or starting one within two leases
+            control = app.get(CONTROL)
+            lead_s = BUSY_LEASES * settings.control.lease_ttl_s
+            return control is not None and control.delivering(park, within_s=lead_s)
+
         if parks is None:
             shares = ParkShares(
                 state, replica=replica, heartbeat_s=settings.replicas.heartbeat_s,
-                lease_ttl_s=settings.control.lease_ttl_s, metrics=metrics,
+                lease_ttl_s=settings.control.lease_ttl_s, metrics=metrics, busy=busy,
             )  # fmt: skip
         async with contextlib.AsyncExitStack() as stack:
             store = HistoryStore(state, retention_days=settings.history.retention_days)

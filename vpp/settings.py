@@ -398,7 +398,8 @@ class Settings:
 
         Raises:
             SettingsError: unreadable file, unknown key, a value of the wrong type,
-                or one field set under its old and its new name (`RENAMED`).
+                or one field set under its old and its new name (`RENAMED`), a
+                ``control.lease_ttl_s`` not above ``replicas.heartbeat_s``.
         """
         data: dict[str, Any] = {}
         if path is not None:
@@ -436,12 +437,27 @@ class Settings:
             for name, value in in_env.items():
                 _assign(section, section_name, name, value)
         settings.mqtt.share_group_in(settings.redis.namespace)  # a bad share name fails here
+        _check_lease_outlives_heartbeat(settings)
         return settings
 
     @property
     def state_dir(self) -> Path:
         """The state folder as a path."""
         return Path(self.state.dir)
+
+
+def _check_lease_outlives_heartbeat(settings: Settings) -> None:
+    """Refuse a park lease no longer than a replica's heartbeat (`vpp.replicas.ParkShares`).
+
+    The heartbeat renews the leases, so such a lease runs out between two
+    renewals and its park is lost and taken again every beat.
+    """
+    lease, beat = settings.control.lease_ttl_s, settings.replicas.heartbeat_s
+    if lease <= beat:
+        raise SettingsError(
+            f"control.lease_ttl_s={lease} must be above replicas.heartbeat_s={beat}: "
+            "the heartbeat renews the park leases, a shorter lease runs out between renewals"
+        )
 
 
 def _section_names(settings: Settings) -> list[str]:

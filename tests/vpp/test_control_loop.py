@@ -11,8 +11,9 @@ quickly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,7 +27,7 @@ from vpp.control import ControlLoop
 from vpp.events import EventRecord, EventState, EventStore, parse_event_request
 from vpp.metrics import Metrics
 from vpp.model import LiveState, Park, parse_asset
-from vpp.replicas import Change
+from vpp.replicas import Change, ParkShares, rendezvous
 from vpp.runtime import ControlManager
 from vpp.settings import ControlSettings
 from vpp.state import State, pack
@@ -608,9 +609,12 @@ async def test_the_manager_follows_takes_gives_and_losses(state: State) -> None:
         held.add(PARK)
         await manager.on_park_change(PARK, Change.TAKEN)
         await asyncio.wait_for(sink.got_send.wait(), 5)
+        # its event runs: the park shares must not give it back (runtime's busy callback)
+        assert manager.delivering(PARK, within_s=0)
         held.discard(PARK)
         await manager.on_park_change(PARK, Change.GIVEN)
         assert PARK not in manager.loops
+        assert not manager.delivering(PARK, within_s=3600)
         assert sink.released  # given back gracefully: its devices released
         released = len(sink.released)
         held.add(PARK)
@@ -620,3 +624,97 @@ async def test_the_manager_follows_takes_gives_and_losses(state: State) -> None:
         await manager.on_park_change(PARK, Change.LOST)
         assert PARK not in manager.loops
         assert len(sink.released) == released  # lost: not a word to the devices
+
+
+async def test_a_loop_is_delivering_while_an_event_runs_or_is_about_to_start(state: State) -> None:
+    clock = Clock(time_scale=1, origin=datetime(2026, 7, 1, 9, 0, tzinfo=UTC))
+    # scheduled an hour ahead: busy only for a look-ahead reaching its start
+    await post(state, clock, datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
+    ctl = loop(state, RecordingSink(), clock)
+    assert not ctl.delivering(within_s=3600)  # no cycle yet: nothing known
+    await ctl.lease.acquire()
+    await ctl.cycle()
+    assert (await EventStore(state).get(PARK, "ev-1")).state is EventState.SCHEDULED
+    assert not ctl.delivering(within_s=4)
+    assert ctl.delivering(within_s=3600)
+
+
+async def test_a_loop_running_an_event_is_delivering_until_it_lets_it_go(state: State) -> None:
+    clock = Clock(time_scale=60, origin=datetime(2026, 7, 1, 10, 0, 30, tzinfo=UTC))
+    await post(state, clock, datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
+    ctl = loop(state, RecordingSink(), clock)
+    await ctl.lease.acquire()
+    await ctl.cycle()
+    store = EventStore(state)
+    assert (await store.get(PARK, "ev-1")).state is EventState.ACTIVE
+    assert ctl.delivering()
+    await store.transition(PARK, "ev-1", EventState.CANCELLED, clock.now(), "test")
+    await ctl.cycle()
+    assert not ctl.delivering(within_s=3600)
+
+
+async def test_a_joining_replica_leaves_the_parks_running_events_where_they_are(
+    state: State,
+) -> None:
+    """Real loops on real events: the runtime's wiring (``busy`` = the manager's delivering)."""
+    clock = Clock(time_scale=6, origin=datetime(2026, 7, 1, 10, 0, 30, tzinfo=UTC))
+    parks = [PARK, "ctl-park-1", "ctl-park-2", "ctl-park-3"]
+    for park in parks[1:]:
+        for i in range(3):
+            await state.enroll(park, parse_asset(battery(i)))
+    for park in parks:
+        await state.write_live_many(
+            park, {f"b{i}": LiveState(power_kw=0.0, soc=0.6) for i in range(3)}, ttl=300
+        )
+    sinks: dict[str, RecordingSink] = {}
+
+    @contextlib.asynccontextmanager
+    async def replica(name: str) -> AsyncIterator[tuple[ParkShares, ControlManager]]:
+        sink = sinks[name] = RecordingSink()
+
+        def make(park: str) -> ControlLoop:
+            return ControlLoop(
+                park=park, state=state, events=EventStore(state), sink=sink, clock=clock,
+                settings=ControlSettings(period_s=60, lease_ttl_s=1, settle_s=0.1),
+                owner=name, shared_lease=True,
+            )  # fmt: skip
+
+        async def listed() -> list[str]:
+            return sorted(shares.held)
+
+        manager = ControlManager(make, listed, poll_s=0.05)
+        shares = ParkShares(
+            state, replica=name, heartbeat_s=0.1, lease_ttl_s=1.0,
+            busy=lambda park: manager.delivering(park, within_s=2.0),
+        )  # fmt: skip
+        shares.subscribe(manager.on_park_change)
+        async with manager, shares:
+            yield shares, manager
+
+    async with replica("a") as (a, ma), replica("b") as (b, mb):
+        await eventually(lambda: sorted((len(a.held), len(b.held))) == [2, 2], within_s=20)
+        # b (the highest id of the two holding most) gives when c joins; an event runs on
+        # the park it would give were it quiet, and on one of a's
+        running = {min(b.held, key=lambda p: rendezvous(p, "b")), sorted(a.held)[0]}
+        for park in running:
+            body = {
+                "id": "ev-1", "kind": "peak_shaving", "start": "2026-07-01T10:00:00+00:00",
+                "target_kw": 300, "duration_minutes": 30,
+            }  # fmt: skip
+            await EventStore(state).create(park, parse_event_request(body), clock.now())
+            (ma if a.holds(park) else mb).wake(park)
+        await eventually(
+            lambda: all(ma.delivering(p, 0) or mb.delivering(p, 0) for p in running), within_s=10
+        )
+        holders = {p: ("a" if a.holds(p) else "b") for p in running}
+        async with replica("c") as (c, _):
+            await eventually(lambda: len(c.held) == 1, within_s=20)
+            assert sorted(len(s.held) for s in (a, b, c)) == [1, 1, 2]
+            # the events' parks stayed: their devices were never released mid-event
+            assert {p: ("a" if a.holds(p) else "b") for p in running} == holders
+            assert not c.held & running
+            for park in running:
+                event = await EventStore(state).get(park, "ev-1")
+                assert event.state is EventState.ACTIVE
+            # nothing was let go: the park given back drove no device
+            assert sinks["a"].released == sinks["b"].released == []

@@ -183,3 +183,13 @@ def test_the_mqtt_share_group_is_the_redis_namespace_unless_set(tmp_path: Path) 
     assert Settings.load(env=env).mqtt.share_group_in("prod") == "vpp-prod"
     with pytest.raises(SettingsError, match="must not contain"):  # at start, not at first use
         Settings.load(env={"VPP_REDIS_NAMESPACE": "a/b"})
+
+
+@pytest.mark.parametrize("lease", ["2", "1.5"])
+def test_a_lease_not_longer_than_the_heartbeat_is_refused(lease: str) -> None:
+    env = {"VPP_CONTROL_LEASE_TTL_S": lease, "VPP_REPLICAS_HEARTBEAT_S": "2"}
+    with pytest.raises(SettingsError, match=rf"lease_ttl_s={lease}.*heartbeat_s=2"):
+        Settings.load(env=env)
+    # longer than one heartbeat but shorter than three: allowed (ParkShares warns)
+    env["VPP_CONTROL_LEASE_TTL_S"] = "3"
+    assert Settings.load(env=env).control.lease_ttl_s == 3

@@ -36,8 +36,8 @@ from redis.exceptions import SlotNotCoveredError
 from vpp.errors import SettingsError
 
 __all__ = [
-    "CLUSTER_MAX_CONNECTIONS",
     "CLUSTER_SCHEMES",
+    "MAX_CONNECTIONS",
     "ClusterClient",
     "RedisClient",
     "cluster_seeds",
@@ -127,7 +127,14 @@ class ClusterClient(RedisCluster):
         super().__init__(*args, **kwargs)
         self._node_options = {
             k: kwargs[k]
-            for k in ("socket_connect_timeout", "socket_timeout", "password", "username", "ssl")
+            for k in (
+                "socket_connect_timeout",
+                "socket_timeout",
+                "password",
+                "username",
+                "ssl",
+                "max_connections",
+            )
             if k in kwargs
         }
         self._node_clients: dict[str, Redis] = {}
@@ -237,14 +244,14 @@ def is_cluster(client: RedisClient) -> bool:
     return isinstance(client, RedisCluster)
 
 
-#: Connections the cluster client may open to one node. redis-py's default (100)
-#: is not a queue but a hard failure (``MaxConnectionsError``) once that many
-#: commands are in flight to one node: a setpoint burst routed to the chargers
-#: of another replica (one XADD each way per charger) hit it in the 10-park
-#: benchmark. A plain client's pool has no bound; this one is bounded well
-#: above the service's own concurrency (`vpp.supervisor.SEND_CONCURRENCY`) and
-#: well below a process's file limit.
-CLUSTER_MAX_CONNECTIONS = 8192
+#: Connections a client may open to one Redis server (to each node of a
+#: cluster). redis-py 8's default (100, plain and cluster clients alike) is not
+#: a queue but a hard failure (``MaxConnectionsError``) once that many commands
+#: are in flight: a setpoint burst routed to the chargers of another replica
+#: (one XADD each way per charger) hit it in the 10-park benchmark. Bounded
+#: well above the service's own concurrency (`vpp.supervisor.SEND_CONCURRENCY`)
+#: and well below a process's file limit.
+MAX_CONNECTIONS = 8192
 
 
 def connect(url: str, *, cluster: bool = False, timeout: float = 2.0, **kwargs: Any) -> RedisClient:
@@ -268,6 +275,7 @@ def connect(url: str, *, cluster: bool = False, timeout: float = 2.0, **kwargs: 
     options: dict[str, Any] = {
         "socket_connect_timeout": timeout,
         "socket_timeout": timeout,
+        "max_connections": MAX_CONNECTIONS,
         **kwargs,
     }
     if cluster or is_cluster_url(url):
@@ -283,8 +291,7 @@ def connect(url: str, *, cluster: bool = False, timeout: float = 2.0, **kwargs: 
             if from_url.pop("connection_class", None) is SSLConnection:
                 from_url["ssl"] = True
             nodes = [ClusterNode(host, port) for host, port in seeds]
-            pooled = {"max_connections": CLUSTER_MAX_CONNECTIONS, **from_url, **options}
-            return ClusterClient(startup_nodes=nodes, **pooled)
+            return ClusterClient(startup_nodes=nodes, **{**from_url, **options})
         except (TypeError, ValueError) as exc:
             raise SettingsError(f"redis url: {exc}") from None
     try:

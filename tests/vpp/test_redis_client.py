@@ -108,7 +108,7 @@ def test_a_bad_url_stops_vpp_with_a_configuration_error(
 async def test_hundreds_of_commands_in_flight_to_one_node(
     redis_client: RedisClient, namespace: str
 ) -> None:
-    """A burst beyond redis-py's default pool of 100 per cluster node waits for Redis, not fails.
+    """A burst past redis-py's default pool (100 per server or node) waits, not fails.
 
     (A setpoint burst routed to another replica's chargers is one XADD per charger.)
     """

@@ -16,6 +16,7 @@ Exception tree::
 
 from __future__ import annotations
 
+import collections
 import logging
 import random
 import shutil
@@ -90,6 +91,12 @@ def _bound(host: str, port: int) -> socket.socket | None:
     return sock
 
 
+#: Ports this process handed out lately: not handed out again while their
+#: taker may not have bound them yet (two picks of one fixture drew the same
+#: port once, and the second bind failed).
+_HANDED_OUT: collections.deque[int] = collections.deque(maxlen=1024)
+
+
 def free_ports(n: int, host: str = "127.0.0.1", *, offsets: tuple[int, ...] = ()) -> list[int]:
     """Return ``n`` distinct TCP ports on ``host`` that are free right now (bound together).
 
@@ -107,7 +114,7 @@ def free_ports(n: int, host: str = "127.0.0.1", *, offsets: tuple[int, ...] = ()
         OSError: not enough free ports were found.
     """
     top = min(_LISTEN_PORTS[1], _ephemeral_floor()) - max(offsets, default=0)
-    candidates = list(range(_LISTEN_PORTS[0], top))
+    candidates = [p for p in range(_LISTEN_PORTS[0], top) if p not in _HANDED_OUT]
     random.shuffle(candidates)
     socks: list[socket.socket] = []
     ports: list[int] = []
@@ -118,6 +125,7 @@ def free_ports(n: int, host: str = "127.0.0.1", *, offsets: tuple[int, ...] = ()
             if all(sock is not None for sock in group):
                 ports.append(port)
                 if len(ports) == n:
+                    _HANDED_OUT.extend(ports)
                     return ports
         raise OSError(f"fewer than {n} free ports in {_LISTEN_PORTS[0]}-{top - 1} on {host}")
     finally:

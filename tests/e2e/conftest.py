@@ -41,7 +41,7 @@ from vpp.client import ParkClient, issue_tokens
 from vpp.clock import Clock
 from vpp.metrics import Metrics
 from vpp.runtime import runtime_cleanup_ctx
-from vpp.servers import free_port
+from vpp.servers import free_ports
 from vpp.service import running_service
 from vpp.settings import Settings
 from vpp.state import State
@@ -70,7 +70,11 @@ async def running_park(
     settings.control.interval_minutes = INTERVAL_MIN
     settings.control.lease_ttl_s = 5.0
 
-    ports = {r.id: free_port() for r in PARK_TABLE if r.kind == "battery"}
+    # one pick for every gateway, apart from the OCPP listener's: picked one by one, two
+    # gateways drew the same port once (CI: "address already in use" at the second's bind)
+    batteries = [r.id for r in PARK_TABLE if r.kind == "battery"]
+    picked = [p for p in free_ports(len(batteries) + 1) if p != settings.ocpp.port]
+    ports = dict(zip(batteries, picked[: len(batteries)], strict=True))
     spec, payloads = build_park(PARK_TABLE, ports, topic_prefix)
     clock = Clock(time_scale=SCALE, origin=clock_origin())
     metrics = Metrics()

@@ -165,3 +165,9 @@ async def test_live_reads_decode_only_new_readings(state: State) -> None:
     assert bess is not None and (bess.power_kw, bess.soc) == (2.0, 0.6)
     await state.redis.delete(state.park(PARK).live("ev-01"))  # aged out
     assert (await state.read_live_many(PARK, ["ev-01"]))["ev-01"] is None
+
+
+def test_ports_picked_one_by_one_are_never_the_same_twice() -> None:
+    """Each pick is closed before its taker binds it: a later pick must not hand it out again."""
+    picked = [free_port() for _ in range(300)]
+    assert len(set(picked)) == len(picked)
